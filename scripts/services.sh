@@ -1,0 +1,549 @@
+#!/usr/bin/env bash
+# Private PostgreSQL and ClickHouse servers for development and tests. No Docker needed.
+#
+#   scripts/services.sh start  PROFILE   install what is missing, start both servers, create the
+#                                        `helpdeskflow` databases (idempotent: running servers are kept)
+#   scripts/services.sh stop   PROFILE   stop both servers (data is kept)
+#   scripts/services.sh status PROFILE   show what runs; exit 0 if both servers are up, 3 if not
+#   scripts/services.sh env    PROFILE   print `export HDF_...=...` lines: eval "$(scripts/services.sh env dev)"
+#   scripts/services.sh clean  PROFILE   stop and delete the profile's data
+#
+# PROFILE is `dev` or `test`:
+#
+#             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver
+#   dev       15432      19000               18123             19009
+#   test      25432      29000               28123             29009
+#
+# Everything listens on 127.0.0.1 only. Data, logs and pid files live in <repo>/.local/<profile>/
+# (git-ignored), with one exception: PostgreSQL refuses to run as root, so when this script runs as
+# root the server runs as the `postgres` system user (created if missing). That user must be able to
+# reach its data directory; if it cannot traverse to <repo>/.local/<profile>/ (a clone under /root,
+# say), the Postgres directory goes to /var/tmp/helpdeskflow-<hash of repo path>-<profile>/postgres
+# instead, and .local/<profile>/postgres is a symlink to it. The same happens if the socket path would
+# be too long for a Unix socket.
+#
+# The Postgres superuser is `postgres` with trust authentication (TCP on 127.0.0.1 and the Unix socket,
+# which sits inside the data area, mode 0700). ClickHouse's only user is `default`, no password,
+# loopback only. Its config is generated from scripts/clickhouse/*.xml.in on every start.
+#
+# If a port is already served by a server this checkout did not start (e.g. another clone's `test`
+# profile) and that server accepts the same credentials, `start` reuses it and says so; `stop` never
+# touches it. Anything else on the port is an error.
+#
+# Messages go to stderr; only `env` writes to stdout.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd -P)
+readonly SCRIPT_DIR REPO_DIR
+readonly DB_NAME=helpdeskflow
+readonly WAIT_SECONDS=60
+
+# The caller's libpq environment must not redirect our own psql calls.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGSERVICEFILE PGOPTIONS PGDATA PGPASSWORD PGSSLMODE
+
+usage() {
+  sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+[[ $# -eq 2 ]] || usage
+readonly COMMAND=$1 PROFILE=$2
+
+case $PROFILE in
+  dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 ;;
+  test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (want dev or test)" >&2; usage ;;
+esac
+readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT
+
+readonly LOCAL_DIR="$REPO_DIR/.local/$PROFILE"
+readonly APP_DATA_DIR="$LOCAL_DIR/app"
+readonly CH_DIR="$LOCAL_DIR/clickhouse"
+readonly CH_PID_FILE="$CH_DIR/clickhouse-server.pid"
+readonly PG_LINK="$LOCAL_DIR/postgres"
+REPO_HASH=$(printf '%s' "$REPO_DIR" | sha256sum | cut -c1-12)
+readonly PG_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/postgres"
+
+log() { printf 'services.sh[%s]: %s\n' "$PROFILE" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Print the last lines of each existing log file given, for failure reports.
+show_logs() {
+  local f
+  for f in "$@"; do
+    [[ -s $f ]] || continue
+    printf -- '----- last lines of %s -----\n' "$f" >&2
+    tail -n 40 "$f" >&2 || true
+  done
+}
+
+# True if pid is a live process. A zombie does not count: where PID 1 does not reap orphans (some
+# containers) a dead daemon stays a zombie, and kill -0 would still succeed.
+pid_alive() {
+  local pid=$1 state
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/stat ]] || return 1
+  state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+# True if something accepts TCP connections on 127.0.0.1:port.
+port_open() {
+  # shellcheck disable=SC2016 # $1 is expanded by the inner bash
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Binaries and packages
+
+# Directory of the PostgreSQL server binaries: $HDF_PG_BIN, else the major version the data
+# directory was created with, else 15, else the newest installed, else initdb on PATH.
+pg_bin_dir() {
+  local want="" d
+  if [[ -n ${HDF_PG_BIN:-} ]]; then
+    [[ -x $HDF_PG_BIN/initdb ]] && { echo "$HDF_PG_BIN"; return 0; }
+    return 1
+  fi
+  if [[ -n ${PG_DATA:-} && -f ${PG_DATA}/PG_VERSION ]]; then
+    want=$(cat "$PG_DATA/PG_VERSION")
+    [[ -x /usr/lib/postgresql/$want/bin/initdb ]] && { echo "/usr/lib/postgresql/$want/bin"; return 0; }
+  fi
+  [[ -x /usr/lib/postgresql/15/bin/initdb ]] && { echo /usr/lib/postgresql/15/bin; return 0; }
+  d=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' 2>/dev/null | sort -V | tail -n 1)
+  [[ -n $d ]] && { dirname "$d"; return 0; }
+  d=$(command -v initdb 2>/dev/null) && { dirname "$d"; return 0; }
+  return 1
+}
+
+ch_server_bin() {
+  local b
+  for b in "$(command -v clickhouse-server 2>/dev/null || true)" /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
+    [[ -n $b && -x $b ]] && { echo "$b"; return 0; }
+  done
+  return 1
+}
+
+ch_client_bin() {
+  local b
+  for b in "$(command -v clickhouse-client 2>/dev/null || true)" /usr/bin/clickhouse-client; do
+    [[ -n $b && -x $b ]] && { echo "$b"; return 0; }
+  done
+  return 1
+}
+
+as_root() {
+  if ((EUID == 0)); then
+    "$@"
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    sudo -n "$@"
+  else
+    die "need root to run: $*"
+  fi
+}
+
+# Install whatever is missing (Debian/Ubuntu). Does nothing, not even apt-get update, when all is there.
+ensure_packages() {
+  local missing=() p
+  ch_server_bin >/dev/null || missing+=(clickhouse-server)
+  ch_client_bin >/dev/null || missing+=(clickhouse-client)
+  pg_bin_dir >/dev/null || missing+=(postgresql-15)
+  [[ -e /usr/share/zoneinfo/UTC ]] || missing+=(tzdata)
+  command -v flock >/dev/null || missing+=(util-linux)
+  ((${#missing[@]} == 0)) && return 0
+
+  command -v apt-get >/dev/null || die "missing ${missing[*]}, and there is no apt-get here: install them by hand"
+  log "installing ${missing[*]} with apt-get (log: /tmp/helpdeskflow-apt.log)"
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600)
+  if ! { as_root "${apt[@]}" update && as_root "${apt[@]}" install --no-install-recommends "${missing[@]}"; } \
+      </dev/null >/tmp/helpdeskflow-apt.log 2>&1; then
+    show_logs /tmp/helpdeskflow-apt.log
+    die "apt-get failed"
+  fi
+
+  # The packages enable system-wide servers (ClickHouse on 9000/8123/9009, Postgres on 5432). Ours
+  # use other ports, so they do not conflict, but nobody asked for them: stop and disable the ones
+  # this run just installed. (Without systemd, e.g. in a container, the package could not start them.)
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+    for p in "${missing[@]}"; do
+      case $p in
+        clickhouse-server) as_root systemctl disable --now clickhouse-server >/dev/null 2>&1 || true ;;
+        postgresql-15) as_root systemctl disable --now postgresql >/dev/null 2>&1 || true ;;
+      esac
+    done
+  fi
+  if ! { ch_server_bin && ch_client_bin && pg_bin_dir; } >/dev/null; then
+    die "packages installed but binaries still not found"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+PG_AREA="" PG_DATA="" PG_RUN="" PG_LOG="" PG_OS_USER=""
+
+# Decide where the Postgres files live (see the header). A decision made by an earlier start sticks:
+# .local/<profile>/postgres is then either the directory or a symlink to the /var/tmp fallback.
+resolve_pg_area() {
+  local creating=${1:-no}
+  if ((EUID == 0)); then PG_OS_USER=postgres; else PG_OS_USER=$(id -un); fi
+  if [[ -L $PG_LINK ]]; then
+    PG_AREA=$(readlink "$PG_LINK")
+  elif [[ -d $PG_LINK || $creating != yes ]]; then
+    PG_AREA=$PG_LINK
+  else
+    PG_AREA=$PG_LINK
+    local reason=""
+    if ((EUID == 0)) && ! (cd / && runuser -u "$PG_OS_USER" -- test -x "$LOCAL_DIR" -a -r "$LOCAL_DIR"); then
+      reason="user $PG_OS_USER cannot traverse $LOCAL_DIR"
+    elif (($(printf '%s' "$PG_LINK/run/.s.PGSQL.$PG_PORT" | wc -c) > 100)); then
+      reason="the Unix socket path under $LOCAL_DIR would be too long"
+    fi
+    if [[ -n $reason ]]; then
+      log "$reason: keeping the Postgres files in $PG_FALLBACK (symlinked from $PG_LINK)"
+      mkdir -p "$PG_FALLBACK"
+      ln -sfn "$PG_FALLBACK" "$PG_LINK"
+      PG_AREA=$PG_FALLBACK
+    fi
+  fi
+  PG_DATA="$PG_AREA/data"
+  PG_RUN="$PG_AREA/run"
+  PG_LOG="$PG_AREA/postgres.log"
+}
+
+# Run a command as the OS user that owns the cluster, from a directory it can enter.
+as_pg_user() {
+  if ((EUID == 0)); then
+    (cd / && runuser -u "$PG_OS_USER" -- "$@")
+  else
+    "$@"
+  fi
+}
+
+ensure_pg_os_user() {
+  ((EUID == 0)) || return 0
+  id -u postgres >/dev/null 2>&1 && return 0
+  log "creating system user postgres"
+  useradd --system --user-group --home-dir /var/lib/postgresql --no-create-home \
+    --shell /usr/sbin/nologin --comment "PostgreSQL administrator" postgres
+}
+
+pg_postmaster_pid() {
+  [[ -n $PG_DATA && -r $PG_DATA/postmaster.pid ]] && head -n 1 "$PG_DATA/postmaster.pid"
+}
+
+pg_own_running() {
+  local pid
+  pid=$(pg_postmaster_pid 2>/dev/null) || return 1
+  pid_alive "$pid" && grep -q '^postgres' "/proc/$pid/comm" 2>/dev/null
+}
+
+# psql against our server as the superuser, over TCP.
+pg_psql() {
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"
+}
+
+pg_answers() {
+  pg_psql -d postgres -tAc 'SELECT 1' >/dev/null 2>&1
+}
+
+pg_write_config() {
+  local conf="$PG_DATA/helpdeskflow.conf"
+  {
+    echo "# Written by scripts/services.sh on every start; edit the script, not this file."
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $PG_PORT"
+    echo "unix_socket_directories = '$PG_RUN'"
+    echo "unix_socket_permissions = 0700"
+    echo "max_connections = 300"
+    echo "idle_in_transaction_session_timeout = '60s'"
+    echo "timezone = 'UTC'"
+    echo "log_timezone = 'UTC'"
+    echo "logging_collector = off"
+    if [[ $PROFILE == test ]]; then
+      echo "# Throwaway test data: trade durability for speed."
+      echo "fsync = off"
+      echo "synchronous_commit = off"
+      echo "full_page_writes = off"
+    fi
+  } >"$conf"
+  cat >"$PG_DATA/pg_hba.conf" <<'EOF'
+# Written by scripts/services.sh on every start. Trust, but only on loopback and on the Unix socket,
+# whose directory only the server's OS user (and root) can enter.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  trust
+host    all       all   127.0.0.1/32   trust
+EOF
+  grep -q "^include_if_exists = 'helpdeskflow.conf'" "$PG_DATA/postgresql.conf" \
+    || printf "\n# Project settings (scripts/services.sh)\ninclude_if_exists = 'helpdeskflow.conf'\n" >>"$PG_DATA/postgresql.conf"
+  if ((EUID == 0)); then chown "$PG_OS_USER:" "$conf" "$PG_DATA/pg_hba.conf"; fi
+}
+
+pg_initdb() {
+  local locale_args=(--no-locale)
+  if locale -a 2>/dev/null | grep -qiE '^c\.utf-?8$'; then
+    locale_args=(--locale=C.UTF-8)
+  fi
+  log "initdb $PG_DATA"
+  as_pg_user "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 "${locale_args[@]}" \
+    >"$PG_AREA/initdb.log" 2>&1 || { show_logs "$PG_AREA/initdb.log"; die "initdb failed"; }
+}
+
+start_postgres() {
+  ensure_pg_os_user
+  resolve_pg_area
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL server binaries found"
+
+  if pg_own_running; then
+    log "postgres already running (pid $(pg_postmaster_pid)) on 127.0.0.1:$PG_PORT"
+  elif port_open "$PG_PORT"; then
+    pg_answers || die "port $PG_PORT is in use by something that is not a PostgreSQL accepting user postgres without a password; free it"
+    log "postgres: port $PG_PORT is served by a PostgreSQL this checkout did not start; reusing it (stop will not touch it)"
+  else
+    resolve_pg_area yes
+    mkdir -p "$PG_AREA" "$PG_RUN"
+    if ((EUID == 0)); then chown "$PG_OS_USER:" "$PG_AREA" "$PG_RUN"; fi
+    chmod 0700 "$PG_AREA" "$PG_RUN"
+    [[ -f $PG_DATA/PG_VERSION ]] || pg_initdb
+    PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries for the version in $PG_DATA/PG_VERSION"
+    pg_write_config
+    # A postmaster.pid left by a crash whose pid is now a zombie would make Postgres believe
+    # it is still running; the pid is not alive (checked above), so the file is stale.
+    rm -f "$PG_DATA/postmaster.pid"
+    log "starting postgres $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data $PG_DATA, log $PG_LOG)"
+    # 9>&-: the server must not inherit the lock (it would hold it for its lifetime).
+    if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t "$WAIT_SECONDS" start \
+        >/dev/null 2>"$PG_AREA/pg_ctl.log" 9>&-; then
+      show_logs "$PG_AREA/pg_ctl.log" "$PG_LOG"
+      die "postgres did not start within ${WAIT_SECONDS}s"
+    fi
+  fi
+
+  local i
+  for ((i = 0; i < WAIT_SECONDS; i++)); do
+    pg_answers && break
+    sleep 1
+  done
+  pg_answers || { show_logs "$PG_LOG"; die "postgres on port $PG_PORT does not answer queries"; }
+
+  if [[ -z $(pg_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]]; then
+    log "creating postgres database $DB_NAME"
+    pg_psql -d postgres -c "CREATE DATABASE $DB_NAME" >/dev/null 2>&1 \
+      || [[ -n $(pg_psql -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") ]] \
+      || die "could not create postgres database $DB_NAME"
+  fi
+}
+
+stop_postgres() {
+  resolve_pg_area
+  if ! pg_own_running; then
+    log "postgres not running (from this checkout)"
+    return 0
+  fi
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries found to stop the server with"
+  log "stopping postgres (pid $(pg_postmaster_pid))"
+  if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t "$WAIT_SECONDS" stop >/dev/null 2>"$PG_AREA/pg_ctl.log"; then
+    show_logs "$PG_AREA/pg_ctl.log" "$PG_LOG"
+    die "postgres did not stop within ${WAIT_SECONDS}s"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# ClickHouse
+
+ch_query() {
+  "$CH_CLIENT" --host 127.0.0.1 --port "$CH_TCP_PORT" --user default --query "$1"
+}
+
+ch_answers() {
+  ch_query 'SELECT 1' >/dev/null 2>&1
+}
+
+ch_pid() {
+  [[ -r $CH_PID_FILE ]] && tr -dc '0-9' <"$CH_PID_FILE"
+}
+
+# Our server: live pid from our pid file, and it was started with our config file.
+ch_own_running() {
+  local pid
+  pid=$(ch_pid 2>/dev/null) || return 1
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--config-file=$CH_DIR/config.xml"
+}
+
+# Escape a value for XML text and for use as a bash replacement string.
+xml_escape() {
+  local s=$1
+  s=${s//&/&amp;}
+  s=${s//</&lt;}
+  s=${s//>/&gt;}
+  printf '%s' "$s"
+}
+
+# Render scripts/clickhouse/NAME.in into $CH_DIR/NAME.
+ch_render() {
+  local name=$1 text dir
+  text=$(<"$SCRIPT_DIR/clickhouse/$name.in")
+  dir=$(xml_escape "$CH_DIR")
+  text=${text//@CH_DIR@/"$dir"}
+  text=${text//@TCP_PORT@/"$CH_TCP_PORT"}
+  text=${text//@HTTP_PORT@/"$CH_HTTP_PORT"}
+  text=${text//@INTERSERVER_PORT@/"$CH_INTERSERVER_PORT"}
+  [[ ! $text =~ @[A-Z_]+@ ]] || die "unreplaced placeholder in scripts/clickhouse/$name.in"
+  printf '%s\n' "$text" >"$CH_DIR/$name.tmp"
+  mv -f "$CH_DIR/$name.tmp" "$CH_DIR/$name"
+}
+
+start_clickhouse() {
+  local ch_server started=""
+  ch_server=$(ch_server_bin) || die "clickhouse-server not found"
+  CH_CLIENT=$(ch_client_bin) || die "clickhouse-client not found"
+  local ch_logs=("$CH_DIR/log/stderr.log" "$CH_DIR/log/stdout.log" "$CH_DIR/log/clickhouse-server.err.log" "$CH_DIR/log/clickhouse-server.log")
+
+  if ch_own_running; then
+    log "clickhouse already running (pid $(ch_pid)) on 127.0.0.1:$CH_TCP_PORT"
+  elif port_open "$CH_TCP_PORT"; then
+    ch_answers || die "port $CH_TCP_PORT is in use by something that is not a ClickHouse accepting user default without a password; free it"
+    log "clickhouse: port $CH_TCP_PORT is served by a ClickHouse this checkout did not start; reusing it (stop will not touch it)"
+  else
+    local p
+    for p in "$CH_HTTP_PORT" "$CH_INTERSERVER_PORT"; do
+      port_open "$p" && die "port $p (clickhouse http/interserver) is in use by another process; free it"
+    done
+    mkdir -p "$CH_DIR/data" "$CH_DIR/tmp" "$CH_DIR/log"
+    ch_render config.xml
+    ch_render users.xml
+    log "starting clickhouse $("$CH_CLIENT" --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+)+' | head -n 1) on 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT; data $CH_DIR)"
+    # Not --daemon: 18.16's daemon mode closes stderr before reading the config, so a config error
+    # vanishes without a trace, and it refuses to start while its own pid file names a "live"
+    # process (a zombie counts). Instead: background it in its own session (setsid, so a Ctrl-C
+    # aimed at `make test` does not reach it) with output kept in log/, and record the pid
+    # ourselves. A non-interactive bash keeps background jobs in its process group, so setsid
+    # does not fork and $! is the server's pid. 9>&-: see start_postgres.
+    (cd / && exec setsid "$ch_server" --config-file="$CH_DIR/config.xml") \
+      </dev/null >>"$CH_DIR/log/stdout.log" 2>>"$CH_DIR/log/stderr.log" 9>&- &
+    started=$!
+    echo "$started" >"$CH_PID_FILE"
+  fi
+
+  local i
+  for ((i = 0; i < WAIT_SECONDS; i++)); do
+    ch_answers && break
+    if [[ -n $started ]] && ! pid_alive "$started"; then
+      show_logs "${ch_logs[@]}"
+      die "clickhouse-server (pid $started) exited during startup"
+    fi
+    sleep 1
+  done
+  ch_answers || { show_logs "${ch_logs[@]}"; die "clickhouse on port $CH_TCP_PORT did not answer within ${WAIT_SECONDS}s"; }
+
+  ch_query "CREATE DATABASE IF NOT EXISTS $DB_NAME" || die "could not create clickhouse database $DB_NAME"
+}
+
+stop_clickhouse() {
+  local pid i
+  if ! ch_own_running; then
+    log "clickhouse not running (from this checkout)"
+    rm -f "$CH_PID_FILE"
+    return 0
+  fi
+  pid=$(ch_pid)
+  log "stopping clickhouse (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < WAIT_SECONDS; i++)); do
+    pid_alive "$pid" || break
+    sleep 1
+  done
+  if pid_alive "$pid"; then
+    log "clickhouse did not stop within ${WAIT_SECONDS}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+  fi
+  rm -f "$CH_PID_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+# Serialise start/stop/clean of one profile (two `make test` runs at once, say). Servers started
+# while the lock is held must get `9>&-`, or they keep the lock until they exit.
+take_lock() {
+  mkdir -p "$LOCAL_DIR"
+  exec 9>"$LOCAL_DIR/.services.lock"
+  flock -w 300 9 || die "timed out waiting for another services.sh on this profile ($LOCAL_DIR/.services.lock)"
+}
+
+cmd_start() {
+  ensure_packages
+  take_lock
+  start_postgres
+  start_clickhouse
+  if [[ $PROFILE == dev ]]; then mkdir -p "$APP_DATA_DIR"; fi
+  log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME"
+}
+
+cmd_stop() {
+  [[ -d $LOCAL_DIR ]] || { log "nothing to stop ($LOCAL_DIR does not exist)"; return 0; }
+  take_lock
+  local rc=0
+  stop_clickhouse || rc=1
+  stop_postgres || rc=1
+  return "$rc"
+}
+
+cmd_status() {
+  local ok=0 pid
+  resolve_pg_area
+  if pg_own_running; then
+    printf 'postgres    running   pid %-8s 127.0.0.1:%s  data %s\n' "$(pg_postmaster_pid)" "$PG_PORT" "$PG_DATA"
+  elif port_open "$PG_PORT"; then
+    printf 'postgres    external  %-12s 127.0.0.1:%s  (not started by this checkout)\n' "" "$PG_PORT"
+  else
+    printf 'postgres    stopped   %-12s 127.0.0.1:%s\n' "" "$PG_PORT"
+    ok=3
+  fi
+  if ch_own_running; then
+    pid=$(ch_pid)
+    printf 'clickhouse  running   pid %-8s 127.0.0.1:%s  (http %s)  data %s\n' "$pid" "$CH_TCP_PORT" "$CH_HTTP_PORT" "$CH_DIR"
+  elif port_open "$CH_TCP_PORT"; then
+    printf 'clickhouse  external  %-12s 127.0.0.1:%s  (not started by this checkout)\n' "" "$CH_TCP_PORT"
+  else
+    printf 'clickhouse  stopped   %-12s 127.0.0.1:%s\n' "" "$CH_TCP_PORT"
+    ok=3
+  fi
+  return "$ok"
+}
+
+# Single-quote a value for the shell.
+shell_quote() {
+  printf "'%s'" "${1//\'/\'\\\'\'}"
+}
+
+cmd_env() {
+  printf 'export HDF_POSTGRES_URL=%s\n' "$(shell_quote "postgres://postgres@127.0.0.1:$PG_PORT/$DB_NAME?sslmode=disable")"
+  printf 'export HDF_CLICKHOUSE_ADDR=%s\n' "$(shell_quote "127.0.0.1:$CH_TCP_PORT")"
+  printf 'export HDF_CLICKHOUSE_DATABASE=%s\n' "$(shell_quote "$DB_NAME")"
+  if [[ $PROFILE == dev ]]; then
+    printf 'export HDF_DATA_DIR=%s\n' "$(shell_quote "$APP_DATA_DIR")"
+  fi
+}
+
+cmd_clean() {
+  cmd_stop
+  resolve_pg_area
+  if [[ $PG_AREA == "$PG_FALLBACK" ]]; then
+    log "deleting $(dirname "$PG_FALLBACK")"
+    rm -rf "$(dirname "$PG_FALLBACK")"
+  fi
+  log "deleting $LOCAL_DIR"
+  rm -rf "$LOCAL_DIR"
+}
+
+case $COMMAND in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  clean) cmd_clean ;;
+  *) echo "services.sh: unknown command '$COMMAND'" >&2; usage ;;
+esac
