@@ -1,0 +1,39 @@
+package helpdeskflow
+
+import (
+	"encoding/json"
+	"sort"
+)
+
+// FieldChange is one field an event changed, with its value before and
+// after as JSON (null when the field did not exist).
+type FieldChange struct {
+	Field string          `json:"field"`
+	Old   json.RawMessage `json:"old"`
+	New   json.RawMessage `json:"new"`
+}
+
+// FieldChanges lists what an event changed, field by field, sorted by field
+// name. A creation changes every field it sets from null. Event types that
+// change no entity field (or that this version does not know) return an
+// empty list, so the audit history never fails on an event it cannot
+// describe.
+func FieldChanges(e Event) ([]FieldChange, error) {
+	var fields map[string]json.RawMessage
+	switch e.Type {
+	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated:
+		if err := json.Unmarshal(e.Data, &fields); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+	case EventTicketMessageAdded:
+		fields = map[string]json.RawMessage{"messages": e.Data}
+	default:
+		return []FieldChange{}, nil
+	}
+	changes := make([]FieldChange, 0, len(fields))
+	for name, value := range fields {
+		changes = append(changes, FieldChange{Field: name, Old: json.RawMessage("null"), New: value})
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
+	return changes, nil
+}

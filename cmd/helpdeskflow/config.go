@@ -1,0 +1,102 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// config is every setting of the binary. Each flag has an HDF_* environment
+// equivalent; a flag given on the command line wins over the environment.
+type config struct {
+	PostgresURL        string
+	KafkaBrokers       string
+	ClickHouseAddr     string
+	ClickHouseDatabase string
+	HTTPAddr           string
+	DataDir            string
+	Roles              string
+	LogLevel           string
+	KafkaPort          int
+}
+
+// setting describes one flag and its environment variable. Keep the
+// README's configuration table in step with this list.
+type setting struct {
+	flag, env, def, usage string
+	target                *string
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{"postgres-url", "HDF_POSTGRES_URL", "postgres://postgres@127.0.0.1:15432/helpdeskflow?sslmode=disable", "Postgres URL of the event store", &c.PostgresURL},
+		{"kafka-brokers", "HDF_KAFKA_BROKERS", "", "comma-separated Kafka seed brokers (serve; dev runs its own broker)", &c.KafkaBrokers},
+		{"clickhouse-addr", "HDF_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address", &c.ClickHouseAddr},
+		{"clickhouse-database", "HDF_CLICKHOUSE_DATABASE", "helpdeskflow", "ClickHouse database of the read models", &c.ClickHouseDatabase},
+		{"http-addr", "HDF_HTTP_ADDR", "127.0.0.1:8080", "address the HTTP API (and /metrics) listens on", &c.HTTPAddr},
+		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
+		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
+		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+	}
+}
+
+// parse reads flags from args with environment fallbacks. Only main's
+// subcommands call it; nothing else reads the environment.
+func parseConfig(name string, args []string) (config, []string, error) {
+	var c config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	for _, s := range c.settings() {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		fs.StringVar(s.target, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
+	}
+	fs.IntVar(&c.KafkaPort, "kafka-port", 0, "dev only: TCP port of the embedded Kafka broker (default: any free port)")
+	if err := fs.Parse(args); err != nil {
+		return config{}, nil, err
+	}
+	return c, fs.Args(), c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	if c.PostgresURL == "" {
+		errs = append(errs, errors.New("HDF_POSTGRES_URL (--postgres-url) is required"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("HDF_LOG_LEVEL (--log-level) must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	for _, role := range c.roles() {
+		if !knownRoles[role] {
+			errs = append(errs, fmt.Errorf("HDF_ROLES (--roles): unknown role %q (known: api, relay, projector, dispatcher)", role))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var knownRoles = map[string]bool{"api": true, "relay": true, "projector": true, "dispatcher": true}
+
+func (c config) roles() []string {
+	var roles []string
+	for _, r := range strings.Split(c.Roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	return roles
+}
+
+func (c config) brokers() []string {
+	var brokers []string
+	for _, b := range strings.Split(c.KafkaBrokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			brokers = append(brokers, b)
+		}
+	}
+	return brokers
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+)
+
+// demoKeyFile is where dev keeps the demo workspace's admin key, under the
+// data directory, because the key itself is stored only as a hash.
+const demoKeyFile = "demo-admin-key"
+
+// runDev runs every role in one process with an embedded Kafka-protocol
+// broker whose data lives under cfg.DataDir, so a restart loses nothing. On
+// the first start it creates a demo workspace and prints its admin key.
+func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	kafkaDir := filepath.Join(cfg.DataDir, "kafka")
+	if err := os.MkdirAll(kafkaDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(kafkaDir),
+		kfake.SeedTopics(topicPartitions, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests)}
+	if cfg.KafkaPort != 0 {
+		opts = append(opts, kfake.Ports(cfg.KafkaPort))
+	}
+	broker, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("start embedded Kafka broker: %w", err)
+	}
+	// The broker closes last, after every role has committed its offsets.
+	defer broker.Close()
+	brokers := broker.ListenAddrs()
+	logger.Info("embedded Kafka broker running", "addr", brokers, "data_dir", kafkaDir)
+	cfg.Roles = "api,relay,projector,dispatcher"
+
+	return serve(ctx, cfg, logger, brokers, func(addr string) {
+		key, created, err := demoKey(ctx, cfg)
+		if err != nil {
+			logger.Error("create demo workspace", "err", err)
+			return
+		}
+		fmt.Fprintf(stdout, "\nHelpDeskFlow is running at http://%s\n", addr)
+		if created {
+			fmt.Fprintf(stdout, "Demo workspace created. Admin API key (shown once, also kept in %s):\n  %s\n",
+				filepath.Join(cfg.DataDir, demoKeyFile), key)
+		} else {
+			fmt.Fprintf(stdout, "Demo admin API key (from %s):\n  %s\n", filepath.Join(cfg.DataDir, demoKeyFile), key)
+		}
+		fmt.Fprintf(stdout, "Try:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tickets\n\n", key, addr)
+	})
+}
+
+// demoKey returns the demo workspace's admin key, creating the workspace on
+// the first start.
+func demoKey(ctx context.Context, cfg config) (string, bool, error) {
+	path := filepath.Join(cfg.DataDir, demoKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), false, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 2)
+	if err != nil {
+		return "", false, err
+	}
+	defer pool.Close()
+	store, err := eventstore.New(pool, nil)
+	if err != nil {
+		return "", false, err
+	}
+	_, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), "Demo")
+	if err != nil {
+		return "", false, err
+	}
+	if err := os.WriteFile(path, []byte(key.Secret), 0o600); err != nil {
+		return "", false, fmt.Errorf("keep demo key: %w", err)
+	}
+	return key.Secret, true, nil
+}
+
+func systemMetadata() helpdeskflow.Metadata {
+	return helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "cli"}, Channel: helpdeskflow.ChannelSystem}
+}

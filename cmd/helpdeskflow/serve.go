@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/projections"
+)
+
+// topicPartitions is how many partitions serve creates the topics with when
+// they do not exist yet.
+const topicPartitions = 8
+
+// serve runs cfg's roles until ctx is cancelled, then shuts them down in
+// order: the HTTP server stops taking requests, the relay, projector and
+// dispatcher finish their batch and commit, then connections close. When
+// ready is not nil it is called with the HTTP address once everything runs.
+func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []string, ready func(addr string)) error {
+	roles := map[string]bool{}
+	for _, r := range cfg.roles() {
+		roles[r] = true
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 100)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := eventstore.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	store, err := eventstore.New(pool, reg)
+	if err != nil {
+		return err
+	}
+	var ch driver.Conn
+	if roles["api"] || roles["projector"] {
+		if ch, err = projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase); err != nil {
+			return err
+		}
+		defer ch.Close()
+		if err := projections.Migrate(ctx, ch); err != nil {
+			return err
+		}
+	}
+	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kafkalog.New(logger)),
+		kgo.ProducerLinger(2*time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer kafka.Close()
+	if err := ensureTopics(ctx, kafka, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests); err != nil {
+		return err
+	}
+
+	var workers []func(context.Context) error
+	if roles["relay"] {
+		relay, err := eventstore.NewRelay(store, kafka, eventstore.RelayConfig{Logger: logger, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, relay.Run)
+	}
+	if roles["projector"] {
+		projector, err := projections.NewProjector(projections.Config{
+			Brokers: brokers, ClickHouse: ch, Logger: logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, projector.Run)
+	}
+	if roles["dispatcher"] {
+		dispatcher, err := dispatch.New(dispatch.Config{
+			Brokers: brokers, Pool: pool, Logger: logger, Registerer: reg,
+			Handlers: []dispatch.Handler{dispatch.LogHandler{Logger: logger}},
+		})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, dispatcher.Run)
+	}
+
+	handler, err := httpHandler(roles["api"], store, ch, kafka, logger, reg)
+	if err != nil {
+		return err
+	}
+	listener, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	server := &nethttp.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(workers)+1)
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w(runCtx); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	go func() {
+		if err := server.Serve(listener); err != nil && !errors.Is(err, nethttp.ErrServerClosed) {
+			errs <- err
+			cancel()
+		}
+	}()
+	logger.Info("helpdeskflow running", "roles", cfg.Roles, "http", listener.Addr().String())
+	if ready != nil {
+		ready(listener.Addr().String())
+	}
+
+	<-runCtx.Done()
+	logger.Info("shutting down")
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancelShutdown()
+	server.Shutdown(shutdownCtx) //nolint:errcheck // best effort: the process is ending
+	cancel()
+	wg.Wait()
+	close(errs)
+	var runErrs []error
+	for err := range errs {
+		runErrs = append(runErrs, err)
+	}
+	return errors.Join(runErrs...)
+}
+
+// httpHandler is the API when the api role runs, otherwise only the health
+// and metrics endpoints every role exposes.
+func httpHandler(api bool, store *eventstore.Store, ch driver.Conn, kafka *kgo.Client, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
+	ready := map[string]http.Checker{
+		"postgres": store.Ping,
+		"kafka":    kafka.Ping,
+	}
+	if ch != nil {
+		ready["clickhouse"] = ch.Ping
+	}
+	if !api {
+		mux := nethttp.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w nethttp.ResponseWriter, _ *nethttp.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		return mux, nil
+	}
+	return http.NewServer(http.Config{
+		Tickets:    commands.New(commands.AdaptStore(store)),
+		Lister:     projections.NewTicketReader(ch),
+		Auth:       store,
+		Ready:      ready,
+		Logger:     logger,
+		Registerer: reg,
+		Gatherer:   reg,
+	})
+}
+
+// ensureTopics creates the topics that do not exist yet, so consumers can
+// join before the first event is published.
+func ensureTopics(ctx context.Context, client *kgo.Client, topics ...string) error {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 10000
+	for _, name := range topics {
+		t := kmsg.NewCreateTopicsRequestTopic()
+		t.Topic = name
+		t.NumPartitions = topicPartitions
+		t.ReplicationFactor = -1
+		req.Topics = append(req.Topics, t)
+	}
+	resp, err := req.RequestWith(ctx, client)
+	if err != nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "create Kafka topics", Err: err}
+	}
+	for _, t := range resp.Topics {
+		if t.ErrorCode != 0 && t.ErrorCode != 36 { // 36: TOPIC_ALREADY_EXISTS
+			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("create Kafka topic %s: error code %d", t.Topic, t.ErrorCode)}
+		}
+	}
+	return nil
+}

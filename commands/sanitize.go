@@ -1,0 +1,28 @@
+package commands
+
+import (
+	"html"
+	"strings"
+
+	"github.com/microcosm-cc/bluemonday"
+)
+
+// The policies are safe for concurrent use once built.
+var (
+	ugcPolicy   = bluemonday.UGCPolicy()
+	stripPolicy = bluemonday.StrictPolicy()
+)
+
+// SanitizeHTML returns body with everything that could run or load active
+// content removed (scripts, event-handler attributes, javascript: and data:
+// URLs), keeping the formatting of user-generated content.
+func SanitizeHTML(body string) string {
+	return ugcPolicy.Sanitize(body)
+}
+
+// PlainText renders sanitized HTML as plain text: tags dropped, entities
+// decoded, runs of white space collapsed.
+func PlainText(sanitized string) string {
+	text := html.UnescapeString(stripPolicy.Sanitize(sanitized))
+	return strings.Join(strings.Fields(text), " ")
+}

@@ -1,0 +1,61 @@
+// Package commands is the write side: it validates and sanitizes commands,
+// decides which events they cause and appends them under the stream locks,
+// and composes consistent single-entity reads from the event store. It knows
+// storage only through the interfaces declared here.
+package commands
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Tx is one command transaction in the event store.
+type Tx interface {
+	// LockStream locks the stream until the transaction ends and returns
+	// its version; ENotFound when it does not exist in that workspace.
+	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
+	// Load returns a stream's events in version order.
+	Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error)
+	// Append adds events at expectedVersion (0 creates the stream) and
+	// returns the new version; EVersionConflict when the stream moved.
+	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
+	// ReserveCustomerEmail returns the customer holding a normalized email,
+	// reserving it for candidate (created=true) when nobody holds it.
+	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, err error)
+	// CreateWorkspace records a workspace.
+	CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error
+	// CreateAPIKey stores a key's hash.
+	CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error
+}
+
+// Store is the event store as commands use it.
+type Store interface {
+	// Transact runs fn in one transaction, committing when it returns nil.
+	Transact(ctx context.Context, fn func(tx Tx) error) error
+	// Load returns a stream's events; ENotFound when it has none in the
+	// workspace.
+	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+}
+
+// concreteStore is an event store whose transactions have a concrete type.
+type concreteStore[T Tx] interface {
+	Transact(ctx context.Context, fn func(tx T) error) error
+	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+}
+
+// AdaptStore turns a store whose Transact passes its own transaction type
+// (such as *eventstore.Store) into a Store.
+func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
+
+type adapted[T Tx] struct{ s concreteStore[T] }
+
+func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
+	return a.s.Transact(ctx, func(tx T) error { return fn(tx) })
+}
+
+func (a adapted[T]) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error) {
+	return a.s.Load(ctx, workspaceID, id)
+}

@@ -1,0 +1,129 @@
+package commands
+
+import (
+	"fmt"
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Size limits of ticket and customer fields, counted in characters.
+const (
+	MaxSubjectLen      = 500
+	MaxMessageBodyLen  = 50000
+	MaxEmailLen        = 254
+	MaxNameLen         = 200
+	MaxTags            = 50
+	MaxTagLen          = 64
+	MaxCustomFields    = 100
+	MaxCustomFieldKey  = 64
+	MaxCustomFieldText = 10000
+	MaxExternalIDLen   = 255
+)
+
+// problems collects every field problem of a request, so a client learns
+// all of them at once.
+type problems []helpdeskflow.FieldProblem
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, helpdeskflow.FieldProblem{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Details: p}
+}
+
+func (p *problems) text(field, value string, required bool, max int) {
+	switch n := utf8.RuneCountInString(value); {
+	case required && strings.TrimSpace(value) == "":
+		p.add(field, "required")
+	case n > max:
+		p.add(field, "must be at most %d characters, got %d", max, n)
+	case !utf8.ValidString(value):
+		p.add(field, "must be valid UTF-8")
+	}
+}
+
+func (p *problems) email(field, value string) string {
+	email := helpdeskflow.NormalizeEmail(value)
+	if email == "" {
+		p.add(field, "required")
+		return ""
+	}
+	if n := utf8.RuneCountInString(email); n > MaxEmailLen {
+		p.add(field, "must be at most %d characters, got %d", MaxEmailLen, n)
+		return ""
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
+		p.add(field, "must be an email address like name@example.com")
+		return ""
+	}
+	return email
+}
+
+func (p *problems) oneOf(field, value string, allowed ...string) {
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	p.add(field, "must be one of %s", strings.Join(allowed, ", "))
+}
+
+// tags normalizes tags (trimmed, lowercased, duplicates dropped, order kept)
+// and checks their count and form.
+func (p *problems) tags(field string, tags []string) []string {
+	if len(tags) > MaxTags {
+		p.add(field, "must have at most %d tags, got %d", MaxTags, len(tags))
+		return nil
+	}
+	out := make([]string, 0, len(tags))
+	seen := make(map[string]bool, len(tags))
+	for i, tag := range tags {
+		tag = strings.ToLower(strings.TrimSpace(tag))
+		name := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case tag == "":
+			p.add(name, "must not be empty")
+		case utf8.RuneCountInString(tag) > MaxTagLen:
+			p.add(name, "must be at most %d characters", MaxTagLen)
+		case strings.ContainsAny(tag, " \t\r\n,"):
+			p.add(name, "must not contain white space or commas")
+		case !seen[tag]:
+			seen[tag] = true
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+// customFields checks that custom fields are a bounded map of strings,
+// numbers, booleans or nulls.
+func (p *problems) customFields(field string, fields map[string]any) {
+	if len(fields) > MaxCustomFields {
+		p.add(field, "must have at most %d fields, got %d", MaxCustomFields, len(fields))
+		return
+	}
+	for key, value := range fields {
+		name := field + "." + key
+		if key == "" || utf8.RuneCountInString(key) > MaxCustomFieldKey {
+			p.add(name, "field names must be 1 to %d characters", MaxCustomFieldKey)
+			continue
+		}
+		switch v := value.(type) {
+		case nil, bool, float64:
+		case string:
+			if utf8.RuneCountInString(v) > MaxCustomFieldText {
+				p.add(name, "must be at most %d characters", MaxCustomFieldText)
+			}
+		default:
+			p.add(name, "must be a string, number, boolean or null")
+		}
+	}
+}

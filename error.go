@@ -1,0 +1,93 @@
+package helpdeskflow
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The http package maps each to one HTTP status; the strings are
+// part of the public API contract and never change.
+const (
+	EInvalidJSON      = "invalid_json"
+	EValidation       = "validation_failed"
+	EKeyInWrongPlace  = "key_in_wrong_place"
+	EUnauthorized     = "unauthorized"
+	EForbidden        = "forbidden"
+	ENotFound         = "not_found"
+	EMethodNotAllowed = "method_not_allowed"
+	EVersionConflict  = "version_conflict"
+	EConflict         = "conflict"
+	ERateLimited      = "rate_limited"
+	EPayloadTooLarge  = "payload_too_large"
+	EUnavailable      = "unavailable"
+	EInternal         = "internal"
+)
+
+// ErrUnknownEventType is the cause of the EInternal error that ApplyTicket
+// and ApplyCustomer return for an event type they do not know (a newer
+// producer, not a broken event); test for it with errors.Is.
+var ErrUnknownEventType = errors.New("unknown event type")
+
+// FieldProblem names one field of a request and what is wrong with it.
+type FieldProblem struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+// Error is the application error. Code is one of the E* constants, Message is
+// safe to show to API clients, Details lists per-field problems for
+// EValidation, and Err keeps the underlying cause for logs (never shown).
+type Error struct {
+	Code    string
+	Message string
+	Details []FieldProblem
+	Err     error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the client-safe message of the first *Error in err's
+// chain, or a generic message for any other error.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrorDetails returns the field problems of the first *Error in err's chain.
+func ErrorDetails(err error) []FieldProblem {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Details
+	}
+	return nil
+}

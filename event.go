@@ -1,0 +1,122 @@
+package helpdeskflow
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Stored event type names. They are explicit constants, never derived from Go
+// type names, and each event also carries a schema version of its data.
+const (
+	EventWorkspaceCreated     = "workspace.created"
+	EventAPIKeyCreated        = "api_key.created"
+	EventCustomerCreated      = "customer.created"
+	EventTicketCreated        = "ticket.created"
+	EventTicketMessageAdded   = "ticket.message_added"
+	CurrentEventSchemaVersion = 1
+)
+
+// Stream types: the kind of entity a stream holds.
+const (
+	StreamWorkspace = "workspace"
+	StreamCustomer  = "customer"
+	StreamTicket    = "ticket"
+)
+
+// Channels say through which path a change came in.
+const (
+	ChannelAPI         = "api"
+	ChannelAutomation  = "automation"
+	ChannelAgent       = "agent"
+	ChannelIntegration = "integration"
+	ChannelSystem      = "system"
+)
+
+// Actor types say who made a change.
+const (
+	ActorAPIKey      = "api_key"
+	ActorAgent       = "agent"
+	ActorRule        = "rule"
+	ActorIntegration = "integration"
+	ActorSystem      = "system"
+)
+
+// Actor identifies who caused an event.
+type Actor struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+// Metadata travels with every event: who did it, through which channel, and
+// the request, causation and correlation ids that tie events together.
+type Metadata struct {
+	Actor         Actor  `json:"actor"`
+	Channel       string `json:"channel"`
+	RequestID     string `json:"request_id,omitempty"`
+	RuleID        string `json:"rule_id,omitempty"`
+	CausationID   string `json:"causation_id,omitempty"`
+	CorrelationID string `json:"correlation_id,omitempty"`
+}
+
+// NewEvent is an event a command decided on and that is not stored yet.
+// OccurredAt is stored as given (microsecond precision, as Postgres keeps
+// it), so a command can answer with the same time a later read shows.
+type NewEvent struct {
+	ID            uuid.UUID
+	Type          string
+	SchemaVersion int
+	Data          json.RawMessage
+	OccurredAt    time.Time
+}
+
+// Event is a stored event. Version is its position in its stream, starting
+// at 1 and contiguous. Position orders events across streams in commit order.
+type Event struct {
+	ID            uuid.UUID       `json:"id"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	StreamID      uuid.UUID       `json:"stream_id"`
+	StreamType    string          `json:"stream_type"`
+	Version       int64           `json:"version"`
+	WorkspaceID   uuid.UUID       `json:"workspace_id"`
+	OccurredAt    time.Time       `json:"occurred_at"`
+	Data          json.RawMessage `json:"data"`
+	Metadata      Metadata        `json:"metadata"`
+	Position      Position        `json:"-"`
+}
+
+// Position is an event's place in the global commit order: the id of the
+// transaction that wrote it, then its sequence number within the table.
+type Position struct {
+	TxID uint64
+	Seq  int64
+}
+
+// Less reports whether p comes before q in commit order.
+func (p Position) Less(q Position) bool {
+	if p.TxID != q.TxID {
+		return p.TxID < q.TxID
+	}
+	return p.Seq < q.Seq
+}
+
+// NewEventOf marshals data into a NewEvent of the given type with a fresh
+// random id, the current schema version and the current time.
+func NewEventOf(eventType string, data any) (NewEvent, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return NewEvent{}, &Error{Code: EInternal, Message: "encode event", Err: err}
+	}
+	return NewEvent{ID: uuid.New(), Type: eventType, SchemaVersion: CurrentEventSchemaVersion, Data: raw,
+		OccurredAt: time.Now().UTC().Truncate(time.Microsecond)}, nil
+}
+
+// StreamRef names a stream: its id, the workspace it belongs to and the kind
+// of entity it holds (one of the Stream* constants).
+type StreamRef struct {
+	ID          uuid.UUID
+	WorkspaceID uuid.UUID
+	Type        string
+}

@@ -1,0 +1,33 @@
+package eventstore
+
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// internal wraps a driver error as EInternal, or as EUnavailable when the
+// database could not be reached at all, so callers never see pgx errors.
+func internal(what string, err error) error {
+	if isConnectionError(err) {
+		return unavailable(what, err)
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: what, Err: err}
+}
+
+func unavailable(what string, err error) error {
+	return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "database unavailable: " + what, Err: err}
+}
+
+func isConnectionError(err error) bool {
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || pgconn.SafeToRetry(err)
+}
+
+// isUniqueViolation reports whether err is a Postgres unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

@@ -1,0 +1,75 @@
+package eventstore
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// ReadAfter returns up to limit events that come after position after in
+// commit order, optionally only those of one workspace (uuid.Nil means all).
+//
+// It only returns events whose transaction id is below the commit horizon
+// (pg_snapshot_xmin of the current snapshot): every transaction below it has
+// ended, so no event can later appear before the last one returned. Paging
+// by sequence number alone would skip events of transactions that commit out
+// of order. The price is that one long open transaction holds back every
+// reader, which is why sessions have an idle-in-transaction timeout.
+func (s *Store) ReadAfter(ctx context.Context, after helpdeskflow.Position, limit int, workspaceID uuid.UUID) ([]helpdeskflow.Event, error) {
+	const base = `SELECT ` + eventColumns + ` FROM events
+		WHERE (tx_id, seq) > ($1::text::xid8, $2)
+		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())`
+	const order = ` ORDER BY tx_id, seq LIMIT $3`
+	var err error
+	var events []helpdeskflow.Event
+	txID, seq := strconv.FormatUint(after.TxID, 10), after.Seq
+	if workspaceID == uuid.Nil {
+		rows, qerr := s.pool.Query(ctx, base+order, txID, seq, limit)
+		if qerr != nil {
+			return nil, internal("read events", qerr)
+		}
+		events, err = scanEvents(rows)
+	} else {
+		rows, qerr := s.pool.Query(ctx, base+` AND workspace_id = $4`+order, txID, seq, limit, workspaceID)
+		if qerr != nil {
+			return nil, internal("read events", qerr)
+		}
+		events, err = scanEvents(rows)
+	}
+	return events, err
+}
+
+// Backlog returns how many events are committed after position after and
+// how old the oldest of them is (zero when there are none). It is the relay's
+// lag; it counts at most max events so the query stays cheap.
+func (s *Store) Backlog(ctx context.Context, after helpdeskflow.Position, max int) (int, time.Duration, error) {
+	var n int
+	var oldest *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT count(*), min(occurred_at) FROM (
+			SELECT occurred_at FROM events WHERE (tx_id, seq) > ($1::text::xid8, $2) ORDER BY tx_id, seq LIMIT $3) b`,
+		strconv.FormatUint(after.TxID, 10), after.Seq, max).Scan(&n, &oldest)
+	if err != nil {
+		return 0, 0, internal("measure relay backlog", err)
+	}
+	if oldest == nil {
+		return 0, 0, nil
+	}
+	return n, time.Since(*oldest), nil
+}
+
+// OldestTransactionAge returns the age of the oldest transaction open in the
+// database that holds a transaction id, i.e. what holds back the commit
+// horizon. It is zero when none is open.
+func (s *Store) OldestTransactionAge(ctx context.Context) (time.Duration, error) {
+	var seconds float64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(xact_start)), 0)::float8
+		FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND datname = current_database()`).Scan(&seconds)
+	if err != nil {
+		return 0, internal("measure oldest transaction", err)
+	}
+	return time.Duration(seconds * float64(time.Second)), nil
+}

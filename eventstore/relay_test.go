@@ -1,0 +1,237 @@
+package eventstore_test
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+)
+
+// startRelay runs a relay on s publishing to brokers until the test ends.
+func startRelay(t *testing.T, s *eventstore.Store, brokers []string) {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := eventstore.NewRelay(s, client, eventstore.RelayConfig{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); relay.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; client.Close() })
+}
+
+// consumeAll reads the events topic from the start until want records have
+// arrived (or 20 s pass) and returns them.
+func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(helpdeskflow.TopicEvents),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var records []*kgo.Record
+	for len(records) < want && ctx.Err() == nil {
+		fetches := client.PollFetches(ctx)
+		fetches.EachRecord(func(r *kgo.Record) { records = append(records, r) })
+	}
+	// Anything beyond want would be a duplicate: give it a moment to show.
+	extra, cancelExtra := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelExtra()
+	client.PollFetches(extra).EachRecord(func(r *kgo.Record) { records = append(records, r) })
+	return records
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func TestReadAfter_LateCommit(t *testing.T) {
+	s := testenv.Store(t)
+	_, brokers := testenv.Kafka(t)
+	ctx := context.Background()
+
+	first, late, later := newRef(), newRef(), newRef()
+	if _, err := appendEvents(t, s, first, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	events, err := s.ReadAfter(ctx, helpdeskflow.Position{}, 100, uuid.Nil)
+	if err != nil || len(events) != 1 {
+		t.Fatalf("ReadAfter = %d events, %v; want the first one", len(events), err)
+	}
+	cursor := events[0].Position
+
+	// The late transaction appends and stays open while a later one commits.
+	appended, release, committed := make(chan struct{}), make(chan struct{}), make(chan error)
+	go func() {
+		committed <- s.Transact(ctx, func(tx *eventstore.Tx) error {
+			if _, err := tx.Append(ctx, late, 0, apiMetadata, newEvents(t, 1)); err != nil {
+				return err
+			}
+			close(appended)
+			<-release
+			return nil
+		})
+	}()
+	<-appended
+	if _, err := appendEvents(t, s, later, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, s, brokers)
+
+	events, err = s.ReadAfter(ctx, cursor, 100, uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 0 {
+		t.Fatalf("while an earlier transaction is open the reader returned %d events after the cursor; it must wait for the horizon", len(events))
+	}
+
+	close(release)
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
+	events, err = s.ReadAfter(ctx, cursor, 100, uuid.Nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].StreamID != late.ID || events[1].StreamID != later.ID {
+		t.Fatalf("after the late commit ReadAfter returned %v, want the late then the later event", streamIDs(events))
+	}
+
+	records := consumeAll(t, brokers, 3)
+	seen := map[string]int{}
+	for _, r := range records {
+		seen[string(r.Key)]++
+	}
+	for _, ref := range []helpdeskflow.StreamRef{first, late, later} {
+		if got := seen[ref.ID.String()]; got != 1 {
+			t.Errorf("stream %s published %d times, want once", ref.ID, got)
+		}
+	}
+	if len(records) != 3 {
+		t.Errorf("relay published %d records, want 3", len(records))
+	}
+}
+
+func streamIDs(events []helpdeskflow.Event) []uuid.UUID {
+	ids := make([]uuid.UUID, len(events))
+	for i, e := range events {
+		ids[i] = e.StreamID
+	}
+	return ids
+}
+
+func TestRelay_PublishesWithHeadersOnce(t *testing.T) {
+	s := testenv.Store(t)
+	_, brokers := testenv.Kafka(t)
+	// Two relays of the same name: one leads, the other stands by, so
+	// nothing is published twice.
+	startRelay(t, s, brokers)
+	startRelay(t, s, brokers)
+
+	const streams, perStream = 20, 5
+	refs := make([]helpdeskflow.StreamRef, streams)
+	for i := range refs {
+		refs[i] = newRef()
+		if _, err := appendEvents(t, s, refs[i], 0, perStream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	records := consumeAll(t, brokers, streams*perStream)
+	if got, want := len(records), streams*perStream; got != want {
+		t.Fatalf("consumed %d records, want %d", got, want)
+	}
+	lastVersion := map[string]int64{}
+	for _, r := range records {
+		v, err := strconv.ParseInt(header(r, helpdeskflow.HeaderVersion), 10, 64)
+		if err != nil {
+			t.Fatalf("version header: %v", err)
+		}
+		if v != lastVersion[string(r.Key)]+1 {
+			t.Errorf("stream %s: version %d after %d, want per-stream order", r.Key, v, lastVersion[string(r.Key)])
+		}
+		lastVersion[string(r.Key)] = v
+		if header(r, helpdeskflow.HeaderEventID) == "" || header(r, helpdeskflow.HeaderEventType) != helpdeskflow.EventTicketMessageAdded {
+			t.Errorf("record headers = %v", r.Headers)
+		}
+	}
+	for _, ref := range refs {
+		if got := header(records[0], helpdeskflow.HeaderWorkspaceID); got == "" {
+			t.Fatalf("no workspace header")
+		}
+		if lastVersion[ref.ID.String()] != perStream {
+			t.Errorf("stream %s reached version %d, want %d", ref.ID, lastVersion[ref.ID.String()], perStream)
+		}
+	}
+}
+
+func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
+	s := testenv.Store(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir),
+		kfake.SeedTopics(4, helpdeskflow.TopicEvents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := cluster.ListenAddrs()
+	startRelay(t, s, brokers)
+
+	for range 10 {
+		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(consumeAll(t, brokers, 10)); got != 10 {
+		t.Fatalf("before restart: %d records, want 10", got)
+	}
+
+	cluster.Close()
+	// Events committed while the broker is down wait in Postgres.
+	for range 10 {
+		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatalf("restart broker: %v", err)
+	}
+	defer cluster.Close()
+
+	records := consumeAll(t, brokers, 20)
+	if got := len(records); got != 20 {
+		t.Fatalf("after restart: %d records, want 20 (10 kept on disk, 10 published after)", got)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

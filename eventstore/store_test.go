@@ -1,0 +1,181 @@
+package eventstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+)
+
+var apiMetadata = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
+
+func newEvents(t testing.TB, n int) []helpdeskflow.NewEvent {
+	t.Helper()
+	events := make([]helpdeskflow.NewEvent, n)
+	for i := range events {
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, map[string]any{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events[i] = e
+	}
+	return events
+}
+
+func appendEvents(t testing.TB, s *eventstore.Store, ref helpdeskflow.StreamRef, expected int64, n int) (int64, error) {
+	t.Helper()
+	var version int64
+	err := s.Transact(context.Background(), func(tx *eventstore.Tx) error {
+		v, err := tx.Append(context.Background(), ref, expected, apiMetadata, newEvents(t, n))
+		version = v
+		return err
+	})
+	return version, err
+}
+
+func newRef() helpdeskflow.StreamRef {
+	return helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: uuid.New(), Type: helpdeskflow.StreamTicket}
+}
+
+func TestStore_Append(t *testing.T) {
+	s := testenv.Store(t)
+	ctx := context.Background()
+
+	t.Run("CreatesAndLoads", func(t *testing.T) {
+		ref := newRef()
+		v, err := appendEvents(t, s, ref, 0, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := v, int64(3); got != want {
+			t.Fatalf("version = %d, want %d", got, want)
+		}
+		events, err := s.Load(ctx, ref.WorkspaceID, ref.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(events), 3; got != want {
+			t.Fatalf("loaded %d events, want %d", got, want)
+		}
+		for i, e := range events {
+			if got, want := e.Version, int64(i+1); got != want {
+				t.Errorf("event %d version = %d, want %d", i, got, want)
+			}
+			if e.StreamID != ref.ID || e.WorkspaceID != ref.WorkspaceID || e.StreamType != ref.Type {
+				t.Errorf("event %d stream = %v/%v/%s, want %v", i, e.StreamID, e.WorkspaceID, e.StreamType, ref)
+			}
+			var data map[string]int
+			if err := json.Unmarshal(e.Data, &data); err != nil || data["n"] != i {
+				t.Errorf("event %d data = %s (%v)", i, e.Data, err)
+			}
+			if e.Metadata != apiMetadata {
+				t.Errorf("event %d metadata = %+v, want %+v", i, e.Metadata, apiMetadata)
+			}
+		}
+	})
+
+	t.Run("ErrVersionConflict/StreamExists", func(t *testing.T) {
+		ref := newRef()
+		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		_, err := appendEvents(t, s, ref, 0, 1)
+		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EVersionConflict; got != want {
+			t.Fatalf("error code = %q (%v), want %q", got, err, want)
+		}
+	})
+
+	t.Run("ErrVersionConflict/Concurrent", func(t *testing.T) {
+		ref := newRef()
+		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		const writers = 100
+		var wg sync.WaitGroup
+		errs := make([]error, writers)
+		start := make(chan struct{})
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = appendEvents(t, s, ref, 1, 2)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var ok, conflicts int
+		for _, err := range errs {
+			switch helpdeskflow.ErrorCode(err) {
+			case "":
+				ok++
+			case helpdeskflow.EVersionConflict:
+				conflicts++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 || conflicts != writers-1 {
+			t.Fatalf("%d succeeded and %d conflicted, want 1 and %d", ok, conflicts, writers-1)
+		}
+		events, err := s.Load(ctx, ref.WorkspaceID, ref.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(events), 3; got != want {
+			t.Fatalf("stream has %d events, want %d", got, want)
+		}
+		for i, e := range events {
+			if got, want := e.Version, int64(i+1); got != want {
+				t.Errorf("event %d has version %d, want %d (versions must stay contiguous)", i, got, want)
+			}
+		}
+	})
+
+	t.Run("ErrNotFound/OtherWorkspace", func(t *testing.T) {
+		ref := newRef()
+		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Load(ctx, uuid.New(), ref.ID)
+		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.ENotFound; got != want {
+			t.Fatalf("error code = %q, want %q", got, want)
+		}
+		err = s.Transact(ctx, func(tx *eventstore.Tx) error {
+			_, err := tx.LockStream(ctx, helpdeskflow.StreamRef{ID: ref.ID, WorkspaceID: uuid.New(), Type: ref.Type})
+			return err
+		})
+		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.ENotFound; got != want {
+			t.Fatalf("lock error code = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("RollbackStoresNothing", func(t *testing.T) {
+		ref := newRef()
+		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
+			if _, err := tx.Append(ctx, ref, 0, apiMetadata, newEvents(t, 1)); err != nil {
+				return err
+			}
+			return helpdeskflow.Errorf(helpdeskflow.EValidation, "decided against it")
+		})
+		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EValidation; got != want {
+			t.Fatalf("error code = %q, want %q", got, want)
+		}
+		if _, err := s.Load(ctx, ref.WorkspaceID, ref.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+			t.Fatalf("stream exists after rollback: %v", err)
+		}
+	})
+}
+
+func TestMigrate_Twice(t *testing.T) {
+	pool := testenv.Postgres(t) // already migrated once
+	if err := eventstore.Migrate(context.Background(), pool); err != nil {
+		t.Fatalf("second migration: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// MaxBodyBytes is the largest request body accepted; larger ones are
+// refused with 413 payload_too_large before any parsing.
+const MaxBodyBytes = 1 << 20
+
+// decodeJSON reads r's body into v. It refuses, in this order: a body over
+// MaxBodyBytes (EPayloadTooLarge), malformed JSON (EInvalidJSON naming line
+// and column), a top-level api_key field (EKeyInWrongPlace: keys go in the
+// Authorization header only), unknown fields and wrongly typed values
+// (EValidation naming the field).
+func decodeJSON(r *http.Request, v any) error {
+	if r.ContentLength > MaxBodyBytes {
+		return tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return tooLarge()
+		}
+		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "could not read the request body", Err: err}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return helpdeskflow.Errorf(helpdeskflow.EInvalidJSON, "the request body is empty; send a JSON object")
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return jsonError(body, err)
+	}
+	if _, ok := top["api_key"]; ok {
+		return helpdeskflow.Errorf(helpdeskflow.EKeyInWrongPlace, "API keys are accepted only in the Authorization header (Bearer), never in the body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(body, err)
+	}
+	return nil
+}
+
+func tooLarge() error {
+	return helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge, "the request body is larger than %d bytes", MaxBodyBytes)
+}
+
+// jsonError turns a decoding error into the client's error: where the
+// syntax breaks, or which field has the wrong type or is unknown.
+func jsonError(body []byte, err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		// Offset counts the offending byte itself; point at it.
+		line, col := lineColumn(body, max(syntaxErr.Offset-1, 0))
+		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON,
+			Message: fmt.Sprintf("malformed JSON at line %d, column %d: %s", line, col, syntaxErr.Error()), Err: err}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		line, col := lineColumn(body, int64(len(body)))
+		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON,
+			Message: fmt.Sprintf("malformed JSON at line %d, column %d: unexpected end of input", line, col), Err: err}
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "the request body must be a JSON object", Err: err}
+		}
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Err: err,
+			Details: []helpdeskflow.FieldProblem{{Field: typeErr.Field, Problem: "must be " + jsonKind(typeErr.Type.Kind().String()) + ", got " + typeErr.Value}}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Err: err,
+			Details: []helpdeskflow.FieldProblem{{Field: field, Problem: "unknown field"}}}
+	default:
+		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "malformed JSON: " + err.Error(), Err: err}
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	case "ptr":
+		return "a string"
+	default:
+		return "a number"
+	}
+}
+
+// lineColumn returns the 1-based line and column of byte offset in body.
+func lineColumn(body []byte, offset int64) (int, int) {
+	if offset > int64(len(body)) {
+		offset = int64(len(body))
+	}
+	before := body[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	col := int(offset) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}

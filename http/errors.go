@@ -1,0 +1,67 @@
+package http
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// codes maps every error code to its HTTP status; this is the only place
+// that decides it.
+var codes = map[string]int{
+	helpdeskflow.EInvalidJSON:      http.StatusBadRequest,
+	helpdeskflow.EValidation:       http.StatusBadRequest,
+	helpdeskflow.EKeyInWrongPlace:  http.StatusBadRequest,
+	helpdeskflow.EUnauthorized:     http.StatusUnauthorized,
+	helpdeskflow.EForbidden:        http.StatusForbidden,
+	helpdeskflow.ENotFound:         http.StatusNotFound,
+	helpdeskflow.EMethodNotAllowed: http.StatusMethodNotAllowed,
+	helpdeskflow.EVersionConflict:  http.StatusConflict,
+	helpdeskflow.EConflict:         http.StatusConflict,
+	helpdeskflow.EPayloadTooLarge:  http.StatusRequestEntityTooLarge,
+	helpdeskflow.ERateLimited:      http.StatusTooManyRequests,
+	helpdeskflow.EUnavailable:      http.StatusServiceUnavailable,
+	helpdeskflow.EInternal:         http.StatusInternalServerError,
+}
+
+// StatusOf returns the HTTP status for err's code.
+func StatusOf(err error) int {
+	if status, ok := codes[helpdeskflow.ErrorCode(err)]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string                      `json:"code"`
+	Message   string                      `json:"message"`
+	Details   []helpdeskflow.FieldProblem `json:"details,omitempty"`
+	RequestID string                      `json:"request_id"`
+}
+
+// writeError answers with err's status and the error body. Causes of
+// internal errors are logged, never shown.
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	status := StatusOf(err)
+	code := helpdeskflow.ErrorCode(err)
+	if status >= 500 {
+		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"request_id", requestIDOf(r.Context()), "code", code, "err", err)
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{
+		Code: code, Message: helpdeskflow.ErrorMessage(err), Details: helpdeskflow.ErrorDetails(err),
+		RequestID: requestIDOf(r.Context()),
+	}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away; nothing to do
+}

@@ -1,0 +1,194 @@
+package http
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+)
+
+// timeFormat is RFC 3339 in UTC with milliseconds, the API's one time format.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+// ticketJSON is a ticket as the API shows it.
+type ticketJSON struct {
+	ID           uuid.UUID      `json:"id"`
+	Subject      string         `json:"subject"`
+	Status       string         `json:"status"`
+	Priority     string         `json:"priority"`
+	Type         string         `json:"type"`
+	Channel      string         `json:"channel"`
+	Tags         []string       `json:"tags"`
+	AssigneeID   *string        `json:"assignee_id"`
+	Team         *string        `json:"team"`
+	ExternalID   *string        `json:"external_id"`
+	CustomFields map[string]any `json:"custom_fields"`
+	CustomerID   uuid.UUID      `json:"customer_id"`
+	Customer     *customerJSON  `json:"customer,omitempty"`
+	Messages     []messageJSON  `json:"messages,omitempty"`
+	SLA          any            `json:"sla"`
+	Version      int64          `json:"version"`
+	CreatedAt    string         `json:"created_at"`
+	UpdatedAt    string         `json:"updated_at"`
+}
+
+type customerJSON struct {
+	ID           uuid.UUID      `json:"id"`
+	Email        string         `json:"email"`
+	Name         string         `json:"name"`
+	Tags         []string       `json:"tags"`
+	CustomFields map[string]any `json:"custom_fields"`
+	Version      int64          `json:"version"`
+	CreatedAt    string         `json:"created_at"`
+	UpdatedAt    string         `json:"updated_at"`
+}
+
+type messageJSON struct {
+	ID         uuid.UUID `json:"id"`
+	AuthorType string    `json:"author_type"`
+	Body       string    `json:"body"`
+	BodyText   string    `json:"body_text"`
+	Internal   bool      `json:"internal"`
+	CreatedAt  string    `json:"created_at"`
+}
+
+func toTicketJSON(t helpdeskflow.Ticket) ticketJSON {
+	out := ticketJSON{
+		ID: t.ID, Subject: t.Subject, Status: t.Status, Priority: t.Priority, Type: t.Type, Channel: t.Channel,
+		Tags: t.Tags, AssigneeID: t.AssigneeID, Team: t.Team, ExternalID: t.ExternalID, CustomFields: t.CustomFields,
+		CustomerID: t.CustomerID, SLA: t.SLA, Version: t.Version,
+		CreatedAt: formatTime(t.CreatedAt), UpdatedAt: formatTime(t.UpdatedAt),
+	}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if out.CustomFields == nil {
+		out.CustomFields = map[string]any{}
+	}
+	if c := t.Customer; c != nil && c.Email != "" {
+		out.Customer = &customerJSON{ID: c.ID, Email: c.Email, Name: c.Name, Tags: c.Tags, CustomFields: c.CustomFields,
+			Version: c.Version, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+	}
+	if t.Messages != nil {
+		out.Messages = make([]messageJSON, len(t.Messages))
+		for i, m := range t.Messages {
+			out.Messages[i] = messageJSON{ID: m.ID, AuthorType: m.AuthorType, Body: m.Body, BodyText: m.BodyText,
+				Internal: m.Internal, CreatedAt: formatTime(m.CreatedAt)}
+		}
+	}
+	return out
+}
+
+func writeTicket(w http.ResponseWriter, status int, t helpdeskflow.Ticket) {
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(t.Version, 10)))
+	writeJSON(w, status, toTicketJSON(t))
+}
+
+// handleTicketCreate is POST /v1/tickets: 201 with the ticket as GET shows it.
+func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	var cmd commands.CreateTicket
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	t, err := s.cfg.Tickets.CreateTicket(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/tickets/"+t.ID.String())
+	writeTicket(w, http.StatusCreated, t)
+	return nil
+}
+
+// handleTicketGet is GET /v1/tickets/{id}, composed from the event store.
+// include_internal=true shows internal notes and needs an admin key.
+func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "ticket")
+	if err != nil {
+		return err
+	}
+	includeInternal := false
+	if v := r.URL.Query().Get("include_internal"); v != "" {
+		if includeInternal, err = strconv.ParseBool(v); err != nil {
+			return fieldError("include_internal", "must be true or false")
+		}
+	}
+	if includeInternal && principalOf(r.Context()).Role != helpdeskflow.RoleAdmin {
+		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "include_internal=true needs an admin API key")
+	}
+	t, err := s.cfg.Tickets.GetTicket(r.Context(), principalOf(r.Context()).WorkspaceID, id, includeInternal)
+	if err != nil {
+		return err
+	}
+	writeTicket(w, http.StatusOK, t)
+	return nil
+}
+
+// handleTicketList is GET /v1/tickets, from the read model (eventually
+// consistent, within the projection lag).
+func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	q := r.URL.Query()
+	filter := helpdeskflow.TicketFilter{
+		Status: q.Get("status"), Priority: q.Get("priority"), Tag: q.Get("tag"), Team: q.Get("team"), Cursor: q.Get("cursor"),
+	}
+	var problems []helpdeskflow.FieldProblem
+	if v := q.Get("customer_id"); v != "" {
+		id, err := uuid.Parse(v)
+		if err != nil {
+			problems = append(problems, helpdeskflow.FieldProblem{Field: "customer_id", Problem: "must be a UUID"})
+		}
+		filter.CustomerID = id
+	}
+	if v := q.Get("updated_after"); v != "" {
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			problems = append(problems, helpdeskflow.FieldProblem{Field: "updated_after", Problem: "must be an RFC 3339 time such as 2026-01-02T15:04:05.000Z"})
+		}
+		filter.UpdatedAfter = at
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be a whole number from 1 to 100"})
+		}
+		filter.Limit = n
+	}
+	if len(problems) > 0 {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
+	}
+	page, err := s.cfg.Lister.ListTickets(r.Context(), principalOf(r.Context()).WorkspaceID, filter)
+	if err != nil {
+		return err
+	}
+	data := make([]ticketJSON, len(page.Tickets))
+	for i, t := range page.Tickets {
+		data[i] = toTicketJSON(t)
+	}
+	var next *string
+	if page.NextCursor != "" {
+		next = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": next})
+	return nil
+}
+
+// pathID parses a path parameter as a UUID; a malformed id cannot name any
+// resource, so it is ENotFound like any unknown id.
+func pathID(p httprouter.Params, name, what string) (uuid.UUID, error) {
+	id, err := uuid.Parse(p.ByName(name))
+	if err != nil {
+		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %q not found", what, p.ByName(name))
+	}
+	return id, nil
+}
+
+func fieldError(field, problem string) error {
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details",
+		Details: []helpdeskflow.FieldProblem{{Field: field, Problem: problem}}}
+}

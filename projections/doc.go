@@ -1,0 +1,18 @@
+// Package projections builds and reads the ClickHouse read model of
+// HelpDeskFlow.
+//
+// The Projector consumes the helpdeskflow.events topic in its own consumer
+// group and writes four tables (see migrations/): tickets, customers and
+// ticket_messages hold the latest state of each entity, audit_log one row per
+// event of every stream. Every table is a ReplacingMergeTree keyed by the
+// entity (or by stream and version for audit_log) with the event version as
+// its version column, so a redelivered or replayed event collapses onto the
+// row it already wrote; queries read them with FINAL.
+//
+// TicketReader serves GET /v1/tickets from the tickets table. OpenClickHouse,
+// Migrate and Truncate set up, migrate and empty the database.
+//
+// The package wraps clickhouse-go and franz-go; callers see only
+// *helpdeskflow.Error values with EValidation, EUnavailable or EInternal
+// codes, the cause kept in Err.
+package projections

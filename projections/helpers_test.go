@@ -1,0 +1,289 @@
+package projections_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/projections"
+)
+
+func clickHouseAddr() string {
+	if addr := os.Getenv("HDF_CLICKHOUSE_ADDR"); addr != "" {
+		return addr
+	}
+	return "127.0.0.1:29000"
+}
+
+// newDB creates a database t_<random> on the test ClickHouse, migrates it
+// and drops it when the test ends. An unreachable server fails the test in
+// CI (env CI set) and skips it elsewhere.
+func newDB(t *testing.T) (driver.Conn, string) {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := projections.OpenClickHouse(ctx, clickHouseAddr(), name)
+	if err != nil {
+		if helpdeskflow.ErrorCode(err) == helpdeskflow.EUnavailable && os.Getenv("CI") == "" {
+			t.Skipf("ClickHouse at %s unreachable (set HDF_CLICKHOUSE_ADDR): %v", clickHouseAddr(), err)
+		}
+		t.Fatalf("OpenClickHouse(%s): %v", clickHouseAddr(), err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+		_ = conn.Close()
+	})
+	if err := projections.Migrate(ctx, conn); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return conn, name
+}
+
+// newKafka starts a kfake broker with the events topic (4 partitions).
+func newKafka(t *testing.T) []string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, helpdeskflow.TopicEvents))
+	if err != nil {
+		t.Fatalf("kfake.NewCluster: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()
+}
+
+func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
+	t.Helper()
+	records := make([]*kgo.Record, 0, len(events))
+	for _, e := range events {
+		value, err := json.Marshal(e)
+		if err != nil {
+			t.Fatalf("marshal event: %v", err)
+		}
+		records = append(records, &kgo.Record{
+			Topic: helpdeskflow.TopicEvents,
+			Key:   []byte(e.StreamID.String()),
+			Value: value,
+			Headers: []kgo.RecordHeader{
+				{Key: helpdeskflow.HeaderEventID, Value: []byte(e.ID.String())},
+				{Key: helpdeskflow.HeaderEventType, Value: []byte(e.Type)},
+				{Key: helpdeskflow.HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
+				{Key: helpdeskflow.HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
+			},
+		})
+	}
+	produceRecords(t, brokers, records...)
+}
+
+func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatalf("kgo.NewClient: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// runningProjector is a Projector running in the background of a test.
+type runningProjector struct {
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// startProjector runs a projector with test-friendly timings; the test's
+// cleanup stops it if the test did not.
+func startProjector(t *testing.T, conn driver.Conn, brokers []string, group string, tweak ...func(*projections.Config)) *runningProjector {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg := projections.Config{
+		Brokers:         brokers,
+		Group:           group,
+		FlushInterval:   50 * time.Millisecond,
+		RetryBackoff:    20 * time.Millisecond,
+		MaxRetryBackoff: 100 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second,
+		ClickHouse:      conn,
+		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel})),
+		Registerer:      reg,
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	p, err := projections.NewProjector(cfg)
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rp := &runningProjector{reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { rp.done <- p.Run(ctx) }()
+	t.Cleanup(func() { rp.stop(t) })
+	return rp
+}
+
+// stop cancels the projector and returns Run's error.
+func (rp *runningProjector) stop(t *testing.T) error {
+	t.Helper()
+	rp.once.Do(func() {
+		rp.cancel()
+		select {
+		case rp.err = <-rp.done:
+		case <-time.After(20 * time.Second):
+			rp.err = errors.New("projector did not stop within 20s")
+			t.Error(rp.err)
+		}
+	})
+	return rp.err
+}
+
+// metric sums the samples of the named metric family whose labels include
+// every pair of labels.
+func (rp *runningProjector) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := rp.reg.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				matched := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						matched = true
+					}
+				}
+				if !matched {
+					continue metrics
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func queryUint(t *testing.T, conn driver.Conn, query string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// world builds events of one workspace with increasing times.
+type world struct {
+	workspace uuid.UUID
+	keyID     uuid.UUID
+	now       time.Time
+}
+
+func newWorld() *world {
+	return &world{workspace: uuid.New(), keyID: uuid.New(), now: time.Date(2024, 5, 1, 12, 0, 0, 123_000_000, time.UTC)}
+}
+
+func (w *world) event(streamType string, stream uuid.UUID, version int64, typ string, data any) helpdeskflow.Event {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		panic(err)
+	}
+	w.now = w.now.Add(1500 * time.Millisecond)
+	return helpdeskflow.Event{
+		ID: uuid.New(), Type: typ, SchemaVersion: helpdeskflow.CurrentEventSchemaVersion,
+		StreamID: stream, StreamType: streamType, Version: version, WorkspaceID: w.workspace,
+		OccurredAt: w.now, Data: raw,
+		Metadata: helpdeskflow.Metadata{
+			Actor:   helpdeskflow.Actor{Type: helpdeskflow.ActorAPIKey, ID: w.keyID.String()},
+			Channel: helpdeskflow.ChannelAPI, RequestID: "req_" + uuid.NewString()[:8],
+			CorrelationID: "corr-1",
+		},
+	}
+}
+
+func (w *world) ticketCreated(ticket, customer uuid.UUID, d helpdeskflow.TicketCreated) helpdeskflow.Event {
+	d.CustomerID = customer
+	if d.Subject == "" {
+		d.Subject = "Refund please"
+	}
+	if d.Status == "" {
+		d.Status = helpdeskflow.StatusNew
+	}
+	if d.Priority == "" {
+		d.Priority = helpdeskflow.PriorityNormal
+	}
+	if d.Channel == "" {
+		d.Channel = helpdeskflow.ChannelAPI
+	}
+	if d.Message.ID == uuid.Nil {
+		d.Message = helpdeskflow.MessageAdded{ID: uuid.New(), AuthorType: helpdeskflow.AuthorCustomer, Body: "<p>Hi</p>", BodyText: "Hi"}
+	}
+	return w.event(helpdeskflow.StreamTicket, ticket, 1, helpdeskflow.EventTicketCreated, d)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+var testLogLevel = func() slog.Level {
+	if os.Getenv("HDF_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}()

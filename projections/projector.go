@@ -1,0 +1,796 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Defaults of Config: the consumer group, batch size, flush interval, cache
+// size, retry backoffs and shutdown timeout a zero field stands for.
+const (
+	DefaultGroup           = "helpdeskflow-projections"
+	DefaultBatchSize       = 1000
+	DefaultFlushInterval   = time.Second
+	DefaultCacheSize       = 10000
+	DefaultRetryBackoff    = 200 * time.Millisecond
+	DefaultMaxRetryBackoff = 10 * time.Second
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Config configures a Projector. Zero fields take the defaults named on
+// each; Brokers and ClickHouse are required.
+type Config struct {
+	// Brokers are the Kafka seed brokers ("host:port"). Required.
+	Brokers []string
+	// Group is the Kafka consumer group. Default DefaultGroup.
+	Group string
+	// Topic is the events topic. Default helpdeskflow.TopicEvents.
+	Topic string
+	// BatchSize is the number of events after which the projector flushes
+	// to ClickHouse. Default DefaultBatchSize (1000).
+	BatchSize int
+	// FlushInterval is the longest an event waits in memory before a flush.
+	// Default DefaultFlushInterval (1s).
+	FlushInterval time.Duration
+	// CacheSize bounds how many tickets and how many customers the
+	// projector keeps the latest row of in memory. Default DefaultCacheSize.
+	CacheSize int
+	// RetryBackoff is the first wait after a failed ClickHouse read or
+	// insert; it doubles after each further failure. Default
+	// DefaultRetryBackoff (200ms).
+	RetryBackoff time.Duration
+	// MaxRetryBackoff caps the wait between retries. Default
+	// DefaultMaxRetryBackoff (10s), or RetryBackoff if that is longer.
+	MaxRetryBackoff time.Duration
+	// ShutdownTimeout bounds the final flush and commit once Run's context
+	// is cancelled, and separately the group leave that follows. Default
+	// DefaultShutdownTimeout (10s).
+	ShutdownTimeout time.Duration
+	// ClickHouse is the connection to the projection database, already
+	// migrated (see OpenClickHouse and Migrate). Required; the projector
+	// does not close it.
+	ClickHouse driver.Conn
+	// Logger receives the projector's and the Kafka client's logs. Default:
+	// logs are discarded.
+	Logger *slog.Logger
+	// Registerer is where the projector registers its metrics. Default: the
+	// metrics are kept but not registered anywhere.
+	Registerer prometheus.Registerer
+	// KafkaOptions are extra franz-go client options (TLS, SASL, client
+	// id, …), applied after the projector's own.
+	KafkaOptions []kgo.Opt
+}
+
+func (c *Config) setDefaults() {
+	if c.Group == "" {
+		c.Group = DefaultGroup
+	}
+	if c.Topic == "" {
+		c.Topic = helpdeskflow.TopicEvents
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.MaxRetryBackoff == 0 {
+		c.MaxRetryBackoff = max(DefaultMaxRetryBackoff, c.RetryBackoff)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every problem of c at once, joined with errors.Join, or
+// nil. It checks c as given: NewProjector fills the defaults before it
+// validates.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one Kafka broker is required"))
+	}
+	for i, b := range c.Brokers {
+		if strings.TrimSpace(b) == "" {
+			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
+		}
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("group: required"))
+	}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("topic: required"))
+	}
+	if c.BatchSize <= 0 {
+		errs = append(errs, fmt.Errorf("batch size: must be positive, got %d", c.BatchSize))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("flush interval: must be positive, got %s", c.FlushInterval))
+	}
+	if c.CacheSize <= 0 {
+		errs = append(errs, fmt.Errorf("cache size: must be positive, got %d", c.CacheSize))
+	}
+	if c.RetryBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("retry backoff: must be positive, got %s", c.RetryBackoff))
+	}
+	if c.MaxRetryBackoff < c.RetryBackoff {
+		errs = append(errs, fmt.Errorf("max retry backoff: must be at least the retry backoff (%s), got %s", c.RetryBackoff, c.MaxRetryBackoff))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	if c.ClickHouse == nil {
+		errs = append(errs, errors.New("clickhouse: a connection is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Projector consumes helpdeskflow.events and builds the ClickHouse read
+// model: tickets, customers, ticket_messages and audit_log. It is at least
+// once and idempotent: offsets are committed only after every record up to
+// them is in ClickHouse, and a redelivered event collapses onto the row it
+// already wrote (ReplacingMergeTree on the event version). Several
+// projectors in the same group share the partitions.
+//
+// A Projector runs once: create it with NewProjector, call Run from one
+// goroutine. Its metrics may be scraped concurrently.
+type Projector struct {
+	cfg       Config
+	log       *slog.Logger
+	m         *metrics
+	tickets   *lru[streamKey, ticketRow]
+	customers *lru[streamKey, customerRow]
+
+	running         atomic.Bool
+	rebalanceWanted atomic.Bool
+	// cacheStale is set when partitions are revoked or lost: another member
+	// may project their streams meanwhile, so cached rows can fall behind
+	// ClickHouse and must be reloaded.
+	cacheStale atomic.Bool
+
+	mu    sync.Mutex // guards marks: the rebalance callbacks run on the client's goroutines
+	marks map[int32]partitionMarks
+}
+
+type partitionMarks struct {
+	highWatermark  int64
+	logStartOffset int64
+}
+
+// NewProjector fills cfg's defaults, validates it and registers the
+// projector's metrics on cfg.Registerer. It does not connect to anything.
+// It returns an EValidation error listing every configuration problem, and
+// an EInternal error when a metric cannot be registered (a different
+// collector already uses its name; the projector's own metrics registered by
+// an earlier projector are reused).
+func NewProjector(cfg Config) (*Projector, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid projector configuration", Err: err}
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register projector metrics", Err: err}
+	}
+	return &Projector{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "projector", "group", cfg.Group, "topic", cfg.Topic),
+		m:         m,
+		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
+		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
+		marks:     map[int32]partitionMarks{},
+	}, nil
+}
+
+// Run joins the consumer group and projects events until ctx is cancelled.
+//
+// Lifecycle: Run polls records, keeps them in memory and flushes them to
+// ClickHouse when BatchSize events are waiting or the oldest has waited
+// FlushInterval; after the inserts succeed it commits the offsets. Group
+// rebalances are held back while records are polled but not yet committed
+// (franz-go's BlockRebalanceOnPoll), and a pending rebalance makes the
+// projector flush early. A failed ClickHouse read or insert is logged,
+// counted and retried with exponential backoff; the batch is kept and
+// nothing is committed meanwhile, so consumption stalls rather than skips.
+// A record whose value is not a JSON event is logged, counted and skipped.
+//
+// When ctx is cancelled Run flushes what it holds and commits, within
+// ShutdownTimeout, then leaves the group and closes its Kafka client, within
+// another ShutdownTimeout (after which it closes without a clean leave), and
+// returns nil.
+// If the final flush or commit does not succeed in time, the uncommitted
+// records are left for the next member of the group and Run returns an
+// EUnavailable error. Run returns EInternal if called a second time, and
+// EValidation if the Kafka client options are invalid. It never closes the
+// ClickHouse connection.
+func (p *Projector) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "projector: Run may be called only once"}
+	}
+	// The client's own context is cancelled only when a graceful group
+	// leave does not finish in time (see shutdown): it interrupts a join
+	// that another member is holding up, so Close cannot hang.
+	clientCtx, abortClient := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortClient()
+	opts := append([]kgo.Opt{
+		kgo.WithContext(clientCtx),
+		kgo.SeedBrokers(p.cfg.Brokers...),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
+		kgo.OnPartitionsRevoked(p.forgetPartitions),
+		kgo.OnPartitionsLost(p.forgetPartitions),
+		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "projector-kafka"))),
+	}, p.cfg.KafkaOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "projector: create Kafka client", Err: err}
+	}
+	p.log.Info("projector started", "brokers", p.cfg.Brokers, "batch_size", p.cfg.BatchSize, "flush_interval", p.cfg.FlushInterval)
+
+	var b *batch
+	for ctx.Err() == nil {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		limit := p.cfg.BatchSize
+		if b != nil {
+			pollCtx, cancel = context.WithDeadline(ctx, b.started.Add(p.cfg.FlushInterval))
+			limit -= len(b.records)
+		}
+		fetches := cl.PollRecords(pollCtx, limit)
+		cancel()
+		if fetches.IsClientClosed() {
+			break
+		}
+		p.noteFetches(fetches)
+		fetches.EachRecord(func(r *kgo.Record) {
+			if b == nil {
+				b = &batch{started: time.Now()}
+			}
+			b.records = append(b.records, r)
+		})
+		if b == nil {
+			cl.AllowRebalance()
+			p.updateLag(cl)
+			continue
+		}
+		if len(b.records) < p.cfg.BatchSize && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
+			p.updateLag(cl)
+			continue
+		}
+		if err := p.flush(ctx, b); err != nil {
+			break // ctx is done; the shutdown path retries the same batch
+		}
+		b = nil
+		// The commit is short and should not be lost to a shutdown that
+		// starts meanwhile, so it does not take ctx's cancellation.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+		err := p.commit(cctx, cl)
+		ccancel()
+		if err != nil {
+			// The rows are in ClickHouse; the next commit covers these
+			// offsets too, and a redelivery in between collapses.
+			p.log.Warn("projector: offset commit failed; will commit with the next batch", "err", err)
+		}
+		p.rebalanceWanted.Store(false)
+		cl.AllowRebalance()
+	}
+	return p.shutdown(ctx, cl, abortClient, b)
+}
+
+func (p *Projector) shutdown(ctx context.Context, cl *kgo.Client, abortClient context.CancelFunc, b *batch) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if b != nil {
+		if err := p.flush(sctx, b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Committing after a failed flush would skip its records. Without one,
+	// this also retries a commit that failed after an earlier flush.
+	if len(errs) == 0 {
+		if err := p.commit(sctx, cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	cl.AllowRebalance()
+	// Leaving gets its own time budget: a final flush that used up
+	// ShutdownTimeout must not keep the member in the group until its
+	// session times out, stalling the partitions for everyone else.
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer lcancel()
+	if err := cl.LeaveGroupContext(lctx); err != nil {
+		p.log.Warn("projector: leaving the group did not finish in time; closing anyway", "err", err)
+		abortClient()
+	}
+	cl.Close()
+	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.ownedPartitions()})
+	if len(errs) > 0 {
+		err := &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
+			Message: "projector stopped with events not projected; their offsets are not committed", Err: errors.Join(errs...)}
+		p.log.Error("projector stopped", "err", err)
+		return err
+	}
+	p.log.Info("projector stopped")
+	return nil
+}
+
+// batch is the records polled since the last commit, and the rows built
+// from them. Rows are built once; a failed insert is retried with the same
+// rows, skipping tables already written.
+type batch struct {
+	started time.Time
+	records []*kgo.Record
+
+	decoded bool
+	events  []helpdeskflow.Event
+
+	loaded          bool
+	loadedTickets   map[streamKey]ticketRow
+	loadedCustomers map[streamKey]customerRow
+
+	built      bool
+	tickets    []ticketRow
+	customers  []customerRow
+	messages   []messageRow
+	audit      []auditRow
+	eventTypes map[string]int
+
+	inserted map[string]bool
+}
+
+func (p *Projector) flush(ctx context.Context, b *batch) error {
+	if !b.decoded {
+		p.decode(b)
+	}
+	if !b.loaded {
+		if p.cacheStale.Swap(false) {
+			p.tickets = newLRU[streamKey, ticketRow](p.cfg.CacheSize)
+			p.customers = newLRU[streamKey, customerRow](p.cfg.CacheSize)
+		}
+		if err := p.retry(ctx, errKindLoad, func() error { return p.loadState(ctx, b) }); err != nil {
+			return err
+		}
+		b.loaded = true
+	}
+	if !b.built {
+		p.build(b)
+		b.built = true
+	}
+	if err := p.retry(ctx, errKindInsert, func() error { return p.insert(ctx, b) }); err != nil {
+		return err
+	}
+	p.m.batchSize.Observe(float64(len(b.records)))
+	for typ, n := range b.eventTypes {
+		p.m.events.WithLabelValues(typ).Add(float64(n))
+	}
+	p.log.Debug("projector flushed", "events", len(b.events), "records", len(b.records))
+	return nil
+}
+
+func (p *Projector) commit(ctx context.Context, cl *kgo.Client) error {
+	err := cl.CommitUncommittedOffsets(ctx)
+	if err != nil {
+		p.m.errors.WithLabelValues(errKindCommit).Inc()
+		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit projector offsets", Err: err}
+	}
+	p.updateLag(cl)
+	return err
+}
+
+// retry calls fn until it succeeds or ctx is done, counting, logging and
+// backing off between failures.
+func (p *Projector) retry(ctx context.Context, kind string, fn func() error) error {
+	backoff := p.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			// Cancelled mid-operation: a shutdown, not a ClickHouse
+			// failure; the caller decides what happens to the batch.
+			return errors.Join(err, ctx.Err())
+		}
+		p.m.errors.WithLabelValues(kind).Inc()
+		p.log.Error("projector: ClickHouse "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, p.cfg.MaxRetryBackoff)
+	}
+}
+
+func (p *Projector) decode(b *batch) {
+	b.events = make([]helpdeskflow.Event, 0, len(b.records))
+	for _, r := range b.records {
+		var e helpdeskflow.Event
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			p.m.errors.WithLabelValues(errKindDecode).Inc()
+			p.log.Error("projector: record is not a JSON event; skipped",
+				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			continue
+		}
+		b.events = append(b.events, e)
+	}
+	b.decoded = true
+}
+
+// loadState reads from ClickHouse the latest row of every ticket and
+// customer that an event of b continues (version > 1) and that is neither in
+// the cache nor created earlier in b.
+func (p *Projector) loadState(ctx context.Context, b *batch) error {
+	var ticketKeys, customerKeys []streamKey
+	seen := map[streamKey]bool{}
+	for i := range b.events {
+		e := &b.events[i]
+		k := streamKey{e.WorkspaceID, e.StreamID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if e.Version <= 1 {
+			continue // a creation, or the first event of the stream in b that needs no previous state
+		}
+		switch e.StreamType {
+		case helpdeskflow.StreamTicket:
+			if _, ok := p.tickets.get(k); !ok {
+				ticketKeys = append(ticketKeys, k)
+			}
+		case helpdeskflow.StreamCustomer:
+			if _, ok := p.customers.get(k); !ok {
+				customerKeys = append(customerKeys, k)
+			}
+		}
+	}
+	tickets := map[streamKey]ticketRow{}
+	err := loadRows(ctx, p.cfg.ClickHouse, "tickets", ticketColumns, "ticket_id", ticketKeys, func(rows driver.Rows) error {
+		var r ticketRow
+		if err := rows.Scan(r.scanDest()...); err != nil {
+			return err
+		}
+		tickets[streamKey{r.WorkspaceID, r.TicketID}] = r
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	customers := map[streamKey]customerRow{}
+	err = loadRows(ctx, p.cfg.ClickHouse, "customers", customerColumns, "customer_id", customerKeys, func(rows driver.Rows) error {
+		var r customerRow
+		if err := rows.Scan(r.scanDest()...); err != nil {
+			return err
+		}
+		customers[streamKey{r.WorkspaceID, r.CustomerID}] = r
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.loadedTickets, b.loadedCustomers = tickets, customers
+	return nil
+}
+
+const loadChunk = 500
+
+// loadRows reads the FINAL rows of table for keys, loadChunk keys per query.
+// Ids are formatted by uuid.UUID.String, so inlining them is safe.
+func loadRows(ctx context.Context, conn driver.Conn, table, columns, idColumn string, keys []streamKey, scan func(driver.Rows) error) error {
+	for start := 0; start < len(keys); start += loadChunk {
+		chunk := keys[start:min(start+loadChunk, len(keys))]
+		workspaces, ids := map[string]bool{}, make([]string, 0, len(chunk))
+		var wsList []string
+		for _, k := range chunk {
+			w := "toUUID('" + k.workspace.String() + "')"
+			if !workspaces[w] {
+				workspaces[w] = true
+				wsList = append(wsList, w)
+			}
+			ids = append(ids, "toUUID('"+k.stream.String()+"')")
+		}
+		query := "SELECT " + columns + " FROM " + table + " FINAL WHERE workspace_id IN (" + strings.Join(wsList, ", ") +
+			") AND " + idColumn + " IN (" + strings.Join(ids, ", ") + ")"
+		rows, err := conn.Query(ctx, query)
+		if err != nil {
+			return chError("load "+table+" state", err)
+		}
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				rows.Close()
+				return chError("load "+table+" state", err)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return chError("load "+table+" state", err)
+		}
+	}
+	return nil
+}
+
+// build turns b's events into rows. It only touches memory: every previous
+// state it needs was loaded before. Within b, each event sees the state the
+// events before it produced; only the last state of each entity becomes a
+// row, since an older version would lose to it under FINAL anyway.
+func (p *Projector) build(b *batch) {
+	workTickets := map[streamKey]*ticketRow{}
+	workCustomers := map[streamKey]*customerRow{}
+	var ticketOrder, customerOrder []streamKey
+	b.eventTypes = map[string]int{}
+
+	for i := range b.events {
+		e := &b.events[i]
+		b.eventTypes[e.Type]++
+		changes, err := helpdeskflow.FieldChanges(*e)
+		if err != nil {
+			p.m.errors.WithLabelValues(errKindApply).Inc()
+			p.log.Error("projector: cannot describe event changes; audit row without them", "event_id", e.ID, "type", e.Type, "err", err)
+			changes = nil
+		}
+		b.audit = append(b.audit, auditRowOf(e, changes))
+
+		k := streamKey{e.WorkspaceID, e.StreamID}
+		switch e.StreamType {
+		case helpdeskflow.StreamTicket:
+			prev, found := workTickets[k]
+			if !found {
+				if r, ok := b.loadedTickets[k]; ok {
+					prev, found = &r, true
+				} else if r, ok := p.tickets.get(k); ok {
+					prev, found = &r, true
+				}
+			}
+			var version uint64
+			if found {
+				version = prev.Version
+			}
+			if !p.shouldApply(e, found, version) {
+				continue
+			}
+			var t helpdeskflow.Ticket
+			count := 0
+			if found {
+				t, count = prev.ticket(), int(prev.MessageCount)
+			}
+			before := len(t.Messages)
+			if err := helpdeskflow.ApplyTicket(&t, *e); err != nil {
+				p.applyFailed(e, err)
+				continue
+			}
+			added := t.Messages[min(before, len(t.Messages)):]
+			row := ticketRowOf(&t, count+len(added))
+			if _, ok := workTickets[k]; !ok {
+				ticketOrder = append(ticketOrder, k)
+			}
+			workTickets[k] = &row
+			for _, m := range added {
+				internal := uint8(0)
+				if m.Internal {
+					internal = 1
+				}
+				b.messages = append(b.messages, messageRow{
+					WorkspaceID: e.WorkspaceID, TicketID: e.StreamID, MessageID: m.ID, Version: uint64(e.Version),
+					AuthorType: m.AuthorType, Body: m.Body, BodyText: m.BodyText, Internal: internal,
+					CreatedAtMs: m.CreatedAt.UnixMilli(),
+				})
+			}
+		case helpdeskflow.StreamCustomer:
+			prev, found := workCustomers[k]
+			if !found {
+				if r, ok := b.loadedCustomers[k]; ok {
+					prev, found = &r, true
+				} else if r, ok := p.customers.get(k); ok {
+					prev, found = &r, true
+				}
+			}
+			var version uint64
+			if found {
+				version = prev.Version
+			}
+			if !p.shouldApply(e, found, version) {
+				continue
+			}
+			var c helpdeskflow.Customer
+			if found {
+				c = prev.customer()
+			}
+			if err := helpdeskflow.ApplyCustomer(&c, *e); err != nil {
+				p.applyFailed(e, err)
+				continue
+			}
+			row := customerRowOf(&c)
+			if _, ok := workCustomers[k]; !ok {
+				customerOrder = append(customerOrder, k)
+			}
+			workCustomers[k] = &row
+		default:
+			// Workspace streams (and any stream type this build does not
+			// know) only feed the audit log.
+		}
+	}
+
+	for _, k := range ticketOrder {
+		row := *workTickets[k]
+		b.tickets = append(b.tickets, row)
+		p.tickets.put(k, row)
+	}
+	for _, k := range customerOrder {
+		row := *workCustomers[k]
+		b.customers = append(b.customers, row)
+		p.customers.put(k, row)
+	}
+	b.loadedTickets, b.loadedCustomers = nil, nil
+}
+
+// shouldApply decides whether e changes its entity row: not when the row
+// already has e's version or a later one (a redelivery), and not when e
+// continues a stream whose earlier events were never projected.
+func (p *Projector) shouldApply(e *helpdeskflow.Event, found bool, version uint64) bool {
+	if e.Version <= 0 {
+		p.m.errors.WithLabelValues(errKindApply).Inc()
+		p.log.Error("projector: event without a positive version; entity row skipped", "event_id", e.ID, "type", e.Type, "version", e.Version)
+		return false
+	}
+	if found && uint64(e.Version) <= version {
+		p.m.skipped.WithLabelValues(skipStale).Inc()
+		return false
+	}
+	if !found && e.Version > 1 {
+		p.m.skipped.WithLabelValues(skipMissingState).Inc()
+		p.log.Warn("projector: event continues a stream that is not projected; entity row skipped",
+			"event_id", e.ID, "type", e.Type, "stream_id", e.StreamID, "version", e.Version)
+		return false
+	}
+	return true
+}
+
+func (p *Projector) applyFailed(e *helpdeskflow.Event, err error) {
+	// An event type the root package does not know (yet) comes from a newer
+	// producer; it is not a broken event.
+	if errors.Is(err, helpdeskflow.ErrUnknownEventType) {
+		p.m.skipped.WithLabelValues(skipUnknownType).Inc()
+		p.log.Debug("projector: event type changes no projected row", "event_id", e.ID, "type", e.Type)
+		return
+	}
+	p.m.errors.WithLabelValues(errKindApply).Inc()
+	p.log.Error("projector: cannot apply event; entity row skipped, audit row kept", "event_id", e.ID, "type", e.Type, "err", err)
+}
+
+func (p *Projector) insert(ctx context.Context, b *batch) error {
+	if b.inserted == nil {
+		b.inserted = map[string]bool{}
+	}
+	tables := []struct {
+		name, columns string
+		n             int
+		values        func(int) []any
+	}{
+		{"tickets", ticketColumns, len(b.tickets), func(i int) []any { return b.tickets[i].values() }},
+		{"customers", customerColumns, len(b.customers), func(i int) []any { return b.customers[i].values() }},
+		{"ticket_messages", messageColumns, len(b.messages), func(i int) []any { return b.messages[i].values() }},
+		{"audit_log", auditColumns, len(b.audit), func(i int) []any { return b.audit[i].values() }},
+	}
+	for _, t := range tables {
+		if t.n == 0 || b.inserted[t.name] {
+			continue
+		}
+		start := time.Now()
+		err := insertRows(ctx, p.cfg.ClickHouse, t.name, t.columns, t.n, t.values)
+		p.m.insertDuration.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+		if err != nil {
+			return err
+		}
+		b.inserted[t.name] = true
+	}
+	return nil
+}
+
+func insertRows(ctx context.Context, conn driver.Conn, table, columns string, n int, values func(int) []any) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+	if err != nil {
+		return chError("insert into "+table, err)
+	}
+	defer batch.Close()
+	for i := 0; i < n; i++ {
+		if err := batch.Append(values(i)...); err != nil {
+			return chError("insert into "+table, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return chError("insert into "+table, err)
+	}
+	return nil
+}
+
+func (p *Projector) noteFetches(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		p.m.errors.WithLabelValues(errKindFetch).Inc()
+		p.log.Warn("projector: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Topic != p.cfg.Topic || fp.Partition < 0 || fp.Err != nil {
+			return
+		}
+		p.marks[fp.Partition] = partitionMarks{highWatermark: fp.HighWatermark, logStartOffset: fp.LogStartOffset}
+	})
+}
+
+// updateLag sets the lag gauge of every partition seen: the high watermark
+// of its latest fetch minus the group's committed offset (or the log start
+// before the first commit).
+func (p *Projector) updateLag(cl *kgo.Client) {
+	committed := cl.CommittedOffsets()[p.cfg.Topic]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for partition, mk := range p.marks {
+		base := mk.logStartOffset
+		if c, ok := committed[partition]; ok && c.Offset >= 0 {
+			base = c.Offset
+		}
+		p.m.lag.WithLabelValues(p.cfg.Topic, strconv.Itoa(int(partition))).Set(float64(max(mk.highWatermark-base, 0)))
+	}
+}
+
+func (p *Projector) ownedPartitions() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	parts := make([]int32, 0, len(p.marks))
+	for partition := range p.marks {
+		parts = append(parts, partition)
+	}
+	return parts
+}
+
+// forgetPartitions drops the lag series of partitions this member no longer
+// consumes, so another member's gauge is the only one left, and marks the
+// state cache stale: the streams of those partitions may move on elsewhere.
+func (p *Projector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost[p.cfg.Topic]) > 0 {
+		p.cacheStale.Store(true)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, partition := range lost[p.cfg.Topic] {
+		delete(p.marks, partition)
+		p.m.lag.DeleteLabelValues(p.cfg.Topic, strconv.Itoa(int(partition)))
+	}
+}

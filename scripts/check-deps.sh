@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Keeps each library behind the one package that wraps it (see the README's
+# "How the code is laid out"): pgx in eventstore/ and dispatch/, clickhouse-go
+# in projections/, httprouter in http/, and the root package on the standard
+# library and uuid alone. cmd/ (the wiring) and internal/testenv may use all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+module=$(go list -m)
+fail=0
+
+check() { # package-pattern library allowed-package-regex
+  local lib=$2 allowed=$3
+  while read -r pkg imports; do
+    [[ $pkg =~ $allowed ]] && continue
+    for imp in $imports; do
+      if [[ $imp == "$lib"* ]]; then
+        echo "check-deps: $pkg imports $imp; only packages matching $allowed may" >&2
+        fail=1
+      fi
+    done
+  done < <(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+}
+
+check ./... github.com/jackc/pgx "^$module/(eventstore|dispatch|cmd/.*|internal/testenv)$"
+check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
+check ./... github.com/julienschmidt/httprouter "^$module/http$"
+
+# The root domain package depends on nothing but the standard library and uuid.
+while read -r dep; do
+  case $dep in
+    "$module" | github.com/google/uuid* | vendor/*) ;;
+    *.*/*) echo "check-deps: the root package depends on $dep" >&2; fail=1 ;;
+  esac
+done < <(go list -deps "$module")
+
+exit $fail

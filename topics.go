@@ -1,0 +1,14 @@
+package helpdeskflow
+
+// Kafka topics and the record headers the relay sets. A record's key is the
+// stream id (so one stream's events stay in order on one partition) and its
+// value is the JSON encoding of Event.
+const (
+	TopicEvents      = "helpdeskflow.events"
+	TopicAPIRequests = "helpdeskflow.api-requests"
+
+	HeaderEventID     = "hdf-event-id"
+	HeaderEventType   = "hdf-event-type"
+	HeaderVersion     = "hdf-version"
+	HeaderWorkspaceID = "hdf-workspace-id"
+)
