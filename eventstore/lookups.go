@@ -19,15 +19,25 @@ import (
 // concurrent transaction reserving the same email makes this one wait for
 // it to end, so exactly one customer is ever created per email.
 func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, error) {
+	// The common cases take one round trip: the reservation is new, or an
+	// earlier committed one is visible to this statement's snapshot.
 	var holder uuid.UUID
-	err := t.tx.QueryRow(ctx, `INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
-		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate).Scan(&holder)
+	var created bool
+	err := t.tx.QueryRow(ctx, `WITH reserved AS (
+			INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
+			ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id)
+		SELECT customer_id, true FROM reserved
+		UNION ALL
+		SELECT customer_id, false FROM customer_emails WHERE workspace_id = $1 AND email = $2
+		LIMIT 1`, workspaceID, email, candidate).Scan(&holder, &created)
 	if err == nil {
-		return holder, true, nil
+		return holder, created, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return uuid.Nil, false, internal("reserve customer email", err)
 	}
+	// A concurrent transaction committed the reservation after this
+	// statement's snapshot was taken; a new statement sees it.
 	err = t.tx.QueryRow(ctx, `SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2`,
 		workspaceID, email).Scan(&holder)
 	if err != nil {

@@ -169,29 +169,6 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 		return expectedVersion, nil
 	}
 	newVersion := expectedVersion + int64(len(events))
-	if expectedVersion == 0 {
-		tag, err := t.tx.Exec(ctx, `INSERT INTO streams (id, workspace_id, type, version) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO NOTHING`, ref.ID, ref.WorkspaceID, ref.Type, newVersion)
-		if err != nil {
-			return 0, internal("create stream", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s already exists", ref.ID)
-		}
-	} else {
-		tag, err := t.tx.Exec(ctx, `UPDATE streams SET version = $3, updated_at = now()
-			WHERE id = $1 AND version = $2`, ref.ID, expectedVersion, newVersion)
-		if err != nil {
-			return 0, internal("advance stream version", err)
-		}
-		if tag.RowsAffected() == 0 {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict,
-				"stream %s is not at version %d", ref.ID, expectedVersion)
-		}
-	}
-	if t.lockedAt.IsZero() {
-		t.lockedAt = time.Now()
-	}
 	mdJSON, err := json.Marshal(md)
 	if err != nil {
 		return 0, internal("encode metadata", err)
@@ -210,16 +187,36 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 			occurred[i] = now
 		}
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
+	// One statement moves (or creates) the stream row and inserts the
+	// events, so an append costs one round trip. The events are inserted
+	// only when the stream row was at the expected version.
+	streamStep := `UPDATE streams SET version = $11, updated_at = now() WHERE id = $1 AND version = $12 RETURNING id`
+	if expectedVersion == 0 {
+		streamStep = `INSERT INTO streams (id, workspace_id, type, version) SELECT $1, $3, $2, $11 WHERE $12::bigint = 0
+			ON CONFLICT (id) DO NOTHING RETURNING id`
+	}
+	tag, err := t.tx.Exec(ctx, `WITH stream AS (`+streamStep+`)
+		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
 		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::jsonb, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
-			AS e(id, version, type, schema_version, data, occurred_at)`,
-		ref.ID, ref.Type, ref.WorkspaceID, mdJSON, ids, versions, types, schemas, data, occurred)
+			AS e(id, version, type, schema_version, data, occurred_at)
+		WHERE EXISTS (SELECT 1 FROM stream)`,
+		ref.ID, ref.Type, ref.WorkspaceID, mdJSON, ids, versions, types, schemas, data, occurred, newVersion, expectedVersion)
 	if err != nil {
 		if isUniqueViolation(err) {
 			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s was changed concurrently", ref.ID)
 		}
-		return 0, internal("insert events", err)
+		return 0, internal("append events", err)
+	}
+	if tag.RowsAffected() != int64(len(events)) {
+		if expectedVersion == 0 {
+			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s already exists", ref.ID)
+		}
+		return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s is not at version %d", ref.ID, expectedVersion)
+	}
+	if t.lockedAt.IsZero() {
+		// The stream row is locked from this statement until commit.
+		t.lockedAt = time.Now()
 	}
 	t.appended = append(t.appended, events...)
 	return newVersion, nil
