@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -225,20 +225,13 @@ type Dispatcher struct {
 	progress progressStore
 
 	running   atomic.Bool
-	rebalance *signal // raised while a rebalance waits for the batch in flight
-
-	mu    sync.Mutex // guards marks: rebalance callbacks run on the client's goroutines
-	marks map[int32]partitionMarks
+	rebalance *signal                   // raised while a rebalance waits for the batch in flight
+	lag       *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 }
 
 type namedHandler struct {
 	name string
 	h    Handler
-}
-
-type partitionMarks struct {
-	highWatermark  int64
-	logStartOffset int64
 }
 
 // New fills cfg's defaults, validates it and registers the dispatcher's
@@ -268,7 +261,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		handlers:  handlers,
 		progress:  progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
 		rebalance: newSignal(),
-		marks:     map[int32]partitionMarks{},
+		lag:       kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
 	}, nil
 }
 
@@ -324,7 +317,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			break
 		}
 		d.noteFetches(fetches)
-		d.updateLag(cl)
+		d.lag.Update(cl)
 		b := d.newBatch(fetches)
 		if len(b.records) == 0 {
 			d.allowRebalance(cl)
@@ -356,7 +349,7 @@ func (d *Dispatcher) shutdown(ctx context.Context, cl *kgo.Client, pending *batc
 		d.log.Warn("dispatcher: leave group", "err", err)
 	}
 	cl.Close()
-	d.forgetPartitions(lctx, cl, map[string][]int32{d.cfg.Topic: d.ownedPartitions()})
+	d.forgetPartitions(lctx, cl, map[string][]int32{d.cfg.Topic: d.lag.Partitions()})
 	d.log.Info("dispatcher stopped")
 	return nil
 }
@@ -521,7 +514,7 @@ func (d *Dispatcher) settle(ctx context.Context, cl *kgo.Client, b *batch, leavi
 		}
 		committed = b.done
 	}
-	d.updateLag(cl)
+	d.lag.Update(cl)
 	if !leaving && committed < len(b.records) {
 		d.rewind(cl, b.records[committed:])
 	}
@@ -574,6 +567,9 @@ func (d *Dispatcher) retry(ctx context.Context, interrupt <-chan struct{}, kind 
 	}
 }
 
+// noteFetches logs and counts the fetch errors of a poll (not those of a
+// cancellation or a closed client) and notes its partitions' watermarks for
+// the lag gauge.
 func (d *Dispatcher) noteFetches(fetches kgo.Fetches) {
 	fetches.EachError(func(topic string, partition int32, err error) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
@@ -582,49 +578,13 @@ func (d *Dispatcher) noteFetches(fetches kgo.Fetches) {
 		d.m.internalErrors.WithLabelValues(errKindFetch).Inc()
 		d.log.Warn("dispatcher: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
 	})
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if fp.Topic != d.cfg.Topic || fp.Partition < 0 || fp.Err != nil {
-			return
-		}
-		d.marks[fp.Partition] = partitionMarks{highWatermark: fp.HighWatermark, logStartOffset: fp.LogStartOffset}
-	})
+	d.lag.Note(fetches)
 }
 
-// updateLag sets the lag gauge of every partition seen in a fetch: its
-// high watermark minus the committed offset (or the log start if the group
-// has not committed there yet).
-func (d *Dispatcher) updateLag(cl *kgo.Client) {
-	committed := cl.CommittedOffsets()[d.cfg.Topic]
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for partition, mk := range d.marks {
-		base := mk.logStartOffset
-		if c, ok := committed[partition]; ok && c.Offset >= 0 {
-			base = c.Offset
-		}
-		d.m.lag.WithLabelValues(d.cfg.Topic, strconv.Itoa(int(partition))).Set(float64(max(mk.highWatermark-base, 0)))
-	}
-}
-
-func (d *Dispatcher) ownedPartitions() []int32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	parts := make([]int32, 0, len(d.marks))
-	for partition := range d.marks {
-		parts = append(parts, partition)
-	}
-	return parts
-}
-
+// forgetPartitions drops the lag series of partitions this member no longer
+// consumes, so another member's gauge is the only one left.
 func (d *Dispatcher) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, partition := range lost[d.cfg.Topic] {
-		delete(d.marks, partition)
-		d.m.lag.DeleteLabelValues(d.cfg.Topic, strconv.Itoa(int(partition)))
-	}
+	d.lag.Forget(lost[d.cfg.Topic])
 }
 
 // signal is a sticky flag that can be waited on: raise closes the channel

@@ -1,8 +1,7 @@
 package dispatch
 
 import (
-	"errors"
-
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,12 +54,12 @@ func newMetrics(reg prometheus.Registerer, handlerNames []string) (*metrics, err
 	}
 	if reg != nil {
 		var err error
-		m.events = register(reg, m.events, &err)
-		m.duplicates = register(reg, m.duplicates, &err)
-		m.errors = register(reg, m.errors, &err)
-		m.internalErrors = register(reg, m.internalErrors, &err)
-		m.lag = register(reg, m.lag, &err)
-		m.duration = register(reg, m.duration, &err)
+		m.events = kafkaconsumer.Register(reg, m.events, &err)
+		m.duplicates = kafkaconsumer.Register(reg, m.duplicates, &err)
+		m.errors = kafkaconsumer.Register(reg, m.errors, &err)
+		m.internalErrors = kafkaconsumer.Register(reg, m.internalErrors, &err)
+		m.lag = kafkaconsumer.Register(reg, m.lag, &err)
+		m.duration = kafkaconsumer.Register(reg, m.duration, &err)
 		if err != nil {
 			return nil, err
 		}
@@ -75,20 +74,4 @@ func newMetrics(reg prometheus.Registerer, handlerNames []string) (*metrics, err
 		m.internalErrors.WithLabelValues(kind)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same name, so that a second dispatcher in one process (a restart in
-// `helpdeskflow dev`, a test) shares the series instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if errors.As(err, &already) {
-			if existing, ok := already.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		*errp = errors.Join(*errp, err)
-	}
-	return c
 }

@@ -1,8 +1,7 @@
 package projections
 
 import (
-	"errors"
-
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,27 +70,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.batchSize = register(reg, m.batchSize, &err)
-	m.insertDuration = register(reg, m.insertDuration, &err)
-	m.lag = register(reg, m.lag, &err)
-	m.errors = register(reg, m.errors, &err)
-	m.events = register(reg, m.events, &err)
-	m.skipped = register(reg, m.skipped, &err)
+	m.batchSize = kafkaconsumer.Register(reg, m.batchSize, &err)
+	m.insertDuration = kafkaconsumer.Register(reg, m.insertDuration, &err)
+	m.lag = kafkaconsumer.Register(reg, m.lag, &err)
+	m.errors = kafkaconsumer.Register(reg, m.errors, &err)
+	m.events = kafkaconsumer.Register(reg, m.events, &err)
+	m.skipped = kafkaconsumer.Register(reg, m.skipped, &err)
 	return m, err
-}
-
-// register registers c, or returns the collector already registered under
-// the same name so that a second projector in one process (a rebuild, a
-// restart) shares the series instead of failing.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if errors.As(err, &already) {
-			if existing, ok := already.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		*errp = errors.Join(*errp, err)
-	}
-	return c
 }

@@ -6,13 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -172,13 +171,7 @@ type Projector struct {
 	// ClickHouse and must be reloaded.
 	cacheStale atomic.Bool
 
-	mu    sync.Mutex // guards marks: the rebalance callbacks run on the client's goroutines
-	marks map[int32]partitionMarks
-}
-
-type partitionMarks struct {
-	highWatermark  int64
-	logStartOffset int64
+	lag *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 }
 
 // NewProjector fills cfg's defaults, validates it and registers the
@@ -202,7 +195,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 		m:         m,
 		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
 		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
-		marks:     map[int32]partitionMarks{},
+		lag:       kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
 	}, nil
 }
 
@@ -277,11 +270,11 @@ func (p *Projector) Run(ctx context.Context) error {
 		})
 		if b == nil {
 			cl.AllowRebalance()
-			p.updateLag(cl)
+			p.lag.Update(cl)
 			continue
 		}
 		if len(b.records) < p.cfg.BatchSize && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
-			p.updateLag(cl)
+			p.lag.Update(cl)
 			continue
 		}
 		if err := p.flush(ctx, b); err != nil {
@@ -331,7 +324,7 @@ func (p *Projector) shutdown(ctx context.Context, cl *kgo.Client, abortClient co
 		abortClient()
 	}
 	cl.Close()
-	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.ownedPartitions()})
+	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.lag.Partitions()})
 	if len(errs) > 0 {
 		err := &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
 			Message: "projector stopped with events not projected; their offsets are not committed", Err: errors.Join(errs...)}
@@ -401,7 +394,7 @@ func (p *Projector) commit(ctx context.Context, cl *kgo.Client) error {
 		p.m.errors.WithLabelValues(errKindCommit).Inc()
 		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit projector offsets", Err: err}
 	}
-	p.updateLag(cl)
+	p.lag.Update(cl)
 	return err
 }
 
@@ -736,6 +729,9 @@ func insertRows(ctx context.Context, conn driver.Conn, table, columns string, n 
 	return nil
 }
 
+// noteFetches logs and counts the fetch errors of a poll (not those of a
+// cancellation or a closed client) and notes its partitions' watermarks for
+// the lag gauge.
 func (p *Projector) noteFetches(fetches kgo.Fetches) {
 	fetches.EachError(func(topic string, partition int32, err error) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
@@ -744,40 +740,7 @@ func (p *Projector) noteFetches(fetches kgo.Fetches) {
 		p.m.errors.WithLabelValues(errKindFetch).Inc()
 		p.log.Warn("projector: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
 	})
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if fp.Topic != p.cfg.Topic || fp.Partition < 0 || fp.Err != nil {
-			return
-		}
-		p.marks[fp.Partition] = partitionMarks{highWatermark: fp.HighWatermark, logStartOffset: fp.LogStartOffset}
-	})
-}
-
-// updateLag sets the lag gauge of every partition seen: the high watermark
-// of its latest fetch minus the group's committed offset (or the log start
-// before the first commit).
-func (p *Projector) updateLag(cl *kgo.Client) {
-	committed := cl.CommittedOffsets()[p.cfg.Topic]
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for partition, mk := range p.marks {
-		base := mk.logStartOffset
-		if c, ok := committed[partition]; ok && c.Offset >= 0 {
-			base = c.Offset
-		}
-		p.m.lag.WithLabelValues(p.cfg.Topic, strconv.Itoa(int(partition))).Set(float64(max(mk.highWatermark-base, 0)))
-	}
-}
-
-func (p *Projector) ownedPartitions() []int32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	parts := make([]int32, 0, len(p.marks))
-	for partition := range p.marks {
-		parts = append(parts, partition)
-	}
-	return parts
+	p.lag.Note(fetches)
 }
 
 // forgetPartitions drops the lag series of partitions this member no longer
@@ -787,10 +750,5 @@ func (p *Projector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[
 	if len(lost[p.cfg.Topic]) > 0 {
 		p.cacheStale.Store(true)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, partition := range lost[p.cfg.Topic] {
-		delete(p.marks, partition)
-		p.m.lag.DeleteLabelValues(p.cfg.Topic, strconv.Itoa(int(partition)))
-	}
+	p.lag.Forget(lost[p.cfg.Topic])
 }
