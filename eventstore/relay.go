@@ -161,7 +161,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 	r.leader.Set(1)
 	r.cfg.Logger.Info("relay is leader", "relay", r.cfg.Name)
-	if _, err := conn.Exec(ctx, `LISTEN helpdeskflow_events`); err != nil {
+	if _, err := conn.Exec(ctx, `LISTEN `+eventsChannel); err != nil {
 		return internal("listen for events", err)
 	}
 	cp, err := r.checkpoint(ctx)

@@ -19,11 +19,16 @@ import (
 // startRelay runs a relay on s publishing to brokers until the test ends.
 func startRelay(t *testing.T, s *eventstore.Store, brokers []string) {
 	t.Helper()
+	startRelayPolling(t, s, brokers, 100*time.Millisecond)
+}
+
+func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll time.Duration) {
+	t.Helper()
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := eventstore.NewRelay(s, client, eventstore.RelayConfig{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
+	relay, err := eventstore.NewRelay(s, client, eventstore.RelayConfig{PollInterval: poll, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,4 +239,21 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestRelay_WokenByNotification(t *testing.T) {
+	s := testenv.Store(t)
+	_, brokers := testenv.Kafka(t)
+	// With a poll interval far beyond the test's patience, only the
+	// notification sent after each commit can wake the relay in time.
+	startRelayPolling(t, s, brokers, time.Hour)
+	time.Sleep(500 * time.Millisecond) // let it become leader and LISTEN
+	for i := range 3 {
+		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(consumeAll(t, brokers, i+1)); got != i+1 {
+			t.Fatalf("after commit %d the relay published %d events, want %d", i+1, got, i+1)
+		}
+	}
 }

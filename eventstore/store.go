@@ -21,6 +21,7 @@ import (
 // Store appends and loads events. It is safe for concurrent use.
 type Store struct {
 	pool          *pgxpool.Pool
+	notifier      *notifier
 	eventsTotal   *prometheus.CounterVec
 	lockHold      prometheus.Histogram
 	appendLatency prometheus.Histogram
@@ -51,12 +52,17 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	return pool, nil
 }
 
+// notifyInterval is the shortest time between two notifications that wake
+// the relay (see notifier).
+const notifyInterval = 5 * time.Millisecond
+
 // New returns a Store on pool, registering its metrics on reg (which may be
 // nil): helpdeskflow_events_appended_total{type},
 // helpdeskflow_stream_lock_hold_seconds and helpdeskflow_append_duration_seconds.
 func New(pool *pgxpool.Pool, reg prometheus.Registerer) (*Store, error) {
 	s := &Store{
-		pool: pool,
+		pool:     pool,
+		notifier: &notifier{pool: pool, interval: notifyInterval},
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_events_appended_total",
 			Help: "Events appended to the event store, by event type.",
@@ -128,6 +134,9 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	s.appendLatency.Observe(now.Sub(start).Seconds())
 	for _, e := range tx.appended {
 		s.eventsTotal.WithLabelValues(e.Type).Inc()
+	}
+	if len(tx.appended) > 0 {
+		s.notifier.poke()
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -16,10 +17,12 @@ type config struct {
 	ClickHouseAddr     string
 	ClickHouseDatabase string
 	HTTPAddr           string
+	DebugAddr          string
 	DataDir            string
 	Roles              string
 	LogLevel           string
 	KafkaPort          int
+	PostgresMaxConns   int
 }
 
 // setting describes one flag and its environment variable. Keep the
@@ -36,6 +39,7 @@ func (c *config) settings() []setting {
 		{"clickhouse-addr", "HDF_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address", &c.ClickHouseAddr},
 		{"clickhouse-database", "HDF_CLICKHOUSE_DATABASE", "helpdeskflow", "ClickHouse database of the read models", &c.ClickHouseDatabase},
 		{"http-addr", "HDF_HTTP_ADDR", "127.0.0.1:8080", "address the HTTP API (and /metrics) listens on", &c.HTTPAddr},
+		{"debug-addr", "HDF_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)", &c.DebugAddr},
 		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
 		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
@@ -55,6 +59,15 @@ func parseConfig(name string, args []string) (config, []string, error) {
 		fs.StringVar(s.target, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
 	fs.IntVar(&c.KafkaPort, "kafka-port", 0, "dev only: TCP port of the embedded Kafka broker (default: any free port)")
+	maxConns := 32
+	if v, ok := os.LookupEnv("HDF_POSTGRES_MAX_CONNS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return config{}, nil, fmt.Errorf("HDF_POSTGRES_MAX_CONNS must be a whole number, got %q", v)
+		}
+		maxConns = n
+	}
+	fs.IntVar(&c.PostgresMaxConns, "postgres-max-conns", maxConns, "most Postgres connections per process; more than a few per core only adds contention (env HDF_POSTGRES_MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
@@ -65,6 +78,9 @@ func (c config) validate() error {
 	var errs []error
 	if c.PostgresURL == "" {
 		errs = append(errs, errors.New("HDF_POSTGRES_URL (--postgres-url) is required"))
+	}
+	if c.PostgresMaxConns < 4 {
+		errs = append(errs, fmt.Errorf("HDF_POSTGRES_MAX_CONNS (--postgres-max-conns) must be at least 4, got %d", c.PostgresMaxConns))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

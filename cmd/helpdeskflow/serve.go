@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -42,7 +43,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 100)
+	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, int32(cfg.PostgresMaxConns))
 	if err != nil {
 		return err
 	}
@@ -112,6 +113,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	}
 	server := &nethttp.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+
+	if cfg.DebugAddr != "" {
+		if err := serveDebug(cfg.DebugAddr, logger); err != nil {
+			return err
+		}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -201,5 +208,21 @@ func ensureTopics(ctx context.Context, client *kgo.Client, topics ...string) err
 			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("create Kafka topic %s: error code %d", t.Topic, t.ErrorCode)}
 		}
 	}
+	return nil
+}
+
+// serveDebug serves pprof's profiles on addr for as long as the process
+// lives; it is off unless HDF_DEBUG_ADDR is set.
+func serveDebug(addr string, logger *slog.Logger) error {
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on debug address %s: %w", addr, err)
+	}
+	mux := nethttp.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	logger.Info("pprof profiles", "addr", "http://"+listener.Addr().String()+"/debug/pprof/")
+	go nethttp.Serve(listener, mux) //nolint:errcheck // lives as long as the process
 	return nil
 }

@@ -30,16 +30,6 @@ CREATE TABLE events (
 );
 CREATE INDEX events_workspace_position ON events (workspace_id, tx_id, seq);
 
--- Wake the relay when events commit: NOTIFY is delivered at commit, once per
--- transaction and channel for identical payloads.
-CREATE FUNCTION events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('helpdeskflow_events', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER events_notify AFTER INSERT ON events
-    FOR EACH STATEMENT EXECUTE FUNCTION events_notify();
-
 -- Where each relay (by name) has published up to, written only after the
 -- broker acknowledged every event up to that position.
 CREATE TABLE relay_checkpoints (
