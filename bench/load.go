@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	nethttp "net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	customers       = 1000 // distinct customer emails the bodies spread over
+	bodyPool        = 4096 // pre-built request bodies, so building them costs the load generator nothing
+	maxPerWorker    = 1 << 22
+	transportBackof = 10 * time.Millisecond
+)
+
+var (
+	firstNames = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",
+		"Radia", "John", "Sophie", "Leslie", "Hedy", "Tim", "Katherine", "Niklaus", "Shafi", "Linus"}
+	lastNames = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
+		"Ritchie", "Perlman", "McCarthy", "Wilson", "Lamport", "Lamarr", "Berners-Lee", "Johnson", "Wirth", "Goldwasser", "Torvalds"}
+	subjects = []string{"Refund for order %d", "Order %d arrived damaged", "Cannot log in since update %d",
+		"Invoice %d shows the wrong VAT", "Where is my parcel (order %d)?", "Feature request: export #%d",
+		"Charged twice for order %d", "Password reset mail never arrives (case %d)"}
+	priorities = []string{"low", "normal", "normal", "normal", "high", "urgent"}
+	tagPool    = []string{"refund", "billing", "shipping", "login", "bug", "feature-request", "vip", "invoice", "damaged", "mobile"}
+	products   = []string{"espresso machine", "standing desk", "noise-cancelling headphones", "mechanical keyboard", "e-bike battery"}
+)
+
+type createBody struct {
+	Subject  string `json:"subject"`
+	Customer struct {
+		Email string `json:"email"`
+		Name  string `json:"name"`
+	} `json:"customer"`
+	Message struct {
+		Body string `json:"body"`
+	} `json:"message"`
+	Priority string   `json:"priority"`
+	Tags     []string `json:"tags"`
+}
+
+// makeBodies builds realistic POST /v1/tickets bodies: ~1000 distinct
+// customers, a few hundred bytes of HTML, a priority and 1–3 tags.
+func makeBodies(n int) [][]byte {
+	r := rand.New(rand.NewPCG(42, 1042))
+	out := make([][]byte, n)
+	for i := range out {
+		var b createBody
+		c := r.IntN(customers)
+		first, last := firstNames[c%len(firstNames)], lastNames[(c/len(firstNames))%len(lastNames)]
+		order := 10000 + r.IntN(90000)
+		b.Subject = fmt.Sprintf(subjects[r.IntN(len(subjects))], order)
+		b.Customer.Email = fmt.Sprintf("%s.%s.%04d@example.com", strings.ToLower(first), strings.ToLower(last), c)
+		b.Customer.Name = first + " " + last
+		product := products[r.IntN(len(products))]
+		b.Message.Body = fmt.Sprintf(`<p>Hello support team,</p>`+
+			`<p>I ordered the <b>%s</b> (order <a href="https://shop.example.com/orders/%d">#%d</a>) on %s, `+
+			`and it arrived with a cracked housing. The box looked fine, so it must have happened before packing.</p>`+
+			`<ul><li>Serial number: SN-%08d</li><li>Delivered by: Parcel Express</li><li>Photos: attached to my previous mail</li></ul>`+
+			`<p>Could you send a replacement or refund the <i>%d.%02d EUR</i>? I would prefer a replacement.</p>`+
+			`<p>Kind regards,<br>%s %s</p>`,
+			product, order, order, time.Date(2025, time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC).Format("2 January 2006"),
+			r.IntN(100000000), 20+r.IntN(900), r.IntN(100), first, last)
+		b.Priority = priorities[r.IntN(len(priorities))]
+		for _, j := range r.Perm(len(tagPool))[:1+r.IntN(3)] {
+			b.Tags = append(b.Tags, tagPool[j])
+		}
+		out[i], _ = json.Marshal(b)
+	}
+	return out
+}
+
+func avgLen(bodies [][]byte) int {
+	total := 0
+	for _, b := range bodies {
+		total += len(b)
+	}
+	return total / max(len(bodies), 1)
+}
+
+// newClient is the load generator's client: keep-alive connections, enough
+// idle ones per host for the highest concurrency, no HTTP/2, no compression.
+func newClient(maxConcurrency int) *nethttp.Client {
+	return &nethttp.Client{
+		Timeout: 30 * time.Second,
+		Transport: &nethttp.Transport{
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        maxConcurrency * 2,
+			MaxIdleConnsPerHost: maxConcurrency * 2,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			ForceAttemptHTTP2:   false,
+		},
+	}
+}
+
+// target is where a load phase sends its POSTs.
+type target struct {
+	url        string
+	key        string
+	wantStatus int
+}
+
+// loadStats is one load phase as the client saw it.
+type loadStats struct {
+	Concurrency    int              `json:"concurrency"`
+	Seconds        float64          `json:"seconds"`
+	Requests       int64            `json:"requests"`
+	Errors         int64            `json:"errors"`
+	ErrorsByKind   map[string]int64 `json:"errors_by_kind,omitempty"`
+	FirstError     string           `json:"first_error,omitempty"`
+	PerSecond      float64          `json:"per_second"`
+	LatencyMs      latencySummary   `json:"latency_ms"`
+	WarmupRequests int64            `json:"warmup_requests"`
+}
+
+type latencySummary struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
+}
+
+func summarize(ds []time.Duration) latencySummary {
+	if len(ds) == 0 {
+		return latencySummary{}
+	}
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	q := func(p float64) float64 {
+		i := int(p*float64(len(ds))+0.5) - 1
+		return ms(ds[min(max(i, 0), len(ds)-1)])
+	}
+	return latencySummary{N: len(ds), Mean: ms(sum / time.Duration(len(ds))), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(ds[len(ds)-1])}
+}
+
+// sampler picks about n successful creates spread evenly over a phase.
+type sampler struct {
+	next     atomic.Int64 // unix nanos of the next sample
+	interval int64
+	left     atomic.Int64
+	add      func(id string, at time.Time)
+}
+
+func newSampler(start time.Time, d time.Duration, n int, add func(id string, at time.Time)) *sampler {
+	s := &sampler{interval: int64(d) / int64(n), add: add}
+	s.next.Store(start.UnixNano())
+	s.left.Store(int64(n))
+	return s
+}
+
+func (s *sampler) offer(id string, at time.Time) {
+	if s == nil || id == "" {
+		return
+	}
+	next := s.next.Load()
+	if at.UnixNano() < next || s.left.Load() <= 0 || !s.next.CompareAndSwap(next, next+s.interval) {
+		return
+	}
+	s.left.Add(-1)
+	s.add(id, at)
+}
+
+// runLoad sends POSTs from c workers: warmup first (not recorded), then
+// measured for d. Each worker sends its next request as soon as the previous
+// one is answered (closed loop). Requests that started inside the measured
+// window count; the rate divides them by the time until the last finished.
+func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]byte, c int, warmup, d time.Duration, smp func(start time.Time) *sampler) loadStats {
+	var (
+		mu        sync.Mutex
+		all       []time.Duration
+		errs      = map[string]int64{}
+		firstErr  string
+		warm      atomic.Int64
+		lastEnd   atomic.Int64
+		wg        sync.WaitGroup
+		bodyIndex atomic.Uint64
+	)
+	measureStart := time.Now().Add(warmup)
+	end := measureStart.Add(d)
+	var s *sampler
+	if smp != nil {
+		s = smp(measureStart)
+	}
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 1<<14)
+			myErrs := map[string]int64{}
+			var myFirst string
+			for i := 0; i < maxPerWorker && ctx.Err() == nil; i++ {
+				start := time.Now()
+				if !start.Before(end) {
+					break
+				}
+				body := bodies[bodyIndex.Add(1)%uint64(len(bodies))]
+				id, kind, err := post(ctx, client, t, body)
+				done := time.Now()
+				if start.Before(measureStart) {
+					if kind == "" {
+						warm.Add(1)
+					}
+					if err != nil {
+						sleepCtx(ctx, transportBackof)
+					}
+					continue
+				}
+				for {
+					prev := lastEnd.Load()
+					if done.UnixNano() <= prev || lastEnd.CompareAndSwap(prev, done.UnixNano()) {
+						break
+					}
+				}
+				if kind != "" {
+					myErrs[kind]++
+					if myFirst == "" && err != nil {
+						myFirst = err.Error()
+					}
+					if err != nil {
+						sleepCtx(ctx, transportBackof)
+					}
+					continue
+				}
+				lat = append(lat, done.Sub(start))
+				s.offer(id, done)
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			for k, v := range myErrs {
+				errs[k] += v
+			}
+			if firstErr == "" {
+				firstErr = myFirst
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	st := loadStats{Concurrency: c, Requests: int64(len(all)), WarmupRequests: warm.Load(), FirstError: firstErr}
+	if le := lastEnd.Load(); le > 0 {
+		st.Seconds = time.Unix(0, le).Sub(measureStart).Seconds()
+	}
+	if st.Seconds > 0 {
+		st.PerSecond = float64(st.Requests) / st.Seconds
+	}
+	for k, v := range errs {
+		st.Errors += v
+		if st.ErrorsByKind == nil {
+			st.ErrorsByKind = map[string]int64{}
+		}
+		st.ErrorsByKind[k] = v
+	}
+	st.LatencyMs = summarize(all)
+	return st
+}
+
+// post sends one request. kind is "" on the wanted status, otherwise
+// "status_NNN" or a transport error class; id is the created ticket's id
+// (from Location) when there is one.
+func post(ctx context.Context, client *nethttp.Client, t target, body []byte) (id, kind string, err error) {
+	req, err := nethttp.NewRequestWithContext(ctx, "POST", t.url, bytes.NewReader(body))
+	if err != nil {
+		return "", "request", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if t.key != "" {
+		req.Header.Set("Authorization", "Bearer "+t.key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return "", "timeout", err
+		case ctx.Err() != nil:
+			return "", "cancelled", err
+		default:
+			return "", "transport", err
+		}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != t.wantStatus {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return "", fmt.Sprintf("status_%d", resp.StatusCode), fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+	}
+	io.Copy(io.Discard, resp.Body)
+	if loc := resp.Header.Get("Location"); loc != "" {
+		id = loc[strings.LastIndexByte(loc, '/')+1:]
+	}
+	return id, "", nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// paced sends n creates at rate per second (open loop, at most 32 in
+// flight), handing each created id and the time of its 201 to add.
+func paced(ctx context.Context, client *nethttp.Client, t target, bodies [][]byte, n int, rate float64, add func(id string, at time.Time)) (loadStats, error) {
+	interval := time.Duration(float64(time.Second) / rate)
+	sem := make(chan struct{}, 32)
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs = map[string]int64{}
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+send:
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			sleepCtx(ctx, wait)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break send
+		}
+		wg.Add(1)
+		go func(body []byte) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t0 := time.Now()
+			id, kind, _ := post(ctx, client, t, body)
+			done := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if kind != "" {
+				errs[kind]++
+				return
+			}
+			lat = append(lat, done.Sub(t0))
+			add(id, done)
+		}(bodies[(i*7919)%len(bodies)])
+	}
+	wg.Wait()
+	st := loadStats{Concurrency: 0, Seconds: time.Since(start).Seconds(), Requests: int64(len(lat))}
+	for k, v := range errs {
+		st.Errors += v
+		if st.ErrorsByKind == nil {
+			st.ErrorsByKind = map[string]int64{}
+		}
+		st.ErrorsByKind[k] = v
+	}
+	st.PerSecond = float64(st.Requests) / st.Seconds
+	st.LatencyMs = summarize(lat)
+	return st, ctx.Err()
+}

@@ -1,0 +1,266 @@
+// Command bench is `make bench`: the end-to-end benchmark of HelpDeskFlow.
+//
+// It builds the binary, gives it a fresh Postgres database and a fresh
+// ClickHouse database on the servers named by HDF_POSTGRES_URL and
+// HDF_CLICKHOUSE_ADDR, runs `helpdeskflow dev` (every role and the embedded
+// Kafka broker in one process) and measures, in one run:
+//
+//   - ticket creates per second over HTTP (POST /v1/tickets) at each
+//     concurrency, with client-side p50/p99 latency;
+//   - the projection lag: from the 201 to the ticket being visible in the
+//     ClickHouse read model, at a steady moderate rate and under load;
+//   - the dev process's memory (VmRSS, VmHWM) and the CPU split between the
+//     dev process, Postgres, ClickHouse and the load generator;
+//   - two baselines on the same machine: pgbench doing one INSERT + COMMIT
+//     per transaction against the same Postgres server, and an empty
+//     net/http handler hit by the same load generator.
+//
+// It prints a table and writes <out>/results.json and <out>/summary.md. The
+// targets (≥ 2,500 creates/s at c=64, p99 < 50 ms at c=16, projection lag
+// p99 < 2 s) are reported as pass/miss; missing one never fails the run.
+//
+//	eval "$(scripts/services.sh env test)" && go run ./bench -out bench-results -duration 10s
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	duration       time.Duration
+	warmup         time.Duration
+	out            string
+	concurrency    []int
+	keep           bool
+	lagSamples     int
+	lagRate        float64
+	lagConcurrency int
+	settleTimeout  time.Duration
+	pgbench        string
+}
+
+func main() {
+	var o options
+	var conc string
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each load phase")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each HTTP load phase (not measured)")
+	flag.StringVar(&o.out, "out", "bench-results", "directory for results.json, summary.md and logs")
+	flag.StringVar(&conc, "concurrency", "1,16,64", "comma-separated concurrency levels")
+	flag.BoolVar(&o.keep, "keep", false, "keep the Postgres and ClickHouse databases (and the temp dir) afterwards")
+	flag.IntVar(&o.lagSamples, "lag-samples", 200, "creates sampled for projection lag, in each lag measurement")
+	flag.Float64Var(&o.lagRate, "lag-rate", 50, "creates per second of the steady-rate projection lag phase")
+	flag.IntVar(&o.lagConcurrency, "lag-concurrency", 16, "concurrency of the create phase that also samples projection lag under load")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 120*time.Second, "how long to wait for the projection to catch up after a phase")
+	flag.StringVar(&o.pgbench, "pgbench", "/usr/lib/postgresql/15/bin/pgbench", "pgbench binary (falls back to pgbench on PATH)")
+	flag.Parse()
+
+	var err error
+	if o.concurrency, err = parseConcurrency(conc); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 {
+		fmt.Fprintln(os.Stderr, "bench: -duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0")
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseConcurrency(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("-concurrency: %q is not a number in 1..1024", f)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-concurrency: no levels given")
+	}
+	return out, nil
+}
+
+// run is the whole benchmark. Everything it creates (temp dir, databases,
+// the dev process) is cleaned up by deferred calls, whatever happens; the
+// results gathered so far are written even when a phase fails.
+func run(ctx context.Context, o options) (err error) {
+	pgURL := os.Getenv("HDF_POSTGRES_URL")
+	chAddr := os.Getenv("HDF_CLICKHOUSE_ADDR")
+	if pgURL == "" || chAddr == "" {
+		return errors.New(`HDF_POSTGRES_URL and HDF_CLICKHOUSE_ADDR must be set: eval "$(scripts/services.sh env test)"`)
+	}
+	if err := loopbackOnly(pgURL, chAddr); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", o.out, err)
+	}
+
+	res := newResults(o)
+	defer func() {
+		if err != nil {
+			res.Error = err.Error()
+		}
+		if werr := res.write(o.out); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}()
+
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "hdf-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			logf("kept temp dir %s", tmp)
+			return
+		}
+		if rerr := os.RemoveAll(tmp); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+	}()
+
+	res.Config.SourceTreeSHA256 = sourceTreeHash(root)
+	logf("building helpdeskflow")
+	bin := filepath.Join(tmp, "helpdeskflow")
+	if err := buildBinary(ctx, root, bin); err != nil {
+		return err
+	}
+
+	name := randomName("bench_")
+	res.Databases = databaseNames{Postgres: name, ClickHouse: name}
+	pg, err := createPostgresDatabase(ctx, pgURL, name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			logf("kept Postgres database %s", name)
+			pg.close()
+			return
+		}
+		if derr := pg.drop(); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	res.Postgres = pg.describe(ctx)
+
+	chOpts, err := clickHouseOptions(chAddr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep {
+			logf("kept ClickHouse database %s", name)
+			return
+		}
+		if derr := dropClickHouseDatabase(chOpts, name); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+
+	logf("starting helpdeskflow dev (Postgres db %s, ClickHouse db %s)", name, name)
+	dev, err := startDev(ctx, devConfig{
+		bin: bin, dir: root, dataDir: filepath.Join(tmp, "data"),
+		postgresURL: pg.url, clickHouseAddr: chAddr, clickHouseDB: name,
+		stderrPath: filepath.Join(o.out, "dev-stderr.log"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if dev.exited() {
+			return
+		}
+		if serr := dev.stop(30 * time.Second); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}()
+	logf("dev is running at %s (pid %d)", dev.url, dev.pid)
+
+	ch, err := openClickHouse(ctx, chOpts)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	res.ClickHouseVersion = clickHouseVersion(ctx, ch)
+
+	b := &bench{
+		o: o, res: res, dev: dev, pg: pg, ch: ch, chDB: name, tmp: tmp,
+		procs: newProcWatch(dev.pid, pg.port, chOpts.Addr[0]),
+	}
+	if err := b.runPhases(ctx); err != nil {
+		return err
+	}
+
+	logf("stopping dev with SIGTERM")
+	stopErr := dev.stop(30 * time.Second)
+	res.Shutdown = dev.shutdown
+	res.finish()
+	res.print(os.Stdout)
+	if stopErr != nil {
+		return stopErr
+	}
+	return ctx.Err()
+}
+
+// loopbackOnly refuses to send traffic anywhere but this machine.
+func loopbackOnly(pgURL, chAddr string) error {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		return fmt.Errorf("HDF_POSTGRES_URL: %w", err)
+	}
+	if !isLoopback(u.Hostname()) {
+		return fmt.Errorf("HDF_POSTGRES_URL host %q is not 127.0.0.1/localhost; the benchmark only runs against local services", u.Hostname())
+	}
+	host := chAddr
+	if strings.Contains(chAddr, "://") {
+		cu, err := url.Parse(chAddr)
+		if err != nil {
+			return fmt.Errorf("HDF_CLICKHOUSE_ADDR: %w", err)
+		}
+		host = cu.Host
+	}
+	if h, _, err := splitHostPort(host); err != nil || !isLoopback(h) {
+		return fmt.Errorf("HDF_CLICKHOUSE_ADDR %q is not a 127.0.0.1 address; the benchmark only runs against local services", chAddr)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	return host == "127.0.0.1" || host == "localhost" || host == "::1"
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}

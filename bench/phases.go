@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+type bench struct {
+	o     options
+	res   *results
+	dev   *devProcess
+	pg    *pgDatabase
+	ch    driver.Conn
+	chDB  string
+	tmp   string
+	procs *procWatch
+
+	created uint64 // 201s received from dev so far, warm-ups included
+}
+
+func (b *bench) runPhases(ctx context.Context) error {
+	bodies := makeBodies(bodyPool)
+	b.res.RequestBodyBytes = avgLen(bodies)
+	b.res.InProcess = measureInProcess(bodies)
+	maxC := slices.Max(b.o.concurrency)
+	client := newClient(max(maxC, 32))
+	defer client.CloseIdleConnections()
+	metricsClient := newClient(2)
+	defer metricsClient.CloseIdleConnections()
+	metricsURL := b.dev.url + "/metrics"
+	devTarget := target{url: b.dev.url + "/v1/tickets", key: b.dev.key, wantStatus: 201}
+	cores := runtime.NumCPU()
+	if b.procs.pgPid == 0 || b.procs.chPid == 0 {
+		b.res.note("could not find the Postgres (pid %d) or ClickHouse (pid %d) server process by its port; their CPU share is counted as other", b.procs.pgPid, b.procs.chPid)
+	}
+
+	b.res.Memory.StartRSSKB, _ = memory(b.dev.pid)
+
+	tracker := newLagTracker(b.ch, b.chDB)
+	tctx, tcancel := context.WithCancel(ctx)
+	defer tcancel()
+	go tracker.run(tctx)
+
+	// 1. Projection lag at a steady moderate rate, on the fresh system.
+	logf("projection lag: %d creates at %.0f/s", b.o.lagSamples, b.o.lagRate)
+	st, err := paced(ctx, client, devTarget, bodies, b.o.lagSamples, b.o.lagRate, tracker.add)
+	b.created += uint64(st.Requests)
+	if err != nil {
+		return err
+	}
+	tracker.wait(ctx)
+	lr := tracker.result(fmt.Sprintf("steady %.0f creates/s", b.o.lagRate))
+	lr.CreatesPerSec, lr.CreateLatencyMs = st.PerSecond, st.LatencyMs
+	b.res.ProjectionLag = append(b.res.ProjectionLag, lr)
+	if _, _, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout); err != nil {
+		b.res.note("after the steady lag phase: %v", err)
+	}
+
+	// 2. Ticket creates at each concurrency.
+	sampledUnderLoad := false
+	for _, c := range b.o.concurrency {
+		logf("creates: c=%d, %s warm-up + %s", c, b.o.warmup, b.o.duration)
+		var smp func(time.Time) *sampler
+		if c == b.o.lagConcurrency {
+			sampledUnderLoad = true
+			smp = func(start time.Time) *sampler { return newSampler(start, b.o.duration, b.o.lagSamples, tracker.add) }
+		}
+		before, berr := scrape(ctx, metricsClient, metricsURL)
+		mon := startMonitor(ctx, metricsClient, metricsURL, b.dev.pid)
+		topc := make(chan []string, 1)
+		go func() {
+			sleepCtx(ctx, b.o.warmup+b.o.duration/2-time.Second)
+			topc <- topSnapshot(ctx)
+		}()
+		// The CPU split and the Postgres figures cover the measured window only.
+		var cpu0 cpuSnap
+		var pg0 pgDBStats
+		var pg0Err error
+		cpuReady := make(chan struct{})
+		go func() {
+			sleepCtx(ctx, b.o.warmup)
+			cpu0 = b.procs.snap()
+			pg0, pg0Err = readPgDBStats(ctx, b.pg)
+			close(cpuReady)
+		}()
+		pgs := startPgSampler(ctx, b.pg, b.o.warmup)
+		ls := runLoad(ctx, client, devTarget, bodies, c, b.o.warmup, b.o.duration, smp)
+		<-cpuReady
+		cpu1 := b.procs.snap()
+		act := pgs.finish()
+		pg1, pg1Err := readPgDBStats(ctx, b.pg)
+		maxRSS, gauges, monErr := mon.finish()
+		after, aerr := scrape(ctx, metricsClient, metricsURL)
+		b.created += uint64(ls.Requests + ls.WarmupRequests)
+
+		p := createPhase{loadStats: ls, CPU: split(cpu0, cpu1, cores), MaxRSSKB: maxRSS, Top: <-topc}
+		p.Postgres.Activity = act
+		if pg0Err == nil && pg1Err == nil {
+			p.Postgres.Delta = pg1.since(pg0)
+			if ls.Requests > 0 {
+				p.Postgres.CommitsPerCreate = round3(p.Postgres.Delta.Commits / float64(ls.Requests))
+				p.Postgres.RowsReadPerCreate = round3(p.Postgres.Delta.Returned / float64(ls.Requests))
+			}
+		} else {
+			p.Postgres.Error = fmt.Sprint(pg0Err, " / ", pg1Err)
+		}
+		if berr == nil && aerr == nil {
+			p.Server = diffServer(before, after)
+		} else {
+			p.Server.ScrapeError = fmt.Sprint(berr, " / ", aerr)
+		}
+		p.Server.MaxRelayLagEvents, p.Server.MaxRelayLagSeconds = gauges.MaxRelayLagEvents, gauges.MaxRelayLagSeconds
+		p.Server.MaxProjectorLag, p.Server.MaxDispatchLag = gauges.MaxProjectorLag, gauges.MaxDispatchLag
+		p.Server.MaxOldestTxAgeSecond, p.Server.MaxGoroutines = gauges.MaxOldestTxAgeSecond, gauges.MaxGoroutines
+		if monErr != "" && p.Server.ScrapeError == "" {
+			p.Server.ScrapeError = monErr
+		}
+		if smp != nil {
+			tracker.wait(ctx)
+			lr := tracker.result(fmt.Sprintf("under load, c=%d", c))
+			lr.CreatesPerSec, lr.CreateLatencyMs = ls.PerSecond, ls.LatencyMs
+			b.res.ProjectionLag = append(b.res.ProjectionLag, lr)
+		}
+		// Let the projection catch up before the next phase, so a backlog
+		// does not steal the next phase's CPU; how long that takes is itself
+		// a figure.
+		d, have, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout)
+		p.CatchUpSeconds = round3(d.Seconds())
+		if err != nil {
+			b.res.note("after creates c=%d: %v", c, err)
+		}
+		dd, err := drainPipeline(ctx, metricsClient, metricsURL, 30*time.Second)
+		p.DispatchCatchUpSeconds = round3(dd.Seconds())
+		if err != nil {
+			b.res.note("after creates c=%d: %v", c, err)
+		}
+		p.ProjectedTickets = have
+		p.RSSAfterKB, _ = memory(b.dev.pid)
+		b.disturbance(fmt.Sprintf("creates c=%d", c), p.CPU, act.AvgOtherDBs)
+		b.res.Creates = append(b.res.Creates, p)
+		logf("creates c=%d: %.0f/s, p50 %.1f ms, p99 %.1f ms, errors %d; projection caught up %.1f s after", c, ls.PerSecond,
+			ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors, d.Seconds())
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if !sampledUnderLoad {
+		b.res.note("-lag-concurrency %d is not one of -concurrency: no projection lag under load", b.o.lagConcurrency)
+	}
+	tcancel()
+	b.res.Memory.AfterLoadRSSKB, b.res.Memory.AfterLoadHWMKB = memory(b.dev.pid)
+	b.res.ReadModel.Created = b.created
+	if n, err := projectedTickets(ctx, b.ch, b.chDB); err == nil {
+		b.res.ReadModel.Projected = n
+	}
+
+	// 3. Baseline: pgbench, one INSERT + COMMIT per transaction.
+	pgb, err := pgbenchPath(b.o.pgbench)
+	if err != nil {
+		b.res.note("pgbench baseline skipped: %v", err)
+	} else if err := b.pg.exec(ctx, scratchTable); err != nil {
+		b.res.note("pgbench baseline skipped: create scratch table: %v", err)
+	} else {
+		for _, c := range b.o.concurrency {
+			logf("pgbench: c=%d, %s", c, b.o.duration)
+			cpu0 := b.procs.snap()
+			r := runPgbench(ctx, pgb, b.tmp, b.pg, c, b.o.duration)
+			// Let the postmaster reap pgbench's backends, so their CPU time
+			// has moved into its children's total before the snapshot.
+			sleepCtx(ctx, 500*time.Millisecond)
+			cpu := split(cpu0, b.procs.snap(), cores)
+			b.disturbance(fmt.Sprintf("pgbench c=%d", c), cpu, 0)
+			b.res.Pgbench = append(b.res.Pgbench, pgbenchPhase{pgbenchResult: r, CPU: cpu})
+			logf("pgbench c=%d: %.0f tps, p50 %.2f ms, p99 %.2f ms", c, r.TPS, r.LatencyMs.P50, r.LatencyMs.P99)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+
+	// 4. Baseline: an empty net/http handler, same load generator, same bodies.
+	srv, err := startEmptyServer()
+	if err != nil {
+		b.res.note("empty-handler baseline skipped: %v", err)
+	} else {
+		defer srv.close()
+		for _, c := range b.o.concurrency {
+			logf("empty handler: c=%d, %s warm-up + %s", c, b.o.warmup, b.o.duration)
+			var cpu0 cpuSnap
+			cpuReady := make(chan struct{})
+			go func() {
+				sleepCtx(ctx, b.o.warmup)
+				cpu0 = b.procs.snap()
+				close(cpuReady)
+			}()
+			ls := runLoad(ctx, client, target{url: srv.url, wantStatus: 201}, bodies, c, b.o.warmup, b.o.duration, nil)
+			<-cpuReady
+			cpu := split(cpu0, b.procs.snap(), cores)
+			b.disturbance(fmt.Sprintf("empty handler c=%d", c), cpu, 0)
+			b.res.EmptyHandler = append(b.res.EmptyHandler, emptyPhase{loadStats: ls, CPU: cpu})
+			logf("empty handler c=%d: %.0f req/s, p50 %.2f ms, p99 %.2f ms", c, ls.PerSecond, ls.LatencyMs.P50, ls.LatencyMs.P99)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+
+	b.res.Memory.EndRSSKB, b.res.Memory.EndHWMKB = memory(b.dev.pid)
+	if ts, err := tableStats(ctx, b.pg); err == nil {
+		b.res.PostgresTables = ts
+	}
+	return nil
+}
+
+// disturbance notes a phase during which processes outside the benchmark
+// (or other databases on the shared Postgres server) took a noticeable share
+// of the machine.
+func (b *bench) disturbance(phase string, cpu cpuSplit, otherDBBackends float64) {
+	if cpu.disturbed() {
+		b.res.note("%s: processes outside the benchmark used %.0f%% of a core (%s); its figures are unreliable",
+			phase, cpu.OtherPct, strings.Join(cpu.OtherTop, ", "))
+	}
+	if otherDBBackends >= 1 {
+		b.res.note("%s: on average %.1f busy backends of other databases shared the Postgres server", phase, otherDBBackends)
+	}
+}
