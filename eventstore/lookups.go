@@ -23,7 +23,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	// earlier committed one is visible to this statement's snapshot.
 	var holder uuid.UUID
 	var created bool
-	err := t.tx.QueryRow(ctx, `WITH reserved AS (
+	err := t.queryRow(ctx, `WITH reserved AS (
 			INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
 			ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id)
 		SELECT customer_id, true FROM reserved
@@ -38,7 +38,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	}
 	// A concurrent transaction committed the reservation after this
 	// statement's snapshot was taken; a new statement sees it.
-	err = t.tx.QueryRow(ctx, `SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2`,
+	err = t.queryRow(ctx, `SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2`,
 		workspaceID, email).Scan(&holder)
 	if err != nil {
 		return uuid.Nil, false, internal("read customer email", err)
@@ -48,7 +48,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 
 // CreateWorkspace records a new workspace row.
 func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
-	if _, err := t.tx.Exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
 		return internal("create workspace", err)
 	}
 	return nil
@@ -58,7 +58,7 @@ func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) err
 // The secret itself is never stored.
 func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error {
 	hash := sha256.Sum256([]byte(secret))
-	if _, err := t.tx.Exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		key.ID, key.WorkspaceID, hash[:], key.Prefix, key.Role, key.CreatedAt); err != nil {
 		return internal("create API key", err)
 	}

@@ -99,48 +99,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Tx is one command transaction. A Tx is used by one goroutine only and is
-// valid only inside the function given to Store.Transact.
-type Tx struct {
-	tx       pgx.Tx
-	lockedAt time.Time
-	appended []helpdeskflow.NewEvent
-}
-
-// Transact runs fn in one short transaction and commits if fn returns nil;
-// otherwise it rolls back and returns fn's error unchanged. Keep fn free of
-// slow work: the stream locks it takes are held until commit.
-func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
-	start := time.Now()
-	pgtx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return unavailable("begin transaction", err)
-	}
-	tx := &Tx{tx: pgtx}
-	if err := fn(tx); err != nil {
-		pgtx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // fn's error is the one to report
-		return err
-	}
-	if err := pgtx.Commit(ctx); err != nil {
-		if isUniqueViolation(err) {
-			return helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "the stream was changed concurrently")
-		}
-		return internal("commit", err)
-	}
-	now := time.Now()
-	if !tx.lockedAt.IsZero() {
-		s.lockHold.Observe(now.Sub(tx.lockedAt).Seconds())
-	}
-	s.appendLatency.Observe(now.Sub(start).Seconds())
-	for _, e := range tx.appended {
-		s.eventsTotal.WithLabelValues(e.Type).Inc()
-	}
-	if len(tx.appended) > 0 {
-		s.notifier.poke()
-	}
-	return nil
-}
-
 // LockStream takes the row lock of stream ref.ID until the transaction ends
 // and returns its current version. It returns ENotFound when the stream does
 // not exist, belongs to another workspace or holds another type of entity.
@@ -148,7 +106,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 	var workspaceID uuid.UUID
 	var streamType string
 	var version int64
-	err := t.tx.QueryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
+	err := t.queryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
 		Scan(&workspaceID, &streamType, &version)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
 		return 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
@@ -165,7 +123,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 // Load returns the events of stream id in version order, as this
 // transaction sees them.
 func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error) {
-	return loadStream(ctx, t.tx, id)
+	return loadStream(ctx, txQuerier{t}, id)
 }
 
 // Append adds events to stream ref, which must be at expectedVersion: 0 means
@@ -204,7 +162,7 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 		streamStep = `INSERT INTO streams (id, workspace_id, type, version) SELECT $1, $3, $2, $11 WHERE $12::bigint = 0
 			ON CONFLICT (id) DO NOTHING RETURNING id`
 	}
-	tag, err := t.tx.Exec(ctx, `WITH stream AS (`+streamStep+`)
+	tag, err := t.exec(ctx, `WITH stream AS (`+streamStep+`)
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
 		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::jsonb, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])

@@ -156,6 +156,41 @@ func TestStore_Append(t *testing.T) {
 		}
 	})
 
+	t.Run("LockLoadAppend", func(t *testing.T) {
+		ref := newRef()
+		if _, err := appendEvents(t, s, ref, 0, 2); err != nil {
+			t.Fatal(err)
+		}
+		var version int64
+		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
+			v, err := tx.LockStream(ctx, ref)
+			if err != nil {
+				return err
+			}
+			history, err := tx.Load(ctx, ref.ID)
+			if err != nil {
+				return err
+			}
+			if int64(len(history)) != v {
+				t.Errorf("locked at version %d with %d events", v, len(history))
+			}
+			version, err = tx.Append(ctx, ref, v, apiMetadata, newEvents(t, 1))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if version != 3 {
+			t.Fatalf("version after lock, load and append = %d, want 3", version)
+		}
+	})
+
+	t.Run("EmptyTransaction", func(t *testing.T) {
+		if err := s.Transact(ctx, func(*eventstore.Tx) error { return nil }); err != nil {
+			t.Fatalf("a transaction that did nothing: %v", err)
+		}
+	})
+
 	t.Run("RollbackStoresNothing", func(t *testing.T) {
 		ref := newRef()
 		err := s.Transact(ctx, func(tx *eventstore.Tx) error {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -697,19 +698,35 @@ func (p *Projector) insert(ctx context.Context, b *batch) error {
 		{"ticket_messages", messageColumns, len(b.messages), func(i int) []any { return b.messages[i].values() }},
 		{"audit_log", auditColumns, len(b.audit), func(i int) []any { return b.audit[i].values() }},
 	}
+	// The tables are independent, so they are written concurrently: a
+	// flush takes as long as its slowest insert, not the sum. A table that
+	// made it is not inserted again when the batch is retried.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
 	for _, t := range tables {
 		if t.n == 0 || b.inserted[t.name] {
 			continue
 		}
-		start := time.Now()
-		err := insertRows(ctx, p.cfg.ClickHouse, t.name, t.columns, t.n, t.values)
-		p.m.insertDuration.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
-		if err != nil {
-			return err
-		}
-		b.inserted[t.name] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			err := insertRows(ctx, p.cfg.ClickHouse, t.name, t.columns, t.n, t.values)
+			p.m.insertDuration.WithLabelValues(t.name).Observe(time.Since(start).Seconds())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			b.inserted[t.name] = true
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func insertRows(ctx context.Context, conn driver.Conn, table, columns string, n int, values func(int) []any) error {
