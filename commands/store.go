@@ -23,8 +23,9 @@ type Tx interface {
 	// returns the new version; EVersionConflict when the stream moved.
 	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
 	// ReserveCustomerEmail returns the customer holding a normalized email,
-	// reserving it for candidate (created=true) when nobody holds it.
-	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, err error)
+	// reserving it for candidate (created=true) when nobody holds it, and
+	// the holder's events when it already existed.
+	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history []helpdeskflow.Event, err error)
 	// CreateWorkspace records a workspace.
 	CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error
 	// CreateAPIKey stores a key's hash.

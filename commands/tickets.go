@@ -81,7 +81,7 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	ticketID := uuid.New()
 	var ticketEvents, customerEvents []helpdeskflow.Event
 	err := s.store.Transact(ctx, func(tx Tx) error {
-		customerID, created, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
+		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err
 		}
@@ -97,8 +97,8 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 				return err
 			}
 			customerEvents = []helpdeskflow.Event{stored(e, customerRef, 1, md)}
-		} else if customerEvents, err = tx.Load(ctx, customerID); err != nil {
-			return err
+		} else {
+			customerEvents = history
 		}
 		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, helpdeskflow.TicketCreated{
 			Subject: cmd.Subject, Status: cmd.Status, Priority: cmd.Priority, Type: "question",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,36 +15,44 @@ import (
 
 // ReserveCustomerEmail makes candidate the customer of the normalized email
 // in workspace, unless another customer already holds it. It returns the
-// customer id that holds the email and whether the reservation is new (so
-// the caller must create that customer's stream in this transaction). A
-// concurrent transaction reserving the same email makes this one wait for
-// it to end, so exactly one customer is ever created per email.
-func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, error) {
-	// The common cases take one round trip: the reservation is new, or an
-	// earlier committed one is visible to this statement's snapshot.
+// customer id that holds the email, whether the reservation is new (so the
+// caller must create that customer's stream in this transaction), and the
+// holder's events when it already existed. A concurrent transaction
+// reserving the same email makes this one wait for it to end, so exactly
+// one customer is ever created per email. It costs one round trip.
+func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, []helpdeskflow.Event, error) {
+	b := t.batch()
+	b.Queue(`INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
+		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
+	// A separate statement takes a new snapshot, so it also sees a holder
+	// whose transaction committed while the insert above waited for it.
+	b.Queue(`SELECT `+eventColumns+` FROM events WHERE stream_id =
+		(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2) ORDER BY version`, workspaceID, email)
+	br := t.sendBatch(ctx, b)
+	defer br.Close()
+
 	var holder uuid.UUID
-	var created bool
-	err := t.queryRow(ctx, `WITH reserved AS (
-			INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
-			ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id)
-		SELECT customer_id, true FROM reserved
-		UNION ALL
-		SELECT customer_id, false FROM customer_emails WHERE workspace_id = $1 AND email = $2
-		LIMIT 1`, workspaceID, email, candidate).Scan(&holder, &created)
-	if err == nil {
-		return holder, created, nil
+	err := br.QueryRow().Scan(&holder)
+	created := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, false, nil, internal("reserve customer email", err)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, false, internal("reserve customer email", err)
-	}
-	// A concurrent transaction committed the reservation after this
-	// statement's snapshot was taken; a new statement sees it.
-	err = t.queryRow(ctx, `SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2`,
-		workspaceID, email).Scan(&holder)
+	rows, err := br.Query()
 	if err != nil {
-		return uuid.Nil, false, internal("read customer email", err)
+		return uuid.Nil, false, nil, internal("load customer", err)
 	}
-	return holder, false, nil
+	history, err := scanEvents(rows)
+	if err != nil {
+		return uuid.Nil, false, nil, err
+	}
+	if created {
+		return holder, true, nil, nil
+	}
+	if len(history) == 0 {
+		return uuid.Nil, false, nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal,
+			Message: fmt.Sprintf("customer email %q is reserved but its customer has no events", email)}
+	}
+	return history[0].StreamID, false, history, nil
 }
 
 // CreateWorkspace records a new workspace row.

@@ -68,13 +68,19 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	return nil
 }
 
-// send runs one statement, prefixed by BEGIN when it is the first.
-func (t *Tx) send(ctx context.Context, sql string, args ...any) pgx.BatchResults {
+// batch starts a pipeline of statements, with BEGIN first when the
+// transaction has not begun.
+func (t *Tx) batch() *pgx.Batch {
 	b := &pgx.Batch{}
 	if !t.begun {
 		b.Queue("begin")
 	}
-	b.Queue(sql, args...)
+	return b
+}
+
+// sendBatch sends a pipeline started by batch and consumes the BEGIN's
+// result, so the caller reads only its own statements' results.
+func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	br := t.conn.SendBatch(ctx, b)
 	if !t.begun {
 		t.begun = true
@@ -83,6 +89,13 @@ func (t *Tx) send(ctx context.Context, sql string, args ...any) pgx.BatchResults
 		}
 	}
 	return br
+}
+
+// send runs one statement, prefixed by BEGIN when it is the first.
+func (t *Tx) send(ctx context.Context, sql string, args ...any) pgx.BatchResults {
+	b := t.batch()
+	b.Queue(sql, args...)
+	return t.sendBatch(ctx, b)
 }
 
 func (t *Tx) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
