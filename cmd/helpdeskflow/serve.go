@@ -179,7 +179,7 @@ func httpHandler(api bool, store *eventstore.Store, ch driver.Conn, kafka *kgo.C
 	return http.NewServer(http.Config{
 		Tickets:    commands.New(commands.AdaptStore(store)),
 		Lister:     projections.NewTicketReader(ch),
-		Auth:       store,
+		Auth:       eventstore.NewKeyCache(store, 0),
 		Ready:      ready,
 		Logger:     logger,
 		Registerer: reg,
