@@ -9,8 +9,14 @@ import (
 )
 
 // internal wraps a driver error as EInternal, or as EUnavailable when the
-// database could not be reached at all, so callers never see pgx errors.
+// database could not be reached at all, so callers never see pgx errors. An
+// error that is already an *helpdeskflow.Error (such as the version
+// conflict of a deferred append) keeps its code.
 func internal(what string, err error) error {
+	var appErr *helpdeskflow.Error
+	if errors.As(err, &appErr) {
+		return err
+	}
 	if isConnectionError(err) {
 		return unavailable(what, err)
 	}

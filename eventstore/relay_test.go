@@ -2,8 +2,10 @@ package eventstore_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,11 +89,16 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	cursor := events[0].Position
 
 	// The late transaction appends and stays open while a later one commits.
-	appended, release, committed := make(chan struct{}), make(chan struct{}), make(chan error)
+	appended, release, committed := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		committed <- s.Transact(ctx, func(tx *eventstore.Tx) error {
 			if _, err := tx.Append(ctx, late, 0, apiMetadata, newEvents(t, 1)); err != nil {
 				return err
+			}
+			// Appends go out with the next statement: make this one write now.
+			if own, err := tx.Load(ctx, late.ID); err != nil || len(own) != 1 {
+				close(appended)
+				return fmt.Errorf("the late transaction sees %d of its own events (%v)", len(own), err)
 			}
 			close(appended)
 			<-release
@@ -99,6 +106,10 @@ func TestReadAfter_LateCommit(t *testing.T) {
 		})
 	}()
 	<-appended
+	// However this test ends, the late transaction must end too.
+	var releaseOnce sync.Once
+	releaseLate := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseLate)
 	if _, err := appendEvents(t, s, later, 0, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +123,7 @@ func TestReadAfter_LateCommit(t *testing.T) {
 		t.Fatalf("while an earlier transaction is open the reader returned %d events after the cursor; it must wait for the horizon", len(events))
 	}
 
-	close(release)
+	releaseLate()
 	if err := <-committed; err != nil {
 		t.Fatal(err)
 	}

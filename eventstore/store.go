@@ -129,8 +129,10 @@ func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, erro
 // Append adds events to stream ref, which must be at expectedVersion: 0 means
 // the stream must not exist yet and creates it. The events get versions
 // expectedVersion+1, +2, … and all carry md. It returns the stream's new
-// version, or EVersionConflict when the stream is at another version (or
-// already exists, for expectedVersion 0). Appending no events is a no-op.
+// version. The statement is sent with the transaction's next statement or
+// its commit, so EVersionConflict (the stream is at another version, or
+// already exists for expectedVersion 0) is returned by that statement or
+// by Transact. Appending no events is a no-op.
 func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
 	if len(events) == 0 {
 		return expectedVersion, nil
@@ -155,32 +157,22 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 		}
 	}
 	// One statement moves (or creates) the stream row and inserts the
-	// events, so an append costs one round trip. The events are inserted
-	// only when the stream row was at the expected version.
+	// events, and raises a version conflict (aborting the transaction) when
+	// the stream row is not at the expected version. It is not sent now but
+	// with the transaction's next statement or its COMMIT, which saves a
+	// round trip; its error surfaces there.
 	streamStep := `UPDATE streams SET version = $11, updated_at = now() WHERE id = $1 AND version = $12 RETURNING id`
 	if expectedVersion == 0 {
 		streamStep = `INSERT INTO streams (id, workspace_id, type, version) SELECT $1, $3, $2, $11 WHERE $12::bigint = 0
 			ON CONFLICT (id) DO NOTHING RETURNING id`
 	}
-	tag, err := t.exec(ctx, `WITH stream AS (`+streamStep+`)
+	t.defer_(`WITH stream AS (`+streamStep+`)
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
 		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::jsonb, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
 			AS e(id, version, type, schema_version, data, occurred_at)
-		WHERE EXISTS (SELECT 1 FROM stream)`,
+		WHERE CASE WHEN EXISTS (SELECT 1 FROM stream) THEN true ELSE hdf_version_conflict($1, $12) END`,
 		ref.ID, ref.Type, ref.WorkspaceID, mdJSON, ids, versions, types, schemas, data, occurred, newVersion, expectedVersion)
-	if err != nil {
-		if isUniqueViolation(err) {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s was changed concurrently", ref.ID)
-		}
-		return 0, internal("append events", err)
-	}
-	if tag.RowsAffected() != int64(len(events)) {
-		if expectedVersion == 0 {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s already exists", ref.ID)
-		}
-		return 0, helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "stream %s is not at version %d", ref.ID, expectedVersion)
-	}
 	if t.lockedAt.IsZero() {
 		// The stream row is locked from this statement until commit.
 		t.lockedAt = time.Now()

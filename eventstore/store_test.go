@@ -185,6 +185,28 @@ func TestStore_Append(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrVersionConflict/AtCommitUndoesTheRest", func(t *testing.T) {
+		existing, fresh := newRef(), newRef()
+		if _, err := appendEvents(t, s, existing, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
+			if _, err := tx.Append(ctx, fresh, 0, apiMetadata, newEvents(t, 1)); err != nil {
+				return err
+			}
+			// Stale: the stream is at version 1. The conflict surfaces when
+			// the deferred append is sent, with the commit.
+			_, err := tx.Append(ctx, existing, 5, apiMetadata, newEvents(t, 1))
+			return err
+		})
+		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EVersionConflict; got != want {
+			t.Fatalf("error code = %q (%v), want %q", got, err, want)
+		}
+		if _, err := s.Load(ctx, fresh.WorkspaceID, fresh.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+			t.Fatalf("the other stream of the conflicting transaction was stored: %v", err)
+		}
+	})
+
 	t.Run("EmptyTransaction", func(t *testing.T) {
 		if err := s.Transact(ctx, func(*eventstore.Tx) error { return nil }); err != nil {
 			t.Fatalf("a transaction that did nothing: %v", err)

@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,7 @@ import (
 type Tx struct {
 	conn     *pgxpool.Conn
 	begun    bool
+	deferred []deferredExec
 	lockedAt time.Time
 	appended []helpdeskflow.NewEvent
 }
@@ -45,10 +47,11 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 		return err
 	}
-	if !tx.begun {
+	if !tx.begun && len(tx.deferred) == 0 {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "commit"); err != nil {
+	if _, err := tx.exec(ctx, "commit"); err != nil {
+		conn.Exec(context.WithoutCancel(ctx), "rollback") //nolint:errcheck // the commit's error is the one to report
 		if isUniqueViolation(err) {
 			return helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "the stream was changed concurrently")
 		}
@@ -68,27 +71,60 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	return nil
 }
 
-// batch starts a pipeline of statements, with BEGIN first when the
-// transaction has not begun.
+// deferredExec is a statement whose result nobody waits for; it is sent
+// with the transaction's next statement.
+type deferredExec struct {
+	sql  string
+	args []any
+}
+
+// defer_ queues a statement to go out with the next one.
+func (t *Tx) defer_(sql string, args ...any) {
+	t.deferred = append(t.deferred, deferredExec{sql, args})
+}
+
+// batch starts a pipeline of statements: BEGIN when the transaction has not
+// begun, then the deferred statements.
 func (t *Tx) batch() *pgx.Batch {
 	b := &pgx.Batch{}
 	if !t.begun {
 		b.Queue("begin")
 	}
+	for _, d := range t.deferred {
+		b.Queue(d.sql, d.args...)
+	}
 	return b
 }
 
-// sendBatch sends a pipeline started by batch and consumes the BEGIN's
-// result, so the caller reads only its own statements' results.
+// sendBatch sends a pipeline started by batch and consumes the results of
+// BEGIN and the deferred statements, so the caller reads only its own
+// statements' results. An error of those ends the batch: every later
+// result reports it.
 func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	br := t.conn.SendBatch(ctx, b)
 	if !t.begun {
 		t.begun = true
 		if _, err := br.Exec(); err != nil {
-			return failedBatch{br, err}
+			return failedBatch{br, internal("begin", err)}
+		}
+	}
+	deferred := t.deferred
+	t.deferred = nil
+	for range deferred {
+		if _, err := br.Exec(); err != nil {
+			return failedBatch{br, appendError(err)}
 		}
 	}
 	return br
+}
+
+// appendError translates the error of a deferred append.
+func appendError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "HDF01" || pgErr.Code == "23505") {
+		return &helpdeskflow.Error{Code: helpdeskflow.EVersionConflict, Message: "the stream was changed concurrently; reload and retry", Err: err}
+	}
+	return internal("append events", err)
 }
 
 // send runs one statement, prefixed by BEGIN when it is the first.
