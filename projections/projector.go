@@ -561,14 +561,7 @@ func (p *Projector) build(b *batch) {
 		k := streamKey{e.WorkspaceID, e.StreamID}
 		switch e.StreamType {
 		case helpdeskflow.StreamTicket:
-			prev, found := workTickets[k]
-			if !found {
-				if r, ok := b.loadedTickets[k]; ok {
-					prev, found = &r, true
-				} else if r, ok := p.tickets.get(k); ok {
-					prev, found = &r, true
-				}
-			}
+			prev, found := latestRow(k, workTickets, b.loadedTickets, p.tickets)
 			var version uint64
 			if found {
 				version = prev.Version
@@ -604,14 +597,7 @@ func (p *Projector) build(b *batch) {
 				})
 			}
 		case helpdeskflow.StreamCustomer:
-			prev, found := workCustomers[k]
-			if !found {
-				if r, ok := b.loadedCustomers[k]; ok {
-					prev, found = &r, true
-				} else if r, ok := p.customers.get(k); ok {
-					prev, found = &r, true
-				}
-			}
+			prev, found := latestRow(k, workCustomers, b.loadedCustomers, p.customers)
 			var version uint64
 			if found {
 				version = prev.Version
@@ -654,6 +640,22 @@ func (p *Projector) build(b *batch) {
 // shouldApply decides whether e changes its entity row: not when the row
 // already has e's version or a later one (a redelivery), and not when e
 // continues a stream whose earlier events were never projected.
+// latestRow returns the newest known row of a stream: the one this batch
+// already built, else the one loaded from ClickHouse for this batch, else
+// the cached one.
+func latestRow[R any](k streamKey, work map[streamKey]*R, loaded map[streamKey]R, cache *lru[streamKey, R]) (*R, bool) {
+	if r, ok := work[k]; ok {
+		return r, true
+	}
+	if r, ok := loaded[k]; ok {
+		return &r, true
+	}
+	if r, ok := cache.get(k); ok {
+		return &r, true
+	}
+	return nil, false
+}
+
 func (p *Projector) shouldApply(e *helpdeskflow.Event, found bool, version uint64) bool {
 	if e.Version <= 0 {
 		p.m.errors.WithLabelValues(errKindApply).Inc()
