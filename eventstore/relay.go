@@ -196,11 +196,22 @@ func (r *Relay) lead(ctx context.Context) error {
 			cp = next
 			r.published.Add(float64(len(events)))
 		}
+		backlog := 0
 		if time.Since(lastLagCheck) >= time.Second || len(events) == 0 {
-			r.measureLag(ctx, cp)
+			backlog = r.measureLag(ctx, cp)
 			lastLagCheck = time.Now()
 		}
 		if len(events) == r.cfg.BatchSize {
+			continue
+		}
+		if len(events) == 0 && backlog > 0 {
+			// Committed events wait above the commit horizon, held back by
+			// an older open transaction (of any database in the cluster).
+			// Their notification has come and gone: look again soon rather
+			// than at the next poll.
+			if !sleep(ctx, min(horizonRetry, r.cfg.PollInterval)) {
+				return nil
+			}
 			continue
 		}
 		if err := r.waitForEvents(ctx, conn); err != nil {
@@ -225,7 +236,9 @@ func (r *Relay) waitForEvents(ctx context.Context, conn *pgx.Conn) error {
 	return internal("wait for notification", err)
 }
 
-func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) {
+// measureLag updates the lag metrics and returns how many committed events
+// wait after cp (0 when it cannot tell).
+func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) int {
 	n, age, err := r.store.Backlog(ctx, cp, 10000)
 	if err == nil {
 		r.lagEvents.Set(float64(n))
@@ -234,7 +247,12 @@ func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) {
 	if oldest, err := r.store.OldestTransactionAge(ctx); err == nil {
 		r.oldestTx.Set(oldest.Seconds())
 	}
+	return n
 }
+
+// horizonRetry is how soon the relay reads again when committed events are
+// held back by the commit horizon.
+const horizonRetry = 50 * time.Millisecond
 
 func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error {
 	records := make([]*kgo.Record, len(events))
