@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -89,17 +88,4 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (helpdeskflow.P
 		return helpdeskflow.Principal{}, internal("look up API key", err)
 	}
 	return p, nil
-}
-
-// TouchAPIKeys records that the given keys were used at time at. It is
-// called in batches, off the request path.
-func (s *Store) TouchAPIKeys(ctx context.Context, keyIDs []uuid.UUID, at time.Time) error {
-	if len(keyIDs) == 0 {
-		return nil
-	}
-	if _, err := s.pool.Exec(ctx, `UPDATE api_keys SET last_used_at = $2 WHERE id = ANY($1) AND (last_used_at IS NULL OR last_used_at < $2)`,
-		keyIDs, at); err != nil {
-		return internal("record API key use", err)
-	}
-	return nil
 }
