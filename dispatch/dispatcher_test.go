@@ -207,42 +207,10 @@ func start(t *testing.T, cfg dispatch.Config) (stop func()) {
 	return stop
 }
 
-// metric returns the value of the counter or gauge name with labels (the
-// sample count for a histogram), or 0 if there is no such series.
+// metric reads a metric of reg (see testenv.Metric).
 func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				return float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return 0
+	return testenv.Metric(t, reg, name, labels...)
 }
 
 func progress(t *testing.T, pool *pgxpool.Pool, consumer string, stream uuid.UUID) int64 {

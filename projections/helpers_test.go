@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -163,43 +164,10 @@ func (rp *runningProjector) stop(t *testing.T) error {
 	return rp.err
 }
 
-// metric sums the samples of the named metric family whose labels include
-// every pair of labels.
+// metric reads a metric of the projector's registry (see testenv.Metric).
 func (rp *runningProjector) metric(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
-	families, err := rp.reg.Gather()
-	if err != nil {
-		t.Fatalf("gather metrics: %v", err)
-	}
-	var sum float64
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	metrics:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				matched := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
-						matched = true
-					}
-				}
-				if !matched {
-					continue metrics
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
+	return testenv.Metric(t, rp.reg, name, labels...)
 }
 
 // eventually polls cond until it holds or the timeout passes.
