@@ -11,15 +11,15 @@ import (
 
 // Customer is the whole state of one customer.
 type Customer struct {
-	ID           uuid.UUID      `json:"id"`
-	WorkspaceID  uuid.UUID      `json:"-"`
-	Email        string         `json:"email"`
-	Name         string         `json:"name"`
-	Tags         []string       `json:"tags"`
-	CustomFields map[string]any `json:"custom_fields"`
-	Version      int64          `json:"version"`
-	CreatedAt    time.Time      `json:"created_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	ID           uuid.UUID
+	WorkspaceID  uuid.UUID
+	Email        string
+	Name         string
+	Tags         []string
+	CustomFields map[string]any
+	Version      int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // CustomerCreated is the data of a customer.created event. Email is already

@@ -26,38 +26,39 @@ const (
 	AuthorAgent    = "agent"
 )
 
-// Ticket is the whole state of one ticket, as GET /v1/tickets/{id} returns it.
+// Ticket is the whole state of one ticket. Its JSON shape on the API is
+// the http package's to decide.
 type Ticket struct {
-	ID           uuid.UUID      `json:"id"`
-	WorkspaceID  uuid.UUID      `json:"-"`
-	Subject      string         `json:"subject"`
-	Status       string         `json:"status"`
-	Priority     string         `json:"priority"`
-	Type         string         `json:"type"`
-	Channel      string         `json:"channel"`
-	Tags         []string       `json:"tags"`
-	AssigneeID   *string        `json:"assignee_id"`
-	Team         *string        `json:"team"`
-	ExternalID   *string        `json:"external_id"`
-	CustomFields map[string]any `json:"custom_fields"`
-	CustomerID   uuid.UUID      `json:"-"`
-	Customer     *Customer      `json:"customer"`
-	Messages     []Message      `json:"messages"`
-	SLA          any            `json:"sla"`
-	Version      int64          `json:"version"`
-	CreatedAt    time.Time      `json:"created_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	ID           uuid.UUID
+	WorkspaceID  uuid.UUID
+	Subject      string
+	Status       string
+	Priority     string
+	Type         string
+	Channel      string
+	Tags         []string
+	AssigneeID   *string
+	Team         *string
+	ExternalID   *string
+	CustomFields map[string]any
+	CustomerID   uuid.UUID
+	Customer     *Customer
+	Messages     []Message
+	SLA          any
+	Version      int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Message is one entry of a ticket's conversation. Body is sanitized HTML,
 // BodyText its plain-text rendering.
 type Message struct {
-	ID         uuid.UUID `json:"id"`
-	AuthorType string    `json:"author_type"`
-	Body       string    `json:"body"`
-	BodyText   string    `json:"body_text"`
-	Internal   bool      `json:"internal"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         uuid.UUID
+	AuthorType string
+	Body       string
+	BodyText   string
+	Internal   bool
+	CreatedAt  time.Time
 }
 
 // TicketCreated is the data of a ticket.created event.

@@ -35,10 +35,10 @@ type Principal struct {
 
 // APIKey describes a stored key; the secret itself is never stored.
 type APIKey struct {
-	ID          uuid.UUID  `json:"id"`
-	WorkspaceID uuid.UUID  `json:"-"`
-	Role        string     `json:"role"`
-	Prefix      string     `json:"prefix"`
-	CreatedAt   time.Time  `json:"created_at"`
-	LastUsedAt  *time.Time `json:"last_used_at"`
+	ID          uuid.UUID
+	WorkspaceID uuid.UUID
+	Role        string
+	Prefix      string
+	CreatedAt   time.Time
+	LastUsedAt  *time.Time
 }

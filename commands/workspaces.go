@@ -17,7 +17,7 @@ const MaxWorkspaceNameLen = 200
 // stored.
 type NewKey struct {
 	helpdeskflow.APIKey
-	Secret string `json:"key"`
+	Secret string
 }
 
 // CreateWorkspace creates a workspace and its first admin API key, appending
