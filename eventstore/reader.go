@@ -20,27 +20,19 @@ import (
 // of order. The price is that one long open transaction holds back every
 // reader, which is why sessions have an idle-in-transaction timeout.
 func (s *Store) ReadAfter(ctx context.Context, after helpdeskflow.Position, limit int, workspaceID uuid.UUID) ([]helpdeskflow.Event, error) {
-	const base = `SELECT ` + eventColumns + ` FROM events
+	query := `SELECT ` + eventColumns + ` FROM events
 		WHERE (tx_id, seq) > ($1::text::xid8, $2)
 		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())`
-	const order = ` ORDER BY tx_id, seq LIMIT $3`
-	var err error
-	var events []helpdeskflow.Event
-	txID, seq := strconv.FormatUint(after.TxID, 10), after.Seq
-	if workspaceID == uuid.Nil {
-		rows, qerr := s.pool.Query(ctx, base+order, txID, seq, limit)
-		if qerr != nil {
-			return nil, internal("read events", qerr)
-		}
-		events, err = scanEvents(rows)
-	} else {
-		rows, qerr := s.pool.Query(ctx, base+` AND workspace_id = $4`+order, txID, seq, limit, workspaceID)
-		if qerr != nil {
-			return nil, internal("read events", qerr)
-		}
-		events, err = scanEvents(rows)
+	args := []any{strconv.FormatUint(after.TxID, 10), after.Seq, limit}
+	if workspaceID != uuid.Nil {
+		query += ` AND workspace_id = $4`
+		args = append(args, workspaceID)
 	}
-	return events, err
+	rows, err := s.pool.Query(ctx, query+` ORDER BY tx_id, seq LIMIT $3`, args...)
+	if err != nil {
+		return nil, internal("read events", err)
+	}
+	return scanEvents(rows)
 }
 
 // Backlog returns how many events are committed after position after and

@@ -236,3 +236,28 @@ func TestMigrate_Twice(t *testing.T) {
 		t.Fatalf("second migration: %v", err)
 	}
 }
+
+func TestReadAfter_OneWorkspace(t *testing.T) {
+	s := testenv.Store(t)
+	mine, theirs := newRef(), newRef()
+	for _, ref := range []helpdeskflow.StreamRef{mine, theirs, mine} {
+		if _, err := appendEvents(t, s, helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: ref.WorkspaceID, Type: ref.Type}, 0, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := s.ReadAfter(context.Background(), helpdeskflow.Position{}, 10, mine.WorkspaceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("read %d events of the workspace, want 2", len(events))
+	}
+	for _, e := range events {
+		if e.WorkspaceID != mine.WorkspaceID {
+			t.Errorf("event of workspace %s in another workspace's read", e.WorkspaceID)
+		}
+	}
+	if !events[0].Position.Less(events[1].Position) {
+		t.Errorf("events out of commit order: %v then %v", events[0].Position, events[1].Position)
+	}
+}
