@@ -14,11 +14,6 @@ import (
 
 // Tx is one command transaction in the event store.
 type Tx interface {
-	// LockStream locks the stream until the transaction ends and returns
-	// its version; ENotFound when it does not exist in that workspace.
-	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
-	// Load returns a stream's events in version order.
-	Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error)
 	// Append adds events at expectedVersion (0 creates the stream) and
 	// returns the new version; EVersionConflict when the stream moved.
 	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
