@@ -303,8 +303,12 @@ func startDev(ctx context.Context, c devConfig) (*devProcess, error) {
 	}
 	cmd := exec.Command(c.bin, "dev")
 	cmd.Dir = c.dir
+	// The dev process gets only the benchmark's own HDF_* settings, except
+	// HDF_DEBUG_ADDR, so that it can be profiled under load:
+	//	HDF_DEBUG_ADDR=127.0.0.1:6060 make bench
+	//	go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HDF_") {
+		if !strings.HasPrefix(kv, "HDF_") || strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
