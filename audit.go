@@ -21,12 +21,36 @@ type FieldChange struct {
 func FieldChanges(e Event) ([]FieldChange, error) {
 	var fields map[string]json.RawMessage
 	switch e.Type {
-	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated:
+	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated, EventAPIKeyRevoked:
 		if err := json.Unmarshal(e.Data, &fields); err != nil {
 			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
 		}
 	case EventTicketMessageAdded:
 		fields = map[string]json.RawMessage{"messages": e.Data}
+	case EventIPBlocklistUpdated:
+		var d IPBlocklistUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return []FieldChange{{Field: "ip_blocklist", Old: mustJSON(d.Previous), New: mustJSON(d.CIDRs)}}, nil
+	case EventRateLimitsUpdated:
+		var d RateLimitsUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		var changes []FieldChange
+		for category, limit := range d.Changed {
+			old := json.RawMessage("null")
+			if prev, ok := d.Previous[category]; ok {
+				old = mustJSON(prev)
+			}
+			changes = append(changes, FieldChange{Field: "rate_limits." + category, Old: old, New: mustJSON(limit)})
+		}
+		if d.SoftThrottleDelayMs != nil {
+			changes = append(changes, FieldChange{Field: "soft_throttle_delay_ms", Old: mustJSON(d.PreviousDelayMs), New: mustJSON(d.SoftThrottleDelayMs)})
+		}
+		sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
+		return changes, nil
 	default:
 		return []FieldChange{}, nil
 	}
@@ -36,4 +60,13 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
 	return changes, nil
+}
+
+// mustJSON encodes values that always encode (plain data types).
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
 }

@@ -12,6 +12,9 @@ import (
 const (
 	EventWorkspaceCreated     = "workspace.created"
 	EventAPIKeyCreated        = "api_key.created"
+	EventAPIKeyRevoked        = "api_key.revoked"
+	EventIPBlocklistUpdated   = "workspace.ip_blocklist_updated"
+	EventRateLimitsUpdated    = "workspace.rate_limits_updated"
 	EventCustomerCreated      = "customer.created"
 	EventTicketCreated        = "ticket.created"
 	EventTicketMessageAdded   = "ticket.message_added"

@@ -25,6 +25,20 @@ type Tx interface {
 	CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error
 	// CreateAPIKey stores a key's hash.
 	CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error
+	// LockStream locks a stream row until commit and returns its version;
+	// ENotFound when it is not a stream of that workspace and type.
+	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
+	// RevokeAPIKey revokes an active key of the workspace; ENotFound
+	// otherwise. The transaction returns only once no API process still
+	// accepts the key.
+	RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error)
+	// ActiveAdminKeys counts the workspace's active admin keys.
+	ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, error)
+	// WorkspaceSettings reads the workspace's access settings.
+	WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error)
+	// SetWorkspaceSettings replaces them; like RevokeAPIKey, effective on
+	// every API process when the transaction returns.
+	SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s helpdeskflow.WorkspaceSettings) error
 }
 
 // Store is the event store as commands use it.

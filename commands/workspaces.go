@@ -31,7 +31,7 @@ func (s *Service) CreateWorkspace(ctx context.Context, md helpdeskflow.Metadata,
 		return uuid.Nil, NewKey{}, err
 	}
 	workspaceID := uuid.New()
-	key, keyEvent, err := newAPIKey(workspaceID, helpdeskflow.RoleAdmin)
+	key, keyEvent, err := newAPIKey(workspaceID, helpdeskflow.RoleAdmin, "")
 	if err != nil {
 		return uuid.Nil, NewKey{}, err
 	}
@@ -57,20 +57,20 @@ func (s *Service) CreateWorkspace(ctx context.Context, md helpdeskflow.Metadata,
 }
 
 // newAPIKey makes a key for workspace with role and the event recording it.
-func newAPIKey(workspaceID uuid.UUID, role string) (NewKey, helpdeskflow.NewEvent, error) {
+func newAPIKey(workspaceID uuid.UUID, role, name string) (NewKey, helpdeskflow.NewEvent, error) {
 	secret, err := helpdeskflow.NewAPIKeySecret()
 	if err != nil {
 		return NewKey{}, helpdeskflow.NewEvent{}, err
 	}
 	key := NewKey{
 		APIKey: helpdeskflow.APIKey{
-			ID: uuid.New(), WorkspaceID: workspaceID, Role: role,
+			ID: uuid.New(), WorkspaceID: workspaceID, Role: role, Name: name,
 			Prefix: helpdeskflow.APIKeyDisplayPrefix(secret), CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		},
 		Secret: secret,
 	}
 	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventAPIKeyCreated, helpdeskflow.APIKeyCreated{
-		KeyID: key.ID, Role: key.Role, Prefix: key.Prefix,
+		KeyID: key.ID, Role: key.Role, Prefix: key.Prefix, Name: key.Name,
 	})
 	return key, e, err
 }

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -60,32 +59,4 @@ func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) err
 		return internal("create workspace", err)
 	}
 	return nil
-}
-
-// CreateAPIKey stores the hash of secret as a key of workspace with role.
-// The secret itself is never stored.
-func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error {
-	hash := sha256.Sum256([]byte(secret))
-	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		key.ID, key.WorkspaceID, hash[:], key.Prefix, key.Role, key.CreatedAt); err != nil {
-		return internal("create API key", err)
-	}
-	return nil
-}
-
-// Authenticate returns the principal of the API key secret. It returns
-// EUnauthorized for an unknown or revoked key; the caller has already
-// checked the key's format.
-func (s *Store) Authenticate(ctx context.Context, secret string) (helpdeskflow.Principal, error) {
-	hash := sha256.Sum256([]byte(secret))
-	var p helpdeskflow.Principal
-	err := s.pool.QueryRow(ctx, `SELECT id, workspace_id, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL`, hash[:]).
-		Scan(&p.KeyID, &p.WorkspaceID, &p.Role)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return helpdeskflow.Principal{}, helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the API key is unknown or revoked")
-	}
-	if err != nil {
-		return helpdeskflow.Principal{}, internal("look up API key", err)
-	}
-	return p, nil
 }

@@ -24,13 +24,21 @@ type Tx struct {
 	deferred []deferredExec
 	lockedAt time.Time
 	appended []helpdeskflow.NewEvent
+	// accessChanged is set by changes to API keys or workspace settings:
+	// after the commit, Transact waits for every API process to drop its
+	// cached access.
+	accessChanged bool
 }
 
 // Transact runs fn in one short transaction and commits if fn returns nil;
 // otherwise it rolls back and returns fn's error unchanged. Keep fn free of
 // slow work: the stream locks it takes are held until commit. It returns
 // EVersionConflict when the commit hits a concurrent writer and
-// EUnavailable when Postgres cannot be reached.
+// EUnavailable when Postgres cannot be reached. When fn changed API keys or
+// workspace settings, Transact returns only after every API process has
+// dropped its cached access (AccessCache), so the change holds for the very
+// next request anywhere; EUnavailable then means the change is committed
+// but that could not be confirmed.
 func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	start := time.Now()
 	conn, err := s.pool.Acquire(ctx)
@@ -67,6 +75,9 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if len(tx.appended) > 0 {
 		s.notifier.poke()
+	}
+	if tx.accessChanged {
+		return s.invalidateAccess(ctx)
 	}
 	return nil
 }

@@ -112,3 +112,22 @@ func lineColumn(body []byte, offset int64) (int, int) {
 	col := int(offset) - bytes.LastIndexByte(before, '\n')
 	return line, col
 }
+
+// bodyHasAPIKey reports whether r's body is a JSON object with a top-level
+// api_key field. It is asked only for requests without a usable key, to
+// tell the client where the key went wrong; it reads at most MaxBodyBytes.
+func bodyHasAPIKey(r *http.Request) bool {
+	if r.Body == nil || r.ContentLength > MaxBodyBytes {
+		return false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes))
+	if err != nil || !bytes.Contains(body, []byte(`"api_key"`)) {
+		return false
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return false
+	}
+	_, ok := top["api_key"]
+	return ok
+}

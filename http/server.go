@@ -7,8 +7,10 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 )
 
 // Tickets is the write side and consistent read of tickets.
@@ -33,54 +36,86 @@ type TicketLister interface {
 	ListTickets(ctx context.Context, workspaceID uuid.UUID, filter helpdeskflow.TicketFilter) (helpdeskflow.TicketPage, error)
 }
 
-// Authenticator resolves an API key (already checked for format) to its
-// principal; EUnauthorized for unknown or revoked keys.
+// Authenticator resolves an API key (already checked for format) to what it
+// grants; EUnauthorized for unknown or revoked keys.
 type Authenticator interface {
-	Authenticate(ctx context.Context, key string) (helpdeskflow.Principal, error)
+	Authenticate(ctx context.Context, key string) (helpdeskflow.Access, error)
+}
+
+// Admin is the write side of workspace configuration: API keys, the IP
+// blocklist and rate limits. Each change holds on every API process when
+// it returns.
+type Admin interface {
+	CreateAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd commands.CreateAPIKey) (commands.NewKey, error)
+	RevokeAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error)
+	SetIPBlocklist(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cidrs []string, caller netip.Addr) ([]netip.Prefix, error)
+	SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd commands.SetRateLimits) (helpdeskflow.RateLimitPolicy, error)
+}
+
+// AdminReader reads workspace configuration.
+type AdminReader interface {
+	ListAPIKeys(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) (helpdeskflow.APIKeyPage, error)
+	WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error)
+}
+
+// RequestLog receives one entry per API request, after its response. Log
+// must not block.
+type RequestLog interface {
+	Log(helpdeskflow.APIRequest)
 }
 
 // Checker is a dependency /readyz checks; it returns nil when reachable.
 type Checker func(ctx context.Context) error
 
-// Config holds a Server's collaborators. Tickets, Lister and Auth are
-// required; Logger defaults to slog.Default(), Registerer and Gatherer to
-// nothing (no /metrics content).
+// Config holds a Server's collaborators. Tickets, Lister, Auth, Admin,
+// AdminReader and Limiter are required. RequestLog may be nil (no request
+// log); Logger defaults to slog.Default(), Registerer and Gatherer to
+// nothing (no /metrics content). TrustedProxies are the peers whose
+// X-Forwarded-For is believed when finding the client's IP.
 type Config struct {
-	Tickets    Tickets
-	Lister     TicketLister
-	Auth       Authenticator
-	Ready      map[string]Checker
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
+	Tickets        Tickets
+	Lister         TicketLister
+	Auth           Authenticator
+	Admin          Admin
+	AdminReader    AdminReader
+	Limiter        *ratelimit.Limiter
+	RequestLog     RequestLog
+	TrustedProxies []netip.Prefix
+	Ready          map[string]Checker
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer
 }
 
 // Validate reports every missing collaborator at once.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Tickets == nil {
-		errs = append(errs, errors.New("http: Config.Tickets is required"))
-	}
-	if c.Lister == nil {
-		errs = append(errs, errors.New("http: Config.Lister is required"))
-	}
-	if c.Auth == nil {
-		errs = append(errs, errors.New("http: Config.Auth is required"))
+	for name, missing := range map[string]bool{
+		"Tickets": c.Tickets == nil, "Lister": c.Lister == nil, "Auth": c.Auth == nil,
+		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil,
+	} {
+		if missing {
+			errs = append(errs, fmt.Errorf("http: Config.%s is required", name))
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // Server is the API's http.Handler.
 type Server struct {
-	cfg      Config
-	router   *httprouter.Router
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	cfg          Config
+	router       *httprouter.Router
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	authFailures *prometheus.CounterVec
+	throttled    prometheus.Counter
 }
 
 // NewServer builds the routes. Its metrics are
-// helpdeskflow_http_requests_total{method,route,status} and
-// helpdeskflow_http_request_duration_seconds{method,route}.
+// helpdeskflow_http_requests_total{method,route,status},
+// helpdeskflow_http_request_duration_seconds{method,route},
+// helpdeskflow_auth_failures_total{reason} and
+// helpdeskflow_soft_throttle_delayed_requests_total.
 func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -98,9 +133,17 @@ func NewServer(cfg Config) (*Server, error) {
 			Name: "helpdeskflow_http_request_duration_seconds", Help: "HTTP request latency by method and route pattern.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "helpdeskflow_auth_failures_total",
+			Help: "Requests refused by authentication, by reason: missing, malformed, unknown_or_revoked, key_in_wrong_place, blocked_ip, forbidden.",
+		}, []string{"reason"}),
+		throttled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "helpdeskflow_soft_throttle_delayed_requests_total",
+			Help: "Responses delayed because their key is in soft-throttle mode.",
+		}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{s.requests, s.latency} {
+		for _, c := range []prometheus.Collector{s.requests, s.latency, s.authFailures, s.throttled} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, err
 			}
@@ -110,23 +153,64 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// route describes one API route; the tenant-isolation and auth tests walk
-// this table.
+// route describes one API route; the auth, role and tenant-isolation tests
+// walk this table. Routes are authenticated unless public; admin routes
+// need an admin key; category is the rate limit bucket (empty only for
+// public routes); idKind names what the :id parameter is, for the tenant
+// isolation test.
 type route struct {
 	method, path string
 	public       bool
+	admin        bool
+	category     string
+	idKind       string
 	handle       func(w http.ResponseWriter, r *http.Request, p httprouter.Params) error
 }
+
+// What a route's :id names (RouteInfo.IDKind).
+const (
+	IDTicket = "ticket"
+	IDAPIKey = "api_key"
+)
 
 func (s *Server) table() []route {
 	return []route{
 		{method: "GET", path: "/healthz", public: true, handle: s.handleHealthz},
 		{method: "GET", path: "/readyz", public: true, handle: s.handleReadyz},
 		{method: "GET", path: "/metrics", public: true, handle: s.handleMetrics},
-		{method: "POST", path: "/v1/tickets", handle: s.handleTicketCreate},
-		{method: "GET", path: "/v1/tickets", handle: s.handleTicketList},
-		{method: "GET", path: "/v1/tickets/:id", handle: s.handleTicketGet},
+		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, handle: s.handleTicketCreate},
+		{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead, handle: s.handleTicketList},
+		{method: "GET", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketGet},
+		{method: "POST", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyCreate},
+		{method: "GET", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyList},
+		{method: "DELETE", path: "/v1/api-keys/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAPIKey, handle: s.handleAPIKeyRevoke},
+		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
+		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
+		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},
+		{method: "PUT", path: "/v1/rate-limits", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsPut},
 	}
+}
+
+// RouteInfo describes a route of the API: its method and pattern, whether
+// it needs no key (Public) or an admin key (Admin), its rate limit
+// category, and what its :id parameter names ("ticket", "api_key"; empty
+// without one).
+type RouteInfo struct {
+	Method, Path string
+	Public       bool
+	Admin        bool
+	Category     string
+	IDKind       string
+}
+
+// Routes lists every route, for documentation and for tests that must
+// cover each one (tenant isolation, roles).
+func (s *Server) Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range s.table() {
+		out = append(out, RouteInfo{Method: rt.method, Path: rt.path, Public: rt.public, Admin: rt.admin, Category: rt.category, IDKind: rt.idKind})
+	}
+	return out
 }
 
 func (s *Server) routes() {
@@ -156,7 +240,8 @@ type ctxKey int
 
 const (
 	requestIDKey ctxKey = iota
-	principalKey
+	accessKey
+	clientIPKey
 )
 
 func requestIDOf(ctx context.Context) string {
@@ -164,12 +249,21 @@ func requestIDOf(ctx context.Context) string {
 	return id
 }
 
-func principalOf(ctx context.Context) helpdeskflow.Principal {
-	p, _ := ctx.Value(principalKey).(helpdeskflow.Principal)
-	return p
+// accessOf is what the request's key grants (zero on public routes).
+func accessOf(ctx context.Context) helpdeskflow.Access {
+	a, _ := ctx.Value(accessKey).(helpdeskflow.Access)
+	return a
 }
 
-// statusRecorder remembers the status a handler wrote, for metrics.
+func principalOf(ctx context.Context) helpdeskflow.Principal { return accessOf(ctx).Principal }
+
+func clientIPOf(ctx context.Context) netip.Addr {
+	a, _ := ctx.Value(clientIPKey).(netip.Addr)
+	return a
+}
+
+// statusRecorder remembers the status a handler wrote, for metrics and the
+// request log.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
@@ -189,65 +283,152 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
-// wrap gives every route the same envelope: a request id, metrics by route
-// pattern, authentication before any business logic, and error mapping.
+// wrap gives every route the same envelope, in this order: a request id;
+// authentication (key in the right place, Bearer, format, known and not
+// revoked, client IP not blocked) before any business logic; the rate
+// limit of the route's category, whose headers every authenticated
+// response carries; the role check; the soft-throttle delay; the handler;
+// error mapping, metrics and the request log.
 func (s *Server) wrap(rt route) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 		start := time.Now()
 		requestID := "req_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 		w.Header().Set("X-Request-Id", requestID)
+		ip := clientIP(r, s.cfg.TrustedProxies)
 		ctx := context.WithValue(r.Context(), requestIDKey, requestID)
-		rec := &statusRecorder{ResponseWriter: w}
+		ctx = context.WithValue(ctx, clientIPKey, ip)
 		r = r.WithContext(ctx)
+		rec := &statusRecorder{ResponseWriter: w}
+		entry := helpdeskflow.APIRequest{
+			Time: start.UTC(), RequestID: requestID, Method: r.Method, Route: rt.path, Path: r.URL.Path,
+			ClientIP: ip.String(), UserAgent: r.UserAgent(), RateLimitCategory: rt.category,
+		}
 
-		err := s.authenticate(r, rt)
+		err := s.admit(rec, r, rt, &entry)
 		if err == nil {
 			err = rt.handle(rec, r, p)
 		}
 		if err != nil {
+			entry.ErrorCode = helpdeskflow.ErrorCode(err)
 			writeError(rec, r, s.cfg.Logger, err)
 		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
 		status := strconv.Itoa(rec.status)
+		latency := time.Since(start)
 		s.requests.WithLabelValues(r.Method, rt.path, status).Inc()
-		s.latency.WithLabelValues(r.Method, rt.path).Observe(time.Since(start).Seconds())
+		s.latency.WithLabelValues(r.Method, rt.path).Observe(latency.Seconds())
+		if s.cfg.RequestLog != nil {
+			entry.Status, entry.Latency = rec.status, latency
+			s.cfg.RequestLog.Log(entry)
+		}
 	}
+}
+
+// admit runs everything between the request id and the handler (see wrap),
+// storing what the key grants in r's context and recording the key in
+// entry.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *helpdeskflow.APIRequest) error {
+	if err := s.refuseKeyInQuery(r); err != nil {
+		return err
+	}
+	if rt.public {
+		return nil
+	}
+	access, err := s.authenticate(r, entry)
+	if err != nil {
+		return err
+	}
+	*r = *r.WithContext(context.WithValue(r.Context(), accessKey, access))
+	if access.Blocks(clientIPOf(r.Context())) {
+		s.authFailures.WithLabelValues("blocked_ip").Inc()
+		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "requests from %s are blocked for this workspace", clientIPOf(r.Context()))
+	}
+	delay, err := s.rateLimit(w, access, rt.category)
+	if err != nil {
+		return err
+	}
+	if rt.admin && access.Role != helpdeskflow.RoleAdmin {
+		s.authFailures.WithLabelValues("forbidden").Inc()
+		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "%s %s needs an admin API key; this key's role is %s", rt.method, rt.path, access.Role)
+	}
+	if delay > 0 {
+		s.throttled.Inc()
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return helpdeskflow.Errorf(helpdeskflow.EUnavailable, "the request was cancelled")
+		}
+	}
+	return nil
 }
 
 // keyQueryParams are query parameters where clients sometimes put keys;
 // a key there is refused and never authenticates.
 var keyQueryParams = []string{"api_key", "key", "token", "access_token"}
 
-// authenticate refuses keys in the wrong place, then, for non-public
-// routes, resolves the Bearer key and stores the principal in r's context.
-func (s *Server) authenticate(r *http.Request, rt route) error {
+func (s *Server) refuseKeyInQuery(r *http.Request) error {
 	query := r.URL.Query()
 	for _, name := range keyQueryParams {
 		if query.Has(name) {
+			s.authFailures.WithLabelValues("key_in_wrong_place").Inc()
 			return helpdeskflow.Errorf(helpdeskflow.EKeyInWrongPlace,
 				"API keys are accepted only in the Authorization header (Bearer), never in the query string (%s)", name)
 		}
 	}
-	if rt.public {
-		return nil
-	}
-	header := r.Header.Get("Authorization")
-	if header == "" {
-		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "missing Authorization header; send Authorization: Bearer <api key>")
-	}
-	scheme, key, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the Authorization header must be: Bearer <api key>")
-	}
-	key = strings.TrimSpace(key)
-	if !helpdeskflow.ValidAPIKeyFormat(key) {
-		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the API key is malformed")
-	}
-	principal, err := s.cfg.Auth.Authenticate(r.Context(), key)
-	if err != nil {
-		return err
-	}
-	*r = *r.WithContext(context.WithValue(r.Context(), principalKey, principal))
 	return nil
+}
+
+// authenticate resolves the request's Bearer key. A request without a
+// usable key whose JSON body carries api_key is told the key is in the
+// wrong place (400) rather than missing (401).
+func (s *Server) authenticate(r *http.Request, entry *helpdeskflow.APIRequest) (helpdeskflow.Access, error) {
+	key, reason, err := bearerKey(r.Header.Values("Authorization"))
+	if err == nil {
+		entry.KeyPrefix = helpdeskflow.APIKeyDisplayPrefix(key)
+		var access helpdeskflow.Access
+		access, err = s.cfg.Auth.Authenticate(r.Context(), key)
+		if err == nil {
+			entry.WorkspaceID, entry.KeyID = access.WorkspaceID, access.KeyID
+			return access, nil
+		}
+		reason = "unknown_or_revoked"
+		if helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
+			return helpdeskflow.Access{}, err // Postgres is down: 503, not the client's fault
+		}
+	}
+	if reason != "unknown_or_revoked" && bodyHasAPIKey(r) {
+		s.authFailures.WithLabelValues("key_in_wrong_place").Inc()
+		return helpdeskflow.Access{}, helpdeskflow.Errorf(helpdeskflow.EKeyInWrongPlace,
+			"API keys are accepted only in the Authorization header (Bearer), never in the body")
+	}
+	s.authFailures.WithLabelValues(reason).Inc()
+	return helpdeskflow.Access{}, err
+}
+
+// bearerKey extracts a well-formed API key from the Authorization header
+// values, or says why there is none (reason missing or malformed) with an
+// EUnauthorized error a client can act on.
+func bearerKey(values []string) (key, reason string, err error) {
+	switch {
+	case len(values) == 0 || (len(values) == 1 && strings.TrimSpace(values[0]) == ""):
+		return "", "missing", helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "missing Authorization header; send Authorization: Bearer <api key>")
+	case len(values) > 1:
+		return "", "malformed", helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "send exactly one Authorization header")
+	}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(values[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", "malformed", helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the Authorization header must be: Bearer <api key>")
+	}
+	key = strings.TrimSpace(rest)
+	if !helpdeskflow.ValidAPIKeyFormat(key) {
+		return "", "malformed", helpdeskflow.Errorf(helpdeskflow.EUnauthorized,
+			"the API key is malformed: keys are %d characters starting with %s", helpdeskflow.APIKeyLen, helpdeskflow.APIKeyPrefix)
+	}
+	return key, "", nil
 }
 
 // metadata is the event metadata of a command made by this request.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ type config struct {
 	DataDir            string
 	Roles              string
 	LogLevel           string
+	TrustedProxies     string
 	KafkaPort          int
 	PostgresMaxConns   int
 }
@@ -43,6 +45,7 @@ func (c *config) settings() []setting {
 		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
 		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
 	}
 }
 
@@ -87,6 +90,9 @@ func (c config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("HDF_LOG_LEVEL (--log-level) must be debug, info, warn or error, got %q", c.LogLevel))
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, role := range c.roles() {
 		if !knownRoles[role] {
 			errs = append(errs, fmt.Errorf("HDF_ROLES (--roles): unknown role %q (known: api, relay, projector, dispatcher)", role))
@@ -105,6 +111,26 @@ func (c config) roles() []string {
 		}
 	}
 	return roles
+}
+
+// trustedProxies parses TrustedProxies (CIDRs or single addresses).
+func (c config) trustedProxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range strings.Split(c.TrustedProxies, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				return nil, fmt.Errorf("HDF_TRUSTED_PROXIES (--trusted-proxies): %q is not a CIDR or an IP address", v)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func (c config) brokers() []string {

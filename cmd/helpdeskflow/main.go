@@ -21,6 +21,10 @@ commands:
   serve [--roles ...]      the given roles against HDF_KAFKA_BROKERS
   migrate                  apply the Postgres and ClickHouse migrations
   workspace create NAME    create a workspace; prints its id and an admin API key
+  keys create --workspace ID --role admin|agent [--name NAME]
+                           create an API key; prints it (shown only once)
+  keys list --workspace ID list a workspace's active keys (prefix, role, created, last used)
+  keys revoke ID           revoke a key; refused everywhere when this returns
 
 Run "helpdeskflow <command> -h" for the flags; each has an HDF_* environment variable.
 `
@@ -73,6 +77,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("usage: helpdeskflow workspace create NAME")
 		}
 		return createWorkspace(ctx, cfg, rest[1], stdout)
+	case "keys":
+		cfg, rest, err := parseConfig("keys", args[1:])
+		if err != nil {
+			return err
+		}
+		return keysCommand(ctx, cfg, rest, stdout)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -8,6 +8,7 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -103,7 +105,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		workers = append(workers, dispatcher.Run)
 	}
 
-	handler, err := httpHandler(roles["api"], store, ch, kafka, logger, reg)
+	var handler nethttp.Handler
+	if roles["api"] {
+		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
+		workers = append(workers, access.Run)
+		proxies, _ := cfg.trustedProxies() // validated in parseConfig
+		handler, err = apiHandler(store, access, ch, kafka, proxies, logger, reg)
+	} else {
+		handler = healthHandler(reg)
+	}
 	if err != nil {
 		return err
 	}
@@ -160,27 +170,36 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	return errors.Join(runErrs...)
 }
 
-// httpHandler is the API when the api role runs, otherwise only the health
-// and metrics endpoints every role exposes.
-func httpHandler(api bool, store *eventstore.Store, ch driver.Conn, kafka *kgo.Client, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
-	ready := map[string]http.Checker{
-		"postgres": store.Ping,
-		"kafka":    kafka.Ping,
+// healthHandler is what roles other than api serve: /healthz and
+// /metrics.
+func healthHandler(reg *prometheus.Registry) nethttp.Handler {
+	mux := nethttp.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w nethttp.ResponseWriter, _ *nethttp.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// apiHandler is the public API.
+func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, ch driver.Conn, kafka *kgo.Client,
+	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
+	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
+	if err != nil {
+		return nil, err
 	}
-	if ch != nil {
-		ready["clickhouse"] = ch.Ping
-	}
-	if !api {
-		mux := nethttp.NewServeMux()
-		mux.HandleFunc("GET /healthz", func(w nethttp.ResponseWriter, _ *nethttp.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		return mux, nil
-	}
+	service := commands.New(commands.AdaptStore(store))
 	return http.NewServer(http.Config{
-		Tickets:    commands.New(commands.AdaptStore(store)),
-		Lister:     projections.NewTicketReader(ch),
-		Auth:       eventstore.NewKeyCache(store, 0),
-		Ready:      ready,
+		Tickets:        service,
+		Lister:         projections.NewTicketReader(ch),
+		Auth:           access,
+		Admin:          service,
+		AdminReader:    store,
+		Limiter:        limiter,
+		TrustedProxies: proxies,
+		Ready: map[string]http.Checker{
+			"postgres":   store.Ping,
+			"kafka":      kafka.Ping,
+			"clickhouse": ch.Ping,
+		},
 		Logger:     logger,
 		Registerer: reg,
 		Gatherer:   reg,

@@ -1,0 +1,196 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	nethttp "net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+)
+
+// fakeClock is the rate limiter's clock in these tests.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// recordingLog is a RequestLog that keeps what it is given.
+type recordingLog struct {
+	mu      sync.Mutex
+	entries []helpdeskflow.APIRequest
+}
+
+func (l *recordingLog) Log(r helpdeskflow.APIRequest) {
+	l.mu.Lock()
+	l.entries = append(l.entries, r)
+	l.mu.Unlock()
+}
+
+func (l *recordingLog) last() helpdeskflow.APIRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.entries[len(l.entries)-1]
+}
+
+// harness is the API on a real Postgres database (event store, access
+// cache with its listener) and a real ClickHouse database, with a fake
+// rate-limit clock, serving over loopback TCP.
+type harness struct {
+	t         *testing.T
+	url       string
+	server    *http.Server
+	store     *eventstore.Store
+	service   *commands.Service
+	clock     *fakeClock
+	log       *recordingLog
+	reg       *prometheus.Registry
+	workspace uuid.UUID
+	adminKey  string
+}
+
+func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store := testenv.Store(t)
+	access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
+	done := make(chan struct{})
+	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
+	t.Cleanup(func() { cancel(); <-done })
+
+	chName := testenv.RandomName("t_")
+	ch, err := projections.OpenClickHouse(ctx, testenv.ClickHouseAddr(), chName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ch.Exec(context.Background(), "DROP DATABASE IF EXISTS "+chName) //nolint:errcheck // best effort
+		ch.Close()
+	})
+	if err := projections.Migrate(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	limiter, err := ratelimit.New(ratelimit.Config{Now: clock.Now, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := commands.New(commands.AdaptStore(store))
+	log := &recordingLog{}
+	server, err := http.NewServer(http.Config{
+		Tickets: service, Lister: projections.NewTicketReader(ch), Auth: access,
+		Admin: service, AdminReader: store, Limiter: limiter, RequestLog: log,
+		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server)
+	t.Cleanup(srv.Close)
+	h := &harness{t: t, url: srv.URL, server: server, store: store, service: service, clock: clock, log: log, reg: reg}
+	h.workspace, h.adminKey = h.newWorkspace()
+	return h
+}
+
+// newWorkspace creates a workspace and returns it with its admin key.
+func (h *harness) newWorkspace() (uuid.UUID, string) {
+	h.t.Helper()
+	id, key, err := h.service.CreateWorkspace(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}, "test")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id, key.Secret
+}
+
+// response is an answer decoded for assertions.
+type response struct {
+	status int
+	header nethttp.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r response) errorCode() string {
+	e, _ := r.body["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	return code
+}
+
+// do sends a request with key as Bearer (none when empty) and extra
+// headers as name, value pairs.
+func (h *harness) do(method, path, key string, body any, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := nethttp.NewRequest(method, h.url+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out.body); err != nil {
+			h.t.Fatalf("%s %s: body is not JSON: %s", method, path, raw)
+		}
+	}
+	return out
+}
+
+// want fails the test unless r has status (and, for errors, code).
+func (h *harness) want(r response, status int, code string) {
+	h.t.Helper()
+	if r.status != status || r.errorCode() != code {
+		h.t.Fatalf("got %d %q, want %d %q: %s", r.status, r.errorCode(), status, code, r.raw)
+	}
+}

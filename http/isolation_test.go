@@ -1,0 +1,104 @@
+package http_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/http"
+)
+
+// TestServer_TenantIsolation calls every route of the route table with a
+// key of one workspace and the ids of another: an id of another workspace
+// is 404, lists never show another workspace's data, and writes never touch
+// it. A new route fails this test until it says how it is isolated.
+func TestServer_TenantIsolation(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
+
+	// Workspace A, the victim, with a ticket and a second key.
+	victim, victimAdmin := h.newWorkspace()
+	ticket, err := h.service.CreateTicket(ctx, victim, md, commands.CreateTicket{
+		Subject: "secret", Customer: commands.CustomerRef{Email: "victim@example.com"}, Message: commands.NewTicketMessage{Body: "private"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victimKey, err := h.service.CreateAPIKey(ctx, md, victim, commands.CreateAPIKey{Role: helpdeskflow.RoleAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String()}
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), "victim@example.com", victimKey.Prefix}
+	victimVersion := func() int64 {
+		events, err := h.store.Load(ctx, victim, victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events[len(events)-1].Version
+	}
+	versionBefore := victimVersion()
+
+	// Writes without an id act on the caller's own workspace by
+	// construction; each is called with a valid body and the victim is
+	// checked afterwards.
+	ownWorkspaceWrites := map[string]any{
+		"POST /v1/tickets":     map[string]any{"subject": "s", "customer": map[string]any{"email": "attacker@example.com"}, "message": map[string]any{"body": "b"}},
+		"POST /v1/api-keys":    map[string]any{"role": "agent"},
+		"PUT /v1/ip-blocklist": map[string]any{"cidrs": []string{"128.0.0.0/1"}},
+		"PUT /v1/rate-limits":  map[string]any{"limits": map[string]any{"tickets.read": map[string]any{"limit": 1, "window_seconds": 3600}}},
+	}
+
+	for _, rt := range h.server.Routes() {
+		name := rt.Method + " " + rt.Path
+		t.Run(name, func(t *testing.T) {
+			switch {
+			case rt.Public:
+				return
+			case rt.IDKind != "":
+				id, ok := ids[rt.IDKind]
+				if !ok {
+					t.Fatalf("no victim id of kind %q: add one to this test", rt.IDKind)
+				}
+				path := strings.Replace(rt.Path, ":id", id, 1)
+				h.want(h.do(rt.Method, path, h.adminKey, ownWorkspaceWrites[name]), 404, "not_found")
+			case rt.Method == "GET":
+				r := h.do(rt.Method, rt.Path, h.adminKey, nil)
+				h.want(r, 200, "")
+				for _, s := range secrets {
+					if strings.Contains(r.raw, s) {
+						t.Errorf("%s shows the other workspace's %s: %s", name, s, r.raw)
+					}
+				}
+			default:
+				body, ok := ownWorkspaceWrites[name]
+				if !ok {
+					t.Fatalf("%s: add it to ownWorkspaceWrites (or give it an IDKind) so its isolation is tested", name)
+				}
+				r := h.do(rt.Method, rt.Path, h.adminKey, body)
+				if r.status >= 300 {
+					t.Fatalf("%s: %d %s", name, r.status, r.raw)
+				}
+			}
+		})
+	}
+
+	// The victim is untouched: its stream did not move, its settings are
+	// the defaults, and both its keys still work from anywhere.
+	if v := victimVersion(); v != versionBefore {
+		t.Errorf("victim workspace stream moved from version %d to %d", versionBefore, v)
+	}
+	settings, err := h.store.WorkspaceSettings(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(settings.IPBlocklist) != 0 || len(settings.RateLimits) != 0 {
+		t.Errorf("victim settings changed: %+v", settings)
+	}
+	for _, key := range []string{victimAdmin, victimKey.Secret} {
+		h.want(h.do("GET", "/v1/tickets/"+ticket.ID.String(), key, nil), 200, "")
+	}
+}

@@ -1,0 +1,127 @@
+package ratelimit
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const (
+	// slotsPerWindow is how many slots one window is split into.
+	slotsPerWindow = 60
+	// ringSize is how many slots a bucket keeps: the window [t−W, t]
+	// overlaps the current slot, 59 whole ones and the oldest partial one.
+	ringSize = slotsPerWindow + 1
+)
+
+// bucket is the sliding window of one (key, category). Times are
+// nanoseconds since the Limiter's creation. Its owner's mutex guards it.
+type bucket struct {
+	category string
+	// denied counts this category's denials in the shared metric.
+	denied prometheus.Counter
+
+	window int64 // W
+	width  int64 // g = ⌈W/60⌉
+	// head is the newest slot the bucket has advanced to; it holds slots
+	// head−60 … head, slot k at counts[k mod ringSize].
+	head int64
+	// sum is the total of counts.
+	sum int64
+	// counts are admissions per slot. uint32 is enough: a slot's count
+	// never exceeds the limit (at most helpdeskflow.MaxRateLimit).
+	counts [ringSize]uint32
+}
+
+func newBucket(category string, denied prometheus.Counter, window time.Duration, t int64) *bucket {
+	b := &bucket{category: category, denied: denied}
+	b.reset(window, t)
+	return b
+}
+
+// reset empties the bucket and gives it window.
+func (b *bucket) reset(window time.Duration, t int64) {
+	b.window = int64(window)
+	b.width = (b.window + slotsPerWindow - 1) / slotsPerWindow
+	b.head = t / b.width
+	b.sum = 0
+	clear(b.counts[:])
+}
+
+func ringIndex(slot int64) int {
+	i := slot % ringSize
+	if i < 0 {
+		i += ringSize
+	}
+	return int(i)
+}
+
+// floorDiv is ⌊a/b⌋ for b > 0; Go's / truncates towards zero.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// advance moves the bucket to time t, which is never before the time of
+// its previous call, and expires the slots that fell out of the ring.
+func (b *bucket) advance(t int64) {
+	k := t / b.width
+	if k <= b.head {
+		return
+	}
+	if k-b.head >= ringSize {
+		clear(b.counts[:])
+		b.sum = 0
+	} else {
+		for s := b.head + 1; s <= k; s++ {
+			i := ringIndex(s)
+			b.sum -= int64(b.counts[i])
+			b.counts[i] = 0
+		}
+	}
+	b.head = k
+}
+
+// counted returns how many admissions count at t (the bucket advanced to
+// t) and the oldest counted slot, the one holding t−W. Since 60·g ≥ W that
+// slot is head−60 or head−59, so at most one slot is subtracted.
+func (b *bucket) counted(t int64) (n int64, oldest int64) {
+	oldest = floorDiv(t-b.window, b.width)
+	n = b.sum
+	for s := b.head - slotsPerWindow; s < oldest; s++ {
+		n -= int64(b.counts[ringIndex(s)])
+	}
+	return n, oldest
+}
+
+// admit counts one admission at the bucket's head slot.
+func (b *bucket) admit() {
+	b.counts[ringIndex(b.head)]++
+	b.sum++
+}
+
+// retryAfter returns the time from t until the count, n now at or above
+// limit ≥ 1, falls below limit with no further admissions: slot s stops
+// counting at W + (s+1)·g, when t−W reaches the next slot.
+func (b *bucket) retryAfter(t, n, oldest, limit int64) time.Duration {
+	s := oldest
+	for n >= limit {
+		n -= int64(b.counts[ringIndex(s)])
+		s++
+	}
+	return time.Duration(b.window + s*b.width - t)
+}
+
+// resetAfter returns the time from t until the oldest counted admission
+// stops counting, or 0 when nothing counts.
+func (b *bucket) resetAfter(t, oldest int64) time.Duration {
+	for s := oldest; s <= b.head; s++ {
+		if b.counts[ringIndex(s)] > 0 {
+			return time.Duration(b.window + (s+1)*b.width - t)
+		}
+	}
+	return 0
+}
