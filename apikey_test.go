@@ -37,3 +37,35 @@ func TestAPIKeyFormat(t *testing.T) {
 		t.Errorf("display prefix = %q", got)
 	}
 }
+
+// FuzzValidAPIKeyFormat: the parser never panics, accepts only strings of
+// the key's shape, and refuses every single-character change to a real key
+// (the checksum catches it without a database lookup).
+func FuzzValidAPIKeyFormat(f *testing.F) {
+	real, err := helpdeskflow.NewAPIKeySecret()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real, 5, byte('x'))
+	f.Add("hdf_", 0, byte('A'))
+	f.Add("", 0, byte(0))
+	f.Add("hdf_000000000000000000000000000000000000", 39, byte('1'))
+	f.Fuzz(func(t *testing.T, s string, pos int, b byte) {
+		if helpdeskflow.ValidAPIKeyFormat(s) {
+			if len(s) != helpdeskflow.APIKeyLen || !strings.HasPrefix(s, helpdeskflow.APIKeyPrefix) {
+				t.Fatalf("accepted %q, which has not the key's shape", s)
+			}
+		}
+		if pos < 0 {
+			pos = -pos
+		}
+		i := len(helpdeskflow.APIKeyPrefix) + pos%(len(real)-len(helpdeskflow.APIKeyPrefix))
+		if real[i] == b {
+			return
+		}
+		mutated := real[:i] + string([]byte{b}) + real[i+1:]
+		if helpdeskflow.ValidAPIKeyFormat(mutated) {
+			t.Fatalf("accepted %q, a one-character change of a real key", mutated)
+		}
+	})
+}

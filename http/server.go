@@ -133,15 +133,8 @@ func NewServer(cfg Config) (*Server, error) {
 			Name: "helpdeskflow_http_request_duration_seconds", Help: "HTTP request latency by method and route pattern.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route"}),
-		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "helpdeskflow_auth_failures_total",
-			Help: "Requests refused by authentication, by reason: missing, malformed, unknown_or_revoked, key_in_wrong_place, blocked_ip, forbidden.",
-		}, []string{"reason"}),
-		throttled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "helpdeskflow_soft_throttle_delayed_requests_total",
-			Help: "Responses delayed because their key is in soft-throttle mode.",
-		}),
 	}
+	s.authFailures, s.throttled = newAuthMetrics()
 	if cfg.Registerer != nil {
 		for _, c := range []prometheus.Collector{s.requests, s.latency, s.authFailures, s.throttled} {
 			if err := cfg.Registerer.Register(c); err != nil {
@@ -151,6 +144,17 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.routes()
 	return s, nil
+}
+
+func newAuthMetrics() (*prometheus.CounterVec, prometheus.Counter) {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "helpdeskflow_auth_failures_total",
+			Help: "Requests refused by authentication, by reason: missing, malformed, unknown_or_revoked, key_in_wrong_place, blocked_ip, forbidden.",
+		}, []string{"reason"}),
+		prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "helpdeskflow_soft_throttle_delayed_requests_total",
+			Help: "Responses delayed because their key is in soft-throttle mode.",
+		})
 }
 
 // route describes one API route; the auth, role and tenant-isolation tests

@@ -24,9 +24,22 @@ import (
 // after the Postgres commit, before the broker's acknowledgement.
 const crashChildEnv = "HDF_TEST_CRASHING_RELAY"
 
+// mainChildEnv makes the test binary run helpdeskflow's main with the
+// arguments after "--", as a separate process.
+const mainChildEnv = "HDF_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) == "1" {
 		os.Exit(runCrashingRelay())
+	}
+	if os.Getenv(mainChildEnv) == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"helpdeskflow"}, os.Args[i+1:]...)
+			}
+		}
+		main()
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
