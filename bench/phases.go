@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	nethttp "net/http"
 	"runtime"
 	"slices"
 	"strings"
@@ -41,6 +43,10 @@ func (b *bench) runPhases(ctx context.Context) error {
 	}
 
 	b.res.Memory.StartRSSKB, _ = memory(b.dev.pid)
+	if err := raiseCreateLimit(ctx, client, b.dev.url, b.dev.key); err != nil {
+		return err
+	}
+	b.res.note("the demo workspace's tickets.create rate limit is raised to %d per second (PUT /v1/rate-limits): every create still goes through the limiter, which never refuses", maxCreateLimit)
 
 	tracker := newLagTracker(b.ch, b.chDB)
 	tctx, tcancel := context.WithCancel(ctx)
@@ -229,4 +235,30 @@ func (b *bench) disturbance(phase string, cpu cpuSplit, otherDBBackends float64)
 	if otherDBBackends >= 1 {
 		b.res.note("%s: on average %.1f busy backends of other databases shared the Postgres server", phase, otherDBBackends)
 	}
+}
+
+// maxCreateLimit is the tickets.create limit the benchmark sets: the
+// largest the API accepts, per one-second window.
+const maxCreateLimit = 1_000_000
+
+// raiseCreateLimit sets the workspace's tickets.create limit to
+// maxCreateLimit per second, so the load measures the service and not the
+// default limit of 1,200 per minute.
+func raiseCreateLimit(ctx context.Context, client *nethttp.Client, baseURL, key string) error {
+	body := fmt.Sprintf(`{"limits": {"tickets.create": {"limit": %d, "window_seconds": 1}}}`, maxCreateLimit)
+	req, err := nethttp.NewRequestWithContext(ctx, "PUT", baseURL+"/v1/rate-limits", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("raise the tickets.create rate limit: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusOK {
+		raw, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("raise the tickets.create rate limit: %d %s", resp.StatusCode, raw)
+	}
+	return nil
 }
