@@ -9,6 +9,11 @@
 // its version column, so a redelivered or replayed event collapses onto the
 // row it already wrote; queries read them with FINAL.
 //
+// The RequestLogProjector consumes helpdeskflow.api-requests in its own
+// group and appends each API request to api_requests (a ReplacingMergeTree
+// keyed by workspace, key, time and request id, so a redelivered record
+// collapses); RequestLogReader answers "what did this key do".
+//
 // TicketReader serves GET /v1/tickets from the tickets table. OpenClickHouse,
 // Migrate and Truncate set up, migrate and empty the database.
 //

@@ -709,10 +709,15 @@ func (p *Projector) insert(ctx context.Context, b *batch) error {
 		mu   sync.Mutex
 		errs []error
 	)
+	// Which tables to write is decided before any insert starts: the
+	// goroutines below write b.inserted.
+	pending := tables[:0]
 	for _, t := range tables {
-		if t.n == 0 || b.inserted[t.name] {
-			continue
+		if t.n > 0 && !b.inserted[t.name] {
+			pending = append(pending, t)
 		}
+	}
+	for _, t := range pending {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -57,8 +57,12 @@ func TestProjector_ProjectsEvents(t *testing.T) {
 	produce(t, brokers, append(s.events(), unknown)...)
 
 	p := startProjector(t, conn, brokers, "g-projects")
-	eventually(t, wait, "5 audit rows", func() bool {
-		return queryUint(t, conn, "SELECT count() FROM audit_log FINAL") == 5
+	// The tables of a batch are inserted concurrently: wait for all four.
+	eventually(t, wait, "5 audit rows and the other tables' rows", func() bool {
+		return queryUint(t, conn, "SELECT count() FROM audit_log FINAL") == 5 &&
+			queryUint(t, conn, "SELECT max(version) FROM tickets FINAL") == 2 &&
+			queryUint(t, conn, "SELECT count() FROM customers FINAL") == 1 &&
+			queryUint(t, conn, "SELECT count() FROM ticket_messages FINAL") == 2
 	})
 
 	// tickets: the state after version 2; the unknown version 3 changes nothing.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
@@ -293,4 +295,68 @@ func mustKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// TestDev_RequestLog: every request, refused or not, reaches ClickHouse's
+// api_requests through Kafka, tied to its key; "what did this key do" is
+// one query.
+func TestDev_RequestLog(t *testing.T) {
+	cfg := testConfig(t)
+	dev := startDev(t, cfg)
+	status, _, keys := call(t, "GET", dev.url+"/v1/api-keys", dev.key, nil)
+	if status != 200 {
+		t.Fatalf("list keys: %d %v", status, keys)
+	}
+	key := keys["data"].([]any)[0].(map[string]any)
+	keyID, workspaceID := uuid.MustParse(key["id"].(string)), uuid.Nil
+	status, hdr, _ := call(t, "GET", dev.url+"/v1/tickets/"+uuid.NewString(), dev.key, nil)
+	if status != 404 {
+		t.Fatalf("unknown ticket: %d", status)
+	}
+	notFoundID := hdr.Get("X-Request-Id")
+	if status, _, _ := call(t, "GET", dev.url+"/v1/tickets", "", nil); status != 401 {
+		t.Fatalf("no key: %d", status)
+	}
+
+	ctx := context.Background()
+	ch, err := projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	reader := projections.NewRequestLogReader(ch)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if workspaceID == uuid.Nil {
+			// The key's workspace, from the demo key's own log rows.
+			var ws string
+			if err := ch.QueryRow(ctx, `SELECT toString(any(workspace_id)) FROM api_requests WHERE key_id = toUUID(?)`, keyID.String()).Scan(&ws); err != nil {
+				return err
+			}
+			workspaceID, _ = uuid.Parse(ws)
+		}
+		rows, err := reader.KeyActivity(ctx, workspaceID, keyID, time.Now().Add(-time.Hour), time.Now().Add(time.Minute), 100)
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			if r.RequestID == notFoundID {
+				if r.Status != 404 || r.Route != "/v1/tickets/:id" || r.Method != "GET" || r.ClientIP != "127.0.0.1" || r.ErrorCode != "not_found" {
+					t.Errorf("logged %+v", r)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("request %s not in api_requests yet (%d rows for the key)", notFoundID, len(rows))
+	})
+	// The refused request is logged too, without a key.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var n uint64
+		if err := ch.QueryRow(ctx, `SELECT count() FROM api_requests FINAL WHERE status = 401 AND key_id = toUUID('00000000-0000-0000-0000-000000000000')`).Scan(&n); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("%d unauthenticated requests logged, want 1", n)
+		}
+		return nil
+	})
 }

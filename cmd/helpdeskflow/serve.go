@@ -27,6 +27,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/requestlog"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -92,7 +93,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err != nil {
 			return err
 		}
-		workers = append(workers, projector.Run)
+		requests, err := projections.NewRequestLogProjector(projections.RequestLogConfig{
+			Brokers: brokers, ClickHouse: ch, Logger: logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, projector.Run, requests.Run)
 	}
 	if roles["dispatcher"] {
 		dispatcher, err := dispatch.New(dispatch.Config{
@@ -109,13 +116,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	if roles["api"] {
 		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
 		workers = append(workers, access.Run)
+		requestLog, err := requestlog.New(requestlog.Config{Brokers: brokers, Logger: logger, Registerer: reg,
+			KafkaOptions: []kgo.Opt{kgo.WithLogger(kafkalog.New(logger))}})
+		if err != nil {
+			return err
+		}
+		// Closed when serve returns, after the HTTP server has shut down:
+		// what is still buffered gets up to 10 s to reach Kafka.
+		defer func() {
+			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := requestLog.Close(closeCtx); err != nil {
+				logger.Warn("request log: records dropped at shutdown", "err", err)
+			}
+		}()
 		proxies, _ := cfg.trustedProxies() // validated in parseConfig
-		handler, err = apiHandler(store, access, ch, kafka, proxies, logger, reg)
+		if handler, err = apiHandler(store, access, requestLog, ch, kafka, proxies, logger, reg); err != nil {
+			return err
+		}
 	} else {
 		handler = healthHandler(reg)
-	}
-	if err != nil {
-		return err
 	}
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -180,7 +200,7 @@ func healthHandler(reg *prometheus.Registry) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -194,6 +214,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, ch driv
 		Admin:          service,
 		AdminReader:    store,
 		Limiter:        limiter,
+		RequestLog:     requestLog,
 		TrustedProxies: proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   store.Ping,

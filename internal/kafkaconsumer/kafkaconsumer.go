@@ -1,6 +1,7 @@
-// Package kafkaconsumer holds the shared pieces of the projector's and the
-// dispatcher's Kafka consumers: consumer-lag bookkeeping and metric
-// registration.
+// Package kafkaconsumer holds pieces shared by the Kafka clients: the
+// consumers' lag bookkeeping (projector, request-log projector, dispatcher)
+// and metric registration that reuses a collector already registered (also
+// used by the request log's producer).
 package kafkaconsumer
 
 import (

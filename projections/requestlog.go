@@ -1,0 +1,435 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+)
+
+// Defaults of RequestLogConfig that differ from Config's: the consumer group,
+// and larger, less frequent batches (request log rows are small and many,
+// and nobody waits for one in particular).
+const (
+	DefaultRequestLogGroup         = "helpdeskflow-request-log"
+	DefaultRequestLogBatchSize     = 5000
+	DefaultRequestLogFlushInterval = time.Second
+)
+
+// RequestLogConfig configures a RequestLogProjector. It has the
+// Projector's settings and rules (CacheSize is not used), with other
+// defaults: Group DefaultRequestLogGroup, Topic helpdeskflow.TopicAPIRequests,
+// BatchSize DefaultRequestLogBatchSize (5000) and FlushInterval
+// DefaultRequestLogFlushInterval (1 s).
+type RequestLogConfig = Config
+
+// setRequestLogDefaults fills the settings whose defaults differ from the
+// Projector's; Config.setDefaults fills the rest.
+func setRequestLogDefaults(c *RequestLogConfig) {
+	if c.Group == "" {
+		c.Group = DefaultRequestLogGroup
+	}
+	if c.Topic == "" {
+		c.Topic = helpdeskflow.TopicAPIRequests
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultRequestLogBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultRequestLogFlushInterval
+	}
+}
+
+// RequestLogProjector consumes helpdeskflow.api-requests and writes one row
+// per record to the api_requests table. It is at least once and idempotent:
+// offsets are committed only after every record up to them is in
+// ClickHouse, and a redelivered record has the same sorting key as the row
+// it already wrote, so the two collapse under FINAL. Several projectors in
+// the same group share the partitions.
+//
+// A RequestLogProjector runs once: create it with NewRequestLogProjector,
+// call Run from one goroutine. Its metrics may be scraped concurrently.
+type RequestLogProjector struct {
+	cfg RequestLogConfig
+	log *slog.Logger
+	m   *requestLogMetrics
+
+	running         atomic.Bool
+	rebalanceWanted atomic.Bool
+
+	lag *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
+}
+
+// NewRequestLogProjector fills cfg's defaults, validates it and registers
+// the projector's metrics on cfg.Registerer. It does not connect to
+// anything. It returns an EValidation error listing every configuration
+// problem, and an EInternal error when a metric cannot be registered (a
+// different collector already uses its name; the metrics of an earlier
+// RequestLogProjector are reused).
+func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) {
+	setRequestLogDefaults(&cfg)
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid request log projector configuration", Err: err}
+	}
+	m, err := newRequestLogMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log projector metrics", Err: err}
+	}
+	return &RequestLogProjector{
+		cfg: cfg,
+		log: cfg.Logger.With("component", "request-log-projector", "group", cfg.Group, "topic", cfg.Topic),
+		m:   m,
+		lag: kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
+	}, nil
+}
+
+// Run joins the consumer group and writes request log records to
+// api_requests until ctx is cancelled.
+//
+// Lifecycle: Run polls records, keeps them in memory and inserts them when
+// BatchSize records are waiting or the oldest has waited FlushInterval;
+// after the insert succeeds it commits the offsets. Group rebalances are
+// held back while records are polled but not yet committed, and a pending
+// rebalance makes the projector flush early. A failed insert is logged,
+// counted and retried with exponential backoff; the batch is kept and
+// nothing is committed meanwhile, so consumption stalls rather than skips.
+// A record whose value is not a JSON helpdeskflow.APIRequest with a
+// request id is logged, counted (errors_total{kind="decode"}) and skipped.
+//
+// When ctx is cancelled Run inserts what it holds and commits, within
+// ShutdownTimeout, then leaves the group and closes its Kafka client, within
+// another ShutdownTimeout, and returns nil. If the final insert or commit
+// does not succeed in time, the uncommitted records are left for the next
+// member of the group and Run returns an EUnavailable error. Run returns
+// EInternal if called a second time, and EValidation if the Kafka client
+// options are invalid. It never closes the ClickHouse connection.
+func (p *RequestLogProjector) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "request log projector: Run may be called only once"}
+	}
+	// As in Projector.Run: the client's own context is cancelled only when a
+	// graceful group leave does not finish in time.
+	clientCtx, abortClient := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortClient()
+	opts := append([]kgo.Opt{
+		kgo.WithContext(clientCtx),
+		kgo.SeedBrokers(p.cfg.Brokers...),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
+		kgo.OnPartitionsRevoked(p.forgetPartitions),
+		kgo.OnPartitionsLost(p.forgetPartitions),
+		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "request-log-projector-kafka"))),
+	}, p.cfg.KafkaOptions...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "request log projector: create Kafka client", Err: err}
+	}
+	p.log.Info("request log projector started", "brokers", p.cfg.Brokers, "batch_size", p.cfg.BatchSize, "flush_interval", p.cfg.FlushInterval)
+
+	var b *requestLogBatch
+	for ctx.Err() == nil {
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		limit := p.cfg.BatchSize
+		if b != nil {
+			pollCtx, cancel = context.WithDeadline(ctx, b.started.Add(p.cfg.FlushInterval))
+			limit -= b.polled
+		}
+		fetches := cl.PollRecords(pollCtx, limit)
+		cancel()
+		if fetches.IsClientClosed() {
+			break
+		}
+		p.noteFetches(fetches)
+		fetches.EachRecord(func(r *kgo.Record) {
+			if b == nil {
+				b = &requestLogBatch{started: time.Now()}
+			}
+			b.polled++
+			if row, ok := p.decode(r); ok {
+				b.rows = append(b.rows, row)
+			}
+		})
+		if b == nil {
+			cl.AllowRebalance()
+			p.lag.Update(cl)
+			continue
+		}
+		if b.polled < p.cfg.BatchSize && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
+			p.lag.Update(cl)
+			continue
+		}
+		if err := p.flush(ctx, b); err != nil {
+			break // ctx is done; the shutdown path retries the same batch
+		}
+		b = nil
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+		err := p.commit(cctx, cl)
+		ccancel()
+		if err != nil {
+			// The rows are in ClickHouse; the next commit covers these
+			// offsets too, and a redelivery in between collapses.
+			p.log.Warn("request log projector: offset commit failed; will commit with the next batch", "err", err)
+		}
+		p.rebalanceWanted.Store(false)
+		cl.AllowRebalance()
+	}
+	return p.shutdown(ctx, cl, abortClient, b)
+}
+
+func (p *RequestLogProjector) shutdown(ctx context.Context, cl *kgo.Client, abortClient context.CancelFunc, b *requestLogBatch) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if b != nil {
+		if err := p.flush(sctx, b); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	// Committing after a failed insert would skip its records.
+	if len(errs) == 0 {
+		if err := p.commit(sctx, cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	cl.AllowRebalance()
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+	defer lcancel()
+	if err := cl.LeaveGroupContext(lctx); err != nil {
+		p.log.Warn("request log projector: leaving the group did not finish in time; closing anyway", "err", err)
+		abortClient()
+	}
+	cl.Close()
+	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.lag.Partitions()})
+	if len(errs) > 0 {
+		err := &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
+			Message: "request log projector stopped with records not written; their offsets are not committed", Err: errors.Join(errs...)}
+		p.log.Error("request log projector stopped", "err", err)
+		return err
+	}
+	p.log.Info("request log projector stopped")
+	return nil
+}
+
+// requestLogBatch is the records polled since the last commit: how many,
+// and the rows of those that decoded.
+type requestLogBatch struct {
+	started time.Time
+	polled  int
+	rows    []apiRequestRow
+}
+
+// decode turns a record into a row, or counts and logs it as undecodable.
+func (p *RequestLogProjector) decode(r *kgo.Record) (apiRequestRow, bool) {
+	var req helpdeskflow.APIRequest
+	err := json.Unmarshal(r.Value, &req)
+	if err == nil && req.RequestID == "" {
+		err = errors.New("no request_id")
+	}
+	if err != nil {
+		p.m.errors.WithLabelValues(errKindDecode).Inc()
+		p.log.Error("request log projector: record is not a JSON API request; skipped",
+			"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+		return apiRequestRow{}, false
+	}
+	if req.Time.IsZero() {
+		req.Time = r.Timestamp
+	}
+	return apiRequestRowOf(&req), true
+}
+
+func (p *RequestLogProjector) flush(ctx context.Context, b *requestLogBatch) error {
+	if len(b.rows) > 0 {
+		err := p.retry(ctx, func() error {
+			start := time.Now()
+			err := insertRows(ctx, p.cfg.ClickHouse, "api_requests", apiRequestColumns, len(b.rows), func(i int) []any { return b.rows[i].values() })
+			p.m.insertDuration.Observe(time.Since(start).Seconds())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	p.m.batchSize.Observe(float64(b.polled))
+	p.m.rows.Add(float64(len(b.rows)))
+	p.log.Debug("request log projector flushed", "records", b.polled, "rows", len(b.rows))
+	return nil
+}
+
+func (p *RequestLogProjector) commit(ctx context.Context, cl *kgo.Client) error {
+	err := cl.CommitUncommittedOffsets(ctx)
+	if err != nil {
+		p.m.errors.WithLabelValues(errKindCommit).Inc()
+		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit request log projector offsets", Err: err}
+	}
+	p.lag.Update(cl)
+	return err
+}
+
+// retry calls fn until it succeeds or ctx is done, counting, logging and
+// backing off between failures (the same discipline as Projector.retry).
+func (p *RequestLogProjector) retry(ctx context.Context, fn func() error) error {
+	backoff := p.cfg.RetryBackoff
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+		p.m.errors.WithLabelValues(errKindInsert).Inc()
+		p.log.Error("request log projector: ClickHouse insert failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, p.cfg.MaxRetryBackoff)
+	}
+}
+
+func (p *RequestLogProjector) noteFetches(fetches kgo.Fetches) {
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		p.m.errors.WithLabelValues(errKindFetch).Inc()
+		p.log.Warn("request log projector: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
+	})
+	p.lag.Note(fetches)
+}
+
+func (p *RequestLogProjector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	p.lag.Forget(lost[p.cfg.Topic])
+}
+
+// apiRequestRow is one row of the api_requests table.
+type apiRequestRow struct {
+	Time              time.Time // whole seconds
+	TimeMs            uint16    // the millisecond part of the request time
+	RequestID         string
+	WorkspaceID       uuid.UUID
+	KeyID             uuid.UUID
+	KeyPrefix         string
+	Method            string
+	Route             string
+	Path              string
+	Status            uint16
+	LatencyUs         uint64
+	ClientIP          string
+	UserAgent         string
+	ErrorCode         string
+	RateLimitCategory string
+}
+
+const apiRequestColumns = "time, time_ms, request_id, workspace_id, key_id, key_prefix, method, route, path, " +
+	"status, latency_us, client_ip, user_agent, error_code, rate_limit_category"
+
+func (r *apiRequestRow) values() []any {
+	return []any{r.Time, r.TimeMs, r.RequestID, r.WorkspaceID, r.KeyID, r.KeyPrefix, r.Method, r.Route, r.Path,
+		r.Status, r.LatencyUs, r.ClientIP, r.UserAgent, r.ErrorCode, r.RateLimitCategory}
+}
+
+func (r *apiRequestRow) scanDest() []any {
+	return []any{&r.Time, &r.TimeMs, &r.RequestID, &r.WorkspaceID, &r.KeyID, &r.KeyPrefix, &r.Method, &r.Route, &r.Path,
+		&r.Status, &r.LatencyUs, &r.ClientIP, &r.UserAgent, &r.ErrorCode, &r.RateLimitCategory}
+}
+
+// apiRequestRowOf converts a request log record to a row. Values a column
+// cannot hold are clamped rather than failing the whole batch: a time
+// outside DateTime's range (1970 to 2106), a status outside UInt16, a
+// negative latency.
+func apiRequestRowOf(req *helpdeskflow.APIRequest) apiRequestRow {
+	ms := clampUnixMilli(req.Time)
+	return apiRequestRow{
+		Time:        time.Unix(ms/1000, 0).UTC(),
+		TimeMs:      uint16(ms % 1000),
+		RequestID:   req.RequestID,
+		WorkspaceID: req.WorkspaceID, KeyID: req.KeyID, KeyPrefix: req.KeyPrefix,
+		Method: req.Method, Route: req.Route, Path: req.Path,
+		Status:    uint16(min(max(req.Status, 0), math.MaxUint16)),
+		LatencyUs: uint64(max(req.Latency.Microseconds(), 0)),
+		ClientIP:  req.ClientIP, UserAgent: req.UserAgent, ErrorCode: req.ErrorCode, RateLimitCategory: req.RateLimitCategory,
+	}
+}
+
+// apiRequest returns the row as a request log record. Its time has
+// millisecond precision and its latency microsecond precision.
+func (r *apiRequestRow) apiRequest() helpdeskflow.APIRequest {
+	return helpdeskflow.APIRequest{
+		Time:      time.Unix(r.Time.Unix(), int64(r.TimeMs)*int64(time.Millisecond)).UTC(),
+		RequestID: r.RequestID, WorkspaceID: r.WorkspaceID, KeyID: r.KeyID, KeyPrefix: r.KeyPrefix,
+		Method: r.Method, Route: r.Route, Path: r.Path, Status: int(r.Status),
+		Latency:  time.Duration(r.LatencyUs) * time.Microsecond,
+		ClientIP: r.ClientIP, UserAgent: r.UserAgent, ErrorCode: r.ErrorCode, RateLimitCategory: r.RateLimitCategory,
+	}
+}
+
+type requestLogMetrics struct {
+	batchSize      prometheus.Histogram
+	insertDuration prometheus.Histogram
+	lag            *prometheus.GaugeVec
+	errors         *prometheus.CounterVec
+	rows           prometheus.Counter
+}
+
+func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error) {
+	m := &requestLogMetrics{
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "helpdeskflow_request_log_projector_batch_size",
+			Help:    "Records per ClickHouse flush of the request log projector.",
+			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
+		insertDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "helpdeskflow_request_log_projector_insert_duration_seconds",
+			Help:    "Duration of one ClickHouse insert into api_requests, failed ones included.",
+			Buckets: prometheus.DefBuckets,
+		}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "helpdeskflow_request_log_projector_consumer_lag",
+			Help: "Request log records of a partition not yet written and committed: high watermark minus committed offset.",
+		}, []string{"topic", "partition"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "helpdeskflow_request_log_projector_errors_total",
+			Help: "Request log projector errors by kind (fetch, decode, insert, commit).",
+		}, []string{"kind"}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "helpdeskflow_request_log_projector_rows_total",
+			Help: "Rows the request log projector wrote to api_requests (redeliveries included).",
+		}),
+	}
+	for _, kind := range []string{errKindFetch, errKindDecode, errKindInsert, errKindCommit} {
+		m.errors.WithLabelValues(kind)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.batchSize = kafkaconsumer.Register(reg, m.batchSize, &err)
+	m.insertDuration = kafkaconsumer.Register(reg, m.insertDuration, &err)
+	m.lag = kafkaconsumer.Register(reg, m.lag, &err)
+	m.errors = kafkaconsumer.Register(reg, m.errors, &err)
+	m.rows = kafkaconsumer.Register(reg, m.rows, &err)
+	return m, err
+}
