@@ -37,9 +37,9 @@ func ceilSeconds(d time.Duration) int64 {
 }
 
 // rateLimit counts the request against its key's bucket for category and
-// writes the rate limit headers. It returns ERateLimited naming the
-// category when over the limit, and otherwise the soft-throttle delay to
-// add (0 when the key is not throttled).
+// writes the rate limit headers. It returns the soft-throttle delay to add
+// (0 when the key is not throttled) and, when over the limit, ERateLimited
+// naming the category.
 func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, category string) (time.Duration, error) {
 	limit, ok := access.RateLimits.Limits[category]
 	if !ok {
@@ -62,7 +62,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, ca
 	if !d.Allowed {
 		retry := ceilSeconds(d.RetryAfter)
 		h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
-		return 0, &helpdeskflow.Error{Code: helpdeskflow.ERateLimited,
+		return delay, &helpdeskflow.Error{Code: helpdeskflow.ERateLimited,
 			Message: fmt.Sprintf("rate limit exceeded for %s: %d requests per %d s per key; retry in %d s", category, d.Limit, window, retry),
 			Details: []helpdeskflow.FieldProblem{{Field: "category", Problem: category}}}
 	}

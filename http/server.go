@@ -349,14 +349,9 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *
 		s.authFailures.WithLabelValues("blocked_ip").Inc()
 		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "requests from %s are blocked for this workspace", clientIPOf(r.Context()))
 	}
+	// A soft-throttled key waits on every response, its 429s included:
+	// that is what slows a client that keeps hammering.
 	delay, err := s.rateLimit(w, access, rt.category)
-	if err != nil {
-		return err
-	}
-	if rt.admin && access.Role != helpdeskflow.RoleAdmin {
-		s.authFailures.WithLabelValues("forbidden").Inc()
-		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "%s %s needs an admin API key; this key's role is %s", rt.method, rt.path, access.Role)
-	}
 	if delay > 0 {
 		s.throttled.Inc()
 		t := time.NewTimer(delay)
@@ -366,6 +361,13 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *
 		case <-r.Context().Done():
 			return helpdeskflow.Errorf(helpdeskflow.EUnavailable, "the request was cancelled")
 		}
+	}
+	if err != nil {
+		return err
+	}
+	if rt.admin && access.Role != helpdeskflow.RoleAdmin {
+		s.authFailures.WithLabelValues("forbidden").Inc()
+		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "%s %s needs an admin API key; this key's role is %s", rt.method, rt.path, access.Role)
 	}
 	return nil
 }
