@@ -303,8 +303,12 @@ func TestServer_SoftThrottle(t *testing.T) {
 	}
 	// Past 10 minutes of exceeding: soft-throttled, on every response.
 	r := overLimit()
-	if got := r.header.Get("X-HDF-Soft-Throttle-Delay-Ms"); got != "5" {
-		t.Fatalf("after 10 minutes over the limit: throttle header %q, want 5", got)
+	if got := r.header.Get("X-HDF-Soft-Throttle-Delay-Ms"); got != "5" || r.status != 429 {
+		t.Fatalf("after 10 minutes over the limit: %d, throttle header %q, want 429 and 5", r.status, got)
+	}
+	// The 429 whose denial crossed the 10 minutes is already delayed.
+	if got := testenv.Metric(t, h.reg, "helpdeskflow_soft_throttle_delayed_requests_total"); got != 1 {
+		t.Errorf("delayed responses %v, want 1", got)
 	}
 	h.clock.Advance(2 * time.Second)
 	r = h.do("GET", "/v1/rate-limits", h.adminKey, nil)
