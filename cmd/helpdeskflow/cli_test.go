@@ -56,3 +56,59 @@ func TestRun_WorkspaceCreate(t *testing.T) {
 		t.Error("unknown command accepted")
 	}
 }
+
+func TestRun_Keys(t *testing.T) {
+	cfg := testConfig(t)
+	t.Setenv("HDF_POSTGRES_URL", cfg.PostgresURL)
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"workspace", "create", "Acme"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	workspace := regexp.MustCompile(`workspace_id: (\S+)`).FindStringSubmatch(out.String())[1]
+
+	out.Reset()
+	if err := run(ctx, []string{"keys", "create", "--workspace", workspace, "--role", "agent", "--name", "zapier"}, &out, &out); err != nil {
+		t.Fatalf("keys create: %v\n%s", err, out.String())
+	}
+	m := regexp.MustCompile(`(?m)^key_id: (\S+)\nrole:\s+agent\nkey:\s+(hdf_\w+)$`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("keys create output:\n%s", out.String())
+	}
+	keyID, secret := m[1], m[2]
+
+	out.Reset()
+	if err := run(ctx, []string{"keys", "list", "--workspace", workspace}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(keyID+`\s+`+regexp.QuoteMeta(helpdeskflow.APIKeyDisplayPrefix(secret))+`…\s+agent\s+zapier\s+\S+\s+never`).MatchString(out.String()) ||
+		bytes.Contains(out.Bytes(), []byte(secret)) {
+		t.Fatalf("keys list does not show the key by prefix only:\n%s", out.String())
+	}
+
+	out.Reset()
+	if err := run(ctx, []string{"keys", "revoke", keyID}, &out, &out); err != nil {
+		t.Fatalf("keys revoke: %v\n%s", err, out.String())
+	}
+	store, closeStore, err := openStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	if _, err := store.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
+		t.Errorf("revoked key authenticates: %v", err)
+	}
+	if err := run(ctx, []string{"keys", "revoke", keyID}, &out, &out); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+		t.Errorf("second revoke: %v, want not_found", err)
+	}
+	for _, args := range [][]string{
+		{"keys", "create", "--workspace", "nope", "--role", "agent"},
+		{"keys", "create", "--workspace", workspace, "--role", "owner"},
+		{"keys", "revoke"},
+		{"keys", "rotate"},
+	} {
+		if err := run(ctx, args, &out, &out); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
