@@ -27,6 +27,12 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 		}
 	case EventTicketMessageAdded:
 		fields = map[string]json.RawMessage{"messages": e.Data}
+	case EventTicketUpdated:
+		var d TicketUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return d.fieldChanges(), nil
 	case EventIPBlocklistUpdated:
 		var d IPBlocklistUpdated
 		if err := json.Unmarshal(e.Data, &d); err != nil {
@@ -69,4 +75,34 @@ func mustJSON(v any) json.RawMessage {
 		return json.RawMessage("null")
 	}
 	return b
+}
+
+func (u TicketUpdated) fieldChanges() []FieldChange {
+	var changes []FieldChange
+	add := func(field string, old, new any) {
+		changes = append(changes, FieldChange{Field: field, Old: mustJSON(old), New: mustJSON(new)})
+	}
+	if u.Subject != nil {
+		add("subject", u.Subject.Old, u.Subject.New)
+	}
+	if u.Status != nil {
+		add("status", u.Status.Old, u.Status.New)
+	}
+	if u.Priority != nil {
+		add("priority", u.Priority.Old, u.Priority.New)
+	}
+	if u.AssigneeID != nil {
+		add("assignee_id", u.AssigneeID.Old, u.AssigneeID.New)
+	}
+	if u.Team != nil {
+		add("team", u.Team.Old, u.Team.New)
+	}
+	if u.Tags != nil {
+		add("tags", u.Tags.Old, u.Tags.New)
+	}
+	for name, c := range u.CustomFields {
+		add("custom_fields."+name, c.Old, c.New)
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
+	return changes
 }

@@ -16,11 +16,21 @@ const (
 	ENotFound         = "not_found"
 	EMethodNotAllowed = "method_not_allowed"
 	EVersionConflict  = "version_conflict"
-	EConflict         = "conflict"
-	ERateLimited      = "rate_limited"
-	EPayloadTooLarge  = "payload_too_large"
-	EUnavailable      = "unavailable"
-	EInternal         = "internal"
+	// EPreconditionFailed: the If-Match version is not the current one.
+	EPreconditionFailed = "precondition_failed"
+	EConflict           = "conflict"
+	ERateLimited        = "rate_limited"
+	EPayloadTooLarge    = "payload_too_large"
+	EUnavailable        = "unavailable"
+	EInternal           = "internal"
+)
+
+// Idempotency-Key error codes: EIdempotencyKeyReused when a key is sent
+// again with a different request, EIdempotencyKeyInUse while the key's
+// first request is still running.
+const (
+	EIdempotencyKeyReused = "idempotency_key_reused"
+	EIdempotencyKeyInUse  = "idempotency_key_in_use"
 )
 
 // ErrUnknownEventType is the cause of the EInternal error that ApplyTicket

@@ -18,6 +18,7 @@ const (
 	EventCustomerCreated      = "customer.created"
 	EventTicketCreated        = "ticket.created"
 	EventTicketMessageAdded   = "ticket.message_added"
+	EventTicketUpdated        = "ticket.updated"
 	CurrentEventSchemaVersion = 1
 )
 

@@ -87,6 +87,55 @@ type MessageAdded struct {
 	Internal   bool      `json:"internal"`
 }
 
+// Change is a field's value before and after an update.
+type Change[T any] struct {
+	Old T `json:"old"`
+	New T `json:"new"`
+}
+
+// TicketUpdated is the data of a ticket.updated event: the fields an update
+// changed, each with its old and new value. CustomFields holds only the
+// custom fields that changed; a nil New removes the field.
+type TicketUpdated struct {
+	Subject      *Change[string]        `json:"subject,omitempty"`
+	Status       *Change[string]        `json:"status,omitempty"`
+	Priority     *Change[string]        `json:"priority,omitempty"`
+	AssigneeID   *Change[*string]       `json:"assignee_id,omitempty"`
+	Team         *Change[*string]       `json:"team,omitempty"`
+	Tags         *Change[[]string]      `json:"tags,omitempty"`
+	CustomFields map[string]Change[any] `json:"custom_fields,omitempty"`
+}
+
+// Empty reports whether u changes nothing.
+func (u TicketUpdated) Empty() bool {
+	return u.Subject == nil && u.Status == nil && u.Priority == nil && u.AssigneeID == nil &&
+		u.Team == nil && u.Tags == nil && len(u.CustomFields) == 0
+}
+
+// ticketTransitions lists, for each status, the statuses a ticket may move
+// to. A closed ticket is final; only a solved one can be closed; nothing
+// goes back to new.
+var ticketTransitions = map[string][]string{
+	StatusNew:     {StatusOpen, StatusPending, StatusOnHold, StatusSolved},
+	StatusOpen:    {StatusPending, StatusOnHold, StatusSolved},
+	StatusPending: {StatusOpen, StatusOnHold, StatusSolved},
+	StatusOnHold:  {StatusOpen, StatusPending, StatusSolved},
+	StatusSolved:  {StatusOpen, StatusClosed},
+	StatusClosed:  {},
+}
+
+// TicketTransitionAllowed reports whether a ticket may go from status from
+// to status to, and the statuses it may go to.
+func TicketTransitionAllowed(from, to string) (bool, []string) {
+	allowed := ticketTransitions[from]
+	for _, s := range allowed {
+		if s == to {
+			return true, allowed
+		}
+	}
+	return false, allowed
+}
+
 // ApplyTicket folds one event of a ticket's stream into t. It returns an
 // EInternal error for an event type it does not know or data it cannot
 // decode, because that means the stream and the code disagree.
@@ -114,12 +163,53 @@ func ApplyTicket(t *Ticket, e Event) error {
 			return &Error{Code: EInternal, Message: "decode ticket.message_added", Err: err}
 		}
 		t.Messages = append(t.Messages, d.toMessage(e.OccurredAt))
+	case EventTicketUpdated:
+		var d TicketUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return &Error{Code: EInternal, Message: "decode ticket.updated", Err: err}
+		}
+		d.applyTo(t)
 	default:
 		return &Error{Code: EInternal, Message: fmt.Sprintf("ticket stream has unknown event type %q", e.Type), Err: ErrUnknownEventType}
 	}
 	t.Version = e.Version
 	t.UpdatedAt = e.OccurredAt
 	return nil
+}
+
+func (u TicketUpdated) applyTo(t *Ticket) {
+	if u.Subject != nil {
+		t.Subject = u.Subject.New
+	}
+	if u.Status != nil {
+		t.Status = u.Status.New
+	}
+	if u.Priority != nil {
+		t.Priority = u.Priority.New
+	}
+	if u.AssigneeID != nil {
+		t.AssigneeID = u.AssigneeID.New
+	}
+	if u.Team != nil {
+		t.Team = u.Team.New
+	}
+	if u.Tags != nil {
+		t.Tags = nonNil(u.Tags.New)
+	}
+	if len(u.CustomFields) > 0 {
+		fields := make(map[string]any, len(t.CustomFields)+len(u.CustomFields))
+		for k, v := range t.CustomFields {
+			fields[k] = v
+		}
+		for k, c := range u.CustomFields {
+			if c.New == nil {
+				delete(fields, k)
+			} else {
+				fields[k] = c.New
+			}
+		}
+		t.CustomFields = fields
+	}
 }
 
 func (m MessageAdded) toMessage(at time.Time) Message {
@@ -151,4 +241,16 @@ type TicketFilter struct {
 type TicketPage struct {
 	Tickets    []Ticket
 	NextCursor string
+}
+
+// IsInternalNote reports whether e adds an internal note to a ticket: such
+// events are shown only to admin keys that ask for internal notes.
+func IsInternalNote(e Event) bool {
+	if e.Type != EventTicketMessageAdded {
+		return false
+	}
+	var m struct {
+		Internal bool `json:"internal"`
+	}
+	return json.Unmarshal(e.Data, &m) == nil && m.Internal
 }

@@ -25,6 +25,8 @@ type Tx interface {
 	CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error
 	// CreateAPIKey stores a key's hash.
 	CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error
+	// Load returns a stream's events as the transaction sees them.
+	Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error)
 	// LockStream locks a stream row until commit and returns its version;
 	// ENotFound when it is not a stream of that workspace and type.
 	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)

@@ -11,19 +11,23 @@ import (
 // codes maps every error code to its HTTP status; this is the only place
 // that decides it.
 var codes = map[string]int{
-	helpdeskflow.EInvalidJSON:      http.StatusBadRequest,
-	helpdeskflow.EValidation:       http.StatusBadRequest,
-	helpdeskflow.EKeyInWrongPlace:  http.StatusBadRequest,
-	helpdeskflow.EUnauthorized:     http.StatusUnauthorized,
-	helpdeskflow.EForbidden:        http.StatusForbidden,
-	helpdeskflow.ENotFound:         http.StatusNotFound,
-	helpdeskflow.EMethodNotAllowed: http.StatusMethodNotAllowed,
-	helpdeskflow.EVersionConflict:  http.StatusConflict,
-	helpdeskflow.EConflict:         http.StatusConflict,
-	helpdeskflow.EPayloadTooLarge:  http.StatusRequestEntityTooLarge,
-	helpdeskflow.ERateLimited:      http.StatusTooManyRequests,
-	helpdeskflow.EUnavailable:      http.StatusServiceUnavailable,
-	helpdeskflow.EInternal:         http.StatusInternalServerError,
+	helpdeskflow.EInvalidJSON:        http.StatusBadRequest,
+	helpdeskflow.EValidation:         http.StatusBadRequest,
+	helpdeskflow.EKeyInWrongPlace:    http.StatusBadRequest,
+	helpdeskflow.EUnauthorized:       http.StatusUnauthorized,
+	helpdeskflow.EForbidden:          http.StatusForbidden,
+	helpdeskflow.ENotFound:           http.StatusNotFound,
+	helpdeskflow.EMethodNotAllowed:   http.StatusMethodNotAllowed,
+	helpdeskflow.EVersionConflict:    http.StatusConflict,
+	helpdeskflow.EPreconditionFailed: http.StatusPreconditionFailed,
+	helpdeskflow.EConflict:           http.StatusConflict,
+	helpdeskflow.EPayloadTooLarge:    http.StatusRequestEntityTooLarge,
+	helpdeskflow.ERateLimited:        http.StatusTooManyRequests,
+	helpdeskflow.EUnavailable:        http.StatusServiceUnavailable,
+	helpdeskflow.EInternal:           http.StatusInternalServerError,
+
+	helpdeskflow.EIdempotencyKeyReused: http.StatusUnprocessableEntity,
+	helpdeskflow.EIdempotencyKeyInUse:  http.StatusConflict,
 }
 
 // StatusOf returns the HTTP status for err's code.

@@ -108,7 +108,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	service := commands.New(commands.AdaptStore(store))
 	log := &recordingLog{}
 	server, err := http.NewServer(http.Config{
-		Tickets: service, Lister: projections.NewTicketReader(ch), Auth: access,
+		Tickets: service, Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
 		Admin: service, AdminReader: store, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 	})
@@ -193,4 +193,13 @@ func (h *harness) want(r response, status int, code string) {
 	if r.status != status || r.errorCode() != code {
 		h.t.Fatalf("got %d %q, want %d %q: %s", r.status, r.errorCode(), status, code, r.raw)
 	}
+}
+
+func mustUUID(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

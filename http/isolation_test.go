@@ -50,6 +50,9 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"POST /v1/api-keys":    map[string]any{"role": "agent"},
 		"PUT /v1/ip-blocklist": map[string]any{"cidrs": []string{"128.0.0.0/1"}},
 		"PUT /v1/rate-limits":  map[string]any{"limits": map[string]any{"tickets.read": map[string]any{"limit": 1, "window_seconds": 3600}}},
+		// Bodies for routes with an id, so that only the id can fail them.
+		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
+		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},
 	}
 
 	for _, rt := range h.server.Routes() {

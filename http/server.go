@@ -29,6 +29,15 @@ import (
 type Tickets interface {
 	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateTicket) (helpdeskflow.Ticket, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
+	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
+	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AddMessage) (helpdeskflow.Ticket, error)
+	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]commands.AuditEntry, error)
+}
+
+// EventFeed reads a workspace's events in commit order, below the commit
+// horizon, after a position (the zero Position for the beginning).
+type EventFeed interface {
+	ReadAfter(ctx context.Context, after helpdeskflow.Position, limit int, workspaceID uuid.UUID) ([]helpdeskflow.Event, error)
 }
 
 // TicketLister lists tickets from the read model.
@@ -67,19 +76,23 @@ type RequestLog interface {
 // Checker is a dependency /readyz checks; it returns nil when reachable.
 type Checker func(ctx context.Context) error
 
-// Config holds a Server's collaborators. Tickets, Lister, Auth, Admin,
+// Config holds a Server's collaborators. Tickets, Lister, Events, Auth, Admin,
 // AdminReader and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
-// X-Forwarded-For is believed when finding the client's IP.
+// X-Forwarded-For is believed when finding the client's IP. Idempotency
+// keeps the Idempotency-Keys of POST and PATCH requests; when nil, the
+// header is ignored.
 type Config struct {
 	Tickets        Tickets
 	Lister         TicketLister
+	Events         EventFeed
 	Auth           Authenticator
 	Admin          Admin
 	AdminReader    AdminReader
 	Limiter        *ratelimit.Limiter
 	RequestLog     RequestLog
+	Idempotency    Idempotency
 	TrustedProxies []netip.Prefix
 	Ready          map[string]Checker
 	Logger         *slog.Logger
@@ -91,7 +104,7 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
-		"Tickets": c.Tickets == nil, "Lister": c.Lister == nil, "Auth": c.Auth == nil,
+		"Tickets": c.Tickets == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
 		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil,
 	} {
 		if missing {
@@ -185,6 +198,10 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, handle: s.handleTicketCreate},
 		{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead, handle: s.handleTicketList},
 		{method: "GET", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketGet},
+		{method: "PATCH", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsUpdate, idKind: IDTicket, handle: s.handleTicketUpdate},
+		{method: "POST", path: "/v1/tickets/:id/messages", category: helpdeskflow.RateTicketsUpdate, idKind: IDTicket, handle: s.handleMessageAdd},
+		{method: "GET", path: "/v1/tickets/:id/audit", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketAudit},
+		{method: "GET", path: "/v1/events", category: helpdeskflow.RateEventsRead, handle: s.handleEvents},
 		{method: "POST", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyCreate},
 		{method: "GET", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyList},
 		{method: "DELETE", path: "/v1/api-keys/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAPIKey, handle: s.handleAPIKeyRevoke},
@@ -310,7 +327,7 @@ func (s *Server) wrap(rt route) httprouter.Handle {
 
 		err := s.admit(rec, r, rt, &entry)
 		if err == nil {
-			err = rt.handle(rec, r, p)
+			err = s.runHandler(rec, r, rt, p, &entry)
 		}
 		if err != nil {
 			entry.ErrorCode = helpdeskflow.ErrorCode(err)

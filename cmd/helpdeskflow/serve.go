@@ -210,6 +210,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 	return http.NewServer(http.Config{
 		Tickets:        service,
 		Lister:         projections.NewTicketReader(ch),
+		Events:         store,
 		Auth:           access,
 		Admin:          service,
 		AdminReader:    store,

@@ -1,0 +1,322 @@
+package commands
+
+import (
+	"context"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// MaxTeamLen and MaxAssigneeIDLen bound those ticket fields, in characters.
+const (
+	MaxTeamLen       = 100
+	MaxAssigneeIDLen = 255
+)
+
+// UpdateTicket is the body of PATCH /v1/tickets/{id}. Absent fields are left
+// alone; assignee_id and team may be null to clear them; custom_fields are
+// merged key by key, a null value removing the key.
+type UpdateTicket struct {
+	Subject      *string          `json:"subject"`
+	Status       *string          `json:"status"`
+	Priority     *string          `json:"priority"`
+	AssigneeID   Nullable[string] `json:"assignee_id"`
+	Team         Nullable[string] `json:"team"`
+	TagsAdd      []string         `json:"tags_add"`
+	TagsRemove   []string         `json:"tags_remove"`
+	CustomFields map[string]any   `json:"custom_fields"`
+}
+
+func (u *UpdateTicket) validate() error {
+	var p problems
+	if u.Subject != nil {
+		*u.Subject = strings.TrimSpace(*u.Subject)
+		p.text("subject", *u.Subject, true, MaxSubjectLen)
+	}
+	if u.Status != nil {
+		p.oneOf("status", *u.Status, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold,
+			helpdeskflow.StatusSolved, helpdeskflow.StatusClosed, helpdeskflow.StatusNew)
+	}
+	if u.Priority != nil {
+		p.oneOf("priority", *u.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
+	}
+	if v := u.AssigneeID.Value; v != nil {
+		*v = strings.TrimSpace(*v)
+		p.text("assignee_id", *v, true, MaxAssigneeIDLen)
+	}
+	if v := u.Team.Value; v != nil {
+		*v = strings.TrimSpace(*v)
+		p.text("team", *v, true, MaxTeamLen)
+	}
+	u.TagsAdd = p.tags("tags_add", u.TagsAdd)
+	u.TagsRemove = p.tags("tags_remove", u.TagsRemove)
+	for _, t := range u.TagsAdd {
+		if slices.Contains(u.TagsRemove, t) {
+			p.add("tags_remove", "tag %q is also in tags_add", t)
+		}
+	}
+	p.customFields("custom_fields", u.CustomFields)
+	return p.err()
+}
+
+// UpdateTicket changes ticket id of the workspace under its stream lock.
+// ifMatch, when not nil, is the version the client last saw: another
+// version is EPreconditionFailed. A closed ticket refuses every change
+// (EConflict); a status change must follow the lifecycle (EValidation
+// naming the allowed statuses). An update that changes nothing appends
+// nothing. It returns the ticket as GetTicket does (with internal notes
+// when includeInternal), and ENotFound for an unknown ticket.
+func (s *Service) UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error) {
+	if err := cmd.validate(); err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+		if t.Status == helpdeskflow.StatusClosed {
+			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and cannot change; create a follow-up ticket", id)
+		}
+		u, err := ticketChanges(t, cmd)
+		if err != nil || u.Empty() {
+			return nil, err
+		}
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, u)
+		return []helpdeskflow.NewEvent{e}, err
+	})
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return s.withCustomerOf(ctx, t, includeInternal)
+}
+
+// ticketChanges compares cmd with the ticket's current state.
+func ticketChanges(t helpdeskflow.Ticket, cmd UpdateTicket) (helpdeskflow.TicketUpdated, error) {
+	var u helpdeskflow.TicketUpdated
+	if cmd.Subject != nil && *cmd.Subject != t.Subject {
+		u.Subject = &helpdeskflow.Change[string]{Old: t.Subject, New: *cmd.Subject}
+	}
+	if cmd.Status != nil && *cmd.Status != t.Status {
+		if ok, allowed := helpdeskflow.TicketTransitionAllowed(t.Status, *cmd.Status); !ok {
+			var p problems
+			p.add("status", "a %s ticket can move to %s, not to %s", t.Status, strings.Join(allowed, ", "), *cmd.Status)
+			return u, p.err()
+		}
+		u.Status = &helpdeskflow.Change[string]{Old: t.Status, New: *cmd.Status}
+	}
+	if cmd.Priority != nil && *cmd.Priority != t.Priority {
+		u.Priority = &helpdeskflow.Change[string]{Old: t.Priority, New: *cmd.Priority}
+	}
+	if cmd.AssigneeID.Set && !equalPtr(cmd.AssigneeID.Value, t.AssigneeID) {
+		u.AssigneeID = &helpdeskflow.Change[*string]{Old: t.AssigneeID, New: cmd.AssigneeID.Value}
+	}
+	if cmd.Team.Set && !equalPtr(cmd.Team.Value, t.Team) {
+		u.Team = &helpdeskflow.Change[*string]{Old: t.Team, New: cmd.Team.Value}
+	}
+	if len(cmd.TagsAdd) > 0 || len(cmd.TagsRemove) > 0 {
+		tags := slices.Clone(t.Tags)
+		for _, tag := range cmd.TagsAdd {
+			if !slices.Contains(tags, tag) {
+				tags = append(tags, tag)
+			}
+		}
+		tags = slices.DeleteFunc(tags, func(tag string) bool { return slices.Contains(cmd.TagsRemove, tag) })
+		if len(tags) > MaxTags {
+			var p problems
+			p.add("tags_add", "the ticket would have %d tags; at most %d are allowed", len(tags), MaxTags)
+			return u, p.err()
+		}
+		if !slices.Equal(tags, t.Tags) {
+			u.Tags = &helpdeskflow.Change[[]string]{Old: nonNilTags(t.Tags), New: tags}
+		}
+	}
+	for name, value := range cmd.CustomFields {
+		old, had := t.CustomFields[name]
+		if (value == nil && !had) || (had && reflect.DeepEqual(old, value)) {
+			continue
+		}
+		if u.CustomFields == nil {
+			u.CustomFields = map[string]helpdeskflow.Change[any]{}
+		}
+		u.CustomFields[name] = helpdeskflow.Change[any]{Old: old, New: value}
+	}
+	if n := len(t.CustomFields) + len(u.CustomFields); n > MaxCustomFields {
+		// An upper bound: only additions can push past the limit.
+		added := 0
+		for name, c := range u.CustomFields {
+			if _, had := t.CustomFields[name]; !had && c.New != nil {
+				added++
+			}
+		}
+		if len(t.CustomFields)+added > MaxCustomFields {
+			var p problems
+			p.add("custom_fields", "the ticket would have %d custom fields; at most %d are allowed", len(t.CustomFields)+added, MaxCustomFields)
+			return u, p.err()
+		}
+	}
+	return u, nil
+}
+
+func equalPtr(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func nonNilTags(tags []string) []string {
+	if tags == nil {
+		return []string{}
+	}
+	return tags
+}
+
+// AddMessage is the body of POST /v1/tickets/{id}/messages.
+type AddMessage struct {
+	Body       string `json:"body"`
+	AuthorType string `json:"author_type"`
+	Internal   bool   `json:"internal"`
+}
+
+// AddMessage appends a public reply or, with Internal, an internal note to
+// ticket id (the caller checks that internal notes come from admin keys).
+// The body is sanitized like a new ticket's. A customer reply to a solved
+// ticket reopens it (status open, in the same append); a closed ticket
+// accepts no messages (EConflict). ifMatch works as in UpdateTicket. It
+// returns the ticket with internal notes.
+func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage) (helpdeskflow.Ticket, error) {
+	var p problems
+	p.text("body", cmd.Body, true, MaxMessageBodyLen)
+	if cmd.AuthorType == "" {
+		cmd.AuthorType = helpdeskflow.AuthorAgent
+	}
+	p.oneOf("author_type", cmd.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
+	if cmd.Internal && cmd.AuthorType != helpdeskflow.AuthorAgent {
+		p.add("internal", "internal notes are written by agents; author_type must be agent")
+	}
+	if err := p.err(); err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	body := SanitizeHTML(cmd.Body)
+	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+		if t.Status == helpdeskflow.StatusClosed {
+			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and accepts no messages; create a follow-up ticket", id)
+		}
+		msg, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, helpdeskflow.MessageAdded{
+			ID: uuid.New(), AuthorType: cmd.AuthorType, Body: body, BodyText: PlainText(body), Internal: cmd.Internal,
+		})
+		if err != nil {
+			return nil, err
+		}
+		events := []helpdeskflow.NewEvent{msg}
+		if t.Status == helpdeskflow.StatusSolved && cmd.AuthorType == helpdeskflow.AuthorCustomer && !cmd.Internal {
+			reopen, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, helpdeskflow.TicketUpdated{
+				Status: &helpdeskflow.Change[string]{Old: t.Status, New: helpdeskflow.StatusOpen},
+			})
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, reopen)
+		}
+		return events, nil
+	})
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return s.withCustomerOf(ctx, t, true)
+}
+
+// changeTicket runs decide on ticket id's current state under its stream
+// lock and appends what it returns (nothing when it returns no events),
+// checking ifMatch first. It returns the ticket after the change.
+func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
+	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
+	var t helpdeskflow.Ticket
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
+		version, err := tx.LockStream(ctx, ref)
+		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if ifMatch != nil && *ifMatch != version {
+			return helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
+				"If-Match is version %d but the ticket is at version %d; reload it and retry", *ifMatch, version)
+		}
+		events, err := tx.Load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if t, err = foldTicket(events); err != nil {
+			return err
+		}
+		decided, err := decide(t)
+		if err != nil || len(decided) == 0 {
+			return err
+		}
+		if _, err := tx.Append(ctx, ref, version, md, decided); err != nil {
+			return err
+		}
+		now := time.Now()
+		for i, e := range decided {
+			stored := stored(e, ref, version+int64(i)+1, md)
+			if stored.OccurredAt.IsZero() {
+				stored.OccurredAt = now
+			}
+			if err := helpdeskflow.ApplyTicket(&t, stored); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return t, err
+}
+
+// withCustomerOf completes t with its customer, read from the event store.
+func (s *Service) withCustomerOf(ctx context.Context, t helpdeskflow.Ticket, includeInternal bool) (helpdeskflow.Ticket, error) {
+	customerEvents, err := s.store.Load(ctx, t.WorkspaceID, t.CustomerID)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return withCustomer(t, customerEvents, includeInternal)
+}
+
+// AuditEntry is one change of a ticket, for GET /v1/tickets/{id}/audit.
+type AuditEntry struct {
+	EventID    uuid.UUID
+	EventType  string
+	Version    int64
+	Changes    []helpdeskflow.FieldChange
+	Metadata   helpdeskflow.Metadata
+	OccurredAt time.Time
+}
+
+// TicketAudit returns every change of ticket id, oldest first, composed from
+// its events. Internal notes are left out unless includeInternal. It returns
+// ENotFound for an unknown ticket.
+func (s *Service) TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]AuditEntry, error) {
+	events, err := s.store.Load(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	if events[0].StreamType != helpdeskflow.StreamTicket {
+		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", id)
+	}
+	entries := make([]AuditEntry, 0, len(events))
+	for _, e := range events {
+		if !includeInternal && helpdeskflow.IsInternalNote(e) {
+			continue
+		}
+		changes, err := helpdeskflow.FieldChanges(e)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, AuditEntry{EventID: e.ID, EventType: e.Type, Version: e.Version, Changes: changes,
+			Metadata: e.Metadata, OccurredAt: e.OccurredAt})
+	}
+	return entries, nil
+}

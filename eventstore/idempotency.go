@@ -1,0 +1,206 @@
+package eventstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// IdempotencyRetention is how long the outcome of a request made with an
+// Idempotency-Key is kept. A key older than this is forgotten: the next
+// request with it runs as a new one.
+const IdempotencyRetention = 24 * time.Hour
+
+// IdempotencyLease is how long a request may run while holding its key. A
+// key still running after this is taken to be abandoned (its process died)
+// and the same request may take it over. The HTTP server's write timeout
+// (30 s) is well below it.
+const IdempotencyLease = 60 * time.Second
+
+// Expired keys are deleted as new keys arrive: every idempotencyCleanupEvery
+// claims in a process, in the same round trip as the claim, at most
+// idempotencyCleanupBatch of the oldest expired rows. That deletes keys
+// several times faster than they can arrive, so the table stays about one
+// retention period's worth of keys without a background job.
+const (
+	idempotencyCleanupEvery = 50
+	idempotencyCleanupBatch = 500
+)
+
+// IdempotencyKeys stores, per workspace, the Idempotency-Keys of requests
+// and the responses to replay (table idempotency_keys). It is safe for
+// concurrent use; every process may claim keys in the same database.
+type IdempotencyKeys struct {
+	pool   *pgxpool.Pool
+	claims atomic.Uint64
+}
+
+// NewIdempotencyKeys returns the idempotency keys kept in store's database.
+func NewIdempotencyKeys(store *Store) *IdempotencyKeys {
+	return &IdempotencyKeys{pool: store.pool}
+}
+
+// Begin claims key in workspace for a request whose identity (method, path,
+// body and whatever else distinguishes it) hashes to requestHash. It costs
+// one round trip. It returns a claim with a Token when the caller must run
+// the request: the key is new, older than IdempotencyRetention, or held by
+// the same request for longer than IdempotencyLease (abandoned). The caller
+// then calls Complete or Abandon with that token. It returns a claim with
+// Replay when the same request already completed with this key.
+//
+// Errors: EIdempotencyKeyReused when the key was used by a request with
+// another hash, EIdempotencyKeyInUse while the first request with the key
+// is still running, EUnavailable when Postgres cannot be reached.
+func (k *IdempotencyKeys) Begin(ctx context.Context, workspaceID uuid.UUID, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error) {
+	// The row found on conflict can vanish before it is read (its request
+	// failed and gave the key up); the next attempt then claims the key.
+	for range 3 {
+		claim, found, err := k.begin(ctx, workspaceID, key, requestHash)
+		if err != nil || found {
+			return claim, err
+		}
+	}
+	return helpdeskflow.IdempotencyClaim{}, helpdeskflow.Errorf(helpdeskflow.EUnavailable,
+		"Idempotency-Key %q is changing hands too quickly; retry", key)
+}
+
+func (k *IdempotencyKeys) begin(ctx context.Context, workspaceID uuid.UUID, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, bool, error) {
+	token := uuid.New()
+	b := &pgx.Batch{}
+	cleanup := k.claims.Add(1)%idempotencyCleanupEvery == 0
+	if cleanup {
+		b.Queue(deleteExpiredIdempotencyKeys, IdempotencyRetention.Seconds(), idempotencyCleanupBatch)
+	}
+	// A conflicting row is replaced when it has expired, or when it is the
+	// same request's and its lease ran out; otherwise it is left alone and
+	// read by the next statement.
+	b.Queue(`INSERT INTO idempotency_keys (workspace_id, key, request_hash, state, lease_token) VALUES ($1, $2, $3, 'running', $4)
+		ON CONFLICT (workspace_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, state = 'running',
+			lease_token = EXCLUDED.lease_token, status = NULL, response_headers = NULL, response_body = NULL,
+			sealed = false, created_at = now(), completed_at = NULL
+		WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)
+		   OR (idempotency_keys.state = 'running' AND idempotency_keys.request_hash = EXCLUDED.request_hash
+		       AND idempotency_keys.created_at < now() - make_interval(secs => $6))
+		RETURNING lease_token`,
+		workspaceID, key, requestHash, token, IdempotencyRetention.Seconds(), IdempotencyLease.Seconds())
+	b.Queue(`SELECT request_hash, state, coalesce(status, 0), coalesce(response_headers, '{}')::text,
+			coalesce(response_body, ''), sealed
+		FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`, workspaceID, key)
+	br := k.pool.SendBatch(ctx, b)
+	defer br.Close()
+
+	if cleanup {
+		if _, err := br.Exec(); err != nil {
+			return helpdeskflow.IdempotencyClaim{}, false, internal("delete expired idempotency keys", err)
+		}
+	}
+	var claimed uuid.UUID
+	err := br.QueryRow().Scan(&claimed)
+	switch {
+	case err == nil:
+		return helpdeskflow.IdempotencyClaim{Token: claimed}, true, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return helpdeskflow.IdempotencyClaim{}, false, internal("claim idempotency key", err)
+	}
+
+	var (
+		hash, body []byte
+		state      string
+		status     int32
+		headers    string
+		sealed     bool
+	)
+	err = br.QueryRow().Scan(&hash, &state, &status, &headers, &body, &sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return helpdeskflow.IdempotencyClaim{}, false, nil
+	}
+	if err != nil {
+		return helpdeskflow.IdempotencyClaim{}, false, internal("read idempotency key", err)
+	}
+	switch {
+	case !bytes.Equal(hash, requestHash):
+		return helpdeskflow.IdempotencyClaim{}, true, helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyReused,
+			"Idempotency-Key %q was already used for a different request (method, path, If-Match or body) in the last %d hours; use a new key for a new request",
+			key, int(IdempotencyRetention/time.Hour))
+	case state == "running":
+		return helpdeskflow.IdempotencyClaim{}, true, helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
+			"the first request with Idempotency-Key %q is still running; retry once it has finished", key)
+	}
+	resp := &helpdeskflow.IdempotentResponse{Status: int(status), Body: body, Sealed: sealed}
+	if err := json.Unmarshal([]byte(headers), &resp.Header); err != nil {
+		return helpdeskflow.IdempotencyClaim{}, false, internal("decode idempotent response headers", err)
+	}
+	return helpdeskflow.IdempotencyClaim{Replay: resp}, true, nil
+}
+
+// Complete stores resp as the outcome of key's request, to be replayed to
+// every retry until IdempotencyRetention has passed. token is the claim's,
+// from Begin. It returns EIdempotencyKeyInUse when the claim was lost (it
+// outlived IdempotencyLease and a retry took the key over; that retry's
+// outcome is the one kept) and EUnavailable when Postgres cannot be
+// reached.
+func (k *IdempotencyKeys) Complete(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
+	header := resp.Header
+	if header == nil {
+		header = map[string]string{}
+	}
+	headers, err := json.Marshal(header)
+	if err != nil {
+		return internal("encode idempotent response headers", err)
+	}
+	body := resp.Body
+	if body == nil {
+		body = []byte{}
+	}
+	tag, err := k.pool.Exec(ctx, `UPDATE idempotency_keys SET state = 'done', status = $4, response_headers = $5,
+			response_body = $6, sealed = $7, completed_at = now()
+		WHERE workspace_id = $1 AND key = $2 AND lease_token = $3 AND state = 'running'`,
+		workspaceID, key, token, resp.Status, string(headers), body, resp.Sealed)
+	if err != nil {
+		return internal("complete idempotency key", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
+			"the claim on Idempotency-Key %q was lost: the request outlived its lease and a retry took the key over", key)
+	}
+	return nil
+}
+
+// Abandon gives key up, so that a retry of the request runs it again: for
+// outcomes that are not final (a conflict, a rate limit, a server error).
+// token is the claim's, from Begin; a claim already lost is left alone.
+// It returns EUnavailable when Postgres cannot be reached.
+func (k *IdempotencyKeys) Abandon(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE workspace_id = $1 AND key = $2 AND lease_token = $3 AND state = 'running'`,
+		workspaceID, key, token); err != nil {
+		return internal("abandon idempotency key", err)
+	}
+	return nil
+}
+
+// DeleteExpired deletes up to limit of the oldest keys older than
+// IdempotencyRetention, in every workspace, and returns how many it
+// deleted. Begin already calls it now and then (see idempotencyCleanupEvery);
+// it is exported for operators and tests. Rows locked by a concurrent
+// claim are skipped. It returns EUnavailable when Postgres cannot be
+// reached.
+func (k *IdempotencyKeys) DeleteExpired(ctx context.Context, limit int) (int64, error) {
+	tag, err := k.pool.Exec(ctx, deleteExpiredIdempotencyKeys, IdempotencyRetention.Seconds(), limit)
+	if err != nil {
+		return 0, internal("delete expired idempotency keys", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+const deleteExpiredIdempotencyKeys = `DELETE FROM idempotency_keys WHERE (workspace_id, key) IN (
+	SELECT workspace_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+	ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`
