@@ -27,6 +27,24 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 		}
 	case EventTicketMessageAdded:
 		fields = map[string]json.RawMessage{"messages": e.Data}
+	case EventCustomerUpdated:
+		var d CustomerUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return d.fieldChanges(), nil
+	case EventCustomerMerged:
+		var d CustomerMerged
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return []FieldChange{{Field: "merged_into", Old: json.RawMessage("null"), New: mustJSON(d.Into)}}, nil
+	case EventTicketCustomerChanged:
+		var d TicketCustomerChanged
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return []FieldChange{{Field: "customer_id", Old: mustJSON(d.Old), New: mustJSON(d.New)}}, nil
 	case EventTicketUpdated:
 		var d TicketUpdated
 		if err := json.Unmarshal(e.Data, &d); err != nil {
@@ -102,6 +120,36 @@ func (u TicketUpdated) fieldChanges() []FieldChange {
 	}
 	for name, c := range u.CustomFields {
 		add("custom_fields."+name, c.Old, c.New)
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
+	return changes
+}
+
+func (u CustomerUpdated) fieldChanges() []FieldChange {
+	var changes []FieldChange
+	add := func(field string, old, new any) {
+		changes = append(changes, FieldChange{Field: field, Old: mustJSON(old), New: mustJSON(new)})
+	}
+	if u.Email != nil {
+		add("email", u.Email.Old, u.Email.New)
+	}
+	if u.Name != nil {
+		add("name", u.Name.Old, u.Name.New)
+	}
+	if u.Tags != nil {
+		add("tags", u.Tags.Old, u.Tags.New)
+	}
+	for name, c := range u.CustomFields {
+		add("custom_fields."+name, c.Old, c.New)
+	}
+	for name, c := range u.Metadata {
+		add("metadata."+name, c.Old, c.New)
+	}
+	if u.LinkedProfiles != nil {
+		add("linked_profiles", u.LinkedProfiles.Old, u.LinkedProfiles.New)
+	}
+	if u.MergedFrom != nil {
+		add("merged_from", nil, *u.MergedFrom)
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
 	return changes

@@ -9,24 +9,77 @@ import (
 	"github.com/google/uuid"
 )
 
-// Customer is the whole state of one customer.
+// Customer is the whole state of one customer. MergedInto is set once the
+// customer was merged into another: its id then resolves to that one.
 type Customer struct {
-	ID           uuid.UUID
-	WorkspaceID  uuid.UUID
-	Email        string
-	Name         string
-	Tags         []string
-	CustomFields map[string]any
-	Version      int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID             uuid.UUID
+	WorkspaceID    uuid.UUID
+	Email          string
+	Name           string
+	Tags           []string
+	CustomFields   map[string]any
+	Metadata       map[string]any
+	LinkedProfiles []LinkedProfile
+	MergedInto     *uuid.UUID
+	// TicketIDs are the customer's tickets, oldest first; filled by reads
+	// that ask for them, not by ApplyCustomer.
+	TicketIDs []uuid.UUID
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// LinkedProfile is a customer's profile in a third-party system; provider
+// and external id are unique per workspace.
+type LinkedProfile struct {
+	Provider   string         `json:"provider"`
+	ExternalID string         `json:"external_id"`
+	URL        string         `json:"url,omitempty"`
+	Data       map[string]any `json:"data,omitempty"`
 }
 
 // CustomerCreated is the data of a customer.created event. Email is already
 // normalized (see NormalizeEmail).
 type CustomerCreated struct {
-	Email string `json:"email"`
-	Name  string `json:"name"`
+	Email          string          `json:"email"`
+	Name           string          `json:"name"`
+	Tags           []string        `json:"tags,omitempty"`
+	CustomFields   map[string]any  `json:"custom_fields,omitempty"`
+	Metadata       map[string]any  `json:"metadata,omitempty"`
+	LinkedProfiles []LinkedProfile `json:"linked_profiles,omitempty"`
+}
+
+// CustomerUpdated is the data of a customer.updated event: each changed
+// field with its old and new value. CustomFields and Metadata hold only
+// the keys that changed (a nil New removes the key). MergedFrom names the
+// customer whose data a merge brought in.
+type CustomerUpdated struct {
+	Email          *Change[string]          `json:"email,omitempty"`
+	Name           *Change[string]          `json:"name,omitempty"`
+	Tags           *Change[[]string]        `json:"tags,omitempty"`
+	CustomFields   map[string]Change[any]   `json:"custom_fields,omitempty"`
+	Metadata       map[string]Change[any]   `json:"metadata,omitempty"`
+	LinkedProfiles *Change[[]LinkedProfile] `json:"linked_profiles,omitempty"`
+	MergedFrom     *uuid.UUID               `json:"merged_from,omitempty"`
+}
+
+// Empty reports whether u changes nothing.
+func (u CustomerUpdated) Empty() bool {
+	return u.Email == nil && u.Name == nil && u.Tags == nil && len(u.CustomFields) == 0 && len(u.Metadata) == 0 &&
+		u.LinkedProfiles == nil && u.MergedFrom == nil
+}
+
+// CustomerMerged is the data of a customer.merged event on the source
+// customer's stream: from then on its id resolves to Into.
+type CustomerMerged struct {
+	Into uuid.UUID `json:"into"`
+}
+
+// TicketCustomerChanged is the data of a ticket.customer_changed event: a
+// merge moved the ticket to another customer.
+type TicketCustomerChanged struct {
+	Old uuid.UUID `json:"old"`
+	New uuid.UUID `json:"new"`
 }
 
 // NormalizeEmail returns the form customers are identified by: surrounding
@@ -46,12 +99,68 @@ func ApplyCustomer(c *Customer, e Event) error {
 		}
 		*c = Customer{
 			ID: e.StreamID, WorkspaceID: e.WorkspaceID, Email: d.Email, Name: d.Name,
-			Tags: []string{}, CustomFields: map[string]any{}, CreatedAt: e.OccurredAt,
+			Tags: nonNil(d.Tags), CustomFields: orEmpty(d.CustomFields), Metadata: orEmpty(d.Metadata),
+			LinkedProfiles: d.LinkedProfiles, CreatedAt: e.OccurredAt,
 		}
+		if c.LinkedProfiles == nil {
+			c.LinkedProfiles = []LinkedProfile{}
+		}
+	case EventCustomerUpdated:
+		var d CustomerUpdated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return &Error{Code: EInternal, Message: "decode customer.updated", Err: err}
+		}
+		if d.Email != nil {
+			c.Email = d.Email.New
+		}
+		if d.Name != nil {
+			c.Name = d.Name.New
+		}
+		if d.Tags != nil {
+			c.Tags = nonNil(d.Tags.New)
+		}
+		c.CustomFields = applyKeyChanges(c.CustomFields, d.CustomFields)
+		c.Metadata = applyKeyChanges(c.Metadata, d.Metadata)
+		if d.LinkedProfiles != nil {
+			c.LinkedProfiles = d.LinkedProfiles.New
+		}
+	case EventCustomerMerged:
+		var d CustomerMerged
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return &Error{Code: EInternal, Message: "decode customer.merged", Err: err}
+		}
+		c.MergedInto = &d.Into
 	default:
 		return &Error{Code: EInternal, Message: fmt.Sprintf("customer stream has unknown event type %q", e.Type), Err: ErrUnknownEventType}
 	}
 	c.Version = e.Version
 	c.UpdatedAt = e.OccurredAt
 	return nil
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// applyKeyChanges returns fields with changes applied (a nil New removes
+// the key); fields itself is not modified.
+func applyKeyChanges(fields map[string]any, changes map[string]Change[any]) map[string]any {
+	if len(changes) == 0 {
+		return orEmpty(fields)
+	}
+	out := make(map[string]any, len(fields)+len(changes))
+	for k, v := range fields {
+		out[k] = v
+	}
+	for k, c := range changes {
+		if c.New == nil {
+			delete(out, k)
+		} else {
+			out[k] = c.New
+		}
+	}
+	return out
 }

@@ -10,16 +10,19 @@ import (
 // Stored event type names. They are explicit constants, never derived from Go
 // type names, and each event also carries a schema version of its data.
 const (
-	EventWorkspaceCreated     = "workspace.created"
-	EventAPIKeyCreated        = "api_key.created"
-	EventAPIKeyRevoked        = "api_key.revoked"
-	EventIPBlocklistUpdated   = "workspace.ip_blocklist_updated"
-	EventRateLimitsUpdated    = "workspace.rate_limits_updated"
-	EventCustomerCreated      = "customer.created"
-	EventTicketCreated        = "ticket.created"
-	EventTicketMessageAdded   = "ticket.message_added"
-	EventTicketUpdated        = "ticket.updated"
-	CurrentEventSchemaVersion = 1
+	EventWorkspaceCreated      = "workspace.created"
+	EventAPIKeyCreated         = "api_key.created"
+	EventAPIKeyRevoked         = "api_key.revoked"
+	EventIPBlocklistUpdated    = "workspace.ip_blocklist_updated"
+	EventRateLimitsUpdated     = "workspace.rate_limits_updated"
+	EventCustomerCreated       = "customer.created"
+	EventTicketCreated         = "ticket.created"
+	EventTicketMessageAdded    = "ticket.message_added"
+	EventTicketUpdated         = "ticket.updated"
+	EventTicketCustomerChanged = "ticket.customer_changed"
+	EventCustomerUpdated       = "customer.updated"
+	EventCustomerMerged        = "customer.merged"
+	CurrentEventSchemaVersion  = 1
 )
 
 // Stream types: the kind of entity a stream holds.

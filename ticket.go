@@ -169,6 +169,12 @@ func ApplyTicket(t *Ticket, e Event) error {
 			return &Error{Code: EInternal, Message: "decode ticket.updated", Err: err}
 		}
 		d.applyTo(t)
+	case EventTicketCustomerChanged:
+		var d TicketCustomerChanged
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return &Error{Code: EInternal, Message: "decode ticket.customer_changed", Err: err}
+		}
+		t.CustomerID = d.New
 	default:
 		return &Error{Code: EInternal, Message: fmt.Sprintf("ticket stream has unknown event type %q", e.Type), Err: ErrUnknownEventType}
 	}
@@ -197,18 +203,7 @@ func (u TicketUpdated) applyTo(t *Ticket) {
 		t.Tags = nonNil(u.Tags.New)
 	}
 	if len(u.CustomFields) > 0 {
-		fields := make(map[string]any, len(t.CustomFields)+len(u.CustomFields))
-		for k, v := range t.CustomFields {
-			fields[k] = v
-		}
-		for k, c := range u.CustomFields {
-			if c.New == nil {
-				delete(fields, k)
-			} else {
-				fields[k] = c.New
-			}
-		}
-		t.CustomFields = fields
+		t.CustomFields = applyKeyChanges(t.CustomFields, u.CustomFields)
 	}
 }
 

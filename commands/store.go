@@ -36,6 +36,18 @@ type Tx interface {
 	RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error)
 	// ActiveAdminKeys counts the workspace's active admin keys.
 	ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, error)
+	// LinkTicket records a ticket's customer (sent with the next statement).
+	LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID)
+	// MoveTickets moves a customer's tickets to another and returns them.
+	MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error)
+	// ClaimProfiles links profiles to a customer; EConflict when another
+	// customer holds one.
+	ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUID, profiles []helpdeskflow.LinkedProfile) error
+	// MoveCustomerLookups points a customer's emails and profiles at another.
+	MoveCustomerLookups(ctx context.Context, from, to uuid.UUID)
+	// ChangeCustomerEmail moves an email reservation; EConflict (with the
+	// holder) when another customer has the new email.
+	ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error)
 	// WorkspaceSettings reads the workspace's access settings.
 	WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error)
 	// SetWorkspaceSettings replaces them; like RevokeAPIKey, effective on
@@ -50,19 +62,34 @@ type Store interface {
 	// Load returns a stream's events; ENotFound when it has none in the
 	// workspace.
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	customerReads
+}
+
+// customerReads are the lookups customer reads need.
+type customerReads interface {
+	// CustomerTickets lists a customer's ticket ids, oldest first.
+	CustomerTickets(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error)
+	// CustomerByEmail and CustomerByProfile find a customer; ENotFound
+	// when none matches.
+	CustomerByEmail(ctx context.Context, workspaceID uuid.UUID, email string) (uuid.UUID, error)
+	CustomerByProfile(ctx context.Context, workspaceID uuid.UUID, provider, externalID string) (uuid.UUID, error)
 }
 
 // concreteStore is an event store whose transactions have a concrete type.
 type concreteStore[T Tx] interface {
 	Transact(ctx context.Context, fn func(tx T) error) error
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	customerReads
 }
 
 // AdaptStore turns a store whose Transact passes its own transaction type
 // (such as *eventstore.Store) into a Store.
-func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
+func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s, s} }
 
-type adapted[T Tx] struct{ s concreteStore[T] }
+type adapted[T Tx] struct {
+	s concreteStore[T]
+	customerReads
+}
 
 func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
 	return a.s.Transact(ctx, func(tx T) error { return fn(tx) })

@@ -111,6 +111,7 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		if err != nil {
 			return err
 		}
+		tx.LinkTicket(ctx, workspaceID, customerID, ticketID)
 		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
 		if _, err := tx.Append(ctx, ticketRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
 			return err

@@ -108,9 +108,10 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	service := commands.New(commands.AdaptStore(store))
 	log := &recordingLog{}
 	server, err := http.NewServer(http.Config{
-		Tickets: service, Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
+		Tickets: service, Customers: service, Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
 		Admin: service, AdminReader: store, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
+		Idempotency: eventstore.NewIdempotencyKeys(store),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,8 +31,15 @@ func TestServer_TenantIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String()}
-	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), "victim@example.com", victimKey.Prefix}
+	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String()}
+	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The victim's email is not among them: the attacker may have a
+	// customer with the same address in its own workspace (POST
+	// /v1/customers below creates one), which must stay a separate customer.
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix}
 	victimVersion := func() int64 {
 		events, err := h.store.Load(ctx, victim, victim)
 		if err != nil {
@@ -53,6 +60,9 @@ func TestServer_TenantIsolation(t *testing.T) {
 		// Bodies for routes with an id, so that only the id can fail them.
 		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},
+		"PATCH /v1/customers/:id":       map[string]any{"name": "pwned"},
+		"POST /v1/customers":            map[string]any{"email": "victim@example.com", "name": "pwned"},
+		"POST /v1/customers/:id/merge":  map[string]any{"source_customer_id": attacker.ID.String()},
 	}
 
 	for _, rt := range h.server.Routes() {
@@ -69,7 +79,9 @@ func TestServer_TenantIsolation(t *testing.T) {
 				path := strings.Replace(rt.Path, ":id", id, 1)
 				h.want(h.do(rt.Method, path, h.adminKey, ownWorkspaceWrites[name]), 404, "not_found")
 			case rt.Method == "GET":
-				r := h.do(rt.Method, rt.Path, h.adminKey, nil)
+				// Lookups that need a query ask for the victim's data.
+				queries := map[string]string{"GET /v1/customers": "?email=victim@example.com"}
+				r := h.do(rt.Method, rt.Path+queries[name], h.adminKey, nil)
 				h.want(r, 200, "")
 				for _, s := range secrets {
 					if strings.Contains(r.raw, s) {

@@ -34,6 +34,15 @@ type Tickets interface {
 	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]commands.AuditEntry, error)
 }
 
+// Customers is the write side and consistent read of customers.
+type Customers interface {
+	UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.UpsertCustomer) (helpdeskflow.Customer, bool, error)
+	GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error)
+	FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error)
+	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateCustomer) (helpdeskflow.Customer, error)
+	MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error)
+}
+
 // EventFeed reads a workspace's events in commit order, below the commit
 // horizon, after a position (the zero Position for the beginning).
 type EventFeed interface {
@@ -76,7 +85,7 @@ type RequestLog interface {
 // Checker is a dependency /readyz checks; it returns nil when reachable.
 type Checker func(ctx context.Context) error
 
-// Config holds a Server's collaborators. Tickets, Lister, Events, Auth, Admin,
+// Config holds a Server's collaborators. Tickets, Customers, Lister, Events, Auth, Admin,
 // AdminReader and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
@@ -85,6 +94,7 @@ type Checker func(ctx context.Context) error
 // header is ignored.
 type Config struct {
 	Tickets        Tickets
+	Customers      Customers
 	Lister         TicketLister
 	Events         EventFeed
 	Auth           Authenticator
@@ -104,7 +114,7 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
-		"Tickets": c.Tickets == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
+		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
 		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil,
 	} {
 		if missing {
@@ -186,8 +196,9 @@ type route struct {
 
 // What a route's :id names (RouteInfo.IDKind).
 const (
-	IDTicket = "ticket"
-	IDAPIKey = "api_key"
+	IDTicket   = "ticket"
+	IDCustomer = "customer"
+	IDAPIKey   = "api_key"
 )
 
 func (s *Server) table() []route {
@@ -202,6 +213,11 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/tickets/:id/messages", category: helpdeskflow.RateTicketsUpdate, idKind: IDTicket, handle: s.handleMessageAdd},
 		{method: "GET", path: "/v1/tickets/:id/audit", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketAudit},
 		{method: "GET", path: "/v1/events", category: helpdeskflow.RateEventsRead, handle: s.handleEvents},
+		{method: "POST", path: "/v1/customers", category: helpdeskflow.RateCustomersWrite, handle: s.handleCustomerUpsert},
+		{method: "GET", path: "/v1/customers", category: helpdeskflow.RateCustomersRead, handle: s.handleCustomerFind},
+		{method: "GET", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersRead, idKind: IDCustomer, handle: s.handleCustomerGet},
+		{method: "PATCH", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleCustomerUpdate},
+		{method: "POST", path: "/v1/customers/:id/merge", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleCustomerMerge},
 		{method: "POST", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyCreate},
 		{method: "GET", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyList},
 		{method: "DELETE", path: "/v1/api-keys/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAPIKey, handle: s.handleAPIKeyRevoke},

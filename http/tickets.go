@@ -39,17 +39,6 @@ type ticketJSON struct {
 	UpdatedAt    string         `json:"updated_at"`
 }
 
-type customerJSON struct {
-	ID           uuid.UUID      `json:"id"`
-	Email        string         `json:"email"`
-	Name         string         `json:"name"`
-	Tags         []string       `json:"tags"`
-	CustomFields map[string]any `json:"custom_fields"`
-	Version      int64          `json:"version"`
-	CreatedAt    string         `json:"created_at"`
-	UpdatedAt    string         `json:"updated_at"`
-}
-
 type messageJSON struct {
 	ID         uuid.UUID `json:"id"`
 	AuthorType string    `json:"author_type"`
@@ -73,8 +62,8 @@ func toTicketJSON(t helpdeskflow.Ticket) ticketJSON {
 		out.CustomFields = map[string]any{}
 	}
 	if c := t.Customer; c != nil && c.Email != "" {
-		out.Customer = &customerJSON{ID: c.ID, Email: c.Email, Name: c.Name, Tags: c.Tags, CustomFields: c.CustomFields,
-			Version: c.Version, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+		cj := toCustomerJSON(*c)
+		out.Customer = &cj
 	}
 	if t.Messages != nil {
 		out.Messages = make([]messageJSON, len(t.Messages))

@@ -209,6 +209,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 	service := commands.New(commands.AdaptStore(store))
 	return http.NewServer(http.Config{
 		Tickets:        service,
+		Customers:      service,
 		Lister:         projections.NewTicketReader(ch),
 		Events:         store,
 		Auth:           access,
@@ -216,6 +217,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 		AdminReader:    store,
 		Limiter:        limiter,
 		RequestLog:     requestLog,
+		Idempotency:    eventstore.NewIdempotencyKeys(store),
 		TrustedProxies: proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   store.Ping,

@@ -1,0 +1,535 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Limits of customer data.
+const (
+	MaxMetadataKeys     = 50
+	MaxMetadataBytes    = 16 << 10 // the JSON encoding of all metadata
+	MaxLinkedProfiles   = 20
+	MaxProfileDataBytes = 16 << 10
+	MaxProfileURLLen    = 2048
+	MaxExternalIDLen2   = 255
+)
+
+var providerPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// UpsertCustomer is the body of POST /v1/customers: the customer is found
+// or created by normalized email, then given the other fields (tags and
+// linked profiles are added, custom fields and metadata merged key by key,
+// a null value removing a key; name replaced when given).
+type UpsertCustomer struct {
+	Email          string                       `json:"email"`
+	Name           *string                      `json:"name"`
+	Tags           []string                     `json:"tags"`
+	CustomFields   map[string]any               `json:"custom_fields"`
+	Metadata       map[string]any               `json:"metadata"`
+	LinkedProfiles []helpdeskflow.LinkedProfile `json:"linked_profiles"`
+}
+
+// UpdateCustomer is the body of PATCH /v1/customers/{id}: like
+// UpsertCustomer, and Email changes the customer's email (to one another
+// customer holds: the two are merged into that one).
+type UpdateCustomer struct {
+	Email          *string                      `json:"email"`
+	Name           *string                      `json:"name"`
+	Tags           []string                     `json:"tags"`
+	CustomFields   map[string]any               `json:"custom_fields"`
+	Metadata       map[string]any               `json:"metadata"`
+	LinkedProfiles []helpdeskflow.LinkedProfile `json:"linked_profiles"`
+}
+
+// customerChanges is what both bodies ask for besides the email.
+type customerChanges struct {
+	name           *string
+	tags           []string
+	customFields   map[string]any
+	metadata       map[string]any
+	linkedProfiles []helpdeskflow.LinkedProfile
+}
+
+func (c *customerChanges) validate(p *problems) {
+	if c.name != nil {
+		*c.name = strings.TrimSpace(*c.name)
+		p.text("name", *c.name, false, MaxNameLen)
+	}
+	c.tags = p.tags("tags", c.tags)
+	p.customFields("custom_fields", c.customFields)
+	if len(c.metadata) > MaxMetadataKeys {
+		p.add("metadata", "must have at most %d keys, got %d", MaxMetadataKeys, len(c.metadata))
+	}
+	for key := range c.metadata {
+		if key == "" || utf8.RuneCountInString(key) > MaxCustomFieldKey {
+			p.add("metadata."+key, "keys must be 1 to %d characters", MaxCustomFieldKey)
+		}
+	}
+	if b, _ := json.Marshal(c.metadata); len(b) > MaxMetadataBytes {
+		p.add("metadata", "must be at most %d bytes as JSON, got %d", MaxMetadataBytes, len(b))
+	}
+	if len(c.linkedProfiles) > MaxLinkedProfiles {
+		p.add("linked_profiles", "must have at most %d profiles, got %d", MaxLinkedProfiles, len(c.linkedProfiles))
+	}
+	seen := map[[2]string]bool{}
+	for i, lp := range c.linkedProfiles {
+		field := fmt.Sprintf("linked_profiles[%d]", i)
+		lp.Provider = strings.ToLower(strings.TrimSpace(lp.Provider))
+		lp.ExternalID = strings.TrimSpace(lp.ExternalID)
+		if !providerPattern.MatchString(lp.Provider) {
+			p.add(field+".provider", "must be 1 to 64 lowercase letters, digits, '_', '.' or '-', such as shopify")
+		}
+		p.text(field+".external_id", lp.ExternalID, true, MaxExternalIDLen2)
+		if lp.URL != "" {
+			u, err := url.Parse(lp.URL)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(lp.URL) > MaxProfileURLLen {
+				p.add(field+".url", "must be an http(s) URL of at most %d characters", MaxProfileURLLen)
+			}
+		}
+		if b, _ := json.Marshal(lp.Data); len(b) > MaxProfileDataBytes {
+			p.add(field+".data", "must be at most %d bytes as JSON, got %d", MaxProfileDataBytes, len(b))
+		}
+		key := [2]string{lp.Provider, lp.ExternalID}
+		if seen[key] {
+			p.add(field, "appears twice")
+		}
+		seen[key] = true
+		c.linkedProfiles[i] = lp
+	}
+}
+
+// apply returns the customer.updated data that brings c to what the
+// changes ask for (Empty when nothing changes).
+func (ch customerChanges) apply(c helpdeskflow.Customer) helpdeskflow.CustomerUpdated {
+	var u helpdeskflow.CustomerUpdated
+	if ch.name != nil && *ch.name != c.Name {
+		u.Name = &helpdeskflow.Change[string]{Old: c.Name, New: *ch.name}
+	}
+	if tags := unionTags(c.Tags, ch.tags); !slices.Equal(tags, c.Tags) {
+		u.Tags = &helpdeskflow.Change[[]string]{Old: nonNilTags(c.Tags), New: tags}
+	}
+	u.CustomFields = keyChanges(c.CustomFields, ch.customFields)
+	u.Metadata = keyChanges(c.Metadata, ch.metadata)
+	if profiles := mergeProfiles(c.LinkedProfiles, ch.linkedProfiles); !reflect.DeepEqual(profiles, c.LinkedProfiles) {
+		u.LinkedProfiles = &helpdeskflow.Change[[]helpdeskflow.LinkedProfile]{Old: c.LinkedProfiles, New: profiles}
+	}
+	return u
+}
+
+func unionTags(have, add []string) []string {
+	out := slices.Clone(nonNilTags(have))
+	for _, t := range add {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// keyChanges lists the keys of want whose value differs from have's (a nil
+// value removes the key).
+func keyChanges(have, want map[string]any) map[string]helpdeskflow.Change[any] {
+	var out map[string]helpdeskflow.Change[any]
+	for k, v := range want {
+		old, had := have[k]
+		if (v == nil && !had) || (had && reflect.DeepEqual(old, v)) {
+			continue
+		}
+		if out == nil {
+			out = map[string]helpdeskflow.Change[any]{}
+		}
+		out[k] = helpdeskflow.Change[any]{Old: old, New: v}
+	}
+	return out
+}
+
+// mergeProfiles adds or replaces profiles by provider and external id.
+func mergeProfiles(have, add []helpdeskflow.LinkedProfile) []helpdeskflow.LinkedProfile {
+	out := slices.Clone(have)
+	if out == nil {
+		out = []helpdeskflow.LinkedProfile{}
+	}
+	for _, p := range add {
+		i := slices.IndexFunc(out, func(q helpdeskflow.LinkedProfile) bool {
+			return q.Provider == p.Provider && q.ExternalID == p.ExternalID
+		})
+		if i >= 0 {
+			out[i] = p
+		} else {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func customerRef(workspaceID, id uuid.UUID) helpdeskflow.StreamRef {
+	return helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamCustomer}
+}
+
+// UpsertCustomer finds the customer by normalized email or creates it,
+// race-free (concurrent upserts of one email create one customer), and
+// applies the other fields. It returns the customer as GetCustomer does
+// and whether it was created; EValidation naming every bad field;
+// EConflict when a linked profile belongs to another customer.
+func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd UpsertCustomer) (helpdeskflow.Customer, bool, error) {
+	var p problems
+	email := p.email("email", cmd.Email)
+	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
+	ch.validate(&p)
+	if err := p.err(); err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	var id uuid.UUID
+	var created bool
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		holder, isNew, _, err := tx.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
+		if err != nil {
+			return err
+		}
+		id, created = holder, isNew
+		ref := customerRef(workspaceID, holder)
+		if isNew {
+			name := ""
+			if ch.name != nil {
+				name = *ch.name
+			}
+			var base helpdeskflow.Customer
+			u := ch.apply(base)
+			data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
+				Metadata: withoutNulls(ch.metadata)}
+			if u.LinkedProfiles != nil {
+				data.LinkedProfiles = u.LinkedProfiles.New
+			}
+			if err := tx.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
+				return err
+			}
+			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, data)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
+			return err
+		}
+		return updateCustomerLocked(ctx, tx, ref, md, nil, ch)
+	})
+	if err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	c, err := s.GetCustomer(ctx, workspaceID, id)
+	return c, created, err
+}
+
+func withoutNulls(m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		if v != nil {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// updateCustomerLocked locks customer ref, checks ifMatch, and appends the
+// customer.updated that ch asks for (nothing when nothing changes).
+func updateCustomerLocked(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, ifMatch *int64, ch customerChanges) error {
+	c, version, err := lockCustomer(ctx, tx, ref, ifMatch)
+	if err != nil {
+		return err
+	}
+	u := ch.apply(c)
+	if u.Empty() {
+		return nil
+	}
+	if u.LinkedProfiles != nil {
+		if err := tx.ClaimProfiles(ctx, ref.WorkspaceID, ref.ID, u.LinkedProfiles.New); err != nil {
+			return err
+		}
+	}
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
+	return err
+}
+
+// lockCustomer locks and folds customer ref. A merged customer cannot
+// change (EConflict naming the customer it was merged into).
+func lockCustomer(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, ifMatch *int64) (helpdeskflow.Customer, int64, error) {
+	version, err := tx.LockStream(ctx, ref)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", ref.ID)
+	}
+	if err != nil {
+		return helpdeskflow.Customer{}, 0, err
+	}
+	if ifMatch != nil && *ifMatch != version {
+		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
+			"If-Match is version %d but the customer is at version %d; reload it and retry", *ifMatch, version)
+	}
+	events, err := tx.Load(ctx, ref.ID)
+	if err != nil {
+		return helpdeskflow.Customer{}, 0, err
+	}
+	c, err := foldCustomer(events)
+	if err != nil {
+		return helpdeskflow.Customer{}, 0, err
+	}
+	if c.MergedInto != nil {
+		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.EConflict,
+			"customer %s was merged into %s; change that one", ref.ID, *c.MergedInto)
+	}
+	return c, version, nil
+}
+
+func foldCustomer(events []helpdeskflow.Event) (helpdeskflow.Customer, error) {
+	var c helpdeskflow.Customer
+	for _, e := range events {
+		if err := helpdeskflow.ApplyCustomer(&c, e); err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+	}
+	return c, nil
+}
+
+// maxMergeHops bounds how many merges a customer id is followed through.
+const maxMergeHops = 10
+
+// GetCustomer returns customer id of the workspace composed from the event
+// store, with its ticket ids. The id of a customer merged into another
+// resolves to that one (MergedInto is not set on the answer; its ID is the
+// target's). It returns ENotFound for an unknown id.
+func (s *Service) GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error) {
+	for range maxMergeHops {
+		events, err := s.store.Load(ctx, workspaceID, id)
+		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound || (err == nil && events[0].StreamType != helpdeskflow.StreamCustomer) {
+			return helpdeskflow.Customer{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", id)
+		}
+		if err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+		c, err := foldCustomer(events)
+		if err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+		if c.MergedInto != nil {
+			id = *c.MergedInto
+			continue
+		}
+		if c.TicketIDs, err = s.store.CustomerTickets(ctx, c.ID); err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+		return c, nil
+	}
+	return helpdeskflow.Customer{}, helpdeskflow.Errorf(helpdeskflow.EInternal, "customer %s: more than %d merges to follow", id, maxMergeHops)
+}
+
+// FindCustomer returns the customer with the normalized email, or linked
+// to provider's externalID; ENotFound when none is.
+func (s *Service) FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error) {
+	var id uuid.UUID
+	var err error
+	switch {
+	case email != "":
+		id, err = s.store.CustomerByEmail(ctx, workspaceID, helpdeskflow.NormalizeEmail(email))
+	case provider != "" && externalID != "":
+		id, err = s.store.CustomerByProfile(ctx, workspaceID, strings.ToLower(strings.TrimSpace(provider)), strings.TrimSpace(externalID))
+	default:
+		return helpdeskflow.Customer{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "give email, or provider and external_id",
+			Details: []helpdeskflow.FieldProblem{{Field: "email", Problem: "required unless provider and external_id are given"}}}
+	}
+	if err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	return s.GetCustomer(ctx, workspaceID, id)
+}
+
+// UpdateCustomer changes customer id. A new email that another customer
+// holds merges this customer into that one (see MergeCustomers) and
+// returns it. ifMatch works as for tickets. Errors: EValidation,
+// ENotFound, EPreconditionFailed, EConflict (merged customer, or a linked
+// profile held by another).
+func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateCustomer) (helpdeskflow.Customer, error) {
+	var p problems
+	var email string
+	if cmd.Email != nil {
+		email = p.email("email", *cmd.Email)
+	}
+	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
+	ch.validate(&p)
+	if err := p.err(); err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	mergeInto := uuid.Nil
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		ref := customerRef(workspaceID, id)
+		if email != "" {
+			c, version, err := lockCustomer(ctx, tx, ref, ifMatch)
+			if err != nil {
+				return err
+			}
+			if email != c.Email {
+				holder, err := tx.ChangeCustomerEmail(ctx, workspaceID, id, c.Email, email)
+				if helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict {
+					mergeInto = holder
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, helpdeskflow.CustomerUpdated{
+					Email: &helpdeskflow.Change[string]{Old: c.Email, New: email}})
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e}); err != nil {
+					return err
+				}
+				ifMatch = nil
+				// The rest of the change goes into a second event below,
+				// at the version after this one.
+				return updateAfter(ctx, tx, ref, md, c, version+1, email, ch)
+			}
+		}
+		return updateCustomerLocked(ctx, tx, ref, md, ifMatch, ch)
+	})
+	if err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	if mergeInto != uuid.Nil {
+		// The email belongs to another customer: this one is merged into it,
+		// then the other changes apply to the merged customer.
+		if _, err := s.MergeCustomers(ctx, workspaceID, md, mergeInto, id); err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+		err := s.store.Transact(ctx, func(tx Tx) error {
+			return updateCustomerLocked(ctx, tx, customerRef(workspaceID, mergeInto), md, nil, ch)
+		})
+		if err != nil {
+			return helpdeskflow.Customer{}, err
+		}
+		return s.GetCustomer(ctx, workspaceID, mergeInto)
+	}
+	return s.GetCustomer(ctx, workspaceID, id)
+}
+
+// updateAfter appends the non-email changes after an email change in the
+// same transaction (the stream is already locked at version).
+func updateAfter(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, c helpdeskflow.Customer, version int64, email string, ch customerChanges) error {
+	c.Email = email
+	u := ch.apply(c)
+	if u.Empty() {
+		return nil
+	}
+	if u.LinkedProfiles != nil {
+		if err := tx.ClaimProfiles(ctx, ref.WorkspaceID, ref.ID, u.LinkedProfiles.New); err != nil {
+			return err
+		}
+	}
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
+	return err
+}
+
+// MergeCustomers merges customer source into customer target atomically:
+// the source's tickets move to the target (ticket.customer_changed on each),
+// its emails and linked profiles point at the target, and the target gains
+// what it lacks (precedence: the target's name, email, custom field and
+// metadata values win; tags and linked profiles are combined). The source
+// records customer.merged and from then on resolves to the target; both
+// histories show the merge. It returns the target. Errors: ENotFound,
+// EValidation (merging a customer into itself), EConflict (either side
+// already merged).
+func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error) {
+	if targetID == sourceID {
+		return helpdeskflow.Customer{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "a customer cannot be merged into itself",
+			Details: []helpdeskflow.FieldProblem{{Field: "source_customer_id", Problem: "must differ from the target customer"}}}
+	}
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		// Lock both in id order, so two opposite merges cannot deadlock.
+		first, second := targetID, sourceID
+		if sourceID.String() < targetID.String() {
+			first, second = sourceID, targetID
+		}
+		locked := map[uuid.UUID]helpdeskflow.Customer{}
+		versions := map[uuid.UUID]int64{}
+		for _, id := range []uuid.UUID{first, second} {
+			c, v, err := lockCustomer(ctx, tx, customerRef(workspaceID, id), nil)
+			if err != nil {
+				return err
+			}
+			locked[id], versions[id] = c, v
+		}
+		target, source := locked[targetID], locked[sourceID]
+
+		tickets, err := tx.MoveTickets(ctx, sourceID, targetID)
+		if err != nil {
+			return err
+		}
+		tx.MoveCustomerLookups(ctx, sourceID, targetID)
+		for _, ticketID := range tickets {
+			ref := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
+			version, err := tx.LockStream(ctx, ref)
+			if err != nil {
+				return err
+			}
+			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCustomerChanged, helpdeskflow.TicketCustomerChanged{Old: sourceID, New: targetID})
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e}); err != nil {
+				return err
+			}
+		}
+
+		// The target keeps its values and gains what only the source has.
+		fill := func(have, from map[string]any) map[string]any {
+			out := map[string]any{}
+			for k, v := range from {
+				if _, ok := have[k]; !ok {
+					out[k] = v
+				}
+			}
+			return out
+		}
+		ch := customerChanges{tags: source.Tags, customFields: fill(target.CustomFields, source.CustomFields),
+			metadata: fill(target.Metadata, source.Metadata), linkedProfiles: source.LinkedProfiles}
+		if target.Name == "" && source.Name != "" {
+			ch.name = &source.Name
+		}
+		u := ch.apply(target)
+		u.MergedFrom = &sourceID
+		merged, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Append(ctx, customerRef(workspaceID, targetID), versions[targetID], md, []helpdeskflow.NewEvent{merged}); err != nil {
+			return err
+		}
+		gone, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerMerged, helpdeskflow.CustomerMerged{Into: targetID})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Append(ctx, customerRef(workspaceID, sourceID), versions[sourceID], md, []helpdeskflow.NewEvent{gone})
+		return err
+	})
+	if err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	return s.GetCustomer(ctx, workspaceID, targetID)
+}

@@ -1,0 +1,167 @@
+package http
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+)
+
+// customerJSON is a customer as the API shows it. TicketIDs is only set on
+// the customer endpoints (a ticket's embedded customer leaves it out).
+type customerJSON struct {
+	ID             uuid.UUID                    `json:"id"`
+	Email          string                       `json:"email"`
+	Name           string                       `json:"name"`
+	Tags           []string                     `json:"tags"`
+	CustomFields   map[string]any               `json:"custom_fields"`
+	Metadata       map[string]any               `json:"metadata"`
+	LinkedProfiles []helpdeskflow.LinkedProfile `json:"linked_profiles"`
+	TicketIDs      *[]uuid.UUID                 `json:"ticket_ids,omitempty"`
+	Version        int64                        `json:"version"`
+	CreatedAt      string                       `json:"created_at"`
+	UpdatedAt      string                       `json:"updated_at"`
+}
+
+func toCustomerJSON(c helpdeskflow.Customer) customerJSON {
+	out := customerJSON{ID: c.ID, Email: c.Email, Name: c.Name, Tags: c.Tags, CustomFields: c.CustomFields, Metadata: c.Metadata,
+		LinkedProfiles: c.LinkedProfiles, Version: c.Version, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+	if out.Tags == nil {
+		out.Tags = []string{}
+	}
+	if out.CustomFields == nil {
+		out.CustomFields = map[string]any{}
+	}
+	if out.Metadata == nil {
+		out.Metadata = map[string]any{}
+	}
+	if out.LinkedProfiles == nil {
+		out.LinkedProfiles = []helpdeskflow.LinkedProfile{}
+	}
+	return out
+}
+
+func writeCustomer(w http.ResponseWriter, status int, c helpdeskflow.Customer) {
+	out := toCustomerJSON(c)
+	ids := c.TicketIDs
+	if ids == nil {
+		ids = []uuid.UUID{}
+	}
+	out.TicketIDs = &ids
+	w.Header().Set("ETag", `"`+itoa(c.Version)+`"`)
+	writeJSON(w, status, out)
+}
+
+// handleCustomerUpsert is POST /v1/customers: 201 when the normalized email
+// is new, 200 when that customer existed (and took the other fields).
+func (s *Server) handleCustomerUpsert(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	var cmd commands.UpsertCustomer
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	c, created, err := s.cfg.Customers.UpsertCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/v1/customers/"+c.ID.String())
+	}
+	writeCustomer(w, status, c)
+	return nil
+}
+
+// handleCustomerGet is GET /v1/customers/{id}, composed from the event
+// store; a merged customer's id answers with the customer it was merged
+// into.
+func (s *Server) handleCustomerGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "customer")
+	if err != nil {
+		return err
+	}
+	c, err := s.cfg.Customers.GetCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	writeCustomer(w, http.StatusOK, c)
+	return nil
+}
+
+// handleCustomerFind is GET /v1/customers?email= or
+// ?provider=&external_id=: a list of the matching customer (none or one).
+func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	q := r.URL.Query()
+	c, err := s.cfg.Customers.FindCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, q.Get("email"), q.Get("provider"), q.Get("external_id"))
+	data := []customerJSON{}
+	switch {
+	case helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+	case err != nil:
+		return err
+	default:
+		cj := toCustomerJSON(c)
+		ids := c.TicketIDs
+		if ids == nil {
+			ids = []uuid.UUID{}
+		}
+		cj.TicketIDs = &ids
+		data = append(data, cj)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
+	return nil
+}
+
+// handleCustomerUpdate is PATCH /v1/customers/{id}. Changing the email to
+// one another customer holds merges this customer into that one, which is
+// what the answer then shows.
+func (s *Server) handleCustomerUpdate(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "customer")
+	if err != nil {
+		return err
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var cmd commands.UpdateCustomer
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	c, err := s.cfg.Customers.UpdateCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, version, cmd)
+	if err != nil {
+		return err
+	}
+	writeCustomer(w, http.StatusOK, c)
+	return nil
+}
+
+// handleCustomerMerge is POST /v1/customers/{id}/merge with
+// {"source_customer_id": …}: the source merges into this customer.
+func (s *Server) handleCustomerMerge(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "customer")
+	if err != nil {
+		return err
+	}
+	var body struct {
+		SourceCustomerID string `json:"source_customer_id"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		return err
+	}
+	source, err := uuid.Parse(body.SourceCustomerID)
+	if err != nil {
+		return fieldError("source_customer_id", "required: the id of the customer to merge into this one")
+	}
+	c, err := s.cfg.Customers.MergeCustomers(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, source)
+	if err != nil {
+		return err
+	}
+	writeCustomer(w, http.StatusOK, c)
+	return nil
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
