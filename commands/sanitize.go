@@ -26,3 +26,16 @@ func PlainText(sanitized string) string {
 	text := html.UnescapeString(stripPolicy.Sanitize(sanitized))
 	return strings.Join(strings.Fields(text), " ")
 }
+
+// sanitizedBody sanitizes a message body that passed validation and refuses
+// one that sanitizing leaves empty (only scripts or other unsafe markup),
+// naming field.
+func sanitizedBody(field, raw string) (string, error) {
+	body := SanitizeHTML(raw)
+	if strings.TrimSpace(body) == "" {
+		var p problems
+		p.add(field, "has no content left once unsafe HTML (scripts, event handlers, …) is removed")
+		return "", p.err()
+	}
+	return body, nil
+}

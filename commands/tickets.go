@@ -77,10 +77,13 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err := cmd.validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	body := SanitizeHTML(cmd.Message.Body)
+	body, err := sanitizedBody("message.body", cmd.Message.Body)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
 	ticketID := uuid.New()
 	var ticketEvents, customerEvents []helpdeskflow.Event
-	err := s.store.Transact(ctx, func(tx Tx) error {
+	err = s.store.Transact(ctx, func(tx Tx) error {
 		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err

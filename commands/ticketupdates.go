@@ -199,7 +199,10 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 	if err := p.err(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	body := SanitizeHTML(cmd.Body)
+	body, err := sanitizedBody("body", cmd.Body)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
 	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
 		if t.Status == helpdeskflow.StatusClosed {
 			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and accepts no messages; create a follow-up ticket", id)

@@ -2,8 +2,11 @@ package commands
 
 import (
 	"fmt"
+	"maps"
 	"net/mail"
+	"slices"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -93,7 +96,7 @@ func (p *problems) tags(field string, tags []string) []string {
 			p.add(name, "must not be empty")
 		case utf8.RuneCountInString(tag) > MaxTagLen:
 			p.add(name, "must be at most %d characters", MaxTagLen)
-		case strings.ContainsAny(tag, " \t\r\n,"):
+		case strings.IndexFunc(tag, unicode.IsSpace) >= 0 || strings.Contains(tag, ","):
 			p.add(name, "must not contain white space or commas")
 		case !seen[tag]:
 			seen[tag] = true
@@ -110,7 +113,9 @@ func (p *problems) customFields(field string, fields map[string]any) {
 		p.add(field, "must have at most %d fields, got %d", MaxCustomFields, len(fields))
 		return
 	}
-	for key, value := range fields {
+	// Sorted, so that the problems come in the same order every time.
+	for _, key := range slices.Sorted(maps.Keys(fields)) {
+		value := fields[key]
 		name := field + "." + key
 		if key == "" || utf8.RuneCountInString(key) > MaxCustomFieldKey {
 			p.add(name, "field names must be 1 to %d characters", MaxCustomFieldKey)
