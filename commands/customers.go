@@ -248,6 +248,13 @@ func updateCustomerLocked(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef
 	if err != nil {
 		return err
 	}
+	return appendCustomerChanges(ctx, tx, ref, md, c, version, ch)
+}
+
+// appendCustomerChanges appends, at version, the customer.updated that
+// brings c to what ch asks for, claiming new linked profiles; nothing when
+// nothing changes. The stream is locked by the caller.
+func appendCustomerChanges(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, c helpdeskflow.Customer, version int64, ch customerChanges) error {
 	u := ch.apply(c)
 	if u.Empty() {
 		return nil
@@ -400,7 +407,8 @@ func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 				ifMatch = nil
 				// The rest of the change goes into a second event below,
 				// at the version after this one.
-				return updateAfter(ctx, tx, ref, md, c, version+1, email, ch)
+				c.Email = email
+				return appendCustomerChanges(ctx, tx, ref, md, c, version+1, ch)
 			}
 		}
 		return updateCustomerLocked(ctx, tx, ref, md, ifMatch, ch)
@@ -423,27 +431,6 @@ func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 		return s.GetCustomer(ctx, workspaceID, mergeInto)
 	}
 	return s.GetCustomer(ctx, workspaceID, id)
-}
-
-// updateAfter appends the non-email changes after an email change in the
-// same transaction (the stream is already locked at version).
-func updateAfter(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, c helpdeskflow.Customer, version int64, email string, ch customerChanges) error {
-	c.Email = email
-	u := ch.apply(c)
-	if u.Empty() {
-		return nil
-	}
-	if u.LinkedProfiles != nil {
-		if err := tx.ClaimProfiles(ctx, ref.WorkspaceID, ref.ID, u.LinkedProfiles.New); err != nil {
-			return err
-		}
-	}
-	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
-	return err
 }
 
 // MergeCustomers merges customer source into customer target atomically:

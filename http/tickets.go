@@ -102,16 +102,11 @@ func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httpr
 	if err != nil {
 		return err
 	}
-	includeInternal := false
-	if v := r.URL.Query().Get("include_internal"); v != "" {
-		if includeInternal, err = strconv.ParseBool(v); err != nil {
-			return fieldError("include_internal", "must be true or false")
-		}
+	include, err := includeInternal(r)
+	if err != nil {
+		return err
 	}
-	if includeInternal && principalOf(r.Context()).Role != helpdeskflow.RoleAdmin {
-		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "include_internal=true needs an admin API key")
-	}
-	t, err := s.cfg.Tickets.GetTicket(r.Context(), principalOf(r.Context()).WorkspaceID, id, includeInternal)
+	t, err := s.cfg.Tickets.GetTicket(r.Context(), principalOf(r.Context()).WorkspaceID, id, include)
 	if err != nil {
 		return err
 	}
