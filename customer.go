@@ -164,3 +164,23 @@ func applyKeyChanges(fields map[string]any, changes map[string]Change[any]) map[
 	}
 	return out
 }
+
+// CustomerFilter selects customers of a list: Tag, and CustomField equal to
+// CustomFieldValue (compared as the JSON value: a string, or a number or
+// boolean as JSON writes it). Limit is 1 to 100 (0: the default 25);
+// Cursor is the NextCursor of the previous page.
+type CustomerFilter struct {
+	Tag              string
+	CustomField      string
+	CustomFieldValue string
+	Limit            int
+	Cursor           string
+}
+
+// CustomerPage is one page of a customer list, newest first. Its customers
+// have their list fields only (no ticket ids, metadata or linked profiles).
+// NextCursor is empty on the last page.
+type CustomerPage struct {
+	Customers  []Customer
+	NextCursor string
+}

@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
@@ -92,26 +93,69 @@ func (s *Server) handleCustomerGet(w http.ResponseWriter, r *http.Request, p htt
 	return nil
 }
 
-// handleCustomerFind is GET /v1/customers?email= or
-// ?provider=&external_id=: a list of the matching customer (none or one).
+// handleCustomerFind is GET /v1/customers. With ?email= or
+// ?provider=&external_id= it finds the one matching customer in the event
+// store (consistent); otherwise it lists customers from the read model,
+// newest first, filtered by ?tag= and ?custom_fields.<name>=<value>, with
+// ?limit= and ?cursor=.
 func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
-	c, err := s.cfg.Customers.FindCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, q.Get("email"), q.Get("provider"), q.Get("external_id"))
-	data := []customerJSON{}
-	switch {
-	case helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
-	case err != nil:
-		return err
-	default:
-		cj := toCustomerJSON(c)
-		ids := c.TicketIDs
-		if ids == nil {
-			ids = []uuid.UUID{}
+	workspaceID := principalOf(r.Context()).WorkspaceID
+	if q.Has("email") || q.Has("provider") || q.Has("external_id") {
+		c, err := s.cfg.Customers.FindCustomer(r.Context(), workspaceID, q.Get("email"), q.Get("provider"), q.Get("external_id"))
+		data := []customerJSON{}
+		switch {
+		case helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+		case err != nil:
+			return err
+		default:
+			cj := toCustomerJSON(c)
+			ids := c.TicketIDs
+			if ids == nil {
+				ids = []uuid.UUID{}
+			}
+			cj.TicketIDs = &ids
+			data = append(data, cj)
 		}
-		cj.TicketIDs = &ids
-		data = append(data, cj)
+		writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
+		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
+	filter := helpdeskflow.CustomerFilter{Tag: q.Get("tag"), Cursor: q.Get("cursor")}
+	var problems []helpdeskflow.FieldProblem
+	for key := range q {
+		name, ok := strings.CutPrefix(key, "custom_fields.")
+		if !ok {
+			continue
+		}
+		if filter.CustomField != "" {
+			problems = append(problems, helpdeskflow.FieldProblem{Field: key, Problem: "filter by one custom field at a time"})
+			continue
+		}
+		filter.CustomField, filter.CustomFieldValue = name, q.Get(key)
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be a whole number from 1 to 100"})
+		}
+		filter.Limit = n
+	}
+	if len(problems) > 0 {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
+	}
+	page, err := s.cfg.CustomerLister.ListCustomers(r.Context(), workspaceID, filter)
+	if err != nil {
+		return err
+	}
+	data := make([]customerJSON, len(page.Customers))
+	for i, c := range page.Customers {
+		data[i] = toCustomerJSON(c)
+	}
+	var next *string
+	if page.NextCursor != "" {
+		next = &page.NextCursor
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": next})
 	return nil
 }
 

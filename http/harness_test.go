@@ -68,6 +68,7 @@ type harness struct {
 	t         *testing.T
 	url       string
 	server    *http.Server
+	cfg       http.Config
 	store     *eventstore.Store
 	service   *commands.Service
 	clock     *fakeClock
@@ -107,18 +108,19 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	service := commands.New(commands.AdaptStore(store))
 	log := &recordingLog{}
-	server, err := http.NewServer(http.Config{
-		Tickets: service, Customers: service, Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
+	cfg := http.Config{
+		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
 		Admin: service, AdminReader: store, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
-	})
+	}
+	server, err := http.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, server: server, store: store, service: service, clock: clock, log: log, reg: reg}
+	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h
 }

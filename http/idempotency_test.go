@@ -289,12 +289,6 @@ func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUI
 	return s.Tickets.CreateTicket(ctx, workspaceID, md, cmd)
 }
 
-type emptyLister struct{}
-
-func (emptyLister) ListTickets(context.Context, uuid.UUID, helpdeskflow.TicketFilter) (helpdeskflow.TicketPage, error) {
-	return helpdeskflow.TicketPage{}, nil
-}
-
 // withServer returns a copy of h whose requests go to a server on the same
 // database with tickets and idempotency instead of h's.
 func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency) *harness {
@@ -303,10 +297,11 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	server, err := http.NewServer(http.Config{
-		Tickets: tickets, Customers: h.service, Lister: emptyLister{}, Events: h.store, Auth: eventstore.NewAccessCache(h.store, eventstore.AccessCacheConfig{}),
-		Admin: h.service, AdminReader: h.store, Limiter: limiter, Idempotency: idempotency,
-	})
+	cfg := h.cfg
+	cfg.Tickets, cfg.Idempotency, cfg.Limiter = tickets, idempotency, limiter
+	cfg.Auth = eventstore.NewAccessCache(h.store, eventstore.AccessCacheConfig{})
+	cfg.Registerer, cfg.Gatherer = nil, nil // h's server holds the metric names
+	server, err := http.NewServer(cfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -43,6 +43,11 @@ type Customers interface {
 	MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error)
 }
 
+// CustomerLister lists customers from the read model.
+type CustomerLister interface {
+	ListCustomers(ctx context.Context, workspaceID uuid.UUID, filter helpdeskflow.CustomerFilter) (helpdeskflow.CustomerPage, error)
+}
+
 // EventFeed reads a workspace's events in commit order, below the commit
 // horizon, after a position (the zero Position for the beginning).
 type EventFeed interface {
@@ -85,7 +90,7 @@ type RequestLog interface {
 // Checker is a dependency /readyz checks; it returns nil when reachable.
 type Checker func(ctx context.Context) error
 
-// Config holds a Server's collaborators. Tickets, Customers, Lister, Events, Auth, Admin,
+// Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
 // AdminReader and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
@@ -95,6 +100,7 @@ type Checker func(ctx context.Context) error
 type Config struct {
 	Tickets        Tickets
 	Customers      Customers
+	CustomerLister CustomerLister
 	Lister         TicketLister
 	Events         EventFeed
 	Auth           Authenticator
@@ -114,7 +120,7 @@ type Config struct {
 func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
-		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
+		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
 		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil,
 	} {
 		if missing {
@@ -206,6 +212,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/healthz", public: true, handle: s.handleHealthz},
 		{method: "GET", path: "/readyz", public: true, handle: s.handleReadyz},
 		{method: "GET", path: "/metrics", public: true, handle: s.handleMetrics},
+		{method: "GET", path: "/v1/openapi.json", public: true, handle: s.handleOpenAPI},
 		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, handle: s.handleTicketCreate},
 		{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead, handle: s.handleTicketList},
 		{method: "GET", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketGet},

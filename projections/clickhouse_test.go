@@ -22,7 +22,7 @@ func TestMigrate_Twice(t *testing.T) {
 			t.Fatalf("Migrate again (%d): %v", i+1, err)
 		}
 	}
-	if got, want := queryUint(t, conn, "SELECT count() FROM schema_migrations FINAL"), uint64(5); got != want {
+	if got, want := queryUint(t, conn, "SELECT count() FROM schema_migrations FINAL"), uint64(6); got != want {
 		t.Errorf("schema_migrations has %d rows, want %d", got, want)
 	}
 	if got, want := queryUint(t, conn, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('tickets', 'customers', 'ticket_messages', 'audit_log', 'api_requests', 'schema_migrations')", name), uint64(6); got != want {

@@ -85,32 +85,41 @@ type customerRow struct {
 	CustomFields string
 	CreatedAtMs  int64
 	UpdatedAtMs  int64
+	MergedInto   string // the target's id, "" when not merged
 }
 
-const customerColumns = "workspace_id, customer_id, version, email, name, tags, custom_fields, created_at_ms, updated_at_ms"
+const customerColumns = "workspace_id, customer_id, version, email, name, tags, custom_fields, created_at_ms, updated_at_ms, merged_into"
 
 func (r *customerRow) values() []any {
-	return []any{r.WorkspaceID, r.CustomerID, r.Version, r.Email, r.Name, nonNil(r.Tags), r.CustomFields, r.CreatedAtMs, r.UpdatedAtMs}
+	return []any{r.WorkspaceID, r.CustomerID, r.Version, r.Email, r.Name, nonNil(r.Tags), r.CustomFields, r.CreatedAtMs, r.UpdatedAtMs, r.MergedInto}
 }
 
 func (r *customerRow) scanDest() []any {
-	return []any{&r.WorkspaceID, &r.CustomerID, &r.Version, &r.Email, &r.Name, &r.Tags, &r.CustomFields, &r.CreatedAtMs, &r.UpdatedAtMs}
+	return []any{&r.WorkspaceID, &r.CustomerID, &r.Version, &r.Email, &r.Name, &r.Tags, &r.CustomFields, &r.CreatedAtMs, &r.UpdatedAtMs, &r.MergedInto}
 }
 
 func (r *customerRow) customer() helpdeskflow.Customer {
-	return helpdeskflow.Customer{
+	c := helpdeskflow.Customer{
 		ID: r.CustomerID, WorkspaceID: r.WorkspaceID, Email: r.Email, Name: r.Name,
 		Tags: slices.Clone(nonNil(r.Tags)), CustomFields: decodeFields(r.CustomFields), Version: int64(r.Version),
 		CreatedAt: time.UnixMilli(r.CreatedAtMs).UTC(), UpdatedAt: time.UnixMilli(r.UpdatedAtMs).UTC(),
 	}
+	if id, err := uuid.Parse(r.MergedInto); err == nil {
+		c.MergedInto = &id
+	}
+	return c
 }
 
 func customerRowOf(c *helpdeskflow.Customer) customerRow {
-	return customerRow{
+	row := customerRow{
 		WorkspaceID: c.WorkspaceID, CustomerID: c.ID, Version: uint64(c.Version),
 		Email: c.Email, Name: c.Name, Tags: nonNil(c.Tags), CustomFields: encodeFields(c.CustomFields),
 		CreatedAtMs: c.CreatedAt.UnixMilli(), UpdatedAtMs: c.UpdatedAt.UnixMilli(),
 	}
+	if c.MergedInto != nil {
+		row.MergedInto = c.MergedInto.String()
+	}
+	return row
 }
 
 // messageRow is one row of the ticket_messages table.

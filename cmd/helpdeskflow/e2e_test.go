@@ -360,3 +360,39 @@ func TestDev_RequestLog(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDev_CustomerList: customers created over HTTP are listed from the
+// ClickHouse read model by tag and custom field; a merged one drops out.
+func TestDev_CustomerList(t *testing.T) {
+	dev := startDev(t, testConfig(t))
+	ids := map[string]string{}
+	for _, c := range []struct{ email, tier string }{{"gold@example.com", "gold"}, {"silver@example.com", "silver"}, {"gold2@example.com", "gold"}} {
+		status, _, body := call(t, "POST", dev.url+"/v1/customers", dev.key, []byte(fmt.Sprintf(
+			`{"email": %q, "tags": ["vip"], "custom_fields": {"tier": %q, "seats": 5}}`, c.email, c.tier)))
+		if status != 201 {
+			t.Fatalf("create %s: %d %v", c.email, status, body)
+		}
+		ids[c.email] = body["id"].(string)
+	}
+	if status, _, body := call(t, "POST", dev.url+"/v1/customers/"+ids["gold@example.com"]+"/merge", dev.key,
+		[]byte(`{"source_customer_id": "`+ids["gold2@example.com"]+`"}`)); status != 200 {
+		t.Fatalf("merge: %d %v", status, body)
+	}
+	list := func(query string) []string {
+		_, _, body := call(t, "GET", dev.url+"/v1/customers?"+query, dev.key, nil)
+		var out []string
+		for _, c := range body["data"].([]any) {
+			out = append(out, c.(map[string]any)["email"].(string))
+		}
+		return out
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if got := fmt.Sprint(list("custom_fields.tier=gold")); got != "[gold@example.com]" {
+			return fmt.Errorf("tier=gold lists %s, want the merge target only", got)
+		}
+		if got := fmt.Sprint(list("tag=vip&custom_fields.seats=5")); got != "[silver@example.com gold@example.com]" {
+			return fmt.Errorf("vip with 5 seats lists %s", got)
+		}
+		return nil
+	})
+}

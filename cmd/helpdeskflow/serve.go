@@ -210,6 +210,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 	return http.NewServer(http.Config{
 		Tickets:        service,
 		Customers:      service,
+		CustomerLister: projections.NewCustomerReader(ch),
 		Lister:         projections.NewTicketReader(ch),
 		Events:         store,
 		Auth:           access,
