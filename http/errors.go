@@ -67,5 +67,9 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away; nothing to do
+	enc := json.NewEncoder(w)
+	// Message bodies are HTML: keep them readable rather than \u003c-escaped
+	// (the answer is application/json, never rendered as HTML).
+	enc.SetEscapeHTML(false)
+	enc.Encode(body) //nolint:errcheck // the client went away; nothing to do
 }
