@@ -272,7 +272,10 @@ func (s *Server) routes() {
 		}})(w, r, nil)
 	})
 	s.router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
-		s.cfg.Logger.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "panic", v)
+		// httprouter hands over the request it recovered, without the
+		// context wrap added: the request id is in the response header.
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, w.Header().Get("X-Request-Id")))
+		s.cfg.Logger.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "request_id", requestIDOf(r.Context()), "panic", v)
 		writeError(w, r, s.cfg.Logger, helpdeskflow.Errorf(helpdeskflow.EInternal, "internal error"))
 	}
 }
