@@ -183,15 +183,41 @@ func (s *sampler) offer(id string, at time.Time) {
 // one is answered (closed loop). Requests that started inside the measured
 // window count; the rate divides them by the time until the last finished.
 func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]byte, c int, warmup, d time.Duration, smp func(start time.Time) *sampler) loadStats {
+	var bodyIndex atomic.Uint64
+	ls, _ := runClosedLoop(ctx, c, warmup, d, smp, func(ctx context.Context, _ int) outcome {
+		body := bodies[bodyIndex.Add(1)%uint64(len(bodies))]
+		id, kind, err := post(ctx, client, t, body)
+		return outcome{id: id, kind: kind, err: err}
+	})
+	return ls
+}
+
+// outcome is one request of a closed-loop worker: label groups its latency
+// (per query kind; "" for none), id is a created ticket's id for the
+// sampler, kind is "" on success, otherwise the error class as post gives it.
+type outcome struct {
+	label string
+	id    string
+	kind  string
+	err   error
+}
+
+// runClosedLoop is the load generator behind every HTTP phase: c workers
+// each call do (with their worker index, so do may keep per-worker state
+// without locking) as soon as the previous call returned; warmup first
+// (not recorded), then measured for d. Calls that started inside the
+// measured window count; the rate divides them by the time until the last
+// finished. It also returns the successful calls' latencies per label.
+func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func(start time.Time) *sampler, do func(ctx context.Context, worker int) outcome) (loadStats, map[string][]time.Duration) {
 	var (
-		mu        sync.Mutex
-		all       []time.Duration
-		errs      = map[string]int64{}
-		firstErr  string
-		warm      atomic.Int64
-		lastEnd   atomic.Int64
-		wg        sync.WaitGroup
-		bodyIndex atomic.Uint64
+		mu       sync.Mutex
+		all      []time.Duration
+		byLabel  = map[string][]time.Duration{}
+		errs     = map[string]int64{}
+		firstErr string
+		warm     atomic.Int64
+		lastEnd  atomic.Int64
+		wg       sync.WaitGroup
 	)
 	measureStart := time.Now().Add(warmup)
 	end := measureStart.Add(d)
@@ -204,6 +230,7 @@ func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]b
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<14)
+			labelled := map[string][]time.Duration{}
 			myErrs := map[string]int64{}
 			var myFirst string
 			for i := 0; i < maxPerWorker && ctx.Err() == nil; i++ {
@@ -211,14 +238,13 @@ func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]b
 				if !start.Before(end) {
 					break
 				}
-				body := bodies[bodyIndex.Add(1)%uint64(len(bodies))]
-				id, kind, err := post(ctx, client, t, body)
+				o := do(ctx, w)
 				done := time.Now()
 				if start.Before(measureStart) {
-					if kind == "" {
+					if o.kind == "" {
 						warm.Add(1)
 					}
-					if err != nil {
+					if o.err != nil {
 						sleepCtx(ctx, transportBackof)
 					}
 					continue
@@ -229,21 +255,27 @@ func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]b
 						break
 					}
 				}
-				if kind != "" {
-					myErrs[kind]++
-					if myFirst == "" && err != nil {
-						myFirst = err.Error()
+				if o.kind != "" {
+					myErrs[o.kind]++
+					if myFirst == "" && o.err != nil {
+						myFirst = o.err.Error()
 					}
-					if err != nil {
+					if o.err != nil {
 						sleepCtx(ctx, transportBackof)
 					}
 					continue
 				}
 				lat = append(lat, done.Sub(start))
-				s.offer(id, done)
+				if o.label != "" {
+					labelled[o.label] = append(labelled[o.label], done.Sub(start))
+				}
+				s.offer(o.id, done)
 			}
 			mu.Lock()
 			all = append(all, lat...)
+			for k, v := range labelled {
+				byLabel[k] = append(byLabel[k], v...)
+			}
 			for k, v := range myErrs {
 				errs[k] += v
 			}
@@ -269,7 +301,7 @@ func runLoad(ctx context.Context, client *nethttp.Client, t target, bodies [][]b
 		st.ErrorsByKind[k] = v
 	}
 	st.LatencyMs = summarize(all)
-	return st
+	return st, byLabel
 }
 
 // post sends one request. kind is "" on the wanted status, otherwise

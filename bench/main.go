@@ -11,15 +11,23 @@
 //     ClickHouse read model, at a steady moderate rate and under load;
 //   - the dev process's memory (VmRSS, VmHWM) and the CPU split between the
 //     dev process, Postgres, ClickHouse and the load generator;
+//   - composite reads per second (GET /v1/tickets/{id} of one ticket with 50
+//     messages, composed from the event store) at each concurrency;
+//   - list queries (GET /v1/tickets with a mix of filters and next_cursor
+//     pages) against a million ticket rows inserted straight into the
+//     ClickHouse read model, at each -list-concurrency, per query kind;
 //   - two baselines on the same machine: pgbench doing one INSERT + COMMIT
 //     per transaction against the same Postgres server, and an empty
 //     net/http handler hit by the same load generator.
 //
 // It prints a table and writes <out>/results.json and <out>/summary.md. The
 // targets (≥ 2,500 creates/s at c=64, p99 < 50 ms at c=16, projection lag
-// p99 < 2 s) are reported as pass/miss; missing one never fails the run.
+// p99 < 2 s, ≥ 10,000 composite reads/s at c=64, list p99 < 200 ms) are
+// reported as pass/miss; missing one never fails the run. -phases runs a
+// subset (creates, reads, baselines, list).
 //
 //	eval "$(scripts/services.sh env test)" && go run ./bench -out bench-results -duration 10s
+//	eval "$(scripts/services.sh env test)" && go run ./bench -phases reads,list,baselines
 package main
 
 import (
@@ -49,11 +57,51 @@ type options struct {
 	lagConcurrency int
 	settleTimeout  time.Duration
 	pgbench        string
+
+	phases          phaseSet
+	listTickets     int
+	listConcurrency []int
+	listDuration    time.Duration
+}
+
+// The phases -phases selects from, in the order they run.
+const (
+	phaseCreates   = "creates"   // projection lag, then POST /v1/tickets at each -concurrency
+	phaseReads     = "reads"     // GET /v1/tickets/{id} of a 50-message ticket at each -concurrency
+	phaseBaselines = "baselines" // pgbench and the empty handler at each -concurrency
+	phaseList      = "list"      // GET /v1/tickets over -list-tickets seeded rows at each -list-concurrency
+)
+
+var allPhases = []string{phaseCreates, phaseReads, phaseBaselines, phaseList}
+
+// phaseSet is the phases to run.
+type phaseSet []string
+
+func (p phaseSet) has(name string) bool { return slices.Contains(p, name) }
+
+func parsePhases(s string) (phaseSet, error) {
+	var out phaseSet
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(allPhases, f) {
+			return nil, fmt.Errorf("-phases: unknown phase %q; phases are %s", f, strings.Join(allPhases, ","))
+		}
+		if !out.has(f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-phases: no phase given")
+	}
+	return out, nil
 }
 
 func main() {
 	var o options
-	var conc string
+	var conc, listConc, phases string
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each load phase")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each HTTP load phase (not measured)")
 	flag.StringVar(&o.out, "out", "bench-results", "directory for results.json, summary.md and logs")
@@ -64,6 +112,10 @@ func main() {
 	flag.IntVar(&o.lagConcurrency, "lag-concurrency", 16, "concurrency of the create phase that also samples projection lag under load")
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 120*time.Second, "how long to wait for the projection to catch up after a phase")
 	flag.StringVar(&o.pgbench, "pgbench", "/usr/lib/postgresql/15/bin/pgbench", "pgbench binary (falls back to pgbench on PATH)")
+	flag.StringVar(&phases, "phases", strings.Join(allPhases, ","), "comma-separated phases to run: "+strings.Join(allPhases, ", ")+" (baselines give the ratios)")
+	flag.IntVar(&o.listTickets, "list-tickets", 1_000_000, "ticket rows the list phase inserts into the ClickHouse read model")
+	flag.StringVar(&listConc, "list-concurrency", "1,16", "comma-separated concurrency levels of the list phase")
+	flag.DurationVar(&o.listDuration, "list-duration", 20*time.Second, "measured duration of each list level (its queries take seconds; only the first level warms up)")
 	flag.Parse()
 
 	var err error
@@ -71,8 +123,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 {
-		fmt.Fprintln(os.Stderr, "bench: -duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0")
+	if o.listConcurrency, err = parseConcurrency(listConc); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: -list-concurrency:", strings.TrimPrefix(err.Error(), "-concurrency: "))
+		os.Exit(2)
+	}
+	if o.phases, err = parsePhases(phases); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
+		o.listDuration <= 0 || o.listDuration > time.Hour {
+		fmt.Fprintln(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8]")
 		os.Exit(2)
 	}
 

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"io"
 	nethttp "net/http"
 	"runtime"
 	"slices"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/helpdeskflow/helpdeskflow"
 )
 
 type bench struct {
@@ -23,31 +25,67 @@ type bench struct {
 	tmp   string
 	procs *procWatch
 
-	created uint64 // 201s received from dev so far, warm-ups included
+	created      uint64 // 201s received from dev so far, warm-ups included
+	demoTicketID string // the composite-read ticket, once created
 }
 
 func (b *bench) runPhases(ctx context.Context) error {
 	bodies := makeBodies(bodyPool)
 	b.res.RequestBodyBytes = avgLen(bodies)
 	b.res.InProcess = measureInProcess(bodies)
-	maxC := slices.Max(b.o.concurrency)
+	maxC := max(slices.Max(b.o.concurrency), slices.Max(b.o.listConcurrency))
 	client := newClient(max(maxC, 32))
 	defer client.CloseIdleConnections()
 	metricsClient := newClient(2)
 	defer metricsClient.CloseIdleConnections()
-	metricsURL := b.dev.url + "/metrics"
-	devTarget := target{url: b.dev.url + "/v1/tickets", key: b.dev.key, wantStatus: 201}
-	cores := runtime.NumCPU()
 	if b.procs.pgPid == 0 || b.procs.chPid == 0 {
 		b.res.note("could not find the Postgres (pid %d) or ClickHouse (pid %d) server process by its port; their CPU share is counted as other", b.procs.pgPid, b.procs.chPid)
 	}
 
 	b.res.Memory.StartRSSKB, _ = memory(b.dev.pid)
-	if err := raiseCreateLimit(ctx, client, b.dev.url, b.dev.key); err != nil {
+	raised := []string{helpdeskflow.RateTicketsCreate, helpdeskflow.RateTicketsUpdate, helpdeskflow.RateTicketsRead}
+	if err := raiseLimits(ctx, client, b.dev.url, b.dev.key, raised...); err != nil {
 		return err
 	}
-	b.res.note("the demo workspace's tickets.create rate limit is raised to %d per second (PUT /v1/rate-limits): every create still goes through the limiter, which never refuses", maxCreateLimit)
+	b.res.note("the demo workspace's %s rate limits are raised to %d per second (PUT /v1/rate-limits): every request still goes through the limiter, which never refuses",
+		strings.Join(raised, ", "), maxRateLimit)
 
+	if b.o.phases.has(phaseCreates) {
+		if err := b.runCreates(ctx, client, metricsClient, bodies); err != nil {
+			return err
+		}
+	}
+	if b.o.phases.has(phaseReads) {
+		if err := b.runCompositeRead(ctx, client, metricsClient, bodies); err != nil {
+			return err
+		}
+	}
+	if b.o.phases.has(phaseBaselines) {
+		if err := b.runBaselines(ctx, client, bodies); err != nil {
+			return err
+		}
+	}
+	// Last: its million rows and slow queries leave ClickHouse busy
+	// (merges, queries of cancelled requests) for a while afterwards.
+	if b.o.phases.has(phaseList) {
+		if err := b.runListQuery(ctx, client, metricsClient, bodies); err != nil {
+			return err
+		}
+	}
+
+	b.res.Memory.EndRSSKB, b.res.Memory.EndHWMKB = memory(b.dev.pid)
+	if ts, err := tableStats(ctx, b.pg); err == nil {
+		b.res.PostgresTables = ts
+	}
+	return nil
+}
+
+// runCreates is the projection lag at a steady rate, then ticket creates
+// at each concurrency (one of them also sampling the lag under load).
+func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.Client, bodies [][]byte) error {
+	metricsURL := b.dev.url + "/metrics"
+	devTarget := target{url: b.dev.url + "/v1/tickets", key: b.dev.key, wantStatus: 201}
+	cores := runtime.NumCPU()
 	tracker := newLagTracker(b.ch, b.chDB)
 	tctx, tcancel := context.WithCancel(ctx)
 	defer tcancel()
@@ -165,6 +203,12 @@ func (b *bench) runPhases(ctx context.Context) error {
 	if n, err := projectedTickets(ctx, b.ch, b.chDB); err == nil {
 		b.res.ReadModel.Projected = n
 	}
+	return nil
+}
+
+// runBaselines measures pgbench and the empty handler at each concurrency.
+func (b *bench) runBaselines(ctx context.Context, client *nethttp.Client, bodies [][]byte) error {
+	cores := runtime.NumCPU()
 
 	// 3. Baseline: pgbench, one INSERT + COMMIT per transaction.
 	pgb, err := pgbenchPath(b.o.pgbench)
@@ -216,11 +260,6 @@ func (b *bench) runPhases(ctx context.Context) error {
 			}
 		}
 	}
-
-	b.res.Memory.EndRSSKB, b.res.Memory.EndHWMKB = memory(b.dev.pid)
-	if ts, err := tableStats(ctx, b.pg); err == nil {
-		b.res.PostgresTables = ts
-	}
 	return nil
 }
 
@@ -237,28 +276,29 @@ func (b *bench) disturbance(phase string, cpu cpuSplit, otherDBBackends float64)
 	}
 }
 
-// maxCreateLimit is the tickets.create limit the benchmark sets: the
-// largest the API accepts, per one-second window.
-const maxCreateLimit = 1_000_000
+// maxRateLimit is the limit the benchmark sets on the categories it
+// loads: the largest the API accepts, per one-second window.
+const maxRateLimit = helpdeskflow.MaxRateLimit
 
-// raiseCreateLimit sets the workspace's tickets.create limit to
-// maxCreateLimit per second, so the load measures the service and not the
-// default limit of 1,200 per minute.
-func raiseCreateLimit(ctx context.Context, client *nethttp.Client, baseURL, key string) error {
-	body := fmt.Sprintf(`{"limits": {"tickets.create": {"limit": %d, "window_seconds": 1}}}`, maxCreateLimit)
-	req, err := nethttp.NewRequestWithContext(ctx, "PUT", baseURL+"/v1/rate-limits", strings.NewReader(body))
+// raiseLimits sets the workspace's limit of each category to maxRateLimit
+// per second, so the load measures the service and not the default limits
+// (per minute: 1,200 creates and updates, 3,000 reads).
+func raiseLimits(ctx context.Context, client *nethttp.Client, baseURL, key string, categories ...string) error {
+	limits := map[string]map[string]int{}
+	for _, c := range categories {
+		limits[c] = map[string]int{"limit": maxRateLimit, "window_seconds": 1}
+	}
+	body, err := json.Marshal(map[string]any{"limits": limits})
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := client.Do(req)
+	what := strings.Join(categories, ", ")
+	status, raw, err := send(ctx, client, "PUT", baseURL+"/v1/rate-limits", key, body)
 	if err != nil {
-		return fmt.Errorf("raise the tickets.create rate limit: %w", err)
+		return fmt.Errorf("raise the %s rate limits: %w", what, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != nethttp.StatusOK {
-		raw, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("raise the tickets.create rate limit: %d %s", resp.StatusCode, raw)
+	if status != nethttp.StatusOK {
+		return fmt.Errorf("raise the %s rate limits: %d %s", what, status, trimBody(raw))
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,6 +20,9 @@ const (
 	targetP99Ms         = 50 // at c=16
 	targetP99C          = 16
 	targetLagP99Ms      = 2000
+	targetReadsPerSec   = 10000 // composite reads of a 50-message ticket, at c=64
+	targetReadsC        = 64
+	targetListP99Ms     = 200 // list queries over a million projected tickets
 )
 
 type results struct {
@@ -35,6 +40,8 @@ type results struct {
 	EmptyHandler      []emptyPhase        `json:"empty_handler"`
 	Ratios            []ratio             `json:"ratios"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
+	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
+	ListQuery         *listQuery          `json:"list_query,omitempty"`
 	Memory            memoryResult        `json:"memory"`
 	ReadModel         readModelCheck      `json:"read_model"`
 	PostgresTables    []map[string]string `json:"postgres_tables_at_end"`
@@ -52,20 +59,23 @@ type hostInfo struct {
 }
 
 type configInfo struct {
-	DurationSeconds      float64 `json:"duration_seconds"`
-	WarmupSeconds        float64 `json:"warmup_seconds"`
-	Concurrency          []int   `json:"concurrency"`
-	LagSamples           int     `json:"lag_samples"`
-	LagRate              float64 `json:"lag_rate"`
-	LagConcurrency       int     `json:"lag_concurrency"`
-	DistinctCustomers    int     `json:"distinct_customers"`
-	PgbenchScript        string  `json:"pgbench_script"`
-	LagPollMs            float64 `json:"lag_poll_ms"`
-	ProjectionTable      string  `json:"projection_table"`
-	SourceTreeSHA256     string  `json:"source_tree_sha256"`
-	LoadGeneratorClosed  bool    `json:"load_generator_closed_loop"`
-	EmptyHandlerInBench  bool    `json:"empty_handler_in_bench_process"`
-	AllRolesInOneProcess bool    `json:"all_roles_in_one_process"`
+	DurationSeconds      float64  `json:"duration_seconds"`
+	WarmupSeconds        float64  `json:"warmup_seconds"`
+	Concurrency          []int    `json:"concurrency"`
+	Phases               []string `json:"phases"`
+	ListConcurrency      []int    `json:"list_concurrency"`
+	ListTickets          int      `json:"list_tickets"`
+	LagSamples           int      `json:"lag_samples"`
+	LagRate              float64  `json:"lag_rate"`
+	LagConcurrency       int      `json:"lag_concurrency"`
+	DistinctCustomers    int      `json:"distinct_customers"`
+	PgbenchScript        string   `json:"pgbench_script"`
+	LagPollMs            float64  `json:"lag_poll_ms"`
+	ProjectionTable      string   `json:"projection_table"`
+	SourceTreeSHA256     string   `json:"source_tree_sha256"`
+	LoadGeneratorClosed  bool     `json:"load_generator_closed_loop"`
+	EmptyHandlerInBench  bool     `json:"empty_handler_in_bench_process"`
+	AllRolesInOneProcess bool     `json:"all_roles_in_one_process"`
 }
 
 type databaseNames struct {
@@ -86,10 +96,10 @@ type createPhase struct {
 	Top                    []string    `json:"top,omitempty"`
 	// CPUPerCreateMs is CPU time per create, by process: the cost that
 	// bounds throughput once the machine is saturated.
-	CPUPerCreateMs cpuPerCreate `json:"cpu_ms_per_create"`
+	CPUPerCreateMs cpuPerOp `json:"cpu_ms_per_create"`
 }
 
-type cpuPerCreate struct {
+type cpuPerOp struct {
 	Dev        float64 `json:"dev_process"`
 	Postgres   float64 `json:"postgres"`
 	ClickHouse float64 `json:"clickhouse"`
@@ -145,6 +155,7 @@ func newResults(o options) *results {
 		Host:      hostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Kernel: kernel(), CPUModel: cpuModel()},
 		Config: configInfo{
 			DurationSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(), Concurrency: o.concurrency,
+			Phases: o.phases, ListConcurrency: o.listConcurrency, ListTickets: o.listTickets,
 			LagSamples: o.lagSamples, LagRate: o.lagRate, LagConcurrency: o.lagConcurrency, DistinctCustomers: customers,
 			PgbenchScript: strings.TrimSpace(pgbenchScript), LagPollMs: float64(lagPollInterval.Milliseconds()),
 			ProjectionTable: "tickets", LoadGeneratorClosed: true, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
@@ -202,12 +213,36 @@ func (r *results) finish() {
 	}
 	for i := range r.Creates {
 		c := &r.Creates[i]
-		c.CPUPerCreateMs = cpuPerCreate{Dev: perOp(c.CPU.DevPct, c.PerSecond), Postgres: perOp(c.CPU.PostgresPct, c.PerSecond),
+		c.CPUPerCreateMs = cpuPerOp{Dev: perOp(c.CPU.DevPct, c.PerSecond), Postgres: perOp(c.CPU.PostgresPct, c.PerSecond),
 			ClickHouse: perOp(c.CPU.ClickHousePct, c.PerSecond), Bench: perOp(c.CPU.LoadGenPct, c.PerSecond),
 			Machine: perOp(c.CPU.MachineBusyPct*float64(max(c.CPU.Cores, 1)), c.PerSecond)}
 	}
 	for i := range r.Pgbench {
 		r.Pgbench[i].PostgresCPUMsPerTx = perOp(r.Pgbench[i].CPU.PostgresPct, r.Pgbench[i].TPS)
+	}
+	cpuPer := func(s cpuSplit, rate float64) cpuPerOp {
+		return cpuPerOp{Dev: perOp(s.DevPct, rate), Postgres: perOp(s.PostgresPct, rate), ClickHouse: perOp(s.ClickHousePct, rate),
+			Bench: perOp(s.LoadGenPct, rate), Machine: perOp(s.MachineBusyPct*float64(max(s.Cores, 1)), rate)}
+	}
+	if cr := r.CompositeRead; cr != nil {
+		for i := range cr.Phases {
+			p := &cr.Phases[i]
+			p.CPUPerReadMs = cpuPer(p.CPU, p.PerSecond)
+			p.EmptyPerSec, p.ReadsOverEmpty = 0, 0
+			for _, e := range r.EmptyHandler {
+				if e.Concurrency == p.Concurrency && e.PerSecond > 0 {
+					p.EmptyPerSec, p.ReadsOverEmpty = round1(e.PerSecond), round3(p.PerSecond/e.PerSecond)
+				}
+			}
+			r.Memory.MaxRSSKB = max(r.Memory.MaxRSSKB, p.MaxRSSKB)
+		}
+	}
+	if lq := r.ListQuery; lq != nil {
+		for i := range lq.Phases {
+			p := &lq.Phases[i]
+			p.CPUPerQueryMs = cpuPer(p.CPU, p.PerSecond)
+			r.Memory.MaxRSSKB = max(r.Memory.MaxRSSKB, p.MaxRSSKB)
+		}
 	}
 
 	r.Targets = nil
@@ -241,6 +276,53 @@ func (r *results) finish() {
 		ok := l.Visible > 0 && l.Missed == 0
 		add("projection lag p99 ("+l.Phase+")", fmt.Sprintf("< %d", targetLagP99Ms), "ms", l.Visible > 0, l.LagMs.P99, ok && l.LagMs.P99 < targetLagP99Ms)
 	}
+	if slices.Contains(r.Config.Phases, phaseReads) {
+		var found *readPhase
+		if r.CompositeRead != nil {
+			for i := range r.CompositeRead.Phases {
+				if r.CompositeRead.Phases[i].Concurrency == targetReadsC {
+					found = &r.CompositeRead.Phases[i]
+				}
+			}
+		}
+		name, target := fmt.Sprintf("composite reads/s at c=%d (50 messages)", targetReadsC), fmt.Sprintf(">= %d", targetReadsPerSec)
+		if found != nil {
+			if found.Errors > 0 {
+				name = fmt.Sprintf("composite reads/s at c=%d (50 messages; %d failed)", targetReadsC, found.Errors)
+			}
+			add(name, target, "reads/s", true, found.PerSecond, found.Errors == 0 && found.PerSecond >= targetReadsPerSec)
+		} else {
+			add(name, target, "reads/s", false, 0, false)
+		}
+	}
+	if slices.Contains(r.Config.Phases, phaseList) {
+		byC := map[int]*listPhase{}
+		if r.ListQuery != nil {
+			for i := range r.ListQuery.Phases {
+				byC[r.ListQuery.Phases[i].Concurrency] = &r.ListQuery.Phases[i]
+			}
+		}
+		for _, c := range r.Config.ListConcurrency {
+			name := fmt.Sprintf("list p99 at c=%d (%s tickets)", c, thousands(r.Config.ListTickets))
+			if p := byC[c]; p != nil && p.Requests+p.Errors > 0 {
+				if p.Errors > 0 {
+					name = fmt.Sprintf("list p99 at c=%d (%s tickets; %d of %d failed)", c, thousands(r.Config.ListTickets), p.Errors, p.Errors+p.Requests)
+				}
+				add(name, fmt.Sprintf("< %d", targetListP99Ms), "ms", true, p.LatencyMs.P99, p.Errors == 0 && p.LatencyMs.P99 < targetListP99Ms)
+			} else {
+				add(name, fmt.Sprintf("< %d", targetListP99Ms), "ms", false, 0, false)
+			}
+		}
+	}
+}
+
+// thousands writes n with comma separators: 1000000 → "1,000,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func round1(v float64) float64 { return round3(v*100) / 100 }
@@ -331,6 +413,7 @@ func (r *results) print(w io.Writer) {
 	for _, e := range r.EmptyHandler {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
+	r.readSideCPURows(row)
 	for _, c := range r.Creates {
 		if len(c.CPU.OtherTop) > 0 {
 			fmt.Fprintf(w, "  other processes during creates c=%d: %s\n", c.Concurrency, strings.Join(c.CPU.OtherTop, ", "))
@@ -366,6 +449,8 @@ func (r *results) print(w io.Writer) {
 	ip := r.InProcess
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, this process): decode body %.0f µs, SanitizeHTML %.0f µs, PlainText %.0f µs per %d-byte message\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
+
+	r.printReadSide(w)
 
 	m := r.Memory
 	fmt.Fprintf(w, "\nMemory of the dev process: start %s, peak during load %s, after load %s, at end %s, VmHWM %s\n",
@@ -462,6 +547,7 @@ func (r *results) markdown(w io.Writer) {
 	for _, e := range r.EmptyHandler {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
+	r.readSideCPURows(row)
 
 	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
 	for _, c := range r.Creates {
@@ -481,6 +567,7 @@ func (r *results) markdown(w io.Writer) {
 	ip := r.InProcess
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, in the bench process): decode body %.0f µs, `commands.SanitizeHTML` %.0f µs, `commands.PlainText` %.0f µs per %d-byte message.\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
+	r.markdownReadSide(w)
 	m := r.Memory
 	fmt.Fprintf(w, "\n## Memory of the dev process\n\nstart %s · peak during load %s · after load %s · at end %s · VmHWM %s\n",
 		mb(m.StartRSSKB), mb(m.MaxRSSKB), mb(m.AfterLoadRSSKB), mb(m.EndRSSKB), mb(m.EndHWMKB))

@@ -1,0 +1,540 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	nethttp "net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The seeded read model of the list phase.
+const (
+	listBatchRows     = 100_000
+	listCustomers     = 100_000
+	listOtherSpaces   = 9    // other workspaces sharing the table
+	listDemoShare     = 0.9  // of the seeded tickets, in the demo workspace
+	listUnassignedPct = 0.15 // tickets with no team
+	listHistoryDays   = 180  // updated_at spreads over this many days before now
+	listPagesPerWalk  = 3    // a next_cursor walk reads this many pages
+)
+
+var (
+	listTeams = []string{"billing", "shipping", "returns", "tech-support", "accounts", "onboarding", "enterprise", "vip-desk",
+		"payments", "logistics", "warranty", "mobile-app", "web-shop", "partners", "escalations", "emea", "americas", "apac",
+		"night-shift", "tier-2"}
+	// listTags is the tag vocabulary, most used first (weights fall as 1/rank).
+	listTags = []string{"refund", "billing", "shipping", "login", "bug", "feature-request", "vip", "invoice", "damaged", "mobile",
+		"password-reset", "delivery-delay", "wrong-item", "missing-item", "cancellation", "subscription", "upgrade", "downgrade",
+		"discount", "coupon", "gdpr", "data-export", "account-locked", "2fa", "api", "integration", "webhook", "performance",
+		"outage", "android", "ios", "desktop", "checkout", "payment-failed", "chargeback", "tax", "vat", "address-change",
+		"gift-card", "loyalty", "warranty", "repair", "replacement", "spare-parts", "manual", "installation", "compatibility",
+		"feedback", "complaint", "praise"}
+	listTypes    = weighted[string]{{"question", 60}, {"incident", 20}, {"problem", 10}, {"task", 10}}
+	listChannels = weighted[string]{{"email", 50}, {"web", 25}, {"api", 15}, {"chat", 10}}
+	listPriority = weighted[string]{{"low", 20}, {"normal", 55}, {"high", 18}, {"urgent", 7}}
+	listTagCount = weighted[int]{{0, 15}, {1, 30}, {2, 25}, {3, 15}, {4, 10}, {5, 5}}
+	// Recently updated tickets are mostly open; older ones mostly done.
+	listRecentStatus = weighted[string]{{"new", 15}, {"open", 35}, {"pending", 20}, {"on_hold", 5}, {"solved", 20}, {"closed", 5}}
+	listOldStatus    = weighted[string]{{"new", 1}, {"open", 4}, {"pending", 3}, {"on_hold", 2}, {"solved", 20}, {"closed", 70}}
+)
+
+// weighted is a discrete distribution.
+type weighted[T any] []struct {
+	v T
+	w int
+}
+
+func (d weighted[T]) pick(r *rand.Rand) T {
+	total := 0
+	for _, e := range d {
+		total += e.w
+	}
+	n := r.IntN(total)
+	for _, e := range d {
+		if n < e.w {
+			return e.v
+		}
+		n -= e.w
+	}
+	return d[len(d)-1].v
+}
+
+// listQuery is the list phase: GET /v1/tickets against a read model of a
+// million projected tickets, with a mix of filters and keyset pages.
+type listQuery struct {
+	SeededTickets    int         `json:"seeded_tickets"`
+	Workspaces       int         `json:"workspaces"`
+	DemoWorkspace    string      `json:"demo_workspace_id"`
+	DemoTickets      uint64      `json:"demo_workspace_tickets_final"` // count() … FINAL, the bench's own creates included
+	TableRows        uint64      `json:"table_rows"`
+	InsertSeconds    float64     `json:"insert_seconds"`
+	InsertRowsPerSec float64     `json:"insert_rows_per_second"`
+	MergeWaitSeconds float64     `json:"merge_wait_seconds"`
+	ActiveParts      uint64      `json:"active_parts_at_load"`
+	PagesPerWalk     int         `json:"pages_per_next_cursor_walk"`
+	DurationSeconds  float64     `json:"duration_seconds"`
+	WarmupSeconds    float64     `json:"warmup_seconds_first_level"`
+	UpdatedAfterDays int         `json:"updated_after_days"`
+	QueryKinds       []string    `json:"query_kinds"`
+	Phases           []listPhase `json:"phases"`
+}
+
+// listPhase is the list load at one concurrency.
+type listPhase struct {
+	loadStats
+	ByKind []kindStats `json:"by_kind"`
+	// ServerMs is the dev process's own latency of GET /v1/tickets
+	// (bucket-interpolated), warm-up included.
+	ServerMs      histSummary `json:"server_ms"`
+	CPU           cpuSplit    `json:"cpu"`
+	CPUPerQueryMs cpuPerOp    `json:"cpu_ms_per_query"`
+	// DrainSeconds is how long ClickHouse still ran list queries after the
+	// load generator stopped.
+	DrainSeconds float64 `json:"clickhouse_drain_seconds"`
+	MaxRSSKB     uint64  `json:"max_rss_kb"`
+}
+
+// kindStats is one kind of list query within a phase.
+type kindStats struct {
+	Kind      string         `json:"kind"`
+	Requests  int            `json:"requests"`
+	PerSecond float64        `json:"per_second"`
+	LatencyMs latencySummary `json:"latency_ms"`
+	// RowsPerPage is the mean number of tickets a page returned
+	// (warm-up included): 25 unless the filter matches fewer.
+	RowsPerPage float64 `json:"rows_per_page"`
+}
+
+// Query kinds of the list mix, in the order they are reported.
+const (
+	kindNone         = "no filter"
+	kindStatus       = "status=open"
+	kindPriorityTag  = "priority=high&tag"
+	kindTeam         = "team"
+	kindCustomer     = "customer_id"
+	kindUpdatedAfter = "updated_after (30 days)"
+	kindNextPage     = "next_cursor (pages 2-3)"
+)
+
+var listKinds = []string{kindNone, kindStatus, kindPriorityTag, kindTeam, kindCustomer, kindUpdatedAfter, kindNextPage}
+
+// listSeed is what the seeding generated that the queries need.
+type listSeed struct {
+	customers []uuid.UUID // the first demoCusts are the demo workspace's
+	demoCusts int
+	now       time.Time
+}
+
+// runListQuery seeds the read model and loads GET /v1/tickets at each
+// list concurrency.
+func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp.Client, bodies [][]byte) error {
+	ws, err := b.demoWorkspace(ctx, client, bodies)
+	if err != nil {
+		return fmt.Errorf("list query: %w", err)
+	}
+	r := &listQuery{SeededTickets: b.o.listTickets, Workspaces: 1 + listOtherSpaces, DemoWorkspace: ws.String(),
+		PagesPerWalk: listPagesPerWalk, UpdatedAfterDays: 30, QueryKinds: listKinds,
+		DurationSeconds: b.o.listDuration.Seconds(), WarmupSeconds: b.o.warmup.Seconds()}
+	b.res.ListQuery = r
+	logf("list query: inserting %d tickets into %s.tickets (demo workspace %s)", b.o.listTickets, b.chDB, ws)
+	start := time.Now()
+	seed, err := b.seedTickets(ctx, ws, b.o.listTickets)
+	if err != nil {
+		return fmt.Errorf("list query: %w", err)
+	}
+	r.InsertSeconds = round3(time.Since(start).Seconds())
+	r.InsertRowsPerSec = math.Round(float64(b.o.listTickets) / max(r.InsertSeconds, 1e-9))
+	start = time.Now()
+	if err := b.waitMerges(ctx, 60*time.Second); err != nil {
+		b.res.note("list query: %v", err)
+	}
+	r.MergeWaitSeconds = round3(time.Since(start).Seconds())
+	tbl := b.chDB + ".tickets"
+	qctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := b.ch.QueryRow(qctx, "SELECT count() FROM "+tbl).Scan(&r.TableRows); err != nil {
+		return fmt.Errorf("list query: count rows: %w", err)
+	}
+	// The reader's own view: FINAL, the demo workspace only.
+	if err := b.ch.QueryRow(qctx, "SELECT count() FROM "+tbl+" FINAL WHERE workspace_id = toUUID(?)", ws.String()).Scan(&r.DemoTickets); err != nil {
+		return fmt.Errorf("list query: count the demo workspace's tickets: %w", err)
+	}
+	if want := uint64(float64(b.o.listTickets) * listDemoShare * 0.98); r.DemoTickets < want {
+		return fmt.Errorf("list query: the reader would see %d tickets in the demo workspace, want at least %d", r.DemoTickets, want)
+	}
+	r.ActiveParts = b.activeParts(ctx)
+	logf("list query: inserted in %.1f s (%.0f rows/s), merges settled after %.1f s, %d active parts; %d rows, %d in the demo workspace (FINAL)",
+		r.InsertSeconds, r.InsertRowsPerSec, r.MergeWaitSeconds, r.ActiveParts, r.TableRows, r.DemoTickets)
+
+	metricsURL := b.dev.url + "/metrics"
+	base := b.dev.url + "/v1/tickets"
+	// A query takes seconds rather than milliseconds: the client waits
+	// for it rather than turning it into a timeout.
+	listClient := newClient(max(slices.Max(b.o.listConcurrency), 2))
+	listClient.Timeout = 2 * time.Minute
+	defer listClient.CloseIdleConnections()
+	for i, c := range b.o.listConcurrency {
+		// Only the first level warms up: a warm-up request of a later level
+		// would run past the warm-up and leave its worker nothing to measure.
+		warmup := b.o.warmup
+		if i > 0 {
+			warmup = 0
+		}
+		logf("list query: c=%d, %s warm-up + %s", c, warmup, b.o.listDuration)
+		workers := make([]*listWorker, c)
+		for i := range workers {
+			workers[i] = newListWorker(i, seed, base, b.dev.key)
+		}
+		w := b.openWindow(ctx, metricsClient, metricsURL, warmup)
+		ls, byLabel := runClosedLoop(ctx, c, warmup, b.o.listDuration, nil, func(ctx context.Context, i int) outcome {
+			return workers[i].next(ctx, listClient)
+		})
+		ws := w.close(ctx)
+		p := listPhase{loadStats: ls, ServerMs: ws.serverLatency("GET", "/v1/tickets"), CPU: ws.CPU, MaxRSSKB: ws.MaxRSSKB}
+		for _, k := range listKinds {
+			ks := kindStats{Kind: k, Requests: len(byLabel[k]), LatencyMs: summarize(byLabel[k])}
+			if ls.Seconds > 0 {
+				ks.PerSecond = round1(float64(ks.Requests) / ls.Seconds)
+			}
+			var rows, pages int
+			for _, w := range workers {
+				rows += w.rows[k]
+				pages += w.pages[k]
+			}
+			if pages > 0 {
+				ks.RowsPerPage = round1(float64(rows) / float64(pages))
+			}
+			p.ByKind = append(p.ByKind, ks)
+		}
+		// Requests the client gave up on may still run in ClickHouse;
+		// the next phase should not share the machine with them.
+		d, err := b.waitListQueries(ctx, 60*time.Second)
+		p.DrainSeconds = round3(d.Seconds())
+		if err != nil {
+			b.res.note("after list query c=%d: %v", c, err)
+		}
+		if ls.Errors > 0 {
+			b.res.note("list query c=%d: %d of %d requests failed (%v); the first: %s", c, ls.Errors, ls.Errors+ls.Requests, ls.ErrorsByKind, ls.FirstError)
+		}
+		b.disturbance(fmt.Sprintf("list query c=%d", c), p.CPU, ws.Activity.AvgOtherDBs)
+		r.Phases = append(r.Phases, p)
+		logf("list query c=%d: %.0f queries/s, p50 %.1f ms, p99 %.1f ms, errors %d", c, ls.PerSecond,
+			ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// demoWorkspace finds the id of the workspace of the dev process's demo
+// key: the API shows no workspace ids, so it reads it from the projected
+// row of a ticket the key created (the composite-read ticket, or a new one).
+func (b *bench) demoWorkspace(ctx context.Context, client *nethttp.Client, bodies [][]byte) (uuid.UUID, error) {
+	id := b.demoTicketID
+	if id == "" {
+		var err error
+		if id, err = createTicket(ctx, client, b.dev.url, b.dev.key, bodies[1]); err != nil {
+			return uuid.Nil, err
+		}
+		b.created++
+		b.demoTicketID = id
+	}
+	deadline := time.Now().Add(b.o.settleTimeout)
+	var lastErr error
+	for i := 0; i < 100000 && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+		ws, err := b.workspaceOf(ctx, id)
+		if err == nil && ws != uuid.Nil {
+			return ws, nil
+		}
+		lastErr = err
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+	return uuid.Nil, fmt.Errorf("ticket %s not projected within %s (%v), so the demo workspace id is unknown", id, b.o.settleTimeout, lastErr)
+}
+
+// workspaceOf is the workspace of ticket id in the read model, uuid.Nil
+// while it is not projected.
+func (b *bench) workspaceOf(ctx context.Context, id string) (uuid.UUID, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	rows, err := b.ch.Query(ctx, "SELECT workspace_id FROM "+b.chDB+".tickets WHERE ticket_id = toUUID(?) LIMIT 1", id)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	defer rows.Close()
+	var ws uuid.UUID
+	for rows.Next() {
+		if err := rows.Scan(&ws); err != nil {
+			return uuid.Nil, err
+		}
+	}
+	return ws, rows.Err()
+}
+
+// seedTickets inserts n ticket rows straight into the read model, in
+// batches of listBatchRows over the native protocol: listDemoShare of them
+// in workspace ws, the rest spread over listOtherSpaces other workspaces.
+// Each row is version 1.. of a ticket id of its own, so FINAL keeps every
+// one. The rows are deterministic (fixed seed) up to now.
+func (b *bench) seedTickets(ctx context.Context, ws uuid.UUID, n int) (listSeed, error) {
+	r := rand.New(rand.NewPCG(2026, 11))
+	newID := func() uuid.UUID {
+		var u uuid.UUID
+		for i := range u {
+			u[i] = byte(r.Uint32())
+		}
+		u[6] = u[6]&0x0f | 0x40 // version 4
+		u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+		return u
+	}
+	seed := listSeed{now: time.Now().UTC(), demoCusts: int(listCustomers * listDemoShare)}
+	seed.customers = make([]uuid.UUID, listCustomers)
+	for i := range seed.customers {
+		seed.customers[i] = newID()
+	}
+	others := make([]uuid.UUID, listOtherSpaces)
+	for i := range others {
+		others[i] = newID()
+	}
+	agents := make([]string, 200)
+	for i := range agents {
+		agents[i] = newID().String()
+	}
+	tagWeights := make(weighted[string], len(listTags))
+	for i, t := range listTags {
+		tagWeights[i].v, tagWeights[i].w = t, 1000/(i+1)
+	}
+	nowMs := seed.now.UnixMilli()
+	const day = int64(24 * time.Hour / time.Millisecond)
+
+	for done := 0; done < n; {
+		size := min(listBatchRows, n-done)
+		var (
+			wsCol, idCol, custCol                                   = make([]uuid.UUID, size), make([]uuid.UUID, size), make([]uuid.UUID, size)
+			versions                                                = make([]uint64, size)
+			subjCol, statusCol, prioCol, typeCol, chanCol, assignee = make([]string, size), make([]string, size), make([]string, size), make([]string, size), make([]string, size), make([]string, size)
+			teamCol, extCol, fieldsCol                              = make([]string, size), make([]string, size), make([]string, size)
+			tagsCol                                                 = make([][]string, size)
+			msgCol                                                  = make([]uint32, size)
+			createdCol, updatedCol                                  = make([]int64, size), make([]int64, size)
+		)
+		for i := 0; i < size; i++ {
+			// Customers: a skewed spread (some have many tickets), each
+			// customer in one workspace.
+			var c int
+			if r.Float64() < listDemoShare {
+				wsCol[i] = ws
+				c = int(float64(seed.demoCusts) * math.Pow(r.Float64(), 2))
+			} else {
+				c = seed.demoCusts + r.IntN(listCustomers-seed.demoCusts)
+				wsCol[i] = others[c%listOtherSpaces]
+			}
+			custCol[i] = seed.customers[c]
+			idCol[i] = newID()
+			age := r.Int64N(listHistoryDays * day)
+			updatedCol[i] = nowMs - age
+			createdCol[i] = updatedCol[i] - min(int64(r.ExpFloat64()*3*float64(day)), 60*day)
+			if age < 14*day {
+				statusCol[i] = listRecentStatus.pick(r)
+			} else {
+				statusCol[i] = listOldStatus.pick(r)
+			}
+			prioCol[i] = listPriority.pick(r)
+			typeCol[i] = listTypes.pick(r)
+			chanCol[i] = listChannels.pick(r)
+			subjCol[i] = fmt.Sprintf(subjects[r.IntN(len(subjects))], 10000+r.IntN(90000))
+			tags := make([]string, 0, 5)
+			for k := listTagCount.pick(r); len(tags) < k; {
+				if t := tagWeights.pick(r); !slices.Contains(tags, t) {
+					tags = append(tags, t)
+				}
+			}
+			tagsCol[i] = tags
+			if r.Float64() >= listUnassignedPct {
+				teamCol[i] = listTeams[r.IntN(len(listTeams))]
+				if r.IntN(10) < 8 {
+					assignee[i] = agents[r.IntN(len(agents))]
+				}
+			}
+			fieldsCol[i] = "{}"
+			if r.IntN(10) < 3 {
+				fieldsCol[i] = fmt.Sprintf(`{"order_id":"%d","plan":"%s"}`, 100000+r.IntN(900000), []string{"free", "pro", "business"}[r.IntN(3)])
+			}
+			if r.IntN(10) == 0 {
+				extCol[i] = fmt.Sprintf("ZD-%07d", r.IntN(10000000))
+			}
+			msgCol[i] = uint32(1 + min(int(r.ExpFloat64()*3), 60))
+			versions[i] = uint64(msgCol[i]) + uint64(r.IntN(4))
+		}
+		cols := []any{wsCol, idCol, versions, subjCol, statusCol, prioCol, typeCol, chanCol, tagsCol, custCol,
+			assignee, teamCol, extCol, fieldsCol, msgCol, createdCol, updatedCol}
+		if err := b.insertTickets(ctx, cols); err != nil {
+			return seed, fmt.Errorf("insert tickets %d–%d: %w", done, done+size, err)
+		}
+		done += size
+	}
+	return seed, nil
+}
+
+// insertTickets sends one batch, column by column, in the order of
+// projections' ticketColumns.
+func (b *bench) insertTickets(ctx context.Context, cols []any) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	batch, err := b.ch.PrepareBatch(ctx, "INSERT INTO "+b.chDB+".tickets (workspace_id, ticket_id, version, subject, status, priority, type, channel, tags, customer_id, "+
+		"assignee_id, team, external_id, custom_fields, message_count, created_at_ms, updated_at_ms)")
+	if err != nil {
+		return err
+	}
+	defer batch.Close()
+	for i, c := range cols {
+		if err := batch.Column(i).Append(c); err != nil {
+			return fmt.Errorf("column %d: %w", i, err)
+		}
+	}
+	return batch.Send()
+}
+
+// waitMerges waits, up to limit, until ClickHouse runs no merge on the
+// tickets table, so the load measures queries and not a merge after a bulk
+// insert.
+func (b *bench) waitMerges(ctx context.Context, limit time.Duration) error {
+	start := time.Now()
+	sleepCtx(ctx, time.Second) // merges are scheduled shortly after an insert
+	for i := 0; i < 10000 && time.Since(start) < limit && ctx.Err() == nil; i++ {
+		var n uint64
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := b.ch.QueryRow(qctx, "SELECT count() FROM system.merges WHERE database = ? AND table = 'tickets'", b.chDB).Scan(&n)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read system.merges: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		sleepCtx(ctx, 250*time.Millisecond)
+	}
+	return fmt.Errorf("merges on the tickets table still running after %s", limit)
+}
+
+// waitListQueries waits, up to limit, until ClickHouse runs no query on
+// the tickets table with FINAL (the reader's), and returns how long that
+// took.
+func (b *bench) waitListQueries(ctx context.Context, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for i := 0; i < 10000 && time.Since(start) < limit && ctx.Err() == nil; i++ {
+		var n uint64
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// The pattern is built so that this query's own text does not
+		// match; system.processes does not name the database, so the size
+		// tells the bench's table from those of tests sharing the server.
+		err := b.ch.QueryRow(qctx, "SELECT count() FROM system.processes WHERE position(query, concat('FROM tickets', ' FINAL')) > 0 AND total_rows_approx >= ?",
+			uint64(b.o.listTickets/2)).Scan(&n)
+		cancel()
+		if err != nil {
+			return time.Since(start), fmt.Errorf("read system.processes: %w", err)
+		}
+		if n == 0 {
+			return time.Since(start), nil
+		}
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+	return time.Since(start), fmt.Errorf("list queries still running in ClickHouse after %s", limit)
+}
+
+func (b *bench) activeParts(ctx context.Context) uint64 {
+	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var n uint64
+	b.ch.QueryRow(qctx, "SELECT count() FROM system.parts WHERE database = ? AND table = 'tickets' AND active", b.chDB).Scan(&n)
+	return n
+}
+
+// listWorker is one worker's state in the list load: its own random
+// source and the next_cursor walk it is in.
+type listWorker struct {
+	r         *rand.Rand
+	seed      listSeed
+	base, key string
+	walk      string // the query of the walk in progress ("" for no filter)
+	cursor    string // next_cursor of the walk's last page
+	pagesLeft int    // pages of the walk still to read
+	turn      int    // the next query kind, an index into listKinds
+	rows      map[string]int
+	pages     map[string]int
+}
+
+func newListWorker(i int, seed listSeed, base, key string) *listWorker {
+	return &listWorker{r: rand.New(rand.NewPCG(uint64(i), 4242)), seed: seed, base: base, key: key, turn: i,
+		rows: map[string]int{}, pages: map[string]int{}}
+}
+
+// next sends the worker's next list request: the next page of its walk, or
+// a query of the next kind in turn (a "no filter" query starts a walk of
+// listPagesPerWalk pages). Filter values are picked at random.
+func (w *listWorker) next(ctx context.Context, client *nethttp.Client) outcome {
+	q := url.Values{}
+	kind := kindNextPage
+	if w.pagesLeft > 0 && w.cursor != "" {
+		var err error
+		if q, err = url.ParseQuery(w.walk); err != nil {
+			return outcome{kind: "request", err: err}
+		}
+		q.Set("cursor", w.cursor)
+		w.pagesLeft--
+	} else {
+		w.walk, w.cursor, w.pagesLeft = "", "", 0
+		kind = listKinds[w.turn%(len(listKinds)-1)] // every kind but kindNextPage, in turn
+		w.turn++
+		switch kind {
+		case kindStatus:
+			q.Set("status", "open")
+		case kindPriorityTag:
+			q.Set("priority", "high")
+			q.Set("tag", listTags[w.r.IntN(20)])
+		case kindTeam:
+			q.Set("team", listTeams[w.r.IntN(len(listTeams))])
+		case kindCustomer:
+			// The same skew as the seeding, so most picks have tickets.
+			q.Set("customer_id", w.seed.customers[int(float64(w.seed.demoCusts)*math.Pow(w.r.Float64(), 2))].String())
+		case kindUpdatedAfter:
+			q.Set("updated_after", w.seed.now.Add(-30*24*time.Hour).Format("2006-01-02T15:04:05.000Z07:00"))
+		}
+	}
+	u := w.base
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	raw, errKind, err := get(ctx, client, u, w.key, true)
+	if errKind != "" {
+		w.pagesLeft = 0
+		return outcome{label: kind, kind: errKind, err: err}
+	}
+	var page struct {
+		Data       []json.RawMessage `json:"data"`
+		NextCursor *string           `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		w.pagesLeft = 0
+		return outcome{label: kind, kind: "bad_json", err: err}
+	}
+	w.rows[kind] += len(page.Data)
+	w.pages[kind]++
+	if kind == kindNone {
+		w.walk, w.pagesLeft = "", listPagesPerWalk-1
+	}
+	if page.NextCursor != nil {
+		w.cursor = *page.NextCursor
+	} else {
+		w.cursor = ""
+	}
+	return outcome{label: kind}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+// readSideCPURows adds the composite-read and list phases to a CPU split
+// table.
+func (r *results) readSideCPURows(row func(name string, s cpuSplit)) {
+	if cr := r.CompositeRead; cr != nil {
+		for _, p := range cr.Phases {
+			row(fmt.Sprintf("reads c=%d", p.Concurrency), p.CPU)
+		}
+	}
+	if lq := r.ListQuery; lq != nil {
+		for _, p := range lq.Phases {
+			row(fmt.Sprintf("list c=%d", p.Concurrency), p.CPU)
+		}
+	}
+}
+
+// printReadSide writes the composite-read and list sections of the table.
+func (r *results) printReadSide(w io.Writer) {
+	if cr := r.CompositeRead; cr != nil {
+		fmt.Fprintf(w, "\nComposite read, GET /v1/tickets/{id}: %d messages (avg %d-byte bodies), version %d, %d-byte response (client side)\n",
+			cr.Messages, cr.MessageBytes, cr.Version, cr.ResponseBytes)
+		fmt.Fprintf(w, "%5s %11s %9s %9s %9s %7s | %17s | %11s %7s\n", "c", "reads/s", "p50 ms", "p99 ms", "max ms", "errors",
+			"server p50/p99", "empty req/s", "ratio")
+		for _, p := range cr.Phases {
+			fmt.Fprintf(w, "%5d %11.0f %9.2f %9.2f %9.1f %7d | %8.2f/%-8.2f | %11.0f %7.3f\n", p.Concurrency, p.PerSecond,
+				p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99, p.EmptyPerSec, p.ReadsOverEmpty)
+		}
+		fmt.Fprintf(w, "CPU per read (ms):\n")
+		for _, p := range cr.Phases {
+			x := p.CPUPerReadMs
+			fmt.Fprintf(w, "  c=%-3d dev %.3f, postgres %.3f, clickhouse %.3f, bench %.3f; whole machine %.3f; Postgres tuples returned/read %.0f, waits: %s\n",
+				p.Concurrency, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine, p.TuplesReturnedPerRead, shares(p.PostgresWaits, 3))
+		}
+	}
+	if lq := r.ListQuery; lq != nil {
+		fmt.Fprintf(w, "\nList query, GET /v1/tickets: %s rows inserted in %.1f s; %d rows in the table, %d in the demo workspace (FINAL), %d active parts\n",
+			thousands(lq.SeededTickets), lq.InsertSeconds, lq.TableRows, lq.DemoTickets, lq.ActiveParts)
+		for _, p := range lq.Phases {
+			fmt.Fprintf(w, "  c=%-3d %7.1f queries/s, p50 %7.1f ms, p99 %7.1f ms, max %7.1f ms, errors %d; server p50/p99 %.1f/%.1f ms; CPU per query: dev %.2f, clickhouse %.2f ms\n",
+				p.Concurrency, p.PerSecond, p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99,
+				p.CPUPerQueryMs.Dev, p.CPUPerQueryMs.ClickHouse)
+			for _, k := range p.ByKind {
+				fmt.Fprintf(w, "        %-24s %6d req %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  %5.1f rows/page\n",
+					k.Kind, k.Requests, k.PerSecond, k.LatencyMs.P50, k.LatencyMs.P99, k.LatencyMs.Max, k.RowsPerPage)
+			}
+		}
+	}
+}
+
+// markdownReadSide writes the composite-read and list sections of
+// summary.md.
+func (r *results) markdownReadSide(w io.Writer) {
+	if cr := r.CompositeRead; cr != nil {
+		fmt.Fprintf(w, "\n## Composite read (GET /v1/tickets/{id}, %d messages)\n\n", cr.Messages)
+		fmt.Fprintf(w, "One ticket created with a message and given %d replies through `POST /v1/tickets/{id}/messages` (avg %d-byte HTML bodies; version %d), then read at each concurrency. The dev process composes it from the event store: the ticket's events and its customer's. Response %d bytes. The empty handler is the baseline of the same run.\n\n",
+			cr.Messages-1, cr.MessageBytes, cr.Version, cr.ResponseBytes)
+		fmt.Fprintf(w, "| c | reads/s | p50 ms | p99 ms | max ms | errors | server p50 / p99 ms | empty handler req/s | reads ÷ empty | CPU ms/read: dev | postgres | clickhouse | bench | machine | pg tuples/read | GC cycles |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, p := range cr.Phases {
+			x := p.CPUPerReadMs
+			fmt.Fprintf(w, "| %d | %.0f | %.2f | %.2f | %.1f | %d | %.2f / %.2f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f |\n",
+				p.Concurrency, p.PerSecond, p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99,
+				p.EmptyPerSec, p.ReadsOverEmpty, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine, p.TuplesReturnedPerRead, p.GCCycles)
+		}
+		fmt.Fprintln(w)
+		for _, p := range cr.Phases {
+			fmt.Fprintf(w, "- c=%d Postgres waits: %s%s\n", p.Concurrency, shares(p.PostgresWaits, 5), errSuffix(p.PostgresError))
+		}
+	}
+	if lq := r.ListQuery; lq != nil {
+		fmt.Fprintf(w, "\n## List query (GET /v1/tickets, %s projected tickets)\n\n", thousands(lq.SeededTickets))
+		fmt.Fprintf(w, "%s ticket rows inserted straight into the ClickHouse `tickets` table in batches of %s (native protocol) in %.1f s (%.0f rows/s), %.0f%% in the demo workspace and the rest in %d others; merges settled after %.1f s, %d active parts at the load. The table holds %d rows; the reader's view of the demo workspace (`FINAL`) %d tickets. Each worker sends the query kinds in turn with random filter values; a no-filter query starts a walk of %d pages by `next_cursor`; `updated_after` is %d days ago. %.0f s measured per level; only the first level warms up (%.0f s), since a query takes seconds.\n\n",
+			thousands(lq.SeededTickets), thousands(listBatchRows), lq.InsertSeconds, lq.InsertRowsPerSec, listDemoShare*100, lq.Workspaces-1,
+			lq.MergeWaitSeconds, lq.ActiveParts, lq.TableRows, lq.DemoTickets, lq.PagesPerWalk, lq.UpdatedAfterDays, lq.DurationSeconds, lq.WarmupSeconds)
+		fmt.Fprintf(w, "| c | query | requests | queries/s | p50 ms | p99 ms | max ms | rows/page |\n|---|---|---|---|---|---|---|---|\n")
+		for _, p := range lq.Phases {
+			fmt.Fprintf(w, "| %d | **all** (errors %d) | %d | %.1f | %.1f | %.1f | %.1f | |\n", p.Concurrency, p.Errors, p.Requests, p.PerSecond,
+				p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max)
+			for _, k := range p.ByKind {
+				fmt.Fprintf(w, "| %d | %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f |\n", p.Concurrency, k.Kind, k.Requests, k.PerSecond,
+					k.LatencyMs.P50, k.LatencyMs.P99, k.LatencyMs.Max, k.RowsPerPage)
+			}
+		}
+		fmt.Fprintln(w)
+		for _, p := range lq.Phases {
+			x := p.CPUPerQueryMs
+			fmt.Fprintf(w, "- c=%d: server p50 / p99 %.1f / %.1f ms (buckets end at 2,500 ms); CPU per query: dev %.2f ms, ClickHouse %.2f ms, bench %.2f ms, machine %.2f ms; ClickHouse still ran list queries %.1f s after the load%s\n",
+				p.Concurrency, p.ServerMs.P50, p.ServerMs.P99, x.Dev, x.ClickHouse, x.Bench, x.Machine, p.DrainSeconds, errorsSuffix(p.loadStats))
+		}
+	}
+}
+
+// errorsSuffix names a phase's failed requests by kind, "" when none.
+func errorsSuffix(ls loadStats) string {
+	if ls.Errors == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d failed %v, the first: `%s`", ls.Errors, ls.ErrorsByKind, ls.FirstError)
+}
