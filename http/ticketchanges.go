@@ -143,7 +143,8 @@ func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p htt
 			data[i].Changes = []helpdeskflow.FieldChange{}
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	// The whole history in one page, in the list envelope.
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
 	return nil
 }
 

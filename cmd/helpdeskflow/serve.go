@@ -130,8 +130,16 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 				logger.Warn("request log: records dropped at shutdown", "err", err)
 			}
 		}()
+		// The API's read-model queries get their own ClickHouse
+		// connections: slow list queries must never leave the projectors
+		// waiting for a connection to insert with.
+		readCH, err := projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase)
+		if err != nil {
+			return err
+		}
+		defer readCH.Close()
 		proxies, _ := cfg.trustedProxies() // validated in parseConfig
-		if handler, err = apiHandler(store, access, requestLog, ch, kafka, proxies, logger, reg); err != nil {
+		if handler, err = apiHandler(store, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
 			return err
 		}
 	} else {
