@@ -19,6 +19,9 @@ const (
 	// EPreconditionFailed: the If-Match version is not the current one.
 	EPreconditionFailed = "precondition_failed"
 	EConflict           = "conflict"
+	// EAutomationConflict: automation rules contradict each other or the
+	// ticket's state; Details name the rule ids.
+	EAutomationConflict = "automation_conflict"
 	ERateLimited        = "rate_limited"
 	EPayloadTooLarge    = "payload_too_large"
 	EUnavailable        = "unavailable"

@@ -21,6 +21,7 @@ var codes = map[string]int{
 	helpdeskflow.EVersionConflict:    http.StatusConflict,
 	helpdeskflow.EPreconditionFailed: http.StatusPreconditionFailed,
 	helpdeskflow.EConflict:           http.StatusConflict,
+	helpdeskflow.EAutomationConflict: http.StatusConflict,
 	helpdeskflow.EPayloadTooLarge:    http.StatusRequestEntityTooLarge,
 	helpdeskflow.ERateLimited:        http.StatusTooManyRequests,
 	helpdeskflow.EUnavailable:        http.StatusServiceUnavailable,
