@@ -33,4 +33,12 @@ while read -r dep; do
   esac
 done < <(go list -deps "$module")
 
+# The rule engine is pure: the standard library, uuid and the root package.
+while read -r dep; do
+  case $dep in
+    "$module" | "$module/automation" | github.com/google/uuid* | vendor/*) ;;
+    *.*/*) echo "check-deps: automation depends on $dep" >&2; fail=1 ;;
+  esac
+done < <(go list -deps "$module/automation")
+
 exit $fail
