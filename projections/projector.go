@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -160,8 +159,8 @@ func (c Config) Validate() error {
 // A Projector runs once: create it with NewProjector, call Run from one
 // goroutine. Its metrics may be scraped concurrently.
 type Projector struct {
+	consumer
 	cfg       Config
-	log       *slog.Logger
 	m         *metrics
 	tickets   *lru[streamKey, ticketRow]
 	customers *lru[streamKey, customerRow]
@@ -172,8 +171,6 @@ type Projector struct {
 	// may project their streams meanwhile, so cached rows can fall behind
 	// ClickHouse and must be reloaded.
 	cacheStale atomic.Bool
-
-	lag *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 }
 
 // NewProjector fills cfg's defaults, validates it and registers the
@@ -192,12 +189,11 @@ func NewProjector(cfg Config) (*Projector, error) {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register projector metrics", Err: err}
 	}
 	return &Projector{
+		consumer:  newConsumer("projector", cfg, m.errors, m.lag),
 		cfg:       cfg,
-		log:       cfg.Logger.With("component", "projector", "group", cfg.Group, "topic", cfg.Topic),
 		m:         m,
 		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
 		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
-		lag:       kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
 	}, nil
 }
 
@@ -388,46 +384,6 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 	}
 	p.log.Debug("projector flushed", "events", len(b.events), "records", len(b.records))
 	return nil
-}
-
-func (p *Projector) commit(ctx context.Context, cl *kgo.Client) error {
-	err := cl.CommitUncommittedOffsets(ctx)
-	if err != nil {
-		p.m.errors.WithLabelValues(errKindCommit).Inc()
-		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit projector offsets", Err: err}
-	}
-	p.lag.Update(cl)
-	return err
-}
-
-// retry calls fn until it succeeds or ctx is done, counting, logging and
-// backing off between failures.
-func (p *Projector) retry(ctx context.Context, kind string, fn func() error) error {
-	backoff := p.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			// Cancelled mid-operation: a shutdown, not a ClickHouse
-			// failure; the caller decides what happens to the batch.
-			return errors.Join(err, ctx.Err())
-		}
-		p.m.errors.WithLabelValues(kind).Inc()
-		p.log.Error("projector: ClickHouse "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(2*backoff, p.cfg.MaxRetryBackoff)
-	}
 }
 
 func (p *Projector) decode(b *batch) {
@@ -757,17 +713,6 @@ func insertRows(ctx context.Context, conn driver.Conn, table, columns string, n 
 // noteFetches logs and counts the fetch errors of a poll (not those of a
 // cancellation or a closed client) and notes its partitions' watermarks for
 // the lag gauge.
-func (p *Projector) noteFetches(fetches kgo.Fetches) {
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		p.m.errors.WithLabelValues(errKindFetch).Inc()
-		p.log.Warn("projector: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
-	})
-	p.lag.Note(fetches)
-}
-
 // forgetPartitions drops the lag series of partitions this member no longer
 // consumes, so another member's gauge is the only one left, and marks the
 // state cache stale: the streams of those partitions may move on elsewhere.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"math"
 	"sync/atomic"
 	"time"
@@ -61,14 +60,12 @@ func setRequestLogDefaults(c *RequestLogConfig) {
 // A RequestLogProjector runs once: create it with NewRequestLogProjector,
 // call Run from one goroutine. Its metrics may be scraped concurrently.
 type RequestLogProjector struct {
+	consumer
 	cfg RequestLogConfig
-	log *slog.Logger
 	m   *requestLogMetrics
 
 	running         atomic.Bool
 	rebalanceWanted atomic.Bool
-
-	lag *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 }
 
 // NewRequestLogProjector fills cfg's defaults, validates it and registers
@@ -88,10 +85,9 @@ func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) 
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log projector metrics", Err: err}
 	}
 	return &RequestLogProjector{
-		cfg: cfg,
-		log: cfg.Logger.With("component", "request-log-projector", "group", cfg.Group, "topic", cfg.Topic),
-		m:   m,
-		lag: kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
+		consumer: newConsumer("request log projector", cfg, m.errors, m.lag),
+		cfg:      cfg,
+		m:        m,
 	}, nil
 }
 
@@ -255,7 +251,7 @@ func (p *RequestLogProjector) decode(r *kgo.Record) (apiRequestRow, bool) {
 
 func (p *RequestLogProjector) flush(ctx context.Context, b *requestLogBatch) error {
 	if len(b.rows) > 0 {
-		err := p.retry(ctx, func() error {
+		err := p.retry(ctx, errKindInsert, func() error {
 			start := time.Now()
 			err := insertRows(ctx, p.cfg.ClickHouse, "api_requests", apiRequestColumns, len(b.rows), func(i int) []any { return b.rows[i].values() })
 			p.m.insertDuration.Observe(time.Since(start).Seconds())
@@ -269,55 +265,6 @@ func (p *RequestLogProjector) flush(ctx context.Context, b *requestLogBatch) err
 	p.m.rows.Add(float64(len(b.rows)))
 	p.log.Debug("request log projector flushed", "records", b.polled, "rows", len(b.rows))
 	return nil
-}
-
-func (p *RequestLogProjector) commit(ctx context.Context, cl *kgo.Client) error {
-	err := cl.CommitUncommittedOffsets(ctx)
-	if err != nil {
-		p.m.errors.WithLabelValues(errKindCommit).Inc()
-		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit request log projector offsets", Err: err}
-	}
-	p.lag.Update(cl)
-	return err
-}
-
-// retry calls fn until it succeeds or ctx is done, counting, logging and
-// backing off between failures (the same discipline as Projector.retry).
-func (p *RequestLogProjector) retry(ctx context.Context, fn func() error) error {
-	backoff := p.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return errors.Join(err, ctx.Err())
-		}
-		p.m.errors.WithLabelValues(errKindInsert).Inc()
-		p.log.Error("request log projector: ClickHouse insert failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(2*backoff, p.cfg.MaxRetryBackoff)
-	}
-}
-
-func (p *RequestLogProjector) noteFetches(fetches kgo.Fetches) {
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		p.m.errors.WithLabelValues(errKindFetch).Inc()
-		p.log.Warn("request log projector: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
-	})
-	p.lag.Note(fetches)
 }
 
 func (p *RequestLogProjector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
