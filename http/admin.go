@@ -74,11 +74,7 @@ func (s *Server) handleAPIKeyList(w http.ResponseWriter, r *http.Request, _ http
 	for i, k := range page.Keys {
 		data[i] = toAPIKeyJSON(k)
 	}
-	var next *string
-	if page.Next != "" {
-		next = &page.Next
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": next})
+	writeList(w, data, page.Next)
 	return nil
 }
 

@@ -46,15 +46,21 @@ func toCustomerJSON(c helpdeskflow.Customer) customerJSON {
 	return out
 }
 
-func writeCustomer(w http.ResponseWriter, status int, c helpdeskflow.Customer) {
+// toCustomerWithTicketsJSON is the customer endpoints' view: with its
+// ticket ids (an empty list when it has none).
+func toCustomerWithTicketsJSON(c helpdeskflow.Customer) customerJSON {
 	out := toCustomerJSON(c)
 	ids := c.TicketIDs
 	if ids == nil {
 		ids = []uuid.UUID{}
 	}
 	out.TicketIDs = &ids
-	w.Header().Set("ETag", `"`+itoa(c.Version)+`"`)
-	writeJSON(w, status, out)
+	return out
+}
+
+func writeCustomer(w http.ResponseWriter, status int, c helpdeskflow.Customer) {
+	setETag(w, c.Version)
+	writeJSON(w, status, toCustomerWithTicketsJSON(c))
 }
 
 // handleCustomerUpsert is POST /v1/customers: 201 when the normalized email
@@ -109,15 +115,9 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 		case err != nil:
 			return err
 		default:
-			cj := toCustomerJSON(c)
-			ids := c.TicketIDs
-			if ids == nil {
-				ids = []uuid.UUID{}
-			}
-			cj.TicketIDs = &ids
-			data = append(data, cj)
+			data = append(data, toCustomerWithTicketsJSON(c))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
+		writeList(w, data, "")
 		return nil
 	}
 	filter := helpdeskflow.CustomerFilter{Tag: q.Get("tag"), Cursor: q.Get("cursor")}
@@ -151,11 +151,7 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 	for i, c := range page.Customers {
 		data[i] = toCustomerJSON(c)
 	}
-	var next *string
-	if page.NextCursor != "" {
-		next = &page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": next})
+	writeList(w, data, page.NextCursor)
 	return nil
 }
 
@@ -207,5 +203,3 @@ func (s *Server) handleCustomerMerge(w http.ResponseWriter, r *http.Request, p h
 	writeCustomer(w, http.StatusOK, c)
 	return nil
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -74,3 +74,13 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	enc.SetEscapeHTML(false)
 	enc.Encode(body) //nolint:errcheck // the client went away; nothing to do
 }
+
+// writeList answers 200 with a list page: {"data": data, "next_cursor":
+// next, or null on the last page}.
+func writeList(w http.ResponseWriter, data any, next string) {
+	var cursor *string
+	if next != "" {
+		cursor = &next
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": cursor})
+}

@@ -12,6 +12,12 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 )
 
+// setETag sets the ETag of an answer showing a stream at version: the
+// version in quotes, which If-Match takes back (see ifMatch).
+func setETag(w http.ResponseWriter, version int64) {
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
+}
+
 // ifMatch reads the If-Match header: a version ("3", or 3, or W/"3"), nil
 // when absent or "*". Anything else is EValidation naming the header.
 func ifMatch(r *http.Request) (*int64, error) {
@@ -144,7 +150,7 @@ func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p htt
 		}
 	}
 	// The whole history in one page, in the list envelope.
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": nil})
+	writeList(w, data, "")
 	return nil
 }
 

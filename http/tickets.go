@@ -76,7 +76,7 @@ func toTicketJSON(t helpdeskflow.Ticket) ticketJSON {
 }
 
 func writeTicket(w http.ResponseWriter, status int, t helpdeskflow.Ticket) {
-	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(t.Version, 10)))
+	setETag(w, t.Version)
 	writeJSON(w, status, toTicketJSON(t))
 }
 
@@ -154,11 +154,7 @@ func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ http
 	for i, t := range page.Tickets {
 		data[i] = toTicketJSON(t)
 	}
-	var next *string
-	if page.NextCursor != "" {
-		next = &page.NextCursor
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": next})
+	writeList(w, data, page.NextCursor)
 	return nil
 }
 
