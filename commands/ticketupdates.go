@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -132,29 +131,18 @@ func ticketChanges(t helpdeskflow.Ticket, cmd UpdateTicket) (helpdeskflow.Ticket
 			u.Tags = &helpdeskflow.Change[[]string]{Old: nonNilTags(t.Tags), New: tags}
 		}
 	}
-	for name, value := range cmd.CustomFields {
-		old, had := t.CustomFields[name]
-		if (value == nil && !had) || (had && reflect.DeepEqual(old, value)) {
-			continue
+	u.CustomFields = keyChanges(t.CustomFields, cmd.CustomFields)
+	// Only additions can push the ticket past the limit.
+	added := 0
+	for name, c := range u.CustomFields {
+		if _, had := t.CustomFields[name]; !had && c.New != nil {
+			added++
 		}
-		if u.CustomFields == nil {
-			u.CustomFields = map[string]helpdeskflow.Change[any]{}
-		}
-		u.CustomFields[name] = helpdeskflow.Change[any]{Old: old, New: value}
 	}
-	if n := len(t.CustomFields) + len(u.CustomFields); n > MaxCustomFields {
-		// An upper bound: only additions can push past the limit.
-		added := 0
-		for name, c := range u.CustomFields {
-			if _, had := t.CustomFields[name]; !had && c.New != nil {
-				added++
-			}
-		}
-		if len(t.CustomFields)+added > MaxCustomFields {
-			var p problems
-			p.add("custom_fields", "the ticket would have %d custom fields; at most %d are allowed", len(t.CustomFields)+added, MaxCustomFields)
-			return u, p.err()
-		}
+	if len(t.CustomFields)+added > MaxCustomFields {
+		var p problems
+		p.add("custom_fields", "the ticket would have %d custom fields; at most %d are allowed", len(t.CustomFields)+added, MaxCustomFields)
+		return u, p.err()
 	}
 	return u, nil
 }
@@ -185,8 +173,8 @@ type AddMessage struct {
 // The body is sanitized like a new ticket's. A customer reply to a solved
 // ticket reopens it (status open, in the same append); a closed ticket
 // accepts no messages (EConflict). ifMatch works as in UpdateTicket. It
-// returns the ticket with internal notes.
-func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage) (helpdeskflow.Ticket, error) {
+// returns the ticket, with internal notes when includeInternal.
+func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage, includeInternal bool) (helpdeskflow.Ticket, error) {
 	var p problems
 	p.text("body", cmd.Body, true, MaxMessageBodyLen)
 	if cmd.AuthorType == "" {
@@ -228,7 +216,7 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	return s.withCustomerOf(ctx, t, true)
+	return s.withCustomerOf(ctx, t, includeInternal)
 }
 
 // changeTicket runs decide on ticket id's current state under its stream

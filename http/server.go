@@ -30,7 +30,7 @@ type Tickets interface {
 	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateTicket) (helpdeskflow.Ticket, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
-	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AddMessage) (helpdeskflow.Ticket, error)
+	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
 	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]commands.AuditEntry, error)
 }
 

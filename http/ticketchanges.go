@@ -95,18 +95,10 @@ func (s *Server) handleMessageAdd(w http.ResponseWriter, r *http.Request, p http
 	if cmd.Internal && !admin {
 		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "internal notes need an admin API key")
 	}
-	t, err := s.cfg.Tickets.AddMessage(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, version, cmd)
+	// Admins see the notes they may have just written; agents never do.
+	t, err := s.cfg.Tickets.AddMessage(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, version, cmd, admin)
 	if err != nil {
 		return err
-	}
-	if !admin {
-		public := t.Messages[:0:0]
-		for _, m := range t.Messages {
-			if !m.Internal {
-				public = append(public, m)
-			}
-		}
-		t.Messages = public
 	}
 	writeTicket(w, http.StatusCreated, t)
 	return nil
