@@ -205,13 +205,8 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 			if ch.name != nil {
 				name = *ch.name
 			}
-			var base helpdeskflow.Customer
-			u := ch.apply(base)
 			data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
-				Metadata: withoutNulls(ch.metadata)}
-			if u.LinkedProfiles != nil {
-				data.LinkedProfiles = u.LinkedProfiles.New
-			}
+				Metadata: withoutNulls(ch.metadata), LinkedProfiles: mergeProfiles(nil, ch.linkedProfiles)}
 			if err := tx.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
 				return err
 			}

@@ -134,13 +134,16 @@ func (c *AccessCache) Authenticate(ctx context.Context, secret string) (helpdesk
 	return a, nil
 }
 
-// clear drops every entry and starts a new epoch, so lookups in flight do
-// not store their answers.
-func (c *AccessCache) clear(trustedUntil time.Time) {
+// forget drops every entry and starts a new epoch, so lookups in flight do
+// not store their answers. With distrust it also stops serving from memory
+// until the next heartbeat.
+func (c *AccessCache) forget(distrust bool) {
 	c.mu.Lock()
 	clear(c.entries)
 	c.epoch++
-	c.trustedUntil = trustedUntil
+	if distrust {
+		c.trustedUntil = time.Time{}
+	}
 	c.mu.Unlock()
 }
 
@@ -150,7 +153,7 @@ func (c *AccessCache) clear(trustedUntil time.Time) {
 func (c *AccessCache) Run(ctx context.Context) error {
 	for {
 		err := c.listen(ctx)
-		c.clear(time.Time{})
+		c.forget(true)
 		if ctx.Err() != nil {
 			c.leave()
 			return nil
@@ -180,7 +183,7 @@ func (c *AccessCache) listen(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM access_generation`).Scan(&seen); err != nil {
 		return internal("read access generation", err)
 	}
-	c.clear(time.Time{})
+	c.forget(true)
 	for {
 		if err := c.heartbeat(ctx, conn, seen); err != nil {
 			return err
@@ -196,10 +199,7 @@ func (c *AccessCache) listen(ctx context.Context) error {
 			if perr == nil && g > seen {
 				seen = g
 			}
-			c.mu.Lock()
-			clear(c.entries)
-			c.epoch++
-			c.mu.Unlock()
+			c.forget(false)
 		case errors.Is(err, context.DeadlineExceeded):
 		default:
 			return internal("wait for access changes", err)
