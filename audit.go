@@ -3,6 +3,8 @@ package helpdeskflow
 import (
 	"encoding/json"
 	"sort"
+
+	"github.com/google/uuid"
 )
 
 // FieldChange is one field an event changed, with its value before and
@@ -51,6 +53,22 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
 		}
 		return d.fieldChanges(), nil
+	case EventTicketSLAPolicyApplied:
+		var d SLAPolicyApplied
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		return d.fieldChanges(), nil
+	case EventTicketSLAWarning, EventTicketSLABreached:
+		var d SLAPoint
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		}
+		state := SLAWarning
+		if e.Type == EventTicketSLABreached {
+			state = SLABreached
+		}
+		return []FieldChange{{Field: "sla." + d.Target, Old: json.RawMessage("null"), New: mustJSON(state)}}, nil
 	case EventIPBlocklistUpdated:
 		var d IPBlocklistUpdated
 		if err := json.Unmarshal(e.Data, &d); err != nil {
@@ -153,4 +171,24 @@ func (u CustomerUpdated) fieldChanges() []FieldChange {
 	}
 	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
 	return changes
+}
+
+// fieldChanges shows the policy (id, version and name; null when removed)
+// and each target's spec (null when the policy has none). The event does
+// not carry the previous policy, so every old value is null.
+func (d SLAPolicyApplied) fieldChanges() []FieldChange {
+	null := json.RawMessage("null")
+	policy := null
+	if d.PolicyID != nil {
+		policy = mustJSON(struct {
+			ID      uuid.UUID `json:"id"`
+			Version int64     `json:"version"`
+			Name    string    `json:"name"`
+		}{*d.PolicyID, d.PolicyVersion, d.PolicyName})
+	}
+	return []FieldChange{
+		{Field: "sla.first_response", Old: null, New: mustJSON(d.FirstResponse)},
+		{Field: "sla.policy", Old: null, New: policy},
+		{Field: "sla.resolution", Old: null, New: mustJSON(d.Resolution)},
+	}
 }

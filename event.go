@@ -22,7 +22,16 @@ const (
 	EventTicketCustomerChanged = "ticket.customer_changed"
 	EventCustomerUpdated       = "customer.updated"
 	EventCustomerMerged        = "customer.merged"
-	CurrentEventSchemaVersion  = 1
+	EventAutomationCreated     = "automation.created"
+	EventAutomationUpdated     = "automation.updated"
+	EventAutomationDeleted     = "automation.deleted"
+	EventSLAPolicyCreated      = "sla_policy.created"
+	EventSLAPolicyUpdated      = "sla_policy.updated"
+	EventSLAPolicyDeleted      = "sla_policy.deleted"
+	// EventTicketNotificationRequested is an automation's asynchronous
+	// action (such as notify_slack) for the dispatcher to carry out.
+	EventTicketNotificationRequested = "ticket.notification_requested"
+	CurrentEventSchemaVersion        = 1
 )
 
 // Stream types: the kind of entity a stream holds.
@@ -30,6 +39,11 @@ const (
 	StreamWorkspace = "workspace"
 	StreamCustomer  = "customer"
 	StreamTicket    = "ticket"
+	// StreamAutomation and StreamSLAPolicy hold one rule or policy each:
+	// its created, updated and deleted events, each with the whole
+	// definition, so every version stays readable.
+	StreamAutomation = "automation"
+	StreamSLAPolicy  = "sla_policy"
 )
 
 // Channels say through which path a change came in.
@@ -63,6 +77,7 @@ type Metadata struct {
 	Channel       string `json:"channel"`
 	RequestID     string `json:"request_id,omitempty"`
 	RuleID        string `json:"rule_id,omitempty"`
+	RuleVersion   int64  `json:"rule_version,omitempty"`
 	CausationID   string `json:"causation_id,omitempty"`
 	CorrelationID string `json:"correlation_id,omitempty"`
 }

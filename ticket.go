@@ -44,7 +44,7 @@ type Ticket struct {
 	CustomerID   uuid.UUID
 	Customer     *Customer
 	Messages     []Message
-	SLA          any
+	SLA          *TicketSLA // nil when no SLA policy applies
 	Version      int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -139,6 +139,15 @@ func TicketTransitionAllowed(from, to string) (bool, []string) {
 // ApplyTicket folds one event of a ticket's stream into t. It returns an
 // EInternal error for an event type it does not know or data it cannot
 // decode, because that means the stream and the code disagree.
+//
+// It keeps t.SLA by the clock rules the sla package documents, taking each
+// event's OccurredAt as the time: ticket.sla_policy_applied starts,
+// re-targets or removes the clocks; a status change in ticket.updated
+// pauses, resumes, fulfils or (solved to open) reopens them; a public
+// agent message in ticket.message_added fulfils the first response;
+// ticket.sla_warning and ticket.sla_breached record their point (a point
+// for a target the ticket has no clock for changes nothing). It replaces
+// t.SLA rather than modifying the TicketSLA it points to.
 func ApplyTicket(t *Ticket, e Event) error {
 	switch e.Type {
 	case EventTicketCreated:
@@ -163,18 +172,32 @@ func ApplyTicket(t *Ticket, e Event) error {
 			return &Error{Code: EInternal, Message: "decode ticket.message_added", Err: err}
 		}
 		t.Messages = append(t.Messages, d.toMessage(e.OccurredAt))
+		applySLAMessage(t, d, e.OccurredAt)
 	case EventTicketUpdated:
 		var d TicketUpdated
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return &Error{Code: EInternal, Message: "decode ticket.updated", Err: err}
 		}
 		d.applyTo(t)
+		if d.Status != nil {
+			applySLAStatus(t, d.Status.Old, d.Status.New, e.OccurredAt)
+		}
 	case EventTicketCustomerChanged:
 		var d TicketCustomerChanged
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return &Error{Code: EInternal, Message: "decode ticket.customer_changed", Err: err}
 		}
 		t.CustomerID = d.New
+	case EventTicketSLAPolicyApplied:
+		if err := applySLAPolicy(t, e.Data, e.OccurredAt); err != nil {
+			return err
+		}
+	case EventTicketSLAWarning, EventTicketSLABreached:
+		if err := applySLAPoint(t, e.Type, e.Data, e.OccurredAt); err != nil {
+			return err
+		}
+	case EventTicketNotificationRequested:
+		// A request to the dispatcher: the ticket's fields stay as they are.
 	default:
 		return &Error{Code: EInternal, Message: fmt.Sprintf("ticket stream has unknown event type %q", e.Type), Err: ErrUnknownEventType}
 	}

@@ -27,33 +27,35 @@ const (
 // Rule is one automation rule. Version is the rule's stream version, carried
 // into Effects and AsyncActions so the audit shows which version acted.
 type Rule struct {
-	ID         uuid.UUID
-	Version    int64
-	Name       string
-	Position   int
-	Active     bool
-	Conditions Conditions
-	Actions    []Action
+	ID         uuid.UUID  `json:"id"`
+	Version    int64      `json:"version"`
+	Name       string     `json:"name"`
+	Position   int        `json:"position"`
+	Active     bool       `json:"active"`
+	Conditions Conditions `json:"conditions"`
+	Actions    []Action   `json:"actions"`
 }
 
 // Conditions holds when every condition of All holds and, if Any is not
 // empty, at least one of Any holds.
 type Conditions struct {
-	All, Any []Condition
+	All []Condition `json:"all"`
+	Any []Condition `json:"any"`
 }
 
 // Condition compares one field with Value using Operator. Value is as
 // decoded from JSON: string, float64, bool, []any or nil.
 type Condition struct {
-	Field, Operator string
-	Value           any
+	Field    string `json:"field"`
+	Operator string `json:"operator"`
+	Value    any    `json:"value"`
 }
 
 // Action is one thing a rule does when it fires. Value is as decoded from
 // JSON; see the package documentation for each type's value.
 type Action struct {
-	Type  string
-	Value any
+	Type  string `json:"type"`
+	Value any    `json:"value"`
 }
 
 // Action types.

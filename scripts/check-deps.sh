@@ -41,4 +41,12 @@ while read -r dep; do
   esac
 done < <(go list -deps "$module/automation")
 
+# SLA policies are as pure: the rule engine's conditions and nothing else.
+while read -r dep; do
+  case $dep in
+    "$module" | "$module/automation" | "$module/sla" | github.com/google/uuid* | vendor/*) ;;
+    *.*/*) echo "check-deps: sla depends on $dep" >&2; fail=1 ;;
+  esac
+done < <(go list -deps "$module/sla")
+
 exit $fail
