@@ -53,6 +53,16 @@ type Tx interface {
 	// SetWorkspaceSettings replaces them; like RevokeAPIKey, effective on
 	// every API process when the transaction returns.
 	SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s helpdeskflow.WorkspaceSettings) error
+	// LockRuleSet moves the workspace's rule-set version forward, locks
+	// the rule set until commit and returns it.
+	LockRuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
+	// PutRule and DeleteRule change a rule record (sent with the next
+	// statement).
+	PutRule(ctx context.Context, r helpdeskflow.RuleRecord)
+	DeleteRule(ctx context.Context, id uuid.UUID)
+	// RuleSetSince returns the rule set, without its rules when its
+	// version is still known.
+	RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error)
 }
 
 // Store is the event store as commands use it.
@@ -63,6 +73,13 @@ type Store interface {
 	// workspace.
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
 	customerReads
+	ruleReads
+}
+
+// ruleReads read a workspace's rules and policies.
+type ruleReads interface {
+	// RuleSet returns every rule record of the workspace and the version.
+	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
 }
 
 // customerReads are the lookups customer reads need.
@@ -80,15 +97,17 @@ type concreteStore[T Tx] interface {
 	Transact(ctx context.Context, fn func(tx T) error) error
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
 	customerReads
+	ruleReads
 }
 
 // AdaptStore turns a store whose Transact passes its own transaction type
 // (such as *eventstore.Store) into a Store.
-func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s, s} }
+func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s, s, s} }
 
 type adapted[T Tx] struct {
 	s concreteStore[T]
 	customerReads
+	ruleReads
 }
 
 func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {

@@ -2,20 +2,45 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
 )
 
 // Service handles commands and consistent single-entity reads. It is safe
 // for concurrent use.
 type Service struct {
-	store Store
+	store   Store
+	clock   func() time.Time
+	metrics *Metrics
+	rules   ruleCache
 }
 
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClock makes the Service stamp events and judge SLA times with now
+// instead of the wall clock (tests move it instead of sleeping).
+func WithClock(now func() time.Time) Option { return func(s *Service) { s.clock = now } }
+
+// WithMetrics makes the Service record its metrics in m.
+func WithMetrics(m *Metrics) Option { return func(s *Service) { s.metrics = m } }
+
 // New returns a Service on store.
-func New(store Store) *Service { return &Service{store: store} }
+func New(store Store, opts ...Option) *Service {
+	s := &Service{store: store, clock: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// now is the Service's clock in UTC at the microsecond precision Postgres
+// keeps, so answers show the times later reads show.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
 
 // CreateTicket is the body of POST /v1/tickets.
 type CreateTicket struct {
@@ -69,6 +94,19 @@ func (c *CreateTicket) validate() error {
 	return p.err()
 }
 
+// created is the data of the ticket.created event of a validated cmd with
+// its sanitized body.
+func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpdeskflow.TicketCreated {
+	return helpdeskflow.TicketCreated{
+		Subject: c.Subject, Status: c.Status, Priority: c.Priority, Type: "question",
+		Channel: channel, Tags: c.Tags, CustomerID: customerID, ExternalID: c.ExternalID,
+		CustomFields: c.CustomFields,
+		Message: helpdeskflow.MessageAdded{
+			ID: uuid.New(), AuthorType: c.Message.AuthorType, Body: body, BodyText: PlainText(body),
+		},
+	}
+}
+
 // CreateTicket validates and sanitizes cmd, upserts its customer by
 // normalized email and creates the ticket, all in one transaction. It
 // returns the ticket as GetTicket would (with internal notes), or
@@ -84,10 +122,15 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	ticketID := uuid.New()
 	var ticketEvents, customerEvents []helpdeskflow.Event
 	err = s.store.Transact(ctx, func(tx Tx) error {
+		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		if err != nil {
+			return err
+		}
 		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err
 		}
+		now := s.now()
 		customerRef := helpdeskflow.StreamRef{ID: customerID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamCustomer}
 		if created {
 			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, helpdeskflow.CustomerCreated{
@@ -96,6 +139,7 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 			if err != nil {
 				return err
 			}
+			e.OccurredAt = now
 			if _, err := tx.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
@@ -103,24 +147,27 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		} else {
 			customerEvents = history
 		}
-		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, helpdeskflow.TicketCreated{
-			Subject: cmd.Subject, Status: cmd.Status, Priority: cmd.Priority, Type: "question",
-			Channel: md.Channel, Tags: cmd.Tags, CustomerID: customerID, ExternalID: cmd.ExternalID,
-			CustomFields: cmd.CustomFields,
-			Message: helpdeskflow.MessageAdded{
-				ID: uuid.New(), AuthorType: cmd.Message.AuthorType, Body: body, BodyText: PlainText(body),
-			},
-		})
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, cmd.created(customerID, md.Channel, body))
+		if err != nil {
+			return err
+		}
+		e.OccurredAt = now
+		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
+		t, err := foldTicket([]helpdeskflow.Event{stored(e, ticketRef, 1, md)})
+		if err != nil {
+			return err
+		}
+		customer, err := foldCustomer(customerEvents)
+		if err != nil {
+			return err
+		}
+		effects, err := s.runAutomations(rules, automation.Input{Trigger: e.Type, Ticket: t, Customer: customer}, md, e.ID)
 		if err != nil {
 			return err
 		}
 		tx.LinkTicket(ctx, workspaceID, customerID, ticketID)
-		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		if _, err := tx.Append(ctx, ticketRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
-			return err
-		}
-		ticketEvents = []helpdeskflow.Event{stored(e, ticketRef, 1, md)}
-		return nil
+		ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, append(tagged(md, e), stamped(effects, now)...))
+		return err
 	})
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
@@ -174,14 +221,20 @@ func foldTicket(events []helpdeskflow.Event) (helpdeskflow.Ticket, error) {
 	return t, nil
 }
 
+// stamped sets every event's time to now: one command's events share it.
+func stamped(events []taggedEvent, now time.Time) []taggedEvent {
+	for i := range events {
+		events[i].OccurredAt = now
+	}
+	return events
+}
+
 // withCustomer completes a ticket with its customer's details and drops
 // internal notes unless includeInternal.
 func withCustomer(t helpdeskflow.Ticket, customerEvents []helpdeskflow.Event, includeInternal bool) (helpdeskflow.Ticket, error) {
-	var c helpdeskflow.Customer
-	for _, e := range customerEvents {
-		if err := helpdeskflow.ApplyCustomer(&c, e); err != nil {
-			return helpdeskflow.Ticket{}, err
-		}
+	c, err := foldCustomer(customerEvents)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
 	}
 	t.Customer = &c
 	if !includeInternal {

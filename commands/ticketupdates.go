@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
 )
 
 // MaxTeamLen and MaxAssigneeIDLen bound those ticket fields, in characters.
@@ -74,21 +76,24 @@ func (s *Service) UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err := cmd.validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
-		if t.Status == helpdeskflow.StatusClosed {
-			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and cannot change; create a follow-up ticket", id)
-		}
-		u, err := ticketChanges(t, cmd)
-		if err != nil || u.Empty() {
-			return nil, err
-		}
-		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, u)
-		return []helpdeskflow.NewEvent{e}, err
-	})
+	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, cmd.decide)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
 	return s.withCustomerOf(ctx, t, includeInternal)
+}
+
+// decide returns the events updating t with u: none when nothing changes.
+func (u UpdateTicket) decide(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+	if t.Status == helpdeskflow.StatusClosed {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and cannot change; create a follow-up ticket", t.ID)
+	}
+	changes, err := ticketChanges(t, u)
+	if err != nil || changes.Empty() {
+		return nil, err
+	}
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, changes)
+	return []helpdeskflow.NewEvent{e}, err
 }
 
 // ticketChanges compares cmd with the ticket's current state.
@@ -168,13 +173,9 @@ type AddMessage struct {
 	Internal   bool   `json:"internal"`
 }
 
-// AddMessage appends a public reply or, with Internal, an internal note to
-// ticket id (the caller checks that internal notes come from admin keys).
-// The body is sanitized like a new ticket's. A customer reply to a solved
-// ticket reopens it (status open, in the same append); a closed ticket
-// accepts no messages (EConflict). ifMatch works as in UpdateTicket. It
-// returns the ticket, with internal notes when includeInternal.
-func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage, includeInternal bool) (helpdeskflow.Ticket, error) {
+// decider validates and sanitizes cmd and returns the decision adding it
+// to a ticket.
+func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error), error) {
 	var p problems
 	p.text("body", cmd.Body, true, MaxMessageBodyLen)
 	if cmd.AuthorType == "" {
@@ -185,15 +186,15 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 		p.add("internal", "internal notes are written by agents; author_type must be agent")
 	}
 	if err := p.err(); err != nil {
-		return helpdeskflow.Ticket{}, err
+		return nil, err
 	}
 	body, err := sanitizedBody("body", cmd.Body)
 	if err != nil {
-		return helpdeskflow.Ticket{}, err
+		return nil, err
 	}
-	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+	return func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
 		if t.Status == helpdeskflow.StatusClosed {
-			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and accepts no messages; create a follow-up ticket", id)
+			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and accepts no messages; create a follow-up ticket", t.ID)
 		}
 		msg, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, helpdeskflow.MessageAdded{
 			ID: uuid.New(), AuthorType: cmd.AuthorType, Body: body, BodyText: PlainText(body), Internal: cmd.Internal,
@@ -212,7 +213,21 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 			events = append(events, reopen)
 		}
 		return events, nil
-	})
+	}, nil
+}
+
+// AddMessage appends a public reply or, with Internal, an internal note to
+// ticket id (the caller checks that internal notes come from admin keys).
+// The body is sanitized like a new ticket's. A customer reply to a solved
+// ticket reopens it (status open, in the same append); a closed ticket
+// accepts no messages (EConflict). ifMatch works as in UpdateTicket. It
+// returns the ticket, with internal notes when includeInternal.
+func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage, includeInternal bool) (helpdeskflow.Ticket, error) {
+	decide, err := cmd.decider()
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, decide)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
@@ -220,12 +235,18 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 }
 
 // changeTicket runs decide on ticket id's current state under its stream
-// lock and appends what it returns (nothing when it returns no events),
-// checking ifMatch first. It returns the ticket after the change.
+// lock, runs the workspace's automations on the result (the first decided
+// event's type is the trigger) and appends the decided events and the
+// automations' effects (nothing when decide returns no events), checking
+// ifMatch first. It returns the ticket after the change.
 func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
 	err := s.store.Transact(ctx, func(tx Tx) error {
+		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		if err != nil {
+			return err
+		}
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
 		version, err := tx.LockStream(ctx, ref)
 		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
@@ -249,22 +270,54 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		if err != nil || len(decided) == 0 {
 			return err
 		}
-		if _, err := tx.Append(ctx, ref, version, md, decided); err != nil {
+		now := s.now()
+		all := stamped(tagged(md, decided...), now)
+		after, err := applied(t, ref, version, all)
+		if err != nil {
 			return err
 		}
-		now := time.Now()
-		for i, e := range decided {
-			stored := stored(e, ref, version+int64(i)+1, md)
-			if stored.OccurredAt.IsZero() {
-				stored.OccurredAt = now
+		if rules.active > 0 {
+			customerEvents, err := tx.Load(ctx, t.CustomerID)
+			if err != nil {
+				return err
 			}
-			if err := helpdeskflow.ApplyTicket(&t, stored); err != nil {
+			customer, err := foldCustomer(customerEvents)
+			if err != nil {
+				return err
+			}
+			before := t
+			effects, err := s.runAutomations(rules, automation.Input{Trigger: decided[0].Type, Before: &before, Ticket: after, Customer: customer}, md, decided[0].ID)
+			if err != nil {
+				return err
+			}
+			all = append(all, stamped(effects, now)...)
+		}
+		appended, err := s.appendTagged(ctx, tx, ref, version, all)
+		if err != nil {
+			return err
+		}
+		for _, e := range appended {
+			if err := helpdeskflow.ApplyTicket(&t, e); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return t, err
+}
+
+// applied returns t with events applied as they would be stored after
+// version, leaving t itself alone.
+func applied(t helpdeskflow.Ticket, ref helpdeskflow.StreamRef, version int64, events []taggedEvent) (helpdeskflow.Ticket, error) {
+	t.Tags = slices.Clone(t.Tags)
+	t.CustomFields = maps.Clone(t.CustomFields)
+	t.Messages = slices.Clone(t.Messages)
+	for i, e := range events {
+		if err := helpdeskflow.ApplyTicket(&t, stored(e.NewEvent, ref, version+int64(i)+1, e.md)); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
 }
 
 // withCustomerOf completes t with its customer, read from the event store.

@@ -59,10 +59,25 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
 			"request_id", requestIDOf(r.Context()), "code", code, "err", err)
 	}
+	if code == helpdeskflow.EAutomationConflict {
+		// The guide promises that logs show the rules involved.
+		logger.WarnContext(r.Context(), "automation conflict", "method", r.Method, "path", r.URL.Path,
+			"request_id", requestIDOf(r.Context()), "rule_ids", ruleIDs(err), "err", helpdeskflow.ErrorMessage(err))
+	}
 	writeJSON(w, status, errorBody{Error: errorDetail{
 		Code: code, Message: helpdeskflow.ErrorMessage(err), Details: helpdeskflow.ErrorDetails(err),
 		RequestID: requestIDOf(r.Context()),
 	}})
+}
+
+// ruleIDs returns the rule ids an EAutomationConflict names.
+func ruleIDs(err error) string {
+	for _, p := range helpdeskflow.ErrorDetails(err) {
+		if p.Field == "rule_ids" {
+			return p.Problem
+		}
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

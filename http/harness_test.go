@@ -106,11 +106,15 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := commands.New(commands.AdaptStore(store))
+	metrics, err := commands.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics))
 	log := &recordingLog{}
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Limiter: limiter, RequestLog: log,
+		Admin: service, AdminReader: store, Automations: service, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/http"
 )
@@ -31,7 +32,13 @@ func TestServer_TenantIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String()}
+	rule, err := h.service.CreateAutomation(ctx, victim, md, commands.AutomationRule{Name: "victim rule",
+		Actions: []automation.Action{{Type: automation.ActionAddTags, Value: []any{"victim"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String(),
+		http.IDAutomation: rule.ID.String()}
 	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +46,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 	// The victim's email is not among them: the attacker may have a
 	// customer with the same address in its own workspace (POST
 	// /v1/customers below creates one), which must stay a separate customer.
-	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix}
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule"}
 	victimVersion := func() int64 {
 		events, err := h.store.Load(ctx, victim, victim)
 		if err != nil {
@@ -57,6 +64,10 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"POST /v1/api-keys":    map[string]any{"role": "agent"},
 		"PUT /v1/ip-blocklist": map[string]any{"cidrs": []string{"128.0.0.0/1"}},
 		"PUT /v1/rate-limits":  map[string]any{"limits": map[string]any{"tickets.read": map[string]any{"limit": 1, "window_seconds": 3600}}},
+		"POST /v1/automations": map[string]any{"name": "mine", "actions": []any{map[string]any{"type": "add_tags", "value": []string{"mine"}}}},
+		// The simulator runs the caller's rules, never the victim's.
+		"POST /v1/automations/simulate": map[string]any{"ticket": map[string]any{"subject": "s", "customer": map[string]any{"email": "victim@example.com"}, "message": map[string]any{"body": "b"}}},
+		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
 		// Bodies for routes with an id, so that only the id can fail them.
 		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},

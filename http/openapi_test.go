@@ -562,6 +562,27 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("PUT", "/v1/ip-blocklist", agent, map[string]any{"cidrs": []string{}}), 403, "forbidden")
 	c.want(c.do("PUT", "/v1/ip-blocklist", admin, map[string]any{"cidrs": []string{}}), 200, "")
 
+	// Automation rules and the simulator.
+	rule := map[string]any{"name": "VIP", "conditions": map[string]any{"all": []any{map[string]any{"field": "ticket.subject", "operator": "contains", "value": "vip"}}},
+		"actions": []any{map[string]any{"type": "add_tags", "value": []string{"vip"}}, map[string]any{"type": "notify_slack", "value": map[string]any{"channel": "#vip", "message": "VIP ticket"}}}}
+	r = c.do("POST", "/v1/automations", admin, rule)
+	c.want(r, 201, "")
+	ruleID := r.body["id"].(string)
+	c.want(c.doInvalid("POST", "/v1/automations", admin, map[string]any{"name": "", "actions": []any{map[string]any{"type": "nope"}}}), 400, "validation_failed")
+	c.want(c.do("POST", "/v1/automations", agent, rule), 403, "forbidden")
+	c.want(c.do("GET", "/v1/automations?limit=1", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/automations/"+ruleID, admin, nil), 200, "")
+	rule["position"] = 5
+	c.want(c.do("PUT", "/v1/automations/"+ruleID, admin, rule, "If-Match", `"1"`), 200, "")
+	c.want(c.do("PUT", "/v1/automations/"+ruleID, admin, rule, "If-Match", `"1"`), 412, "precondition_failed")
+	c.want(c.do("POST", "/v1/automations/simulate", admin, map[string]any{"ticket": ticketBody("vip order")}), 200, "")
+	c.want(c.do("POST", "/v1/automations/simulate", admin, map[string]any{"ticket_id": id, "update": map[string]any{"priority": "low"},
+		"rules": []any{map[string]any{"name": "a", "actions": []any{map[string]any{"type": "set_priority", "value": "high"}}},
+			map[string]any{"name": "b", "actions": []any{map[string]any{"type": "set_priority", "value": "urgent"}}}}}), 200, "")
+	c.want(c.doInvalid("POST", "/v1/automations/simulate", admin, map[string]any{}), 400, "validation_failed")
+	c.want(c.do("DELETE", "/v1/automations/"+ruleID, admin, nil), 200, "")
+	c.want(c.do("DELETE", "/v1/automations/"+ruleID, admin, nil), 404, "not_found")
+
 	// Rate limits, and a 429.
 	c.want(c.do("GET", "/v1/rate-limits", admin, nil), 200, "")
 	c.want(c.do("PUT", "/v1/rate-limits", admin, map[string]any{"limits": map[string]any{"events.read": map[string]any{"limit": 1, "window_seconds": 60}}, "soft_throttle_delay_ms": 100}), 200, "")

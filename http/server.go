@@ -91,7 +91,7 @@ type RequestLog interface {
 type Checker func(ctx context.Context) error
 
 // Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
-// AdminReader and Limiter are required. RequestLog may be nil (no request
+// AdminReader, Automations and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
 // X-Forwarded-For is believed when finding the client's IP. Idempotency
@@ -106,6 +106,7 @@ type Config struct {
 	Auth           Authenticator
 	Admin          Admin
 	AdminReader    AdminReader
+	Automations    Automations
 	Limiter        *ratelimit.Limiter
 	RequestLog     RequestLog
 	Idempotency    Idempotency
@@ -121,7 +122,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
 		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
-		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil,
+		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("http: Config.%s is required", name))
@@ -205,6 +206,8 @@ const (
 	IDTicket   = "ticket"
 	IDCustomer = "customer"
 	IDAPIKey   = "api_key"
+	// IDAutomation is an automation rule's id.
+	IDAutomation = "automation"
 )
 
 func (s *Server) table() []route {
@@ -228,6 +231,12 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyCreate},
 		{method: "GET", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyList},
 		{method: "DELETE", path: "/v1/api-keys/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAPIKey, handle: s.handleAPIKeyRevoke},
+		{method: "POST", path: "/v1/automations", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAutomationCreate},
+		{method: "GET", path: "/v1/automations", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAutomationList},
+		{method: "POST", path: "/v1/automations/simulate", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAutomationSimulate},
+		{method: "GET", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationGet},
+		{method: "PUT", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationReplace},
+		{method: "DELETE", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationDelete},
 		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
 		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
 		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},

@@ -105,15 +105,16 @@ func (s *Server) handleMessageAdd(w http.ResponseWriter, r *http.Request, p http
 }
 
 type auditEntryJSON struct {
-	EventID    string                     `json:"event_id"`
-	EventType  string                     `json:"event_type"`
-	Version    int64                      `json:"version"`
-	Changes    []helpdeskflow.FieldChange `json:"changes"`
-	Actor      helpdeskflow.Actor         `json:"actor"`
-	Channel    string                     `json:"channel"`
-	RuleID     *string                    `json:"rule_id"`
-	RequestID  *string                    `json:"request_id"`
-	OccurredAt string                     `json:"occurred_at"`
+	EventID     string                     `json:"event_id"`
+	EventType   string                     `json:"event_type"`
+	Version     int64                      `json:"version"`
+	Changes     []helpdeskflow.FieldChange `json:"changes"`
+	Actor       helpdeskflow.Actor         `json:"actor"`
+	Channel     string                     `json:"channel"`
+	RuleID      *string                    `json:"rule_id"`
+	RuleVersion *int64                     `json:"rule_version"`
+	RequestID   *string                    `json:"request_id"`
+	OccurredAt  string                     `json:"occurred_at"`
 }
 
 // handleTicketAudit is GET /v1/tickets/{id}/audit: every change, oldest
@@ -135,7 +136,7 @@ func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p htt
 	data := make([]auditEntryJSON, len(entries))
 	for i, e := range entries {
 		data[i] = auditEntryJSON{EventID: e.EventID.String(), EventType: e.EventType, Version: e.Version, Changes: e.Changes,
-			Actor: e.Metadata.Actor, Channel: e.Metadata.Channel, RuleID: nonEmpty(e.Metadata.RuleID),
+			Actor: e.Metadata.Actor, Channel: e.Metadata.Channel, RuleID: nonEmpty(e.Metadata.RuleID), RuleVersion: nonZero(e.Metadata.RuleVersion),
 			RequestID: nonEmpty(e.Metadata.RequestID), OccurredAt: formatTime(e.OccurredAt)}
 		if data[i].Changes == nil {
 			data[i].Changes = []helpdeskflow.FieldChange{}
@@ -144,6 +145,13 @@ func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p htt
 	// The whole history in one page, in the list envelope.
 	writeList(w, data, "")
 	return nil
+}
+
+func nonZero(n int64) *int64 {
+	if n == 0 {
+		return nil
+	}
+	return &n
 }
 
 func nonEmpty(s string) *string {

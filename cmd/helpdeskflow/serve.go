@@ -214,7 +214,11 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 	if err != nil {
 		return nil, err
 	}
-	service := commands.New(commands.AdaptStore(store))
+	metrics, err := commands.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics))
 	return http.NewServer(http.Config{
 		Tickets:        service,
 		Customers:      service,
@@ -224,6 +228,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 		Auth:           access,
 		Admin:          service,
 		AdminReader:    store,
+		Automations:    service,
 		Limiter:        limiter,
 		RequestLog:     requestLog,
 		Idempotency:    eventstore.NewIdempotencyKeys(store),

@@ -1,0 +1,160 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
+)
+
+// MaxAutomations is the most automation rules a workspace may have.
+const MaxAutomations = 500
+
+var automationRules = ruleKind{
+	kind: helpdeskflow.RuleKindAutomation, stream: helpdeskflow.StreamAutomation,
+	created: helpdeskflow.EventAutomationCreated, updated: helpdeskflow.EventAutomationUpdated,
+	deleted: helpdeskflow.EventAutomationDeleted, max: MaxAutomations, noun: "automation rule",
+}
+
+// AutomationRule is the body of POST /v1/automations and PUT
+// /v1/automations/{id}. On PUT, an absent position or active keeps the
+// rule's; on POST, position defaults to after the last rule and active to
+// true.
+type AutomationRule struct {
+	Name       string                `json:"name"`
+	Position   *int                  `json:"position"`
+	Active     *bool                 `json:"active"`
+	Conditions automation.Conditions `json:"conditions"`
+	Actions    []automation.Action   `json:"actions"`
+}
+
+// Automation is a stored automation rule.
+type Automation struct {
+	automation.Rule
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// automationData is the data of automation.created and automation.updated
+// events, and the stored definition: the whole rule.
+type automationData struct {
+	Name       string                `json:"name"`
+	Position   int                   `json:"position"`
+	Active     bool                  `json:"active"`
+	Conditions automation.Conditions `json:"conditions"`
+	Actions    []automation.Action   `json:"actions"`
+}
+
+// rule builds the rule cmd describes over current (nil for a new rule)
+// and validates it, listing every problem.
+func (cmd AutomationRule) rule(current *automation.Rule, all []helpdeskflow.RuleRecord) (automation.Rule, error) {
+	r := automation.Rule{Name: strings.TrimSpace(cmd.Name), Position: nextPosition(all), Active: true,
+		Conditions: cmd.Conditions, Actions: cmd.Actions}
+	if current != nil {
+		r.ID, r.Position, r.Active = current.ID, current.Position, current.Active
+	}
+	if cmd.Position != nil {
+		r.Position = *cmd.Position
+	}
+	if cmd.Active != nil {
+		r.Active = *cmd.Active
+	}
+	if r.Conditions.All == nil {
+		r.Conditions.All = []automation.Condition{}
+	}
+	if r.Conditions.Any == nil {
+		r.Conditions.Any = []automation.Condition{}
+	}
+	if r.Actions == nil {
+		r.Actions = []automation.Action{}
+	}
+	return r, r.Validate()
+}
+
+// CreateAutomation validates and stores a new automation rule, recording
+// automation.created on the rule's own stream. It returns EValidation
+// listing every problem, EConflict when the workspace has MaxAutomations.
+func (s *Service) CreateAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd AutomationRule) (Automation, error) {
+	rec, err := s.saveRule(ctx, workspaceID, md, automationRules, uuid.Nil, nil, func(_ *helpdeskflow.RuleRecord, all []helpdeskflow.RuleRecord) (any, error) {
+		r, err := cmd.rule(nil, all)
+		return dataOf(r), err
+	})
+	if err != nil {
+		return Automation{}, err
+	}
+	return decodeAutomation(rec)
+}
+
+// ReplaceAutomation replaces automation rule id (PUT), recording
+// automation.updated with the whole new definition; the rule's version
+// moves on, and tickets' audits name the version that acted. ifMatch
+// works as for tickets. ENotFound for an unknown rule.
+func (s *Service) ReplaceAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AutomationRule) (Automation, error) {
+	rec, err := s.saveRule(ctx, workspaceID, md, automationRules, id, ifMatch, func(current *helpdeskflow.RuleRecord, all []helpdeskflow.RuleRecord) (any, error) {
+		old, err := decodeAutomation(*current)
+		if err != nil {
+			return nil, err
+		}
+		r, err := cmd.rule(&old.Rule, all)
+		return dataOf(r), err
+	})
+	if err != nil {
+		return Automation{}, err
+	}
+	return decodeAutomation(rec)
+}
+
+// DeleteAutomation deletes automation rule id, recording
+// automation.deleted. ENotFound for an unknown rule.
+func (s *Service) DeleteAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error {
+	if err := s.deleteRule(ctx, workspaceID, md, automationRules, id); err != nil {
+		return err
+	}
+	s.metrics.forgetRule(id)
+	return nil
+}
+
+// GetAutomation returns automation rule id; ENotFound when the workspace
+// has no such rule.
+func (s *Service) GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) (Automation, error) {
+	rec, err := s.ruleRecord(ctx, workspaceID, automationRules, id)
+	if err != nil {
+		return Automation{}, err
+	}
+	return decodeAutomation(rec)
+}
+
+// ListAutomations returns one page of the workspace's automation rules in
+// the order they run, (position, id), and the next page's cursor ("" at
+// the end).
+func (s *Service) ListAutomations(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]Automation, string, error) {
+	recs, next, err := s.rulePage(ctx, workspaceID, automationRules, cursor, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Automation, len(recs))
+	for i, rec := range recs {
+		if out[i], err = decodeAutomation(rec); err != nil {
+			return nil, "", err
+		}
+	}
+	return out, next, nil
+}
+
+func dataOf(r automation.Rule) automationData {
+	return automationData{Name: r.Name, Position: r.Position, Active: r.Active, Conditions: r.Conditions, Actions: r.Actions}
+}
+
+func decodeAutomation(rec helpdeskflow.RuleRecord) (Automation, error) {
+	var d automationData
+	if err := json.Unmarshal(rec.Definition, &d); err != nil {
+		return Automation{}, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "decode automation rule " + rec.ID.String(), Err: err}
+	}
+	return Automation{Rule: automation.Rule{ID: rec.ID, Version: rec.Version, Name: d.Name, Position: d.Position, Active: d.Active,
+		Conditions: d.Conditions, Actions: d.Actions}, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}, nil
+}

@@ -1,0 +1,251 @@
+package commands
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
+)
+
+// workspaceRules is a workspace's rules compiled for commands, at one
+// rule-set version. It is shared read-only between commands.
+type workspaceRules struct {
+	version     int64
+	automations []automation.Rule
+	// evaluations holds the evaluation counter of each active automation.
+	evaluations []prometheus.Counter
+	active      int
+}
+
+// ruleCache keeps each workspace's compiled rules; a command checks the
+// version in its own transaction (one cheap statement) and reloads only
+// when the rules changed.
+type ruleCache struct {
+	mu          sync.Mutex
+	byWorkspace map[uuid.UUID]*workspaceRules
+}
+
+// rulesOf returns the workspace's rules as transaction tx sees them.
+func (s *Service) rulesOf(ctx context.Context, tx Tx, workspaceID uuid.UUID) (*workspaceRules, error) {
+	s.rules.mu.Lock()
+	cached := s.rules.byWorkspace[workspaceID]
+	s.rules.mu.Unlock()
+	known := int64(-1)
+	if cached != nil {
+		known = cached.version
+	}
+	set, err := tx.RuleSetSince(ctx, workspaceID, known)
+	if err != nil {
+		return nil, err
+	}
+	if cached != nil && set.Version == cached.version {
+		return cached, nil
+	}
+	compiled, err := s.compileRules(set)
+	if err != nil {
+		return nil, err
+	}
+	s.rules.mu.Lock()
+	if s.rules.byWorkspace == nil {
+		s.rules.byWorkspace = map[uuid.UUID]*workspaceRules{}
+	}
+	if cur := s.rules.byWorkspace[workspaceID]; cur == nil || cur.version < compiled.version {
+		s.rules.byWorkspace[workspaceID] = compiled
+	}
+	s.rules.mu.Unlock()
+	return compiled, nil
+}
+
+func (s *Service) compileRules(set helpdeskflow.RuleSet) (*workspaceRules, error) {
+	w := &workspaceRules{version: set.Version}
+	for _, rec := range recordsOf(set, helpdeskflow.RuleKindAutomation) {
+		a, err := decodeAutomation(rec)
+		if err != nil {
+			return nil, err
+		}
+		w.automations = append(w.automations, a.Rule)
+		if a.Active {
+			w.active++
+			w.evaluations = append(w.evaluations, s.metrics.evaluationsOf(a.ID))
+		}
+	}
+	return w, nil
+}
+
+// taggedEvent is an event with its own metadata: automation effects carry
+// the rule's, next to the command's own events.
+type taggedEvent struct {
+	helpdeskflow.NewEvent
+	md helpdeskflow.Metadata
+}
+
+func tagged(md helpdeskflow.Metadata, events ...helpdeskflow.NewEvent) []taggedEvent {
+	out := make([]taggedEvent, len(events))
+	for i, e := range events {
+		out[i] = taggedEvent{e, md}
+	}
+	return out
+}
+
+// runAutomations runs the workspace's active rules for one command and
+// returns their effects as events, each with metadata naming its rule and
+// version (channel automation, caused by the command's event causation).
+// It returns EAutomationConflict, counted per rule, when the rules
+// conflict; nothing is appended then.
+func (s *Service) runAutomations(rules *workspaceRules, in automation.Input, md helpdeskflow.Metadata, causation uuid.UUID) ([]taggedEvent, error) {
+	if rules.active == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	res, err := automation.Run(in, rules.automations, automation.Options{})
+	s.metrics.observe(time.Since(start), rules, res.Fired, err)
+	if err != nil {
+		return nil, err
+	}
+	effects := make(map[uuid.UUID]helpdeskflow.TicketUpdated, len(res.Effects))
+	for _, e := range res.Effects {
+		effects[e.RuleID] = e.Update
+	}
+	versions := make(map[uuid.UUID]int64, len(rules.automations))
+	for _, r := range rules.automations {
+		versions[r.ID] = r.Version
+	}
+	var out []taggedEvent
+	for _, id := range res.Fired {
+		ruleMD := helpdeskflow.Metadata{
+			Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorRule, ID: id.String()}, Channel: helpdeskflow.ChannelAutomation,
+			RequestID: md.RequestID, RuleID: id.String(), RuleVersion: versions[id],
+			CausationID: causation.String(), CorrelationID: md.CorrelationID,
+		}
+		if ruleMD.CorrelationID == "" {
+			ruleMD.CorrelationID = md.RequestID
+		}
+		if u, ok := effects[id]; ok {
+			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, u)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, taggedEvent{e, ruleMD})
+		}
+		for _, a := range res.Async {
+			if a.RuleID != id {
+				continue
+			}
+			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketNotificationRequested, helpdeskflow.NotificationRequested{Action: a.Type, Value: a.Value})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, taggedEvent{e, ruleMD})
+		}
+	}
+	return out, nil
+}
+
+// appendTagged appends events to ref at version, one Append per run of
+// events sharing metadata (they all go out in the same round trip), and
+// returns the stored events.
+func (s *Service) appendTagged(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, version int64, events []taggedEvent) ([]helpdeskflow.Event, error) {
+	out := make([]helpdeskflow.Event, 0, len(events))
+	for start := 0; start < len(events); {
+		end := start + 1
+		for end < len(events) && events[end].md == events[start].md {
+			end++
+		}
+		batch := make([]helpdeskflow.NewEvent, 0, end-start)
+		for _, e := range events[start:end] {
+			batch = append(batch, e.NewEvent)
+		}
+		if _, err := tx.Append(ctx, ref, version, events[start].md, batch); err != nil {
+			return nil, err
+		}
+		for _, e := range events[start:end] {
+			version++
+			out = append(out, stored(e.NewEvent, ref, version, e.md))
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// Metrics are the command side's Prometheus metrics; a nil *Metrics records
+// nothing.
+type Metrics struct {
+	evaluations, firings, conflicts *prometheus.CounterVec
+	evaluationTime                  prometheus.Histogram
+}
+
+// NewMetrics registers the automation metrics on reg:
+// helpdeskflow_automation_evaluations_total{rule_id} (commands that
+// evaluated the rule), helpdeskflow_automation_firings_total{rule_id},
+// helpdeskflow_automation_conflicts_total{rule_id} and
+// helpdeskflow_automation_evaluation_seconds (one command's whole run).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_evaluations_total",
+			Help: "Commands that evaluated the automation rule."}, []string{"rule_id"}),
+		firings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_firings_total",
+			Help: "Times the automation rule fired (at most once per command)."}, []string{"rule_id"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_conflicts_total",
+			Help: "Commands refused with automation_conflict in which the rule was involved."}, []string{"rule_id"}),
+		evaluationTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_automation_evaluation_seconds",
+			Help:    "Time to run a workspace's automation rules for one command, every pass included.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025}}),
+	}
+	for _, c := range []prometheus.Collector{m.evaluations, m.firings, m.conflicts, m.evaluationTime} {
+		if err := reg.Register(c); err != nil {
+			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register command metrics", Err: err}
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) evaluationsOf(id uuid.UUID) prometheus.Counter {
+	if m == nil {
+		return nil
+	}
+	return m.evaluations.WithLabelValues(id.String())
+}
+
+func (m *Metrics) observe(d time.Duration, rules *workspaceRules, fired []uuid.UUID, err error) {
+	if m == nil {
+		return
+	}
+	m.evaluationTime.Observe(d.Seconds())
+	for _, c := range rules.evaluations {
+		c.Inc()
+	}
+	for _, id := range fired {
+		m.firings.WithLabelValues(id.String()).Inc()
+	}
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
+		for _, id := range conflictRuleIDs(err) {
+			m.conflicts.WithLabelValues(id).Inc()
+		}
+	}
+}
+
+// forgetRule drops a deleted rule's series.
+func (m *Metrics) forgetRule(id uuid.UUID) {
+	if m == nil {
+		return
+	}
+	for _, v := range []*prometheus.CounterVec{m.evaluations, m.firings, m.conflicts} {
+		v.DeleteLabelValues(id.String())
+	}
+}
+
+// conflictRuleIDs returns the rule ids an EAutomationConflict names.
+func conflictRuleIDs(err error) []string {
+	for _, p := range helpdeskflow.ErrorDetails(err) {
+		if p.Field == "rule_ids" {
+			return strings.Split(p.Problem, ",")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+)
+
+// Automations manages a workspace's automation rules and simulates them.
+type Automations interface {
+	CreateAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.AutomationRule) (commands.Automation, error)
+	ReplaceAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AutomationRule) (commands.Automation, error)
+	DeleteAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
+	GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) (commands.Automation, error)
+	ListAutomations(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]commands.Automation, string, error)
+	SimulateAutomations(ctx context.Context, workspaceID uuid.UUID, cmd commands.SimulateAutomations) (commands.Simulation, error)
+}
+
+// automationJSON is an automation rule as the API shows it.
+type automationJSON struct {
+	ID         uuid.UUID             `json:"id"`
+	Name       string                `json:"name"`
+	Position   int                   `json:"position"`
+	Active     bool                  `json:"active"`
+	Conditions automation.Conditions `json:"conditions"`
+	Actions    []automation.Action   `json:"actions"`
+	Version    int64                 `json:"version"`
+	CreatedAt  string                `json:"created_at"`
+	UpdatedAt  string                `json:"updated_at"`
+}
+
+func toAutomationJSON(a commands.Automation) automationJSON {
+	return automationJSON{ID: a.ID, Name: a.Name, Position: a.Position, Active: a.Active, Conditions: a.Conditions,
+		Actions: a.Actions, Version: a.Version, CreatedAt: formatTime(a.CreatedAt), UpdatedAt: formatTime(a.UpdatedAt)}
+}
+
+func writeAutomation(w http.ResponseWriter, status int, a commands.Automation) {
+	setETag(w, a.Version)
+	writeJSON(w, status, toAutomationJSON(a))
+}
+
+// handleAutomationCreate is POST /v1/automations (admin): 201 with the rule.
+func (s *Server) handleAutomationCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	var cmd commands.AutomationRule
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	a, err := s.cfg.Automations.CreateAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
+	if err != nil {
+		return err
+	}
+	writeAutomation(w, http.StatusCreated, a)
+	return nil
+}
+
+// handleAutomationList is GET /v1/automations (admin): the rules in the
+// order they run; ?limit= (1–100, default 100) and ?cursor=.
+func (s *Server) handleAutomationList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return fieldError("limit", "must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	rules, next, err := s.cfg.Automations.ListAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	data := make([]automationJSON, len(rules))
+	for i, a := range rules {
+		data[i] = toAutomationJSON(a)
+	}
+	writeList(w, data, next)
+	return nil
+}
+
+// handleAutomationGet is GET /v1/automations/{id} (admin).
+func (s *Server) handleAutomationGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "automation rule")
+	if err != nil {
+		return err
+	}
+	a, err := s.cfg.Automations.GetAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	writeAutomation(w, http.StatusOK, a)
+	return nil
+}
+
+// handleAutomationReplace is PUT /v1/automations/{id} (admin), honouring
+// If-Match.
+func (s *Server) handleAutomationReplace(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "automation rule")
+	if err != nil {
+		return err
+	}
+	match, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	var cmd commands.AutomationRule
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	a, err := s.cfg.Automations.ReplaceAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, match, cmd)
+	if err != nil {
+		return err
+	}
+	writeAutomation(w, http.StatusOK, a)
+	return nil
+}
+
+// handleAutomationDelete is DELETE /v1/automations/{id} (admin): 200 with
+// {"id", "deleted": true}.
+func (s *Server) handleAutomationDelete(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "automation rule")
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Automations.DeleteAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	return nil
+}
+
+type simulationJSON struct {
+	Trigger  string          `json:"trigger"`
+	Fired    []firedRuleJSON `json:"fired"`
+	Passes   int             `json:"passes"`
+	Conflict *errorDetail    `json:"conflict"`
+	Ticket   ticketJSON      `json:"ticket"`
+}
+
+type firedRuleJSON struct {
+	RuleID      uuid.UUID                            `json:"rule_id"`
+	RuleVersion int64                                `json:"rule_version"`
+	Name        string                               `json:"name"`
+	Position    int                                  `json:"position"`
+	Changes     []helpdeskflow.FieldChange           `json:"changes"`
+	Async       []helpdeskflow.NotificationRequested `json:"async_actions"`
+}
+
+// handleAutomationSimulate is POST /v1/automations/simulate (admin): which
+// rules a command would fire, in order, and the ticket it would leave,
+// storing nothing. A conflict the command would be refused with is
+// reported in "conflict" (200).
+func (s *Server) handleAutomationSimulate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	var cmd commands.SimulateAutomations
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	sim, err := s.cfg.Automations.SimulateAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, cmd)
+	if err != nil {
+		return err
+	}
+	out := simulationJSON{Trigger: sim.Trigger, Fired: []firedRuleJSON{}, Passes: sim.Passes, Ticket: toTicketJSON(sim.Ticket)}
+	for _, f := range sim.Fired {
+		async := f.Async
+		if async == nil {
+			async = []helpdeskflow.NotificationRequested{}
+		}
+		out.Fired = append(out.Fired, firedRuleJSON{RuleID: f.RuleID, RuleVersion: f.RuleVersion, Name: f.Name, Position: f.Position,
+			Changes: f.Changes, Async: async})
+	}
+	if sim.Conflict != nil {
+		out.Conflict = &errorDetail{Code: helpdeskflow.ErrorCode(sim.Conflict), Message: helpdeskflow.ErrorMessage(sim.Conflict),
+			Details: helpdeskflow.ErrorDetails(sim.Conflict), RequestID: requestIDOf(r.Context())}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
