@@ -23,6 +23,7 @@ type bench struct {
 	ch    driver.Conn
 	chDB  string
 	tmp   string
+	bin   string // the helpdeskflow binary dev runs (workspace create)
 	procs *procWatch
 
 	created      uint64 // 201s received from dev so far, warm-ups included
@@ -33,7 +34,7 @@ func (b *bench) runPhases(ctx context.Context) error {
 	bodies := makeBodies(bodyPool)
 	b.res.RequestBodyBytes = avgLen(bodies)
 	b.res.InProcess = measureInProcess(bodies)
-	maxC := max(slices.Max(b.o.concurrency), slices.Max(b.o.listConcurrency))
+	maxC := max(slices.Max(b.o.concurrency), slices.Max(b.o.listConcurrency), b.o.automationConcurrency)
 	client := newClient(max(maxC, 32))
 	defer client.CloseIdleConnections()
 	metricsClient := newClient(2)
@@ -52,6 +53,11 @@ func (b *bench) runPhases(ctx context.Context) error {
 
 	if b.o.phases.has(phaseCreates) {
 		if err := b.runCreates(ctx, client, metricsClient, bodies); err != nil {
+			return err
+		}
+	}
+	if b.o.phases.has(phaseAutomations) {
+		if err := b.runAutomations(ctx, client, metricsClient, bodies); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,7 @@ type results struct {
 	Pgbench           []pgbenchPhase      `json:"pgbench"`
 	EmptyHandler      []emptyPhase        `json:"empty_handler"`
 	Ratios            []ratio             `json:"ratios"`
+	Automations       *automations        `json:"automations,omitempty"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`
@@ -276,6 +277,9 @@ func (r *results) finish() {
 		ok := l.Visible > 0 && l.Missed == 0
 		add("projection lag p99 ("+l.Phase+")", fmt.Sprintf("< %d", targetLagP99Ms), "ms", l.Visible > 0, l.LagMs.P99, ok && l.LagMs.P99 < targetLagP99Ms)
 	}
+	if slices.Contains(r.Config.Phases, phaseAutomations) {
+		r.automationTarget(add)
+	}
 	if slices.Contains(r.Config.Phases, phaseReads) {
 		var found *readPhase
 		if r.CompositeRead != nil {
@@ -413,6 +417,7 @@ func (r *results) print(w io.Writer) {
 	for _, e := range r.EmptyHandler {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
+	r.automationCPURows(row)
 	r.readSideCPURows(row)
 	for _, c := range r.Creates {
 		if len(c.CPU.OtherTop) > 0 {
@@ -450,6 +455,7 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, this process): decode body %.0f µs, SanitizeHTML %.0f µs, PlainText %.0f µs per %d-byte message\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
 
+	r.printAutomations(w)
 	r.printReadSide(w)
 
 	m := r.Memory
@@ -547,6 +553,7 @@ func (r *results) markdown(w io.Writer) {
 	for _, e := range r.EmptyHandler {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
+	r.automationCPURows(row)
 	r.readSideCPURows(row)
 
 	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
@@ -567,6 +574,7 @@ func (r *results) markdown(w io.Writer) {
 	ip := r.InProcess
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, in the bench process): decode body %.0f µs, `commands.SanitizeHTML` %.0f µs, `commands.PlainText` %.0f µs per %d-byte message.\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
+	r.markdownAutomations(w)
 	r.markdownReadSide(w)
 	m := r.Memory
 	fmt.Fprintf(w, "\n## Memory of the dev process\n\nstart %s · peak during load %s · after load %s · at end %s · VmHWM %s\n",

@@ -1,0 +1,528 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	nethttp "net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// The automations phase: the ticket create rate with automationRules active
+// rules against the rate with none, in the same run (issue: "keep within
+// 20 % of none").
+const (
+	automationRules       = 100
+	targetAutomationRatio = 0.80 // creates/s with the rules ÷ without
+	automationBodyDomain  = "example.com"
+)
+
+// automationOrder is the order of the rounds, each in a workspace of its
+// own: true has the rules. Without, with, with, without (ABBA), so that a
+// drift over the phase (tables growing, background merges) weighs on both
+// sides alike.
+var automationOrder = []bool{false, true, true, false}
+
+// automations is the automations phase as results.json shows it.
+type automations struct {
+	Concurrency      int               `json:"concurrency"`
+	Rules            int               `json:"rules"`
+	FiringRules      int               `json:"rules_matching_bench_tickets"`
+	RoundOrder       string            `json:"round_order"`
+	WarmupSeconds    float64           `json:"warmup_seconds_per_round"`
+	DurationSeconds  float64           `json:"measured_seconds_per_round"`
+	RuleSetupSeconds float64           `json:"rule_setup_seconds"`
+	Without          autoSide          `json:"without_rules"`
+	With             autoSide          `json:"with_rules"`
+	Ratio            float64           `json:"ratio_creates_per_second"` // With ÷ Without
+	TargetRatio      float64           `json:"target_ratio"`
+	TargetMet        bool              `json:"target_met"`
+	Probe            automationProbe   `json:"probe"`
+	Rounds           []autoRound       `json:"rounds"`
+	ExampleRules     []json.RawMessage `json:"example_rules"`
+}
+
+// autoSide is one side of the comparison: its rounds together.
+type autoSide struct {
+	Rounds    int            `json:"rounds"`
+	Requests  int64          `json:"requests"`
+	Errors    int64          `json:"errors"`
+	Seconds   float64        `json:"seconds"`
+	PerSecond float64        `json:"per_second"`
+	LatencyMs latencySummary `json:"latency_ms"`
+	// CPU time per create over the measured windows, by process.
+	CPUPerCreateMs cpuPerOp `json:"cpu_ms_per_create"`
+	// EventsPerCreate is events appended per successful create over the
+	// rounds (warm-ups included): the rules' effects add ticket.updated events.
+	EventsPerCreate float64 `json:"events_appended_per_create"`
+}
+
+// autoRound is one round: fresh workspace, rules or none, one load.
+type autoRound struct {
+	loadStats
+	WithRules      bool        `json:"with_rules"`
+	Rules          int         `json:"rules"`
+	WorkspaceID    string      `json:"workspace_id"`
+	ServerMs       histSummary `json:"server_create_ms"` // dev's own POST /v1/tickets latency, warm-up included
+	CPU            cpuSplit    `json:"cpu"`
+	EventsAppended float64     `json:"events_appended"` // warm-up included
+	CatchUpSeconds float64     `json:"projection_catch_up_seconds"`
+	// The bench database over the measured window: tuples returned per
+	// create (loading the rules shows here) and pg_stat_activity samples.
+	TuplesReturnedPerCreate float64    `json:"postgres_tuples_returned_per_create"`
+	PostgresActivity        pgActivity `json:"postgres_activity"`
+	PostgresError           string     `json:"postgres_error,omitempty"`
+}
+
+// automationProbe is one ticket created in a rule workspace before its
+// load, whose answer shows whether the rules ran.
+type automationProbe struct {
+	Subject  string   `json:"subject"`
+	Expected []string `json:"expected"`
+	Missing  []string `json:"missing,omitempty"`
+	Priority string   `json:"priority"`
+	Team     *string  `json:"team"`
+	Tags     []string `json:"tags"`
+	Fired    bool     `json:"rules_fired"`
+	Error    string   `json:"error,omitempty"`
+}
+
+// ruleJSON is the body of POST /v1/automations.
+type ruleJSON struct {
+	Name       string         `json:"name"`
+	Position   int            `json:"position"`
+	Active     bool           `json:"active"`
+	Conditions ruleConditions `json:"conditions"`
+	Actions    []ruleAction   `json:"actions"`
+}
+
+type ruleConditions struct {
+	All []ruleCondition `json:"all"`
+	Any []ruleCondition `json:"any"`
+}
+
+type ruleCondition struct {
+	Field    string `json:"field"`
+	Operator string `json:"operator"`
+	Value    any    `json:"value,omitempty"`
+}
+
+type ruleAction struct {
+	Type  string `json:"type"`
+	Value any    `json:"value"`
+}
+
+func cond(field, op string, value any) ruleCondition {
+	return ruleCondition{Field: field, Operator: op, Value: value}
+}
+
+// firingRules are the rules that match the bench's tickets (every body has
+// a customer at example.com; priorities low, normal ×3, high, urgent; 1–3
+// of ten tags; one subject template in eight mentions a refund). Their
+// changes are few (about one per ticket: most of the cost measured is
+// evaluating the rules), and they never conflict: one sets the priority,
+// the others add tags or set the team; the last fires in the second pass
+// on a ticket the first raised to high.
+func firingRules() []ruleJSON {
+	return []ruleJSON{
+		{Name: "example.com customers: low and normal become high",
+			Conditions: ruleConditions{All: []ruleCondition{
+				cond("customer.email_domain", "is", automationBodyDomain),
+				cond("ticket.priority", "in", []string{"low", "normal"})}},
+			Actions: []ruleAction{{Type: "set_priority", Value: "high"}}},
+		{Name: "escalate urgent",
+			Conditions: ruleConditions{All: []ruleCondition{cond("ticket.priority", "changed_to", "urgent")}},
+			Actions:    []ruleAction{{Type: "add_tags", Value: []string{"escalated"}}}},
+		{Name: "tag refunds",
+			Conditions: ruleConditions{All: []ruleCondition{cond("ticket.subject", "contains", "refund")}},
+			Actions:    []ruleAction{{Type: "add_tags", Value: []string{"refund"}}}},
+		{Name: "high-priority VIPs go to the VIP desk",
+			Conditions: ruleConditions{All: []ruleCondition{
+				cond("ticket.priority", "changed_to", "high"),
+				cond("ticket.tags", "includes", "vip")}},
+			Actions: []ruleAction{{Type: "assign_team", Value: "vip-desk"}}},
+	}
+}
+
+// quietRule is rule i of those that never match the bench's tickets: their
+// keywords, addresses, tags and domains appear in no body. Five shapes in
+// turn, so evaluation touches the subject, the message text, the customer's
+// address and domain, the tags and the priority.
+func quietRule(i int) ruleJSON {
+	r := ruleJSON{Name: fmt.Sprintf("rule %d", i)}
+	kw := fmt.Sprintf("keyword-%d", i)
+	switch i % 5 {
+	case 0:
+		r.Conditions.All = []ruleCondition{cond("ticket.subject", "contains", kw)}
+		r.Actions = []ruleAction{{Type: "add_tags", Value: []string{fmt.Sprintf("kw-%d", i)}}}
+	case 1:
+		r.Conditions.All = []ruleCondition{cond("ticket.body", "contains", kw)}
+		r.Conditions.Any = []ruleCondition{cond("ticket.tags", "includes", "billing"), cond("ticket.tags", "includes", "invoice")}
+		r.Actions = []ruleAction{{Type: "add_tags", Value: []string{fmt.Sprintf("kw-%d", i)}}, {Type: "assign_team", Value: "billing"}}
+	case 2:
+		r.Conditions.All = []ruleCondition{cond("customer.email", "is", fmt.Sprintf("vip-%d@partner.example.org", i))}
+		r.Actions = []ruleAction{{Type: "set_priority", Value: "urgent"}, {Type: "add_tags", Value: []string{"vip"}}}
+	case 3:
+		r.Conditions.All = []ruleCondition{cond("ticket.tags", "includes", fmt.Sprintf("topic-%d", i))}
+		r.Actions = []ruleAction{{Type: "assign_team", Value: fmt.Sprintf("team-%d", i)}}
+	case 4:
+		r.Conditions.All = []ruleCondition{
+			cond("customer.email_domain", "is", fmt.Sprintf("partner-%d.example.net", i)),
+			cond("ticket.priority", "in", []string{"high", "urgent"})}
+		r.Actions = []ruleAction{{Type: "add_tags", Value: []string{fmt.Sprintf("partner-%d", i)}}}
+	}
+	return r
+}
+
+// automationRuleSet is the n rules of a rule workspace, positions 0..n-1:
+// the firing ones at positions 5, 25, 45, … (as many as fit), the rest
+// quiet. It also returns how many fire.
+func automationRuleSet(n int) ([]ruleJSON, int) {
+	firing := firingRules()
+	out := make([]ruleJSON, n)
+	fired := 0
+	for i := range out {
+		if i%20 == 5 && (i-5)/20 < len(firing) {
+			out[i] = firing[(i-5)/20]
+			fired++
+		} else {
+			out[i] = quietRule(i)
+		}
+		out[i].Position, out[i].Active = i, true
+		if out[i].Conditions.Any == nil {
+			out[i].Conditions.Any = []ruleCondition{}
+		}
+	}
+	return out, fired
+}
+
+// automationProbeBody matches rule 0 (subject keyword-0) and the firing
+// rules but "escalate urgent" (the VIP desk in the second pass); the answer
+// must show their effects.
+func automationProbeBody() ([]byte, string, []string) {
+	subject := "Probe keyword-0: refund please"
+	b := createBody{Subject: subject, Priority: "normal", Tags: []string{"probe", "vip"}}
+	b.Customer.Email, b.Customer.Name = "probe@"+automationBodyDomain, "Probe Customer"
+	b.Message.Body = "<p>Automation probe.</p>"
+	raw, _ := json.Marshal(b)
+	return raw, subject, []string{"priority=high", "tag:kw-0", "tag:refund", "team=vip-desk"}
+}
+
+// runAutomations measures creates at one concurrency in fresh workspaces,
+// alternately without rules and with automationRules active rules.
+func (b *bench) runAutomations(ctx context.Context, client, metricsClient *nethttp.Client, bodies [][]byte) error {
+	c := b.o.automationConcurrency
+	d := max(b.o.duration/2, time.Second)
+	rules, firing := automationRuleSet(automationRules)
+	a := &automations{Concurrency: c, Rules: len(rules), FiringRules: firing, RoundOrder: roundOrder(automationOrder),
+		WarmupSeconds: b.o.warmup.Seconds(), DurationSeconds: d.Seconds(), TargetRatio: targetAutomationRatio}
+	for _, i := range []int{0, 1, 2, 3, 4, 5, 25} {
+		if i < len(rules) {
+			raw, _ := json.Marshal(rules[i])
+			a.ExampleRules = append(a.ExampleRules, raw)
+		}
+	}
+	b.res.Automations = a
+
+	// Set up every round's workspace first, so that a server without the
+	// rules API costs no load, and the rounds follow each other closely.
+	type roundSetup struct{ wsID, key, label string }
+	setups := make([]roundSetup, len(automationOrder))
+	for round, withRules := range automationOrder {
+		label := "without rules"
+		if withRules {
+			label = fmt.Sprintf("with %d rules", len(rules))
+		}
+		wsID, key, err := b.createWorkspace(ctx, fmt.Sprintf("bench automations round %d (%s)", round+1, label))
+		if err != nil {
+			return fmt.Errorf("automations: %w", err)
+		}
+		setups[round] = roundSetup{wsID, key, label}
+		// The admin category too: the default allows 120 calls a minute.
+		raised := []string{helpdeskflow.RateTicketsCreate, helpdeskflow.RateTicketsRead, helpdeskflow.RateAdmin}
+		if err := raiseLimits(ctx, client, b.dev.url, key, raised...); err != nil {
+			return fmt.Errorf("automations: workspace %s: %w", wsID, err)
+		}
+		if !withRules {
+			continue
+		}
+		start := time.Now()
+		for _, r := range rules {
+			if err := createRule(ctx, client, b.dev.url, key, r); err != nil {
+				if errors.Is(err, errNoAutomationsAPI) {
+					b.res.note("automations phase skipped: %v", err)
+					b.res.Automations = nil
+					return nil
+				}
+				return fmt.Errorf("automations: workspace %s: %w", wsID, err)
+			}
+		}
+		a.RuleSetupSeconds = round3(a.RuleSetupSeconds + time.Since(start).Seconds())
+		logf("automations: %d rules created in workspace %s in %.1f s", len(rules), wsID, time.Since(start).Seconds())
+		if a.Probe.Subject != "" {
+			continue
+		}
+		a.Probe = probeAutomations(ctx, client, b.dev.url, key)
+		if a.Probe.Error == "" {
+			b.created++
+		}
+		switch {
+		case a.Probe.Error != "":
+			b.res.note("automations: the probe ticket failed: %s", a.Probe.Error)
+		case !a.Probe.Fired:
+			b.res.note("automations: no rule fired on the probe ticket (priority %s, team %s, tags %v): POST /v1/tickets does not run the rules, so the ratio does not measure them",
+				a.Probe.Priority, deref(a.Probe.Team), a.Probe.Tags)
+		case len(a.Probe.Missing) > 0:
+			b.res.note("automations: the probe ticket lacks %s (priority %s, team %s, tags %v)", strings.Join(a.Probe.Missing, ", "),
+				a.Probe.Priority, deref(a.Probe.Team), a.Probe.Tags)
+		}
+	}
+	logf("automations: probe ticket: priority %s, team %s, tags %v; missing: %s", a.Probe.Priority, deref(a.Probe.Team), a.Probe.Tags,
+		orNone(a.Probe.Missing, a.Probe.Error))
+	if _, _, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout); err != nil {
+		b.res.note("before the automations rounds: %v", err)
+	}
+
+	metricsURL := b.dev.url + "/metrics"
+	var lat [2][]time.Duration
+	var events [2]float64
+	var created [2]int64
+	var cpuSecs [2]cpuPerOp
+	for round, withRules := range automationOrder {
+		wsID, key, label := setups[round].wsID, setups[round].key, setups[round].label
+		logf("automations round %d/%d (%s, workspace %s): c=%d, %s warm-up + %s", round+1, len(automationOrder), label, wsID, c, b.o.warmup, d)
+		devTarget := target{url: b.dev.url + "/v1/tickets", key: key, wantStatus: 201}
+		w := b.openWindow(ctx, metricsClient, metricsURL, b.o.warmup)
+		var bodyIndex atomic.Uint64 // every round sends the same bodies in the same order
+		ls, byLabel := runClosedLoop(ctx, c, b.o.warmup, d, nil, func(ctx context.Context, _ int) outcome {
+			body := bodies[bodyIndex.Add(1)%uint64(len(bodies))]
+			id, kind, err := post(ctx, client, devTarget, body)
+			return outcome{label: "create", id: id, kind: kind, err: err}
+		})
+		ws := w.close(ctx)
+		b.created += uint64(ls.Requests + ls.WarmupRequests)
+
+		p := autoRound{loadStats: ls, WithRules: withRules, WorkspaceID: wsID, ServerMs: ws.serverLatency("POST", "/v1/tickets"), CPU: ws.CPU,
+			PostgresActivity: ws.Activity, PostgresError: ws.PgErr}
+		if ls.Requests > 0 && ws.PgErr == "" {
+			p.TuplesReturnedPerCreate = round3(ws.PgDelta.Returned / float64(ls.Requests))
+		}
+		if withRules {
+			p.Rules = len(rules)
+		}
+		if ws.before != nil && ws.after != nil {
+			p.EventsAppended = ws.after.sum("helpdeskflow_events_appended_total", nil) - ws.before.sum("helpdeskflow_events_appended_total", nil)
+		}
+		side := 0
+		if withRules {
+			side = 1
+		}
+		lat[side] = append(lat[side], byLabel["create"]...)
+		events[side] += p.EventsAppended
+		created[side] += ls.Requests + ls.WarmupRequests
+		sec := func(pct float64) float64 { return pct / 100 * ls.Seconds }
+		cpuSecs[side].Dev += sec(p.CPU.DevPct)
+		cpuSecs[side].Postgres += sec(p.CPU.PostgresPct)
+		cpuSecs[side].ClickHouse += sec(p.CPU.ClickHousePct)
+		cpuSecs[side].Bench += sec(p.CPU.LoadGenPct)
+		cpuSecs[side].Machine += sec(p.CPU.MachineBusyPct * float64(max(p.CPU.Cores, 1)))
+		if ls.Errors > 0 {
+			b.res.note("automations round %d (%s): %d of %d creates failed (%v); the first: %s", round+1, label, ls.Errors, ls.Errors+ls.Requests,
+				ls.ErrorsByKind, ls.FirstError)
+		}
+		b.disturbance(fmt.Sprintf("automations round %d (%s)", round+1, label), p.CPU, ws.Activity.AvgOtherDBs)
+
+		// Each round starts with the pipeline idle, as the create levels do.
+		dd, _, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout)
+		p.CatchUpSeconds = round3(dd.Seconds())
+		if err != nil {
+			b.res.note("after automations round %d: %v", round+1, err)
+		}
+		if _, err := drainPipeline(ctx, metricsClient, metricsURL, 30*time.Second); err != nil {
+			b.res.note("after automations round %d: %v", round+1, err)
+		}
+		a.Rounds = append(a.Rounds, p)
+		logf("automations round %d (%s): %.0f creates/s, p50 %.1f ms, p99 %.1f ms, errors %d, %.2f events/create; projection caught up %.1f s after",
+			round+1, label, ls.PerSecond, ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors,
+			p.EventsAppended/float64(max(ls.Requests+ls.WarmupRequests, 1)), dd.Seconds())
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+
+	for side, s := range []*autoSide{&a.Without, &a.With} {
+		for _, p := range a.Rounds {
+			if p.WithRules != (side == 1) {
+				continue
+			}
+			s.Rounds++
+			s.Requests += p.Requests
+			s.Errors += p.Errors
+			s.Seconds += p.Seconds
+		}
+		s.Seconds = round3(s.Seconds)
+		if s.Seconds > 0 {
+			s.PerSecond = round1(float64(s.Requests) / s.Seconds)
+		}
+		s.LatencyMs = summarize(lat[side])
+		if s.Requests > 0 {
+			per := func(v float64) float64 { return round3(v * 1000 / float64(s.Requests)) }
+			x := cpuSecs[side]
+			s.CPUPerCreateMs = cpuPerOp{Dev: per(x.Dev), Postgres: per(x.Postgres), ClickHouse: per(x.ClickHouse), Bench: per(x.Bench), Machine: per(x.Machine)}
+		}
+		if created[side] > 0 {
+			s.EventsPerCreate = round3(events[side] / float64(created[side]))
+		}
+	}
+	if a.Without.PerSecond > 0 {
+		a.Ratio = round3(a.With.PerSecond / a.Without.PerSecond)
+	}
+	a.TargetMet = a.automationsValid() && a.Ratio >= targetAutomationRatio
+	logf("automations: %.0f creates/s with %d rules, %.0f without: ratio %.3f (target >= %.2f: %s)", a.With.PerSecond, a.Rules,
+		a.Without.PerSecond, a.Ratio, targetAutomationRatio, passMiss(a.TargetMet))
+
+	b.res.ReadModel.Created = b.created
+	if n, err := projectedTickets(ctx, b.ch, b.chDB); err == nil {
+		b.res.ReadModel.Projected = n
+	}
+	return nil
+}
+
+// automationsValid says whether the comparison measured what it should:
+// both sides ran without errors and the rules fired on the probe.
+func (a *automations) automationsValid() bool {
+	return a.Without.Requests > 0 && a.With.Requests > 0 && a.Without.Errors == 0 && a.With.Errors == 0 && a.Probe.Fired
+}
+
+func roundOrder(order []bool) string {
+	var parts []string
+	for _, w := range order {
+		if w {
+			parts = append(parts, "rules")
+		} else {
+			parts = append(parts, "none")
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "null"
+	}
+	return *s
+}
+
+// errNoAutomationsAPI is POST /v1/automations answering 404 or 405: the
+// server has no rules API, so there is nothing to measure.
+var errNoAutomationsAPI = errors.New("POST /v1/automations is not served")
+
+// createRule creates one rule through the admin API; it answers 201 with
+// the rule (id, version, …).
+func createRule(ctx context.Context, client *nethttp.Client, baseURL, key string, r ruleJSON) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	status, raw, err := send(ctx, client, "POST", baseURL+"/v1/automations", key, body)
+	if err != nil {
+		return fmt.Errorf("create rule %q: %w", r.Name, err)
+	}
+	if status == nethttp.StatusNotFound || status == nethttp.StatusMethodNotAllowed {
+		return fmt.Errorf("%w: status %d: %s", errNoAutomationsAPI, status, trimBody(raw))
+	}
+	if status != nethttp.StatusCreated {
+		return fmt.Errorf("create rule %q: status %d: %s", r.Name, status, trimBody(raw))
+	}
+	var got struct {
+		ID      string `json:"id"`
+		Version int64  `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil || got.ID == "" {
+		return fmt.Errorf("create rule %q: the 201 has no rule id (%v): %s", r.Name, err, trimBody(raw))
+	}
+	return nil
+}
+
+// probeAutomations creates the probe ticket and compares its answer (the
+// ticket as GET returns it) with the rules' expected effects.
+func probeAutomations(ctx context.Context, client *nethttp.Client, baseURL, key string) automationProbe {
+	body, subject, expected := automationProbeBody()
+	p := automationProbe{Subject: subject, Expected: expected}
+	status, raw, err := send(ctx, client, "POST", baseURL+"/v1/tickets", key, body)
+	if err != nil {
+		p.Error = err.Error()
+		return p
+	}
+	if status != nethttp.StatusCreated {
+		p.Error = fmt.Sprintf("status %d: %s", status, trimBody(raw))
+		return p
+	}
+	var got struct {
+		Priority string   `json:"priority"`
+		Team     *string  `json:"team"`
+		Tags     []string `json:"tags"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		p.Error = fmt.Sprintf("decode the ticket: %v: %s", err, trimBody(raw))
+		return p
+	}
+	p.Priority, p.Team, p.Tags = got.Priority, got.Team, got.Tags
+	for _, e := range expected {
+		var ok bool
+		switch {
+		case strings.HasPrefix(e, "priority="):
+			ok = got.Priority == strings.TrimPrefix(e, "priority=")
+		case strings.HasPrefix(e, "team="):
+			ok = got.Team != nil && *got.Team == strings.TrimPrefix(e, "team=")
+		case strings.HasPrefix(e, "tag:"):
+			ok = slices.Contains(got.Tags, strings.TrimPrefix(e, "tag:"))
+		}
+		if !ok {
+			p.Missing = append(p.Missing, e)
+		}
+	}
+	p.Fired = len(p.Missing) < len(expected)
+	return p
+}
+
+var (
+	workspaceIDRE = regexp.MustCompile(`(?m)^workspace_id:\s+(\S+)\s*$`)
+	adminKeyRE    = regexp.MustCompile(`(?m)^admin_key:\s+(hdf_\w+)\s*$`)
+)
+
+// createWorkspace runs `helpdeskflow workspace create NAME` against the
+// bench database and returns the new workspace's id and admin key.
+func (b *bench) createWorkspace(ctx context.Context, name string) (id, key string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.bin, "workspace", "create", name)
+	cmd.Dir = b.tmp
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HDF_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "HDF_POSTGRES_URL="+b.pg.url, "HDF_CLICKHOUSE_ADDR="+os.Getenv("HDF_CLICKHOUSE_ADDR"),
+		"HDF_CLICKHOUSE_DATABASE="+b.chDB, "HDF_LOG_LEVEL=warn")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("helpdeskflow workspace create: %w: %s", err, trimBody(stderr.Bytes()))
+	}
+	m, k := workspaceIDRE.FindSubmatch(stdout.Bytes()), adminKeyRE.FindSubmatch(stdout.Bytes())
+	if m == nil || k == nil {
+		return "", "", fmt.Errorf("helpdeskflow workspace create printed no workspace id and admin key: %s", trimBody(stdout.Bytes()))
+	}
+	return string(m[1]), string(k[1]), nil
+}
