@@ -22,6 +22,9 @@ type ruleKind struct {
 	created, updated, deleted string
 	max                       int
 	noun                      string
+	// changed, when set, runs in the transaction that changed or deleted
+	// rule id.
+	changed func(ctx context.Context, tx Tx, workspaceID, id uuid.UUID)
 }
 
 // ruleDefinition is what every kind's stored definition has in common:
@@ -84,6 +87,9 @@ func (s *Service) saveRule(ctx context.Context, workspaceID uuid.UUID, md helpde
 			return err
 		}
 		tx.PutRule(ctx, saved)
+		if current != nil && k.changed != nil {
+			k.changed(ctx, tx, workspaceID, saved.ID)
+		}
 		return nil
 	})
 	return saved, err
@@ -112,6 +118,9 @@ func (s *Service) deleteRule(ctx context.Context, workspaceID uuid.UUID, md help
 			return err
 		}
 		tx.DeleteRule(ctx, id)
+		if k.changed != nil {
+			k.changed(ctx, tx, workspaceID, id)
+		}
 		return nil
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/sla"
 )
 
 // workspaceRules is a workspace's rules compiled for commands, at one
@@ -21,6 +22,8 @@ type workspaceRules struct {
 	// evaluations holds the evaluation counter of each active automation.
 	evaluations []prometheus.Counter
 	active      int
+	// policies are the SLA policies, for choosing a ticket's.
+	policies []sla.Policy
 }
 
 // ruleCache keeps each workspace's compiled rules; a command checks the
@@ -74,6 +77,13 @@ func (s *Service) compileRules(set helpdeskflow.RuleSet) (*workspaceRules, error
 			w.active++
 			w.evaluations = append(w.evaluations, s.metrics.evaluationsOf(a.ID))
 		}
+	}
+	for _, rec := range recordsOf(set, helpdeskflow.RuleKindSLAPolicy) {
+		p, err := decodeSLAPolicy(rec)
+		if err != nil {
+			return nil, err
+		}
+		w.policies = append(w.policies, p.Policy)
 	}
 	return w, nil
 }

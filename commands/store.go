@@ -6,6 +6,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -63,6 +64,12 @@ type Tx interface {
 	// RuleSetSince returns the rule set, without its rules when its
 	// version is still known.
 	RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error)
+	// ScheduleSLA records when the SLA timer worker must next look at a
+	// ticket (nil: only after it changes); UnscheduleSLA forgets it.
+	ScheduleSLA(ctx context.Context, workspaceID, ticketID, policyID uuid.UUID, dueAt *time.Time)
+	UnscheduleSLA(ctx context.Context, ticketID uuid.UUID)
+	// RecheckSLAPolicy makes the tickets under a policy due at now.
+	RecheckSLAPolicy(ctx context.Context, workspaceID, policyID uuid.UUID, now time.Time)
 }
 
 // Store is the event store as commands use it.

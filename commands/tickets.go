@@ -165,9 +165,30 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		if err != nil {
 			return err
 		}
+		events := append(tagged(md, e), stamped(effects, now)...)
+		if len(rules.policies) > 0 {
+			after, err := applied(helpdeskflow.Ticket{}, ticketRef, 0, events)
+			if err != nil {
+				return err
+			}
+			choice, err := slaChoice(rules, after, customer, md, e.ID, now)
+			if err != nil {
+				return err
+			}
+			events = append(events, choice...)
+		}
 		tx.LinkTicket(ctx, workspaceID, customerID, ticketID)
-		ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, append(tagged(md, e), stamped(effects, now)...))
-		return err
+		if ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, events); err != nil {
+			return err
+		}
+		if len(rules.policies) > 0 {
+			t, err := foldTicket(ticketEvents)
+			if err != nil {
+				return err
+			}
+			scheduleSLA(ctx, tx, false, t)
+		}
+		return nil
 	})
 	if err != nil {
 		return helpdeskflow.Ticket{}, err

@@ -272,25 +272,32 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		}
 		now := s.now()
 		all := stamped(tagged(md, decided...), now)
-		after, err := applied(t, ref, version, all)
-		if err != nil {
-			return err
-		}
-		if rules.active > 0 {
-			customerEvents, err := tx.Load(ctx, t.CustomerID)
+		hadSLA := t.SLA != nil
+		if rules.active > 0 || len(rules.policies) > 0 || hadSLA {
+			after, err := applied(t, ref, version, all)
 			if err != nil {
 				return err
 			}
-			customer, err := foldCustomer(customerEvents)
+			customer, err := s.customerIn(ctx, tx, t.CustomerID)
 			if err != nil {
 				return err
 			}
-			before := t
-			effects, err := s.runAutomations(rules, automation.Input{Trigger: decided[0].Type, Before: &before, Ticket: after, Customer: customer}, md, decided[0].ID)
+			if rules.active > 0 {
+				before := t
+				effects, err := s.runAutomations(rules, automation.Input{Trigger: decided[0].Type, Before: &before, Ticket: after, Customer: customer}, md, decided[0].ID)
+				if err != nil {
+					return err
+				}
+				all = append(all, stamped(effects, now)...)
+				if after, err = applied(t, ref, version, all); err != nil {
+					return err
+				}
+			}
+			choice, err := slaChoice(rules, after, customer, md, decided[0].ID, now)
 			if err != nil {
 				return err
 			}
-			all = append(all, stamped(effects, now)...)
+			all = append(all, choice...)
 		}
 		appended, err := s.appendTagged(ctx, tx, ref, version, all)
 		if err != nil {
@@ -300,6 +307,9 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 			if err := helpdeskflow.ApplyTicket(&t, e); err != nil {
 				return err
 			}
+		}
+		if hadSLA || t.SLA != nil {
+			scheduleSLA(ctx, tx, hadSLA, t)
 		}
 		return nil
 	})

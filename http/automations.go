@@ -164,7 +164,7 @@ func (s *Server) handleAutomationSimulate(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	out := simulationJSON{Trigger: sim.Trigger, Fired: []firedRuleJSON{}, Passes: sim.Passes, Ticket: toTicketJSON(sim.Ticket)}
+	out := simulationJSON{Trigger: sim.Trigger, Fired: []firedRuleJSON{}, Passes: sim.Passes, Ticket: toTicketJSON(sim.Ticket, s.cfg.Now())}
 	for _, f := range sim.Fired {
 		async := f.Async
 		if async == nil {

@@ -114,7 +114,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	log := &recordingLog{}
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Automations: service, Limiter: limiter, RequestLog: log,
+		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
 	}

@@ -37,8 +37,13 @@ func TestServer_TenantIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policy, err := h.service.CreateSLAPolicy(ctx, victim, md, commands.SLAPolicyWrite{Name: "victim policy",
+		FirstResponse: &helpdeskflow.SLATargetSpec{Minutes: 60}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String(),
-		http.IDAutomation: rule.ID.String()}
+		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String()}
 	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +51,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 	// The victim's email is not among them: the attacker may have a
 	// customer with the same address in its own workspace (POST
 	// /v1/customers below creates one), which must stay a separate customer.
-	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule"}
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule", policy.ID.String(), "victim policy"}
 	victimVersion := func() int64 {
 		events, err := h.store.Load(ctx, victim, victim)
 		if err != nil {
@@ -68,6 +73,8 @@ func TestServer_TenantIsolation(t *testing.T) {
 		// The simulator runs the caller's rules, never the victim's.
 		"POST /v1/automations/simulate": map[string]any{"ticket": map[string]any{"subject": "s", "customer": map[string]any{"email": "victim@example.com"}, "message": map[string]any{"body": "b"}}},
 		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
+		"POST /v1/sla-policies":         map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
+		"PUT /v1/sla-policies/:id":      map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
 		// Bodies for routes with an id, so that only the id can fail them.
 		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},

@@ -583,6 +583,25 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("DELETE", "/v1/automations/"+ruleID, admin, nil), 200, "")
 	c.want(c.do("DELETE", "/v1/automations/"+ruleID, admin, nil), 404, "not_found")
 
+	// SLA policies, and a ticket showing its SLA.
+	policy := map[string]any{"name": "Urgent", "conditions": map[string]any{"all": []any{map[string]any{"field": "ticket.priority", "operator": "is", "value": "urgent"}}},
+		"first_response": map[string]any{"minutes": 60, "warn_before_minutes": 10}, "resolution": map[string]any{"minutes": 480}}
+	r = c.do("POST", "/v1/sla-policies", admin, policy)
+	c.want(r, 201, "")
+	policyID := r.body["id"].(string)
+	c.want(c.doInvalid("POST", "/v1/sla-policies", admin, map[string]any{"name": "x", "first_response": map[string]any{"minutes": 0}}), 400, "validation_failed")
+	c.want(c.do("GET", "/v1/sla-policies", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/sla-policies/"+policyID, admin, nil), 200, "")
+	c.want(c.do("PUT", "/v1/sla-policies/"+policyID, admin, policy, "If-Match", `"1"`), 200, "")
+	urgent := ticketBody("SLA")
+	urgent["priority"] = "urgent"
+	r = c.do("POST", "/v1/tickets", admin, urgent)
+	c.want(r, 201, "")
+	if r.body["sla"] == nil {
+		t.Errorf("an urgent ticket has no SLA: %s", r.raw)
+	}
+	c.want(c.do("DELETE", "/v1/sla-policies/"+policyID, admin, nil), 200, "")
+
 	// Rate limits, and a 429.
 	c.want(c.do("GET", "/v1/rate-limits", admin, nil), 200, "")
 	c.want(c.do("PUT", "/v1/rate-limits", admin, map[string]any{"limits": map[string]any{"events.read": map[string]any{"limit": 1, "window_seconds": 60}}, "soft_throttle_delay_ms": 100}), 200, "")

@@ -91,7 +91,7 @@ type RequestLog interface {
 type Checker func(ctx context.Context) error
 
 // Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
-// AdminReader, Automations and Limiter are required. RequestLog may be nil (no request
+// AdminReader, Automations, SLAPolicies and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
 // X-Forwarded-For is believed when finding the client's IP. Idempotency
@@ -107,6 +107,7 @@ type Config struct {
 	Admin          Admin
 	AdminReader    AdminReader
 	Automations    Automations
+	SLAPolicies    SLAPolicies
 	Limiter        *ratelimit.Limiter
 	RequestLog     RequestLog
 	Idempotency    Idempotency
@@ -115,6 +116,9 @@ type Config struct {
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
+	// Now is the clock SLA status is shown at (default time.Now); give it
+	// the same clock as the commands' service.
+	Now func() time.Time
 }
 
 // Validate reports every missing collaborator at once.
@@ -122,7 +126,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
 		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
-		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil,
+		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "SLAPolicies": c.SLAPolicies == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("http: Config.%s is required", name))
@@ -152,6 +156,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Server{
 		cfg:    cfg,
@@ -208,6 +215,8 @@ const (
 	IDAPIKey   = "api_key"
 	// IDAutomation is an automation rule's id.
 	IDAutomation = "automation"
+	// IDSLAPolicy is an SLA policy's id.
+	IDSLAPolicy = "sla_policy"
 )
 
 func (s *Server) table() []route {
@@ -237,6 +246,11 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationGet},
 		{method: "PUT", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationReplace},
 		{method: "DELETE", path: "/v1/automations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAutomation, handle: s.handleAutomationDelete},
+		{method: "POST", path: "/v1/sla-policies", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSLAPolicyCreate},
+		{method: "GET", path: "/v1/sla-policies", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSLAPolicyList},
+		{method: "GET", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyGet},
+		{method: "PUT", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyReplace},
+		{method: "DELETE", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyDelete},
 		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
 		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
 		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},

@@ -72,7 +72,7 @@ func (s *Server) handleTicketUpdate(w http.ResponseWriter, r *http.Request, p ht
 	if err != nil {
 		return err
 	}
-	writeTicket(w, http.StatusOK, t)
+	s.writeTicket(w, http.StatusOK, t)
 	return nil
 }
 
@@ -100,7 +100,7 @@ func (s *Server) handleMessageAdd(w http.ResponseWriter, r *http.Request, p http
 	if err != nil {
 		return err
 	}
-	writeTicket(w, http.StatusCreated, t)
+	s.writeTicket(w, http.StatusCreated, t)
 	return nil
 }
 

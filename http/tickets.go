@@ -33,7 +33,7 @@ type ticketJSON struct {
 	CustomerID   uuid.UUID      `json:"customer_id"`
 	Customer     *customerJSON  `json:"customer,omitempty"`
 	Messages     []messageJSON  `json:"messages,omitempty"`
-	SLA          any            `json:"sla"`
+	SLA          *slaJSON       `json:"sla"`
 	Version      int64          `json:"version"`
 	CreatedAt    string         `json:"created_at"`
 	UpdatedAt    string         `json:"updated_at"`
@@ -48,11 +48,51 @@ type messageJSON struct {
 	CreatedAt  string    `json:"created_at"`
 }
 
-func toTicketJSON(t helpdeskflow.Ticket) ticketJSON {
+// slaJSON is a ticket's SLA status at the time of the answer.
+type slaJSON struct {
+	PolicyID      uuid.UUID       `json:"policy_id"`
+	PolicyVersion int64           `json:"policy_version"`
+	PolicyName    string          `json:"policy_name"`
+	Targets       []slaTargetJSON `json:"targets"`
+}
+
+type slaTargetJSON struct {
+	Target        string  `json:"target"`
+	State         string  `json:"state"`
+	DueAt         *string `json:"due_at"`
+	WarnAt        *string `json:"warn_at"`
+	FulfilledAt   *string `json:"fulfilled_at"`
+	BreachedAt    *string `json:"breached_at"`
+	PausedSeconds int64   `json:"paused_seconds"`
+}
+
+func toSLAJSON(s *helpdeskflow.TicketSLA, now time.Time) *slaJSON {
+	if s == nil {
+		return nil
+	}
+	st := s.Status(now)
+	out := &slaJSON{PolicyID: st.PolicyID, PolicyVersion: st.PolicyVersion, PolicyName: st.PolicyName, Targets: []slaTargetJSON{}}
+	for _, t := range st.Targets {
+		out.Targets = append(out.Targets, slaTargetJSON{Target: t.Target, State: t.State, DueAt: optionalTime(t.DueAt), WarnAt: optionalTime(t.WarnAt),
+			FulfilledAt: optionalTime(t.FulfilledAt), BreachedAt: optionalTime(t.BreachedAt), PausedSeconds: t.PausedSeconds})
+	}
+	return out
+}
+
+func optionalTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
+}
+
+// toTicketJSON shows t, with its SLA status at now.
+func toTicketJSON(t helpdeskflow.Ticket, now time.Time) ticketJSON {
 	out := ticketJSON{
 		ID: t.ID, Subject: t.Subject, Status: t.Status, Priority: t.Priority, Type: t.Type, Channel: t.Channel,
 		Tags: t.Tags, AssigneeID: t.AssigneeID, Team: t.Team, ExternalID: t.ExternalID, CustomFields: t.CustomFields,
-		CustomerID: t.CustomerID, SLA: t.SLA, Version: t.Version,
+		CustomerID: t.CustomerID, SLA: toSLAJSON(t.SLA, now), Version: t.Version,
 		CreatedAt: formatTime(t.CreatedAt), UpdatedAt: formatTime(t.UpdatedAt),
 	}
 	if out.Tags == nil {
@@ -75,9 +115,9 @@ func toTicketJSON(t helpdeskflow.Ticket) ticketJSON {
 	return out
 }
 
-func writeTicket(w http.ResponseWriter, status int, t helpdeskflow.Ticket) {
+func (s *Server) writeTicket(w http.ResponseWriter, status int, t helpdeskflow.Ticket) {
 	setETag(w, t.Version)
-	writeJSON(w, status, toTicketJSON(t))
+	writeJSON(w, status, toTicketJSON(t, s.cfg.Now()))
 }
 
 // handleTicketCreate is POST /v1/tickets: 201 with the ticket as GET shows it.
@@ -91,7 +131,7 @@ func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ ht
 		return err
 	}
 	w.Header().Set("Location", "/v1/tickets/"+t.ID.String())
-	writeTicket(w, http.StatusCreated, t)
+	s.writeTicket(w, http.StatusCreated, t)
 	return nil
 }
 
@@ -110,7 +150,7 @@ func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httpr
 	if err != nil {
 		return err
 	}
-	writeTicket(w, http.StatusOK, t)
+	s.writeTicket(w, http.StatusOK, t)
 	return nil
 }
 
@@ -152,7 +192,7 @@ func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ http
 	}
 	data := make([]ticketJSON, len(page.Tickets))
 	for i, t := range page.Tickets {
-		data[i] = toTicketJSON(t)
+		data[i] = toTicketJSON(t, s.cfg.Now())
 	}
 	writeList(w, data, page.NextCursor)
 	return nil

@@ -78,6 +78,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		return err
 	}
 
+	commandMetrics, err := commands.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(commandMetrics))
+
 	var workers []func(context.Context) error
 	if roles["relay"] {
 		relay, err := eventstore.NewRelay(store, kafka, eventstore.RelayConfig{Logger: logger, Registerer: reg})
@@ -109,7 +115,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err != nil {
 			return err
 		}
-		workers = append(workers, dispatcher.Run)
+		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: store, Checker: service, Logger: logger, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		workers = append(workers, dispatcher.Run, slaTimers.Run)
 	}
 
 	var handler nethttp.Handler
@@ -139,7 +149,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		}
 		defer readCH.Close()
 		proxies, _ := cfg.trustedProxies() // validated in parseConfig
-		if handler, err = apiHandler(store, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
+		if handler, err = apiHandler(store, service, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
 			return err
 		}
 	} else {
@@ -208,17 +218,12 @@ func healthHandler(reg *prometheus.Registry) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(store *eventstore.Store, service *commands.Service, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := commands.NewMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics))
 	return http.NewServer(http.Config{
 		Tickets:        service,
 		Customers:      service,
@@ -229,6 +234,7 @@ func apiHandler(store *eventstore.Store, access *eventstore.AccessCache, request
 		Admin:          service,
 		AdminReader:    store,
 		Automations:    service,
+		SLAPolicies:    service,
 		Limiter:        limiter,
 		RequestLog:     requestLog,
 		Idempotency:    eventstore.NewIdempotencyKeys(store),
