@@ -23,7 +23,11 @@ type FieldChange struct {
 func FieldChanges(e Event) ([]FieldChange, error) {
 	var fields map[string]json.RawMessage
 	switch e.Type {
-	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated, EventAPIKeyRevoked:
+	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated, EventAPIKeyRevoked,
+		// Rules and policies carry their whole definition in every version;
+		// an update shows the new one (old values null: the previous
+		// version is the event before).
+		EventAutomationCreated, EventAutomationUpdated, EventSLAPolicyCreated, EventSLAPolicyUpdated:
 		if err := json.Unmarshal(e.Data, &fields); err != nil {
 			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
 		}

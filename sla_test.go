@@ -600,3 +600,18 @@ func TestFieldChanges_SLA(t *testing.T) {
 		})
 	}
 }
+
+func TestFieldChanges_RuleDefinitions(t *testing.T) {
+	e := helpdeskflow.Event{Type: helpdeskflow.EventAutomationUpdated, Data: json.RawMessage(`{"name":"r","position":2,"active":true,"conditions":{"all":[],"any":[]},"actions":[]}`)}
+	changes, err := helpdeskflow.FieldChanges(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, c := range changes {
+		fields = append(fields, c.Field)
+	}
+	if fmt.Sprint(fields) != "[actions active conditions name position]" {
+		t.Errorf("fields: %v", fields)
+	}
+}
