@@ -25,6 +25,8 @@ commands:
                            create an API key; prints it (shown only once)
   keys list --workspace ID list a workspace's active keys (prefix, role, created, last used)
   keys revoke ID           revoke a key; refused everywhere when this returns
+  webhook verify --secret S --header H --body-file F
+                           check a webhook signature and say why it does not match
 
 Run "helpdeskflow <command> -h" for the flags; each has an HDF_* environment variable.
 `
@@ -83,6 +85,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return keysCommand(ctx, cfg, rest, stdout)
+	case "webhook":
+		if len(args) < 2 || args[1] != "verify" {
+			return errors.New("usage: helpdeskflow webhook verify --secret S --header 'X-HDF-Signature value' --body-file FILE")
+		}
+		return runWebhookVerify(args[2:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,24 @@
+// Package webhook signs, verifies and delivers HelpDeskFlow's webhook
+// requests.
+//
+// Signing: every delivery carries the header
+//
+//	X-HDF-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
+//
+// with one v1 per secret in use: while a secret is being rotated the header
+// holds the new secret's signature first and the previous one's after it.
+// Sign builds the header, Verify checks it in constant time, and Diagnose
+// explains to a human why a signature does not verify (the `helpdeskflow
+// webhook verify` command prints it).
+//
+// Delivering: a Sender POSTs one attempt and classifies its failure
+// (ErrorClassTimeout, ErrorClassTLSCertificateExpired, …). It refuses to
+// connect to loopback, private, link-local and other internal addresses
+// unless its Config allows them; the check runs on the address actually
+// dialled, after DNS resolution, so a name that resolves (or re-resolves)
+// to an internal address is refused too. ValidateURL applies the same
+// rules to a URL at subscription time, as far as they can be decided
+// without DNS.
+//
+// The package depends on the standard library only.
+package webhook
