@@ -70,6 +70,22 @@ type Tx interface {
 	UnscheduleSLA(ctx context.Context, ticketID uuid.UUID)
 	// RecheckSLAPolicy makes the tickets under a policy due at now.
 	RecheckSLAPolicy(ctx context.Context, workspaceID, policyID uuid.UUID, now time.Time)
+	// CountWebhooks counts the workspace's live webhooks; CreateWebhook
+	// stores one with its sealed secret (next statement).
+	CountWebhooks(ctx context.Context, workspaceID uuid.UUID) (int, error)
+	CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSecret []byte)
+	// LockWebhook locks a live webhook until commit; ENotFound otherwise.
+	LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, helpdeskflow.WebhookSecrets, error)
+	// RotateWebhookSecret and DeleteWebhook change it (next statement).
+	RotateWebhookSecret(ctx context.Context, id uuid.UUID, sealed []byte, until, now time.Time)
+	DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time)
+	// PutSlackIntegration, SetSlackStatus and DeleteSlackIntegration change
+	// the workspace's Slack connection (next statement); LockSlackIntegration
+	// locks and reads it (ENotFound when not connected).
+	PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error
+	LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
+	SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time)
+	DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID)
 }
 
 // Store is the event store as commands use it.
@@ -83,10 +99,13 @@ type Store interface {
 	ruleReads
 }
 
-// ruleReads read a workspace's rules and policies.
+// ruleReads read a workspace's rules and policies, and its Slack
+// connection.
 type ruleReads interface {
 	// RuleSet returns every rule record of the workspace and the version.
 	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
+	// SlackIntegration returns the Slack connection and its sealed token.
+	SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
 }
 
 // customerReads are the lookups customer reads need.

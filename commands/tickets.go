@@ -17,6 +17,11 @@ type Service struct {
 	clock   func() time.Time
 	metrics *Metrics
 	rules   ruleCache
+	// sealer seals webhook secrets; allowLoopback lets webhooks target
+	// loopback addresses (dev, tests).
+	sealer        Sealer
+	allowLoopback bool
+	slack         SlackVerifier
 }
 
 // Option configures a Service.

@@ -23,6 +23,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/slack"
+	"github.com/helpdeskflow/helpdeskflow/slack/slacktest"
 )
 
 // fakeClock is the rate limiter's clock in these tests.
@@ -76,6 +79,8 @@ type harness struct {
 	reg       *prometheus.Registry
 	workspace uuid.UUID
 	adminKey  string
+	slack     *slacktest.Server // the fake Slack API; its valid token is "xoxb-test-token"
+	keys      *secretbox.Keyring
 }
 
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
@@ -110,11 +115,23 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics))
+	keySpec, err := secretbox.NewKey("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secretbox.ParseKeyring(keySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeSlack := slacktest.NewServer()
+	t.Cleanup(fakeSlack.Close)
+	fakeSlack.SetToken("xoxb-test-token")
+	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics), commands.WithSecrets(keys, true),
+		commands.WithSlack(slack.New(fakeSlack.URL(), nil)))
 	log := &recordingLog{}
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Limiter: limiter, RequestLog: log,
+		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
 	}
@@ -124,7 +141,8 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg}
+	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg,
+		slack: fakeSlack, keys: keys}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h
 }

@@ -42,8 +42,13 @@ func TestServer_TenantIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	hook, err := h.service.CreateWebhook(ctx, victim, md, commands.CreateWebhook{URL: "https://victim.example.com/hook", EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.failedDelivery(victim, hook.ID)
 	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String(),
-		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String()}
+		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String(), http.IDWebhook: hook.ID.String()}
 	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +56,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 	// The victim's email is not among them: the attacker may have a
 	// customer with the same address in its own workspace (POST
 	// /v1/customers below creates one), which must stay a separate customer.
-	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule", policy.ID.String(), "victim policy"}
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule", policy.ID.String(), "victim policy", hook.ID.String(), "victim.example.com"}
 	victimVersion := func() int64 {
 		events, err := h.store.Load(ctx, victim, victim)
 		if err != nil {
@@ -73,8 +78,13 @@ func TestServer_TenantIsolation(t *testing.T) {
 		// The simulator runs the caller's rules, never the victim's.
 		"POST /v1/automations/simulate": map[string]any{"ticket": map[string]any{"subject": "s", "customer": map[string]any{"email": "victim@example.com"}, "message": map[string]any{"body": "b"}}},
 		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
-		"POST /v1/sla-policies":         map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
-		"PUT /v1/sla-policies/:id":      map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
+		"POST /v1/webhooks":             map[string]any{"url": "https://mine.example.com/h", "event_types": []string{"*"}},
+		"PUT /v1/integrations/slack":    map[string]any{"bot_token": "xoxb-test-token", "channels": map[string]any{"new_ticket": "#mine"}},
+		// After PUT (the route table's order): the caller's own Slack.
+		"POST /v1/integrations/slack/revalidate": nil,
+		"DELETE /v1/integrations/slack":          nil,
+		"POST /v1/sla-policies":                  map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
+		"PUT /v1/sla-policies/:id":               map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
 		// Bodies for routes with an id, so that only the id can fail them.
 		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},

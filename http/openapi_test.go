@@ -147,13 +147,13 @@ func TestOpenAPI_DocumentsEveryRoute(t *testing.T) {
 		if rt.IDKind != "" && !has(404) {
 			t.Errorf("%s has an id: document 404", name)
 		}
-		if rt.Method == "POST" || rt.Method == "PATCH" || rt.Method == "PUT" {
-			if op.RequestBody == nil || !op.RequestBody.Value.Required {
-				t.Errorf("%s: document its required request body", name)
-			}
-			if !has(413) {
-				t.Errorf("%s takes a body: document 413", name)
-			}
+		// PATCH and PUT always take a body; a POST may be a body-less
+		// action (revalidate, redeliver).
+		if (rt.Method == "PATCH" || rt.Method == "PUT") && (op.RequestBody == nil || !op.RequestBody.Value.Required) {
+			t.Errorf("%s: document its required request body", name)
+		}
+		if op.RequestBody != nil && !has(413) {
+			t.Errorf("%s takes a body: document 413", name)
 		}
 		if rt.Method == "POST" || rt.Method == "PATCH" {
 			if op.Parameters.GetByInAndName("header", "Idempotency-Key") == nil {
@@ -601,6 +601,29 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 		t.Errorf("an urgent ticket has no SLA: %s", r.raw)
 	}
 	c.want(c.do("DELETE", "/v1/sla-policies/"+policyID, admin, nil), 200, "")
+
+	// Webhooks and their delivery log.
+	r = c.do("POST", "/v1/webhooks", admin, map[string]any{"url": "https://hooks.example.com/x", "event_types": []string{"*"}})
+	c.want(r, 201, "")
+	hookID := r.body["id"].(string)
+	c.want(c.doInvalid("POST", "/v1/webhooks", admin, map[string]any{"url": "https://hooks.example.com/x", "event_types": []string{}}), 400, "validation_failed")
+	c.want(c.do("GET", "/v1/webhooks?limit=1", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/webhooks/"+hookID, admin, nil), 200, "")
+	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/rotate-secret", admin, map[string]any{"overlap_seconds": 60}), 200, "")
+	deliveryID := h.failedDelivery(h.workspace, uuid.MustParse(hookID))
+	c.want(c.do("GET", "/v1/webhooks/"+hookID+"/deliveries?status=failed", admin, nil), 200, "")
+	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 202, "")
+	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 409, "conflict")
+	c.want(c.do("DELETE", "/v1/webhooks/"+hookID, admin, nil), 200, "")
+
+	// Slack.
+	c.want(c.do("PUT", "/v1/integrations/slack", admin, map[string]any{"bot_token": "xoxb-bad", "channels": map[string]any{"new_ticket": "#support"}}), 400, "validation_failed")
+	c.want(c.do("PUT", "/v1/integrations/slack", admin, map[string]any{"bot_token": "xoxb-test-token", "channels": map[string]any{"new_ticket": "#support"}}), 200, "")
+	c.want(c.do("GET", "/v1/integrations/slack", admin, nil), 200, "")
+	c.want(c.do("POST", "/v1/integrations/slack/revalidate", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/integrations/slack/notifications", admin, nil), 200, "")
+	c.want(c.do("DELETE", "/v1/integrations/slack", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/integrations/slack", admin, nil), 404, "not_found")
 
 	// Rate limits, and a 429.
 	c.want(c.do("GET", "/v1/rate-limits", admin, nil), 200, "")

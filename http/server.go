@@ -91,7 +91,7 @@ type RequestLog interface {
 type Checker func(ctx context.Context) error
 
 // Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
-// AdminReader, Automations, SLAPolicies and Limiter are required. RequestLog may be nil (no request
+// AdminReader, Automations, SLAPolicies, Webhooks, WebhookReader, Slack, SlackReader and Limiter are required. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
 // X-Forwarded-For is believed when finding the client's IP. Idempotency
@@ -108,6 +108,10 @@ type Config struct {
 	AdminReader    AdminReader
 	Automations    Automations
 	SLAPolicies    SLAPolicies
+	Webhooks       Webhooks
+	WebhookReader  WebhookReader
+	Slack          SlackIntegrations
+	SlackReader    SlackReader
 	Limiter        *ratelimit.Limiter
 	RequestLog     RequestLog
 	Idempotency    Idempotency
@@ -126,7 +130,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
 		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
-		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "SLAPolicies": c.SLAPolicies == nil,
+		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "SLAPolicies": c.SLAPolicies == nil, "Webhooks": c.Webhooks == nil, "WebhookReader": c.WebhookReader == nil, "Slack": c.Slack == nil, "SlackReader": c.SlackReader == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("http: Config.%s is required", name))
@@ -217,6 +221,8 @@ const (
 	IDAutomation = "automation"
 	// IDSLAPolicy is an SLA policy's id.
 	IDSLAPolicy = "sla_policy"
+	// IDWebhook is a webhook's id.
+	IDWebhook = "webhook"
 )
 
 func (s *Server) table() []route {
@@ -251,6 +257,18 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyGet},
 		{method: "PUT", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyReplace},
 		{method: "DELETE", path: "/v1/sla-policies/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDSLAPolicy, handle: s.handleSLAPolicyDelete},
+		{method: "POST", path: "/v1/webhooks", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleWebhookCreate},
+		{method: "GET", path: "/v1/webhooks", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleWebhookList},
+		{method: "GET", path: "/v1/webhooks/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookGet},
+		{method: "DELETE", path: "/v1/webhooks/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookDelete},
+		{method: "POST", path: "/v1/webhooks/:id/rotate-secret", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookRotate},
+		{method: "GET", path: "/v1/webhooks/:id/deliveries", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleDeliveryList},
+		{method: "POST", path: "/v1/webhooks/:id/deliveries/:delivery_id/redeliver", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleRedeliver},
+		{method: "PUT", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackPut},
+		{method: "GET", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackGet},
+		{method: "POST", path: "/v1/integrations/slack/revalidate", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackRevalidate},
+		{method: "GET", path: "/v1/integrations/slack/notifications", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackNotifications},
+		{method: "DELETE", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackDelete},
 		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
 		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
 		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},

@@ -12,6 +12,7 @@ package slack
 
 import (
 	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -124,4 +125,18 @@ func (d retryAfterDoer) Do(req *http.Request) (*http.Response, error) {
 	}
 	resp.Header.Set("Retry-After", strconv.Itoa(seconds))
 	return resp, nil
+}
+
+// VerifySlackToken checks token with auth.test and returns the Slack team
+// it belongs to; the error says what Slack answered (such as
+// "invalid_auth"). It makes a Client a commands.SlackVerifier.
+func (c *Client) VerifySlackToken(ctx context.Context, token string) (teamID, team string, err error) {
+	id, err := c.AuthTest(ctx, token)
+	if err != nil {
+		if code := Code(err); code != "" {
+			return "", "", errors.New(code)
+		}
+		return "", "", err
+	}
+	return id.TeamID, id.Team, nil
 }

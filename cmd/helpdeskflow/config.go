@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // config is every setting of the binary. Each flag has an HDF_* environment
@@ -23,8 +24,15 @@ type config struct {
 	Roles              string
 	LogLevel           string
 	TrustedProxies     string
+	SecretKeys         string
+	WebhookLoopback    string
+	WebhookBackoff     string
+	WebhookFactor      string
+	SlackAPIURL        string
 	KafkaPort          int
 	PostgresMaxConns   int
+	// dev is set by the dev command (not a flag): dev's defaults apply.
+	dev bool
 }
 
 // setting describes one flag and its environment variable. Keep the
@@ -46,6 +54,11 @@ func (c *config) settings() []setting {
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
 		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
+		{"secret-keys", "HDF_SECRET_KEYS", "", "keyring sealing webhook secrets and tokens at rest: id:base64-32-byte-key[,…], the first seals (dev: generated into the data dir)", &c.SecretKeys},
+		{"webhook-allow-loopback", "HDF_WEBHOOK_ALLOW_LOOPBACK", "", "true lets webhooks target loopback addresses (dev defaults to true); private networks stay refused", &c.WebhookLoopback},
+		{"webhook-backoff", "HDF_WEBHOOK_BACKOFF", "10s", "wait after a webhook's first failed attempt", &c.WebhookBackoff},
+		{"webhook-backoff-factor", "HDF_WEBHOOK_BACKOFF_FACTOR", "6", "each further retry waits this many times longer", &c.WebhookFactor},
+		{"slack-api-url", "HDF_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL", &c.SlackAPIURL},
 	}
 }
 
@@ -93,6 +106,14 @@ func (c config) validate() error {
 	if _, err := c.trustedProxies(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, _, err := c.webhookBackoff(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WebhookLoopback != "" {
+		if _, err := strconv.ParseBool(c.WebhookLoopback); err != nil {
+			errs = append(errs, fmt.Errorf("HDF_WEBHOOK_ALLOW_LOOPBACK (--webhook-allow-loopback) must be true or false, got %q", c.WebhookLoopback))
+		}
+	}
 	for _, role := range c.roles() {
 		if !knownRoles[role] {
 			errs = append(errs, fmt.Errorf("HDF_ROLES (--roles): unknown role %q (known: api, relay, projector, dispatcher)", role))
@@ -131,6 +152,29 @@ func (c config) trustedProxies() ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// webhookBackoff parses the retry schedule of webhook deliveries.
+func (c config) webhookBackoff() (time.Duration, float64, error) {
+	base, err := time.ParseDuration(c.WebhookBackoff)
+	if err != nil || base <= 0 {
+		return 0, 0, fmt.Errorf("HDF_WEBHOOK_BACKOFF (--webhook-backoff) must be a positive duration such as 10s, got %q", c.WebhookBackoff)
+	}
+	factor, err := strconv.ParseFloat(c.WebhookFactor, 64)
+	if err != nil || factor < 1 || factor > 100 {
+		return 0, 0, fmt.Errorf("HDF_WEBHOOK_BACKOFF_FACTOR (--webhook-backoff-factor) must be a number from 1 to 100, got %q", c.WebhookFactor)
+	}
+	return base, factor, nil
+}
+
+// allowLoopback says whether webhooks may target loopback addresses;
+// dev's default is yes.
+func (c config) allowLoopback(dev bool) bool {
+	if c.WebhookLoopback == "" {
+		return dev
+	}
+	v, _ := strconv.ParseBool(c.WebhookLoopback)
+	return v
 }
 
 func (c config) brokers() []string {

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 // demoKeyFile is where dev keeps the demo workspace's admin key, under the
@@ -43,6 +45,12 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 	brokers := broker.ListenAddrs()
 	logger.Info("embedded Kafka broker running", "addr", brokers, "data_dir", kafkaDir)
 	cfg.Roles = "api,relay,projector,dispatcher"
+	cfg.dev = true
+	if cfg.SecretKeys == "" {
+		if cfg.SecretKeys, err = devSecretKeys(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 
 	return serve(ctx, cfg, logger, brokers, func(addr string) {
 		key, created, err := demoKey(ctx, cfg)
@@ -59,6 +67,27 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 		}
 		fmt.Fprintf(stdout, "Try:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tickets\n\n", key, addr)
 	})
+}
+
+// secretKeysFile keeps dev's generated keyring under the data directory,
+// so sealed secrets still open after a restart.
+const secretKeysFile = "secret-keys"
+
+func devSecretKeys(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, secretKeysFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	key, err := secretbox.NewKey("dev1")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep dev secret keys: %w", err)
+	}
+	return key, nil
 }
 
 // demoKey returns the demo workspace's admin key, creating the workspace on

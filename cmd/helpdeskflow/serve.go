@@ -28,6 +28,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/requestlog"
+	"github.com/helpdeskflow/helpdeskflow/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/slack"
+	"github.com/helpdeskflow/helpdeskflow/webhook"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -82,7 +85,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	if err != nil {
 		return err
 	}
-	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(commandMetrics))
+	slackClient := slack.New(cfg.SlackAPIURL, nil)
+	opts := []commands.Option{commands.WithMetrics(commandMetrics), commands.WithSlack(slackClient)}
+	var keyring *secretbox.Keyring
+	if cfg.SecretKeys != "" {
+		if keyring, err = secretbox.ParseKeyring(cfg.SecretKeys); err != nil {
+			return fmt.Errorf("HDF_SECRET_KEYS: %w", err)
+		}
+		opts = append(opts, commands.WithSecrets(keyring, cfg.allowLoopback(cfg.dev)))
+	} else {
+		logger.Warn("HDF_SECRET_KEYS is not set: webhooks cannot be created or delivered")
+	}
+	service := commands.New(commands.AdaptStore(store), opts...)
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
@@ -108,9 +122,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		workers = append(workers, projector.Run, requests.Run)
 	}
 	if roles["dispatcher"] {
+		handlers := []dispatch.Handler{dispatch.LogHandler{Logger: logger}}
+		if keyring != nil {
+			base, factor, _ := cfg.webhookBackoff() // validated with the config
+			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
+				Store: store, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
+				Sender: webhook.NewSender(webhook.Config{AllowLoopback: cfg.allowLoopback(cfg.dev)}),
+			})
+			if err != nil {
+				return err
+			}
+			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Poster: slackClient, Secrets: keyring,
+				Auth: service, Tickets: service, Logger: logger, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier)
+			workers = append(workers, deliveries.Run)
+		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: pool, Logger: logger, Registerer: reg,
-			Handlers: []dispatch.Handler{dispatch.LogHandler{Logger: logger}},
+			Brokers: brokers, Pool: pool, Logger: logger, Registerer: reg, Handlers: handlers,
 		})
 		if err != nil {
 			return err
@@ -235,6 +266,10 @@ func apiHandler(store *eventstore.Store, service *commands.Service, access *even
 		AdminReader:    store,
 		Automations:    service,
 		SLAPolicies:    service,
+		Webhooks:       service,
+		WebhookReader:  store,
+		Slack:          service,
+		SlackReader:    store,
 		Limiter:        limiter,
 		RequestLog:     requestLog,
 		Idempotency:    eventstore.NewIdempotencyKeys(store),

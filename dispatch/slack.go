@@ -1,0 +1,223 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/slack"
+)
+
+// SlackStore is where the Slack connection and the notification log live.
+type SlackStore interface {
+	SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
+	SlackNotified(ctx context.Context, eventID uuid.UUID, kind string) (bool, error)
+	RecordSlackNotification(ctx context.Context, n helpdeskflow.SlackNotification) error
+}
+
+// SlackPoster posts a message (slack.Client).
+type SlackPoster interface {
+	Post(ctx context.Context, token, channel string, m slack.Message) (string, error)
+}
+
+// SlackAuthFailures marks an integration whose token Slack refused
+// (commands.Service.SlackAuthFailed).
+type SlackAuthFailures interface {
+	SlackAuthFailed(ctx context.Context, workspaceID uuid.UUID, reason string) error
+}
+
+// TicketGetter reads a ticket for the message (commands.Service).
+type TicketGetter interface {
+	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
+}
+
+// SlackHandlerConfig configures a SlackHandler; all but Logger and
+// Registerer are required.
+type SlackHandlerConfig struct {
+	Store      SlackStore
+	Poster     SlackPoster
+	Secrets    Opener
+	Auth       SlackAuthFailures
+	Tickets    TicketGetter
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// SlackHandler posts Slack notifications for new tickets, escalations
+// (priority raised to urgent, or an automation's notify_slack) and SLA
+// warnings and breaches to the channels the workspace chose. Each
+// (event, kind) is decided once and logged (posted, skipped or failed).
+// When Slack refuses the token the integration is marked
+// needs_revalidation and later notifications are logged as skipped, never
+// dropped silently; temporary failures (rate limits, 5xx, network) are
+// returned, so the dispatcher retries them.
+type SlackHandler struct {
+	cfg   SlackHandlerConfig
+	posts *prometheus.CounterVec
+}
+
+// NewSlackHandler returns the handler, registering
+// helpdeskflow_slack_posts_total{outcome} (posted, skipped, failed,
+// retried).
+func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
+	if cfg.Store == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackHandlerConfig needs Store, Poster, Secrets, Auth and Tickets")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &SlackHandler{cfg: cfg, posts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_slack_posts_total",
+		Help: "Slack notifications by outcome: posted, skipped (integration needs revalidation), failed (not retried), retried (temporary failure)."},
+		[]string{"outcome"})}
+	if cfg.Registerer != nil {
+		var err error
+		h.posts = kafkaconsumer.Register(cfg.Registerer, h.posts, &err)
+		if err != nil {
+			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register Slack metrics", Err: err}
+		}
+	}
+	return h, nil
+}
+
+// Name implements Handler.
+func (h *SlackHandler) Name() string { return "slack" }
+
+// notification is what an event asks Slack for.
+type notification struct {
+	kind        string
+	channel     string // an explicit channel (notify_slack), else by kind
+	ruleMessage string
+	point       *helpdeskflow.SLAPoint
+}
+
+// notificationOf returns what e asks for, or false when nothing.
+func notificationOf(e helpdeskflow.Event) (notification, bool) {
+	switch e.Type {
+	case helpdeskflow.EventTicketCreated:
+		return notification{kind: slack.KindNewTicket}, true
+	case helpdeskflow.EventTicketUpdated:
+		var u helpdeskflow.TicketUpdated
+		if json.Unmarshal(e.Data, &u) == nil && u.Priority != nil && u.Priority.New == helpdeskflow.PriorityUrgent && u.Priority.Old != helpdeskflow.PriorityUrgent {
+			return notification{kind: slack.KindEscalation}, true
+		}
+	case helpdeskflow.EventTicketNotificationRequested:
+		var n struct {
+			Action string `json:"action"`
+			Value  struct {
+				Channel string `json:"channel"`
+				Message string `json:"message"`
+			} `json:"value"`
+		}
+		if json.Unmarshal(e.Data, &n) == nil && n.Action == "notify_slack" {
+			return notification{kind: slack.KindEscalation, channel: n.Value.Channel, ruleMessage: n.Value.Message}, true
+		}
+	case helpdeskflow.EventTicketSLAWarning, helpdeskflow.EventTicketSLABreached:
+		var p helpdeskflow.SLAPoint
+		if json.Unmarshal(e.Data, &p) == nil {
+			kind := slack.KindSLAWarning
+			if e.Type == helpdeskflow.EventTicketSLABreached {
+				kind = slack.KindSLABreach
+			}
+			return notification{kind: kind, point: &p}, true
+		}
+	}
+	return notification{}, false
+}
+
+func (n notification) channelIn(c helpdeskflow.SlackChannels) string {
+	if n.channel != "" {
+		return n.channel
+	}
+	switch n.kind {
+	case slack.KindNewTicket:
+		return c.NewTicket
+	case slack.KindEscalation:
+		return c.Escalation
+	case slack.KindSLAWarning:
+		return c.SLAWarning
+	case slack.KindSLABreach:
+		return c.SLABreach
+	}
+	return ""
+}
+
+// Handle implements Handler.
+func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
+	n, ok := notificationOf(e)
+	if !ok {
+		return nil
+	}
+	in, sealed, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	channel := n.channelIn(in.Channels)
+	if channel == "" {
+		return nil
+	}
+	// The rule's notify action names its own key, so it does not collide
+	// with the escalation a priority change of the same event may cause.
+	key := n.kind
+	if n.channel != "" {
+		key += ":rule"
+	}
+	if done, err := h.cfg.Store.SlackNotified(ctx, e.ID, key); err != nil || done {
+		return err
+	}
+	record := helpdeskflow.SlackNotification{EventID: e.ID, WorkspaceID: e.WorkspaceID, TicketID: e.StreamID, Kind: key, Channel: channel}
+	if in.Status == helpdeskflow.IntegrationNeedsRevalidation {
+		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "the Slack integration needs revalidation: "+in.LastError)
+	}
+	t, err := h.cfg.Tickets.GetTicket(ctx, e.WorkspaceID, e.StreamID, false)
+	if err != nil {
+		return err
+	}
+	event := slack.Event{Kind: n.kind, TicketID: t.ID.String(), Subject: t.Subject, Priority: t.Priority, Status: t.Status, RuleMessage: n.ruleMessage}
+	if t.Customer != nil {
+		event.CustomerEmail = t.Customer.Email
+	}
+	if n.point != nil {
+		event.Target, event.DueAt = n.point.Target, n.point.DueAt
+	}
+	token, err := h.cfg.Secrets.Open(sealed, helpdeskflow.SlackTokenAAD(e.WorkspaceID))
+	if err != nil {
+		return h.decided(ctx, record, helpdeskflow.SlackFailed, "the stored token cannot be opened (was HDF_SECRET_KEYS changed?)")
+	}
+	_, err = h.cfg.Poster.Post(ctx, string(token), channel, slack.Format(event))
+	switch slack.Classify(err) {
+	case slack.OutcomeOK:
+		return h.decided(ctx, record, helpdeskflow.SlackPosted, "")
+	case slack.OutcomeNeedsRevalidation:
+		if err := h.cfg.Auth.SlackAuthFailed(ctx, e.WorkspaceID, slack.Code(err)); err != nil {
+			return err
+		}
+		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "Slack refused the token ("+slack.Code(err)+"); revalidate the integration")
+	case slack.OutcomeRateLimited, slack.OutcomeTemporary:
+		h.posts.WithLabelValues("retried").Inc()
+		return err
+	default:
+		return h.decided(ctx, record, helpdeskflow.SlackFailed, err.Error())
+	}
+}
+
+// decided logs the decision on a notification.
+func (h *SlackHandler) decided(ctx context.Context, n helpdeskflow.SlackNotification, status, reason string) error {
+	n.Status, n.Error = status, reason
+	if status != helpdeskflow.SlackPosted {
+		h.cfg.Logger.Warn("slack: notification not posted", "status", status, "workspace_id", n.WorkspaceID, "ticket_id", n.TicketID,
+			"event_id", n.EventID, "kind", n.Kind, "channel", n.Channel, "reason", reason)
+	}
+	if err := h.cfg.Store.RecordSlackNotification(ctx, n); err != nil {
+		return err
+	}
+	h.posts.WithLabelValues(status).Inc()
+	return nil
+}

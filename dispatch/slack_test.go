@@ -1,0 +1,180 @@
+package dispatch_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/slack"
+	"github.com/helpdeskflow/helpdeskflow/slack/slacktest"
+)
+
+const slackToken = "xoxb-1-good"
+
+type slackFixture struct {
+	*webhookFixture
+	fake    *slacktest.Server
+	handler *dispatch.SlackHandler
+	seen    map[uuid.UUID]int // events handed to the handler, per ticket
+}
+
+func newSlackFixture(t *testing.T) *slackFixture {
+	f := newWebhookFixture(t)
+	fake := slacktest.NewServer()
+	t.Cleanup(fake.Close)
+	fake.SetToken(slackToken)
+	client := slack.New(fake.URL(), nil)
+	f.svc = commands.New(commands.AdaptStore(f.store), commands.WithSecrets(f.keys, true), commands.WithSlack(client))
+	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Poster: client, Secrets: f.keys, Auth: f.svc,
+		Tickets: f.svc, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &slackFixture{webhookFixture: f, fake: fake, handler: h, seen: map[uuid.UUID]int{}}
+}
+
+// dispatchNew hands the ticket's events not handed yet to the handler, as
+// the dispatcher would.
+func (f *slackFixture) dispatchNew(ticket uuid.UUID) {
+	f.t.Helper()
+	events, err := f.store.Load(f.ctx, f.workspace, ticket)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range events[f.seen[ticket]:] {
+		if err := f.handler.Handle(f.ctx, e); err != nil {
+			f.t.Fatalf("%s: %v", e.Type, err)
+		}
+	}
+	f.seen[ticket] = len(events)
+}
+
+func (f *slackFixture) posts() []string {
+	var out []string
+	for _, p := range f.fake.Posts() {
+		out = append(out, p.Channel)
+	}
+	return out
+}
+
+func TestSlack_NotificationsAndRevalidation(t *testing.T) {
+	f := newSlackFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: "xoxb-wrong",
+		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); helpdeskflow.ErrorCode(err) != helpdeskflow.EValidation ||
+		!strings.Contains(helpdeskflow.ErrorDetails(err)[0].Problem, "invalid_auth") {
+		t.Fatalf("a refused token: %v", err)
+	}
+	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+		Channels: helpdeskflow.SlackChannels{NewTicket: "#new", Escalation: "#escalations", SLABreach: "#sla"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.CreateAutomation(ctx, f.workspace, f.md, commands.AutomationRule{Name: "VIP",
+		Conditions: automation.Conditions{All: []automation.Condition{{Field: "ticket.subject", Operator: "contains", Value: "vip"},
+			{Field: "event.type", Operator: "is", Value: "ticket.created"}}},
+		Actions: []automation.Action{{Type: "notify_slack", Value: map[string]any{"channel": "#vip", "message": "A VIP wrote"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "vip <!channel> order",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatchNew(tk.ID)
+	if _, err := f.svc.UpdateTicket(ctx, f.workspace, f.md, tk.ID, nil, commands.UpdateTicket{Priority: strp("urgent")}, true); err != nil {
+		t.Fatal(err)
+	}
+	f.dispatchNew(tk.ID)
+	// A redelivery posts nothing again.
+	f.seen[tk.ID] = 0
+	f.dispatchNew(tk.ID)
+	if got := strings.Join(f.posts(), " "); got != "#new #vip #escalations" {
+		t.Fatalf("posts: %s", got)
+	}
+	if p := f.fake.Posts()[0]; strings.Contains(p.Text, "<!channel>") || !strings.Contains(p.Text, "vip") {
+		t.Errorf("user text is not escaped: %q", p.Text)
+	}
+
+	// Slack revokes the token: the integration is marked, the notification
+	// is logged as skipped, and the next ones are skipped without a post.
+	f.fake.Revoke(slackToken)
+	second, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "second",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dispatchNew(second.ID)
+	in, _, err := f.store.SlackIntegration(ctx, f.workspace)
+	if err != nil || in.Status != helpdeskflow.IntegrationNeedsRevalidation || in.LastError != "token_revoked" {
+		t.Fatalf("after token_revoked: %+v %v", in, err)
+	}
+	third, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "third",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	f.dispatchNew(third.ID)
+	if n := len(f.fake.Posts()); n != 3 {
+		t.Errorf("posts while paused: %d", n)
+	}
+	skipped, err := f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackSkipped, 10)
+	if err != nil || len(skipped) != 2 {
+		t.Fatalf("skipped log: %v %+v", err, skipped)
+	}
+	// Revalidating a revoked token fails and keeps it paused; a new token
+	// (reconnect) resumes.
+	if in, err := f.svc.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status == helpdeskflow.IntegrationActive {
+		t.Errorf("revalidate with a revoked token: %+v %v", in, err)
+	}
+	f.fake.SetToken("xoxb-2-new")
+	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: "xoxb-2-new",
+		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); err != nil {
+		t.Fatal(err)
+	}
+	if in, err := f.svc.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status != helpdeskflow.IntegrationActive || f.fake.AuthTests() < 3 {
+		t.Errorf("revalidate: %+v %v", in, err)
+	}
+	fourth, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "fourth",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	f.dispatchNew(fourth.ID)
+	if n := len(f.fake.Posts()); n != 4 {
+		t.Errorf("posts after reconnecting: %d", n)
+	}
+}
+
+func TestSlack_TemporaryFailuresAreRetried(t *testing.T) {
+	f := newSlackFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "x",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, _ := f.store.Load(ctx, f.workspace, tk.ID)
+	f.fake.FailWithStatus(503)
+	if err := f.handler.Handle(ctx, events[0]); slack.Classify(err) != slack.OutcomeTemporary {
+		t.Fatalf("a 503 should be returned for a retry: %v", err)
+	}
+	if err := f.handler.Handle(ctx, events[0]); err != nil {
+		t.Fatal(err)
+	}
+	f.fake.SetChannelError("#new", "channel_not_found")
+	second, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "y",
+		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	events, _ = f.store.Load(ctx, f.workspace, second.ID)
+	if err := f.handler.Handle(ctx, events[0]); err != nil {
+		t.Fatalf("a channel problem is logged, not retried: %v", err)
+	}
+	failed, _ := f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10)
+	if len(f.fake.Posts()) != 1 || len(failed) != 1 || !strings.Contains(failed[0].Error, "channel_not_found") {
+		t.Errorf("posts %d, failed %+v", len(f.fake.Posts()), failed)
+	}
+}

@@ -1,0 +1,350 @@
+package dispatch
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/webhook"
+)
+
+// WebhookStore is the delivery queue in Postgres.
+type WebhookStore interface {
+	ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error)
+	EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error
+	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error)
+	FinishAttempt(ctx context.Context, id uuid.UUID, a helpdeskflow.DeliveryAttempt, status string, nextAttemptAt *time.Time) error
+	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
+}
+
+// Opener opens sealed secrets (secretbox.Keyring).
+type Opener interface {
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Sender makes one delivery attempt (webhook.Sender).
+type Sender interface {
+	Send(ctx context.Context, r webhook.Request) webhook.Result
+}
+
+// WebhookHandler is the dispatcher handler that records a delivery for
+// every active webhook an event matches, before any attempt, so a
+// redelivered event never sends twice (deliveries are unique per webhook
+// and event). Internal notes are never sent.
+type WebhookHandler struct {
+	Store       WebhookStore
+	MaxAttempts int              // default 3
+	Now         func() time.Time // default time.Now
+}
+
+// Name implements Handler.
+func (h WebhookHandler) Name() string { return "webhooks" }
+
+// payload is the body of a delivery.
+type payload struct {
+	ID          uuid.UUID       `json:"id"`
+	Type        string          `json:"type"`
+	WorkspaceID uuid.UUID       `json:"workspace_id"`
+	OccurredAt  string          `json:"occurred_at"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// Handle implements Handler.
+func (h WebhookHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
+	if helpdeskflow.IsInternalNote(e) {
+		return nil
+	}
+	hooks, err := h.Store.ActiveWebhooks(ctx, e.WorkspaceID)
+	if err != nil || len(hooks) == 0 {
+		return err
+	}
+	body, err := json.Marshal(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
+		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	maxAttempts := h.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = 3
+	}
+	at := now()
+	var ds []helpdeskflow.Delivery
+	for _, w := range hooks {
+		if !w.Matches(e.Type) {
+			continue
+		}
+		ds = append(ds, helpdeskflow.Delivery{ID: uuid.New(), WebhookID: w.ID, WorkspaceID: e.WorkspaceID, EventID: e.ID,
+			EventType: e.Type, StreamID: e.StreamID, StreamVersion: e.Version, Payload: body, MaxAttempts: maxAttempts, NextAttemptAt: &at})
+	}
+	return h.Store.EnqueueDeliveries(ctx, ds)
+}
+
+// DeliveryWorkerConfig configures a DeliveryWorker. Store, Sender and
+// Secrets are required.
+type DeliveryWorkerConfig struct {
+	Store   WebhookStore
+	Sender  Sender
+	Secrets Opener
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// BackoffBase and BackoffFactor schedule retries: attempt n failing
+	// waits Base × Factor^(n−1) (defaults 10 s and 6: 10 s, then 60 s).
+	BackoffBase   time.Duration
+	BackoffFactor float64
+	// Concurrency bounds attempts in flight in this worker (default 64),
+	// PerWebhook those to one webhook (default 4), so that a slow or dead
+	// endpoint holds at most PerWebhook of them and never delays others.
+	Concurrency, PerWebhook int
+	// Lease is how long a claimed delivery is this worker's (default 60 s);
+	// after a crash another worker retries it then.
+	Lease time.Duration
+	// PollInterval is how often the queue is read when idle (default 200 ms).
+	PollInterval time.Duration
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// DeliveryWorker sends due deliveries from the Postgres queue: each
+// attempt is signed, recorded with its outcome in the failure log, and a
+// failure is retried with exponential backoff until MaxAttempts, after
+// which the delivery is permanently failed. Any number of workers, in any
+// number of processes, share the queue.
+type DeliveryWorker struct {
+	cfg DeliveryWorkerConfig
+	m   deliveryMetrics
+
+	mu       sync.Mutex
+	inFlight map[uuid.UUID]int
+	total    int
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+type deliveryMetrics struct {
+	attempts       *prometheus.CounterVec
+	latency        prometheus.Histogram
+	retries        prometheus.Counter
+	failed         prometheus.Counter
+	pending        prometheus.Gauge
+	oldestPending  prometheus.Gauge
+	internalErrors prometheus.Counter
+}
+
+// NewDeliveryWorker returns a worker, registering
+// helpdeskflow_webhook_attempts_total{outcome,error_class},
+// helpdeskflow_webhook_attempt_duration_seconds,
+// helpdeskflow_webhook_retries_scheduled_total,
+// helpdeskflow_webhook_deliveries_failed_total (permanently),
+// helpdeskflow_webhook_pending_deliveries,
+// helpdeskflow_webhook_oldest_pending_seconds and
+// helpdeskflow_webhook_queue_errors_total.
+func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
+	if cfg.Store == nil || cfg.Sender == nil || cfg.Secrets == nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: DeliveryWorkerConfig needs Store, Sender and Secrets")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 10 * time.Second
+	}
+	if cfg.BackoffFactor < 1 {
+		cfg.BackoffFactor = 6
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.PerWebhook <= 0 {
+		cfg.PerWebhook = 4
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = time.Minute
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	m := deliveryMetrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_webhook_attempts_total",
+			Help: "Webhook delivery attempts by outcome (success, failure) and error class."}, []string{"outcome", "error_class"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_webhook_attempt_duration_seconds",
+			Help: "Duration of webhook delivery attempts.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5}}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_retries_scheduled_total",
+			Help: "Failed webhook attempts that scheduled a retry."}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_deliveries_failed_total",
+			Help: "Webhook deliveries that failed permanently (out of attempts)."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_pending_deliveries",
+			Help: "Webhook deliveries waiting for an attempt or a retry."}),
+		oldestPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_oldest_pending_seconds",
+			Help: "Age of the oldest pending webhook delivery."}),
+		internalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_queue_errors_total",
+			Help: "Failures reading or writing the delivery queue (retried)."}),
+	}
+	if cfg.Registerer != nil {
+		var err error
+		m.attempts = kafkaconsumer.Register(cfg.Registerer, m.attempts, &err)
+		m.latency = kafkaconsumer.Register(cfg.Registerer, m.latency, &err)
+		m.retries = kafkaconsumer.Register(cfg.Registerer, m.retries, &err)
+		m.failed = kafkaconsumer.Register(cfg.Registerer, m.failed, &err)
+		m.pending = kafkaconsumer.Register(cfg.Registerer, m.pending, &err)
+		m.oldestPending = kafkaconsumer.Register(cfg.Registerer, m.oldestPending, &err)
+		m.internalErrors = kafkaconsumer.Register(cfg.Registerer, m.internalErrors, &err)
+		if err != nil {
+			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
+		}
+	}
+	return &DeliveryWorker{cfg: cfg, m: m, inFlight: map[uuid.UUID]int{}, done: make(chan struct{}, 1)}, nil
+}
+
+// Run delivers until ctx ends, then waits for the attempts in flight (each
+// bounded by the sender's timeout) and returns nil.
+func (w *DeliveryWorker) Run(ctx context.Context) error {
+	defer w.wg.Wait()
+	poll := time.NewTicker(w.cfg.PollInterval)
+	defer poll.Stop()
+	lastStats := time.Time{}
+	for {
+		claimed := w.claim(ctx)
+		if time.Since(lastStats) > 5*time.Second {
+			lastStats = time.Now()
+			if pending, oldest, err := w.cfg.Store.DeliveryQueue(ctx, w.cfg.Now()); err == nil {
+				w.m.pending.Set(float64(pending))
+				w.m.oldestPending.Set(oldest.Seconds())
+			}
+		}
+		if claimed > 0 {
+			continue // there may be more due right away
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.done:
+		case <-poll.C:
+		}
+	}
+}
+
+// claim leases what this worker has room for and starts the attempts; it
+// returns how many it started.
+func (w *DeliveryWorker) claim(ctx context.Context) int {
+	w.mu.Lock()
+	room := w.cfg.Concurrency - w.total
+	var busy []uuid.UUID
+	for id, n := range w.inFlight {
+		if n >= w.cfg.PerWebhook {
+			busy = append(busy, id)
+		}
+	}
+	w.mu.Unlock()
+	if room <= 0 || ctx.Err() != nil {
+		return 0
+	}
+	claimed, err := w.cfg.Store.ClaimDeliveries(ctx, w.cfg.Now(), room, w.cfg.PerWebhook, busy, w.cfg.Lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.m.internalErrors.Inc()
+			w.cfg.Logger.Warn("webhooks: claiming deliveries failed; retrying", "err", err)
+		}
+		return 0
+	}
+	for _, c := range claimed {
+		w.mu.Lock()
+		w.inFlight[c.WebhookID]++
+		w.total++
+		w.mu.Unlock()
+		w.wg.Add(1)
+		go func() {
+			defer w.wg.Done()
+			w.attempt(context.WithoutCancel(ctx), c)
+			w.mu.Lock()
+			if w.inFlight[c.WebhookID]--; w.inFlight[c.WebhookID] <= 0 {
+				delete(w.inFlight, c.WebhookID)
+			}
+			w.total--
+			w.mu.Unlock()
+			select {
+			case w.done <- struct{}{}:
+			default:
+			}
+		}()
+	}
+	return len(claimed)
+}
+
+// attempt makes one attempt of c and records it.
+func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelivery) {
+	started := w.cfg.Now()
+	result := w.send(ctx, c, started)
+	a := helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, URL: c.URL, StatusCode: result.StatusCode, ResponseBody: string(result.Body),
+		ErrorClass: result.ErrorClass, StartedAt: started, Duration: result.Duration}
+	if result.Err != nil {
+		a.Error = result.Err.Error()
+	}
+	w.m.latency.Observe(result.Duration.Seconds())
+	status, next := helpdeskflow.DeliverySucceeded, (*time.Time)(nil)
+	if result.ErrorClass == "" {
+		w.m.attempts.WithLabelValues("success", "").Inc()
+	} else {
+		w.m.attempts.WithLabelValues("failure", result.ErrorClass).Inc()
+		if c.Attempts >= c.MaxAttempts {
+			status = helpdeskflow.DeliveryFailed
+			w.m.failed.Inc()
+		} else {
+			status = helpdeskflow.DeliveryPending
+			at := started.Add(result.Duration).Add(w.backoff(c.Attempts))
+			next = &at
+			w.m.retries.Inc()
+		}
+	}
+	if err := w.cfg.Store.FinishAttempt(ctx, c.ID, a, status, next); err != nil {
+		// The lease runs out and the delivery is tried again: at least once.
+		w.m.internalErrors.Inc()
+		w.cfg.Logger.Error("webhooks: recording an attempt failed; the delivery will be retried", "delivery_id", c.ID, "err", err)
+	}
+}
+
+// backoff is the wait after failed attempt n (1-based).
+func (w *DeliveryWorker) backoff(n int) time.Duration {
+	d := float64(w.cfg.BackoffBase) * math.Pow(w.cfg.BackoffFactor, float64(n-1))
+	return time.Duration(min(d, float64(24*time.Hour)))
+}
+
+// send signs and posts c.
+func (w *DeliveryWorker) send(ctx context.Context, c eventstore.ClaimedDelivery, now time.Time) webhook.Result {
+	aad := helpdeskflow.WebhookSecretAAD(c.WorkspaceID, c.WebhookID)
+	current, err := w.cfg.Secrets.Open(c.Secrets.Current, aad)
+	if err != nil {
+		return webhook.Result{ErrorClass: "secret_unavailable", Err: err}
+	}
+	secrets := []string{string(current)}
+	if c.Secrets.Previous != nil && c.Secrets.PreviousSecretUntil != nil && now.Before(*c.Secrets.PreviousSecretUntil) {
+		if previous, err := w.cfg.Secrets.Open(c.Secrets.Previous, aad); err == nil {
+			secrets = append(secrets, string(previous))
+		}
+	}
+	header := http.Header{}
+	header.Set("X-HDF-Signature", webhook.Sign(secrets, now, c.Payload))
+	header.Set("X-HDF-Event-Id", c.EventID.String())
+	header.Set("X-HDF-Event-Type", c.EventType)
+	header.Set("X-HDF-Delivery-Id", c.ID.String())
+	header.Set("X-HDF-Attempt", strconv.Itoa(c.Attempts))
+	header.Set("User-Agent", "HelpDeskFlow-Webhooks/1")
+	return w.cfg.Sender.Send(ctx, webhook.Request{URL: c.URL, Body: c.Payload, Header: header})
+}

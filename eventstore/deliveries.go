@@ -1,0 +1,197 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// EnqueueDeliveries records deliveries before any attempt; a delivery of
+// an event a webhook already has is left alone (a Kafka redelivery).
+func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, d := range ds {
+		b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
+			payload, status, max_attempts, next_attempt_at, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $10, $10) ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+			d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.EventType, d.StreamID, d.StreamVersion, d.Payload, d.MaxAttempts, d.NextAttemptAt)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return internal("enqueue deliveries", err)
+	}
+	return nil
+}
+
+// ClaimedDelivery is a delivery a worker leased for one attempt, with what
+// the attempt needs from its webhook.
+type ClaimedDelivery struct {
+	helpdeskflow.Delivery
+	URL     string
+	Secrets helpdeskflow.WebhookSecrets
+}
+
+// ClaimDeliveries leases up to limit deliveries due at now for one attempt
+// each (attempts counts it): a leased delivery's next_attempt_at moves to
+// now+lease, so it is out of the due range while in flight and due again
+// if its worker dies. It skips webhooks in busy, takes at most perWebhook
+// deliveries of one webhook, and never a delivery while an earlier event
+// of the same stream is still pending for that webhook, so each (stream,
+// webhook) is delivered in order. Rows other workers hold are skipped, so
+// many workers share the queue. Only the earliest due rows (a few times
+// limit, through the due index) are looked at, so a claim costs the same
+// whatever the backlog.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]ClaimedDelivery, error) {
+	if busy == nil {
+		busy = []uuid.UUID{}
+	}
+	rows, err := s.pool.Query(ctx, `WITH earliest AS (
+			SELECT id, webhook_id, stream_id, stream_version, next_attempt_at FROM webhook_deliveries
+			WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (webhook_id = ANY($3))
+			ORDER BY next_attempt_at LIMIT $6
+		), candidates AS (
+			SELECT id FROM (
+				SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.stream_version) AS n
+				FROM earliest d
+				WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id
+					AND e.stream_id = d.stream_id AND e.status = 'pending' AND e.stream_version < d.stream_version)
+			) c WHERE n <= $5 LIMIT $2
+		), due AS (
+			SELECT d.id FROM webhook_deliveries d JOIN candidates c ON c.id = d.id
+			WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+			FOR UPDATE OF d SKIP LOCKED
+		)
+		UPDATE webhook_deliveries d SET next_attempt_at = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
+		FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id
+		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
+			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
+		now, limit, busy, lease, perWebhook, limit*4)
+	if err != nil {
+		return nil, internal("claim deliveries", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
+		var c ClaimedDelivery
+		err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
+			&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+		c.Status = helpdeskflow.DeliveryPending
+		return c, err
+	})
+	if err != nil {
+		return nil, internal("claim deliveries", err)
+	}
+	return out, nil
+}
+
+// FinishAttempt records an attempt of a leased delivery and its new state:
+// status (pending with nextAttemptAt for a retry, succeeded or failed).
+func (s *Store) FinishAttempt(ctx context.Context, id uuid.UUID, a helpdeskflow.DeliveryAttempt, status string, nextAttemptAt *time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, updated_at = $4 WHERE id = $1`,
+		id, status, nextAttemptAt, a.StartedAt.Add(a.Duration))
+	var code *int
+	if a.StatusCode != 0 {
+		code = &a.StatusCode
+	}
+	b.Queue(`INSERT INTO webhook_attempts (delivery_id, attempt, url, status_code, response_body, error_class, error, started_at, duration_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
+		id, a.Attempt, a.URL, code, a.ResponseBody, a.ErrorClass, a.Error, a.StartedAt, float64(a.Duration)/float64(time.Millisecond))
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return internal("record delivery attempt", err)
+	}
+	return nil
+}
+
+// Deliveries lists a webhook's deliveries, newest first, with their
+// attempts: status filters ("" for all), before is the last delivery id
+// of the previous page (uuid.Nil for the first).
+func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID, status string, before uuid.UUID, limit int) ([]helpdeskflow.Delivery, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, status,
+			attempts, max_attempts, next_attempt_at, created_at, updated_at
+		FROM webhook_deliveries d
+		WHERE webhook_id = $1 AND workspace_id = $2 AND ($3 = '' OR status = $3)
+			AND ($4 = '00000000-0000-0000-0000-000000000000'::uuid
+				OR (created_at, id) < (SELECT created_at, id FROM webhook_deliveries WHERE id = $4))
+		ORDER BY created_at DESC, id DESC LIMIT $5`, webhookID, workspaceID, status, before, limit)
+	if err != nil {
+		return nil, internal("list deliveries", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Delivery, error) {
+		var d helpdeskflow.Delivery
+		err := r.Scan(&d.ID, &d.WebhookID, &d.WorkspaceID, &d.EventID, &d.EventType, &d.StreamID, &d.StreamVersion, &d.Status,
+			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt)
+		return d, err
+	})
+	if err != nil || len(ds) == 0 {
+		if err != nil {
+			return nil, internal("list deliveries", err)
+		}
+		return ds, nil
+	}
+	ids := make([]uuid.UUID, len(ds))
+	index := map[uuid.UUID]int{}
+	for i, d := range ds {
+		ids[i], index[d.ID] = d.ID, i
+	}
+	rows, err = s.pool.Query(ctx, `SELECT delivery_id, attempt, url, coalesce(status_code, 0), response_body, error_class, error, started_at, duration_ms
+		FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`, ids)
+	if err != nil {
+		return nil, internal("list delivery attempts", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id uuid.UUID
+		var a helpdeskflow.DeliveryAttempt
+		var ms float64
+		if err := rows.Scan(&id, &a.Attempt, &a.URL, &a.StatusCode, &a.ResponseBody, &a.ErrorClass, &a.Error, &a.StartedAt, &ms); err != nil {
+			return nil, internal("list delivery attempts", err)
+		}
+		a.StartedAt = a.StartedAt.UTC()
+		a.Duration = time.Duration(ms * float64(time.Millisecond))
+		ds[index[id]].Log = append(ds[index[id]].Log, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("list delivery attempts", err)
+	}
+	return ds, nil
+}
+
+// Redeliver makes a finished delivery of the webhook due at now for one
+// more attempt. ENotFound for an unknown delivery, EConflict for one that
+// is still pending.
+func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryID uuid.UUID, now time.Time) error {
+	var status string
+	err := s.pool.QueryRow(ctx, `WITH d AS (SELECT status FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2 AND workspace_id = $3 FOR UPDATE),
+		u AS (UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, max_attempts = attempts + 1, updated_at = $4
+			WHERE id = $1 AND status <> 'pending' AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND deleted_at IS NULL) RETURNING 1)
+		SELECT status FROM d`, deliveryID, webhookID, workspaceID, now).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return helpdeskflow.Errorf(helpdeskflow.ENotFound, "delivery %s of webhook %s not found", deliveryID, webhookID)
+	}
+	if err != nil {
+		return internal("redeliver", err)
+	}
+	if status == helpdeskflow.DeliveryPending {
+		return helpdeskflow.Errorf(helpdeskflow.EConflict, "delivery %s is still pending; it is retried on its schedule", deliveryID)
+	}
+	return nil
+}
+
+// DeliveryQueue reports the pending deliveries and the age of the oldest
+// at now, for the queue metrics.
+func (s *Store) DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error) {
+	var first *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&pending, &first); err != nil {
+		return 0, 0, internal("read delivery queue", err)
+	}
+	if first != nil {
+		oldest = now.Sub(*first)
+	}
+	return pending, oldest, nil
+}

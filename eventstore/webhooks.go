@@ -1,0 +1,133 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+const webhookColumns = `id, workspace_id, url, event_types, active, previous_secret_until, created_at, updated_at`
+
+func scanWebhook(row pgx.Row) (helpdeskflow.Webhook, error) {
+	var w helpdeskflow.Webhook
+	err := row.Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.CreatedAt, &w.UpdatedAt)
+	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
+	if w.PreviousSecretUntil != nil {
+		u := w.PreviousSecretUntil.UTC()
+		w.PreviousSecretUntil = &u
+	}
+	return w, err
+}
+
+// CreateWebhook stores a subscription with its sealed secret (sent with
+// the next statement or the commit).
+func (t *Tx) CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSecret []byte) {
+	t.defer_(`INSERT INTO webhooks (id, workspace_id, url, event_types, active, secret, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, w.ID, w.WorkspaceID, w.URL, w.EventTypes, w.Active, sealedSecret, w.CreatedAt)
+}
+
+// LockWebhook locks a live webhook of the workspace until commit and
+// returns it; ENotFound for an unknown or deleted one.
+func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, helpdeskflow.WebhookSecrets, error) {
+	var w helpdeskflow.Webhook
+	var s helpdeskflow.WebhookSecrets
+	err := t.queryRow(ctx, `SELECT `+webhookColumns+`, secret, previous_secret FROM webhooks
+		WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, workspaceID).
+		Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.CreatedAt, &w.UpdatedAt, &s.Current, &s.Previous)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w, s, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
+	}
+	if err != nil {
+		return w, s, internal("lock webhook", err)
+	}
+	s.PreviousSecretUntil = w.PreviousSecretUntil
+	return w, s, nil
+}
+
+// RotateWebhookSecret makes sealed the webhook's secret, keeping the
+// current one as the previous secret until until (next statement).
+func (t *Tx) RotateWebhookSecret(ctx context.Context, id uuid.UUID, sealed []byte, until, now time.Time) {
+	t.defer_(`UPDATE webhooks SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = $4 WHERE id = $1`,
+		id, sealed, until, now)
+}
+
+// UpdateWebhook changes a webhook's url, event types and active flag
+// (next statement).
+func (t *Tx) UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook) {
+	t.defer_(`UPDATE webhooks SET url = $2, event_types = $3, active = $4, updated_at = $5 WHERE id = $1`,
+		w.ID, w.URL, w.EventTypes, w.Active, w.UpdatedAt)
+}
+
+// DeleteWebhook marks a webhook deleted and fails its pending deliveries
+// (next statement).
+func (t *Tx) DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time) {
+	t.defer_(`WITH gone AS (UPDATE webhooks SET deleted_at = $2, active = false, updated_at = $2 WHERE id = $1 RETURNING id)
+		UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = $2
+		WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'`, id, now)
+}
+
+// Webhook returns a live webhook of the workspace; ENotFound otherwise.
+func (s *Store) Webhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, error) {
+	w, err := scanWebhook(s.pool.QueryRow(ctx, `SELECT `+webhookColumns+` FROM webhooks
+		WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL`, id, workspaceID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return w, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
+	}
+	if err != nil {
+		return w, internal("read webhook", err)
+	}
+	return w, nil
+}
+
+// Webhooks lists the workspace's live webhooks, oldest first, after the
+// webhook id after (uuid.Nil: from the start), at most limit.
+func (s *Store) Webhooks(ctx context.Context, workspaceID, after uuid.UUID, limit int) ([]helpdeskflow.Webhook, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks w
+		WHERE workspace_id = $1 AND deleted_at IS NULL AND ($2 = '00000000-0000-0000-0000-000000000000'::uuid
+			OR (created_at, id) > (SELECT created_at, id FROM webhooks WHERE id = $2))
+		ORDER BY created_at, id LIMIT $3`, workspaceID, after, limit)
+	if err != nil {
+		return nil, internal("list webhooks", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
+	if err != nil {
+		return nil, internal("list webhooks", err)
+	}
+	return out, nil
+}
+
+// ActiveWebhooks returns the workspace's active webhooks with their sealed
+// secrets, for matching events.
+func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks
+		WHERE workspace_id = $1 AND deleted_at IS NULL AND active`, workspaceID)
+	if err != nil {
+		return nil, internal("read active webhooks", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
+	if err != nil {
+		return nil, internal("read active webhooks", err)
+	}
+	return out, nil
+}
+
+// CountWebhooks counts the workspace's live webhooks, locking the
+// workspace's webhook creation until commit (so a limit holds under
+// concurrent creates).
+func (t *Tx) CountWebhooks(ctx context.Context, workspaceID uuid.UUID) (int, error) {
+	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))`, workspaceID); err != nil {
+		return 0, internal("lock webhooks", err)
+	}
+	// A new statement: its snapshot includes what the lock's previous
+	// holder committed.
+	var n int
+	if err := t.queryRow(ctx, `SELECT count(*) FROM webhooks WHERE workspace_id = $1 AND deleted_at IS NULL`, workspaceID).Scan(&n); err != nil {
+		return 0, internal("count webhooks", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,93 @@
+package http_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// failedDelivery records a delivery of a new event to webhook id and fails
+// its only attempt, as the delivery worker would.
+func (h *harness) failedDelivery(workspace, webhookID uuid.UUID) uuid.UUID {
+	h.t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	d := helpdeskflow.Delivery{ID: uuid.New(), WebhookID: webhookID, WorkspaceID: workspace, EventID: uuid.New(), EventType: "ticket.created",
+		StreamID: uuid.New(), StreamVersion: 1, Payload: []byte(`{}`), MaxAttempts: 1, NextAttemptAt: &now}
+	if err := h.store.EnqueueDeliveries(ctx, []helpdeskflow.Delivery{d}); err != nil {
+		h.t.Fatal(err)
+	}
+	claimed, err := h.store.ClaimDeliveries(ctx, now.Add(time.Second), 100, 100, nil, time.Minute)
+	if err != nil || len(claimed) == 0 {
+		h.t.Fatalf("claim: %v %d", err, len(claimed))
+	}
+	for _, c := range claimed {
+		if err := h.store.FinishAttempt(ctx, c.ID, helpdeskflow.DeliveryAttempt{Attempt: 1, URL: c.URL, StatusCode: 500, ResponseBody: "boom",
+			ErrorClass: "http_status", StartedAt: now, Duration: 12 * time.Millisecond}, helpdeskflow.DeliveryFailed, nil); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return d.ID
+}
+
+func TestWebhooks_API(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("POST", "/v1/webhooks", h.adminKey, map[string]any{"url": "ftp://example.com/x", "event_types": []string{"ticket.exploded"}})
+	h.want(r, 400, "validation_failed")
+	for _, field := range []string{`"url"`, `"event_types[0]"`} {
+		if !strings.Contains(r.raw, field) {
+			t.Errorf("the error does not name %s: %s", field, r.raw)
+		}
+	}
+	r = h.do("POST", "/v1/webhooks", h.adminKey, map[string]any{"url": "https://hooks.example.com/hdf", "event_types": []string{"ticket.created", "ticket.sla_breached"}})
+	h.want(r, 201, "")
+	id := r.body["id"].(string)
+	secret, _ := r.body["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") || len(secret) < 40 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("created: %s", r.raw)
+	}
+	// The secret is never shown again.
+	for _, path := range []string{"/v1/webhooks/" + id, "/v1/webhooks"} {
+		if g := h.do("GET", path, h.adminKey, nil); g.status != 200 || strings.Contains(g.raw, secret) || strings.Contains(g.raw, `"secret"`) {
+			t.Errorf("GET %s: %d %s", path, g.status, g.raw)
+		}
+	}
+	// Nor is it in the change feed.
+	if strings.Contains(h.do("GET", "/v1/events?limit=1000", h.adminKey, nil).raw, secret) {
+		t.Error("the secret is in the change feed")
+	}
+	r = h.do("POST", "/v1/webhooks/"+id+"/rotate-secret", h.adminKey, map[string]any{"overlap_seconds": 3600})
+	h.want(r, 200, "")
+	if r.body["secret"] == secret || r.body["previous_secret_until"] == nil {
+		t.Errorf("rotated: %s", r.raw)
+	}
+	h.want(h.do("POST", "/v1/webhooks/"+id+"/rotate-secret", h.adminKey, map[string]any{"overlap_seconds": -1}), 400, "validation_failed")
+
+	delivery := h.failedDelivery(h.workspace, uuid.MustParse(id))
+	r = h.do("GET", "/v1/webhooks/"+id+"/deliveries?status=failed", h.adminKey, nil)
+	h.want(r, 200, "")
+	data := r.body["data"].([]any)
+	if len(data) != 1 {
+		t.Fatalf("failed deliveries: %s", r.raw)
+	}
+	log := data[0].(map[string]any)["attempt_log"].([]any)[0].(map[string]any)
+	if log["status_code"] != 500.0 || log["error_class"] != "http_status" || log["response_body"] != "boom" || log["url"] != "https://hooks.example.com/hdf" {
+		t.Errorf("attempt log: %v", log)
+	}
+	if r := h.do("GET", "/v1/webhooks/"+id+"/deliveries?status=succeeded", h.adminKey, nil); len(r.body["data"].([]any)) != 0 {
+		t.Errorf("succeeded: %s", r.raw)
+	}
+	h.want(h.do("GET", "/v1/webhooks/"+id+"/deliveries?status=weird", h.adminKey, nil), 400, "validation_failed")
+	h.want(h.do("POST", "/v1/webhooks/"+id+"/deliveries/"+delivery.String()+"/redeliver", h.adminKey, nil), 202, "")
+	h.want(h.do("POST", "/v1/webhooks/"+id+"/deliveries/"+delivery.String()+"/redeliver", h.adminKey, nil), 409, "conflict")
+
+	agent := h.do("POST", "/v1/api-keys", h.adminKey, map[string]any{"role": "agent"}).body["key"].(string)
+	h.want(h.do("GET", "/v1/webhooks", agent, nil), 403, "forbidden")
+	h.want(h.do("DELETE", "/v1/webhooks/"+id, h.adminKey, nil), 200, "")
+	h.want(h.do("GET", "/v1/webhooks/"+id, h.adminKey, nil), 404, "not_found")
+}
