@@ -16,6 +16,10 @@
 //   - ticket creates per second at -automation-concurrency with 100 active
 //     automation rules (POST /v1/automations) against none, each in fresh
 //     workspaces (`helpdeskflow workspace create`), and their ratio;
+//   - webhook deliveries per second through the delivery pipeline (the
+//     Postgres queue, dispatch.DeliveryWorker, webhook.Sender; in this
+//     process, on a database of its own) to a local receiver, against a
+//     plain net/http client posting the same bodies, and their ratio;
 //   - list queries (GET /v1/tickets with a mix of filters and next_cursor
 //     pages) against a million ticket rows inserted straight into the
 //     ClickHouse read model, at each -list-concurrency, per query kind;
@@ -25,10 +29,11 @@
 //
 // It prints a table and writes <out>/results.json and <out>/summary.md. The
 // targets (≥ 2,500 creates/s at c=64, p99 < 50 ms at c=16, projection lag
-// p99 < 2 s, creates/s with 100 rules ≥ 0.80 × without, ≥ 10,000 composite
+// p99 < 2 s, creates/s with 100 rules ≥ 0.80 × without, webhook deliveries/s
+// ≥ 0.50 × a plain client's requests/s, ≥ 10,000 composite
 // reads/s at c=64, list p99 < 200 ms) are reported as pass/miss; missing one
-// never fails the run. -phases runs a subset (creates, automations, reads,
-// baselines, list).
+// never fails the run. -phases runs a subset (creates, automations,
+// webhooks, reads, baselines, list).
 //
 //	eval "$(scripts/services.sh env test)" && go run ./bench -out bench-results -duration 10s
 //	eval "$(scripts/services.sh env test)" && go run ./bench -phases reads,list,baselines
@@ -68,18 +73,20 @@ type options struct {
 	listDuration    time.Duration
 
 	automationConcurrency int
+	webhookDeliveries     int
 }
 
 // The phases -phases selects from, in the order they run.
 const (
 	phaseCreates     = "creates"     // projection lag, then POST /v1/tickets at each -concurrency
 	phaseAutomations = "automations" // POST /v1/tickets at -automation-concurrency with 100 rules and with none
+	phaseWebhooks    = "webhooks"    // -webhook-deliveries through the delivery pipeline against a plain net/http client
 	phaseReads       = "reads"       // GET /v1/tickets/{id} of a 50-message ticket at each -concurrency
 	phaseBaselines   = "baselines"   // pgbench and the empty handler at each -concurrency
 	phaseList        = "list"        // GET /v1/tickets over -list-tickets seeded rows at each -list-concurrency
 )
 
-var allPhases = []string{phaseCreates, phaseAutomations, phaseReads, phaseBaselines, phaseList}
+var allPhases = []string{phaseCreates, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList}
 
 // phaseSet is the phases to run.
 type phaseSet []string
@@ -124,6 +131,7 @@ func main() {
 	flag.StringVar(&listConc, "list-concurrency", "1,16", "comma-separated concurrency levels of the list phase")
 	flag.DurationVar(&o.listDuration, "list-duration", 20*time.Second, "measured duration of each list level (its queries take seconds; only the first level warms up)")
 	flag.IntVar(&o.automationConcurrency, "automation-concurrency", 16, "concurrency of the automations phase (4 rounds of -duration/2 each, after -warmup)")
+	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 20_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.Parse()
 
 	var err error
@@ -140,8 +148,9 @@ func main() {
 		os.Exit(2)
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
-		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 {
-		fmt.Fprintln(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024")
+		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 ||
+		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 {
+		fmt.Fprintln(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024, -webhook-deliveries in [1000, 1e6]")
 		os.Exit(2)
 	}
 

@@ -61,6 +61,11 @@ func (b *bench) runPhases(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.o.phases.has(phaseWebhooks) {
+		if err := b.runWebhooks(ctx); err != nil {
+			return err
+		}
+	}
 	if b.o.phases.has(phaseReads) {
 		if err := b.runCompositeRead(ctx, client, metricsClient, bodies); err != nil {
 			return err

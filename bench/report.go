@@ -40,6 +40,7 @@ type results struct {
 	EmptyHandler      []emptyPhase        `json:"empty_handler"`
 	Ratios            []ratio             `json:"ratios"`
 	Automations       *automations        `json:"automations,omitempty"`
+	Webhooks          *webhooksResult     `json:"webhooks,omitempty"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`
@@ -280,6 +281,9 @@ func (r *results) finish() {
 	if slices.Contains(r.Config.Phases, phaseAutomations) {
 		r.automationTarget(add)
 	}
+	if slices.Contains(r.Config.Phases, phaseWebhooks) {
+		r.webhookTarget(add)
+	}
 	if slices.Contains(r.Config.Phases, phaseReads) {
 		var found *readPhase
 		if r.CompositeRead != nil {
@@ -418,6 +422,7 @@ func (r *results) print(w io.Writer) {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
 	r.automationCPURows(row)
+	r.webhookCPURows(row)
 	r.readSideCPURows(row)
 	for _, c := range r.Creates {
 		if len(c.CPU.OtherTop) > 0 {
@@ -456,6 +461,7 @@ func (r *results) print(w io.Writer) {
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
 
 	r.printAutomations(w)
+	r.printWebhooks(w)
 	r.printReadSide(w)
 
 	m := r.Memory
@@ -554,6 +560,7 @@ func (r *results) markdown(w io.Writer) {
 		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
 	}
 	r.automationCPURows(row)
+	r.webhookCPURows(row)
 	r.readSideCPURows(row)
 
 	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
@@ -575,6 +582,7 @@ func (r *results) markdown(w io.Writer) {
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, in the bench process): decode body %.0f µs, `commands.SanitizeHTML` %.0f µs, `commands.PlainText` %.0f µs per %d-byte message.\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
 	r.markdownAutomations(w)
+	r.markdownWebhooks(w)
 	r.markdownReadSide(w)
 	m := r.Memory
 	fmt.Fprintf(w, "\n## Memory of the dev process\n\nstart %s · peak during load %s · after load %s · at end %s · VmHWM %s\n",
