@@ -703,9 +703,9 @@ func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, 
 	return out, err
 }
 
-func (s *timedStore) FinishAttempt(ctx context.Context, id uuid.UUID, a helpdeskflow.DeliveryAttempt, status string, next *time.Time) error {
+func (s *timedStore) FinishAttempts(ctx context.Context, fs []eventstore.FinishedAttempt) error {
 	t := time.Now()
-	err := s.WebhookStore.FinishAttempt(ctx, id, a, status, next)
+	err := s.WebhookStore.FinishAttempts(ctx, fs)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.finish = append(s.finish, d)

@@ -24,7 +24,7 @@ type WebhookStore interface {
 	ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error)
 	EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error
 	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error)
-	FinishAttempt(ctx context.Context, id uuid.UUID, a helpdeskflow.DeliveryAttempt, status string, nextAttemptAt *time.Time) error
+	FinishAttempts(ctx context.Context, fs []eventstore.FinishedAttempt) error
 	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
 }
 
@@ -133,6 +133,14 @@ type DeliveryWorker struct {
 	total    int
 	done     chan struct{}
 	wg       sync.WaitGroup
+	// finished carries attempts to the recorder, which writes them in
+	// batches and then closes each one's recorded channel.
+	finished chan finished
+}
+
+type finished struct {
+	eventstore.FinishedAttempt
+	recorded chan struct{}
 }
 
 type deliveryMetrics struct {
@@ -210,13 +218,16 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
 		}
 	}
-	return &DeliveryWorker{cfg: cfg, m: m, inFlight: map[uuid.UUID]int{}, done: make(chan struct{}, 1)}, nil
+	return &DeliveryWorker{cfg: cfg, m: m, inFlight: map[uuid.UUID]int{}, done: make(chan struct{}, 1),
+		finished: make(chan finished, cfg.Concurrency)}, nil
 }
 
 // Run delivers until ctx ends, then waits for the attempts in flight (each
 // bounded by the sender's timeout) and returns nil.
 func (w *DeliveryWorker) Run(ctx context.Context) error {
-	defer w.wg.Wait()
+	recorderDone := make(chan struct{})
+	go func() { w.record(); close(recorderDone) }()
+	defer func() { w.wg.Wait(); close(w.finished); <-recorderDone }()
 	poll := time.NewTicker(w.cfg.PollInterval)
 	defer poll.Stop()
 	lastStats := time.Time{}
@@ -313,10 +324,42 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelive
 			w.m.retries.Inc()
 		}
 	}
-	if err := w.cfg.Store.FinishAttempt(ctx, c.ID, a, status, next); err != nil {
-		// The lease runs out and the delivery is tried again: at least once.
-		w.m.internalErrors.Inc()
-		w.cfg.Logger.Error("webhooks: recording an attempt failed; the delivery will be retried", "delivery_id", c.ID, "err", err)
+	f := finished{FinishedAttempt: eventstore.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next},
+		recorded: make(chan struct{})}
+	w.finished <- f
+	<-f.recorded
+}
+
+// record writes finished attempts in batches: whatever arrived while the
+// previous batch was written, up to Concurrency at a time.
+func (w *DeliveryWorker) record() {
+	for first := range w.finished {
+		batch := []finished{first}
+	more:
+		for len(batch) < w.cfg.Concurrency {
+			select {
+			case f, ok := <-w.finished:
+				if !ok {
+					break more
+				}
+				batch = append(batch, f)
+			default:
+				break more
+			}
+		}
+		rows := make([]eventstore.FinishedAttempt, len(batch))
+		for i, f := range batch {
+			rows[i] = f.FinishedAttempt
+		}
+		if err := w.cfg.Store.FinishAttempts(context.Background(), rows); err != nil {
+			// The leases run out and the deliveries are tried again: at
+			// least once.
+			w.m.internalErrors.Inc()
+			w.cfg.Logger.Error("webhooks: recording attempts failed; the deliveries will be retried", "deliveries", len(rows), "err", err)
+		}
+		for _, f := range batch {
+			close(f.recorded)
+		}
 	}
 }
 

@@ -89,21 +89,45 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 	return out, nil
 }
 
-// FinishAttempt records an attempt of a leased delivery and its new state:
-// status (pending with nextAttemptAt for a retry, succeeded or failed).
-func (s *Store) FinishAttempt(ctx context.Context, id uuid.UUID, a helpdeskflow.DeliveryAttempt, status string, nextAttemptAt *time.Time) error {
-	b := &pgx.Batch{}
-	b.Queue(`UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, updated_at = $4 WHERE id = $1`,
-		id, status, nextAttemptAt, a.StartedAt.Add(a.Duration))
-	var code *int
-	if a.StatusCode != 0 {
-		code = &a.StatusCode
+// FinishedAttempt is one attempt's outcome: the attempt for the log and
+// the delivery's new state (pending with NextAttemptAt for a retry,
+// succeeded or failed).
+type FinishedAttempt struct {
+	DeliveryID    uuid.UUID
+	Attempt       helpdeskflow.DeliveryAttempt
+	Status        string
+	NextAttemptAt *time.Time
+}
+
+// FinishAttempts records attempts of leased deliveries and their new
+// states, all in two statements.
+func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error {
+	if len(fs) == 0 {
+		return nil
 	}
+	n := len(fs)
+	ids, statuses, nexts, updated := make([]uuid.UUID, n), make([]string, n), make([]*time.Time, n), make([]time.Time, n)
+	attempts, urls, codes, bodies, classes, errs, started, durations :=
+		make([]int32, n), make([]string, n), make([]*int32, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([]float64, n)
+	for i, f := range fs {
+		a := f.Attempt
+		ids[i], statuses[i], nexts[i], updated[i] = f.DeliveryID, f.Status, f.NextAttemptAt, a.StartedAt.Add(a.Duration)
+		attempts[i], urls[i], bodies[i], classes[i], errs[i], started[i] = int32(a.Attempt), a.URL, a.ResponseBody, a.ErrorClass, a.Error, a.StartedAt
+		durations[i] = float64(a.Duration) / float64(time.Millisecond)
+		if a.StatusCode != 0 {
+			code := int32(a.StatusCode)
+			codes[i] = &code
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, updated_at = u.updated
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated) WHERE d.id = u.id`,
+		ids, statuses, nexts, updated)
 	b.Queue(`INSERT INTO webhook_attempts (delivery_id, attempt, url, status_code, response_body, error_class, error, started_at, duration_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (delivery_id, attempt) DO NOTHING`,
-		id, a.Attempt, a.URL, code, a.ResponseBody, a.ErrorClass, a.Error, a.StartedAt, float64(a.Duration)/float64(time.Millisecond))
+		SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
+		ON CONFLICT (delivery_id, attempt) DO NOTHING`, ids, attempts, urls, codes, bodies, classes, errs, started, durations)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return internal("record delivery attempt", err)
+		return internal("record delivery attempts", err)
 	}
 	return nil
 }

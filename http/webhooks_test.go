@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
 )
 
 // failedDelivery records a delivery of a new event to webhook id and fails
@@ -27,8 +28,9 @@ func (h *harness) failedDelivery(workspace, webhookID uuid.UUID) uuid.UUID {
 		h.t.Fatalf("claim: %v %d", err, len(claimed))
 	}
 	for _, c := range claimed {
-		if err := h.store.FinishAttempt(ctx, c.ID, helpdeskflow.DeliveryAttempt{Attempt: 1, URL: c.URL, StatusCode: 500, ResponseBody: "boom",
-			ErrorClass: "http_status", StartedAt: now, Duration: 12 * time.Millisecond}, helpdeskflow.DeliveryFailed, nil); err != nil {
+		if err := h.store.FinishAttempts(ctx, []eventstore.FinishedAttempt{{DeliveryID: c.ID, Status: helpdeskflow.DeliveryFailed,
+			Attempt: helpdeskflow.DeliveryAttempt{Attempt: 1, URL: c.URL, StatusCode: 500, ResponseBody: "boom",
+				ErrorClass: "http_status", StartedAt: now, Duration: 12 * time.Millisecond}}}); err != nil {
 			h.t.Fatal(err)
 		}
 	}
