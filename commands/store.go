@@ -76,7 +76,9 @@ type Tx interface {
 	CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSecret []byte)
 	// LockWebhook locks a live webhook until commit; ENotFound otherwise.
 	LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, helpdeskflow.WebhookSecrets, error)
-	// RotateWebhookSecret and DeleteWebhook change it (next statement).
+	// UpdateWebhook, RotateWebhookSecret and DeleteWebhook change it (next
+	// statement).
+	UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook)
 	RotateWebhookSecret(ctx context.Context, id uuid.UUID, sealed []byte, until, now time.Time)
 	DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time)
 	// PutSlackIntegration, SetSlackStatus and DeleteSlackIntegration change

@@ -83,30 +83,8 @@ func (s *Service) CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md h
 	if err := s.requireSealer(); err != nil {
 		return NewWebhook{}, err
 	}
-	var p problems
-	cmd.URL = strings.TrimSpace(cmd.URL)
-	if cmd.URL == "" {
-		p.add("url", "required")
-	} else if err := webhook.ValidateURL(cmd.URL, s.allowLoopback); err != nil {
-		p.add("url", "%s", err.Error())
-	}
-	types := []string{}
-	switch {
-	case len(cmd.EventTypes) == 0:
-		p.add("event_types", `required: a list of event types, or ["*"] for all`)
-	case len(cmd.EventTypes) > MaxWebhookEventTypes:
-		p.add("event_types", "at most %d", MaxWebhookEventTypes)
-	}
-	for i, t := range cmd.EventTypes {
-		t = strings.TrimSpace(t)
-		if t != "*" && !slices.Contains(WebhookEventTypes, t) {
-			p.add(fmt.Sprintf("event_types[%d]", i), "unknown event type %q; one of %s or *", t, strings.Join(WebhookEventTypes, ", "))
-		}
-		if !slices.Contains(types, t) {
-			types = append(types, t)
-		}
-	}
-	if err := p.err(); err != nil {
+	url, types, err := s.checkWebhook(cmd.URL, cmd.EventTypes)
+	if err != nil {
 		return NewWebhook{}, err
 	}
 	secret, err := newSecret()
@@ -114,7 +92,7 @@ func (s *Service) CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md h
 		return NewWebhook{}, err
 	}
 	now := s.now()
-	w := helpdeskflow.Webhook{ID: uuid.New(), WorkspaceID: workspaceID, URL: cmd.URL, EventTypes: types,
+	w := helpdeskflow.Webhook{ID: uuid.New(), WorkspaceID: workspaceID, URL: url, EventTypes: types,
 		Active: cmd.Active == nil || *cmd.Active, CreatedAt: now, UpdatedAt: now}
 	sealed, err := s.sealer.Seal([]byte(secret), helpdeskflow.WebhookSecretAAD(workspaceID, w.ID))
 	if err != nil {
@@ -141,6 +119,91 @@ func (s *Service) CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md h
 		return NewWebhook{}, err
 	}
 	return NewWebhook{Webhook: w, Secret: secret}, nil
+}
+
+// checkWebhook validates a webhook's URL and event types, listing every
+// problem, and returns them normalized (event types trimmed, without
+// repeats).
+func (s *Service) checkWebhook(url string, eventTypes []string) (string, []string, error) {
+	var p problems
+	url = strings.TrimSpace(url)
+	if url == "" {
+		p.add("url", "required")
+	} else if err := webhook.ValidateURL(url, s.allowLoopback); err != nil {
+		p.add("url", "%s", err.Error())
+	}
+	types := []string{}
+	switch {
+	case len(eventTypes) == 0:
+		p.add("event_types", `required: a list of event types, or ["*"] for all`)
+	case len(eventTypes) > MaxWebhookEventTypes:
+		p.add("event_types", "at most %d", MaxWebhookEventTypes)
+	}
+	for i, t := range eventTypes {
+		t = strings.TrimSpace(t)
+		if t != "*" && !slices.Contains(WebhookEventTypes, t) {
+			p.add(fmt.Sprintf("event_types[%d]", i), "unknown event type %q; one of %s or *", t, strings.Join(WebhookEventTypes, ", "))
+		}
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	return url, types, p.err()
+}
+
+// UpdateWebhook is the body of PATCH /v1/webhooks/{id}: absent fields stay.
+type UpdateWebhook struct {
+	URL        *string  `json:"url"`
+	EventTypes []string `json:"event_types"`
+	Active     *bool    `json:"active"`
+}
+
+// UpdateWebhook changes webhook id's URL, event types or active flag
+// (pausing it: no deliveries are recorded while inactive), recording
+// webhook.updated. Validation is as for CreateWebhook; ENotFound when
+// unknown.
+func (s *Service) UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd UpdateWebhook) (helpdeskflow.Webhook, error) {
+	var out helpdeskflow.Webhook
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		w, _, err := tx.LockWebhook(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		url, types := w.URL, w.EventTypes
+		if cmd.URL != nil {
+			url = *cmd.URL
+		}
+		if cmd.EventTypes != nil {
+			types = cmd.EventTypes
+		}
+		if url, types, err = s.checkWebhook(url, types); err != nil {
+			return err
+		}
+		active := w.Active
+		if cmd.Active != nil {
+			active = *cmd.Active
+		}
+		if url == w.URL && slices.Equal(types, w.EventTypes) && active == w.Active {
+			out = w
+			return nil
+		}
+		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamWebhook}
+		version, err := tx.LockStream(ctx, ref)
+		if err != nil {
+			return err
+		}
+		w.URL, w.EventTypes, w.Active, w.UpdatedAt = url, types, active, s.now()
+		tx.UpdateWebhook(ctx, w)
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventWebhookUpdated, helpdeskflow.WebhookData{URL: w.URL, EventTypes: w.EventTypes, Active: w.Active})
+		if err != nil {
+			return err
+		}
+		e.OccurredAt = w.UpdatedAt
+		_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
+		out = w
+		return err
+	})
+	return out, err
 }
 
 // RotateWebhookSecret gives webhook id a new secret, shown once. For

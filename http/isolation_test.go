@@ -79,6 +79,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"POST /v1/automations/simulate": map[string]any{"ticket": map[string]any{"subject": "s", "customer": map[string]any{"email": "victim@example.com"}, "message": map[string]any{"body": "b"}}},
 		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
 		"POST /v1/webhooks":             map[string]any{"url": "https://mine.example.com/h", "event_types": []string{"*"}},
+		"PATCH /v1/webhooks/:id":        map[string]any{"active": false},
 		"PUT /v1/integrations/slack":    map[string]any{"bot_token": "xoxb-test-token", "channels": map[string]any{"new_ticket": "#mine"}},
 		// After PUT (the route table's order): the caller's own Slack.
 		"POST /v1/integrations/slack/revalidate": nil,

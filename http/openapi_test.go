@@ -609,6 +609,8 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.doInvalid("POST", "/v1/webhooks", admin, map[string]any{"url": "https://hooks.example.com/x", "event_types": []string{}}), 400, "validation_failed")
 	c.want(c.do("GET", "/v1/webhooks?limit=1", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/webhooks/"+hookID, admin, nil), 200, "")
+	c.want(c.do("PATCH", "/v1/webhooks/"+hookID, admin, map[string]any{"active": false}), 200, "")
+	c.want(c.doInvalid("PATCH", "/v1/webhooks/"+hookID, admin, map[string]any{"active": "no"}), 400, "validation_failed")
 	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/rotate-secret", admin, map[string]any{"overlap_seconds": 60}), 200, "")
 	deliveryID := h.failedDelivery(h.workspace, uuid.MustParse(hookID))
 	c.want(c.do("GET", "/v1/webhooks/"+hookID+"/deliveries?status=failed", admin, nil), 200, "")

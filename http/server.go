@@ -260,6 +260,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/webhooks", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleWebhookCreate},
 		{method: "GET", path: "/v1/webhooks", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleWebhookList},
 		{method: "GET", path: "/v1/webhooks/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookGet},
+		{method: "PATCH", path: "/v1/webhooks/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookUpdate},
 		{method: "DELETE", path: "/v1/webhooks/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookDelete},
 		{method: "POST", path: "/v1/webhooks/:id/rotate-secret", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookRotate},
 		{method: "GET", path: "/v1/webhooks/:id/deliveries", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleDeliveryList},

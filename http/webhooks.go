@@ -18,6 +18,7 @@ type Webhooks interface {
 	CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateWebhook) (commands.NewWebhook, error)
 	RotateWebhookSecret(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, overlap time.Duration) (commands.NewWebhook, error)
 	DeleteWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
+	UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd commands.UpdateWebhook) (helpdeskflow.Webhook, error)
 }
 
 // WebhookReader reads subscriptions and their delivery log, and schedules
@@ -142,6 +143,25 @@ func (s *Server) handleWebhookGet(w http.ResponseWriter, r *http.Request, p http
 		return err
 	}
 	hook, err := s.cfg.WebhookReader.Webhook(r.Context(), principalOf(r.Context()).WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, toWebhookJSON(hook))
+	return nil
+}
+
+// handleWebhookUpdate is PATCH /v1/webhooks/{id} (admin): url,
+// event_types or active (false pauses it).
+func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := pathID(p, "id", "webhook")
+	if err != nil {
+		return err
+	}
+	var cmd commands.UpdateWebhook
+	if err := decodeJSON(r, &cmd); err != nil {
+		return err
+	}
+	hook, err := s.cfg.Webhooks.UpdateWebhook(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, cmd)
 	if err != nil {
 		return err
 	}

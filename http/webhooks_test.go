@@ -88,6 +88,12 @@ func TestWebhooks_API(t *testing.T) {
 	h.want(h.do("POST", "/v1/webhooks/"+id+"/deliveries/"+delivery.String()+"/redeliver", h.adminKey, nil), 202, "")
 	h.want(h.do("POST", "/v1/webhooks/"+id+"/deliveries/"+delivery.String()+"/redeliver", h.adminKey, nil), 409, "conflict")
 
+	r = h.do("PATCH", "/v1/webhooks/"+id, h.adminKey, map[string]any{"active": false, "event_types": []string{"*"}})
+	h.want(r, 200, "")
+	if r.body["active"] != false || r.body["url"] != "https://hooks.example.com/hdf" {
+		t.Errorf("patched: %s", r.raw)
+	}
+	h.want(h.do("PATCH", "/v1/webhooks/"+id, h.adminKey, map[string]any{"url": "http://10.0.0.1/x"}), 400, "validation_failed")
 	agent := h.do("POST", "/v1/api-keys", h.adminKey, map[string]any{"role": "agent"}).body["key"].(string)
 	h.want(h.do("GET", "/v1/webhooks", agent, nil), 403, "forbidden")
 	h.want(h.do("DELETE", "/v1/webhooks/"+id, h.adminKey, nil), 200, "")
