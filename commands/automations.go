@@ -64,12 +64,7 @@ func (cmd AutomationRule) rule(current *automation.Rule, all []helpdeskflow.Rule
 	if cmd.Active != nil {
 		r.Active = *cmd.Active
 	}
-	if r.Conditions.All == nil {
-		r.Conditions.All = []automation.Condition{}
-	}
-	if r.Conditions.Any == nil {
-		r.Conditions.Any = []automation.Condition{}
-	}
+	r.Conditions = nonNilConditions(r.Conditions)
 	if r.Actions == nil {
 		r.Actions = []automation.Action{}
 	}
@@ -144,6 +139,17 @@ func (s *Service) ListAutomations(ctx context.Context, workspaceID uuid.UUID, cu
 		}
 	}
 	return out, next, nil
+}
+
+// nonNilConditions stores and shows absent condition lists as empty ones.
+func nonNilConditions(c automation.Conditions) automation.Conditions {
+	if c.All == nil {
+		c.All = []automation.Condition{}
+	}
+	if c.Any == nil {
+		c.Any = []automation.Condition{}
+	}
+	return c
 }
 
 func dataOf(r automation.Rule) automationData {

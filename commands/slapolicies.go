@@ -71,12 +71,7 @@ func (cmd SLAPolicyWrite) policy(current *sla.Policy, all []helpdeskflow.RuleRec
 	if cmd.Active != nil {
 		p.Active = *cmd.Active
 	}
-	if p.Conditions.All == nil {
-		p.Conditions.All = []automation.Condition{}
-	}
-	if p.Conditions.Any == nil {
-		p.Conditions.Any = []automation.Condition{}
-	}
+	p.Conditions = nonNilConditions(p.Conditions)
 	return slaPolicyData{Name: p.Name, Position: p.Position, Active: p.Active, Conditions: p.Conditions,
 		FirstResponse: p.FirstResponse, Resolution: p.Resolution}, p.Validate()
 }

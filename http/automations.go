@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
@@ -63,13 +62,9 @@ func (s *Server) handleAutomationCreate(w http.ResponseWriter, r *http.Request, 
 // handleAutomationList is GET /v1/automations (admin): the rules in the
 // order they run; ?limit= (1–100, default 100) and ?cursor=.
 func (s *Server) handleAutomationList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fieldError("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return err
 	}
 	rules, next, err := s.cfg.Automations.ListAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
 	if err != nil {

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
@@ -114,13 +113,9 @@ func (s *Server) handleSlackNotifications(w http.ResponseWriter, r *http.Request
 	default:
 		return fieldError("status", "must be posted, skipped or failed")
 	}
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fieldError("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return err
 	}
 	ns, err := s.cfg.SlackReader.SlackNotifications(r.Context(), principalOf(r.Context()).WorkspaceID, status, limit)
 	if err != nil {

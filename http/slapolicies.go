@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
@@ -65,13 +64,9 @@ func (s *Server) handleSLAPolicyCreate(w http.ResponseWriter, r *http.Request, _
 // handleSLAPolicyList is GET /v1/sla-policies (admin): in the order they
 // are tried; ?limit= (1–100, default 100) and ?cursor=.
 func (s *Server) handleSLAPolicyList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fieldError("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return err
 	}
 	policies, next, err := s.cfg.SLAPolicies.ListSLAPolicies(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
 	if err != nil {

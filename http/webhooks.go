@@ -115,15 +115,24 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request, _ htt
 	return nil
 }
 
-// pageParams reads ?limit= (1–100, default 100) and an id ?cursor=.
+// listLimit reads ?limit= (1–100, default 100) of the configuration lists.
+func listLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, fieldError("limit", "must be a whole number from 1 to 100")
+	}
+	return n, nil
+}
+
+// pageParams reads ?limit= (see listLimit) and an id ?cursor=.
 func pageParams(r *http.Request) (int, uuid.UUID, error) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return 0, uuid.Nil, fieldError("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, err := listLimit(r)
+	if err != nil {
+		return 0, uuid.Nil, err
 	}
 	var cursor uuid.UUID
 	if v := r.URL.Query().Get("cursor"); v != "" {
