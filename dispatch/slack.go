@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,16 +55,17 @@ type SlackHandlerConfig struct {
 // (event, kind) is decided once and logged (posted, skipped or failed).
 // When Slack refuses the token the integration is marked
 // needs_revalidation and later notifications are logged as skipped, never
-// dropped silently; temporary failures (rate limits, 5xx, network) are
-// returned, so the dispatcher retries them.
+// dropped silently. Temporary failures (rate limits, 5xx, network) are
+// retried a few times within seconds, then logged as failed, so a Slack
+// outage never holds up the dispatcher's other handlers.
 type SlackHandler struct {
 	cfg   SlackHandlerConfig
 	posts *prometheus.CounterVec
 }
 
 // NewSlackHandler returns the handler, registering
-// helpdeskflow_slack_posts_total{outcome} (posted, skipped, failed,
-// retried).
+// helpdeskflow_slack_posts_total{outcome} (posted, skipped, failed, and
+// retried for each retry of a temporary failure).
 func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
 	if cfg.Store == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
 		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackHandlerConfig needs Store, Poster, Secrets, Auth and Tickets")
@@ -191,7 +193,7 @@ func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	if err != nil {
 		return h.decided(ctx, record, helpdeskflow.SlackFailed, "the stored token cannot be opened (was HDF_SECRET_KEYS changed?)")
 	}
-	_, err = h.cfg.Poster.Post(ctx, string(token), channel, slack.Format(event))
+	err = h.post(ctx, string(token), channel, slack.Format(event))
 	switch slack.Classify(err) {
 	case slack.OutcomeOK:
 		return h.decided(ctx, record, helpdeskflow.SlackPosted, "")
@@ -200,11 +202,38 @@ func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 			return err
 		}
 		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "Slack refused the token ("+slack.Code(err)+"); revalidate the integration")
-	case slack.OutcomeRateLimited, slack.OutcomeTemporary:
-		h.posts.WithLabelValues("retried").Inc()
-		return err
 	default:
 		return h.decided(ctx, record, helpdeskflow.SlackFailed, err.Error())
+	}
+}
+
+// Retries of a temporary Slack failure within one event: bounded, so a
+// Slack outage delays the dispatcher's other handlers (webhooks) by
+// seconds, never indefinitely.
+const (
+	slackAttempts   = 3
+	slackRetryFirst = 500 * time.Millisecond
+	slackRetryMax   = 5 * time.Second
+)
+
+// post posts m, retrying rate limits and temporary failures a few times
+// (honouring Retry-After up to slackRetryMax); the last error is returned.
+func (h *SlackHandler) post(ctx context.Context, token, channel string, m slack.Message) error {
+	wait := slackRetryFirst
+	for attempt := 1; ; attempt++ {
+		_, err := h.cfg.Poster.Post(ctx, token, channel, m)
+		outcome := slack.Classify(err)
+		if outcome != slack.OutcomeRateLimited && outcome != slack.OutcomeTemporary || attempt == slackAttempts {
+			return err
+		}
+		h.posts.WithLabelValues("retried").Inc()
+		d := max(wait, slack.RetryAfter(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(d, slackRetryMax)):
+		}
+		wait *= 2
 	}
 }
 
