@@ -24,6 +24,8 @@ check() { # package-pattern library allowed-package-regex
 check ./... github.com/jackc/pgx "^$module/(eventstore|dispatch|cmd/.*|internal/testenv)$"
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
+check ./... github.com/slack-go/slack "^$module/slack$"
+check ./... golang.org/x/oauth2 "^$module/(oauth|oauth/oauthtest)$"
 
 # The root domain package depends on nothing but the standard library and uuid.
 while read -r dep; do
