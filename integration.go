@@ -65,3 +65,49 @@ type SlackNotification struct {
 	Kind, Channel, Status, Error   string
 	CreatedAt                      time.Time
 }
+
+// Connection statuses.
+const (
+	ConnectionPending           = "pending"
+	ConnectionActive            = "active"
+	ConnectionTokenExpired      = "token_expired"
+	ConnectionNeedsRevalidation = "needs_revalidation"
+	ConnectionDisabled          = "disabled"
+
+	EventIntegrationTokenExpired = "integration.token_expired"
+)
+
+// Connection is a workspace's connection to an outside service through
+// OAuth (Google for Gmail, Slack, Shopify, Stripe). Its tokens never leave
+// the write side; Account names the connected account (a mailbox, a shop,
+// a Stripe account); Details holds what the provider said about it.
+type Connection struct {
+	ID             uuid.UUID
+	WorkspaceID    uuid.UUID
+	Provider       string
+	Status         string
+	Account        string
+	TokenExpiry    *time.Time
+	Scopes         string
+	Details        map[string]any
+	LastSyncAt     *time.Time
+	LastError      string
+	LastErrorClass string
+	LastErrorAt    *time.Time
+	NextRetryAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// ConnectionTokens are a connection's sealed tokens as the store keeps
+// them; Refresh is nil for providers that issue none.
+type ConnectionTokens struct {
+	Access, Refresh []byte
+}
+
+// ConnectionTokenAAD is the additional data a connection's token of kind
+// ("access" or "refresh") is sealed with, so a ciphertext moved to another
+// connection, workspace or kind does not open.
+func ConnectionTokenAAD(workspaceID, connectionID uuid.UUID, kind string) []byte {
+	return []byte("connection-token:" + kind + ":" + workspaceID.String() + ":" + connectionID.String())
+}

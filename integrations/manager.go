@@ -1,0 +1,392 @@
+package integrations
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/oauth"
+)
+
+// Sealer encrypts tokens at rest and opens them (secretbox.Keyring).
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(sealed, aad []byte) ([]byte, error)
+}
+
+// Config configures a Manager. Store, Sealer, Providers and StateKey are
+// required; HTTPClient defaults to one with an 8-second timeout (refreshes
+// run under the connection's row lock, so they must end well before
+// Postgres's 10-second idle-in-transaction limit: keep it under that),
+// Now to time.Now, RefreshMargin to oauth.DefaultRefreshMargin.
+type Config struct {
+	Store         Store
+	Sealer        Sealer
+	Providers     map[string]oauth.Provider
+	StateKey      []byte
+	HTTPClient    *http.Client
+	Now           func() time.Time
+	RefreshMargin time.Duration
+}
+
+// Manager runs OAuth connections. It is safe for concurrent use.
+type Manager struct {
+	cfg    Config
+	states *oauth.StateSigner
+}
+
+// New returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil || cfg.Sealer == nil || len(cfg.StateKey) < oauth.MinStateKeyLen {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "integrations: Config needs Store, Sealer and a StateKey of at least %d bytes", oauth.MinStateKeyLen)
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 8 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, states: oauth.NewStateSigner(cfg.StateKey)}, nil
+}
+
+func (m *Manager) now() time.Time { return m.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+func (m *Manager) provider(name, shop string) (oauth.Provider, error) {
+	p, ok := m.cfg.Providers[name]
+	if !ok {
+		var known []string
+		for k := range m.cfg.Providers {
+			known = append(known, k)
+		}
+		return p, helpdeskflow.Errorf(helpdeskflow.ENotFound, "no integration provider %q is configured (configured: %s)", name, strings.Join(known, ", "))
+	}
+	if name == oauth.Shopify {
+		return p.ForShop(shop)
+	}
+	return p, nil
+}
+
+// Connect starts connecting the workspace to provider (shop names the
+// Shopify shop): it returns the connection, pending until the callback
+// (or the connection to reconnect: a workspace's existing connection to
+// the same provider and account keeps its id, so its syncs resume where
+// they stopped), and the provider's authorization URL to send the user to.
+// The URL's state is sealed and names the workspace and the connection,
+// with the PKCE verifier inside; it expires after oauth.StateLifetime.
+func (m *Manager) Connect(ctx context.Context, workspaceID uuid.UUID, provider, shop string) (helpdeskflow.Connection, string, error) {
+	p, err := m.provider(provider, shop)
+	if err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	existing, err := m.cfg.Store.Connections(ctx, workspaceID)
+	if err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	now := m.now()
+	c := helpdeskflow.Connection{ID: uuid.New(), WorkspaceID: workspaceID, Provider: provider, Status: helpdeskflow.ConnectionPending,
+		Account: p.Shop, CreatedAt: now, UpdatedAt: now}
+	reconnect := false
+	for _, e := range existing {
+		if e.Provider == provider && (p.Shop == "" || e.Account == p.Shop) {
+			c, reconnect = e, true
+			break
+		}
+	}
+	if !reconnect {
+		if err := m.cfg.Store.Transact(ctx, func(tx Tx) error { tx.CreateConnection(ctx, c); return nil }); err != nil {
+			return helpdeskflow.Connection{}, "", err
+		}
+	}
+	verifier := ""
+	if p.PKCE {
+		verifier = oauth.NewVerifier()
+	}
+	state, err := m.states.Sign(oauth.State{WorkspaceID: workspaceID, ConnectionID: c.ID, Provider: provider, Verifier: verifier,
+		Shop: p.Shop, ExpiresAt: now.Add(oauth.StateLifetime)})
+	if err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	return c, oauth.AuthorizationURL(p, state, verifier), nil
+}
+
+// Callback finishes a connection from the provider's redirect: state
+// authenticates it (it must be one Connect made, for this provider, not
+// expired); providerError is the redirect's error parameter (the user
+// declined). The code is exchanged for tokens, which are stored sealed;
+// the connection becomes active and integration.connected is recorded.
+func (m *Manager) Callback(ctx context.Context, provider, state, code, providerError string) (helpdeskflow.Connection, error) {
+	st, err := m.states.Verify(state, m.cfg.Now())
+	if err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	if err := st.Check(provider, uuid.Nil); err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	if providerError != "" {
+		m.recordFailure(ctx, st.WorkspaceID, st.ConnectionID, "", "authorization_denied", "the provider said "+providerError+" when asked for access")
+		return helpdeskflow.Connection{}, helpdeskflow.Errorf(helpdeskflow.EValidation, "the provider refused access: %s", providerError)
+	}
+	if code == "" {
+		return helpdeskflow.Connection{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the callback has no code",
+			Details: []helpdeskflow.FieldProblem{{Field: "code", Problem: "required"}}}
+	}
+	p, err := m.provider(provider, st.Shop)
+	if err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	token, err := oauth.Exchange(ctx, p, code, st.Verifier, m.cfg.HTTPClient)
+	if err != nil {
+		m.recordFailure(ctx, st.WorkspaceID, st.ConnectionID, "", failureClass(err), "exchanging the code failed: "+err.Error())
+		return helpdeskflow.Connection{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the provider did not accept the authorization code; start connecting again", Err: err}
+	}
+	var out helpdeskflow.Connection
+	err = m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, _, err := tx.LockConnection(ctx, st.WorkspaceID, st.ConnectionID)
+		if err != nil {
+			return err
+		}
+		now := m.now()
+		tokens, err := m.seal(c, token)
+		if err != nil {
+			return err
+		}
+		c.Status, c.Scopes, c.Details, c.UpdatedAt = helpdeskflow.ConnectionActive, token.Scope, token.Extra, now
+		c.LastError, c.LastErrorClass, c.NextRetryAt = "", "", nil
+		if !token.Expiry.IsZero() {
+			exp := token.Expiry.UTC()
+			c.TokenExpiry = &exp
+		}
+		if c.Account == "" {
+			c.Account = accountOf(provider, token.Extra)
+		}
+		if err := tx.StoreTokens(ctx, c, tokens, now); err != nil {
+			return err
+		}
+		out = c
+		return appendWorkspaceEvent(ctx, tx, st.WorkspaceID, userMetadata(), helpdeskflow.EventIntegrationConnected,
+			helpdeskflow.IntegrationChanged{Provider: provider, Team: c.Account}, now)
+	})
+	return out, err
+}
+
+// accountOf names the connected account from what the token answer said.
+func accountOf(provider string, extra map[string]any) string {
+	pick := func(keys ...string) string {
+		for _, k := range keys {
+			if v, ok := extra[k].(string); ok && v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	switch provider {
+	case oauth.Stripe:
+		return pick("stripe_user_id")
+	case oauth.Slack:
+		if team, ok := extra["team"].(map[string]any); ok {
+			if name, ok := team["name"].(string); ok {
+				return name
+			}
+		}
+	}
+	return pick("email", "account")
+}
+
+// seal seals a token answer's tokens for connection c (a missing refresh
+// token stays nil, keeping the stored one).
+func (m *Manager) seal(c helpdeskflow.Connection, t oauth.Token) (helpdeskflow.ConnectionTokens, error) {
+	var out helpdeskflow.ConnectionTokens
+	var err error
+	if out.Access, err = m.cfg.Sealer.Seal([]byte(t.AccessToken), helpdeskflow.ConnectionTokenAAD(c.WorkspaceID, c.ID, "access")); err != nil {
+		return out, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "seal access token", Err: err}
+	}
+	if t.RefreshToken != "" && t.Rotated {
+		if out.Refresh, err = m.cfg.Sealer.Seal([]byte(t.RefreshToken), helpdeskflow.ConnectionTokenAAD(c.WorkspaceID, c.ID, "refresh")); err != nil {
+			return out, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "seal refresh token", Err: err}
+		}
+	}
+	return out, nil
+}
+
+// AccessToken returns a usable access token of connection id, refreshing
+// it first when it expires within the refresh margin. The refresh runs
+// under the connection's row lock, so concurrent callers (in any process)
+// wait for one refresh and use its token. Errors: EConflict when the
+// connection is not active (token_expired: the user must reconnect; it is
+// never retried), EUnavailable for a temporary failure (recorded on the
+// connection with when to try again), ENotFound for an unknown one.
+func (m *Manager) AccessToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error) {
+	var access string
+	var outcome error
+	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, tokens, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if c.Status != helpdeskflow.ConnectionActive {
+			outcome = helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s is %s: %s", id, c.Status, Explain(c))
+			return nil
+		}
+		now := m.now()
+		if c.TokenExpiry == nil || !oauth.NeedsRefresh(*c.TokenExpiry, now, m.cfg.RefreshMargin) {
+			plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, "access"))
+			if err != nil {
+				return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the access token (was HDF_SECRET_KEYS changed?)", Err: err}
+			}
+			access = string(plain)
+			return nil
+		}
+		access, outcome = m.refresh(ctx, tx, c, tokens, now)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return access, outcome
+}
+
+// refresh refreshes c's tokens inside tx (which holds c's row lock) and
+// records the outcome; the returned error is the caller's, the recording
+// commits either way.
+func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) (string, error) {
+	p, err := m.provider(c.Provider, c.Account)
+	if err != nil {
+		return "", err
+	}
+	var refreshToken []byte
+	if tokens.Refresh != nil {
+		if refreshToken, err = m.cfg.Sealer.Open(tokens.Refresh, helpdeskflow.ConnectionTokenAAD(c.WorkspaceID, c.ID, "refresh")); err != nil {
+			return "", &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the refresh token (was HDF_SECRET_KEYS changed?)", Err: err}
+		}
+	}
+	token, err := oauth.Refresh(ctx, p, string(refreshToken), m.cfg.HTTPClient)
+	switch oauth.Classify(err) {
+	case oauth.FailureNone:
+	case oauth.FailureInvalidGrant:
+		msg := "the provider no longer accepts this connection's grant (revoked or expired): " + err.Error()
+		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionTokenExpired, "invalid_grant", msg, nil, now)
+		if err := appendWorkspaceEvent(ctx, tx, c.WorkspaceID, systemMetadata(), helpdeskflow.EventIntegrationTokenExpired,
+			helpdeskflow.IntegrationChanged{Provider: c.Provider, Team: c.Account, Error: "invalid_grant"}, now); err != nil {
+			return "", err
+		}
+		return "", helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s: %s; reconnect it", c.ID, msg)
+	case oauth.FailureTemporary:
+		retry := now.Add(oauth.RetryDelay(err, 1))
+		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionActive, "temporary", "refreshing the token failed, retried later: "+err.Error(), &retry, now)
+		return "", &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("the provider is unavailable; try again after %s", retry.Format(time.RFC3339)), Err: err}
+	default:
+		class := failureClass(err)
+		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionNeedsRevalidation, class, "refreshing the token failed: "+err.Error(), nil, now)
+		return "", helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s needs attention: %v", c.ID, err)
+	}
+	sealed, err := m.seal(c, token)
+	if err != nil {
+		return "", err
+	}
+	if !token.Expiry.IsZero() {
+		exp := token.Expiry.UTC()
+		c.TokenExpiry = &exp
+	}
+	if token.Scope != "" {
+		c.Scopes = token.Scope
+	}
+	if err := tx.StoreTokens(ctx, c, sealed, now); err != nil {
+		return "", err
+	}
+	return token.AccessToken, nil
+}
+
+func failureClass(err error) string {
+	switch oauth.Classify(err) {
+	case oauth.FailureInvalidGrant:
+		return "invalid_grant"
+	case oauth.FailureInvalidClient:
+		return "invalid_client"
+	case oauth.FailureTemporary:
+		return "temporary"
+	}
+	return "error"
+}
+
+// recordFailure notes a failed connection step on the connection (status
+// unchanged when status is ""); failures to record are ignored, the
+// caller reports the original error.
+func (m *Manager) recordFailure(ctx context.Context, workspaceID, id uuid.UUID, status, class, msg string) {
+	_ = m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, _, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if status == "" {
+			status = c.Status
+		}
+		tx.SetConnectionStatus(ctx, id, status, class, msg, nil, m.now())
+		return nil
+	})
+}
+
+// Disconnect forgets connection id and its tokens, recording
+// integration.disconnected. ENotFound for an unknown one.
+func (m *Manager) Disconnect(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error {
+	return m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, _, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		tx.DeleteConnection(ctx, id)
+		return appendWorkspaceEvent(ctx, tx, workspaceID, md, helpdeskflow.EventIntegrationDisconnected,
+			helpdeskflow.IntegrationChanged{Provider: c.Provider, Team: c.Account}, m.now())
+	})
+}
+
+// Explain says what a connection's state means and what an admin can do,
+// in words.
+func Explain(c helpdeskflow.Connection) string {
+	switch c.Status {
+	case helpdeskflow.ConnectionPending:
+		if c.LastError != "" {
+			return "Connecting did not finish: " + c.LastError + ". Start connecting again."
+		}
+		return "Waiting for someone to approve access at the provider (the link from connect expires after 10 minutes)."
+	case helpdeskflow.ConnectionTokenExpired:
+		return "The provider no longer accepts this connection (access was revoked, the password changed, or the grant expired). Syncs are stopped; connect again to resume where they stopped."
+	case helpdeskflow.ConnectionNeedsRevalidation:
+		return "The provider refused a token refresh (" + c.LastError + "). Check the app's client settings, then connect again."
+	case helpdeskflow.ConnectionDisabled:
+		return "Disabled."
+	}
+	if c.LastErrorClass == "temporary" && c.NextRetryAt != nil {
+		return "Working; the last token refresh failed temporarily (" + c.LastError + ") and is retried after " + c.NextRetryAt.Format(time.RFC3339) + "."
+	}
+	return "Working."
+}
+
+func appendWorkspaceEvent(ctx context.Context, tx Tx, workspaceID uuid.UUID, md helpdeskflow.Metadata, eventType string, data any, now time.Time) error {
+	e, err := helpdeskflow.NewEventOf(eventType, data)
+	if err != nil {
+		return err
+	}
+	e.OccurredAt = now
+	ref := helpdeskflow.StreamRef{ID: workspaceID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamWorkspace}
+	version, err := tx.LockStream(ctx, ref)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
+	return err
+}
+
+func systemMetadata() helpdeskflow.Metadata {
+	return helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "integrations"}, Channel: helpdeskflow.ChannelSystem}
+}
+
+// userMetadata is the callback's: a person approving access at the
+// provider, through the browser rather than an API key.
+func userMetadata() helpdeskflow.Metadata {
+	return helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorIntegration, ID: "oauth-callback"}, Channel: helpdeskflow.ChannelIntegration}
+}

@@ -1,0 +1,56 @@
+// Package integrations manages a workspace's OAuth connections to outside
+// services: starting a connection (the provider's authorization URL with a
+// sealed state), finishing it (the callback's code exchanged for tokens,
+// stored sealed), and handing out access tokens, refreshing them before
+// they expire, one refresh per connection at a time across processes. A
+// refresh the provider refuses with invalid_grant marks the connection
+// token_expired for good (the user reconnects); temporary failures are
+// recorded and retried later. It knows storage only through the
+// interfaces declared here.
+package integrations
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Tx is one transaction in the event store.
+type Tx interface {
+	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
+	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
+	CreateConnection(ctx context.Context, c helpdeskflow.Connection)
+	// LockConnection locks a connection until commit; ENotFound otherwise.
+	LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error)
+	// StoreTokens makes the connection active with new tokens (a nil
+	// refresh token keeps the stored one).
+	StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error
+	SetConnectionStatus(ctx context.Context, id uuid.UUID, status, errorClass, message string, nextRetry *time.Time, now time.Time)
+	DeleteConnection(ctx context.Context, id uuid.UUID)
+}
+
+// Store is the event store as this package uses it.
+type Store interface {
+	Transact(ctx context.Context, fn func(tx Tx) error) error
+	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
+	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+}
+
+type concreteStore[T Tx] interface {
+	Transact(ctx context.Context, fn func(tx T) error) error
+	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
+	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+}
+
+// AdaptStore turns a store whose Transact passes its own transaction type
+// (such as *eventstore.Store) into a Store.
+func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
+
+type adapted[T Tx] struct{ concreteStore[T] }
+
+func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
+	return a.concreteStore.Transact(ctx, func(tx T) error { return fn(tx) })
+}
