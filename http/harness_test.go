@@ -20,7 +20,10 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/oauth"
+	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/secretbox"
@@ -81,6 +84,7 @@ type harness struct {
 	adminKey  string
 	slack     *slacktest.Server // the fake Slack API; its valid token is "xoxb-test-token"
 	keys      *secretbox.Keyring
+	oauth     *oauthtest.Server // the fake OAuth provider behind "google"
 }
 
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
@@ -128,10 +132,18 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	fakeSlack.SetToken("xoxb-test-token")
 	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics), commands.WithSecrets(keys, true),
 		commands.WithSlack(slack.New(fakeSlack.URL(), nil)))
+	fakeOAuth := oauthtest.NewServer()
+	t.Cleanup(fakeOAuth.Close)
+	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google")}, StateKey: []byte("harness-state-key-32-bytes-long!")})
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := &recordingLog{}
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Limiter: limiter, RequestLog: log,
+		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
+		Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
 	}
@@ -142,7 +154,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg,
-		slack: fakeSlack, keys: keys}
+		slack: fakeSlack, keys: keys, oauth: fakeOAuth}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h
 }

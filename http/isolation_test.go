@@ -47,8 +47,13 @@ func TestServer_TenantIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.failedDelivery(victim, hook.ID)
+	connection, _, err := h.cfg.Connections.Connect(ctx, victim, "google", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String(),
-		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String(), http.IDWebhook: hook.ID.String()}
+		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String(), http.IDWebhook: hook.ID.String(),
+		http.IDIntegration: connection.ID.String()}
 	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +61,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 	// The victim's email is not among them: the attacker may have a
 	// customer with the same address in its own workspace (POST
 	// /v1/customers below creates one), which must stay a separate customer.
-	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule", policy.ID.String(), "victim policy", hook.ID.String(), "victim.example.com"}
+	secrets := []string{victim.String(), ticket.ID.String(), victimKey.ID.String(), ticket.CustomerID.String(), victimKey.Prefix, rule.ID.String(), "victim rule", policy.ID.String(), "victim policy", hook.ID.String(), "victim.example.com", connection.ID.String()}
 	victimVersion := func() int64 {
 		events, err := h.store.Load(ctx, victim, victim)
 		if err != nil {
@@ -80,12 +85,8 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
 		"POST /v1/webhooks":             map[string]any{"url": "https://mine.example.com/h", "event_types": []string{"*"}},
 		"PATCH /v1/webhooks/:id":        map[string]any{"active": false},
-		"PUT /v1/integrations/slack":    map[string]any{"bot_token": "xoxb-test-token", "channels": map[string]any{"new_ticket": "#mine"}},
-		// After PUT (the route table's order): the caller's own Slack.
-		"POST /v1/integrations/slack/revalidate": nil,
-		"DELETE /v1/integrations/slack":          nil,
-		"POST /v1/sla-policies":                  map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
-		"PUT /v1/sla-policies/:id":               map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
+		"POST /v1/sla-policies":         map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
+		"PUT /v1/sla-policies/:id":      map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
 		// Bodies for routes with an id, so that only the id can fail them.
 		"PATCH /v1/tickets/:id":         map[string]any{"priority": "urgent"},
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},

@@ -627,6 +627,22 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("DELETE", "/v1/integrations/slack", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/integrations/slack", admin, nil), 404, "not_found")
 
+	// OAuth integrations.
+	r = c.do("POST", "/v1/integrations/google/connect", admin, nil)
+	c.want(r, 201, "")
+	authURL, _ := url.Parse(r.body["authorization_url"].(string))
+	code, err := h.oauth.Authorize(authURL.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = c.do("GET", "/v1/integrations/google/callback?state="+url.QueryEscape(authURL.Query().Get("state"))+"&code="+url.QueryEscape(code), "", nil)
+	c.want(r, 200, "")
+	connID := r.body["id"].(string)
+	c.want(c.do("GET", "/v1/integrations/google/callback?state=forged&code=x", "", nil), 400, "validation_failed")
+	c.want(c.do("GET", "/v1/integrations", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/integrations/"+connID, admin, nil), 200, "")
+	c.want(c.do("DELETE", "/v1/integrations/"+connID, admin, nil), 200, "")
+
 	// Rate limits, and a 429.
 	c.want(c.do("GET", "/v1/rate-limits", admin, nil), 200, "")
 	c.want(c.do("PUT", "/v1/rate-limits", admin, map[string]any{"limits": map[string]any{"events.read": map[string]any{"limit": 1, "window_seconds": 60}}, "soft_throttle_delay_ms": 100}), 200, "")

@@ -91,7 +91,9 @@ type RequestLog interface {
 type Checker func(ctx context.Context) error
 
 // Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
-// AdminReader, Automations, SLAPolicies, Webhooks, WebhookReader, Slack, SlackReader and Limiter are required. RequestLog may be nil (no request
+// AdminReader, Automations, SLAPolicies, Webhooks, WebhookReader, Slack, SlackReader,
+// ConnectionReader and Limiter are required; without Connections (no
+// HDF_SECRET_KEYS) OAuth integrations answer 503. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
 // nothing (no /metrics content). TrustedProxies are the peers whose
 // X-Forwarded-For is believed when finding the client's IP. Idempotency
@@ -112,14 +114,17 @@ type Config struct {
 	WebhookReader  WebhookReader
 	Slack          SlackIntegrations
 	SlackReader    SlackReader
-	Limiter        *ratelimit.Limiter
-	RequestLog     RequestLog
-	Idempotency    Idempotency
-	TrustedProxies []netip.Prefix
-	Ready          map[string]Checker
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
-	Gatherer       prometheus.Gatherer
+	// Connections and ConnectionReader serve OAuth integrations.
+	Connections      Connections
+	ConnectionReader ConnectionReader
+	Limiter          *ratelimit.Limiter
+	RequestLog       RequestLog
+	Idempotency      Idempotency
+	TrustedProxies   []netip.Prefix
+	Ready            map[string]Checker
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+	Gatherer         prometheus.Gatherer
 	// Now is the clock SLA status is shown at (default time.Now); give it
 	// the same clock as the commands' service.
 	Now func() time.Time
@@ -131,6 +136,7 @@ func (c *Config) Validate() error {
 	for name, missing := range map[string]bool{
 		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
 		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "SLAPolicies": c.SLAPolicies == nil, "Webhooks": c.Webhooks == nil, "WebhookReader": c.WebhookReader == nil, "Slack": c.Slack == nil, "SlackReader": c.SlackReader == nil,
+		"ConnectionReader": c.ConnectionReader == nil,
 	} {
 		if missing {
 			errs = append(errs, fmt.Errorf("http: Config.%s is required", name))
@@ -223,6 +229,9 @@ const (
 	IDSLAPolicy = "sla_policy"
 	// IDWebhook is a webhook's id.
 	IDWebhook = "webhook"
+	// IDIntegration is an OAuth connection's id, "slack", or (connect,
+	// callback) a provider name.
+	IDIntegration = "integration"
 )
 
 func (s *Server) table() []route {
@@ -265,11 +274,14 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/webhooks/:id/rotate-secret", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookRotate},
 		{method: "GET", path: "/v1/webhooks/:id/deliveries", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleDeliveryList},
 		{method: "POST", path: "/v1/webhooks/:id/deliveries/:delivery_id/redeliver", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleRedeliver},
-		{method: "PUT", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackPut},
-		{method: "GET", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackGet},
-		{method: "POST", path: "/v1/integrations/slack/revalidate", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackRevalidate},
-		{method: "GET", path: "/v1/integrations/slack/notifications", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackNotifications},
-		{method: "DELETE", path: "/v1/integrations/slack", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleSlackDelete},
+		{method: "GET", path: "/v1/integrations", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIntegrationList},
+		{method: "POST", path: "/v1/integrations/:id/connect", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationConnect},
+		{method: "GET", path: "/v1/integrations/:id/callback", public: true, handle: s.handleIntegrationCallback},
+		{method: "PUT", path: "/v1/integrations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: slackOnly(s.handleSlackPut, "configuration by PUT")},
+		{method: "GET", path: "/v1/integrations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationGet},
+		{method: "POST", path: "/v1/integrations/:id/revalidate", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: slackOnly(s.handleSlackRevalidate, "revalidation (reconnect an OAuth integration with connect)")},
+		{method: "GET", path: "/v1/integrations/:id/notifications", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: slackOnly(s.handleSlackNotifications, "notification log")},
+		{method: "DELETE", path: "/v1/integrations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationDelete},
 		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
 		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
 		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},

@@ -27,6 +27,7 @@ type SlackReader interface {
 }
 
 type slackJSON struct {
+	ID          string                     `json:"id"`
 	Provider    string                     `json:"provider"`
 	Status      string                     `json:"status"`
 	TeamID      string                     `json:"team_id"`
@@ -37,9 +38,13 @@ type slackJSON struct {
 	UpdatedAt   string                     `json:"updated_at"`
 }
 
+func toSlackJSON(in helpdeskflow.SlackIntegration) slackJSON {
+	return slackJSON{ID: slackID, Provider: "slack", Status: in.Status, TeamID: in.TeamID, Team: in.Team, Channels: in.Channels,
+		LastError: nonEmpty(in.LastError), ConnectedAt: formatTime(in.ConnectedAt), UpdatedAt: formatTime(in.UpdatedAt)}
+}
+
 func writeSlack(w http.ResponseWriter, in helpdeskflow.SlackIntegration) {
-	writeJSON(w, http.StatusOK, slackJSON{Provider: "slack", Status: in.Status, TeamID: in.TeamID, Team: in.Team, Channels: in.Channels,
-		LastError: nonEmpty(in.LastError), ConnectedAt: formatTime(in.ConnectedAt), UpdatedAt: formatTime(in.UpdatedAt)})
+	writeJSON(w, http.StatusOK, toSlackJSON(in))
 }
 
 // handleSlackPut is PUT /v1/integrations/slack (admin): connect with a bot
@@ -73,7 +78,7 @@ func (s *Server) handleSlackDelete(w http.ResponseWriter, r *http.Request, _ htt
 	if err := s.cfg.Slack.DisconnectSlack(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r)); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"provider": "slack", "deleted": true})
+	writeJSON(w, http.StatusOK, map[string]any{"id": slackID, "deleted": true})
 	return nil
 }
 

@@ -390,3 +390,16 @@ func systemMetadata() helpdeskflow.Metadata {
 func userMetadata() helpdeskflow.Metadata {
 	return helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorIntegration, ID: "oauth-callback"}, Channel: helpdeskflow.ChannelIntegration}
 }
+
+// Explain is the package's Explain, for callers that know the Manager only
+// through an interface.
+func (m *Manager) Explain(c helpdeskflow.Connection) string { return Explain(c) }
+
+// Providers lists the configured provider names.
+func (m *Manager) Providers() []string {
+	var out []string
+	for name := range m.cfg.Providers {
+		out = append(out, name)
+	}
+	return out
+}

@@ -29,6 +29,7 @@ type config struct {
 	WebhookBackoff     string
 	WebhookFactor      string
 	SlackAPIURL        string
+	PublicURL          string
 	KafkaPort          int
 	PostgresMaxConns   int
 	// dev is set by the dev command (not a flag): dev's defaults apply.
@@ -59,6 +60,7 @@ func (c *config) settings() []setting {
 		{"webhook-backoff", "HDF_WEBHOOK_BACKOFF", "10s", "wait after a webhook's first failed attempt", &c.WebhookBackoff},
 		{"webhook-backoff-factor", "HDF_WEBHOOK_BACKOFF_FACTOR", "6", "each further retry waits this many times longer", &c.WebhookFactor},
 		{"slack-api-url", "HDF_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL", &c.SlackAPIURL},
+		{"public-url", "HDF_PUBLIC_URL", "http://127.0.0.1:8080", "the API's public base URL (OAuth providers redirect to <public-url>/v1/integrations/<provider>/callback)", &c.PublicURL},
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/requestlog"
@@ -180,7 +181,18 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		}
 		defer readCH.Close()
 		proxies, _ := cfg.trustedProxies() // validated in parseConfig
-		if handler, err = apiHandler(store, service, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
+		var connections http.Connections
+		if keyring != nil {
+			providers, err := oauthProviders(cfg.PublicURL)
+			if err != nil {
+				return err
+			}
+			if connections, err = integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keyring,
+				Providers: providers, StateKey: stateKey(cfg.SecretKeys)}); err != nil {
+				return err
+			}
+		}
+		if handler, err = apiHandler(store, service, connections, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
 			return err
 		}
 	} else {
@@ -249,31 +261,33 @@ func healthHandler(reg *prometheus.Registry) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, service *commands.Service, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
 	return http.NewServer(http.Config{
-		Tickets:        service,
-		Customers:      service,
-		CustomerLister: projections.NewCustomerReader(ch),
-		Lister:         projections.NewTicketReader(ch),
-		Events:         store,
-		Auth:           access,
-		Admin:          service,
-		AdminReader:    store,
-		Automations:    service,
-		SLAPolicies:    service,
-		Webhooks:       service,
-		WebhookReader:  store,
-		Slack:          service,
-		SlackReader:    store,
-		Limiter:        limiter,
-		RequestLog:     requestLog,
-		Idempotency:    eventstore.NewIdempotencyKeys(store),
-		TrustedProxies: proxies,
+		Tickets:          service,
+		Customers:        service,
+		CustomerLister:   projections.NewCustomerReader(ch),
+		Lister:           projections.NewTicketReader(ch),
+		Events:           store,
+		Auth:             access,
+		Admin:            service,
+		AdminReader:      store,
+		Automations:      service,
+		SLAPolicies:      service,
+		Webhooks:         service,
+		WebhookReader:    store,
+		Slack:            service,
+		SlackReader:      store,
+		Connections:      connections,
+		ConnectionReader: store,
+		Limiter:          limiter,
+		RequestLog:       requestLog,
+		Idempotency:      eventstore.NewIdempotencyKeys(store),
+		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   store.Ping,
 			"kafka":      kafka.Ping,

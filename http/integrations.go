@@ -1,0 +1,205 @@
+package http
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// Connections runs OAuth connections (integrations.Manager).
+type Connections interface {
+	Connect(ctx context.Context, workspaceID uuid.UUID, provider, shop string) (helpdeskflow.Connection, string, error)
+	Callback(ctx context.Context, provider, state, code, providerError string) (helpdeskflow.Connection, error)
+	Disconnect(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
+	Explain(c helpdeskflow.Connection) string
+}
+
+// ConnectionReader reads a workspace's connections.
+type ConnectionReader interface {
+	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
+	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+}
+
+// slackID is the id of the workspace's Slack bot-token integration under
+// /v1/integrations/{id}; OAuth connections have uuids.
+const slackID = "slack"
+
+type connectionJSON struct {
+	ID          string         `json:"id"`
+	Provider    string         `json:"provider"`
+	Status      string         `json:"status"`
+	Account     string         `json:"account"`
+	Scopes      string         `json:"scopes"`
+	Details     map[string]any `json:"details"`
+	TokenExpiry *string        `json:"token_expires_at"`
+	LastSyncAt  *string        `json:"last_sync_at"`
+	LastError   *string        `json:"last_error"`
+	ErrorClass  *string        `json:"last_error_class"`
+	LastErrorAt *string        `json:"last_error_at"`
+	NextRetryAt *string        `json:"next_retry_at"`
+	Explanation string         `json:"explanation"`
+	CreatedAt   string         `json:"created_at"`
+	UpdatedAt   string         `json:"updated_at"`
+}
+
+// connections returns the OAuth manager, or EUnavailable when this server
+// has none.
+func (s *Server) connections() (Connections, error) {
+	if s.cfg.Connections == nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EUnavailable, "OAuth integrations need HDF_SECRET_KEYS on this server")
+	}
+	return s.cfg.Connections, nil
+}
+
+func (s *Server) toConnectionJSON(c helpdeskflow.Connection) connectionJSON {
+	details := c.Details
+	if details == nil {
+		details = map[string]any{}
+	}
+	return connectionJSON{ID: c.ID.String(), Provider: c.Provider, Status: c.Status, Account: c.Account, Scopes: c.Scopes, Details: details,
+		TokenExpiry: optionalTime(c.TokenExpiry), LastSyncAt: optionalTime(c.LastSyncAt), LastError: nonEmpty(c.LastError),
+		ErrorClass: nonEmpty(c.LastErrorClass), LastErrorAt: optionalTime(c.LastErrorAt), NextRetryAt: optionalTime(c.NextRetryAt),
+		Explanation: explain(s.cfg.Connections, c), CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+}
+
+func explain(cs Connections, c helpdeskflow.Connection) string {
+	if cs == nil {
+		return ""
+	}
+	return cs.Explain(c)
+}
+
+// handleIntegrationList is GET /v1/integrations (admin): the OAuth
+// connections, oldest first, then Slack when connected (id "slack").
+func (s *Server) handleIntegrationList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	ws := principalOf(r.Context()).WorkspaceID
+	conns, err := s.cfg.ConnectionReader.Connections(r.Context(), ws)
+	if err != nil {
+		return err
+	}
+	data := []any{}
+	for _, c := range conns {
+		data = append(data, s.toConnectionJSON(c))
+	}
+	if in, _, err := s.cfg.SlackReader.SlackIntegration(r.Context(), ws); err == nil {
+		data = append(data, toSlackJSON(in))
+	} else if helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+		return err
+	}
+	writeList(w, data, "")
+	return nil
+}
+
+// connectionID parses {id} as a connection id (anything else is 404).
+func connectionID(p httprouter.Params) (uuid.UUID, error) {
+	id, err := uuid.Parse(p.ByName("id"))
+	if err != nil {
+		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %q not found", p.ByName("id"))
+	}
+	return id, nil
+}
+
+// handleIntegrationGet is GET /v1/integrations/{id} (admin): a connection
+// with its state explained in words, or Slack.
+func (s *Server) handleIntegrationGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	if p.ByName("id") == slackID {
+		return s.handleSlackGet(w, r, p)
+	}
+	id, err := connectionID(p)
+	if err != nil {
+		return err
+	}
+	c, err := s.cfg.ConnectionReader.Connection(r.Context(), principalOf(r.Context()).WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.toConnectionJSON(c))
+	return nil
+}
+
+// handleIntegrationDelete is DELETE /v1/integrations/{id} (admin).
+func (s *Server) handleIntegrationDelete(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	if p.ByName("id") == slackID {
+		return s.handleSlackDelete(w, r, p)
+	}
+	id, err := connectionID(p)
+	if err != nil {
+		return err
+	}
+	cs, err := s.connections()
+	if err != nil {
+		return err
+	}
+	if err := cs.Disconnect(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	return nil
+}
+
+// slackOnly runs handle for {id} "slack"; other integrations have no such
+// operation.
+func slackOnly(handle func(http.ResponseWriter, *http.Request, httprouter.Params) error, what string) func(http.ResponseWriter, *http.Request, httprouter.Params) error {
+	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+		if p.ByName("id") != slackID {
+			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %q has no %s; only Slack (id \"slack\") does", p.ByName("id"), what)
+		}
+		return handle(w, r, p)
+	}
+}
+
+type connectStartedJSON struct {
+	Connection       connectionJSON `json:"connection"`
+	AuthorizationURL string         `json:"authorization_url"`
+}
+
+// handleIntegrationConnect is POST /v1/integrations/{provider}/connect
+// (admin): {"shop"} for Shopify. 201 with the pending connection and the
+// provider's authorization URL to send the user to.
+func (s *Server) handleIntegrationConnect(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	var body struct {
+		Shop string `json:"shop"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &body); err != nil {
+			return err
+		}
+	}
+	cs, err := s.connections()
+	if err != nil {
+		return err
+	}
+	c, authURL, err := cs.Connect(r.Context(), principalOf(r.Context()).WorkspaceID, p.ByName("id"), body.Shop)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, connectStartedJSON{Connection: s.toConnectionJSON(c), AuthorizationURL: authURL})
+	return nil
+}
+
+// handleIntegrationCallback is GET /v1/integrations/{provider}/callback
+// (public: the provider redirects the user's browser here; the sealed
+// state authenticates it): exchanges the code and answers with the
+// connection.
+func (s *Server) handleIntegrationCallback(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	q := r.URL.Query()
+	if q.Get("state") == "" {
+		return fieldError("state", "required: open this page only through the provider's redirect")
+	}
+	cs, err := s.connections()
+	if err != nil {
+		return err
+	}
+	c, err := cs.Callback(r.Context(), p.ByName("id"), q.Get("state"), q.Get("code"), q.Get("error"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, s.toConnectionJSON(c))
+	return nil
+}
