@@ -40,93 +40,12 @@ func toAutomationJSON(a commands.Automation) automationJSON {
 		Actions: a.Actions, Version: a.Version, CreatedAt: formatTime(a.CreatedAt), UpdatedAt: formatTime(a.UpdatedAt)}
 }
 
-func writeAutomation(w http.ResponseWriter, status int, a commands.Automation) {
-	setETag(w, a.Version)
-	writeJSON(w, status, toAutomationJSON(a))
-}
-
-// handleAutomationCreate is POST /v1/automations (admin): 201 with the rule.
-func (s *Server) handleAutomationCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.AutomationRule
-	if err := decodeJSON(r, &cmd); err != nil {
-		return err
-	}
-	a, err := s.cfg.Automations.CreateAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
-	if err != nil {
-		return err
-	}
-	writeAutomation(w, http.StatusCreated, a)
-	return nil
-}
-
-// handleAutomationList is GET /v1/automations (admin): the rules in the
-// order they run; ?limit= (1–100, default 100) and ?cursor=.
-func (s *Server) handleAutomationList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	limit, err := listLimit(r)
-	if err != nil {
-		return err
-	}
-	rules, next, err := s.cfg.Automations.ListAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
-	if err != nil {
-		return err
-	}
-	data := make([]automationJSON, len(rules))
-	for i, a := range rules {
-		data[i] = toAutomationJSON(a)
-	}
-	writeList(w, data, next)
-	return nil
-}
-
-// handleAutomationGet is GET /v1/automations/{id} (admin).
-func (s *Server) handleAutomationGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "automation rule")
-	if err != nil {
-		return err
-	}
-	a, err := s.cfg.Automations.GetAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, id)
-	if err != nil {
-		return err
-	}
-	writeAutomation(w, http.StatusOK, a)
-	return nil
-}
-
-// handleAutomationReplace is PUT /v1/automations/{id} (admin), honouring
-// If-Match.
-func (s *Server) handleAutomationReplace(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "automation rule")
-	if err != nil {
-		return err
-	}
-	match, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	var cmd commands.AutomationRule
-	if err := decodeJSON(r, &cmd); err != nil {
-		return err
-	}
-	a, err := s.cfg.Automations.ReplaceAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, match, cmd)
-	if err != nil {
-		return err
-	}
-	writeAutomation(w, http.StatusOK, a)
-	return nil
-}
-
-// handleAutomationDelete is DELETE /v1/automations/{id} (admin): 200 with
-// {"id", "deleted": true}.
-func (s *Server) handleAutomationDelete(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "automation rule")
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Automations.DeleteAutomation(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
-	return nil
+// automationRules serves /v1/automations[/{id}] (admin).
+func (s *Server) automationRules() ruleHandlers[commands.AutomationRule, commands.Automation] {
+	a := s.cfg.Automations
+	return ruleHandlers[commands.AutomationRule, commands.Automation]{noun: "automation rule",
+		create: a.CreateAutomation, replace: a.ReplaceAutomation, delete: a.DeleteAutomation, get: a.GetAutomation, list: a.ListAutomations,
+		view: func(r commands.Automation) any { return toAutomationJSON(r) }, version: func(r commands.Automation) int64 { return r.Version }}
 }
 
 type simulationJSON struct {

@@ -2,10 +2,8 @@ package http
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/google/uuid"
-	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/automation"
@@ -41,92 +39,10 @@ func toSLAPolicyJSON(p commands.SLAPolicy) slaPolicyJSON {
 		CreatedAt: formatTime(p.CreatedAt), UpdatedAt: formatTime(p.UpdatedAt)}
 }
 
-func writeSLAPolicy(w http.ResponseWriter, status int, p commands.SLAPolicy) {
-	setETag(w, p.Version)
-	writeJSON(w, status, toSLAPolicyJSON(p))
-}
-
-// handleSLAPolicyCreate is POST /v1/sla-policies (admin): 201 with the
-// policy.
-func (s *Server) handleSLAPolicyCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.SLAPolicyWrite
-	if err := decodeJSON(r, &cmd); err != nil {
-		return err
-	}
-	p, err := s.cfg.SLAPolicies.CreateSLAPolicy(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
-	if err != nil {
-		return err
-	}
-	writeSLAPolicy(w, http.StatusCreated, p)
-	return nil
-}
-
-// handleSLAPolicyList is GET /v1/sla-policies (admin): in the order they
-// are tried; ?limit= (1–100, default 100) and ?cursor=.
-func (s *Server) handleSLAPolicyList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	limit, err := listLimit(r)
-	if err != nil {
-		return err
-	}
-	policies, next, err := s.cfg.SLAPolicies.ListSLAPolicies(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
-	if err != nil {
-		return err
-	}
-	data := make([]slaPolicyJSON, len(policies))
-	for i, p := range policies {
-		data[i] = toSLAPolicyJSON(p)
-	}
-	writeList(w, data, next)
-	return nil
-}
-
-// handleSLAPolicyGet is GET /v1/sla-policies/{id} (admin).
-func (s *Server) handleSLAPolicyGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "SLA policy")
-	if err != nil {
-		return err
-	}
-	policy, err := s.cfg.SLAPolicies.GetSLAPolicy(r.Context(), principalOf(r.Context()).WorkspaceID, id)
-	if err != nil {
-		return err
-	}
-	writeSLAPolicy(w, http.StatusOK, policy)
-	return nil
-}
-
-// handleSLAPolicyReplace is PUT /v1/sla-policies/{id} (admin), honouring
-// If-Match; the policy's open tickets get the new targets soon after.
-func (s *Server) handleSLAPolicyReplace(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "SLA policy")
-	if err != nil {
-		return err
-	}
-	match, err := ifMatch(r)
-	if err != nil {
-		return err
-	}
-	var cmd commands.SLAPolicyWrite
-	if err := decodeJSON(r, &cmd); err != nil {
-		return err
-	}
-	policy, err := s.cfg.SLAPolicies.ReplaceSLAPolicy(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id, match, cmd)
-	if err != nil {
-		return err
-	}
-	writeSLAPolicy(w, http.StatusOK, policy)
-	return nil
-}
-
-// handleSLAPolicyDelete is DELETE /v1/sla-policies/{id} (admin): 200 with
-// {"id", "deleted": true}.
-func (s *Server) handleSLAPolicyDelete(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "SLA policy")
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.SLAPolicies.DeleteSLAPolicy(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), id); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
-	return nil
+// slaPolicies serves /v1/sla-policies[/{id}] (admin).
+func (s *Server) slaPolicies() ruleHandlers[commands.SLAPolicyWrite, commands.SLAPolicy] {
+	p := s.cfg.SLAPolicies
+	return ruleHandlers[commands.SLAPolicyWrite, commands.SLAPolicy]{noun: "SLA policy",
+		create: p.CreateSLAPolicy, replace: p.ReplaceSLAPolicy, delete: p.DeleteSLAPolicy, get: p.GetSLAPolicy, list: p.ListSLAPolicies,
+		view: func(r commands.SLAPolicy) any { return toSLAPolicyJSON(r) }, version: func(r commands.SLAPolicy) int64 { return r.Version }}
 }
