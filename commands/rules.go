@@ -129,13 +129,15 @@ func (s *Service) deleteRule(ctx context.Context, workspaceID uuid.UUID, md help
 // the order rules run and lists show them in.
 func recordsOf(set helpdeskflow.RuleSet, kind string) []helpdeskflow.RuleRecord {
 	var out []helpdeskflow.RuleRecord
+	position := map[uuid.UUID]int{} // each definition decoded once, not per comparison
 	for _, r := range set.Rules {
 		if r.Kind == kind {
 			out = append(out, r)
+			position[r.ID] = positionOf(r)
 		}
 	}
 	slices.SortFunc(out, func(a, b helpdeskflow.RuleRecord) int {
-		if pa, pb := positionOf(a), positionOf(b); pa != pb {
+		if pa, pb := position[a.ID], position[b.ID]; pa != pb {
 			return pa - pb
 		}
 		return strings.Compare(a.ID.String(), b.ID.String())

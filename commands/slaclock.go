@@ -91,19 +91,11 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 			return err
 		}
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		version, err := tx.LockStream(ctx, ref)
+		version, t, err := lockTicket(ctx, tx, ref)
 		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 			tx.UnscheduleSLA(ctx, id)
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		events, err := tx.Load(ctx, id)
-		if err != nil {
-			return err
-		}
-		t, err := foldTicket(events)
 		if err != nil {
 			return err
 		}

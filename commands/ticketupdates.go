@@ -248,23 +248,13 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 			return err
 		}
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		version, err := tx.LockStream(ctx, ref)
-		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", id)
-		}
-		if err != nil {
+		var version int64
+		if version, t, err = lockTicket(ctx, tx, ref); err != nil {
 			return err
 		}
 		if ifMatch != nil && *ifMatch != version {
 			return helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
 				"If-Match is version %d but the ticket is at version %d; reload it and retry", *ifMatch, version)
-		}
-		events, err := tx.Load(ctx, id)
-		if err != nil {
-			return err
-		}
-		if t, err = foldTicket(events); err != nil {
-			return err
 		}
 		decided, err := decide(t)
 		if err != nil || len(decided) == 0 {
@@ -314,6 +304,24 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		return nil
 	})
 	return t, err
+}
+
+// lockTicket takes ticket ref's stream lock until the transaction ends and
+// returns its version and state; ENotFound for an unknown ticket.
+func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (int64, helpdeskflow.Ticket, error) {
+	version, err := tx.LockStream(ctx, ref)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return 0, helpdeskflow.Ticket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
+	}
+	if err != nil {
+		return 0, helpdeskflow.Ticket{}, err
+	}
+	events, err := tx.Load(ctx, ref.ID)
+	if err != nil {
+		return 0, helpdeskflow.Ticket{}, err
+	}
+	t, err := foldTicket(events)
+	return version, t, err
 }
 
 // applied returns t with events applied as they would be stored after
