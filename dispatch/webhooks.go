@@ -267,7 +267,12 @@ func (w *DeliveryWorker) claim(ctx context.Context) int {
 	if room <= 0 || ctx.Err() != nil {
 		return 0
 	}
-	claimed, err := w.cfg.Store.ClaimDeliveries(ctx, w.cfg.Now(), room, w.cfg.PerWebhook, busy, w.cfg.Lease)
+	// The claim commits its leases in the same statement that returns
+	// them: it must not be abandoned half-way by shutdown, or the leased
+	// deliveries would wait out the lease unattempted.
+	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Lease/2)
+	claimed, err := w.cfg.Store.ClaimDeliveries(claimCtx, w.cfg.Now(), room, w.cfg.PerWebhook, busy, w.cfg.Lease)
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			w.m.internalErrors.Inc()
