@@ -82,15 +82,22 @@ const (
 // the write side; Account names the connected account (a mailbox, a shop,
 // a Stripe account); Details holds what the provider said about it.
 type Connection struct {
-	ID             uuid.UUID
-	WorkspaceID    uuid.UUID
-	Provider       string
-	Status         string
-	Account        string
-	TokenExpiry    *time.Time
-	Scopes         string
-	Details        map[string]any
-	LastSyncAt     *time.Time
+	ID          uuid.UUID
+	WorkspaceID uuid.UUID
+	Provider    string
+	Status      string
+	Account     string
+	TokenExpiry *time.Time
+	Scopes      string
+	Details     map[string]any
+	LastSyncAt  *time.Time
+	// NextSyncAt is when a mailbox is synced next; SyncState is the
+	// sync's cursor (JSON, the sync's own format; empty before the first).
+	NextSyncAt *time.Time
+	SyncState  []byte
+	// SyncFailures counts the sync runs that failed since the last good
+	// one.
+	SyncFailures   int
 	LastError      string
 	LastErrorClass string
 	LastErrorAt    *time.Time

@@ -42,12 +42,15 @@ type Ticket struct {
 	ExternalID   *string
 	CustomFields map[string]any
 	CustomerID   uuid.UUID
-	Customer     *Customer
-	Messages     []Message
-	SLA          *TicketSLA // nil when no SLA policy applies
-	Version      int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// MailboxID is the connected mailbox a mail ticket came from (its
+	// agents' public replies are sent through it); nil for other tickets.
+	MailboxID *uuid.UUID
+	Customer  *Customer
+	Messages  []Message
+	SLA       *TicketSLA // nil when no SLA policy applies
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Message is one entry of a ticket's conversation. Body is sanitized HTML,
@@ -74,6 +77,7 @@ type TicketCreated struct {
 	Team         *string        `json:"team,omitempty"`
 	ExternalID   *string        `json:"external_id,omitempty"`
 	CustomFields map[string]any `json:"custom_fields,omitempty"`
+	MailboxID    *uuid.UUID     `json:"mailbox_id,omitempty"`
 	Message      MessageAdded   `json:"message"`
 }
 
@@ -159,7 +163,7 @@ func ApplyTicket(t *Ticket, e Event) error {
 			ID: e.StreamID, WorkspaceID: e.WorkspaceID,
 			Subject: d.Subject, Status: d.Status, Priority: d.Priority, Type: d.Type, Channel: d.Channel,
 			Tags: nonNil(d.Tags), AssigneeID: d.AssigneeID, Team: d.Team, ExternalID: d.ExternalID,
-			CustomFields: d.CustomFields, CustomerID: d.CustomerID,
+			CustomFields: d.CustomFields, CustomerID: d.CustomerID, MailboxID: d.MailboxID,
 			Messages:  []Message{d.Message.toMessage(e.OccurredAt)},
 			CreatedAt: e.OccurredAt,
 		}

@@ -88,6 +88,7 @@ type Tx interface {
 	LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
 	SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time)
 	DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID)
+	mailTx
 }
 
 // Store is the event store as commands use it.

@@ -57,6 +57,8 @@ type CreateTicket struct {
 	Tags         []string         `json:"tags"`
 	CustomFields map[string]any   `json:"custom_fields"`
 	ExternalID   *string          `json:"external_id"`
+	// mailbox is the connected mailbox a mail import comes from.
+	mailbox *uuid.UUID
 }
 
 // CustomerRef names the customer a ticket is for, by email.
@@ -105,7 +107,7 @@ func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpd
 	return helpdeskflow.TicketCreated{
 		Subject: c.Subject, Status: c.Status, Priority: c.Priority, Type: "question",
 		Channel: channel, Tags: c.Tags, CustomerID: customerID, ExternalID: c.ExternalID,
-		CustomFields: c.CustomFields,
+		CustomFields: c.CustomFields, MailboxID: c.mailbox,
 		Message: helpdeskflow.MessageAdded{
 			ID: uuid.New(), AuthorType: c.Message.AuthorType, Body: body, BodyText: PlainText(body),
 		},
@@ -124,13 +126,33 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	ticketID := uuid.New()
 	var ticketEvents, customerEvents []helpdeskflow.Event
 	err = s.store.Transact(ctx, func(tx Tx) error {
 		rules, err := s.rulesOf(ctx, tx, workspaceID)
 		if err != nil {
 			return err
 		}
+		ticketEvents, customerEvents, err = s.createTicketIn(ctx, tx, rules, workspaceID, md, &cmd, body)
+		return err
+	})
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	t, err := foldTicket(ticketEvents)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return withCustomer(t, customerEvents, true)
+}
+
+// createTicketIn creates the ticket of a validated cmd with its sanitized
+// body inside tx: it upserts the customer, runs rules on the new ticket,
+// chooses its SLA policy and appends. It returns the ticket's and the
+// customer's events.
+func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRules, workspaceID uuid.UUID, md helpdeskflow.Metadata,
+	cmd *CreateTicket, body string) (ticketEvents, customerEvents []helpdeskflow.Event, err error) {
+	ticketID := uuid.New()
+	err = func() error {
 		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err
@@ -152,7 +174,11 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		} else {
 			customerEvents = history
 		}
-		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, cmd.created(customerID, md.Channel, body))
+		channel := md.Channel
+		if cmd.mailbox != nil {
+			channel = helpdeskflow.TicketChannelEmail
+		}
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, cmd.created(customerID, channel, body))
 		if err != nil {
 			return err
 		}
@@ -194,15 +220,8 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 			scheduleSLA(ctx, tx, false, t)
 		}
 		return nil
-	})
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
-	t, err := foldTicket(ticketEvents)
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
-	return withCustomer(t, customerEvents, true)
+	}()
+	return ticketEvents, customerEvents, err
 }
 
 // stored is the event as the store keeps it, for answering without reading

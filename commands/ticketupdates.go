@@ -247,11 +247,25 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		if err != nil {
 			return err
 		}
+		t, err = s.changeTicketIn(ctx, tx, rules, workspaceID, md, id, ifMatch, decide)
+		return err
+	})
+	return t, err
+}
+
+// changeTicketIn is changeTicket inside tx, with the workspace's rules. A
+// public agent message on a mail ticket is queued to be sent through the
+// ticket's mailbox in the same transaction.
+func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRules, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
+	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
+	var t helpdeskflow.Ticket
+	err := func() error {
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		var version int64
-		if version, t, err = lockTicket(ctx, tx, ref); err != nil {
+		version, t0, err := lockTicket(ctx, tx, ref)
+		if err != nil {
 			return err
 		}
+		t = t0
 		if ifMatch != nil && *ifMatch != version {
 			return helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
 				"If-Match is version %d but the ticket is at version %d; reload it and retry", *ifMatch, version)
@@ -301,8 +315,11 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		if hadSLA || t.SLA != nil {
 			scheduleSLA(ctx, tx, hadSLA, t)
 		}
+		if t.MailboxID != nil {
+			return queueMailReplies(ctx, tx, t, appended, now)
+		}
 		return nil
-	})
+	}()
 	return t, err
 }
 

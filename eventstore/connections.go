@@ -13,13 +13,13 @@ import (
 )
 
 const connectionColumns = `id, workspace_id, provider, status, account, token_expiry, scopes, details, last_sync_at,
-	last_error, last_error_class, last_error_at, next_retry_at, created_at, updated_at`
+	next_sync_at, sync_state, sync_failures, last_error, last_error_class, last_error_at, next_retry_at, created_at, updated_at`
 
 func scanConnection(row pgx.Row, extra ...any) (helpdeskflow.Connection, error) {
 	var c helpdeskflow.Connection
 	var details []byte
 	dest := append([]any{&c.ID, &c.WorkspaceID, &c.Provider, &c.Status, &c.Account, &c.TokenExpiry, &c.Scopes, &details, &c.LastSyncAt,
-		&c.LastError, &c.LastErrorClass, &c.LastErrorAt, &c.NextRetryAt, &c.CreatedAt, &c.UpdatedAt}, extra...)
+		&c.NextSyncAt, &c.SyncState, &c.SyncFailures, &c.LastError, &c.LastErrorClass, &c.LastErrorAt, &c.NextRetryAt, &c.CreatedAt, &c.UpdatedAt}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return c, err
 	}
@@ -27,7 +27,10 @@ func scanConnection(row pgx.Row, extra ...any) (helpdeskflow.Connection, error) 
 		return c, err
 	}
 	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
-	for _, t := range []**time.Time{&c.TokenExpiry, &c.LastSyncAt, &c.LastErrorAt, &c.NextRetryAt} {
+	if string(c.SyncState) == "{}" {
+		c.SyncState = nil
+	}
+	for _, t := range []**time.Time{&c.TokenExpiry, &c.LastSyncAt, &c.NextSyncAt, &c.LastErrorAt, &c.NextRetryAt} {
 		if *t != nil {
 			u := (**t).UTC()
 			*t = &u
@@ -81,6 +84,13 @@ func (t *Tx) SetConnectionStatus(ctx context.Context, id uuid.UUID, status, erro
 	t.defer_(`UPDATE integration_connections SET status = $2, last_error_class = $3, last_error = $4,
 			last_error_at = CASE WHEN $4 = '' THEN last_error_at ELSE $6 END, next_retry_at = $5, updated_at = $6
 		WHERE id = $1`, id, status, errorClass, message, nextRetry, now)
+}
+
+// ResumeSync makes a connection's mailbox due now, with no failures
+// counted, after a reconnect (next statement). Its cursor is kept, so the
+// sync resumes where it stopped.
+func (t *Tx) ResumeSync(ctx context.Context, id uuid.UUID) {
+	t.defer_(`UPDATE integration_connections SET next_sync_at = NULL, sync_failures = 0 WHERE id = $1`, id)
 }
 
 // DeleteConnection forgets a connection and its tokens (next statement).

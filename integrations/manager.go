@@ -32,6 +32,10 @@ type Config struct {
 	HTTPClient    *http.Client
 	Now           func() time.Time
 	RefreshMargin time.Duration
+	// OnRefresh, when set, is told the outcome of every token refresh
+	// ("ok", "invalid_grant", "invalid_client", "temporary", "error"), for
+	// metrics.
+	OnRefresh func(provider, outcome string)
 }
 
 // Manager runs OAuth connections. It is safe for concurrent use.
@@ -167,6 +171,7 @@ func (m *Manager) Callback(ctx context.Context, provider, state, code, providerE
 		if err := tx.StoreTokens(ctx, c, tokens, now); err != nil {
 			return err
 		}
+		tx.ResumeSync(ctx, c.ID)
 		out = c
 		return appendWorkspaceEvent(ctx, tx, st.WorkspaceID, userMetadata(), helpdeskflow.EventIntegrationConnected,
 			helpdeskflow.IntegrationChanged{Provider: provider, Team: c.Account}, now)
@@ -221,6 +226,18 @@ func (m *Manager) seal(c helpdeskflow.Connection, t oauth.Token) (helpdeskflow.C
 // never retried), EUnavailable for a temporary failure (recorded on the
 // connection with when to try again), ENotFound for an unknown one.
 func (m *Manager) AccessToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error) {
+	return m.accessToken(ctx, workspaceID, id, false)
+}
+
+// RefreshToken refreshes connection id's access token now, whatever its
+// expiry (a provider answered 401 to a token that should still be good:
+// it was revoked, or the provider rotated it), with AccessToken's locking
+// and errors; an invalid_grant answer marks the connection token_expired.
+func (m *Manager) RefreshToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error) {
+	return m.accessToken(ctx, workspaceID, id, true)
+}
+
+func (m *Manager) accessToken(ctx context.Context, workspaceID, id uuid.UUID, force bool) (string, error) {
 	var access string
 	var outcome error
 	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
@@ -233,7 +250,7 @@ func (m *Manager) AccessToken(ctx context.Context, workspaceID, id uuid.UUID) (s
 			return nil
 		}
 		now := m.now()
-		if c.TokenExpiry == nil || !oauth.NeedsRefresh(*c.TokenExpiry, now, m.cfg.RefreshMargin) {
+		if !force && (c.TokenExpiry == nil || !oauth.NeedsRefresh(*c.TokenExpiry, now, m.cfg.RefreshMargin)) {
 			plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, "access"))
 			if err != nil {
 				return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the access token (was HDF_SECRET_KEYS changed?)", Err: err}
@@ -265,6 +282,13 @@ func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection,
 		}
 	}
 	token, err := oauth.Refresh(ctx, p, string(refreshToken), m.cfg.HTTPClient)
+	if m.cfg.OnRefresh != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = failureClass(err)
+		}
+		m.cfg.OnRefresh(c.Provider, outcome)
+	}
 	switch oauth.Classify(err) {
 	case oauth.FailureNone:
 	case oauth.FailureInvalidGrant:
@@ -356,12 +380,22 @@ func Explain(c helpdeskflow.Connection) string {
 	case helpdeskflow.ConnectionTokenExpired:
 		return "The provider no longer accepts this connection (access was revoked, the password changed, or the grant expired). Syncs are stopped; connect again to resume where they stopped."
 	case helpdeskflow.ConnectionNeedsRevalidation:
+		if c.Provider == "outlook" {
+			return "Syncs are stopped: " + c.LastError + " Save the corrected settings to resume where the sync stopped."
+		}
 		return "The provider refused a token refresh (" + c.LastError + "). Check the app's client settings, then connect again."
 	case helpdeskflow.ConnectionDisabled:
 		return "Disabled."
 	}
 	if c.LastErrorClass == "temporary" && c.NextRetryAt != nil {
 		return "Working; the last token refresh failed temporarily (" + c.LastError + ") and is retried after " + c.NextRetryAt.Format(time.RFC3339) + "."
+	}
+	if c.LastError != "" {
+		next := ""
+		if c.NextSyncAt != nil {
+			next = " Next attempt after " + c.NextSyncAt.Format(time.RFC3339) + "."
+		}
+		return fmt.Sprintf("Connected, but the last %d sync run(s) failed: %s%s", max(c.SyncFailures, 1), c.LastError, next)
 	}
 	return "Working."
 }

@@ -30,6 +30,9 @@ type Tx interface {
 	StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error
 	SetConnectionStatus(ctx context.Context, id uuid.UUID, status, errorClass, message string, nextRetry *time.Time, now time.Time)
 	DeleteConnection(ctx context.Context, id uuid.UUID)
+	// ResumeSync makes a connection's mailbox due now, with no failures
+	// counted (next statement).
+	ResumeSync(ctx context.Context, id uuid.UUID)
 }
 
 // Store is the event store as this package uses it.

@@ -80,6 +80,7 @@ type Server struct {
 
 	mu            sync.Mutex
 	token         string
+	tokenValid    func(string) bool
 	address       string
 	latency       time.Duration
 	historyID     uint64
@@ -123,6 +124,14 @@ func (s *Server) SetToken(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.token = token
+}
+
+// SetTokenCheck makes valid decide which bearer tokens are accepted
+// (others get 401), such as an OAuth fake's ValidAccessToken.
+func (s *Server) SetTokenCheck(valid func(token string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenValid = valid
 }
 
 // SetAddress sets the address getProfile reports.
@@ -356,7 +365,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	op, id, methodOK := route(r.Method, r.URL.Path)
 	s.mu.Lock()
 	s.calls[op]++
-	latency, token, address := s.latency, s.token, s.address
+	latency, token, address, tokenValid := s.latency, s.token, s.address, s.tokenValid
 	s.mu.Unlock()
 	if latency > 0 {
 		time.Sleep(latency)
@@ -364,7 +373,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	user := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/gmail/v1/users/"), "/", 2)[0]
 	got, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !bearer || got == "" || (token != "" && got != token) {
+	if !bearer || got == "" || (token != "" && got != token) || (tokenValid != nil && !tokenValid(got)) {
 		writeError(w, http.StatusUnauthorized, "authError",
 			"Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.", 0)
 		return
@@ -520,6 +529,8 @@ type filter struct {
 	after, before time.Time
 	labels        []string
 	notLabels     []string
+	// messageID is rfc822msgid:'s Message-Id, without brackets.
+	messageID string
 }
 
 func (f filter) match(m *message) bool {
@@ -528,6 +539,11 @@ func (f filter) match(m *message) bool {
 	}
 	if !f.before.IsZero() && !m.internalDate.Before(f.before) {
 		return false
+	}
+	if f.messageID != "" {
+		if own, _ := threadHeaders(m.raw); !strings.EqualFold(own, f.messageID) {
+			return false
+		}
 	}
 	for _, l := range f.labels {
 		if !has(m.labels, l) {
@@ -556,6 +572,8 @@ func parseQuery(q string, now time.Time) (filter, error) {
 		}
 		key = strings.ToLower(key)
 		switch {
+		case key == "rfc822msgid" && !neg:
+			f.messageID = strings.Trim(val, "<>")
 		case (key == "in" || key == "label") && neg:
 			f.notLabels = append(f.notLabels, val)
 		case key == "in" || key == "label":

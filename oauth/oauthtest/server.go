@@ -180,6 +180,18 @@ func (s *Server) Revoke(refreshToken string) {
 	}
 }
 
+// RevokeAll revokes every grant and access token issued so far, as a user
+// removing the app's access does: refreshes answer invalid_grant and
+// ValidAccessToken is false for the old access tokens.
+func (s *Server) RevokeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.refresh {
+		g.revoked = true
+	}
+	clear(s.access)
+}
+
 // FailNext makes the next token request (whatever it is) answer status with
 // {"error": errCode}, or with a plain-text body when errCode is "". Calls
 // queue: each scripted failure answers one request, in order.

@@ -1,0 +1,218 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// mailTx is what mail imports and replies need of a transaction.
+type mailTx interface {
+	// LockMailbox serializes imports of one mailbox until commit, across
+	// processes.
+	LockMailbox(ctx context.Context, connectionID uuid.UUID) error
+	// MailRecord returns the record of a mailbox message; found is false
+	// when it was never imported.
+	MailRecord(ctx context.Context, connectionID uuid.UUID, externalID string) (rec helpdeskflow.MailRecord, found bool, err error)
+	// MailThreadTicket returns the ticket of the first key (a provider
+	// thread id or an RFC Message-Id) that a recorded message of the
+	// mailbox has; found is false when none has.
+	MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (ticketID uuid.UUID, found bool, err error)
+	// RecordMail records a mailbox message (next statement).
+	RecordMail(ctx context.Context, rec helpdeskflow.MailRecord)
+	// QueueMailReply queues an agent's reply to be sent (next statement).
+	QueueMailReply(ctx context.Context, r helpdeskflow.MailReply)
+}
+
+// ImportMail is one message read from a connected mailbox, converted by
+// the mail sync: the customer is the sender, Body the sanitizable HTML of
+// the whole message (for a new ticket) and ReplyBody without the quoted
+// history (for a message on the ticket it answers).
+type ImportMail struct {
+	ConnectionID uuid.UUID
+	// ExternalID is the message's id, unique per mailbox: imports are
+	// idempotent by it.
+	ExternalID string
+	// ThreadID is the provider's thread id ("" without one) and
+	// MessageID the RFC Message-Id; both tie later mail to the ticket.
+	ThreadID, MessageID string
+	// ThreadKeys are the keys that tie this message to an earlier one
+	// (mail.ThreadKey), most specific first.
+	ThreadKeys []string
+	From       CustomerRef
+	Subject    string
+	Body       string
+	ReplyBody  string
+	// Skip, when not "", records the message as read and makes nothing
+	// (why: an auto-reply, a message from the mailbox itself…).
+	Skip string
+}
+
+// ImportResult says what an import did: the ticket it created (Created)
+// or added a message to, or that the message had been imported before
+// (Duplicate, with the ticket it made then) or was skipped (Skipped).
+type ImportResult struct {
+	TicketID  uuid.UUID
+	MessageID uuid.UUID
+	Created   bool
+	Duplicate bool
+	Skipped   bool
+}
+
+// errTicketClosed stops adding mail to a closed ticket: the mail makes a
+// new ticket instead.
+var errTicketClosed = errors.New("ticket is closed")
+
+// ImportMail turns a mailbox message into a ticket, or into a customer
+// message on the ticket of its thread, with the workspace's automations
+// and SLA policies applied as for any create or message, in one
+// transaction that also records the message by its external id. Imports
+// of one mailbox are serialized, and one already recorded is answered
+// Duplicate without change, so retried, interrupted or concurrent syncs
+// never make a message twice. Mail to a closed ticket makes a new ticket.
+// When the automations conflict over the message, it is imported without
+// them rather than held up (a mailbox must not stall on one message); the
+// conflict is returned in AutomationConflict for the caller to report.
+//
+// Invalid input (a sender that is not an email address, fields over the
+// limits) is an EValidation error; the sync records such mail as skipped.
+func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd ImportMail) (ImportResult, error) {
+	create := CreateTicket{Subject: cmd.Subject, Customer: cmd.From, Message: NewTicketMessage{Body: cmd.Body, AuthorType: helpdeskflow.AuthorCustomer},
+		mailbox: &cmd.ConnectionID}
+	var body string
+	var addMessage func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)
+	if cmd.Skip == "" {
+		if err := create.validate(); err != nil {
+			return ImportResult{}, err
+		}
+		var err error
+		if body, err = sanitizedBody("message.body", create.Message.Body); err != nil {
+			return ImportResult{}, err
+		}
+		reply := AddMessage{Body: cmd.ReplyBody, AuthorType: helpdeskflow.AuthorCustomer}
+		if reply.Body == "" {
+			reply.Body = cmd.Body
+		}
+		if addMessage, err = reply.decider(); err != nil {
+			return ImportResult{}, err
+		}
+	}
+	decide := func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+		if t.Status == helpdeskflow.StatusClosed {
+			return nil, errTicketClosed
+		}
+		return addMessage(t)
+	}
+	var res ImportResult
+	importIn := func(tx Tx, rules *workspaceRules) error {
+		res = ImportResult{}
+		if err := tx.LockMailbox(ctx, cmd.ConnectionID); err != nil {
+			return err
+		}
+		prev, found, err := tx.MailRecord(ctx, cmd.ConnectionID, cmd.ExternalID)
+		if err != nil {
+			return err
+		}
+		if found {
+			res.Duplicate, res.Skipped = true, prev.Skipped != ""
+			if prev.TicketID != nil {
+				res.TicketID = *prev.TicketID
+			}
+			return nil
+		}
+		rec := helpdeskflow.MailRecord{ConnectionID: cmd.ConnectionID, WorkspaceID: workspaceID, ExternalID: cmd.ExternalID,
+			Direction: helpdeskflow.MailIn, ThreadID: cmd.ThreadID, RFCMessageID: cmd.MessageID, Skipped: cmd.Skip, CreatedAt: s.now()}
+		if cmd.Skip != "" {
+			res.Skipped = true
+			tx.RecordMail(ctx, rec)
+			return nil
+		}
+		ticketID, found, err := tx.MailThreadTicket(ctx, cmd.ConnectionID, cmd.ThreadKeys)
+		if err != nil {
+			return err
+		}
+		if found {
+			t, err := s.changeTicketIn(ctx, tx, rules, workspaceID, md, ticketID, nil, decide)
+			switch {
+			case err == nil:
+				last := t.Messages[len(t.Messages)-1].ID
+				res.TicketID, res.MessageID = t.ID, last
+			case errors.Is(err, errTicketClosed), helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+				found = false
+			default:
+				return err
+			}
+		}
+		if !found {
+			events, _, err := s.createTicketIn(ctx, tx, rules, workspaceID, md, &create, body)
+			if err != nil {
+				return err
+			}
+			t, err := foldTicket(events)
+			if err != nil {
+				return err
+			}
+			res.TicketID, res.MessageID, res.Created = t.ID, t.Messages[0].ID, true
+		}
+		rec.TicketID, rec.MessageID = &res.TicketID, &res.MessageID
+		tx.RecordMail(ctx, rec)
+		return nil
+	}
+	err := s.store.Transact(ctx, func(tx Tx) error {
+		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		if err != nil {
+			return err
+		}
+		return importIn(tx, rules)
+	})
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
+		conflict := err
+		err = s.store.Transact(ctx, func(tx Tx) error {
+			rules, err := s.rulesOf(ctx, tx, workspaceID)
+			if err != nil {
+				return err
+			}
+			return importIn(tx, &workspaceRules{version: rules.version, policies: rules.policies})
+		})
+		if err == nil {
+			return res, &ImportedDespite{Conflict: conflict}
+		}
+	}
+	return res, err
+}
+
+// ImportedDespite is ImportMail's error when the message was imported
+// without automations because they conflicted: the import succeeded (its
+// result is valid), the conflict should be reported.
+type ImportedDespite struct{ Conflict error }
+
+func (e *ImportedDespite) Error() string {
+	return "imported without automations, which conflicted: " + e.Conflict.Error()
+}
+
+func (e *ImportedDespite) Unwrap() error { return e.Conflict }
+
+// queueMailReplies queues each public agent message among appended, the
+// events just appended to mail ticket t, to be sent through its mailbox.
+func queueMailReplies(ctx context.Context, tx Tx, t helpdeskflow.Ticket, appended []helpdeskflow.Event, now time.Time) error {
+	for _, e := range appended {
+		if e.Type != helpdeskflow.EventTicketMessageAdded {
+			continue
+		}
+		var m helpdeskflow.MessageAdded
+		if err := json.Unmarshal(e.Data, &m); err != nil {
+			return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "decode ticket.message_added", Err: err}
+		}
+		if m.AuthorType != helpdeskflow.AuthorAgent || m.Internal {
+			continue
+		}
+		tx.QueueMailReply(ctx, helpdeskflow.MailReply{EventID: e.ID, WorkspaceID: t.WorkspaceID, ConnectionID: *t.MailboxID,
+			TicketID: t.ID, MessageID: m.ID, Status: helpdeskflow.MailReplyPending, NextAttemptAt: now, CreatedAt: now})
+	}
+	return nil
+}

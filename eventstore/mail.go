@@ -1,0 +1,309 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// LockMailbox takes a transaction-scoped advisory lock on a connection's
+// mail imports, so imports of one mailbox run one at a time across
+// processes (a retried sync overlapping a slow one stays correct).
+func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
+	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
+		return internal("lock mailbox", err)
+	}
+	return nil
+}
+
+const mailRecordColumns = `connection_id, workspace_id, external_id, ticket_id, message_id, direction, thread_id, rfc_message_id, skipped, created_at`
+
+func scanMailRecord(row pgx.Row) (helpdeskflow.MailRecord, error) {
+	var r helpdeskflow.MailRecord
+	err := row.Scan(&r.ConnectionID, &r.WorkspaceID, &r.ExternalID, &r.TicketID, &r.MessageID, &r.Direction, &r.ThreadID,
+		&r.RFCMessageID, &r.Skipped, &r.CreatedAt)
+	r.CreatedAt = r.CreatedAt.UTC()
+	return r, err
+}
+
+// MailRecord returns the record of a mailbox message; found is false when
+// it was never recorded.
+func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID string) (helpdeskflow.MailRecord, bool, error) {
+	r, err := scanMailRecord(t.queryRow(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages
+		WHERE connection_id = $1 AND external_id = $2`, connectionID, externalID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, internal("read mail record", err)
+	}
+	return r, true, nil
+}
+
+// MailThreadTicket returns the ticket of the first of keys (a provider
+// thread id or an RFC Message-Id) that a message of the mailbox that made
+// or joined a ticket has; found is false when none has.
+func (t *Tx) MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (uuid.UUID, bool, error) {
+	var id uuid.UUID
+	if len(keys) == 0 {
+		return id, false, nil
+	}
+	err := t.queryRow(ctx, `SELECT ticket_id FROM (
+			SELECT ticket_id, array_position($2::text[], thread_id) AS rank, created_at FROM mail_messages
+			WHERE connection_id = $1 AND thread_id = ANY($2) AND ticket_id IS NOT NULL
+			UNION ALL
+			SELECT ticket_id, array_position($2::text[], rfc_message_id), created_at FROM mail_messages
+			WHERE connection_id = $1 AND rfc_message_id = ANY($2) AND ticket_id IS NOT NULL
+		) m ORDER BY rank, created_at DESC LIMIT 1`, connectionID, keys).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return id, false, nil
+	}
+	if err != nil {
+		return id, false, internal("find the ticket of a mail thread", err)
+	}
+	return id, true, nil
+}
+
+// RecordMail records a mailbox message (next statement). Recording one
+// twice is a unique violation, failing the transaction: callers check
+// MailRecord under LockMailbox first.
+func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
+	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.CreatedAt)
+}
+
+// QueueMailReply queues an agent's reply to be sent through its ticket's
+// mailbox (next statement).
+func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
+	t.defer_(`INSERT INTO mail_replies (event_id, workspace_id, connection_id, ticket_id, message_id, status, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
+		r.EventID, r.WorkspaceID, r.ConnectionID, r.TicketID, r.MessageID, r.Status, r.NextAttemptAt, r.CreatedAt)
+}
+
+// ImportedMail returns which of ids the mailbox has recorded, so a sync
+// fetches only the others.
+func (s *Store) ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT external_id FROM mail_messages WHERE connection_id = $1 AND external_id = ANY($2)`, connectionID, ids)
+	if err != nil {
+		return nil, internal("read imported mail", err)
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, internal("read imported mail", err)
+	}
+	out := make(map[string]bool, len(found))
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
+// MailThread returns the recorded messages of a ticket, oldest first: its
+// thread ids and Message-Ids, for threading a reply.
+func (s *Store) MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskflow.MailRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages WHERE ticket_id = $1 ORDER BY created_at, external_id`, ticketID)
+	if err != nil {
+		return nil, internal("read a mail thread", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailRecord, error) { return scanMailRecord(r) })
+	if err != nil {
+		return nil, internal("read a mail thread", err)
+	}
+	return out, nil
+}
+
+// ClaimMailboxes leases up to limit active connections of the providers
+// whose sync is due at now (never synced, or next_sync_at passed) and that
+// no live lease holds, until leaseUntil. The lease is the claim's token:
+// FinishMailboxSync and SaveSyncState only write while it is the
+// connection's lease, so a process whose lease ran out (and another took
+// over) changes nothing. Leases are kept to the microsecond, as Postgres
+// keeps them.
+func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, leaseUntil time.Time, limit int) ([]helpdeskflow.Connection, error) {
+	leaseUntil = leaseUntil.Truncate(time.Microsecond)
+	rows, err := s.pool.Query(ctx, `UPDATE integration_connections SET sync_lease_until = $3
+		WHERE id IN (SELECT id FROM integration_connections
+			WHERE status = 'active' AND provider = ANY($1) AND coalesce(next_sync_at, '-infinity') <= $2
+				AND coalesce(sync_lease_until, '-infinity') < $2
+			ORDER BY next_sync_at NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED)
+		RETURNING `+connectionColumns, providers, now, leaseUntil, limit)
+	if err != nil {
+		return nil, internal("claim mailboxes", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
+	if err != nil {
+		return nil, internal("claim mailboxes", err)
+	}
+	return out, nil
+}
+
+// ExtendSyncLease moves a sync run's lease to newLease, storing its
+// cursor part-way through the run when state is not nil, while the lease
+// is still the claim's; false when it is not (the run must stop).
+func (s *Store) ExtendSyncLease(ctx context.Context, id uuid.UUID, lease, newLease time.Time, state []byte) (bool, error) {
+	lease, newLease = lease.Truncate(time.Microsecond), newLease.Truncate(time.Microsecond)
+	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($4, sync_state), sync_lease_until = $3
+		WHERE id = $1 AND sync_lease_until = $2`, id, lease, newLease, state)
+	if err != nil {
+		return false, internal("extend a sync lease", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// FinishMailboxSync records a sync run's outcome and ends its lease, if
+// the lease is still the claim's. It returns the connection's failure
+// count after the run (0 after a good one) and false when the lease was
+// lost.
+func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error) {
+	lease = lease.Truncate(time.Microsecond)
+	var failures int
+	err := s.pool.QueryRow(ctx, `UPDATE integration_connections SET
+			sync_state = coalesce($3, sync_state), next_sync_at = $4, sync_lease_until = NULL,
+			last_sync_at = CASE WHEN $6 = '' THEN $5 ELSE last_sync_at END,
+			sync_failures = CASE WHEN $6 = '' THEN 0 ELSE sync_failures + 1 END,
+			last_error_class = $6, last_error = $7,
+			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END,
+			status = CASE WHEN $8 = '' THEN status ELSE $8 END, updated_at = $5
+		WHERE id = $1 AND sync_lease_until = $2 RETURNING sync_failures`,
+		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error, o.Status).Scan(&failures)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, internal("finish a mailbox sync", err)
+	}
+	return failures, true, nil
+}
+
+// SyncNow makes a connection's mailbox due at now (after a reconnect, or
+// when an admin asks).
+func (s *Store) SyncNow(ctx context.Context, workspaceID, id uuid.UUID, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE integration_connections SET next_sync_at = $3 WHERE id = $1 AND workspace_id = $2`, id, workspaceID, now); err != nil {
+		return internal("schedule a mailbox sync", err)
+	}
+	return nil
+}
+
+const mailReplyColumns = `event_id, workspace_id, connection_id, ticket_id, message_id, status, attempts, rfc_message_id, external_id,
+	last_error, next_attempt_at, created_at, sent_at`
+
+func scanMailReply(row pgx.Row) (helpdeskflow.MailReply, error) {
+	var r helpdeskflow.MailReply
+	err := row.Scan(&r.EventID, &r.WorkspaceID, &r.ConnectionID, &r.TicketID, &r.MessageID, &r.Status, &r.Attempts, &r.RFCMessageID,
+		&r.ExternalID, &r.LastError, &r.NextAttemptAt, &r.CreatedAt, &r.SentAt)
+	r.NextAttemptAt, r.CreatedAt = r.NextAttemptAt.UTC(), r.CreatedAt.UTC()
+	if r.SentAt != nil {
+		u := r.SentAt.UTC()
+		r.SentAt = &u
+	}
+	return r, err
+}
+
+// ClaimMailReplies leases up to limit replies due at now for one send
+// attempt each until leaseUntil: status sending, attempts counted, the
+// Message-Id given (newID is called for a reply that has none yet, so a
+// retry sends the same Message-Id). It returns them as they were before
+// the claim (Status pending, or sending for one whose earlier attempt
+// was interrupted: it may have been sent) with the Message-Id.
+func (s *Store) ClaimMailReplies(ctx context.Context, now, leaseUntil time.Time, limit int, newID func() string) ([]helpdeskflow.MailReply, error) {
+	var out []helpdeskflow.MailReply
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+mailReplyColumns+` FROM mail_replies WHERE status IN ('pending', 'sending') AND next_attempt_at <= $1
+			ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit)
+		if err != nil {
+			return err
+		}
+		if out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailReply, error) { return scanMailReply(r) }); err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		for i := range out {
+			if out[i].RFCMessageID == "" {
+				out[i].RFCMessageID = newID()
+			}
+			b.Queue(`UPDATE mail_replies SET status = 'sending', attempts = attempts + 1, rfc_message_id = $2, next_attempt_at = $3
+				WHERE event_id = $1`, out[i].EventID, out[i].RFCMessageID, leaseUntil)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, internal("claim mail replies", err)
+	}
+	return out, nil
+}
+
+// MailReplySent records that a reply went out (or was found in the
+// mailbox) and records the sent message on the ticket's thread, in one
+// transaction.
+func (s *Store) MailReplySent(ctx context.Context, r helpdeskflow.MailReply, rec helpdeskflow.MailRecord) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE mail_replies SET status = 'sent', external_id = $2, sent_at = $3, last_error = '' WHERE event_id = $1`,
+			r.EventID, rec.ExternalID, rec.CreatedAt)
+		b.Queue(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (connection_id, external_id) DO NOTHING`,
+			rec.ConnectionID, rec.WorkspaceID, rec.ExternalID, rec.TicketID, rec.MessageID, rec.Direction, rec.ThreadID, rec.RFCMessageID, rec.Skipped, rec.CreatedAt)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return internal("record a sent reply", err)
+	}
+	return nil
+}
+
+// MailReplyFailed records a failed attempt: retried at retryAt (status
+// pending), or given up on (retryAt nil: status failed).
+func (s *Store) MailReplyFailed(ctx context.Context, eventID uuid.UUID, message string, retryAt *time.Time, now time.Time) error {
+	status, next := helpdeskflow.MailReplyFailed, now
+	if retryAt != nil {
+		status, next = helpdeskflow.MailReplyPending, *retryAt
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE mail_replies SET status = $2, last_error = $3, next_attempt_at = $4 WHERE event_id = $1`,
+		eventID, status, message, next); err != nil {
+		return internal("record a failed reply", err)
+	}
+	return nil
+}
+
+// MailReplies lists a ticket's replies sent or to be sent by mail, oldest
+// first.
+func (s *Store) MailReplies(ctx context.Context, workspaceID, ticketID uuid.UUID) ([]helpdeskflow.MailReply, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+mailReplyColumns+` FROM mail_replies WHERE workspace_id = $1 AND ticket_id = $2
+		ORDER BY created_at, event_id`, workspaceID, ticketID)
+	if err != nil {
+		return nil, internal("list mail replies", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailReply, error) { return scanMailReply(r) })
+	if err != nil {
+		return nil, internal("list mail replies", err)
+	}
+	return out, nil
+}
+
+// ConnectionCounts counts connections by provider and status, for the
+// connections-by-status gauge.
+func (s *Store) ConnectionCounts(ctx context.Context) (map[[2]string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT provider, status, count(*) FROM integration_connections GROUP BY provider, status`)
+	if err != nil {
+		return nil, internal("count connections", err)
+	}
+	defer rows.Close()
+	out := map[[2]string]int{}
+	for rows.Next() {
+		var provider, status string
+		var n int
+		if err := rows.Scan(&provider, &status, &n); err != nil {
+			return nil, internal("count connections", err)
+		}
+		out[[2]string{provider, status}] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("count connections", err)
+	}
+	return out, nil
+}
