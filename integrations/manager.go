@@ -293,9 +293,7 @@ func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection,
 	case oauth.FailureNone:
 	case oauth.FailureInvalidGrant:
 		msg := "the provider no longer accepts this connection's grant (revoked or expired): " + err.Error()
-		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionTokenExpired, "invalid_grant", msg, nil, now)
-		if err := appendWorkspaceEvent(ctx, tx, c.WorkspaceID, systemMetadata(), helpdeskflow.EventIntegrationTokenExpired,
-			helpdeskflow.IntegrationChanged{Provider: c.Provider, Team: c.Account, Error: "invalid_grant"}, now); err != nil {
+		if err := expire(ctx, tx, c, "invalid_grant", msg, now); err != nil {
 			return "", err
 		}
 		return "", helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s: %s; reconnect it", c.ID, msg)
@@ -323,6 +321,29 @@ func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection,
 		return "", err
 	}
 	return token.AccessToken, nil
+}
+
+// expire marks c token_expired, which stops its syncs until it is
+// reconnected, and records integration.token_expired.
+func expire(ctx context.Context, tx Tx, c helpdeskflow.Connection, class, msg string, now time.Time) error {
+	tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionTokenExpired, class, msg, nil, now)
+	return appendWorkspaceEvent(ctx, tx, c.WorkspaceID, systemMetadata(), helpdeskflow.EventIntegrationTokenExpired,
+		helpdeskflow.IntegrationChanged{Provider: c.Provider, Team: c.Account, Error: class}, now)
+}
+
+// TokenRevoked records that the provider refused connection id's access
+// token for good (a 401 to a token that does not expire, such as
+// Shopify's and Stripe's): the connection becomes token_expired, as after
+// invalid_grant, with message saying what happened. A connection that is
+// not active any more is left as it is.
+func (m *Manager) TokenRevoked(ctx context.Context, workspaceID, id uuid.UUID, message string) error {
+	return m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, _, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil || c.Status != helpdeskflow.ConnectionActive {
+			return err
+		}
+		return expire(ctx, tx, c, "unauthorized", message, m.now())
+	})
 }
 
 func failureClass(err error) string {

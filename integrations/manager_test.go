@@ -14,6 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/oauth"
 	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
@@ -68,21 +69,9 @@ func newFixture(t *testing.T) *fixture {
 // connect runs the whole flow: connect, consent at the fake, callback.
 func (f *fixture) connect() helpdeskflow.Connection {
 	f.t.Helper()
-	pending, authURL, err := f.m.Connect(f.ctx, f.workspace, "google", "")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if pending.Status != helpdeskflow.ConnectionPending && pending.Status != helpdeskflow.ConnectionTokenExpired {
-		f.t.Fatalf("pending: %+v", pending)
-	}
-	code, err := f.fake.Authorize(authURL)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	u, _ := url.Parse(authURL)
-	c, err := f.m.Callback(f.ctx, "google", u.Query().Get("state"), code, "")
-	if err != nil {
-		f.t.Fatal(err)
+	c := integrationstest.Connect(f.t, f.m, f.fake, f.workspace, "google", "")
+	if c.Status != helpdeskflow.ConnectionActive {
+		f.t.Fatalf("connected: %+v", c)
 	}
 	return c
 }

@@ -1,0 +1,220 @@
+package linkedprofiles_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/oauth"
+	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
+	"github.com/helpdeskflow/helpdeskflow/secretbox"
+)
+
+type fixture struct {
+	t         *testing.T
+	ctx       context.Context
+	store     *eventstore.Store
+	svc       *commands.Service
+	oauth     *oauthtest.Server
+	shops     *profilelookuptest.Server
+	m         *integrations.Manager
+	linker    *linkedprofiles.Linker
+	workspace uuid.UUID
+}
+
+var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorAPIKey, ID: "k"}, Channel: helpdeskflow.ChannelAPI}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	store := testenv.Store(t)
+	fake := oauthtest.NewServer()
+	t.Cleanup(fake.Close)
+	shops := profilelookuptest.NewServer()
+	t.Cleanup(shops.Close)
+	spec, _ := secretbox.NewKey("t1")
+	keys, err := secretbox.ParseKeyring(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopify := fake.Provider(oauth.Shopify)
+	shopify.AuthURL += "?shop=" + oauth.ShopPlaceholder
+	shopify.TokenURL += "?shop=" + oauth.ShopPlaceholder
+	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+		Providers: map[string]oauth.Provider{oauth.Stripe: fake.Provider(oauth.Stripe), oauth.Shopify: shopify},
+		StateKey:  bytes.Repeat([]byte("k"), 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := commands.New(commands.AdaptStore(store))
+	ws, _, err := svc.CreateWorkspace(context.Background(), md, "profiles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: m, Lookup: lookup, Customers: svc,
+		Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, ctx: context.Background(), store: store, svc: svc, oauth: fake, shops: shops, m: m, linker: linker, workspace: ws}
+}
+
+// connect connects provider (shop for Shopify) through the fake OAuth
+// server and lets the fake API accept the connection's token.
+func (f *fixture) connect(provider, shop, account string) helpdeskflow.Connection {
+	f.t.Helper()
+	if provider == oauth.Stripe {
+		f.oauth.SetExtra(map[string]any{"stripe_user_id": account})
+	}
+	c := integrationstest.Connect(f.t, f.m, f.oauth, f.workspace, provider, shop)
+	token, err := f.m.AccessToken(f.ctx, f.workspace, c.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.shops.SetToken(provider, account, token)
+	return c
+}
+
+func (f *fixture) customer(email string) helpdeskflow.Customer {
+	f.t.Helper()
+	c, _, err := f.svc.UpsertCustomer(f.ctx, f.workspace, md, commands.UpsertCustomer{Email: email})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return c
+}
+
+func TestRefresh_LinksShopifyAndStripeProfiles(t *testing.T) {
+	f := newFixture(t)
+	customer := f.customer("Ann@Example.com")
+	if _, _, err := f.linker.Refresh(f.ctx, f.workspace, customer.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.EConflict {
+		t.Fatalf("refresh with nothing connected: %v", err)
+	}
+	f.connect(oauth.Shopify, "acme", "acme")
+	f.connect(oauth.Stripe, "", "acct_1ACME")
+	f.shops.AddShopifyCustomer("acme", profilelookuptest.ShopifyCustomer{ID: 42, Email: "ann@example.com", OrdersCount: 7, TotalSpent: "310.50", Tags: "vip, wholesale"})
+	f.shops.AddStripeCustomer("acct_1ACME", profilelookuptest.StripeCustomer{ID: "cus_ann", Email: "ANN@example.com", Livemode: true},
+		profilelookuptest.StripeSubscription{Status: "active", PriceNickname: "Pro"})
+
+	got, outcomes, err := f.linker.Refresh(f.ctx, f.workspace, customer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(outcomes) != 2 || outcomes[0].Status != linkedprofiles.Linked || outcomes[1].Status != linkedprofiles.Linked {
+		t.Fatalf("outcomes: %+v", outcomes)
+	}
+	profiles := map[string]helpdeskflow.LinkedProfile{}
+	for _, p := range got.LinkedProfiles {
+		profiles[p.Provider] = p
+	}
+	if p := profiles["shopify"]; p.ExternalID != "42" || p.Data["orders_count"] != float64(7) || p.Data["total_spent"] != 310.5 {
+		t.Fatalf("shopify profile: %+v", p)
+	}
+	if p := profiles["stripe"]; p.ExternalID != "cus_ann" || p.Data["subscription_status"] != "active" || p.Data["plan"] != "Pro" {
+		t.Fatalf("stripe profile: %+v", p)
+	}
+	// Automation conditions see the data.
+	if !automation.Matches(automation.Conditions{All: []automation.Condition{
+		{Field: "customer.linked_profiles.shopify.data.orders_count", Operator: "greater_than", Value: 5},
+		{Field: "customer.linked_profiles.stripe.data.subscription_status", Operator: "is", Value: "active"},
+	}}, helpdeskflow.Ticket{}, got) {
+		t.Fatalf("conditions on linked profiles do not match %+v", got.LinkedProfiles)
+	}
+	// Nothing changed at the providers: a refresh records nothing new.
+	before, _ := f.store.Load(f.ctx, f.workspace, customer.ID)
+	if _, _, err := f.linker.Refresh(f.ctx, f.workspace, customer.ID); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := f.store.Load(f.ctx, f.workspace, customer.ID)
+	if len(after) != len(before) {
+		t.Fatalf("an unchanged refresh appended %d events", len(after)-len(before))
+	}
+}
+
+func TestRefresh_FailuresAreNamed(t *testing.T) {
+	f := newFixture(t)
+	customer := f.customer("bob@example.com")
+	shop := f.connect(oauth.Shopify, "acme", "acme")
+	stripe := f.connect(oauth.Stripe, "", "acct_1ACME")
+
+	// Not found, and a 500 at Stripe.
+	f.shops.FailNext(500)
+	_, outcomes, err := f.linker.Refresh(f.ctx, f.workspace, customer.ID)
+	if err != nil || len(outcomes) != 2 {
+		t.Fatalf("%+v, %v", outcomes, err)
+	}
+	failed := 0
+	for _, o := range outcomes {
+		switch o.Status {
+		case linkedprofiles.NotFound:
+		case linkedprofiles.Failed:
+			failed++
+			if o.ErrorClass != profilelookup.ClassTemporary || o.Error == "" {
+				t.Errorf("a 500: %+v", o)
+			}
+		default:
+			t.Errorf("outcome %+v", o)
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("outcomes: %+v", outcomes)
+	}
+
+	// A revoked token marks the connection token_expired; the other
+	// connection goes on.
+	token, _ := f.m.AccessToken(f.ctx, f.workspace, shop.ID)
+	f.shops.RevokeToken(token)
+	_, outcomes, err = f.linker.Refresh(f.ctx, f.workspace, customer.ID)
+	if err != nil || outcomes[0].ErrorClass != "token_expired" || outcomes[1].Status != linkedprofiles.NotFound {
+		t.Fatalf("after revoking Shopify's token: %+v, %v", outcomes, err)
+	}
+	if c, _ := f.store.Connection(f.ctx, f.workspace, shop.ID); c.Status != helpdeskflow.ConnectionTokenExpired {
+		t.Fatalf("shopify connection: %+v", c)
+	}
+	// Only the active connection is asked from now on.
+	_, outcomes, _ = f.linker.Refresh(f.ctx, f.workspace, customer.ID)
+	if len(outcomes) != 1 || outcomes[0].ConnectionID != stripe.ID {
+		t.Fatalf("outcomes after expiry: %+v", outcomes)
+	}
+}
+
+func TestHandler_LooksUpNewCustomers(t *testing.T) {
+	f := newFixture(t)
+	f.connect(oauth.Stripe, "", "acct_1ACME")
+	f.shops.AddStripeCustomer("acct_1ACME", profilelookuptest.StripeCustomer{ID: "cus_cat", Email: "cat@example.com"})
+	customer := f.customer("cat@example.com")
+	events, err := f.store.Load(f.ctx, f.workspace, customer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &linkedprofiles.Handler{Linker: f.linker, Backoff: time.Millisecond}
+	f.shops.FailNext(503) // retried within the handler
+	if err := h.Handle(f.ctx, events[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.svc.GetCustomer(f.ctx, f.workspace, customer.ID)
+	if len(got.LinkedProfiles) != 1 || got.LinkedProfiles[0].ExternalID != "cus_cat" {
+		t.Fatalf("profiles: %+v", got.LinkedProfiles)
+	}
+	// Other events, and workspaces without connections, are no work.
+	other := newFixture(t)
+	c := other.customer("dan@example.com")
+	evs, _ := other.store.Load(other.ctx, other.workspace, c.ID)
+	if err := (&linkedprofiles.Handler{Linker: other.linker}).Handle(other.ctx, evs[0]); err != nil {
+		t.Fatal(err)
+	}
+}
