@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both start
-# their own private Postgres and ClickHouse (scripts/services.sh), installing
+# their own private Postgres, ClickHouse and Dovecot (scripts/services.sh), installing
 # the Debian packages if they are missing; dev and test use separate ports
 # and data directories under .local/.
 SHELL := /bin/bash
@@ -13,12 +13,12 @@ SERVICES := scripts/services.sh
 build:
 	$(GO) build -o $(BIN) ./cmd/helpdeskflow
 
-## run: Postgres + ClickHouse (dev profile), then `helpdeskflow dev` with the embedded Kafka broker.
+## run: Postgres + ClickHouse + Dovecot (dev profile), then `helpdeskflow dev` with the embedded Kafka broker.
 run: build
 	$(SERVICES) start dev
 	eval "$$($(SERVICES) env dev)" && exec $(BIN) dev
 
-## test: Postgres + ClickHouse (test profile), then vet, the import-boundary check and every test with -race.
+## test: Postgres + ClickHouse + Dovecot (test profile), then vet, the import-boundary check and every test with -race.
 test:
 	$(SERVICES) start test
 	$(GO) vet ./...

@@ -26,6 +26,7 @@ check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|be
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
 check ./... github.com/slack-go/slack "^$module/slack$"
 check ./... golang.org/x/oauth2 "^$module/(oauth|oauth/oauthtest)$"
+check ./... github.com/emersion "^$module/(imapmail|imapmail/imapmailtest)$"
 
 # The root domain package depends on nothing but the standard library and uuid.
 while read -r dep; do

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Private PostgreSQL and ClickHouse servers for development and tests. No Docker needed.
+# Private PostgreSQL, ClickHouse and Dovecot (IMAP) servers for development and tests. No Docker needed.
 #
-#   scripts/services.sh start  PROFILE   install what is missing, start both servers, create the
+#   scripts/services.sh start  PROFILE   install what is missing, start the servers, create the
 #                                        `helpdeskflow` databases (idempotent: running servers are kept)
-#   scripts/services.sh stop   PROFILE   stop both servers (data is kept)
-#   scripts/services.sh status PROFILE   show what runs; exit 0 if both servers are up, 3 if not
+#   scripts/services.sh stop   PROFILE   stop the servers (data is kept)
+#   scripts/services.sh status PROFILE   show what runs; exit 0 if all servers are up, 3 if not
 #   scripts/services.sh env    PROFILE   print `export HDF_...=...` lines: eval "$(scripts/services.sh env dev)"
 #   scripts/services.sh clean  PROFILE   stop and delete the profile's data
 #
 # PROFILE is `dev` or `test`:
 #
-#             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver
-#   dev       15432      19000               18123             19009
-#   test      25432      29000               28123             29009
+#             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver   IMAP    IMAPS
+#   dev       15432      19000               18123             19009                    19143   19993
+#   test      25432      29000               28123             29009                    29143   29993
 #
 # Everything listens on 127.0.0.1 only. Data, logs and pid files live in <repo>/.local/<profile>/
 # (git-ignored), with one exception: PostgreSQL refuses to run as root, so when this script runs as
@@ -29,6 +29,25 @@
 # If a port is already served by a server this checkout did not start (e.g. another clone's `test`
 # profile) and that server accepts the same credentials, `start` reuses it and says so; `stop` never
 # touches it. Anything else on the port is an error.
+#
+# Dovecot (Debian's dovecot-imapd) serves IMAP only: plain with STARTTLS on the IMAP port, implicit
+# TLS on the IMAPS port, with a self-signed certificate for 127.0.0.1 and localhost generated once.
+# Its config is rendered from scripts/dovecot/dovecot.conf.in on every start into
+# .local/<profile>/dovecot/ (own base_dir, log dovecot.log there; /etc/dovecot is not read). Users,
+# with plain-text passwords (passwd-file `users`):
+#
+#   agent@example.test    app-password-1
+#   second@example.test   app-password-2
+#
+# Mail is kept as Maildir under .local/<profile>/dovecot/mail/<user>. Dovecot will not access mail
+# as root: run as root, the script creates the system user `hdfmail` for it, and the Dovecot files
+# move to /var/tmp/helpdeskflow-<hash>-<profile>/dovecot (symlinked) when hdfmail or dovecot cannot
+# reach .local/<profile>/, as for Postgres. When `start` installs dovecot-imapd, it stops and
+# disables the system-wide Dovecot the package may have started (ports 143/993); one that runs
+# anyway does not conflict (other ports, other base_dir). `env` prints, for both profiles,
+# HDF_TEST_IMAP_ADDR (plain/STARTTLS host:port), HDF_TEST_IMAPS_ADDR (implicit TLS),
+# HDF_TEST_IMAP_CA (PEM of the certificate to trust), HDF_TEST_IMAP_USER and HDF_TEST_IMAP_PASSWORD
+# (the first user above).
 #
 # Messages go to stderr; only `env` writes to stdout.
 set -euo pipefail
@@ -51,11 +70,11 @@ usage() {
 readonly COMMAND=$1 PROFILE=$2
 
 case $PROFILE in
-  dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 ;;
-  test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 ;;
+  dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 ;;
+  test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 ;;
   *) echo "services.sh: unknown profile '$PROFILE' (want dev or test)" >&2; usage ;;
 esac
-readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT
+readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT IMAP_PORT IMAPS_PORT
 
 readonly LOCAL_DIR="$REPO_DIR/.local/$PROFILE"
 readonly APP_DATA_DIR="$LOCAL_DIR/app"
@@ -64,6 +83,11 @@ readonly CH_PID_FILE="$CH_DIR/clickhouse-server.pid"
 readonly PG_LINK="$LOCAL_DIR/postgres"
 REPO_HASH=$(printf '%s' "$REPO_DIR" | sha256sum | cut -c1-12)
 readonly PG_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/postgres"
+readonly DC_LINK="$LOCAL_DIR/dovecot"
+readonly DC_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/dovecot"
+readonly DC_MAIL_USER=hdfmail
+# The IMAP test users (see the header); the first is the one `env` prints.
+readonly IMAP_USERS=("agent@example.test:app-password-1" "second@example.test:app-password-2")
 
 log() { printf 'services.sh[%s]: %s\n' "$PROFILE" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -124,6 +148,19 @@ ch_server_bin() {
   return 1
 }
 
+dovecot_bin() {
+  local b
+  for b in /usr/sbin/dovecot "$(command -v dovecot 2>/dev/null || true)"; do
+    [[ -n $b && -x $b ]] && { echo "$b"; return 0; }
+  done
+  return 1
+}
+
+# The IMAP server itself comes in dovecot-core; dovecot-imapd adds the imap binary.
+dovecot_installed() {
+  dovecot_bin >/dev/null && [[ -x /usr/lib/dovecot/imap && -x /usr/lib/dovecot/imap-login ]]
+}
+
 ch_client_bin() {
   local b
   for b in "$(command -v clickhouse-client 2>/dev/null || true)" /usr/bin/clickhouse-client; do
@@ -150,6 +187,8 @@ ensure_packages() {
   pg_bin_dir >/dev/null || missing+=(postgresql-15)
   [[ -e /usr/share/zoneinfo/UTC ]] || missing+=(tzdata)
   command -v flock >/dev/null || missing+=(util-linux)
+  dovecot_installed || missing+=(dovecot-imapd)
+  command -v openssl >/dev/null || missing+=(openssl)
   ((${#missing[@]} == 0)) && return 0
 
   command -v apt-get >/dev/null || die "missing ${missing[*]}, and there is no apt-get here: install them by hand"
@@ -161,18 +200,23 @@ ensure_packages() {
     die "apt-get failed"
   fi
 
-  # The packages enable system-wide servers (ClickHouse on 9000/8123/9009, Postgres on 5432). Ours
-  # use other ports, so they do not conflict, but nobody asked for them: stop and disable the ones
-  # this run just installed. (Without systemd, e.g. in a container, the package could not start them.)
+  # The packages enable system-wide servers (ClickHouse on 9000/8123/9009, Postgres on 5432, Dovecot
+  # on 143/993). Ours use other ports, so they do not conflict, but nobody asked for them: stop and
+  # disable the ones this run just installed. (Without systemd, e.g. in a container, the package
+  # could not start them, except Dovecot, whose SysV script runs where no policy-rc.d forbids it.)
   if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
     for p in "${missing[@]}"; do
       case $p in
         clickhouse-server) as_root systemctl disable --now clickhouse-server >/dev/null 2>&1 || true ;;
         postgresql-15) as_root systemctl disable --now postgresql >/dev/null 2>&1 || true ;;
+        dovecot-imapd) as_root systemctl disable --now dovecot.socket dovecot.service >/dev/null 2>&1 || true ;;
       esac
     done
+  elif [[ " ${missing[*]} " == *" dovecot-imapd "* && -x /etc/init.d/dovecot ]]; then
+    as_root /etc/init.d/dovecot stop </dev/null >/dev/null 2>&1 || true
+    as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
   fi
-  if ! { ch_server_bin && ch_client_bin && pg_bin_dir; } >/dev/null; then
+  if ! { ch_server_bin && ch_client_bin && pg_bin_dir && dovecot_installed && command -v openssl; } >/dev/null; then
     die "packages installed but binaries still not found"
   fi
 }
@@ -463,6 +507,210 @@ stop_clickhouse() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Dovecot (IMAP)
+
+DC_AREA="" DC_CONF="" DC_RUN="" DC_LOG="" DC_PID_FILE=""
+
+ensure_dc_os_user() {
+  ((EUID == 0)) || return 0
+  id -u "$DC_MAIL_USER" >/dev/null 2>&1 && return 0
+  log "creating system user $DC_MAIL_USER (owner of the test IMAP mail)"
+  useradd --system --user-group --home-dir /nonexistent --no-create-home \
+    --shell /usr/sbin/nologin --comment "helpdeskflow test IMAP mail (scripts/services.sh)" "$DC_MAIL_USER"
+}
+
+# Decide where the Dovecot files live, as resolve_pg_area does for Postgres: the mail user and
+# Dovecot's own `dovecot` user (its auth process reads the users file) must reach them, and the
+# Unix sockets in base_dir need a short path.
+resolve_dc_area() {
+  local creating=${1:-no}
+  if [[ -L $DC_LINK ]]; then
+    DC_AREA=$(readlink "$DC_LINK")
+  elif [[ -d $DC_LINK || $creating != yes ]]; then
+    DC_AREA=$DC_LINK
+  else
+    DC_AREA=$DC_LINK
+    local reason="" u
+    if ((EUID == 0)); then
+      for u in "$DC_MAIL_USER" dovecot; do
+        if ! (cd / && runuser -u "$u" -- test -x "$LOCAL_DIR" -a -r "$LOCAL_DIR"); then
+          reason="user $u cannot traverse $LOCAL_DIR"
+          break
+        fi
+      done
+    fi
+    if [[ -z $reason ]] && (($(printf '%s' "$DC_LINK/run/token-login/imap-urlauth" | wc -c) > 100)); then
+      reason="the Unix socket paths under $LOCAL_DIR would be too long"
+    fi
+    if [[ -n $reason ]]; then
+      log "$reason: keeping the Dovecot files in $DC_FALLBACK (symlinked from $DC_LINK)"
+      mkdir -p "$DC_FALLBACK"
+      chmod 0755 "$(dirname "$DC_FALLBACK")"
+      ln -sfn "$DC_FALLBACK" "$DC_LINK"
+      DC_AREA=$DC_FALLBACK
+    fi
+  fi
+  DC_CONF="$DC_AREA/dovecot.conf"
+  DC_RUN="$DC_AREA/run"
+  DC_LOG="$DC_AREA/dovecot.log"
+  DC_PID_FILE="$DC_RUN/master.pid"
+}
+
+dc_pid() {
+  [[ -n $DC_PID_FILE && -r $DC_PID_FILE ]] && tr -dc '0-9' <"$DC_PID_FILE"
+}
+
+# Our server: live pid from base_dir/master.pid, started with our config file.
+dc_own_running() {
+  local pid
+  pid=$(dc_pid 2>/dev/null) || return 1
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-c $DC_CONF"
+}
+
+# True if 127.0.0.1:port speaks IMAP and accepts the first test user's LOGIN.
+imap_answers() {
+  local user=${IMAP_USERS[0]%%:*} pass=${IMAP_USERS[0]#*:}
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 5 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    IFS= read -r -t 4 line <&3 || exit 1
+    [[ $line == "* OK"* ]] || exit 1
+    printf "a LOGIN \"%s\" \"%s\"\r\nb LOGOUT\r\n" "$2" "$3" >&3
+    while IFS= read -r -t 4 line <&3; do
+      case $line in
+        "a OK"*) exit 0 ;;
+        "a NO"* | "a BAD"*) exit 1 ;;
+      esac
+    done
+    exit 1' _ "$1" "$user" "$pass" 2>/dev/null
+}
+
+# The self-signed certificate (and key) for 127.0.0.1 and localhost, made once.
+dc_ensure_cert() {
+  [[ -s $DC_AREA/cert.pem && -s $DC_AREA/key.pem ]] && return 0
+  log "generating a self-signed TLS certificate for 127.0.0.1/localhost in $DC_AREA"
+  (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+    -addext "extendedKeyUsage=serverAuth" -keyout "$DC_AREA/key.pem.tmp" -out "$DC_AREA/cert.pem.tmp") \
+    >"$DC_AREA/openssl.log" 2>&1 || { show_logs "$DC_AREA/openssl.log"; die "could not generate the Dovecot certificate"; }
+  chmod 0644 "$DC_AREA/cert.pem.tmp"
+  mv -f "$DC_AREA/key.pem.tmp" "$DC_AREA/key.pem"
+  mv -f "$DC_AREA/cert.pem.tmp" "$DC_AREA/cert.pem"
+}
+
+# Render scripts/dovecot/dovecot.conf.in and the users file into $DC_AREA.
+dc_write_config() {
+  local text mail_uid mail_gid internal_user internal_group login_user mail_user entry
+  if ((EUID == 0)); then
+    mail_user=$DC_MAIL_USER internal_user=dovecot internal_group=dovecot login_user=dovenull
+    if ! { id -u dovecot && id -u dovenull; } >/dev/null 2>&1; then
+      die "the users dovecot and dovenull are missing (the dovecot-core package creates them): reinstall dovecot-core"
+    fi
+  else
+    mail_user=$(id -un) internal_user=$(id -un) internal_group=$(id -gn) login_user=$(id -un)
+  fi
+  mail_uid=$(id -u "$mail_user") mail_gid=$(id -g "$mail_user")
+  text=$(<"$SCRIPT_DIR/dovecot/dovecot.conf.in")
+  text=${text//@PROFILE@/"$PROFILE"}
+  text=${text//@DIR@/"$DC_AREA"}
+  text=${text//@RUN_DIR@/"$DC_RUN"}
+  text=${text//@IMAP_PORT@/"$IMAP_PORT"}
+  text=${text//@IMAPS_PORT@/"$IMAPS_PORT"}
+  text=${text//@MAIL_USER@/"$mail_user"}
+  text=${text//@MAIL_UID@/"$mail_uid"}
+  text=${text//@MAIL_GID@/"$mail_gid"}
+  text=${text//@INTERNAL_USER@/"$internal_user"}
+  text=${text//@INTERNAL_GROUP@/"$internal_group"}
+  text=${text//@LOGIN_USER@/"$login_user"}
+  [[ ! $text =~ @[A-Z_]+@ ]] || die "unreplaced placeholder in scripts/dovecot/dovecot.conf.in"
+  printf '# Written by scripts/services.sh on every start; edit scripts/dovecot/dovecot.conf.in.\n%s\n' "$text" >"$DC_CONF.tmp"
+  mv -f "$DC_CONF.tmp" "$DC_CONF"
+  {
+    for entry in "${IMAP_USERS[@]}"; do
+      printf '%s:{PLAIN}%s::::::\n' "${entry%%:*}" "${entry#*:}"
+    done
+  } >"$DC_AREA/users.tmp"
+  chmod 0644 "$DC_AREA/users.tmp"
+  mv -f "$DC_AREA/users.tmp" "$DC_AREA/users"
+  cp -f "$DC_AREA/cert.pem" "$DC_AREA/ca.pem"
+  mkdir -p "$DC_AREA/mail" "$DC_AREA/state"
+  chmod 0700 "$DC_AREA/mail"
+  if ((EUID == 0)); then chown "$mail_user:" "$DC_AREA/mail"; fi
+}
+
+start_dovecot() {
+  local started="" i
+  ensure_dc_os_user
+  resolve_dc_area
+  DC_BIN=$(dovecot_bin) || die "dovecot not found"
+
+  if dc_own_running; then
+    log "dovecot already running (pid $(dc_pid)) on 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT)"
+  elif port_open "$IMAP_PORT"; then
+    imap_answers "$IMAP_PORT" \
+      || die "port $IMAP_PORT is in use by something that is not an IMAP server accepting the test user ${IMAP_USERS[0]%%:*}; free it"
+    log "dovecot: port $IMAP_PORT is served by an IMAP server this checkout did not start; reusing it (stop will not touch it)"
+    # Trust whatever certificate it presents on the IMAPS port.
+    mkdir -p "$DC_AREA"
+    openssl s_client -connect "127.0.0.1:$IMAPS_PORT" </dev/null 2>/dev/null | openssl x509 >"$DC_AREA/ca.pem.tmp" 2>/dev/null \
+      || die "port $IMAPS_PORT does not serve TLS with a certificate (the IMAP server on $IMAP_PORT is reused)"
+    mv -f "$DC_AREA/ca.pem.tmp" "$DC_AREA/ca.pem"
+    return 0
+  else
+    port_open "$IMAPS_PORT" && die "port $IMAPS_PORT (imaps) is in use by another process; free it"
+    resolve_dc_area yes
+    mkdir -p "$DC_AREA" "$DC_RUN"
+    chmod 0755 "$DC_AREA" "$DC_RUN"
+    dc_ensure_cert
+    dc_write_config
+    # Dovecot refuses to start while base_dir/master.pid names a live process (a zombie counts);
+    # ours is not alive (checked above), so the file is stale.
+    rm -f "$DC_PID_FILE"
+    log "starting dovecot $("$DC_BIN" --version | awk '{print $1}') on 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT; data $DC_AREA, log $DC_LOG)"
+    # Dovecot daemonizes itself (and calls setsid); setsid here too so the short-lived parent is
+    # not in the caller's process group either. Config errors go to stderr before it forks.
+    # 9>&-: see start_postgres.
+    if ! (cd / && exec setsid "$DC_BIN" -c "$DC_CONF") </dev/null >"$DC_AREA/start.log" 2>&1 9>&-; then
+      show_logs "$DC_AREA/start.log" "$DC_LOG"
+      die "dovecot did not start"
+    fi
+    started=yes
+  fi
+
+  for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+    imap_answers "$IMAP_PORT" && break
+    if [[ -n $started ]] && ((i % 10 == 9)) && ! dc_own_running; then
+      show_logs "$DC_AREA/start.log" "$DC_LOG"
+      die "dovecot exited during startup"
+    fi
+    sleep 0.1
+  done
+  imap_answers "$IMAP_PORT" || { show_logs "$DC_LOG"; die "dovecot on port $IMAP_PORT does not accept the test user within ${WAIT_SECONDS}s"; }
+}
+
+stop_dovecot() {
+  local pid i
+  resolve_dc_area
+  if ! dc_own_running; then
+    log "dovecot not running (from this checkout)"
+    return 0
+  fi
+  pid=$(dc_pid)
+  log "stopping dovecot (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+    pid_alive "$pid" || break
+    sleep 0.1
+  done
+  if pid_alive "$pid"; then
+    log "dovecot did not stop within ${WAIT_SECONDS}s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Commands
 
 # Serialise start/stop/clean of one profile (two `make test` runs at once, say). Servers started
@@ -478,14 +726,16 @@ cmd_start() {
   take_lock
   start_postgres
   start_clickhouse
+  start_dovecot
   if [[ $PROFILE == dev ]]; then mkdir -p "$APP_DATA_DIR"; fi
-  log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME"
+  log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME, imap 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT)"
 }
 
 cmd_stop() {
   [[ -d $LOCAL_DIR ]] || { log "nothing to stop ($LOCAL_DIR does not exist)"; return 0; }
   take_lock
   local rc=0
+  stop_dovecot || rc=1
   stop_clickhouse || rc=1
   stop_postgres || rc=1
   return "$rc"
@@ -511,6 +761,15 @@ cmd_status() {
     printf 'clickhouse  stopped   %-12s 127.0.0.1:%s\n' "" "$CH_TCP_PORT"
     ok=3
   fi
+  resolve_dc_area
+  if dc_own_running; then
+    printf 'dovecot     running   pid %-8s 127.0.0.1:%s  (imaps %s)  data %s\n' "$(dc_pid)" "$IMAP_PORT" "$IMAPS_PORT" "$DC_AREA"
+  elif port_open "$IMAP_PORT"; then
+    printf 'dovecot     external  %-12s 127.0.0.1:%s  (not started by this checkout)\n' "" "$IMAP_PORT"
+  else
+    printf 'dovecot     stopped   %-12s 127.0.0.1:%s\n' "" "$IMAP_PORT"
+    ok=3
+  fi
   return "$ok"
 }
 
@@ -526,12 +785,18 @@ cmd_env() {
   if [[ $PROFILE == dev ]]; then
     printf 'export HDF_DATA_DIR=%s\n' "$(shell_quote "$APP_DATA_DIR")"
   fi
+  printf 'export HDF_TEST_IMAP_ADDR=%s\n' "$(shell_quote "127.0.0.1:$IMAP_PORT")"
+  printf 'export HDF_TEST_IMAPS_ADDR=%s\n' "$(shell_quote "127.0.0.1:$IMAPS_PORT")"
+  printf 'export HDF_TEST_IMAP_CA=%s\n' "$(shell_quote "$DC_LINK/ca.pem")"
+  printf 'export HDF_TEST_IMAP_USER=%s\n' "$(shell_quote "${IMAP_USERS[0]%%:*}")"
+  printf 'export HDF_TEST_IMAP_PASSWORD=%s\n' "$(shell_quote "${IMAP_USERS[0]#*:}")"
 }
 
 cmd_clean() {
   cmd_stop
   resolve_pg_area
-  if [[ $PG_AREA == "$PG_FALLBACK" ]]; then
+  resolve_dc_area
+  if [[ $PG_AREA == "$PG_FALLBACK" || $DC_AREA == "$DC_FALLBACK" ]]; then
     log "deleting $(dirname "$PG_FALLBACK")"
     rm -rf "$(dirname "$PG_FALLBACK")"
   fi

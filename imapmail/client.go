@@ -1,0 +1,272 @@
+// Package imapmail is the protocol half of a help desk's IMAP/SMTP mailbox
+// integration (Outlook with an app password, or any standard server): it
+// fetches new mail by UID from an IMAP mailbox (Fetch), sends replies
+// through SMTP with AUTH (Send), and checks settings before they are saved
+// (Check). It stores nothing: the caller keeps the Settings and, between
+// fetches, the Cursor.
+//
+// Every network step is bounded by the context and by a per-step timeout
+// (WithTimeout); errors say which server and which step failed, keep their
+// cause, and are classified for an admin by Classify and Temporary.
+//
+// It speaks IMAP with github.com/emersion/go-imap/v2 and SMTP with net/smtp.
+// imapmail/imapmailtest has helpers for tests against a real Dovecot and a
+// real SMTP receiver.
+package imapmail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Default timeouts.
+const (
+	DefaultDialTimeout    = 10 * time.Second
+	DefaultCommandTimeout = 30 * time.Second
+)
+
+// MaxMessageSize is the largest message Fetch downloads (25 MiB, as
+// RFC822.SIZE counts it); larger ones come back with TooLarge set and no
+// Raw.
+const MaxMessageSize = 25 << 20
+
+// maxBatchBytes bounds the bytes one Fetch downloads: a batch ends early
+// (More set) before the message that would take it over, though it always
+// holds at least one message.
+const maxBatchBytes = 64 << 20
+
+// Client talks to the servers of one Settings. It holds no connection
+// between calls (each call dials, does its work and logs out) and is safe
+// for concurrent use.
+type Client struct {
+	s           Settings
+	invalid     error
+	tlsConfig   *tls.Config
+	dialTimeout time.Duration
+	cmdTimeout  time.Duration
+	helloName   string
+	dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTLSConfig sets the TLS configuration for both servers (tests set
+// RootCAs to trust their own CA). It is cloned; ServerName is set to the
+// host when empty. Default: the system roots, TLS 1.2 or newer.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) { c.tlsConfig = cfg.Clone() }
+}
+
+// WithTimeout sets the timeout of connecting (TCP; default 10 s) and of
+// each later step (default 30 s): TLS handshake, greeting, each command and
+// its answer. While a message downloads or uploads the step's clock
+// restarts with every chunk, so a large message on a slow but moving
+// connection does not time out. Values <= 0 keep the default.
+func WithTimeout(dial, command time.Duration) Option {
+	return func(c *Client) {
+		if dial > 0 {
+			c.dialTimeout = dial
+		}
+		if command > 0 {
+			c.cmdTimeout = command
+		}
+	}
+}
+
+// WithHelloName sets the name sent in SMTP EHLO (default "localhost").
+func WithHelloName(name string) Option {
+	return func(c *Client) { c.helloName = name }
+}
+
+// WithDialer replaces the TCP dialer (a proxy, tests).
+func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
+	return func(c *Client) { c.dialer = dial }
+}
+
+// New returns a client for s. It does no I/O. s is validated (and its
+// defaults filled in) here; if it is invalid, every method returns the
+// validation error (see Settings.Validate).
+func New(s Settings, opts ...Option) *Client {
+	c := &Client{s: s, dialTimeout: DefaultDialTimeout, cmdTimeout: DefaultCommandTimeout, helloName: "localhost"}
+	c.invalid = c.s.Validate()
+	for _, o := range opts {
+		o(c)
+	}
+	if c.dialer == nil {
+		d := &net.Dialer{KeepAlive: 30 * time.Second}
+		c.dialer = d.DialContext
+	}
+	return c
+}
+
+// Settings returns the settings with their defaults filled in.
+func (c *Client) Settings() Settings { return c.s }
+
+func (c *Client) imapAddr() string {
+	return net.JoinHostPort(hostIP(c.s.IMAPHost), strconv.Itoa(c.s.IMAPPort))
+}
+func (c *Client) smtpAddr() string {
+	return net.JoinHostPort(hostIP(c.s.SMTPHost), strconv.Itoa(c.s.SMTPPort))
+}
+
+// tlsFor returns the TLS configuration for host.
+func (c *Client) tlsFor(host string, alpn string) *tls.Config {
+	var cfg *tls.Config
+	if c.tlsConfig != nil {
+		cfg = c.tlsConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = hostIP(host)
+	}
+	if cfg.MinVersion == 0 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	if cfg.NextProtos == nil && alpn != "" {
+		cfg.NextProtos = []string{alpn}
+	}
+	return cfg
+}
+
+// dial connects to addr within the dial timeout and ctx.
+func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
+	defer cancel()
+	conn, err := c.dialer(dctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+			return nil, &timeoutError{what: "connecting", after: c.dialTimeout, err: err}
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+// timeoutError is a step that ran out of time.
+type timeoutError struct {
+	what  string
+	after time.Duration
+	err   error
+}
+
+func (e *timeoutError) Error() string {
+	if e.err != nil {
+		return fmt.Sprintf("%s took longer than %s (%v)", e.what, e.after, e.err)
+	}
+	return fmt.Sprintf("%s took longer than %s", e.what, e.after)
+}
+func (e *timeoutError) Unwrap() error   { return context.DeadlineExceeded }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+
+// guard bounds a connection's steps: it closes the connection when ctx ends
+// or when the current step's clock runs out, and turns the errors that
+// follow into the reason.
+type guard struct {
+	conn    net.Conn
+	ctx     context.Context
+	timeout time.Duration
+	timer   *time.Timer
+	stopCtx func() bool
+	expired atomic.Bool
+
+	mu   sync.Mutex
+	step string
+}
+
+func newGuard(ctx context.Context, conn net.Conn, timeout time.Duration) *guard {
+	g := &guard{conn: conn, ctx: ctx, timeout: timeout}
+	g.timer = time.AfterFunc(timeout, func() {
+		g.expired.Store(true)
+		conn.Close()
+	})
+	g.stopCtx = context.AfterFunc(ctx, func() { conn.Close() })
+	return g
+}
+
+// begin starts a step: its clock starts from full.
+func (g *guard) begin(step string) {
+	g.mu.Lock()
+	g.step = step
+	g.mu.Unlock()
+	g.timer.Reset(g.timeout)
+}
+
+// progress restarts the current step's clock (data is moving).
+func (g *guard) progress() { g.timer.Reset(g.timeout) }
+
+// stop ends the guard; the connection stays as it is.
+func (g *guard) stop() {
+	g.timer.Stop()
+	g.stopCtx()
+}
+
+// cause returns err, or the reason the connection was closed under it.
+func (g *guard) cause(err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctxErr := g.ctx.Err(); ctxErr != nil {
+		if errors.Is(err, ctxErr) {
+			return err
+		}
+		return fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	if g.expired.Load() {
+		g.mu.Lock()
+		step := g.step
+		g.mu.Unlock()
+		return &timeoutError{what: step, after: g.timeout}
+	}
+	return err
+}
+
+// progressReader restarts the guard's clock on every read.
+type progressReader struct {
+	r io.Reader
+	g *guard
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.g.progress()
+	}
+	return n, err
+}
+
+// Check logs in to the IMAP server and examines the mailbox, then logs in to
+// the SMTP server (EHLO, TLS as set, AUTH) without sending anything: what to
+// run when the user saves settings. Both are checked even when the first
+// fails; the error then joins both failures (Classify reports the IMAP
+// one).
+func (c *Client) Check(ctx context.Context) error {
+	if c.invalid != nil {
+		return c.invalid
+	}
+	var imapErr error
+	s, err := c.openIMAP(ctx)
+	if err != nil {
+		imapErr = err
+	} else {
+		_, imapErr = s.examine()
+		s.close()
+	}
+	var smtpErr error
+	if sc, err := c.openSMTP(ctx); err != nil {
+		smtpErr = err
+	} else {
+		sc.close()
+	}
+	return errors.Join(imapErr, smtpErr)
+}
