@@ -10,6 +10,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // SLATimers finds tickets whose SLA timer is due.
@@ -83,18 +84,7 @@ func NewSLAWorker(cfg SLAWorkerConfig) (*SLAWorker, error) {
 
 // Run checks due timers every Interval until ctx ends; it returns nil then.
 func (w *SLAWorker) Run(ctx context.Context) error {
-	ticker := time.NewTicker(w.cfg.Interval)
-	defer ticker.Stop()
-	for {
-		if _, err := w.Tick(ctx); err != nil && ctx.Err() == nil {
-			w.cfg.Logger.Warn("SLA timers: pass failed; retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
-	}
+	return poll.Every(ctx, w.cfg.Interval, w.cfg.Logger, "SLA timers: pass", w.Tick)
 }
 
 // Tick runs one pass: it checks every ticket whose timer is due at Now

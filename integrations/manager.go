@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/oauth"
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	// ("ok", "invalid_grant", "invalid_client", "temporary", "error"), for
 	// metrics.
 	OnRefresh func(provider, outcome string)
+	// IMAPOptions configure the IMAP/SMTP clients of Outlook connections
+	// (test CAs).
+	IMAPOptions []imapmail.Option
 }
 
 // Manager runs OAuth connections. It is safe for concurrent use.

@@ -1,0 +1,134 @@
+package integrations
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
+)
+
+// Outlook is the provider name of IMAP/SMTP mailbox connections (Outlook
+// and any other server that takes an app password).
+const Outlook = "outlook"
+
+// imapKind is the token kind the settings are sealed under.
+const imapKind = "imap"
+
+// ConnectIMAP connects the workspace to a mailbox over IMAP/SMTP: it
+// checks settings (filling in defaults), logs in to both servers without
+// sending anything, and stores the settings with the app password sealed.
+// The connection is active at once, and synced from then on. Connecting
+// the same address again updates that connection's settings (after an
+// app password change, say): it keeps its id and its cursor, so the sync
+// resumes where it stopped.
+//
+// Errors: EValidation naming each bad field, or the field behind a
+// refused login (password, the security setting or the host), with the
+// server's answer.
+func (m *Manager) ConnectIMAP(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, settings imapmail.Settings) (helpdeskflow.Connection, error) {
+	if err := settings.Validate(); err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	if err := imapmail.New(settings, m.cfg.IMAPOptions...).Check(ctx); err != nil {
+		return helpdeskflow.Connection{}, checkError(err)
+	}
+	existing, err := m.cfg.Store.Connections(ctx, workspaceID)
+	if err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	now := m.now()
+	c := helpdeskflow.Connection{ID: uuid.New(), WorkspaceID: workspaceID, Provider: Outlook, Status: helpdeskflow.ConnectionPending,
+		Account: settings.Address, CreatedAt: now, UpdatedAt: now}
+	reconnect := false
+	for _, e := range existing {
+		if e.Provider == Outlook && e.Account == settings.Address {
+			c, reconnect = e, true
+			break
+		}
+	}
+	plain, err := json.Marshal(settings)
+	if err != nil {
+		return helpdeskflow.Connection{}, err
+	}
+	var out helpdeskflow.Connection
+	err = m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		if !reconnect {
+			tx.CreateConnection(ctx, c)
+		} else if _, _, err := tx.LockConnection(ctx, workspaceID, c.ID); err != nil {
+			return err
+		}
+		sealed, err := m.cfg.Sealer.Seal(plain, helpdeskflow.ConnectionTokenAAD(workspaceID, c.ID, imapKind))
+		if err != nil {
+			return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "seal the mailbox settings", Err: err}
+		}
+		c.Status, c.Details, c.TokenExpiry, c.UpdatedAt = helpdeskflow.ConnectionActive, publicSettings(settings), nil, now
+		c.LastError, c.LastErrorClass, c.NextRetryAt = "", "", nil
+		if err := tx.StoreTokens(ctx, c, helpdeskflow.ConnectionTokens{Access: sealed}, now); err != nil {
+			return err
+		}
+		tx.ResumeSync(ctx, c.ID)
+		out = c
+		return appendWorkspaceEvent(ctx, tx, workspaceID, md, helpdeskflow.EventIntegrationConnected,
+			helpdeskflow.IntegrationChanged{Provider: Outlook, Team: c.Account}, now)
+	})
+	return out, err
+}
+
+// publicSettings are the settings an API may show: all but the password.
+func publicSettings(s imapmail.Settings) map[string]any {
+	return map[string]any{"imap_host": s.IMAPHost, "imap_port": s.IMAPPort, "imap_security": s.IMAPSecurity,
+		"smtp_host": s.SMTPHost, "smtp_port": s.SMTPPort, "smtp_security": s.SMTPSecurity,
+		"username": s.Username, "address": s.Address, "mailbox": s.Mailbox}
+}
+
+// checkError turns a failed login check into a validation error naming
+// the setting to fix.
+func checkError(err error) error {
+	var e *imapmail.Error
+	if !errors.As(err, &e) {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "checking the mail servers failed: " + err.Error(), Err: err}
+	}
+	field := e.Protocol + "_host"
+	switch e.Kind {
+	case imapmail.ErrorAuth:
+		field = "password"
+	case imapmail.ErrorTLS:
+		field = e.Protocol + "_security"
+	case imapmail.ErrorMailbox:
+		field = "mailbox"
+	}
+	msg := err.Error()
+	if e.Kind == imapmail.ErrorUnreachable || e.Kind == imapmail.ErrorTimeout {
+		msg += " (if the server filters by IP address, allow HelpDeskFlow's addresses)"
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the mail server refused the settings: " + e.Kind,
+		Details: []helpdeskflow.FieldProblem{{Field: field, Problem: msg}}, Err: err}
+}
+
+// IMAPSettings opens an Outlook connection's settings, app password
+// included. ENotFound for an unknown connection.
+func (m *Manager) IMAPSettings(ctx context.Context, workspaceID, id uuid.UUID) (imapmail.Settings, error) {
+	var s imapmail.Settings
+	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, tokens, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil {
+			return err
+		}
+		if c.Provider != Outlook || tokens.Access == nil {
+			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s has no mail server settings", id)
+		}
+		plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, imapKind))
+		if err != nil {
+			return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the mail server settings (was HDF_SECRET_KEYS changed?)", Err: err}
+		}
+		return json.Unmarshal(plain, &s)
+	})
+	return s, err
+}
+
+// IMAPOptions are the options of this Manager's IMAP/SMTP clients.
+func (m *Manager) IMAPOptions() []imapmail.Option { return m.cfg.IMAPOptions }

@@ -1,0 +1,26 @@
+// Package poll runs the background workers' polling loops.
+package poll
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Every calls pass at once and then every interval until ctx ends, and
+// returns nil then. A pass's error is logged with what (unless ctx ended)
+// and the loop goes on: the next pass retries.
+func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, pass func(context.Context) (int, error)) error {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		if _, err := pass(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn(what+" failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}

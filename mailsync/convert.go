@@ -1,0 +1,157 @@
+package mailsync
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"html"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/mail"
+)
+
+// Reasons an imported message makes nothing.
+const (
+	SkipAutoSubmitted = "auto_submitted"
+	SkipOwnMessage    = "from_mailbox"
+	SkipNoSender      = "no_sender"
+	SkipUnreadable    = "unreadable"
+	SkipInvalid       = "invalid"
+	SkipTooLarge      = "too_large"
+)
+
+// noSubject stands for a missing subject.
+const noSubject = "(no subject)"
+
+// convert turns a parsed message of the mailbox with address into an
+// import. externalID is the message's id in the mailbox. A message no
+// person wrote, one the mailbox sent itself, or one without a sender is
+// imported as skipped, with why; nothing else is refused: long fields are
+// cut to the limits (with a note in the body) rather than lost.
+func convert(connectionID uuid.UUID, externalID, address string, m mail.Message) commands.ImportMail {
+	in := commands.ImportMail{
+		ConnectionID: connectionID, ExternalID: externalID, ThreadID: m.ThreadID, MessageID: m.MessageID,
+		ThreadKeys: mail.ThreadKey(m),
+	}
+	switch {
+	case m.From.Email == "":
+		in.Skip = SkipNoSender
+	case strings.EqualFold(m.From.Email, address):
+		in.Skip = SkipOwnMessage
+	case m.AutoSubmitted:
+		in.Skip = SkipAutoSubmitted
+	}
+	in.From = commands.CustomerRef{Email: m.From.Email, Name: cut(m.From.Name, commands.MaxNameLen)}
+	in.Subject = cut(strings.TrimSpace(m.Subject), commands.MaxSubjectLen)
+	if in.Subject == "" {
+		in.Subject = noSubject
+	}
+	full, reply := bodies(m)
+	in.Body, in.ReplyBody = fitBody(strings.ToValidUTF8(full, "\uFFFD")), fitBody(strings.ToValidUTF8(reply, "\uFFFD"))
+	in.Subject, in.From.Name = strings.ToValidUTF8(in.Subject, "\uFFFD"), strings.ToValidUTF8(in.From.Name, "\uFFFD")
+	return in
+}
+
+// bodies renders a message's body as HTML, whole and without the quoted
+// history a reply carries, with a note listing its attachments (their
+// content is not kept).
+func bodies(m mail.Message) (full, reply string) {
+	if strings.TrimSpace(m.HTMLBody) != "" {
+		full, reply = m.HTMLBody, mail.StripQuotedHTML(m.HTMLBody)
+	} else {
+		full, reply = textToHTML(m.TextBody), textToHTML(mail.StripQuoted(m.TextBody))
+	}
+	if strings.TrimSpace(reply) == "" {
+		reply = full
+	}
+	if note := attachmentNote(m.Attachments); note != "" {
+		full += note
+		reply += note
+	}
+	if strings.TrimSpace(full) == "" {
+		full, reply = "<p>(empty message)</p>", "<p>(empty message)</p>"
+	}
+	return full, reply
+}
+
+// textToHTML escapes plain text and keeps its line breaks.
+func textToHTML(text string) string {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return ""
+	}
+	var b strings.Builder
+	for i, para := range strings.Split(text, "\n\n") {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("<p>")
+		b.WriteString(strings.ReplaceAll(html.EscapeString(strings.Trim(para, "\n")), "\n", "<br>\n"))
+		b.WriteString("</p>")
+	}
+	return b.String()
+}
+
+func attachmentNote(list []mail.Attachment) string {
+	var names []string
+	for _, a := range list {
+		name := a.Filename
+		if name == "" {
+			name = a.ContentType
+		}
+		names = append(names, fmt.Sprintf("%s (%s)", html.EscapeString(name), size(a.Size)))
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "<p><em>Attachments not imported: " + strings.Join(names, ", ") + "</em></p>"
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// truncatedNote ends a body cut to the limit.
+const truncatedNote = "<p><em>(message truncated: it was longer than the help desk keeps)</em></p>"
+
+// fitBody cuts an HTML body to the message body limit, at a rune
+// boundary, with a note. The cut may leave an element open; the sanitizer
+// closes it.
+func fitBody(s string) string {
+	if len(s) <= commands.MaxMessageBodyLen {
+		return s
+	}
+	return cut(s, commands.MaxMessageBodyLen-len(truncatedNote)-1) + truncatedNote
+}
+
+// cut shortens s to at most n bytes of whole runes.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// rfcExternalID is the id of a message in a mailbox without ids of its
+// own (IMAP, whose UIDs change with UIDVALIDITY): its Message-Id, or a
+// hash of the message when it has none.
+func rfcExternalID(m mail.Message, raw []byte) string {
+	if m.MessageID != "" {
+		return "<" + m.MessageID + ">"
+	}
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
