@@ -22,8 +22,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/oauth"
 	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/secretbox"
@@ -84,7 +87,10 @@ type harness struct {
 	adminKey  string
 	slack     *slacktest.Server // the fake Slack API; its valid token is "xoxb-test-token"
 	keys      *secretbox.Keyring
-	oauth     *oauthtest.Server // the fake OAuth provider behind "google"
+	oauth     *oauthtest.Server         // the fake OAuth provider behind "google" and "stripe"
+	shops     *profilelookuptest.Server // the fake Shopify and Stripe APIs
+	// connections is the integrations manager behind the API.
+	connections *integrations.Manager
 }
 
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
@@ -135,7 +141,15 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	fakeOAuth := oauthtest.NewServer()
 	t.Cleanup(fakeOAuth.Close)
 	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
-		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google")}, StateKey: []byte("harness-state-key-32-bytes-long!")})
+		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google"), "stripe": fakeOAuth.Provider("stripe")},
+		StateKey:  []byte("harness-state-key-32-bytes-long!")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shops := profilelookuptest.NewServer()
+	t.Cleanup(shops.Close)
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: connections, Customers: service,
+		Lookup: profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +157,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
 		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
-		Limiter: limiter, RequestLog: log,
+		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
 	}
@@ -154,7 +168,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg,
-		slack: fakeSlack, keys: keys, oauth: fakeOAuth}
+		slack: fakeSlack, keys: keys, oauth: fakeOAuth, shops: shops, connections: connections}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h
 }

@@ -3,11 +3,14 @@ package http
 import (
 	"context"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
 )
 
 // Connections runs OAuth connections (integrations.Manager).
@@ -16,12 +19,24 @@ type Connections interface {
 	Callback(ctx context.Context, provider, state, code, providerError string) (helpdeskflow.Connection, error)
 	Disconnect(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
 	Explain(c helpdeskflow.Connection) string
+	// ConnectIMAP connects (or reconnects) an Outlook mailbox with server
+	// settings and an app password, checked by logging in.
+	ConnectIMAP(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, settings imapmail.Settings) (helpdeskflow.Connection, error)
 }
 
-// ConnectionReader reads a workspace's connections.
+// outlookProvider is the provider of IMAP/SMTP mailboxes, connected with
+// settings instead of OAuth.
+const outlookProvider = "outlook"
+
+// mailProviders are the providers whose connections are synced mailboxes.
+var mailProviders = []string{"google", outlookProvider}
+
+// ConnectionReader reads a workspace's connections, and schedules a
+// mailbox's sync.
 type ConnectionReader interface {
 	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
 	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	SyncNow(ctx context.Context, workspaceID, id uuid.UUID, now time.Time) error
 }
 
 // slackID is the id of the workspace's Slack bot-token integration under
@@ -37,6 +52,8 @@ type connectionJSON struct {
 	Details     map[string]any `json:"details"`
 	TokenExpiry *string        `json:"token_expires_at"`
 	LastSyncAt  *string        `json:"last_sync_at"`
+	NextSyncAt  *string        `json:"next_sync_at"`
+	Failures    int            `json:"sync_failures"`
 	LastError   *string        `json:"last_error"`
 	ErrorClass  *string        `json:"last_error_class"`
 	LastErrorAt *string        `json:"last_error_at"`
@@ -61,7 +78,8 @@ func (s *Server) toConnectionJSON(c helpdeskflow.Connection) connectionJSON {
 		details = map[string]any{}
 	}
 	return connectionJSON{ID: c.ID.String(), Provider: c.Provider, Status: c.Status, Account: c.Account, Scopes: c.Scopes, Details: details,
-		TokenExpiry: optionalTime(c.TokenExpiry), LastSyncAt: optionalTime(c.LastSyncAt), LastError: nonEmpty(c.LastError),
+		TokenExpiry: optionalTime(c.TokenExpiry), LastSyncAt: optionalTime(c.LastSyncAt), NextSyncAt: optionalTime(c.NextSyncAt),
+		Failures: c.SyncFailures, LastError: nonEmpty(c.LastError),
 		ErrorClass: nonEmpty(c.LastErrorClass), LastErrorAt: optionalTime(c.LastErrorAt), NextRetryAt: optionalTime(c.NextRetryAt),
 		Explanation: explain(s.cfg.Connections, c), CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
 }
@@ -154,13 +172,18 @@ func slackOnly(handle func(http.ResponseWriter, *http.Request, httprouter.Params
 
 type connectStartedJSON struct {
 	Connection       connectionJSON `json:"connection"`
-	AuthorizationURL string         `json:"authorization_url"`
+	AuthorizationURL *string        `json:"authorization_url"`
 }
 
 // handleIntegrationConnect is POST /v1/integrations/{provider}/connect
 // (admin): {"shop"} for Shopify. 201 with the pending connection and the
-// provider's authorization URL to send the user to.
+// provider's authorization URL to send the user to. For outlook the body
+// holds the server settings and app password: 201 with the connection,
+// active, once both servers accepted the login (authorization_url null).
 func (s *Server) handleIntegrationConnect(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	if p.ByName("id") == outlookProvider {
+		return s.handleOutlookConnect(w, r)
+	}
 	var body struct {
 		Shop string `json:"shop"`
 	}
@@ -178,7 +201,56 @@ func (s *Server) handleIntegrationConnect(w http.ResponseWriter, r *http.Request
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, connectStartedJSON{Connection: s.toConnectionJSON(c), AuthorizationURL: authURL})
+	writeJSON(w, http.StatusCreated, connectStartedJSON{Connection: s.toConnectionJSON(c), AuthorizationURL: &authURL})
+	return nil
+}
+
+// handleOutlookConnect connects an IMAP/SMTP mailbox from the settings in
+// the body.
+func (s *Server) handleOutlookConnect(w http.ResponseWriter, r *http.Request) error {
+	var settings imapmail.Settings
+	if err := decodeJSON(r, &settings); err != nil {
+		return err
+	}
+	cs, err := s.connections()
+	if err != nil {
+		return err
+	}
+	c, err := cs.ConnectIMAP(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), settings)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, connectStartedJSON{Connection: s.toConnectionJSON(c)})
+	return nil
+}
+
+// handleIntegrationSync is POST /v1/integrations/{id}/sync (admin): the
+// mailbox is synced at once (within a second or so) instead of at its
+// next interval. 202 with the connection. A connection that is not an
+// active mailbox is 409.
+func (s *Server) handleIntegrationSync(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	id, err := connectionID(p)
+	if err != nil {
+		return err
+	}
+	ws := principalOf(r.Context()).WorkspaceID
+	c, err := s.cfg.ConnectionReader.Connection(r.Context(), ws, id)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(mailProviders, c.Provider) {
+		return helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s (%s) is not a mailbox; only Gmail and Outlook connections sync", id, c.Provider)
+	}
+	if c.Status != helpdeskflow.ConnectionActive {
+		return helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s is %s: %s", id, c.Status, explain(s.cfg.Connections, c))
+	}
+	now := s.cfg.Now().UTC().Truncate(time.Microsecond)
+	if err := s.cfg.ConnectionReader.SyncNow(r.Context(), ws, id, now); err != nil {
+		return err
+	}
+	c.NextSyncAt = &now
+	writeJSON(w, http.StatusAccepted, s.toConnectionJSON(c))
 	return nil
 }
 

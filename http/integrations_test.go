@@ -1,16 +1,28 @@
 package http_test
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
 )
 
 // connectGoogle runs the OAuth flow through the API against the fake
 // provider and returns the callback's answer.
-func (h *harness) connectGoogle() response {
+func (h *harness) connectGoogle() response { return h.connectOAuth("google") }
+
+// connectOAuth runs provider's OAuth flow through the API: connect,
+// consent at the fake provider, callback. It returns the callback's
+// answer.
+func (h *harness) connectOAuth(provider string) response {
 	h.t.Helper()
-	r := h.do("POST", "/v1/integrations/google/connect", h.adminKey, nil)
+	r := h.do("POST", "/v1/integrations/"+provider+"/connect", h.adminKey, nil)
 	h.want(r, 201, "")
 	authURL := r.body["authorization_url"].(string)
 	code, err := h.oauth.Authorize(authURL)
@@ -18,7 +30,7 @@ func (h *harness) connectGoogle() response {
 		h.t.Fatal(err)
 	}
 	u, _ := url.Parse(authURL)
-	return h.do("GET", "/v1/integrations/google/callback?state="+url.QueryEscape(u.Query().Get("state"))+"&code="+url.QueryEscape(code), "", nil)
+	return h.do("GET", "/v1/integrations/"+provider+"/callback?state="+url.QueryEscape(u.Query().Get("state"))+"&code="+url.QueryEscape(code), "", nil)
 }
 
 func TestIntegrations_OAuthFlow(t *testing.T) {
@@ -43,4 +55,107 @@ func TestIntegrations_OAuthFlow(t *testing.T) {
 	h.want(h.do("POST", "/v1/integrations/"+id+"/revalidate", h.adminKey, nil), 404, "not_found")
 	h.want(h.do("DELETE", "/v1/integrations/"+id, h.adminKey, nil), 200, "")
 	h.want(h.do("GET", "/v1/integrations/"+id, h.adminKey, nil), 404, "not_found")
+}
+
+func TestIntegrations_OutlookConnect(t *testing.T) {
+	h := newHarness(t)
+	env := imapmailtest.Env(t)
+	box := imapmailtest.NewMailbox(t, env)
+	srv := imapmailtest.NewSMTPServer(t, imapmailtest.SMTPOptions{Username: env.User, Password: env.Password, NoTLS: true})
+	settings := env.Settings(imapmail.SecurityNone, box)
+	srv.Apply(&settings, imapmail.SecurityNone)
+
+	// Bad fields are named, all at once.
+	r := h.do("POST", "/v1/integrations/outlook/connect", h.adminKey, map[string]any{"imap_host": "https://x", "imap_port": 0, "smtp_security": "ssl"})
+	h.want(r, 400, "validation_failed")
+	for _, field := range []string{"imap_host", "smtp_host", "smtp_security", "password", "username"} {
+		if !strings.Contains(r.raw, `"`+field+`"`) {
+			t.Errorf("no problem named for %s: %s", field, r.raw)
+		}
+	}
+	// A refused login names the password.
+	wrong := settings
+	wrong.Password = "nope"
+	r = h.do("POST", "/v1/integrations/outlook/connect", h.adminKey, wrong)
+	h.want(r, 400, "validation_failed")
+	if !strings.Contains(r.raw, `"field":"password"`) || !strings.Contains(r.raw, "authentication failed") {
+		t.Fatalf("wrong password: %s", r.raw)
+	}
+	r = h.do("POST", "/v1/integrations/outlook/connect", h.adminKey, settings)
+	h.want(r, 201, "")
+	conn := r.body["connection"].(map[string]any)
+	if r.body["authorization_url"] != nil || conn["status"] != "active" || conn["provider"] != "outlook" || strings.Contains(r.raw, env.Password) ||
+		conn["details"].(map[string]any)["imap_host"] != settings.IMAPHost {
+		t.Fatalf("connected: %s", r.raw)
+	}
+	id := conn["id"].(string)
+	// Sync now: the mailbox is due at once.
+	r = h.do("POST", "/v1/integrations/"+id+"/sync", h.adminKey, nil)
+	h.want(r, 202, "")
+	if r.body["next_sync_at"] == nil || r.body["sync_failures"] != float64(0) {
+		t.Fatalf("sync now: %s", r.raw)
+	}
+	// Connecting the same address again keeps the connection.
+	r = h.do("POST", "/v1/integrations/outlook/connect", h.adminKey, settings)
+	h.want(r, 201, "")
+	if r.body["connection"].(map[string]any)["id"] != id {
+		t.Fatalf("reconnect made a new connection: %s", r.raw)
+	}
+}
+
+func TestIntegrations_SyncNowOnlyForMailboxes(t *testing.T) {
+	h := newHarness(t)
+	google := h.connectGoogle().body["id"].(string)
+	h.want(h.do("POST", "/v1/integrations/"+google+"/sync", h.adminKey, nil), 202, "")
+	stripe := h.connectStripe("acct_1SYNC")
+	h.want(h.do("POST", "/v1/integrations/"+stripe+"/sync", h.adminKey, nil), 409, "conflict")
+	h.want(h.do("POST", "/v1/integrations/slack/sync", h.adminKey, nil), 404, "not_found")
+	h.want(h.do("POST", "/v1/integrations/"+google+"/sync", h.agentKey(), nil), 403, "forbidden")
+}
+
+// connectStripe connects the workspace's Stripe account through the API
+// and the fake OAuth server, lets the fake Stripe API accept its token and
+// returns the connection id.
+func (h *harness) connectStripe(account string) string {
+	h.t.Helper()
+	h.oauth.SetExtra(map[string]any{"stripe_user_id": account})
+	r := h.connectOAuth("stripe")
+	h.want(r, 200, "")
+	id := r.body["id"].(string)
+	token, err := h.connections.AccessToken(context.Background(), h.workspace, uuid.MustParse(id))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.shops.SetToken("stripe", account, token)
+	return id
+}
+
+func TestCustomers_LinkedProfilesRefresh(t *testing.T) {
+	h := newHarness(t)
+	c := h.do("POST", "/v1/customers", h.adminKey, map[string]any{"email": "ann@example.com"})
+	id := c.body["id"].(string)
+	h.want(h.do("POST", "/v1/customers/"+id+"/linked-profiles/refresh", h.adminKey, nil), 409, "conflict")
+	stripe := h.connectStripe("acct_1ANN")
+	h.shops.AddStripeCustomer("acct_1ANN", profilelookuptest.StripeCustomer{ID: "cus_ann", Email: "ann@example.com"},
+		profilelookuptest.StripeSubscription{Status: "trialing", PriceNickname: "Team"})
+	r := h.do("POST", "/v1/customers/"+id+"/linked-profiles/refresh", h.agentKey(), nil)
+	h.want(r, 200, "")
+	results := r.body["results"].([]any)
+	res := results[0].(map[string]any)
+	if len(results) != 1 || res["status"] != "linked" || res["integration_id"] != stripe || res["external_id"] != "cus_ann" {
+		t.Fatalf("results: %s", r.raw)
+	}
+	profiles := r.body["customer"].(map[string]any)["linked_profiles"].([]any)
+	if len(profiles) != 1 || profiles[0].(map[string]any)["data"].(map[string]any)["subscription_status"] != "trialing" {
+		t.Fatalf("profiles: %s", r.raw)
+	}
+	h.want(h.do("POST", "/v1/customers/"+uuid.NewString()+"/linked-profiles/refresh", h.adminKey, nil), 404, "not_found")
+}
+
+// agentKey creates an agent (non-admin) API key in the workspace.
+func (h *harness) agentKey() string {
+	h.t.Helper()
+	r := h.do("POST", "/v1/api-keys", h.adminKey, map[string]any{"role": "agent", "name": "agent"})
+	h.want(r, 201, "")
+	return r.body["key"].(string)
 }

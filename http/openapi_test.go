@@ -641,7 +641,15 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("GET", "/v1/integrations/google/callback?state=forged&code=x", "", nil), 400, "validation_failed")
 	c.want(c.do("GET", "/v1/integrations", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/integrations/"+connID, admin, nil), 200, "")
+	c.want(c.do("POST", "/v1/integrations/"+connID+"/sync", admin, nil), 202, "")
 	c.want(c.do("DELETE", "/v1/integrations/"+connID, admin, nil), 200, "")
+	c.want(c.doInvalid("POST", "/v1/integrations/outlook/connect", admin, map[string]any{"imap_port": "993"}), 400, "validation_failed")
+
+	// Linked profiles.
+	h.connectStripe("acct_1DOC")
+	r = c.do("POST", "/v1/customers", admin, map[string]any{"email": "doc@example.com"})
+	c.want(r, 201, "")
+	c.want(c.do("POST", "/v1/customers/"+r.body["id"].(string)+"/linked-profiles/refresh", admin, nil), 200, "")
 
 	// Rate limits, and a 429.
 	c.want(c.do("GET", "/v1/rate-limits", admin, nil), 200, "")

@@ -117,6 +117,9 @@ type Config struct {
 	// Connections and ConnectionReader serve OAuth integrations.
 	Connections      Connections
 	ConnectionReader ConnectionReader
+	// LinkedProfiles looks customers up in Shopify and Stripe; nil (no
+	// HDF_SECRET_KEYS) answers 503.
+	LinkedProfiles LinkedProfiles
 	Limiter          *ratelimit.Limiter
 	RequestLog       RequestLog
 	Idempotency      Idempotency
@@ -252,6 +255,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersRead, idKind: IDCustomer, handle: s.handleCustomerGet},
 		{method: "PATCH", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleCustomerUpdate},
 		{method: "POST", path: "/v1/customers/:id/merge", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleCustomerMerge},
+		{method: "POST", path: "/v1/customers/:id/linked-profiles/refresh", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleLinkedProfilesRefresh},
 		{method: "POST", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyCreate},
 		{method: "GET", path: "/v1/api-keys", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleAPIKeyList},
 		{method: "DELETE", path: "/v1/api-keys/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDAPIKey, handle: s.handleAPIKeyRevoke},
@@ -282,6 +286,7 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/integrations/:id/revalidate", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: slackOnly(s.handleSlackRevalidate, "revalidation (reconnect an OAuth integration with connect)")},
 		{method: "GET", path: "/v1/integrations/:id/notifications", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: slackOnly(s.handleSlackNotifications, "notification log")},
 		{method: "DELETE", path: "/v1/integrations/:id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationDelete},
+		{method: "POST", path: "/v1/integrations/:id/sync", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationSync},
 		{method: "GET", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistGet},
 		{method: "PUT", path: "/v1/ip-blocklist", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIPBlocklistPut},
 		{method: "GET", path: "/v1/rate-limits", category: helpdeskflow.RateAdmin, handle: s.handleRateLimitsGet},

@@ -30,6 +30,11 @@ type config struct {
 	WebhookFactor      string
 	SlackAPIURL        string
 	PublicURL          string
+	GmailAPIURL        string
+	GmailInterval      string
+	OutlookInterval    string
+	ShopifyAPIURL      string
+	StripeAPIURL       string
 	KafkaPort          int
 	PostgresMaxConns   int
 	// dev is set by the dev command (not a flag): dev's defaults apply.
@@ -61,6 +66,11 @@ func (c *config) settings() []setting {
 		{"webhook-backoff-factor", "HDF_WEBHOOK_BACKOFF_FACTOR", "6", "each further retry waits this many times longer", &c.WebhookFactor},
 		{"slack-api-url", "HDF_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL", &c.SlackAPIURL},
 		{"public-url", "HDF_PUBLIC_URL", "http://127.0.0.1:8080", "the API's public base URL (OAuth providers redirect to <public-url>/v1/integrations/<provider>/callback)", &c.PublicURL},
+		{"gmail-api-url", "HDF_GMAIL_API_URL", "https://gmail.googleapis.com", "Gmail API base URL", &c.GmailAPIURL},
+		{"gmail-sync-interval", "HDF_GMAIL_SYNC_INTERVAL", "20s", "how often each connected Gmail mailbox is synced", &c.GmailInterval},
+		{"outlook-sync-interval", "HDF_OUTLOOK_SYNC_INTERVAL", "60s", "how often each connected Outlook (IMAP) mailbox is synced", &c.OutlookInterval},
+		{"shopify-api-url", "HDF_SHOPIFY_API_URL", "https://{shop}.myshopify.com", "Shopify Admin API base URL; {shop} stands for the shop's subdomain", &c.ShopifyAPIURL},
+		{"stripe-api-url", "HDF_STRIPE_API_URL", "https://api.stripe.com", "Stripe API base URL", &c.StripeAPIURL},
 	}
 }
 
@@ -110,6 +120,12 @@ func (c config) validate() error {
 	}
 	if _, _, err := c.webhookBackoff(); err != nil {
 		errs = append(errs, err)
+	}
+	if _, err := c.syncIntervals(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ShopifyAPIURL != "" && !strings.Contains(c.ShopifyAPIURL, "{shop}") {
+		errs = append(errs, fmt.Errorf("HDF_SHOPIFY_API_URL (--shopify-api-url) must contain {shop}, got %q", c.ShopifyAPIURL))
 	}
 	if c.WebhookLoopback != "" {
 		if _, err := strconv.ParseBool(c.WebhookLoopback); err != nil {
@@ -167,6 +183,26 @@ func (c config) webhookBackoff() (time.Duration, float64, error) {
 		return 0, 0, fmt.Errorf("HDF_WEBHOOK_BACKOFF_FACTOR (--webhook-backoff-factor) must be a number from 1 to 100, got %q", c.WebhookFactor)
 	}
 	return base, factor, nil
+}
+
+// syncIntervals parses how often mailboxes are synced, by provider (an
+// unset one is left to the sync's default).
+func (c config) syncIntervals() (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, s := range []struct{ provider, env, flag, value string }{
+		{"google", "HDF_GMAIL_SYNC_INTERVAL", "gmail-sync-interval", c.GmailInterval},
+		{"outlook", "HDF_OUTLOOK_SYNC_INTERVAL", "outlook-sync-interval", c.OutlookInterval},
+	} {
+		if s.value == "" {
+			continue // the sync's default
+		}
+		d, err := time.ParseDuration(s.value)
+		if err != nil || d < time.Second {
+			return nil, fmt.Errorf("%s (--%s) must be a duration of at least 1s such as 20s, got %q", s.env, s.flag, s.value)
+		}
+		out[s.provider] = d
+	}
+	return out, nil
 }
 
 // allowLoopback says whether webhooks may target loopback addresses;

@@ -26,6 +26,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/requestlog"
@@ -98,6 +99,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		logger.Warn("HDF_SECRET_KEYS is not set: webhooks cannot be created or delivered")
 	}
 	service := commands.New(commands.AdaptStore(store), opts...)
+	var connections *integrations.Manager
+	var linker *linkedprofiles.Linker
+	if keyring != nil {
+		if connections, linker, err = integrationsOf(cfg, keyring, store, service, logger, reg); err != nil {
+			return err
+		}
+	}
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
@@ -138,8 +146,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier)
+			mail, err := mailWorkers(cfg, store, service, connections, logger, reg)
+			if err != nil {
+				return err
+			}
+			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier, &linkedprofiles.Handler{Linker: linker})
 			workers = append(workers, deliveries.Run)
+			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
 			Brokers: brokers, Pool: pool, Logger: logger, Registerer: reg, Handlers: handlers,
@@ -181,18 +194,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		}
 		defer readCH.Close()
 		proxies, _ := cfg.trustedProxies() // validated in parseConfig
-		var connections http.Connections
-		if keyring != nil {
-			providers, err := oauthProviders(cfg.PublicURL)
-			if err != nil {
-				return err
-			}
-			if connections, err = integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keyring,
-				Providers: providers, StateKey: stateKey(cfg.SecretKeys)}); err != nil {
-				return err
-			}
+		var apiConnections http.Connections
+		var apiLinker http.LinkedProfiles
+		if connections != nil {
+			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(store, service, connections, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
+		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
 			return err
 		}
 	} else {
@@ -261,7 +268,7 @@ func healthHandler(reg *prometheus.Registry) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -284,6 +291,7 @@ func apiHandler(store *eventstore.Store, service *commands.Service, connections 
 		SlackReader:      store,
 		Connections:      connections,
 		ConnectionReader: store,
+		LinkedProfiles:   linker,
 		Limiter:          limiter,
 		RequestLog:       requestLog,
 		Idempotency:      eventstore.NewIdempotencyKeys(store),

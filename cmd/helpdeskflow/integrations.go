@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/profilelookup"
+	"github.com/helpdeskflow/helpdeskflow/secretbox"
+)
+
+// integrationsOf builds the integrations manager (OAuth connections and
+// Outlook mailboxes) and the linked-profile linker, with their metrics.
+func integrationsOf(cfg config, keyring *secretbox.Keyring, store *eventstore.Store, service *commands.Service, logger *slog.Logger,
+	reg prometheus.Registerer) (*integrations.Manager, *linkedprofiles.Linker, error) {
+	providers, err := oauthProviders(cfg.PublicURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	metrics, err := integrations.NewMetrics(reg, store.ConnectionCounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keyring,
+		Providers: providers, StateKey: stateKey(cfg.SecretKeys), OnRefresh: metrics.Refreshed})
+	if err != nil {
+		return nil, nil, err
+	}
+	var lookupOpts []profilelookup.Option
+	if shopify := cfg.ShopifyAPIURL; shopify != "" {
+		lookupOpts = append(lookupOpts, profilelookup.WithShopifyBaseURL(func(shop string) string { return strings.ReplaceAll(shopify, "{shop}", shop) }))
+	}
+	if cfg.StripeAPIURL != "" {
+		lookupOpts = append(lookupOpts, profilelookup.WithStripeBaseURL(cfg.StripeAPIURL))
+	}
+	lookup := profilelookup.New(nil, lookupOpts...)
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: manager, Lookup: lookup, Customers: service,
+		Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, nil, err
+	}
+	return manager, linker, nil
+}
+
+// mailWorkers returns the dispatcher role's mailbox sync and reply
+// workers.
+func mailWorkers(cfg config, store *eventstore.Store, service *commands.Service, manager *integrations.Manager, logger *slog.Logger,
+	reg prometheus.Registerer) ([]func(context.Context) error, error) {
+	intervals, err := cfg.syncIntervals()
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := mailsync.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	sync := mailsync.NewWorker(mailsync.Config{Store: store, Importer: service, Tokens: manager, IMAP: manager,
+		GmailBaseURL: cfg.GmailAPIURL, Interval: intervals, Metrics: metrics, Logger: logger})
+	replies := mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: store, Tickets: service, Tokens: manager, IMAP: manager,
+		GmailBaseURL: cfg.GmailAPIURL, MessageIDDomain: hostOf(cfg.PublicURL), Metrics: metrics, Logger: logger})
+	return []func(context.Context) error{sync.Run, replies.Run}, nil
+}
+
+// hostOf is a URL's host name ("" when it has none).
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
