@@ -120,14 +120,14 @@ type Config struct {
 	// LinkedProfiles looks customers up in Shopify and Stripe; nil (no
 	// HDF_SECRET_KEYS) answers 503.
 	LinkedProfiles LinkedProfiles
-	Limiter          *ratelimit.Limiter
-	RequestLog       RequestLog
-	Idempotency      Idempotency
-	TrustedProxies   []netip.Prefix
-	Ready            map[string]Checker
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
-	Gatherer         prometheus.Gatherer
+	Limiter        *ratelimit.Limiter
+	RequestLog     RequestLog
+	Idempotency    Idempotency
+	TrustedProxies []netip.Prefix
+	Ready          map[string]Checker
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer
 	// Now is the clock SLA status is shown at (default time.Now); give it
 	// the same clock as the commands' service.
 	Now func() time.Time
