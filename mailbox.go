@@ -72,7 +72,4 @@ type SyncOutcome struct {
 	NextSyncAt time.Time
 	ErrorClass string
 	Error      string
-	// Status, when not "", changes the connection's status (an IMAP
-	// login refused: needs_revalidation).
-	Status string
 }

@@ -45,6 +45,8 @@ var WebhookEventTypes = []string{
 	helpdeskflow.EventTicketCustomerChanged, helpdeskflow.EventTicketSLAPolicyApplied, helpdeskflow.EventTicketSLAWarning,
 	helpdeskflow.EventTicketSLABreached, helpdeskflow.EventTicketNotificationRequested,
 	helpdeskflow.EventCustomerCreated, helpdeskflow.EventCustomerUpdated, helpdeskflow.EventCustomerMerged,
+	helpdeskflow.EventIntegrationConnected, helpdeskflow.EventIntegrationDisconnected, helpdeskflow.EventIntegrationTokenExpired,
+	helpdeskflow.EventIntegrationNeedsRevalidation, helpdeskflow.EventIntegrationRevalidated,
 }
 
 // CreateWebhook is the body of POST /v1/webhooks.

@@ -148,8 +148,26 @@ func (n notification) channelIn(c helpdeskflow.SlackChannels) string {
 	return ""
 }
 
+// integrationProblemOf returns the problem an integration event reports:
+// another integration (not Slack itself) stopped working.
+func integrationProblemOf(e helpdeskflow.Event) (slack.IntegrationProblem, bool) {
+	status := map[string]string{helpdeskflow.EventIntegrationTokenExpired: helpdeskflow.ConnectionTokenExpired,
+		helpdeskflow.EventIntegrationNeedsRevalidation: helpdeskflow.ConnectionNeedsRevalidation}[e.Type]
+	if status == "" {
+		return slack.IntegrationProblem{}, false
+	}
+	var d helpdeskflow.IntegrationChanged
+	if json.Unmarshal(e.Data, &d) != nil || d.Provider == "slack" {
+		return slack.IntegrationProblem{}, false
+	}
+	return slack.IntegrationProblem{Provider: d.Provider, Account: d.Team, Status: status, Problem: d.Error}, true
+}
+
 // Handle implements Handler.
 func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
+	if p, ok := integrationProblemOf(e); ok {
+		return h.handleIntegrationProblem(ctx, e, p)
+	}
 	n, ok := notificationOf(e)
 	if !ok {
 		return nil
@@ -189,22 +207,51 @@ func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	if n.point != nil {
 		event.Target, event.DueAt = n.point.Target, n.point.DueAt
 	}
-	token, err := h.cfg.Secrets.Open(sealed, helpdeskflow.SlackTokenAAD(e.WorkspaceID))
+	return h.postAndRecord(ctx, record, sealed, slack.Format(event))
+}
+
+// postAndRecord posts m with the workspace's sealed token to the record's
+// channel and records the decision: posted, failed, or skipped when Slack
+// refuses the token (the integration is then marked for revalidation).
+func (h *SlackHandler) postAndRecord(ctx context.Context, record helpdeskflow.SlackNotification, sealed []byte, m slack.Message) error {
+	token, err := h.cfg.Secrets.Open(sealed, helpdeskflow.SlackTokenAAD(record.WorkspaceID))
 	if err != nil {
 		return h.decided(ctx, record, helpdeskflow.SlackFailed, "the stored token cannot be opened (was HDF_SECRET_KEYS changed?)")
 	}
-	err = h.post(ctx, string(token), channel, slack.Format(event))
+	err = h.post(ctx, string(token), record.Channel, m)
 	switch slack.Classify(err) {
 	case slack.OutcomeOK:
 		return h.decided(ctx, record, helpdeskflow.SlackPosted, "")
 	case slack.OutcomeNeedsRevalidation:
-		if err := h.cfg.Auth.SlackAuthFailed(ctx, e.WorkspaceID, slack.Code(err)); err != nil {
+		if err := h.cfg.Auth.SlackAuthFailed(ctx, record.WorkspaceID, slack.Code(err)); err != nil {
 			return err
 		}
 		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "Slack refused the token ("+slack.Code(err)+"); revalidate the integration")
 	default:
 		return h.decided(ctx, record, helpdeskflow.SlackFailed, err.Error())
 	}
+}
+
+// handleIntegrationProblem posts that an integration stopped working to
+// the escalation channel, once per event, like the ticket notifications
+// (the record's ticket id is the workspace's, the event's stream).
+func (h *SlackHandler) handleIntegrationProblem(ctx context.Context, e helpdeskflow.Event, p slack.IntegrationProblem) error {
+	in, sealed, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound || err == nil && in.Channels.Escalation == "" {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if done, err := h.cfg.Store.SlackNotified(ctx, e.ID, slack.KindIntegration); err != nil || done {
+		return err
+	}
+	record := helpdeskflow.SlackNotification{EventID: e.ID, WorkspaceID: e.WorkspaceID, TicketID: e.StreamID, Kind: slack.KindIntegration,
+		Channel: in.Channels.Escalation}
+	if in.Status == helpdeskflow.IntegrationNeedsRevalidation {
+		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "the Slack integration needs revalidation: "+in.LastError)
+	}
+	return h.postAndRecord(ctx, record, sealed, slack.FormatIntegrationProblem(p))
 }
 
 // Retries of a temporary Slack failure within one event: bounded, so a

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -193,5 +194,41 @@ func TestSlack_TemporaryFailuresAreRetriedBriefly(t *testing.T) {
 	}
 	if failed, _ = f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10); len(failed) != 2 {
 		t.Errorf("failed log after an outage: %+v", failed)
+	}
+}
+
+func TestSlack_IntegrationProblemsGoToTheEscalationChannel(t *testing.T) {
+	f := newSlackFixture(t)
+	ctx := context.Background()
+	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+		Channels: helpdeskflow.SlackChannels{NewTicket: "#new", Escalation: "#escalations"}}); err != nil {
+		t.Fatal(err)
+	}
+	event := func(eventType string, data helpdeskflow.IntegrationChanged) helpdeskflow.Event {
+		b, _ := json.Marshal(data)
+		return helpdeskflow.Event{ID: uuid.New(), Type: eventType, StreamID: f.workspace, StreamType: helpdeskflow.StreamWorkspace,
+			WorkspaceID: f.workspace, Data: b}
+	}
+	expired := event(helpdeskflow.EventIntegrationTokenExpired, helpdeskflow.IntegrationChanged{Provider: "google", Team: "support@acme.test", Error: "invalid_grant"})
+	for _, e := range []helpdeskflow.Event{
+		expired,
+		expired, // a redelivery posts once
+		event(helpdeskflow.EventIntegrationNeedsRevalidation, helpdeskflow.IntegrationChanged{Provider: "outlook", Team: "<!channel>@acme.test", Error: "authentication_failed"}),
+		event(helpdeskflow.EventIntegrationNeedsRevalidation, helpdeskflow.IntegrationChanged{Provider: "slack", Error: "token_revoked"}), // not to Slack itself
+		event(helpdeskflow.EventIntegrationConnected, helpdeskflow.IntegrationChanged{Provider: "google"}),
+	} {
+		if err := f.handler.Handle(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posts := f.fake.Posts()
+	if got := strings.Join(f.posts(), " "); got != "#escalations #escalations" {
+		t.Fatalf("posts: %s", got)
+	}
+	if !strings.Contains(posts[0].Text, "Gmail integration support@acme.test stopped: token_expired") {
+		t.Errorf("token_expired post: %q", posts[0].Text)
+	}
+	if strings.Contains(posts[1].Text, "<!channel>") || !strings.Contains(posts[1].Text, "Outlook") {
+		t.Errorf("needs_revalidation post is not escaped: %q", posts[1].Text)
 	}
 }

@@ -167,10 +167,9 @@ func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.
 			last_sync_at = CASE WHEN $6 = '' THEN $5 ELSE last_sync_at END,
 			sync_failures = CASE WHEN $6 = '' THEN 0 ELSE sync_failures + 1 END,
 			last_error_class = $6, last_error = $7,
-			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END,
-			status = CASE WHEN $8 = '' THEN status ELSE $8 END, updated_at = $5
+			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END, updated_at = $5
 		WHERE id = $1 AND sync_lease_until = $2 RETURNING sync_failures`,
-		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error, o.Status).Scan(&failures)
+		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error).Scan(&failures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

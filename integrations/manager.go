@@ -330,9 +330,43 @@ func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection,
 // expire marks c token_expired, which stops its syncs until it is
 // reconnected, and records integration.token_expired.
 func expire(ctx context.Context, tx Tx, c helpdeskflow.Connection, class, msg string, now time.Time) error {
-	tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionTokenExpired, class, msg, nil, now)
-	return appendWorkspaceEvent(ctx, tx, c.WorkspaceID, systemMetadata(), helpdeskflow.EventIntegrationTokenExpired,
+	return stop(ctx, tx, c, helpdeskflow.ConnectionTokenExpired, class, msg, now)
+}
+
+// stopEvents are the events recording that a connection stopped, by the
+// status it stopped in.
+var stopEvents = map[string]string{
+	helpdeskflow.ConnectionTokenExpired:      helpdeskflow.EventIntegrationTokenExpired,
+	helpdeskflow.ConnectionNeedsRevalidation: helpdeskflow.EventIntegrationNeedsRevalidation,
+}
+
+// stop moves c to status (token_expired or needs_revalidation), which
+// stops its syncs until it is reconnected, with the failure's class and
+// message, and records the matching integration event so that webhooks
+// and Slack can tell people.
+func stop(ctx context.Context, tx Tx, c helpdeskflow.Connection, status, class, msg string, now time.Time) error {
+	event, ok := stopEvents[status]
+	if !ok {
+		return helpdeskflow.Errorf(helpdeskflow.EInternal, "integrations: %q is not a status a connection stops in", status)
+	}
+	tx.SetConnectionStatus(ctx, c.ID, status, class, msg, nil, now)
+	return appendWorkspaceEvent(ctx, tx, c.WorkspaceID, systemMetadata(), event,
 		helpdeskflow.IntegrationChanged{Provider: c.Provider, Team: c.Account, Error: class}, now)
+}
+
+// ConnectionFailed records that active connection id stopped working for a
+// reason only a person can fix (an Outlook login, TLS or folder refused):
+// it moves to status (needs_revalidation or token_expired) with the
+// failure's class and message, and the matching integration event is
+// recorded. A connection that is not active is left as it is.
+func (m *Manager) ConnectionFailed(ctx context.Context, workspaceID, id uuid.UUID, status, class, message string) error {
+	return m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		c, _, err := tx.LockConnection(ctx, workspaceID, id)
+		if err != nil || c.Status != helpdeskflow.ConnectionActive {
+			return err
+		}
+		return stop(ctx, tx, c, status, class, message, m.now())
+	})
 }
 
 // TokenRevoked records that the provider refused connection id's access

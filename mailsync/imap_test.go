@@ -163,6 +163,13 @@ func TestOutlook_ConnectionErrorsNameTheCause(t *testing.T) {
 	if c.Status != helpdeskflow.ConnectionNeedsRevalidation || c.LastErrorClass != imapmail.ErrorTLS || !strings.Contains(integrations.Explain(c), "certificate") {
 		t.Fatalf("after a TLS failure: %+v: %s", c, integrations.Explain(c))
 	}
+	events, err := o.store.Load(o.ctx, o.workspace, o.workspace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := events[len(events)-1]; last.Type != helpdeskflow.EventIntegrationNeedsRevalidation || !strings.Contains(string(last.Data), `"error": "tls"`) {
+		t.Fatalf("last workspace event: %s %s", last.Type, last.Data)
+	}
 	o.clock.advance(time.Hour)
 	if n, _ := o.worker().SyncDue(o.ctx); n != 0 {
 		t.Fatal("a mailbox that needs revalidation was synced")

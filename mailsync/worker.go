@@ -42,6 +42,9 @@ type Tokens interface {
 	// RefreshToken refreshes now: the provider refused a token that
 	// should be good.
 	RefreshToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error)
+	// ConnectionFailed stops a connection that only a person can fix
+	// (status needs_revalidation), recording the integration event.
+	ConnectionFailed(ctx context.Context, workspaceID, id uuid.UUID, status, class, message string) error
 }
 
 // Config configures a Worker. Store, Importer and Tokens are required.
@@ -195,7 +198,7 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 	var f failure
 	if err != nil {
 		f = r.classify(ctx, err)
-		outcome.ErrorClass, outcome.Error, outcome.Status = f.class, f.message, f.status
+		outcome.ErrorClass, outcome.Error = f.class, f.message
 		outcome.NextSyncAt = now.Add(max(f.retryAfter, w.backoff(c.Provider, c.SyncFailures+1)))
 	}
 	if _, ok, ferr := w.cfg.Store.FinishMailboxSync(ctx, c.ID, r.lease, outcome); ferr != nil {
@@ -203,6 +206,11 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 	} else if !ok {
 		w.cfg.Logger.Info("mail sync: run ended after its lease was taken over", "connection", c.ID)
 		return
+	}
+	if f.status != "" {
+		if err := w.cfg.Tokens.ConnectionFailed(ctx, c.WorkspaceID, c.ID, f.status, f.class, f.message); err != nil {
+			w.cfg.Logger.Warn("mail sync: stopping the connection failed", "connection", c.ID, "error", err)
+		}
 	}
 	w.cfg.Metrics.ran(c, f.class, r.imported, time.Since(start))
 	if err != nil {

@@ -224,3 +224,48 @@ func slackBlocks(blocks []Block) []slackapi.Block {
 	}
 	return out
 }
+
+// KindIntegration is a connected integration that stopped working (its
+// grant expired or its login is refused), posted to the escalation
+// channel.
+const KindIntegration = "integration"
+
+// IntegrationProblem is what an integration notification is about. Every
+// field is user- or provider-provided text, escaped by
+// FormatIntegrationProblem.
+type IntegrationProblem struct {
+	// Provider is the integration's provider (google, outlook, shopify,
+	// stripe); Account the connected mailbox, shop or account.
+	Provider, Account string
+	// Status is the integration's new status (token_expired,
+	// needs_revalidation); Problem says why, in the provider's words or
+	// a class.
+	Status, Problem string
+}
+
+// providerNames are the providers as people know them.
+var providerNames = map[string]string{"google": "Gmail", "outlook": "Outlook", "shopify": "Shopify", "stripe": "Stripe"}
+
+// FormatIntegrationProblem renders p as a Message reading like
+// ":warning: Gmail integration support@acme.com stopped: token_expired —
+// reconnect it", with the problem in the blocks.
+func FormatIntegrationProblem(p IntegrationProblem) Message {
+	name := providerNames[p.Provider]
+	if name == "" {
+		name = oneLine(p.Provider, maxShortField)
+	}
+	account := oneLine(p.Account, maxShortField)
+	status := oneLine(p.Status, maxShortField)
+	text := fmt.Sprintf(":warning: %s integration %s stopped: %s — reconnect it under Integrations", Escape(name), Escape(account), Escape(status))
+	blocks := []Block{{Text: fmt.Sprintf(":warning: *%s integration stopped*\nSyncs are paused until someone reconnects it.", Escape(name))}}
+	var fields []string
+	for _, f := range []struct{ name, value string }{{"Account", account}, {"Status", status}, {"Problem", oneLine(p.Problem, maxShortField)}} {
+		if f.value != "" {
+			fields = append(fields, "*"+f.name+"*\n"+Escape(f.value))
+		}
+	}
+	if len(fields) > 0 {
+		blocks = append(blocks, Block{Fields: fields})
+	}
+	return Message{Text: text, Blocks: blocks}
+}
