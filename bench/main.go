@@ -23,6 +23,13 @@
 //   - list queries (GET /v1/tickets with a mix of filters and next_cursor
 //     pages) against a million ticket rows inserted straight into the
 //     ClickHouse read model, at each -list-concurrency, per query kind;
+//   - messages imported per second from a Gmail mailbox of -mail-messages
+//     messages (a gmailtest fake, threads of 1–4 messages) through the
+//     whole import pipeline (mailsync.Worker: list, fetch raw, mail.Parse,
+//     commands.Service.ImportMail; in this process, on a database of its
+//     own), against the same tickets and messages made by CreateTicket and
+//     AddMessage directly, and their ratio (no target), with the rate of
+//     fetching and parsing alone;
 //   - two baselines on the same machine: pgbench doing one INSERT + COMMIT
 //     per transaction against the same Postgres server, and an empty
 //     net/http handler hit by the same load generator.
@@ -32,11 +39,13 @@
 // p99 < 2 s, creates/s with 100 rules ≥ 0.80 × without, webhook deliveries/s
 // ≥ 0.50 × a plain client's requests/s, ≥ 10,000 composite
 // reads/s at c=64, list p99 < 200 ms) are reported as pass/miss; missing one
-// never fails the run. -phases runs a subset (creates, automations,
-// webhooks, reads, baselines, list).
+// never fails the run; the mail ratio is reported without a target. -phases
+// runs a subset (creates, automations, webhooks, reads, baselines, list,
+// mail).
 //
 //	eval "$(scripts/services.sh env test)" && go run ./bench -out bench-results -duration 10s
 //	eval "$(scripts/services.sh env test)" && go run ./bench -phases reads,list,baselines
+//	eval "$(scripts/services.sh env test)" && go run ./bench -phases mail -mail-messages 10000
 package main
 
 import (
@@ -74,6 +83,7 @@ type options struct {
 
 	automationConcurrency int
 	webhookDeliveries     int
+	mailMessages          int
 }
 
 // The phases -phases selects from, in the order they run.
@@ -84,9 +94,10 @@ const (
 	phaseReads       = "reads"       // GET /v1/tickets/{id} of a 50-message ticket at each -concurrency
 	phaseBaselines   = "baselines"   // pgbench and the empty handler at each -concurrency
 	phaseList        = "list"        // GET /v1/tickets over -list-tickets seeded rows at each -list-concurrency
+	phaseMail        = "mail"        // -mail-messages imported from a fake Gmail mailbox by mailsync against direct commands
 )
 
-var allPhases = []string{phaseCreates, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList}
+var allPhases = []string{phaseCreates, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
 
 // phaseSet is the phases to run.
 type phaseSet []string
@@ -132,6 +143,7 @@ func main() {
 	flag.DurationVar(&o.listDuration, "list-duration", 20*time.Second, "measured duration of each list level (its queries take seconds; only the first level warms up)")
 	flag.IntVar(&o.automationConcurrency, "automation-concurrency", 16, "concurrency of the automations phase (4 rounds of -duration/2 each, after -warmup)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 20_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
+	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
 	flag.Parse()
 
 	var err error
@@ -149,8 +161,9 @@ func main() {
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
 		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 ||
-		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 {
-		fmt.Fprintln(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024, -webhook-deliveries in [1000, 1e6]")
+		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 || o.mailMessages < mailMinMessages || o.mailMessages > mailMaxMessages {
+		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
+			mailMinMessages, mailMaxMessages)
 		os.Exit(2)
 	}
 

@@ -83,6 +83,12 @@ func (b *bench) runPhases(ctx context.Context) error {
 			return err
 		}
 	}
+	// In this process, on a database of its own: the dev process is idle.
+	if b.o.phases.has(phaseMail) {
+		if err := b.runMail(ctx); err != nil {
+			return err
+		}
+	}
 
 	b.res.Memory.EndRSSKB, b.res.Memory.EndHWMKB = memory(b.dev.pid)
 	if ts, err := tableStats(ctx, b.pg); err == nil {

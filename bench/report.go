@@ -41,6 +41,7 @@ type results struct {
 	Ratios            []ratio             `json:"ratios"`
 	Automations       *automations        `json:"automations,omitempty"`
 	Webhooks          *webhooksResult     `json:"webhooks,omitempty"`
+	Mail              *mailResult         `json:"mail,omitempty"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`
@@ -423,6 +424,7 @@ func (r *results) print(w io.Writer) {
 	}
 	r.automationCPURows(row)
 	r.webhookCPURows(row)
+	r.mailCPURows(row)
 	r.readSideCPURows(row)
 	for _, c := range r.Creates {
 		if len(c.CPU.OtherTop) > 0 {
@@ -463,6 +465,7 @@ func (r *results) print(w io.Writer) {
 	r.printAutomations(w)
 	r.printWebhooks(w)
 	r.printReadSide(w)
+	r.printMail(w)
 
 	m := r.Memory
 	fmt.Fprintf(w, "\nMemory of the dev process: start %s, peak during load %s, after load %s, at end %s, VmHWM %s\n",
@@ -561,6 +564,7 @@ func (r *results) markdown(w io.Writer) {
 	}
 	r.automationCPURows(row)
 	r.webhookCPURows(row)
+	r.mailCPURows(row)
 	r.readSideCPURows(row)
 
 	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
@@ -584,6 +588,7 @@ func (r *results) markdown(w io.Writer) {
 	r.markdownAutomations(w)
 	r.markdownWebhooks(w)
 	r.markdownReadSide(w)
+	r.markdownMail(w)
 	m := r.Memory
 	fmt.Fprintf(w, "\n## Memory of the dev process\n\nstart %s · peak during load %s · after load %s · at end %s · VmHWM %s\n",
 		mb(m.StartRSSKB), mb(m.MaxRSSKB), mb(m.AfterLoadRSSKB), mb(m.EndRSSKB), mb(m.EndHWMKB))
