@@ -84,29 +84,16 @@ var errTicketClosed = errors.New("ticket is closed")
 func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd ImportMail) (ImportResult, error) {
 	create := CreateTicket{Subject: cmd.Subject, Customer: cmd.From, Message: NewTicketMessage{Body: cmd.Body, AuthorType: helpdeskflow.AuthorCustomer},
 		mailbox: &cmd.ConnectionID}
-	var body string
-	var addMessage func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)
 	if cmd.Skip == "" {
 		if err := create.validate(); err != nil {
 			return ImportResult{}, err
 		}
-		var err error
-		if body, err = sanitizedBody("message.body", create.Message.Body); err != nil {
-			return ImportResult{}, err
-		}
-		reply := AddMessage{Body: cmd.ReplyBody, AuthorType: helpdeskflow.AuthorCustomer}
-		if reply.Body == "" {
-			reply.Body = cmd.Body
-		}
-		if addMessage, err = reply.decider(); err != nil {
-			return ImportResult{}, err
-		}
 	}
-	decide := func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
-		if t.Status == helpdeskflow.StatusClosed {
-			return nil, errTicketClosed
-		}
-		return addMessage(t)
+	// The body is sanitized once the transaction knows whether the mail
+	// makes a ticket (the whole body) or joins one (the reply body).
+	reply := AddMessage{Body: cmd.ReplyBody, AuthorType: helpdeskflow.AuthorCustomer}
+	if reply.Body == "" {
+		reply.Body = cmd.Body
 	}
 	var res ImportResult
 	importIn := func(tx Tx, rules *workspaceRules) error {
@@ -137,6 +124,16 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			return err
 		}
 		if found {
+			addMessage, err := reply.decider()
+			if err != nil {
+				return err
+			}
+			decide := func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
+				if t.Status == helpdeskflow.StatusClosed {
+					return nil, errTicketClosed
+				}
+				return addMessage(t)
+			}
 			t, err := s.changeTicketIn(ctx, tx, rules, workspaceID, md, ticketID, nil, decide)
 			switch {
 			case err == nil:
@@ -149,6 +146,10 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			}
 		}
 		if !found {
+			body, err := sanitizedBody("message.body", create.Message.Body)
+			if err != nil {
+				return err
+			}
 			events, _, err := s.createTicketIn(ctx, tx, rules, workspaceID, md, &create, body)
 			if err != nil {
 				return err

@@ -47,19 +47,25 @@ func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID 
 
 // MailThreadTicket returns the ticket of the first of keys (a provider
 // thread id or an RFC Message-Id) that a message of the mailbox that made
-// or joined a ticket has; found is false when none has.
+// or joined a ticket has; found is false when none has. Each key is looked
+// up by equality (not `= ANY`, which a plan made while the table was small
+// may leave out of the index condition, reading every record of the
+// mailbox per lookup), and the `<> ''` predicates repeat the partial
+// indexes' conditions so that a generic plan of the prepared statement
+// can use them.
 func (t *Tx) MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (uuid.UUID, bool, error) {
 	var id uuid.UUID
 	if len(keys) == 0 {
 		return id, false, nil
 	}
-	err := t.queryRow(ctx, `SELECT ticket_id FROM (
-			SELECT ticket_id, array_position($2::text[], thread_id) AS rank, created_at FROM mail_messages
-			WHERE connection_id = $1 AND thread_id = ANY($2) AND ticket_id IS NOT NULL
+	err := t.queryRow(ctx, `SELECT m.ticket_id FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
+		CROSS JOIN LATERAL (
+			SELECT ticket_id, created_at FROM mail_messages
+			WHERE connection_id = $1 AND thread_id = k.key AND thread_id <> '' AND ticket_id IS NOT NULL
 			UNION ALL
-			SELECT ticket_id, array_position($2::text[], rfc_message_id), created_at FROM mail_messages
-			WHERE connection_id = $1 AND rfc_message_id = ANY($2) AND ticket_id IS NOT NULL
-		) m ORDER BY rank, created_at DESC LIMIT 1`, connectionID, keys).Scan(&id)
+			SELECT ticket_id, created_at FROM mail_messages
+			WHERE connection_id = $1 AND rfc_message_id = k.key AND rfc_message_id <> '' AND ticket_id IS NOT NULL
+		) m ORDER BY k.rank, m.created_at DESC LIMIT 1`, connectionID, keys).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return id, false, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/helpdeskflow/helpdeskflow/gmail"
 	"github.com/helpdeskflow/helpdeskflow/mail"
@@ -23,10 +24,28 @@ type gmailState struct {
 // extensions.
 const checkpointEvery = 200
 
+// tokenReuse is how long a run reuses an access token before asking for
+// it again (the manager refreshes tokens minutes before they expire, so a
+// token handed out is good for longer than this).
+const tokenReuse = time.Minute
+
 func (r *run) gmailClient() *gmail.Client {
-	return gmail.New(r.w.cfg.GmailBaseURL, r.w.cfg.HTTPClient, func(ctx context.Context) (string, error) {
-		return r.w.cfg.Tokens.AccessToken(ctx, r.conn.WorkspaceID, r.conn.ID)
-	})
+	return gmail.New(r.w.cfg.GmailBaseURL, r.w.cfg.HTTPClient, r.accessToken)
+}
+
+// accessToken returns the connection's access token, asking the manager
+// (a Postgres transaction) at most once per tokenReuse in a run. A run is
+// one goroutine.
+func (r *run) accessToken(ctx context.Context) (string, error) {
+	if r.token != "" && time.Since(r.tokenAt) < tokenReuse {
+		return r.token, nil
+	}
+	token, err := r.w.cfg.Tokens.AccessToken(ctx, r.conn.WorkspaceID, r.conn.ID)
+	if err != nil {
+		return "", err
+	}
+	r.token, r.tokenAt = token, time.Now()
+	return token, nil
 }
 
 // syncGmail reads what was added to the mailbox since the stored history

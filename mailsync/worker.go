@@ -172,6 +172,9 @@ type run struct {
 	state []byte
 	// imported counts what the run made, by result.
 	imported map[string]int
+	// token is the access token the run uses, fetched at tokenAt.
+	token   string
+	tokenAt time.Time
 }
 
 // sync runs one sync of c under lease and records how it ended.
