@@ -548,25 +548,6 @@ func isASCII(s string) bool {
 	return true
 }
 
-// mailTextToHTML escapes plain text and keeps its line breaks, as the
-// sync's convert does.
-func mailTextToHTML(text string) string {
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return ""
-	}
-	var b strings.Builder
-	for i, para := range strings.Split(text, "\n\n") {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString("<p>")
-		b.WriteString(strings.ReplaceAll(html.EscapeString(strings.Trim(para, "\n")), "\n", "<br>\n"))
-		b.WriteString("</p>")
-	}
-	return b.String()
-}
-
 // ---- The phase ----
 
 // mailEnv is what the rounds share.
@@ -1038,7 +1019,7 @@ func mailBodies(m mail.Message) (full, reply string) {
 	if strings.TrimSpace(m.HTMLBody) != "" {
 		full, reply = m.HTMLBody, mail.StripQuotedHTML(m.HTMLBody)
 	} else {
-		full, reply = mailTextToHTML(m.TextBody), mailTextToHTML(mail.StripQuoted(m.TextBody))
+		full, reply = mail.TextToHTML(m.TextBody), mail.TextToHTML(mail.StripQuoted(m.TextBody))
 	}
 	if strings.TrimSpace(reply) == "" {
 		reply = full

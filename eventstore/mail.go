@@ -50,7 +50,7 @@ func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID 
 // or joined a ticket has; found is false when none has. Each key is looked
 // up by equality (not `= ANY`, which a plan made while the table was small
 // may leave out of the index condition, reading every record of the
-// mailbox per lookup), and the `<> ''` predicates repeat the partial
+// mailbox per lookup), and the non-empty predicates repeat the partial
 // indexes' conditions so that a generic plan of the prepared statement
 // can use them.
 func (t *Tx) MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (uuid.UUID, bool, error) {

@@ -324,3 +324,22 @@ func htmlToText(s string) string {
 	}
 	return strings.TrimSpace(blankLinesR.ReplaceAllString(strings.Join(lines, "\n"), "\n\n"))
 }
+
+// TextToHTML renders plain text as HTML: escaped, a paragraph per blank-
+// line-separated block, line breaks kept as <br>. Empty text is "".
+func TextToHTML(text string) string {
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return ""
+	}
+	var b strings.Builder
+	for i, para := range strings.Split(text, "\n\n") {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("<p>")
+		b.WriteString(strings.ReplaceAll(html.EscapeString(strings.Trim(para, "\n")), "\n", "<br>\n"))
+		b.WriteString("</p>")
+	}
+	return b.String()
+}

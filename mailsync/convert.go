@@ -63,7 +63,7 @@ func bodies(m mail.Message) (full, reply string) {
 	if strings.TrimSpace(m.HTMLBody) != "" {
 		full, reply = m.HTMLBody, mail.StripQuotedHTML(m.HTMLBody)
 	} else {
-		full, reply = textToHTML(m.TextBody), textToHTML(mail.StripQuoted(m.TextBody))
+		full, reply = mail.TextToHTML(m.TextBody), mail.TextToHTML(mail.StripQuoted(m.TextBody))
 	}
 	if strings.TrimSpace(reply) == "" {
 		reply = full
@@ -76,24 +76,6 @@ func bodies(m mail.Message) (full, reply string) {
 		full, reply = "<p>(empty message)</p>", "<p>(empty message)</p>"
 	}
 	return full, reply
-}
-
-// textToHTML escapes plain text and keeps its line breaks.
-func textToHTML(text string) string {
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return ""
-	}
-	var b strings.Builder
-	for i, para := range strings.Split(text, "\n\n") {
-		if i > 0 {
-			b.WriteString("\n")
-		}
-		b.WriteString("<p>")
-		b.WriteString(strings.ReplaceAll(html.EscapeString(strings.Trim(para, "\n")), "\n", "<br>\n"))
-		b.WriteString("</p>")
-	}
-	return b.String()
 }
 
 func attachmentNote(list []mail.Attachment) string {
