@@ -124,10 +124,11 @@ func (p Position) Less(q Position) bool {
 	return p.Seq < q.Seq
 }
 
-// NewEventOf marshals data into a NewEvent of the given type with a fresh
-// random id, the current schema version and the current time.
+// NewEventOf marshals data (with MarshalJSON: compact, no HTML escaping)
+// into a NewEvent of the given type with a fresh random id, the current
+// schema version and the current time.
 func NewEventOf(eventType string, data any) (NewEvent, error) {
-	raw, err := json.Marshal(data)
+	raw, err := MarshalJSON(data)
 	if err != nil {
 		return NewEvent{}, &Error{Code: EInternal, Message: "encode event", Err: err}
 	}

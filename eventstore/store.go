@@ -133,15 +133,34 @@ func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, erro
 // its commit, so EVersionConflict (the stream is at another version, or
 // already exists for expectedVersion 0) is returned by that statement or
 // by Transact. Appending no events is a no-op.
+//
+// An event whose encoding would exceed helpdeskflow.MaxEventBytes, or
+// events that would take the transaction's appends over MaxAppendBytes,
+// are refused with EPayloadTooLarge before anything is sent: this is the
+// last line of defence for every writer (commands check first and name the
+// field), because the relay must be able to publish every stored event.
 func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
 	if len(events) == 0 {
 		return expectedVersion, nil
 	}
 	newVersion := expectedVersion + int64(len(events))
-	mdJSON, err := json.Marshal(md)
+	mdJSON, err := helpdeskflow.MarshalJSON(md)
 	if err != nil {
 		return 0, internal("encode metadata", err)
 	}
+	total := t.appendedBytes
+	for _, e := range events {
+		size := helpdeskflow.EventSize(e.Type, ref.Type, e.Data, mdJSON)
+		if size > helpdeskflow.MaxEventBytes {
+			return 0, helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge,
+				"a %s event of %d bytes is over the limit of %d bytes", e.Type, size, helpdeskflow.MaxEventBytes)
+		}
+		if total += size; total > helpdeskflow.MaxAppendBytes {
+			return 0, helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge,
+				"the events of one request would take %d bytes or more, over the limit of %d bytes", total, helpdeskflow.MaxAppendBytes)
+		}
+	}
+	t.appendedBytes = total
 	ids := make([]uuid.UUID, len(events))
 	versions := make([]int64, len(events))
 	types := make([]string, len(events))

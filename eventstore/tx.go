@@ -24,6 +24,8 @@ type Tx struct {
 	deferred []deferredExec
 	lockedAt time.Time
 	appended []helpdeskflow.NewEvent
+	// appendedBytes sums EventSize over appended, against MaxAppendBytes.
+	appendedBytes int
 	// accessChanged is set by changes to API keys or workspace settings:
 	// after the commit, Transact waits for every API process to drop its
 	// cached access.

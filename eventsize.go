@@ -1,0 +1,56 @@
+package helpdeskflow
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// Size limits of events. Every event travels as one Kafka record, and a
+// record the broker refuses would stop the relay for every workspace, so the
+// size of each event is checked before it is stored (commands name the
+// field that makes it large; the event store refuses any writer's oversized
+// event as a last line of defence).
+const (
+	// MaxEventBytes is the most the JSON encoding of one event (an Event,
+	// as the relay publishes it and GET /v1/events shows it) may take. The
+	// largest request the API allows fits: a 50,000-character message body
+	// of 4-byte characters, or of characters that sanitizing expands (such
+	// as 50,000 '<'), stored as body and body_text.
+	MaxEventBytes = 900_000
+	// MaxAppendBytes caps the encodings of all the events one command
+	// appends, summed (a customer merge appends one event per ticket).
+	MaxAppendBytes = 16 << 20
+	// MaxRecordBytes is the largest record batch the producers send
+	// (franz-go's ProducerBatchMaxBytes, set explicitly): an event of
+	// MaxEventBytes with its key and headers fits in it. The broker's
+	// message.max.bytes (topic: max.message.bytes) must be at least this;
+	// Kafka's default, 1,048,588, is.
+	MaxRecordBytes = 1_000_000
+)
+
+// eventEnvelopeBytes bounds what the encoding of an Event adds to its data,
+// metadata, type and stream type: the keys and punctuation, three uuids,
+// two integers of up to 20 digits and the RFC 3339 time (a test holds it).
+const eventEnvelopeBytes = 320
+
+// EventSize returns an upper bound of the length of the JSON encoding of an
+// event of type eventType on a stream of streamType, with data and the
+// encoded metadata: what the relay publishes for it. data must be compact
+// and not HTML-escaped, as MarshalJSON makes it; Postgres may store it in
+// another form, but the relay's encoding of it is never longer.
+func EventSize(eventType, streamType string, data, metadata []byte) int {
+	return len(data) + len(metadata) + len(eventType) + len(streamType) + eventEnvelopeBytes
+}
+
+// MarshalJSON is json.Marshal without HTML escaping. Events, Kafka records
+// and webhook bodies are JSON, not HTML: '<', '>' and '&' stay one byte each
+// instead of becoming six-byte \u003c escapes.
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
