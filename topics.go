@@ -11,4 +11,8 @@ const (
 	HeaderEventType   = "hdf-event-type"
 	HeaderVersion     = "hdf-version"
 	HeaderWorkspaceID = "hdf-workspace-id"
+	// HeaderClaimCheck marks a record that stands in for an event the
+	// broker refused (too large, invalid): its value is the event without
+	// data, and consumers load the event from the event store by id.
+	HeaderClaimCheck = "hdf-claim-check"
 )

@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
 )
 
 // Handler is one asynchronous side effect of events: a webhook sender, a
@@ -85,6 +85,11 @@ type Config struct {
 	// Handlers receive every event, in this order. At least one is
 	// required; their names must be non-empty and unique.
 	Handlers []Handler
+	// Events loads the events of claim checks (records standing in for
+	// events the broker refused) from the event store
+	// (*eventstore.Store). Set it in production: without it a claim check
+	// is logged, counted as a decode error and skipped.
+	Events eventrecord.Loader
 	// BatchSize is the most records polled and dispatched at once; their
 	// progress is read with one query and written with one statement.
 	// Default DefaultBatchSize (500).
@@ -275,8 +280,10 @@ func New(cfg Config) (*Dispatcher, error) {
 // Failures never end Run: a failed handler call is logged, counted and
 // retried with capped exponential backoff (RetryBackoff doubling up to
 // MaxRetryBackoff) without skipping the event; a failed progress query is
-// retried the same way; a record whose value is not a JSON event with a
-// stream id and a positive version is logged, counted and skipped.
+// retried the same way; the events of claim checks are loaded from
+// Config.Events (retried the same way when that fails); a record whose
+// value is not a JSON event with a stream id and a positive version, or a
+// claim check whose event cannot be found, is logged, counted and skipped.
 //
 // When ctx is cancelled, Run stops calling handlers (an interrupted call's
 // result is ignored), writes the progress of the events already handled,
@@ -318,7 +325,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		d.noteFetches(fetches)
 		d.lag.Update(cl)
-		b := d.newBatch(fetches)
+		b, ok := d.newBatch(ctx, fetches)
+		if !ok {
+			break // stopping while claim checks were loaded: nothing handled
+		}
 		if len(b.records) == 0 {
 			d.allowRebalance(cl)
 			continue
@@ -369,24 +379,29 @@ type batch struct {
 	committed bool                // the offsets of records[:done] are committed
 }
 
-func (d *Dispatcher) newBatch(fetches kgo.Fetches) *batch {
-	b := &batch{handled: map[uuid.UUID]int64{}}
-	fetches.EachRecord(func(r *kgo.Record) {
-		var e helpdeskflow.Event
-		err := json.Unmarshal(r.Value, &e)
-		if err == nil && (e.StreamID == uuid.Nil || e.Version < 1) {
-			err = errors.New("no stream id or no positive version")
-		}
-		if err != nil {
+// newBatch decodes the polled records, loading the events of claim checks
+// from the event store (retried until it works); ok is false when ctx
+// ended first.
+func (d *Dispatcher) newBatch(ctx context.Context, fetches kgo.Fetches) (b *batch, ok bool) {
+	b = &batch{handled: map[uuid.UUID]int64{}, records: fetches.Records()}
+	var errs []error
+	ok = d.retry(ctx, nil, errKindClaims, func() error {
+		var err error
+		b.events, errs, err = eventrecord.Decode(ctx, b.records, d.cfg.Events)
+		return err
+	})
+	if !ok {
+		return nil, false
+	}
+	b.valid = make([]bool, len(b.records))
+	for i, r := range b.records {
+		if b.valid[i] = errs[i] == nil; !b.valid[i] {
 			d.m.internalErrors.WithLabelValues(errKindDecode).Inc()
 			d.log.Error("dispatcher: record is not an event; skipped",
-				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 		}
-		b.records = append(b.records, r)
-		b.events = append(b.events, e)
-		b.valid = append(b.valid, err == nil)
-	})
-	return b
+	}
+	return b, true
 }
 
 // process calls the handlers for b's events in order, skipping those

@@ -9,7 +9,8 @@ import (
 // handlers.
 const (
 	errKindFetch         = "fetch"          // the Kafka client reported a fetch error
-	errKindDecode        = "decode"         // a record value is not a JSON event; skipped
+	errKindDecode        = "decode"         // a record value is not a JSON event (or an unresolvable claim check); skipped
+	errKindClaims        = "claim_check"    // loading claim-checked events from Postgres failed; retried
 	errKindProgressRead  = "progress_read"  // reading dispatch_progress failed; retried
 	errKindProgressWrite = "progress_write" // writing dispatch_progress failed; retried
 	errKindCommit        = "commit"         // an offset commit failed after the progress was written

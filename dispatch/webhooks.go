@@ -69,7 +69,7 @@ func (h WebhookHandler) Handle(ctx context.Context, e helpdeskflow.Event) error 
 	if err != nil || len(hooks) == 0 {
 		return err
 	}
-	body, err := json.Marshal(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
+	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
 		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
 	if err != nil {
 		return err

@@ -12,6 +12,9 @@ import (
 
 // ReadAfter returns up to limit events that come after position after in
 // commit order, optionally only those of one workspace (uuid.Nil means all).
+// It returns fewer when their data and metadata reach ReadBudgetBytes (at
+// least one event, whatever its size), so a page of large events stays
+// bounded in memory; page on from the last event returned.
 //
 // It only returns events whose transaction id is below the commit horizon
 // (pg_snapshot_xmin of the current snapshot): every transaction below it has
@@ -20,6 +23,17 @@ import (
 // of order. The price is that one long open transaction holds back every
 // reader, which is why sessions have an idle-in-transaction timeout.
 func (s *Store) ReadAfter(ctx context.Context, after helpdeskflow.Position, limit int, workspaceID uuid.UUID) ([]helpdeskflow.Event, error) {
+	events, _, err := s.readAfter(ctx, after, limit, workspaceID, ReadBudgetBytes)
+	return events, err
+}
+
+// ReadBudgetBytes is how many bytes of event data and metadata ReadAfter
+// reads into one page at most (plus the event that crosses it).
+const ReadBudgetBytes = 16 << 20
+
+// readAfter is ReadAfter with its byte budget; cut reports a page cut short
+// by the budget (more events follow at once).
+func (s *Store) readAfter(ctx context.Context, after helpdeskflow.Position, limit int, workspaceID uuid.UUID, maxBytes int) ([]helpdeskflow.Event, bool, error) {
 	query := `SELECT ` + eventColumns + ` FROM events
 		WHERE (tx_id, seq) > ($1::text::xid8, $2)
 		  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())`
@@ -30,9 +44,9 @@ func (s *Store) ReadAfter(ctx context.Context, after helpdeskflow.Position, limi
 	}
 	rows, err := s.pool.Query(ctx, query+` ORDER BY tx_id, seq LIMIT $3`, args...)
 	if err != nil {
-		return nil, internal("read events", err)
+		return nil, false, internal("read events", err)
 	}
-	return scanEvents(rows)
+	return scanEventsUpTo(rows, maxBytes)
 }
 
 // Backlog returns how many events are committed after position after and
@@ -64,4 +78,15 @@ func (s *Store) OldestTransactionAge(ctx context.Context) (time.Duration, error)
 		return 0, internal("measure oldest transaction", err)
 	}
 	return time.Duration(seconds * float64(time.Second)), nil
+}
+
+// EventsByID returns the stored events with the given ids, in no particular
+// order; ids it does not know are left out. Consumers use it to resolve
+// claim checks (records that stand in for events the broker refused).
+func (s *Store) EventsByID(ctx context.Context, ids []uuid.UUID) ([]helpdeskflow.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, internal("load events by id", err)
+	}
+	return scanEvents(rows)
 }

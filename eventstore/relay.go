@@ -2,19 +2,22 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
 )
 
 // Producer publishes records and waits for the broker's acknowledgement.
@@ -33,6 +36,14 @@ type RelayConfig struct {
 	Topic string
 	// BatchSize is the most events read and published at once. Default 1000.
 	BatchSize int
+	// MaxBatchBytes bounds the data and metadata of the events read at
+	// once (a batch holds at least one event). Default ReadBudgetBytes
+	// (16 MiB).
+	MaxBatchBytes int
+	// MaxEventBytes is the largest event encoding the relay publishes as
+	// it is; a larger one (stored before the size cap, or written around
+	// it) is published as a claim check. Default helpdeskflow.MaxEventBytes.
+	MaxEventBytes int
 	// PollInterval is how often the relay looks for events when no
 	// notification arrives, and how often a standby tries to become leader.
 	// Default 1 s.
@@ -55,6 +66,12 @@ func (c *RelayConfig) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
 	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = ReadBudgetBytes
+	}
+	if c.MaxEventBytes <= 0 {
+		c.MaxEventBytes = helpdeskflow.MaxEventBytes
+	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
@@ -72,6 +89,13 @@ func (c *RelayConfig) setDefaults() {
 // The checkpoint moves only after the broker acknowledged every event up to
 // it, so a crash between commit and acknowledgement republishes (consumers
 // drop duplicates by stream id and version) and never loses an event.
+//
+// No event can stop the relay: one whose encoding is over MaxEventBytes,
+// or whose record the broker refuses for good (too large for its
+// message.max.bytes, invalid), is published as a claim check
+// (internal/eventrecord) in its place, which consumers resolve from the
+// event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
+// it. Only failures that may pass (the broker unreachable) are retried.
 type Relay struct {
 	store    *Store
 	producer Producer
@@ -79,6 +103,7 @@ type Relay struct {
 
 	published   prometheus.Counter
 	produceErrs prometheus.Counter
+	claimChecks *prometheus.CounterVec
 	lagEvents   prometheus.Gauge
 	lagSeconds  prometheus.Gauge
 	leader      prometheus.Gauge
@@ -87,7 +112,9 @@ type Relay struct {
 
 // NewRelay returns a relay publishing store's events through producer. Its
 // metrics are helpdeskflow_relay_published_total,
-// helpdeskflow_relay_produce_errors_total, helpdeskflow_relay_lag_events,
+// helpdeskflow_relay_produce_errors_total,
+// helpdeskflow_relay_claim_checks_total{reason} (too_large, refused),
+// helpdeskflow_relay_lag_events,
 // helpdeskflow_relay_lag_seconds, helpdeskflow_relay_leader and
 // helpdeskflow_oldest_transaction_age_seconds.
 func NewRelay(store *Store, producer Producer, cfg RelayConfig) (*Relay, error) {
@@ -96,13 +123,15 @@ func NewRelay(store *Store, producer Producer, cfg RelayConfig) (*Relay, error) 
 		store: store, producer: producer, cfg: cfg,
 		published:   prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_relay_published_total", Help: "Events the relay published and the broker acknowledged."}),
 		produceErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_relay_produce_errors_total", Help: "Failed publish attempts (the batch is retried)."}),
-		lagEvents:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_lag_events", Help: "Committed events not yet published (counted up to 10000)."}),
-		lagSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_lag_seconds", Help: "Age of the oldest committed event not yet published."}),
-		leader:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_leader", Help: "1 while this process is the publishing relay."}),
-		oldestTx:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_oldest_transaction_age_seconds", Help: "Age of the oldest open write transaction, which holds back the commit horizon."}),
+		claimChecks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_relay_claim_checks_total",
+			Help: "Events published as claim checks (consumers load them from Postgres): too_large (over the relay's event size limit) or refused (by the broker, for good)."}, []string{"reason"}),
+		lagEvents:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_lag_events", Help: "Committed events not yet published (counted up to 10000)."}),
+		lagSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_lag_seconds", Help: "Age of the oldest committed event not yet published."}),
+		leader:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_relay_leader", Help: "1 while this process is the publishing relay."}),
+		oldestTx:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_oldest_transaction_age_seconds", Help: "Age of the oldest open write transaction, which holds back the commit horizon."}),
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.published, r.produceErrs, r.lagEvents, r.lagSeconds, r.leader, r.oldestTx} {
+		for _, c := range []prometheus.Collector{r.published, r.produceErrs, r.claimChecks, r.lagEvents, r.lagSeconds, r.leader, r.oldestTx} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register relay metrics", Err: err}
 			}
@@ -168,9 +197,16 @@ func (r *Relay) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var lastLagCheck time.Time
+	// The lag gauges count from the checkpoint every second on their own
+	// goroutine, so a relay that cannot move (a publish that fails or
+	// hangs) shows a growing lag.
+	var saved atomic.Pointer[helpdeskflow.Position]
+	saved.Store(&cp)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go r.watchLag(watchCtx, &saved)
 	for {
-		events, err := r.store.ReadAfter(ctx, cp, r.cfg.BatchSize, uuid.Nil)
+		events, cut, err := r.store.readAfter(ctx, cp, r.cfg.BatchSize, uuid.Nil, r.cfg.MaxBatchBytes)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -194,17 +230,13 @@ func (r *Relay) lead(ctx context.Context) error {
 				return err
 			}
 			cp = next
+			saved.Store(&next)
 			r.published.Add(float64(len(events)))
 		}
-		backlog := 0
-		if time.Since(lastLagCheck) >= time.Second || len(events) == 0 {
-			backlog = r.measureLag(ctx, cp)
-			lastLagCheck = time.Now()
-		}
-		if len(events) == r.cfg.BatchSize {
+		if len(events) == r.cfg.BatchSize || cut {
 			continue
 		}
-		if len(events) == 0 && backlog > 0 {
+		if len(events) == 0 && r.measureLag(ctx, cp) > 0 {
 			// Committed events wait above the commit horizon, held back by
 			// an older open transaction (of any database in the cluster).
 			// Their notification has come and gone: look again soon rather
@@ -236,6 +268,21 @@ func (r *Relay) waitForEvents(ctx context.Context, conn *pgx.Conn) error {
 	return internal("wait for notification", err)
 }
 
+// watchLag measures the lag from the saved checkpoint every second until
+// ctx ends.
+func (r *Relay) watchLag(ctx context.Context, saved *atomic.Pointer[helpdeskflow.Position]) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.measureLag(ctx, *saved.Load())
+		}
+	}
+}
+
 // measureLag updates the lag metrics and returns how many committed events
 // wait after cp (0 when it cannot tell).
 func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) int {
@@ -254,30 +301,69 @@ func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) int {
 // held back by the commit horizon.
 const horizonRetry = 50 * time.Millisecond
 
+// publish publishes events in order and returns once the broker has
+// acknowledged them all. When the broker refuses records for good, it
+// publishes the batch again one record at a time, each refused record as a
+// claim check: the idempotent producer keeps a partition's records in
+// order and rejects those behind a refused one, so what is published again
+// lands in order (earlier copies are duplicates that consumers drop).
 func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error {
 	records := make([]*kgo.Record, len(events))
 	for i, e := range events {
-		value, err := json.Marshal(e)
-		if err != nil {
-			return internal("encode event", err)
-		}
-		records[i] = &kgo.Record{
-			Topic: r.cfg.Topic,
-			Key:   []byte(e.StreamID.String()),
-			Value: value,
-			Headers: []kgo.RecordHeader{
-				{Key: helpdeskflow.HeaderEventID, Value: []byte(e.ID.String())},
-				{Key: helpdeskflow.HeaderEventType, Value: []byte(e.Type)},
-				{Key: helpdeskflow.HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
-				{Key: helpdeskflow.HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
-			},
-			Timestamp: e.OccurredAt,
-		}
+		records[i] = r.record(e)
 	}
-	if err := r.producer.ProduceSync(ctx, records...).FirstErr(); err != nil {
+	results := r.producer.ProduceSync(ctx, records...)
+	err := results.FirstErr()
+	if err == nil {
+		return nil
+	}
+	if !slices.ContainsFunc(results, func(pr kgo.ProduceResult) bool { return refusedForGood(pr.Err) }) {
 		return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "publish events", Err: err}
 	}
+	r.cfg.Logger.Warn("relay: the broker refused records for good; publishing the batch again one record at a time",
+		"relay", r.cfg.Name, "events", len(events), "err", err)
+	for _, e := range events {
+		rec := r.record(e)
+		err := r.producer.ProduceSync(ctx, rec).FirstErr()
+		if refusedForGood(err) {
+			r.claimCheckFor(e, "refused", len(rec.Value), err)
+			err = r.producer.ProduceSync(ctx, eventrecord.ClaimCheck(r.cfg.Topic, e)).FirstErr()
+		}
+		if err != nil {
+			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "publish event " + e.ID.String(), Err: err}
+		}
+	}
 	return nil
+}
+
+// record is e's record, or its claim check when e cannot be encoded or its
+// encoding is over MaxEventBytes.
+func (r *Relay) record(e helpdeskflow.Event) *kgo.Record {
+	rec, err := eventrecord.New(r.cfg.Topic, e)
+	if err != nil {
+		r.claimCheckFor(e, "too_large", 0, err)
+		return eventrecord.ClaimCheck(r.cfg.Topic, e)
+	}
+	if len(rec.Value) > r.cfg.MaxEventBytes {
+		r.claimCheckFor(e, "too_large", len(rec.Value), nil)
+		return eventrecord.ClaimCheck(r.cfg.Topic, e)
+	}
+	return rec
+}
+
+// claimCheckFor counts and logs an event published as a claim check.
+func (r *Relay) claimCheckFor(e helpdeskflow.Event, reason string, size int, err error) {
+	r.claimChecks.WithLabelValues(reason).Inc()
+	r.cfg.Logger.Error("relay: event published as a claim check; consumers load it from Postgres",
+		"relay", r.cfg.Name, "reason", reason, "event_id", e.ID, "type", e.Type, "stream_id", e.StreamID,
+		"version", e.Version, "workspace_id", e.WorkspaceID, "bytes", size, "max_bytes", r.cfg.MaxEventBytes, "err", err)
+}
+
+// refusedForGood reports whether a produce error means the broker will
+// never take the record as it is.
+func refusedForGood(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
 }
 
 func (r *Relay) checkpoint(ctx context.Context) (helpdeskflow.Position, error) {

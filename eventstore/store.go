@@ -224,30 +224,43 @@ func loadStream(ctx context.Context, q querier, id uuid.UUID) ([]helpdeskflow.Ev
 	if err != nil {
 		return nil, internal("load stream", err)
 	}
-	return scanEvents(rows)
+	events, _, err := scanEventsUpTo(rows, 0)
+	return events, err
 }
 
 func scanEvents(rows pgx.Rows) ([]helpdeskflow.Event, error) {
+	events, _, err := scanEventsUpTo(rows, 0)
+	return events, err
+}
+
+// scanEventsUpTo scans rows until their data and metadata total maxBytes or
+// more (0: no limit), always taking at least one; cut reports that rows
+// were left unread.
+func scanEventsUpTo(rows pgx.Rows, maxBytes int) (events []helpdeskflow.Event, cut bool, err error) {
 	defer rows.Close()
-	var events []helpdeskflow.Event
+	total := 0
 	for rows.Next() {
+		if maxBytes > 0 && total >= maxBytes {
+			return events, true, nil
+		}
 		var e helpdeskflow.Event
 		var data, md []byte
 		var txID int64
 		if err := rows.Scan(&e.ID, &e.Type, &e.SchemaVersion, &e.StreamID, &e.StreamType, &e.Version,
 			&e.WorkspaceID, &e.OccurredAt, &data, &md, &txID, &e.Position.Seq); err != nil {
-			return nil, internal("scan event", err)
+			return nil, false, internal("scan event", err)
 		}
 		e.Data = data
 		e.OccurredAt = e.OccurredAt.UTC()
 		e.Position.TxID = uint64(txID)
 		if err := json.Unmarshal(md, &e.Metadata); err != nil {
-			return nil, internal("decode event metadata", err)
+			return nil, false, internal("decode event metadata", err)
 		}
 		events = append(events, e)
+		total += len(data) + len(md)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("read events", err)
+		return nil, false, internal("read events", err)
 	}
-	return events, nil
+	return events, false, nil
 }

@@ -59,7 +59,7 @@ func (c *consumer) retry(ctx context.Context, kind string, fn func() error) erro
 			return errors.Join(err, ctx.Err())
 		}
 		c.errors.WithLabelValues(kind).Inc()
-		c.log.Error(c.name+": ClickHouse "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		c.log.Error(c.name+": "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():

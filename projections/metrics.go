@@ -7,12 +7,13 @@ import (
 
 // Error kinds of helpdeskflow_projector_errors_total.
 const (
-	errKindFetch  = "fetch"  // the Kafka client reported a fetch error
-	errKindDecode = "decode" // a record value is not a JSON event; skipped
-	errKindApply  = "apply"  // an event's data does not decode for its type; entity row skipped
-	errKindLoad   = "load"   // reading previous entity state from ClickHouse failed; retried
-	errKindInsert = "insert" // a ClickHouse insert failed; retried, offsets not committed
-	errKindCommit = "commit" // an offset commit failed after a successful insert
+	errKindFetch  = "fetch"       // the Kafka client reported a fetch error
+	errKindDecode = "decode"      // a record value is not a JSON event (or an unresolvable claim check); skipped
+	errKindClaims = "claim_check" // loading claim-checked events from Postgres failed; retried
+	errKindApply  = "apply"       // an event's data does not decode for its type; entity row skipped
+	errKindLoad   = "load"        // reading previous entity state from ClickHouse failed; retried
+	errKindInsert = "insert"      // a ClickHouse insert failed; retried, offsets not committed
+	errKindCommit = "commit"      // an offset commit failed after a successful insert
 )
 
 // Reasons of helpdeskflow_projector_events_skipped_total.

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
 )
 
 // Defaults of Config: the consumer group, batch size, flush interval, cache
@@ -65,6 +65,11 @@ type Config struct {
 	// migrated (see OpenClickHouse and Migrate). Required; the projector
 	// does not close it.
 	ClickHouse driver.Conn
+	// Events loads the events of claim checks (records standing in for
+	// events the broker refused) from the event store
+	// (*eventstore.Store). Set it in production: without it a claim check
+	// is logged, counted as a decode error and skipped.
+	Events eventrecord.Loader
 	// Logger receives the projector's and the Kafka client's logs. Default:
 	// logs are discarded.
 	Logger *slog.Logger
@@ -207,7 +212,9 @@ func NewProjector(cfg Config) (*Projector, error) {
 // projector flush early. A failed ClickHouse read or insert is logged,
 // counted and retried with exponential backoff; the batch is kept and
 // nothing is committed meanwhile, so consumption stalls rather than skips.
-// A record whose value is not a JSON event is logged, counted and skipped.
+// The events of claim checks are loaded from Config.Events, retried like
+// ClickHouse failures. A record whose value is not a JSON event, or a claim
+// check whose event cannot be found, is logged, counted and skipped.
 //
 // When ctx is cancelled Run flushes what it holds and commits, within
 // ShutdownTimeout, then leaves the group and closes its Kafka client, within
@@ -359,7 +366,9 @@ type batch struct {
 
 func (p *Projector) flush(ctx context.Context, b *batch) error {
 	if !b.decoded {
-		p.decode(b)
+		if err := p.retry(ctx, errKindClaims, func() error { return p.decode(ctx, b) }); err != nil {
+			return err
+		}
 	}
 	if !b.loaded {
 		if p.cacheStale.Swap(false) {
@@ -386,19 +395,25 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
-func (p *Projector) decode(b *batch) {
+// decode decodes b's records into events, loading those of claim checks
+// from the event store; it fails only when that load fails.
+func (p *Projector) decode(ctx context.Context, b *batch) error {
+	events, errs, err := eventrecord.Decode(ctx, b.records, p.cfg.Events)
+	if err != nil {
+		return err
+	}
 	b.events = make([]helpdeskflow.Event, 0, len(b.records))
-	for _, r := range b.records {
-		var e helpdeskflow.Event
-		if err := json.Unmarshal(r.Value, &e); err != nil {
+	for i, r := range b.records {
+		if errs[i] != nil {
 			p.m.errors.WithLabelValues(errKindDecode).Inc()
-			p.log.Error("projector: record is not a JSON event; skipped",
-				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
+			p.log.Error("projector: record is not an event; skipped",
+				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 			continue
 		}
-		b.events = append(b.events, e)
+		b.events = append(b.events, events[i])
 	}
 	b.decoded = true
+	return nil
 }
 
 // loadState reads from ClickHouse the latest row of every ticket and

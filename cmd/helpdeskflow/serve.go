@@ -74,7 +74,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		}
 	}
 	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kafkalog.New(logger)),
-		kgo.ProducerLinger(2*time.Millisecond))
+		kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes))
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -117,7 +117,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	}
 	if roles["projector"] {
 		projector, err := projections.NewProjector(projections.Config{
-			Brokers: brokers, ClickHouse: ch, Logger: logger, Registerer: reg,
+			Brokers: brokers, ClickHouse: ch, Events: store, Logger: logger, Registerer: reg,
 		})
 		if err != nil {
 			return err
@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: pool, Logger: logger, Registerer: reg, Handlers: handlers,
+			Brokers: brokers, Pool: pool, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
 		})
 		if err != nil {
 			return err
