@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"html"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/mail"
 )
@@ -45,8 +45,8 @@ func convert(connectionID uuid.UUID, externalID, address string, m mail.Message)
 	case m.AutoSubmitted:
 		in.Skip = SkipAutoSubmitted
 	}
-	in.From = commands.CustomerRef{Email: m.From.Email, Name: cut(m.From.Name, commands.MaxNameLen)}
-	in.Subject = cut(strings.TrimSpace(m.Subject), commands.MaxSubjectLen)
+	in.From = commands.CustomerRef{Email: m.From.Email, Name: helpdeskflow.CutUTF8(m.From.Name, commands.MaxNameLen)}
+	in.Subject = helpdeskflow.CutUTF8(strings.TrimSpace(m.Subject), commands.MaxSubjectLen)
 	if in.Subject == "" {
 		in.Subject = noSubject
 	}
@@ -113,18 +113,7 @@ func fitBody(s string) string {
 	if len(s) <= commands.MaxMessageBodyLen {
 		return s
 	}
-	return cut(s, commands.MaxMessageBodyLen-len(truncatedNote)-1) + truncatedNote
-}
-
-// cut shortens s to at most n bytes of whole runes.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return helpdeskflow.CutUTF8(s, commands.MaxMessageBodyLen-len(truncatedNote)-1) + truncatedNote
 }
 
 // rfcExternalID is the id of a message in a mailbox without ids of its
