@@ -202,6 +202,7 @@ func New(cfg Config) (*Logger, error) {
 		// Records wait for the broker instead of failing: no retry limit
 		// and no delivery timeout (both are franz-go's defaults; they are
 		// spelled out because the buffering depends on them).
+		kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes),
 		kgo.RecordRetries(math.MaxInt),
 		kgo.RecordDeliveryTimeout(0),
 		kgo.WithLogger(kafkalog.New(cfg.Logger.With("component", "request-log-kafka"))),
@@ -220,8 +221,9 @@ func New(cfg Config) (*Logger, error) {
 
 // Log hands r to the Kafka client and returns at once: it never waits for
 // the broker or for buffer space, and it has no error to return. The record
-// is keyed by r.RequestID, its value is the JSON encoding of r and its
-// timestamp r.Time. When the buffer is full or the Logger is closed, r is
+// is keyed by r.RequestID, its value is the JSON encoding of r (the path,
+// user agent and method a client sent cut to 2 KiB, 512 and 32 bytes, so a
+// record is never too large for the broker) and its timestamp r.Time. When the buffer is full or the Logger is closed, r is
 // dropped and counted instead.
 func (l *Logger) Log(r helpdeskflow.APIRequest) {
 	if l.closed.Load() {
@@ -242,7 +244,7 @@ func (l *Logger) Log(r helpdeskflow.APIRequest) {
 		l.dropped(DropBufferFull, nil)
 		return
 	}
-	value, err := json.Marshal(r)
+	value, err := json.Marshal(bounded(r))
 	if err != nil {
 		// Only a time outside years 0-9999 fails to encode.
 		l.pending.Add(-1)
@@ -259,6 +261,23 @@ func (l *Logger) Log(r helpdeskflow.APIRequest) {
 	}
 	l.m.depth.Inc()
 	l.client.TryProduce(context.Background(), rec, l.delivered)
+}
+
+// Longest values of a record's client-controlled fields, in bytes: longer
+// ones are cut (at a character boundary), so every record is small and the
+// broker never refuses one whatever a client sends.
+const (
+	maxPathBytes      = 2048
+	maxUserAgentBytes = 512
+	maxMethodBytes    = 32
+)
+
+// bounded is r with its client-controlled fields cut to their limits.
+func bounded(r helpdeskflow.APIRequest) helpdeskflow.APIRequest {
+	r.Path = helpdeskflow.CutUTF8(r.Path, maxPathBytes)
+	r.UserAgent = helpdeskflow.CutUTF8(r.UserAgent, maxUserAgentBytes)
+	r.Method = helpdeskflow.CutUTF8(r.Method, maxMethodBytes)
+	return r
 }
 
 // delivered is the promise of every record: franz-go calls it once per

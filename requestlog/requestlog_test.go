@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -324,17 +325,26 @@ func TestLogger_BufferFull(t *testing.T) {
 // MaxBufferedBytes bounds the buffer when records are large.
 func TestLogger_BufferFullBytes(t *testing.T) {
 	t.Parallel()
-	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *requestlog.Config) {
-		c.MaxBufferedBytes = 64 << 10
-	})
+	// The largest record a request makes: path and user agent at their
+	// limits (a record is its key and value).
 	r := sample(0)
-	r.UserAgent = strings.Repeat("x", 16<<10)
+	r.RequestID = "0"
+	r.Path = "/" + strings.Repeat("x", 2047)
+	r.UserAgent = strings.Repeat("x", 512)
+	value, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(r.RequestID) + len(value)
+	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *requestlog.Config) {
+		c.MaxBufferedBytes = 3*size + size/2
+	})
 	for i := range 10 {
 		r.RequestID = fmt.Sprint(i)
 		l.Log(r)
 	}
 	if got := l.QueueDepth(); got != 3 {
-		t.Errorf("QueueDepth = %d, want 3 (64 KiB of ~16 KiB records)", got)
+		t.Errorf("QueueDepth = %d, want 3 (3.5 records' worth of bytes)", got)
 	}
 	if got := l.metric(t, "helpdeskflow_request_log_dropped_total", "reason", "buffer_full"); got != 7 {
 		t.Errorf("dropped_total{buffer_full} = %v, want 7", got)
@@ -589,3 +599,27 @@ var testLogLevel = func() slog.Level {
 	}
 	return slog.LevelWarn
 }()
+
+// TestLogger_HugeFieldsAreCut: a client controls the path, user agent and
+// method; a request with megabytes of them is still logged, with each cut
+// to its limit, rather than refused by the broker.
+func TestLogger_HugeFieldsAreCut(t *testing.T) {
+	t.Parallel()
+	_, brokers := testenv.Kafka(t)
+	l := newLogger(t, brokers)
+	r := sample(1)
+	r.Path = "/v1/" + strings.Repeat("é", 600_000)
+	r.UserAgent = strings.Repeat("a", 2_000_000)
+	r.Method = strings.Repeat("M", 1000)
+	l.Log(r)
+	got := byRequestID(t, consume(t, brokers, 1))[r.RequestID]
+	if len(got.Path) > 2048 || !strings.HasPrefix(r.Path, got.Path) || !utf8.ValidString(got.Path) || len(got.Path) < 2000 {
+		t.Errorf("logged path of %d bytes (valid UTF-8: %v), want the first 2 KiB at a character boundary", len(got.Path), utf8.ValidString(got.Path))
+	}
+	if len(got.UserAgent) != 512 || len(got.Method) != 32 {
+		t.Errorf("logged user agent of %d bytes and method of %d, want 512 and 32", len(got.UserAgent), len(got.Method))
+	}
+	if n := l.metric(t, "helpdeskflow_request_log_dropped_total"); n != 0 {
+		t.Errorf("%v records dropped", n)
+	}
+}
