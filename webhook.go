@@ -15,11 +15,13 @@ const (
 	StreamWebhook             = "webhook"
 )
 
-// Delivery statuses.
+// Delivery statuses. A cancelled delivery belonged to a webhook deleted
+// before it was sent; it is never attempted.
 const (
 	DeliveryPending   = "pending"
 	DeliverySucceeded = "succeeded"
 	DeliveryFailed    = "failed"
+	DeliveryCancelled = "cancelled"
 )
 
 // Webhook is a subscription: events of EventTypes ("*" for all) are

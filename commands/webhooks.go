@@ -262,7 +262,8 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, workspaceID uuid.UUID
 }
 
 // DeleteWebhook deletes webhook id: it gets no more deliveries, its
-// pending ones fail, and its delivery log stays. ENotFound when unknown.
+// pending ones are cancelled (never attempted; one in flight finishes),
+// and its delivery log stays. ENotFound when unknown.
 func (s *Service) DeleteWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error {
 	return s.store.Transact(ctx, func(tx Tx) error {
 		if _, _, err := tx.LockWebhook(ctx, workspaceID, id); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -39,6 +40,8 @@ type received struct {
 	Attempt                              int
 	Body                                 []byte
 	Version                              int64
+	Ticket                               string // the test events' stream
+	Status                               int    // the answer
 }
 
 func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
@@ -50,11 +53,12 @@ func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
 			DeliveryID: r.Header.Get("X-HDF-Delivery-Id"), Signature: r.Header.Get("X-HDF-Signature"), Attempt: attempt, Body: body}
 		var p struct {
 			Data struct {
-				Version int64 `json:"version"`
+				Version int64  `json:"version"`
+				Ticket  string `json:"ticket"`
 			} `json:"data"`
 		}
 		json.Unmarshal(body, &p) //nolint:errcheck // only the test events carry a version
-		got.Version = p.Data.Version
+		got.Version, got.Ticket = p.Data.Version, p.Data.Ticket
 		rc.mu.Lock()
 		rc.got = append(rc.got, got)
 		n := len(rc.got)
@@ -63,6 +67,9 @@ func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
 		if rc.answer != nil {
 			status = rc.answer(n, got)
 		}
+		rc.mu.Lock()
+		rc.got[n-1].Status = status
+		rc.mu.Unlock()
 		w.WriteHeader(status)
 		fmt.Fprintf(w, "answer %d", status)
 	}))
@@ -117,8 +124,16 @@ func (f *webhookFixture) subscribe(url string, types ...string) commands.NewWebh
 // publish hands an event to the webhook handler as the dispatcher would.
 func (f *webhookFixture) publish(stream uuid.UUID, version int64, eventType string) helpdeskflow.Event {
 	f.t.Helper()
+	return f.publishIn(f.workspace, stream, version, eventType)
+}
+
+// publishIn publishes an event of a workspace's ticket stream; its data
+// names the ticket and the version.
+func (f *webhookFixture) publishIn(workspace, stream uuid.UUID, version int64, eventType string) helpdeskflow.Event {
+	f.t.Helper()
 	e := helpdeskflow.Event{ID: uuid.New(), Type: eventType, SchemaVersion: 1, StreamID: stream, StreamType: helpdeskflow.StreamTicket,
-		Version: version, WorkspaceID: f.workspace, OccurredAt: time.Now().UTC(), Data: json.RawMessage(fmt.Sprintf(`{"version":%d}`, version))}
+		Version: version, WorkspaceID: workspace, OccurredAt: time.Now().UTC(),
+		Data: json.RawMessage(fmt.Sprintf(`{"version":%d,"ticket":%q}`, version, stream))}
 	if err := (dispatch.WebhookHandler{Store: f.store}).Handle(f.ctx, e); err != nil {
 		f.t.Fatal(err)
 	}
@@ -128,10 +143,16 @@ func (f *webhookFixture) publish(stream uuid.UUID, version int64, eventType stri
 // worker starts a delivery worker (as a new process would) until the test
 // or stop ends it.
 func (f *webhookFixture) worker(timeout time.Duration) (stop func()) {
-	w, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{Store: f.store, Secrets: f.keys,
+	return f.startWorker(dispatch.DeliveryWorkerConfig{Store: f.store,
 		Sender:      webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: timeout}),
-		BackoffBase: 20 * time.Millisecond, BackoffFactor: 2, PollInterval: 10 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
+		BackoffBase: 20 * time.Millisecond, BackoffFactor: 2})
+}
+
+// startWorker starts a delivery worker with cfg (the fixture's secrets, a
+// 10 ms poll, no log) until the test or stop ends it.
+func (f *webhookFixture) startWorker(cfg dispatch.DeliveryWorkerConfig) (stop func()) {
+	cfg.Secrets, cfg.PollInterval, cfg.Logger = f.keys, 10*time.Millisecond, slog.New(slog.DiscardHandler)
+	w, err := dispatch.NewDeliveryWorker(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -327,5 +348,273 @@ func TestWebhooks_OrderPerTicketAndRestart(t *testing.T) {
 	}
 	if fmt.Sprint(order) != "[1 2 2 3 4 5]" {
 		t.Errorf("deliveries of one ticket out of order: %v", order)
+	}
+}
+
+// claimLog is a worker's delivery queue that numbers its claims in the
+// order they start and keeps what each returned.
+type claimLog struct {
+	dispatch.WebhookStore
+	mu      sync.Mutex
+	started int
+	claims  map[int][]uuid.UUID // by start number
+}
+
+func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error) {
+	l.mu.Lock()
+	n := l.started
+	l.started++
+	l.mu.Unlock()
+	out, err := l.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	l.mu.Lock()
+	for _, c := range out {
+		l.claims[n] = append(l.claims[n], c.ID)
+	}
+	l.mu.Unlock()
+	return out, err
+}
+
+// claimedBy lists the deliveries returned by claims that started before
+// the (started)th, and by that one.
+func (l *claimLog) claimedBy(started int) map[uuid.UUID]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[uuid.UUID]bool{}
+	for n, ids := range l.claims {
+		if n <= started {
+			for _, id := range ids {
+				out[id] = true
+			}
+		}
+	}
+	return out
+}
+
+func (l *claimLog) startedSoFar() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.started
+}
+
+// The issue's outage: 300 tickets with a follow-up update each, to an
+// endpoint answering 503 at first and to one whose port is closed, with
+// two workers. The queue never wedges: every event reaches the recovered
+// endpoint, in order per ticket; every delivery to the closed port fails
+// for good after its attempts, in order; and another workspace's events,
+// recorded in the middle of the backlog, are claimed by each worker's
+// first claim that can see them.
+func TestWebhooks_OutageBacklogNeverWedgesTheQueue(t *testing.T) {
+	const tickets = 300
+	f := newWebhookFixture(t)
+	// The outage ends with the first retry, so no delivery fails twice
+	// and none reaches its third (last) attempt, however slow the run.
+	var outage sync.Mutex
+	recovered, refused := false, 0
+	flaky := newReceiver(t, func(_ int, r received) int {
+		outage.Lock()
+		defer outage.Unlock()
+		if r.Attempt >= 2 {
+			recovered = true
+		}
+		if recovered {
+			return 200
+		}
+		refused++
+		return 503
+	})
+	f.subscribe(flaky.srv.URL, "*")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String() + "/hook"
+	closed.Close()
+	closedHook := f.subscribe(closedURL, "*")
+
+	ticketIDs := make([]uuid.UUID, tickets)
+	for i := range ticketIDs {
+		ticketIDs[i] = uuid.New()
+		f.publish(ticketIDs[i], 1, helpdeskflow.EventTicketCreated)
+	}
+	for _, id := range ticketIDs {
+		f.publish(id, 2, helpdeskflow.EventTicketUpdated)
+	}
+
+	logs := []*claimLog{{WebhookStore: f.store, claims: map[int][]uuid.UUID{}}, {WebhookStore: f.store, claims: map[int][]uuid.UUID{}}}
+	for _, l := range logs {
+		f.startWorker(dispatch.DeliveryWorkerConfig{Store: l, Sender: webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: time.Second}),
+			BackoffBase: 300 * time.Millisecond, BackoffFactor: 2})
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		outage.Lock()
+		defer outage.Unlock()
+		if refused == 0 {
+			return fmt.Errorf("the flaky endpoint has refused nothing yet")
+		}
+		return nil
+	})
+
+	// Another workspace's webhook gets events in the middle of the backlog.
+	otherWorkspace, _, err := f.svc.CreateWorkspace(f.ctx, f.md, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := newReceiver(t, nil)
+	otherHook, err := f.svc.CreateWebhook(f.ctx, otherWorkspace, f.md, commands.CreateWebhook{URL: other.srv.URL, EventTypes: []string{"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTickets := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	for _, id := range otherTickets {
+		f.publishIn(otherWorkspace, id, 1, helpdeskflow.EventTicketCreated)
+	}
+	firstAfter := []int{logs[0].startedSoFar(), logs[1].startedSoFar()}
+	for _, id := range otherTickets {
+		f.publishIn(otherWorkspace, id, 2, helpdeskflow.EventTicketUpdated)
+	}
+
+	testenv.Eventually(t, 120*time.Second, func() error {
+		if n := len(answered(flaky, 200)); n != 2*tickets {
+			return fmt.Errorf("the recovered endpoint got %d of %d events", n, 2*tickets)
+		}
+		if n := len(answered(other, 200)); n != 2*len(otherTickets) {
+			return fmt.Errorf("the other workspace's endpoint got %d of %d events", n, 2*len(otherTickets))
+		}
+		failed, err := f.store.Deliveries(f.ctx, f.workspace, closedHook.ID, helpdeskflow.DeliveryFailed, uuid.Nil, 10*tickets)
+		if err != nil {
+			return err
+		}
+		if len(failed) != 2*tickets {
+			return fmt.Errorf("%d of %d deliveries to the closed port failed for good", len(failed), 2*tickets)
+		}
+		return nil
+	})
+
+	outage.Lock()
+	t.Logf("the flaky endpoint refused %d first attempts before it recovered", refused)
+	outage.Unlock()
+	for _, rc := range []*receiver{flaky, other} {
+		byTicket := map[string][]received{}
+		for _, r := range rc.requests() {
+			byTicket[r.Ticket] = append(byTicket[r.Ticket], r)
+			if r.Attempt > 2 {
+				t.Errorf("%s: attempt %d of version %d: the outage outlasted a delivery's second attempt", rc.srv.URL, r.Attempt, r.Version)
+			}
+		}
+		for ticket, rs := range byTicket {
+			var got []int64
+			for i, r := range rs {
+				if r.Status == 200 {
+					got = append(got, r.Version)
+				}
+				if i > 0 && r.Version < rs[i-1].Version {
+					t.Errorf("ticket %s: version %d sent after version %d", ticket, r.Version, rs[i-1].Version)
+				}
+			}
+			if fmt.Sprint(got) != "[1 2]" {
+				t.Errorf("ticket %s: delivered versions %v, want [1 2]", ticket, got)
+			}
+		}
+	}
+
+	// The other workspace's first events (their tickets' heads) were
+	// claimed by each worker's first claim that started after they were
+	// recorded (or one before it), not after the backlog.
+	ds, err := f.store.Deliveries(f.ctx, otherWorkspace, otherHook.ID, "", uuid.Nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimedEarly := logs[0].claimedBy(firstAfter[0])
+	for id := range logs[1].claimedBy(firstAfter[1]) {
+		claimedEarly[id] = true
+	}
+	for _, d := range ds {
+		if d.StreamVersion == 1 && !claimedEarly[d.ID] {
+			t.Errorf("the other workspace's delivery %s was not claimed by the first claim after it was recorded", d.ID)
+		}
+	}
+
+	// Each delivery to the closed port had its three attempts, a ticket's
+	// update only after its creation had failed for good.
+	ds, err = f.store.Deliveries(f.ctx, f.workspace, closedHook.ID, "", uuid.Nil, 10*tickets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastCreate, firstUpdate := map[uuid.UUID]time.Time{}, map[uuid.UUID]time.Time{}
+	for _, d := range ds {
+		if d.Attempts != 3 || len(d.Log) != 3 || d.Log[2].ErrorClass != webhook.ErrorClassConnectionRefused {
+			t.Fatalf("delivery to the closed port: %d attempts, log %+v", d.Attempts, d.Log)
+		}
+		if d.StreamVersion == 1 {
+			lastCreate[d.StreamID] = d.Log[2].StartedAt
+		} else {
+			firstUpdate[d.StreamID] = d.Log[0].StartedAt
+		}
+	}
+	for ticket, at := range firstUpdate {
+		if at.Before(lastCreate[ticket]) {
+			t.Errorf("ticket %s: the update was attempted before the creation's last attempt", ticket)
+		}
+	}
+}
+
+// answered lists the requests rc answered with status.
+func answered(rc *receiver, status int) []received {
+	var out []received
+	for _, r := range rc.requests() {
+		if r.Status == status {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// A deleted webhook's pending deliveries are cancelled: never attempted,
+// listed as cancelled, and the workspace's other webhook gets every event
+// of the same tickets, in order.
+func TestWebhooks_DeletedWebhookIsNeverAttempted(t *testing.T) {
+	f := newWebhookFixture(t)
+	gone, kept := newReceiver(t, nil), newReceiver(t, nil)
+	goneHook := f.subscribe(gone.srv.URL, "*")
+	f.subscribe(kept.srv.URL, "*")
+	tickets := []uuid.UUID{uuid.New(), uuid.New()}
+	for v := int64(1); v <= 3; v++ {
+		for _, id := range tickets {
+			f.publish(id, v, helpdeskflow.EventTicketUpdated)
+		}
+	}
+	if err := f.svc.DeleteWebhook(f.ctx, f.workspace, f.md, goneHook.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range tickets {
+		f.publish(id, 4, helpdeskflow.EventTicketUpdated)
+	}
+	f.worker(time.Second)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := len(answered(kept, 200)); n != 8 {
+			return fmt.Errorf("the kept webhook got %d of 8 events", n)
+		}
+		return nil
+	})
+	if n := len(gone.requests()); n != 0 {
+		t.Errorf("the deleted webhook's endpoint got %d requests", n)
+	}
+	cancelled := f.deliveries(goneHook.ID, helpdeskflow.DeliveryCancelled)
+	if len(cancelled) != 6 || len(f.deliveries(goneHook.ID, "")) != 6 {
+		t.Errorf("want the deleted webhook's 6 deliveries cancelled (and none for later events), got %d", len(cancelled))
+	}
+	for _, d := range cancelled {
+		if d.Attempts != 0 || d.NextAttemptAt != nil || len(d.Log) != 0 {
+			t.Errorf("cancelled delivery: %+v", d)
+		}
+	}
+	byTicket := map[string][]int64{}
+	for _, r := range kept.requests() {
+		byTicket[r.Ticket] = append(byTicket[r.Ticket], r.Version)
+	}
+	for ticket, vs := range byTicket {
+		if fmt.Sprint(vs) != "[1 2 3 4]" {
+			t.Errorf("ticket %s: the kept webhook got versions %v", ticket, vs)
+		}
 	}
 }

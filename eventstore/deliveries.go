@@ -12,22 +12,84 @@ import (
 )
 
 // EnqueueDeliveries records deliveries before any attempt; a delivery of
-// an event a webhook already has is left alone (a Kafka redelivery).
+// an event a webhook already has is left alone (a Kafka redelivery). A
+// delivery to a deleted (or unknown) webhook is recorded as cancelled and
+// never attempted. Each recorded delivery waits behind any pending
+// delivery of an earlier event of its stream to its webhook; one of an
+// earlier event than those pending (recorded out of order) goes first.
 func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	ids, hooks := make([]uuid.UUID, len(ds)), make([]uuid.UUID, len(ds))
+	for i, d := range ds {
+		ids[i], hooks[i] = d.ID, d.WebhookID
+	}
+	b := beginDeliveryChange(lockWebhooks, hooks)
 	for _, d := range ds {
 		b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
 			payload, status, max_attempts, next_attempt_at, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $10, $10) ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+			SELECT $1, $2, $3, $4, $5, $6, $7, $8, s.status, $9, CASE WHEN s.status = 'pending' THEN $10::timestamptz END, $10, $10
+			FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND deleted_at IS NULL)
+				THEN 'pending' ELSE 'cancelled' END AS status) s
+			ON CONFLICT (webhook_id, event_id) DO NOTHING`,
 			d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.EventType, d.StreamID, d.StreamVersion, d.Payload, d.MaxAttempts, d.NextAttemptAt)
 	}
+	b.Queue(demoteLaterHeads, ids)
+	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return internal("enqueue deliveries", err)
 	}
 	return nil
+}
+
+// The claim's candidates are the heads: for each (webhook, stream) with
+// pending deliveries, the one of the lowest stream_version has head set,
+// and only it may be attempted. Every change to which deliveries are
+// pending runs in one transaction that first locks the webhooks it touches
+// (lockWebhooks or lockWebhooksOf: in id order, before any delivery row,
+// and in conflict with LockWebhook's FOR UPDATE, so deleting a webhook
+// waits for them and they for it), changes statuses (a delivery leaving
+// pending loses head), takes head from later deliveries when an earlier
+// one became pending (demoteLaterHeads) and gives it to each touched
+// pair's lowest pending delivery (promoteHeads). Under the lock each
+// statement sees what the previous holder committed, so a successor
+// recorded while its predecessor finishes is never left without a head.
+const (
+	lockWebhooks = `SELECT 1 FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
+	// lockWebhooksOf locks the webhooks of the deliveries $1.
+	lockWebhooksOf = `SELECT 1 FROM webhooks WHERE id IN (SELECT webhook_id FROM webhook_deliveries WHERE id = ANY($1))
+		ORDER BY id FOR NO KEY UPDATE`
+	// demoteLaterHeads: the pending deliveries $1 go before later pending
+	// deliveries of their (webhook, stream).
+	demoteLaterHeads = `UPDATE webhook_deliveries d SET head = false
+		FROM webhook_deliveries n
+		WHERE n.id = ANY($1) AND n.status = 'pending' AND d.webhook_id = n.webhook_id AND d.stream_id = n.stream_id
+			AND d.status = 'pending' AND d.head AND d.stream_version > n.stream_version`
+	// promoteHeads: the lowest pending delivery of the (webhook, stream)
+	// of each delivery $1 is its head.
+	promoteHeads = `UPDATE webhook_deliveries d SET head = true
+		FROM (SELECT DISTINCT webhook_id, stream_id FROM webhook_deliveries WHERE id = ANY($1)) p
+		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
+				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+			AND NOT d.head`
+)
+
+// beginDeliveryChange starts a one-round-trip transaction that changes
+// deliveries: BEGIN, then lock (lockWebhooks or lockWebhooksOf) with ids.
+func beginDeliveryChange(lock string, ids []uuid.UUID) *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(lock, ids)
+	return b
+}
+
+// endDeliveryChange gives heads to the pairs of deliveries ids and
+// commits. A failed statement leaves the transaction failed, and the pool
+// drops such a connection (rolled back).
+func endDeliveryChange(b *pgx.Batch, ids []uuid.UUID) {
+	b.Queue(promoteHeads, ids)
+	b.Queue("commit")
 }
 
 // ClaimedDelivery is a delivery a worker leased for one attempt, with what
@@ -41,38 +103,44 @@ type ClaimedDelivery struct {
 // ClaimDeliveries leases up to limit deliveries due at now for one attempt
 // each (attempts counts it): a leased delivery's next_attempt_at moves to
 // now+lease, so it is out of the due range while in flight and due again
-// if its worker dies. It skips webhooks in busy, takes at most perWebhook
-// deliveries of one webhook, and never a delivery while an earlier event
-// of the same stream is still pending for that webhook, so each (stream,
-// webhook) is delivered in order. Rows other workers hold are skipped, so
-// many workers share the queue. Only the earliest due rows (a few times
-// limit, through the due index) are looked at, so a claim costs the same
-// whatever the backlog.
+// if its worker dies. It skips webhooks in busy and deleted webhooks, and
+// takes at most perWebhook deliveries of one webhook, the earliest due of
+// each, then the earliest due of all. Only heads are candidates: never a
+// delivery while an earlier event of the same stream is still pending for
+// that webhook, so each (stream, webhook) is delivered in order, and the
+// deliveries held back that way cost a claim nothing. Rows other workers
+// hold are skipped, so many workers share the queue. The claim walks the
+// webhooks that have heads (a skip scan of their index) and reads at most
+// perWebhook rows of each, so its cost grows with the webhooks that have
+// pending deliveries, never with the backlog behind them.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]ClaimedDelivery, error) {
 	if busy == nil {
 		busy = []uuid.UUID{}
 	}
-	rows, err := s.pool.Query(ctx, `WITH earliest AS (
-			SELECT id, webhook_id, stream_id, stream_version, next_attempt_at FROM webhook_deliveries
-			WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT (webhook_id = ANY($3))
-			ORDER BY next_attempt_at LIMIT $6
+	rows, err := s.pool.Query(ctx, `WITH RECURSIVE hooks AS (
+			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.head AND d.webhook_id > h.webhook_id
+				ORDER BY d.webhook_id LIMIT 1)
+			FROM hooks h WHERE h.webhook_id IS NOT NULL
 		), candidates AS (
-			SELECT id FROM (
-				SELECT d.id, row_number() OVER (PARTITION BY d.webhook_id ORDER BY d.next_attempt_at, d.stream_version) AS n
-				FROM earliest d
-				WHERE NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.webhook_id = d.webhook_id
-					AND e.stream_id = d.stream_id AND e.status = 'pending' AND e.stream_version < d.stream_version)
-			) c WHERE n <= $5 LIMIT $2
+			SELECT c.id FROM hooks h
+			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
+			CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+				WHERE d.webhook_id = h.webhook_id AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
+				ORDER BY d.next_attempt_at LIMIT $5) c
+			WHERE NOT (h.webhook_id = ANY($3))
+			ORDER BY c.next_attempt_at LIMIT $2
 		), due AS (
 			SELECT d.id FROM webhook_deliveries d JOIN candidates c ON c.id = d.id
-			WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
 			FOR UPDATE OF d SKIP LOCKED
 		)
 		UPDATE webhook_deliveries d SET next_attempt_at = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
 		FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
 			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
-		now, limit, busy, lease, perWebhook, limit*4)
+		now, limit, busy, lease, perWebhook)
 	if err != nil {
 		return nil, internal("claim deliveries", err)
 	}
@@ -100,7 +168,12 @@ type FinishedAttempt struct {
 }
 
 // FinishAttempts records attempts of leased deliveries and their new
-// states, all in two statements.
+// states, all in one transaction sent in one round trip. A delivery that
+// is no longer pending keeps its state (cancelled because its webhook was
+// deleted while the attempt was in flight, or finished by another
+// worker after this one's lease ran out) unless the attempt succeeded;
+// the attempt is logged either way. A delivery that leaves pending lets
+// the next pending one of its (webhook, stream) be claimed.
 func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error {
 	if len(fs) == 0 {
 		return nil
@@ -119,13 +192,16 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 			codes[i] = &code
 		}
 	}
-	b := &pgx.Batch{}
-	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, updated_at = u.updated
-		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated) WHERE d.id = u.id`,
+	b := beginDeliveryChange(lockWebhooksOf, ids)
+	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, updated_at = u.updated,
+			head = d.head AND u.status = 'pending'
+		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated)
+		WHERE d.id = u.id AND (d.status = 'pending' OR u.status = 'succeeded')`,
 		ids, statuses, nexts, updated)
 	b.Queue(`INSERT INTO webhook_attempts (delivery_id, attempt, url, status_code, response_body, error_class, error, started_at, duration_ms)
 		SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
 		ON CONFLICT (delivery_id, attempt) DO NOTHING`, ids, attempts, urls, codes, bodies, classes, errs, started, durations)
+	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return internal("record delivery attempts", err)
 	}
@@ -134,8 +210,18 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 
 // Deliveries lists a webhook's deliveries, newest first, with their
 // attempts: status filters ("" for all), before is the last delivery id
-// of the previous page (uuid.Nil for the first).
+// of the previous page (uuid.Nil for the first). A deleted webhook's log
+// stays readable (its pending deliveries were cancelled); ENotFound for a
+// webhook the workspace never had.
 func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID, status string, before uuid.UUID, limit int) ([]helpdeskflow.Delivery, error) {
+	var known bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND workspace_id = $2)`,
+		webhookID, workspaceID).Scan(&known); err != nil {
+		return nil, internal("read webhook", err)
+	}
+	if !known {
+		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", webhookID)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, status,
 			attempts, max_attempts, next_attempt_at, created_at, updated_at
 		FROM webhook_deliveries d
@@ -188,15 +274,32 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 
 // Redeliver makes a finished delivery of the webhook due at now for one
 // more attempt. ENotFound for an unknown delivery, EConflict for one that
-// is still pending.
+// is still pending. A redelivered delivery goes before the later pending
+// deliveries of its stream to its webhook (one in flight finishes).
 func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryID uuid.UUID, now time.Time) error {
-	var status string
-	err := s.pool.QueryRow(ctx, `WITH d AS (SELECT status FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2 AND workspace_id = $3 FOR UPDATE),
+	ids := []uuid.UUID{deliveryID}
+	b := beginDeliveryChange(lockWebhooksOf, ids)
+	b.Queue(`WITH d AS (SELECT status FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2 AND workspace_id = $3 FOR UPDATE),
 		u AS (UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, max_attempts = attempts + 1, updated_at = $4
 			WHERE id = $1 AND status <> 'pending' AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND deleted_at IS NULL) RETURNING 1)
-		SELECT status FROM d`, deliveryID, webhookID, workspaceID, now).Scan(&status)
+		SELECT status FROM d`, deliveryID, webhookID, workspaceID, now)
+	b.Queue(demoteLaterHeads, ids)
+	endDeliveryChange(b, ids)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var status string
+	_, err := br.Exec() // begin
+	if err == nil {
+		_, err = br.Exec() // lock
+	}
+	if err == nil {
+		err = br.QueryRow().Scan(&status)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return helpdeskflow.Errorf(helpdeskflow.ENotFound, "delivery %s of webhook %s not found", deliveryID, webhookID)
+	}
+	if err == nil {
+		err = br.Close()
 	}
 	if err != nil {
 		return internal("redeliver", err)

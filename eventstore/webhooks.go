@@ -63,11 +63,14 @@ func (t *Tx) UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook) {
 		w.ID, w.URL, w.EventTypes, w.Active, w.UpdatedAt)
 }
 
-// DeleteWebhook marks a webhook deleted and fails its pending deliveries
-// (next statement).
+// DeleteWebhook marks a webhook deleted and cancels its pending
+// deliveries (next statement): they are never attempted, and claims skip
+// the webhook. Lock the webhook first (LockWebhook): deliveries recorded
+// or finished concurrently wait for the commit, then see the deletion (see
+// EnqueueDeliveries and FinishAttempts).
 func (t *Tx) DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time) {
 	t.defer_(`WITH gone AS (UPDATE webhooks SET deleted_at = $2, active = false, updated_at = $2 WHERE id = $1 RETURNING id)
-		UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, updated_at = $2
+		UPDATE webhook_deliveries SET status = 'cancelled', head = false, next_attempt_at = NULL, updated_at = $2
 		WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'`, id, now)
 }
 

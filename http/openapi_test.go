@@ -617,6 +617,8 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 202, "")
 	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 409, "conflict")
 	c.want(c.do("DELETE", "/v1/webhooks/"+hookID, admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/webhooks/"+hookID+"/deliveries?status=cancelled", admin, nil), 200, "")
+	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 404, "not_found")
 
 	// Slack.
 	c.want(c.do("PUT", "/v1/integrations/slack", admin, map[string]any{"bot_token": "xoxb-bad", "channels": map[string]any{"new_ticket": "#support"}}), 400, "validation_failed")

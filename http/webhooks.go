@@ -218,7 +218,8 @@ type attemptJSON struct {
 
 // handleDeliveryList is GET /v1/webhooks/{id}/deliveries (admin): the
 // delivery log, newest first, each with its attempts; ?status=pending,
-// succeeded or failed; ?limit= and ?cursor=.
+// succeeded, failed or cancelled; ?limit= and ?cursor=. A deleted
+// webhook's log stays readable.
 func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
 	id, err := pathID(p, "id", "webhook")
 	if err != nil {
@@ -226,19 +227,15 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p ht
 	}
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", helpdeskflow.DeliveryPending, helpdeskflow.DeliverySucceeded, helpdeskflow.DeliveryFailed:
+	case "", helpdeskflow.DeliveryPending, helpdeskflow.DeliverySucceeded, helpdeskflow.DeliveryFailed, helpdeskflow.DeliveryCancelled:
 	default:
-		return fieldError("status", "must be pending, succeeded or failed")
+		return fieldError("status", "must be pending, succeeded, failed or cancelled")
 	}
 	limit, before, err := pageParams(r)
 	if err != nil {
 		return err
 	}
-	ws := principalOf(r.Context()).WorkspaceID
-	if _, err := s.cfg.WebhookReader.Webhook(r.Context(), ws, id); err != nil {
-		return err
-	}
-	ds, err := s.cfg.WebhookReader.Deliveries(r.Context(), ws, id, status, before, limit)
+	ds, err := s.cfg.WebhookReader.Deliveries(r.Context(), principalOf(r.Context()).WorkspaceID, id, status, before, limit)
 	if err != nil {
 		return err
 	}
@@ -266,7 +263,8 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p ht
 }
 
 // handleRedeliver is POST /v1/webhooks/{id}/deliveries/{delivery_id}/redeliver
-// (admin): a finished delivery gets one more attempt now; 202.
+// (admin): a finished delivery gets one more attempt now; 202. 404 for a
+// deleted webhook (its deliveries stay cancelled).
 func (s *Server) handleRedeliver(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
 	id, err := pathID(p, "id", "webhook")
 	if err != nil {
@@ -274,6 +272,9 @@ func (s *Server) handleRedeliver(w http.ResponseWriter, r *http.Request, p httpr
 	}
 	deliveryID, err := pathID(p, "delivery_id", "delivery")
 	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.WebhookReader.Webhook(r.Context(), principalOf(r.Context()).WorkspaceID, id); err != nil {
 		return err
 	}
 	if err := s.cfg.WebhookReader.Redeliver(r.Context(), principalOf(r.Context()).WorkspaceID, id, deliveryID, s.cfg.Now()); err != nil {
