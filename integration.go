@@ -118,3 +118,85 @@ type ConnectionTokens struct {
 func ConnectionTokenAAD(workspaceID, connectionID uuid.UUID, kind string) []byte {
 	return []byte("connection-token:" + kind + ":" + workspaceID.String() + ":" + connectionID.String())
 }
+
+// Integration job kinds and statuses.
+const (
+	// JobSlackNotification posts one Slack notification.
+	JobSlackNotification = "slack_notification"
+	// JobProfileLookup looks one customer up in one Shopify shop or
+	// Stripe account.
+	JobProfileLookup = "profile_lookup"
+
+	JobPending = "pending"
+	JobDone    = "done"
+	JobFailed  = "failed"
+)
+
+// IntegrationJob is one call to an outside service that an event asked
+// for (a Slack notification, a customer lookup in one connection), queued
+// in Postgres by a dispatcher handler and run by the job worker, outside
+// the Kafka consume loop. It is unique per (event, kind, connection), so a
+// redelivered event queues nothing twice.
+type IntegrationJob struct {
+	ID          uuid.UUID
+	WorkspaceID uuid.UUID
+	// ConnectionID is the connection whose concurrency slots the job
+	// takes: an OAuth connection's id, or for Slack the workspace id (a
+	// workspace has one Slack integration).
+	ConnectionID uuid.UUID
+	Kind         string
+	EventID      uuid.UUID
+	// Payload is the kind's own JSON.
+	Payload []byte
+	// Attempt is the number of this run, from 1 (every claim counts);
+	// MaxAttempts is the last run the worker makes before it fails the
+	// job for good.
+	Attempt, MaxAttempts int
+	CreatedAt            time.Time
+}
+
+// LastAttempt reports whether a failure of this run fails the job for
+// good.
+func (j IntegrationJob) LastAttempt() bool { return j.Attempt >= j.MaxAttempts }
+
+// JobResult is what one run of an IntegrationJob came to. Err nil: the job
+// is done, with Outcome. Err set and Retry: a temporary failure, run again
+// no sooner than RetryAfter (or the worker's backoff, whichever is later)
+// unless it was the last attempt. Err set without Retry: failed for good.
+type JobResult struct {
+	// Outcome names a finished job's result with a word from a small fixed
+	// set per kind ("posted", "skipped", "linked", "not_found"); it labels
+	// metrics.
+	Outcome string
+	Err     error
+	// ErrorClass is Err's class, from a small fixed set ("rate_limited",
+	// "temporary", "channel_problem", "token_expired", …); it labels
+	// metrics and is shown in the queue's last failure.
+	ErrorClass string
+	Retry      bool
+	RetryAfter time.Duration
+}
+
+// IntegrationQueue is the state of one connection's jobs, as
+// GET /v1/integrations/{id} shows it.
+type IntegrationQueue struct {
+	// Pending counts the jobs not finished yet (waiting, running or
+	// waiting for a retry); OldestPendingAt is when the oldest was queued.
+	Pending         int
+	OldestPendingAt *time.Time
+	// FailedLast24h counts the jobs that failed for good in the last 24
+	// hours.
+	FailedLast24h int
+	LastFailure   *JobFailure
+}
+
+// JobFailure is the latest failed run of a connection's jobs.
+type JobFailure struct {
+	At         time.Time
+	Kind       string
+	ErrorClass string
+	Error      string
+	// Final is true when the job failed for good, false while it is
+	// retried.
+	Final bool
+}

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -41,6 +43,7 @@ type TicketGetter interface {
 // Registerer are required.
 type SlackHandlerConfig struct {
 	Store      SlackStore
+	Jobs       JobQueue
 	Poster     SlackPoster
 	Secrets    Opener
 	Auth       SlackAuthFailures
@@ -49,15 +52,24 @@ type SlackHandlerConfig struct {
 	Registerer prometheus.Registerer
 }
 
-// SlackHandler posts Slack notifications for new tickets, escalations
-// (priority raised to urgent, or an automation's notify_slack) and SLA
-// warnings and breaches to the channels the workspace chose. Each
-// (event, kind) is decided once and logged (posted, skipped or failed).
+// SlackHandler sends Slack notifications for new tickets, escalations
+// (priority raised to urgent, or an automation's notify_slack), SLA
+// warnings and breaches, and integrations that stopped working, to the
+// channels the workspace chose, in two halves:
+//
+//   - as a dispatcher Handler it only queues a job
+//     (helpdeskflow.JobSlackNotification) for an event that asks for a
+//     notification the workspace has a channel for: one idempotent
+//     Postgres write, so a slow Slack never holds up the dispatcher;
+//   - as a JobRunner (run by the JobWorker) it posts the notification and
+//     logs its final outcome (posted, skipped or failed) once per (event,
+//     kind) in the notification log.
+//
 // When Slack refuses the token the integration is marked
 // needs_revalidation and later notifications are logged as skipped, never
-// dropped silently. Temporary failures (rate limits, 5xx, network) are
-// retried a few times within seconds, then logged as failed, so a Slack
-// outage never holds up the dispatcher's other handlers.
+// dropped silently. Rate limits (after their Retry-After), 5xx, network
+// errors and timeouts are retried by the worker with backoff; the last
+// failed attempt is logged as failed.
 type SlackHandler struct {
 	cfg   SlackHandlerConfig
 	posts *prometheus.CounterVec
@@ -67,14 +79,14 @@ type SlackHandler struct {
 // helpdeskflow_slack_posts_total{outcome} (posted, skipped, failed, and
 // retried for each retry of a temporary failure).
 func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
-	if cfg.Store == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
-		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackHandlerConfig needs Store, Poster, Secrets, Auth and Tickets")
+	if cfg.Store == nil || cfg.Jobs == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackHandlerConfig needs Store, Jobs, Poster, Secrets, Auth and Tickets")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	h := &SlackHandler{cfg: cfg, posts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_slack_posts_total",
-		Help: "Slack notifications by outcome: posted, skipped (integration needs revalidation), failed (not retried), retried (temporary failure)."},
+		Help: "Slack notifications by outcome: posted, skipped (integration needs revalidation), failed (for good), retried (temporary failure)."},
 		[]string{"outcome"})}
 	if cfg.Registerer != nil {
 		var err error
@@ -163,137 +175,182 @@ func integrationProblemOf(e helpdeskflow.Event) (slack.IntegrationProblem, bool)
 	return slack.IntegrationProblem{Provider: d.Provider, Account: d.Team, Status: status, Problem: d.Error}, true
 }
 
-// Handle implements Handler.
+// slackJob is the payload of a JobSlackNotification: what to post where,
+// decided when the event was handled.
+type slackJob struct {
+	// Key is the notification log's kind: the notification kind, with
+	// ":rule" for an automation's notify_slack (so it does not collide
+	// with the escalation a priority change of the same event may cause),
+	// or slack.KindIntegration.
+	Key         string                    `json:"key"`
+	Kind        string                    `json:"kind"`
+	TicketID    uuid.UUID                 `json:"ticket_id"`
+	Channel     string                    `json:"channel"`
+	RuleMessage string                    `json:"rule_message,omitempty"`
+	Point       *helpdeskflow.SLAPoint    `json:"sla_point,omitempty"`
+	Problem     *slack.IntegrationProblem `json:"problem,omitempty"`
+}
+
+// Handle implements Handler: it queues the notification e asks for when
+// the workspace has Slack connected with a channel for it, and does
+// nothing else.
 func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
-	if p, ok := integrationProblemOf(e); ok {
-		return h.handleIntegrationProblem(ctx, e, p)
-	}
-	n, ok := notificationOf(e)
-	if !ok {
+	job := slackJob{TicketID: e.StreamID}
+	p, isProblem := integrationProblemOf(e)
+	n, isNotification := notificationOf(e)
+	switch {
+	case isProblem:
+		job.Key, job.Kind, job.Problem = slack.KindIntegration, slack.KindIntegration, &p
+	case isNotification:
+		job.Key, job.Kind, job.RuleMessage, job.Point = n.kind, n.kind, n.ruleMessage, n.point
+		if n.channel != "" {
+			job.Key += ":rule"
+		}
+	default:
 		return nil
 	}
-	in, sealed, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
+	in, _, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	channel := n.channelIn(in.Channels)
-	if channel == "" {
+	if isProblem {
+		job.Channel = in.Channels.Escalation
+	} else {
+		job.Channel = n.channelIn(in.Channels)
+	}
+	if job.Channel == "" {
 		return nil
 	}
-	// The rule's notify action names its own key, so it does not collide
-	// with the escalation a priority change of the same event may cause.
-	key := n.kind
-	if n.channel != "" {
-		key += ":rule"
-	}
-	if done, err := h.cfg.Store.SlackNotified(ctx, e.ID, key); err != nil || done {
+	payload, err := json.Marshal(job)
+	if err != nil {
 		return err
 	}
-	record := helpdeskflow.SlackNotification{EventID: e.ID, WorkspaceID: e.WorkspaceID, TicketID: e.StreamID, Kind: key, Channel: channel}
+	return h.cfg.Jobs.EnqueueJobs(ctx, []helpdeskflow.IntegrationJob{{ID: uuid.New(), WorkspaceID: e.WorkspaceID,
+		ConnectionID: e.WorkspaceID, Kind: helpdeskflow.JobSlackNotification, EventID: e.ID, Payload: payload, CreatedAt: time.Now()}})
+}
+
+// Outcomes of a Slack job besides the log's posted, skipped and failed.
+const (
+	// slackDuplicate: the notification log already has the event's
+	// notification (a job run again after a crash).
+	slackDuplicate = "duplicate"
+	// slackDisconnected: Slack was disconnected before the job ran.
+	slackDisconnected = "disconnected"
+)
+
+// RunJob implements JobRunner: it posts one queued notification, once,
+// and logs the outcome when it is final.
+func (h *SlackHandler) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	var job slackJob
+	if err := json.Unmarshal(j.Payload, &job); err != nil {
+		return helpdeskflow.JobResult{Err: fmt.Errorf("slack job payload: %w", err), ErrorClass: "bad_job"}
+	}
+	record := helpdeskflow.SlackNotification{EventID: j.EventID, WorkspaceID: j.WorkspaceID, TicketID: job.TicketID, Kind: job.Key, Channel: job.Channel}
+	if done, err := h.cfg.Store.SlackNotified(ctx, j.EventID, job.Key); err != nil || done {
+		if err != nil {
+			return retryable(err, "internal")
+		}
+		return helpdeskflow.JobResult{Outcome: slackDuplicate}
+	}
+	in, sealed, err := h.cfg.Store.SlackIntegration(ctx, j.WorkspaceID)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return helpdeskflow.JobResult{Outcome: slackDisconnected}
+	}
+	if err != nil {
+		return retryable(err, "internal")
+	}
 	if in.Status == helpdeskflow.IntegrationNeedsRevalidation {
 		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "the Slack integration needs revalidation: "+in.LastError)
 	}
-	t, err := h.cfg.Tickets.GetTicket(ctx, e.WorkspaceID, e.StreamID, false)
-	if err != nil {
-		return err
+	var m slack.Message
+	if job.Problem != nil {
+		m = slack.FormatIntegrationProblem(*job.Problem)
+	} else {
+		t, err := h.cfg.Tickets.GetTicket(ctx, j.WorkspaceID, job.TicketID, false)
+		if err != nil {
+			return retryable(err, "internal")
+		}
+		event := slack.Event{Kind: job.Kind, TicketID: t.ID.String(), Subject: t.Subject, Priority: t.Priority, Status: t.Status, RuleMessage: job.RuleMessage}
+		if t.Customer != nil {
+			event.CustomerEmail = t.Customer.Email
+		}
+		if job.Point != nil {
+			event.Target, event.DueAt = job.Point.Target, job.Point.DueAt
+		}
+		m = slack.Format(event)
 	}
-	event := slack.Event{Kind: n.kind, TicketID: t.ID.String(), Subject: t.Subject, Priority: t.Priority, Status: t.Status, RuleMessage: n.ruleMessage}
-	if t.Customer != nil {
-		event.CustomerEmail = t.Customer.Email
-	}
-	if n.point != nil {
-		event.Target, event.DueAt = n.point.Target, n.point.DueAt
-	}
-	return h.postAndRecord(ctx, record, sealed, slack.Format(event))
-}
-
-// postAndRecord posts m with the workspace's sealed token to the record's
-// channel and records the decision: posted, failed, or skipped when Slack
-// refuses the token (the integration is then marked for revalidation).
-func (h *SlackHandler) postAndRecord(ctx context.Context, record helpdeskflow.SlackNotification, sealed []byte, m slack.Message) error {
 	token, err := h.cfg.Secrets.Open(sealed, helpdeskflow.SlackTokenAAD(record.WorkspaceID))
 	if err != nil {
-		return h.decided(ctx, record, helpdeskflow.SlackFailed, "the stored token cannot be opened (was HDF_SECRET_KEYS changed?)")
+		r := h.decided(ctx, record, helpdeskflow.SlackFailed, "the stored token cannot be opened (was HDF_SECRET_KEYS changed?)")
+		if !r.Retry {
+			r.ErrorClass = "secret_unavailable"
+		}
+		return r
 	}
-	err = h.post(ctx, string(token), record.Channel, m)
-	switch slack.Classify(err) {
+	_, err = h.cfg.Poster.Post(ctx, string(token), record.Channel, m)
+	switch outcome := slack.Classify(err); outcome {
 	case slack.OutcomeOK:
 		return h.decided(ctx, record, helpdeskflow.SlackPosted, "")
 	case slack.OutcomeNeedsRevalidation:
-		if err := h.cfg.Auth.SlackAuthFailed(ctx, record.WorkspaceID, slack.Code(err)); err != nil {
-			return err
+		wctx, cancel := writeContext(ctx)
+		defer cancel()
+		if err := h.cfg.Auth.SlackAuthFailed(wctx, record.WorkspaceID, slack.Code(err)); err != nil {
+			return retryable(err, "internal")
 		}
 		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "Slack refused the token ("+slack.Code(err)+"); revalidate the integration")
+	case slack.OutcomeRateLimited, slack.OutcomeTemporary:
+		if ctx.Err() == context.Canceled {
+			// The worker is stopping; it runs the job again later.
+			return retryable(err, string(outcome))
+		}
+		if !j.LastAttempt() {
+			h.posts.WithLabelValues("retried").Inc()
+			r := retryable(err, string(outcome))
+			r.RetryAfter = slack.RetryAfter(err)
+			return r
+		}
+		fallthrough
 	default:
-		return h.decided(ctx, record, helpdeskflow.SlackFailed, err.Error())
-	}
-}
-
-// handleIntegrationProblem posts that an integration stopped working to
-// the escalation channel, once per event, like the ticket notifications
-// (the record's ticket id is the workspace's, the event's stream).
-func (h *SlackHandler) handleIntegrationProblem(ctx context.Context, e helpdeskflow.Event, p slack.IntegrationProblem) error {
-	in, sealed, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
-	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound || err == nil && in.Channels.Escalation == "" {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if done, err := h.cfg.Store.SlackNotified(ctx, e.ID, slack.KindIntegration); err != nil || done {
-		return err
-	}
-	record := helpdeskflow.SlackNotification{EventID: e.ID, WorkspaceID: e.WorkspaceID, TicketID: e.StreamID, Kind: slack.KindIntegration,
-		Channel: in.Channels.Escalation}
-	if in.Status == helpdeskflow.IntegrationNeedsRevalidation {
-		return h.decided(ctx, record, helpdeskflow.SlackSkipped, "the Slack integration needs revalidation: "+in.LastError)
-	}
-	return h.postAndRecord(ctx, record, sealed, slack.FormatIntegrationProblem(p))
-}
-
-// Retries of a temporary Slack failure within one event: bounded, so a
-// Slack outage delays the dispatcher's other handlers (webhooks) by
-// seconds, never indefinitely.
-const (
-	slackAttempts   = 3
-	slackRetryFirst = 500 * time.Millisecond
-	slackRetryMax   = 5 * time.Second
-)
-
-// post posts m, retrying rate limits and temporary failures a few times
-// (honouring Retry-After up to slackRetryMax); the last error is returned.
-func (h *SlackHandler) post(ctx context.Context, token, channel string, m slack.Message) error {
-	wait := slackRetryFirst
-	for attempt := 1; ; attempt++ {
-		_, err := h.cfg.Poster.Post(ctx, token, channel, m)
-		outcome := slack.Classify(err)
-		if outcome != slack.OutcomeRateLimited && outcome != slack.OutcomeTemporary || attempt == slackAttempts {
-			return err
+		r := h.decided(ctx, record, helpdeskflow.SlackFailed, err.Error())
+		if !r.Retry {
+			r.ErrorClass = string(outcome)
 		}
-		h.posts.WithLabelValues("retried").Inc()
-		d := max(wait, slack.RetryAfter(err))
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(min(d, slackRetryMax)):
-		}
-		wait *= 2
+		return r
 	}
 }
 
-// decided logs the decision on a notification.
-func (h *SlackHandler) decided(ctx context.Context, n helpdeskflow.SlackNotification, status, reason string) error {
+// retryable is a temporary failure of class.
+func retryable(err error, class string) helpdeskflow.JobResult {
+	return helpdeskflow.JobResult{Err: err, ErrorClass: class, Retry: true}
+}
+
+// writeContext bounds the Postgres writes a job makes after its outside
+// call, which must not fail because the call used up the job's deadline.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
+// decided logs the final outcome of a notification: a done job (posted or
+// skipped), or for failed a job failed for good with the reason as its
+// error (class "failed"; callers name a better one). A failed log write is
+// a retried failure.
+func (h *SlackHandler) decided(ctx context.Context, n helpdeskflow.SlackNotification, status, reason string) helpdeskflow.JobResult {
 	n.Status, n.Error = status, reason
 	if status != helpdeskflow.SlackPosted {
 		h.cfg.Logger.Warn("slack: notification not posted", "status", status, "workspace_id", n.WorkspaceID, "ticket_id", n.TicketID,
 			"event_id", n.EventID, "kind", n.Kind, "channel", n.Channel, "reason", reason)
 	}
-	if err := h.cfg.Store.RecordSlackNotification(ctx, n); err != nil {
-		return err
+	wctx, cancel := writeContext(ctx)
+	defer cancel()
+	if err := h.cfg.Store.RecordSlackNotification(wctx, n); err != nil {
+		return retryable(err, "internal")
 	}
 	h.posts.WithLabelValues(status).Inc()
-	return nil
+	if status == helpdeskflow.SlackFailed {
+		return helpdeskflow.JobResult{Err: errors.New(reason), ErrorClass: "failed"}
+	}
+	return helpdeskflow.JobResult{Outcome: status}
 }

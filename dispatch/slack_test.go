@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -33,28 +34,38 @@ func newSlackFixture(t *testing.T) *slackFixture {
 	fake.SetToken(slackToken)
 	client := slack.New(fake.URL(), nil)
 	f.svc = commands.New(commands.AdaptStore(f.store), commands.WithSecrets(f.keys, true), commands.WithSlack(client))
-	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Poster: client, Secrets: f.keys, Auth: f.svc,
+	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Jobs: f.store, Poster: client, Secrets: f.keys, Auth: f.svc,
 		Tickets: f.svc, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One notification at a time, so the posts keep the events' order.
+	f.jobWorker(map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: h}, dispatch.JobWorkerConfig{PerConnection: 1, MaxAttempts: 3})
 	return &slackFixture{webhookFixture: f, fake: fake, handler: h, seen: map[uuid.UUID]int{}}
 }
 
 // dispatchNew hands the ticket's events not handed yet to the handler, as
-// the dispatcher would.
+// the dispatcher would, and waits until the job worker has run the jobs
+// they queued.
 func (f *slackFixture) dispatchNew(ticket uuid.UUID) {
 	f.t.Helper()
 	events, err := f.store.Load(f.ctx, f.workspace, ticket)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	for _, e := range events[f.seen[ticket]:] {
+	f.handle(events[f.seen[ticket]:]...)
+	f.seen[ticket] = len(events)
+}
+
+// handle hands events to the handler and waits until their jobs ran.
+func (f *slackFixture) handle(events ...helpdeskflow.Event) {
+	f.t.Helper()
+	for _, e := range events {
 		if err := f.handler.Handle(f.ctx, e); err != nil {
 			f.t.Fatalf("%s: %v", e.Type, err)
 		}
 	}
-	f.seen[ticket] = len(events)
+	f.drain()
 }
 
 func (f *slackFixture) posts() []string {
@@ -147,7 +158,7 @@ func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 	}
 }
 
-func TestSlack_TemporaryFailuresAreRetriedBriefly(t *testing.T) {
+func TestSlack_TemporaryFailuresAreRetriedByTheWorker(t *testing.T) {
 	f := newSlackFixture(t)
 	ctx := context.Background()
 	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
@@ -159,41 +170,44 @@ func TestSlack_TemporaryFailuresAreRetriedBriefly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, _ := f.store.Load(ctx, f.workspace, tk.ID)
-	// A 503 is retried within the event.
+	// A 503 and a rate limit are retried; the notification is logged once,
+	// as posted.
 	f.fake.FailWithStatus(503)
-	if err := f.handler.Handle(ctx, events[0]); err != nil {
-		t.Fatalf("a 503 then success: %v", err)
-	}
+	f.fake.RateLimitNext(0)
+	f.dispatchNew(tk.ID)
 	posted, _ := f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackPosted, 10)
-	if len(f.fake.Posts()) != 1 || len(posted) != 1 {
-		t.Fatalf("posts %d, posted log %d", len(f.fake.Posts()), len(posted))
+	all, _ := f.store.SlackNotifications(ctx, f.workspace, "", 10)
+	if len(f.fake.Posts()) != 1 || len(posted) != 1 || len(all) != 1 {
+		t.Fatalf("posts %d, posted log %d, log %d", len(f.fake.Posts()), len(posted), len(all))
 	}
 	f.fake.SetChannelError("#new", "channel_not_found")
 	second, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "y",
 		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
-	events, _ = f.store.Load(ctx, f.workspace, second.ID)
-	if err := f.handler.Handle(ctx, events[0]); err != nil {
-		t.Fatalf("a channel problem is logged, not retried: %v", err)
-	}
+	f.dispatchNew(second.ID)
 	failed, _ := f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10)
 	if len(f.fake.Posts()) != 1 || len(failed) != 1 || !strings.Contains(failed[0].Error, "channel_not_found") {
-		t.Errorf("posts %d, failed %+v", len(f.fake.Posts()), failed)
+		t.Errorf("a channel problem is logged as failed, not retried: posts %d, failed %+v", len(f.fake.Posts()), failed)
 	}
-	// Slack down for longer: logged as failed after the retries, the
-	// dispatcher is not held up.
+	// Slack down for longer than the attempts (3 here): logged as failed
+	// once, after the last attempt.
 	f.fake.SetChannelError("#new", "")
 	for range 3 {
 		f.fake.FailWithStatus(500)
 	}
 	third, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "z",
 		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
-	events, _ = f.store.Load(ctx, f.workspace, third.ID)
-	if err := f.handler.Handle(ctx, events[0]); err != nil {
-		t.Fatalf("an outage is logged, not returned: %v", err)
-	}
-	if failed, _ = f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10); len(failed) != 2 {
+	f.dispatchNew(third.ID)
+	if failed, _ = f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10); len(failed) != 2 || failed[0].TicketID != third.ID {
 		t.Errorf("failed log after an outage: %+v", failed)
+	}
+	queues, err := f.store.IntegrationQueues(ctx, f.workspace, []uuid.UUID{f.workspace}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := queues[f.workspace]
+	if q.Pending != 0 || q.FailedLast24h != 2 || q.LastFailure == nil || !q.LastFailure.Final || q.LastFailure.ErrorClass != string(slack.OutcomeTemporary) ||
+		q.LastFailure.Kind != helpdeskflow.JobSlackNotification {
+		t.Errorf("Slack's queue: %+v (last failure %+v)", q, q.LastFailure)
 	}
 }
 
@@ -217,9 +231,7 @@ func TestSlack_IntegrationProblemsGoToTheEscalationChannel(t *testing.T) {
 		event(helpdeskflow.EventIntegrationNeedsRevalidation, helpdeskflow.IntegrationChanged{Provider: "slack", Error: "token_revoked"}), // not to Slack itself
 		event(helpdeskflow.EventIntegrationConnected, helpdeskflow.IntegrationChanged{Provider: "google"}),
 	} {
-		if err := f.handler.Handle(ctx, e); err != nil {
-			t.Fatal(err)
-		}
+		f.handle(e)
 	}
 	posts := f.fake.Posts()
 	if got := strings.Join(f.posts(), " "); got != "#escalations #escalations" {

@@ -50,7 +50,8 @@ type Client struct {
 }
 
 // New returns a client of the API at baseURL (DefaultBaseURL when "").
-// httpClient makes the requests; nil means one with a 60-second timeout.
+// httpClient makes the requests; nil means one with a 60-second timeout,
+// and a client without a Timeout is copied with that timeout.
 // token, when not nil, is called before each request for the OAuth access
 // token sent as "Authorization: Bearer …"; leave it nil when httpClient's
 // transport authenticates (golang.org/x/oauth2's does).
@@ -60,6 +61,10 @@ func New(baseURL string, httpClient *http.Client, token func(ctx context.Context
 	}
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 60 * time.Second}
+	} else if httpClient.Timeout <= 0 {
+		hc := *httpClient
+		hc.Timeout = 60 * time.Second
+		httpClient = &hc
 	}
 	return &Client{base: strings.TrimRight(baseURL, "/") + "/gmail/v1/users/me", http: httpClient, token: token}
 }

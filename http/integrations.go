@@ -31,11 +31,13 @@ const outlookProvider = "outlook"
 // mailProviders are the providers whose connections are synced mailboxes.
 var mailProviders = []string{"google", outlookProvider}
 
-// ConnectionReader reads a workspace's connections, and schedules a
-// mailbox's sync.
+// ConnectionReader reads a workspace's connections and their job queues
+// (for Slack, the queue whose connection id is the workspace id), and
+// schedules a mailbox's sync.
 type ConnectionReader interface {
 	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
 	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	IntegrationQueues(ctx context.Context, workspaceID uuid.UUID, ids []uuid.UUID, now time.Time) (map[uuid.UUID]helpdeskflow.IntegrationQueue, error)
 	SyncNow(ctx context.Context, workspaceID, id uuid.UUID, now time.Time) error
 }
 
@@ -61,6 +63,38 @@ type connectionJSON struct {
 	Explanation string         `json:"explanation"`
 	CreatedAt   string         `json:"created_at"`
 	UpdatedAt   string         `json:"updated_at"`
+	// Queue is shown by GET /v1/integrations[/{id}] only.
+	Queue *queueJSON `json:"queue,omitempty"`
+}
+
+// queueJSON is an integration's queue of calls to its service (Slack
+// notifications, customer lookups).
+type queueJSON struct {
+	Pending         int             `json:"pending"`
+	OldestPendingAt *string         `json:"oldest_pending_at"`
+	FailedLast24h   int             `json:"failed_last_24h"`
+	LastFailure     *jobFailureJSON `json:"last_failure"`
+}
+
+type jobFailureJSON struct {
+	At         string `json:"at"`
+	Kind       string `json:"kind"`
+	ErrorClass string `json:"error_class"`
+	Error      string `json:"error"`
+	Final      bool   `json:"final"`
+}
+
+func toQueueJSON(q helpdeskflow.IntegrationQueue) *queueJSON {
+	out := &queueJSON{Pending: q.Pending, OldestPendingAt: optionalTime(q.OldestPendingAt), FailedLast24h: q.FailedLast24h}
+	if f := q.LastFailure; f != nil {
+		out.LastFailure = &jobFailureJSON{At: formatTime(f.At), Kind: f.Kind, ErrorClass: f.ErrorClass, Error: f.Error, Final: f.Final}
+	}
+	return out
+}
+
+// queues reads the job queues of the workspace's connections ids.
+func (s *Server) queues(ctx context.Context, workspaceID uuid.UUID, ids ...uuid.UUID) (map[uuid.UUID]helpdeskflow.IntegrationQueue, error) {
+	return s.cfg.ConnectionReader.IntegrationQueues(ctx, workspaceID, ids, s.cfg.Now())
 }
 
 // connections returns the OAuth manager, or EUnavailable when this server
@@ -99,12 +133,24 @@ func (s *Server) handleIntegrationList(w http.ResponseWriter, r *http.Request, _
 	if err != nil {
 		return err
 	}
+	ids := []uuid.UUID{ws} // Slack's jobs are queued under the workspace id
+	for _, c := range conns {
+		ids = append(ids, c.ID)
+	}
+	queues, err := s.queues(r.Context(), ws, ids...)
+	if err != nil {
+		return err
+	}
 	data := []any{}
 	for _, c := range conns {
-		data = append(data, s.toConnectionJSON(c))
+		j := s.toConnectionJSON(c)
+		j.Queue = toQueueJSON(queues[c.ID])
+		data = append(data, j)
 	}
 	if in, _, err := s.cfg.SlackReader.SlackIntegration(r.Context(), ws); err == nil {
-		data = append(data, toSlackJSON(in))
+		j := toSlackJSON(in)
+		j.Queue = toQueueJSON(queues[ws])
+		data = append(data, j)
 	} else if helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
 		return err
 	}
@@ -131,11 +177,18 @@ func (s *Server) handleIntegrationGet(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	c, err := s.cfg.ConnectionReader.Connection(r.Context(), principalOf(r.Context()).WorkspaceID, id)
+	ws := principalOf(r.Context()).WorkspaceID
+	c, err := s.cfg.ConnectionReader.Connection(r.Context(), ws, id)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, s.toConnectionJSON(c))
+	queues, err := s.queues(r.Context(), ws, c.ID)
+	if err != nil {
+		return err
+	}
+	j := s.toConnectionJSON(c)
+	j.Queue = toQueueJSON(queues[c.ID])
+	writeJSON(w, http.StatusOK, j)
 	return nil
 }
 

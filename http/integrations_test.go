@@ -2,12 +2,16 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
@@ -158,4 +162,78 @@ func (h *harness) agentKey() string {
 	r := h.do("POST", "/v1/api-keys", h.adminKey, map[string]any{"role": "agent", "name": "agent"})
 	h.want(r, 201, "")
 	return r.body["key"].(string)
+}
+
+// queueJobs queues n integration jobs of the workspace's connection (for
+// Slack, the workspace id) and makes the first fail: for good when final,
+// else with a retry.
+func (h *harness) queueJobs(workspace, connection uuid.UUID, n int, final bool) {
+	h.t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	var jobs []helpdeskflow.IntegrationJob
+	for i := range n {
+		// The first is due before any other job still due, so the claim
+		// below takes it.
+		at := now.Add(-time.Minute)
+		if i == 0 {
+			at = now.Add(-time.Hour)
+		}
+		jobs = append(jobs, helpdeskflow.IntegrationJob{ID: uuid.New(), WorkspaceID: workspace, ConnectionID: connection,
+			Kind: helpdeskflow.JobProfileLookup, EventID: uuid.New(), Payload: []byte(`{}`), CreatedAt: at})
+	}
+	if err := h.store.EnqueueJobs(ctx, jobs); err != nil {
+		h.t.Fatal(err)
+	}
+	claimed, err := h.store.ClaimJobs(ctx, now, 1, 1, nil, time.Minute)
+	if err != nil || len(claimed) != 1 {
+		h.t.Fatalf("claim: %v %d", err, len(claimed))
+	}
+	f := eventstore.FinishedJob{ID: claimed[0].ID, Attempt: 1, Status: helpdeskflow.JobFailed, Outcome: "rate_limited",
+		ErrorClass: "rate_limited", Error: "HTTP 429 (retry after 2s)", At: now}
+	if !final {
+		next := now.Add(time.Minute)
+		f.Status, f.Outcome, f.NextAttemptAt = helpdeskflow.JobPending, "", &next
+	}
+	if err := h.store.FinishJobs(ctx, []eventstore.FinishedJob{f}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestIntegrations_QueueShowsPendingAndFailedCalls(t *testing.T) {
+	h := newHarness(t)
+	stripe := h.connectStripe("acct_1QUEUE")
+	if q := h.do("GET", "/v1/integrations/"+stripe, h.adminKey, nil).body["queue"]; fmt.Sprint(q) != "map[failed_last_24h:0 last_failure:<nil> oldest_pending_at:<nil> pending:0]" {
+		t.Fatalf("an empty queue: %v", q)
+	}
+	h.queueJobs(h.workspace, uuid.MustParse(stripe), 3, true)
+	other, _ := h.newWorkspace()
+	h.queueJobs(other, uuid.MustParse(stripe), 5, true) // another workspace's rows never show
+	r := h.do("GET", "/v1/integrations/"+stripe, h.adminKey, nil)
+	h.want(r, 200, "")
+	q := r.body["queue"].(map[string]any)
+	failure, _ := q["last_failure"].(map[string]any)
+	if q["pending"] != 2.0 || q["failed_last_24h"] != 1.0 || q["oldest_pending_at"] == nil || failure == nil ||
+		failure["final"] != true || failure["error_class"] != "rate_limited" || failure["kind"] != "profile_lookup" || failure["at"] == nil {
+		t.Fatalf("queue: %s", r.raw)
+	}
+
+	// Slack's queue is the workspace's, shown on slack and in the list.
+	h.want(h.do("PUT", "/v1/integrations/slack", h.adminKey, map[string]any{"bot_token": "xoxb-test-token",
+		"channels": map[string]any{"new_ticket": "#support"}}), 200, "")
+	h.queueJobs(h.workspace, h.workspace, 1, false)
+	r = h.do("GET", "/v1/integrations/slack", h.adminKey, nil)
+	q = r.body["queue"].(map[string]any)
+	if failure, _ := q["last_failure"].(map[string]any); q["pending"] != 1.0 || q["failed_last_24h"] != 0.0 || failure["final"] != false {
+		t.Fatalf("Slack's queue: %s", r.raw)
+	}
+	list := h.do("GET", "/v1/integrations", h.adminKey, nil)
+	queues := map[string]float64{}
+	for _, item := range list.body["data"].([]any) {
+		in := item.(map[string]any)
+		queues[in["id"].(string)] = in["queue"].(map[string]any)["pending"].(float64)
+	}
+	if len(queues) != 2 || queues[stripe] != 2 || queues["slack"] != 1 {
+		t.Fatalf("list: %s", list.raw)
+	}
 }

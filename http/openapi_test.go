@@ -623,6 +623,7 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	// Slack.
 	c.want(c.do("PUT", "/v1/integrations/slack", admin, map[string]any{"bot_token": "xoxb-bad", "channels": map[string]any{"new_ticket": "#support"}}), 400, "validation_failed")
 	c.want(c.do("PUT", "/v1/integrations/slack", admin, map[string]any{"bot_token": "xoxb-test-token", "channels": map[string]any{"new_ticket": "#support"}}), 200, "")
+	h.queueJobs(h.workspace, h.workspace, 2, false)
 	c.want(c.do("GET", "/v1/integrations/slack", admin, nil), 200, "")
 	c.want(c.do("POST", "/v1/integrations/slack/revalidate", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/integrations/slack/notifications", admin, nil), 200, "")
@@ -641,6 +642,7 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(r, 200, "")
 	connID := r.body["id"].(string)
 	c.want(c.do("GET", "/v1/integrations/google/callback?state=forged&code=x", "", nil), 400, "validation_failed")
+	h.queueJobs(h.workspace, uuid.MustParse(connID), 2, true)
 	c.want(c.do("GET", "/v1/integrations", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/integrations/"+connID, admin, nil), 200, "")
 	c.want(c.do("POST", "/v1/integrations/"+connID+"/sync", admin, nil), 202, "")

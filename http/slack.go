@@ -36,6 +36,8 @@ type slackJSON struct {
 	LastError   *string                    `json:"last_error"`
 	ConnectedAt string                     `json:"connected_at"`
 	UpdatedAt   string                     `json:"updated_at"`
+	// Queue is shown by GET /v1/integrations[/slack] only.
+	Queue *queueJSON `json:"queue,omitempty"`
 }
 
 func toSlackJSON(in helpdeskflow.SlackIntegration) slackJSON {
@@ -63,13 +65,21 @@ func (s *Server) handleSlackPut(w http.ResponseWriter, r *http.Request, _ httpro
 	return nil
 }
 
-// handleSlackGet is GET /v1/integrations/slack (admin).
+// handleSlackGet is GET /v1/integrations/slack (admin), with its queue of
+// notifications.
 func (s *Server) handleSlackGet(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	in, _, err := s.cfg.SlackReader.SlackIntegration(r.Context(), principalOf(r.Context()).WorkspaceID)
+	ws := principalOf(r.Context()).WorkspaceID
+	in, _, err := s.cfg.SlackReader.SlackIntegration(r.Context(), ws)
 	if err != nil {
 		return err
 	}
-	writeSlack(w, in)
+	queues, err := s.queues(r.Context(), ws, ws)
+	if err != nil {
+		return err
+	}
+	j := toSlackJSON(in)
+	j.Queue = toQueueJSON(queues[ws])
+	writeJSON(w, http.StatusOK, j)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 // Package linkedprofiles attaches customers' profiles in connected Shopify
 // shops and Stripe accounts to the customers (as linked profiles that
-// automation conditions can use): when a customer is created (Handler,
-// run by the dispatcher) and on demand (Linker.Refresh, behind
+// automation conditions can use): when a customer is created (Handler, a
+// dispatcher handler, queues one lookup job per connection; the
+// dispatcher's job worker runs them with Linker.RunJob, outside the Kafka
+// consume loop) and on demand (Linker.Refresh, behind
 // POST /v1/customers/{id}/linked-profiles/refresh). The lookups themselves
 // are package profilelookup's; this package chooses the connections,
 // hands out their tokens, records what was found, and marks a connection
@@ -12,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -27,9 +30,10 @@ import (
 // Providers whose connections hold customer profiles.
 var Providers = []string{profilelookup.ProviderShopify, profilelookup.ProviderStripe}
 
-// Connections lists a workspace's connections (the event store).
+// Connections reads a workspace's connections (the event store).
 type Connections interface {
 	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
 }
 
 // Tokens hands out access tokens and records refused ones
@@ -93,6 +97,9 @@ const (
 	Linked   = "linked"
 	NotFound = "not_found"
 	Failed   = "error"
+	// Skipped is a queued lookup (RunJob) whose customer or connection is
+	// gone or no longer active.
+	Skipped = "skipped"
 )
 
 // Outcome is what one connection's lookup found: Linked (with the
@@ -109,6 +116,9 @@ type Outcome struct {
 	URL          string
 	ErrorClass   string
 	Error        string
+	// RetryAfter is how long the provider asked to wait (a rate limit),
+	// 0 when it did not say.
+	RetryAfter time.Duration
 }
 
 // ErrNoConnections is Refresh's error (EConflict) when the workspace has
@@ -215,32 +225,42 @@ func (l *Linker) lookup(ctx context.Context, c helpdeskflow.Connection, email st
 		}
 		return fail("token_expired", msg)
 	default:
+		var le *profilelookup.LookupError
+		if errors.As(err, &le) {
+			o.RetryAfter = le.RetryAfter
+		}
 		return fail(class, err.Error())
 	}
 }
 
-// temporary reports whether an outcome may succeed if tried again soon.
-func temporary(o Outcome) bool {
-	return o.Status == Failed && (o.ErrorClass == profilelookup.ClassTemporary || o.ErrorClass == profilelookup.ClassRateLimited)
+// Jobs is the integration job queue (the event store): Handler queues
+// one lookup per connection there, and the dispatcher's job worker runs
+// each with Linker.RunJob.
+type Jobs interface {
+	EnqueueJobs(ctx context.Context, jobs []helpdeskflow.IntegrationJob) error
 }
 
-// Handler looks new customers up (a dispatch.Handler). Lookups that fail
-// for a moment are retried a few times within seconds, then logged: an
-// outage at Shopify or Stripe never holds up the dispatcher, and the
-// on-demand refresh fills the gap.
+// Handler queues lookups of new customers (a dispatch.Handler): one
+// helpdeskflow.JobProfileLookup job per active Shopify or Stripe
+// connection of the workspace, written in one idempotent statement, so the
+// dispatcher never waits for Shopify or Stripe. Linker.RunJob runs them.
 type Handler struct {
 	Linker *Linker
-	// Retries and Backoff bound the retries of temporary failures (3,
-	// 1 second doubling).
-	Retries int
-	Backoff time.Duration
+	Jobs   Jobs
+	// Now defaults to time.Now.
+	Now func() time.Time
 }
 
 // Name implements dispatch.Handler.
 func (h *Handler) Name() string { return "linked-profiles" }
 
-// Handle looks up the customer of a customer.created event, and of a
-// customer.updated one that changed the email.
+// lookupJob is the payload of a JobProfileLookup.
+type lookupJob struct {
+	CustomerID uuid.UUID `json:"customer_id"`
+}
+
+// Handle queues the lookups of the customer of a customer.created event,
+// and of a customer.updated one that changed the email.
 func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	switch e.Type {
 	case helpdeskflow.EventCustomerCreated:
@@ -254,40 +274,88 @@ func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	default:
 		return nil
 	}
-	retries, backoff := h.Retries, h.Backoff
-	if retries <= 0 {
-		retries = 3
+	conns, err := h.Linker.connections(ctx, e.WorkspaceID)
+	if err != nil || len(conns) == 0 {
+		return err
 	}
-	if backoff <= 0 {
-		backoff = time.Second
+	payload, err := json.Marshal(lookupJob{CustomerID: e.StreamID})
+	if err != nil {
+		return err
 	}
-	log := h.Linker.cfg.Logger
-	for attempt := 0; ; attempt++ {
-		_, outcomes, err := h.Linker.Refresh(ctx, e.WorkspaceID, e.StreamID)
-		if errors.Is(err, ErrNoConnections) || helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-			return nil
-		}
-		again := err != nil && helpdeskflow.ErrorCode(err) == helpdeskflow.EUnavailable
-		for _, o := range outcomes {
-			again = again || temporary(o)
-		}
-		if !again || attempt >= retries {
-			if err != nil {
-				log.Warn("linked profiles: looking up a new customer failed", "customer", e.StreamID, "error", err)
-			}
-			for _, o := range outcomes {
-				if o.Status == Failed {
-					log.Warn("linked profiles: a lookup failed", "customer", e.StreamID, "provider", o.Provider,
-						"connection", o.ConnectionID, "class", o.ErrorClass, "error", o.Error)
-				}
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff *= 2
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
 	}
+	jobs := make([]helpdeskflow.IntegrationJob, len(conns))
+	for i, c := range conns {
+		jobs[i] = helpdeskflow.IntegrationJob{ID: uuid.New(), WorkspaceID: e.WorkspaceID, ConnectionID: c.ID,
+			Kind: helpdeskflow.JobProfileLookup, EventID: e.ID, Payload: payload, CreatedAt: now()}
+	}
+	return h.Jobs.EnqueueJobs(ctx, jobs)
+}
+
+// RunJob looks a queued customer up in the job's connection (a
+// dispatch.JobRunner) and adds the profile found. Its outcomes are
+// "linked", "not_found" and "skipped" (the customer or the connection is
+// gone, or the connection is no longer active); a failure is retried when
+// it is temporary (rate limits after their Retry-After, 5xx, network
+// errors, timeouts) and otherwise final: a refused token marks the
+// connection token_expired (class "token_expired"), a profile another
+// customer holds is "conflict".
+func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	var job lookupJob
+	if err := json.Unmarshal(j.Payload, &job); err != nil {
+		return helpdeskflow.JobResult{Err: fmt.Errorf("lookup job payload: %w", err), ErrorClass: "bad_job"}
+	}
+	failed := func(err error, class string, retry bool) helpdeskflow.JobResult {
+		return helpdeskflow.JobResult{Err: err, ErrorClass: class, Retry: retry}
+	}
+	customer, err := l.cfg.Customers.GetCustomer(ctx, j.WorkspaceID, job.CustomerID)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return helpdeskflow.JobResult{Outcome: Skipped}
+	}
+	if err != nil {
+		return failed(err, profilelookup.ClassTemporary, true)
+	}
+	c, err := l.cfg.Connections.Connection(ctx, j.WorkspaceID, j.ConnectionID)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound || err == nil && (c.Status != helpdeskflow.ConnectionActive || !slices.Contains(Providers, c.Provider)) {
+		return helpdeskflow.JobResult{Outcome: Skipped}
+	}
+	if err != nil {
+		return failed(err, profilelookup.ClassTemporary, true)
+	}
+	o, p := l.lookup(ctx, c, customer.Email)
+	if o.Status == Linked {
+		// The write must not fail because the lookup used up the job's
+		// deadline.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err := l.cfg.Customers.UpdateCustomer(wctx, j.WorkspaceID, metadata, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: []helpdeskflow.LinkedProfile{p}})
+		cancel()
+		switch {
+		case helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict:
+			o.Status, o.ErrorClass, o.Error = Failed, "conflict", helpdeskflow.ErrorMessage(err)
+		case err != nil:
+			return failed(err, profilelookup.ClassTemporary, true)
+		}
+	}
+	outcome := o.Status
+	if o.Status == Failed {
+		outcome = o.ErrorClass
+	}
+	l.lookups.WithLabelValues(o.Provider, outcome).Inc()
+	if o.Status != Failed {
+		return helpdeskflow.JobResult{Outcome: o.Status}
+	}
+	if ctx.Err() != context.Canceled { // not when the worker is stopping
+		l.cfg.Logger.Warn("linked profiles: a lookup failed", "customer", customer.ID, "provider", o.Provider,
+			"connection", o.ConnectionID, "class", o.ErrorClass, "error", o.Error, "attempt", j.Attempt)
+	}
+	r := failed(errors.New(o.Error), o.ErrorClass, temporary(o))
+	r.RetryAfter = o.RetryAfter
+	return r
+}
+
+// temporary reports whether an outcome may succeed if tried again soon.
+func temporary(o Outcome) bool {
+	return o.Status == Failed && (o.ErrorClass == profilelookup.ClassTemporary || o.ErrorClass == profilelookup.ClassRateLimited)
 }

@@ -192,29 +192,90 @@ func TestRefresh_FailuresAreNamed(t *testing.T) {
 	}
 }
 
-func TestHandler_LooksUpNewCustomers(t *testing.T) {
+// claim leases the fixture's due jobs, as the job worker would.
+func (f *fixture) claim() []helpdeskflow.IntegrationJob {
+	f.t.Helper()
+	jobs, err := f.store.ClaimJobs(f.ctx, time.Now().Add(time.Hour), 100, 10, nil, time.Minute)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return jobs
+}
+
+func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	f := newFixture(t)
-	f.connect(oauth.Stripe, "", "acct_1ACME")
+	shop := f.connect(oauth.Shopify, "acme", "acme")
+	stripe := f.connect(oauth.Stripe, "", "acct_1ACME")
 	f.shops.AddStripeCustomer("acct_1ACME", profilelookuptest.StripeCustomer{ID: "cus_cat", Email: "cat@example.com"})
 	customer := f.customer("cat@example.com")
 	events, err := f.store.Load(f.ctx, f.workspace, customer.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &linkedprofiles.Handler{Linker: f.linker, Backoff: time.Millisecond}
-	f.shops.FailNext(503) // retried within the handler
-	if err := h.Handle(f.ctx, events[0]); err != nil {
-		t.Fatal(err)
+	h := &linkedprofiles.Handler{Linker: f.linker, Jobs: f.store}
+	calls := f.shops.Calls("")
+	for range 2 { // a redelivery queues nothing more
+		if err := h.Handle(f.ctx, events[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.shops.Calls(""); n != calls {
+		t.Fatalf("the handler called the providers %d times; it must only queue", n-calls)
+	}
+	jobs := f.claim()
+	if len(jobs) != 2 {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	byConn := map[uuid.UUID]helpdeskflow.IntegrationJob{}
+	for _, j := range jobs {
+		if j.Kind != helpdeskflow.JobProfileLookup || j.EventID != events[0].ID || j.WorkspaceID != f.workspace {
+			t.Errorf("job %+v", j)
+		}
+		byConn[j.ConnectionID] = j
+	}
+
+	// A 503 is a temporary failure, the next run links the profile.
+	f.shops.FailNext(503)
+	if r := f.linker.RunJob(f.ctx, byConn[stripe.ID]); !r.Retry || r.ErrorClass != profilelookup.ClassTemporary || r.Err == nil {
+		t.Fatalf("a 503: %+v", r)
+	}
+	f.shops.RateLimitNext(1, 3*time.Second)
+	if r := f.linker.RunJob(f.ctx, byConn[stripe.ID]); !r.Retry || r.ErrorClass != profilelookup.ClassRateLimited || r.RetryAfter != 3*time.Second {
+		t.Fatalf("a 429: %+v", r)
+	}
+	if r := f.linker.RunJob(f.ctx, byConn[stripe.ID]); r.Err != nil || r.Outcome != linkedprofiles.Linked {
+		t.Fatalf("stripe: %+v", r)
+	}
+	if r := f.linker.RunJob(f.ctx, byConn[shop.ID]); r.Err != nil || r.Outcome != linkedprofiles.NotFound {
+		t.Fatalf("shopify: %+v", r)
 	}
 	got, _ := f.svc.GetCustomer(f.ctx, f.workspace, customer.ID)
 	if len(got.LinkedProfiles) != 1 || got.LinkedProfiles[0].ExternalID != "cus_cat" {
 		t.Fatalf("profiles: %+v", got.LinkedProfiles)
 	}
-	// Other events, and workspaces without connections, are no work.
+
+	// A refused token fails for good and marks the connection.
+	token, _ := f.m.AccessToken(f.ctx, f.workspace, shop.ID)
+	f.shops.RevokeToken(token)
+	if r := f.linker.RunJob(f.ctx, byConn[shop.ID]); r.Retry || r.ErrorClass != "token_expired" || r.Err == nil {
+		t.Fatalf("a revoked token: %+v", r)
+	}
+	if c, _ := f.store.Connection(f.ctx, f.workspace, shop.ID); c.Status != helpdeskflow.ConnectionTokenExpired {
+		t.Fatalf("shopify connection: %+v", c)
+	}
+	// A job of a connection that is no longer active is skipped.
+	if r := f.linker.RunJob(f.ctx, byConn[shop.ID]); r.Err != nil || r.Outcome != linkedprofiles.Skipped {
+		t.Fatalf("a job of an expired connection: %+v", r)
+	}
+
+	// Other events, and workspaces without connections, queue nothing.
 	other := newFixture(t)
 	c := other.customer("dan@example.com")
 	evs, _ := other.store.Load(other.ctx, other.workspace, c.ID)
-	if err := (&linkedprofiles.Handler{Linker: other.linker}).Handle(other.ctx, evs[0]); err != nil {
+	if err := (&linkedprofiles.Handler{Linker: other.linker, Jobs: other.store}).Handle(other.ctx, evs[0]); err != nil {
 		t.Fatal(err)
+	}
+	if jobs := other.claim(); len(jobs) != 0 {
+		t.Fatalf("jobs without connections: %+v", jobs)
 	}
 }

@@ -23,7 +23,7 @@ import (
 const DefaultRefreshMargin = 5 * time.Minute
 
 // DefaultTimeout bounds a token request when Exchange or Refresh get a nil
-// client.
+// client, or one that sets no Timeout.
 const DefaultTimeout = 30 * time.Second
 
 // maxTokenResponse is the most of a token response that is read (as
@@ -194,12 +194,14 @@ type capture struct {
 }
 
 // withCapture returns ctx carrying a copy of client (nil: one with
-// DefaultTimeout) whose transport records the last token answer.
+// DefaultTimeout; a client without a Timeout gets DefaultTimeout too)
+// whose transport records the last token answer.
 func withCapture(ctx context.Context, client *http.Client) (context.Context, *capture) {
 	var c http.Client
 	if client != nil {
 		c = *client
-	} else {
+	}
+	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
 	}
 	cp := &capture{base: c.Transport}

@@ -76,3 +76,20 @@ func TestEscape(t *testing.T) {
 		t.Errorf("escapeShopifyQuery = %s", got)
 	}
 }
+
+// TestNew_EveryRequestHasATimeout: without a client timeout of the
+// caller's, a provider that never answers would hold a lookup forever.
+func TestNew_EveryRequestHasATimeout(t *testing.T) {
+	for name, tc := range map[string]struct {
+		client *http.Client
+		want   time.Duration
+	}{
+		"nil client":                {nil, DefaultTimeout},
+		"client without a timeout":  {&http.Client{}, DefaultTimeout},
+		"client with its own limit": {&http.Client{Timeout: time.Second}, time.Second},
+	} {
+		if got := New(tc.client).hc.Timeout; got != tc.want {
+			t.Errorf("%s: timeout %v, want %v", name, got, tc.want)
+		}
+	}
+}

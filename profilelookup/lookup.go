@@ -47,6 +47,11 @@ const (
 	DefaultStripeAPIVersion = "2024-06-20"
 )
 
+// DefaultTimeout bounds each request of a Client whose http.Client has no
+// timeout of its own (New with nil, or with a zero Timeout), so a provider
+// that never answers cannot hold a lookup forever.
+const DefaultTimeout = 10 * time.Second
+
 // MaxResponseBytes bounds every response body Lookup reads; a longer one is
 // a ClassBadResponse error.
 const MaxResponseBytes = 4 << 20
@@ -108,13 +113,18 @@ func WithStripeAPIVersion(v string) Option {
 }
 
 // New returns a Client that sends requests with a copy of httpClient (nil:
-// http.DefaultClient) that does not follow redirects, so the access token
-// never leaves the API host; a redirect is a ClassBadResponse error.
+// http.DefaultClient's transport) that does not follow redirects, so the
+// access token never leaves the API host (a redirect is a
+// ClassBadResponse error), and that gives up on a request after
+// DefaultTimeout when httpClient sets no Timeout (a ClassTemporary error).
 func New(httpClient *http.Client, opts ...Option) *Client {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
 	hc := *httpClient
+	if hc.Timeout <= 0 {
+		hc.Timeout = DefaultTimeout
+	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c := &Client{
 		hc:             &hc,

@@ -26,7 +26,7 @@ import (
 const DefaultAPIURL = slackapi.APIURL
 
 // DefaultTimeout bounds each call of a Client that New built without an
-// http.Client of its own.
+// http.Client of its own, or with one that sets no Timeout.
 const DefaultTimeout = 10 * time.Second
 
 // Client calls the Slack Web API. It is safe for concurrent use; it holds
@@ -39,7 +39,8 @@ type Client struct {
 // New returns a Client for the Web API at apiURL (such as
 // "https://slack.com/api/", the default when apiURL is ""; a missing
 // trailing slash is added) using httpClient, or an http.Client with
-// DefaultTimeout when httpClient is nil.
+// DefaultTimeout when httpClient is nil (a copy with DefaultTimeout when
+// it sets no Timeout).
 func New(apiURL string, httpClient *http.Client) *Client {
 	if apiURL == "" {
 		apiURL = DefaultAPIURL
@@ -49,6 +50,10 @@ func New(apiURL string, httpClient *http.Client) *Client {
 	}
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: DefaultTimeout}
+	} else if httpClient.Timeout <= 0 {
+		hc := *httpClient
+		hc.Timeout = DefaultTimeout
+		httpClient = &hc
 	}
 	return &Client{apiURL: apiURL, doer: retryAfterDoer{client: httpClient}}
 }

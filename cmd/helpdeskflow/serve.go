@@ -141,8 +141,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Poster: slackClient, Secrets: keyring,
+			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Jobs: store, Poster: slackClient, Secrets: keyring,
 				Auth: service, Tickets: service, Logger: logger, Registerer: reg})
+			if err != nil {
+				return err
+			}
+			// Slack and the Shopify/Stripe lookups run in the job worker,
+			// never in the dispatcher's consume loop.
+			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: store, Logger: logger, Registerer: reg,
+				Runners: map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: notifier, helpdeskflow.JobProfileLookup: linker}})
 			if err != nil {
 				return err
 			}
@@ -150,8 +157,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier, &linkedprofiles.Handler{Linker: linker})
-			workers = append(workers, deliveries.Run)
+			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: store})
+			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{

@@ -17,8 +17,9 @@
 // Email matching in searches is case-insensitive, as in both APIs. Each
 // valid token belongs to one shop or account (SetToken); a request without
 // a valid one gets the provider's 401. Failures can be scripted
-// (RateLimitNext, FailNext, RespondNext), and every request is recorded
-// (Calls, Requests). Methods are safe for concurrent use.
+// (RateLimitNext, FailNext, RespondNext), a provider can stop answering
+// (Hang), and every request is recorded (Calls, Requests; a hung one only
+// in Calls and InFlight). Methods are safe for concurrent use.
 package profilelookuptest
 
 import (
@@ -132,6 +133,11 @@ type Server struct {
 	requests  []Request
 	seq       int64
 	requestID int
+	hang      map[string]bool // providers whose requests are never answered
+	inFlight  int
+
+	closing   chan struct{} // closed by Close, ends hung requests
+	closeOnce sync.Once
 }
 
 var fixedCreated = time.Date(2024, 1, 2, 8, 4, 5, 0, time.UTC)
@@ -145,6 +151,8 @@ func NewServer() *Server {
 		revoked:  map[string]bool{},
 		calls:    map[string]int{},
 		seq:      1000,
+		hang:     map[string]bool{},
+		closing:  make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /shops/{shop}/admin/api/{version}/customers/search.json", s.shopifySearch)
@@ -161,8 +169,28 @@ func NewServer() *Server {
 	return s
 }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down; hung requests (Hang) end without an answer.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
+
+// Hang makes every request to provider (Shopify or Stripe) from now on
+// wait without an answer until the client gives up or the server closes,
+// as a shop that never answers would; false answers again.
+func (s *Server) Hang(provider string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hang[provider] = on
+}
+
+// InFlight returns how many requests the fake has received and not
+// answered yet (hung ones included).
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
 
 // URL is the server's base URL.
 func (s *Server) URL() string { return s.srv.URL }
@@ -371,6 +399,22 @@ func (s *Server) record(next http.Handler) http.Handler {
 		s.calls[req.Path]++
 		s.requestID++
 		rid := s.requestID
+		s.inFlight++
+		hang := s.hang[req.Provider]
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.inFlight--
+			s.mu.Unlock()
+		}()
+		if hang {
+			select {
+			case <-r.Context().Done():
+			case <-s.closing:
+			}
+			return
+		}
+		s.mu.Lock()
 		var sc *scripted
 		if len(s.script) > 0 {
 			sc = &s.script[0]

@@ -161,3 +161,36 @@ func TestStripe(t *testing.T) {
 		t.Errorf("recorded %d requests: %+v", len(reqs), reqs)
 	}
 }
+
+func TestHang(t *testing.T) {
+	s := plt.NewServer()
+	defer s.Close()
+	s.SetToken(plt.Shopify, "acme", "shpat_good")
+	s.Hang(plt.Shopify, true)
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	errs := make(chan error, 1)
+	go func() {
+		resp, err := client.Get(s.ShopifyBaseURL()("acme") + "/admin/api/2024-10/customers/search.json?query=email:a@b.co")
+		if err == nil {
+			resp.Body.Close()
+		}
+		errs <- err
+	}()
+	for s.InFlight() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-errs; err == nil {
+		t.Fatal("a hung request was answered")
+	}
+	for s.InFlight() != 0 { // the server notices the client gave up
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Stripe still answers; so does Shopify once released.
+	st, _, _ := get(t, s.StripeBaseURL()+"/v1/customers/search?query=email:'a@b.co'", map[string]string{"Authorization": "Bearer sk_x"})
+	s.Hang(plt.Shopify, false)
+	st2, _, _ := get(t, s.ShopifyBaseURL()("acme")+"/admin/api/2024-10/customers/search.json?query=email:a@b.co",
+		map[string]string{"X-Shopify-Access-Token": "shpat_good"})
+	if st != 401 || st2 != 200 {
+		t.Fatalf("after the hang: stripe %d, shopify %d", st, st2)
+	}
+}

@@ -1,9 +1,9 @@
 // Package slacktest is a fake of the Slack Web API for tests: an
 // httptest server that answers chat.postMessage and auth.test in Slack's
 // shapes (errors as {"ok":false,"error":"…"} with HTTP 200, rate limits as
-// HTTP 429 with Retry-After), can be scripted to fail, and records what it
-// received. It speaks plain HTTP on 127.0.0.1 and imports no Slack library,
-// so it checks what a client really sends.
+// HTTP 429 with Retry-After), can be scripted to fail or to answer slowly,
+// and records what it received. It speaks plain HTTP on 127.0.0.1 and
+// imports no Slack library, so it checks what a client really sends.
 package slacktest
 
 import (
@@ -62,12 +62,17 @@ type Server struct {
 	posts         []Post
 	authTests     int
 	seq           int64
+	delay         time.Duration
+	inFlight      int
+
+	closing   chan struct{} // closed by Close, ends delays early
+	closeOnce sync.Once
 }
 
 // NewServer starts a fake on 127.0.0.1. Until SetToken is called it accepts
 // any non-empty token. Close it when done.
 func NewServer() *Server {
-	s := &Server{revoked: map[string]bool{}, channelErrors: map[string]string{}}
+	s := &Server{revoked: map[string]bool{}, channelErrors: map[string]string{}, closing: make(chan struct{})}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -76,8 +81,28 @@ func NewServer() *Server {
 // slack-go's OptionAPIURL.
 func (s *Server) URL() string { return s.srv.URL + "/api/" }
 
-// Close shuts the server down, waiting for requests in flight.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down, waiting for requests in flight (a request
+// waiting out SetDelay is answered at once).
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.Close()
+}
+
+// SetDelay makes every request wait d before it is answered (0: none), as
+// a slow Slack would; the client sees nothing until then.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// InFlight returns how many requests the fake has received and not
+// answered yet.
+func (s *Server) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight
+}
 
 // SetToken makes valid the only token accepted; any other gets
 // invalid_auth.
@@ -172,6 +197,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, code := parse(r)
+
+	s.mu.Lock()
+	s.inFlight++
+	delay := s.delay
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+	}()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		t.Stop()
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

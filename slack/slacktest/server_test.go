@@ -193,3 +193,27 @@ func TestServer_AnyTokenUntilSetToken(t *testing.T) {
 		t.Errorf("answer = %+v, want ok before SetToken", a)
 	}
 }
+
+func TestServer_Delay(t *testing.T) {
+	srv := newServer(t)
+	srv.SetDelay(time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.PostForm(srv.URL()+"chat.postMessage", url.Values{"token": {"xoxb-good"}, "channel": {"C1"}, "text": {"hi"}})
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for srv.InFlight() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := len(srv.Posts()); n != 0 {
+		t.Fatalf("a delayed post was recorded before its answer: %d", n)
+	}
+	srv.Close() // answers the delayed request at once
+	<-done
+	if n := srv.InFlight(); n != 0 {
+		t.Fatalf("in flight after close: %d", n)
+	}
+}
