@@ -46,6 +46,18 @@ const (
 	StreamSLAPolicy  = "sla_policy"
 )
 
+// StreamTypes lists every stream type (a test keeps it complete).
+var StreamTypes = []string{StreamWorkspace, StreamCustomer, StreamTicket, StreamAutomation, StreamSLAPolicy, StreamWebhook}
+
+// VisibleToAgents reports whether agent keys may read the events of a
+// stream type in the change feed: tickets and customers only. The
+// workspace's configuration (the workspace stream with its API keys,
+// settings and integrations, automation rules, SLA policies, webhooks) is
+// admin-only, and so is any stream type not named here.
+func VisibleToAgents(streamType string) bool {
+	return streamType == StreamTicket || streamType == StreamCustomer
+}
+
 // Channels say through which path a change came in.
 const (
 	ChannelAPI         = "api"

@@ -177,8 +177,8 @@ type eventJSON struct {
 // events in commit order from the event store, below the commit horizon
 // (a transaction that commits late is never skipped). next_cursor is
 // always set: pass it as after to resume, also after an empty page. Agent
-// keys do not see internal notes or workspace configuration events (the
-// cursor still moves past them).
+// keys see only ticket and customer events, without internal notes (the
+// cursor still moves past the others).
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
 	var problems []helpdeskflow.FieldProblem
@@ -207,9 +207,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprout
 	for _, e := range events {
 		next = e.Position
 		// Agent keys see neither internal notes nor the workspace's
-		// configuration history (keys, blocklist, limits), which their
-		// role cannot read directly either.
-		if principal.Role != helpdeskflow.RoleAdmin && (helpdeskflow.IsInternalNote(e) || e.StreamType == helpdeskflow.StreamWorkspace) {
+		// configuration (keys, settings, integrations, rules, policies,
+		// webhooks and their URLs), which their role cannot read directly
+		// either.
+		if principal.Role != helpdeskflow.RoleAdmin && (helpdeskflow.IsInternalNote(e) || !helpdeskflow.VisibleToAgents(e.StreamType)) {
 			continue
 		}
 		data = append(data, eventJSON{ID: e.ID.String(), Type: e.Type, SchemaVersion: e.SchemaVersion, StreamID: e.StreamID.String(),

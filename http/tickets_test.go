@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -272,4 +274,63 @@ func TestServer_EventFeed(t *testing.T) {
 	agent := r.body["key"].(string)
 	cursor, seen = "", nil
 	readUntil(agent, "customer.created ticket.created ticket.message_added ticket.created")
+}
+
+// TestServer_EventFeedByRole appends an event to a stream of every stream
+// type (helpdeskflow.StreamTypes, which a root test keeps complete): admin
+// keys read them all in the change feed, agent keys only those of tickets
+// and customers. Configuration streams (webhook URLs with their tokens,
+// rules, policies, keys, integrations) are admin-only.
+func TestServer_EventFeedByRole(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	wantAgent := map[string]bool{helpdeskflow.StreamTicket: true, helpdeskflow.StreamCustomer: true}
+	for _, streamType := range helpdeskflow.StreamTypes {
+		ref := helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: h.workspace, Type: streamType}
+		e, err := helpdeskflow.NewEventOf(streamType+".probe", map[string]string{"url": "https://hooks.example/secret-token"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.store.Transact(ctx, func(tx *eventstore.Tx) error {
+			_, err := tx.Append(ctx, ref, 0, helpdeskflow.Metadata{Channel: helpdeskflow.ChannelSystem}, []helpdeskflow.NewEvent{e})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	agent := h.agentKey()
+	probes := func(key string) map[string]bool {
+		seen := map[string]bool{}
+		testenv.Eventually(t, 10*time.Second, func() error {
+			cursor := ""
+			for {
+				r := h.do("GET", "/v1/events?limit=1000&after="+cursor, key, nil)
+				h.want(r, 200, "")
+				events := r.body["events"].([]any)
+				cursor, _ = r.body["next_cursor"].(string)
+				for _, e := range events {
+					e := e.(map[string]any)
+					if typ := e["type"].(string); strings.HasSuffix(typ, ".probe") {
+						seen[e["stream_type"].(string)] = true
+					}
+				}
+				if len(events) == 0 {
+					break
+				}
+			}
+			// The admin sees every probe once the commit horizon passed them.
+			if key == h.adminKey && len(seen) < len(helpdeskflow.StreamTypes) {
+				return fmt.Errorf("admin sees probes of %v so far", seen)
+			}
+			return nil
+		})
+		return seen
+	}
+	probes(h.adminKey)
+	seen := probes(agent)
+	for _, streamType := range helpdeskflow.StreamTypes {
+		if seen[streamType] != wantAgent[streamType] {
+			t.Errorf("agent key sees %s events: %v, want %v", streamType, seen[streamType], wantAgent[streamType])
+		}
+	}
 }
