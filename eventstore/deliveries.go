@@ -273,15 +273,17 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 }
 
 // Redeliver makes a finished delivery of the webhook due at now for one
-// more attempt. ENotFound for an unknown delivery, EConflict for one that
-// is still pending. A redelivered delivery goes before the later pending
+// more attempt. It touches only a delivery of that webhook in that
+// workspace: ENotFound for any other (another workspace's delivery id
+// included), EConflict for one that is still pending. A redelivered delivery goes before the later pending
 // deliveries of its stream to its webhook (one in flight finishes).
 func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryID uuid.UUID, now time.Time) error {
 	ids := []uuid.UUID{deliveryID}
 	b := beginDeliveryChange(lockWebhooksOf, ids)
 	b.Queue(`WITH d AS (SELECT status FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2 AND workspace_id = $3 FOR UPDATE),
 		u AS (UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $4, max_attempts = attempts + 1, updated_at = $4
-			WHERE id = $1 AND status <> 'pending' AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND deleted_at IS NULL) RETURNING 1)
+			WHERE id = $1 AND webhook_id = $2 AND workspace_id = $3 AND status <> 'pending'
+				AND EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND workspace_id = $3 AND deleted_at IS NULL) RETURNING 1)
 		SELECT status FROM d`, deliveryID, webhookID, workspaceID, now)
 	b.Queue(demoteLaterHeads, ids)
 	endDeliveryChange(b, ids)

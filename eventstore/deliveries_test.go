@@ -407,3 +407,44 @@ func TestDeleteWebhook_ConcurrentWithEnqueueAndFinish(t *testing.T) {
 		t.Errorf("want no delivery of the deleted webhook pending, got %d (%v)", pending, err)
 	}
 }
+
+// TestRedeliver_ScopedToWebhookAndWorkspace: redelivering another
+// workspace's delivery id through one's own webhook (or another webhook's
+// id through one's own workspace) is 404 and changes nothing; it used to
+// answer 404 but re-send the delivery.
+func TestRedeliver_ScopedToWebhookAndWorkspace(t *testing.T) {
+	q := newDeliveryQueue(t)
+	mine := q.webhook(q.ws)
+	otherWS := uuid.New()
+	theirs := q.webhook(otherWS)
+	ds := q.deliveries(theirs, uuid.New(), 1, 1, q.t0)
+	ds[0].WorkspaceID = otherWS
+	if err := q.store.EnqueueDeliveries(q.ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	q.finish(q.claim(q.t0, 10, 10), helpdeskflow.DeliveryFailed, time.Time{})
+
+	for _, try := range []struct {
+		name          string
+		workspace, wh uuid.UUID
+	}{{"own webhook", q.ws, mine}, {"their webhook, own workspace", q.ws, theirs}, {"own webhook, their workspace", otherWS, mine}} {
+		err := q.store.Redeliver(q.ctx, try.workspace, try.wh, ds[0].ID, q.at(time.Second))
+		if got := helpdeskflow.ErrorCode(err); got != helpdeskflow.ENotFound {
+			t.Errorf("%s: err = %v, want not_found", try.name, err)
+		}
+	}
+	if got := q.claim(q.at(time.Minute), 10, 10); len(got) != 0 {
+		t.Fatalf("a refused redeliver made %d deliveries claimable", len(got))
+	}
+	log, err := q.store.Deliveries(q.ctx, otherWS, theirs, "", uuid.Nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log) != 1 || log[0].Status != helpdeskflow.DeliveryFailed || log[0].MaxAttempts != 3 {
+		t.Errorf("their delivery after the refused redelivers: %+v, want failed with 3 max attempts", log)
+	}
+	// Their own redeliver still works.
+	if err := q.store.Redeliver(q.ctx, otherWS, theirs, ds[0].ID, q.at(time.Second)); err != nil {
+		t.Fatalf("redeliver by its own workspace and webhook: %v", err)
+	}
+}
