@@ -24,3 +24,12 @@ type IdempotencyClaim struct {
 	Token  uuid.UUID
 	Replay *IdempotentResponse
 }
+
+// IdempotencyScope is whose an Idempotency-Key is: the API key that sent
+// it, in its workspace. The same key string sent by another API key (of
+// the same workspace or not) is another key, and a replay answers only the
+// API key that made the first request.
+type IdempotencyScope struct {
+	WorkspaceID uuid.UUID
+	APIKeyID    uuid.UUID
+}

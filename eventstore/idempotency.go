@@ -36,7 +36,7 @@ const (
 	idempotencyCleanupBatch = 500
 )
 
-// IdempotencyKeys stores, per workspace, the Idempotency-Keys of requests
+// IdempotencyKeys stores, per API key, the Idempotency-Keys of requests
 // and the responses to replay (table idempotency_keys). It is safe for
 // concurrent use; every process may claim keys in the same database.
 type IdempotencyKeys struct {
@@ -49,7 +49,7 @@ func NewIdempotencyKeys(store *Store) *IdempotencyKeys {
 	return &IdempotencyKeys{pool: store.pool}
 }
 
-// Begin claims key in workspace for a request whose identity (method, path,
+// Begin claims key in scope (the API key that sent it) for a request whose identity (method, path,
 // body and whatever else distinguishes it) hashes to requestHash. It costs
 // one round trip. It returns a claim with a Token when the caller must run
 // the request: the key is new, older than IdempotencyRetention, or held by
@@ -60,11 +60,11 @@ func NewIdempotencyKeys(store *Store) *IdempotencyKeys {
 // Errors: EIdempotencyKeyReused when the key was used by a request with
 // another hash, EIdempotencyKeyInUse while the first request with the key
 // is still running, EUnavailable when Postgres cannot be reached.
-func (k *IdempotencyKeys) Begin(ctx context.Context, workspaceID uuid.UUID, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error) {
+func (k *IdempotencyKeys) Begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error) {
 	// The row found on conflict can vanish before it is read (its request
 	// failed and gave the key up); the next attempt then claims the key.
 	for range 3 {
-		claim, found, err := k.begin(ctx, workspaceID, key, requestHash)
+		claim, found, err := k.begin(ctx, scope, key, requestHash)
 		if err != nil || found {
 			return claim, err
 		}
@@ -73,7 +73,7 @@ func (k *IdempotencyKeys) Begin(ctx context.Context, workspaceID uuid.UUID, key 
 		"Idempotency-Key %q is changing hands too quickly; retry", key)
 }
 
-func (k *IdempotencyKeys) begin(ctx context.Context, workspaceID uuid.UUID, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, bool, error) {
+func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, bool, error) {
 	token := uuid.New()
 	b := &pgx.Batch{}
 	cleanup := k.claims.Add(1)%idempotencyCleanupEvery == 0
@@ -83,18 +83,18 @@ func (k *IdempotencyKeys) begin(ctx context.Context, workspaceID uuid.UUID, key 
 	// A conflicting row is replaced when it has expired, or when it is the
 	// same request's and its lease ran out; otherwise it is left alone and
 	// read by the next statement.
-	b.Queue(`INSERT INTO idempotency_keys (workspace_id, key, request_hash, state, lease_token) VALUES ($1, $2, $3, 'running', $4)
-		ON CONFLICT (workspace_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, state = 'running',
+	b.Queue(`INSERT INTO idempotency_keys (workspace_id, api_key_id, key, request_hash, state, lease_token) VALUES ($1, $7, $2, $3, 'running', $4)
+		ON CONFLICT (workspace_id, api_key_id, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, state = 'running',
 			lease_token = EXCLUDED.lease_token, status = NULL, response_headers = NULL, response_body = NULL,
 			sealed = false, created_at = now(), completed_at = NULL
 		WHERE idempotency_keys.created_at < now() - make_interval(secs => $5)
 		   OR (idempotency_keys.state = 'running' AND idempotency_keys.request_hash = EXCLUDED.request_hash
 		       AND idempotency_keys.created_at < now() - make_interval(secs => $6))
 		RETURNING lease_token`,
-		workspaceID, key, requestHash, token, IdempotencyRetention.Seconds(), IdempotencyLease.Seconds())
+		scope.WorkspaceID, key, requestHash, token, IdempotencyRetention.Seconds(), IdempotencyLease.Seconds(), scope.APIKeyID)
 	b.Queue(`SELECT request_hash, state, coalesce(status, 0), coalesce(response_headers, '{}')::text,
 			coalesce(response_body, ''), sealed
-		FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`, workspaceID, key)
+		FROM idempotency_keys WHERE workspace_id = $1 AND api_key_id = $3 AND key = $2`, scope.WorkspaceID, key, scope.APIKeyID)
 	br := k.pool.SendBatch(ctx, b)
 	defer br.Close()
 
@@ -148,7 +148,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, workspaceID uuid.UUID, key 
 // outlived IdempotencyLease and a retry took the key over; that retry's
 // outcome is the one kept) and EUnavailable when Postgres cannot be
 // reached.
-func (k *IdempotencyKeys) Complete(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
+func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
 	header := resp.Header
 	if header == nil {
 		header = map[string]string{}
@@ -163,8 +163,8 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, workspaceID uuid.UUID, k
 	}
 	tag, err := k.pool.Exec(ctx, `UPDATE idempotency_keys SET state = 'done', status = $4, response_headers = $5,
 			response_body = $6, sealed = $7, completed_at = now()
-		WHERE workspace_id = $1 AND key = $2 AND lease_token = $3 AND state = 'running'`,
-		workspaceID, key, token, resp.Status, string(headers), body, resp.Sealed)
+		WHERE workspace_id = $1 AND api_key_id = $8 AND key = $2 AND lease_token = $3 AND state = 'running'`,
+		scope.WorkspaceID, key, token, resp.Status, string(headers), body, resp.Sealed, scope.APIKeyID)
 	if err != nil {
 		return internal("complete idempotency key", err)
 	}
@@ -179,9 +179,9 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, workspaceID uuid.UUID, k
 // outcomes that are not final (a conflict, a rate limit, a server error).
 // token is the claim's, from Begin; a claim already lost is left alone.
 // It returns EUnavailable when Postgres cannot be reached.
-func (k *IdempotencyKeys) Abandon(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID) error {
-	if _, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE workspace_id = $1 AND key = $2 AND lease_token = $3 AND state = 'running'`,
-		workspaceID, key, token); err != nil {
+func (k *IdempotencyKeys) Abandon(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID) error {
+	if _, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2 AND lease_token = $3 AND state = 'running'`,
+		scope.WorkspaceID, key, token, scope.APIKeyID); err != nil {
 		return internal("abandon idempotency key", err)
 	}
 	return nil
@@ -201,6 +201,6 @@ func (k *IdempotencyKeys) DeleteExpired(ctx context.Context, limit int) (int64, 
 	return tag.RowsAffected(), nil
 }
 
-const deleteExpiredIdempotencyKeys = `DELETE FROM idempotency_keys WHERE (workspace_id, key) IN (
-	SELECT workspace_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+const deleteExpiredIdempotencyKeys = `DELETE FROM idempotency_keys WHERE (workspace_id, api_key_id, key) IN (
+	SELECT workspace_id, api_key_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
 	ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`

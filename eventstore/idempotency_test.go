@@ -15,6 +15,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
+// newScope is a new API key's scope in a new workspace.
+func newScope() helpdeskflow.IdempotencyScope {
+	return helpdeskflow.IdempotencyScope{WorkspaceID: uuid.New(), APIKeyID: uuid.New()}
+}
+
 func hashOf(s string) []byte {
 	h := sha256.Sum256([]byte(s))
 	return h[:]
@@ -24,18 +29,18 @@ func TestIdempotencyKeys(t *testing.T) {
 	s := testenv.Store(t)
 	keys := eventstore.NewIdempotencyKeys(s)
 	ctx := context.Background()
-	age := func(t *testing.T, workspace uuid.UUID, key, by string) {
+	age := func(t *testing.T, workspace helpdeskflow.IdempotencyScope, key, by string) {
 		t.Helper()
-		if _, err := s.Pool().Exec(ctx, `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND key = $2`,
-			workspace, key, by); err != nil {
+		if _, err := s.Pool().Exec(ctx, `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2`,
+			workspace.WorkspaceID, key, by, workspace.APIKeyID); err != nil {
 			t.Fatal(err)
 		}
 	}
-	begin := func(t *testing.T, workspace uuid.UUID, key, request string) (helpdeskflow.IdempotencyClaim, error) {
+	begin := func(t *testing.T, workspace helpdeskflow.IdempotencyScope, key, request string) (helpdeskflow.IdempotencyClaim, error) {
 		t.Helper()
 		return keys.Begin(ctx, workspace, key, hashOf(request))
 	}
-	mustClaim := func(t *testing.T, workspace uuid.UUID, key, request string) uuid.UUID {
+	mustClaim := func(t *testing.T, workspace helpdeskflow.IdempotencyScope, key, request string) uuid.UUID {
 		t.Helper()
 		claim, err := begin(t, workspace, key, request)
 		if err != nil || claim.Token == uuid.Nil || claim.Replay != nil {
@@ -52,7 +57,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	resp := helpdeskflow.IdempotentResponse{Status: 201, Header: map[string]string{"Content-Type": "application/json", "Location": "/v1/tickets/x"}, Body: []byte(`{"id":"x"}`)}
 
 	t.Run("CompleteThenReplay", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		token := mustClaim(t, ws, "k", "create")
 		_, err := begin(t, ws, "k", "create")
 		wantCode(t, err, helpdeskflow.EIdempotencyKeyInUse)
@@ -71,12 +76,17 @@ func TestIdempotencyKeys(t *testing.T) {
 		}
 		_, err = begin(t, ws, "k", "other")
 		wantCode(t, err, helpdeskflow.EIdempotencyKeyReused)
-		// Another workspace's key of the same name is another key.
-		mustClaim(t, uuid.New(), "k", "other")
+		// Another workspace's key of the same name is another key, and so
+		// is another API key's in the same workspace.
+		mustClaim(t, newScope(), "k", "other")
+		claim, err = begin(t, helpdeskflow.IdempotencyScope{WorkspaceID: ws.WorkspaceID, APIKeyID: uuid.New()}, "k", "create")
+		if err != nil || claim.Token == uuid.Nil || claim.Replay != nil {
+			t.Fatalf("the same key from another API key: Begin = %+v, %v; want a claim of its own, not a replay", claim, err)
+		}
 	})
 
 	t.Run("AbandonFreesTheKey", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		token := mustClaim(t, ws, "k", "create")
 		if err := keys.Abandon(ctx, ws, "k", token); err != nil {
 			t.Fatal(err)
@@ -85,7 +95,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	})
 
 	t.Run("ExpiredKeyIsNew", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		token := mustClaim(t, ws, "k", "create")
 		if err := keys.Complete(ctx, ws, "k", token, resp); err != nil {
 			t.Fatal(err)
@@ -95,7 +105,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	})
 
 	t.Run("AbandonedRunningKeyIsTakenOver", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		first := mustClaim(t, ws, "k", "create")
 		age(t, ws, "k", "61 seconds")
 		// Only by the same request: another one may not reuse the key.
@@ -115,7 +125,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	})
 
 	t.Run("ConcurrentBeginsClaimOnce", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		claims, inUse := 0, 0
@@ -141,7 +151,7 @@ func TestIdempotencyKeys(t *testing.T) {
 	})
 
 	t.Run("DeleteExpired", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		for i := range 5 {
 			mustClaim(t, ws, fmt.Sprint("old", i), "create")
 			age(t, ws, fmt.Sprint("old", i), "25 hours")
@@ -155,13 +165,13 @@ func TestIdempotencyKeys(t *testing.T) {
 			t.Fatalf("DeleteExpired = %d, %v; want 2", n, err)
 		}
 		var left int
-		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1`, ws).Scan(&left); err != nil || left != 1 {
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1`, ws.WorkspaceID).Scan(&left); err != nil || left != 1 {
 			t.Fatalf("%d keys left (%v), want 1", left, err)
 		}
 	})
 
 	t.Run("ClaimsDeleteExpiredKeys", func(t *testing.T) {
-		ws := uuid.New()
+		ws := newScope()
 		mustClaim(t, ws, "old", "create")
 		age(t, ws, "old", "25 hours")
 		// Every 50th claim of a process cleans up.
@@ -169,7 +179,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			mustClaim(t, ws, fmt.Sprint("new", i), "create")
 		}
 		var old int
-		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = 'old'`, ws).Scan(&old); err != nil || old != 0 {
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = 'old'`, ws.WorkspaceID).Scan(&old); err != nil || old != 0 {
 			t.Fatalf("the expired key is still there (%d, %v)", old, err)
 		}
 	})

@@ -22,7 +22,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// Idempotency keeps, per workspace, the Idempotency-Keys of POST and PATCH
+// Idempotency keeps, per API key, the Idempotency-Keys of POST and PATCH
 // requests and the responses to replay to their retries. Implementations
 // must be safe for concurrent use, also across processes sharing a
 // database.
@@ -33,11 +33,11 @@ type Idempotency interface {
 	// EIdempotencyKeyReused (the key was used for another request),
 	// EIdempotencyKeyInUse (its first request is still running),
 	// EUnavailable.
-	Begin(ctx context.Context, workspaceID uuid.UUID, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error)
+	Begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error)
 	// Complete stores the response of a claimed request for replay.
-	Complete(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error
+	Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error
 	// Abandon gives the key up, so a retry runs the request again.
-	Abandon(ctx context.Context, workspaceID uuid.UUID, key string, token uuid.UUID) error
+	Abandon(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID) error
 }
 
 const (
@@ -81,9 +81,14 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	}
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	hash := requestHash(r, body)
-	workspaceID := principalOf(r.Context()).WorkspaceID
+	principal := principalOf(r.Context())
+	workspaceID := principal.WorkspaceID
+	// The key is the API key's own: another API key with the same
+	// Idempotency-Key makes a separate request and never sees this one's
+	// response (an agent key must not replay an admin's answer).
+	scope := helpdeskflow.IdempotencyScope{WorkspaceID: workspaceID, APIKeyID: principal.KeyID}
 
-	claim, err := s.cfg.Idempotency.Begin(r.Context(), workspaceID, key, hash)
+	claim, err := s.cfg.Idempotency.Begin(r.Context(), scope, key, hash)
 	if err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 		// The handler panicked: give the key up so a retry runs again.
 		ctx, cancel := storeCtx()
 		defer cancel()
-		if err := s.cfg.Idempotency.Abandon(ctx, workspaceID, key, claim.Token); err != nil {
+		if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
 			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give up the key of a panicked request", "key", key, "err", err)
 		}
 	}()
@@ -125,11 +130,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 		// that got it can count on a retry replaying it. If keeping it
 		// fails the key stays running until its lease ends (retries get
 		// 409), then a retry runs the request again.
-		if err := s.keepResponse(ctx, rec, workspaceID, key, claim.Token, sealingKey(r, workspaceID, key, hash)); err != nil {
+		if err := s.keepResponse(ctx, rec, scope, key, claim.Token, sealingKey(r, workspaceID, key, hash)); err != nil {
 			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not keep the response", "key", key,
 				"request_id", requestIDOf(r.Context()), "err", err)
 		}
-	} else if err := s.cfg.Idempotency.Abandon(ctx, workspaceID, key, claim.Token); err != nil {
+	} else if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
 		s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
 			"request_id", requestIDOf(r.Context()), "err", err)
 	}
@@ -141,7 +146,7 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 // keepResponse stores rec's response as the outcome of key's request. A
 // response marked Cache-Control: no-store holds a secret shown once (a new
 // API key): it is kept sealed with sealKey.
-func (s *Server) keepResponse(ctx context.Context, rec *idempotentRecorder, workspaceID uuid.UUID, key string, token uuid.UUID, sealKey []byte) error {
+func (s *Server) keepResponse(ctx context.Context, rec *idempotentRecorder, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, sealKey []byte) error {
 	resp := helpdeskflow.IdempotentResponse{Status: rec.status, Header: rec.kept, Body: rec.body.Bytes()}
 	if strings.Contains(strings.ToLower(rec.kept["Cache-Control"]), "no-store") {
 		var err error
@@ -150,7 +155,7 @@ func (s *Server) keepResponse(ctx context.Context, rec *idempotentRecorder, work
 		}
 		resp.Sealed = true
 	}
-	return s.cfg.Idempotency.Complete(ctx, workspaceID, key, token, resp)
+	return s.cfg.Idempotency.Complete(ctx, scope, key, token, resp)
 }
 
 // finalStatus reports whether a response with status is the outcome of its
@@ -175,7 +180,7 @@ func (s *Server) replay(w http.ResponseWriter, r *http.Request, resp helpdeskflo
 		var err error
 		if body, err = unseal(sealKey, body); err != nil {
 			return helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyReused,
-				"Idempotency-Key %q was first used with another API key, and its response holds a secret shown only to that key; use a new key",
+				"the response kept for Idempotency-Key %q holds a secret that cannot be opened with this API key; use a new key",
 				r.Header.Get(idempotencyKeyHeader))
 		}
 	}
