@@ -103,22 +103,19 @@ func NewAccessCache(store *Store, cfg AccessCacheConfig) *AccessCache {
 // possible. Errors are those of Store.Authenticate (EUnauthorized for
 // unknown or revoked keys, EUnavailable when Postgres is down).
 func (c *AccessCache) Authenticate(ctx context.Context, secret string) (helpdeskflow.Access, error) {
-	hash := sha256.Sum256([]byte(secret))
-	now := time.Now()
+	if a, ok := c.Cached(secret); ok {
+		return a, nil
+	}
 	c.mu.RLock()
-	entry, ok := c.entries[hash]
-	trusted := now.Before(c.trustedUntil)
 	epoch := c.epoch
 	c.mu.RUnlock()
-	if ok && trusted && now.Before(entry.expires) {
-		entry.lastUsed.Store(now.UnixMicro())
-		return entry.access, nil
-	}
+	now := time.Now()
+	hash := sha256.Sum256([]byte(secret))
 	a, err := c.store.Authenticate(ctx, secret)
 	if err != nil {
 		return helpdeskflow.Access{}, err
 	}
-	entry = &cachedAccess{access: a, expires: now.Add(c.cfg.TTL)}
+	entry := &cachedAccess{access: a, expires: now.Add(c.cfg.TTL)}
 	entry.lastUsed.Store(now.UnixMicro())
 	c.mu.Lock()
 	// A clear since the lookup began means the answer may predate a
@@ -132,6 +129,23 @@ func (c *AccessCache) Authenticate(ctx context.Context, secret string) (helpdesk
 	}
 	c.mu.Unlock()
 	return a, nil
+}
+
+// Cached returns what secret grants when the cache holds it and may be
+// trusted (see Authenticate), without any I/O; false otherwise, also for
+// keys that are unknown or revoked (those are never cached).
+func (c *AccessCache) Cached(secret string) (helpdeskflow.Access, bool) {
+	hash := sha256.Sum256([]byte(secret))
+	now := time.Now()
+	c.mu.RLock()
+	entry, ok := c.entries[hash]
+	trusted := now.Before(c.trustedUntil)
+	c.mu.RUnlock()
+	if !ok || !trusted || !now.Before(entry.expires) {
+		return helpdeskflow.Access{}, false
+	}
+	entry.lastUsed.Store(now.UnixMicro())
+	return entry.access, true
 }
 
 // forget drops every entry and starts a new epoch, so lookups in flight do

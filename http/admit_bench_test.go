@@ -55,7 +55,7 @@ func BenchmarkAdmit(b *testing.B) {
 	time.Sleep(100 * time.Millisecond)
 
 	authenticated := route{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead}
-	public := route{method: "GET", path: "/healthz", public: true}
+	public := route{method: "GET", path: "/healthz", public: true, probe: true}
 	for _, bc := range []struct {
 		name string
 		rt   route

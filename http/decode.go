@@ -120,14 +120,44 @@ func bodyHasAPIKey(r *http.Request) bool {
 	if r.Body == nil || r.ContentLength > MaxBodyBytes {
 		return false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes))
-	if err != nil || !bytes.Contains(body, []byte(`"api_key"`)) {
+	// The body of a request without a valid key is never decoded as a
+	// command: its top-level keys are read as a stream, values skipped
+	// token by token, until api_key turns up or the object ends.
+	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBodyBytes))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return false
 	}
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil {
-		return false
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if key == "api_key" {
+			return true
+		}
+		if skipJSONValue(dec) != nil {
+			return false
+		}
 	}
-	_, ok := top["api_key"]
-	return ok
+	return false
+}
+
+// skipJSONValue reads past the next value of dec.
+func skipJSONValue(dec *json.Decoder) error {
+	depth := 0
+	for {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch t {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+		if depth == 0 {
+			return nil
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 )
 
 // Rate limit response headers. RateLimit-Policy and RateLimit follow the
@@ -46,6 +47,18 @@ func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, ca
 		return 0, nil
 	}
 	d := s.cfg.Limiter.Allow(access.KeyID, category, limit)
+	var delay time.Duration
+	if d.SoftThrottled {
+		delay = access.RateLimits.SoftThrottleDelay
+		w.Header().Set(headerSoftThrottled, strconv.FormatInt(delay.Milliseconds(), 10))
+	}
+	return delay, limitAnswer(w, category, "key", d)
+}
+
+// limitAnswer writes the rate limit headers of decision d on category and,
+// when d denies the request, sets Retry-After and returns ERateLimited
+// naming the category (per says whose bucket it is: "key", "client IP").
+func limitAnswer(w http.ResponseWriter, category, per string, d ratelimit.Decision) error {
 	h := w.Header()
 	window := ceilSeconds(d.Window)
 	reset := ceilSeconds(d.Reset)
@@ -54,19 +67,14 @@ func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, ca
 	h.Set(headerLimit, strconv.Itoa(d.Limit))
 	h.Set(headerRemaining, strconv.Itoa(d.Remaining))
 	h.Set(headerReset, strconv.FormatInt(time.Now().Add(d.Reset).Add(time.Second-1).Unix(), 10))
-	var delay time.Duration
-	if d.SoftThrottled {
-		delay = access.RateLimits.SoftThrottleDelay
-		h.Set(headerSoftThrottled, strconv.FormatInt(delay.Milliseconds(), 10))
+	if d.Allowed {
+		return nil
 	}
-	if !d.Allowed {
-		retry := ceilSeconds(d.RetryAfter)
-		h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
-		return delay, &helpdeskflow.Error{Code: helpdeskflow.ERateLimited,
-			Message: fmt.Sprintf("rate limit exceeded for %s: %d requests per %d s per key; retry in %d s", category, d.Limit, window, retry),
-			Details: []helpdeskflow.FieldProblem{{Field: "category", Problem: category}}}
-	}
-	return delay, nil
+	retry := ceilSeconds(d.RetryAfter)
+	h.Set(headerRetryAfter, strconv.FormatInt(retry, 10))
+	return &helpdeskflow.Error{Code: helpdeskflow.ERateLimited,
+		Message: fmt.Sprintf("rate limit exceeded for %s: %d requests per %d s per %s; retry in %d s", category, d.Limit, window, per, retry),
+		Details: []helpdeskflow.FieldProblem{{Field: "category", Problem: category}}}
 }
 
 type rateLimitJSON struct {

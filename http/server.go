@@ -63,6 +63,9 @@ type TicketLister interface {
 // grants; EUnauthorized for unknown or revoked keys.
 type Authenticator interface {
 	Authenticate(ctx context.Context, key string) (helpdeskflow.Access, error)
+	// Cached returns what key grants when the process holds it in memory
+	// (no I/O), or false.
+	Cached(key string) (helpdeskflow.Access, bool)
 }
 
 // Admin is the write side of workspace configuration: API keys, the IP
@@ -121,13 +124,17 @@ type Config struct {
 	// HDF_SECRET_KEYS) answers 503.
 	LinkedProfiles LinkedProfiles
 	Limiter        *ratelimit.Limiter
-	RequestLog     RequestLog
-	Idempotency    Idempotency
-	TrustedProxies []netip.Prefix
-	Ready          map[string]Checker
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
-	Gatherer       prometheus.Gatherer
+	// UnauthenticatedLimit is each client IP's budget of requests without
+	// a valid key (see unauthenticated.go). Default
+	// DefaultUnauthenticatedLimit.
+	UnauthenticatedLimit helpdeskflow.RateLimit
+	RequestLog           RequestLog
+	Idempotency          Idempotency
+	TrustedProxies       []netip.Prefix
+	Ready                map[string]Checker
+	Logger               *slog.Logger
+	Registerer           prometheus.Registerer
+	Gatherer             prometheus.Gatherer
 	// Now is the clock SLA status is shown at (default time.Now); give it
 	// the same clock as the commands' service.
 	Now func() time.Time
@@ -210,11 +217,13 @@ func newAuthMetrics() (*prometheus.CounterVec, prometheus.Counter) {
 // route describes one API route; the auth, role and tenant-isolation tests
 // walk this table. Routes are authenticated unless public; admin routes
 // need an admin key; category is the rate limit bucket (empty only for
-// public routes); idKind names what the :id parameter is, for the tenant
-// isolation test.
+// public routes; other public routes count against the client IP's
+// unauthenticated budget, except probes: health, readiness, metrics);
+// idKind names what the :id parameter is, for the tenant isolation test.
 type route struct {
 	method, path string
 	public       bool
+	probe        bool
 	admin        bool
 	category     string
 	idKind       string
@@ -239,9 +248,9 @@ const (
 
 func (s *Server) table() []route {
 	return []route{
-		{method: "GET", path: "/healthz", public: true, handle: s.handleHealthz},
-		{method: "GET", path: "/readyz", public: true, handle: s.handleReadyz},
-		{method: "GET", path: "/metrics", public: true, handle: s.handleMetrics},
+		{method: "GET", path: "/healthz", public: true, probe: true, handle: s.handleHealthz},
+		{method: "GET", path: "/readyz", public: true, probe: true, handle: s.handleReadyz},
+		{method: "GET", path: "/metrics", public: true, probe: true, handle: s.handleMetrics},
 		{method: "GET", path: "/v1/openapi.json", public: true, handle: s.handleOpenAPI},
 		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, handle: s.handleTicketCreate},
 		{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead, handle: s.handleTicketList},
@@ -437,12 +446,15 @@ func (s *Server) wrap(rt route) httprouter.Handle {
 // entry.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *helpdeskflow.APIRequest) error {
 	if err := s.refuseKeyInQuery(r); err != nil {
-		return err
+		return s.unauthenticated(w, r, err)
 	}
 	if rt.public {
-		return nil
+		if rt.probe {
+			return nil
+		}
+		return s.unauthenticated(w, r, nil)
 	}
-	access, err := s.authenticate(r, entry)
+	access, err := s.authenticate(w, r, entry)
 	if err != nil {
 		return err
 	}
@@ -492,13 +504,24 @@ func (s *Server) refuseKeyInQuery(r *http.Request) error {
 
 // authenticate resolves the request's Bearer key. A request without a
 // usable key whose JSON body carries api_key is told the key is in the
-// wrong place (400) rather than missing (401).
-func (s *Server) authenticate(r *http.Request, entry *helpdeskflow.APIRequest) (helpdeskflow.Access, error) {
+// wrong place (400) rather than missing (401). Every refusal counts
+// against the client IP's unauthenticated budget, and a client IP over it
+// gets 429 instead, without its key being looked up in the database or
+// its body being read.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, entry *helpdeskflow.APIRequest) (helpdeskflow.Access, error) {
 	key, reason, err := bearerKey(r.Header.Values("Authorization"))
 	if err == nil {
 		entry.KeyPrefix = helpdeskflow.APIKeyDisplayPrefix(key)
-		var access helpdeskflow.Access
-		access, err = s.cfg.Auth.Authenticate(r.Context(), key)
+		access, ok := s.cfg.Auth.Cached(key)
+		if !ok {
+			// A key this process does not hold costs a database lookup,
+			// which an address that keeps failing does not get.
+			if err := s.unauthenticatedExhausted(w, r); err != nil {
+				s.authFailures.WithLabelValues("unknown_or_revoked").Inc()
+				return helpdeskflow.Access{}, err
+			}
+			access, err = s.cfg.Auth.Authenticate(r.Context(), key)
+		}
 		if err == nil {
 			entry.WorkspaceID, entry.KeyID = access.WorkspaceID, access.KeyID
 			return access, nil
@@ -507,6 +530,10 @@ func (s *Server) authenticate(r *http.Request, entry *helpdeskflow.APIRequest) (
 		if helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
 			return helpdeskflow.Access{}, err // Postgres is down: 503, not the client's fault
 		}
+	}
+	if limited := s.unauthenticated(w, r, err); helpdeskflow.ErrorCode(limited) == helpdeskflow.ERateLimited {
+		s.authFailures.WithLabelValues(reason).Inc()
+		return helpdeskflow.Access{}, limited
 	}
 	if reason != "unknown_or_revoked" && bodyHasAPIKey(r) {
 		s.authFailures.WithLabelValues("key_in_wrong_place").Inc()

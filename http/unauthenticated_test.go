@@ -1,0 +1,124 @@
+package http
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+)
+
+// countingAuth counts the lookups that reach the event store.
+type countingAuth struct {
+	*eventstore.AccessCache
+	lookups atomic.Int64
+}
+
+func (c *countingAuth) Authenticate(ctx context.Context, key string) (helpdeskflow.Access, error) {
+	if _, ok := c.Cached(key); !ok {
+		c.lookups.Add(1)
+	}
+	return c.AccessCache.Authenticate(ctx, key)
+}
+
+// TestAdmit_UnauthenticatedPerClientIP: requests without a valid key are
+// counted per client IP in their own bucket. Over it they get 429 (with
+// Retry-After, naming the category) instead of 401, a made-up key is no
+// longer looked up in the database and a body is not read; another IP and
+// a valid key this process holds are not affected. Probes are not counted.
+func TestAdmit_UnauthenticatedPerClientIP(t *testing.T) {
+	store := testenv.Store(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cache := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{})
+	done := make(chan struct{})
+	go func() { cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
+	t.Cleanup(func() { cancel(); <-done })
+	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
+	_, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, md, "ip limits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limiter, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := &countingAuth{AccessCache: cache}
+	s := &Server{cfg: Config{Auth: auth, Limiter: limiter, UnauthenticatedLimit: helpdeskflow.RateLimit{Limit: 3, Window: time.Minute}}}
+	s.authFailures, s.throttled = newAuthMetrics()
+	// The valid key is held once the cache trusts its listener.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, err := cache.Authenticate(ctx, key.Secret)
+		if _, ok := cache.Cached(key.Secret); err == nil && !ok {
+			return context.DeadlineExceeded
+		}
+		return err
+	})
+
+	tickets := route{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead}
+	admit := func(ip, bearer, body string, rt route) (*httptest.ResponseRecorder, error) {
+		r := httptest.NewRequest(rt.method, rt.path, strings.NewReader(body))
+		if bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		r.RemoteAddr = ip + ":1234"
+		r = r.WithContext(context.WithValue(r.Context(), clientIPKey, clientIP(r, nil)))
+		w := httptest.NewRecorder()
+		var entry helpdeskflow.APIRequest
+		return w, s.admit(w, r, rt, &entry)
+	}
+	unknown, err := helpdeskflow.NewAPIKeySecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := admit("192.0.2.7", unknown, "", tickets); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
+			t.Fatalf("unknown key %d: %v, want unauthorized", i, err)
+		}
+	}
+	if n := auth.lookups.Load(); n != 3 {
+		t.Fatalf("%d lookups of the unknown key, want 3", n)
+	}
+	w, err := admit("192.0.2.7", unknown, "", tickets)
+	if helpdeskflow.ErrorCode(err) != helpdeskflow.ERateLimited || w.Header().Get("Retry-After") == "" ||
+		!strings.Contains(w.Header().Get("RateLimit-Policy"), `"unauthenticated";q=3`) {
+		t.Fatalf("over the budget: %v, headers %v; want rate_limited with Retry-After", err, w.Header())
+	}
+	if d := helpdeskflow.ErrorDetails(err); len(d) != 1 || d[0].Problem != RateUnauthenticated {
+		t.Errorf("details = %+v, want the category %q", d, RateUnauthenticated)
+	}
+	if n := auth.lookups.Load(); n != 3 {
+		t.Errorf("the refused key was looked up (%d lookups, want 3)", n)
+	}
+	// Missing keys, keys in the body and public routes share the budget.
+	if _, err := admit("192.0.2.7", "", `{"api_key": "`+unknown+`"}`, tickets); helpdeskflow.ErrorCode(err) != helpdeskflow.ERateLimited {
+		t.Errorf("a key in the body over the budget: %v, want rate_limited", err)
+	}
+	if _, err := admit("192.0.2.7", "", "", route{method: "GET", path: "/v1/openapi.json", public: true}); helpdeskflow.ErrorCode(err) != helpdeskflow.ERateLimited {
+		t.Errorf("a public route over the budget: %v, want rate_limited", err)
+	}
+	// What is not affected: probes, a valid key from the same address,
+	// another address.
+	if _, err := admit("192.0.2.7", "", "", route{method: "GET", path: "/healthz", public: true, probe: true}); err != nil {
+		t.Errorf("a probe: %v", err)
+	}
+	if _, err := admit("192.0.2.7", key.Secret, "", tickets); err != nil {
+		t.Errorf("a valid key from the limited address: %v", err)
+	}
+	if _, err := admit("198.51.100.9", "", `{"api_key": "x"}`, tickets); helpdeskflow.ErrorCode(err) != helpdeskflow.EKeyInWrongPlace {
+		t.Errorf("another address: %v, want key_in_wrong_place", err)
+	}
+	// IPv6 addresses count per /64.
+	for i := range 3 {
+		admit("2001:db8::"+string(rune('1'+i)), "", "", tickets) //nolint:errcheck // counting
+	}
+	if _, err := admit("2001:db8::ffff", "", "", tickets); helpdeskflow.ErrorCode(err) != helpdeskflow.ERateLimited {
+		t.Errorf("a fourth address of the same /64: %v, want rate_limited", err)
+	}
+}
