@@ -110,6 +110,20 @@ type Connection struct {
 // them; Refresh is nil for providers that issue none.
 type ConnectionTokens struct {
 	Access, Refresh []byte
+	// Version counts the times tokens were stored. A refresh stores its
+	// outcome only over the version it started from, so tokens stored
+	// meanwhile (by another refresh or a reconnect) are never overwritten.
+	Version int64
+	// Lease is the token refresh under way, if any.
+	Lease RefreshLease
+}
+
+// RefreshLease is one process's claim on refreshing a connection's tokens:
+// Token identifies the claim, Until is when it runs out (a process that
+// dies mid-refresh holds it no longer). The zero value is no lease.
+type RefreshLease struct {
+	Token uuid.UUID
+	Until time.Time
 }
 
 // ConnectionTokenAAD is the additional data a connection's token of kind

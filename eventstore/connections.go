@@ -46,13 +46,33 @@ func (t *Tx) CreateConnection(ctx context.Context, c helpdeskflow.Connection) {
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`, c.ID, c.WorkspaceID, c.Provider, c.Status, c.Account, c.CreatedAt)
 }
 
-// LockConnection locks a connection of the workspace until commit and
-// returns it with its sealed tokens; ENotFound otherwise. Refreshes take
-// this lock, so at most one runs per connection at a time.
-func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error) {
+// tokenColumns are a connection's tokens with their version and refresh
+// lease, read by scanConnectionTokens.
+const tokenColumns = `access_token, refresh_token, token_version, refresh_lease_token, refresh_lease_until`
+
+// scanConnectionTokens scans connectionColumns followed by tokenColumns.
+func scanConnectionTokens(row pgx.Row) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error) {
 	var tokens helpdeskflow.ConnectionTokens
-	c, err := scanConnection(t.queryRow(ctx, `SELECT `+connectionColumns+`, access_token, refresh_token FROM integration_connections
-		WHERE id = $1 AND workspace_id = $2 FOR UPDATE`, id, workspaceID), &tokens.Access, &tokens.Refresh)
+	var leaseToken *uuid.UUID
+	var leaseUntil *time.Time
+	c, err := scanConnection(row, &tokens.Access, &tokens.Refresh, &tokens.Version, &leaseToken, &leaseUntil)
+	if err != nil {
+		return c, tokens, err
+	}
+	if leaseToken != nil && leaseUntil != nil {
+		tokens.Lease = helpdeskflow.RefreshLease{Token: *leaseToken, Until: leaseUntil.UTC()}
+	}
+	return c, tokens, nil
+}
+
+// LockConnection locks a connection of the workspace until commit and
+// returns it with its sealed tokens, their version and refresh lease;
+// ENotFound otherwise. Keep the transaction short: nothing that waits on
+// the network belongs in it (a token refresh takes TakeRefreshLease
+// instead, and writes its outcome in a transaction of its own).
+func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error) {
+	c, tokens, err := scanConnectionTokens(t.queryRow(ctx, `SELECT `+connectionColumns+`, `+tokenColumns+` FROM integration_connections
+		WHERE id = $1 AND workspace_id = $2 FOR UPDATE`, id, workspaceID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
@@ -63,9 +83,10 @@ func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (hel
 }
 
 // StoreTokens stores a connection's new tokens and what came with them,
-// making it active and clearing its last error (next statement). A nil
-// refresh token keeps the stored one, so a rotated refresh token is
-// replaced in the same statement as the access token, or not at all.
+// making it active, clearing its last error and counting a new token
+// version (next statement). A nil refresh token keeps the stored one, so
+// a rotated refresh token is replaced in the same statement as the access
+// token, or not at all.
 func (t *Tx) StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error {
 	details, err := json.Marshal(c.Details)
 	if err != nil {
@@ -73,9 +94,50 @@ func (t *Tx) StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens 
 	}
 	t.defer_(`UPDATE integration_connections SET status = 'active', account = $2, access_token = $3,
 			refresh_token = coalesce($4, refresh_token), token_expiry = $5, scopes = $6, details = $7,
-			last_error = '', last_error_class = '', next_retry_at = NULL, updated_at = $8
+			last_error = '', last_error_class = '', next_retry_at = NULL, updated_at = $8,
+			token_version = token_version + 1
 		WHERE id = $1`, c.ID, c.Account, tokens.Access, tokens.Refresh, c.TokenExpiry, c.Scopes, details, now)
 	return nil
+}
+
+// EndRefreshLease ends a connection's refresh lease if it is still the
+// one whose token is given (next statement); a lease another process took
+// over stays.
+func (t *Tx) EndRefreshLease(ctx context.Context, id, leaseToken uuid.UUID) {
+	t.defer_(`UPDATE integration_connections SET refresh_lease_token = NULL, refresh_lease_until = NULL
+		WHERE id = $1 AND refresh_lease_token = $2`, id, leaseToken)
+}
+
+// ConnectionTokens returns a connection of the workspace with its sealed
+// tokens, their version and refresh lease, as one read outside any
+// transaction (nothing is locked); ENotFound otherwise.
+func (s *Store) ConnectionTokens(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error) {
+	c, tokens, err := scanConnectionTokens(s.pool.QueryRow(ctx, `SELECT `+connectionColumns+`, `+tokenColumns+` FROM integration_connections
+		WHERE id = $1 AND workspace_id = $2`, id, workspaceID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
+	}
+	if err != nil {
+		return c, tokens, internal("read connection tokens", err)
+	}
+	return c, tokens, nil
+}
+
+// TakeRefreshLease claims the refresh of active connection id with lease,
+// in one statement (no transaction stays open), if its tokens are still
+// at version and no lease is live at now (none, or one that ran out: its
+// process died or stalled). It reports whether the lease was taken; false
+// means another process holds it, or the tokens or the status changed
+// since they were read. Leases are kept to the microsecond, as Postgres
+// keeps them.
+func (s *Store) TakeRefreshLease(ctx context.Context, id uuid.UUID, version int64, lease helpdeskflow.RefreshLease, now time.Time) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET refresh_lease_token = $3, refresh_lease_until = $4
+		WHERE id = $1 AND token_version = $2 AND status = 'active' AND coalesce(refresh_lease_until, '-infinity') <= $5`,
+		id, version, lease.Token, lease.Until.Truncate(time.Microsecond), now)
+	if err != nil {
+		return false, internal("take a refresh lease", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // SetConnectionStatus records a connection's status and last error, and

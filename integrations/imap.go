@@ -113,21 +113,21 @@ func checkError(err error) error {
 // included. ENotFound for an unknown connection.
 func (m *Manager) IMAPSettings(ctx context.Context, workspaceID, id uuid.UUID) (imapmail.Settings, error) {
 	var s imapmail.Settings
-	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
-		c, tokens, err := tx.LockConnection(ctx, workspaceID, id)
-		if err != nil {
-			return err
-		}
-		if c.Provider != Outlook || tokens.Access == nil {
-			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s has no mail server settings", id)
-		}
-		plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, imapKind))
-		if err != nil {
-			return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the mail server settings (was HDF_SECRET_KEYS changed?)", Err: err}
-		}
-		return json.Unmarshal(plain, &s)
-	})
-	return s, err
+	c, tokens, err := m.cfg.Store.ConnectionTokens(ctx, workspaceID, id)
+	if err != nil {
+		return s, err
+	}
+	if c.Provider != Outlook || tokens.Access == nil {
+		return s, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s has no mail server settings", id)
+	}
+	plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, imapKind))
+	if err != nil {
+		return s, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the mail server settings (was HDF_SECRET_KEYS changed?)", Err: err}
+	}
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return s, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "read the mail server settings", Err: err}
+	}
+	return s, nil
 }
 
 // IMAPOptions are the options of this Manager's IMAP/SMTP clients.

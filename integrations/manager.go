@@ -21,10 +21,9 @@ type Sealer interface {
 }
 
 // Config configures a Manager. Store, Sealer, Providers and StateKey are
-// required; HTTPClient defaults to one with an 8-second timeout (refreshes
-// run under the connection's row lock, so they must end well before
-// Postgres's 10-second idle-in-transaction limit: keep it under that),
-// Now to time.Now, RefreshMargin to oauth.DefaultRefreshMargin.
+// required; HTTPClient defaults to one with an 8-second timeout, Now to
+// time.Now, RefreshMargin to oauth.DefaultRefreshMargin, RefreshTimeout
+// to DefaultRefreshTimeout.
 type Config struct {
 	Store         Store
 	Sealer        Sealer
@@ -33,6 +32,12 @@ type Config struct {
 	HTTPClient    *http.Client
 	Now           func() time.Time
 	RefreshMargin time.Duration
+	// RefreshTimeout bounds a token refresh's request to the provider,
+	// and again the write of its outcome. A refresh's lease lasts twice
+	// as long, so a process that dies mid-refresh keeps others waiting no
+	// longer than that; callers that find a refresh under way wait for it
+	// as long at most.
+	RefreshTimeout time.Duration
 	// OnRefresh, when set, is told the outcome of every token refresh
 	// ("ok", "invalid_grant", "invalid_client", "temporary", "error"), for
 	// metrics.
@@ -41,6 +46,13 @@ type Config struct {
 	// (test CAs).
 	IMAPOptions []imapmail.Option
 }
+
+// DefaultRefreshTimeout is Config.RefreshTimeout's default.
+const DefaultRefreshTimeout = 10 * time.Second
+
+// refreshPoll is how often a caller waiting for another process's refresh
+// looks for its outcome.
+const refreshPoll = 50 * time.Millisecond
 
 // Manager runs OAuth connections. It is safe for concurrent use.
 type Manager struct {
@@ -58,6 +70,9 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.RefreshTimeout <= 0 {
+		cfg.RefreshTimeout = DefaultRefreshTimeout
 	}
 	return &Manager{cfg: cfg, states: oauth.NewStateSigner(cfg.StateKey)}, nil
 }
@@ -223,108 +238,268 @@ func (m *Manager) seal(c helpdeskflow.Connection, t oauth.Token) (helpdeskflow.C
 }
 
 // AccessToken returns a usable access token of connection id, refreshing
-// it first when it expires within the refresh margin. The refresh runs
-// under the connection's row lock, so concurrent callers (in any process)
-// wait for one refresh and use its token. Errors: EConflict when the
+// it first when it expires within the refresh margin. No transaction stays
+// open across the provider's answer: a refresh takes the connection's
+// refresh lease (one refresh per connection at a time across processes),
+// asks the provider (bounded by RefreshTimeout), then stores the new
+// tokens, a rotated refresh token in the same statement, only over the
+// tokens it started from. Concurrent callers (in any process) wait for
+// that refresh and use its token; when it fails, or has not ended within
+// twice RefreshTimeout, they use the current token while it has not
+// expired. A lease whose process died runs out after twice
+// RefreshTimeout and the next caller refreshes. Errors: EConflict when the
 // connection is not active (token_expired: the user must reconnect; it is
 // never retried), EUnavailable for a temporary failure (recorded on the
-// connection with when to try again), ENotFound for an unknown one.
+// connection with when to try again) or a refresh elsewhere that did not
+// give a token, ENotFound for an unknown one.
 func (m *Manager) AccessToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error) {
 	return m.accessToken(ctx, workspaceID, id, false)
 }
 
 // RefreshToken refreshes connection id's access token now, whatever its
 // expiry (a provider answered 401 to a token that should still be good:
-// it was revoked, or the provider rotated it), with AccessToken's locking
-// and errors; an invalid_grant answer marks the connection token_expired.
+// it was revoked, or the provider rotated it), with AccessToken's leasing
+// and errors; tokens stored by another refresh after the call began are
+// taken as the refreshed ones. An invalid_grant answer marks the
+// connection token_expired.
 func (m *Manager) RefreshToken(ctx context.Context, workspaceID, id uuid.UUID) (string, error) {
 	return m.accessToken(ctx, workspaceID, id, true)
 }
 
+// accessToken reads the connection (locking nothing) until it can answer:
+// with the stored token when it is fresh, or was stored since the call
+// began; with its own refresh when it gets the lease; after waiting for
+// the refresh of whoever holds the lease otherwise.
 func (m *Manager) accessToken(ctx context.Context, workspaceID, id uuid.UUID, force bool) (string, error) {
-	var access string
-	var outcome error
-	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
-		c, tokens, err := tx.LockConnection(ctx, workspaceID, id)
+	startVersion := int64(-1)
+	waited := false
+	var waitingFor uuid.UUID
+	waitUntil := time.Now().Add(m.leaseDuration())
+	for {
+		c, tokens, err := m.cfg.Store.ConnectionTokens(ctx, workspaceID, id)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if c.Status != helpdeskflow.ConnectionActive {
-			outcome = helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s is %s: %s", id, c.Status, Explain(c))
-			return nil
+			return "", notActive(c)
+		}
+		if startVersion < 0 {
+			startVersion = tokens.Version
 		}
 		now := m.now()
-		if !force && (c.TokenExpiry == nil || !oauth.NeedsRefresh(*c.TokenExpiry, now, m.cfg.RefreshMargin)) {
-			plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(workspaceID, id, "access"))
-			if err != nil {
-				return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the access token (was HDF_SECRET_KEYS changed?)", Err: err}
-			}
-			access = string(plain)
-			return nil
+		expiring := c.TokenExpiry != nil && oauth.NeedsRefresh(*c.TokenExpiry, now, m.cfg.RefreshMargin)
+		if tokens.Version != startVersion || (!expiring && !force) {
+			return m.openAccess(c, tokens)
 		}
-		access, outcome = m.refresh(ctx, tx, c, tokens, now)
-		return nil
-	})
-	if err != nil {
-		return "", err
+		switch {
+		case waited && tokens.Lease == (helpdeskflow.RefreshLease{}):
+			// The refresh waited for ended without new tokens.
+			return m.fallback(c, tokens, now, force)
+		case !tokens.Lease.Until.After(now):
+			answer := m.refresh(ctx, c, tokens, now)
+			switch answer.step {
+			case refreshed:
+				return answer.access, answer.err
+			case takenOver:
+				waited, waitUntil = true, time.Now().Add(m.leaseDuration())
+			}
+		default:
+			if tokens.Lease.Token != waitingFor {
+				// Another refresh is under way: wait for it at most as
+				// long as its lease may last.
+				waitingFor, waitUntil = tokens.Lease.Token, time.Now().Add(m.leaseDuration())
+			}
+			waited = true
+		}
+		if time.Now().After(waitUntil) {
+			return m.fallback(c, tokens, now, force)
+		}
+		select {
+		case <-ctx.Done():
+			return "", &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "waiting for a token refresh", Err: ctx.Err()}
+		case <-time.After(refreshPoll):
+		}
 	}
-	return access, outcome
 }
 
-// refresh refreshes c's tokens inside tx (which holds c's row lock) and
-// records the outcome; the returned error is the caller's, the recording
-// commits either way.
-func (m *Manager) refresh(ctx context.Context, tx Tx, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) (string, error) {
+// leaseDuration is how long a refresh's lease lasts: its request and the
+// write of its outcome.
+func (m *Manager) leaseDuration() time.Duration { return 2 * m.cfg.RefreshTimeout }
+
+// notActive is the error for a connection that is not active.
+func notActive(c helpdeskflow.Connection) error {
+	return helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s is %s: %s", c.ID, c.Status, Explain(c))
+}
+
+// openAccess opens c's stored access token.
+func (m *Manager) openAccess(c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens) (string, error) {
+	plain, err := m.cfg.Sealer.Open(tokens.Access, helpdeskflow.ConnectionTokenAAD(c.WorkspaceID, c.ID, "access"))
+	if err != nil {
+		return "", &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the access token (was HDF_SECRET_KEYS changed?)", Err: err}
+	}
+	return string(plain), nil
+}
+
+// fallback answers a caller whose wait for another process's refresh
+// ended without new tokens: the current token while it has not expired
+// (unless the caller was told it is refused), EUnavailable otherwise.
+func (m *Manager) fallback(c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time, force bool) (string, error) {
+	if !force && c.TokenExpiry != nil && now.Before(*c.TokenExpiry) {
+		return m.openAccess(c, tokens)
+	}
+	if c.LastErrorClass == "temporary" && c.NextRetryAt != nil {
+		return "", helpdeskflow.Errorf(helpdeskflow.EUnavailable, "the provider is unavailable; try again after %s", c.NextRetryAt.Format(time.RFC3339))
+	}
+	return "", helpdeskflow.Errorf(helpdeskflow.EUnavailable, "integration %s: another process is refreshing its token; try again shortly", c.ID)
+}
+
+// refreshAnswer is what a refresh tells its caller: the access token or
+// the error to answer with, or another step to take.
+type refreshAnswer struct {
+	access string
+	err    error
+	step   refreshStep
+}
+
+// refreshStep says what a caller of refresh does next.
+type refreshStep int
+
+const (
+	// refreshed: refresh's answer is the caller's.
+	refreshed refreshStep = iota
+	// leaseBusy: the lease could not be taken (another process was
+	// quicker, or the tokens changed): read the connection again.
+	leaseBusy
+	// takenOver: this refresh failed after another process took its
+	// lease over: that process's outcome is the one to wait for.
+	takenOver
+)
+
+// refresh refreshes c's tokens (read at tokens.Version) if it can take the
+// refresh lease: the request to the provider runs outside any transaction,
+// then a short transaction records the outcome (record).
+func (m *Manager) refresh(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) refreshAnswer {
 	p, err := m.provider(c.Provider, c.Account)
 	if err != nil {
-		return "", err
+		return refreshAnswer{err: err}
 	}
 	var refreshToken []byte
 	if tokens.Refresh != nil {
 		if refreshToken, err = m.cfg.Sealer.Open(tokens.Refresh, helpdeskflow.ConnectionTokenAAD(c.WorkspaceID, c.ID, "refresh")); err != nil {
-			return "", &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the refresh token (was HDF_SECRET_KEYS changed?)", Err: err}
+			return refreshAnswer{err: &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "open the refresh token (was HDF_SECRET_KEYS changed?)", Err: err}}
 		}
 	}
-	token, err := oauth.Refresh(ctx, p, string(refreshToken), m.cfg.HTTPClient)
-	if m.cfg.OnRefresh != nil {
+	a := attempt{version: tokens.Version, lease: uuid.New()}
+	taken, err := m.cfg.Store.TakeRefreshLease(ctx, c.ID, tokens.Version, helpdeskflow.RefreshLease{Token: a.lease, Until: now.Add(m.leaseDuration())}, now)
+	if err != nil {
+		return refreshAnswer{err: err}
+	}
+	if !taken {
+		return refreshAnswer{step: leaseBusy}
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, m.cfg.RefreshTimeout)
+	a.token, a.err = oauth.Refresh(callCtx, p, string(refreshToken), m.cfg.HTTPClient)
+	cancel()
+	a.abandoned = a.err != nil && ctx.Err() != nil
+	if m.cfg.OnRefresh != nil && !a.abandoned {
 		outcome := "ok"
-		if err != nil {
-			outcome = failureClass(err)
+		if a.err != nil {
+			outcome = failureClass(a.err)
 		}
 		m.cfg.OnRefresh(c.Provider, outcome)
 	}
-	switch oauth.Classify(err) {
-	case oauth.FailureNone:
-	case oauth.FailureInvalidGrant:
-		msg := "the provider no longer accepts this connection's grant (revoked or expired): " + err.Error()
-		if err := expire(ctx, tx, c, "invalid_grant", msg, now); err != nil {
-			return "", err
+	if a.err == nil {
+		if a.sealed, err = m.seal(c, a.token); err != nil {
+			return refreshAnswer{err: err}
 		}
-		return "", helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s: %s; reconnect it", c.ID, msg)
-	case oauth.FailureTemporary:
-		retry := now.Add(oauth.RetryDelay(err, 1))
-		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionActive, "temporary", "refreshing the token failed, retried later: "+err.Error(), &retry, now)
-		return "", &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("the provider is unavailable; try again after %s", retry.Format(time.RFC3339)), Err: err}
-	default:
-		class := failureClass(err)
-		tx.SetConnectionStatus(ctx, c.ID, helpdeskflow.ConnectionNeedsRevalidation, class, "refreshing the token failed: "+err.Error(), nil, now)
-		return "", helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s needs attention: %v", c.ID, err)
 	}
-	sealed, err := m.seal(c, token)
+	// The outcome is written even when the caller gave up meanwhile: a
+	// rotated refresh token that is not stored is lost, and the old one
+	// is dead.
+	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.RefreshTimeout)
+	defer cancel()
+	var answer refreshAnswer
+	err = m.cfg.Store.Transact(writeCtx, func(tx Tx) error {
+		cur, curTokens, err := tx.LockConnection(writeCtx, c.WorkspaceID, c.ID)
+		if err != nil {
+			return err
+		}
+		tx.EndRefreshLease(writeCtx, c.ID, a.lease)
+		answer, err = m.record(writeCtx, tx, cur, curTokens, a)
+		return err
+	})
 	if err != nil {
-		return "", err
+		return refreshAnswer{err: err}
 	}
-	if !token.Expiry.IsZero() {
-		exp := token.Expiry.UTC()
-		c.TokenExpiry = &exp
+	return answer
+}
+
+// attempt is one refresh at the provider, to record.
+type attempt struct {
+	// version is the token version the refresh started from, lease its
+	// lease's token.
+	version int64
+	lease   uuid.UUID
+	// token is what the provider issued (sealed: its tokens sealed), err
+	// why it issued nothing.
+	token  oauth.Token
+	sealed helpdeskflow.ConnectionTokens
+	err    error
+	// abandoned: the caller gave up before the provider answered, which
+	// says nothing about the grant.
+	abandoned bool
+}
+
+// record records refresh a on cur, the connection as it is now (locked in
+// tx), and returns the caller's answer; its error ends tx. It writes only
+// over the tokens a started from: tokens stored meanwhile (by a refresh
+// that took over an expired lease, or a reconnect) win, and a failure is
+// recorded only while a still holds its lease, because a refresh token
+// used twice may be refused only because the other use rotated it.
+func (m *Manager) record(ctx context.Context, tx Tx, cur helpdeskflow.Connection, curTokens helpdeskflow.ConnectionTokens, a attempt) (refreshAnswer, error) {
+	now := m.now()
+	switch {
+	case cur.Status != helpdeskflow.ConnectionActive:
+		return refreshAnswer{err: notActive(cur)}, nil
+	case curTokens.Version != a.version:
+		access, err := m.openAccess(cur, curTokens)
+		return refreshAnswer{access: access, err: err}, nil
+	case a.err == nil:
+		// Stored even when another process took the lease over: these
+		// are the newest tokens, and a rotated refresh token must not be
+		// lost.
+		if !a.token.Expiry.IsZero() {
+			exp := a.token.Expiry.UTC()
+			cur.TokenExpiry = &exp
+		}
+		if a.token.Scope != "" {
+			cur.Scopes = a.token.Scope
+		}
+		if err := tx.StoreTokens(ctx, cur, a.sealed, now); err != nil {
+			return refreshAnswer{}, err
+		}
+		return refreshAnswer{access: a.token.AccessToken}, nil
+	case curTokens.Lease.Token != a.lease:
+		return refreshAnswer{step: takenOver}, nil
+	case a.abandoned:
+		return refreshAnswer{err: &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "the token refresh was abandoned", Err: a.err}}, nil
 	}
-	if token.Scope != "" {
-		c.Scopes = token.Scope
+	switch oauth.Classify(a.err) {
+	case oauth.FailureInvalidGrant:
+		msg := "the provider no longer accepts this connection's grant (revoked or expired): " + a.err.Error()
+		if err := expire(ctx, tx, cur, "invalid_grant", msg, now); err != nil {
+			return refreshAnswer{}, err
+		}
+		return refreshAnswer{err: helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s: %s; reconnect it", cur.ID, msg)}, nil
+	case oauth.FailureTemporary:
+		retry := now.Add(oauth.RetryDelay(a.err, 1))
+		tx.SetConnectionStatus(ctx, cur.ID, helpdeskflow.ConnectionActive, "temporary", "refreshing the token failed, retried later: "+a.err.Error(), &retry, now)
+		return refreshAnswer{err: &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("the provider is unavailable; try again after %s", retry.Format(time.RFC3339)), Err: a.err}}, nil
 	}
-	if err := tx.StoreTokens(ctx, c, sealed, now); err != nil {
-		return "", err
-	}
-	return token.AccessToken, nil
+	class := failureClass(a.err)
+	tx.SetConnectionStatus(ctx, cur.ID, helpdeskflow.ConnectionNeedsRevalidation, class, "refreshing the token failed: "+a.err.Error(), nil, now)
+	return refreshAnswer{err: helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s needs attention: %v", cur.ID, a.err)}, nil
 }
 
 // expire marks c token_expired, which stops its syncs until it is

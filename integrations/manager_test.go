@@ -37,6 +37,7 @@ type fixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     *eventstore.Store
+	keys      *secretbox.Keyring
 	fake      *oauthtest.Server
 	clock     *clock
 	m         *integrations.Manager
@@ -52,18 +53,30 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Now().UTC()}
-	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
-		Providers: map[string]oauth.Provider{"google": fake.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{t: t, ctx: context.Background(), store: store, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
+	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	ws, _, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(context.Background(), md, "oauth")
-	if err != nil {
+	if f.workspace, _, err = commands.New(commands.AdaptStore(store)).CreateWorkspace(f.ctx, md, "oauth"); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, ctx: context.Background(), store: store, fake: fake, clock: c, m: m, workspace: ws}
+	return f
+}
+
+// manager returns a Manager on the fixture's store, fake provider and
+// clock, as another process would run one, with change applied to its
+// Config (when not nil).
+func (f *fixture) manager(change func(*integrations.Config)) *integrations.Manager {
+	f.t.Helper()
+	cfg := integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
+		Providers: map[string]oauth.Provider{"google": f.fake.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now}
+	if change != nil {
+		change(&cfg)
+	}
+	m, err := integrations.New(cfg)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m
 }
 
 // connect runs the whole flow: connect, consent at the fake, callback.

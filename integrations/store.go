@@ -3,10 +3,13 @@
 // sealed state), finishing it (the callback's code exchanged for tokens,
 // stored sealed), and handing out access tokens, refreshing them before
 // they expire, one refresh per connection at a time across processes. A
-// refresh the provider refuses with invalid_grant marks the connection
-// token_expired for good (the user reconnects); temporary failures are
-// recorded and retried later. It knows storage only through the
-// interfaces declared here.
+// refresh holds no transaction across the network: it takes a lease on
+// the connection, asks the provider, then writes the outcome in a short
+// transaction, only over the tokens it started from. A refresh the
+// provider refuses with invalid_grant marks the connection token_expired
+// for good (the user reconnects); temporary failures are recorded and
+// retried later. It knows storage only through the interfaces declared
+// here.
 package integrations
 
 import (
@@ -26,8 +29,11 @@ type Tx interface {
 	// LockConnection locks a connection until commit; ENotFound otherwise.
 	LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error)
 	// StoreTokens makes the connection active with new tokens (a nil
-	// refresh token keeps the stored one).
+	// refresh token keeps the stored one) and counts a new token version.
 	StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error
+	// EndRefreshLease ends the connection's refresh lease if it is still
+	// the one with leaseToken.
+	EndRefreshLease(ctx context.Context, id, leaseToken uuid.UUID)
 	SetConnectionStatus(ctx context.Context, id uuid.UUID, status, errorClass, message string, nextRetry *time.Time, now time.Time)
 	DeleteConnection(ctx context.Context, id uuid.UUID)
 	// ResumeSync makes a connection's mailbox due now, with no failures
@@ -38,14 +44,25 @@ type Tx interface {
 // Store is the event store as this package uses it.
 type Store interface {
 	Transact(ctx context.Context, fn func(tx Tx) error) error
+	storeReads
+}
+
+// storeReads are the Store's methods outside transactions.
+type storeReads interface {
 	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
 	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	// ConnectionTokens reads a connection with its sealed tokens, their
+	// version and refresh lease, locking nothing; ENotFound otherwise.
+	ConnectionTokens(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error)
+	// TakeRefreshLease claims active connection id's refresh with lease
+	// if its tokens are still at version and no lease is live at now; it
+	// reports whether it did.
+	TakeRefreshLease(ctx context.Context, id uuid.UUID, version int64, lease helpdeskflow.RefreshLease, now time.Time) (bool, error)
 }
 
 type concreteStore[T Tx] interface {
 	Transact(ctx context.Context, fn func(tx T) error) error
-	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
-	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	storeReads
 }
 
 // AdaptStore turns a store whose Transact passes its own transaction type

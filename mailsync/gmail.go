@@ -34,7 +34,7 @@ func (r *run) gmailClient() *gmail.Client {
 }
 
 // accessToken returns the connection's access token, asking the manager
-// (a Postgres transaction) at most once per tokenReuse in a run. A run is
+// (a Postgres read) at most once per tokenReuse in a run. A run is
 // one goroutine.
 func (r *run) accessToken(ctx context.Context) (string, error) {
 	if r.token != "" && time.Since(r.tokenAt) < tokenReuse {

@@ -3,9 +3,10 @@
 // answer like real providers (RFC 6749 JSON, errors as
 // {"error":"invalid_grant","error_description":…} with HTTP 400), check
 // client credentials (Basic or form), redirect_uri and PKCE (S256), rotate
-// refresh tokens on request, and can be scripted to revoke grants, fail or
-// rate-limit. It records every token request. It imports no OAuth library,
-// so it checks what a client really sends.
+// refresh tokens on request, and can be scripted to revoke grants, fail,
+// rate-limit or hold a token request open until released. It records every
+// token request. It imports no OAuth library, so it checks what a client
+// really sends.
 package oauthtest
 
 import (
@@ -83,6 +84,9 @@ type Server struct {
 	expiresIn    time.Duration
 	rotate       bool
 	latency      time.Duration
+	holds        []chan struct{} // the next token requests to hold, each until its channel closes
+	held         int             // token requests held now
+	releaseAll   chan struct{}   // closed by Release
 	extra        map[string]any
 	failures     []failure
 	codes        map[string]*grant
@@ -99,6 +103,7 @@ func NewServer() *Server {
 	s := &Server{
 		clientID: ClientID, clientSecret: ClientSecret, expiresIn: DefaultExpiresIn,
 		codes: map[string]*grant{}, refresh: map[string]*refreshGrant{}, access: map[string]time.Time{},
+		releaseAll: make(chan struct{}),
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/authorize", s.handleAuthorize)
@@ -113,8 +118,11 @@ func (s *Server) AuthURL() string { return s.srv.URL + "/authorize" }
 // TokenURL is the token endpoint.
 func (s *Server) TokenURL() string { return s.srv.URL + "/token" }
 
-// Close shuts the server down.
-func (s *Server) Close() { s.srv.Close() }
+// Close releases held requests (Release) and shuts the server down.
+func (s *Server) Close() {
+	s.Release()
+	s.srv.Close()
+}
 
 // Provider returns a provider named name that uses this server: PKCE on,
 // scopes "read" and "write", Basic client authentication, the current
@@ -167,6 +175,64 @@ func (s *Server) Latency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+}
+
+// HoldNext makes the next token request (whatever it is) wait, unanswered
+// and unprocessed, until the returned function (or Release) is called or
+// its client gives up; later requests are answered as usual unless held
+// too. A held request is processed when released, so it sees the grants
+// as they are then (a refresh token rotated meanwhile is refused).
+func (s *Server) HoldNext() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.holds = append(s.holds, ch)
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// Held returns how many token requests are being held now.
+func (s *Server) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held
+}
+
+// Release lets every held token request go on, and forgets holds that no
+// request has met yet.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.releaseAll)
+	s.releaseAll = make(chan struct{})
+	s.holds = nil
+}
+
+// wait holds a token request when HoldNext asked for it; false when its
+// client gave up meanwhile.
+func (s *Server) wait(r *http.Request) bool {
+	s.mu.Lock()
+	if len(s.holds) == 0 {
+		s.mu.Unlock()
+		return true
+	}
+	release, all := s.holds[0], s.releaseAll
+	s.holds = s.holds[1:]
+	s.held++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.held--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-release:
+		return true
+	case <-all:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
 }
 
 // Revoke makes refreshToken answer invalid_grant from now on.
@@ -314,6 +380,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request", "error_description": err.Error()})
+		return
+	}
+	if !s.wait(r) {
 		return
 	}
 	s.mu.Lock()

@@ -27,9 +27,22 @@ type answer struct {
 // basic is nil, and fails the test unless the status is want.
 func post(t *testing.T, srv *oauthtest.Server, form url.Values, basic []string, want int) (answer, http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, srv.TokenURL(), strings.NewReader(form.Encode()))
+	a, status, h, err := send(srv, form, basic)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if status != want {
+		t.Fatalf("status %d (%+v), want %d", status, a, want)
+	}
+	return a, h
+}
+
+// send is post for any goroutine: it returns what post checks.
+func send(srv *oauthtest.Server, form url.Values, basic []string) (answer, int, http.Header, error) {
+	var a answer
+	req, err := http.NewRequest(http.MethodPost, srv.TokenURL(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return a, 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if basic != nil {
@@ -37,19 +50,15 @@ func post(t *testing.T, srv *oauthtest.Server, form url.Values, basic []string, 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return a, 0, nil, err
 	}
 	defer resp.Body.Close()
-	var a answer
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-			t.Fatal(err)
+			return a, resp.StatusCode, resp.Header, err
 		}
 	}
-	if resp.StatusCode != want {
-		t.Fatalf("status %d (%+v), want %d", resp.StatusCode, a, want)
-	}
-	return a, resp.Header
+	return a, resp.StatusCode, resp.Header, nil
 }
 
 var creds = []string{oauthtest.ClientID, oauthtest.ClientSecret}
@@ -239,5 +248,57 @@ func TestServer_Refresh(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET token: %d", resp.StatusCode)
+	}
+}
+
+func TestServer_HoldNext(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	code, err := srv.Authorize(authURL(srv, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.RotateRefreshTokens(true)
+	first, _ := post(t, srv, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {oauthtest.RedirectURL}}, creds, 200)
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first.RefreshToken}}
+
+	holdAndSend := func() (release func(), answers chan answer) {
+		release = srv.HoldNext()
+		answers = make(chan answer, 1)
+		held := srv.Held()
+		go func() {
+			a, _, _, err := send(srv, refresh, creds)
+			if err != nil {
+				a.Error = err.Error()
+			}
+			answers <- a
+		}()
+		for srv.Held() == held {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return release, answers
+	}
+	releaseFirst, firstAnswer := holdAndSend()
+	_, secondAnswer := holdAndSend()
+	if got := srv.Held(); got != 2 {
+		t.Fatalf("Held = %d, want 2", got)
+	}
+	// A request after the held ones is answered while they wait.
+	post(t, srv, url.Values{"grant_type": {"password"}}, creds, 400)
+	// Released alone, the first is processed (and rotates the refresh
+	// token both carry); the second is not.
+	releaseFirst()
+	if a := <-firstAnswer; a.RefreshToken == "" {
+		t.Errorf("the first held request: %+v", a)
+	}
+	if got, want := srv.Refreshes(), 1; got != want || srv.Held() != 1 {
+		t.Errorf("Refreshes = %d, Held = %d after releasing one; want %d and 1 (a held request is not processed yet)", got, srv.Held(), want)
+	}
+	srv.Release()
+	if a := <-secondAnswer; a.Error != "invalid_grant" {
+		t.Errorf("the second held request, processed after the rotation: %+v", a)
+	}
+	if got := srv.Held(); got != 0 {
+		t.Errorf("Held = %d after Release", got)
 	}
 }
