@@ -237,3 +237,31 @@ func TestIntegrations_QueueShowsPendingAndFailedCalls(t *testing.T) {
 		t.Fatalf("list: %s", list.raw)
 	}
 }
+
+// TestIntegrations_TokenAnswerSecretsNeverShown: of the provider's token
+// answer only public identifiers are kept and shown; an id_token, a
+// user's access token or a webhook URL never are (they used to be stored
+// as the connection's details and returned by GET /v1/integrations).
+func TestIntegrations_TokenAnswerSecretsNeverShown(t *testing.T) {
+	h := newHarness(t)
+	h.oauth.SetExtra(map[string]any{"id_token": "eyJ.id-token-secret", "team": map[string]any{"id": "T1", "name": "Acme"},
+		"authed_user":      map[string]any{"id": "U1", "access_token": "xoxp-user-secret"},
+		"incoming_webhook": map[string]any{"url": "https://hooks.slack.example/services/hook-secret"}})
+	r := h.connectGoogle()
+	h.want(r, 200, "")
+	id := r.body["id"].(string)
+	for _, answer := range []response{r, h.do("GET", "/v1/integrations/"+id, h.adminKey, nil), h.do("GET", "/v1/integrations", h.adminKey, nil)} {
+		for _, secret := range []string{"id-token-secret", "xoxp-user-secret", "hook-secret"} {
+			if strings.Contains(answer.raw, secret) {
+				t.Errorf("an answer shows %s: %s", secret, answer.raw)
+			}
+		}
+	}
+	var details string
+	if err := h.store.Pool().QueryRow(context.Background(), `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&details); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(details, "secret") {
+		t.Errorf("stored details hold a secret: %s", details)
+	}
+}

@@ -178,7 +178,7 @@ func (m *Manager) Callback(ctx context.Context, provider, state, code, providerE
 		if err != nil {
 			return err
 		}
-		c.Status, c.Scopes, c.Details, c.UpdatedAt = helpdeskflow.ConnectionActive, token.Scope, token.Extra, now
+		c.Status, c.Scopes, c.Details, c.UpdatedAt = helpdeskflow.ConnectionActive, token.Scope, PublicDetails(provider, token.Extra), now
 		c.LastError, c.LastErrorClass, c.NextRetryAt = "", "", nil
 		if !token.Expiry.IsZero() {
 			exp := token.Expiry.UTC()
