@@ -107,11 +107,7 @@ func (s *Service) ReplaceAutomation(ctx context.Context, workspaceID uuid.UUID, 
 // DeleteAutomation deletes automation rule id, recording
 // automation.deleted. ENotFound for an unknown rule.
 func (s *Service) DeleteAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error {
-	if err := s.deleteRule(ctx, workspaceID, md, automationRules, id); err != nil {
-		return err
-	}
-	s.metrics.forgetRule(id)
-	return nil
+	return s.deleteRule(ctx, workspaceID, md, automationRules, id)
 }
 
 // GetAutomation returns automation rule id; ENotFound when the workspace

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +18,6 @@ import (
 type workspaceRules struct {
 	version     int64
 	automations []automation.Rule
-	// evaluations holds the evaluation counter of each active automation.
-	evaluations []prometheus.Counter
 	active      int
 	// policies are the SLA policies, for choosing a ticket's.
 	policies []sla.Policy
@@ -75,7 +72,6 @@ func (s *Service) compileRules(set helpdeskflow.RuleSet) (*workspaceRules, error
 		w.automations = append(w.automations, a.Rule)
 		if a.Active {
 			w.active++
-			w.evaluations = append(w.evaluations, s.metrics.evaluationsOf(a.ID))
 		}
 	}
 	for _, rec := range recordsOf(set, helpdeskflow.RuleKindSLAPolicy) {
@@ -184,25 +180,30 @@ func (s *Service) appendTagged(ctx context.Context, tx Tx, ref helpdeskflow.Stre
 }
 
 // Metrics are the command side's Prometheus metrics; a nil *Metrics records
-// nothing.
+// nothing. Their labels are bounded: a rule's own counts would be a series
+// per rule of every workspace, so they are totals here, and the rules
+// behind each effect are in the events' metadata (rule_id, in the audit
+// log and ClickHouse) and in the WARN line of each conflict.
 type Metrics struct {
-	evaluations, firings, conflicts *prometheus.CounterVec
+	evaluations, firings, conflicts prometheus.Counter
 	evaluationTime                  prometheus.Histogram
 }
 
 // NewMetrics registers the automation metrics on reg:
-// helpdeskflow_automation_evaluations_total{rule_id} (commands that
-// evaluated the rule), helpdeskflow_automation_firings_total{rule_id},
-// helpdeskflow_automation_conflicts_total{rule_id} and
-// helpdeskflow_automation_evaluation_seconds (one command's whole run).
+// helpdeskflow_automation_evaluations_total (rule evaluations: each
+// command adds its workspace's active rules),
+// helpdeskflow_automation_firings_total (rules that fired),
+// helpdeskflow_automation_conflicts_total (commands refused with
+// automation_conflict) and helpdeskflow_automation_evaluation_seconds (one
+// command's whole run).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_evaluations_total",
-			Help: "Commands that evaluated the automation rule."}, []string{"rule_id"}),
-		firings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_firings_total",
-			Help: "Times the automation rule fired (at most once per command)."}, []string{"rule_id"}),
-		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_automation_conflicts_total",
-			Help: "Commands refused with automation_conflict in which the rule was involved."}, []string{"rule_id"}),
+		evaluations: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_automation_evaluations_total",
+			Help: "Automation rule evaluations: each command adds the number of its workspace's active rules."}),
+		firings: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_automation_firings_total",
+			Help: "Automation rules that fired (each at most once per command); the rule of each effect is in its event's metadata."}),
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_automation_conflicts_total",
+			Help: "Commands refused with automation_conflict; the rules are named in the WARN log line."}),
 		evaluationTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_automation_evaluation_seconds",
 			Help:    "Time to run a workspace's automation rules for one command, every pass included.",
 			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025}}),
@@ -215,47 +216,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) evaluationsOf(id uuid.UUID) prometheus.Counter {
-	if m == nil {
-		return nil
-	}
-	return m.evaluations.WithLabelValues(id.String())
-}
-
 func (m *Metrics) observe(d time.Duration, rules *workspaceRules, fired []uuid.UUID, err error) {
 	if m == nil {
 		return
 	}
 	m.evaluationTime.Observe(d.Seconds())
-	for _, c := range rules.evaluations {
-		c.Inc()
-	}
-	for _, id := range fired {
-		m.firings.WithLabelValues(id.String()).Inc()
-	}
+	m.evaluations.Add(float64(rules.active))
+	m.firings.Add(float64(len(fired)))
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
-		for _, id := range conflictRuleIDs(err) {
-			m.conflicts.WithLabelValues(id).Inc()
-		}
+		m.conflicts.Inc()
 	}
-}
-
-// forgetRule drops a deleted rule's series.
-func (m *Metrics) forgetRule(id uuid.UUID) {
-	if m == nil {
-		return
-	}
-	for _, v := range []*prometheus.CounterVec{m.evaluations, m.firings, m.conflicts} {
-		v.DeleteLabelValues(id.String())
-	}
-}
-
-// conflictRuleIDs returns the rule ids an EAutomationConflict names.
-func conflictRuleIDs(err error) []string {
-	for _, p := range helpdeskflow.ErrorDetails(err) {
-		if p.Field == "rule_ids" {
-			return strings.Split(p.Problem, ",")
-		}
-	}
-	return nil
 }

@@ -582,7 +582,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ httprou
 }
 
 // handleReadyz checks every dependency with a short timeout and answers 503
-// naming the ones that failed.
+// naming the ones that failed ("unavailable"). The public port never shows
+// a dependency's error text (addresses, user names, driver messages): it
+// goes to the log.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -590,7 +592,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprout
 	ready := true
 	for name, check := range s.cfg.Ready {
 		if err := check(ctx); err != nil {
-			checks[name] = err.Error()
+			s.cfg.Logger.WarnContext(ctx, "readiness check failed", "dependency", name, "err", err)
+			checks[name] = "unavailable"
 			ready = false
 		} else {
 			checks[name] = "ok"

@@ -28,8 +28,14 @@ type Metrics struct {
 
 type lagEntry struct {
 	provider string
-	at       time.Time
+	at       time.Time // the start of the last good run
+	tried    time.Time // the end of the last run, good or not
 }
+
+// lagForgetAfter is how long after its last run by this process a mailbox
+// leaves the lag gauge: it was disconnected or another process syncs it
+// now (failing mailboxes are retried at least every 15 minutes).
+const lagForgetAfter = 30 * time.Minute
 
 // NewMetrics registers the mail sync's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
@@ -49,8 +55,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		now:      time.Now,
 	}
 	lag := prometheus.NewDesc("helpdeskflow_mail_sync_lag_seconds",
-		"Seconds since each mailbox this process syncs last synced well: mail newer than that may not be imported yet.",
-		[]string{"provider", "connection_id"}, nil)
+		"Seconds since the mailbox of the provider this process synced longest ago last synced well: mail newer than that may not be imported yet. Each mailbox's own lag is its last_sync_at in GET /v1/integrations.",
+		[]string{"provider"}, nil)
 	for _, c := range []prometheus.Collector{m.runs, m.imported, m.errors, m.duration, m.replies, lagCollector{m, lag}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -78,11 +84,18 @@ func (m *Metrics) ran(c helpdeskflow.Connection, class string, imported map[stri
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if class == "" {
-		m.lastGood[c.ID] = lagEntry{provider: c.Provider, at: m.now().Add(-d)}
-	} else if _, ok := m.lastGood[c.ID]; !ok && c.LastSyncAt != nil {
-		m.lastGood[c.ID] = lagEntry{provider: c.Provider, at: *c.LastSyncAt}
+	now := m.now()
+	e, known := m.lastGood[c.ID]
+	switch {
+	case class == "":
+		e = lagEntry{provider: c.Provider, at: now.Add(-d)}
+	case !known && c.LastSyncAt != nil:
+		e = lagEntry{provider: c.Provider, at: *c.LastSyncAt}
+	case !known:
+		return
 	}
+	e.tried = now
+	m.lastGood[c.ID] = e
 }
 
 func (m *Metrics) reply(provider, outcome string) {
@@ -103,7 +116,17 @@ func (l lagCollector) Collect(ch chan<- prometheus.Metric) {
 	l.m.mu.Lock()
 	defer l.m.mu.Unlock()
 	now := l.m.now()
+	// One series per provider (a series per mailbox would grow with the
+	// tenants): the worst lag is what an alert needs.
+	worst := map[string]time.Duration{}
 	for id, e := range l.m.lastGood {
-		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, now.Sub(e.at).Seconds(), e.provider, id.String())
+		if now.Sub(e.tried) > lagForgetAfter {
+			delete(l.m.lastGood, id)
+			continue
+		}
+		worst[e.provider] = max(worst[e.provider], now.Sub(e.at))
+	}
+	for provider, lag := range worst {
+		ch <- prometheus.MustNewConstMetric(l.desc, prometheus.GaugeValue, lag.Seconds(), provider)
 	}
 }

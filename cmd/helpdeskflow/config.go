@@ -20,6 +20,7 @@ type config struct {
 	ClickHouseDatabase string
 	HTTPAddr           string
 	DebugAddr          string
+	MetricsAddr        string
 	DataDir            string
 	Roles              string
 	LogLevel           string
@@ -54,7 +55,8 @@ func (c *config) settings() []setting {
 		{"kafka-brokers", "HDF_KAFKA_BROKERS", "", "comma-separated Kafka seed brokers (serve; dev runs its own broker)", &c.KafkaBrokers},
 		{"clickhouse-addr", "HDF_CLICKHOUSE_ADDR", "127.0.0.1:19000", "ClickHouse native-protocol address", &c.ClickHouseAddr},
 		{"clickhouse-database", "HDF_CLICKHOUSE_DATABASE", "helpdeskflow", "ClickHouse database of the read models", &c.ClickHouseDatabase},
-		{"http-addr", "HDF_HTTP_ADDR", "127.0.0.1:8080", "address the HTTP API (and /metrics) listens on", &c.HTTPAddr},
+		{"http-addr", "HDF_HTTP_ADDR", "127.0.0.1:8080", "address the HTTP API listens on (and /metrics, unless --metrics-addr is set)", &c.HTTPAddr},
+		{"metrics-addr", "HDF_METRICS_ADDR", "", "if set, serve /metrics only on this address (one Prometheus reaches, not the public port)", &c.MetricsAddr},
 		{"debug-addr", "HDF_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)", &c.DebugAddr},
 		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},

@@ -174,6 +174,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		workers = append(workers, dispatcher.Run, slaTimers.Run)
 	}
 
+	// With a metrics address, /metrics is served there only: the public
+	// port must not tell the internet about the system's state.
+	var publicMetrics prometheus.Gatherer = reg
+	if cfg.MetricsAddr != "" {
+		publicMetrics = nil
+	}
 	var handler nethttp.Handler
 	if roles["api"] {
 		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
@@ -206,11 +212,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg); err != nil {
+		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
-		handler = healthHandler(reg)
+		handler = healthHandler(publicMetrics)
 	}
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -223,6 +229,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err := serveDebug(cfg.DebugAddr, logger); err != nil {
 			return err
 		}
+	}
+	var metricsServer *nethttp.Server
+	if cfg.MetricsAddr != "" {
+		metricsListener, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			listener.Close()
+			return fmt.Errorf("listen on metrics address %s: %w", cfg.MetricsAddr, err)
+		}
+		mux := nethttp.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		metricsServer = &nethttp.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		go metricsServer.Serve(metricsListener) //nolint:errcheck // ErrServerClosed at shutdown; a scrape failure is Prometheus's to see
+		logger.Info("metrics", "addr", "http://"+metricsListener.Addr().String()+"/metrics")
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -255,6 +274,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 	defer cancelShutdown()
 	server.Shutdown(shutdownCtx) //nolint:errcheck // best effort: the process is ending
+	if metricsServer != nil {
+		metricsServer.Shutdown(shutdownCtx) //nolint:errcheck // best effort: the process is ending
+	}
 	cancel()
 	wg.Wait()
 	close(errs)
@@ -265,18 +287,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	return errors.Join(runErrs...)
 }
 
-// healthHandler is what roles other than api serve: /healthz and
-// /metrics.
-func healthHandler(reg *prometheus.Registry) nethttp.Handler {
+// healthHandler is what roles other than api serve: /healthz, and
+// /metrics when metrics is not nil (no --metrics-addr).
+func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 	mux := nethttp.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w nethttp.ResponseWriter, _ *nethttp.Request) { w.Write([]byte(`{"status":"ok"}`)) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if metrics != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	}
 	return mux
 }
 
 // apiHandler is the public API.
 func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
-	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry) (nethttp.Handler, error) {
+	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
 		return nil, err
@@ -310,7 +334,7 @@ func apiHandler(store *eventstore.Store, service *commands.Service, connections 
 		},
 		Logger:     logger,
 		Registerer: reg,
-		Gatherer:   reg,
+		Gatherer:   metrics,
 	})
 }
 
