@@ -24,6 +24,7 @@ import (
 const (
 	DefaultGroup           = "helpdeskflow-projections"
 	DefaultBatchSize       = 1000
+	DefaultMaxBatchBytes   = 32 << 20
 	DefaultFlushInterval   = 500 * time.Millisecond
 	DefaultCacheSize       = 10000
 	DefaultRetryBackoff    = 200 * time.Millisecond
@@ -43,6 +44,10 @@ type Config struct {
 	// BatchSize is the number of events after which the projector flushes
 	// to ClickHouse. Default DefaultBatchSize (1000).
 	BatchSize int
+	// MaxBatchBytes makes the projector flush once the records it holds
+	// total this many bytes, whatever their number, so large events keep
+	// its memory bounded. Default DefaultMaxBatchBytes (32 MiB).
+	MaxBatchBytes int
 	// FlushInterval is the longest an event waits in memory before a flush.
 	// Default DefaultFlushInterval (500ms): an event is visible in ClickHouse
 	// about half a second after it is published when the load is light.
@@ -91,6 +96,9 @@ func (c *Config) setDefaults() {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
 	}
@@ -129,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("topic: required"))
+	}
+	if c.MaxBatchBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max batch bytes: must be positive, got %d", c.MaxBatchBytes))
 	}
 	if c.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("batch size: must be positive, got %d", c.BatchSize))
@@ -205,7 +216,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 // Run joins the consumer group and projects events until ctx is cancelled.
 //
 // Lifecycle: Run polls records, keeps them in memory and flushes them to
-// ClickHouse when BatchSize events are waiting or the oldest has waited
+// ClickHouse when BatchSize events (or MaxBatchBytes of them) are waiting or the oldest has waited
 // FlushInterval; after the inserts succeed it commits the offsets. Group
 // rebalances are held back while records are polled but not yet committed
 // (franz-go's BlockRebalanceOnPoll), and a pending rebalance makes the
@@ -272,13 +283,14 @@ func (p *Projector) Run(ctx context.Context) error {
 				b = &batch{started: time.Now()}
 			}
 			b.records = append(b.records, r)
+			b.bytes += len(r.Value)
 		})
 		if b == nil {
 			cl.AllowRebalance()
 			p.lag.Update(cl)
 			continue
 		}
-		if len(b.records) < p.cfg.BatchSize && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
+		if len(b.records) < p.cfg.BatchSize && b.bytes < p.cfg.MaxBatchBytes && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
 			p.lag.Update(cl)
 			continue
 		}
@@ -346,6 +358,7 @@ func (p *Projector) shutdown(ctx context.Context, cl *kgo.Client, abortClient co
 type batch struct {
 	started time.Time
 	records []*kgo.Record
+	bytes   int // the records' values, for MaxBatchBytes
 
 	decoded bool
 	events  []helpdeskflow.Event

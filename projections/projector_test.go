@@ -451,6 +451,32 @@ func TestProjector_BatchSize(t *testing.T) {
 	}
 }
 
+// TestProjector_MaxBatchBytes: large events make the projector flush by
+// their bytes, long before the batch has BatchSize events, so its memory
+// stays bounded.
+func TestProjector_MaxBatchBytes(t *testing.T) {
+	t.Parallel()
+	conn, _ := newDB(t)
+	brokers := newKafka(t)
+	w := newWorld()
+	var events []helpdeskflow.Event
+	for i := 0; i < 6; i++ {
+		events = append(events, w.ticketCreated(uuid.New(), uuid.New(), helpdeskflow.TicketCreated{
+			CustomFields: map[string]any{"notes": strings.Repeat("x", 100_000)}}))
+	}
+	produce(t, brokers, events...)
+	startProjector(t, conn, brokers, "g-bytes", func(c *projections.Config) {
+		c.BatchSize = 1000
+		c.MaxBatchBytes = 150_000
+		c.FlushInterval = time.Hour
+	})
+	// Neither the count nor the hour-long interval triggers a flush: the
+	// bytes do.
+	eventually(t, wait, "all six tickets, flushed by their bytes", func() bool {
+		return queryUint(t, conn, "SELECT count() FROM tickets FINAL") == 6
+	})
+}
+
 func TestNewProjector_InvalidConfig(t *testing.T) {
 	t.Parallel()
 	_, err := projections.NewProjector(projections.Config{BatchSize: -1, Brokers: []string{""}})
