@@ -125,7 +125,7 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 	}
 	var decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)
 	if cmd.Update != nil {
-		if err := cmd.Update.validate(); err != nil {
+		if err := cmd.Update.Validate(); err != nil {
 			return automation.Input{}, prefixed(err, "update.")
 		}
 		decide = cmd.Update.decide
@@ -165,7 +165,7 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 }
 
 func (s *Service) newTicketInput(ctx context.Context, workspaceID uuid.UUID, cmd *CreateTicket) (automation.Input, error) {
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return automation.Input{}, prefixed(err, "ticket.")
 	}
 	body, err := sanitizedBody("ticket.message.body", cmd.Message.Body)
