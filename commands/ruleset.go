@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -234,8 +233,8 @@ func (m *Metrics) observe(d time.Duration, rules *workspaceRules, fired []uuid.U
 		m.firings.WithLabelValues(id.String()).Inc()
 	}
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
-		for _, id := range conflictRuleIDs(err) {
-			m.conflicts.WithLabelValues(id).Inc()
+		for _, id := range helpdeskflow.ErrorRuleIDs(err) {
+			m.conflicts.WithLabelValues(id.String()).Inc()
 		}
 	}
 }
@@ -248,14 +247,4 @@ func (m *Metrics) forgetRule(id uuid.UUID) {
 	for _, v := range []*prometheus.CounterVec{m.evaluations, m.firings, m.conflicts} {
 		v.DeleteLabelValues(id.String())
 	}
-}
-
-// conflictRuleIDs returns the rule ids an EAutomationConflict names.
-func conflictRuleIDs(err error) []string {
-	for _, p := range helpdeskflow.ErrorDetails(err) {
-		if p.Field == "rule_ids" {
-			return strings.Split(p.Problem, ",")
-		}
-	}
-	return nil
 }
