@@ -3,6 +3,8 @@ package helpdeskflow
 import (
 	"errors"
 	"fmt"
+
+	"github.com/google/uuid"
 )
 
 // Error codes. The http package maps each to one HTTP status; the strings are
@@ -20,7 +22,8 @@ const (
 	EPreconditionFailed = "precondition_failed"
 	EConflict           = "conflict"
 	// EAutomationConflict: automation rules contradict each other or the
-	// ticket's state; Details name the rule ids.
+	// ticket's state; RuleIDs name the rules, Details each field they
+	// conflict over.
 	EAutomationConflict = "automation_conflict"
 	ERateLimited        = "rate_limited"
 	EPayloadTooLarge    = "payload_too_large"
@@ -49,11 +52,14 @@ type FieldProblem struct {
 
 // Error is the application error. Code is one of the E* constants, Message is
 // safe to show to API clients, Details lists per-field problems for
-// EValidation, and Err keeps the underlying cause for logs (never shown).
+// EValidation (and the conflicting fields of EAutomationConflict), RuleIDs
+// names the automation rules of an EAutomationConflict, and Err keeps the
+// underlying cause for logs (never shown).
 type Error struct {
 	Code    string
 	Message string
 	Details []FieldProblem
+	RuleIDs []uuid.UUID
 	Err     error
 }
 
@@ -101,6 +107,16 @@ func ErrorDetails(err error) []FieldProblem {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Details
+	}
+	return nil
+}
+
+// ErrorRuleIDs returns the automation rule ids of the first *Error in err's
+// chain (set on EAutomationConflict).
+func ErrorRuleIDs(err error) []uuid.UUID {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RuleIDs
 	}
 	return nil
 }

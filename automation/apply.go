@@ -1,6 +1,7 @@
 package automation
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"reflect"
@@ -18,11 +19,14 @@ type intent struct {
 	act  *action
 }
 
-var fieldNames = map[actKind]string{aStatus: "status", aPriority: "priority", aTeam: "team", aAgent: "assignee"}
+// fieldNames are the ticket fields the set actions change, as the API names
+// them.
+var fieldNames = map[actKind]string{aStatus: "status", aPriority: "priority", aTeam: "team", aAgent: "assignee_id"}
 
 // checkPass refuses the pass when its firing rules contradict each other or
-// the ticket's state at the start of the pass. Checks run in a fixed order
-// so that the same conflict is always the one reported.
+// the ticket's state at the start of the pass, naming every field they
+// conflict over at once. Checks run in a fixed order, so the same conflict
+// is always described the same way.
 func (e *engine) checkPass(rs []rule, firing []int) error {
 	var sets, custom, tagIntents, removed []intent
 	for _, i := range firing {
@@ -42,6 +46,7 @@ func (e *engine) checkPass(rs []rule, firing []int) error {
 			}
 		}
 	}
+	var c conflicts
 	for _, k := range []actKind{aStatus, aPriority, aTeam, aAgent} {
 		var group []intent
 		for _, in := range sets {
@@ -53,16 +58,13 @@ func (e *engine) checkPass(rs []rule, firing []int) error {
 			continue
 		}
 		first := group[0].act
-		for _, in := range group[1:] {
-			if in.act.null != first.null || in.act.s != first.s {
-				ids := ruleIDs(group)
-				vals := make([]string, len(group))
-				for i, g := range group {
-					vals[i] = display(g.act)
-				}
-				return conflict(ids, "automation rules %s set %s to different values (%s)",
-					strings.ReplaceAll(idList(ids), ",", ", "), fieldNames[k], strings.Join(vals, ", "))
+		if slices.ContainsFunc(group[1:], func(in intent) bool { return in.act.null != first.null || in.act.s != first.s }) {
+			parts := make([]string, len(group))
+			for i, g := range group {
+				parts[i] = "to " + display(g.act) + " by rule " + g.rule.src.ID.String()
 			}
+			c.add(fieldNames[k], group, "set "+joinAnd(parts))
+			continue
 		}
 		if k == aStatus && first.s != e.state.Status {
 			if ok, allowed := helpdeskflow.TicketTransitionAllowed(e.state.Status, first.s); !ok {
@@ -70,9 +72,8 @@ func (e *engine) checkPass(rs []rule, firing []int) error {
 				if len(allowed) > 0 {
 					to = strings.Join(allowed, ", ")
 				}
-				ids := ruleIDs(group)
-				return conflict(ids, "automation rule %s cannot set status %s on a %s ticket (it may go to %s)",
-					strings.ReplaceAll(idList(ids), ",", ", "), first.s, e.state.Status, to)
+				c.add("status", group, fmt.Sprintf("set to %s by %s, which a %s ticket cannot take (it may go to %s)",
+					first.s, rulesNamed(ruleIDs(group)), e.state.Status, to))
 			}
 		}
 	}
@@ -84,32 +85,92 @@ func (e *engine) checkPass(rs []rule, firing []int) error {
 				end++
 			}
 			group := custom[start:end]
-			for _, in := range group[1:] {
-				if !reflect.DeepEqual(in.act.value, group[0].act.value) {
-					ids := ruleIDs(group)
-					return conflict(ids, "automation rules %s set custom field %q to different values",
-						strings.ReplaceAll(idList(ids), ",", ", "), group[0].act.s)
+			if slices.ContainsFunc(group[1:], func(in intent) bool { return !reflect.DeepEqual(in.act.value, group[0].act.value) }) {
+				parts := make([]string, len(group))
+				for i, g := range group {
+					parts[i] = "to " + displayValue(g.act.value) + " by rule " + g.rule.src.ID.String()
 				}
+				c.add("custom_fields."+group[0].act.s, group, "set "+joinAnd(parts))
 			}
 			start = end
 		}
 	}
+	var tagProblems []string
+	var tagGroup []intent
 	for _, rm := range removed {
 		for _, tag := range rm.act.tags {
-			var group []intent
+			var adders []intent
 			for _, in := range tagIntents {
-				if in == rm || (in.act.kind == aAddTags && oneOf(tag, in.act.tags)) {
-					group = append(group, in)
+				if in.act.kind == aAddTags && oneOf(tag, in.act.tags) {
+					adders = append(adders, in)
 				}
 			}
-			if len(group) > 1 {
-				ids := ruleIDs(group)
-				return conflict(ids, "automation rules %s both add and remove tag %q",
-					strings.ReplaceAll(idList(ids), ",", ", "), tag)
+			if len(adders) > 0 {
+				tagProblems = append(tagProblems, fmt.Sprintf("tag %q added by %s and removed by rule %s",
+					tag, rulesNamed(ruleIDs(adders)), rm.rule.src.ID))
+				tagGroup = append(append(tagGroup, adders...), rm)
 			}
 		}
 	}
-	return nil
+	if len(tagProblems) > 0 {
+		c.add("tags", tagGroup, strings.Join(tagProblems, "; "))
+	}
+	return c.err()
+}
+
+// conflicts collects the conflicts of one pass: one FieldProblem per field,
+// and the rules involved in any of them, in order of first mention.
+type conflicts struct {
+	details []helpdeskflow.FieldProblem
+	ids     []uuid.UUID
+}
+
+func (c *conflicts) add(field string, group []intent, problem string) {
+	c.details = append(c.details, helpdeskflow.FieldProblem{Field: field, Problem: problem})
+	for _, id := range ruleIDs(group) {
+		if !slices.Contains(c.ids, id) {
+			c.ids = append(c.ids, id)
+		}
+	}
+}
+
+// err is the EAutomationConflict naming the rules and the fields, or nil
+// when there is no conflict.
+func (c *conflicts) err() error {
+	if len(c.details) == 0 {
+		return nil
+	}
+	fields := make([]string, len(c.details))
+	for i, d := range c.details {
+		fields[i] = d.Field
+	}
+	msg := fmt.Sprintf("automation %s conflict over %s", rulesNamed(c.ids), joinAnd(fields))
+	if len(c.details) == 1 {
+		msg += ": " + c.details[0].Problem
+	} else {
+		msg += "; see details"
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EAutomationConflict, Message: msg, Details: c.details, RuleIDs: c.ids}
+}
+
+// rulesNamed is "rule <id>" or "rules <id>, <id> and <id>".
+func rulesNamed(ids []uuid.UUID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = id.String()
+	}
+	if len(s) == 1 {
+		return "rule " + s[0]
+	}
+	return "rules " + joinAnd(s)
+}
+
+// joinAnd is "a", "a and b" or "a, b and c".
+func joinAnd(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // ruleIDs lists the distinct rule ids of group, in order.
@@ -123,11 +184,25 @@ func ruleIDs(group []intent) []uuid.UUID {
 	return ids
 }
 
+// display shows the value a set action gives: priorities and statuses as
+// they are, team and assignee quoted, or null.
 func display(a *action) string {
-	if a.null {
+	switch {
+	case a.null:
 		return "null"
+	case a.kind == aPriority || a.kind == aStatus:
+		return a.s
 	}
 	return fmt.Sprintf("%q", a.s)
+}
+
+// displayValue shows a custom field value as JSON would.
+func displayValue(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // apply applies one firing rule's actions to the state and records its

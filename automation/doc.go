@@ -77,10 +77,14 @@
 // assignee, one custom field) to different values, or one adds a tag that
 // another removes; or when a set_status is not allowed from the ticket's
 // status at the start of the pass by helpdeskflow.TicketTransitionAllowed
-// (such as reopening a closed ticket). The error's Details carry one
-// FieldProblem with Field "rule_ids" and the ids of the rules involved,
-// comma-separated; its Message names them too. Rules of different passes
-// never conflict: a later pass overrides an earlier one.
+// (such as reopening a closed ticket). Every conflict of the pass is
+// reported at once: the error's RuleIDs name the rules involved, and its
+// Details have one FieldProblem per field they conflict over (priority,
+// status, team, assignee_id, custom_fields.<name>, tags), such as
+// {"priority", "set to urgent by rule <id> and to low by rule <id>"}; its
+// Message names the rules and fields too. The pass cap's error names the
+// rules in RuleIDs and has no Details. Rules of different passes never
+// conflict: a later pass overrides an earlier one.
 //
 // Setting a field to the value it already has is not a change: a rule that
 // changes nothing still fires (it is listed in Result.Fired and its async

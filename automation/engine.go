@@ -72,7 +72,8 @@ type Options struct {
 // Errors: EValidation when in.Trigger is unknown, an active rule is invalid
 // (Details prefixed with rules[<id>].) or two active rules share an id;
 // EAutomationConflict when rules conflict, set a status the ticket cannot
-// take, or still fire after MaxPasses passes (Details: "rule_ids").
+// take, or still fire after MaxPasses passes (RuleIDs: the rules; Details:
+// one entry per field they conflict over).
 func Run(in Input, rules []Rule, opts Options) (Result, error) {
 	if !oneOf(in.Trigger, triggers) {
 		return Result{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "unknown trigger",
@@ -105,7 +106,8 @@ func Run(in Input, rules []Rule, opts Options) (Result, error) {
 			for j, i := range firing {
 				ids[j] = rs[i].src.ID
 			}
-			return Result{}, conflict(ids, "automation rules %s still fire after %d passes; they trigger each other", strings.ReplaceAll(idList(ids), ",", ", "), maxPasses)
+			return Result{}, &helpdeskflow.Error{Code: helpdeskflow.EAutomationConflict, RuleIDs: ids,
+				Message: fmt.Sprintf("automation rules still fire after %d passes, triggering each other: %s", maxPasses, rulesNamed(ids))}
 		}
 		e.res.Passes++
 		if err := e.checkPass(rs, firing); err != nil {
@@ -166,19 +168,6 @@ type engine struct {
 	state  helpdeskflow.Ticket
 	ownsCF bool // state.CustomFields is Run's own copy
 	res    Result
-}
-
-func conflict(ids []uuid.UUID, format string, args ...any) error {
-	return &helpdeskflow.Error{Code: helpdeskflow.EAutomationConflict, Message: fmt.Sprintf(format, args...),
-		Details: []helpdeskflow.FieldProblem{{Field: "rule_ids", Problem: idList(ids)}}}
-}
-
-func idList(ids []uuid.UUID) string {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = id.String()
-	}
-	return strings.Join(s, ",")
 }
 
 // --- evaluation ---

@@ -208,8 +208,11 @@ func TestRun_PassCap(t *testing.T) {
 	if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EAutomationConflict; got != want {
 		t.Fatalf("code = %q (%v), want %q", got, err, want)
 	}
-	if got, want := helpdeskflow.ErrorDetails(err), []helpdeskflow.FieldProblem{{Field: "rule_ids", Problem: ruleID(4).String()}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("details = %v, want %v", got, want)
+	if got, want := helpdeskflow.ErrorRuleIDs(err), []uuid.UUID{ruleID(4)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("rule ids = %v, want %v", got, want)
+	}
+	if got := helpdeskflow.ErrorDetails(err); got != nil {
+		t.Errorf("details = %v, want none (no field conflicts)", got)
 	}
 	if msg := helpdeskflow.ErrorMessage(err); !strings.Contains(msg, ruleID(4).String()) || !strings.Contains(msg, "3 passes") {
 		t.Errorf("message %q does not name the rule and the limit", msg)
@@ -226,22 +229,31 @@ func TestRun_PassCap(t *testing.T) {
 
 func TestRun_Conflicts(t *testing.T) {
 	always := all()
+	one, two := ruleID(1).String(), ruleID(2).String()
 	tests := []struct {
 		name   string
 		a, b   automation.Action
 		status string
 		want   bool
-		inMsg  string
+		// The one detail the conflict must have.
+		field, problem string
 	}{
-		{"priority", act("set_priority", "high"), act("set_priority", "low"), "", true, "priority"},
-		{"priority agrees", act("set_priority", "high"), act("set_priority", "high"), "", false, ""},
-		{"status", act("set_status", "pending"), act("set_status", "solved"), "", true, "status"},
-		{"team", act("assign_team", "a"), act("assign_team", nil), "", true, "team"},
-		{"assignee", act("assign_agent", "u1"), act("assign_agent", "u2"), "", true, "assignee"},
-		{"custom field", act("set_custom_field", map[string]any{"name": "x", "value": 1.0}), act("set_custom_field", map[string]any{"name": "x", "value": "1"}), "", true, `"x"`},
-		{"different custom fields", act("set_custom_field", map[string]any{"name": "x", "value": 1.0}), act("set_custom_field", map[string]any{"name": "y", "value": 2.0}), "", false, ""},
-		{"add and remove a tag", act("add_tags", []any{"a", "b"}), act("remove_tags", []any{"B"}), "", true, `"b"`},
-		{"remove and add a tag", act("remove_tags", []any{"vip"}), act("add_tags", []any{"vip"}), "", true, `"vip"`},
+		{"priority", act("set_priority", "high"), act("set_priority", "low"), "", true,
+			"priority", "set to high by rule " + one + " and to low by rule " + two},
+		{"priority agrees", act("set_priority", "high"), act("set_priority", "high"), "", false, "", ""},
+		{"status", act("set_status", "pending"), act("set_status", "solved"), "", true,
+			"status", "set to pending by rule " + one + " and to solved by rule " + two},
+		{"team", act("assign_team", "a"), act("assign_team", nil), "", true,
+			"team", `set to "a" by rule ` + one + " and to null by rule " + two},
+		{"assignee", act("assign_agent", "u1"), act("assign_agent", "u2"), "", true,
+			"assignee_id", `set to "u1" by rule ` + one + ` and to "u2" by rule ` + two},
+		{"custom field", act("set_custom_field", map[string]any{"name": "x", "value": 1.0}), act("set_custom_field", map[string]any{"name": "x", "value": "1"}), "", true,
+			"custom_fields.x", `set to 1 by rule ` + one + ` and to "1" by rule ` + two},
+		{"different custom fields", act("set_custom_field", map[string]any{"name": "x", "value": 1.0}), act("set_custom_field", map[string]any{"name": "y", "value": 2.0}), "", false, "", ""},
+		{"add and remove a tag", act("add_tags", []any{"a", "b"}), act("remove_tags", []any{"B"}), "", true,
+			"tags", `tag "b" added by rule ` + one + " and removed by rule " + two},
+		{"remove and add a tag", act("remove_tags", []any{"vip"}), act("add_tags", []any{"vip"}), "", true,
+			"tags", `tag "vip" added by rule ` + two + " and removed by rule " + one},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,15 +271,43 @@ func TestRun_Conflicts(t *testing.T) {
 			if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EAutomationConflict; got != want {
 				t.Fatalf("code = %q (%v), want %q", got, err, want)
 			}
-			ids := ruleID(1).String() + "," + ruleID(2).String()
-			if got, want := helpdeskflow.ErrorDetails(err), []helpdeskflow.FieldProblem{{Field: "rule_ids", Problem: ids}}; !reflect.DeepEqual(got, want) {
+			if got := helpdeskflow.ErrorRuleIDs(err); len(got) != 2 || !slices.Contains(got, ruleID(1)) || !slices.Contains(got, ruleID(2)) {
+				t.Errorf("rule ids = %v, want rules 1 and 2", got)
+			}
+			if got, want := helpdeskflow.ErrorDetails(err), []helpdeskflow.FieldProblem{{Field: tt.field, Problem: tt.problem}}; !reflect.DeepEqual(got, want) {
 				t.Errorf("details = %v, want %v", got, want)
 			}
 			msg := helpdeskflow.ErrorMessage(err)
-			if !strings.Contains(msg, ruleID(1).String()) || !strings.Contains(msg, ruleID(2).String()) || !strings.Contains(msg, tt.inMsg) {
-				t.Errorf("message %q should name both rules and %s", msg, tt.inMsg)
+			if !strings.Contains(msg, one) || !strings.Contains(msg, two) || !strings.Contains(msg, tt.field) {
+				t.Errorf("message %q should name both rules and %s", msg, tt.field)
 			}
 		})
+	}
+}
+
+// TestRun_EveryConflictAtOnce: rules that conflict over several fields in
+// one pass get one error naming every field, with the rule ids of all.
+func TestRun_EveryConflictAtOnce(t *testing.T) {
+	rules := []automation.Rule{
+		newRule(1, 0, all(), act("set_priority", "urgent"), act("add_tags", []any{"vip"})),
+		newRule(2, 1, all(), act("set_priority", "low")),
+		newRule(3, 2, all(), act("remove_tags", []any{"vip"}), act("assign_team", "billing")),
+		newRule(4, 3, all(), act("assign_team", "support")),
+	}
+	_, err := automation.Run(updateInput(), rules, automation.Options{})
+	if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EAutomationConflict; got != want {
+		t.Fatalf("code = %q (%v), want %q", got, err, want)
+	}
+	if got, want := helpdeskflow.ErrorRuleIDs(err), []uuid.UUID{ruleID(1), ruleID(2), ruleID(3), ruleID(4)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("rule ids = %v, want %v", got, want)
+	}
+	want := []helpdeskflow.FieldProblem{
+		{Field: "priority", Problem: "set to urgent by rule " + ruleID(1).String() + " and to low by rule " + ruleID(2).String()},
+		{Field: "team", Problem: `set to "billing" by rule ` + ruleID(3).String() + ` and to "support" by rule ` + ruleID(4).String()},
+		{Field: "tags", Problem: `tag "vip" added by rule ` + ruleID(1).String() + " and removed by rule " + ruleID(3).String()},
+	}
+	if got := helpdeskflow.ErrorDetails(err); !reflect.DeepEqual(got, want) {
+		t.Errorf("details =\n%v\nwant\n%v", got, want)
 	}
 }
 
@@ -307,8 +347,11 @@ func TestRun_Lifecycle(t *testing.T) {
 			if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EAutomationConflict; got != want {
 				t.Fatalf("code = %q (%v), want %q", got, err, want)
 			}
-			if got, want := helpdeskflow.ErrorDetails(err), []helpdeskflow.FieldProblem{{Field: "rule_ids", Problem: ruleID(7).String()}}; !reflect.DeepEqual(got, want) {
-				t.Errorf("details = %v, want %v", got, want)
+			if got, want := helpdeskflow.ErrorRuleIDs(err), []uuid.UUID{ruleID(7)}; !reflect.DeepEqual(got, want) {
+				t.Errorf("rule ids = %v, want %v", got, want)
+			}
+			if d := helpdeskflow.ErrorDetails(err); len(d) != 1 || d[0].Field != "status" || !strings.Contains(d[0].Problem, "set to "+tt.to+" by rule "+ruleID(7).String()) {
+				t.Errorf("details = %v, want one naming status, the rule and %s", d, tt.to)
 			}
 		})
 	}

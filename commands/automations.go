@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"time"
 
@@ -53,8 +54,8 @@ type automationData struct {
 // rule builds the rule cmd describes over current (nil for a new rule)
 // and validates it, listing every problem.
 func (cmd AutomationRule) rule(current *automation.Rule, all []helpdeskflow.RuleRecord) (automation.Rule, error) {
-	r := automation.Rule{Name: strings.TrimSpace(cmd.Name), Position: nextPosition(all), Active: true,
-		Conditions: cmd.Conditions, Actions: cmd.Actions}
+	r := automation.Rule{Name: strings.TrimSpace(CleanLine(cmd.Name)), Position: nextPosition(all), Active: true,
+		Conditions: cmd.Conditions, Actions: cleanActions(cmd.Actions)}
 	if current != nil {
 		r.ID, r.Position, r.Active = current.ID, current.Position, current.Active
 	}
@@ -69,6 +70,51 @@ func (cmd AutomationRule) rule(current *automation.Rule, all []helpdeskflow.Rule
 		r.Actions = []automation.Action{}
 	}
 	return r, r.Validate()
+}
+
+// Validate checks the rule as a new one, returning all problems at once as
+// EValidation, without storing it.
+func (cmd AutomationRule) Validate() error {
+	_, err := cmd.rule(nil, nil)
+	return err
+}
+
+// cleanActions returns actions with the text they write into tickets
+// cleaned as the API cleans it: tags, team and assignee as single-line
+// plain text (CleanLine), a custom field's string value with CleanText. A
+// rule's effects are therefore plain text like every other write.
+// Values of the wrong type are left for validation to report.
+func cleanActions(actions []automation.Action) []automation.Action {
+	out := make([]automation.Action, len(actions))
+	for i, a := range actions {
+		switch a.Type {
+		case automation.ActionAddTags, automation.ActionRemoveTags:
+			if tags, ok := a.Value.([]any); ok {
+				clean := make([]any, len(tags))
+				for j, t := range tags {
+					if s, ok := t.(string); ok {
+						t = CleanLine(s)
+					}
+					clean[j] = t
+				}
+				a.Value = clean
+			}
+		case automation.ActionAssignTeam, automation.ActionAssignAgent:
+			if s, ok := a.Value.(string); ok {
+				a.Value = CleanLine(s)
+			}
+		case automation.ActionSetCustomField:
+			if m, ok := a.Value.(map[string]any); ok {
+				if s, ok := m["value"].(string); ok {
+					m = maps.Clone(m)
+					m["value"] = CleanText(s)
+					a.Value = m
+				}
+			}
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // CreateAutomation validates and stores a new automation rule, recording

@@ -62,13 +62,16 @@ type customerChanges struct {
 	linkedProfiles []helpdeskflow.LinkedProfile
 }
 
+// validate checks the changes and cleans their plain text in place: name
+// (CleanLine, trimmed), tags, and the string values of custom fields,
+// metadata and linked profile data (CleanText).
 func (c *customerChanges) validate(p *problems) {
 	if c.name != nil {
-		*c.name = strings.TrimSpace(*c.name)
-		p.text("name", *c.name, false, MaxNameLen)
+		*c.name = p.line("name", *c.name, false, MaxNameLen)
 	}
 	c.tags = p.tags("tags", c.tags)
 	p.customFields("custom_fields", c.customFields)
+	p.plainValues("metadata", c.metadata)
 	if len(c.metadata) > MaxMetadataKeys {
 		p.add("metadata", "must have at most %d keys, got %d", MaxMetadataKeys, len(c.metadata))
 	}
@@ -92,6 +95,8 @@ func (c *customerChanges) validate(p *problems) {
 			p.add(field+".provider", "must be 1 to 64 lowercase letters, digits, '_', '.' or '-', such as shopify")
 		}
 		p.text(field+".external_id", lp.ExternalID, true, MaxExternalIDLen2)
+		p.plain(field+".external_id", lp.ExternalID, "an external id")
+		p.plainValues(field+".data", lp.Data)
 		if lp.URL != "" {
 			u, err := url.Parse(lp.URL)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(lp.URL) > MaxProfileURLLen {
@@ -184,16 +189,13 @@ func customerRef(workspaceID, id uuid.UUID) helpdeskflow.StreamRef {
 // and whether it was created; EValidation naming every bad field;
 // EConflict when a linked profile belongs to another customer.
 func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd UpsertCustomer) (helpdeskflow.Customer, bool, error) {
-	var p problems
-	email := p.email("email", cmd.Email)
-	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
-	ch.validate(&p)
-	if err := p.err(); err != nil {
+	email, ch, err := cmd.validated()
+	if err != nil {
 		return helpdeskflow.Customer{}, false, err
 	}
 	var id uuid.UUID
 	var created bool
-	err := s.store.Transact(ctx, func(tx Tx) error {
+	err = s.store.Transact(ctx, func(tx Tx) error {
 		holder, isNew, _, err := tx.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
 		if err != nil {
 			return err
@@ -224,6 +226,44 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 	}
 	c, err := s.GetCustomer(ctx, workspaceID, id)
 	return c, created, err
+}
+
+// Validate checks every field, returning all problems at once as
+// EValidation, and cleans the plain-text ones in place (see UpsertCustomer).
+func (cmd *UpsertCustomer) Validate() error {
+	_, _, err := cmd.validated()
+	return err
+}
+
+// validated is Validate returning the normalized email and the changes.
+func (cmd *UpsertCustomer) validated() (string, customerChanges, error) {
+	var p problems
+	email := p.email("email", cmd.Email)
+	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
+	ch.validate(&p)
+	cmd.Tags = ch.tags
+	return email, ch, p.err()
+}
+
+// Validate checks every field given, returning all problems at once as
+// EValidation, and cleans the plain-text ones in place (see UpsertCustomer).
+func (cmd *UpdateCustomer) Validate() error {
+	_, _, err := cmd.validated()
+	return err
+}
+
+// validated is Validate returning the normalized email ("" when not
+// changed) and the changes.
+func (cmd *UpdateCustomer) validated() (string, customerChanges, error) {
+	var p problems
+	var email string
+	if cmd.Email != nil {
+		email = p.email("email", *cmd.Email)
+	}
+	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
+	ch.validate(&p)
+	cmd.Tags = ch.tags
+	return email, ch, p.err()
 }
 
 func withoutNulls(m map[string]any) map[string]any {
@@ -364,18 +404,12 @@ func (s *Service) FindCustomer(ctx context.Context, workspaceID uuid.UUID, email
 // ENotFound, EPreconditionFailed, EConflict (merged customer, or a linked
 // profile held by another).
 func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateCustomer) (helpdeskflow.Customer, error) {
-	var p problems
-	var email string
-	if cmd.Email != nil {
-		email = p.email("email", *cmd.Email)
-	}
-	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
-	ch.validate(&p)
-	if err := p.err(); err != nil {
+	email, ch, err := cmd.validated()
+	if err != nil {
 		return helpdeskflow.Customer{}, err
 	}
 	mergeInto := uuid.Nil
-	err := s.store.Transact(ctx, func(tx Tx) error {
+	err = s.store.Transact(ctx, func(tx Tx) error {
 		ref := customerRef(workspaceID, id)
 		if email != "" {
 			c, version, err := lockCustomer(ctx, tx, ref, ifMatch)

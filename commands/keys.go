@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -18,19 +17,24 @@ type CreateAPIKey struct {
 	Name string `json:"name"`
 }
 
+// Validate checks the role and name, returning all problems at once as
+// EValidation, and cleans the name (CleanLine, trimmed).
+func (cmd *CreateAPIKey) Validate() error {
+	var p problems
+	p.text("role", cmd.Role, true, 20)
+	if cmd.Role != "" {
+		p.oneOf("role", cmd.Role, helpdeskflow.RoleAdmin, helpdeskflow.RoleAgent)
+	}
+	cmd.Name = p.line("name", cmd.Name, false, MaxAPIKeyNameLen)
+	return p.err()
+}
+
 // CreateAPIKey creates a key of the workspace and records api_key.created on
 // the workspace's stream. The returned Secret is shown once and never
 // stored. It returns EValidation for a missing or unknown role or a too long
 // name, ENotFound for an unknown workspace.
 func (s *Service) CreateAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd CreateAPIKey) (NewKey, error) {
-	var p problems
-	cmd.Name = strings.TrimSpace(cmd.Name)
-	p.text("role", cmd.Role, true, 20)
-	if cmd.Role != "" {
-		p.oneOf("role", cmd.Role, helpdeskflow.RoleAdmin, helpdeskflow.RoleAgent)
-	}
-	p.text("name", cmd.Name, false, MaxAPIKeyNameLen)
-	if err := p.err(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return NewKey{}, err
 	}
 	key, event, err := newAPIKey(workspaceID, cmd.Role, cmd.Name)

@@ -85,7 +85,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 	create := CreateTicket{Subject: cmd.Subject, Customer: cmd.From, Message: NewTicketMessage{Body: cmd.Body, AuthorType: helpdeskflow.AuthorCustomer},
 		mailbox: &cmd.ConnectionID}
 	if cmd.Skip == "" {
-		if err := create.validate(); err != nil {
+		if err := create.Validate(); err != nil {
 			return ImportResult{}, err
 		}
 	}

@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -264,6 +265,125 @@ func checkSanitized(t *testing.T, body string) {
 		// through unchanged apart from white space.
 		t.Errorf("PlainText(SanitizeHTML(%q)) = %q, want %q", body, text, plain)
 	}
+}
+
+// plainTextPayloads seed FuzzCleanPlainText besides bypassPayloads: text
+// that must stay as typed, and markup that hides in plain-text fields.
+var plainTextPayloads = []string{
+	`a < b`, `1<2`, `x <3 y`, `Tom & Jerry`, `&lt;b&gt;`, `a<`, `a</`, `< ada@example.com >`,
+	`a <b and c`, `<<b>img src=x onerror=alert(1)>`, "<\x00img src=x onerror=alert(1)>", "<\nimg>",
+	"line 1\r\nline 2\ttab\u2028x", "bidi \u202e override", "a\x7fb\u0085c", "\xffbroken",
+	strings.Repeat("<", 50) + strings.Repeat("b>", 50) + "img>",
+}
+
+// FuzzCleanPlainText checks CleanLine and CleanText on any input: the
+// result holds nothing an HTML parser reads as a tag, comment or doctype
+// (by the tokenizer, and parsed as a fragment it is text only), no control
+// characters (but \n and \t in multi-line text), and valid UTF-8; cleaning
+// is idempotent; and text that HTML shows as it is stays unchanged.
+func FuzzCleanPlainText(f *testing.F) {
+	for _, p := range append(slices.Clone(bypassPayloads), plainTextPayloads...) {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkPlain(t, s, false)
+		checkPlain(t, s, true)
+	})
+}
+
+// TestCleanPlainText_Payloads runs the fuzz invariants on the seeds.
+func TestCleanPlainText_Payloads(t *testing.T) {
+	for i, p := range append(slices.Clone(bypassPayloads), plainTextPayloads...) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			checkPlain(t, p, false)
+			checkPlain(t, p, true)
+		})
+	}
+}
+
+func checkPlain(t *testing.T, s string, multiline bool) {
+	t.Helper()
+	clean, name := commands.CleanLine, "CleanLine"
+	if multiline {
+		clean, name = commands.CleanText, "CleanText"
+	}
+	out := clean(s)
+	if markup := markupIn(out); markup != "" {
+		t.Errorf("%s(%q) = %q: holds markup %s", name, s, out, markup)
+	}
+	if !utf8.ValidString(out) {
+		t.Errorf("%s(%q) = %q: not valid UTF-8", name, s, out)
+	}
+	for _, r := range out {
+		allowed := multiline && (r == '\n' || r == '\t')
+		if (unicode.IsControl(r) && !allowed) || (!multiline && (r == '\u2028' || r == '\u2029')) ||
+			('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069') {
+			t.Errorf("%s(%q) = %q: holds control character %U", name, s, out, r)
+			break
+		}
+	}
+	if again := clean(out); again != out {
+		t.Errorf("%s is not idempotent:\ninput  %q\nonce   %q\ntwice  %q", name, s, out, again)
+	}
+	if harmless(s, multiline) && out != s {
+		t.Errorf("%s(%q) = %q: harmless text changed", name, s, out)
+	}
+}
+
+// markupIn describes the first markup an HTML parser finds in s: a token
+// of the tokenizer other than text, or a node other than text when s is
+// parsed as the content of a <div>. It returns "" for plain text.
+func markupIn(s string) string {
+	z := html.NewTokenizer(strings.NewReader(s))
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			if raw := z.Raw(); len(raw) > 0 {
+				return fmt.Sprintf("%q left open at the end", raw)
+			}
+			break
+		}
+		if tt != html.TextToken {
+			return fmt.Sprintf("%v token %q", tt, z.Raw())
+		}
+	}
+	div := &html.Node{Type: html.ElementNode, Data: "div", DataAtom: atom.Div}
+	nodes, err := html.ParseFragment(strings.NewReader(s), div)
+	if err != nil {
+		return "unparsable: " + err.Error()
+	}
+	for _, n := range nodes {
+		if n.Type != html.TextNode {
+			return fmt.Sprintf("node %q (type %d) when parsed", n.Data, n.Type)
+		}
+	}
+	return ""
+}
+
+// harmless reports whether s is text HTML shows as typed and that holds
+// nothing cleaning removes: valid UTF-8, every '<' followed by something
+// that cannot open markup, no control characters (but \n and \t when
+// multiline) and no bidirectional controls or line separators.
+func harmless(s string, multiline bool) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '<':
+			if next := s[i+1:]; next != "" && (next[0] == '/' || next[0] == '!' || next[0] == '?' ||
+				('a' <= next[0]|0x20 && next[0]|0x20 <= 'z')) {
+				return false
+			}
+		case r == '\n' || r == '\t':
+			if !multiline {
+				return false
+			}
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029', '\u202a' <= r && r <= '\u202e', '\u2066' <= r && r <= '\u2069':
+			return false
+		}
+	}
+	return true
 }
 
 // isPlainText reports whether s is valid UTF-8 text that HTML would show

@@ -128,11 +128,9 @@ type SetRateLimits struct {
 	SoftThrottleDelayMs *int                                      `json:"soft_throttle_delay_ms"`
 }
 
-// SetRateLimits changes the workspace's rate limits and records
-// workspace.rate_limits_updated with what changed. When it returns, every
-// API process applies the new limits. It returns the effective policy, or
-// EValidation naming each bad field (limits.<category>.limit, …).
-func (s *Service) SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd SetRateLimits) (helpdeskflow.RateLimitPolicy, error) {
+// Validate checks every category, limit and window and the delay,
+// returning all problems at once as EValidation.
+func (cmd SetRateLimits) Validate() error {
 	var p problems
 	if len(cmd.Limits) == 0 && cmd.SoftThrottleDelayMs == nil {
 		p.add("limits", "required: give limits to change or soft_throttle_delay_ms")
@@ -157,10 +155,17 @@ func (s *Service) SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, w
 	if d := cmd.SoftThrottleDelayMs; d != nil && (*d < 0 || *d > int(helpdeskflow.MaxSoftThrottleDelay/time.Millisecond)) {
 		p.add("soft_throttle_delay_ms", "must be between 0 and %d, got %d", helpdeskflow.MaxSoftThrottleDelay/time.Millisecond, *d)
 	}
-	if err := p.err(); err != nil {
+	return p.err()
+}
+
+// SetRateLimits changes the workspace's rate limits and records
+// workspace.rate_limits_updated with what changed. When it returns, every
+// API process applies the new limits. It returns the effective policy, or
+// EValidation naming each bad field (limits.<category>.limit, …).
+func (s *Service) SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd SetRateLimits) (helpdeskflow.RateLimitPolicy, error) {
+	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.RateLimitPolicy{}, err
 	}
-
 	var policy helpdeskflow.RateLimitPolicy
 	err := s.store.Transact(ctx, func(tx Tx) error {
 		ref := workspaceRef(workspaceID)

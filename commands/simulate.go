@@ -104,8 +104,30 @@ func (s *Service) SimulateAutomations(ctx context.Context, workspaceID uuid.UUID
 	return sim, nil
 }
 
-// simulationInput builds the engine's input for the command cmd describes.
-func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cmd SimulateAutomations) (automation.Input, error) {
+// Validate checks the request without looking anything up, returning all
+// problems at once as EValidation: which command it describes, that
+// command's fields (prefixed ticket., update. or message.) and the draft
+// rules (rules[i].).
+func (cmd SimulateAutomations) Validate() error {
+	p := cmd.shape()
+	if cmd.Ticket != nil {
+		p = append(p, helpdeskflow.ErrorDetails(prefixed(cmd.Ticket.Validate(), "ticket."))...)
+	}
+	if cmd.Update != nil {
+		p = append(p, helpdeskflow.ErrorDetails(prefixed(cmd.Update.Validate(), "update."))...)
+	}
+	if cmd.Message != nil {
+		p = append(p, helpdeskflow.ErrorDetails(prefixed(cmd.Message.Validate(), "message."))...)
+	}
+	if len(cmd.Rules) > 0 {
+		_, err := draftRules(cmd.Rules)
+		p = append(p, helpdeskflow.ErrorDetails(err)...)
+	}
+	return p.err()
+}
+
+// shape names what is wrong with the combination of fields given.
+func (cmd SimulateAutomations) shape() problems {
 	var p problems
 	switch {
 	case cmd.Ticket != nil && cmd.TicketID != nil:
@@ -117,7 +139,12 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 	case cmd.Ticket != nil && (cmd.Update != nil || cmd.Message != nil):
 		p.add("update", "update and message go with ticket_id, not with a new ticket")
 	}
-	if err := p.err(); err != nil {
+	return p
+}
+
+// simulationInput builds the engine's input for the command cmd describes.
+func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cmd SimulateAutomations) (automation.Input, error) {
+	if err := cmd.shape().err(); err != nil {
 		return automation.Input{}, err
 	}
 	if cmd.Ticket != nil {
@@ -125,7 +152,7 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 	}
 	var decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)
 	if cmd.Update != nil {
-		if err := cmd.Update.validate(); err != nil {
+		if err := cmd.Update.Validate(); err != nil {
 			return automation.Input{}, prefixed(err, "update.")
 		}
 		decide = cmd.Update.decide
@@ -165,7 +192,7 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 }
 
 func (s *Service) newTicketInput(ctx context.Context, workspaceID uuid.UUID, cmd *CreateTicket) (automation.Input, error) {
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return automation.Input{}, prefixed(err, "ticket.")
 	}
 	body, err := sanitizedBody("ticket.message.body", cmd.Message.Body)
@@ -215,6 +242,11 @@ func (s *Service) simulationRules(ctx context.Context, workspaceID uuid.UUID, dr
 		}
 		return compiled.automations, nil
 	}
+	return draftRules(drafts)
+}
+
+// draftRules validates draft rules and gives them ids in their order.
+func draftRules(drafts []AutomationRule) ([]automation.Rule, error) {
 	if len(drafts) > MaxAutomations {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "too many draft rules",
 			Details: []helpdeskflow.FieldProblem{{Field: "rules", Problem: fmt.Sprintf("at most %d rules", MaxAutomations)}}}

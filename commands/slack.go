@@ -27,7 +27,9 @@ type ConnectSlack struct {
 
 var slackChannel = regexp.MustCompile(`^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{4,20})$`)
 
-func (c *ConnectSlack) validate() error {
+// Validate checks the token's form and the channels, returning all
+// problems at once as EValidation, and trims them in place.
+func (c *ConnectSlack) Validate() error {
 	var p problems
 	c.BotToken = strings.TrimSpace(c.BotToken)
 	switch {
@@ -68,7 +70,7 @@ func (s *Service) ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md he
 	if s.slack == nil {
 		return helpdeskflow.SlackIntegration{}, helpdeskflow.Errorf(helpdeskflow.EUnavailable, "Slack is not configured on this server")
 	}
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.SlackIntegration{}, err
 	}
 	teamID, team, err := s.slack.VerifySlackToken(ctx, cmd.BotToken)

@@ -60,7 +60,7 @@ type slaPolicyData struct {
 }
 
 func (cmd SLAPolicyWrite) policy(current *sla.Policy, all []helpdeskflow.RuleRecord) (slaPolicyData, error) {
-	p := sla.Policy{Name: strings.TrimSpace(cmd.Name), Position: nextPosition(all), Active: true, Conditions: cmd.Conditions,
+	p := sla.Policy{Name: strings.TrimSpace(CleanLine(cmd.Name)), Position: nextPosition(all), Active: true, Conditions: cmd.Conditions,
 		FirstResponse: cmd.FirstResponse, Resolution: cmd.Resolution}
 	if current != nil {
 		p.Position, p.Active = current.Position, current.Active
@@ -74,6 +74,13 @@ func (cmd SLAPolicyWrite) policy(current *sla.Policy, all []helpdeskflow.RuleRec
 	p.Conditions = nonNilConditions(p.Conditions)
 	return slaPolicyData{Name: p.Name, Position: p.Position, Active: p.Active, Conditions: p.Conditions,
 		FirstResponse: p.FirstResponse, Resolution: p.Resolution}, p.Validate()
+}
+
+// Validate checks the policy as a new one, returning all problems at once
+// as EValidation, without storing it.
+func (cmd SLAPolicyWrite) Validate() error {
+	_, err := cmd.policy(nil, nil)
+	return err
 }
 
 // CreateSLAPolicy validates and stores a new SLA policy, recording

@@ -75,13 +75,16 @@ type NewTicketMessage struct {
 	AuthorType string `json:"author_type"`
 }
 
-// validate checks every field, returning all problems at once as
-// EValidation, and fills in defaults and normalized forms.
-func (c *CreateTicket) validate() error {
+// Validate checks every field, returning all problems at once as
+// EValidation, and fills in defaults and normalized forms: plain-text
+// fields cleaned (subject and customer name with CleanLine and trimmed,
+// tags as tags, custom field string values with CleanText). The message
+// body is checked here and sanitized as HTML when the ticket is created.
+func (c *CreateTicket) Validate() error {
 	var p problems
-	p.text("subject", c.Subject, true, MaxSubjectLen)
+	c.Subject = p.line("subject", c.Subject, true, MaxSubjectLen)
 	c.Customer.Email = p.email("customer.email", c.Customer.Email)
-	p.text("customer.name", c.Customer.Name, false, MaxNameLen)
+	c.Customer.Name = p.line("customer.name", c.Customer.Name, false, MaxNameLen)
 	p.text("message.body", c.Message.Body, true, MaxMessageBodyLen)
 	if c.Message.AuthorType == "" {
 		c.Message.AuthorType = helpdeskflow.AuthorCustomer
@@ -99,6 +102,7 @@ func (c *CreateTicket) validate() error {
 	p.customFields("custom_fields", c.CustomFields)
 	if c.ExternalID != nil {
 		p.text("external_id", *c.ExternalID, true, MaxExternalIDLen)
+		p.plain("external_id", *c.ExternalID, "an external id")
 	}
 	return p.err()
 }
@@ -121,7 +125,7 @@ func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpd
 // returns the ticket as GetTicket would (with internal notes), or
 // EValidation listing every invalid field.
 func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket) (helpdeskflow.Ticket, error) {
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
 	body, err := sanitizedBody("message.body", cmd.Message.Body)

@@ -33,11 +33,14 @@ type UpdateTicket struct {
 	CustomFields map[string]any   `json:"custom_fields"`
 }
 
-func (u *UpdateTicket) validate() error {
+// Validate checks every field given, returning all problems at once as
+// EValidation, and cleans the plain-text ones in place (subject, assignee_id
+// and team with CleanLine and trimmed; tags as tags; custom field string
+// values with CleanText).
+func (u *UpdateTicket) Validate() error {
 	var p problems
 	if u.Subject != nil {
-		*u.Subject = strings.TrimSpace(*u.Subject)
-		p.text("subject", *u.Subject, true, MaxSubjectLen)
+		*u.Subject = p.line("subject", *u.Subject, true, MaxSubjectLen)
 	}
 	if u.Status != nil {
 		p.oneOf("status", *u.Status, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold,
@@ -47,12 +50,10 @@ func (u *UpdateTicket) validate() error {
 		p.oneOf("priority", *u.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
 	}
 	if v := u.AssigneeID.Value; v != nil {
-		*v = strings.TrimSpace(*v)
-		p.text("assignee_id", *v, true, MaxAssigneeIDLen)
+		*v = p.line("assignee_id", *v, true, MaxAssigneeIDLen)
 	}
 	if v := u.Team.Value; v != nil {
-		*v = strings.TrimSpace(*v)
-		p.text("team", *v, true, MaxTeamLen)
+		*v = p.line("team", *v, true, MaxTeamLen)
 	}
 	u.TagsAdd = p.tags("tags_add", u.TagsAdd)
 	u.TagsRemove = p.tags("tags_remove", u.TagsRemove)
@@ -73,7 +74,7 @@ func (u *UpdateTicket) validate() error {
 // nothing. It returns the ticket as GetTicket does (with internal notes
 // when includeInternal), and ENotFound for an unknown ticket.
 func (s *Service) UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error) {
-	if err := cmd.validate(); err != nil {
+	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
 	t, err := s.changeTicket(ctx, workspaceID, md, id, ifMatch, cmd.decide)
@@ -173,9 +174,10 @@ type AddMessage struct {
 	Internal   bool   `json:"internal"`
 }
 
-// decider validates and sanitizes cmd and returns the decision adding it
-// to a ticket.
-func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error), error) {
+// Validate checks every field, returning all problems at once as
+// EValidation, and fills in the default author_type (agent). The body is
+// sanitized as HTML when the message is added.
+func (cmd *AddMessage) Validate() error {
 	var p problems
 	p.text("body", cmd.Body, true, MaxMessageBodyLen)
 	if cmd.AuthorType == "" {
@@ -185,7 +187,13 @@ func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEv
 	if cmd.Internal && cmd.AuthorType != helpdeskflow.AuthorAgent {
 		p.add("internal", "internal notes are written by agents; author_type must be agent")
 	}
-	if err := p.err(); err != nil {
+	return p.err()
+}
+
+// decider validates and sanitizes cmd and returns the decision adding it
+// to a ticket.
+func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error), error) {
+	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}
 	body, err := sanitizedBody("body", cmd.Body)

@@ -52,6 +52,32 @@ func (p *problems) text(field, value string, required bool, max int) {
 	}
 }
 
+// line cleans a single-line plain-text field (CleanLine), trims it and
+// checks it, returning the cleaned value. A required field that cleaning
+// leaves empty is named as such.
+func (p *problems) line(field, value string, required bool, max int) string {
+	clean := strings.TrimSpace(CleanLine(value))
+	switch n := utf8.RuneCountInString(clean); {
+	case !utf8.ValidString(value):
+		p.add(field, "must be valid UTF-8")
+	case required && clean == "" && strings.TrimSpace(value) != "":
+		p.add(field, "required, and has no text left once HTML tags, comments and control characters are removed")
+	case required && clean == "":
+		p.add(field, "required")
+	case n > max:
+		p.add(field, "must be at most %d characters, got %d", max, n)
+	}
+	return clean
+}
+
+// plain refuses a value that cleaning would change, for identifiers and
+// keys, which are matched as sent and so are never changed silently.
+func (p *problems) plain(field, value, what string) {
+	if CleanLine(value) != value {
+		p.add(field, "%s must be plain text: no HTML tags or comments, no control characters or line breaks", what)
+	}
+}
+
 func (p *problems) email(field, value string) string {
 	email := helpdeskflow.NormalizeEmail(value)
 	if email == "" {
@@ -79,8 +105,9 @@ func (p *problems) oneOf(field, value string, allowed ...string) {
 	p.add(field, "must be one of %s", strings.Join(allowed, ", "))
 }
 
-// tags normalizes tags (trimmed, lowercased, duplicates dropped, order kept)
-// and checks their count and form.
+// tags normalizes tags (cleaned as single-line plain text, trimmed,
+// lowercased, duplicates dropped, order kept) and checks their count and
+// form.
 func (p *problems) tags(field string, tags []string) []string {
 	if len(tags) > MaxTags {
 		p.add(field, "must have at most %d tags, got %d", MaxTags, len(tags))
@@ -88,10 +115,12 @@ func (p *problems) tags(field string, tags []string) []string {
 	}
 	out := make([]string, 0, len(tags))
 	seen := make(map[string]bool, len(tags))
-	for i, tag := range tags {
-		tag = strings.ToLower(strings.TrimSpace(tag))
+	for i, raw := range tags {
+		tag := strings.ToLower(strings.TrimSpace(CleanLine(raw)))
 		name := fmt.Sprintf("%s[%d]", field, i)
 		switch {
+		case tag == "" && strings.TrimSpace(raw) != "":
+			p.add(name, "has no text left once HTML tags, comments and control characters are removed")
 		case tag == "":
 			p.add(name, "must not be empty")
 		case utf8.RuneCountInString(tag) > MaxTagLen:
@@ -107,7 +136,8 @@ func (p *problems) tags(field string, tags []string) []string {
 }
 
 // customFields checks that custom fields are a bounded map of strings,
-// numbers, booleans or nulls.
+// numbers, booleans or nulls with plain-text names, and cleans the string
+// values in place (CleanText).
 func (p *problems) customFields(field string, fields map[string]any) {
 	if len(fields) > MaxCustomFields {
 		p.add(field, "must have at most %d fields, got %d", MaxCustomFields, len(fields))
@@ -121,9 +151,12 @@ func (p *problems) customFields(field string, fields map[string]any) {
 			p.add(name, "field names must be 1 to %d characters", MaxCustomFieldKey)
 			continue
 		}
+		p.plain(name, key, "the field name")
 		switch v := value.(type) {
 		case nil, bool, float64:
 		case string:
+			v = CleanText(v)
+			fields[key] = v
 			if utf8.RuneCountInString(v) > MaxCustomFieldText {
 				p.add(name, "must be at most %d characters", MaxCustomFieldText)
 			}
@@ -131,4 +164,25 @@ func (p *problems) customFields(field string, fields map[string]any) {
 			p.add(name, "must be a string, number, boolean or null")
 		}
 	}
+}
+
+// plainValues cleans every string in a JSON value (CleanText), however
+// deep, in place, and refuses object keys that are not plain text. It
+// returns the cleaned value (a string is returned cleaned, as it cannot be
+// changed in place).
+func (p *problems) plainValues(field string, value any) any {
+	switch v := value.(type) {
+	case string:
+		return CleanText(v)
+	case map[string]any:
+		for _, key := range slices.Sorted(maps.Keys(v)) {
+			p.plain(field+"."+key, key, "the key")
+			v[key] = p.plainValues(field+"."+key, v[key])
+		}
+	case []any:
+		for i := range v {
+			v[i] = p.plainValues(fmt.Sprintf("%s[%d]", field, i), v[i])
+		}
+	}
+	return value
 }

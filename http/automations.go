@@ -88,8 +88,8 @@ func (s *Server) handleAutomationSimulate(w http.ResponseWriter, r *http.Request
 			Changes: f.Changes, Async: async})
 	}
 	if sim.Conflict != nil {
-		out.Conflict = &errorDetail{Code: helpdeskflow.ErrorCode(sim.Conflict), Message: helpdeskflow.ErrorMessage(sim.Conflict),
-			Details: helpdeskflow.ErrorDetails(sim.Conflict), RequestID: requestIDOf(r.Context())}
+		conflict := toErrorDetail(r, sim.Conflict)
+		out.Conflict = &conflict
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

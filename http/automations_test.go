@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -337,5 +338,36 @@ func TestAutomations_Simulate(t *testing.T) {
 		if !strings.Contains(r.raw, field) {
 			t.Errorf("the error does not name %s: %s", field, r.raw)
 		}
+	}
+}
+
+// TestAutomations_ConflictShape: automation_conflict carries the rule ids
+// as an array beside the code, and one detail per conflicting field.
+func TestAutomations_ConflictShape(t *testing.T) {
+	h := newHarness(t)
+	a := h.createRule(rule("Urgent", 1, nil, "set_priority", "urgent", "add_tags", []string{"vip"}))
+	b := h.createRule(rule("Low", 2, nil, "set_priority", "low", "remove_tags", []string{"vip"}))
+
+	r := h.do("POST", "/v1/tickets", h.adminKey, ticketBody("Order 12"))
+	h.want(r, 409, "automation_conflict")
+	e := r.body["error"].(map[string]any)
+	ids, _ := e["rule_ids"].([]any)
+	if !slices.Equal(ids, []any{a, b}) {
+		t.Errorf("rule_ids = %v, want [%s %s]: %s", e["rule_ids"], a, b, r.raw)
+	}
+	want := map[string]string{
+		"priority": "set to urgent by rule " + a + " and to low by rule " + b,
+		"tags":     `tag "vip" added by rule ` + a + " and removed by rule " + b,
+	}
+	if got := details(t, r); !reflect.DeepEqual(got, want) {
+		t.Errorf("details = %v, want %v", got, want)
+	}
+
+	// The simulator reports the same conflict in the same shape.
+	r = h.do("POST", "/v1/automations/simulate", h.adminKey, map[string]any{"ticket": ticketBody("Order 12")})
+	h.want(r, 200, "")
+	conflict, _ := r.body["conflict"].(map[string]any)
+	if ids, _ := conflict["rule_ids"].([]any); !slices.Equal(ids, []any{a, b}) || conflict["code"] != "automation_conflict" {
+		t.Errorf("simulated conflict: %s", r.raw)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -16,11 +17,22 @@ import (
 // refused with 413 payload_too_large before any parsing.
 const MaxBodyBytes = 1 << 20
 
+// validator is a request body that can check its own fields without
+// looking anything up (the commands' bodies), listing every problem as
+// EValidation.
+type validator interface {
+	Validate() error
+}
+
 // decodeJSON reads r's body into v. It refuses, in this order: a body over
-// MaxBodyBytes (EPayloadTooLarge), malformed JSON (EInvalidJSON naming line
-// and column), a top-level api_key field (EKeyInWrongPlace: keys go in the
-// Authorization header only), unknown fields and wrongly typed values
-// (EValidation naming the field).
+// MaxBodyBytes (EPayloadTooLarge), malformed JSON or anything but an
+// object (EInvalidJSON naming line and column), a top-level api_key field
+// (EKeyInWrongPlace: keys go in the Authorization header only). When the
+// body then does not decode into v (an unknown field, a value of the wrong
+// type), every such problem is found at once (see jsonCheck), the rest of
+// the body is decoded and, when v is a validator, checked too, and the
+// answer is one EValidation naming every problem: the decoding ones, and
+// the validation ones of the fields that did decode.
 func decodeJSON(r *http.Request, v any) error {
 	if r.ContentLength > MaxBodyBytes {
 		return tooLarge()
@@ -43,12 +55,52 @@ func decodeJSON(r *http.Request, v any) error {
 	if _, ok := top["api_key"]; ok {
 		return helpdeskflow.Errorf(helpdeskflow.EKeyInWrongPlace, "API keys are accepted only in the Authorization header (Bearer), never in the body")
 	}
+	if err = decodeStrict(body, v); err == nil {
+		return nil // nearly every request: the walk below is for bodies with problems
+	}
+	var check jsonCheck
+	decodable, _ := check.value("", bytes.TrimSpace(body), reflect.TypeOf(v).Elem())
+	if len(check.problems) == 0 {
+		return err // not expected: the walk finds what decoding finds
+	}
+	problems := check.problems
+	target := reflect.ValueOf(v).Elem()
+	target.SetZero() // the failed decoding filled in part of it
+	if decodeStrict(decodable, v) == nil {
+		if val, ok := v.(validator); ok {
+			err := val.Validate()
+			if helpdeskflow.ErrorCode(err) == helpdeskflow.EValidation {
+				for _, p := range helpdeskflow.ErrorDetails(err) {
+					if !under(p.Field, check.problems) {
+						problems = append(problems, p)
+					}
+				}
+			}
+		}
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Details: problems}
+}
+
+// decodeStrict decodes body into v, refusing unknown fields.
+func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(body, err)
 	}
 	return nil
+}
+
+// under reports whether field is one of the fields of problems or inside
+// one of them (customer.email is inside customer, tags[1] inside tags):
+// its validation problem would only repeat that the value did not decode.
+func under(field string, problems []helpdeskflow.FieldProblem) bool {
+	for _, p := range problems {
+		if field == p.Field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(field, p.Field+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 func tooLarge() error {
@@ -75,30 +127,13 @@ func jsonError(body []byte, err error) error {
 			return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "the request body must be a JSON object", Err: err}
 		}
 		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Err: err,
-			Details: []helpdeskflow.FieldProblem{{Field: typeErr.Field, Problem: "must be " + jsonKind(typeErr.Type.Kind().String()) + ", got " + typeErr.Value}}}
+			Details: []helpdeskflow.FieldProblem{{Field: typeErr.Field, Problem: "must be " + goKind(typeErr.Type) + ", got " + typeErr.Value}}}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Err: err,
 			Details: []helpdeskflow.FieldProblem{{Field: field, Problem: "unknown field"}}}
 	default:
 		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "malformed JSON: " + err.Error(), Err: err}
-	}
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "slice", "array":
-		return "an array"
-	case "map", "struct":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	case "ptr":
-		return "a string"
-	default:
-		return "a number"
 	}
 }
 

@@ -43,11 +43,24 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
+// errorDetail is the error object of an answer. RuleIDs is set on
+// automation_conflict only: the rules involved, beside the code.
 type errorDetail struct {
 	Code      string                      `json:"code"`
 	Message   string                      `json:"message"`
+	RuleIDs   []string                    `json:"rule_ids,omitempty"`
 	Details   []helpdeskflow.FieldProblem `json:"details,omitempty"`
 	RequestID string                      `json:"request_id"`
+}
+
+// toErrorDetail is err as the error object of an answer to r.
+func toErrorDetail(r *http.Request, err error) errorDetail {
+	d := errorDetail{Code: helpdeskflow.ErrorCode(err), Message: helpdeskflow.ErrorMessage(err),
+		Details: helpdeskflow.ErrorDetails(err), RequestID: requestIDOf(r.Context())}
+	if d.Code == helpdeskflow.EAutomationConflict {
+		d.RuleIDs = ruleIDs(err)
+	}
+	return d
 }
 
 // writeError answers with err's status and the error body. Causes of
@@ -64,20 +77,17 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		logger.WarnContext(r.Context(), "automation conflict", "method", r.Method, "path", r.URL.Path,
 			"request_id", requestIDOf(r.Context()), "rule_ids", ruleIDs(err), "err", helpdeskflow.ErrorMessage(err))
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{
-		Code: code, Message: helpdeskflow.ErrorMessage(err), Details: helpdeskflow.ErrorDetails(err),
-		RequestID: requestIDOf(r.Context()),
-	}})
+	writeJSON(w, status, errorBody{Error: toErrorDetail(r, err)})
 }
 
-// ruleIDs returns the rule ids an EAutomationConflict names.
-func ruleIDs(err error) string {
-	for _, p := range helpdeskflow.ErrorDetails(err) {
-		if p.Field == "rule_ids" {
-			return p.Problem
-		}
+// ruleIDs returns the rule ids an EAutomationConflict names, never nil.
+func ruleIDs(err error) []string {
+	ids := helpdeskflow.ErrorRuleIDs(err)
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
 	}
-	return ""
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

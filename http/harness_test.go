@@ -254,3 +254,21 @@ func mustUUID(t *testing.T, s string) uuid.UUID {
 	}
 	return id
 }
+
+// details returns an error answer's details as field → problem, failing on
+// a field named twice.
+func details(t *testing.T, r response) map[string]string {
+	t.Helper()
+	e, _ := r.body["error"].(map[string]any)
+	list, _ := e["details"].([]any)
+	out := map[string]string{}
+	for _, d := range list {
+		d := d.(map[string]any)
+		field, problem := d["field"].(string), d["problem"].(string)
+		if _, twice := out[field]; twice {
+			t.Errorf("field %s is named twice: %s", field, r.raw)
+		}
+		out[field] = problem
+	}
+	return out
+}

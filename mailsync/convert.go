@@ -45,8 +45,10 @@ func convert(connectionID uuid.UUID, externalID, address string, m mail.Message)
 	case m.AutoSubmitted:
 		in.Skip = SkipAutoSubmitted
 	}
-	in.From = commands.CustomerRef{Email: m.From.Email, Name: helpdeskflow.CutUTF8(m.From.Name, commands.MaxNameLen)}
-	in.Subject = helpdeskflow.CutUTF8(strings.TrimSpace(m.Subject), commands.MaxSubjectLen)
+	// Cleaned here as the import will clean them, so that a subject of
+	// nothing but markup becomes noSubject rather than an invalid import.
+	in.From = commands.CustomerRef{Email: m.From.Email, Name: helpdeskflow.CutUTF8(strings.TrimSpace(commands.CleanLine(m.From.Name)), commands.MaxNameLen)}
+	in.Subject = helpdeskflow.CutUTF8(strings.TrimSpace(commands.CleanLine(m.Subject)), commands.MaxSubjectLen)
 	if in.Subject == "" {
 		in.Subject = noSubject
 	}
@@ -81,7 +83,7 @@ func bodies(m mail.Message) (full, reply string) {
 func attachmentNote(list []mail.Attachment) string {
 	var names []string
 	for _, a := range list {
-		name := a.Filename
+		name := strings.TrimSpace(commands.CleanLine(a.Filename))
 		if name == "" {
 			name = a.ContentType
 		}
