@@ -246,13 +246,15 @@ func withoutNulls(m map[string]any) map[string]any {
 }
 
 // lockedCustomer is a customer under its stream lock, kept current as a
-// command appends to it: its state, its version and how many events were
-// folded on its snapshot (for keepSnapshot).
+// command appends to it: its state, its version, how many events are
+// folded on its snapshot and how many the command appended (for
+// keepSnapshot).
 type lockedCustomer struct {
 	ref      helpdeskflow.StreamRef
 	customer helpdeskflow.Customer
 	version  int64
 	tail     int
+	appended int
 }
 
 // lockCustomer locks and folds customer ref (from its snapshot), checking
@@ -348,14 +350,14 @@ func (l *lockedCustomer) append(ctx context.Context, tx Tx, md helpdeskflow.Meta
 	if err != nil {
 		return err
 	}
-	l.customer, l.version, l.tail = after, version, l.tail+1
+	l.customer, l.version, l.tail, l.appended = after, version, l.tail+1, l.appended+1
 	return nil
 }
 
 // keepSnapshot keeps a snapshot of the customer when it is due (see
 // keepSnapshot); call it once the command appended everything.
 func (l *lockedCustomer) keepSnapshot(ctx context.Context, tx Tx) error {
-	return keepSnapshot(ctx, tx, l.ref, l.version, l.tail, l.customer)
+	return keepSnapshot(ctx, tx, l.ref, l.version, l.appended, l.tail, l.customer)
 }
 
 func foldCustomer(events []helpdeskflow.Event) (helpdeskflow.Customer, error) {

@@ -131,7 +131,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 				return err
 			}
 		}
-		if err := keepSnapshot(ctx, tx, ref, t.Version, locked.tail+len(appended), t); err != nil {
+		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
 			return err
 		}
 		scheduleSLA(ctx, tx, hadSLA, t)

@@ -86,20 +86,20 @@ func foldStream[S any](ctx context.Context, src streamSource, id uuid.UUID, stre
 }
 
 // foldTail folds a loaded tail of stream id: the snapshot's state, then
-// the events after it. A snapshot that does not decode (it should not
-// happen: its format is checked) is ignored and the whole stream is loaded
-// again from src and folded.
+// the events after it. It returns the state and how many events it folded.
+// A snapshot that does not decode (it should not happen: its format is
+// checked) is ignored: the whole stream is loaded again from src and
+// folded.
 func foldTail[S any](ctx context.Context, src streamSource, id uuid.UUID, tail helpdeskflow.StreamTail, apply func(*S, helpdeskflow.Event) error) (S, int, error) {
 	var state S
-	if tail.Snapshot != nil {
-		if helpdeskflow.DecodeSnapshot(tail.Snapshot.State, &state) != nil {
-			events, err := src.loadAll(ctx, id)
-			if err != nil {
-				return state, 0, err
-			}
-			state, err := fold(events, apply)
-			return state, len(events), err
+	if tail.Snapshot != nil && helpdeskflow.DecodeSnapshot(tail.Snapshot.State, &state) != nil {
+		events, err := src.loadAll(ctx, id)
+		if err != nil {
+			var zero S
+			return zero, 0, err
 		}
+		all, err := fold(events, apply)
+		return all, len(events), err
 	}
 	for _, e := range tail.Events {
 		if err := apply(&state, e); err != nil {
@@ -122,13 +122,14 @@ func fold[S any](events []helpdeskflow.Event, apply func(*S, helpdeskflow.Event)
 	return state, nil
 }
 
-// keepSnapshot queues a snapshot of state, stream ref's state at version,
-// with the transaction when tail (the events folded on the stream's last
-// snapshot, counting the ones this command appended) has reached
-// SnapshotEvery. It is written with the commit, so only if the append is.
-// A state over MaxSnapshotBytes is not kept.
-func keepSnapshot(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, version int64, tail int, state any) error {
-	if tail < SnapshotEvery {
+// keepSnapshot queues a snapshot of state, stream ref's state at version
+// after this command appended appended events, with the transaction when
+// tail (the events folded on the stream's last snapshot, counting the
+// appended ones) has reached SnapshotEvery. It is written with the commit,
+// so only if the append is; a command that appends nothing writes none. A
+// state over MaxSnapshotBytes is not kept.
+func keepSnapshot(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, version int64, appended, tail int, state any) error {
+	if appended == 0 || tail < SnapshotEvery {
 		return nil
 	}
 	if t, ok := state.(helpdeskflow.Ticket); ok && messageBytes(t) > MaxSnapshotBytes {

@@ -323,7 +323,7 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 				return err
 			}
 		}
-		if err := keepSnapshot(ctx, tx, ref, t.Version, locked.tail+len(appended), t); err != nil {
+		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
 			return err
 		}
 		if hadSLA || t.SLA != nil {
