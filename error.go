@@ -26,9 +26,13 @@ const (
 	// conflict over.
 	EAutomationConflict = "automation_conflict"
 	ERateLimited        = "rate_limited"
-	EPayloadTooLarge    = "payload_too_large"
-	EUnavailable        = "unavailable"
-	EInternal           = "internal"
+	// ELimitExceeded: a documented total (tags or metadata keys per
+	// customer, messages per ticket, …) would be passed; Details name the
+	// limit and the current count.
+	ELimitExceeded   = "limit_exceeded"
+	EPayloadTooLarge = "payload_too_large"
+	EUnavailable     = "unavailable"
+	EInternal        = "internal"
 )
 
 // Idempotency-Key error codes: EIdempotencyKeyReused when a key is sent

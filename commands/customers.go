@@ -187,7 +187,9 @@ func customerRef(workspaceID, id uuid.UUID) helpdeskflow.StreamRef {
 // race-free (concurrent upserts of one email create one customer), and
 // applies the other fields. It returns the customer as GetCustomer does
 // and whether it was created; EValidation naming every bad field;
-// EConflict when a linked profile belongs to another customer.
+// EConflict when a linked profile belongs to another customer;
+// ELimitExceeded when the customer would pass a total (see
+// MaxCustomerTags).
 func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd UpsertCustomer) (helpdeskflow.Customer, bool, error) {
 	email, ch, err := cmd.validated()
 	if err != nil {
@@ -209,17 +211,24 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 			}
 			data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
 				Metadata: withoutNulls(ch.metadata), LinkedProfiles: mergeProfiles(nil, ch.linkedProfiles)}
-			if err := tx.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
-				return err
-			}
 			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, data)
 			if err != nil {
+				return err
+			}
+			c, err := foldCustomer([]helpdeskflow.Event{stored(e, ref, 1, md)})
+			if err != nil {
+				return err
+			}
+			if err := checkCustomerTotals(helpdeskflow.Customer{}, c, byRequest); err != nil {
+				return err
+			}
+			if err := tx.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
 				return err
 			}
 			_, err = tx.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
 			return err
 		}
-		return updateCustomerLocked(ctx, tx, ref, md, nil, ch)
+		return changeCustomer(ctx, tx, ref, md, ch)
 	})
 	if err != nil {
 		return helpdeskflow.Customer{}, false, err
@@ -276,93 +285,135 @@ func withoutNulls(m map[string]any) map[string]any {
 	return out
 }
 
-// updateCustomerLocked locks customer ref, checks ifMatch, and appends the
-// customer.updated that ch asks for (nothing when nothing changes).
-func updateCustomerLocked(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, ifMatch *int64, ch customerChanges) error {
-	c, version, err := lockCustomer(ctx, tx, ref, ifMatch)
+// lockedCustomer is a customer under its stream lock, kept current as a
+// command appends to it: its state, its version, how many events are
+// folded on its snapshot and how many the command appended (for
+// keepSnapshot).
+type lockedCustomer struct {
+	ref      helpdeskflow.StreamRef
+	customer helpdeskflow.Customer
+	version  int64
+	tail     int
+	appended int
+}
+
+// lockCustomer locks and folds customer ref (from its snapshot), checking
+// ifMatch. A merged customer cannot change (EConflict naming the customer
+// it was merged into).
+func lockCustomer(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, ifMatch *int64) (*lockedCustomer, error) {
+	version, err := tx.LockStream(ctx, ref)
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", ref.ID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ifMatch != nil && *ifMatch != version {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
+			"If-Match is version %d but the customer is at version %d; reload it and retry", *ifMatch, version)
+	}
+	c, tail, err := loadCustomer(ctx, txSource{tx}, ref.ID)
+	if err != nil {
+		return nil, err
+	}
+	if c.MergedInto != nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EConflict,
+			"customer %s was merged into %s; change that one", ref.ID, *c.MergedInto)
+	}
+	return &lockedCustomer{ref: ref, customer: c, version: version, tail: tail}, nil
+}
+
+// changeCustomer locks customer ref and appends the customer.updated that
+// a request's changes ch ask for (see change), keeping a snapshot when due.
+func changeCustomer(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, ch customerChanges) error {
+	l, err := lockCustomer(ctx, tx, ref, nil)
 	if err != nil {
 		return err
 	}
-	return appendCustomerChanges(ctx, tx, ref, md, c, version, ch)
+	if err := l.change(ctx, tx, md, ch, byRequest); err != nil {
+		return err
+	}
+	return l.keepSnapshot(ctx, tx)
 }
 
-// appendCustomerChanges appends, at version, the customer.updated that
-// brings c to what ch asks for, claiming new linked profiles; nothing when
-// nothing changes. The stream is locked by the caller.
-func appendCustomerChanges(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, md helpdeskflow.Metadata, c helpdeskflow.Customer, version int64, ch customerChanges) error {
-	u := ch.apply(c)
+// change appends the customer.updated that ch asks for (nothing when
+// nothing changes), claiming new linked profiles. by names who makes the
+// change in an ELimitExceeded error (see checkCustomerTotals).
+func (l *lockedCustomer) change(ctx context.Context, tx Tx, md helpdeskflow.Metadata, ch customerChanges, by string) error {
+	u := ch.apply(l.customer)
 	if u.Empty() {
 		return nil
 	}
-	if u.LinkedProfiles != nil {
-		if err := tx.ClaimProfiles(ctx, ref.WorkspaceID, ref.ID, u.LinkedProfiles.New); err != nil {
-			return err
-		}
-	}
-	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
+	return l.update(ctx, tx, md, u, by)
+}
+
+// update appends customer.updated u, refusing it with ELimitExceeded when
+// it takes the customer past a total, and claims its linked profiles.
+func (l *lockedCustomer) update(ctx context.Context, tx Tx, md helpdeskflow.Metadata, u helpdeskflow.CustomerUpdated, by string) error {
+	e, after, err := l.prepare(u, md, by)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
-	return err
+	if u.LinkedProfiles != nil {
+		if err := tx.ClaimProfiles(ctx, l.ref.WorkspaceID, l.ref.ID, u.LinkedProfiles.New); err != nil {
+			return err
+		}
+	}
+	return l.append(ctx, tx, md, e, after)
 }
 
-// lockCustomer locks and folds customer ref. A merged customer cannot
-// change (EConflict naming the customer it was merged into).
-func lockCustomer(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, ifMatch *int64) (helpdeskflow.Customer, int64, error) {
-	version, err := tx.LockStream(ctx, ref)
-	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", ref.ID)
-	}
+// prepare returns the customer.updated event of u and the customer as
+// appending it would leave it; ELimitExceeded when that is past a total
+// (by names who makes the change).
+func (l *lockedCustomer) prepare(u helpdeskflow.CustomerUpdated, md helpdeskflow.Metadata, by string) (helpdeskflow.NewEvent, helpdeskflow.Customer, error) {
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
 	if err != nil {
-		return helpdeskflow.Customer{}, 0, err
+		return e, helpdeskflow.Customer{}, err
 	}
-	if ifMatch != nil && *ifMatch != version {
-		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
-			"If-Match is version %d but the customer is at version %d; reload it and retry", *ifMatch, version)
-	}
-	events, err := tx.Load(ctx, ref.ID)
+	after, err := l.after(e, md)
 	if err != nil {
-		return helpdeskflow.Customer{}, 0, err
+		return e, after, err
 	}
-	c, err := foldCustomer(events)
+	return e, after, checkCustomerTotals(l.customer, after, by)
+}
+
+// after returns the customer as appending e would leave it.
+func (l *lockedCustomer) after(e helpdeskflow.NewEvent, md helpdeskflow.Metadata) (helpdeskflow.Customer, error) {
+	after := l.customer
+	err := helpdeskflow.ApplyCustomer(&after, stored(e, l.ref, l.version+1, md))
+	return after, err
+}
+
+// append appends e, after which the customer is after.
+func (l *lockedCustomer) append(ctx context.Context, tx Tx, md helpdeskflow.Metadata, e helpdeskflow.NewEvent, after helpdeskflow.Customer) error {
+	version, err := tx.Append(ctx, l.ref, l.version, md, []helpdeskflow.NewEvent{e})
 	if err != nil {
-		return helpdeskflow.Customer{}, 0, err
+		return err
 	}
-	if c.MergedInto != nil {
-		return helpdeskflow.Customer{}, 0, helpdeskflow.Errorf(helpdeskflow.EConflict,
-			"customer %s was merged into %s; change that one", ref.ID, *c.MergedInto)
-	}
-	return c, version, nil
+	l.customer, l.version, l.tail, l.appended = after, version, l.tail+1, l.appended+1
+	return nil
+}
+
+// keepSnapshot keeps a snapshot of the customer when it is due (see
+// keepSnapshot); call it once the command appended everything.
+func (l *lockedCustomer) keepSnapshot(ctx context.Context, tx Tx) error {
+	return keepSnapshot(ctx, tx, l.ref, l.version, l.appended, l.tail, l.customer)
 }
 
 func foldCustomer(events []helpdeskflow.Event) (helpdeskflow.Customer, error) {
-	var c helpdeskflow.Customer
-	for _, e := range events {
-		if err := helpdeskflow.ApplyCustomer(&c, e); err != nil {
-			return helpdeskflow.Customer{}, err
-		}
-	}
-	return c, nil
+	return fold(events, helpdeskflow.ApplyCustomer)
 }
 
 // maxMergeHops bounds how many merges a customer id is followed through.
 const maxMergeHops = 10
 
 // GetCustomer returns customer id of the workspace composed from the event
-// store, with its ticket ids. The id of a customer merged into another
-// resolves to that one (MergedInto is not set on the answer; its ID is the
-// target's). It returns ENotFound for an unknown id.
+// store (from its snapshot), with its ticket ids. The id of a customer
+// merged into another resolves to that one (MergedInto is not set on the
+// answer; its ID is the target's). It returns ENotFound for an unknown id.
 func (s *Service) GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error) {
 	for range maxMergeHops {
-		events, err := s.store.Load(ctx, workspaceID, id)
-		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound || (err == nil && events[0].StreamType != helpdeskflow.StreamCustomer) {
-			return helpdeskflow.Customer{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", id)
-		}
-		if err != nil {
-			return helpdeskflow.Customer{}, err
-		}
-		c, err := foldCustomer(events)
+		c, _, err := loadCustomer(ctx, storeSource{s.store, workspaceID}, id)
 		if err != nil {
 			return helpdeskflow.Customer{}, err
 		}
@@ -402,7 +453,8 @@ func (s *Service) FindCustomer(ctx context.Context, workspaceID uuid.UUID, email
 // holds merges this customer into that one (see MergeCustomers) and
 // returns it. ifMatch works as for tickets. Errors: EValidation,
 // ENotFound, EPreconditionFailed, EConflict (merged customer, or a linked
-// profile held by another).
+// profile held by another), ELimitExceeded (a total would be passed; with
+// a merge, nothing is merged then).
 func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateCustomer) (helpdeskflow.Customer, error) {
 	email, ch, err := cmd.validated()
 	if err != nil {
@@ -410,56 +462,117 @@ func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 	}
 	mergeInto := uuid.Nil
 	err = s.store.Transact(ctx, func(tx Tx) error {
-		ref := customerRef(workspaceID, id)
-		if email != "" {
-			c, version, err := lockCustomer(ctx, tx, ref, ifMatch)
+		l, err := lockCustomer(ctx, tx, customerRef(workspaceID, id), ifMatch)
+		if err != nil {
+			return err
+		}
+		if email != "" && email != l.customer.Email {
+			holder, err := tx.ChangeCustomerEmail(ctx, workspaceID, id, l.customer.Email, email)
+			if helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict {
+				mergeInto = holder
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			if email != c.Email {
-				holder, err := tx.ChangeCustomerEmail(ctx, workspaceID, id, c.Email, email)
-				if helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict {
-					mergeInto = holder
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, helpdeskflow.CustomerUpdated{
-					Email: &helpdeskflow.Change[string]{Old: c.Email, New: email}})
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e}); err != nil {
-					return err
-				}
-				ifMatch = nil
-				// The rest of the change goes into a second event below,
-				// at the version after this one.
-				c.Email = email
-				return appendCustomerChanges(ctx, tx, ref, md, c, version+1, ch)
+			// The email change is an event of its own; the rest of the
+			// change follows in a second one.
+			e, after, err := l.prepare(helpdeskflow.CustomerUpdated{Email: &helpdeskflow.Change[string]{Old: l.customer.Email, New: email}}, md, byRequest)
+			if err != nil {
+				return err
+			}
+			if err := l.append(ctx, tx, md, e, after); err != nil {
+				return err
 			}
 		}
-		return updateCustomerLocked(ctx, tx, ref, md, ifMatch, ch)
+		if err := l.change(ctx, tx, md, ch, byRequest); err != nil {
+			return err
+		}
+		return l.keepSnapshot(ctx, tx)
 	})
 	if err != nil {
 		return helpdeskflow.Customer{}, err
 	}
-	if mergeInto != uuid.Nil {
-		// The email belongs to another customer: this one is merged into it,
-		// then the other changes apply to the merged customer.
-		if _, err := s.MergeCustomers(ctx, workspaceID, md, mergeInto, id); err != nil {
-			return helpdeskflow.Customer{}, err
-		}
-		err := s.store.Transact(ctx, func(tx Tx) error {
-			return updateCustomerLocked(ctx, tx, customerRef(workspaceID, mergeInto), md, nil, ch)
-		})
-		if err != nil {
-			return helpdeskflow.Customer{}, err
-		}
-		return s.GetCustomer(ctx, workspaceID, mergeInto)
+	if mergeInto == uuid.Nil {
+		return s.GetCustomer(ctx, workspaceID, id)
 	}
-	return s.GetCustomer(ctx, workspaceID, id)
+	// The email belongs to another customer: this one is merged into it,
+	// then the other changes apply to the merged customer. Two
+	// transactions, so the totals are checked first on what both would
+	// make, and a change that would pass one merges nothing.
+	if err := s.checkMergeThenChange(ctx, workspaceID, mergeInto, id, ch); err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	if _, err := s.MergeCustomers(ctx, workspaceID, md, mergeInto, id); err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	err = s.store.Transact(ctx, func(tx Tx) error {
+		return changeCustomer(ctx, tx, customerRef(workspaceID, mergeInto), md, ch)
+	})
+	if err != nil {
+		return helpdeskflow.Customer{}, err
+	}
+	return s.GetCustomer(ctx, workspaceID, mergeInto)
+}
+
+// checkMergeThenChange returns ELimitExceeded when merging customer source
+// into target and then applying ch would take target past a total, as
+// both customers are now. The merge and the change check again under
+// their locks.
+func (s *Service) checkMergeThenChange(ctx context.Context, workspaceID, targetID, sourceID uuid.UUID, ch customerChanges) error {
+	target, err := s.customerOf(ctx, workspaceID, targetID)
+	if err != nil {
+		return err
+	}
+	source, err := s.customerOf(ctx, workspaceID, sourceID)
+	if err != nil {
+		return err
+	}
+	merged, err := updated(target, mergeChanges(target, source).apply(target))
+	if err != nil {
+		return err
+	}
+	if err := checkCustomerTotals(target, merged, byMerge); err != nil {
+		return err
+	}
+	after, err := updated(merged, ch.apply(merged))
+	if err != nil {
+		return err
+	}
+	return checkCustomerTotals(merged, after, byRequest)
+}
+
+// updated returns c with customer.updated u applied, as a stored event
+// would leave it.
+func updated(c helpdeskflow.Customer, u helpdeskflow.CustomerUpdated) (helpdeskflow.Customer, error) {
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
+	if err != nil {
+		return c, err
+	}
+	err = helpdeskflow.ApplyCustomer(&c, stored(e, customerRef(c.WorkspaceID, c.ID), c.Version+1, helpdeskflow.Metadata{}))
+	return c, err
+}
+
+// mergeChanges is what a merge of source into target changes on target:
+// the target keeps its values and gains what only the source has (its
+// name when the target has none, custom fields and metadata keys the
+// target lacks), and tags and linked profiles are combined.
+func mergeChanges(target, source helpdeskflow.Customer) customerChanges {
+	fill := func(have, from map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range from {
+			if _, ok := have[k]; !ok {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	ch := customerChanges{tags: source.Tags, customFields: fill(target.CustomFields, source.CustomFields),
+		metadata: fill(target.Metadata, source.Metadata), linkedProfiles: source.LinkedProfiles}
+	if target.Name == "" && source.Name != "" {
+		ch.name = &source.Name
+	}
+	return ch
 }
 
 // MergeCustomers merges customer source into customer target atomically:
@@ -470,7 +583,8 @@ func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 // records customer.merged and from then on resolves to the target; both
 // histories show the merge. It returns the target. Errors: ENotFound,
 // EValidation (merging a customer into itself), EConflict (either side
-// already merged).
+// already merged), ELimitExceeded (the combined customer would pass a
+// total, such as MaxCustomerTags: nothing is merged).
 func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error) {
 	if targetID == sourceID {
 		return helpdeskflow.Customer{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "a customer cannot be merged into itself",
@@ -482,16 +596,22 @@ func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md 
 		if sourceID.String() < targetID.String() {
 			first, second = sourceID, targetID
 		}
-		locked := map[uuid.UUID]helpdeskflow.Customer{}
-		versions := map[uuid.UUID]int64{}
+		locked := map[uuid.UUID]*lockedCustomer{}
 		for _, id := range []uuid.UUID{first, second} {
-			c, v, err := lockCustomer(ctx, tx, customerRef(workspaceID, id), nil)
+			l, err := lockCustomer(ctx, tx, customerRef(workspaceID, id), nil)
 			if err != nil {
 				return err
 			}
-			locked[id], versions[id] = c, v
+			locked[id] = l
 		}
 		target, source := locked[targetID], locked[sourceID]
+		u := mergeChanges(target.customer, source.customer).apply(target.customer)
+		u.MergedFrom = &sourceID
+		// Refused (past a total) before anything moves.
+		merged, after, err := target.prepare(u, md, byMerge)
+		if err != nil {
+			return err
+		}
 
 		tickets, err := tx.MoveTickets(ctx, sourceID, targetID)
 		if err != nil {
@@ -513,36 +633,24 @@ func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md 
 			}
 		}
 
-		// The target keeps its values and gains what only the source has.
-		fill := func(have, from map[string]any) map[string]any {
-			out := map[string]any{}
-			for k, v := range from {
-				if _, ok := have[k]; !ok {
-					out[k] = v
-				}
-			}
-			return out
-		}
-		ch := customerChanges{tags: source.Tags, customFields: fill(target.CustomFields, source.CustomFields),
-			metadata: fill(target.Metadata, source.Metadata), linkedProfiles: source.LinkedProfiles}
-		if target.Name == "" && source.Name != "" {
-			ch.name = &source.Name
-		}
-		u := ch.apply(target)
-		u.MergedFrom = &sourceID
-		merged, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerUpdated, u)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Append(ctx, customerRef(workspaceID, targetID), versions[targetID], md, []helpdeskflow.NewEvent{merged}); err != nil {
+		if err := target.append(ctx, tx, md, merged, after); err != nil {
 			return err
 		}
 		gone, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerMerged, helpdeskflow.CustomerMerged{Into: targetID})
 		if err != nil {
 			return err
 		}
-		_, err = tx.Append(ctx, customerRef(workspaceID, sourceID), versions[sourceID], md, []helpdeskflow.NewEvent{gone})
-		return err
+		goneAfter, err := source.after(gone, md)
+		if err != nil {
+			return err
+		}
+		if err := source.append(ctx, tx, md, gone, goneAfter); err != nil {
+			return err
+		}
+		if err := target.keepSnapshot(ctx, tx); err != nil {
+			return err
+		}
+		return source.keepSnapshot(ctx, tx)
 	})
 	if err != nil {
 		return helpdeskflow.Customer{}, err

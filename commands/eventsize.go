@@ -88,10 +88,5 @@ func largestField(data json.RawMessage) string {
 
 // kilobytes formats n bytes for a message: "5,742 KB".
 func kilobytes(n int) string {
-	kb := (n + 999) / 1000
-	s := fmt.Sprint(kb)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s + " KB"
+	return thousands((n+999)/1000) + " KB"
 }

@@ -20,7 +20,8 @@ import (
 // that the size cap always holds: a command either stores events whose
 // published encoding is within helpdeskflow.MaxEventBytes (and whose
 // record the producer takes), or is refused with a 4xx code naming a field
-// and stores nothing. Payloads repeat a fuzzed unit (which may be a
+// and stores nothing (for customers never payload_too_large: their totals
+// keep every customer event under the cap). Payloads repeat a fuzzed unit (which may be a
 // character that grows once stored) up to and past every per-field limit.
 func FuzzEventSizeCap(f *testing.F) {
 	for _, unit := range []string{"x", "<", `"`, "\x01", "😀", "é", "\u2028", "&", "<b>", "\\"} {
@@ -72,7 +73,12 @@ func FuzzEventSizeCap(f *testing.F) {
 		}
 		if err != nil {
 			code := helpdeskflow.ErrorCode(err)
-			if code != helpdeskflow.EValidation && code != helpdeskflow.EPayloadTooLarge {
+			switch {
+			case customer && code != helpdeskflow.EValidation && code != helpdeskflow.ELimitExceeded:
+				// The customer totals keep every customer event under the
+				// cap, so payload_too_large is not reachable.
+				t.Fatalf("refused with %v, want validation_failed or limit_exceeded", err)
+			case !customer && code != helpdeskflow.EValidation && code != helpdeskflow.EPayloadTooLarge:
 				t.Fatalf("refused with %v, want validation_failed or payload_too_large", err)
 			}
 			if d := helpdeskflow.ErrorDetails(err); len(d) == 0 || d[0].Field == "" {

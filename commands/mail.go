@@ -64,9 +64,9 @@ type ImportResult struct {
 	Skipped   bool
 }
 
-// errTicketClosed stops adding mail to a closed ticket: the mail makes a
-// new ticket instead.
-var errTicketClosed = errors.New("ticket is closed")
+// errTakesNoMail stops adding mail to a closed or full ticket (one with
+// MaxTicketMessages messages): the mail makes a new ticket instead.
+var errTakesNoMail = errors.New("ticket is closed or full")
 
 // ImportMail turns a mailbox message into a ticket, or into a customer
 // message on the ticket of its thread, with the workspace's automations
@@ -74,7 +74,9 @@ var errTicketClosed = errors.New("ticket is closed")
 // transaction that also records the message by its external id. Imports
 // of one mailbox are serialized, and one already recorded is answered
 // Duplicate without change, so retried, interrupted or concurrent syncs
-// never make a message twice. Mail to a closed ticket makes a new ticket.
+// never make a message twice. Mail to a closed ticket, or to a full one
+// (MaxTicketMessages), makes a new ticket: nothing is lost, and the
+// thread goes on there.
 // When the automations conflict over the message, it is imported without
 // them rather than held up (a mailbox must not stall on one message); the
 // conflict is returned in AutomationConflict for the caller to report.
@@ -129,8 +131,8 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 				return err
 			}
 			decide := func(t helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error) {
-				if t.Status == helpdeskflow.StatusClosed {
-					return nil, errTicketClosed
+				if t.Status == helpdeskflow.StatusClosed || ticketFull(t) {
+					return nil, errTakesNoMail
 				}
 				return addMessage(t)
 			}
@@ -139,7 +141,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			case err == nil:
 				last := t.Messages[len(t.Messages)-1].ID
 				res.TicketID, res.MessageID = t.ID, last
-			case errors.Is(err, errTicketClosed), helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+			case errors.Is(err, errTakesNoMail), helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
 				found = false
 			default:
 				return err

@@ -163,11 +163,7 @@ func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cm
 		}
 		decide = d
 	}
-	events, err := s.store.Load(ctx, workspaceID, *cmd.TicketID)
-	if err != nil || events[0].StreamType != helpdeskflow.StreamTicket {
-		return automation.Input{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", *cmd.TicketID)
-	}
-	before, err := foldTicket(events)
+	before, _, err := loadTicket(ctx, storeSource{s.store, workspaceID}, *cmd.TicketID)
 	if err != nil {
 		return automation.Input{}, err
 	}
@@ -221,11 +217,8 @@ func (s *Service) newTicketInput(ctx context.Context, workspaceID uuid.UUID, cmd
 }
 
 func (s *Service) customerOf(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error) {
-	events, err := s.store.Load(ctx, workspaceID, id)
-	if err != nil {
-		return helpdeskflow.Customer{}, err
-	}
-	return foldCustomer(events)
+	c, _, err := loadCustomer(ctx, storeSource{s.store, workspaceID}, id)
+	return c, err
 }
 
 // simulationRules returns the draft rules, validated and given their ids,

@@ -91,7 +91,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 			return err
 		}
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		version, t, err := lockTicket(ctx, tx, ref)
+		locked, err := lockTicket(ctx, tx, ref)
 		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 			tx.UnscheduleSLA(ctx, id)
 			return nil
@@ -99,6 +99,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 		if err != nil {
 			return err
 		}
+		t, version := locked.ticket, locked.version
 		hadSLA := t.SLA != nil
 		now := s.now()
 		md := slaMetadata(helpdeskflow.Metadata{}, uuid.Nil)
@@ -130,6 +131,9 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 				return err
 			}
 		}
+		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
+			return err
+		}
 		scheduleSLA(ctx, tx, hadSLA, t)
 		return nil
 	})
@@ -137,9 +141,6 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 
 // customerIn folds customer id as transaction tx sees it.
 func (s *Service) customerIn(ctx context.Context, tx Tx, id uuid.UUID) (helpdeskflow.Customer, error) {
-	events, err := tx.Load(ctx, id)
-	if err != nil {
-		return helpdeskflow.Customer{}, err
-	}
-	return foldCustomer(events)
+	c, _, err := loadCustomer(ctx, txSource{tx}, id)
+	return c, err
 }

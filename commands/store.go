@@ -20,14 +20,20 @@ type Tx interface {
 	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
 	// ReserveCustomerEmail returns the customer holding a normalized email,
 	// reserving it for candidate (created=true) when nobody holds it, and
-	// the holder's events when it already existed.
-	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history []helpdeskflow.Event, err error)
+	// the holder's stream from its snapshot when it already existed.
+	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history helpdeskflow.StreamTail, err error)
 	// CreateWorkspace records a workspace.
 	CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error
 	// CreateAPIKey stores a key's hash.
 	CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error
 	// Load returns a stream's events as the transaction sees them.
 	Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error)
+	// LoadTail returns a stream's snapshot of the current format (nil when
+	// it has none) and the events after it, as the transaction sees them.
+	LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error)
+	// PutSnapshot stores a stream's snapshot with the transaction (next
+	// statement); the caller holds the stream's lock.
+	PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot)
 	// LockStream locks a stream row until commit and returns its version;
 	// ENotFound when it is not a stream of that workspace and type.
 	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
@@ -98,6 +104,10 @@ type Store interface {
 	// Load returns a stream's events; ENotFound when it has none in the
 	// workspace.
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	// LoadTail returns a stream's snapshot of the current format (nil when
+	// it has none) and the events after it, read together; ENotFound when
+	// the stream is not in the workspace.
+	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
 	customerReads
 	ruleReads
 }
@@ -125,6 +135,7 @@ type customerReads interface {
 type concreteStore[T Tx] interface {
 	Transact(ctx context.Context, fn func(tx T) error) error
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
 	customerReads
 	ruleReads
 }
@@ -145,4 +156,8 @@ func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
 
 func (a adapted[T]) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error) {
 	return a.s.Load(ctx, workspaceID, id)
+}
+
+func (a adapted[T]) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+	return a.s.LoadTail(ctx, workspaceID, id)
 }

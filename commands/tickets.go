@@ -132,13 +132,14 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	var ticketEvents, customerEvents []helpdeskflow.Event
+	var ticketEvents []helpdeskflow.Event
+	var customer helpdeskflow.Customer
 	err = s.store.Transact(ctx, func(tx Tx) error {
 		rules, err := s.rulesOf(ctx, tx, workspaceID)
 		if err != nil {
 			return err
 		}
-		ticketEvents, customerEvents, err = s.createTicketIn(ctx, tx, rules, workspaceID, md, &cmd, body)
+		ticketEvents, customer, err = s.createTicketIn(ctx, tx, rules, workspaceID, md, &cmd, body)
 		return err
 	})
 	if err != nil {
@@ -148,15 +149,16 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	return withCustomer(t, customerEvents, true)
+	return withCustomer(t, customer, true), nil
 }
 
 // createTicketIn creates the ticket of a validated cmd with its sanitized
 // body inside tx: it upserts the customer, runs rules on the new ticket,
-// chooses its SLA policy and appends. It returns the ticket's and the
-// customer's events.
+// chooses its SLA policy and appends. It returns the ticket's events and
+// the customer. An existing customer is left as it is (the ticket's
+// customer name does not change it).
 func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRules, workspaceID uuid.UUID, md helpdeskflow.Metadata,
-	cmd *CreateTicket, body string) (ticketEvents, customerEvents []helpdeskflow.Event, err error) {
+	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
 	ticketID := uuid.New()
 	err = func() error {
 		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
@@ -176,9 +178,11 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 			if _, err := tx.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
-			customerEvents = []helpdeskflow.Event{stored(e, customerRef, 1, md)}
-		} else {
-			customerEvents = history
+			if customer, err = foldCustomer([]helpdeskflow.Event{stored(e, customerRef, 1, md)}); err != nil {
+				return err
+			}
+		} else if customer, _, err = foldTail(ctx, txSource{tx}, customerID, history, helpdeskflow.ApplyCustomer); err != nil {
+			return err
 		}
 		channel := md.Channel
 		if cmd.mailbox != nil {
@@ -191,10 +195,6 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 		e.OccurredAt = now
 		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
 		t, err := foldTicket([]helpdeskflow.Event{stored(e, ticketRef, 1, md)})
-		if err != nil {
-			return err
-		}
-		customer, err := foldCustomer(customerEvents)
 		if err != nil {
 			return err
 		}
@@ -227,7 +227,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 		}
 		return nil
 	}()
-	return ticketEvents, customerEvents, err
+	return ticketEvents, customer, err
 }
 
 // stored is the event as the store keeps it, for answering without reading
@@ -240,36 +240,19 @@ func stored(e helpdeskflow.NewEvent, ref helpdeskflow.StreamRef, version int64, 
 }
 
 // GetTicket returns ticket id of the workspace composed from the event
-// store, so it reflects every acknowledged write. Internal notes are left
-// out unless includeInternal. It returns ENotFound for an id that is not a
-// ticket of this workspace.
+// store (from its snapshot), so it reflects every acknowledged write.
+// Internal notes are left out unless includeInternal. It returns ENotFound
+// for an id that is not a ticket of this workspace.
 func (s *Service) GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error) {
-	ticketEvents, err := s.store.Load(ctx, workspaceID, id)
+	t, _, err := loadTicket(ctx, storeSource{s.store, workspaceID}, id)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	if ticketEvents[0].StreamType != helpdeskflow.StreamTicket {
-		return helpdeskflow.Ticket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", id)
-	}
-	t, err := foldTicket(ticketEvents)
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
-	customerEvents, err := s.store.Load(ctx, workspaceID, t.CustomerID)
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
-	return withCustomer(t, customerEvents, includeInternal)
+	return s.withCustomerOf(ctx, t, includeInternal)
 }
 
 func foldTicket(events []helpdeskflow.Event) (helpdeskflow.Ticket, error) {
-	var t helpdeskflow.Ticket
-	for _, e := range events {
-		if err := helpdeskflow.ApplyTicket(&t, e); err != nil {
-			return helpdeskflow.Ticket{}, err
-		}
-	}
-	return t, nil
+	return fold(events, helpdeskflow.ApplyTicket)
 }
 
 // stamped sets every event's time to now: one command's events share it.
@@ -282,11 +265,7 @@ func stamped(events []taggedEvent, now time.Time) []taggedEvent {
 
 // withCustomer completes a ticket with its customer's details and drops
 // internal notes unless includeInternal.
-func withCustomer(t helpdeskflow.Ticket, customerEvents []helpdeskflow.Event, includeInternal bool) (helpdeskflow.Ticket, error) {
-	c, err := foldCustomer(customerEvents)
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
+func withCustomer(t helpdeskflow.Ticket, c helpdeskflow.Customer, includeInternal bool) helpdeskflow.Ticket {
 	t.Customer = &c
 	if !includeInternal {
 		public := t.Messages[:0:0]
@@ -297,5 +276,5 @@ func withCustomer(t helpdeskflow.Ticket, customerEvents []helpdeskflow.Event, in
 		}
 		t.Messages = public
 	}
-	return t, nil
+	return t
 }

@@ -70,7 +70,8 @@ func (u *UpdateTicket) Validate() error {
 // ifMatch, when not nil, is the version the client last saw: another
 // version is EPreconditionFailed. A closed ticket refuses every change
 // (EConflict); a status change must follow the lifecycle (EValidation
-// naming the allowed statuses). An update that changes nothing appends
+// naming the allowed statuses); tags and custom fields may not grow past
+// MaxTags and MaxCustomFields in total (ELimitExceeded). An update that changes nothing appends
 // nothing. It returns the ticket as GetTicket does (with internal notes
 // when includeInternal), and ENotFound for an unknown ticket.
 func (s *Service) UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error) {
@@ -128,27 +129,27 @@ func ticketChanges(t helpdeskflow.Ticket, cmd UpdateTicket) (helpdeskflow.Ticket
 			}
 		}
 		tags = slices.DeleteFunc(tags, func(tag string) bool { return slices.Contains(cmd.TagsRemove, tag) })
-		if len(tags) > MaxTags {
-			var p problems
-			p.add("tags_add", "the ticket would have %d tags; at most %d are allowed", len(tags), MaxTags)
-			return u, p.err()
+		if len(tags) > MaxTags && len(tags) > len(t.Tags) {
+			return u, ticketTotalExceeded("tags_add", "tags", MaxTags, len(t.Tags), len(tags)-len(t.Tags), "")
 		}
 		if !slices.Equal(tags, t.Tags) {
 			u.Tags = &helpdeskflow.Change[[]string]{Old: nonNilTags(t.Tags), New: tags}
 		}
 	}
 	u.CustomFields = keyChanges(t.CustomFields, cmd.CustomFields)
-	// Only additions can push the ticket past the limit.
+	// The total after merging: additions minus removals.
 	added := 0
 	for name, c := range u.CustomFields {
-		if _, had := t.CustomFields[name]; !had && c.New != nil {
+		_, had := t.CustomFields[name]
+		switch {
+		case !had && c.New != nil:
 			added++
+		case had && c.New == nil:
+			added--
 		}
 	}
-	if len(t.CustomFields)+added > MaxCustomFields {
-		var p problems
-		p.add("custom_fields", "the ticket would have %d custom fields; at most %d are allowed", len(t.CustomFields)+added, MaxCustomFields)
-		return u, p.err()
+	if n := len(t.CustomFields) + added; n > MaxCustomFields && added > 0 {
+		return u, ticketTotalExceeded("custom_fields", "custom fields", MaxCustomFields, len(t.CustomFields), added, "")
 	}
 	return u, nil
 }
@@ -166,6 +167,10 @@ func nonNilTags(tags []string) []string {
 	}
 	return tags
 }
+
+// ticketFull reports whether t has MaxTicketMessages messages and takes no
+// more.
+func ticketFull(t helpdeskflow.Ticket) bool { return len(t.Messages) >= MaxTicketMessages }
 
 // AddMessage is the body of POST /v1/tickets/{id}/messages.
 type AddMessage struct {
@@ -204,6 +209,10 @@ func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEv
 		if t.Status == helpdeskflow.StatusClosed {
 			return nil, helpdeskflow.Errorf(helpdeskflow.EConflict, "ticket %s is closed and accepts no messages; create a follow-up ticket", t.ID)
 		}
+		if ticketFull(t) {
+			return nil, ticketTotalExceeded("messages", "messages", MaxTicketMessages, len(t.Messages), 1,
+				"; the ticket is full: continue the conversation in a follow-up ticket (POST /v1/tickets)")
+		}
 		msg, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, helpdeskflow.MessageAdded{
 			ID: uuid.New(), AuthorType: cmd.AuthorType, Body: body, BodyText: PlainText(body), Internal: cmd.Internal,
 		})
@@ -228,8 +237,9 @@ func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEv
 // ticket id (the caller checks that internal notes come from admin keys).
 // The body is sanitized like a new ticket's. A customer reply to a solved
 // ticket reopens it (status open, in the same append); a closed ticket
-// accepts no messages (EConflict). ifMatch works as in UpdateTicket. It
-// returns the ticket, with internal notes when includeInternal.
+// accepts no messages (EConflict), nor does a full one (MaxTicketMessages:
+// ELimitExceeded). ifMatch works as in UpdateTicket. It returns the
+// ticket, with internal notes when includeInternal.
 func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd AddMessage, includeInternal bool) (helpdeskflow.Ticket, error) {
 	decide, err := cmd.decider()
 	if err != nil {
@@ -269,11 +279,12 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 	var t helpdeskflow.Ticket
 	err := func() error {
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		version, t0, err := lockTicket(ctx, tx, ref)
+		locked, err := lockTicket(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
-		t = t0
+		t = locked.ticket
+		version := locked.version
 		if ifMatch != nil && *ifMatch != version {
 			return helpdeskflow.Errorf(helpdeskflow.EPreconditionFailed,
 				"If-Match is version %d but the ticket is at version %d; reload it and retry", *ifMatch, version)
@@ -320,6 +331,9 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 				return err
 			}
 		}
+		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
+			return err
+		}
 		if hadSLA || t.SLA != nil {
 			scheduleSLA(ctx, tx, hadSLA, t)
 		}
@@ -331,22 +345,26 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 	return t, err
 }
 
+// lockedTicket is a ticket under its stream lock: its version, its state
+// and how many events were folded on its snapshot (for keepSnapshot).
+type lockedTicket struct {
+	version int64
+	ticket  helpdeskflow.Ticket
+	tail    int
+}
+
 // lockTicket takes ticket ref's stream lock until the transaction ends and
-// returns its version and state; ENotFound for an unknown ticket.
-func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (int64, helpdeskflow.Ticket, error) {
+// loads it from its snapshot; ENotFound for an unknown ticket.
+func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (lockedTicket, error) {
 	version, err := tx.LockStream(ctx, ref)
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-		return 0, helpdeskflow.Ticket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
+		return lockedTicket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
 	}
 	if err != nil {
-		return 0, helpdeskflow.Ticket{}, err
+		return lockedTicket{}, err
 	}
-	events, err := tx.Load(ctx, ref.ID)
-	if err != nil {
-		return 0, helpdeskflow.Ticket{}, err
-	}
-	t, err := foldTicket(events)
-	return version, t, err
+	t, tail, err := loadTicket(ctx, txSource{tx}, ref.ID)
+	return lockedTicket{version: version, ticket: t, tail: tail}, err
 }
 
 // applied returns t with events applied as they would be stored after
@@ -365,11 +383,11 @@ func applied(t helpdeskflow.Ticket, ref helpdeskflow.StreamRef, version int64, e
 
 // withCustomerOf completes t with its customer, read from the event store.
 func (s *Service) withCustomerOf(ctx context.Context, t helpdeskflow.Ticket, includeInternal bool) (helpdeskflow.Ticket, error) {
-	customerEvents, err := s.store.Load(ctx, t.WorkspaceID, t.CustomerID)
+	c, _, err := loadCustomer(ctx, storeSource{s.store, t.WorkspaceID}, t.CustomerID)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	return withCustomer(t, customerEvents, includeInternal)
+	return withCustomer(t, c, includeInternal), nil
 }
 
 // AuditEntry is one change of a ticket, for GET /v1/tickets/{id}/audit.

@@ -14,18 +14,19 @@ import (
 // ReserveCustomerEmail makes candidate the customer of the normalized email
 // in workspace, unless another customer already holds it. It returns the
 // customer id that holds the email, whether the reservation is new (so the
-// caller must create that customer's stream in this transaction), and the
-// holder's events when it already existed. A concurrent transaction
-// reserving the same email makes this one wait for it to end, so exactly
-// one customer is ever created per email. It costs one round trip.
-func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, []helpdeskflow.Event, error) {
+// caller must create that customer's stream in this transaction), and,
+// when the holder already existed, its stream from its snapshot (see
+// LoadTail). A concurrent transaction reserving the same email makes this
+// one wait for it to end, so exactly one customer is ever created per
+// email. It costs one round trip.
+func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
 	b := t.batch()
 	b.Queue(`INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
-	b.Queue(`SELECT `+eventColumns+` FROM events WHERE stream_id =
-		(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2) ORDER BY version`, workspaceID, email)
+	b.Queue(tailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
+		workspaceID, email, helpdeskflow.SnapshotFormat)
 	br := t.sendBatch(ctx, b)
 	defer br.Close()
 
@@ -33,24 +34,24 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	err := br.QueryRow().Scan(&holder)
 	created := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, false, nil, internal("reserve customer email", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("reserve customer email", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return uuid.Nil, false, nil, internal("load customer", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("load customer", err)
 	}
-	history, err := scanEvents(rows)
+	history, err := scanTail(rows)
 	if err != nil {
-		return uuid.Nil, false, nil, err
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, err
 	}
 	if created {
-		return holder, true, nil, nil
+		return holder, true, helpdeskflow.StreamTail{}, nil
 	}
-	if len(history) == 0 {
-		return uuid.Nil, false, nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal,
+	if history.StreamID() == uuid.Nil {
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, &helpdeskflow.Error{Code: helpdeskflow.EInternal,
 			Message: fmt.Sprintf("customer email %q is reserved but its customer has no events", email)}
 	}
-	return history[0].StreamID, false, history, nil
+	return history.StreamID(), false, history, nil
 }
 
 // CreateWorkspace records a new workspace row.

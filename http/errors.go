@@ -27,6 +27,7 @@ var codes = map[string]int{
 	helpdeskflow.EUnavailable:        http.StatusServiceUnavailable,
 	helpdeskflow.EInternal:           http.StatusInternalServerError,
 
+	helpdeskflow.ELimitExceeded:        http.StatusUnprocessableEntity,
 	helpdeskflow.EIdempotencyKeyReused: http.StatusUnprocessableEntity,
 	helpdeskflow.EIdempotencyKeyInUse:  http.StatusConflict,
 }

@@ -466,6 +466,11 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.doInvalid("PATCH", path, admin, map[string]any{"priorty": "low"}), 400, "validation_failed")
 	c.want(c.do("PATCH", path, admin, map[string]any{"status": "new"}), 400, "validation_failed") // the lifecycle, not the schema
 	c.want(c.do("PATCH", path, admin, map[string]any{"assignee_id": nil, "team": nil}), 200, "")
+	fifty := make([]string, 50)
+	for i := range fifty {
+		fifty[i] = fmt.Sprintf("tag-%d", i)
+	}
+	c.want(c.do("PATCH", path, admin, map[string]any{"tags_add": fifty}), 422, "limit_exceeded") // 2 + 50 tags
 	c.want(c.do("PATCH", "/v1/tickets/"+uuid.NewString(), admin, map[string]any{"priority": "low"}), 404, "not_found")
 
 	c.want(c.do("POST", path+"/messages", admin, map[string]any{"body": "We are sending a new one.", "author_type": "agent"}), 201, "")
@@ -507,6 +512,11 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("POST", "/v1/customers", admin, map[string]any{"email": "other@example.com",
 		"linked_profiles": []any{map[string]any{"provider": "shopify", "external_id": "c-1"}}}), 409, "conflict")
 	c.want(c.doInvalid("POST", "/v1/customers", admin, map[string]any{"name": "no email", "linked_profiles": []any{map[string]any{"provider": "Not Valid!"}}}), 400, "validation_failed")
+	var large []any // 20 profiles of 16 KB: over the customer's 128 KiB total
+	for i := range 20 {
+		large = append(large, map[string]any{"provider": "stripe", "external_id": fmt.Sprintf("big-%d", i), "data": map[string]any{"notes": strings.Repeat("x", 16_000)}})
+	}
+	c.want(c.do("POST", "/v1/customers", admin, map[string]any{"email": "big@example.com", "linked_profiles": large}), 422, "limit_exceeded")
 	c.want(c.do("GET", "/v1/customers/"+grace, admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/customers/"+uuid.NewString(), admin, nil), 404, "not_found")
 	c.want(c.do("GET", "/v1/customers?email=GRACE@example.com", admin, nil), 200, "")

@@ -134,7 +134,8 @@ var metadata = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflo
 // unchanged profile records nothing). It returns the customer afterwards
 // and one outcome per connection. A provider that refuses a connection's
 // token marks it token_expired. Errors: ENotFound for an unknown
-// customer, EConflict (ErrNoConnections) when there is nothing to look in.
+// customer, EConflict (ErrNoConnections) when there is nothing to look in,
+// ELimitExceeded when the profiles found would pass the customer's total.
 func (l *Linker) Refresh(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, []Outcome, error) {
 	customer, err := l.cfg.Customers.GetCustomer(ctx, workspaceID, id)
 	if err != nil {
@@ -301,7 +302,8 @@ func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 // it is temporary (rate limits after their Retry-After, 5xx, network
 // errors, timeouts) and otherwise final: a refused token marks the
 // connection token_expired (class "token_expired"), a profile another
-// customer holds is "conflict".
+// customer holds is "conflict", a customer at its linked-profile total
+// (commands.MaxCustomerLinkedProfiles) "limit_exceeded".
 func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
 	var job lookupJob
 	if err := json.Unmarshal(j.Payload, &job); err != nil {
@@ -331,9 +333,13 @@ func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) help
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		_, err := l.cfg.Customers.UpdateCustomer(wctx, j.WorkspaceID, metadata, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: []helpdeskflow.LinkedProfile{p}})
 		cancel()
-		switch {
-		case helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict:
+		switch code := helpdeskflow.ErrorCode(err); {
+		case code == helpdeskflow.EConflict:
 			o.Status, o.ErrorClass, o.Error = Failed, "conflict", helpdeskflow.ErrorMessage(err)
+		case code == helpdeskflow.ELimitExceeded:
+			// The customer has all the linked profiles it may have:
+			// trying again changes nothing.
+			o.Status, o.ErrorClass, o.Error = Failed, "limit_exceeded", helpdeskflow.ErrorMessage(err)
 		case err != nil:
 			return failed(err, profilelookup.ClassTemporary, true)
 		}

@@ -3,6 +3,7 @@ package linkedprofiles_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -277,5 +278,38 @@ func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	}
 	if jobs := other.claim(); len(jobs) != 0 {
 		t.Fatalf("jobs without connections: %+v", jobs)
+	}
+}
+
+// TestRunJob_CustomerAtItsTotal: a profile found for a customer that has
+// all the linked profiles it may have fails for good (class
+// limit_exceeded), rather than being retried as if the failure could pass.
+func TestRunJob_CustomerAtItsTotal(t *testing.T) {
+	f := newFixture(t)
+	f.connect(oauth.Stripe, "", "acct_1FULL")
+	f.shops.AddStripeCustomer("acct_1FULL", profilelookuptest.StripeCustomer{ID: "cus_full", Email: "full@example.com"})
+	customer := f.customer("full@example.com")
+	for from := 0; from < commands.MaxCustomerLinkedProfiles; from += commands.MaxLinkedProfiles {
+		profiles := make([]helpdeskflow.LinkedProfile, commands.MaxLinkedProfiles)
+		for i := range profiles {
+			profiles[i] = helpdeskflow.LinkedProfile{Provider: "crm", ExternalID: fmt.Sprint(from + i)}
+		}
+		if _, err := f.svc.UpdateCustomer(f.ctx, f.workspace, md, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: profiles}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, err := f.store.Load(f.ctx, f.workspace, customer.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&linkedprofiles.Handler{Linker: f.linker, Jobs: f.store}).Handle(f.ctx, events[0]); err != nil {
+		t.Fatal(err)
+	}
+	jobs := f.claim()
+	if len(jobs) != 1 {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	if r := f.linker.RunJob(f.ctx, jobs[0]); r.Retry || r.ErrorClass != "limit_exceeded" || r.Err == nil {
+		t.Fatalf("a profile past the customer's total: %+v, want a final limit_exceeded failure", r)
 	}
 }

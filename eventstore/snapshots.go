@@ -1,0 +1,109 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/helpdeskflow/helpdeskflow"
+)
+
+// PutSnapshot records snap as its stream's snapshot, replacing an older one
+// or one of another format (a newer one stays). It is sent with the
+// transaction's next statement or its commit, like Append, so it costs no
+// round trip of its own and is stored only if the transaction commits.
+// The caller holds the stream's lock and snap.State must be exactly what
+// folding the stream up to snap.Version gives.
+func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
+	t.defer_(`INSERT INTO snapshots (stream_id, workspace_id, stream_type, version, format, state) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, state = excluded.state, created_at = now()
+		WHERE snapshots.version < excluded.version OR snapshots.format <> excluded.format`,
+		snap.StreamID, snap.WorkspaceID, snap.StreamType, snap.Version, snap.Format, snap.State)
+}
+
+// LoadTail returns stream id's snapshot of the current
+// helpdeskflow.SnapshotFormat (if it has one) and the events after it, as
+// this transaction sees them, in one round trip.
+func (t *Tx) LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+	return loadTail(ctx, txQuerier{t}, id)
+}
+
+// LoadTail returns stream id's snapshot of the current
+// helpdeskflow.SnapshotFormat (if it has one) and the events after it, read
+// by one statement, so the two agree. It returns ENotFound when the stream
+// has neither or belongs to another workspace.
+func (s *Store) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+	tail, err := loadTail(ctx, s.pool, id)
+	if err != nil {
+		return helpdeskflow.StreamTail{}, err
+	}
+	if !tail.InWorkspace(workspaceID) {
+		return helpdeskflow.StreamTail{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "stream %s not found", id)
+	}
+	return tail, nil
+}
+
+func loadTail(ctx context.Context, q querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+	rows, err := q.Query(ctx, tailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
+	if err != nil {
+		return helpdeskflow.StreamTail{}, internal("load stream", err)
+	}
+	return scanTail(rows)
+}
+
+// tailSQL is the statement that loads a stream from its snapshot: the
+// snapshot of format formatParam (a row with a NULL event id) and then the
+// events after it, in version order. streamID is an SQL expression for the
+// stream's id. One statement, so the snapshot and the events come from one
+// database snapshot even outside a transaction.
+func tailSQL(streamID, formatParam string) string {
+	return `WITH sid AS (SELECT ` + streamID + ` AS id),
+		snap AS (SELECT stream_id, workspace_id, stream_type, version, state FROM snapshots
+			WHERE stream_id = (SELECT id FROM sid) AND format = ` + formatParam + `)
+		SELECT NULL::uuid AS id, NULL::text AS type, NULL::int AS schema_version, stream_id, stream_type, version, workspace_id,
+			NULL::timestamptz AS occurred_at, NULL::jsonb AS data, NULL::jsonb AS metadata, NULL::bigint AS tx_id, NULL::bigint AS seq, state
+		FROM snap
+		UNION ALL
+		SELECT ` + eventColumns + `, NULL::bytea
+		FROM events WHERE stream_id = (SELECT id FROM sid) AND version > coalesce((SELECT version FROM snap), 0)
+		ORDER BY version`
+}
+
+// scanTail reads the rows of tailSQL.
+func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
+	defer rows.Close()
+	var tail helpdeskflow.StreamTail
+	for rows.Next() {
+		var (
+			id              *uuid.UUID
+			eventType       *string
+			schemaVersion   *int
+			e               helpdeskflow.Event
+			occurredAt      *time.Time
+			data, md, state []byte
+			txID, seq       *int64
+		)
+		if err := rows.Scan(&id, &eventType, &schemaVersion, &e.StreamID, &e.StreamType, &e.Version, &e.WorkspaceID,
+			&occurredAt, &data, &md, &txID, &seq, &state); err != nil {
+			return helpdeskflow.StreamTail{}, internal("scan stream", err)
+		}
+		if id == nil {
+			tail.Snapshot = &helpdeskflow.Snapshot{StreamID: e.StreamID, WorkspaceID: e.WorkspaceID, StreamType: e.StreamType,
+				Version: e.Version, Format: helpdeskflow.SnapshotFormat, State: state}
+			continue
+		}
+		e.ID, e.Type, e.SchemaVersion, e.OccurredAt, e.Data = *id, *eventType, *schemaVersion, occurredAt.UTC(), data
+		e.Position = helpdeskflow.Position{TxID: uint64(*txID), Seq: *seq}
+		if err := json.Unmarshal(md, &e.Metadata); err != nil {
+			return helpdeskflow.StreamTail{}, internal("decode event metadata", err)
+		}
+		tail.Events = append(tail.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return helpdeskflow.StreamTail{}, internal("read stream", err)
+	}
+	return tail, nil
+}
