@@ -51,7 +51,7 @@ func (e *BlockedAddressError) Error() string {
 func (e *BlockedAddressError) Is(target error) bool { return target == ErrBlockedAddress }
 
 func article(s string) string {
-	if s != "" && strings.ContainsRune("aeiouAEIOU", rune(s[0])) {
+	if s != "" && strings.ContainsRune("aeiouAEIOU", rune(s[0])) && !strings.HasPrefix(s, "uni") {
 		return "an " + s
 	}
 	return "a " + s
