@@ -2,12 +2,15 @@ package mailsync_test
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/egress"
+	"github.com/helpdeskflow/helpdeskflow/egress/egresstest"
 	"github.com/helpdeskflow/helpdeskflow/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
@@ -50,5 +53,19 @@ func TestOutlook_LastErrorHoldsNoServerText(t *testing.T) {
 	}
 	if text := c.LastError + integrations.Explain(c); strings.Contains(text, "Banner-5e6f") || strings.Contains(text, "corp.internal") {
 		t.Fatalf("last_error repeats the server's words: %q", text)
+	}
+}
+
+// TestOutlook_SyncRefusesAnInternalAddress: a name that resolves to an
+// internal address after the settings were saved (DNS rebinding) is
+// refused at the sync's connect; the connection needs revalidation.
+func TestOutlook_SyncRefusesAnInternalAddress(t *testing.T) {
+	o := newOutlook(t)
+	resolver := egresstest.FakeDNS(t, map[string][]netip.Addr{"mail.acme.test": {netip.MustParseAddr("10.0.0.1")}})
+	c := o.syncThrough(movedServer{Manager: o.m, host: "mail.acme.test", port: 143,
+		opts: []imapmail.Option{imapmail.WithPolicy(egress.Policy{AllowLoopback: true, Resolver: resolver})}})
+	if c.LastErrorClass != imapmail.ErrorBlocked || c.Status != helpdeskflow.ConnectionNeedsRevalidation ||
+		!strings.Contains(c.LastError, "10.0.0.1 is a private address") {
+		t.Fatalf("after a sync to a private address: %+v", c)
 	}
 }
