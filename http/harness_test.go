@@ -20,6 +20,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
@@ -142,7 +144,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	t.Cleanup(fakeOAuth.Close)
 	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
 		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google"), "stripe": fakeOAuth.Provider("stripe")},
-		StateKey:  []byte("harness-state-key-32-bytes-long!")})
+		StateKey:  []byte("harness-state-key-32-bytes-long!"), IMAPOptions: []imapmail.Option{imapmailtest.AllowLoopback}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,16 @@
 //
 // Every network step is bounded by the context and by a per-step timeout
 // (WithTimeout); errors say which server and which step failed, keep their
-// cause, and are classified for an admin by Classify and Temporary.
+// cause, and are classified for an admin by Classify and Temporary. Their
+// text never holds what a server said (a banner, a refusal): only the
+// class in fixed words, so an API can show it; Error.Detail has the rest,
+// for the log (WithLogger).
+//
+// The servers are user-given, so every connection goes through an
+// outbound address policy (WithPolicy; by default public addresses only):
+// hosts are checked when the Client is made and every address again when
+// it is dialled, after DNS; ports are the usual mail ports; and plain text
+// (SecurityNone) is allowed only to a loopback server. See New.
 //
 // It speaks IMAP with github.com/emersion/go-imap/v2 and SMTP with net/smtp.
 // imapmail/imapmailtest has helpers for tests against a real Dovecot and a
@@ -20,11 +29,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // Default timeouts.
@@ -53,7 +65,8 @@ type Client struct {
 	dialTimeout time.Duration
 	cmdTimeout  time.Duration
 	helloName   string
-	dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+	policy      egress.Policy
+	logger      *slog.Logger
 }
 
 // Option configures a Client.
@@ -87,23 +100,58 @@ func WithHelloName(name string) Option {
 	return func(c *Client) { c.helloName = name }
 }
 
-// WithDialer replaces the TCP dialer (a proxy, tests).
-func WithDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) Option {
-	return func(c *Client) { c.dialer = dial }
+// WithPolicy sets the outbound address policy every connection goes
+// through (see New). Default: the zero egress.Policy, public addresses
+// only; development and tests allow loopback.
+func WithPolicy(p egress.Policy) Option {
+	return func(c *Client) { c.policy = p }
 }
 
+// WithLogger makes the client log every failed Check, Fetch and Send at
+// warn level with Error.Detail: the servers' own words, which the errors'
+// text leaves out. Default: nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) { c.logger = l }
+}
+
+// Ports a server other than a loopback one may use.
+var (
+	// IMAPPorts: IMAP with STARTTLS (143) and over TLS (993).
+	IMAPPorts = []int{143, 993}
+	// SMTPPorts: SMTP (25), submission over TLS (465) and with STARTTLS
+	// (587), and the common alternative submission port 2525.
+	SMTPPorts = []int{25, 465, 587, 2525}
+)
+
 // New returns a client for s. It does no I/O. s is validated (and its
-// defaults filled in) here; if it is invalid, every method returns the
-// validation error (see Settings.Validate).
+// defaults filled in) here, then checked against the client's outbound
+// address policy (WithPolicy); if either fails, every method returns that
+// error and connects nowhere:
+//
+//   - Settings.Validate's *helpdeskflow.Error (EValidation) for invalid
+//     settings, also for a host that egress.Policy.CheckHost finds
+//     malformed (an IPv4 address in a non-standard form such as 127.1);
+//   - an *Error of class ErrorBlocked (step connect) for a host that is an
+//     address the policy refuses (10.0.0.1, 169.254.169.254, [::1] or
+//     localhost where loopback is not allowed, …), and for a port that is
+//     not one of IMAPPorts or SMTPPorts, unless the server is on loopback
+//     (errors.Is(err, ErrPortRefused) holds then);
+//   - an *Error of class ErrorTLS (step connect) for SecurityNone, which
+//     is allowed only to a loopback server, so only where the policy
+//     allows loopback (errors.Is(err, ErrPlaintextRefused)).
+//
+// A host name is checked again, with the port and the security, on every
+// address it resolves to when a connection is made, before connecting,
+// so a name that resolves (or re-resolves) to a refused address fails the
+// same way (ErrorBlocked; ErrorTLS for plain text off loopback).
 func New(s Settings, opts ...Option) *Client {
 	c := &Client{s: s, dialTimeout: DefaultDialTimeout, cmdTimeout: DefaultCommandTimeout, helloName: "localhost"}
 	c.invalid = c.s.Validate()
 	for _, o := range opts {
 		o(c)
 	}
-	if c.dialer == nil {
-		d := &net.Dialer{KeepAlive: 30 * time.Second}
-		c.dialer = d.DialContext
+	if c.invalid == nil {
+		c.invalid = c.checkServers()
 	}
 	return c
 }
@@ -138,11 +186,12 @@ func (c *Client) tlsFor(host string, alpn string) *tls.Config {
 	return cfg
 }
 
-// dial connects to addr within the dial timeout and ctx.
-func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+// dial connects to the protocol's server at addr within the dial timeout
+// and ctx, through the policy.
+func (c *Client) dial(ctx context.Context, protocol, addr string) (net.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
-	conn, err := c.dialer(dctx, "tcp", addr)
+	conn, err := c.dialer(protocol).DialContext(dctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
 			return nil, &timeoutError{what: "connecting", after: c.dialTimeout, err: err}
@@ -166,6 +215,7 @@ func (e *timeoutError) Error() string {
 	return fmt.Sprintf("%s took longer than %s", e.what, e.after)
 }
 func (e *timeoutError) Unwrap() error   { return context.DeadlineExceeded }
+func (e *timeoutError) public() string  { return fmt.Sprintf("%s took longer than %s", e.what, e.after) }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
@@ -268,5 +318,7 @@ func (c *Client) Check(ctx context.Context) error {
 	} else {
 		sc.close()
 	}
-	return errors.Join(imapErr, smtpErr)
+	err = errors.Join(imapErr, smtpErr)
+	c.logFailure(err)
+	return err
 }

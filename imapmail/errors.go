@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // The causes Classify names. They are stable strings, meant for an admin
@@ -38,6 +40,11 @@ const (
 	ErrorMailbox = "mailbox_not_found"
 	// ErrorRejected: the SMTP server refused a recipient (RCPT TO).
 	ErrorRejected = "recipient_rejected"
+	// ErrorBlocked: the outbound address policy refuses the server: its
+	// host is, or resolves to, an internal address (loopback where not
+	// allowed, private, link-local, …), or its port is not a mail port.
+	// Nothing was sent to it.
+	ErrorBlocked = "blocked_address"
 	// ErrorProtocol: anything else: an unexpected answer, a refused
 	// message (MAIL FROM, DATA), invalid settings or arguments.
 	ErrorProtocol = "protocol"
@@ -69,13 +76,20 @@ const (
 // Error is a failed step of a conversation with a mail server. Every error
 // Fetch, Check and Send return (but the validation error of invalid
 // settings, a *helpdeskflow.Error) is one, possibly joined with a second
-// (Check). Its message names the server and the step, as in
+// (Check). Its message names the server, the step and the class, and says
+// what the class means in fixed words, as in
 //
-//	imap mail.example.com:993: login: authentication failed: NO [AUTHENTICATIONFAILED] Authentication failed.
+//	imap mail.example.com:993: login: authentication failed: the server refused the username or password
 //
-// and it unwraps to the cause: a *net.OpError, *net.DNSError, an x509 or
-// tls error, *imap.Error, *textproto.Error (SMTP replies),
-// context.DeadlineExceeded or context.Canceled.
+// It never holds what the server said (its greeting, its answer to a
+// command, an error message): an admin may name any host and port, and
+// the text goes back to them. Only what this package says itself is kept,
+// such as "the server does not offer STARTTLS" or why the address policy
+// refused the server. Detail has the cause in full, for logs. Err is the
+// cause: a *net.OpError, *net.DNSError, an x509 or tls error,
+// *imap.Error, *textproto.Error (SMTP replies), an
+// *egress.BlockedAddressError, context.DeadlineExceeded or
+// context.Canceled.
 type Error struct {
 	// Protocol is "imap" or "smtp".
 	Protocol string
@@ -90,8 +104,15 @@ type Error struct {
 	Err error
 }
 
-// Error implements the error interface.
+// Error implements the error interface: the server, the step, the class
+// and what it means, never the server's own words.
 func (e *Error) Error() string {
+	return fmt.Sprintf("%s %s: %s: %s: %s", e.Protocol, e.Server, e.Step, kindText(e.Kind), publicText(e.Kind, e.Err))
+}
+
+// Detail is Error with the cause in full, the server's answer included:
+// for the operator's log, never for an API.
+func (e *Error) Detail() string {
 	return fmt.Sprintf("%s %s: %s: %s: %v", e.Protocol, e.Server, e.Step, kindText(e.Kind), e.Err)
 }
 
@@ -114,9 +135,67 @@ func kindText(kind string) string {
 		return "mailbox not found"
 	case ErrorRejected:
 		return "recipient rejected"
+	case ErrorBlocked:
+		return "address not allowed"
 	default:
 		return "failed"
 	}
+}
+
+// kindMeaning says in fixed words what a class means and what to check.
+var kindMeaning = map[string]string{
+	ErrorAuth:        "the server refused the username or password",
+	ErrorTLS:         "no secure connection could be made; check the security setting (tls or starttls) and the port, and that the server's certificate is valid for the host name",
+	ErrorUnreachable: "nothing answered on this host and port, or the connection was lost",
+	ErrorTimeout:     "the server did not answer in time",
+	ErrorDNS:         "check the host name",
+	ErrorMailbox:     "the server has no mailbox (folder) of this name",
+	ErrorRejected:    "the server refused a recipient",
+	ErrorBlocked:     "HelpDeskFlow does not connect to internal addresses",
+	ErrorProtocol:    "the server refused the request or answered in a way this client does not understand",
+}
+
+// publicError is a cause whose words are this package's own (no server
+// text): public says them.
+type publicError interface {
+	error
+	public() string
+}
+
+// problem is a failure described by this package alone.
+type problem string
+
+func (p problem) Error() string  { return string(p) }
+func (p problem) public() string { return string(p) }
+
+// recipientError is a refused recipient: the address is ours, the reason
+// the server's.
+type recipientError struct {
+	rcpt string
+	err  error
+}
+
+func (e *recipientError) Error() string  { return "<" + e.rcpt + ">: " + e.err.Error() }
+func (e *recipientError) Unwrap() error  { return e.err }
+func (e *recipientError) public() string { return "the server refused the recipient <" + e.rcpt + ">" }
+
+// publicText is what an Error may say about its cause: this package's own
+// words when it has them, otherwise the class's fixed meaning.
+func publicText(kind string, err error) string {
+	var pe publicError
+	var blocked *egress.BlockedAddressError
+	switch {
+	case errors.As(err, &pe):
+		return pe.public()
+	case errors.As(err, &blocked):
+		return blocked.Error()
+	case errors.Is(err, context.Canceled):
+		return "the operation was cancelled"
+	}
+	if m, ok := kindMeaning[kind]; ok {
+		return m
+	}
+	return kindMeaning[ErrorProtocol]
 }
 
 // newError wraps err, the failure of step with server, and classifies it.
@@ -130,7 +209,7 @@ func newError(protocol, server, step string, err error) *Error {
 
 // Classify names the cause of a failure for an admin: one of ErrorAuth,
 // ErrorTLS, ErrorUnreachable, ErrorTimeout, ErrorDNS, ErrorMailbox,
-// ErrorRejected and ErrorProtocol; "" for nil. Errors of this package carry
+// ErrorRejected, ErrorBlocked and ErrorProtocol; "" for nil. Errors of this package carry
 // their class (Error.Kind); other errors are classified by their cause as
 // well as that allows, ErrorProtocol when nothing fits.
 func Classify(err error) string {
@@ -146,6 +225,14 @@ func Classify(err error) string {
 
 // classifyCause classifies a cause, knowing the step it failed at.
 func classifyCause(step string, err error) string {
+	// Refusals of the address policy come first: net wraps them as dial
+	// errors.
+	if errors.Is(err, egress.ErrBlockedAddress) || errors.Is(err, ErrPortRefused) {
+		return ErrorBlocked
+	}
+	if errors.Is(err, ErrPlaintextRefused) {
+		return ErrorTLS
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return ErrorTimeout
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -81,7 +80,7 @@ func (s *imapSession) fail(step string, err error) error {
 // openIMAP connects, secures the connection as set and logs in.
 func (c *Client) openIMAP(ctx context.Context) (*imapSession, error) {
 	addr := c.imapAddr()
-	conn, err := c.dial(ctx, addr)
+	conn, err := c.dial(ctx, protoIMAP, addr)
 	if err != nil {
 		return nil, newError(protoIMAP, addr, stepConnect, err)
 	}
@@ -148,7 +147,7 @@ func (s *imapSession) examine() (*imap.SelectData, error) {
 		return nil, s.fail(stepSelect, err)
 	}
 	if data.UIDValidity == 0 {
-		return nil, newError(protoIMAP, s.addr, stepSelect, errors.New("the server reported no UIDVALIDITY for the mailbox"))
+		return nil, newError(protoIMAP, s.addr, stepSelect, problem("the server reported no UIDVALIDITY for the mailbox"))
 	}
 	return data, nil
 }
@@ -198,10 +197,13 @@ func (c *Client) Fetch(ctx context.Context, cur Cursor, since time.Time, max int
 	}
 	s, err := c.openIMAP(ctx)
 	if err != nil {
+		c.logFailure(err)
 		return Batch{}, err
 	}
 	defer s.close()
-	return s.fetch(cur, since, max)
+	b, err := s.fetch(cur, since, max)
+	c.logFailure(err)
+	return b, err
 }
 
 // meta is a candidate message's metadata.

@@ -34,7 +34,7 @@ func message(id, subject, body string) []byte {
 // fetchClient returns a client for the test user on mailbox over STARTTLS.
 func fetchClient(env imapmailtest.Environment, mailbox string, opts ...imapmail.Option) *imapmail.Client {
 	s := env.Settings(imapmail.SecurityStartTLS, mailbox)
-	return imapmail.New(s, append([]imapmail.Option{imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM))}, opts...)...)
+	return imapmail.New(s, append([]imapmail.Option{imapmailtest.AllowLoopback, imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM))}, opts...)...)
 }
 
 func uids(msgs []imapmail.Message) []uint32 {
@@ -275,7 +275,7 @@ func TestFetchSecurity(t *testing.T) {
 	for _, sec := range []string{imapmail.SecurityTLS, imapmail.SecurityStartTLS, imapmail.SecurityNone} {
 		t.Run(sec, func(t *testing.T) {
 			t.Parallel()
-			c := imapmail.New(env.Settings(sec, mbox), imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM)))
+			c := imapmail.New(env.Settings(sec, mbox), imapmailtest.AllowLoopback, imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM)))
 			b := mustFetch(t, c, imapmail.Cursor{}, time.Time{}, 10)
 			if len(b.Messages) != 1 || !bytes.Equal(b.Messages[0].Raw, raw) {
 				t.Errorf("got %d messages", len(b.Messages))
@@ -285,7 +285,7 @@ func TestFetchSecurity(t *testing.T) {
 	// localhost is in the certificate too.
 	s := env.Settings(imapmail.SecurityTLS, mbox)
 	s.IMAPHost = "localhost"
-	if _, err := imapmail.New(s, imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM))).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1); err != nil {
+	if _, err := imapmail.New(s, imapmailtest.AllowLoopback, imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM))).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1); err != nil {
 		t.Errorf("TLS to localhost: %v", err)
 	}
 }
@@ -319,7 +319,7 @@ func TestFetchErrors(t *testing.T) {
 		for _, sec := range []string{imapmail.SecurityTLS, imapmail.SecurityStartTLS} {
 			s := env.Settings(sec, mbox)
 			s.Password = "wrong-password"
-			_, err := imapmail.New(s, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+			_, err := imapmail.New(s, imapmailtest.AllowLoopback, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 			wantError(t, err, imapmail.ErrorAuth, "imap "+net.JoinHostPort(s.IMAPHost, strconv.Itoa(s.IMAPPort)), "login", false)
 			if strings.Contains(err.Error(), "wrong-password") {
 				t.Errorf("the error shows the password: %v", err)
@@ -333,7 +333,7 @@ func TestFetchErrors(t *testing.T) {
 			// The system roots (no option) do not know the test CA; nor
 			// does an unrelated pool.
 			for _, opts := range [][]imapmail.Option{nil, {imapmail.WithTLSConfig(&tls.Config{RootCAs: x509.NewCertPool()})}} {
-				_, err := imapmail.New(s, opts...).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+				_, err := imapmail.New(s, append(opts, imapmailtest.AllowLoopback)...).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 				step := "tls handshake"
 				if sec == imapmail.SecurityStartTLS {
 					step = "starttls"
@@ -346,27 +346,27 @@ func TestFetchErrors(t *testing.T) {
 		t.Parallel()
 		s := env.Settings(imapmail.SecurityStartTLS, mbox)
 		s.IMAPSecurity = imapmail.SecurityTLS
-		_, err := imapmail.New(s, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 		wantError(t, err, imapmail.ErrorTLS, "imap "+env.Addr, "tls handshake", false)
 	})
 	t.Run("closed port", func(t *testing.T) {
 		t.Parallel()
 		s := env.Settings(imapmail.SecurityNone, mbox)
 		s.IMAPHost, s.IMAPPort = "127.0.0.1", closedPort(t)
-		_, err := imapmail.New(s).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 		wantError(t, err, imapmail.ErrorUnreachable, "imap 127.0.0.1:"+strconv.Itoa(s.IMAPPort), "connect", true)
 	})
 	t.Run("unknown host", func(t *testing.T) {
 		t.Parallel()
 		s := env.Settings(imapmail.SecurityTLS, mbox)
 		s.IMAPHost = "no-such-host.invalid"
-		_, err := imapmail.New(s).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 		wantError(t, err, imapmail.ErrorDNS, "imap no-such-host.invalid:"+strconv.Itoa(s.IMAPPort), "connect", true)
 	})
 	t.Run("unknown mailbox", func(t *testing.T) {
 		t.Parallel()
 		s := env.Settings(imapmail.SecurityStartTLS, mbox+"-missing")
-		_, err := imapmail.New(s, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback, trusted).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 		wantError(t, err, imapmail.ErrorMailbox, "imap "+env.Addr, "examine", false)
 	})
 	t.Run("silent server times out", func(t *testing.T) {
@@ -377,7 +377,7 @@ func TestFetchErrors(t *testing.T) {
 		s.IMAPHost = host
 		s.IMAPPort, _ = strconv.Atoi(port)
 		start := time.Now()
-		_, err := imapmail.New(s, imapmail.WithTimeout(time.Second, 300*time.Millisecond)).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback, imapmail.WithTimeout(time.Second, 300*time.Millisecond)).Fetch(t.Context(), imapmail.Cursor{}, time.Time{}, 1)
 		wantError(t, err, imapmail.ErrorTimeout, "imap "+addr, "greeting", true)
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("took %v", d)
@@ -393,7 +393,7 @@ func TestFetchErrors(t *testing.T) {
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err := imapmail.New(s).Fetch(ctx, imapmail.Cursor{}, time.Time{}, 1)
+		_, err := imapmail.New(s, imapmailtest.AllowLoopback).Fetch(ctx, imapmail.Cursor{}, time.Time{}, 1)
 		if imapmail.Classify(err) != imapmail.ErrorTimeout || time.Since(start) > 5*time.Second {
 			t.Errorf("Fetch with an expiring context: %v after %v", err, time.Since(start))
 		}

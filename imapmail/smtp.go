@@ -30,7 +30,7 @@ func (s *smtpSession) fail(step string, err error) error {
 func (c *Client) openSMTP(ctx context.Context) (*smtpSession, error) {
 	addr := c.smtpAddr()
 	host := hostIP(c.s.SMTPHost)
-	conn, err := c.dial(ctx, addr)
+	conn, err := c.dial(ctx, protoSMTP, addr)
 	if err != nil {
 		return nil, newError(protoSMTP, addr, stepConnect, err)
 	}
@@ -65,7 +65,7 @@ func (c *Client) openSMTP(ctx context.Context) (*smtpSession, error) {
 	if c.s.SMTPSecurity == SecurityStartTLS {
 		g.begin(stepStartTLS)
 		if ok, _ := sc.Extension("STARTTLS"); !ok {
-			return failClose(stepStartTLS, errors.New("the server does not offer STARTTLS"))
+			return failClose(stepStartTLS, problem("the server does not offer STARTTLS"))
 		}
 		if err := sc.StartTLS(cfg); err != nil {
 			return failClose(stepStartTLS, err)
@@ -77,13 +77,13 @@ func (c *Client) openSMTP(ctx context.Context) (*smtpSession, error) {
 	var auth smtp.Auth
 	switch {
 	case !ok:
-		return failClose(stepAuth, errors.New("the server offers no AUTH (is this the submission port, 587 or 465?)"))
+		return failClose(stepAuth, problem("the server offers no AUTH (is this the submission port, 587 or 465?)"))
 	case hasWord(mechs, "PLAIN"):
 		auth = plainAuth{username: c.s.Username, password: c.s.Password}
 	case hasWord(mechs, "LOGIN"):
 		auth = &loginAuth{username: c.s.Username, password: c.s.Password}
 	default:
-		return failClose(stepAuth, fmt.Errorf("the server offers AUTH %s, none of PLAIN and LOGIN", mechs))
+		return failClose(stepAuth, fmt.Errorf("%w (it offers %s)", problem("the server offers neither AUTH PLAIN nor AUTH LOGIN"), mechs))
 	}
 	if err := sc.Auth(auth); err != nil {
 		return failClose(stepAuth, err)
@@ -121,23 +121,24 @@ func hasWord(list, word string) bool {
 // sent and the error (ErrorRejected) names that recipient; the caller may
 // drop it and send again. A Send that fails after the server accepted the
 // message (final reply lost) may have delivered it.
-func (c *Client) Send(ctx context.Context, to []string, raw []byte) error {
+func (c *Client) Send(ctx context.Context, to []string, raw []byte) (err error) {
 	if c.invalid != nil {
 		return c.invalid
 	}
 	addr := c.smtpAddr()
 	if len(to) == 0 {
-		return newError(protoSMTP, addr, stepRcptTo, errors.New("no recipients"))
+		return newError(protoSMTP, addr, stepRcptTo, problem("no recipients"))
 	}
 	for _, rcpt := range to {
 		if !isBareAddress(rcpt) {
-			return newError(protoSMTP, addr, stepRcptTo, fmt.Errorf("%q is not a bare email address", rcpt))
+			return newError(protoSMTP, addr, stepRcptTo, problem(fmt.Sprintf("%q is not a bare email address", rcpt)))
 		}
 	}
 	if len(raw) == 0 {
-		return newError(protoSMTP, addr, stepData, errors.New("the message is empty"))
+		return newError(protoSMTP, addr, stepData, problem("the message is empty"))
 	}
 
+	defer func() { c.logFailure(err) }()
 	s, err := c.openSMTP(ctx)
 	if err != nil {
 		return err
@@ -151,7 +152,7 @@ func (c *Client) Send(ctx context.Context, to []string, raw []byte) error {
 	for _, rcpt := range to {
 		s.g.begin(stepRcptTo)
 		if err := s.sc.Rcpt(rcpt); err != nil {
-			return s.fail(stepRcptTo, fmt.Errorf("<%s>: %w", rcpt, err))
+			return s.fail(stepRcptTo, &recipientError{rcpt: rcpt, err: err})
 		}
 	}
 	s.g.begin(stepData)

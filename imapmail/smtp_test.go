@@ -65,7 +65,7 @@ func TestSend(t *testing.T) {
 			s, srv, trust := smtpSetup(t, env, "INBOX", tc.security, tc.opts)
 			raw := reply()
 			to := []string{"customer@example.net", "cc@example.org"}
-			if err := imapmail.New(s, trust).Send(t.Context(), to, raw); err != nil {
+			if err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), to, raw); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
 			msgs := srv.Messages()
@@ -91,7 +91,7 @@ func TestSendIntoMailbox(t *testing.T) {
 	env := imapmailtest.Env(t)
 	mbox := imapmailtest.NewMailbox(t, env)
 	s, srv, trust := smtpSetup(t, env, mbox, imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{DeliverTo: mbox, DeliverEnv: env})
-	c := imapmail.New(s, trust)
+	c := imapmail.New(s, imapmailtest.AllowLoopback, trust)
 	raw := reply()
 	if err := c.Send(t.Context(), []string{"customer@example.net"}, raw); err != nil {
 		t.Fatalf("Send: %v", err)
@@ -115,7 +115,7 @@ func TestSendErrors(t *testing.T) {
 		for _, mech := range []string{"PLAIN", "LOGIN"} {
 			s, srv, trust := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{Mechanisms: []string{mech}})
 			s.Password = "wrong-password"
-			err := imapmail.New(s, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
+			err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
 			wantError(t, err, imapmail.ErrorAuth, server(srv), "auth", false)
 			if len(srv.Messages()) != 0 {
 				t.Error("a message was accepted")
@@ -125,7 +125,7 @@ func TestSendErrors(t *testing.T) {
 	t.Run("recipient rejected", func(t *testing.T) {
 		t.Parallel()
 		s, srv, trust := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{RejectRecipients: []string{"gone@example.net"}})
-		err := imapmail.New(s, trust).Send(t.Context(), []string{"customer@example.net", "gone@example.net"}, reply())
+		err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), []string{"customer@example.net", "gone@example.net"}, reply())
 		wantError(t, err, imapmail.ErrorRejected, server(srv), "rcpt to", false)
 		if !strings.Contains(err.Error(), "gone@example.net") {
 			t.Errorf("error does not name the recipient: %v", err)
@@ -137,26 +137,26 @@ func TestSendErrors(t *testing.T) {
 	t.Run("untrusted certificate", func(t *testing.T) {
 		t.Parallel()
 		s, srv, _ := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{})
-		err := imapmail.New(s).Send(t.Context(), []string{"customer@example.net"}, reply())
+		err := imapmail.New(s, imapmailtest.AllowLoopback).Send(t.Context(), []string{"customer@example.net"}, reply())
 		wantError(t, err, imapmail.ErrorTLS, server(srv), "starttls", false)
 	})
 	t.Run("no STARTTLS offered", func(t *testing.T) {
 		t.Parallel()
 		s, srv, trust := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{NoTLS: true})
-		err := imapmail.New(s, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
+		err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
 		wantError(t, err, imapmail.ErrorTLS, server(srv), "starttls", false)
 	})
 	t.Run("closed port", func(t *testing.T) {
 		t.Parallel()
 		s, _, trust := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{})
 		s.SMTPPort = closedPort(t)
-		err := imapmail.New(s, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
+		err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), []string{"customer@example.net"}, reply())
 		wantError(t, err, imapmail.ErrorUnreachable, "smtp 127.0.0.1:"+strconv.Itoa(s.SMTPPort), "connect", true)
 	})
 	t.Run("bad recipient address", func(t *testing.T) {
 		t.Parallel()
 		s, srv, trust := smtpSetup(t, env, "INBOX", imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{})
-		err := imapmail.New(s, trust).Send(t.Context(), []string{"Customer <customer@example.net>"}, reply())
+		err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Send(t.Context(), []string{"Customer <customer@example.net>"}, reply())
 		if err == nil || len(srv.Messages()) != 0 {
 			t.Errorf("Send to a non-bare address: %v", err)
 		}
@@ -169,7 +169,7 @@ func TestCheck(t *testing.T) {
 	mbox := imapmailtest.NewMailbox(t, env)
 
 	s, srv, trust := smtpSetup(t, env, mbox, imapmail.SecurityStartTLS, imapmailtest.SMTPOptions{})
-	if err := imapmail.New(s, trust).Check(t.Context()); err != nil {
+	if err := imapmail.New(s, imapmailtest.AllowLoopback, trust).Check(t.Context()); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 	if len(srv.Messages()) != 0 {
@@ -178,12 +178,12 @@ func TestCheck(t *testing.T) {
 
 	bad := s
 	bad.Mailbox = mbox + "-missing"
-	wantError(t, imapmail.New(bad, trust).Check(t.Context()), imapmail.ErrorMailbox, "imap "+env.Addr, "examine", false)
+	wantError(t, imapmail.New(bad, imapmailtest.AllowLoopback, trust).Check(t.Context()), imapmail.ErrorMailbox, "imap "+env.Addr, "examine", false)
 
 	// A wrong password fails both logins; the error names both servers.
 	bad = s
 	bad.Password = "wrong-password"
-	err := imapmail.New(bad, trust).Check(t.Context())
+	err := imapmail.New(bad, imapmailtest.AllowLoopback, trust).Check(t.Context())
 	wantError(t, err, imapmail.ErrorAuth, "imap "+env.Addr, "login", false)
 	if !strings.Contains(err.Error(), "smtp "+srv.Addr+": auth: ") {
 		t.Errorf("Check error does not report the SMTP failure: %v", err)
@@ -192,5 +192,5 @@ func TestCheck(t *testing.T) {
 	// Only SMTP failing.
 	bad = s
 	bad.SMTPPort = closedPort(t)
-	wantError(t, imapmail.New(bad, trust).Check(t.Context()), imapmail.ErrorUnreachable, "smtp 127.0.0.1:"+strconv.Itoa(bad.SMTPPort), "connect", true)
+	wantError(t, imapmail.New(bad, imapmailtest.AllowLoopback, trust).Check(t.Context()), imapmail.ErrorUnreachable, "smtp 127.0.0.1:"+strconv.Itoa(bad.SMTPPort), "connect", true)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -27,8 +28,14 @@ const imapKind = "imap"
 // resumes where it stopped.
 //
 // Errors: EValidation naming each bad field, or the field behind a
-// refused login (password, the security setting or the host), with the
-// server's answer.
+// refused check: password for a refused login, imap_security or
+// smtp_security for TLS (and for security none, allowed only to a loopback
+// server where the outbound address policy allows loopback), mailbox,
+// imap_host or smtp_host for an unreachable server and for an address the
+// policy refuses (class blocked_address; nothing is sent to it),
+// imap_port or smtp_port for a port that is not a mail port. The problem
+// says what failed in fixed words, never what the server answered (see
+// imapmail.Error).
 func (m *Manager) ConnectIMAP(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, settings imapmail.Settings) (helpdeskflow.Connection, error) {
 	if err := settings.Validate(); err != nil {
 		return helpdeskflow.Connection{}, err
@@ -85,28 +92,56 @@ func publicSettings(s imapmail.Settings) map[string]any {
 		"username": s.Username, "address": s.Address, "mailbox": s.Mailbox}
 }
 
-// checkError turns a failed login check into a validation error naming
-// the setting to fix.
+// checkError turns a failed check into a validation error naming the
+// setting to fix, one detail per refused server. Its words are the
+// imapmail errors' own, which never repeat what a server said.
 func checkError(err error) error {
-	var e *imapmail.Error
-	if !errors.As(err, &e) {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "checking the mail servers failed: " + err.Error(), Err: err}
+	if helpdeskflow.ErrorCode(err) == helpdeskflow.EValidation {
+		return err // settings the address policy finds malformed
 	}
-	field := e.Protocol + "_host"
-	switch e.Kind {
-	case imapmail.ErrorAuth:
-		field = "password"
-	case imapmail.ErrorTLS:
-		field = e.Protocol + "_security"
-	case imapmail.ErrorMailbox:
-		field = "mailbox"
+	errs := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = joined.Unwrap()
 	}
-	msg := err.Error()
-	if e.Kind == imapmail.ErrorUnreachable || e.Kind == imapmail.ErrorTimeout {
-		msg += " (if the server filters by IP address, allow HelpDeskFlow's addresses)"
+	var first *imapmail.Error
+	var details []helpdeskflow.FieldProblem
+	for _, err := range errs {
+		var e *imapmail.Error
+		if !errors.As(err, &e) {
+			continue
+		}
+		if first == nil {
+			first = e
+		}
+		field := e.Protocol + "_host"
+		switch {
+		case e.Kind == imapmail.ErrorAuth:
+			field = "password"
+		case e.Kind == imapmail.ErrorTLS:
+			field = e.Protocol + "_security"
+		case e.Kind == imapmail.ErrorMailbox:
+			field = "mailbox"
+		case errors.Is(e, imapmail.ErrPortRefused):
+			field = e.Protocol + "_port"
+		}
+		problem := e.Error()
+		if e.Kind == imapmail.ErrorUnreachable || e.Kind == imapmail.ErrorTimeout {
+			problem += " (if the server filters by IP address, allow HelpDeskFlow's addresses)"
+		}
+		if i := slices.IndexFunc(details, func(d helpdeskflow.FieldProblem) bool { return d.Field == field }); i >= 0 {
+			details[i].Problem += "; " + problem // a wrong password fails both logins
+			continue
+		}
+		details = append(details, helpdeskflow.FieldProblem{Field: field, Problem: problem})
 	}
-	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the mail server refused the settings: " + e.Kind,
-		Details: []helpdeskflow.FieldProblem{{Field: field, Problem: msg}}, Err: err}
+	if first == nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "checking the mail servers failed", Err: err}
+	}
+	msg := "the mail server refused the settings: " + first.Kind
+	if first.Kind == imapmail.ErrorBlocked || errors.Is(first, imapmail.ErrPlaintextRefused) {
+		msg = "HelpDeskFlow does not connect to the mail server as set: " + first.Kind
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: msg, Details: details, Err: err}
 }
 
 // IMAPSettings opens an Outlook connection's settings, app password

@@ -42,8 +42,9 @@ type Config struct {
 	// ("ok", "invalid_grant", "invalid_client", "temporary", "error"), for
 	// metrics.
 	OnRefresh func(provider, outcome string)
-	// IMAPOptions configure the IMAP/SMTP clients of Outlook connections
-	// (test CAs).
+	// IMAPOptions configure the IMAP/SMTP clients of Outlook connections:
+	// the outbound address policy (imapmail.WithPolicy; without it, public
+	// addresses only), a logger, test CAs.
 	IMAPOptions []imapmail.Option
 }
 

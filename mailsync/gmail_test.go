@@ -18,6 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/gmail/gmailtest"
 	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -91,7 +92,7 @@ func (f *fixture) manager(opts ...imapmail.Option) *integrations.Manager {
 	f.t.Helper()
 	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
 		Providers: map[string]oauth.Provider{"google": f.oauth.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now,
-		IMAPOptions: opts})
+		IMAPOptions: append([]imapmail.Option{imapmailtest.AllowLoopback}, opts...)})
 	if err != nil {
 		f.t.Fatal(err)
 	}

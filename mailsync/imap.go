@@ -136,6 +136,9 @@ func imapFailure(err error) (failure, bool) {
 		f.message = "The mail folder does not exist on the server (" + err.Error() + "). Check the folder name in the settings."
 	case imapmail.ErrorUnreachable, imapmail.ErrorTimeout:
 		f.message = "The mail server cannot be reached (" + err.Error() + "); the sync retries with backoff. If the server filters by IP address, allow HelpDeskFlow's addresses."
+	case imapmail.ErrorBlocked:
+		f.status = helpdeskflow.ConnectionNeedsRevalidation
+		f.message = "HelpDeskFlow does not connect to this mail server (" + err.Error() + "). Enter a mail server at a public address, on a mail port."
 	case imapmail.ErrorDNS:
 		f.message = "The mail server's host name does not resolve (" + err.Error() + "); check the host in the settings. The sync retries with backoff."
 	default:

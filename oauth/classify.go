@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // Failure is what a token-endpoint error means for the caller.
@@ -36,7 +38,8 @@ const (
 	// the context ending: back off (RetryDelay) and retry.
 	FailureTemporary
 	// FailureOther: anything else (an unexpected 4xx, an answer that does
-	// not parse, a missing PKCE verifier, a bad provider configuration).
+	// not parse, a missing PKCE verifier, a bad provider configuration, a
+	// token endpoint the outbound address policy refuses).
 	FailureOther
 )
 
@@ -80,7 +83,10 @@ var (
 // costs the user a reconnection; wrongly retrying costs a request), then the
 // error code decides. Other errors are transport failures (FailureTemporary)
 // unless they are certificate errors or ours (FailureOther), and
-// ErrNoRefreshToken is FailureInvalidGrant.
+// ErrNoRefreshToken is FailureInvalidGrant. A token endpoint whose host
+// is, or resolves to, an address the outbound address policy refuses
+// (egress.ErrBlockedAddress, from a client whose transport is the
+// policy's) is FailureOther: retrying will not change it.
 func Classify(err error) Failure {
 	if err == nil {
 		return FailureNone
@@ -114,6 +120,9 @@ func Classify(err error) Failure {
 	)
 	if errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
 		errors.As(err, &invalidCert) || errors.As(err, &verification) {
+		return FailureOther
+	}
+	if errors.Is(err, egress.ErrBlockedAddress) {
 		return FailureOther
 	}
 	var netErr net.Error

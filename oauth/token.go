@@ -23,7 +23,9 @@ import (
 const DefaultRefreshMargin = 5 * time.Minute
 
 // DefaultTimeout bounds a token request when Exchange or Refresh get a nil
-// client, or one that sets no Timeout.
+// client, or one that sets no Timeout. The token endpoint of a per-shop provider
+// holds a user-given shop: in production the client's transport is the
+// outbound address policy's (egress.Policy.Transport).
 const DefaultTimeout = 30 * time.Second
 
 // maxTokenResponse is the most of a token response that is read (as

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // Providers, as in Account.Provider and LinkedProfile.Provider.
@@ -117,6 +118,9 @@ func WithStripeAPIVersion(v string) Option {
 // access token never leaves the API host (a redirect is a
 // ClassBadResponse error), and that gives up on a request after
 // DefaultTimeout when httpClient sets no Timeout (a ClassTemporary error).
+// Shop domains are user-given: in production httpClient's transport is
+// the outbound address policy's (egress.Policy.Transport), and a host it
+// refuses is a ClassBlockedAddress error.
 func New(httpClient *http.Client, opts ...Option) *Client {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
@@ -259,6 +263,11 @@ const (
 	// ClassBadResponse: an answer Lookup does not understand: unparseable
 	// or too large, a redirect, or an unexpected status (such as a 400).
 	ClassBadResponse = "bad_response"
+	// ClassBlockedAddress: the provider's host (a Shopify shop's domain is
+	// user-given) is, or resolves to, an address the outbound address
+	// policy refuses (egress.ErrBlockedAddress); nothing was sent. Do not
+	// retry.
+	ClassBlockedAddress = "blocked_address"
 )
 
 // LookupError is the error of a Lookup. Its text names the provider, the
@@ -453,6 +462,9 @@ func (c *Client) get(ctx context.Context, o *op, step, rawURL string, header htt
 func (o *op) transport(ctx context.Context, step, msg string, err error) *LookupError {
 	if cerr := ctx.Err(); cerr != nil {
 		return o.fail(step, 0, ClassTemporary, msg+": context ended", cerr)
+	}
+	if errors.Is(err, egress.ErrBlockedAddress) {
+		return o.fail(step, 0, ClassBlockedAddress, msg+": the host is not one HelpDeskFlow connects to", stripQuery(err))
 	}
 	return o.fail(step, 0, ClassTemporary, msg, stripQuery(err))
 }

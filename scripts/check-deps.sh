@@ -36,6 +36,17 @@ while read -r dep; do
   esac
 done < <(go list -deps "$module")
 
+# The outbound address policy (and the webhook package built on it) is the
+# standard library alone, so every client of a user-named host can use it.
+for pkg in egress webhook; do
+  while read -r dep; do
+    case $dep in
+      "$module/egress" | "$module/webhook" | vendor/*) ;;
+      *.*/*) echo "check-deps: $pkg depends on $dep" >&2; fail=1 ;;
+    esac
+  done < <(go list -deps "$module/$pkg")
+done
+
 # The rule engine is pure: the standard library, uuid and the root package.
 while read -r dep; do
   case $dep in

@@ -14,11 +14,12 @@
 // Delivering: a Sender POSTs one attempt and classifies its failure
 // (ErrorClassTimeout, ErrorClassTLSCertificateExpired, …). It refuses to
 // connect to loopback, private, link-local and other internal addresses
-// unless its Config allows them; the check runs on the address actually
-// dialled, after DNS resolution, so a name that resolves (or re-resolves)
-// to an internal address is refused too. ValidateURL applies the same
-// rules to a URL at subscription time, as far as they can be decided
-// without DNS.
+// unless its Config allows them: the outbound address policy of package
+// egress, which every client of a user-named host shares. The check runs
+// on the address actually dialled, after DNS resolution, so a name that
+// resolves (or re-resolves) to an internal address is refused too.
+// ValidateURL applies the same rules to a URL at subscription time, as far
+// as they can be decided without DNS.
 //
-// The package depends on the standard library only.
+// The package depends on the standard library and egress only.
 package webhook

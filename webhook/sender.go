@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // Error classes of a failed attempt (Result.ErrorClass), as the delivery
@@ -111,7 +113,7 @@ func NewSender(cfg Config) *Sender {
 		Timeout:   cfg.Timeout,
 		KeepAlive: 30 * time.Second,
 		Resolver:  cfg.Resolver,
-		Control:   s.control,
+		Control:   cfg.policy().Control,
 	}
 	transport := &http.Transport{
 		Proxy:       nil,
@@ -145,17 +147,9 @@ func (s *Sender) Config() Config { return s.cfg }
 // attempts.
 func (s *Sender) CloseIdleConnections() { s.client.CloseIdleConnections() }
 
-// control runs before each connect, on the address actually dialled.
-func (s *Sender) control(network, address string, _ syscall.RawConn) error {
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		// Fail closed: an address we cannot read is not one we checked.
-		return &BlockedAddressError{Reason: "unrecognised (" + address + ")"}
-	}
-	if blocked := s.cfg.check(ap.Addr()); blocked != nil {
-		return blocked
-	}
-	return nil
+// policy is the outbound address policy of c's address fields.
+func (c Config) policy() egress.Policy {
+	return egress.Policy{AllowLoopback: c.AllowLoopback, AllowPrivate: c.AllowPrivate, AllowedNets: c.AllowedNets, Resolver: c.Resolver}
 }
 
 // Request is one delivery attempt: Body is POSTed to URL as

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/egress"
 )
 
 // config is every setting of the binary. Each flag has an HDF_* environment
@@ -26,6 +28,7 @@ type config struct {
 	LogLevel           string
 	TrustedProxies     string
 	SecretKeys         string
+	OutboundLoopback   string
 	WebhookLoopback    string
 	WebhookBackoff     string
 	WebhookFactor      string
@@ -63,7 +66,8 @@ func (c *config) settings() []setting {
 		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
 		{"secret-keys", "HDF_SECRET_KEYS", "", "keyring sealing webhook secrets and tokens at rest: id:base64-32-byte-key[,…], the first seals (dev: generated into the data dir)", &c.SecretKeys},
-		{"webhook-allow-loopback", "HDF_WEBHOOK_ALLOW_LOOPBACK", "", "true lets webhooks target loopback addresses (dev defaults to true); private networks stay refused", &c.WebhookLoopback},
+		{"outbound-allow-loopback", "HDF_OUTBOUND_ALLOW_LOOPBACK", "", "true lets connections to hosts users name (webhooks, mail servers, Shopify, Stripe, OAuth token endpoints) reach loopback addresses (dev defaults to true); private networks stay refused", &c.OutboundLoopback},
+		{"webhook-allow-loopback", "HDF_WEBHOOK_ALLOW_LOOPBACK", "", "deprecated name of --outbound-allow-loopback (HDF_OUTBOUND_ALLOW_LOOPBACK)", &c.WebhookLoopback},
 		{"webhook-backoff", "HDF_WEBHOOK_BACKOFF", "10s", "wait after a webhook's first failed attempt", &c.WebhookBackoff},
 		{"webhook-backoff-factor", "HDF_WEBHOOK_BACKOFF_FACTOR", "6", "each further retry waits this many times longer", &c.WebhookFactor},
 		{"slack-api-url", "HDF_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL", &c.SlackAPIURL},
@@ -129,10 +133,8 @@ func (c config) validate() error {
 	if c.ShopifyAPIURL != "" && !strings.Contains(c.ShopifyAPIURL, "{shop}") {
 		errs = append(errs, fmt.Errorf("HDF_SHOPIFY_API_URL (--shopify-api-url) must contain {shop}, got %q", c.ShopifyAPIURL))
 	}
-	if c.WebhookLoopback != "" {
-		if _, err := strconv.ParseBool(c.WebhookLoopback); err != nil {
-			errs = append(errs, fmt.Errorf("HDF_WEBHOOK_ALLOW_LOOPBACK (--webhook-allow-loopback) must be true or false, got %q", c.WebhookLoopback))
-		}
+	if _, _, err := c.loopbackSetting(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, role := range c.roles() {
 		if !knownRoles[role] {
@@ -207,14 +209,42 @@ func (c config) syncIntervals() (map[string]time.Duration, error) {
 	return out, nil
 }
 
-// allowLoopback says whether webhooks may target loopback addresses;
-// dev's default is yes.
-func (c config) allowLoopback(dev bool) bool {
-	if c.WebhookLoopback == "" {
-		return dev
+// loopbackSetting reads HDF_OUTBOUND_ALLOW_LOOPBACK, or its old name
+// HDF_WEBHOOK_ALLOW_LOOPBACK; set is false when neither is set. Both set
+// to different values is an error.
+func (c config) loopbackSetting() (allow, set bool, err error) {
+	values := map[string]bool{}
+	for _, s := range []struct{ env, flag, value string }{
+		{"HDF_OUTBOUND_ALLOW_LOOPBACK", "outbound-allow-loopback", c.OutboundLoopback},
+		{"HDF_WEBHOOK_ALLOW_LOOPBACK", "webhook-allow-loopback", c.WebhookLoopback},
+	} {
+		if s.value == "" {
+			continue
+		}
+		v, err := strconv.ParseBool(s.value)
+		if err != nil {
+			return false, false, fmt.Errorf("%s (--%s) must be true or false, got %q", s.env, s.flag, s.value)
+		}
+		values[s.env] = v
+		allow, set = v, true
 	}
-	v, _ := strconv.ParseBool(c.WebhookLoopback)
-	return v
+	if len(values) == 2 && values["HDF_OUTBOUND_ALLOW_LOOPBACK"] != values["HDF_WEBHOOK_ALLOW_LOOPBACK"] {
+		return false, false, errors.New("HDF_OUTBOUND_ALLOW_LOOPBACK and its old name HDF_WEBHOOK_ALLOW_LOOPBACK disagree; set only HDF_OUTBOUND_ALLOW_LOOPBACK")
+	}
+	return allow, set, nil
+}
+
+// outboundPolicy is the one address policy of every connection to a host
+// a user names: webhooks, Outlook's IMAP and SMTP servers, Shopify and
+// Stripe lookups, OAuth token endpoints. Loopback is allowed when
+// HDF_OUTBOUND_ALLOW_LOOPBACK says so, by default only in dev; private
+// and other internal addresses never.
+func (c config) outboundPolicy() egress.Policy {
+	allow, set, _ := c.loopbackSetting() // validated with the config
+	if !set {
+		allow = c.dev
+	}
+	return egress.Policy{AllowLoopback: allow}
 }
 
 func (c config) brokers() []string {

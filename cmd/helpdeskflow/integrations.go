@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/egress"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
@@ -19,7 +23,10 @@ import (
 
 // integrationsOf builds the integrations manager (OAuth connections and
 // Outlook mailboxes) and the linked-profile linker, with their metrics.
-func integrationsOf(cfg config, keyring *secretbox.Keyring, store *eventstore.Store, service *commands.Service, logger *slog.Logger,
+// Their connections — OAuth token endpoints (Shopify's per shop), the
+// Outlook IMAP and SMTP servers, Shopify and Stripe lookups — go through
+// policy.
+func integrationsOf(cfg config, policy egress.Policy, keyring *secretbox.Keyring, store *eventstore.Store, service *commands.Service, logger *slog.Logger,
 	reg prometheus.Registerer) (*integrations.Manager, *linkedprofiles.Linker, error) {
 	providers, err := oauthProviders(cfg.PublicURL)
 	if err != nil {
@@ -30,7 +37,9 @@ func integrationsOf(cfg config, keyring *secretbox.Keyring, store *eventstore.St
 		return nil, nil, err
 	}
 	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keyring,
-		Providers: providers, StateKey: stateKey(cfg.SecretKeys), OnRefresh: metrics.Refreshed})
+		Providers: providers, StateKey: stateKey(cfg.SecretKeys), OnRefresh: metrics.Refreshed,
+		HTTPClient:  outboundHTTP(policy, 8*time.Second),
+		IMAPOptions: []imapmail.Option{imapmail.WithPolicy(policy), imapmail.WithLogger(logger)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -41,13 +50,19 @@ func integrationsOf(cfg config, keyring *secretbox.Keyring, store *eventstore.St
 	if cfg.StripeAPIURL != "" {
 		lookupOpts = append(lookupOpts, profilelookup.WithStripeBaseURL(cfg.StripeAPIURL))
 	}
-	lookup := profilelookup.New(nil, lookupOpts...)
+	lookup := profilelookup.New(outboundHTTP(policy, profilelookup.DefaultTimeout), lookupOpts...)
 	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: manager, Lookup: lookup, Customers: service,
 		Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}
 	return manager, linker, nil
+}
+
+// outboundHTTP is an HTTP client whose every connection goes through
+// policy, with timeout.
+func outboundHTTP(policy egress.Policy, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: policy.Transport()}
 }
 
 // mailWorkers returns the dispatcher role's mailbox sync and reply

@@ -87,6 +87,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	if err != nil {
 		return err
 	}
+	// Slack's and Gmail's API hosts are the operator's configuration, not
+	// a user's; every host a user can name goes through this policy.
+	policy := cfg.outboundPolicy()
 	slackClient := slack.New(cfg.SlackAPIURL, nil)
 	opts := []commands.Option{commands.WithMetrics(commandMetrics), commands.WithSlack(slackClient)}
 	var keyring *secretbox.Keyring
@@ -94,7 +97,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if keyring, err = secretbox.ParseKeyring(cfg.SecretKeys); err != nil {
 			return fmt.Errorf("HDF_SECRET_KEYS: %w", err)
 		}
-		opts = append(opts, commands.WithSecrets(keyring, cfg.allowLoopback(cfg.dev)))
+		opts = append(opts, commands.WithSecrets(keyring, policy.AllowLoopback))
 	} else {
 		logger.Warn("HDF_SECRET_KEYS is not set: webhooks cannot be created or delivered")
 	}
@@ -102,7 +105,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	var connections *integrations.Manager
 	var linker *linkedprofiles.Linker
 	if keyring != nil {
-		if connections, linker, err = integrationsOf(cfg, keyring, store, service, logger, reg); err != nil {
+		if connections, linker, err = integrationsOf(cfg, policy, keyring, store, service, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -136,7 +139,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
 			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
 				Store: store, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
-				Sender: webhook.NewSender(webhook.Config{AllowLoopback: cfg.allowLoopback(cfg.dev)}),
+				Sender: webhook.NewSender(webhook.Config{AllowLoopback: policy.AllowLoopback}),
 			})
 			if err != nil {
 				return err

@@ -26,6 +26,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/helpdeskflow/helpdeskflow/egress"
 	"github.com/helpdeskflow/helpdeskflow/imapmail"
 )
 
@@ -111,6 +112,10 @@ func splitAddr(addr string) (string, int) {
 	}
 	return host, port
 }
+
+// AllowLoopback is the client option the test servers need: they listen
+// on loopback, which the default outbound address policy refuses.
+var AllowLoopback = imapmail.WithPolicy(egress.Policy{AllowLoopback: true})
 
 // TLSConfig returns a TLS configuration trusting the given PEM
 // certificates (Environment.CAPEM, SMTPServer.CAPEM) and nothing else.
