@@ -65,11 +65,14 @@ const TicketChannelEmail = "email"
 // SyncOutcome is how a mailbox sync run ended: its cursor (nil keeps the
 // stored one), when to sync next, and for a failed run the error's class
 // and message (a run that ends well clears the last error and the failure
-// count; a failed one counts a failure).
+// count; a failed one counts a failure). Partial marks a run that stopped
+// at its deadline after making progress: not a failure, but not a full
+// sync either (the time of the last full sync stays).
 type SyncOutcome struct {
 	State      []byte
 	At         time.Time
 	NextSyncAt time.Time
 	ErrorClass string
 	Error      string
+	Partial    bool
 }

@@ -128,8 +128,8 @@ func (s *Store) MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskf
 // no live lease holds, until leaseUntil. The lease is the claim's token:
 // FinishMailboxSync and SaveSyncState only write while it is the
 // connection's lease, so a process whose lease ran out (and another took
-// over) changes nothing. Leases are kept to the microsecond, as Postgres
-// keeps them.
+// over) changes nothing; runs do not extend their lease. Leases are kept
+// to the microsecond, as Postgres keeps them.
 func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, leaseUntil time.Time, limit int) ([]helpdeskflow.Connection, error) {
 	leaseUntil = leaseUntil.Truncate(time.Microsecond)
 	rows, err := s.pool.Query(ctx, `UPDATE integration_connections SET sync_lease_until = $3
@@ -148,34 +148,36 @@ func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, lea
 	return out, nil
 }
 
-// ExtendSyncLease moves a sync run's lease to newLease, storing its
-// cursor part-way through the run when state is not nil, while the lease
-// is still the claim's; false when it is not (the run must stop).
-func (s *Store) ExtendSyncLease(ctx context.Context, id uuid.UUID, lease, newLease time.Time, state []byte) (bool, error) {
-	lease, newLease = lease.Truncate(time.Microsecond), newLease.Truncate(time.Microsecond)
-	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($4, sync_state), sync_lease_until = $3
-		WHERE id = $1 AND sync_lease_until = $2`, id, lease, newLease, state)
+// SaveSyncState stores a sync run's cursor part-way through the run (state
+// nil stores nothing), while lease is still the connection's lease; false
+// when it is not (another run took over: this one must stop). It does not
+// move the lease: a run's deadline is shorter than its lease.
+func (s *Store) SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time, state []byte) (bool, error) {
+	lease = lease.Truncate(time.Microsecond)
+	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($3, sync_state)
+		WHERE id = $1 AND sync_lease_until = $2`, id, lease, state)
 	if err != nil {
-		return false, internal("extend a sync lease", err)
+		return false, internal("save a sync cursor", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
 // FinishMailboxSync records a sync run's outcome and ends its lease, if
 // the lease is still the claim's. It returns the connection's failure
-// count after the run (0 after a good one) and false when the lease was
-// lost.
+// count after the run (0 after a good or partial one) and false when the
+// lease was lost. A partial run clears the last error but leaves
+// last_sync_at, as it did not read everything.
 func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error) {
 	lease = lease.Truncate(time.Microsecond)
 	var failures int
 	err := s.pool.QueryRow(ctx, `UPDATE integration_connections SET
 			sync_state = coalesce($3, sync_state), next_sync_at = $4, sync_lease_until = NULL,
-			last_sync_at = CASE WHEN $6 = '' THEN $5 ELSE last_sync_at END,
+			last_sync_at = CASE WHEN $6 = '' AND NOT $8 THEN $5 ELSE last_sync_at END,
 			sync_failures = CASE WHEN $6 = '' THEN 0 ELSE sync_failures + 1 END,
 			last_error_class = $6, last_error = $7,
 			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END, updated_at = $5
 		WHERE id = $1 AND sync_lease_until = $2 RETURNING sync_failures`,
-		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error).Scan(&failures)
+		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error, o.Partial).Scan(&failures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

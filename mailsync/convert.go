@@ -3,6 +3,7 @@ package mailsync
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html"
 	"strings"
@@ -114,6 +115,15 @@ func fitBody(s string) string {
 		return s
 	}
 	return helpdeskflow.CutUTF8(s, commands.MaxMessageBodyLen-len(truncatedNote)-1) + truncatedNote
+}
+
+// unreadable is the skip reason of a message mail.Parse refused: too
+// large, or unreadable.
+func unreadable(err error) string {
+	if errors.Is(err, mail.ErrTooLarge) {
+		return SkipTooLarge + ": " + err.Error()
+	}
+	return SkipUnreadable + ": " + err.Error()
 }
 
 // rfcExternalID is the id of a message in a mailbox without ids of its
