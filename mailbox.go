@@ -25,7 +25,8 @@ const (
 // it: read from the mailbox (MailIn) or sent through it (MailOut).
 // ExternalID is unique per connection (the Gmail message id; for IMAP the
 // Message-Id). TicketID and MessageID are nil when the message made
-// nothing, and Skipped says why.
+// nothing, and Skipped says why. From is the normalized sender of a
+// message read from the mailbox ("" for sent ones).
 type MailRecord struct {
 	ConnectionID uuid.UUID
 	WorkspaceID  uuid.UUID
@@ -36,6 +37,7 @@ type MailRecord struct {
 	ThreadID     string
 	RFCMessageID string
 	Skipped      string
+	From         string
 	CreatedAt    time.Time
 }
 

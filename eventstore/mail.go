@@ -21,12 +21,13 @@ func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
 	return nil
 }
 
-const mailRecordColumns = `connection_id, workspace_id, external_id, ticket_id, message_id, direction, thread_id, rfc_message_id, skipped, created_at`
+const mailRecordColumns = `connection_id, workspace_id, external_id, ticket_id, message_id, direction, thread_id, rfc_message_id, skipped,
+	from_address, created_at`
 
 func scanMailRecord(row pgx.Row) (helpdeskflow.MailRecord, error) {
 	var r helpdeskflow.MailRecord
 	err := row.Scan(&r.ConnectionID, &r.WorkspaceID, &r.ExternalID, &r.TicketID, &r.MessageID, &r.Direction, &r.ThreadID,
-		&r.RFCMessageID, &r.Skipped, &r.CreatedAt)
+		&r.RFCMessageID, &r.Skipped, &r.From, &r.CreatedAt)
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, err
 }
@@ -45,42 +46,60 @@ func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID 
 	return r, true, nil
 }
 
-// MailThreadTicket returns the ticket of the first of keys (a provider
-// thread id or an RFC Message-Id) that a message of the mailbox that made
-// or joined a ticket has; found is false when none has. Each key is looked
-// up by equality (not `= ANY`, which a plan made while the table was small
-// may leave out of the index condition, reading every record of the
-// mailbox per lookup), and the non-empty predicates repeat the partial
-// indexes' conditions so that a generic plan of the prepared statement
-// can use them.
-func (t *Tx) MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (uuid.UUID, bool, error) {
-	var id uuid.UUID
+// MailThreadTicket returns the ticket a message of the mailbox with keys
+// (provider thread ids and RFC Message-Ids, most specific first) and
+// sender (a normalized address) would join: among the tickets that a
+// recorded message with one of the keys made or joined, the first that
+// sender may write to (allowed), else the first of all (found but not
+// allowed); found is false when no recorded message has any of the keys.
+// "First" is by the most specific key, then the newest record. sender may
+// write to a ticket when it is an email of the ticket's customer
+// (customer_emails) or the sender of a message read into the ticket
+// before; an empty sender may write to none.
+//
+// Each key is looked up by equality (not `= ANY`, which a plan made while
+// the table was small may leave out of the index condition, reading every
+// record of the mailbox per lookup), and the non-empty predicates repeat
+// the partial indexes' conditions so that a generic plan of the prepared
+// statement can use them.
+func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uuid.UUID, keys []string, sender string) (ticketID uuid.UUID, found, allowed bool, err error) {
 	if len(keys) == 0 {
-		return id, false, nil
+		return ticketID, false, false, nil
 	}
-	err := t.queryRow(ctx, `SELECT m.ticket_id FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
-		CROSS JOIN LATERAL (
-			SELECT ticket_id, created_at FROM mail_messages
-			WHERE connection_id = $1 AND thread_id = k.key AND thread_id <> '' AND ticket_id IS NOT NULL
-			UNION ALL
-			SELECT ticket_id, created_at FROM mail_messages
-			WHERE connection_id = $1 AND rfc_message_id = k.key AND rfc_message_id <> '' AND ticket_id IS NOT NULL
-		) m ORDER BY k.rank, m.created_at DESC LIMIT 1`, connectionID, keys).Scan(&id)
+	err = t.queryRow(ctx, `WITH candidates AS (
+			SELECT m.ticket_id, min(k.rank) AS rank, max(m.created_at) AS latest
+			FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
+			CROSS JOIN LATERAL (
+				SELECT ticket_id, created_at FROM mail_messages
+				WHERE connection_id = $1 AND thread_id = k.key AND thread_id <> '' AND ticket_id IS NOT NULL
+				UNION ALL
+				SELECT ticket_id, created_at FROM mail_messages
+				WHERE connection_id = $1 AND rfc_message_id = k.key AND rfc_message_id <> '' AND ticket_id IS NOT NULL
+			) m GROUP BY m.ticket_id
+		)
+		SELECT c.ticket_id, $4 <> '' AND (
+				EXISTS (SELECT 1 FROM customer_emails ce JOIN customer_tickets ct ON ct.customer_id = ce.customer_id
+					WHERE ce.workspace_id = $3 AND ce.email = $4 AND ct.ticket_id = c.ticket_id)
+				OR EXISTS (SELECT 1 FROM mail_messages w
+					WHERE w.ticket_id = c.ticket_id AND w.direction = 'in' AND w.from_address = $4)
+			) AS allowed
+		FROM candidates c ORDER BY allowed DESC, c.rank, c.latest DESC LIMIT 1`,
+		connectionID, keys, workspaceID, sender).Scan(&ticketID, &allowed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return id, false, nil
+		return ticketID, false, false, nil
 	}
 	if err != nil {
-		return id, false, internal("find the ticket of a mail thread", err)
+		return ticketID, false, false, internal("find the ticket of a mail thread", err)
 	}
-	return id, true, nil
+	return ticketID, true, allowed, nil
 }
 
 // RecordMail records a mailbox message (next statement). Recording one
 // twice is a unique violation, failing the transaction: callers check
 // MailRecord under LockMailbox first.
 func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
-	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.CreatedAt)
+	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.From, r.CreatedAt)
 }
 
 // QueueMailReply queues an agent's reply to be sent through its ticket's
@@ -252,9 +271,10 @@ func (s *Store) MailReplySent(ctx context.Context, r helpdeskflow.MailReply, rec
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE mail_replies SET status = 'sent', external_id = $2, sent_at = $3, last_error = '' WHERE event_id = $1`,
 			r.EventID, rec.ExternalID, rec.CreatedAt)
-		b.Queue(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		b.Queue(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (connection_id, external_id) DO NOTHING`,
-			rec.ConnectionID, rec.WorkspaceID, rec.ExternalID, rec.TicketID, rec.MessageID, rec.Direction, rec.ThreadID, rec.RFCMessageID, rec.Skipped, rec.CreatedAt)
+			rec.ConnectionID, rec.WorkspaceID, rec.ExternalID, rec.TicketID, rec.MessageID, rec.Direction, rec.ThreadID, rec.RFCMessageID, rec.Skipped,
+			rec.From, rec.CreatedAt)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -36,7 +36,7 @@ const noSubject = "(no subject)"
 func convert(connectionID uuid.UUID, externalID, address string, m mail.Message) commands.ImportMail {
 	in := commands.ImportMail{
 		ConnectionID: connectionID, ExternalID: externalID, ThreadID: m.ThreadID, MessageID: m.MessageID,
-		ThreadKeys: mail.ThreadKey(m),
+		ThreadKeys: mail.ThreadKey(m), DMARCFailed: m.DMARC == "fail",
 	}
 	switch {
 	case m.From.Email == "":

@@ -308,6 +308,10 @@ func (r *run) importMessage(ctx context.Context, in commands.ImportMail) error {
 	default:
 		return fmt.Errorf("import message %s: %w", in.ExternalID, err)
 	}
+	if res.ThreadRefused != "" {
+		r.w.cfg.Logger.Info("mail sync: a message names an existing ticket's thread but its sender may not write to it; it made a new ticket",
+			"connection", r.conn.ID, "message", in.ExternalID, "ticket", res.TicketID, "reason", res.ThreadRefused)
+	}
 	switch {
 	case res.Duplicate:
 		r.imported["duplicate"]++
