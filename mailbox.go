@@ -25,7 +25,8 @@ const (
 // it: read from the mailbox (MailIn) or sent through it (MailOut).
 // ExternalID is unique per connection (the Gmail message id; for IMAP the
 // Message-Id). TicketID and MessageID are nil when the message made
-// nothing, and Skipped says why.
+// nothing, and Skipped says why. From is the normalized sender of a
+// message read from the mailbox ("" for sent ones).
 type MailRecord struct {
 	ConnectionID uuid.UUID
 	WorkspaceID  uuid.UUID
@@ -36,6 +37,7 @@ type MailRecord struct {
 	ThreadID     string
 	RFCMessageID string
 	Skipped      string
+	From         string
 	CreatedAt    time.Time
 }
 
@@ -65,11 +67,14 @@ const TicketChannelEmail = "email"
 // SyncOutcome is how a mailbox sync run ended: its cursor (nil keeps the
 // stored one), when to sync next, and for a failed run the error's class
 // and message (a run that ends well clears the last error and the failure
-// count; a failed one counts a failure).
+// count; a failed one counts a failure). Partial marks a run that stopped
+// at its deadline after making progress: not a failure, but not a full
+// sync either (the time of the last full sync stays).
 type SyncOutcome struct {
 	State      []byte
 	At         time.Time
 	NextSyncAt time.Time
 	ErrorClass string
 	Error      string
+	Partial    bool
 }

@@ -1187,10 +1187,10 @@ func (s *timedMailStore) ClaimMailboxes(ctx context.Context, providers []string,
 	return s.Store.ClaimMailboxes(ctx, providers, now, leaseUntil, limit)
 }
 
-func (s *timedMailStore) ExtendSyncLease(ctx context.Context, id uuid.UUID, lease, newLease time.Time, state []byte) (bool, error) {
+func (s *timedMailStore) SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time, state []byte) (bool, error) {
 	t := time.Now()
 	defer func() { s.add(time.Since(t)) }()
-	return s.Store.ExtendSyncLease(ctx, id, lease, newLease, state)
+	return s.Store.SaveSyncState(ctx, id, lease, state)
 }
 
 func (s *timedMailStore) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error) {

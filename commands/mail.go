@@ -19,10 +19,14 @@ type mailTx interface {
 	// MailRecord returns the record of a mailbox message; found is false
 	// when it was never imported.
 	MailRecord(ctx context.Context, connectionID uuid.UUID, externalID string) (rec helpdeskflow.MailRecord, found bool, err error)
-	// MailThreadTicket returns the ticket of the first key (a provider
-	// thread id or an RFC Message-Id) that a recorded message of the
-	// mailbox has; found is false when none has.
-	MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (ticketID uuid.UUID, found bool, err error)
+	// MailThreadTicket returns the ticket a message with keys (provider
+	// thread ids and RFC Message-Ids, most specific first) from sender (a
+	// normalized address) would join: of the tickets recorded messages
+	// with those keys made or joined, the first that sender may write to
+	// (allowed: an email of the ticket's customer, or the sender of a
+	// message read into the ticket before), else the first of all; found
+	// is false when no recorded message has any of the keys.
+	MailThreadTicket(ctx context.Context, workspaceID, connectionID uuid.UUID, keys []string, sender string) (ticketID uuid.UUID, found, allowed bool, err error)
 	// RecordMail records a mailbox message (next statement).
 	RecordMail(ctx context.Context, rec helpdeskflow.MailRecord)
 	// QueueMailReply queues an agent's reply to be sent (next statement).
@@ -44,10 +48,16 @@ type ImportMail struct {
 	// ThreadKeys are the keys that tie this message to an earlier one
 	// (mail.ThreadKey), most specific first.
 	ThreadKeys []string
-	From       CustomerRef
-	Subject    string
-	Body       string
-	ReplyBody  string
+	// From is the sender: the customer of a new ticket.
+	From CustomerRef
+	// DMARCFailed reports that the receiving server's
+	// Authentication-Results says the sender's domain failed DMARC
+	// (mail.Message.DMARC "fail"): the From may be forged, so the mail
+	// never joins an existing ticket.
+	DMARCFailed bool
+	Subject     string
+	Body        string
+	ReplyBody   string
 	// Skip, when not "", records the message as read and makes nothing
 	// (why: an auto-reply, a message from the mailbox itself…).
 	Skip string
@@ -56,13 +66,27 @@ type ImportMail struct {
 // ImportResult says what an import did: the ticket it created (Created)
 // or added a message to, or that the message had been imported before
 // (Duplicate, with the ticket it made then) or was skipped (Skipped).
+// ThreadRefused says why a message that named an existing ticket's thread
+// made a new ticket instead (ThreadRefusedSender, ThreadRefusedDMARC; ""
+// otherwise).
 type ImportResult struct {
-	TicketID  uuid.UUID
-	MessageID uuid.UUID
-	Created   bool
-	Duplicate bool
-	Skipped   bool
+	TicketID      uuid.UUID
+	MessageID     uuid.UUID
+	Created       bool
+	Duplicate     bool
+	Skipped       bool
+	ThreadRefused string
 }
+
+// Why mail that names an existing ticket's thread makes a new ticket.
+const (
+	// ThreadRefusedSender: the sender is neither the ticket's customer
+	// nor an address that has written to the ticket before.
+	ThreadRefusedSender = "sender_not_on_ticket"
+	// ThreadRefusedDMARC: the receiving server says the sender failed
+	// DMARC.
+	ThreadRefusedDMARC = "dmarc_failed"
+)
 
 // errTakesNoMail stops adding mail to a closed or full ticket (one with
 // MaxTicketMessages messages): the mail makes a new ticket instead.
@@ -71,12 +95,19 @@ var errTakesNoMail = errors.New("ticket is closed or full")
 // ImportMail turns a mailbox message into a ticket, or into a customer
 // message on the ticket of its thread, with the workspace's automations
 // and SLA policies applied as for any create or message, in one
-// transaction that also records the message by its external id. Imports
-// of one mailbox are serialized, and one already recorded is answered
-// Duplicate without change, so retried, interrupted or concurrent syncs
-// never make a message twice. Mail to a closed ticket, or to a full one
-// (MaxTicketMessages), makes a new ticket: nothing is lost, and the
-// thread goes on there.
+// transaction that also records the message by its external id and
+// sender. Imports of one mailbox are serialized, and one already recorded
+// is answered Duplicate without change, so retried, interrupted or
+// concurrent syncs never make a message twice. Mail to a closed ticket,
+// or to a full one (MaxTicketMessages), makes a new ticket: nothing is
+// lost, and the thread goes on there.
+//
+// Knowing a thread's id or a Message-Id is not enough to write into a
+// ticket: mail joins the ticket of its thread (provider thread id,
+// In-Reply-To, References alike) only when its sender is one of the
+// ticket's customer's emails or has written to the ticket before (the
+// sender of mail imported into it), and never when DMARCFailed; otherwise
+// it makes a new ticket, with ThreadRefused saying why.
 // When the automations conflict over the message, it is imported without
 // them rather than held up (a mailbox must not stall on one message); the
 // conflict is returned in AutomationConflict for the caller to report.
@@ -114,16 +145,23 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			}
 			return nil
 		}
+		sender := helpdeskflow.NormalizeEmail(cmd.From.Email)
 		rec := helpdeskflow.MailRecord{ConnectionID: cmd.ConnectionID, WorkspaceID: workspaceID, ExternalID: cmd.ExternalID,
-			Direction: helpdeskflow.MailIn, ThreadID: cmd.ThreadID, RFCMessageID: cmd.MessageID, Skipped: cmd.Skip, CreatedAt: s.now()}
+			Direction: helpdeskflow.MailIn, ThreadID: cmd.ThreadID, RFCMessageID: cmd.MessageID, Skipped: cmd.Skip, From: sender, CreatedAt: s.now()}
 		if cmd.Skip != "" {
 			res.Skipped = true
 			tx.RecordMail(ctx, rec)
 			return nil
 		}
-		ticketID, found, err := tx.MailThreadTicket(ctx, cmd.ConnectionID, cmd.ThreadKeys)
+		ticketID, found, allowed, err := tx.MailThreadTicket(ctx, workspaceID, cmd.ConnectionID, cmd.ThreadKeys, sender)
 		if err != nil {
 			return err
+		}
+		switch {
+		case found && cmd.DMARCFailed:
+			found, res.ThreadRefused = false, ThreadRefusedDMARC
+		case found && !allowed:
+			found, res.ThreadRefused = false, ThreadRefusedSender
 		}
 		if found {
 			addMessage, err := reply.decider()

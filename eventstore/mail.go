@@ -21,12 +21,13 @@ func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
 	return nil
 }
 
-const mailRecordColumns = `connection_id, workspace_id, external_id, ticket_id, message_id, direction, thread_id, rfc_message_id, skipped, created_at`
+const mailRecordColumns = `connection_id, workspace_id, external_id, ticket_id, message_id, direction, thread_id, rfc_message_id, skipped,
+	from_address, created_at`
 
 func scanMailRecord(row pgx.Row) (helpdeskflow.MailRecord, error) {
 	var r helpdeskflow.MailRecord
 	err := row.Scan(&r.ConnectionID, &r.WorkspaceID, &r.ExternalID, &r.TicketID, &r.MessageID, &r.Direction, &r.ThreadID,
-		&r.RFCMessageID, &r.Skipped, &r.CreatedAt)
+		&r.RFCMessageID, &r.Skipped, &r.From, &r.CreatedAt)
 	r.CreatedAt = r.CreatedAt.UTC()
 	return r, err
 }
@@ -45,42 +46,60 @@ func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID 
 	return r, true, nil
 }
 
-// MailThreadTicket returns the ticket of the first of keys (a provider
-// thread id or an RFC Message-Id) that a message of the mailbox that made
-// or joined a ticket has; found is false when none has. Each key is looked
-// up by equality (not `= ANY`, which a plan made while the table was small
-// may leave out of the index condition, reading every record of the
-// mailbox per lookup), and the non-empty predicates repeat the partial
-// indexes' conditions so that a generic plan of the prepared statement
-// can use them.
-func (t *Tx) MailThreadTicket(ctx context.Context, connectionID uuid.UUID, keys []string) (uuid.UUID, bool, error) {
-	var id uuid.UUID
+// MailThreadTicket returns the ticket a message of the mailbox with keys
+// (provider thread ids and RFC Message-Ids, most specific first) and
+// sender (a normalized address) would join: among the tickets that a
+// recorded message with one of the keys made or joined, the first that
+// sender may write to (allowed), else the first of all (found but not
+// allowed); found is false when no recorded message has any of the keys.
+// "First" is by the most specific key, then the newest record. sender may
+// write to a ticket when it is an email of the ticket's customer
+// (customer_emails) or the sender of a message read into the ticket
+// before; an empty sender may write to none.
+//
+// Each key is looked up by equality (not `= ANY`, which a plan made while
+// the table was small may leave out of the index condition, reading every
+// record of the mailbox per lookup), and the non-empty predicates repeat
+// the partial indexes' conditions so that a generic plan of the prepared
+// statement can use them.
+func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uuid.UUID, keys []string, sender string) (ticketID uuid.UUID, found, allowed bool, err error) {
 	if len(keys) == 0 {
-		return id, false, nil
+		return ticketID, false, false, nil
 	}
-	err := t.queryRow(ctx, `SELECT m.ticket_id FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
-		CROSS JOIN LATERAL (
-			SELECT ticket_id, created_at FROM mail_messages
-			WHERE connection_id = $1 AND thread_id = k.key AND thread_id <> '' AND ticket_id IS NOT NULL
-			UNION ALL
-			SELECT ticket_id, created_at FROM mail_messages
-			WHERE connection_id = $1 AND rfc_message_id = k.key AND rfc_message_id <> '' AND ticket_id IS NOT NULL
-		) m ORDER BY k.rank, m.created_at DESC LIMIT 1`, connectionID, keys).Scan(&id)
+	err = t.queryRow(ctx, `WITH candidates AS (
+			SELECT m.ticket_id, min(k.rank) AS rank, max(m.created_at) AS latest
+			FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
+			CROSS JOIN LATERAL (
+				SELECT ticket_id, created_at FROM mail_messages
+				WHERE connection_id = $1 AND thread_id = k.key AND thread_id <> '' AND ticket_id IS NOT NULL
+				UNION ALL
+				SELECT ticket_id, created_at FROM mail_messages
+				WHERE connection_id = $1 AND rfc_message_id = k.key AND rfc_message_id <> '' AND ticket_id IS NOT NULL
+			) m GROUP BY m.ticket_id
+		)
+		SELECT c.ticket_id, $4 <> '' AND (
+				EXISTS (SELECT 1 FROM customer_emails ce JOIN customer_tickets ct ON ct.customer_id = ce.customer_id
+					WHERE ce.workspace_id = $3 AND ce.email = $4 AND ct.ticket_id = c.ticket_id)
+				OR EXISTS (SELECT 1 FROM mail_messages w
+					WHERE w.ticket_id = c.ticket_id AND w.direction = 'in' AND w.from_address = $4)
+			) AS allowed
+		FROM candidates c ORDER BY allowed DESC, c.rank, c.latest DESC LIMIT 1`,
+		connectionID, keys, workspaceID, sender).Scan(&ticketID, &allowed)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return id, false, nil
+		return ticketID, false, false, nil
 	}
 	if err != nil {
-		return id, false, internal("find the ticket of a mail thread", err)
+		return ticketID, false, false, internal("find the ticket of a mail thread", err)
 	}
-	return id, true, nil
+	return ticketID, true, allowed, nil
 }
 
 // RecordMail records a mailbox message (next statement). Recording one
 // twice is a unique violation, failing the transaction: callers check
 // MailRecord under LockMailbox first.
 func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
-	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.CreatedAt)
+	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.From, r.CreatedAt)
 }
 
 // QueueMailReply queues an agent's reply to be sent through its ticket's
@@ -128,8 +147,8 @@ func (s *Store) MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskf
 // no live lease holds, until leaseUntil. The lease is the claim's token:
 // FinishMailboxSync and SaveSyncState only write while it is the
 // connection's lease, so a process whose lease ran out (and another took
-// over) changes nothing. Leases are kept to the microsecond, as Postgres
-// keeps them.
+// over) changes nothing; runs do not extend their lease. Leases are kept
+// to the microsecond, as Postgres keeps them.
 func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, leaseUntil time.Time, limit int) ([]helpdeskflow.Connection, error) {
 	leaseUntil = leaseUntil.Truncate(time.Microsecond)
 	rows, err := s.pool.Query(ctx, `UPDATE integration_connections SET sync_lease_until = $3
@@ -148,34 +167,36 @@ func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, lea
 	return out, nil
 }
 
-// ExtendSyncLease moves a sync run's lease to newLease, storing its
-// cursor part-way through the run when state is not nil, while the lease
-// is still the claim's; false when it is not (the run must stop).
-func (s *Store) ExtendSyncLease(ctx context.Context, id uuid.UUID, lease, newLease time.Time, state []byte) (bool, error) {
-	lease, newLease = lease.Truncate(time.Microsecond), newLease.Truncate(time.Microsecond)
-	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($4, sync_state), sync_lease_until = $3
-		WHERE id = $1 AND sync_lease_until = $2`, id, lease, newLease, state)
+// SaveSyncState stores a sync run's cursor part-way through the run (state
+// nil stores nothing), while lease is still the connection's lease; false
+// when it is not (another run took over: this one must stop). It does not
+// move the lease: a run's deadline is shorter than its lease.
+func (s *Store) SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time, state []byte) (bool, error) {
+	lease = lease.Truncate(time.Microsecond)
+	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($3, sync_state)
+		WHERE id = $1 AND sync_lease_until = $2`, id, lease, state)
 	if err != nil {
-		return false, internal("extend a sync lease", err)
+		return false, internal("save a sync cursor", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
 
 // FinishMailboxSync records a sync run's outcome and ends its lease, if
 // the lease is still the claim's. It returns the connection's failure
-// count after the run (0 after a good one) and false when the lease was
-// lost.
+// count after the run (0 after a good or partial one) and false when the
+// lease was lost. A partial run clears the last error but leaves
+// last_sync_at, as it did not read everything.
 func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error) {
 	lease = lease.Truncate(time.Microsecond)
 	var failures int
 	err := s.pool.QueryRow(ctx, `UPDATE integration_connections SET
 			sync_state = coalesce($3, sync_state), next_sync_at = $4, sync_lease_until = NULL,
-			last_sync_at = CASE WHEN $6 = '' THEN $5 ELSE last_sync_at END,
+			last_sync_at = CASE WHEN $6 = '' AND NOT $8 THEN $5 ELSE last_sync_at END,
 			sync_failures = CASE WHEN $6 = '' THEN 0 ELSE sync_failures + 1 END,
 			last_error_class = $6, last_error = $7,
 			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END, updated_at = $5
 		WHERE id = $1 AND sync_lease_until = $2 RETURNING sync_failures`,
-		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error).Scan(&failures)
+		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error, o.Partial).Scan(&failures)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -250,9 +271,10 @@ func (s *Store) MailReplySent(ctx context.Context, r helpdeskflow.MailReply, rec
 		b := &pgx.Batch{}
 		b.Queue(`UPDATE mail_replies SET status = 'sent', external_id = $2, sent_at = $3, last_error = '' WHERE event_id = $1`,
 			r.EventID, rec.ExternalID, rec.CreatedAt)
-		b.Queue(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		b.Queue(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (connection_id, external_id) DO NOTHING`,
-			rec.ConnectionID, rec.WorkspaceID, rec.ExternalID, rec.TicketID, rec.MessageID, rec.Direction, rec.ThreadID, rec.RFCMessageID, rec.Skipped, rec.CreatedAt)
+			rec.ConnectionID, rec.WorkspaceID, rec.ExternalID, rec.TicketID, rec.MessageID, rec.Direction, rec.ThreadID, rec.RFCMessageID, rec.Skipped,
+			rec.From, rec.CreatedAt)
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

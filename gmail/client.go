@@ -29,9 +29,15 @@ import (
 // DefaultBaseURL is Gmail's API endpoint.
 const DefaultBaseURL = "https://gmail.googleapis.com"
 
-// maxResponse bounds a response body: a 25 MiB message in base64 and JSON
-// is about 34 MiB.
-const maxResponse = 48 << 20
+// MaxMessageSize is the largest message Get downloads: 25 MiB of RFC 5322
+// text, as much as Gmail lets anyone send (it accepts up to 50 MB from
+// other providers). Get stops reading an answer that holds more and
+// reports it with IsTooLarge, without downloading the rest.
+const MaxMessageSize = 25 << 20
+
+// maxResponse bounds a response body: a MaxMessageSize message in base64
+// and JSON is about 33.4 MiB.
+const maxResponse = MaxMessageSize/3*4 + 1<<20
 
 // maxPageSize is Gmail's largest maxResults for history.list and
 // messages.list; defaultListSize is List's when max is not positive.
@@ -108,6 +114,8 @@ type RawMessage struct {
 	LabelIDs  []string
 	// InternalDate is when Gmail received the message; zero when absent.
 	InternalDate time.Time
+	// SizeEstimate is Gmail's estimate of the message's size in bytes.
+	SizeEstimate int64
 	// Raw is the RFC 5322 message, base64url-decoded.
 	Raw []byte
 }
@@ -200,7 +208,9 @@ func (c *Client) List(ctx context.Context, query string, max int, pageToken stri
 }
 
 // Get fetches a message with format=raw (users.messages.get). A message
-// deleted since it was listed is an APIError with Status 404.
+// deleted since it was listed is an APIError with Status 404. A message
+// over MaxMessageSize is an error that satisfies IsTooLarge: reading stops
+// once the answer is too large for one (GetMinimal then tells its size).
 func (c *Client) Get(ctx context.Context, id string) (RawMessage, error) {
 	if id == "" {
 		return RawMessage{}, fmt.Errorf("gmail: users.messages.get: empty message id")
@@ -213,11 +223,26 @@ func (c *Client) Get(ctx context.Context, id string) (RawMessage, error) {
 	if err != nil {
 		return RawMessage{}, fmt.Errorf("gmail: users.messages.get %s: raw is not base64url: %w", id, err)
 	}
-	m := RawMessage{ID: resp.ID, ThreadID: resp.ThreadID, HistoryID: uint64(resp.HistoryID), LabelIDs: resp.LabelIDs, Raw: raw}
-	if resp.InternalDate > 0 {
-		m.InternalDate = time.UnixMilli(int64(resp.InternalDate))
+	if len(raw) > MaxMessageSize {
+		return RawMessage{}, &tooLargeError{op: "users.messages.get"}
 	}
+	m := resp.message()
+	m.Raw = raw
 	return m, nil
+}
+
+// GetMinimal fetches a message's id, thread, labels, date and size
+// estimate, without its content (users.messages.get with format=minimal):
+// what to record of a message too large to download. Errors as Get's.
+func (c *Client) GetMinimal(ctx context.Context, id string) (RawMessage, error) {
+	if id == "" {
+		return RawMessage{}, fmt.Errorf("gmail: users.messages.get: empty message id")
+	}
+	var resp messageJSON
+	if err := c.do(ctx, "users.messages.get", http.MethodGet, "/messages/"+url.PathEscape(id), url.Values{"format": {"minimal"}}, nil, &resp); err != nil {
+		return RawMessage{}, err
+	}
+	return resp.message(), nil
 }
 
 // Send sends raw, an RFC 5322 message such as mail.BuildReply writes,
@@ -246,7 +271,17 @@ type messageJSON struct {
 	LabelIDs     []string `json:"labelIds"`
 	HistoryID    uint64js `json:"historyId"`
 	InternalDate uint64js `json:"internalDate"`
+	SizeEstimate uint64js `json:"sizeEstimate"`
 	Raw          string   `json:"raw"`
+}
+
+// message is m without its content.
+func (m messageJSON) message() RawMessage {
+	out := RawMessage{ID: m.ID, ThreadID: m.ThreadID, HistoryID: uint64(m.HistoryID), LabelIDs: m.LabelIDs, SizeEstimate: int64(m.SizeEstimate)}
+	if m.InternalDate > 0 {
+		out.InternalDate = time.UnixMilli(int64(m.InternalDate))
+	}
+	return out
 }
 
 // uint64js reads a uint64 that Gmail sends as a JSON string ("123"), as the
@@ -324,7 +359,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, q url.Values, 
 		return newAPIError(op, resp, b, time.Now())
 	}
 	if len(b) > maxResponse {
-		return fmt.Errorf("gmail: %s: answer over %d bytes", op, maxResponse)
+		return &tooLargeError{op: op}
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("gmail: %s: unreadable answer: %w", op, err)

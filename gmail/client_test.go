@@ -226,6 +226,31 @@ func TestClient_Get(t *testing.T) {
 	}
 }
 
+// A message over MaxMessageSize (Gmail receives up to 50 MB) is not
+// downloaded: Get stops reading, and GetMinimal tells its size. Just over
+// the limit, and far over it (an answer larger than any message Get
+// reads).
+func TestClient_GetTooLarge(t *testing.T) {
+	srv, c := newFake(t)
+	ctx := context.Background()
+	for _, size := range []int{gmail.MaxMessageSize + 1, 40 << 20} {
+		big := append(customerMail(1, ""), strings.Repeat("x", size-len(customerMail(1, "")))...)
+		id := srv.Deliver(big, "")
+		_, err := c.Get(ctx, id)
+		if !gmail.IsTooLarge(err) || gmail.IsTemporary(err) {
+			t.Fatalf("Get of %d bytes: %v, want IsTooLarge (not temporary)", size, err)
+		}
+		m, err := c.GetMinimal(ctx, id)
+		if err != nil || m.ID != id || m.ThreadID == "" || m.SizeEstimate != int64(size) || m.Raw != nil {
+			t.Fatalf("GetMinimal of %d bytes: %+v, %v", size, m, err)
+		}
+	}
+	small := srv.Deliver(customerMail(2, ""), "")
+	if m, err := c.Get(ctx, small); err != nil || gmail.IsTooLarge(err) || m.SizeEstimate != int64(len(customerMail(2, ""))) {
+		t.Fatalf("Get of a small message: %+v, %v", m, err)
+	}
+}
+
 func TestClient_Send(t *testing.T) {
 	srv, c := newFake(t)
 	ctx := context.Background()

@@ -115,6 +115,21 @@ type requestError struct {
 func (e *requestError) Error() string { return fmt.Sprintf("gmail: %s: %v", e.op, e.err) }
 func (e *requestError) Unwrap() error { return e.err }
 
+// tooLargeError is an answer too large to read: a message over
+// MaxMessageSize.
+type tooLargeError struct{ op string }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("gmail: %s: the message is over %d MiB", e.op, MaxMessageSize>>20)
+}
+
+// IsTooLarge reports whether err is Get's answer for a message over
+// MaxMessageSize, which it did not download.
+func IsTooLarge(err error) bool {
+	var e *tooLargeError
+	return errors.As(err, &e)
+}
+
 // IsRateLimited reports whether err is Google's rate limit: HTTP 429, or
 // 403 with reason rateLimitExceeded or userRateLimitExceeded (or the
 // RATE_LIMIT_EXCEEDED of newer answers), and how long to wait: the

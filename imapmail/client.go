@@ -5,8 +5,8 @@
 // (Check). It stores nothing: the caller keeps the Settings and, between
 // fetches, the Cursor.
 //
-// Every network step is bounded by the context and by a per-step timeout
-// (WithTimeout); errors say which server and which step failed, keep their
+// Every network step is bounded by the context and by an absolute per-step
+// deadline (WithTimeout: bytes trickling in do not extend it); errors say which server and which step failed, keep their
 // cause, and are classified for an admin by Classify and Temporary. Their
 // text never holds what a server said (a banner, a refusal): only the
 // class in fixed words, so an API can show it; Error.Detail has the rest,
@@ -28,12 +28,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow/egress"
@@ -52,8 +50,9 @@ const MaxMessageSize = 25 << 20
 
 // maxBatchBytes bounds the bytes one Fetch downloads: a batch ends early
 // (More set) before the message that would take it over, though it always
-// holds at least one message.
-const maxBatchBytes = 64 << 20
+// holds at least one message. It is small enough that a batch downloads
+// well within a sync run's deadline from a slow server.
+const maxBatchBytes = 16 << 20
 
 // Client talks to the servers of one Settings. It holds no connection
 // between calls (each call dials, does its work and logs out) and is safe
@@ -81,9 +80,11 @@ func WithTLSConfig(cfg *tls.Config) Option {
 
 // WithTimeout sets the timeout of connecting (TCP; default 10 s) and of
 // each later step (default 30 s): TLS handshake, greeting, each command and
-// its answer. While a message downloads or uploads the step's clock
-// restarts with every chunk, so a large message on a slow but moving
-// connection does not time out. Values <= 0 keep the default.
+// its answer. A step's timeout is an absolute deadline from its start:
+// bytes arriving or leaving do not extend it, so a server that drips its
+// answer times out like one that says nothing. A step that downloads or
+// uploads messages gets one second more per MiB (a 25 MiB message: 30 s +
+// 25 s). Values <= 0 keep the default.
 func WithTimeout(dial, command time.Duration) Option {
 	return func(c *Client) {
 		if dial > 0 {
@@ -219,41 +220,66 @@ func (e *timeoutError) public() string  { return fmt.Sprintf("%s took longer tha
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
 
-// guard bounds a connection's steps: it closes the connection when ctx ends
-// or when the current step's clock runs out, and turns the errors that
-// follow into the reason.
+// guard bounds a connection's steps: each step (a command and its answer,
+// or one transfer) has an absolute deadline, counted from its start, that
+// data arriving or leaving does not move, so a server that drips a byte at
+// a time cannot hold the connection for longer. When the deadline passes or
+// ctx ends, the guard closes the connection, and cause turns the errors
+// that follow into the reason.
 type guard struct {
 	conn    net.Conn
 	ctx     context.Context
 	timeout time.Duration
 	timer   *time.Timer
 	stopCtx func() bool
-	expired atomic.Bool
 
-	mu   sync.Mutex
-	step string
+	mu    sync.Mutex
+	step  string
+	after time.Duration
+	// expired is the timeout of the step whose deadline passed (nil
+	// while none has); the connection is closed from then on.
+	expired *timeoutError
 }
 
 func newGuard(ctx context.Context, conn net.Conn, timeout time.Duration) *guard {
-	g := &guard{conn: conn, ctx: ctx, timeout: timeout}
+	g := &guard{conn: conn, ctx: ctx, timeout: timeout, after: timeout}
 	g.timer = time.AfterFunc(timeout, func() {
-		g.expired.Store(true)
+		g.mu.Lock()
+		if g.expired == nil {
+			g.expired = &timeoutError{what: g.step, after: g.after}
+		}
+		g.mu.Unlock()
 		conn.Close()
 	})
 	g.stopCtx = context.AfterFunc(ctx, func() { conn.Close() })
 	return g
 }
 
-// begin starts a step: its clock starts from full.
-func (g *guard) begin(step string) {
+// begin starts a step with the command timeout as its deadline.
+func (g *guard) begin(step string) { g.beginFor(step, g.timeout) }
+
+// beginFor starts a step that must end within d. After a deadline has
+// passed, the connection stays closed and the expired step keeps being
+// the reason.
+func (g *guard) beginFor(step string, d time.Duration) {
 	g.mu.Lock()
-	g.step = step
-	g.mu.Unlock()
-	g.timer.Reset(g.timeout)
+	defer g.mu.Unlock()
+	if g.expired != nil {
+		return
+	}
+	g.step, g.after = step, d
+	g.timer.Reset(d)
 }
 
-// progress restarts the current step's clock (data is moving).
-func (g *guard) progress() { g.timer.Reset(g.timeout) }
+// transfer is the deadline of a step that moves n bytes: the command
+// timeout plus a second per MiB (minTransferRate).
+func (g *guard) transfer(n int64) time.Duration {
+	return g.timeout + time.Duration(n)*time.Second/minTransferRate
+}
+
+// minTransferRate is the slowest transfer, in bytes a second, that a
+// download or upload is given time for on top of the command timeout.
+const minTransferRate = 1 << 20
 
 // stop ends the guard; the connection stays as it is.
 func (g *guard) stop() {
@@ -272,27 +298,28 @@ func (g *guard) cause(err error) error {
 		}
 		return fmt.Errorf("%w (%v)", ctxErr, err)
 	}
-	if g.expired.Load() {
-		g.mu.Lock()
-		step := g.step
-		g.mu.Unlock()
-		return &timeoutError{what: step, after: g.timeout}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.expired != nil {
+		return g.expired
 	}
 	return err
 }
 
-// progressReader restarts the guard's clock on every read.
-type progressReader struct {
-	r io.Reader
-	g *guard
-}
-
-func (p progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.g.progress()
+// interrupted returns why the guard closed the connection (a step's
+// deadline passed, or ctx ended); nil while it has not. A library that
+// reads a partial answer before the close may take it for a whole one
+// (net/smtp reads "250 " as a success): check after such a step.
+func (g *guard) interrupted() error {
+	if err := g.ctx.Err(); err != nil {
+		return err
 	}
-	return n, err
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.expired != nil {
+		return g.expired
+	}
+	return nil
 }
 
 // Check logs in to the IMAP server and examines the mailbox, then logs in to

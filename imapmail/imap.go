@@ -155,8 +155,7 @@ func (s *imapSession) examine() (*imap.SelectData, error) {
 // close logs out (briefly: the answer does not matter) and closes.
 func (s *imapSession) close() {
 	if s.ic.State() != imap.ConnStateLogout {
-		s.g.timeout = min(s.g.timeout, 5*time.Second)
-		s.g.begin("logout")
+		s.g.beginFor("logout", min(s.g.timeout, 5*time.Second))
 		_ = s.ic.Logout().Wait()
 	}
 	s.g.stop()
@@ -183,7 +182,7 @@ func (s *imapSession) close() {
 // UIDNEXT that were passed over (expunged, older than since), so an empty
 // incremental fetch stays cheap. More reports that more messages wait: a
 // batch ends at max messages or, earlier, before the message that would
-// take the downloaded bytes over 64 MiB (at least one message is always
+// take the downloaded bytes over 16 MiB (at least one message is always
 // returned). Messages over MaxMessageSize are returned with TooLarge set
 // and no Raw. A message expunged while Fetch runs is left out.
 //
@@ -317,7 +316,6 @@ func (s *imapSession) fetchMeta(uids []imap.UID) (map[imap.UID]meta, error) {
 		if msg == nil {
 			break
 		}
-		s.g.progress()
 		buf, err := msg.Collect()
 		if err != nil {
 			cmd.Close()
@@ -338,12 +336,14 @@ func (s *imapSession) fetchMeta(uids []imap.UID) (map[imap.UID]meta, error) {
 func (s *imapSession) fetchBodies(page []meta) ([]Message, error) {
 	msgs := make([]Message, 0, len(page))
 	var want []imap.UID
+	var wantBytes int64
 	index := make(map[imap.UID]int, len(page))
 	for _, m := range page {
 		index[m.uid] = len(msgs)
 		msgs = append(msgs, Message{UID: uint32(m.uid), InternalDate: m.date, Size: m.size, TooLarge: m.size > MaxMessageSize})
 		if m.size <= MaxMessageSize {
 			want = append(want, m.uid)
+			wantBytes += m.size
 		}
 	}
 	got := make(map[imap.UID]bool, len(page))
@@ -353,7 +353,7 @@ func (s *imapSession) fetchBodies(page []meta) ([]Message, error) {
 		}
 	}
 	if len(want) > 0 {
-		s.g.begin(stepFetch)
+		s.g.beginFor(stepFetch, s.g.transfer(wantBytes))
 		section := &imap.FetchItemBodySection{Peek: true}
 		cmd := s.ic.Fetch(imap.UIDSetNum(want...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
 		for {
@@ -361,7 +361,6 @@ func (s *imapSession) fetchBodies(page []meta) ([]Message, error) {
 			if msg == nil {
 				break
 			}
-			s.g.progress()
 			if err := s.readBody(msg, section, msgs, index, got); err != nil {
 				cmd.Close()
 				return nil, s.fail(stepFetch, err)
@@ -401,7 +400,7 @@ func (s *imapSession) readBody(msg *imapclient.FetchMessageData, section *imap.F
 			}
 			var buf bytes.Buffer
 			buf.Grow(int(size))
-			if _, err := io.Copy(&buf, io.LimitReader(progressReader{item.Literal, s.g}, MaxMessageSize+1)); err != nil {
+			if _, err := io.Copy(&buf, io.LimitReader(item.Literal, MaxMessageSize+1)); err != nil {
 				return fmt.Errorf("reading message body: %w", err)
 			}
 			raw = buf.Bytes()

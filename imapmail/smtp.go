@@ -1,12 +1,10 @@
 package imapmail
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/smtp"
 	"strings"
@@ -54,6 +52,9 @@ func (c *Client) openSMTP(ctx context.Context) (*smtpSession, error) {
 	}
 	g.begin(stepGreeting)
 	sc, err := smtp.NewClient(s.conn, host)
+	if err == nil {
+		err = g.interrupted()
+	}
 	if err != nil {
 		return failClose(stepGreeting, err)
 	}
@@ -93,8 +94,7 @@ func (c *Client) openSMTP(ctx context.Context) (*smtpSession, error) {
 
 // close says QUIT (briefly: the answer does not matter) and closes.
 func (s *smtpSession) close() {
-	s.g.timeout = min(s.g.timeout, 5*time.Second)
-	s.g.begin("quit")
+	s.g.beginFor("quit", min(s.g.timeout, 5*time.Second))
 	_ = s.sc.Quit()
 	s.g.stop()
 	s.conn.Close()
@@ -155,42 +155,25 @@ func (c *Client) Send(ctx context.Context, to []string, raw []byte) (err error) 
 			return s.fail(stepRcptTo, &recipientError{rcpt: rcpt, err: err})
 		}
 	}
-	s.g.begin(stepData)
+	// DATA, the message and the server's answer are one step, whose
+	// deadline allows for the message's size.
+	s.g.beginFor(stepData, s.g.transfer(int64(len(raw))))
 	w, err := s.sc.Data()
 	if err != nil {
 		return s.fail(stepData, err)
 	}
-	if _, err := io.Copy(progressWriter{w, s.g}, bytes.NewReader(raw)); err != nil {
+	if _, err := w.Write(raw); err != nil {
 		w.Close()
 		return s.fail(stepData, err)
 	}
-	s.g.progress()
-	if err := w.Close(); err != nil {
+	err = w.Close()
+	if err == nil {
+		err = s.g.interrupted() // the answer may have been cut short
+	}
+	if err != nil {
 		return s.fail(stepData, err)
 	}
 	return nil
-}
-
-// progressWriter restarts the guard's clock on every write; io.Copy from a
-// bytes.Reader writes all at once, so it writes in chunks.
-type progressWriter struct {
-	w io.Writer
-	g *guard
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	const chunk = 64 << 10
-	written := 0
-	for len(b) > 0 {
-		n, err := p.w.Write(b[:min(len(b), chunk)])
-		written += n
-		if err != nil {
-			return written, err
-		}
-		p.g.progress()
-		b = b[n:]
-	}
-	return written, nil
 }
 
 // plainAuth is SASL PLAIN (RFC 4616). Unlike net/smtp's PlainAuth it does

@@ -2,7 +2,8 @@
 // turns a raw RFC 5322 message (as Gmail's format=raw returns it) into a
 // Message with decoded headers, a text and an HTML body and the attachments'
 // names and sizes; StripQuoted and StripQuotedHTML keep the new part of a
-// reply; ThreadKey names the keys that tie a message to an existing ticket;
+// reply; ThreadKey names the keys that tie a message to an existing ticket
+// and DMARCResult reads the receiving server's verdict on its sender;
 // BuildReply writes an agent's reply so that mail clients thread it.
 //
 // The package is pure: no I/O, no clock except the time.Now default of

@@ -80,6 +80,17 @@ type Message struct {
 	// loops. Note that Google Groups mark what they relay "Precedence:
 	// list"; a support address that is a group needs its own rule.
 	AutoSubmitted bool
+	// DMARC is the DMARC result ("pass", "fail", "none", …; see
+	// DMARCResult) of the topmost Authentication-Results header: the one
+	// the receiving mailbox's own server added last (Gmail's
+	// mx.google.com, Microsoft 365, a Postfix or Dovecot server's
+	// OpenDMARC). "" when that header records no DMARC result, or there is
+	// none. Headers further down were added by servers on the way, or by
+	// the sender, and are not read. A sender may put a header of its own
+	// on top when the receiving server adds none; only "fail" is acted on
+	// (such mail never joins an existing ticket), so a forged header can
+	// only hurt its sender.
+	DMARC string
 	// Warnings lists what Parse had to guess at (an unknown charset, a
 	// broken MIME structure, an unreadable header), for logs. A message
 	// with warnings is still usable.

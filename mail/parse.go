@@ -52,6 +52,10 @@ func Parse(raw []byte) (Message, error) {
 	m.Cc = p.addresses("Cc", strings.Join(h["Cc"], ", "))
 	m.Date = p.date(h)
 
+	if ar := h["Authentication-Results"]; len(ar) > 0 {
+		m.DMARC = DMARCResult(ar[0])
+	}
+
 	mediaType, _ := p.contentType(h.Get("Content-Type"))
 	m.AutoSubmitted = autoSubmitted(h, m.From, mediaType)
 

@@ -3,6 +3,7 @@ package mailsync
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html"
 	"strings"
@@ -35,7 +36,7 @@ const noSubject = "(no subject)"
 func convert(connectionID uuid.UUID, externalID, address string, m mail.Message) commands.ImportMail {
 	in := commands.ImportMail{
 		ConnectionID: connectionID, ExternalID: externalID, ThreadID: m.ThreadID, MessageID: m.MessageID,
-		ThreadKeys: mail.ThreadKey(m),
+		ThreadKeys: mail.ThreadKey(m), DMARCFailed: m.DMARC == "fail",
 	}
 	switch {
 	case m.From.Email == "":
@@ -116,6 +117,15 @@ func fitBody(s string) string {
 		return s
 	}
 	return helpdeskflow.CutUTF8(s, commands.MaxMessageBodyLen-len(truncatedNote)-1) + truncatedNote
+}
+
+// unreadable is the skip reason of a message mail.Parse refused: too
+// large, or unreadable.
+func unreadable(err error) string {
+	if errors.Is(err, mail.ErrTooLarge) {
+		return SkipTooLarge + ": " + err.Error()
+	}
+	return SkipUnreadable + ": " + err.Error()
 }
 
 // rfcExternalID is the id of a message in a mailbox without ids of its

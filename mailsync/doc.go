@@ -6,7 +6,10 @@
 // bounded list as fallback; Outlook every 60 seconds over IMAP, by UID
 // with UIDVALIDITY respected). A run leases its connection in Postgres, so
 // one process syncs a mailbox at a time; a process that dies loses its
-// lease and another resumes from the stored cursor. Every message is
+// lease and another resumes from the stored cursor. Each run has an
+// absolute deadline shorter than its lease (which it never extends), and
+// each IMAP/SMTP command one of its own, so a server that answers a byte
+// at a time holds neither the worker nor the mailbox. Every message is
 // imported with commands.Service.ImportMail, idempotent by the message's
 // id in the mailbox, so a retried, interrupted or overlapping run never
 // makes a ticket or message twice. Rate limits and temporary failures end

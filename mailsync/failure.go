@@ -21,6 +21,10 @@ const (
 	ClassImport          = "import_failed"
 	ClassSettings        = "settings_unreadable"
 	ClassConnectionError = "connection_error"
+	// ClassTimeout: the run reached its deadline without importing
+	// anything (the same class imapmail gives a server that answers too
+	// slowly).
+	ClassTimeout = "timeout"
 )
 
 // failure is a failed run as the connection records it: a class, a

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/gmail"
 	"github.com/helpdeskflow/helpdeskflow/mail"
 )
@@ -20,8 +21,8 @@ type gmailState struct {
 	Address   string `json:"address"`
 }
 
-// checkpointEvery is how many messages a run imports between lease
-// extensions.
+// checkpointEvery is how many messages a run imports between checks that
+// it still holds its lease.
 const checkpointEvery = 200
 
 // tokenReuse is how long a run reuses an access token before asking for
@@ -134,8 +135,9 @@ func (r *run) listGmail(ctx context.Context, client *gmail.Client, query string)
 }
 
 // importGmail fetches and imports the messages of ids the mailbox has not
-// recorded, in order. Messages the mailbox sent (label SENT) and drafts
-// are recorded as skipped; a message deleted since it was listed is left.
+// recorded, in order. Messages the mailbox sent (label SENT), drafts and
+// messages over gmail.MaxMessageSize (not downloaded) are recorded as
+// skipped; a message deleted since it was listed is left.
 func (r *run) importGmail(ctx context.Context, client *gmail.Client, address string, ids []string) error {
 	for start := 0; start < len(ids); start += checkpointEvery {
 		chunk, err := r.newIDs(ctx, ids[start:min(start+checkpointEvery, len(ids))])
@@ -144,11 +146,23 @@ func (r *run) importGmail(ctx context.Context, client *gmail.Client, address str
 		}
 		for _, id := range chunk {
 			raw, err := client.Get(ctx, id)
+			tooLarge := gmail.IsTooLarge(err)
+			if tooLarge {
+				raw, err = client.GetMinimal(ctx, id)
+				if err == nil {
+					r.w.cfg.Logger.Warn("mail sync: a message is too large to import", "connection", r.conn.ID, "message", id, "bytes", raw.SizeEstimate)
+					err = r.importMessage(ctx, commands.ImportMail{ConnectionID: r.conn.ID, ExternalID: id, ThreadID: raw.ThreadID,
+						Skip: fmt.Sprintf("%s: about %d bytes, over the limit of %d", SkipTooLarge, raw.SizeEstimate, gmail.MaxMessageSize)})
+				}
+			}
 			if apiErr, ok := err.(*gmail.APIError); ok && apiErr.Status == 404 {
 				continue
 			}
 			if err != nil {
 				return err
+			}
+			if tooLarge {
+				continue
 			}
 			m, perr := mail.Parse(raw.Raw)
 			m.ID, m.ThreadID = raw.ID, raw.ThreadID
@@ -157,7 +171,7 @@ func (r *run) importGmail(ctx context.Context, client *gmail.Client, address str
 			case slices.Contains(raw.LabelIDs, "SENT"), slices.Contains(raw.LabelIDs, "DRAFT"):
 				in.Skip = SkipOwnMessage
 			case perr != nil:
-				in.Skip = SkipUnreadable + ": " + perr.Error()
+				in.Skip = unreadable(perr)
 			}
 			if err := r.importMessage(ctx, in); err != nil {
 				return err

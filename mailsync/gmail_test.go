@@ -490,3 +490,32 @@ func TestGmail_ConflictingAutomationsDoNotStallTheMailbox(t *testing.T) {
 		t.Errorf("no lag gauge for the mailbox")
 	}
 }
+
+// A message over the size cap (Gmail accepts up to 50 MB from other
+// providers) is recorded as skipped with the reason, without being
+// downloaded, and the mail around it is imported: it never stalls the
+// mailbox.
+func TestGmail_TooLargeMessageIsSkipped(t *testing.T) {
+	f := newFixture(t)
+	w := f.worker(nil)
+	f.gmail.Deliver(message("ann@example.com", "Before", "before-big@example.com", "", "hi"), "")
+	big := message("bob@example.com", "Huge attachment", "big@example.com", "", strings.Repeat("x", 40<<20))
+	bigID := f.gmail.Deliver(big, "")
+	f.gmail.Deliver(message("cat@example.com", "After", "after-big@example.com", "", "hi"), "")
+	f.syncOnce(w)
+	got := f.tickets()
+	if len(got) != 2 || len(got["Before"]) != 1 || len(got["After"]) != 1 {
+		t.Fatalf("tickets: %v", keys(got))
+	}
+	if c := f.connection(); c.LastError != "" {
+		t.Fatalf("the run failed: %+v", c)
+	}
+	var skipped string
+	if err := f.store.Pool().QueryRow(f.ctx, `SELECT skipped FROM mail_messages WHERE connection_id = $1 AND external_id = $2`,
+		f.conn.ID, bigID).Scan(&skipped); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(skipped, mailsync.SkipTooLarge+": about "+fmt.Sprint(len(big))) {
+		t.Fatalf("recorded as %q", skipped)
+	}
+}

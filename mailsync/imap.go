@@ -80,7 +80,7 @@ func (r *run) syncIMAP(ctx context.Context) error {
 				r.w.cfg.Logger.Warn("mail sync: a message is too large to import", "connection", r.conn.ID, "uid", m.UID, "bytes", m.Size)
 				id := fmt.Sprintf("uid:%d:%d", batch.Next.UIDValidity, m.UID)
 				if err := r.importMessage(ctx, commands.ImportMail{ConnectionID: r.conn.ID, ExternalID: id,
-					Skip: fmt.Sprintf("%s: %d bytes", SkipTooLarge, m.Size)}); err != nil {
+					Skip: fmt.Sprintf("%s: %d bytes, over the limit of %d", SkipTooLarge, m.Size, imapmail.MaxMessageSize)}); err != nil {
 					return err
 				}
 				continue
@@ -88,7 +88,7 @@ func (r *run) syncIMAP(ctx context.Context) error {
 			parsed, perr := mail.Parse(m.Raw)
 			in := convert(r.conn.ID, rfcExternalID(parsed, m.Raw), settings.Address, parsed)
 			if perr != nil {
-				in.Skip = SkipUnreadable + ": " + perr.Error()
+				in.Skip = unreadable(perr)
 			}
 			if err := r.importMessage(ctx, in); err != nil {
 				return err

@@ -44,9 +44,14 @@ type ReplyConfig struct {
 	GmailBaseURL string
 	HTTPClient   *http.Client
 	// Poll is how often due replies are looked for (1 second); Lease how
-	// long one send may take before the reply is claimed again (2
-	// minutes).
+	// long a claimed reply is held before another process may claim it
+	// again (2 minutes).
 	Poll, Lease time.Duration
+	// SendTimeout bounds one attempt (composing, looking for an earlier
+	// send, sending): three quarters of Lease by default and never more,
+	// so an attempt has ended, its connection closed, before the reply's
+	// lease runs out and another process could send it too.
+	SendTimeout time.Duration
 	// MaxAttempts is how many times a reply is tried before it is given
 	// up on (10, about 8 hours with Backoff); Backoff the first wait (30
 	// seconds), doubling up to an hour.
@@ -72,6 +77,7 @@ func NewReplyWorker(cfg ReplyConfig) *ReplyWorker {
 	}
 	cfg.Poll = or(cfg.Poll, time.Second)
 	cfg.Lease = or(cfg.Lease, 2*time.Minute)
+	cfg.SendTimeout = min(or(cfg.SendTimeout, cfg.Lease*3/4), cfg.Lease*3/4)
 	cfg.Backoff = or(cfg.Backoff, 30*time.Second)
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
@@ -92,18 +98,25 @@ func (w *ReplyWorker) Run(ctx context.Context) error {
 	return poll.Every(ctx, w.cfg.Poll, w.cfg.Logger, "mail replies: claiming replies", w.SendDue)
 }
 
-// SendDue claims the replies due now (up to 16), sends them one by one and
-// returns how many it handled.
+// repliesPerRound is how many replies SendDue handles at most.
+const repliesPerRound = 16
+
+// SendDue sends the replies due now, up to 16, one by one, and returns how
+// many it handled. Each is claimed just before its attempt, so its lease
+// starts with the attempt and outlives it.
 func (w *ReplyWorker) SendDue(ctx context.Context) (int, error) {
-	now := w.now()
-	replies, err := w.cfg.Store.ClaimMailReplies(ctx, now, now.Add(w.cfg.Lease), 16, func() string { return mail.NewMessageID(w.cfg.MessageIDDomain) })
-	if err != nil {
-		return 0, err
+	newID := func() string { return mail.NewMessageID(w.cfg.MessageIDDomain) }
+	n := 0
+	for n < repliesPerRound {
+		now := w.now()
+		replies, err := w.cfg.Store.ClaimMailReplies(ctx, now, now.Add(w.cfg.Lease), 1, newID)
+		if err != nil || len(replies) == 0 {
+			return n, err
+		}
+		w.send(ctx, replies[0])
+		n++
 	}
-	for _, r := range replies {
-		w.send(ctx, r)
-	}
-	return len(replies), nil
+	return n, nil
 }
 
 // outgoing is a reply ready to send.
@@ -115,30 +128,17 @@ type outgoing struct {
 	from     string
 }
 
+// send makes one attempt at r within SendTimeout and records its outcome
+// (with ctx: the deadline bounds the attempt only).
 func (w *ReplyWorker) send(ctx context.Context, r helpdeskflow.MailReply) {
-	out, err := w.compose(ctx, r)
+	attemptCtx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
+	out, externalID, outcome, err := w.attempt(attemptCtx, r)
+	cancel()
 	provider := out.conn.Provider
 	if err == nil {
-		var externalID string
-		if r.Attempts > 0 {
-			// An earlier attempt may have sent it before it failed or
-			// was interrupted.
-			externalID, err = w.findSent(ctx, out, r)
-			if err == nil && externalID != "" {
-				w.cfg.Metrics.reply(provider, "found_sent")
-				err = w.sent(ctx, r, out, externalID)
-				w.logDone(r, err)
-				return
-			}
-		}
-		if err == nil {
-			if externalID, err = w.deliver(ctx, out); err == nil {
-				w.cfg.Metrics.reply(provider, "sent")
-				err = w.sent(ctx, r, out, externalID)
-				w.logDone(r, err)
-				return
-			}
-		}
+		w.cfg.Metrics.reply(provider, outcome)
+		w.logDone(r, w.sent(ctx, r, out, externalID))
+		return
 	}
 	now := w.now()
 	attempts := r.Attempts + 1
@@ -164,6 +164,24 @@ func (w *ReplyWorker) send(ctx context.Context, r helpdeskflow.MailReply) {
 	if ferr := w.cfg.Store.MailReplyFailed(ctx, r.EventID, err.Error(), retryAt, now); ferr != nil {
 		w.cfg.Logger.Warn("mail replies: recording a failure failed", "ticket", r.TicketID, "error", ferr)
 	}
+}
+
+// attempt composes r and sends it, unless an earlier attempt is found to
+// have sent it already; it returns the reply's id in the mailbox and the
+// outcome for the metric (sent or found_sent).
+func (w *ReplyWorker) attempt(ctx context.Context, r helpdeskflow.MailReply) (out outgoing, externalID, outcome string, err error) {
+	if out, err = w.compose(ctx, r); err != nil {
+		return out, "", "", err
+	}
+	if r.Attempts > 0 {
+		// An earlier attempt may have sent it before it failed or was
+		// interrupted.
+		if externalID, err = w.findSent(ctx, out, r); err != nil || externalID != "" {
+			return out, externalID, "found_sent", err
+		}
+	}
+	externalID, err = w.deliver(ctx, out)
+	return out, externalID, "sent", err
 }
 
 func (w *ReplyWorker) logDone(r helpdeskflow.MailReply, err error) {

@@ -25,7 +25,7 @@ const (
 // Store is the event store as the sync uses it.
 type Store interface {
 	ClaimMailboxes(ctx context.Context, providers []string, now, leaseUntil time.Time, limit int) ([]helpdeskflow.Connection, error)
-	ExtendSyncLease(ctx context.Context, id uuid.UUID, lease, newLease time.Time, state []byte) (bool, error)
+	SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time, state []byte) (bool, error)
 	FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error)
 	// ImportedMail returns which of ids the mailbox has recorded.
 	ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []string) (map[string]bool, error)
@@ -65,8 +65,14 @@ type Config struct {
 	// Poll is how often the worker looks for due mailboxes (1 second).
 	Poll time.Duration
 	// Lease is how long a run holds its mailbox before another process
-	// may take over (2 minutes); long runs extend it as they go.
+	// may take over (2 minutes). Runs never extend it.
 	Lease time.Duration
+	// RunTimeout is each run's absolute deadline, three quarters of Lease
+	// by default (90 seconds) and never longer, so that a run has ended,
+	// and recorded how, before its lease runs out. A run that reaches it
+	// after importing something is rescheduled at once and resumes from
+	// its cursor; one that imported nothing fails with class timeout.
+	RunTimeout time.Duration
 	// Concurrency bounds the mailboxes synced at once by this worker (4).
 	Concurrency int
 	// Window is how far back a first sync, and a sync whose cursor is
@@ -101,6 +107,7 @@ func NewWorker(cfg Config) *Worker {
 	cfg.Interval = intervals
 	cfg.Poll = or(cfg.Poll, time.Second)
 	cfg.Lease = or(cfg.Lease, 2*time.Minute)
+	cfg.RunTimeout = min(or(cfg.RunTimeout, cfg.Lease*3/4), cfg.Lease*3/4)
 	cfg.Window = or(cfg.Window, 7*24*time.Hour)
 	cfg.MaxBackoff = or(cfg.MaxBackoff, 15*time.Minute)
 	if cfg.Concurrency <= 0 {
@@ -177,21 +184,25 @@ type run struct {
 	tokenAt time.Time
 }
 
-// sync runs one sync of c under lease and records how it ended.
+// sync runs one sync of c under lease, within the run deadline, and
+// records how it ended (with ctx: the deadline bounds the run only).
 func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time.Time) {
 	start := time.Now()
 	r := &run{w: w, conn: c, lease: lease, imported: map[string]int{},
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorIntegration, ID: c.Provider + ":" + c.ID.String()},
 			Channel: helpdeskflow.ChannelIntegration}}
+	runCtx, cancel := context.WithTimeout(ctx, w.cfg.RunTimeout)
 	var err error
 	switch c.Provider {
 	case ProviderGmail:
-		err = r.syncGmail(ctx)
+		err = r.syncGmail(runCtx)
 	case ProviderOutlook:
-		err = r.syncIMAP(ctx)
+		err = r.syncIMAP(runCtx)
 	default:
 		err = fmt.Errorf("no mail sync for provider %q", c.Provider)
 	}
+	overran := err != nil && errors.Is(runCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	cancel()
 	if errors.Is(err, errLeaseLost) || ctx.Err() != nil {
 		w.cfg.Logger.Info("mail sync: run stopped", "connection", c.ID, "reason", err)
 		return
@@ -199,8 +210,19 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 	now := w.now()
 	outcome := helpdeskflow.SyncOutcome{State: r.state, At: now, NextSyncAt: now.Add(w.cfg.Interval[c.Provider])}
 	var f failure
-	if err != nil {
+	switch {
+	case err == nil:
+	case overran && r.progressed():
+		w.cfg.Logger.Info("mail sync: run reached its deadline; it continues at once from where it stopped", "connection", c.ID,
+			"deadline", w.cfg.RunTimeout, "imported", r.imported)
+		outcome.Partial, outcome.NextSyncAt, err = true, now, nil
+	case overran:
+		f = failure{class: ClassTimeout, message: fmt.Sprintf("The sync run did not finish within its %s deadline and imported nothing (%v): "+
+			"the mail server answers too slowly. The sync retries with backoff.", w.cfg.RunTimeout, err)}
+	default:
 		f = r.classify(ctx, err)
+	}
+	if f.class != "" {
 		outcome.ErrorClass, outcome.Error = f.class, f.message
 		outcome.NextSyncAt = now.Add(max(f.retryAfter, w.backoff(c.Provider, c.SyncFailures+1)))
 	}
@@ -232,22 +254,35 @@ func (w *Worker) backoff(provider string, n int) time.Duration {
 	return min(d, w.cfg.MaxBackoff)
 }
 
-// checkpoint extends the run's lease and, when state is not nil, stores
-// it as the cursor so far.
+// checkpoint stores state, when not nil, as the cursor so far, and checks
+// that the run still holds its lease (errLeaseLost when another run took
+// over). It does not extend the lease: the run's deadline is shorter.
 func (r *run) checkpoint(ctx context.Context, state []byte) error {
-	next := r.w.now().Add(r.w.cfg.Lease).Truncate(time.Microsecond)
-	ok, err := r.w.cfg.Store.ExtendSyncLease(ctx, r.conn.ID, r.lease, next, state)
+	ok, err := r.w.cfg.Store.SaveSyncState(ctx, r.conn.ID, r.lease, state)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return errLeaseLost
 	}
-	r.lease = next
 	if state != nil {
 		r.state = state
 	}
 	return nil
+}
+
+// progressed reports whether the run has moved the mailbox on: imported
+// (or skipped) a message, or stored a cursor.
+func (r *run) progressed() bool {
+	if r.state != nil {
+		return true
+	}
+	for result, n := range r.imported {
+		if result != "duplicate" && n > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // importMessage imports one message. Mail the commands refuse as invalid
@@ -272,6 +307,10 @@ func (r *run) importMessage(ctx context.Context, in commands.ImportMail) error {
 		}
 	default:
 		return fmt.Errorf("import message %s: %w", in.ExternalID, err)
+	}
+	if res.ThreadRefused != "" {
+		r.w.cfg.Logger.Info("mail sync: a message names an existing ticket's thread but its sender may not write to it; it made a new ticket",
+			"connection", r.conn.ID, "message", in.ExternalID, "ticket", res.TicketID, "reason", res.ThreadRefused)
 	}
 	switch {
 	case res.Duplicate:
