@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,20 +125,7 @@ type DeliveryWorkerConfig struct {
 type DeliveryWorker struct {
 	cfg DeliveryWorkerConfig
 	m   deliveryMetrics
-
-	mu       sync.Mutex
-	inFlight map[uuid.UUID]int
-	total    int
-	done     chan struct{}
-	wg       sync.WaitGroup
-	// finished carries attempts to the recorder, which writes them in
-	// batches and then closes each one's recorded channel.
-	finished chan finished
-}
-
-type finished struct {
-	eventstore.FinishedAttempt
-	recorded chan struct{}
+	q   *queueWorker[eventstore.ClaimedDelivery, eventstore.FinishedAttempt]
 }
 
 type deliveryMetrics struct {
@@ -218,94 +203,51 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
 		}
 	}
-	return &DeliveryWorker{cfg: cfg, m: m, inFlight: map[uuid.UUID]int{}, done: make(chan struct{}, 1),
-		finished: make(chan finished, cfg.Concurrency)}, nil
+	w := &DeliveryWorker{cfg: cfg, m: m}
+	w.q = newQueueWorker(queueConfig[eventstore.ClaimedDelivery, eventstore.FinishedAttempt]{
+		concurrency: cfg.Concurrency, perKey: cfg.PerWebhook, lease: cfg.Lease, pollInterval: cfg.PollInterval,
+		claim: w.claim,
+		claimFailed: func(err error) {
+			w.m.internalErrors.Inc()
+			w.cfg.Logger.Warn("webhooks: claiming deliveries failed; retrying", "err", err)
+		},
+		key:    func(c eventstore.ClaimedDelivery) uuid.UUID { return c.WebhookID },
+		run:    w.attempt,
+		finish: w.record,
+		chores: []chore{{every: 5 * time.Second, do: w.queueStats}},
+	})
+	return w, nil
 }
 
 // Run delivers until ctx ends, then waits for the attempts in flight (each
 // bounded by the sender's timeout) and returns nil.
 func (w *DeliveryWorker) Run(ctx context.Context) error {
-	recorderDone := make(chan struct{})
-	go func() { w.record(); close(recorderDone) }()
-	defer func() { w.wg.Wait(); close(w.finished); <-recorderDone }()
-	poll := time.NewTicker(w.cfg.PollInterval)
-	defer poll.Stop()
-	lastStats := time.Time{}
-	for {
-		claimed := w.claim(ctx)
-		if time.Since(lastStats) > 5*time.Second {
-			lastStats = time.Now()
-			if pending, oldest, err := w.cfg.Store.DeliveryQueue(ctx, w.cfg.Now()); err == nil {
-				w.m.pending.Set(float64(pending))
-				w.m.oldestPending.Set(oldest.Seconds())
-			}
-		}
-		if claimed > 0 {
-			continue // there may be more due right away
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.done:
-		case <-poll.C:
-		}
-	}
+	w.q.serve(ctx)
+	return nil
 }
 
-// claim leases what this worker has room for and starts the attempts; it
-// returns how many it started.
-func (w *DeliveryWorker) claim(ctx context.Context) int {
-	w.mu.Lock()
-	room := w.cfg.Concurrency - w.total
+// claim leases up to limit due deliveries, none of a webhook with
+// perWebhook attempts in flight.
+func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, inFlight map[uuid.UUID]int) ([]eventstore.ClaimedDelivery, error) {
 	var busy []uuid.UUID
-	for id, n := range w.inFlight {
-		if n >= w.cfg.PerWebhook {
+	for id, n := range inFlight {
+		if n >= perWebhook {
 			busy = append(busy, id)
 		}
 	}
-	w.mu.Unlock()
-	if room <= 0 || ctx.Err() != nil {
-		return 0
-	}
-	// The claim commits its leases in the same statement that returns
-	// them: it must not be abandoned half-way by shutdown, or the leased
-	// deliveries would wait out the lease unattempted.
-	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Lease/2)
-	claimed, err := w.cfg.Store.ClaimDeliveries(claimCtx, w.cfg.Now(), room, w.cfg.PerWebhook, busy, w.cfg.Lease)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			w.m.internalErrors.Inc()
-			w.cfg.Logger.Warn("webhooks: claiming deliveries failed; retrying", "err", err)
-		}
-		return 0
-	}
-	for _, c := range claimed {
-		w.mu.Lock()
-		w.inFlight[c.WebhookID]++
-		w.total++
-		w.mu.Unlock()
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			w.attempt(context.WithoutCancel(ctx), c)
-			w.mu.Lock()
-			if w.inFlight[c.WebhookID]--; w.inFlight[c.WebhookID] <= 0 {
-				delete(w.inFlight, c.WebhookID)
-			}
-			w.total--
-			w.mu.Unlock()
-			select {
-			case w.done <- struct{}{}:
-			default:
-			}
-		}()
-	}
-	return len(claimed)
+	return w.cfg.Store.ClaimDeliveries(ctx, w.cfg.Now(), limit, perWebhook, busy, w.cfg.Lease)
 }
 
-// attempt makes one attempt of c and records it.
-func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelivery) {
+// queueStats updates the pending gauges.
+func (w *DeliveryWorker) queueStats(ctx context.Context) {
+	if pending, oldest, err := w.cfg.Store.DeliveryQueue(ctx, w.cfg.Now()); err == nil {
+		w.m.pending.Set(float64(pending))
+		w.m.oldestPending.Set(oldest.Seconds())
+	}
+}
+
+// attempt makes one attempt of c and returns how it ended.
+func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelivery) eventstore.FinishedAttempt {
 	started := w.cfg.Now()
 	result := w.send(ctx, c, started)
 	a := helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, URL: c.URL, StatusCode: result.StatusCode, ResponseBody: string(result.Body),
@@ -329,49 +271,22 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelive
 			w.m.retries.Inc()
 		}
 	}
-	f := finished{FinishedAttempt: eventstore.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next},
-		recorded: make(chan struct{})}
-	w.finished <- f
-	<-f.recorded
+	return eventstore.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next}
 }
 
-// record writes finished attempts in batches: whatever arrived while the
-// previous batch was written, up to Concurrency at a time.
-func (w *DeliveryWorker) record() {
-	for first := range w.finished {
-		batch := []finished{first}
-	more:
-		for len(batch) < w.cfg.Concurrency {
-			select {
-			case f, ok := <-w.finished:
-				if !ok {
-					break more
-				}
-				batch = append(batch, f)
-			default:
-				break more
-			}
-		}
-		rows := make([]eventstore.FinishedAttempt, len(batch))
-		for i, f := range batch {
-			rows[i] = f.FinishedAttempt
-		}
-		if err := w.cfg.Store.FinishAttempts(context.Background(), rows); err != nil {
-			// The leases run out and the deliveries are tried again: at
-			// least once.
-			w.m.internalErrors.Inc()
-			w.cfg.Logger.Error("webhooks: recording attempts failed; the deliveries will be retried", "deliveries", len(rows), "err", err)
-		}
-		for _, f := range batch {
-			close(f.recorded)
-		}
+// record writes a batch of finished attempts.
+func (w *DeliveryWorker) record(rows []eventstore.FinishedAttempt) {
+	if err := w.cfg.Store.FinishAttempts(context.Background(), rows); err != nil {
+		// The leases run out and the deliveries are tried again: at least
+		// once.
+		w.m.internalErrors.Inc()
+		w.cfg.Logger.Error("webhooks: recording attempts failed; the deliveries will be retried", "deliveries", len(rows), "err", err)
 	}
 }
 
 // backoff is the wait after failed attempt n (1-based).
 func (w *DeliveryWorker) backoff(n int) time.Duration {
-	d := float64(w.cfg.BackoffBase) * math.Pow(w.cfg.BackoffFactor, float64(n-1))
-	return time.Duration(min(d, float64(24*time.Hour)))
+	return exponentialBackoff(w.cfg.BackoffBase, w.cfg.BackoffFactor, n, 24*time.Hour)
 }
 
 // send signs and posts c.
