@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
 	"runtime/debug"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -141,20 +139,7 @@ func (c *JobWorkerConfig) setDefaults() {
 type JobWorker struct {
 	cfg JobWorkerConfig
 	m   jobMetrics
-
-	mu       sync.Mutex
-	inFlight map[uuid.UUID]int
-	total    int
-	done     chan struct{}
-	wg       sync.WaitGroup
-	// finished carries run ends to the recorder, which writes them in
-	// batches and then closes each one's recorded channel.
-	finished chan finishedJob
-}
-
-type finishedJob struct {
-	eventstore.FinishedJob
-	recorded chan struct{}
+	q   *queueWorker[helpdeskflow.IntegrationJob, eventstore.FinishedJob]
 }
 
 type jobMetrics struct {
@@ -217,97 +202,46 @@ func NewJobWorker(cfg JobWorkerConfig) (*JobWorker, error) {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register integration job metrics", Err: err}
 		}
 	}
-	return &JobWorker{cfg: cfg, m: m, inFlight: map[uuid.UUID]int{}, done: make(chan struct{}, 1),
-		finished: make(chan finishedJob, cfg.Concurrency)}, nil
+	w := &JobWorker{cfg: cfg, m: m}
+	w.q = newQueueWorker(queueConfig[helpdeskflow.IntegrationJob, eventstore.FinishedJob]{
+		concurrency: cfg.Concurrency, perKey: cfg.PerConnection, lease: cfg.Lease, pollInterval: cfg.PollInterval,
+		claim: w.claim,
+		claimFailed: func(err error) {
+			w.m.internalErrors.Inc()
+			w.cfg.Logger.Warn("integration jobs: claiming failed; retrying", "err", err)
+		},
+		key:              func(j helpdeskflow.IntegrationJob) uuid.UUID { return j.ConnectionID },
+		started:          func(j helpdeskflow.IntegrationJob) { w.m.inFlight.WithLabelValues(j.Kind).Inc() },
+		ended:            func(j helpdeskflow.IntegrationJob) { w.m.inFlight.WithLabelValues(j.Kind).Dec() },
+		run:              w.run,
+		cancelRunsOnStop: true,
+		finish:           w.record,
+		chores:           []chore{{every: 5 * time.Second, do: w.queueStats}, {every: time.Hour, do: w.purge}},
+	})
+	return w, nil
 }
 
 // Run runs jobs until ctx ends. Then it cancels the runs in flight,
 // releases their jobs (due again at once, the run not counted as an
 // attempt), and returns nil.
 func (w *JobWorker) Run(ctx context.Context) error {
-	recorderDone := make(chan struct{})
-	go func() { w.record(); close(recorderDone) }()
-	defer func() { w.wg.Wait(); close(w.finished); <-recorderDone }()
-	poll := time.NewTicker(w.cfg.PollInterval)
-	defer poll.Stop()
-	var lastStats, lastPurge time.Time
-	for {
-		claimed := w.claim(ctx)
-		if time.Since(lastStats) > 5*time.Second {
-			lastStats = time.Now()
-			w.queueStats(ctx)
-		}
-		if time.Since(lastPurge) > time.Hour {
-			lastPurge = time.Now()
-			w.purge(ctx)
-		}
-		if claimed > 0 {
-			continue // there may be more due right away
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.done:
-		case <-poll.C:
-		}
-	}
+	w.q.serve(ctx)
+	return nil
 }
 
-// claim leases what this worker has room for and starts the runs; it
-// returns how many it started.
-func (w *JobWorker) claim(ctx context.Context) int {
-	w.mu.Lock()
-	room := w.cfg.Concurrency - w.total
-	inFlight := make(map[uuid.UUID]int, len(w.inFlight))
-	for id, n := range w.inFlight {
-		inFlight[id] = n
+// claim leases up to limit due jobs, none of a connection with
+// perConnection runs in flight, and gives each the configured MaxAttempts.
+func (w *JobWorker) claim(ctx context.Context, limit, perConnection int, inFlight map[uuid.UUID]int) ([]helpdeskflow.IntegrationJob, error) {
+	jobs, err := w.cfg.Store.ClaimJobs(ctx, w.cfg.Now(), limit, perConnection, inFlight, w.cfg.Lease)
+	for i := range jobs {
+		jobs[i].MaxAttempts = w.cfg.MaxAttempts
 	}
-	w.mu.Unlock()
-	if room <= 0 || ctx.Err() != nil {
-		return 0
-	}
-	// The claim commits its leases in the statement that returns them: it
-	// must not be abandoned half-way by shutdown, or the leased jobs would
-	// wait out the lease.
-	claimCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Lease/2)
-	jobs, err := w.cfg.Store.ClaimJobs(claimCtx, w.cfg.Now(), room, w.cfg.PerConnection, inFlight, w.cfg.Lease)
-	cancel()
-	if err != nil {
-		if ctx.Err() == nil {
-			w.m.internalErrors.Inc()
-			w.cfg.Logger.Warn("integration jobs: claiming failed; retrying", "err", err)
-		}
-		return 0
-	}
-	for _, j := range jobs {
-		j.MaxAttempts = w.cfg.MaxAttempts
-		w.mu.Lock()
-		w.inFlight[j.ConnectionID]++
-		w.total++
-		w.mu.Unlock()
-		w.m.inFlight.WithLabelValues(j.Kind).Inc()
-		w.wg.Add(1)
-		go func() {
-			defer w.wg.Done()
-			w.run(ctx, j)
-			w.m.inFlight.WithLabelValues(j.Kind).Dec()
-			w.mu.Lock()
-			if w.inFlight[j.ConnectionID]--; w.inFlight[j.ConnectionID] <= 0 {
-				delete(w.inFlight, j.ConnectionID)
-			}
-			w.total--
-			w.mu.Unlock()
-			select {
-			case w.done <- struct{}{}:
-			default:
-			}
-		}()
-	}
-	return len(jobs)
+	return jobs, err
 }
 
-// run runs j once with the timeout and records how it ended.
-func (w *JobWorker) run(ctx context.Context, j helpdeskflow.IntegrationJob) {
+// run runs j once with the timeout and returns how it ended; when ctx has
+// ended (the worker stops), the job is released, not failed.
+func (w *JobWorker) run(ctx context.Context, j helpdeskflow.IntegrationJob) eventstore.FinishedJob {
 	started := w.cfg.Now()
 	runCtx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	result := w.call(runCtx, j)
@@ -342,9 +276,7 @@ func (w *JobWorker) run(ctx context.Context, j helpdeskflow.IntegrationJob) {
 				"connection_id", j.ConnectionID, "event_id", j.EventID, "attempts", j.Attempt, "error_class", class, "err", result.Err)
 		}
 	}
-	rec := finishedJob{FinishedJob: f, recorded: make(chan struct{})}
-	w.finished <- rec
-	<-rec.recorded
+	return f
 }
 
 // call runs j with its kind's runner, turning a panic into a retried
@@ -364,44 +296,20 @@ func (w *JobWorker) call(ctx context.Context, j helpdeskflow.IntegrationJob) (re
 	return runner.RunJob(ctx, j)
 }
 
-// record writes run ends in batches: whatever arrived while the previous
-// batch was written, up to Concurrency at a time.
-func (w *JobWorker) record() {
-	for first := range w.finished {
-		batch := []finishedJob{first}
-	more:
-		for len(batch) < w.cfg.Concurrency {
-			select {
-			case f, ok := <-w.finished:
-				if !ok {
-					break more
-				}
-				batch = append(batch, f)
-			default:
-				break more
-			}
-		}
-		rows := make([]eventstore.FinishedJob, len(batch))
-		for i, f := range batch {
-			rows[i] = f.FinishedJob
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.cfg.Store.FinishJobs(ctx, rows); err != nil {
-			// The leases run out and the jobs run again: at least once.
-			w.m.internalErrors.Inc()
-			w.cfg.Logger.Error("integration jobs: recording runs failed; the jobs will run again", "jobs", len(rows), "err", err)
-		}
-		cancel()
-		for _, f := range batch {
-			close(f.recorded)
-		}
+// record writes a batch of run ends.
+func (w *JobWorker) record(rows []eventstore.FinishedJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.cfg.Store.FinishJobs(ctx, rows); err != nil {
+		// The leases run out and the jobs run again: at least once.
+		w.m.internalErrors.Inc()
+		w.cfg.Logger.Error("integration jobs: recording runs failed; the jobs will run again", "jobs", len(rows), "err", err)
 	}
 }
 
 // backoff is the wait after failed run n (1-based).
 func (w *JobWorker) backoff(n int) time.Duration {
-	d := float64(w.cfg.Backoff) * math.Pow(2, float64(n-1))
-	return time.Duration(min(d, float64(w.cfg.MaxBackoff)))
+	return exponentialBackoff(w.cfg.Backoff, 2, n, w.cfg.MaxBackoff)
 }
 
 // queueStats updates the pending gauges.
