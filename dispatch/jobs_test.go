@@ -267,17 +267,19 @@ func TestJobWorker_HungConnectionHoldsOnlyItsOwnSlots(t *testing.T) {
 	f.enqueue(other, time.Now(), 10)
 	r := newHangingRunner(hung)
 	f.jobWorker(map[string]dispatch.JobRunner{testKind: r}, dispatch.JobWorkerConfig{PerConnection: 2, Concurrency: 4})
+	// The runner counts a job done before the worker records it: wait
+	// for the queue to show it too.
 	testenv.Eventually(t, 20*time.Second, func() error {
 		if _, _, done := r.state(other); done != 10 {
 			return fmt.Errorf("%d of the other connection's jobs done", done)
+		}
+		if q := f.queue(other); q.Pending != 0 {
+			return fmt.Errorf("other connection's queue: %+v", q)
 		}
 		return nil
 	})
 	if inFlight, most, done := r.state(hung); inFlight != 2 || most != 2 || done != 0 {
 		t.Fatalf("hung connection: %d in flight (most %d), %d done; want 2, 2, 0", inFlight, most, done)
-	}
-	if q := f.queue(other); q.Pending != 0 {
-		t.Errorf("other connection's queue: %+v", q)
 	}
 	if q := f.queue(hung); q.Pending != 20 || q.OldestPendingAt == nil {
 		t.Errorf("hung connection's queue: %+v", q)
