@@ -635,8 +635,14 @@ dc_write_config() {
   mv -f "$DC_AREA/users.tmp" "$DC_AREA/users"
   cp -f "$DC_AREA/cert.pem" "$DC_AREA/ca.pem"
   mkdir -p "$DC_AREA/mail" "$DC_AREA/state"
-  chmod 0700 "$DC_AREA/mail"
-  if ((EUID == 0)); then chown "$mail_user:" "$DC_AREA/mail"; fi
+  # Each user's Maildir exists before the first connection: Dovecot makes it lazily, and two
+  # first CREATEs at once (parallel tests on a fresh store) race on it and one gets ALREADYEXISTS.
+  for entry in "${IMAP_USERS[@]}"; do
+    mkdir -p "$DC_AREA/mail/${entry%%:*}/Maildir/cur" "$DC_AREA/mail/${entry%%:*}/Maildir/new" \
+      "$DC_AREA/mail/${entry%%:*}/Maildir/tmp"
+  done
+  chmod -R u=rwX,go= "$DC_AREA/mail"
+  if ((EUID == 0)); then chown -R "$mail_user:" "$DC_AREA/mail"; fi
 }
 
 start_dovecot() {

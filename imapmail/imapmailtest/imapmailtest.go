@@ -165,11 +165,20 @@ func NewMailbox(t testing.TB, e Environment) string {
 	if len(name) > 40 {
 		name = name[:40]
 	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	mailbox := "hdftest-" + name + "-" + hex.EncodeToString(suffix[:])
-	if err := with(e, func(c *imapclient.Client) error { return c.Create(mailbox, nil).Wait() }); err != nil {
-		t.Fatalf("imapmailtest: creating mailbox %s: %v", mailbox, err)
+	var mailbox string
+	for attempt := 1; ; attempt++ {
+		var suffix [4]byte
+		_, _ = rand.Read(suffix[:])
+		mailbox = "hdftest-" + name + "-" + hex.EncodeToString(suffix[:])
+		err := with(e, func(c *imapclient.Client) error { return c.Create(mailbox, nil).Wait() })
+		if err == nil {
+			break
+		}
+		// A random name cannot exist yet: ALREADYEXISTS is Dovecot racing
+		// on a fresh mail store (two first CREATEs at once). Another name.
+		if attempt == 3 || !strings.Contains(err.Error(), "ALREADYEXISTS") {
+			t.Fatalf("imapmailtest: creating mailbox %s: %v", mailbox, err)
+		}
 	}
 	t.Cleanup(func() {
 		if err := with(e, func(c *imapclient.Client) error { return c.Delete(mailbox).Wait() }); err != nil {
