@@ -3,13 +3,14 @@ package helpdeskflow
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 )
 
 // Size limits of events. Every event travels as one Kafka record, and a
 // record the broker refuses would stop the relay for every workspace, so the
-// size of each event is checked before it is stored (commands name the
-// field that makes it large; the event store refuses any writer's oversized
-// event as a last line of defence).
+// size of each event is checked before it is stored: the event store
+// refuses any writer's oversized append (TooLargeError), and commands name
+// the request field that makes it large.
 const (
 	// MaxEventBytes is the most the JSON encoding of one event (an Event,
 	// as the relay publishes it and GET /v1/events shows it) may take. The
@@ -53,4 +54,23 @@ func MarshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
+// TooLargeError is the cause of the EPayloadTooLarge error with which the
+// event store refuses an append: Event is over MaxEventBytes (Size is its
+// size), or, with Total set, takes one transaction's events over
+// MaxAppendBytes (Size is the total with it). Callers that know the
+// request name its field from Event (errors.As).
+type TooLargeError struct {
+	Event NewEvent
+	Size  int
+	Total bool
+}
+
+// Error implements the error interface.
+func (e *TooLargeError) Error() string {
+	if e.Total {
+		return fmt.Sprintf("the events of one request would take %d bytes or more, over the limit of %d bytes", e.Size, MaxAppendBytes)
+	}
+	return fmt.Sprintf("a %s event of %d bytes is over the limit of %d bytes", e.Event.Type, e.Size, MaxEventBytes)
 }

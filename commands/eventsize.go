@@ -3,48 +3,40 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// sizeCheckedStore gives every command transaction an Append that checks,
-// before the event store sees them, that no event is over
-// helpdeskflow.MaxEventBytes and that one command's events stay under
-// MaxAppendBytes in total. A refusal is EPayloadTooLarge naming the request
-// field that makes the event large, and rolls the whole command back, so
-// nothing is stored.
-type sizeCheckedStore struct{ Store }
+// fieldNamingStore gives every command transaction an Append whose
+// size refusal names the request field: the event store refuses an event
+// over helpdeskflow.MaxEventBytes, or one command's events over
+// MaxAppendBytes in total, with EPayloadTooLarge before anything is sent
+// (its cause a *helpdeskflow.TooLargeError), and this turns that into the
+// 413 an API client can act on. The refusal rolls the whole command back,
+// so nothing is stored.
+type fieldNamingStore struct{ Store }
 
-func (s sizeCheckedStore) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return s.Store.Transact(ctx, func(tx Tx) error { return fn(&sizeCheckedTx{Tx: tx}) })
+func (s fieldNamingStore) Transact(ctx context.Context, fn func(tx Tx) error) error {
+	return s.Store.Transact(ctx, func(tx Tx) error { return fn(fieldNamingTx{tx}) })
 }
 
-type sizeCheckedTx struct {
-	Tx
-	total int // EventSize summed over this transaction's appends
-}
+type fieldNamingTx struct{ Tx }
 
-func (t *sizeCheckedTx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
-	if len(events) > 0 {
-		mdJSON, err := helpdeskflow.MarshalJSON(md)
-		if err != nil {
-			return 0, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "encode metadata", Err: err}
-		}
-		total := t.total
-		for _, e := range events {
-			size := helpdeskflow.EventSize(e.Type, ref.Type, e.Data, mdJSON)
-			if size > helpdeskflow.MaxEventBytes {
-				return 0, tooLarge(e, fmt.Sprintf("makes the %s event %s, over the limit of %s", e.Type, kilobytes(size), kilobytes(helpdeskflow.MaxEventBytes)))
-			}
-			if total += size; total > helpdeskflow.MaxAppendBytes {
-				return 0, tooLarge(e, fmt.Sprintf("makes the events of this request %s or more, over the limit of %s in total", kilobytes(total), kilobytes(helpdeskflow.MaxAppendBytes)))
-			}
-		}
-		t.total = total
+func (t fieldNamingTx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
+	version, err := t.Tx.Append(ctx, ref, expectedVersion, md, events)
+	var refused *helpdeskflow.TooLargeError
+	if !errors.As(err, &refused) {
+		return version, err
 	}
-	return t.Tx.Append(ctx, ref, expectedVersion, md, events)
+	if refused.Total {
+		return 0, tooLarge(refused.Event, fmt.Sprintf("makes the events of this request %s or more, over the limit of %s in total",
+			kilobytes(refused.Size), kilobytes(helpdeskflow.MaxAppendBytes)))
+	}
+	return 0, tooLarge(refused.Event, fmt.Sprintf("makes the %s event %s, over the limit of %s",
+		refused.Event.Type, kilobytes(refused.Size), kilobytes(helpdeskflow.MaxEventBytes)))
 }
 
 // tooLarge is the EPayloadTooLarge error for event e, naming its largest

@@ -34,11 +34,11 @@ func WithClock(now func() time.Time) Option { return func(s *Service) { s.clock 
 // WithMetrics makes the Service record its metrics in m.
 func WithMetrics(m *Metrics) Option { return func(s *Service) { s.metrics = m } }
 
-// New returns a Service on store. Every event a command appends is size
-// checked first (EPayloadTooLarge naming the field; see
+// New returns a Service on store. An event the store refuses as too large
+// is answered EPayloadTooLarge naming the request field (see
 // helpdeskflow.MaxEventBytes).
 func New(store Store, opts ...Option) *Service {
-	s := &Service{store: sizeCheckedStore{store}, clock: time.Now}
+	s := &Service{store: fieldNamingStore{store}, clock: time.Now}
 	for _, o := range opts {
 		o(s)
 	}

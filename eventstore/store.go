@@ -136,9 +136,10 @@ func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, erro
 //
 // An event whose encoding would exceed helpdeskflow.MaxEventBytes, or
 // events that would take the transaction's appends over MaxAppendBytes,
-// are refused with EPayloadTooLarge before anything is sent: this is the
-// last line of defence for every writer (commands check first and name the
-// field), because the relay must be able to publish every stored event.
+// are refused with EPayloadTooLarge (its cause a
+// *helpdeskflow.TooLargeError naming the event) before anything is sent,
+// for every writer: the relay must be able to publish every stored event.
+// Commands name the request field from the cause.
 func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
 	if len(events) == 0 {
 		return expectedVersion, nil
@@ -151,13 +152,14 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	total := t.appendedBytes
 	for _, e := range events {
 		size := helpdeskflow.EventSize(e.Type, ref.Type, e.Data, mdJSON)
+		var refused *helpdeskflow.TooLargeError
 		if size > helpdeskflow.MaxEventBytes {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge,
-				"a %s event of %d bytes is over the limit of %d bytes", e.Type, size, helpdeskflow.MaxEventBytes)
+			refused = &helpdeskflow.TooLargeError{Event: e, Size: size}
+		} else if total += size; total > helpdeskflow.MaxAppendBytes {
+			refused = &helpdeskflow.TooLargeError{Event: e, Size: total, Total: true}
 		}
-		if total += size; total > helpdeskflow.MaxAppendBytes {
-			return 0, helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge,
-				"the events of one request would take %d bytes or more, over the limit of %d bytes", total, helpdeskflow.MaxAppendBytes)
+		if refused != nil {
+			return 0, &helpdeskflow.Error{Code: helpdeskflow.EPayloadTooLarge, Message: refused.Error(), Err: refused}
 		}
 	}
 	t.appendedBytes = total
