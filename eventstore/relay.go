@@ -322,8 +322,10 @@ func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error 
 	}
 	r.cfg.Logger.Warn("relay: the broker refused records for good; publishing the batch again one record at a time",
 		"relay", r.cfg.Name, "events", len(events), "err", err)
-	for _, e := range events {
-		rec := r.record(e)
+	for i, e := range events {
+		// A fresh record of the same content: the client has filled in the
+		// produced one's partition, offset and producer fields.
+		rec := &kgo.Record{Topic: records[i].Topic, Key: records[i].Key, Value: records[i].Value, Headers: records[i].Headers, Timestamp: records[i].Timestamp}
 		err := r.producer.ProduceSync(ctx, rec).FirstErr()
 		if refusedForGood(err) {
 			r.claimCheckFor(e, "refused", len(rec.Value), err)
