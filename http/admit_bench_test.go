@@ -2,9 +2,12 @@ package http
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
@@ -22,37 +25,16 @@ import (
 //
 //	go test -run '^$' -bench Admit -benchmem ./http/
 func BenchmarkAdmit(b *testing.B) {
-	store := testenv.Store(b)
-	ctx, cancel := context.WithCancel(context.Background())
-	access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{})
-	done := make(chan struct{})
-	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
-	b.Cleanup(func() { cancel(); <-done })
-	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	service := commands.New(commands.AdaptStore(store))
-	workspaceID, key, err := service.CreateWorkspace(ctx, md, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := newAdmitFixture(b)
 	// A limit the benchmark never reaches: every call is admitted.
-	_, err = service.SetRateLimits(ctx, md, workspaceID, commands.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
+	_, err := f.service.SetRateLimits(context.Background(), f.md, f.workspaceID, commands.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
 		helpdeskflow.RateTicketsRead: {Limit: helpdeskflow.MaxRateLimit, WindowSeconds: 1},
 	}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	limiter, err := ratelimit.New(ratelimit.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &Server{cfg: Config{Auth: access, Limiter: limiter}}
-	s.authFailures, s.throttled = newAuthMetrics()
-	// Warm the cache: it serves from memory once its listener is up.
-	testenv.Eventually(b, 10*time.Second, func() error {
-		_, err := access.Authenticate(ctx, key.Secret)
-		return err
-	})
-	time.Sleep(100 * time.Millisecond)
+	s := f.server(b, Config{Auth: f.cache})
+	key := f.key
 
 	authenticated := route{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead}
 	public := route{method: "GET", path: "/healthz", public: true, probe: true}
@@ -75,4 +57,52 @@ func BenchmarkAdmit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// admitFixture is what admit needs around it: a running access cache on a
+// new event store, and a workspace whose admin key the cache holds in
+// memory.
+type admitFixture struct {
+	cache       *eventstore.AccessCache
+	service     *commands.Service
+	md          helpdeskflow.Metadata
+	workspaceID uuid.UUID
+	key         commands.NewKey
+}
+
+func newAdmitFixture(tb testing.TB) admitFixture {
+	tb.Helper()
+	store := testenv.Store(tb)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := admitFixture{cache: eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{}), service: commands.New(commands.AdaptStore(store)),
+		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
+	done := make(chan struct{})
+	go func() { f.cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
+	tb.Cleanup(func() { cancel(); <-done })
+	var err error
+	if f.workspaceID, f.key, err = f.service.CreateWorkspace(ctx, f.md, "admit"); err != nil {
+		tb.Fatal(err)
+	}
+	// The cache serves from memory once its listener is up.
+	testenv.Eventually(tb, 10*time.Second, func() error {
+		_, err := f.cache.Authenticate(ctx, f.key.Secret)
+		if _, ok := f.cache.Cached(f.key.Secret); err == nil && !ok {
+			return errors.New("the key is not held in memory yet")
+		}
+		return err
+	})
+	return f
+}
+
+// server is a Server with cfg and a limiter of its own.
+func (f admitFixture) server(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	limiter, err := ratelimit.New(ratelimit.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Limiter = limiter
+	s := &Server{cfg: cfg}
+	s.authFailures, s.throttled = newAuthMetrics()
+	return s
 }

@@ -9,10 +9,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 )
 
 // countingAuth counts the lookups that reach the event store.
@@ -34,32 +31,10 @@ func (c *countingAuth) Authenticate(ctx context.Context, key string) (helpdeskfl
 // longer looked up in the database and a body is not read; another IP and
 // a valid key this process holds are not affected. Probes are not counted.
 func TestAdmit_UnauthenticatedPerClientIP(t *testing.T) {
-	store := testenv.Store(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cache := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{})
-	done := make(chan struct{})
-	go func() { cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
-	t.Cleanup(func() { cancel(); <-done })
-	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	_, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, md, "ip limits")
-	if err != nil {
-		t.Fatal(err)
-	}
-	limiter, err := ratelimit.New(ratelimit.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := &countingAuth{AccessCache: cache}
-	s := &Server{cfg: Config{Auth: auth, Limiter: limiter, UnauthenticatedLimit: helpdeskflow.RateLimit{Limit: 3, Window: time.Minute}}}
-	s.authFailures, s.throttled = newAuthMetrics()
-	// The valid key is held once the cache trusts its listener.
-	testenv.Eventually(t, 10*time.Second, func() error {
-		_, err := cache.Authenticate(ctx, key.Secret)
-		if _, ok := cache.Cached(key.Secret); err == nil && !ok {
-			return context.DeadlineExceeded
-		}
-		return err
-	})
+	f := newAdmitFixture(t)
+	auth := &countingAuth{AccessCache: f.cache}
+	s := f.server(t, Config{Auth: auth, UnauthenticatedLimit: helpdeskflow.RateLimit{Limit: 3, Window: time.Minute}})
+	key := f.key
 
 	tickets := route{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead}
 	admit := func(ip, bearer, body string, rt route) (*httptest.ResponseRecorder, error) {
