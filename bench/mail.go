@@ -24,16 +24,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail/gmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/gmail"
-	"github.com/helpdeskflow/helpdeskflow/gmail/gmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
-	"github.com/helpdeskflow/helpdeskflow/mail"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
-	"github.com/helpdeskflow/helpdeskflow/oauth"
-	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 // The mail phase: messages imported per second from a Gmail mailbox of

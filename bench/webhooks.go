@@ -23,11 +23,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery

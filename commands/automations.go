@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 )
 
 // MaxAutomations is the most automation rules a workspace may have.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // FuzzEventSizeCap drives random ticket and customer payloads through the

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
-	"github.com/helpdeskflow/helpdeskflow/sla"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/sla"
 )
 
 // workspaceRules is a workspace's rules compiled for commands, at one

@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 )
 
 // SimulateAutomations is the body of POST /v1/automations/simulate: either

@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/sla"
+	"github.com/helpdeskflow/helpdeskflow/commands/sla"
 )
 
 // slaMetadata is the metadata of the SLA events a command or the timer

@@ -9,8 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
-	"github.com/helpdeskflow/helpdeskflow/sla"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/sla"
 )
 
 // MaxSLAPolicies is the most SLA policies a workspace may have.

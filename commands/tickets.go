@@ -7,7 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 )
 
 // Service handles commands and consistent single-entity reads. It is safe

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 )
 
 // Sealer encrypts secrets at rest and opens them (secretbox.Keyring).

@@ -12,14 +12,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Handler is one asynchronous side effect of events: a webhook sender, a

@@ -12,7 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 )
 
 // JobQueue is where the dispatcher's handlers queue calls to outside

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/slack"
+	"github.com/helpdeskflow/helpdeskflow/clients/slack"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 )
 
 // SlackStore is where the Slack connection and the notification log live.

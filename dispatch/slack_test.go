@@ -11,11 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
+	"github.com/helpdeskflow/helpdeskflow/clients/slack"
+	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/slack"
-	"github.com/helpdeskflow/helpdeskflow/slack/slacktest"
 )
 
 const slackToken = "xoxb-1-good"

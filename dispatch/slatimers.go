@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 )
 
 // SLATimers finds tickets whose SLA timer is due.

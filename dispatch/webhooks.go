@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 )
 
 // WebhookStore is the delivery queue in Postgres.

@@ -18,12 +18,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
 )
 
 // receiver is a webhook endpoint whose answers the test scripts.

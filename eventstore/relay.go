@@ -17,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Producer publishes records and waits for the broker's acknowledgement.
@@ -93,7 +93,7 @@ func (c *RelayConfig) setDefaults() {
 // No event can stop the relay: one whose encoding is over MaxEventBytes,
 // or whose record the broker refuses for good (too large for its
 // message.max.bytes, invalid), is published as a claim check
-// (internal/eventrecord) in its place, which consumers resolve from the
+// (kafka/eventrecord) in its place, which consumers resolve from the
 // event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
 // it. Only failures that may pass (the broker unreachable) are retried.
 type Relay struct {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // startRelayWith runs a relay with cfg (and a fast poll) on s until the

@@ -8,8 +8,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 )
 
 // Automations manages a workspace's automation rules and simulates them.

@@ -14,7 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 )
 
 // ticketBody is a valid POST /v1/tickets body; subject tells scriptedTickets

@@ -10,7 +10,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 )
 
 // Connections runs OAuth connections (integrations.Manager).

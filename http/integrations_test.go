@@ -11,10 +11,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
-	"github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
 )
 
 // connectGoogle runs the OAuth flow through the API against the fake

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/http"
 )
 

@@ -8,7 +8,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
 )
 
 // LinkedProfiles looks a customer up in the workspace's Shopify and

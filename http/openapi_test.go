@@ -29,9 +29,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
 )
 
 // loadOpenAPI loads the served document and validates it as OpenAPI 3.1

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 )
 
 // TestIntegrations_OutlookConnectOutboundPolicy: a mail server at an

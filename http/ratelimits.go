@@ -11,7 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 )
 
 // Rate limit response headers. RateLimit-Policy and RateLimit follow the

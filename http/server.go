@@ -22,7 +22,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 )
 
 // Tickets is the write side and consistent read of tickets.

@@ -3,7 +3,7 @@ package integrations
 import (
 	"strings"
 
-	"github.com/helpdeskflow/helpdeskflow/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 )
 
 // publicTokenFields are the fields of a provider's token answer that are

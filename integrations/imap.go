@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 )
 
 // Outlook is the provider name of IMAP/SMTP mailbox connections (Outlook

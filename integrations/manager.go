@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 )
 
 // Sealer encrypts tokens at rest and opens them (secretbox.Keyring).

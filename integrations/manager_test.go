@@ -11,14 +11,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/oauth"
-	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 type clock struct {

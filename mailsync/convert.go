@@ -12,7 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/mail"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 // Reasons an imported message makes nothing.

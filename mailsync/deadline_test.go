@@ -10,9 +10,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 )

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/gmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail"
 )
 
 // Classes of failed sync runs, in the connection's last_error_class and the

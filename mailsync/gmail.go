@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/gmail"
-	"github.com/helpdeskflow/helpdeskflow/mail"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 // gmailState is a Gmail mailbox's cursor: the history id to read on from

@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/imapmail/imapmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
-	"github.com/helpdeskflow/helpdeskflow/mail"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 // outlook is a workspace connected to a real Dovecot mailbox of its own

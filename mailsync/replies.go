@@ -13,9 +13,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/gmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
-	"github.com/helpdeskflow/helpdeskflow/mail"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 // ReplyStore is the event store as the reply worker uses it.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/mail"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 func (f *fixture) replyWorker(client *http.Client) *mailsync.ReplyWorker {

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 )
 
 // consumer is what the package's Kafka consumers (Projector,

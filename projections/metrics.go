@@ -1,7 +1,7 @@
 package projections
 
 import (
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

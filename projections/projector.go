@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Defaults of Config: the consumer group, batch size, flush interval, cache

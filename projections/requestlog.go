@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
 )
 
 // Defaults of RequestLogConfig that differ from Config's: the consumer group,

@@ -24,9 +24,9 @@ check() { # package-pattern library allowed-package-regex
 check ./... github.com/jackc/pgx "^$module/(eventstore|dispatch|cmd/.*|internal/testenv)$"
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
-check ./... github.com/slack-go/slack "^$module/slack$"
-check ./... golang.org/x/oauth2 "^$module/(oauth|oauth/oauthtest)$"
-check ./... github.com/emersion "^$module/(imapmail|imapmail/imapmailtest)$"
+check ./... github.com/slack-go/slack "^$module/clients/slack$"
+check ./... golang.org/x/oauth2 "^$module/clients/(oauth|oauth/oauthtest)$"
+check ./... github.com/emersion "^$module/clients/(imapmail|imapmail/imapmailtest)$"
 
 # The root domain package depends on nothing but the standard library and uuid.
 while read -r dep; do
@@ -38,10 +38,10 @@ done < <(go list -deps "$module")
 
 # The outbound address policy (and the webhook package built on it) is the
 # standard library alone, so every client of a user-named host can use it.
-for pkg in egress webhook; do
+for pkg in clients/egress clients/webhook; do
   while read -r dep; do
     case $dep in
-      "$module/egress" | "$module/webhook" | vendor/*) ;;
+      "$module/clients/egress" | "$module/clients/webhook" | vendor/*) ;;
       *.*/*) echo "check-deps: $pkg depends on $dep" >&2; fail=1 ;;
     esac
   done < <(go list -deps "$module/$pkg")
@@ -50,17 +50,17 @@ done
 # The rule engine is pure: the standard library, uuid and the root package.
 while read -r dep; do
   case $dep in
-    "$module" | "$module/automation" | github.com/google/uuid* | vendor/*) ;;
+    "$module" | "$module/commands/automation" | github.com/google/uuid* | vendor/*) ;;
     *.*/*) echo "check-deps: automation depends on $dep" >&2; fail=1 ;;
   esac
-done < <(go list -deps "$module/automation")
+done < <(go list -deps "$module/commands/automation")
 
 # SLA policies are as pure: the rule engine's conditions and nothing else.
 while read -r dep; do
   case $dep in
-    "$module" | "$module/automation" | "$module/sla" | github.com/google/uuid* | vendor/*) ;;
+    "$module" | "$module/commands/automation" | "$module/commands/sla" | github.com/google/uuid* | vendor/*) ;;
     *.*/*) echo "check-deps: sla depends on $dep" >&2; fail=1 ;;
   esac
-done < <(go list -deps "$module/sla")
+done < <(go list -deps "$module/commands/sla")
 
 exit $fail

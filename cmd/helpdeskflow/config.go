@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/egress"
+	"github.com/helpdeskflow/helpdeskflow/clients/egress"
 )
 
 // config is every setting of the binary. Each flag has an HDF_* environment

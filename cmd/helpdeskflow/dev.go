@@ -16,7 +16,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 )
 
 // demoKeyFile is where dev keeps the demo workspace's admin key, under the

@@ -10,15 +10,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/helpdeskflow/helpdeskflow/clients/egress"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/egress"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
-	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
-	"github.com/helpdeskflow/helpdeskflow/profilelookup"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 // integrationsOf builds the integrations manager (OAuth connections and

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/gmail/gmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/gmail/gmailtest"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 // TestDev_GmailMailBecomesATicket connects Gmail through the API (OAuth

@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/helpdeskflow/helpdeskflow/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 )
 
 // oauthProviders returns the OAuth providers configured in the environment:

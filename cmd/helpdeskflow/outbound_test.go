@@ -10,12 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/egress"
+	"github.com/helpdeskflow/helpdeskflow/clients/egress/egresstest"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/egress"
-	"github.com/helpdeskflow/helpdeskflow/egress/egresstest"
-	"github.com/helpdeskflow/helpdeskflow/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 func TestConfig_OutboundAllowLoopback(t *testing.T) {

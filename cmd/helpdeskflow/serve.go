@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/internal/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,18 +21,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/slack"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
-	"github.com/helpdeskflow/helpdeskflow/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/projections"
-	"github.com/helpdeskflow/helpdeskflow/ratelimit"
-	"github.com/helpdeskflow/helpdeskflow/requestlog"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
-	"github.com/helpdeskflow/helpdeskflow/slack"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when

@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
+	plt "github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
+	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/oauth"
-	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
-	plt "github.com/helpdeskflow/helpdeskflow/profilelookup/profilelookuptest"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
-	"github.com/helpdeskflow/helpdeskflow/slack/slacktest"
 )
 
 // TestDev_SlowPartnersDelayNobodyElse: one workspace's Shopify shop never

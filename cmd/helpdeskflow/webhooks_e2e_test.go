@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/webhook"
 )
 
 // TestDev_WebhookDelivered follows a ticket from the API through the relay,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/webhook"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 )
 
 const webhookVerifyUsage = `usage: helpdeskflow webhook verify --secret S --header 'X-HDF-Signature value' --body-file PATH [--tolerance 5m] [--now UNIX]

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/webhook"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 )
 
 func TestRunWebhookVerify(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
-	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
 )
 
 // Connect runs the whole OAuth flow for the workspace's connection to
