@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // accessChannel is the LISTEN/NOTIFY channel that announces a new access
@@ -173,7 +174,7 @@ func (c *AccessCache) Run(ctx context.Context) error {
 			return nil
 		}
 		c.cfg.Logger.Warn("access cache lost its Postgres session; authenticating every request against Postgres until it is back", "err", err)
-		if !sleep(ctx, time.Second) {
+		if !poll.Sleep(ctx, time.Second) {
 			c.leave()
 			return nil
 		}
@@ -296,7 +297,7 @@ func (s *Store) invalidateAccess(ctx context.Context) error {
 		if waiting == 0 {
 			return nil
 		}
-		if !sleep(ctx, accessWaitPoll) {
+		if !poll.Sleep(ctx, accessWaitPoll) {
 			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "the change is committed, but not every API process confirmed it before the request ended", Err: ctx.Err()}
 		}
 	}

@@ -3,20 +3,17 @@ package eventstore
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
@@ -153,47 +150,23 @@ func (r *Relay) Run(ctx context.Context) error {
 		if err != nil {
 			r.cfg.Logger.Warn("relay lost leadership", "relay", r.cfg.Name, "err", err)
 		}
-		if !sleep(ctx, r.cfg.RetryBackoff) {
+		if !poll.Sleep(ctx, r.cfg.RetryBackoff) {
 			return nil
 		}
 	}
-}
-
-func (r *Relay) lockKey() int64 {
-	h := fnv.New64a()
-	h.Write([]byte("helpdeskflow-relay:" + r.cfg.Name))
-	return int64(h.Sum64())
 }
 
 // lead waits to become leader, then publishes until ctx ends or the leader
 // session breaks.
 func (r *Relay) lead(ctx context.Context) error {
-	pooled, err := r.store.pool.Acquire(ctx)
-	if err != nil {
-		return unavailable("acquire relay connection", err)
+	lease, err := r.store.AcquirePublisherLease(ctx, r.cfg.Name, r.cfg.PollInterval)
+	if lease == nil || err != nil {
+		return err
 	}
-	// The session holds the leader lock, so it must never go back to the pool.
-	conn := pooled.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
-
-	for {
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, r.lockKey()).Scan(&got); err != nil {
-			return internal("try relay leader lock", err)
-		}
-		if got {
-			break
-		}
-		if !sleep(ctx, r.cfg.PollInterval) {
-			return nil
-		}
-	}
+	defer lease.Close(ctx)
 	r.leader.Set(1)
 	r.cfg.Logger.Info("relay is leader", "relay", r.cfg.Name)
-	if _, err := conn.Exec(ctx, `LISTEN `+eventsChannel); err != nil {
-		return internal("listen for events", err)
-	}
-	cp, err := r.checkpoint(ctx)
+	cp, err := lease.Checkpoint(ctx)
 	if err != nil {
 		return err
 	}
@@ -206,7 +179,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	defer stopWatch()
 	go r.watchLag(watchCtx, &saved)
 	for {
-		events, cut, err := r.store.readAfter(ctx, cp, r.cfg.BatchSize, uuid.Nil, r.cfg.MaxBatchBytes)
+		events, cut, err := r.store.ReadBatch(ctx, cp, r.cfg.BatchSize, r.cfg.MaxBatchBytes)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -220,13 +193,13 @@ func (r *Relay) lead(ctx context.Context) error {
 				}
 				r.produceErrs.Inc()
 				r.cfg.Logger.Error("relay publish failed; retrying the batch", "relay", r.cfg.Name, "events", len(events), "err", err)
-				if !sleep(ctx, r.cfg.RetryBackoff) {
+				if !poll.Sleep(ctx, r.cfg.RetryBackoff) {
 					return nil
 				}
 				continue
 			}
 			next := events[len(events)-1].Position
-			if err := r.saveCheckpoint(ctx, conn, next); err != nil {
+			if err := lease.SaveCheckpoint(ctx, next); err != nil {
 				return err
 			}
 			cp = next
@@ -240,32 +213,20 @@ func (r *Relay) lead(ctx context.Context) error {
 			// Committed events wait above the commit horizon, held back by
 			// an older open transaction (of any database in the cluster).
 			// Their notification has come and gone: look again soon rather
-			// than at the next poll.
-			if !sleep(ctx, min(horizonRetry, r.cfg.PollInterval)) {
+			// than at the next poll. The poll in WaitForEvents covers
+			// notifications lost while the relay was busy.
+			if !poll.Sleep(ctx, min(horizonRetry, r.cfg.PollInterval)) {
 				return nil
 			}
 			continue
 		}
-		if err := r.waitForEvents(ctx, conn); err != nil {
+		if err := lease.WaitForEvents(ctx, r.cfg.PollInterval); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
-}
-
-// waitForEvents returns when a notification arrives or PollInterval passes.
-// The poll covers notifications lost while the relay was busy and events
-// whose transaction was below the horizon's reach at the last read.
-func (r *Relay) waitForEvents(ctx context.Context, conn *pgx.Conn) error {
-	waitCtx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
-	defer cancel()
-	_, err := conn.WaitForNotification(waitCtx)
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || waitCtx.Err() != nil {
-		return nil
-	}
-	return internal("wait for notification", err)
 }
 
 // watchLag measures the lag from the saved checkpoint every second until
@@ -366,46 +327,4 @@ func (r *Relay) claimCheckFor(e helpdeskflow.Event, reason string, size int, err
 func refusedForGood(err error) bool {
 	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
 		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
-}
-
-func (r *Relay) checkpoint(ctx context.Context) (helpdeskflow.Position, error) {
-	var txID string
-	var seq int64
-	err := r.store.pool.QueryRow(ctx, `SELECT tx_id::text, seq FROM relay_checkpoints WHERE name = $1`, r.cfg.Name).Scan(&txID, &seq)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return helpdeskflow.Position{}, nil
-	}
-	if err != nil {
-		return helpdeskflow.Position{}, internal("read relay checkpoint", err)
-	}
-	n, err := strconv.ParseUint(txID, 10, 64)
-	if err != nil {
-		return helpdeskflow.Position{}, internal("parse relay checkpoint", err)
-	}
-	return helpdeskflow.Position{TxID: n, Seq: seq}, nil
-}
-
-// saveCheckpoint writes the checkpoint on the leader's own session, so a
-// relay that lost its session cannot move it, and never moves it backwards.
-func (r *Relay) saveCheckpoint(ctx context.Context, conn *pgx.Conn, p helpdeskflow.Position) error {
-	_, err := conn.Exec(ctx, `INSERT INTO relay_checkpoints (name, tx_id, seq) VALUES ($1, $2::text::xid8, $3)
-		ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, seq = excluded.seq, updated_at = now()
-		WHERE (relay_checkpoints.tx_id, relay_checkpoints.seq) < (excluded.tx_id, excluded.seq)`,
-		r.cfg.Name, strconv.FormatUint(p.TxID, 10), p.Seq)
-	if err != nil {
-		return internal("save relay checkpoint", err)
-	}
-	return nil
-}
-
-// sleep waits for d or until ctx ends; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

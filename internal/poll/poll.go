@@ -24,3 +24,15 @@ func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, wha
 		}
 	}
 }
+
+// Sleep waits for d or until ctx ends; it reports whether ctx is still live.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
