@@ -25,9 +25,9 @@ func TestAppend_SizeCaps(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("one event", func(t *testing.T) {
-		ref := newRef()
+		ref := testenv.NewTicketRef()
 		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-			_, err := tx.Append(ctx, ref, 0, apiMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes)})
+			_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes)})
 			return err
 		})
 		if got := helpdeskflow.ErrorCode(err); got != helpdeskflow.EPayloadTooLarge {
@@ -42,9 +42,9 @@ func TestAppend_SizeCaps(t *testing.T) {
 		var refs []helpdeskflow.StreamRef
 		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
 			for range helpdeskflow.MaxAppendBytes/(helpdeskflow.MaxEventBytes/2) + 1 {
-				ref := newRef()
+				ref := testenv.NewTicketRef()
 				refs = append(refs, ref)
-				if _, err := tx.Append(ctx, ref, 0, apiMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes / 2)}); err != nil {
+				if _, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes / 2)}); err != nil {
 					return err
 				}
 			}
@@ -59,9 +59,9 @@ func TestAppend_SizeCaps(t *testing.T) {
 	})
 
 	t.Run("at the limit", func(t *testing.T) {
-		ref := newRef()
+		ref := testenv.NewTicketRef()
 		if err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-			_, err := tx.Append(ctx, ref, 0, apiMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes - 1000)})
+			_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{eventOfBytes(helpdeskflow.MaxEventBytes - 1000)})
 			return err
 		}); err != nil {
 			t.Fatalf("an event just under the limit: %v", err)

@@ -46,8 +46,8 @@ func tailOf(t *testing.T, s *eventstore.Store, ref helpdeskflow.StreamRef) (snap
 func TestStore_LoadTail(t *testing.T) {
 	s := testenv.Store(t)
 	ctx := context.Background()
-	ref := newRef()
-	if _, err := appendEvents(t, s, ref, 0, 5); err != nil {
+	ref := testenv.NewTicketRef()
+	if _, err := testenv.AppendEvents(t, s, ref, 0, 5); err != nil {
 		t.Fatal(err)
 	}
 	snap := func(version int64, format int, state string) helpdeskflow.Snapshot {

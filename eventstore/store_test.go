@@ -13,43 +13,13 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
-var apiMetadata = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-
-func newEvents(t testing.TB, n int) []helpdeskflow.NewEvent {
-	t.Helper()
-	events := make([]helpdeskflow.NewEvent, n)
-	for i := range events {
-		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, map[string]any{"n": i})
-		if err != nil {
-			t.Fatal(err)
-		}
-		events[i] = e
-	}
-	return events
-}
-
-func appendEvents(t testing.TB, s *eventstore.Store, ref helpdeskflow.StreamRef, expected int64, n int) (int64, error) {
-	t.Helper()
-	var version int64
-	err := s.Transact(context.Background(), func(tx *eventstore.Tx) error {
-		v, err := tx.Append(context.Background(), ref, expected, apiMetadata, newEvents(t, n))
-		version = v
-		return err
-	})
-	return version, err
-}
-
-func newRef() helpdeskflow.StreamRef {
-	return helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: uuid.New(), Type: helpdeskflow.StreamTicket}
-}
-
 func TestStore_Append(t *testing.T) {
 	s := testenv.Store(t)
 	ctx := context.Background()
 
 	t.Run("CreatesAndLoads", func(t *testing.T) {
-		ref := newRef()
-		v, err := appendEvents(t, s, ref, 0, 3)
+		ref := testenv.NewTicketRef()
+		v, err := testenv.AppendEvents(t, s, ref, 0, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,26 +44,26 @@ func TestStore_Append(t *testing.T) {
 			if err := json.Unmarshal(e.Data, &data); err != nil || data["n"] != i {
 				t.Errorf("event %d data = %s (%v)", i, e.Data, err)
 			}
-			if e.Metadata != apiMetadata {
-				t.Errorf("event %d metadata = %+v, want %+v", i, e.Metadata, apiMetadata)
+			if e.Metadata != testenv.SystemMetadata {
+				t.Errorf("event %d metadata = %+v, want %+v", i, e.Metadata, testenv.SystemMetadata)
 			}
 		}
 	})
 
 	t.Run("ErrVersionConflict/StreamExists", func(t *testing.T) {
-		ref := newRef()
-		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+		ref := testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, ref, 0, 1); err != nil {
 			t.Fatal(err)
 		}
-		_, err := appendEvents(t, s, ref, 0, 1)
+		_, err := testenv.AppendEvents(t, s, ref, 0, 1)
 		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EVersionConflict; got != want {
 			t.Fatalf("error code = %q (%v), want %q", got, err, want)
 		}
 	})
 
 	t.Run("ErrVersionConflict/Concurrent", func(t *testing.T) {
-		ref := newRef()
-		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+		ref := testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, ref, 0, 1); err != nil {
 			t.Fatal(err)
 		}
 		const writers = 100
@@ -105,7 +75,7 @@ func TestStore_Append(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, errs[i] = appendEvents(t, s, ref, 1, 2)
+				_, errs[i] = testenv.AppendEvents(t, s, ref, 1, 2)
 			}()
 		}
 		close(start)
@@ -139,8 +109,8 @@ func TestStore_Append(t *testing.T) {
 	})
 
 	t.Run("ErrNotFound/OtherWorkspace", func(t *testing.T) {
-		ref := newRef()
-		if _, err := appendEvents(t, s, ref, 0, 1); err != nil {
+		ref := testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, ref, 0, 1); err != nil {
 			t.Fatal(err)
 		}
 		_, err := s.Load(ctx, uuid.New(), ref.ID)
@@ -157,8 +127,8 @@ func TestStore_Append(t *testing.T) {
 	})
 
 	t.Run("LockLoadAppend", func(t *testing.T) {
-		ref := newRef()
-		if _, err := appendEvents(t, s, ref, 0, 2); err != nil {
+		ref := testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, ref, 0, 2); err != nil {
 			t.Fatal(err)
 		}
 		var version int64
@@ -174,7 +144,7 @@ func TestStore_Append(t *testing.T) {
 			if int64(len(history)) != v {
 				t.Errorf("locked at version %d with %d events", v, len(history))
 			}
-			version, err = tx.Append(ctx, ref, v, apiMetadata, newEvents(t, 1))
+			version, err = tx.Append(ctx, ref, v, testenv.SystemMetadata, testenv.NewEvents(t, 1))
 			return err
 		})
 		if err != nil {
@@ -186,17 +156,17 @@ func TestStore_Append(t *testing.T) {
 	})
 
 	t.Run("ErrVersionConflict/AtCommitUndoesTheRest", func(t *testing.T) {
-		existing, fresh := newRef(), newRef()
-		if _, err := appendEvents(t, s, existing, 0, 1); err != nil {
+		existing, fresh := testenv.NewTicketRef(), testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, existing, 0, 1); err != nil {
 			t.Fatal(err)
 		}
 		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-			if _, err := tx.Append(ctx, fresh, 0, apiMetadata, newEvents(t, 1)); err != nil {
+			if _, err := tx.Append(ctx, fresh, 0, testenv.SystemMetadata, testenv.NewEvents(t, 1)); err != nil {
 				return err
 			}
 			// Stale: the stream is at version 1. The conflict surfaces when
 			// the deferred append is sent, with the commit.
-			_, err := tx.Append(ctx, existing, 5, apiMetadata, newEvents(t, 1))
+			_, err := tx.Append(ctx, existing, 5, testenv.SystemMetadata, testenv.NewEvents(t, 1))
 			return err
 		})
 		if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EVersionConflict; got != want {
@@ -214,9 +184,9 @@ func TestStore_Append(t *testing.T) {
 	})
 
 	t.Run("RollbackStoresNothing", func(t *testing.T) {
-		ref := newRef()
+		ref := testenv.NewTicketRef()
 		err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-			if _, err := tx.Append(ctx, ref, 0, apiMetadata, newEvents(t, 1)); err != nil {
+			if _, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, testenv.NewEvents(t, 1)); err != nil {
 				return err
 			}
 			return helpdeskflow.Errorf(helpdeskflow.EValidation, "decided against it")
@@ -239,13 +209,13 @@ func TestMigrate_Twice(t *testing.T) {
 
 func TestReadAfter_OneWorkspace(t *testing.T) {
 	s := testenv.Store(t)
-	mine, theirs := newRef(), newRef()
+	mine, theirs := testenv.NewTicketRef(), testenv.NewTicketRef()
 	for _, ref := range []helpdeskflow.StreamRef{mine, theirs, mine} {
-		if _, err := appendEvents(t, s, helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: ref.WorkspaceID, Type: ref.Type}, 0, 1); err != nil {
+		if _, err := testenv.AppendEvents(t, s, helpdeskflow.StreamRef{ID: uuid.New(), WorkspaceID: ref.WorkspaceID, Type: ref.Type}, 0, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	events := readAtLeast(t, s, helpdeskflow.Position{}, mine.WorkspaceID, 2)
+	events := testenv.ReadAtLeast(t, s, helpdeskflow.Position{}, mine.WorkspaceID, 2)
 	if len(events) != 2 {
 		t.Fatalf("read %d events of the workspace, want 2", len(events))
 	}

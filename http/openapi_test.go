@@ -32,6 +32,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // loadOpenAPI loads the served document and validates it as OpenAPI 3.1
@@ -798,7 +799,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := eventstore.NewRelay(h.store, producer, eventstore.RelayConfig{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	relay, err := relay.NewRelay(h.store, producer, relay.RelayConfig{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

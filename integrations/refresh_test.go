@@ -12,9 +12,9 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // tokenResult is what an AccessToken call answered.
@@ -107,7 +107,7 @@ func (f *fixture) startRelay(brokers []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	relay, err := eventstore.NewRelay(f.store, client, eventstore.RelayConfig{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
+	relay, err := relay.NewRelay(f.store, client, relay.RelayConfig{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // crashChildEnv makes the test binary act as a relay that is killed with
@@ -71,7 +72,7 @@ func runCrashingRelay() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	relay, err := eventstore.NewRelay(store, client, eventstore.RelayConfig{})
+	relay, err := relay.NewRelay(store, client, relay.RelayConfig{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

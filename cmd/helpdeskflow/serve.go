@@ -33,6 +33,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -112,7 +113,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
-		relay, err := eventstore.NewRelay(store, kafka, eventstore.RelayConfig{Logger: logger, Registerer: reg})
+		relay, err := relay.NewRelay(store, kafka, relay.RelayConfig{Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package eventstore_test
+package relay_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // startRelay runs a relay on s publishing to brokers until the test ends.
@@ -30,13 +31,13 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := eventstore.NewRelay(s, client, eventstore.RelayConfig{PollInterval: poll, RetryBackoff: 50 * time.Millisecond})
+	r, err := relay.NewRelay(s, client, relay.RelayConfig{PollInterval: poll, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
+	go func() { defer close(done); r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; client.Close() })
 }
 
@@ -78,11 +79,11 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	_, brokers := testenv.Kafka(t)
 	ctx := context.Background()
 
-	first, late, later := newRef(), newRef(), newRef()
-	if _, err := appendEvents(t, s, first, 0, 1); err != nil {
+	first, late, later := testenv.NewTicketRef(), testenv.NewTicketRef(), testenv.NewTicketRef()
+	if _, err := testenv.AppendEvents(t, s, first, 0, 1); err != nil {
 		t.Fatal(err)
 	}
-	events := readAtLeast(t, s, helpdeskflow.Position{}, uuid.Nil, 1)
+	events := testenv.ReadAtLeast(t, s, helpdeskflow.Position{}, uuid.Nil, 1)
 	if len(events) != 1 {
 		t.Fatalf("ReadAfter = %d events; want the first one", len(events))
 	}
@@ -92,7 +93,7 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	appended, release, committed := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	go func() {
 		committed <- s.Transact(ctx, func(tx *eventstore.Tx) error {
-			if _, err := tx.Append(ctx, late, 0, apiMetadata, newEvents(t, 1)); err != nil {
+			if _, err := tx.Append(ctx, late, 0, testenv.SystemMetadata, testenv.NewEvents(t, 1)); err != nil {
 				return err
 			}
 			// Appends go out with the next statement: make this one write now.
@@ -110,7 +111,7 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	var releaseOnce sync.Once
 	releaseLate := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(releaseLate)
-	if _, err := appendEvents(t, s, later, 0, 1); err != nil {
+	if _, err := testenv.AppendEvents(t, s, later, 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	startRelay(t, s, brokers)
@@ -127,7 +128,7 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	if err := <-committed; err != nil {
 		t.Fatal(err)
 	}
-	events = readAtLeast(t, s, cursor, uuid.Nil, 2)
+	events = testenv.ReadAtLeast(t, s, cursor, uuid.Nil, 2)
 	if len(events) != 2 || events[0].StreamID != late.ID || events[1].StreamID != later.ID {
 		t.Fatalf("after the late commit ReadAfter returned %v, want the late then the later event", streamIDs(events))
 	}
@@ -145,23 +146,6 @@ func TestReadAfter_LateCommit(t *testing.T) {
 	if len(records) != 3 {
 		t.Errorf("relay published %d records, want 3", len(records))
 	}
-}
-
-// readAtLeast reads after cursor until at least n events are readable. The
-// commit horizon is cluster-wide, so another test's open transaction (in
-// another database) can hold back events that have committed.
-func readAtLeast(t *testing.T, s *eventstore.Store, cursor helpdeskflow.Position, workspaceID uuid.UUID, n int) []helpdeskflow.Event {
-	t.Helper()
-	var events []helpdeskflow.Event
-	testenv.Eventually(t, 15*time.Second, func() error {
-		var err error
-		events, err = s.ReadAfter(context.Background(), cursor, 100, workspaceID)
-		if err == nil && len(events) < n {
-			err = fmt.Errorf("%d events readable, want %d", len(events), n)
-		}
-		return err
-	})
-	return events
 }
 
 func streamIDs(events []helpdeskflow.Event) []uuid.UUID {
@@ -183,8 +167,8 @@ func TestRelay_PublishesWithHeadersOnce(t *testing.T) {
 	const streams, perStream = 20, 5
 	refs := make([]helpdeskflow.StreamRef, streams)
 	for i := range refs {
-		refs[i] = newRef()
-		if _, err := appendEvents(t, s, refs[i], 0, perStream); err != nil {
+		refs[i] = testenv.NewTicketRef()
+		if _, err := testenv.AppendEvents(t, s, refs[i], 0, perStream); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -229,7 +213,7 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	startRelay(t, s, brokers)
 
 	for range 10 {
-		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -240,7 +224,7 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	cluster.Close()
 	// Events committed while the broker is down wait in Postgres.
 	for range 10 {
-		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -274,7 +258,7 @@ func TestRelay_WokenByNotification(t *testing.T) {
 	startRelayPolling(t, s, brokers, time.Hour)
 	time.Sleep(500 * time.Millisecond) // let it become leader and LISTEN
 	for i := range 3 {
-		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 			t.Fatal(err)
 		}
 		if got := len(consumeAll(t, brokers, i+1)); got != i+1 {

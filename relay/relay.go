@@ -1,4 +1,7 @@
-package eventstore
+// Package relay publishes the event store's committed events to Kafka in
+// commit order: the step between an event stored and an event projected or
+// dispatched. See Relay.
+package relay
 
 import (
 	"context"
@@ -13,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
@@ -64,7 +68,7 @@ func (c *RelayConfig) setDefaults() {
 		c.BatchSize = 1000
 	}
 	if c.MaxBatchBytes <= 0 {
-		c.MaxBatchBytes = ReadBudgetBytes
+		c.MaxBatchBytes = eventstore.ReadBudgetBytes
 	}
 	if c.MaxEventBytes <= 0 {
 		c.MaxEventBytes = helpdeskflow.MaxEventBytes
@@ -94,7 +98,7 @@ func (c *RelayConfig) setDefaults() {
 // event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
 // it. Only failures that may pass (the broker unreachable) are retried.
 type Relay struct {
-	store    *Store
+	store    *eventstore.Store
 	producer Producer
 	cfg      RelayConfig
 
@@ -114,7 +118,7 @@ type Relay struct {
 // helpdeskflow_relay_lag_events,
 // helpdeskflow_relay_lag_seconds, helpdeskflow_relay_leader and
 // helpdeskflow_oldest_transaction_age_seconds.
-func NewRelay(store *Store, producer Producer, cfg RelayConfig) (*Relay, error) {
+func NewRelay(store *eventstore.Store, producer Producer, cfg RelayConfig) (*Relay, error) {
 	cfg.setDefaults()
 	r := &Relay{
 		store: store, producer: producer, cfg: cfg,

@@ -1,4 +1,4 @@
-package eventstore_test
+package relay_test
 
 import (
 	"context"
@@ -19,20 +19,21 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
 // startRelayWith runs a relay with cfg (and a fast poll) on s until the
 // test ends, producing through client.
-func startRelayWith(t *testing.T, s *eventstore.Store, client *kgo.Client, cfg eventstore.RelayConfig) {
+func startRelayWith(t *testing.T, s *eventstore.Store, client *kgo.Client, cfg relay.RelayConfig) {
 	t.Helper()
 	cfg.PollInterval, cfg.RetryBackoff = 100*time.Millisecond, 50*time.Millisecond
-	relay, err := eventstore.NewRelay(s, client, cfg)
+	r, err := relay.NewRelay(s, client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
+	go func() { defer close(done); r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
@@ -70,19 +71,19 @@ func insertRawEvent(t *testing.T, s *eventstore.Store, ref helpdeskflow.StreamRe
 func TestRelay_OversizedEventIsClaimCheck(t *testing.T) {
 	s := testenv.Store(t)
 	_, brokers := testenv.Kafka(t)
-	poison := newRef()
+	poison := testenv.NewTicketRef()
 	big := `{"body":"` + strings.Repeat("<", 1_200_000) + `"}`
 	poisonID := insertRawEvent(t, s, poison, big)
 	var later []helpdeskflow.StreamRef
 	for range 5 {
-		ref := newRef()
+		ref := testenv.NewTicketRef()
 		later = append(later, ref)
-		if _, err := appendEvents(t, s, ref, 0, 2); err != nil {
+		if _, err := testenv.AppendEvents(t, s, ref, 0, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
 	reg := prometheus.NewRegistry()
-	startRelayWith(t, s, producer(t, brokers), eventstore.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, producer(t, brokers), relay.RelayConfig{Registerer: reg})
 
 	records := consumeAll(t, brokers, 11)
 	if len(records) != 11 {
@@ -129,16 +130,16 @@ func TestRelay_BrokerRefusalIsClaimCheck(t *testing.T) {
 	s := testenv.Store(t)
 	_, brokers := testenv.Kafka(t, kfake.BrokerConfigs(map[string]string{"message.max.bytes": "8000"}))
 	ctx := context.Background()
-	refused, other := newRef(), newRef()
+	refused, other := testenv.NewTicketRef(), testenv.NewTicketRef()
 	for v := range 6 {
 		data := fmt.Sprintf(`{"n":%d}`, v)
 		if v == 2 {
 			data = `{"body":"` + incompressible(20_000) + `"}` // the producer compresses batches
 		}
 		if err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-			_, err := tx.Append(ctx, refused, int64(v), apiMetadata, []helpdeskflow.NewEvent{{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, Data: []byte(data)}})
+			_, err := tx.Append(ctx, refused, int64(v), testenv.SystemMetadata, []helpdeskflow.NewEvent{{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, Data: []byte(data)}})
 			if err == nil {
-				_, err = tx.Append(ctx, other, int64(v), apiMetadata, newEvents(t, 1))
+				_, err = tx.Append(ctx, other, int64(v), testenv.SystemMetadata, testenv.NewEvents(t, 1))
 			}
 			return err
 		}); err != nil {
@@ -146,7 +147,7 @@ func TestRelay_BrokerRefusalIsClaimCheck(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	startRelayWith(t, s, producer(t, brokers), eventstore.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, producer(t, brokers), relay.RelayConfig{Registerer: reg})
 
 	var records []*kgo.Record
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -211,9 +212,9 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startRelayWith(t, s, client, eventstore.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, client, relay.RelayConfig{Registerer: reg})
 	t.Cleanup(client.Close) // after the relay stopped: cleanups run last-in first-out
-	if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+	if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := len(consumeAll(t, brokers, 1)); got != 1 {
@@ -221,7 +222,7 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 	}
 	cluster.Close()
 	for range 5 {
-		if _, err := appendEvents(t, s, newRef(), 0, 1); err != nil {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
