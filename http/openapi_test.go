@@ -799,7 +799,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := relay.NewRelay(h.store, producer, relay.RelayConfig{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	relay, err := relay.New(h.store, producer, relay.Config{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

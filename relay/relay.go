@@ -27,9 +27,9 @@ type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
 }
 
-// RelayConfig configures a Relay. Zero fields take the defaults that
+// Config configures a Relay. Zero fields take the defaults that
 // setDefaults documents.
-type RelayConfig struct {
+type Config struct {
 	// Name identifies the relay's checkpoint and leader lock; relays with
 	// the same name share one leader. Default "events".
 	Name string
@@ -57,7 +57,7 @@ type RelayConfig struct {
 	Registerer prometheus.Registerer
 }
 
-func (c *RelayConfig) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Name == "" {
 		c.Name = "events"
 	}
@@ -100,7 +100,7 @@ func (c *RelayConfig) setDefaults() {
 type Relay struct {
 	store    *eventstore.Store
 	producer Producer
-	cfg      RelayConfig
+	cfg      Config
 
 	published   prometheus.Counter
 	produceErrs prometheus.Counter
@@ -111,14 +111,14 @@ type Relay struct {
 	oldestTx    prometheus.Gauge
 }
 
-// NewRelay returns a relay publishing store's events through producer. Its
+// New returns a relay publishing store's events through producer. Its
 // metrics are helpdeskflow_relay_published_total,
 // helpdeskflow_relay_produce_errors_total,
 // helpdeskflow_relay_claim_checks_total{reason} (too_large, refused),
 // helpdeskflow_relay_lag_events,
 // helpdeskflow_relay_lag_seconds, helpdeskflow_relay_leader and
 // helpdeskflow_oldest_transaction_age_seconds.
-func NewRelay(store *eventstore.Store, producer Producer, cfg RelayConfig) (*Relay, error) {
+func New(store *eventstore.Store, producer Producer, cfg Config) (*Relay, error) {
 	cfg.setDefaults()
 	r := &Relay{
 		store: store, producer: producer, cfg: cfg,

@@ -24,10 +24,10 @@ import (
 
 // startRelayWith runs a relay with cfg (and a fast poll) on s until the
 // test ends, producing through client.
-func startRelayWith(t *testing.T, s *eventstore.Store, client *kgo.Client, cfg relay.RelayConfig) {
+func startRelayWith(t *testing.T, s *eventstore.Store, client *kgo.Client, cfg relay.Config) {
 	t.Helper()
 	cfg.PollInterval, cfg.RetryBackoff = 100*time.Millisecond, 50*time.Millisecond
-	r, err := relay.NewRelay(s, client, cfg)
+	r, err := relay.New(s, client, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestRelay_OversizedEventIsClaimCheck(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	startRelayWith(t, s, producer(t, brokers), relay.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, producer(t, brokers), relay.Config{Registerer: reg})
 
 	records := consumeAll(t, brokers, 11)
 	if len(records) != 11 {
@@ -147,7 +147,7 @@ func TestRelay_BrokerRefusalIsClaimCheck(t *testing.T) {
 		}
 	}
 	reg := prometheus.NewRegistry()
-	startRelayWith(t, s, producer(t, brokers), relay.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, producer(t, brokers), relay.Config{Registerer: reg})
 
 	var records []*kgo.Record
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -212,7 +212,7 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startRelayWith(t, s, client, relay.RelayConfig{Registerer: reg})
+	startRelayWith(t, s, client, relay.Config{Registerer: reg})
 	t.Cleanup(client.Close) // after the relay stopped: cleanups run last-in first-out
 	if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := relay.NewRelay(s, client, relay.RelayConfig{PollInterval: poll, RetryBackoff: 50 * time.Millisecond})
+	r, err := relay.New(s, client, relay.Config{PollInterval: poll, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func runCrashingRelay() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	relay, err := relay.NewRelay(store, client, relay.RelayConfig{})
+	relay, err := relay.New(store, client, relay.Config{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
-		relay, err := relay.NewRelay(store, kafka, relay.RelayConfig{Logger: logger, Registerer: reg})
+		relay, err := relay.New(store, kafka, relay.Config{Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
