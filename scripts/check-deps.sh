@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Keeps each library behind the one package that wraps it (see the README's
-# "How the code is laid out"): pgx in eventstore/ and dispatch/, clickhouse-go
-# in projections/, httprouter in http/, and the root package on the standard
-# library and uuid alone. cmd/ (the wiring) and internal/testenv may use all.
+# The import rules of the README's "How the code is laid out": which rooms
+# each room may import (nothing imports upward in the flow), which rooms own
+# each library (pgx, franz-go, clickhouse-go, httprouter, slack-go, oauth2,
+# the mail libraries), that only clients/ makes outbound HTTP requests, and
+# that the root package and the pure packages keep their few dependencies.
+# cmd/ (the wiring) and bench/ may use all; tests may import more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
 fail=0
 
-check() { # package-pattern library allowed-package-regex
-  local lib=$2 allowed=$3
+check() { # package-pattern library allowed-package-regex [nontest]
+  local lib=$2 allowed=$3 format='{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}'
+  [[ ${4:-} == nontest ]] && format='{{.ImportPath}} {{join .Imports " "}}'
   while read -r pkg imports; do
     [[ $pkg =~ $allowed ]] && continue
     for imp in $imports; do
@@ -18,15 +21,59 @@ check() { # package-pattern library allowed-package-regex
         fail=1
       fi
     done
-  done < <(go list -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./...)
+  done < <(go list -f "$format" ./...)
 }
 
 check ./... github.com/jackc/pgx "^$module/(eventstore|dispatch|cmd/.*|internal/testenv)$"
+check ./... github.com/twmb/franz-go "^$module/(relay|kafka/.*|projections|dispatch|http/requestlog|cmd/.*|internal/testenv)$" nontest
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
 check ./... github.com/slack-go/slack "^$module/clients/slack$"
 check ./... golang.org/x/oauth2 "^$module/clients/(oauth|oauth/oauthtest)$"
 check ./... github.com/emersion "^$module/clients/(imapmail|imapmail/imapmailtest)$"
+
+# Rooms: the project rooms each top-level room may import, besides the root
+# package and its own subfolders (the README table's third column).
+declare -A may=(
+  [http]="commands integrations clients/imapmail kafka"
+  [mailsync]="commands clients internal"
+  [integrations]="commands clients internal"
+  [commands]="clients/webhook"
+  [eventstore]="internal"
+  [relay]="eventstore kafka internal"
+  [kafka]=""
+  [projections]="kafka internal"
+  [dispatch]="eventstore kafka clients internal"
+  [clients]=""
+  [internal]="eventstore"
+)
+while read -r pkg imports; do
+  rel=${pkg#"$module"}; rel=${rel#/}
+  room=${rel%%/*}
+  [[ -z $rel || -z ${may[$room]+set} ]] && continue
+  for imp in $imports; do
+    [[ $imp == "$module/"* ]] || continue
+    dep=${imp#"$module/"}
+    ok=0
+    [[ $dep == "$room" || $dep == "$room/"* ]] && ok=1
+    for allowed in ${may[$room]}; do
+      [[ $dep == "$allowed" || $dep == "$allowed/"* ]] && ok=1
+    done
+    if ((!ok)); then
+      echo "check-deps: $pkg imports $imp; $room/ may import only ${may[$room]:-nothing} besides the root package and its own subfolders" >&2
+      fail=1
+    fi
+  done
+done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
+
+# Outbound HTTP requests are made by the clients alone (and by the load
+# generator): everyone else hands them an *http.Client at most.
+if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path './bench/*' ! -path './.*' -print0 |
+  xargs -0 grep -nE 'http\.(NewRequest|NewRequestWithContext|Get|Head|Post|PostForm)\(|\.Do\(req\b|RoundTrip\('); then
+  echo "check-deps: outbound HTTP requests outside clients/:" >&2
+  echo "$out" >&2
+  fail=1
+fi
 
 # The root domain package depends on nothing but the standard library and uuid.
 while read -r dep; do
