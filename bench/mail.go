@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // The mail phase: messages imported per second from a Gmail mailbox of
@@ -589,7 +590,7 @@ func (b *bench) runMail(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}
-	err = eventstore.Migrate(ctx, pool)
+	err = pg.Migrate(ctx, pool)
 	pool.Close()
 	if err != nil {
 		return fmt.Errorf("mail: migrate %s: %w", name, err)

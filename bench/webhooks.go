@@ -28,6 +28,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
@@ -317,7 +318,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		return fmt.Errorf("webhooks: %w", err)
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("webhooks: migrate %s: %w", name, err)
 	}
 	store, err := eventstore.New(pool, nil)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // CreateAPIKey stores the hash of secret as a key of workspace with role.
@@ -21,7 +22,7 @@ func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret s
 	hash := sha256.Sum256([]byte(secret))
 	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		key.ID, key.WorkspaceID, hash[:], key.Prefix, key.Role, key.Name, key.CreatedAt); err != nil {
-		return internal("create API key", err)
+		return pg.Internal("create API key", err)
 	}
 	return nil
 }
@@ -50,7 +51,7 @@ func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, e
 	var n int
 	err := t.queryRow(ctx, `SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND role = 'admin' AND revoked_at IS NULL`, workspaceID).Scan(&n)
 	if err != nil {
-		return 0, internal("count admin keys", err)
+		return 0, pg.Internal("count admin keys", err)
 	}
 	return n, nil
 }
@@ -75,7 +76,7 @@ func (t *Tx) SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s 
 	}
 	limitsJSON, err := json.Marshal(limits)
 	if err != nil {
-		return internal("encode rate limits", err)
+		return pg.Internal("encode rate limits", err)
 	}
 	var delayMs *int
 	if s.SoftThrottleDelay != nil {
@@ -98,7 +99,7 @@ func (s *Store) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (h
 func workspaceSettings(ctx context.Context, q querier, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
 	rows, err := q.Query(ctx, `SELECT ip_blocklist, rate_limits, soft_throttle_delay_ms FROM workspace_settings WHERE workspace_id = $1`, workspaceID)
 	if err != nil {
-		return helpdeskflow.WorkspaceSettings{}, internal("read workspace settings", err)
+		return helpdeskflow.WorkspaceSettings{}, pg.Internal("read workspace settings", err)
 	}
 	defer rows.Close()
 	var settings helpdeskflow.WorkspaceSettings
@@ -107,14 +108,14 @@ func workspaceSettings(ctx context.Context, q querier, workspaceID uuid.UUID) (h
 		var limits []byte
 		var delayMs *int
 		if err := rows.Scan(&blocklist, &limits, &delayMs); err != nil {
-			return helpdeskflow.WorkspaceSettings{}, internal("scan workspace settings", err)
+			return helpdeskflow.WorkspaceSettings{}, pg.Internal("scan workspace settings", err)
 		}
 		if settings, err = decodeSettings(blocklist, limits, delayMs); err != nil {
 			return helpdeskflow.WorkspaceSettings{}, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return helpdeskflow.WorkspaceSettings{}, internal("read workspace settings", err)
+		return helpdeskflow.WorkspaceSettings{}, pg.Internal("read workspace settings", err)
 	}
 	return settings, nil
 }
@@ -125,14 +126,14 @@ func decodeSettings(blocklist []string, limitsJSON []byte, delayMs *int) (helpde
 	for _, c := range blocklist {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
-			return s, internal("decode IP blocklist", err)
+			return s, pg.Internal("decode IP blocklist", err)
 		}
 		s.IPBlocklist = append(s.IPBlocklist, p)
 	}
 	if len(limitsJSON) > 0 {
 		var limits map[string]helpdeskflow.RateLimitSetting
 		if err := json.Unmarshal(limitsJSON, &limits); err != nil {
-			return s, internal("decode rate limits", err)
+			return s, pg.Internal("decode rate limits", err)
 		}
 		for c, l := range limits {
 			if s.RateLimits == nil {
@@ -165,7 +166,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (helpdeskflow.A
 		return helpdeskflow.Access{}, helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the API key is unknown or revoked")
 	}
 	if err != nil {
-		return helpdeskflow.Access{}, internal("look up API key", err)
+		return helpdeskflow.Access{}, pg.Internal("look up API key", err)
 	}
 	settings, err := decodeSettings(blocklist, limits, delayMs)
 	if err != nil {
@@ -180,20 +181,20 @@ const apiKeyColumns = `id, workspace_id, role, name, prefix, created_at, last_us
 
 func scanAPIKeys(rows pgx.Rows, err error) ([]helpdeskflow.APIKey, error) {
 	if err != nil {
-		return nil, internal("read API keys", err)
+		return nil, pg.Internal("read API keys", err)
 	}
 	defer rows.Close()
 	var keys []helpdeskflow.APIKey
 	for rows.Next() {
 		var k helpdeskflow.APIKey
 		if err := rows.Scan(&k.ID, &k.WorkspaceID, &k.Role, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt); err != nil {
-			return nil, internal("scan API key", err)
+			return nil, pg.Internal("scan API key", err)
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("read API keys", err)
+		return nil, pg.Internal("read API keys", err)
 	}
 	return keys, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // accessChannel is the LISTEN/NOTIFY channel that announces a new access
@@ -185,18 +186,18 @@ func (c *AccessCache) Run(ctx context.Context) error {
 func (c *AccessCache) listen(ctx context.Context) error {
 	pooled, err := c.store.pool.Acquire(ctx)
 	if err != nil {
-		return unavailable("acquire access cache connection", err)
+		return pg.Unavailable("acquire access cache connection", err)
 	}
 	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, `LISTEN `+accessChannel); err != nil {
-		return internal("listen for access changes", err)
+		return pg.Internal("listen for access changes", err)
 	}
 	// Listening now: every generation taken from here on is announced to
 	// us. Whatever the cache held before may predate earlier ones.
 	var seen int64
 	if err := conn.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM access_generation`).Scan(&seen); err != nil {
-		return internal("read access generation", err)
+		return pg.Internal("read access generation", err)
 	}
 	c.forget(true)
 	for {
@@ -217,7 +218,7 @@ func (c *AccessCache) listen(ctx context.Context) error {
 			c.forget(false)
 		case errors.Is(err, context.DeadlineExceeded):
 		default:
-			return internal("wait for access changes", err)
+			return pg.Internal("wait for access changes", err)
 		}
 	}
 }
@@ -233,7 +234,7 @@ func (c *AccessCache) heartbeat(ctx context.Context, conn *pgx.Conn, seen int64)
 		ON CONFLICT (process_id) DO UPDATE SET generation = $2, trusted_until = excluded.trusted_until, heartbeat_at = now()`,
 		c.id, seen, c.cfg.TrustWindow.Microseconds())
 	if err != nil {
-		return internal("access cache heartbeat", err)
+		return pg.Internal("access cache heartbeat", err)
 	}
 	c.mu.Lock()
 	c.trustedUntil = start.Add(c.cfg.TrustWindow)
@@ -261,7 +262,7 @@ func (c *AccessCache) flushLastUsed(ctx context.Context, conn *pgx.Conn) error {
 	}
 	batch.Queue(`DELETE FROM access_cache_members WHERE heartbeat_at < now() - interval '1 hour'`)
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return internal("write API key last-used times", err)
+		return pg.Internal("write API key last-used times", err)
 	}
 	return nil
 }
@@ -286,13 +287,13 @@ func (s *Store) invalidateAccess(ctx context.Context) error {
 	// (or any later one) cleared its cache after the change was visible.
 	var gen int64
 	if err := s.pool.QueryRow(ctx, `SELECT g, pg_notify('`+accessChannel+`', g::text) FROM nextval('access_generation') AS g`).Scan(&gen, nil); err != nil {
-		return unavailable("announce access change (the change is committed)", err)
+		return pg.Unavailable("announce access change (the change is committed)", err)
 	}
 	for {
 		var waiting int
 		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM access_cache_members WHERE generation < $1 AND trusted_until > now()`, gen).Scan(&waiting)
 		if err != nil {
-			return unavailable("confirm access change (the change is committed)", err)
+			return pg.Unavailable("confirm access change (the change is committed)", err)
 		}
 		if waiting == 0 {
 			return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const connectionColumns = `id, workspace_id, provider, status, account, token_expiry, scopes, details, last_sync_at,
@@ -77,7 +78,7 @@ func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (hel
 		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, tokens, internal("lock connection", err)
+		return c, tokens, pg.Internal("lock connection", err)
 	}
 	return c, tokens, nil
 }
@@ -90,7 +91,7 @@ func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (hel
 func (t *Tx) StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error {
 	details, err := json.Marshal(c.Details)
 	if err != nil {
-		return internal("encode connection details", err)
+		return pg.Internal("encode connection details", err)
 	}
 	t.defer_(`UPDATE integration_connections SET status = 'active', account = $2, access_token = $3,
 			refresh_token = coalesce($4, refresh_token), token_expiry = $5, scopes = $6, details = $7,
@@ -118,7 +119,7 @@ func (s *Store) ConnectionTokens(ctx context.Context, workspaceID, id uuid.UUID)
 		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, tokens, internal("read connection tokens", err)
+		return c, tokens, pg.Internal("read connection tokens", err)
 	}
 	return c, tokens, nil
 }
@@ -135,7 +136,7 @@ func (s *Store) TakeRefreshLease(ctx context.Context, id uuid.UUID, version int6
 		WHERE id = $1 AND token_version = $2 AND status = 'active' AND coalesce(refresh_lease_until, '-infinity') <= $5`,
 		id, version, lease.Token, lease.Until.Truncate(time.Microsecond), now)
 	if err != nil {
-		return false, internal("take a refresh lease", err)
+		return false, pg.Internal("take a refresh lease", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -168,7 +169,7 @@ func (s *Store) Connection(ctx context.Context, workspaceID, id uuid.UUID) (help
 		return c, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, internal("read connection", err)
+		return c, pg.Internal("read connection", err)
 	}
 	return c, nil
 }
@@ -178,11 +179,11 @@ func (s *Store) Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpd
 	rows, err := s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM integration_connections
 		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
 	if err != nil {
-		return nil, internal("list connections", err)
+		return nil, pg.Internal("list connections", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
 	if err != nil {
-		return nil, internal("list connections", err)
+		return nil, pg.Internal("list connections", err)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // LinkTicket records that ticket belongs to customer. It is sent with the
@@ -22,11 +23,11 @@ func (t *Tx) LinkTicket(ctx context.Context, workspaceID, customerID, ticketID u
 func (t *Tx) MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error) {
 	rows, err := txQuerier{t}.Query(ctx, `UPDATE customer_tickets SET customer_id = $2 WHERE customer_id = $1 RETURNING ticket_id`, from, to)
 	if err != nil {
-		return nil, internal("move customer tickets", err)
+		return nil, pg.Internal("move customer tickets", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, internal("move customer tickets", err)
+		return nil, pg.Internal("move customer tickets", err)
 	}
 	return ids, nil
 }
@@ -48,21 +49,21 @@ func (t *Tx) ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUI
 		ON CONFLICT (workspace_id, provider, external_id) DO UPDATE SET customer_id = customer_profiles.customer_id
 		RETURNING provider, external_id, customer_id`, workspaceID, customerID, providers, externalIDs)
 	if err != nil {
-		return internal("claim linked profiles", err)
+		return pg.Internal("claim linked profiles", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var provider, externalID string
 		var holder uuid.UUID
 		if err := rows.Scan(&provider, &externalID, &holder); err != nil {
-			return internal("claim linked profiles", err)
+			return pg.Internal("claim linked profiles", err)
 		}
 		if holder != customerID {
 			return helpdeskflow.Errorf(helpdeskflow.EConflict, "the %s profile %q is already linked to customer %s", provider, externalID, holder)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return internal("claim linked profiles", err)
+		return pg.Internal("claim linked profiles", err)
 	}
 	return nil
 }
@@ -83,7 +84,7 @@ func (t *Tx) ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uu
 		ON CONFLICT (workspace_id, email) DO UPDATE SET customer_id = customer_emails.customer_id RETURNING customer_id`,
 		workspaceID, new, customerID).Scan(&holder)
 	if err != nil {
-		return uuid.Nil, internal("reserve customer email", err)
+		return uuid.Nil, pg.Internal("reserve customer email", err)
 	}
 	if holder != customerID {
 		return holder, helpdeskflow.Errorf(helpdeskflow.EConflict, "customer %s already has email %s", holder, new)
@@ -97,11 +98,11 @@ func (s *Store) CustomerTickets(ctx context.Context, customerID uuid.UUID) ([]uu
 	rows, err := s.pool.Query(ctx, `SELECT ct.ticket_id FROM customer_tickets ct JOIN streams s ON s.id = ct.ticket_id
 		WHERE ct.customer_id = $1 ORDER BY s.created_at, ct.ticket_id`, customerID)
 	if err != nil {
-		return nil, internal("read customer tickets", err)
+		return nil, pg.Internal("read customer tickets", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, internal("read customer tickets", err)
+		return nil, pg.Internal("read customer tickets", err)
 	}
 	return ids, nil
 }
@@ -126,7 +127,7 @@ func (s *Store) customerID(ctx context.Context, sql string, args ...any) (uuid.U
 		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "no such customer")
 	}
 	if err != nil {
-		return uuid.Nil, internal("find customer", err)
+		return uuid.Nil, pg.Internal("find customer", err)
 	}
 	return id, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // IdempotencyRetention is how long the outcome of a request made with an
@@ -100,7 +101,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 
 	if cleanup {
 		if _, err := br.Exec(); err != nil {
-			return helpdeskflow.IdempotencyClaim{}, false, internal("delete expired idempotency keys", err)
+			return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("delete expired idempotency keys", err)
 		}
 	}
 	var claimed uuid.UUID
@@ -109,7 +110,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 	case err == nil:
 		return helpdeskflow.IdempotencyClaim{Token: claimed}, true, nil
 	case !errors.Is(err, pgx.ErrNoRows):
-		return helpdeskflow.IdempotencyClaim{}, false, internal("claim idempotency key", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("claim idempotency key", err)
 	}
 
 	var (
@@ -124,7 +125,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 		return helpdeskflow.IdempotencyClaim{}, false, nil
 	}
 	if err != nil {
-		return helpdeskflow.IdempotencyClaim{}, false, internal("read idempotency key", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("read idempotency key", err)
 	}
 	switch {
 	case !bytes.Equal(hash, requestHash):
@@ -137,7 +138,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 	}
 	resp := &helpdeskflow.IdempotentResponse{Status: int(status), Body: body, Sealed: sealed}
 	if err := json.Unmarshal([]byte(headers), &resp.Header); err != nil {
-		return helpdeskflow.IdempotencyClaim{}, false, internal("decode idempotent response headers", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("decode idempotent response headers", err)
 	}
 	return helpdeskflow.IdempotencyClaim{Replay: resp}, true, nil
 }
@@ -155,7 +156,7 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.Idemp
 	}
 	headers, err := json.Marshal(header)
 	if err != nil {
-		return internal("encode idempotent response headers", err)
+		return pg.Internal("encode idempotent response headers", err)
 	}
 	body := resp.Body
 	if body == nil {
@@ -166,7 +167,7 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.Idemp
 		WHERE workspace_id = $1 AND api_key_id = $8 AND key = $2 AND lease_token = $3 AND state = 'running'`,
 		scope.WorkspaceID, key, token, resp.Status, string(headers), body, resp.Sealed, scope.APIKeyID)
 	if err != nil {
-		return internal("complete idempotency key", err)
+		return pg.Internal("complete idempotency key", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
@@ -182,7 +183,7 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.Idemp
 func (k *IdempotencyKeys) Abandon(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID) error {
 	if _, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2 AND lease_token = $3 AND state = 'running'`,
 		scope.WorkspaceID, key, token, scope.APIKeyID); err != nil {
-		return internal("abandon idempotency key", err)
+		return pg.Internal("abandon idempotency key", err)
 	}
 	return nil
 }
@@ -196,7 +197,7 @@ func (k *IdempotencyKeys) Abandon(ctx context.Context, scope helpdeskflow.Idempo
 func (k *IdempotencyKeys) DeleteExpired(ctx context.Context, limit int) (int64, error) {
 	tag, err := k.pool.Exec(ctx, deleteExpiredIdempotencyKeys, IdempotencyRetention.Seconds(), limit)
 	if err != nil {
-		return 0, internal("delete expired idempotency keys", err)
+		return 0, pg.Internal("delete expired idempotency keys", err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // ReserveCustomerEmail makes candidate the customer of the normalized email
@@ -34,11 +35,11 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	err := br.QueryRow().Scan(&holder)
 	created := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("reserve customer email", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("reserve customer email", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("load customer", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("load customer", err)
 	}
 	history, err := scanTail(rows)
 	if err != nil {
@@ -57,7 +58,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 // CreateWorkspace records a new workspace row.
 func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
 	if _, err := t.exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
-		return internal("create workspace", err)
+		return pg.Internal("create workspace", err)
 	}
 	return nil
 }

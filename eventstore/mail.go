@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // LockMailbox takes a transaction-scoped advisory lock on a connection's
@@ -16,7 +17,7 @@ import (
 // processes (a retried sync overlapping a slow one stays correct).
 func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
 	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
-		return internal("lock mailbox", err)
+		return pg.Internal("lock mailbox", err)
 	}
 	return nil
 }
@@ -41,7 +42,7 @@ func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID 
 		return r, false, nil
 	}
 	if err != nil {
-		return r, false, internal("read mail record", err)
+		return r, false, pg.Internal("read mail record", err)
 	}
 	return r, true, nil
 }
@@ -89,7 +90,7 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 		return ticketID, false, false, nil
 	}
 	if err != nil {
-		return ticketID, false, false, internal("find the ticket of a mail thread", err)
+		return ticketID, false, false, pg.Internal("find the ticket of a mail thread", err)
 	}
 	return ticketID, true, allowed, nil
 }
@@ -115,11 +116,11 @@ func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
 func (s *Store) ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []string) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT external_id FROM mail_messages WHERE connection_id = $1 AND external_id = ANY($2)`, connectionID, ids)
 	if err != nil {
-		return nil, internal("read imported mail", err)
+		return nil, pg.Internal("read imported mail", err)
 	}
 	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, internal("read imported mail", err)
+		return nil, pg.Internal("read imported mail", err)
 	}
 	out := make(map[string]bool, len(found))
 	for _, id := range found {
@@ -133,11 +134,11 @@ func (s *Store) ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []
 func (s *Store) MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskflow.MailRecord, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages WHERE ticket_id = $1 ORDER BY created_at, external_id`, ticketID)
 	if err != nil {
-		return nil, internal("read a mail thread", err)
+		return nil, pg.Internal("read a mail thread", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailRecord, error) { return scanMailRecord(r) })
 	if err != nil {
-		return nil, internal("read a mail thread", err)
+		return nil, pg.Internal("read a mail thread", err)
 	}
 	return out, nil
 }
@@ -158,11 +159,11 @@ func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, lea
 			ORDER BY next_sync_at NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED)
 		RETURNING `+connectionColumns, providers, now, leaseUntil, limit)
 	if err != nil {
-		return nil, internal("claim mailboxes", err)
+		return nil, pg.Internal("claim mailboxes", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
 	if err != nil {
-		return nil, internal("claim mailboxes", err)
+		return nil, pg.Internal("claim mailboxes", err)
 	}
 	return out, nil
 }
@@ -176,7 +177,7 @@ func (s *Store) SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time
 	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($3, sync_state)
 		WHERE id = $1 AND sync_lease_until = $2`, id, lease, state)
 	if err != nil {
-		return false, internal("save a sync cursor", err)
+		return false, pg.Internal("save a sync cursor", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -201,7 +202,7 @@ func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, internal("finish a mailbox sync", err)
+		return 0, false, pg.Internal("finish a mailbox sync", err)
 	}
 	return failures, true, nil
 }
@@ -210,7 +211,7 @@ func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.
 // when an admin asks).
 func (s *Store) SyncNow(ctx context.Context, workspaceID, id uuid.UUID, now time.Time) error {
 	if _, err := s.pool.Exec(ctx, `UPDATE integration_connections SET next_sync_at = $3 WHERE id = $1 AND workspace_id = $2`, id, workspaceID, now); err != nil {
-		return internal("schedule a mailbox sync", err)
+		return pg.Internal("schedule a mailbox sync", err)
 	}
 	return nil
 }
@@ -258,7 +259,7 @@ func (s *Store) ClaimMailReplies(ctx context.Context, now, leaseUntil time.Time,
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return nil, internal("claim mail replies", err)
+		return nil, pg.Internal("claim mail replies", err)
 	}
 	return out, nil
 }
@@ -278,7 +279,7 @@ func (s *Store) MailReplySent(ctx context.Context, r helpdeskflow.MailReply, rec
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return internal("record a sent reply", err)
+		return pg.Internal("record a sent reply", err)
 	}
 	return nil
 }
@@ -292,7 +293,7 @@ func (s *Store) MailReplyFailed(ctx context.Context, eventID uuid.UUID, message 
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE mail_replies SET status = $2, last_error = $3, next_attempt_at = $4 WHERE event_id = $1`,
 		eventID, status, message, next); err != nil {
-		return internal("record a failed reply", err)
+		return pg.Internal("record a failed reply", err)
 	}
 	return nil
 }
@@ -303,11 +304,11 @@ func (s *Store) MailReplies(ctx context.Context, workspaceID, ticketID uuid.UUID
 	rows, err := s.pool.Query(ctx, `SELECT `+mailReplyColumns+` FROM mail_replies WHERE workspace_id = $1 AND ticket_id = $2
 		ORDER BY created_at, event_id`, workspaceID, ticketID)
 	if err != nil {
-		return nil, internal("list mail replies", err)
+		return nil, pg.Internal("list mail replies", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailReply, error) { return scanMailReply(r) })
 	if err != nil {
-		return nil, internal("list mail replies", err)
+		return nil, pg.Internal("list mail replies", err)
 	}
 	return out, nil
 }
@@ -317,7 +318,7 @@ func (s *Store) MailReplies(ctx context.Context, workspaceID, ticketID uuid.UUID
 func (s *Store) ConnectionCounts(ctx context.Context) (map[[2]string]int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT provider, status, count(*) FROM integration_connections GROUP BY provider, status`)
 	if err != nil {
-		return nil, internal("count connections", err)
+		return nil, pg.Internal("count connections", err)
 	}
 	defer rows.Close()
 	out := map[[2]string]int{}
@@ -325,12 +326,12 @@ func (s *Store) ConnectionCounts(ctx context.Context) (map[[2]string]int, error)
 		var provider, status string
 		var n int
 		if err := rows.Scan(&provider, &status, &n); err != nil {
-			return nil, internal("count connections", err)
+			return nil, pg.Internal("count connections", err)
 		}
 		out[[2]string{provider, status}] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("count connections", err)
+		return nil, pg.Internal("count connections", err)
 	}
 	return out, nil
 }

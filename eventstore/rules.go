@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const ruleColumns = `r.id, r.workspace_id, r.kind, r.version, r.definition, r.created_at, r.updated_at`
@@ -21,13 +22,13 @@ func (t *Tx) LockRuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskfl
 	err := t.queryRow(ctx, `INSERT INTO rule_set_versions (workspace_id, version) VALUES ($1, 1)
 		ON CONFLICT (workspace_id) DO UPDATE SET version = rule_set_versions.version + 1 RETURNING version`, workspaceID).Scan(&set.Version)
 	if err != nil {
-		return set, internal("lock rule set", err)
+		return set, pg.Internal("lock rule set", err)
 	}
 	// A new statement: its snapshot includes whatever the previous lock
 	// holder committed.
 	rows, err := txQuerier{t}.Query(ctx, `SELECT `+ruleColumns+` FROM workspace_rules r WHERE r.workspace_id = $1 ORDER BY r.id`, workspaceID)
 	if err != nil {
-		return set, internal("read rules", err)
+		return set, pg.Internal("read rules", err)
 	}
 	set.Rules, err = scanRules(rows)
 	return set, err
@@ -66,7 +67,7 @@ func readRuleSet(ctx context.Context, q querier, workspaceID uuid.UUID, known in
 		FROM (SELECT coalesce((SELECT version FROM rule_set_versions WHERE workspace_id = $1), 0) AS version) v
 		LEFT JOIN LATERAL (SELECT * FROM workspace_rules WHERE workspace_id = $1 AND v.version <> $2) r ON true ORDER BY r.id`, workspaceID, known)
 	if err != nil {
-		return helpdeskflow.RuleSet{}, internal("read rule set", err)
+		return helpdeskflow.RuleSet{}, pg.Internal("read rule set", err)
 	}
 	defer rows.Close()
 	var set helpdeskflow.RuleSet
@@ -77,7 +78,7 @@ func readRuleSet(ctx context.Context, q querier, workspaceID uuid.UUID, known in
 		var created, updated *time.Time
 		var r helpdeskflow.RuleRecord
 		if err := rows.Scan(&set.Version, &id, &ws, &kind, &version, &r.Definition, &created, &updated); err != nil {
-			return set, internal("read rule set", err)
+			return set, pg.Internal("read rule set", err)
 		}
 		if id == nil { // no rules, or the version is known: one row of NULLs
 			continue
@@ -87,7 +88,7 @@ func readRuleSet(ctx context.Context, q querier, workspaceID uuid.UUID, known in
 		set.Rules = append(set.Rules, r)
 	}
 	if err := rows.Err(); err != nil {
-		return set, internal("read rule set", err)
+		return set, pg.Internal("read rule set", err)
 	}
 	return set, nil
 }
@@ -98,13 +99,13 @@ func scanRules(rows pgx.Rows) ([]helpdeskflow.RuleRecord, error) {
 	for rows.Next() {
 		var r helpdeskflow.RuleRecord
 		if err := rows.Scan(&r.ID, &r.WorkspaceID, &r.Kind, &r.Version, &r.Definition, &r.CreatedAt, &r.UpdatedAt); err != nil {
-			return nil, internal("read rules", err)
+			return nil, pg.Internal("read rules", err)
 		}
 		r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("read rules", err)
+		return nil, pg.Internal("read rules", err)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // ScheduleSLA records when the SLA timer worker must next look at ticket
@@ -37,7 +38,7 @@ func (t *Tx) RecheckSLAPolicy(ctx context.Context, workspaceID, policyID uuid.UU
 func (s *Store) DueSLATimers(ctx context.Context, now time.Time, limit int) ([]helpdeskflow.StreamRef, error) {
 	rows, err := s.pool.Query(ctx, `SELECT ticket_id, workspace_id FROM sla_timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2`, now, limit)
 	if err != nil {
-		return nil, internal("read due SLA timers", err)
+		return nil, pg.Internal("read due SLA timers", err)
 	}
 	refs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (helpdeskflow.StreamRef, error) {
 		ref := helpdeskflow.StreamRef{Type: helpdeskflow.StreamTicket}
@@ -45,7 +46,7 @@ func (s *Store) DueSLATimers(ctx context.Context, now time.Time, limit int) ([]h
 		return ref, err
 	})
 	if err != nil {
-		return nil, internal("read due SLA timers", err)
+		return nil, pg.Internal("read due SLA timers", err)
 	}
 	return refs, nil
 }

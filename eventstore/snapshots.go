@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PutSnapshot records snap as its stream's snapshot, replacing an older one
@@ -49,7 +50,7 @@ func (s *Store) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 func loadTail(ctx context.Context, q querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
 	rows, err := q.Query(ctx, tailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
 	if err != nil {
-		return helpdeskflow.StreamTail{}, internal("load stream", err)
+		return helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
 	}
 	return scanTail(rows)
 }
@@ -88,7 +89,7 @@ func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
 		)
 		if err := rows.Scan(&id, &eventType, &schemaVersion, &e.StreamID, &e.StreamType, &e.Version, &e.WorkspaceID,
 			&occurredAt, &data, &md, &txID, &seq, &state); err != nil {
-			return helpdeskflow.StreamTail{}, internal("scan stream", err)
+			return helpdeskflow.StreamTail{}, pg.Internal("scan stream", err)
 		}
 		if id == nil {
 			tail.Snapshot = &helpdeskflow.Snapshot{StreamID: e.StreamID, WorkspaceID: e.WorkspaceID, StreamType: e.StreamType,
@@ -98,12 +99,12 @@ func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
 		e.ID, e.Type, e.SchemaVersion, e.OccurredAt, e.Data = *id, *eventType, *schemaVersion, occurredAt.UTC(), data
 		e.Position = helpdeskflow.Position{TxID: uint64(*txID), Seq: *seq}
 		if err := json.Unmarshal(md, &e.Metadata); err != nil {
-			return helpdeskflow.StreamTail{}, internal("decode event metadata", err)
+			return helpdeskflow.StreamTail{}, pg.Internal("decode event metadata", err)
 		}
 		tail.Events = append(tail.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return helpdeskflow.StreamTail{}, internal("read stream", err)
+		return helpdeskflow.StreamTail{}, pg.Internal("read stream", err)
 	}
 	return tail, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // Store appends and loads events. It is safe for concurrent use.
@@ -43,11 +44,11 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	cfg.ConnConfig.RuntimeParams["application_name"] = "helpdeskflow"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, unavailable("connect", err)
+		return nil, pg.Unavailable("connect", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, unavailable("ping", err)
+		return nil, pg.Unavailable("ping", err)
 	}
 	return pool, nil
 }
@@ -94,7 +95,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // Ping checks that Postgres answers; it returns EUnavailable when not.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
-		return unavailable("ping", err)
+		return pg.Unavailable("ping", err)
 	}
 	return nil
 }
@@ -112,7 +113,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 		return 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
 	}
 	if err != nil {
-		return 0, internal("lock stream", err)
+		return 0, pg.Internal("lock stream", err)
 	}
 	if t.lockedAt.IsZero() {
 		t.lockedAt = time.Now()
@@ -147,7 +148,7 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	newVersion := expectedVersion + int64(len(events))
 	mdJSON, err := helpdeskflow.MarshalJSON(md)
 	if err != nil {
-		return 0, internal("encode metadata", err)
+		return 0, pg.Internal("encode metadata", err)
 	}
 	total := t.appendedBytes
 	for _, e := range events {
@@ -224,7 +225,7 @@ const eventColumns = `id, type, schema_version, stream_id, stream_type, version,
 func loadStream(ctx context.Context, q querier, id uuid.UUID) ([]helpdeskflow.Event, error) {
 	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream_id = $1 ORDER BY version`, id)
 	if err != nil {
-		return nil, internal("load stream", err)
+		return nil, pg.Internal("load stream", err)
 	}
 	events, _, err := scanEventsUpTo(rows, 0)
 	return events, err
@@ -250,19 +251,19 @@ func scanEventsUpTo(rows pgx.Rows, maxBytes int) (events []helpdeskflow.Event, c
 		var txID int64
 		if err := rows.Scan(&e.ID, &e.Type, &e.SchemaVersion, &e.StreamID, &e.StreamType, &e.Version,
 			&e.WorkspaceID, &e.OccurredAt, &data, &md, &txID, &e.Position.Seq); err != nil {
-			return nil, false, internal("scan event", err)
+			return nil, false, pg.Internal("scan event", err)
 		}
 		e.Data = data
 		e.OccurredAt = e.OccurredAt.UTC()
 		e.Position.TxID = uint64(txID)
 		if err := json.Unmarshal(md, &e.Metadata); err != nil {
-			return nil, false, internal("decode event metadata", err)
+			return nil, false, pg.Internal("decode event metadata", err)
 		}
 		events = append(events, e)
 		total += len(data) + len(md)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, internal("read events", err)
+		return nil, false, pg.Internal("read events", err)
 	}
 	return events, false, nil
 }

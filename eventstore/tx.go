@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // Tx is one command transaction. A Tx is used by one goroutine only and is
@@ -45,7 +46,7 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	start := time.Now()
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return unavailable("acquire connection", err)
+		return pg.Unavailable("acquire connection", err)
 	}
 	// A connection released inside a transaction (a failed rollback) is
 	// closed by the pool rather than reused.
@@ -62,10 +63,10 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	if _, err := tx.exec(ctx, "commit"); err != nil {
 		conn.Exec(context.WithoutCancel(ctx), "rollback") //nolint:errcheck // the commit's error is the one to report
-		if isUniqueViolation(err) {
+		if pg.IsUniqueViolation(err) {
 			return helpdeskflow.Errorf(helpdeskflow.EVersionConflict, "the stream was changed concurrently")
 		}
-		return internal("commit", err)
+		return pg.Internal("commit", err)
 	}
 	now := time.Now()
 	if !tx.lockedAt.IsZero() {
@@ -118,7 +119,7 @@ func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if !t.begun {
 		t.begun = true
 		if _, err := br.Exec(); err != nil {
-			return failedBatch{br, internal("begin", err)}
+			return failedBatch{br, pg.Internal("begin", err)}
 		}
 	}
 	deferred := t.deferred
@@ -137,7 +138,7 @@ func appendError(err error) error {
 	if errors.As(err, &pgErr) && (pgErr.Code == "HDF01" || pgErr.Code == "23505") {
 		return &helpdeskflow.Error{Code: helpdeskflow.EVersionConflict, Message: "the stream was changed concurrently; reload and retry", Err: err}
 	}
-	return internal("append events", err)
+	return pg.Internal("append events", err)
 }
 
 // send runs one statement, prefixed by BEGIN when it is the first.

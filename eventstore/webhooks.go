@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const webhookColumns = `id, workspace_id, url, event_types, active, previous_secret_until, created_at, updated_at`
@@ -43,7 +44,7 @@ func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 		return w, s, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
 	}
 	if err != nil {
-		return w, s, internal("lock webhook", err)
+		return w, s, pg.Internal("lock webhook", err)
 	}
 	s.PreviousSecretUntil = w.PreviousSecretUntil
 	return w, s, nil
@@ -82,7 +83,7 @@ func (s *Store) Webhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdes
 		return w, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
 	}
 	if err != nil {
-		return w, internal("read webhook", err)
+		return w, pg.Internal("read webhook", err)
 	}
 	return w, nil
 }
@@ -95,11 +96,11 @@ func (s *Store) Webhooks(ctx context.Context, workspaceID, after uuid.UUID, limi
 			OR (created_at, id) > (SELECT created_at, id FROM webhooks WHERE id = $2))
 		ORDER BY created_at, id LIMIT $3`, workspaceID, after, limit)
 	if err != nil {
-		return nil, internal("list webhooks", err)
+		return nil, pg.Internal("list webhooks", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
-		return nil, internal("list webhooks", err)
+		return nil, pg.Internal("list webhooks", err)
 	}
 	return out, nil
 }
@@ -110,11 +111,11 @@ func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]he
 	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks
 		WHERE workspace_id = $1 AND deleted_at IS NULL AND active`, workspaceID)
 	if err != nil {
-		return nil, internal("read active webhooks", err)
+		return nil, pg.Internal("read active webhooks", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
-		return nil, internal("read active webhooks", err)
+		return nil, pg.Internal("read active webhooks", err)
 	}
 	return out, nil
 }
@@ -124,13 +125,13 @@ func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]he
 // concurrent creates).
 func (t *Tx) CountWebhooks(ctx context.Context, workspaceID uuid.UUID) (int, error) {
 	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))`, workspaceID); err != nil {
-		return 0, internal("lock webhooks", err)
+		return 0, pg.Internal("lock webhooks", err)
 	}
 	// A new statement: its snapshot includes what the lock's previous
 	// holder committed.
 	var n int
 	if err := t.queryRow(ctx, `SELECT count(*) FROM webhooks WHERE workspace_id = $1 AND deleted_at IS NULL`, workspaceID).Scan(&n); err != nil {
-		return 0, internal("count webhooks", err)
+		return 0, pg.Internal("count webhooks", err)
 	}
 	return n, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // migrateAll applies the Postgres and the ClickHouse migrations.
@@ -23,7 +24,7 @@ func migrateAll(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	ch, err := projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase)
@@ -41,7 +42,7 @@ func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), erro
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, nil, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -57,7 +58,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		return err
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	store, err := eventstore.New(pool, reg)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PostgresURL is the test server's URL: HDF_POSTGRES_URL, or the test
@@ -86,7 +87,7 @@ func PostgresDatabase(t testing.TB) string {
 		t.Fatalf("connect to %s: %v", name, err)
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		t.Fatalf("migrate %s: %v", name, err)
 	}
 	return dbURL

@@ -1,4 +1,4 @@
-package eventstore_test
+package pg_test
 
 import (
 	"context"
