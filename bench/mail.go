@@ -586,7 +586,7 @@ func (b *bench) runMail(ctx context.Context) (err error) {
 			err = errors.Join(err, derr)
 		}
 	}()
-	pool, err := eventstore.Connect(ctx, db.url, 2)
+	pool, err := pg.Connect(ctx, db.url, 2)
 	if err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}
@@ -748,7 +748,7 @@ type mailRoundSetup struct {
 }
 
 func (b *bench) mailSetup(ctx context.Context, env *mailEnv, round int) (*mailRoundSetup, error) {
-	pool, err := eventstore.Connect(ctx, env.db.url, mailPoolConns)
+	pool, err := pg.Connect(ctx, env.db.url, mailPoolConns)
 	if err != nil {
 		return nil, err
 	}

@@ -313,7 +313,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 			err = errors.Join(err, derr)
 		}
 	}()
-	pool, err := eventstore.Connect(ctx, db.url, webhookPoolConns)
+	pool, err := pg.Connect(ctx, db.url, webhookPoolConns)
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}

@@ -251,7 +251,7 @@ func checkOnceInOrder(t *testing.T, got []key, want []key) {
 func settle() { time.Sleep(300 * time.Millisecond) }
 
 func TestDispatcher_Run(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	rec := newRecorder("recorder", j)
@@ -315,7 +315,7 @@ func TestDispatcher_Run(t *testing.T) {
 }
 
 func TestDispatcher_Run_Redelivery(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	rec := newRecorder("recorder", j)
@@ -368,7 +368,7 @@ func TestDispatcher_Run_Redelivery(t *testing.T) {
 }
 
 func TestDispatcher_Run_HandlerRetry(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	s, other := uuid.New(), uuid.New()
@@ -419,7 +419,7 @@ func TestDispatcher_Run_HandlerRetry(t *testing.T) {
 }
 
 func TestDispatcher_Run_ShutdownWhileRetrying(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	s := uuid.New()
@@ -472,7 +472,7 @@ func TestDispatcher_Run_ShutdownWhileRetrying(t *testing.T) {
 }
 
 func TestDispatcher_Run_InvalidRecord(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	reg := prometheus.NewRegistry()
@@ -499,7 +499,7 @@ func TestDispatcher_Run_InvalidRecord(t *testing.T) {
 // through (rather than be kicked out after the rebalance timeout), and no
 // event may be lost or handled twice across the handover.
 func TestDispatcher_Run_RebalanceWhileRetrying(t *testing.T) {
-	pool := testenv.Postgres(t)
+	pool := testenv.Postgres(t).Pool()
 	_, brokers := testenv.Kafka(t)
 	j := &journal{}
 	var healed atomic.Bool

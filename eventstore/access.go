@@ -20,7 +20,7 @@ import (
 // The secret itself is never stored.
 func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error {
 	hash := sha256.Sum256([]byte(secret))
-	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	if _, err := t.tx.Exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		key.ID, key.WorkspaceID, hash[:], key.Prefix, key.Role, key.Name, key.CreatedAt); err != nil {
 		return pg.Internal("create API key", err)
 	}
@@ -33,7 +33,7 @@ func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret s
 // process has dropped its cached access (see AccessCache), so the key's
 // very next request is refused everywhere.
 func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error) {
-	keys, err := scanAPIKeys(txQuerier{t}.Query(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL
+	keys, err := scanAPIKeys(t.tx.Query(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL
 		RETURNING `+apiKeyColumns, id, workspaceID))
 	if err != nil {
 		return helpdeskflow.APIKey{}, err
@@ -41,7 +41,7 @@ func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpd
 	if len(keys) == 0 {
 		return helpdeskflow.APIKey{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "API key %s not found", id)
 	}
-	t.accessChanged = true
+	t.accessChanged()
 	return keys[0], nil
 }
 
@@ -49,7 +49,7 @@ func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpd
 // revoked, as this transaction sees them.
 func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, error) {
 	var n int
-	err := t.queryRow(ctx, `SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND role = 'admin' AND revoked_at IS NULL`, workspaceID).Scan(&n)
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND role = 'admin' AND revoked_at IS NULL`, workspaceID).Scan(&n)
 	if err != nil {
 		return 0, pg.Internal("count admin keys", err)
 	}
@@ -59,7 +59,7 @@ func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, e
 // WorkspaceSettings returns the workspace's access settings as this
 // transaction sees them.
 func (t *Tx) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
-	return workspaceSettings(ctx, txQuerier{t}, workspaceID)
+	return workspaceSettings(ctx, t.tx, workspaceID)
 }
 
 // SetWorkspaceSettings replaces the workspace's access settings. Like
@@ -83,10 +83,10 @@ func (t *Tx) SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s 
 		ms := int(*s.SoftThrottleDelay / time.Millisecond)
 		delayMs = &ms
 	}
-	t.defer_(`INSERT INTO workspace_settings (workspace_id, ip_blocklist, rate_limits, soft_throttle_delay_ms) VALUES ($1, $2, $3, $4)
+	t.tx.Defer(`INSERT INTO workspace_settings (workspace_id, ip_blocklist, rate_limits, soft_throttle_delay_ms) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (workspace_id) DO UPDATE SET ip_blocklist = $2, rate_limits = $3, soft_throttle_delay_ms = $4, updated_at = now()`,
 		workspaceID, blocklist, string(limitsJSON), delayMs)
-	t.accessChanged = true
+	t.accessChanged()
 	return nil
 }
 
@@ -96,7 +96,7 @@ func (s *Store) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (h
 	return workspaceSettings(ctx, s.pool, workspaceID)
 }
 
-func workspaceSettings(ctx context.Context, q querier, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
+func workspaceSettings(ctx context.Context, q pg.Querier, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
 	rows, err := q.Query(ctx, `SELECT ip_blocklist, rate_limits, soft_throttle_delay_ms FROM workspace_settings WHERE workspace_id = $1`, workspaceID)
 	if err != nil {
 		return helpdeskflow.WorkspaceSettings{}, pg.Internal("read workspace settings", err)

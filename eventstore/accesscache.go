@@ -278,20 +278,33 @@ func (c *AccessCache) leave() {
 // accessWaitPoll is how often a change polls for the members' confirmation.
 const accessWaitPoll = 5 * time.Millisecond
 
+// accessChangedKey marks a transaction that changed access in its locals.
+type accessChangedKey struct{}
+
+// accessChanged is called by changes to API keys or workspace settings:
+// after the commit, Transact waits for every API process to drop its
+// cached access (invalidateAccess), once per transaction.
+func (t *Tx) accessChanged() {
+	t.tx.Local(accessChangedKey{}, func() any {
+		t.tx.AfterCommit(invalidateAccess)
+		return true
+	})
+}
+
 // invalidateAccess announces a new access generation after a change has
 // committed and waits until every AccessCache has seen it or stopped
 // trusting itself. It returns EUnavailable when Postgres fails meanwhile or
 // ctx ends first (the change itself is committed either way).
-func (s *Store) invalidateAccess(ctx context.Context) error {
+func invalidateAccess(ctx context.Context, db *pg.DB) error {
 	// The generation is taken after the commit: a member that has seen it
 	// (or any later one) cleared its cache after the change was visible.
 	var gen int64
-	if err := s.pool.QueryRow(ctx, `SELECT g, pg_notify('`+accessChannel+`', g::text) FROM nextval('access_generation') AS g`).Scan(&gen, nil); err != nil {
+	if err := db.Pool().QueryRow(ctx, `SELECT g, pg_notify('`+accessChannel+`', g::text) FROM nextval('access_generation') AS g`).Scan(&gen, nil); err != nil {
 		return pg.Unavailable("announce access change (the change is committed)", err)
 	}
 	for {
 		var waiting int
-		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM access_cache_members WHERE generation < $1 AND trusted_until > now()`, gen).Scan(&waiting)
+		err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM access_cache_members WHERE generation < $1 AND trusted_until > now()`, gen).Scan(&waiting)
 		if err != nil {
 			return pg.Unavailable("confirm access change (the change is committed)", err)
 		}

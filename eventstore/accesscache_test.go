@@ -70,7 +70,8 @@ func revoke(t *testing.T, s *eventstore.Store, key helpdeskflow.APIKey) {
 }
 
 func TestAccessCache_ServesFromMemoryWhileListening(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
+	s := testenv.StoreOn(t, db)
 	ctx := context.Background()
 	key, secret := newKey(t, s)
 	c := runCache(t, s, secret)
@@ -80,12 +81,12 @@ func TestAccessCache_ServesFromMemoryWhileListening(t *testing.T) {
 		}
 		// A revocation that bypasses the store (no announcement) is not
 		// seen while the entry is cached: the answer came from memory.
-		if _, err := s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
+		if _, err := db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err := c.Authenticate(ctx, secret)
 		if err != nil {
-			s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = NULL WHERE id = $1`, key.ID) //nolint:errcheck // retried
+			db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = NULL WHERE id = $1`, key.ID) //nolint:errcheck // retried
 			return fmt.Errorf("not served from memory yet: %v", err)
 		}
 		return nil
@@ -104,14 +105,15 @@ func TestAccessCache_ServesFromMemoryWhileListening(t *testing.T) {
 }
 
 func TestAccessCache_NotRunningMeansNoCaching(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
+	s := testenv.StoreOn(t, db)
 	ctx := context.Background()
 	key, secret := newKey(t, s)
 	c := eventstore.NewAccessCache(s, eventstore.AccessCacheConfig{})
 	if _, err := c.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
+	if _, err := db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
@@ -124,7 +126,8 @@ func TestAccessCache_NotRunningMeansNoCaching(t *testing.T) {
 // transaction returns, neither cache ever accepts the key again, including
 // lookups that were in flight during the revocation.
 func TestAccessCache_RevocationIsImmediateEverywhere(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
+	s := testenv.StoreOn(t, db)
 	ctx := context.Background()
 	for round := 0; round < 10; round++ {
 		key, secret := newKey(t, s)
@@ -168,18 +171,19 @@ func TestAccessCache_RevocationIsImmediateEverywhere(t *testing.T) {
 // confirms nor leaves holds a change back until its trust has run out, and
 // no longer.
 func TestAccessCache_WaitsForUnresponsiveProcesses(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
+	s := testenv.StoreOn(t, db)
 	ctx := context.Background()
 	key, _ := newKey(t, s)
 	var trustedUntil time.Time
-	err := s.Pool().QueryRow(ctx, `INSERT INTO access_cache_members (process_id, generation, trusted_until)
+	err := db.Pool().QueryRow(ctx, `INSERT INTO access_cache_members (process_id, generation, trusted_until)
 		VALUES ($1, 0, now() + interval '700 milliseconds') RETURNING trusted_until`, uuid.New()).Scan(&trustedUntil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	revoke(t, s, key)
 	var now time.Time
-	if err := s.Pool().QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+	if err := db.Pool().QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		t.Fatal(err)
 	}
 	if now.Before(trustedUntil) {

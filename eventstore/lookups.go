@@ -21,14 +21,14 @@ import (
 // one wait for it to end, so exactly one customer is ever created per
 // email. It costs one round trip.
 func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
 	b.Queue(tailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
 		workspaceID, email, helpdeskflow.SnapshotFormat)
-	br := t.sendBatch(ctx, b)
+	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
 
 	var holder uuid.UUID
@@ -57,7 +57,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 
 // CreateWorkspace records a new workspace row.
 func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
-	if _, err := t.exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
 		return pg.Internal("create workspace", err)
 	}
 	return nil

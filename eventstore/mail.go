@@ -16,7 +16,7 @@ import (
 // mail imports, so imports of one mailbox run one at a time across
 // processes (a retried sync overlapping a slow one stays correct).
 func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
-	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
 		return pg.Internal("lock mailbox", err)
 	}
 	return nil
@@ -36,7 +36,7 @@ func scanMailRecord(row pgx.Row) (helpdeskflow.MailRecord, error) {
 // MailRecord returns the record of a mailbox message; found is false when
 // it was never recorded.
 func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID string) (helpdeskflow.MailRecord, bool, error) {
-	r, err := scanMailRecord(t.queryRow(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages
+	r, err := scanMailRecord(t.tx.QueryRow(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages
 		WHERE connection_id = $1 AND external_id = $2`, connectionID, externalID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, false, nil
@@ -67,7 +67,7 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 	if len(keys) == 0 {
 		return ticketID, false, false, nil
 	}
-	err = t.queryRow(ctx, `WITH candidates AS (
+	err = t.tx.QueryRow(ctx, `WITH candidates AS (
 			SELECT m.ticket_id, min(k.rank) AS rank, max(m.created_at) AS latest
 			FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
 			CROSS JOIN LATERAL (
@@ -99,14 +99,14 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 // twice is a unique violation, failing the transaction: callers check
 // MailRecord under LockMailbox first.
 func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
-	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	t.tx.Defer(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.From, r.CreatedAt)
 }
 
 // QueueMailReply queues an agent's reply to be sent through its ticket's
 // mailbox (next statement).
 func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
-	t.defer_(`INSERT INTO mail_replies (event_id, workspace_id, connection_id, ticket_id, message_id, status, next_attempt_at, created_at)
+	t.tx.Defer(`INSERT INTO mail_replies (event_id, workspace_id, connection_id, ticket_id, message_id, status, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
 		r.EventID, r.WorkspaceID, r.ConnectionID, r.TicketID, r.MessageID, r.Status, r.NextAttemptAt, r.CreatedAt)
 }

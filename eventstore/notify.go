@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+
 	"context"
 	"sync"
 	"time"

@@ -20,7 +20,7 @@ func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackInteg
 	if err != nil {
 		return pg.Internal("encode Slack channels", err)
 	}
-	t.defer_(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at)
+	t.tx.Defer(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7)
 		ON CONFLICT (workspace_id) DO UPDATE SET token = excluded.token, channels = excluded.channels, status = excluded.status,
 			team_id = excluded.team_id, team = excluded.team, last_error = '', connected_at = excluded.connected_at, updated_at = excluded.updated_at`,
@@ -31,19 +31,19 @@ func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackInteg
 // LockSlackIntegration locks the workspace's Slack connection until commit
 // and returns it with its sealed token; ENotFound when not connected.
 func (t *Tx) LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
-	return scanSlack(t.queryRow(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = $1 FOR UPDATE`, workspaceID))
+	return scanSlack(t.tx.QueryRow(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = $1 FOR UPDATE`, workspaceID))
 }
 
 // SetSlackStatus records whether Slack accepts the token, and why not
 // (next statement).
 func (t *Tx) SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time) {
-	t.defer_(`UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1`,
+	t.tx.Defer(`UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1`,
 		workspaceID, status, lastError, now)
 }
 
 // DeleteSlackIntegration disconnects Slack (next statement).
 func (t *Tx) DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID) {
-	t.defer_(`DELETE FROM slack_integrations WHERE workspace_id = $1`, workspaceID)
+	t.tx.Defer(`DELETE FROM slack_integrations WHERE workspace_id = $1`, workspaceID)
 }
 
 const slackColumns = `workspace_id, channels, status, team_id, team, last_error, connected_at, updated_at, token`

@@ -19,7 +19,7 @@ import (
 // The caller holds the stream's lock and snap.State must be exactly what
 // folding the stream up to snap.Version gives.
 func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
-	t.defer_(`INSERT INTO snapshots (stream_id, workspace_id, stream_type, version, format, state) VALUES ($1, $2, $3, $4, $5, $6)
+	t.tx.Defer(`INSERT INTO snapshots (stream_id, workspace_id, stream_type, version, format, state) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, state = excluded.state, created_at = now()
 		WHERE snapshots.version < excluded.version OR snapshots.format <> excluded.format`,
 		snap.StreamID, snap.WorkspaceID, snap.StreamType, snap.Version, snap.Format, snap.State)
@@ -29,7 +29,7 @@ func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
 // helpdeskflow.SnapshotFormat (if it has one) and the events after it, as
 // this transaction sees them, in one round trip.
 func (t *Tx) LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error) {
-	return loadTail(ctx, txQuerier{t}, id)
+	return loadTail(ctx, t.tx, id)
 }
 
 // LoadTail returns stream id's snapshot of the current
@@ -47,7 +47,7 @@ func (s *Store) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 	return tail, nil
 }
 
-func loadTail(ctx context.Context, q querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+func loadTail(ctx context.Context, q pg.Querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
 	rows, err := q.Query(ctx, tailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
 	if err != nil {
 		return helpdeskflow.StreamTail{}, pg.Internal("load stream", err)

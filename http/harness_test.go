@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // fakeClock is the rate limiter's clock in these tests.
@@ -81,6 +82,7 @@ type harness struct {
 	server    *http.Server
 	cfg       http.Config
 	store     *eventstore.Store
+	db        *pg.DB
 	service   *commands.Service
 	clock     *fakeClock
 	log       *recordingLog
@@ -98,7 +100,8 @@ type harness struct {
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	store := testenv.Store(t)
+	db := testenv.Postgres(t)
+	store := testenv.StoreOn(t, db)
 	access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
 	done := make(chan struct{})
 	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
@@ -169,7 +172,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg,
+	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, db: db, service: service, clock: clock, log: log, reg: reg,
 		slack: fakeSlack, keys: keys, oauth: fakeOAuth, shops: shops, connections: connections}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h

@@ -28,7 +28,7 @@ func ticketBody(subject string) map[string]any {
 func (h *harness) ticketsCreated(workspace uuid.UUID) int {
 	h.t.Helper()
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1 AND type = $2`,
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1 AND type = $2`,
 		workspace, helpdeskflow.EventTicketCreated).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func (h *harness) ticketsCreated(workspace uuid.UUID) int {
 func (h *harness) keyRows(workspace uuid.UUID, key string) int {
 	h.t.Helper()
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`,
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`,
 		workspace, key).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func (h *harness) keyRows(workspace uuid.UUID, key string) int {
 // ageKey moves key's row back in time by interval (a Postgres interval).
 func (h *harness) ageKey(workspace uuid.UUID, key, interval string) {
 	h.t.Helper()
-	if _, err := h.store.Pool().Exec(context.Background(), `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND key = $2`,
+	if _, err := h.db.Pool().Exec(context.Background(), `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND key = $2`,
 		workspace, key, interval); err != nil {
 		h.t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		}
 		var body []byte
 		var sealed bool
-		if err := h.store.Pool().QueryRow(context.Background(), `SELECT response_body, sealed FROM idempotency_keys WHERE workspace_id = $1 AND key = 'new-key'`,
+		if err := h.db.Pool().QueryRow(context.Background(), `SELECT response_body, sealed FROM idempotency_keys WHERE workspace_id = $1 AND key = 'new-key'`,
 			h.workspace).Scan(&body, &sealed); err != nil {
 			t.Fatal(err)
 		}

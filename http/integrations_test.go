@@ -258,7 +258,7 @@ func TestIntegrations_TokenAnswerSecretsNeverShown(t *testing.T) {
 		}
 	}
 	var details string
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&details); err != nil {
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&details); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(details, "secret") {

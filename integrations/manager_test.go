@@ -19,6 +19,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 type clock struct {
@@ -37,6 +38,7 @@ type fixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     *eventstore.Store
+	db        *pg.DB
 	keys      *secretbox.Keyring
 	fake      *oauthtest.Server
 	clock     *clock
@@ -45,7 +47,8 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	store := testenv.Store(t)
+	db := testenv.Postgres(t)
+	store := testenv.StoreOn(t, db)
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	spec, _ := secretbox.NewKey("t1")
@@ -53,7 +56,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: context.Background(), store: store, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
+	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
 	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
 	if f.workspace, _, err = commands.New(commands.AdaptStore(store)).CreateWorkspace(f.ctx, md, "oauth"); err != nil {
@@ -114,7 +117,7 @@ func TestManager_ConnectAndRefresh(t *testing.T) {
 	}
 	// Tokens are sealed at rest.
 	var access, refresh []byte
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT access_token, refresh_token FROM integration_connections WHERE id = $1`, c.ID).Scan(&access, &refresh); err != nil {
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT access_token, refresh_token FROM integration_connections WHERE id = $1`, c.ID).Scan(&access, &refresh); err != nil {
 		t.Fatal(err)
 	}
 	token, err := f.m.AccessToken(f.ctx, f.workspace, c.ID)

@@ -167,7 +167,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 
 	// Nothing keeps a transaction open while the provider is asked.
 	var open int
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const mailbox = "support@acme.test"
@@ -49,6 +50,7 @@ type fixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     *eventstore.Store
+	db        *pg.DB
 	svc       *commands.Service
 	oauth     *oauthtest.Server
 	gmail     *gmailtest.Server
@@ -61,7 +63,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := testenv.Store(t)
+	db := testenv.Postgres(t)
+	store := testenv.StoreOn(t, db)
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	gm := gmailtest.NewServer()
@@ -80,7 +83,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: context.Background(), store: store, svc: svc, oauth: fake, gmail: gm, clock: c, keys: keys, workspace: ws}
+	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, svc: svc, oauth: fake, gmail: gm, clock: c, keys: keys, workspace: ws}
 	f.m = f.manager()
 	f.conn = f.connect()
 	return f
@@ -139,7 +142,7 @@ func (f *fixture) connection() helpdeskflow.Connection {
 // tickets returns the workspace's tickets by subject, from the event store.
 func (f *fixture) tickets() map[string][]helpdeskflow.Ticket {
 	f.t.Helper()
-	rows, err := f.store.Pool().Query(f.ctx, `SELECT stream_id FROM events WHERE workspace_id = $1 AND type = 'ticket.created'`, f.workspace)
+	rows, err := f.db.Pool().Query(f.ctx, `SELECT stream_id FROM events WHERE workspace_id = $1 AND type = 'ticket.created'`, f.workspace)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -511,7 +514,7 @@ func TestGmail_TooLargeMessageIsSkipped(t *testing.T) {
 		t.Fatalf("the run failed: %+v", c)
 	}
 	var skipped string
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT skipped FROM mail_messages WHERE connection_id = $1 AND external_id = $2`,
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT skipped FROM mail_messages WHERE connection_id = $1 AND external_id = $2`,
 		f.conn.ID, bigID).Scan(&skipped); err != nil {
 		t.Fatal(err)
 	}

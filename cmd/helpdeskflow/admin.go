@@ -19,7 +19,7 @@ import (
 
 // migrateAll applies the Postgres and the ClickHouse migrations.
 func migrateAll(ctx context.Context, cfg config) error {
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 2)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func migrateAll(ctx context.Context, cfg config) error {
 // openStore connects the administrative commands to the event store,
 // migrating it first; call the returned function to close it.
 func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), error) {
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 4)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 4)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -53,15 +53,15 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, int32(cfg.PostgresMaxConns))
+	db, err := pg.Connect(ctx, cfg.PostgresURL, int32(cfg.PostgresMaxConns))
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := pg.Migrate(ctx, pool); err != nil {
+	defer db.Close()
+	if err := pg.Migrate(ctx, db); err != nil {
 		return err
 	}
-	store, err := eventstore.New(pool, reg)
+	store, err := eventstore.New(db, reg)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: pool, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
+			Brokers: brokers, Pool: db.Pool(), Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
 		})
 		if err != nil {
 			return err
@@ -217,7 +217,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(db, store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -304,7 +304,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(db *pg.DB, store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -333,7 +333,7 @@ func apiHandler(store *eventstore.Store, service *commands.Service, connections 
 		Idempotency:      eventstore.NewIdempotencyKeys(store),
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
-			"postgres":   store.Ping,
+			"postgres":   db.Ping,
 			"kafka":      kafka.Ping,
 			"clickhouse": ch.Ping,
 		},

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"sort"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 //go:embed migrations/*.sql
@@ -23,8 +22,8 @@ const migrationLockKey = 0x4844465f4d494752 // "HDF_MIGR"
 // process migrates at start-up) wait for each other and apply nothing twice.
 // Errors are EUnavailable when Postgres cannot be reached and EInternal when
 // a migration fails.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
+func Migrate(ctx context.Context, db *DB) error {
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return Unavailable("acquire connection for migrations", err)
 	}

@@ -9,8 +9,8 @@ import (
 )
 
 func TestMigrate_Twice(t *testing.T) {
-	pool := testenv.Postgres(t) // already migrated once
-	if err := pg.Migrate(context.Background(), pool); err != nil {
+	db := testenv.Postgres(t) // already migrated once
+	if err := pg.Migrate(context.Background(), db); err != nil {
 		t.Fatalf("second migration: %v", err)
 	}
 }
