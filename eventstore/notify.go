@@ -1,7 +1,6 @@
 package eventstore
 
 import (
-
 	"context"
 	"sync"
 	"time"

@@ -186,7 +186,6 @@ func (s *Store) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdesk
 	return events, nil
 }
 
-
 const eventColumns = `id, type, schema_version, stream_id, stream_type, version, workspace_id, occurred_at, data, metadata, tx_id::text::bigint, seq`
 
 func loadStream(ctx context.Context, q pg.Querier, id uuid.UUID) ([]helpdeskflow.Event, error) {

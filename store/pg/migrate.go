@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-
 )
 
 //go:embed migrations/*.sql
