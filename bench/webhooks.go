@@ -29,6 +29,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
@@ -371,7 +372,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		var p hookRound
 		var ds []time.Duration
 		if pipeline {
-			p, ds, err = b.pipelineRound(ctx, db, store, keyring, recv, hookIDs, wsID, bodies)
+			p, ds, err = b.pipelineRound(ctx, db, webhookStores{store, queues.New(pool)}, keyring, recv, hookIDs, wsID, bodies)
 		} else {
 			p, ds = b.plainRound(ctx, recv, bodies, time.Duration(h.PlainMinSecs*float64(time.Second)))
 		}
@@ -530,7 +531,7 @@ func plainPost(ctx context.Context, client *nethttp.Client, url string, body []b
 // pipelineRound enqueues one delivery per body (each of its own stream,
 // spread over the webhooks in turn), then runs a DeliveryWorker with its
 // defaults until none is pending.
-func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store *eventstore.Store, keyring *secretbox.Keyring, recv *hookReceiver,
+func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store webhookStores, keyring *secretbox.Keyring, recv *hookReceiver,
 	hookIDs []uuid.UUID, wsID uuid.UUID, bodies [][]byte) (hookRound, []time.Duration, error) {
 	p := hookRound{Pipeline: true}
 	n := len(bodies)
@@ -682,6 +683,19 @@ func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store *events
 	return p, ds, nil
 }
 
+// webhookStores are the event store and the delivery queue of the bench
+// database.
+type webhookStores struct {
+	*eventStore
+	*queueStore
+}
+
+// The stores under names of their own, so that one struct can embed both.
+type (
+	eventStore = eventstore.Store
+	queueStore = queues.Store
+)
+
 // timedStore counts and times the worker's calls to the queue.
 type timedStore struct {
 	dispatch.WebhookStore
@@ -690,7 +704,7 @@ type timedStore struct {
 	claimed, misses int64
 }
 
-func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error) {
+func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	t := time.Now()
 	out, err := s.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	d := time.Since(t)
@@ -704,7 +718,7 @@ func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, 
 	return out, err
 }
 
-func (s *timedStore) FinishAttempts(ctx context.Context, fs []eventstore.FinishedAttempt) error {
+func (s *timedStore) FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error {
 	t := time.Now()
 	err := s.WebhookStore.FinishAttempts(ctx, fs)
 	d := time.Since(t)

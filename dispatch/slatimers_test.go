@@ -14,7 +14,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -39,7 +38,7 @@ func (c *clock) advance(d time.Duration) {
 type slaFixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	svc       *commands.Service
 	clock     *clock
 	workspace uuid.UUID
@@ -47,7 +46,7 @@ type slaFixture struct {
 }
 
 func newSLAFixture(t *testing.T) *slaFixture {
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	f := &slaFixture{t: t, ctx: context.Background(), store: store, clock: c,
 		svc: commands.New(commands.AdaptStore(store), commands.WithClock(c.Now)),

@@ -81,7 +81,7 @@ type harness struct {
 	url       string
 	server    *http.Server
 	cfg       http.Config
-	store     *eventstore.Store
+	store     testenv.Rooms
 	db        *pg.DB
 	service   *commands.Service
 	clock     *fakeClock
@@ -100,9 +100,9 @@ type harness struct {
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	db := testenv.Postgres(t)
-	store := testenv.StoreOn(t, db)
-	access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
+	store := testenv.NewRooms(t)
+	db := store.DB
+	access := eventstore.NewAccessCache(store.EventStore, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
 	done := make(chan struct{})
 	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
 	t.Cleanup(func() { cancel(); <-done })
@@ -164,7 +164,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
-		Idempotency: eventstore.NewIdempotencyKeys(store),
+		Idempotency: eventstore.NewIdempotencyKeys(store.EventStore),
 	}
 	server, err := http.NewServer(cfg)
 	if err != nil {

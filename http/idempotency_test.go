@@ -328,7 +328,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 	}
 	cfg := h.cfg
 	cfg.Tickets, cfg.Idempotency, cfg.Limiter = tickets, idempotency, limiter
-	cfg.Auth = eventstore.NewAccessCache(h.store, eventstore.AccessCacheConfig{})
+	cfg.Auth = eventstore.NewAccessCache(h.store.EventStore, eventstore.AccessCacheConfig{})
 	cfg.Registerer, cfg.Gatherer = nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
 	if err != nil {
@@ -344,7 +344,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	base := newHarness(t)
 	tickets := &scriptedTickets{Tickets: base.service, scripts: map[string]func() error{}}
-	h := base.withServer(tickets, eventstore.NewIdempotencyKeys(base.store))
+	h := base.withServer(tickets, eventstore.NewIdempotencyKeys(base.store.EventStore))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
 		tickets.scripts[subject] = fn

@@ -14,7 +14,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -37,7 +36,7 @@ func (c *clock) advance(d time.Duration) {
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	db        *pg.DB
 	keys      *secretbox.Keyring
 	fake      *oauthtest.Server
@@ -47,8 +46,8 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	db := testenv.Postgres(t)
-	store := testenv.StoreOn(t, db)
+	store := testenv.NewRooms(t)
+	db := store.DB
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	spec, _ := secretbox.NewKey("t1")

@@ -107,7 +107,7 @@ func (f *fixture) startRelay(brokers []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	relay, err := relay.New(f.store, client, relay.Config{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
+	relay, err := relay.New(f.store.EventStore, client, relay.Config{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -49,7 +48,7 @@ func (c *clock) advance(d time.Duration) {
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	db        *pg.DB
 	svc       *commands.Service
 	oauth     *oauthtest.Server
@@ -63,8 +62,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db := testenv.Postgres(t)
-	store := testenv.StoreOn(t, db)
+	store := testenv.NewRooms(t)
+	db := store.DB
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	gm := gmailtest.NewServer()

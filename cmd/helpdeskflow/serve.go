@@ -61,10 +61,11 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	if err := pg.Migrate(ctx, db); err != nil {
 		return err
 	}
-	store, err := eventstore.New(db, reg)
+	rooms, err := newStores(db, reg)
 	if err != nil {
 		return err
 	}
+	store := rooms.events
 	var ch driver.Conn
 	if roles["api"] || roles["projector"] {
 		if ch, err = projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase); err != nil {
@@ -140,20 +141,20 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if keyring != nil {
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
 			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
-				Store: store, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
+				Store: webhookRooms{store, rooms.queues}, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
 				Sender: webhook.NewSender(webhook.Config{AllowLoopback: policy.AllowLoopback}),
 			})
 			if err != nil {
 				return err
 			}
-			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Jobs: store, Poster: slackClient, Secrets: keyring,
+			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
 				Auth: service, Tickets: service, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
 			}
 			// Slack and the Shopify/Stripe lookups run in the job worker,
 			// never in the dispatcher's consume loop.
-			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: store, Logger: logger, Registerer: reg,
+			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: rooms.queues, Logger: logger, Registerer: reg,
 				Runners: map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: notifier, helpdeskflow.JobProfileLookup: linker}})
 			if err != nil {
 				return err
@@ -162,7 +163,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: store})
+			handlers = append(handlers, dispatch.WebhookHandler{Store: webhookRooms{store, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
 			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
@@ -172,7 +173,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err != nil {
 			return err
 		}
-		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: store, Checker: service, Logger: logger, Registerer: reg})
+		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: rooms.queues, Checker: service, Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -217,7 +218,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(db, store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -304,7 +305,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(db *pg.DB, store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -315,25 +316,25 @@ func apiHandler(db *pg.DB, store *eventstore.Store, service *commands.Service, c
 		Customers:        service,
 		CustomerLister:   projections.NewCustomerReader(ch),
 		Lister:           projections.NewTicketReader(ch),
-		Events:           store,
+		Events:           rooms.events,
 		Auth:             access,
 		Admin:            service,
-		AdminReader:      store,
+		AdminReader:      rooms.events,
 		Automations:      service,
 		SLAPolicies:      service,
 		Webhooks:         service,
-		WebhookReader:    store,
+		WebhookReader:    webhookRooms{rooms.events, rooms.queues},
 		Slack:            service,
-		SlackReader:      store,
+		SlackReader:      rooms.events,
 		Connections:      connections,
-		ConnectionReader: store,
+		ConnectionReader: connectionRooms{rooms.events, rooms.queues},
 		LinkedProfiles:   linker,
 		Limiter:          limiter,
 		RequestLog:       requestLog,
-		Idempotency:      eventstore.NewIdempotencyKeys(store),
+		Idempotency:      eventstore.NewIdempotencyKeys(rooms.events),
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
-			"postgres":   db.Ping,
+			"postgres":   rooms.db.Ping,
 			"kafka":      kafka.Ping,
 			"clickhouse": ch.Ping,
 		},

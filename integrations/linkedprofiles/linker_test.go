@@ -17,7 +17,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
@@ -28,7 +27,7 @@ import (
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	svc       *commands.Service
 	oauth     *oauthtest.Server
 	shops     *profilelookuptest.Server
@@ -41,7 +40,7 @@ var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.Acto
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	shops := profilelookuptest.NewServer()

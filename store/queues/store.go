@@ -1,0 +1,25 @@
+// Package queues holds the Postgres queues that the dispatcher's pollers
+// lease work from: webhook deliveries and their attempts
+// (webhook_deliveries, webhook_attempts), integration jobs
+// (integration_jobs: Slack notifications, linked-profile lookups) and the
+// SLA timers' due times (sla_timers, read here; commands write them in
+// their transactions). dispatch's webhook handler and job producers
+// enqueue, its delivery, job and SLA workers claim and finish, and the
+// API reads a webhook's delivery log and a connection's job queue.
+package queues
+
+import (
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
+)
+
+// Store reads and writes the queues, each call in a statement or a
+// transaction of its own. It is safe for concurrent use; many workers in
+// many processes share one queue.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns the queues kept in db.
+func New(db *pg.DB) *Store { return &Store{pool: db.Pool()} }
