@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -164,7 +165,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
-		Idempotency: eventstore.NewIdempotencyKeys(store.EventStore),
+		Idempotency: idempotency.New(store.DB),
 	}
 	server, err := http.NewServer(cfg)
 	if err != nil {

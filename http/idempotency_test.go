@@ -15,6 +15,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // ticketBody is a valid POST /v1/tickets body; subject tells scriptedTickets
@@ -344,7 +345,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	base := newHarness(t)
 	tickets := &scriptedTickets{Tickets: base.service, scripts: map[string]func() error{}}
-	h := base.withServer(tickets, eventstore.NewIdempotencyKeys(base.store.EventStore))
+	h := base.withServer(tickets, idempotency.New(base.store.DB))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
 		tickets.scripts[subject] = fn

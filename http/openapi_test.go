@@ -33,6 +33,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // loadOpenAPI loads the served document and validates it as OpenAPI 3.1
@@ -705,7 +706,7 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	// running (409 idempotency_key_in_use), a version conflict, a failing
 	// dependency, a panic.
 	tickets := &scriptedTickets{Tickets: h.service, scripts: map[string]func() error{}}
-	sc := c.on(h.withServer(tickets, eventstore.NewIdempotencyKeys(h.store.EventStore)))
+	sc := c.on(h.withServer(tickets, idempotency.New(h.store.DB)))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
 		tickets.scripts[subject] = fn

@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -331,7 +332,7 @@ func apiHandler(rooms stores, service *commands.Service, connections http.Connec
 		LinkedProfiles:   linker,
 		Limiter:          limiter,
 		RequestLog:       requestLog,
-		Idempotency:      eventstore.NewIdempotencyKeys(rooms.events),
+		Idempotency:      idempotency.New(rooms.db),
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   rooms.db.Ping,

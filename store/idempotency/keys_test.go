@@ -1,4 +1,4 @@
-package eventstore_test
+package idempotency_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // newScope is a new API key's scope in a new workspace.
@@ -27,8 +27,7 @@ func hashOf(s string) []byte {
 
 func TestIdempotencyKeys(t *testing.T) {
 	db := testenv.Postgres(t)
-	s := testenv.StoreOn(t, db)
-	keys := eventstore.NewIdempotencyKeys(s)
+	keys := idempotency.New(db)
 	ctx := context.Background()
 	age := func(t *testing.T, workspace helpdeskflow.IdempotencyScope, key, by string) {
 		t.Helper()
