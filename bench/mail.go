@@ -34,6 +34,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -743,6 +744,7 @@ func (c *mailCorpus) setThreadGmailID(thread int, id string) {
 type mailRoundSetup struct {
 	pool  interface{ Close() }
 	store *eventstore.Store
+	conns *connections.Store
 	svc   *commands.Service
 	ws    uuid.UUID
 }
@@ -764,7 +766,7 @@ func (b *bench) mailSetup(ctx context.Context, env *mailEnv, round int) (*mailRo
 		pool.Close()
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	return &mailRoundSetup{pool: pool, store: store, svc: svc, ws: ws}, nil
+	return &mailRoundSetup{pool: pool, store: store, conns: connections.New(pool, store), svc: svc, ws: ws}, nil
 }
 
 // finish closes the round's pool, lets its backends exit (flushing their
@@ -797,7 +799,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 		}
 	}()
 	p.Workspace = s.ws.String()
-	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(s.store), Sealer: env.keys,
+	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(s.conns), Sealer: env.keys,
 		Providers: map[string]oauth.Provider{mailsync.ProviderGmail: env.oauth.Provider(mailsync.ProviderGmail)},
 		StateKey:  bytes.Repeat([]byte("bench-mail-state"), 2)})
 	if err != nil {
@@ -814,7 +816,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 
 	importer := &timedImporter{Importer: s.svc, results: map[string]int{}}
 	tokens := &timedTokens{Tokens: manager}
-	store := &timedMailStore{Store: s.store}
+	store := &timedMailStore{Store: mailStores{s.conns, s.store}}
 	worker := mailsync.NewWorker(mailsync.Config{Store: store, Importer: importer, Tokens: tokens, GmailBaseURL: env.gmail.URL(),
 		MaxBackfill: n, Logger: env.logger,
 		// Finished connections of earlier rounds are not due again
@@ -1165,6 +1167,12 @@ func (t *timedTokens) add(d time.Duration) {
 	t.total += d
 	t.calls++
 	t.mu.Unlock()
+}
+
+// mailStores are the mailboxes and the mail records the sync reads.
+type mailStores struct {
+	*connectionStore
+	*eventStore
 }
 
 // timedMailStore counts and times the sync's own store calls.

@@ -28,6 +28,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -692,8 +693,9 @@ type webhookStores struct {
 
 // The stores under names of their own, so that one struct can embed both.
 type (
-	eventStore = eventstore.Store
-	queueStore = queues.Store
+	eventStore      = eventstore.Store
+	queueStore      = queues.Store
+	connectionStore = connections.Store
 )
 
 // timedStore counts and times the worker's calls to the queue.

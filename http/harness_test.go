@@ -146,7 +146,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 		commands.WithSlack(slack.New(fakeSlack.URL(), nil)))
 	fakeOAuth := oauthtest.NewServer()
 	t.Cleanup(fakeOAuth.Close)
-	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store.ConnectionStore), Sealer: keys,
 		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google"), "stripe": fakeOAuth.Provider("stripe")},
 		StateKey:  []byte("harness-state-key-32-bytes-long!"), IMAPOptions: []imapmail.Option{imapmailtest.AllowLoopback}})
 	if err != nil {

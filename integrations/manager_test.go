@@ -69,7 +69,7 @@ func newFixture(t *testing.T) *fixture {
 // Config (when not nil).
 func (f *fixture) manager(change func(*integrations.Config)) *integrations.Manager {
 	f.t.Helper()
-	cfg := integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
+	cfg := integrations.Config{Store: integrations.AdaptStore(f.store.ConnectionStore), Sealer: f.keys,
 		Providers: map[string]oauth.Provider{"google": f.fake.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now}
 	if change != nil {
 		change(&cfg)

@@ -92,7 +92,7 @@ func newFixture(t *testing.T) *fixture {
 // server, with IMAP clients taking opts.
 func (f *fixture) manager(opts ...imapmail.Option) *integrations.Manager {
 	f.t.Helper()
-	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
+	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(f.store.ConnectionStore), Sealer: f.keys,
 		Providers: map[string]oauth.Provider{"google": f.oauth.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now,
 		IMAPOptions: append([]imapmail.Option{imapmailtest.AllowLoopback}, opts...)})
 	if err != nil {

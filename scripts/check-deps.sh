@@ -45,7 +45,7 @@ declare -A may=(
   [projections]="kafka internal"
   [dispatch]="eventstore store/queues kafka clients internal"
   [clients]=""
-  [store]="internal"
+  [store]="eventstore internal"
   [internal]="eventstore store"
 )
 while read -r pkg imports; do

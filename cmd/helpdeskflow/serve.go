@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	var connections *integrations.Manager
 	var linker *linkedprofiles.Linker
 	if keyring != nil {
-		if connections, linker, err = integrationsOf(cfg, policy, keyring, store, service, logger, reg); err != nil {
+		if connections, linker, err = integrationsOf(cfg, policy, keyring, rooms.connections, service, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			mail, err := mailWorkers(cfg, store, service, connections, logger, reg)
+			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.events}, service, connections, logger, reg)
 			if err != nil {
 				return err
 			}
@@ -328,7 +328,7 @@ func apiHandler(rooms stores, service *commands.Service, connections http.Connec
 		Slack:            service,
 		SlackReader:      rooms.events,
 		Connections:      connections,
-		ConnectionReader: connectionRooms{rooms.events, rooms.queues},
+		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},
 		LinkedProfiles:   linker,
 		Limiter:          limiter,
 		RequestLog:       requestLog,

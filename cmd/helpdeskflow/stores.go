@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -11,9 +12,10 @@ import (
 // stores are the Postgres rooms of one database: the event store and the
 // rooms under store/, all over one pool.
 type stores struct {
-	db     *pg.DB
-	events *eventstore.Store
-	queues *queues.Store
+	db          *pg.DB
+	events      *eventstore.Store
+	queues      *queues.Store
+	connections *connections.Store
 }
 
 // newStores returns the rooms of db, registering the event store's
@@ -23,7 +25,7 @@ func newStores(db *pg.DB, reg prometheus.Registerer) (stores, error) {
 	if err != nil {
 		return stores{}, err
 	}
-	return stores{db: db, events: events, queues: queues.New(db)}, nil
+	return stores{db: db, events: events, queues: queues.New(db), connections: connections.New(db, events)}, nil
 }
 
 // webhookRooms are the webhooks and their delivery queue, which the
@@ -37,13 +39,21 @@ type webhookRooms struct {
 // connectionRooms are the OAuth connections and their job queues, which
 // the API's integration status reads together.
 type connectionRooms struct {
-	*eventStore
+	*connectionStore
 	*queueStore
+}
+
+// mailRooms are the mailboxes (connections) and the mail records and
+// replies, which the mail sync and reply workers read together.
+type mailRooms struct {
+	*connectionStore
+	*eventStore
 }
 
 // The rooms' stores under names of their own, so that one struct can
 // embed several.
 type (
-	eventStore = eventstore.Store
-	queueStore = queues.Store
+	eventStore      = eventstore.Store
+	queueStore      = queues.Store
+	connectionStore = connections.Store
 )

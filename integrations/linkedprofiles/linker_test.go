@@ -53,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	shopify := fake.Provider(oauth.Shopify)
 	shopify.AuthURL += "?shop=" + oauth.ShopPlaceholder
 	shopify.TokenURL += "?shop=" + oauth.ShopPlaceholder
-	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store.ConnectionStore), Sealer: keys,
 		Providers: map[string]oauth.Provider{oauth.Stripe: fake.Provider(oauth.Stripe), oauth.Shopify: shopify},
 		StateKey:  bytes.Repeat([]byte("k"), 32)})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -11,8 +12,9 @@ import (
 // The rooms' stores under names of their own, so that Rooms can embed
 // them all.
 type (
-	EventStore = eventstore.Store
-	QueueStore = queues.Store
+	EventStore      = eventstore.Store
+	QueueStore      = queues.Store
+	ConnectionStore = connections.Store
 )
 
 // Rooms is every Postgres room of one test database in one value, so a
@@ -21,13 +23,25 @@ type (
 // the test's own.
 type Rooms struct {
 	*EventStore
-	*QueueStore
+	StoreRooms
 	DB *pg.DB
+}
+
+// StoreRooms are the rooms under store/, one level below the event store
+// in Rooms, so the event store's methods win where names repeat
+// (Transact).
+type StoreRooms struct {
+	*QueueStore
+	*ConnectionStore
 }
 
 // NewRooms returns the rooms of a new migrated database.
 func NewRooms(t testing.TB) Rooms {
 	t.Helper()
 	db := Postgres(t)
-	return Rooms{EventStore: StoreOn(t, db), QueueStore: queues.New(db), DB: db}
+	events := StoreOn(t, db)
+	return Rooms{EventStore: events, DB: db, StoreRooms: StoreRooms{
+		QueueStore:      queues.New(db),
+		ConnectionStore: connections.New(db, events),
+	}}
 }

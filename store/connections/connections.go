@@ -1,4 +1,4 @@
-package eventstore
+package connections
 
 import (
 	"context"
