@@ -35,6 +35,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
+	mailrooms "github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -745,6 +746,7 @@ type mailRoundSetup struct {
 	pool  interface{ Close() }
 	store *eventstore.Store
 	conns *connections.Store
+	mail  *mailrooms.Store
 	svc   *commands.Service
 	ws    uuid.UUID
 }
@@ -766,7 +768,7 @@ func (b *bench) mailSetup(ctx context.Context, env *mailEnv, round int) (*mailRo
 		pool.Close()
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	return &mailRoundSetup{pool: pool, store: store, conns: connections.New(pool, store), svc: svc, ws: ws}, nil
+	return &mailRoundSetup{pool: pool, store: store, conns: connections.New(pool, store), mail: mailrooms.New(pool), svc: svc, ws: ws}, nil
 }
 
 // finish closes the round's pool, lets its backends exit (flushing their
@@ -816,7 +818,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 
 	importer := &timedImporter{Importer: s.svc, results: map[string]int{}}
 	tokens := &timedTokens{Tokens: manager}
-	store := &timedMailStore{Store: mailStores{s.conns, s.store}}
+	store := &timedMailStore{Store: mailStores{s.conns, s.mail}}
 	worker := mailsync.NewWorker(mailsync.Config{Store: store, Importer: importer, Tokens: tokens, GmailBaseURL: env.gmail.URL(),
 		MaxBackfill: n, Logger: env.logger,
 		// Finished connections of earlier rounds are not due again
@@ -1172,7 +1174,7 @@ func (t *timedTokens) add(d time.Duration) {
 // mailStores are the mailboxes and the mail records the sync reads.
 type mailStores struct {
 	*connectionStore
-	*eventStore
+	*mailrooms.Store
 }
 
 // timedMailStore counts and times the sync's own store calls.

@@ -160,7 +160,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.events}, service, connections, logger, reg)
+			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.mail}, service, connections, logger, reg)
 			if err != nil {
 				return err
 			}

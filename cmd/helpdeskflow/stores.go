@@ -5,6 +5,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
+	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -16,6 +17,7 @@ type stores struct {
 	events      *eventstore.Store
 	queues      *queues.Store
 	connections *connections.Store
+	mail        *mail.Store
 }
 
 // newStores returns the rooms of db, registering the event store's
@@ -25,7 +27,8 @@ func newStores(db *pg.DB, reg prometheus.Registerer) (stores, error) {
 	if err != nil {
 		return stores{}, err
 	}
-	return stores{db: db, events: events, queues: queues.New(db), connections: connections.New(db, events)}, nil
+	return stores{db: db, events: events, queues: queues.New(db), connections: connections.New(db, events),
+		mail: mail.New(db)}, nil
 }
 
 // webhookRooms are the webhooks and their delivery queue, which the
@@ -47,7 +50,7 @@ type connectionRooms struct {
 // replies, which the mail sync and reply workers read together.
 type mailRooms struct {
 	*connectionStore
-	*eventStore
+	*mailStore
 }
 
 // The rooms' stores under names of their own, so that one struct can
@@ -56,4 +59,5 @@ type (
 	eventStore      = eventstore.Store
 	queueStore      = queues.Store
 	connectionStore = connections.Store
+	mailStore       = mail.Store
 )

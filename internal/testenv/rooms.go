@@ -5,6 +5,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
+	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -15,6 +16,7 @@ type (
 	EventStore      = eventstore.Store
 	QueueStore      = queues.Store
 	ConnectionStore = connections.Store
+	MailStore       = mail.Store
 )
 
 // Rooms is every Postgres room of one test database in one value, so a
@@ -33,6 +35,7 @@ type Rooms struct {
 type StoreRooms struct {
 	*QueueStore
 	*ConnectionStore
+	*MailStore
 }
 
 // NewRooms returns the rooms of a new migrated database.
@@ -43,5 +46,6 @@ func NewRooms(t testing.TB) Rooms {
 	return Rooms{EventStore: events, DB: db, StoreRooms: StoreRooms{
 		QueueStore:      queues.New(db),
 		ConnectionStore: connections.New(db, events),
+		MailStore:       mail.New(db),
 	}}
 }
