@@ -54,11 +54,3 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	}
 	return history.StreamID(), false, history, nil
 }
-
-// CreateWorkspace records a new workspace row.
-func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
-	if _, err := t.tx.Exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
-		return pg.Internal("create workspace", err)
-	}
-	return nil
-}

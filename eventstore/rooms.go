@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
 )
 
@@ -41,4 +42,40 @@ func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
 // Moves to store/mail once commands/ is split (issue 14).
 func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
 	mail.In(t.tx).QueueMailReply(ctx, r)
+}
+
+// CreateAPIKey is access.Tx.CreateAPIKey.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error {
+	return access.In(t.tx).CreateAPIKey(ctx, key, secret)
+}
+
+// RevokeAPIKey is access.Tx.RevokeAPIKey.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error) {
+	return access.In(t.tx).RevokeAPIKey(ctx, workspaceID, id)
+}
+
+// ActiveAdminKeys is access.Tx.ActiveAdminKeys.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, error) {
+	return access.In(t.tx).ActiveAdminKeys(ctx, workspaceID)
+}
+
+// WorkspaceSettings is access.Tx.WorkspaceSettings.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
+	return access.In(t.tx).WorkspaceSettings(ctx, workspaceID)
+}
+
+// SetWorkspaceSettings is access.Tx.SetWorkspaceSettings.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s helpdeskflow.WorkspaceSettings) error {
+	return access.In(t.tx).SetWorkspaceSettings(ctx, workspaceID, s)
+}
+
+// CreateWorkspace is access.Tx.CreateWorkspace.
+// Moves to store/access once commands/ is split (issue 14).
+func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
+	return access.In(t.tx).CreateWorkspace(ctx, id, name)
 }

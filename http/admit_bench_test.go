@@ -11,9 +11,9 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 )
 
 // BenchmarkAdmit measures what every authenticated request pays before its
@@ -63,7 +63,7 @@ func BenchmarkAdmit(b *testing.B) {
 // new event store, and a workspace whose admin key the cache holds in
 // memory.
 type admitFixture struct {
-	cache       *eventstore.AccessCache
+	cache       *access.Cache
 	service     *commands.Service
 	md          helpdeskflow.Metadata
 	workspaceID uuid.UUID
@@ -72,9 +72,9 @@ type admitFixture struct {
 
 func newAdmitFixture(tb testing.TB) admitFixture {
 	tb.Helper()
-	store := testenv.Store(tb)
+	store := testenv.NewRooms(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := admitFixture{cache: eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{}), service: commands.New(commands.AdaptStore(store)),
+	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commands.New(commands.AdaptStore(store)),
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	done := make(chan struct{})
 	go func() { f.cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends

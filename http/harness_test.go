@@ -26,7 +26,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
@@ -34,6 +33,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -103,9 +103,9 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	store := testenv.NewRooms(t)
 	db := store.DB
-	access := eventstore.NewAccessCache(store.EventStore, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
+	accessCache := access.NewCache(store.AccessStore, access.CacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
 	done := make(chan struct{})
-	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
+	go func() { accessCache.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
 	t.Cleanup(func() { cancel(); <-done })
 
 	chName := testenv.RandomName("t_")
@@ -161,7 +161,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	log := &recordingLog{}
 	cfg := http.Config{
-		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
+		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: accessCache,
 		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,

@@ -12,9 +12,9 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
@@ -329,7 +329,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 	}
 	cfg := h.cfg
 	cfg.Tickets, cfg.Idempotency, cfg.Limiter = tickets, idempotency, limiter
-	cfg.Auth = eventstore.NewAccessCache(h.store.EventStore, eventstore.AccessCacheConfig{})
+	cfg.Auth = access.NewCache(h.store.AccessStore, access.CacheConfig{})
 	cfg.Registerer, cfg.Gatherer = nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
 	if err != nil {

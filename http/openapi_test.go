@@ -27,12 +27,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
@@ -820,7 +820,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	}
 	cfg := h.cfg
 	cfg.Lister, cfg.CustomerLister = projections.NewTicketReader(ch), projections.NewCustomerReader(ch)
-	cfg.Limiter, cfg.Auth = limiter, eventstore.NewAccessCache(h.store.EventStore, eventstore.AccessCacheConfig{})
+	cfg.Limiter, cfg.Auth = limiter, access.NewCache(h.store.AccessStore, access.CacheConfig{})
 	cfg.Registerer, cfg.Gatherer, cfg.RequestLog = nil, nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
 	if err != nil {

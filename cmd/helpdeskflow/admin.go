@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -35,23 +34,23 @@ func migrateAll(ctx context.Context, cfg config) error {
 	return projections.Migrate(ctx, ch)
 }
 
-// openStore connects the administrative commands to the event store,
-// migrating it first; call the returned function to close it.
-func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), error) {
+// openStore connects the administrative commands to the Postgres rooms,
+// migrating them first; call the returned function to close them.
+func openStore(ctx context.Context, cfg config) (stores, func(), error) {
 	pool, err := pg.Connect(ctx, cfg.PostgresURL, 4)
 	if err != nil {
-		return nil, nil, err
+		return stores{}, nil, err
 	}
 	if err := pg.Migrate(ctx, pool); err != nil {
 		pool.Close()
-		return nil, nil, err
+		return stores{}, nil, err
 	}
-	store, err := eventstore.New(pool, nil)
+	rooms, err := newStores(pool, nil)
 	if err != nil {
 		pool.Close()
-		return nil, nil, err
+		return stores{}, nil, err
 	}
-	return store, pool.Close, nil
+	return rooms, pool.Close, nil
 }
 
 // createWorkspace creates a workspace with an admin key and prints both.
@@ -61,7 +60,7 @@ func createWorkspace(ctx context.Context, cfg config, name string, stdout io.Wri
 		return err
 	}
 	defer closeStore()
-	id, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), name)
+	id, key, err := commands.New(commands.AdaptStore(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		return err
 	}
@@ -94,7 +93,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	defer closeStore()
-	service := commands.New(commands.AdaptStore(store))
+	service := commands.New(commands.AdaptStore(store.events))
 	switch args[0] {
 	case "create":
 		workspaceID, err := uuid.Parse(*workspace)
@@ -116,7 +115,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		fmt.Fprintln(w, "ID\tPREFIX\tROLE\tNAME\tCREATED\tLAST USED")
 		cursor := ""
 		for {
-			page, err := store.ListAPIKeys(ctx, workspaceID, cursor, 100)
+			page, err := store.access.ListAPIKeys(ctx, workspaceID, cursor, 100)
 			if err != nil {
 				return err
 			}
@@ -139,7 +138,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		if err != nil {
 			return fmt.Errorf("%q is not a key id\n%s", fs.Arg(0), keysUsage)
 		}
-		key, err := store.APIKey(ctx, id)
+		key, err := store.access.APIKey(ctx, id)
 		if err != nil {
 			return err
 		}

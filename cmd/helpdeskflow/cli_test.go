@@ -8,6 +8,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -31,7 +32,7 @@ func TestRun_WorkspaceCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	principal, err := store.Authenticate(context.Background(), m[2])
+	principal, err := access.New(pool).Authenticate(context.Background(), m[2])
 	if err != nil {
 		t.Fatalf("the printed key does not authenticate: %v", err)
 	}
@@ -96,7 +97,7 @@ func TestRun_Keys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	if _, err := store.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
+	if _, err := store.access.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
 		t.Errorf("revoked key authenticates: %v", err)
 	}
 	if err := run(ctx, []string{"keys", "revoke", keyID}, &out, &out); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {

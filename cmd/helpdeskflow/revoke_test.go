@@ -76,7 +76,7 @@ func TestRevocation_TwoAPIProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	svc := commands.New(commands.AdaptStore(store))
+	svc := commands.New(commands.AdaptStore(store.events))
 	workspaceID, admin, err := svc.CreateWorkspace(ctx, systemMetadata(), "two processes")
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
@@ -34,6 +33,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -189,8 +189,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	}
 	var handler nethttp.Handler
 	if roles["api"] {
-		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
-		workers = append(workers, access.Run)
+		accessCache := access.NewCache(rooms.access, access.CacheConfig{Logger: logger})
+		workers = append(workers, accessCache.Run)
 		requestLog, err := requestlog.New(requestlog.Config{Brokers: brokers, Logger: logger, Registerer: reg,
 			KafkaOptions: []kgo.Opt{kgo.WithLogger(kafkalog.New(logger))}})
 		if err != nil {
@@ -219,7 +219,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, accessCache, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -306,7 +306,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -318,9 +318,9 @@ func apiHandler(rooms stores, service *commands.Service, connections http.Connec
 		CustomerLister:   projections.NewCustomerReader(ch),
 		Lister:           projections.NewTicketReader(ch),
 		Events:           rooms.events,
-		Auth:             access,
+		Auth:             accessCache,
 		Admin:            service,
-		AdminReader:      rooms.events,
+		AdminReader:      rooms.access,
 		Automations:      service,
 		SLAPolicies:      service,
 		Webhooks:         service,

@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
@@ -18,6 +19,7 @@ type stores struct {
 	queues      *queues.Store
 	connections *connections.Store
 	mail        *mail.Store
+	access      *access.Store
 }
 
 // newStores returns the rooms of db, registering the event store's
@@ -28,7 +30,7 @@ func newStores(db *pg.DB, reg prometheus.Registerer) (stores, error) {
 		return stores{}, err
 	}
 	return stores{db: db, events: events, queues: queues.New(db), connections: connections.New(db, events),
-		mail: mail.New(db)}, nil
+		mail: mail.New(db), access: access.New(db)}, nil
 }
 
 // webhookRooms are the webhooks and their delivery queue, which the

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
@@ -17,6 +18,7 @@ type (
 	QueueStore      = queues.Store
 	ConnectionStore = connections.Store
 	MailStore       = mail.Store
+	AccessStore     = access.Store
 )
 
 // Rooms is every Postgres room of one test database in one value, so a
@@ -36,6 +38,7 @@ type StoreRooms struct {
 	*QueueStore
 	*ConnectionStore
 	*MailStore
+	*AccessStore
 }
 
 // NewRooms returns the rooms of a new migrated database.
@@ -47,5 +50,6 @@ func NewRooms(t testing.TB) Rooms {
 		QueueStore:      queues.New(db),
 		ConnectionStore: connections.New(db, events),
 		MailStore:       mail.New(db),
+		AccessStore:     access.New(db),
 	}}
 }

@@ -1,4 +1,4 @@
-package eventstore
+package access
 
 import (
 	"context"
@@ -30,7 +30,7 @@ func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret s
 // RevokeAPIKey marks key id of workspace revoked and returns it. It returns
 // ENotFound when the workspace has no such key or it is already revoked.
 // Once the transaction commits, Transact returns only after every API
-// process has dropped its cached access (see AccessCache), so the key's
+// process has dropped its cached access (see Cache), so the key's
 // very next request is refused everywhere.
 func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error) {
 	keys, err := scanAPIKeys(t.tx.Query(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL
@@ -254,4 +254,12 @@ func (s *Store) APIKey(ctx context.Context, id uuid.UUID) (helpdeskflow.APIKey, 
 		return helpdeskflow.APIKey{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "API key %s not found", id)
 	}
 	return keys[0], nil
+}
+
+// CreateWorkspace records a new workspace row.
+func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
+		return pg.Internal("create workspace", err)
+	}
+	return nil
 }
