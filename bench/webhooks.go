@@ -29,6 +29,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -373,7 +374,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		var p hookRound
 		var ds []time.Duration
 		if pipeline {
-			p, ds, err = b.pipelineRound(ctx, db, webhookStores{store, queues.New(pool)}, keyring, recv, hookIDs, wsID, bodies)
+			p, ds, err = b.pipelineRound(ctx, db, webhookStores{outbound.New(pool), queues.New(pool)}, keyring, recv, hookIDs, wsID, bodies)
 		} else {
 			p, ds = b.plainRound(ctx, recv, bodies, time.Duration(h.PlainMinSecs*float64(time.Second)))
 		}
@@ -684,16 +685,15 @@ func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store webhook
 	return p, ds, nil
 }
 
-// webhookStores are the event store and the delivery queue of the bench
+// webhookStores are the webhooks and their delivery queue in the bench
 // database.
 type webhookStores struct {
-	*eventStore
+	*outbound.Store
 	*queueStore
 }
 
 // The stores under names of their own, so that one struct can embed both.
 type (
-	eventStore      = eventstore.Store
 	queueStore      = queues.Store
 	connectionStore = connections.Store
 )

@@ -2,12 +2,14 @@ package eventstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 )
 
 // The methods below are the rooms' under store/ that commands/ reaches
@@ -78,4 +80,70 @@ func (t *Tx) SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s 
 // Moves to store/access once commands/ is split (issue 14).
 func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
 	return access.In(t.tx).CreateWorkspace(ctx, id, name)
+}
+
+// CreateWebhook is outbound.Tx.CreateWebhook.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSecret []byte) {
+	outbound.In(t.tx).CreateWebhook(ctx, w, sealedSecret)
+}
+
+// LockWebhook is outbound.Tx.LockWebhook.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, helpdeskflow.WebhookSecrets, error) {
+	return outbound.In(t.tx).LockWebhook(ctx, workspaceID, id)
+}
+
+// RotateWebhookSecret is outbound.Tx.RotateWebhookSecret.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) RotateWebhookSecret(ctx context.Context, id uuid.UUID, sealed []byte, until, now time.Time) {
+	outbound.In(t.tx).RotateWebhookSecret(ctx, id, sealed, until, now)
+}
+
+// UpdateWebhook is outbound.Tx.UpdateWebhook.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook) {
+	outbound.In(t.tx).UpdateWebhook(ctx, w)
+}
+
+// DeleteWebhook is outbound.Tx.DeleteWebhook.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time) {
+	outbound.In(t.tx).DeleteWebhook(ctx, id, now)
+}
+
+// CountWebhooks is outbound.Tx.CountWebhooks.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) CountWebhooks(ctx context.Context, workspaceID uuid.UUID) (int, error) {
+	return outbound.In(t.tx).CountWebhooks(ctx, workspaceID)
+}
+
+// PutSlackIntegration is outbound.Tx.PutSlackIntegration.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error {
+	return outbound.In(t.tx).PutSlackIntegration(ctx, in, sealedToken)
+}
+
+// LockSlackIntegration is outbound.Tx.LockSlackIntegration.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
+	return outbound.In(t.tx).LockSlackIntegration(ctx, workspaceID)
+}
+
+// SetSlackStatus is outbound.Tx.SetSlackStatus.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time) {
+	outbound.In(t.tx).SetSlackStatus(ctx, workspaceID, status, lastError, now)
+}
+
+// DeleteSlackIntegration is outbound.Tx.DeleteSlackIntegration.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (t *Tx) DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID) {
+	outbound.In(t.tx).DeleteSlackIntegration(ctx, workspaceID)
+}
+
+// SlackIntegration is outbound.Store.SlackIntegration.
+// Moves to store/outbound once commands/ is split (issue 14).
+func (s *Store) SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
+	return s.outbound.SlackIntegration(ctx, workspaceID)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -31,6 +32,7 @@ type Store struct {
 	eventsTotal   *prometheus.CounterVec
 	lockHold      prometheus.Histogram
 	appendLatency prometheus.Histogram
+	outbound      *outbound.Store
 }
 
 // notifyInterval is the shortest time between two notifications that wake
@@ -44,6 +46,7 @@ func New(db *pg.DB, reg prometheus.Registerer) (*Store, error) {
 	s := &Store{
 		db:       db,
 		pool:     db.Pool(),
+		outbound: outbound.New(db),
 		notifier: &notifier{pool: db.Pool(), interval: notifyInterval},
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_events_appended_total",

@@ -142,13 +142,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if keyring != nil {
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
 			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
-				Store: webhookRooms{store, rooms.queues}, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
+				Store: webhookRooms{rooms.outbound, rooms.queues}, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
 				Sender: webhook.NewSender(webhook.Config{AllowLoopback: policy.AllowLoopback}),
 			})
 			if err != nil {
 				return err
 			}
-			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
+			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
 				Auth: service, Tickets: service, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: webhookRooms{store, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
+			handlers = append(handlers, dispatch.WebhookHandler{Store: webhookRooms{rooms.outbound, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
 			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
@@ -324,9 +324,9 @@ func apiHandler(rooms stores, service *commands.Service, connections http.Connec
 		Automations:      service,
 		SLAPolicies:      service,
 		Webhooks:         service,
-		WebhookReader:    webhookRooms{rooms.events, rooms.queues},
+		WebhookReader:    webhookRooms{rooms.outbound, rooms.queues},
 		Slack:            service,
-		SlackReader:      rooms.events,
+		SlackReader:      rooms.outbound,
 		Connections:      connections,
 		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},
 		LinkedProfiles:   linker,

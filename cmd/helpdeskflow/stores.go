@@ -7,6 +7,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -20,6 +21,7 @@ type stores struct {
 	connections *connections.Store
 	mail        *mail.Store
 	access      *access.Store
+	outbound    *outbound.Store
 }
 
 // newStores returns the rooms of db, registering the event store's
@@ -30,14 +32,14 @@ func newStores(db *pg.DB, reg prometheus.Registerer) (stores, error) {
 		return stores{}, err
 	}
 	return stores{db: db, events: events, queues: queues.New(db), connections: connections.New(db, events),
-		mail: mail.New(db), access: access.New(db)}, nil
+		mail: mail.New(db), access: access.New(db), outbound: outbound.New(db)}, nil
 }
 
 // webhookRooms are the webhooks and their delivery queue, which the
 // webhook handler, the delivery worker and the API's delivery log read
 // together.
 type webhookRooms struct {
-	*eventStore
+	*outboundStore
 	*queueStore
 }
 
@@ -58,8 +60,8 @@ type mailRooms struct {
 // The rooms' stores under names of their own, so that one struct can
 // embed several.
 type (
-	eventStore      = eventstore.Store
 	queueStore      = queues.Store
 	connectionStore = connections.Store
 	mailStore       = mail.Store
+	outboundStore   = outbound.Store
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -19,6 +20,7 @@ type (
 	ConnectionStore = connections.Store
 	MailStore       = mail.Store
 	AccessStore     = access.Store
+	OutboundStore   = outbound.Store
 )
 
 // Rooms is every Postgres room of one test database in one value, so a
@@ -39,6 +41,7 @@ type StoreRooms struct {
 	*ConnectionStore
 	*MailStore
 	*AccessStore
+	*OutboundStore
 }
 
 // NewRooms returns the rooms of a new migrated database.
@@ -51,5 +54,6 @@ func NewRooms(t testing.TB) Rooms {
 		ConnectionStore: connections.New(db, events),
 		MailStore:       mail.New(db),
 		AccessStore:     access.New(db),
+		OutboundStore:   outbound.New(db),
 	}}
 }
