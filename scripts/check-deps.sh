@@ -24,7 +24,7 @@ check() { # package-pattern library allowed-package-regex [nontest]
   done < <(go list -f "$format" ./...)
 }
 
-check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|dispatch|cmd/.*|internal/testenv)$"
+check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|cmd/.*|internal/testenv)$"
 check ./... github.com/twmb/franz-go "^$module/(relay|kafka/.*|projections|dispatch|http/requestlog|cmd/.*|internal/testenv)$" nontest
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
@@ -43,7 +43,7 @@ declare -A may=(
   [relay]="eventstore kafka internal"
   [kafka]=""
   [projections]="kafka internal"
-  [dispatch]="eventstore store/queues kafka clients internal"
+  [dispatch]="eventstore store/queues store/pg store/progress kafka clients internal"
   [clients]=""
   [store]="eventstore internal"
   [internal]="eventstore store"

@@ -169,7 +169,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: db.Pool(), Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
+			Brokers: brokers, Pool: db, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
 		})
 		if err != nil {
 			return err
