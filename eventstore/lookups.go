@@ -12,6 +12,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
+// Moves to store/lookups once commands/ is split (issue 14); it reads the
+// holder's stream with the event store's tail statement.
+//
 // ReserveCustomerEmail makes candidate the customer of the normalized email
 // in workspace, unless another customer already holds it. It returns the
 // customer id that holds the email, whether the reservation is new (so the

@@ -8,8 +8,11 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/lookups"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	"github.com/helpdeskflow/helpdeskflow/store/outbound"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
+	"github.com/helpdeskflow/helpdeskflow/store/rules"
 )
 
 // The methods below are the rooms' under store/ that commands/ reaches
@@ -146,4 +149,100 @@ func (t *Tx) DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID) 
 // Moves to store/outbound once commands/ is split (issue 14).
 func (s *Store) SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
 	return s.outbound.SlackIntegration(ctx, workspaceID)
+}
+
+// LockRuleSet is rules.Tx.LockRuleSet.
+// Moves to store/rules once commands/ is split (issue 14).
+func (t *Tx) LockRuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
+	return rules.In(t.tx).LockRuleSet(ctx, workspaceID)
+}
+
+// PutRule is rules.Tx.PutRule.
+// Moves to store/rules once commands/ is split (issue 14).
+func (t *Tx) PutRule(ctx context.Context, r helpdeskflow.RuleRecord) {
+	rules.In(t.tx).PutRule(ctx, r)
+}
+
+// DeleteRule is rules.Tx.DeleteRule.
+// Moves to store/rules once commands/ is split (issue 14).
+func (t *Tx) DeleteRule(ctx context.Context, id uuid.UUID) {
+	rules.In(t.tx).DeleteRule(ctx, id)
+}
+
+// RuleSetSince is rules.Tx.RuleSetSince.
+// Moves to store/rules once commands/ is split (issue 14).
+func (t *Tx) RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error) {
+	return rules.In(t.tx).RuleSetSince(ctx, workspaceID, known)
+}
+
+// RuleSet is rules.Store.RuleSet.
+// Moves to store/rules once commands/ is split (issue 14).
+func (s *Store) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
+	return s.rules.RuleSet(ctx, workspaceID)
+}
+
+// LinkTicket is lookups.Tx.LinkTicket.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (t *Tx) LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID) {
+	lookups.In(t.tx).LinkTicket(ctx, workspaceID, customerID, ticketID)
+}
+
+// MoveTickets is lookups.Tx.MoveTickets.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (t *Tx) MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error) {
+	return lookups.In(t.tx).MoveTickets(ctx, from, to)
+}
+
+// ClaimProfiles is lookups.Tx.ClaimProfiles.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (t *Tx) ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUID, profiles []helpdeskflow.LinkedProfile) error {
+	return lookups.In(t.tx).ClaimProfiles(ctx, workspaceID, customerID, profiles)
+}
+
+// MoveCustomerLookups is lookups.Tx.MoveCustomerLookups.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (t *Tx) MoveCustomerLookups(ctx context.Context, from, to uuid.UUID) {
+	lookups.In(t.tx).MoveCustomerLookups(ctx, from, to)
+}
+
+// ChangeCustomerEmail is lookups.Tx.ChangeCustomerEmail.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (t *Tx) ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error) {
+	return lookups.In(t.tx).ChangeCustomerEmail(ctx, workspaceID, customerID, old, new)
+}
+
+// CustomerTickets is lookups.Store.CustomerTickets.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (s *Store) CustomerTickets(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error) {
+	return s.lookups.CustomerTickets(ctx, customerID)
+}
+
+// CustomerByEmail is lookups.Store.CustomerByEmail.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (s *Store) CustomerByEmail(ctx context.Context, workspaceID uuid.UUID, email string) (uuid.UUID, error) {
+	return s.lookups.CustomerByEmail(ctx, workspaceID, email)
+}
+
+// CustomerByProfile is lookups.Store.CustomerByProfile.
+// Moves to store/lookups once commands/ is split (issue 14).
+func (s *Store) CustomerByProfile(ctx context.Context, workspaceID uuid.UUID, provider, externalID string) (uuid.UUID, error) {
+	return s.lookups.CustomerByProfile(ctx, workspaceID, provider, externalID)
+}
+
+// ScheduleSLA is queues.Tx.ScheduleSLA.
+// Moves to store/queues once commands/ is split (issue 14).
+func (t *Tx) ScheduleSLA(ctx context.Context, workspaceID, ticketID, policyID uuid.UUID, dueAt *time.Time) {
+	queues.In(t.tx).ScheduleSLA(ctx, workspaceID, ticketID, policyID, dueAt)
+}
+
+// UnscheduleSLA is queues.Tx.UnscheduleSLA.
+// Moves to store/queues once commands/ is split (issue 14).
+func (t *Tx) UnscheduleSLA(ctx context.Context, ticketID uuid.UUID) {
+	queues.In(t.tx).UnscheduleSLA(ctx, ticketID)
+}
+
+// RecheckSLAPolicy is queues.Tx.RecheckSLAPolicy.
+// Moves to store/queues once commands/ is split (issue 14).
+func (t *Tx) RecheckSLAPolicy(ctx context.Context, workspaceID, policyID uuid.UUID, now time.Time) {
+	queues.In(t.tx).RecheckSLAPolicy(ctx, workspaceID, policyID, now)
 }

@@ -20,8 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/lookups"
 	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
+	"github.com/helpdeskflow/helpdeskflow/store/rules"
 )
 
 // Store appends and loads events. It is safe for concurrent use.
@@ -33,6 +35,8 @@ type Store struct {
 	lockHold      prometheus.Histogram
 	appendLatency prometheus.Histogram
 	outbound      *outbound.Store
+	rules         *rules.Store
+	lookups       *lookups.Store
 }
 
 // notifyInterval is the shortest time between two notifications that wake
@@ -47,6 +51,8 @@ func New(db *pg.DB, reg prometheus.Registerer) (*Store, error) {
 		db:       db,
 		pool:     db.Pool(),
 		outbound: outbound.New(db),
+		rules:    rules.New(db),
+		lookups:  lookups.New(db),
 		notifier: &notifier{pool: db.Pool(), interval: notifyInterval},
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_events_appended_total",

@@ -2,8 +2,8 @@
 // lease work from: webhook deliveries and their attempts
 // (webhook_deliveries, webhook_attempts), integration jobs
 // (integration_jobs: Slack notifications, linked-profile lookups) and the
-// SLA timers' due times (sla_timers, read here; commands write them in
-// their transactions). dispatch's webhook handler and job producers
+// SLA timers' due times (sla_timers; commands schedule them in their
+// transactions, Tx). dispatch's webhook handler and job producers
 // enqueue, its delivery, job and SLA workers claim and finish, and the
 // API reads a webhook's delivery log and a connection's job queue.
 package queues
@@ -23,3 +23,12 @@ type Store struct {
 
 // New returns the queues kept in db.
 func New(db *pg.DB) *Store { return &Store{pool: db.Pool()} }
+
+// Tx is the queues' view of one transaction: the SLA timers a command
+// schedules with its events.
+type Tx struct {
+	tx *pg.Tx
+}
+
+// In returns the queues' view of tx.
+func In(tx *pg.Tx) *Tx { return &Tx{tx: tx} }

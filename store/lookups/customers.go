@@ -1,4 +1,4 @@
-package eventstore
+package lookups
 
 import (
 	"context"
