@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	nethttp "net/http"
-	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -299,35 +295,4 @@ func deref(s *string) string {
 		return "null"
 	}
 	return *s
-}
-
-var (
-	workspaceIDRE = regexp.MustCompile(`(?m)^workspace_id:\s+(\S+)\s*$`)
-	adminKeyRE    = regexp.MustCompile(`(?m)^admin_key:\s+(hdf_\w+)\s*$`)
-)
-
-// createWorkspace runs `helpdeskflow workspace create NAME` against the
-// bench database and returns the new workspace's id and admin key.
-func (b *bench) createWorkspace(ctx context.Context, name string) (id, key string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, b.bin, "workspace", "create", name)
-	cmd.Dir = b.tmp
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HDF_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "HDF_POSTGRES_URL="+b.pg.url, "HDF_CLICKHOUSE_ADDR="+os.Getenv("HDF_CLICKHOUSE_ADDR"),
-		"HDF_CLICKHOUSE_DATABASE="+b.chDB, "HDF_LOG_LEVEL=warn")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", "", fmt.Errorf("helpdeskflow workspace create: %w: %s", err, trimBody(stderr.Bytes()))
-	}
-	m, k := workspaceIDRE.FindSubmatch(stdout.Bytes()), adminKeyRE.FindSubmatch(stdout.Bytes())
-	if m == nil || k == nil {
-		return "", "", fmt.Errorf("helpdeskflow workspace create printed no workspace id and admin key: %s", trimBody(stdout.Bytes()))
-	}
-	return string(m[1]), string(k[1]), nil
 }

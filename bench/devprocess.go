@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,11 +19,13 @@ import (
 	"time"
 )
 
+// devConfig is how an environment runs helpdeskflow's commands.
 type devConfig struct {
-	bin, dir, dataDir            string
-	postgresURL                  string
-	clickHouseAddr, clickHouseDB string
-	stderrPath                   string
+	bin            string // the helpdeskflow binary
+	dir            string // where dev runs: the module root
+	tmp            string // the run's temp dir: dev keeps its data in tmp/data; one-off commands run here
+	clickHouseAddr string // HDF_CLICKHOUSE_ADDR
+	stderrPath     string // where dev's stderr goes
 }
 
 // devProcess is `helpdeskflow dev` running as a child process.
@@ -65,8 +68,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startDev(ctx context.Context, c devConfig) (*devProcess, error) {
-	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+// startDev starts `helpdeskflow dev` on the Postgres database at
+// postgresURL and the ClickHouse database clickHouseDB, and waits until it
+// has printed its URL and demo key and answers /readyz.
+func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string) (*devProcess, error) {
+	dataDir := filepath.Join(c.tmp, "data")
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
 	port, err := freePort()
@@ -83,17 +90,12 @@ func startDev(ctx context.Context, c devConfig) (*devProcess, error) {
 	// HDF_DEBUG_ADDR, so that it can be profiled under load:
 	//	HDF_DEBUG_ADDR=127.0.0.1:6060 make bench
 	//	go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HDF_") || strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env,
-		"HDF_POSTGRES_URL="+c.postgresURL,
+	cmd.Env = childEnv(true,
+		"HDF_POSTGRES_URL="+postgresURL,
 		"HDF_CLICKHOUSE_ADDR="+c.clickHouseAddr,
-		"HDF_CLICKHOUSE_DATABASE="+c.clickHouseDB,
+		"HDF_CLICKHOUSE_DATABASE="+clickHouseDB,
 		fmt.Sprintf("HDF_HTTP_ADDR=127.0.0.1:%d", port),
-		"HDF_DATA_DIR="+c.dataDir,
+		"HDF_DATA_DIR="+dataDir,
 		"HDF_LOG_LEVEL=warn",
 	)
 	cmd.Stderr = stderr
@@ -167,6 +169,19 @@ func startDev(ctx context.Context, c devConfig) (*devProcess, error) {
 		return fail(err)
 	}
 	return d, nil
+}
+
+// childEnv is the environment of a helpdeskflow child process: this
+// process's without its HDF_* settings (but HDF_DEBUG_ADDR with debug),
+// then settings.
+func childEnv(debug bool, settings ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HDF_") || debug && strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, settings...)
 }
 
 // waitReady polls /readyz until it answers 200.

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/gmail/gmailtest"
 	"github.com/helpdeskflow/helpdeskflow/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 // The mail phase: messages imported per second from a Gmail mailbox of
@@ -45,14 +40,13 @@ const (
 // that a drift over the phase (tables growing) weighs on both sides alike.
 var mailOrder = []bool{false, true, true, false}
 
-// mailEnv is what the rounds share.
+// mailEnv is what the rounds share: the phase's environment (its
+// database, keyring and logger), the fakes, the mailbox.
 type mailEnv struct {
-	db     *pgDatabase
-	keys   *secretbox.Keyring
+	*phaseEnv
 	oauth  *oauthtest.Server
 	gmail  *gmailtest.Server
 	corpus *mailCorpus
-	logger *slog.Logger
 	md     helpdeskflow.Metadata
 	token  string // an access token of the last pipeline round's connection, for the fetch+parse measurement
 }
@@ -64,42 +58,15 @@ func (b *bench) runMail(ctx context.Context) (err error) {
 	b.res.Mail = m
 
 	// A database of the phase's own, migrated.
-	name := b.pg.name + "_mail"
-	db, err := createPostgresDatabase(ctx, os.Getenv("HDF_POSTGRES_URL"), name)
+	phase, err := b.inProcessEnv(ctx, "_mail")
 	if err != nil {
 		return fmt.Errorf("mail: %w", err)
 	}
+	defer phase.closeInto(&err)
+	name := phase.pg.name
 	m.Database = name
-	defer func() {
-		if b.o.keep {
-			logf("kept Postgres database %s", name)
-			db.close()
-			return
-		}
-		if derr := db.drop(); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
-	pool, err := eventstore.Connect(ctx, db.url, 2)
-	if err != nil {
-		return fmt.Errorf("mail: %w", err)
-	}
-	err = eventstore.Migrate(ctx, pool)
-	pool.Close()
-	if err != nil {
-		return fmt.Errorf("mail: migrate %s: %w", name, err)
-	}
-	spec, err := secretbox.NewKey("bench1")
-	if err != nil {
-		return fmt.Errorf("mail: %w", err)
-	}
-	keys, err := secretbox.ParseKeyring(spec)
-	if err != nil {
-		return fmt.Errorf("mail: %w", err)
-	}
 
-	env := &mailEnv{db: db, keys: keys, oauth: oauthtest.NewServer(), gmail: gmailtest.NewServer(),
-		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	env := &mailEnv{phaseEnv: phase, oauth: oauthtest.NewServer(), gmail: gmailtest.NewServer(),
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorIntegration, ID: "google:bench"},
 			Channel: helpdeskflow.ChannelIntegration}}
 	defer env.oauth.Close()

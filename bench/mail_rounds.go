@@ -13,47 +13,23 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/mail"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/oauth"
 )
 
-// mailRoundSetup is what every round starts with: a pool of its own (closed
-// at the end, so its backends flush their statistics), a store, a service
+// mailRoundService is what every round starts with: a service with a pool
+// of its own (closed at the end, so its backends flush their statistics)
 // and a fresh workspace.
-type mailRoundSetup struct {
-	pool  interface{ Close() }
-	store *eventstore.Store
-	svc   *commands.Service
-	ws    uuid.UUID
+func mailRoundService(ctx context.Context, env *mailEnv, round int) (*service, error) {
+	return env.openService(ctx, mailPoolConns, fmt.Sprintf("bench mail round %d", round+1))
 }
 
-func (b *bench) mailSetup(ctx context.Context, env *mailEnv, round int) (*mailRoundSetup, error) {
-	pool, err := eventstore.Connect(ctx, env.db.url, mailPoolConns)
-	if err != nil {
-		return nil, err
-	}
-	store, err := eventstore.New(pool, nil)
-	if err != nil {
-		pool.Close()
-		return nil, err
-	}
-	svc := commands.New(commands.AdaptStore(store))
-	ws, _, err := svc.CreateWorkspace(ctx, helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "bench"},
-		Channel: helpdeskflow.ChannelSystem}, fmt.Sprintf("bench mail round %d", round+1))
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("create workspace: %w", err)
-	}
-	return &mailRoundSetup{pool: pool, store: store, svc: svc, ws: ws}, nil
-}
-
-// finish closes the round's pool, lets its backends exit (flushing their
-// statistics) and reads the statistics delta since pg0.
-func (s *mailRoundSetup) finish(ctx context.Context, db *pgDatabase, p *mailRound, pg0 pgDBStats, pg0Err error) {
-	s.pool.Close()
+// finishMailRound closes the round's pool, lets its backends exit (flushing
+// their statistics) and reads the statistics delta since pg0.
+func finishMailRound(ctx context.Context, s *service, db *pgDatabase, p *mailRound, pg0 pgDBStats, pg0Err error) {
+	s.close()
 	sleepCtx(ctx, mailStatsSettle)
 	pg1, pg1Err := readPgDBStats(ctx, db)
 	if pg0Err != nil || pg1Err != nil {
@@ -69,16 +45,11 @@ func (s *mailRoundSetup) finish(ctx context.Context, db *pgDatabase, p *mailRoun
 func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) (mailRound, error) {
 	n := len(env.corpus.msgs)
 	p := mailRound{Pipeline: true}
-	s, err := b.mailSetup(ctx, env, round)
+	s, err := mailRoundService(ctx, env, round)
 	if err != nil {
 		return p, err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			s.pool.Close()
-		}
-	}()
+	defer s.close() // finishMailRound closes it first, to read the statistics
 	p.Workspace = s.ws.String()
 	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(s.store), Sealer: env.keys,
 		Providers: map[string]oauth.Provider{mailsync.ProviderGmail: env.oauth.Provider(mailsync.ProviderGmail)},
@@ -105,7 +76,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 		Interval: map[string]time.Duration{mailsync.ProviderGmail: 24 * time.Hour}, MaxBackoff: 24 * time.Hour})
 
 	calls0 := env.gmail.Calls()
-	pg0, pg0Err := readPgDBStats(ctx, env.db)
+	pg0, pg0Err := readPgDBStats(ctx, env.pg)
 	cpu0 := b.procs.snap()
 	start := time.Now()
 	synced, err := worker.SyncDue(ctx)
@@ -114,8 +85,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 	if err != nil {
 		return p, fmt.Errorf("SyncDue: %w", err)
 	}
-	closed = true
-	s.finish(ctx, env.db, &p, pg0, pg0Err)
+	finishMailRound(ctx, s, env.pg, &p, pg0, pg0Err)
 
 	p.Synced = synced
 	p.Seconds = round3(elapsed.Seconds())
@@ -147,7 +117,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 	if synced != 1 {
 		p.Problems = append(p.Problems, fmt.Sprintf("SyncDue synced %d mailboxes, not 1", synced))
 	}
-	rows, err := env.db.queryRows(ctx, `SELECT count(*) FILTER (WHERE ticket_id IS NOT NULL), count(*) FILTER (WHERE skipped <> ''),
+	rows, err := env.pg.queryRows(ctx, `SELECT count(*) FILTER (WHERE ticket_id IS NOT NULL), count(*) FILTER (WHERE skipped <> ''),
 		count(DISTINCT ticket_id) FROM mail_messages WHERE connection_id = $1`, conn.ID)
 	if err != nil || len(rows) != 1 || len(rows[0]) != 3 {
 		return p, fmt.Errorf("count the mail records: %v", err)
@@ -162,10 +132,10 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 	if p.DistinctTickets != int64(env.corpus.threads) {
 		p.Problems = append(p.Problems, fmt.Sprintf("the mail records name %d tickets, not %d", p.DistinctTickets, env.corpus.threads))
 	}
-	if err := mailCountEvents(ctx, env.db, s.ws, &p, env.corpus); err != nil {
+	if err := mailCountEvents(ctx, env.pg, s.ws, &p, env.corpus); err != nil {
 		return p, err
 	}
-	if st, err := env.db.queryRows(ctx, `SELECT coalesce(last_error_class, ''), coalesce(last_error, '') FROM integration_connections WHERE id = $1`, conn.ID); err == nil &&
+	if st, err := env.pg.queryRows(ctx, `SELECT coalesce(last_error_class, ''), coalesce(last_error, '') FROM integration_connections WHERE id = $1`, conn.ID); err == nil &&
 		len(st) == 1 && fmt.Sprint(st[0][0]) != "" {
 		p.LastError = fmt.Sprint(st[0][0], ": ", st[0][1])
 		p.Problems = append(p.Problems, "the sync failed: "+p.LastError)
@@ -187,16 +157,11 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) (mailRound, error) {
 	c := env.corpus
 	p := mailRound{}
-	s, err := b.mailSetup(ctx, env, round)
+	s, err := mailRoundService(ctx, env, round)
 	if err != nil {
 		return p, err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			s.pool.Close()
-		}
-	}()
+	defer s.close() // finishMailRound closes it first, to read the statistics
 	p.Workspace = s.ws.String()
 
 	// Parse and convert beforehand: the same customer, subject and bodies
@@ -228,7 +193,7 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	tickets := make([]uuid.UUID, c.threads)
 	var createD, addD time.Duration
 	var errN int64
-	pg0, pg0Err := readPgDBStats(ctx, env.db)
+	pg0, pg0Err := readPgDBStats(ctx, env.pg)
 	cpu0 := b.procs.snap()
 	start := time.Now()
 	for i, msg := range c.msgs {
@@ -255,8 +220,7 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	}
 	elapsed := time.Since(start)
 	p.CPU = split(cpu0, b.procs.snap(), runtime.NumCPU())
-	closed = true
-	s.finish(ctx, env.db, &p, pg0, pg0Err)
+	finishMailRound(ctx, s, env.pg, &p, pg0, pg0Err)
 
 	p.Seconds = round3(elapsed.Seconds())
 	p.CreateSeconds, p.AddMessageSeconds = round3(createD.Seconds()), round3(addD.Seconds())
@@ -264,7 +228,7 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	if errN > 0 {
 		p.Problems = append(p.Problems, fmt.Sprintf("%d commands failed; the first: %s", errN, p.FirstError))
 	}
-	if err := mailCountEvents(ctx, env.db, s.ws, &p, c); err != nil {
+	if err := mailCountEvents(ctx, env.pg, s.ws, &p, c); err != nil {
 		return p, err
 	}
 	p.Messages = min(p.TicketsCreated+p.MessagesAdded, int64(len(c.msgs)))

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
@@ -46,49 +41,20 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		PlainMinSecs: max(b.o.duration/2, 2*time.Second).Seconds()}
 	b.res.Webhooks = h
 
-	// A database of the phase's own, migrated.
-	name := b.pg.name + "_hooks"
-	db, err := createPostgresDatabase(ctx, os.Getenv("HDF_POSTGRES_URL"), name)
+	// A database of the phase's own, and a command service on it.
+	env, err := b.inProcessEnv(ctx, "_hooks")
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
+	defer env.closeInto(&err)
+	name := env.pg.name
 	h.Database = name
-	defer func() {
-		if b.o.keep {
-			logf("kept Postgres database %s", name)
-			db.close()
-			return
-		}
-		if derr := db.drop(); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
-	pool, err := eventstore.Connect(ctx, db.url, webhookPoolConns)
+	app, err := env.openService(ctx, webhookPoolConns, "bench webhooks", commands.WithSecrets(env.keys, true))
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
-	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		return fmt.Errorf("webhooks: migrate %s: %w", name, err)
-	}
-	store, err := eventstore.New(pool, nil)
-	if err != nil {
-		return fmt.Errorf("webhooks: %w", err)
-	}
-	spec, err := secretbox.NewKey("bench1")
-	if err != nil {
-		return err
-	}
-	keyring, err := secretbox.ParseKeyring(spec)
-	if err != nil {
-		return err
-	}
-	svc := commands.New(commands.AdaptStore(store), commands.WithSecrets(keyring, true))
-	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "bench"}, Channel: helpdeskflow.ChannelSystem}
-	wsID, _, err := svc.CreateWorkspace(ctx, md, "bench webhooks")
-	if err != nil {
-		return fmt.Errorf("webhooks: create workspace: %w", err)
-	}
+	defer app.close()
+	wsID := app.ws
 
 	recv, err := startHookReceiver(webhookHooks)
 	if err != nil {
@@ -100,7 +66,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	h.Receiver = fmt.Sprintf("net/http server in the bench process on 127.0.0.1–127.0.0.%d:%d, 200 with a %d-byte body", webhookHooks, recv.port, len(hookOK))
 	hookIDs := make([]uuid.UUID, webhookHooks)
 	for i := range hookIDs {
-		nw, err := svc.CreateWebhook(ctx, wsID, md, commands.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
+		nw, err := app.svc.CreateWebhook(ctx, wsID, benchActor, commands.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
 		if err != nil {
 			return fmt.Errorf("webhooks: create webhook %d: %w", i, err)
 		}
@@ -121,7 +87,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		var p hookRound
 		var ds []time.Duration
 		if pipeline {
-			p, ds, err = b.pipelineRound(ctx, db, store, keyring, recv, hookIDs, wsID, bodies)
+			p, ds, err = b.pipelineRound(ctx, env, app.store, recv, hookIDs, wsID, bodies)
 		} else {
 			p, ds = b.plainRound(ctx, recv, bodies, time.Duration(h.PlainMinSecs*float64(time.Second)))
 		}

@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	nethttp "net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -20,7 +18,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
-	"github.com/helpdeskflow/helpdeskflow/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/webhook"
 )
 
@@ -111,8 +108,9 @@ func plainPost(ctx context.Context, client *nethttp.Client, url string, body []b
 // pipelineRound enqueues one delivery per body (each of its own stream,
 // spread over the webhooks in turn), then runs a DeliveryWorker with its
 // defaults until none is pending.
-func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store *eventstore.Store, keyring *secretbox.Keyring, recv *hookReceiver,
+func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store *eventstore.Store, recv *hookReceiver,
 	hookIDs []uuid.UUID, wsID uuid.UUID, bodies [][]byte) (hookRound, []time.Duration, error) {
+	db := env.pg
 	p := hookRound{Pipeline: true}
 	n := len(bodies)
 
@@ -145,8 +143,7 @@ func (b *bench) pipelineRound(ctx context.Context, db *pgDatabase, store *events
 	sender := webhook.NewSender(webhook.Config{AllowLoopback: true})
 	defer sender.CloseIdleConnections()
 	worker, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
-		Store: timed, Sender: sender, Secrets: keyring,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Store: timed, Sender: sender, Secrets: env.keys, Logger: env.logger,
 	})
 	if err != nil {
 		return p, nil, err
