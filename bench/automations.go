@@ -204,12 +204,7 @@ func (b *bench) runAutomations(ctx context.Context, client, metricsClient *netht
 		lat[side] = append(lat[side], byLabel["create"]...)
 		events[side] += p.EventsAppended
 		created[side] += ls.Requests + ls.WarmupRequests
-		sec := func(pct float64) float64 { return pct / 100 * ls.Seconds }
-		cpuSecs[side].Dev += sec(p.CPU.DevPct)
-		cpuSecs[side].Postgres += sec(p.CPU.PostgresPct)
-		cpuSecs[side].ClickHouse += sec(p.CPU.ClickHousePct)
-		cpuSecs[side].Bench += sec(p.CPU.LoadGenPct)
-		cpuSecs[side].Machine += sec(p.CPU.MachineBusyPct * float64(max(p.CPU.Cores, 1)))
+		cpuSecs[side].addRound(p.CPU, ls.Seconds)
 		if ls.Errors > 0 {
 			b.res.note("automations round %d (%s): %d of %d creates failed (%v); the first: %s", round+1, label, ls.Errors, ls.Errors+ls.Requests,
 				ls.ErrorsByKind, ls.FirstError)
@@ -250,9 +245,7 @@ func (b *bench) runAutomations(ctx context.Context, client, metricsClient *netht
 		}
 		s.LatencyMs = summarize(lat[side])
 		if s.Requests > 0 {
-			per := func(v float64) float64 { return round3(v * 1000 / float64(s.Requests)) }
-			x := cpuSecs[side]
-			s.CPUPerCreateMs = cpuPerOp{Dev: per(x.Dev), Postgres: per(x.Postgres), ClickHouse: per(x.ClickHouse), Bench: per(x.Bench), Machine: per(x.Machine)}
+			s.CPUPerCreateMs = cpuSecs[side].msPer(s.Requests)
 		}
 		if created[side] > 0 {
 			s.EventsPerCreate = round3(events[side] / float64(created[side]))

@@ -116,12 +116,7 @@ func (b *bench) runMail(ctx context.Context) (err error) {
 		if !p.Valid {
 			b.res.note("mail round %d (%s) is not valid: %s", round+1, label, strings.Join(p.Problems, "; "))
 		}
-		sec := func(pct float64) float64 { return pct / 100 * p.Seconds }
-		cpuSecs[side].Dev += sec(p.CPU.DevPct)
-		cpuSecs[side].Postgres += sec(p.CPU.PostgresPct)
-		cpuSecs[side].ClickHouse += sec(p.CPU.ClickHousePct)
-		cpuSecs[side].Bench += sec(p.CPU.LoadGenPct)
-		cpuSecs[side].Machine += sec(p.CPU.MachineBusyPct * float64(max(p.CPU.Cores, 1)))
+		cpuSecs[side].addRound(p.CPU, p.Seconds)
 		commits[side] += p.Postgres.Commits
 		fetched[side] += p.Postgres.Fetched
 		b.disturbance(fmt.Sprintf("mail round %d (%s)", round+1, label), p.CPU, 0)
@@ -161,9 +156,7 @@ func (b *bench) runMail(ctx context.Context) (err error) {
 			s.PerSecond = round1(float64(s.Messages) / s.Seconds)
 		}
 		if s.Messages > 0 {
-			per := func(v float64) float64 { return round3(v * 1000 / float64(s.Messages)) }
-			x := cpuSecs[side]
-			s.CPUPerMessageMs = cpuPerOp{Dev: per(x.Dev), Postgres: per(x.Postgres), ClickHouse: per(x.ClickHouse), Bench: per(x.Bench), Machine: per(x.Machine)}
+			s.CPUPerMessageMs = cpuSecs[side].msPer(s.Messages)
 			s.CommitsPerMessage = round3(commits[side] / float64(s.Messages))
 			s.TuplesPerMessage = round1(fetched[side] / float64(s.Messages))
 		}

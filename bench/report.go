@@ -108,6 +108,23 @@ type cpuPerOp struct {
 	Machine    float64 `json:"machine"`
 }
 
+// addRound adds a round's CPU split over seconds to c, as CPU seconds by
+// process (the machine's busy share counts every core).
+func (c *cpuPerOp) addRound(s cpuSplit, seconds float64) {
+	sec := func(pct float64) float64 { return pct / 100 * seconds }
+	c.Dev += sec(s.DevPct)
+	c.Postgres += sec(s.PostgresPct)
+	c.ClickHouse += sec(s.ClickHousePct)
+	c.Bench += sec(s.LoadGenPct)
+	c.Machine += sec(s.MachineBusyPct * float64(max(s.Cores, 1)))
+}
+
+// msPer is c, CPU seconds, as milliseconds per one of n operations.
+func (c cpuPerOp) msPer(n int64) cpuPerOp {
+	per := func(v float64) float64 { return round3(v * 1000 / float64(n)) }
+	return cpuPerOp{Dev: per(c.Dev), Postgres: per(c.Postgres), ClickHouse: per(c.ClickHouse), Bench: per(c.Bench), Machine: per(c.Machine)}
+}
+
 type pgbenchPhase struct {
 	pgbenchResult
 	CPU                cpuSplit `json:"cpu"`

@@ -95,12 +95,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 			return fmt.Errorf("webhooks round %d: %w", round+1, err)
 		}
 		lat[side] = append(lat[side], ds...)
-		sec := func(pct float64) float64 { return pct / 100 * p.Seconds }
-		cpuSecs[side].Dev += sec(p.CPU.DevPct)
-		cpuSecs[side].Postgres += sec(p.CPU.PostgresPct)
-		cpuSecs[side].ClickHouse += sec(p.CPU.ClickHousePct)
-		cpuSecs[side].Bench += sec(p.CPU.LoadGenPct)
-		cpuSecs[side].Machine += sec(p.CPU.MachineBusyPct * float64(max(p.CPU.Cores, 1)))
+		cpuSecs[side].addRound(p.CPU, p.Seconds)
 		if p.Errors > 0 {
 			b.res.note("webhooks round %d (%s): %d failed; the first: %s", round+1, label, p.Errors, p.FirstError)
 		}
@@ -133,9 +128,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		s.LatencyMs = summarize(lat[side])
 		s.ReceiverGapMs = meanOfSummaries(gaps)
 		if s.Requests > 0 {
-			per := func(v float64) float64 { return round3(v * 1000 / float64(s.Requests)) }
-			x := cpuSecs[side]
-			s.CPUPerDeliveryMs = cpuPerOp{Dev: per(x.Dev), Postgres: per(x.Postgres), ClickHouse: per(x.ClickHouse), Bench: per(x.Bench), Machine: per(x.Machine)}
+			s.CPUPerDeliveryMs = cpuSecs[side].msPer(s.Requests)
 		}
 	}
 	if h.Plain.PerSecond > 0 {
