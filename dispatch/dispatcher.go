@@ -12,14 +12,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Handler is one asynchronous side effect of events: a webhook sender, a
@@ -71,7 +69,7 @@ type Config struct {
 	// ("helpdeskflow-dispatch").
 	Group string
 	// Topic is the events topic, whose record values are JSON-encoded
-	// helpdeskflow.Event. Default helpdeskflow.TopicEvents.
+	// helpdeskflow.Event. Default kafka.TopicEvents.
 	Topic string
 	// Consumer names this dispatcher's rows in dispatch_progress, the
 	// namespace in which redeliveries are recognised. Two dispatchers with
@@ -89,7 +87,7 @@ type Config struct {
 	// events the broker refused) from the event store
 	// (*eventstore.Store). Set it in production: without it a claim check
 	// is logged, counted as a decode error and skipped.
-	Events eventrecord.Loader
+	Events kafka.Loader
 	// BatchSize is the most records polled and dispatched at once; their
 	// progress is read with one query and written with one statement.
 	// Default DefaultBatchSize (500).
@@ -122,7 +120,7 @@ func (c *Config) setDefaults() {
 		c.Group = DefaultGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicEvents
+		c.Topic = kafka.TopicEvents
 	}
 	if c.Consumer == "" {
 		c.Consumer = c.Group
@@ -230,8 +228,8 @@ type Dispatcher struct {
 	progress progressStore
 
 	running   atomic.Bool
-	rebalance *signal                   // raised while a rebalance waits for the batch in flight
-	lag       *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
+	rebalance *signal           // raised while a rebalance waits for the batch in flight
+	lag       *kafka.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 }
 
 type namedHandler struct {
@@ -266,7 +264,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		handlers:  handlers,
 		progress:  progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
 		rebalance: newSignal(),
-		lag:       kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
+		lag:       kafka.NewLagTracker(cfg.Topic, m.lag),
 	}, nil
 }
 
@@ -307,7 +305,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { d.rebalance.raise() }),
 		kgo.OnPartitionsRevoked(d.forgetPartitions),
 		kgo.OnPartitionsLost(d.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(d.cfg.Logger.With("component", "dispatcher-kafka"))),
+		kgo.WithLogger(kafka.NewLogger(d.cfg.Logger.With("component", "dispatcher-kafka"))),
 	}, d.cfg.ExtraOpts...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -387,7 +385,7 @@ func (d *Dispatcher) newBatch(ctx context.Context, fetches kgo.Fetches) (b *batc
 	var errs []error
 	ok = d.retry(ctx, nil, errKindClaims, func() error {
 		var err error
-		b.events, errs, err = eventrecord.Decode(ctx, b.records, d.cfg.Events)
+		b.events, errs, err = kafka.Decode(ctx, b.records, d.cfg.Events)
 		return err
 	})
 	if !ok {

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // consumer is what the package's Kafka consumers (Projector,
@@ -22,7 +22,7 @@ type consumer struct {
 	name            string // "projector", "request log projector": starts log messages
 	log             *slog.Logger
 	errors          *prometheus.CounterVec
-	lag             *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
+	lag             *kafka.LagTracker // also used by the rebalance callbacks, on the client's goroutines
 	retryBackoff    time.Duration
 	maxRetryBackoff time.Duration
 }
@@ -34,7 +34,7 @@ func newConsumer(name string, cfg Config, errs *prometheus.CounterVec, lag *prom
 		name:            name,
 		log:             cfg.Logger.With("component", strings.ReplaceAll(name, " ", "-"), "group", cfg.Group, "topic", cfg.Topic),
 		errors:          errs,
-		lag:             kafkaconsumer.NewLagTracker(cfg.Topic, lag),
+		lag:             kafka.NewLagTracker(cfg.Topic, lag),
 		retryBackoff:    cfg.RetryBackoff,
 		maxRetryBackoff: cfg.MaxRetryBackoff,
 	}

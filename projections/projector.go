@@ -11,12 +11,11 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Defaults of Config: the consumer group, batch size, flush interval, cache
@@ -39,7 +38,7 @@ type Config struct {
 	Brokers []string
 	// Group is the Kafka consumer group. Default DefaultGroup.
 	Group string
-	// Topic is the events topic. Default helpdeskflow.TopicEvents.
+	// Topic is the events topic. Default kafka.TopicEvents.
 	Topic string
 	// BatchSize is the number of events after which the projector flushes
 	// to ClickHouse. Default DefaultBatchSize (1000).
@@ -74,7 +73,7 @@ type Config struct {
 	// events the broker refused) from the event store
 	// (*eventstore.Store). Set it in production: without it a claim check
 	// is logged, counted as a decode error and skipped.
-	Events eventrecord.Loader
+	Events kafka.Loader
 	// Logger receives the projector's and the Kafka client's logs. Default:
 	// logs are discarded.
 	Logger *slog.Logger
@@ -91,7 +90,7 @@ func (c *Config) setDefaults() {
 		c.Group = DefaultGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicEvents
+		c.Topic = kafka.TopicEvents
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -256,7 +255,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
 		kgo.OnPartitionsRevoked(p.forgetPartitions),
 		kgo.OnPartitionsLost(p.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "projector-kafka"))),
+		kgo.WithLogger(kafka.NewLogger(p.cfg.Logger.With("component", "projector-kafka"))),
 	}, p.cfg.KafkaOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -411,7 +410,7 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 // decode decodes b's records into events, loading those of claim checks
 // from the event store; it fails only when that load fails.
 func (p *Projector) decode(ctx context.Context, b *batch) error {
-	events, errs, err := eventrecord.Decode(ctx, b.records, p.cfg.Events)
+	events, errs, err := kafka.Decode(ctx, b.records, p.cfg.Events)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // Defaults of RequestLogConfig that differ from Config's: the consumer group,
@@ -28,7 +27,7 @@ const (
 
 // RequestLogConfig configures a RequestLogProjector. It has the
 // Projector's settings and rules (CacheSize is not used), with other
-// defaults: Group DefaultRequestLogGroup, Topic helpdeskflow.TopicAPIRequests,
+// defaults: Group DefaultRequestLogGroup, Topic kafka.TopicAPIRequests,
 // BatchSize DefaultRequestLogBatchSize (5000) and FlushInterval
 // DefaultRequestLogFlushInterval (1 s).
 type RequestLogConfig = Config
@@ -40,7 +39,7 @@ func setRequestLogDefaults(c *RequestLogConfig) {
 		c.Group = DefaultRequestLogGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicAPIRequests
+		c.Topic = kafka.TopicAPIRequests
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultRequestLogBatchSize
@@ -130,7 +129,7 @@ func (p *RequestLogProjector) Run(ctx context.Context) error {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
 		kgo.OnPartitionsRevoked(p.forgetPartitions),
 		kgo.OnPartitionsLost(p.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "request-log-projector-kafka"))),
+		kgo.WithLogger(kafka.NewLogger(p.cfg.Logger.With("component", "request-log-projector-kafka"))),
 	}, p.cfg.KafkaOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -373,10 +372,10 @@ func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error)
 		return m, nil
 	}
 	var err error
-	m.batchSize = kafkaconsumer.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafkaconsumer.Register(reg, m.insertDuration, &err)
-	m.lag = kafkaconsumer.Register(reg, m.lag, &err)
-	m.errors = kafkaconsumer.Register(reg, m.errors, &err)
-	m.rows = kafkaconsumer.Register(reg, m.rows, &err)
+	m.batchSize = kafka.Register(reg, m.batchSize, &err)
+	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
+	m.lag = kafka.Register(reg, m.lag, &err)
+	m.errors = kafka.Register(reg, m.errors, &err)
+	m.rows = kafka.Register(reg, m.rows, &err)
 	return m, err
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // demoKeyFile is where dev keeps the demo workspace's admin key, under the
@@ -32,7 +33,7 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(kafkaDir),
-		kfake.SeedTopics(topicPartitions, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests)}
+		kfake.SeedTopics(topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests)}
 	if cfg.KafkaPort != 0 {
 		opts = append(opts, kfake.Ports(cfg.KafkaPort))
 	}

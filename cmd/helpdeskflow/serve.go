@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -74,13 +74,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			return err
 		}
 	}
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kafkalog.New(logger)),
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kafka.NewLogger(logger)),
 		kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes))
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	defer kafka.Close()
-	if err := ensureTopics(ctx, kafka, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests); err != nil {
+	defer producer.Close()
+	if err := ensureTopics(ctx, producer, kafka.TopicEvents, kafka.TopicAPIRequests); err != nil {
 		return err
 	}
 
@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
-		relay, err := relay.New(store, kafka, relay.Config{Logger: logger, Registerer: reg})
+		relay, err := relay.New(store, producer, relay.Config{Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -189,7 +189,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
 		workers = append(workers, access.Run)
 		requestLog, err := requestlog.New(requestlog.Config{Brokers: brokers, Logger: logger, Registerer: reg,
-			KafkaOptions: []kgo.Opt{kgo.WithLogger(kafkalog.New(logger))}})
+			KafkaOptions: []kgo.Opt{kgo.WithLogger(kafka.NewLogger(logger))}})
 		if err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, producer, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -303,7 +303,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(store *eventstore.Store, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, producer *kgo.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -333,7 +333,7 @@ func apiHandler(store *eventstore.Store, service *commands.Service, connections 
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   store.Ping,
-			"kafka":      kafka.Ping,
+			"kafka":      producer.Ping,
 			"clickhouse": ch.Ping,
 		},
 		Logger:     logger,

@@ -29,8 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // Defaults of Config.
@@ -71,7 +70,7 @@ const (
 type Config struct {
 	// Brokers are the Kafka seed brokers ("host:port"). Required.
 	Brokers []string
-	// Topic is where records go. Default helpdeskflow.TopicAPIRequests. The
+	// Topic is where records go. Default kafka.TopicAPIRequests. The
 	// Logger does not create it; the wiring does (and the client fails
 	// records for a topic that still does not exist after a few metadata
 	// refreshes, counting them as produce_failed).
@@ -102,7 +101,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicAPIRequests
+		c.Topic = kafka.TopicAPIRequests
 	}
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = DefaultMaxBuffered
@@ -205,7 +204,7 @@ func New(cfg Config) (*Logger, error) {
 		kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes),
 		kgo.RecordRetries(math.MaxInt),
 		kgo.RecordDeliveryTimeout(0),
-		kgo.WithLogger(kafkalog.New(cfg.Logger.With("component", "request-log-kafka"))),
+		kgo.WithLogger(kafka.NewLogger(cfg.Logger.With("component", "request-log-kafka"))),
 	}, cfg.KafkaOptions...)
 	client, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -386,9 +385,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"reason"})
 	var err error
 	if reg != nil {
-		depth = kafkaconsumer.Register(reg, depth, &err)
-		records = kafkaconsumer.Register(reg, records, &err)
-		drops = kafkaconsumer.Register(reg, drops, &err)
+		depth = kafka.Register(reg, depth, &err)
+		records = kafka.Register(reg, records, &err)
+		drops = kafka.Register(reg, drops, &err)
 	}
 	m := &metrics{depth: depth, records: records, drops: map[string]prometheus.Counter{}}
 	for _, reason := range []string{DropBufferFull, DropClosed, DropProduceFailed} {
