@@ -204,6 +204,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if b != nil {
 			pollCtx, cancel = context.WithDeadline(ctx, b.started.Add(c.cfg.FlushInterval))
 			limit -= len(b.records)
+			// A rebalance that waits for the batch ends the poll: the
+			// batch is flushed at once, not when it is due.
+			go func(pollCtx context.Context, cancel context.CancelFunc, rebalance <-chan struct{}) {
+				select {
+				case <-rebalance:
+					cancel()
+				case <-pollCtx.Done():
+				}
+			}(pollCtx, cancel, c.rebalance.wait())
 		}
 		fetches := cl.PollRecords(pollCtx, limit)
 		cancel()
