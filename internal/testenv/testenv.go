@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // PostgresURL is the test server's URL: HDF_POSTGRES_URL, or the test
@@ -119,7 +119,7 @@ func Store(t testing.TB) *eventstore.Store {
 // options (such as kfake.DataDir) are passed on.
 func Kafka(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, []string) {
 	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests)}, opts...)
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents, kafka.TopicAPIRequests)}, opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("start embedded Kafka: %v", err)
