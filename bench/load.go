@@ -399,3 +399,22 @@ send:
 	st.LatencyMs = summarize(lat)
 	return st, ctx.Err()
 }
+
+// meanOfSummaries averages the rounds' summaries (the gaps of different
+// rounds are not one series).
+func meanOfSummaries(ss []latencySummary) latencySummary {
+	var out latencySummary
+	if len(ss) == 0 {
+		return out
+	}
+	for _, s := range ss {
+		out.N += s.N
+		out.Mean += s.Mean / float64(len(ss))
+		out.P50 += s.P50 / float64(len(ss))
+		out.P90 += s.P90 / float64(len(ss))
+		out.P99 += s.P99 / float64(len(ss))
+		out.Max = max(out.Max, s.Max)
+	}
+	out.Mean, out.P50, out.P90, out.P99 = round3(out.Mean), round3(out.P50), round3(out.P90), round3(out.P99)
+	return out
+}

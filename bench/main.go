@@ -50,9 +50,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -250,73 +253,28 @@ func run(ctx context.Context, o options) (err error) {
 
 	name := randomName("bench_")
 	res.Databases = databaseNames{Postgres: name, ClickHouse: name}
-	pg, err := createPostgresDatabase(ctx, pgURL, name)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if o.keep {
-			logf("kept Postgres database %s", name)
-			pg.close()
-			return
-		}
-		if derr := pg.drop(); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
-	res.Postgres = pg.describe(ctx)
-
-	chOpts, err := clickHouseOptions(chAddr)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if o.keep {
-			logf("kept ClickHouse database %s", name)
-			return
-		}
-		if derr := dropClickHouseDatabase(chOpts, name); derr != nil {
-			err = errors.Join(err, derr)
-		}
-	}()
-
-	logf("starting helpdeskflow dev (Postgres db %s, ClickHouse db %s)", name, name)
-	dev, err := startDev(ctx, devConfig{
-		bin: bin, dir: root, dataDir: filepath.Join(tmp, "data"),
-		postgresURL: pg.url, clickHouseAddr: chAddr, clickHouseDB: name,
+	env, err := newPhaseEnv(ctx, envConfig{postgresURL: pgURL, name: name, keep: o.keep, dev: &devConfig{
+		bin: bin, dir: root, tmp: tmp, clickHouseAddr: chAddr,
 		stderrPath: filepath.Join(o.out, "dev-stderr.log"),
-	})
+	}})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if dev.exited() {
-			return
-		}
-		if serr := dev.stop(30 * time.Second); serr != nil {
-			err = errors.Join(err, serr)
-		}
-	}()
-	logf("dev is running at %s (pid %d)", dev.url, dev.pid)
-
-	ch, err := openClickHouse(ctx, chOpts)
-	if err != nil {
-		return err
-	}
-	defer ch.Close()
-	res.ClickHouseVersion = clickHouseVersion(ctx, ch)
+	defer env.closeInto(&err)
+	res.Postgres = env.pg.describe(ctx)
+	res.ClickHouseVersion = clickHouseVersion(ctx, env.ch)
 
 	b := &bench{
-		o: o, res: res, dev: dev, pg: pg, ch: ch, chDB: name, tmp: tmp, bin: bin,
-		procs: newProcWatch(dev.pid, pg.port, chOpts.Addr[0]),
+		o: o, res: res, phaseEnv: env, tmp: tmp,
+		procs: newProcWatch(env.dev.pid, env.pg.port, env.chOpts.Addr[0]),
 	}
 	if err := b.runPhases(ctx); err != nil {
 		return err
 	}
 
 	logf("stopping dev with SIGTERM")
-	stopErr := dev.stop(30 * time.Second)
-	res.Shutdown = dev.shutdown
+	stopErr := env.dev.stop(30 * time.Second)
+	res.Shutdown = env.dev.shutdown
 	res.finish()
 	res.print(os.Stdout)
 	if stopErr != nil {
@@ -354,4 +312,19 @@ func isLoopback(host string) bool {
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func splitHostPort(hostport string) (string, int, error) {
+	h, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	return h, port, err
 }

@@ -181,3 +181,16 @@ func tableStats(ctx context.Context, db *pgDatabase) ([]map[string]string, error
 	}
 	return out, nil
 }
+
+func toInt64(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case int32:
+		return int64(x)
+	case int:
+		return int64(x)
+	}
+	n, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64)
+	return n
+}

@@ -10,20 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
 type bench struct {
-	o     options
-	res   *results
-	dev   *devProcess
-	pg    *pgDatabase
-	ch    driver.Conn
-	chDB  string
+	o   options
+	res *results
+	// The run's environment: dev on the bench databases, which the creates,
+	// automations, reads, baselines and list phases share.
+	*phaseEnv
 	tmp   string
-	bin   string // the helpdeskflow binary dev runs (workspace create)
 	procs *procWatch
 
 	created      uint64 // 201s received from dev so far, warm-ups included

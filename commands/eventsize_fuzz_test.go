@@ -11,7 +11,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // FuzzEventSizeCap drives random ticket and customer payloads through the
@@ -95,7 +95,7 @@ func FuzzEventSizeCap(f *testing.F) {
 				t.Fatal(err)
 			}
 			for _, e := range events {
-				record, err := eventrecord.New(helpdeskflow.TopicEvents, e)
+				record, err := kafka.NewRecord(kafka.TopicEvents, e)
 				if err != nil {
 					t.Fatal(err)
 				}

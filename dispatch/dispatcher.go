@@ -7,18 +7,13 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -71,7 +66,7 @@ type Config struct {
 	// ("helpdeskflow-dispatch").
 	Group string
 	// Topic is the events topic, whose record values are JSON-encoded
-	// helpdeskflow.Event. Default helpdeskflow.TopicEvents.
+	// helpdeskflow.Event. Default kafka.TopicEvents.
 	Topic string
 	// Consumer names this dispatcher's rows in dispatch_progress, the
 	// namespace in which redeliveries are recognised. Two dispatchers with
@@ -90,7 +85,7 @@ type Config struct {
 	// events the broker refused) from the event store
 	// (*eventstore.Store). Set it in production: without it a claim check
 	// is logged, counted as a decode error and skipped.
-	Events eventrecord.Loader
+	Events kafka.Loader
 	// BatchSize is the most records polled and dispatched at once; their
 	// progress is read with one query and written with one statement.
 	// Default DefaultBatchSize (500).
@@ -115,7 +110,7 @@ type Config struct {
 	// fetch tuning in tests), applied after the dispatcher's own, so they
 	// can override them (for example kgo.ConsumeResetOffset, which is the
 	// start of the topic by default).
-	ExtraOpts []kgo.Opt
+	ExtraOpts []kafka.Option
 }
 
 func (c *Config) setDefaults() {
@@ -123,7 +118,7 @@ func (c *Config) setDefaults() {
 		c.Group = DefaultGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicEvents
+		c.Topic = kafka.TopicEvents
 	}
 	if c.Consumer == "" {
 		c.Consumer = c.Group
@@ -229,10 +224,7 @@ type Dispatcher struct {
 	m        *metrics
 	handlers []namedHandler
 	progress progressStore
-
-	running   atomic.Bool
-	rebalance *signal                   // raised while a rebalance waits for the batch in flight
-	lag       *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
+	loop     *kafka.Consumer // polls, commits after each batch's Flush, rebalances, leaves
 }
 
 type namedHandler struct {
@@ -260,15 +252,21 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register dispatcher metrics", Err: err}
 	}
-	return &Dispatcher{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "dispatcher", "group", cfg.Group, "consumer", cfg.Consumer),
-		m:         m,
-		handlers:  handlers,
-		progress:  progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
-		rebalance: newSignal(),
-		lag:       kafkaconsumer.NewLagTracker(cfg.Topic, m.lag),
-	}, nil
+	d := &Dispatcher{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "dispatcher", "group", cfg.Group, "consumer", cfg.Consumer),
+		m:        m,
+		handlers: handlers,
+		progress: progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
+	}
+	// Every poll is a batch of its own: no byte bound, no waiting for more.
+	d.loop = kafka.NewConsumer(kafka.ConsumerConfig{
+		Name: "dispatcher", Brokers: cfg.Brokers, Group: cfg.Group, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
+		RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
+		NewBatch: func() kafka.Batch { return &batch{d: d, handled: map[uuid.UUID]int64{}} },
+		Logger:   cfg.Logger, Errors: m.internalErrors, Lag: m.lag, Options: cfg.ExtraOpts,
+	})
+	return d, nil
 }
 
 // Run joins the consumer group and dispatches events until ctx is
@@ -295,104 +293,106 @@ func New(cfg Config) (*Dispatcher, error) {
 // an EValidation error if the Kafka client rejects its options. It never
 // closes the Postgres pool.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	if !d.running.CompareAndSwap(false, true) {
-		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "dispatcher: Run may be called only once"}
+	err := d.loop.Run(ctx)
+	if err != nil && !errors.Is(err, kafka.ErrNotCommitted) {
+		return err
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(d.cfg.Brokers...),
-		kgo.ConsumerGroup(d.cfg.Group),
-		kgo.ConsumeTopics(d.cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { d.rebalance.raise() }),
-		kgo.OnPartitionsRevoked(d.forgetPartitions),
-		kgo.OnPartitionsLost(d.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(d.cfg.Logger.With("component", "dispatcher-kafka"))),
-	}, d.cfg.ExtraOpts...)
-	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "dispatcher: create Kafka client", Err: err}
+		// Records not handled or not recorded come again to whoever
+		// owns their partition next.
+		d.log.Info("dispatcher stopped", "uncommitted", err)
+		return nil
 	}
-	d.log.Info("dispatcher started", "brokers", d.cfg.Brokers, "topic", d.cfg.Topic, "handlers", len(d.handlers))
-
-	var pending *batch // a batch interrupted by the shutdown, settled below
-	for ctx.Err() == nil {
-		fetches := cl.PollRecords(ctx, d.cfg.BatchSize)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			// Records polled just now are not handled; they are not
-			// committed either, so they come again.
-			break
-		}
-		d.noteFetches(fetches)
-		d.lag.Update(cl)
-		b, ok := d.newBatch(ctx, fetches)
-		if !ok {
-			break // stopping while claim checks were loaded: nothing handled
-		}
-		if len(b.records) == 0 {
-			d.allowRebalance(cl)
-			continue
-		}
-		d.process(ctx, b)
-		if ctx.Err() == nil {
-			d.settle(ctx, cl, b, false)
-		}
-		if ctx.Err() != nil {
-			pending = b
-			break
-		}
-		d.allowRebalance(cl)
-	}
-	return d.shutdown(ctx, cl, pending)
-}
-
-func (d *Dispatcher) shutdown(ctx context.Context, cl *kgo.Client, pending *batch) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
-	if pending != nil {
-		d.settle(sctx, cl, pending, true)
-	}
-	cancel()
-	cl.AllowRebalance()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := cl.LeaveGroupContext(lctx); err != nil {
-		d.log.Warn("dispatcher: leave group", "err", err)
-	}
-	cl.Close()
-	d.forgetPartitions(lctx, cl, map[string][]int32{d.cfg.Topic: d.lag.Partitions()})
 	d.log.Info("dispatcher stopped")
 	return nil
 }
 
 // batch is the records of one poll and how far the dispatcher got with
-// them. Records of one partition are in offset order, and the dispatcher
-// works through them in poll order, so records[:done] is a prefix of every
-// partition's records.
+// them (kafka.Batch). Records of one partition are in offset order, and
+// the dispatcher works through them in poll order, so records[:done] is a
+// prefix of every partition's records.
 type batch struct {
-	records []*kgo.Record
+	d       *Dispatcher
+	records []*kafka.Record
+	decoded bool
 	events  []helpdeskflow.Event
 	valid   []bool
+	known   map[uuid.UUID]int64 // dispatch_progress of the batch's streams; nil until read
 
-	done      int                 // records[:done] are handled, skipped as duplicates, or invalid
-	handled   map[uuid.UUID]int64 // highest version handled per stream within records[:done]
-	saved     bool                // handled is durable in dispatch_progress
-	committed bool                // the offsets of records[:done] are committed
+	done    int                 // records[:done] are handled, skipped as duplicates, or invalid
+	handled map[uuid.UUID]int64 // highest version handled per stream within records[:done]
+	saved   bool                // handled is durable in dispatch_progress
 }
 
-// newBatch decodes the polled records, loading the events of claim checks
-// from the event store (retried until it works); ok is false when ctx
-// ended first.
-func (d *Dispatcher) newBatch(ctx context.Context, fetches kgo.Fetches) (b *batch, ok bool) {
-	b = &batch{handled: map[uuid.UUID]int64{}, records: fetches.Records()}
+// Add takes a polled record.
+func (b *batch) Add(r *kafka.Record) { b.records = append(b.records, r) }
+
+// Flush handles the batch's events and then makes their progress durable
+// in dispatch_progress; the loop commits offsets only after that. A wanted
+// rebalance interrupts the retries: the progress of the events handled so
+// far is written (one attempt) and reported done, the rest is given back.
+// When ctx ends while handling, nothing is written: the final Flush writes
+// the progress of what was handled and calls no handler.
+func (b *batch) Flush(ctx context.Context, rebalance <-chan struct{}, final bool) (int, error) {
+	if final {
+		return b.settle(ctx)
+	}
+	if !b.decoded {
+		if err := b.decode(ctx); err != nil {
+			return 0, err
+		}
+	}
+	if err := b.process(ctx, rebalance); err != nil {
+		if ctx.Err() != nil || b.save(ctx, rebalance) != nil {
+			return 0, err
+		}
+		return b.done, err
+	}
+	if err := b.save(ctx, rebalance); err != nil {
+		return 0, err
+	}
+	return len(b.records), nil
+}
+
+// settle makes the progress of the events handled durable, calling no
+// handler: the last step when the dispatcher stops.
+func (b *batch) settle(ctx context.Context) (int, error) {
+	if err := b.save(ctx, nil); err != nil {
+		if len(b.handled) > 0 {
+			b.d.log.Warn("dispatcher: progress of handled events not recorded; they will be delivered again",
+				"streams", len(b.handled))
+		}
+		return 0, err
+	}
+	if b.done < len(b.records) {
+		return b.done, fmt.Errorf("%d of %d polled records not handled", len(b.records)-b.done, len(b.records))
+	}
+	return len(b.records), nil
+}
+
+// save writes b's handled events to dispatch_progress, retrying until it
+// works, ctx ends or interrupt closes.
+func (b *batch) save(ctx context.Context, interrupt <-chan struct{}) error {
+	if b.saved {
+		return nil
+	}
+	err := b.d.retry(ctx, interrupt, errKindProgressWrite, func() error { return b.d.progress.save(ctx, b.handled) })
+	b.saved = err == nil
+	return err
+}
+
+// decode decodes the polled records, loading the events of claim checks
+// from the event store (retried until it works or ctx ends).
+func (b *batch) decode(ctx context.Context) error {
+	d := b.d
 	var errs []error
-	ok = d.retry(ctx, nil, errKindClaims, func() error {
+	err := d.retry(ctx, nil, errKindClaims, func() error {
 		var err error
-		b.events, errs, err = eventrecord.Decode(ctx, b.records, d.cfg.Events)
+		b.events, errs, err = kafka.Decode(ctx, b.records, d.cfg.Events)
 		return err
 	})
-	if !ok {
-		return nil, false
+	if err != nil {
+		return err
 	}
 	b.valid = make([]bool, len(b.records))
 	for i, r := range b.records {
@@ -402,60 +402,64 @@ func (d *Dispatcher) newBatch(ctx context.Context, fetches kgo.Fetches) (b *batc
 				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 		}
 	}
-	return b, true
+	b.decoded = true
+	return nil
 }
 
 // process calls the handlers for b's events in order, skipping those
-// already handled, until every record is done, ctx is cancelled, or a
-// wanted rebalance interrupts a retry.
-func (d *Dispatcher) process(ctx context.Context, b *batch) {
-	var streams []uuid.UUID
-	seen := map[uuid.UUID]bool{}
-	for i, e := range b.events {
-		if b.valid[i] && !seen[e.StreamID] {
-			seen[e.StreamID] = true
-			streams = append(streams, e.StreamID)
+// already handled, until every record is done (nil), or ctx is cancelled
+// or interrupt closes while a retry waits (an error).
+func (b *batch) process(ctx context.Context, interrupt <-chan struct{}) error {
+	d := b.d
+	if b.known == nil {
+		var streams []uuid.UUID
+		seen := map[uuid.UUID]bool{}
+		for i, e := range b.events {
+			if b.valid[i] && !seen[e.StreamID] {
+				seen[e.StreamID] = true
+				streams = append(streams, e.StreamID)
+			}
 		}
-	}
-	var known map[uuid.UUID]int64
-	ok := d.retry(ctx, d.rebalance.wait(), errKindProgressRead, func() error {
-		var err error
-		known, err = d.progress.load(ctx, streams)
-		return err
-	})
-	if !ok {
-		return
+		err := d.retry(ctx, interrupt, errKindProgressRead, func() error {
+			var err error
+			b.known, err = d.progress.load(ctx, streams)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	for ; b.done < len(b.records); b.done++ {
 		if !b.valid[b.done] {
 			continue
 		}
 		e := b.events[b.done]
-		if e.Version <= known[e.StreamID] {
+		if e.Version <= b.known[e.StreamID] {
 			d.m.duplicates.Inc()
 			d.log.Debug("dispatcher: duplicate event skipped", "event_id", e.ID, "stream_id", e.StreamID,
-				"version", e.Version, "handled_version", known[e.StreamID])
+				"version", e.Version, "handled_version", b.known[e.StreamID])
 			continue
 		}
-		if !d.handle(ctx, e) {
-			return
+		if err := d.handle(ctx, interrupt, e); err != nil {
+			return err
 		}
-		known[e.StreamID] = e.Version
+		b.known[e.StreamID] = e.Version
 		b.handled[e.StreamID] = e.Version
 	}
+	return nil
 }
 
 // handle calls every handler for e, retrying the failed ones with backoff
-// until all succeeded (true) or ctx is cancelled or a rebalance is wanted
-// (false).
-func (d *Dispatcher) handle(ctx context.Context, e helpdeskflow.Event) bool {
+// until all succeeded (nil) or ctx is cancelled or interrupt closes (an
+// error).
+func (d *Dispatcher) handle(ctx context.Context, interrupt <-chan struct{}, e helpdeskflow.Event) error {
 	pending := d.handlers
 	backoff := d.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		var failed []namedHandler
 		for _, h := range pending {
-			if ctx.Err() != nil {
-				return false
+			if err := ctx.Err(); err != nil {
+				return err
 			}
 			err := d.call(ctx, h, e)
 			if err == nil {
@@ -463,7 +467,7 @@ func (d *Dispatcher) handle(ctx context.Context, e helpdeskflow.Event) bool {
 				continue
 			}
 			if ctx.Err() != nil {
-				return false // stopping: the failure is most likely the cancellation
+				return ctx.Err() // stopping: the failure is most likely the cancellation
 			}
 			d.m.errors.WithLabelValues(h.name).Inc()
 			d.log.Warn("dispatcher: handler failed; retrying the event", "handler", h.name,
@@ -472,11 +476,11 @@ func (d *Dispatcher) handle(ctx context.Context, e helpdeskflow.Event) bool {
 			failed = append(failed, h)
 		}
 		if len(failed) == 0 {
-			return true
+			return nil
 		}
 		pending = failed
-		if !sleep(ctx, d.rebalance.wait(), backoff) {
-			return false
+		if err := kafka.Sleep(ctx, interrupt, backoff); err != nil {
+			return err
 		}
 		backoff = min(2*backoff, d.cfg.MaxRetryBackoff)
 	}
@@ -495,160 +499,12 @@ func (d *Dispatcher) call(ctx context.Context, h namedHandler, e helpdeskflow.Ev
 	return h.h.Handle(ctx, e)
 }
 
-// settle makes b's handled events durable in dispatch_progress, then
-// commits the offsets of its done records; offsets are never committed
-// before the progress is written. Unless leaving, it then moves the fetch
-// position of every partition back to its first record that is not
-// committed, so that an interrupted batch is consumed again; a leaving
-// dispatcher relies on the committed offsets instead.
-func (d *Dispatcher) settle(ctx context.Context, cl *kgo.Client, b *batch, leaving bool) {
-	interrupt := d.rebalance.wait()
-	if leaving {
-		interrupt = nil
-	}
-	if !b.saved {
-		b.saved = d.retry(ctx, interrupt, errKindProgressWrite, func() error { return d.progress.save(ctx, b.handled) })
-		if !b.saved && (leaving || ctx.Err() != nil) {
-			if len(b.handled) > 0 {
-				d.log.Warn("dispatcher: progress of handled events not recorded; they will be delivered again",
-					"streams", len(b.handled))
-			}
-			return
-		}
-	}
-	committed := 0
-	if b.saved && b.done > 0 {
-		if !b.committed {
-			if err := cl.CommitRecords(ctx, b.records[:b.done]...); err != nil {
-				// The progress is durable, so a redelivery of these records
-				// is skipped; the next batch's commit usually covers them.
-				d.m.internalErrors.WithLabelValues(errKindCommit).Inc()
-				d.log.Warn("dispatcher: offset commit failed", "err", err)
-			} else {
-				b.committed = true
-			}
-		}
-		committed = b.done
-	}
-	d.lag.Update(cl)
-	if !leaving && committed < len(b.records) {
-		d.rewind(cl, b.records[committed:])
-	}
-}
-
-// rewind sets the fetch position of each partition in records to its first
-// record there. It must run before AllowRebalance, while the partitions are
-// surely still ours.
-func (d *Dispatcher) rewind(cl *kgo.Client, records []*kgo.Record) {
-	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, r := range records {
-		if offsets[r.Topic] == nil {
-			offsets[r.Topic] = map[int32]kgo.EpochOffset{}
-		}
-		if _, ok := offsets[r.Topic][r.Partition]; !ok {
-			offsets[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
-			d.log.Info("dispatcher: batch interrupted; partition rewound", "partition", r.Partition, "offset", r.Offset)
-		}
-	}
-	cl.SetOffsets(offsets)
-}
-
-// allowRebalance ends a batch: a rebalance wanted until now is let through.
-func (d *Dispatcher) allowRebalance(cl *kgo.Client) {
-	d.rebalance.reset()
-	cl.AllowRebalance()
-}
-
-// retry calls fn until it succeeds (true), or ctx is cancelled or interrupt
-// is closed (false), counting and logging each failure as kind.
-func (d *Dispatcher) retry(ctx context.Context, interrupt <-chan struct{}, kind string, fn func() error) bool {
-	backoff := d.cfg.RetryBackoff
-	for attempt := 1; ; attempt++ {
-		if ctx.Err() != nil {
-			return false
-		}
-		err := fn()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		d.m.internalErrors.WithLabelValues(kind).Inc()
-		d.log.Error("dispatcher: "+kind+" failed; retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		if !sleep(ctx, interrupt, backoff) {
-			return false
-		}
-		backoff = min(2*backoff, d.cfg.MaxRetryBackoff)
-	}
-}
-
-// noteFetches logs and counts the fetch errors of a poll (not those of a
-// cancellation or a closed client) and notes its partitions' watermarks for
-// the lag gauge.
-func (d *Dispatcher) noteFetches(fetches kgo.Fetches) {
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		d.m.internalErrors.WithLabelValues(errKindFetch).Inc()
-		d.log.Warn("dispatcher: fetch error", "fetch_topic", topic, "partition", partition, "err", err)
-	})
-	d.lag.Note(fetches)
-}
-
-// forgetPartitions drops the lag series of partitions this member no longer
-// consumes, so another member's gauge is the only one left.
-func (d *Dispatcher) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	d.lag.Forget(lost[d.cfg.Topic])
-}
-
-// signal is a sticky flag that can be waited on: raise closes the channel
-// wait returns, reset replaces a closed one.
-type signal struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-func newSignal() *signal { return &signal{ch: make(chan struct{})} }
-
-func (s *signal) raise() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case <-s.ch:
-	default:
-		close(s.ch)
-	}
-}
-
-func (s *signal) reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case <-s.ch:
-		s.ch = make(chan struct{})
-	default:
-	}
-}
-
-func (s *signal) wait() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ch
-}
-
-// sleep waits for d; it reports false if ctx ended or interrupt was closed
-// first. A nil interrupt never fires.
-func sleep(ctx context.Context, interrupt <-chan struct{}, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-interrupt:
-		return false
-	case <-t.C:
-		return true
-	}
+// retry calls fn until it succeeds (nil), or ctx is cancelled or interrupt
+// is closed (an error), counting and logging each failure as kind.
+func (d *Dispatcher) retry(ctx context.Context, interrupt <-chan struct{}, kind string, fn func() error) error {
+	return kafka.Retry(ctx, interrupt, kafka.Backoff{First: d.cfg.RetryBackoff, Max: d.cfg.MaxRetryBackoff}, fn,
+		func(attempt int, wait time.Duration, err error) {
+			d.m.internalErrors.WithLabelValues(kind).Inc()
+			d.log.Error("dispatcher: "+kind+" failed; retrying", "attempt", attempt, "backoff", wait, "err", err)
+		})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -151,7 +152,7 @@ func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
 
 func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(helpdeskflow.TopicEvents))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(kafka.TopicEvents))
 	if err != nil {
 		t.Fatal(err)
 	}

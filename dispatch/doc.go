@@ -8,6 +8,8 @@
 // and the progress write can still repeat it, which is why handlers must be
 // idempotent.
 //
-// The package imports the root package, franz-go, pgx and the Prometheus
+// The Dispatcher's batches (one per poll) are plugged into kafka.Consumer,
+// the one consume loop, which commits their offsets after their progress is
+// written. The package imports the root package, kafka, pgx and the Prometheus
 // client; it is the only package besides eventstore that talks to Postgres.
 package dispatch

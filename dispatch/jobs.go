@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -191,13 +191,13 @@ func NewJobWorker(cfg JobWorkerConfig) (*JobWorker, error) {
 	}
 	if cfg.Registerer != nil {
 		var err error
-		m.jobs = kafkaconsumer.Register(cfg.Registerer, m.jobs, &err)
-		m.failures = kafkaconsumer.Register(cfg.Registerer, m.failures, &err)
-		m.duration = kafkaconsumer.Register(cfg.Registerer, m.duration, &err)
-		m.pending = kafkaconsumer.Register(cfg.Registerer, m.pending, &err)
-		m.oldestPending = kafkaconsumer.Register(cfg.Registerer, m.oldestPending, &err)
-		m.inFlight = kafkaconsumer.Register(cfg.Registerer, m.inFlight, &err)
-		m.internalErrors = kafkaconsumer.Register(cfg.Registerer, m.internalErrors, &err)
+		m.jobs = kafka.Register(cfg.Registerer, m.jobs, &err)
+		m.failures = kafka.Register(cfg.Registerer, m.failures, &err)
+		m.duration = kafka.Register(cfg.Registerer, m.duration, &err)
+		m.pending = kafka.Register(cfg.Registerer, m.pending, &err)
+		m.oldestPending = kafka.Register(cfg.Registerer, m.oldestPending, &err)
+		m.inFlight = kafka.Register(cfg.Registerer, m.inFlight, &err)
+		m.internalErrors = kafka.Register(cfg.Registerer, m.internalErrors, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register integration job metrics", Err: err}
 		}

@@ -1,7 +1,7 @@
 package dispatch
 
 import (
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,12 +55,12 @@ func newMetrics(reg prometheus.Registerer, handlerNames []string) (*metrics, err
 	}
 	if reg != nil {
 		var err error
-		m.events = kafkaconsumer.Register(reg, m.events, &err)
-		m.duplicates = kafkaconsumer.Register(reg, m.duplicates, &err)
-		m.errors = kafkaconsumer.Register(reg, m.errors, &err)
-		m.internalErrors = kafkaconsumer.Register(reg, m.internalErrors, &err)
-		m.lag = kafkaconsumer.Register(reg, m.lag, &err)
-		m.duration = kafkaconsumer.Register(reg, m.duration, &err)
+		m.events = kafka.Register(reg, m.events, &err)
+		m.duplicates = kafka.Register(reg, m.duplicates, &err)
+		m.errors = kafka.Register(reg, m.errors, &err)
+		m.internalErrors = kafka.Register(reg, m.internalErrors, &err)
+		m.lag = kafka.Register(reg, m.lag, &err)
+		m.duration = kafka.Register(reg, m.duration, &err)
 		if err != nil {
 			return nil, err
 		}

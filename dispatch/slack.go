@@ -13,7 +13,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // SlackStore is where the Slack connection and the notification log live.
@@ -90,7 +90,7 @@ func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
 		[]string{"outcome"})}
 	if cfg.Registerer != nil {
 		var err error
-		h.posts = kafkaconsumer.Register(cfg.Registerer, h.posts, &err)
+		h.posts = kafka.Register(cfg.Registerer, h.posts, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register Slack metrics", Err: err}
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // SLATimers finds tickets whose SLA timer is due.
@@ -74,7 +74,7 @@ func NewSLAWorker(cfg SLAWorkerConfig) (*SLAWorker, error) {
 	}
 	if cfg.Registerer != nil {
 		var err error
-		w.checks = kafkaconsumer.Register(cfg.Registerer, w.checks, &err)
+		w.checks = kafka.Register(cfg.Registerer, w.checks, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register SLA worker metrics", Err: err}
 		}

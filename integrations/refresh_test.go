@@ -14,6 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
@@ -121,7 +122,7 @@ func (f *fixture) startRelay(brokers []string) {
 // the events topic within 20 s.
 func published(t *testing.T, brokers []string, workspace uuid.UUID) bool {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(helpdeskflow.TopicEvents),
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func published(t *testing.T, brokers []string, workspace uuid.UUID) bool {
 		found := false
 		client.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			for _, h := range r.Headers {
-				if h.Key == helpdeskflow.HeaderWorkspaceID && string(h.Value) == workspace.String() {
+				if h.Key == kafka.HeaderWorkspaceID && string(h.Value) == workspace.String() {
 					found = true
 				}
 			}

@@ -8,90 +8,65 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // consumer is what the package's Kafka consumers (Projector,
-// RequestLogProjector) share: their logger, error counter (by kind), lag
-// tracker and retry backoffs, and the retry, commit and fetch-error
-// handling built on them.
+// RequestLogProjector) share: the consume loop they plug their batches
+// into, their logger, error counter (by kind) and retry backoffs, and the
+// retry built on them.
 type consumer struct {
-	name            string // "projector", "request log projector": starts log messages
-	log             *slog.Logger
-	errors          *prometheus.CounterVec
-	lag             *kafkaconsumer.LagTracker // also used by the rebalance callbacks, on the client's goroutines
-	retryBackoff    time.Duration
-	maxRetryBackoff time.Duration
+	name    string // "projector", "request log projector": starts log messages
+	log     *slog.Logger
+	errors  *prometheus.CounterVec
+	backoff kafka.Backoff
+	loop    *kafka.Consumer
 }
 
 // newConsumer is the consumer part of a projector named name (its log
-// component is name with dashes) configured by cfg.
-func newConsumer(name string, cfg Config, errs *prometheus.CounterVec, lag *prometheus.GaugeVec) consumer {
+// component is name with dashes) configured by cfg, flushing batches made
+// by newBatch once they hold maxBatchBytes (0: no byte bound).
+func newConsumer(name string, cfg Config, maxBatchBytes int, errs *prometheus.CounterVec, lag *prometheus.GaugeVec,
+	newBatch func() kafka.Batch, partitionsGone func()) consumer {
 	return consumer{
-		name:            name,
-		log:             cfg.Logger.With("component", strings.ReplaceAll(name, " ", "-"), "group", cfg.Group, "topic", cfg.Topic),
-		errors:          errs,
-		lag:             kafkaconsumer.NewLagTracker(cfg.Topic, lag),
-		retryBackoff:    cfg.RetryBackoff,
-		maxRetryBackoff: cfg.MaxRetryBackoff,
+		name:    name,
+		log:     cfg.Logger.With("component", strings.ReplaceAll(name, " ", "-"), "group", cfg.Group, "topic", cfg.Topic),
+		errors:  errs,
+		backoff: kafka.Backoff{First: cfg.RetryBackoff, Max: cfg.MaxRetryBackoff},
+		loop: kafka.NewConsumer(kafka.ConsumerConfig{
+			Name: name, Brokers: cfg.Brokers, Group: cfg.Group, Topic: cfg.Topic,
+			BatchSize: cfg.BatchSize, MaxBatchBytes: maxBatchBytes, FlushInterval: cfg.FlushInterval,
+			RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
+			NewBatch: newBatch, Logger: cfg.Logger, Errors: errs, Lag: lag, OnPartitionsGone: partitionsGone,
+			Options: cfg.KafkaOptions,
+		}),
 	}
 }
 
-// retry calls fn until it succeeds or ctx is done, counting failures as
-// kind, logging and backing off (doubling up to maxRetryBackoff) between
-// them.
-func (c *consumer) retry(ctx context.Context, kind string, fn func() error) error {
-	backoff := c.retryBackoff
-	for attempt := 1; ; attempt++ {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			// Cancelled mid-operation: a shutdown, not a ClickHouse
-			// failure; the caller decides what happens to the batch.
-			return errors.Join(err, ctx.Err())
-		}
-		c.errors.WithLabelValues(kind).Inc()
-		c.log.Error(c.name+": "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
-		case <-t.C:
-		}
-		backoff = min(2*backoff, c.maxRetryBackoff)
+// run runs the consume loop until ctx is cancelled. When records were left
+// uncommitted it returns an EUnavailable error with message notCommitted.
+func (c *consumer) run(ctx context.Context, notCommitted string) error {
+	err := c.loop.Run(ctx)
+	switch {
+	case errors.Is(err, kafka.ErrNotCommitted):
+		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: notCommitted, Err: err}
+		c.log.Error(c.name+" stopped", "err", err)
+	case err == nil:
+		c.log.Info(c.name + " stopped")
 	}
-}
-
-// commit commits the offsets of what was polled and updates the lag; it
-// returns EUnavailable when the commit fails.
-func (c *consumer) commit(ctx context.Context, cl *kgo.Client) error {
-	err := cl.CommitUncommittedOffsets(ctx)
-	if err != nil {
-		c.errors.WithLabelValues(errKindCommit).Inc()
-		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit " + c.name + " offsets", Err: err}
-	}
-	c.lag.Update(cl)
 	return err
 }
 
-// noteFetches counts and logs fetch errors (not those of shutting down)
-// and notes the partitions' high watermarks for the lag.
-func (c *consumer) noteFetches(fetches kgo.Fetches) {
-	fetches.EachError(func(topic string, partition int32, err error) {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		c.errors.WithLabelValues(errKindFetch).Inc()
-		c.log.Warn(c.name+": fetch error", "fetch_topic", topic, "partition", partition, "err", err)
+// retry calls fn until it succeeds or ctx is done, counting failures as
+// kind, logging and backing off (doubling up to MaxRetryBackoff) between
+// them. Cancelled mid-operation, it returns fn's error joined with ctx's:
+// a shutdown, not a ClickHouse failure; the loop decides what happens to
+// the batch.
+func (c *consumer) retry(ctx context.Context, kind string, fn func() error) error {
+	return kafka.Retry(ctx, nil, c.backoff, fn, func(attempt int, wait time.Duration, err error) {
+		c.errors.WithLabelValues(kind).Inc()
+		c.log.Error(c.name+": "+kind+" failed; batch kept, retrying", "attempt", attempt, "backoff", wait, "err", err)
 	})
-	c.lag.Note(fetches)
 }

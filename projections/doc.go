@@ -17,7 +17,9 @@
 // TicketReader serves GET /v1/tickets from the tickets table. OpenClickHouse,
 // Migrate and Truncate set up, migrate and empty the database.
 //
-// The package wraps clickhouse-go and franz-go; callers see only
+// Both projectors are batches (kafka.Batch) plugged into kafka.Consumer, the
+// one consume loop, which polls, commits after their flush and handles
+// rebalances. The package wraps clickhouse-go; callers see only
 // *helpdeskflow.Error values with EValidation, EUnavailable or EInternal
 // codes, the cause kept in Err.
 package projections

@@ -21,6 +21,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -65,7 +66,7 @@ func newDB(t *testing.T) (driver.Conn, string) {
 // newKafka starts a kfake broker with the events topic (4 partitions).
 func newKafka(t *testing.T) []string {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, helpdeskflow.TopicEvents))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents))
 	if err != nil {
 		t.Fatalf("kfake.NewCluster: %v", err)
 	}
@@ -82,14 +83,14 @@ func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
 			t.Fatalf("marshal event: %v", err)
 		}
 		records = append(records, &kgo.Record{
-			Topic: helpdeskflow.TopicEvents,
+			Topic: kafka.TopicEvents,
 			Key:   []byte(e.StreamID.String()),
 			Value: value,
 			Headers: []kgo.RecordHeader{
-				{Key: helpdeskflow.HeaderEventID, Value: []byte(e.ID.String())},
-				{Key: helpdeskflow.HeaderEventType, Value: []byte(e.Type)},
-				{Key: helpdeskflow.HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
-				{Key: helpdeskflow.HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
+				{Key: kafka.HeaderEventID, Value: []byte(e.ID.String())},
+				{Key: kafka.HeaderEventType, Value: []byte(e.Type)},
+				{Key: kafka.HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
+				{Key: kafka.HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
 			},
 		})
 	}

@@ -1,7 +1,7 @@
 package projections
 
 import (
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,11 +71,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.batchSize = kafkaconsumer.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafkaconsumer.Register(reg, m.insertDuration, &err)
-	m.lag = kafkaconsumer.Register(reg, m.lag, &err)
-	m.errors = kafkaconsumer.Register(reg, m.errors, &err)
-	m.events = kafkaconsumer.Register(reg, m.events, &err)
-	m.skipped = kafkaconsumer.Register(reg, m.skipped, &err)
+	m.batchSize = kafka.Register(reg, m.batchSize, &err)
+	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
+	m.lag = kafka.Register(reg, m.lag, &err)
+	m.errors = kafka.Register(reg, m.errors, &err)
+	m.events = kafka.Register(reg, m.events, &err)
+	m.skipped = kafka.Register(reg, m.skipped, &err)
 	return m, err
 }

@@ -11,12 +11,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
 )
 
 // Defaults of Config: the consumer group, batch size, flush interval, cache
@@ -39,7 +37,7 @@ type Config struct {
 	Brokers []string
 	// Group is the Kafka consumer group. Default DefaultGroup.
 	Group string
-	// Topic is the events topic. Default helpdeskflow.TopicEvents.
+	// Topic is the events topic. Default kafka.TopicEvents.
 	Topic string
 	// BatchSize is the number of events after which the projector flushes
 	// to ClickHouse. Default DefaultBatchSize (1000).
@@ -74,7 +72,7 @@ type Config struct {
 	// events the broker refused) from the event store
 	// (*eventstore.Store). Set it in production: without it a claim check
 	// is logged, counted as a decode error and skipped.
-	Events eventrecord.Loader
+	Events kafka.Loader
 	// Logger receives the projector's and the Kafka client's logs. Default:
 	// logs are discarded.
 	Logger *slog.Logger
@@ -83,7 +81,7 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// KafkaOptions are extra franz-go client options (TLS, SASL, client
 	// id, …), applied after the projector's own.
-	KafkaOptions []kgo.Opt
+	KafkaOptions []kafka.Option
 }
 
 func (c *Config) setDefaults() {
@@ -91,7 +89,7 @@ func (c *Config) setDefaults() {
 		c.Group = DefaultGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicEvents
+		c.Topic = kafka.TopicEvents
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -181,8 +179,6 @@ type Projector struct {
 	tickets   *lru[streamKey, ticketRow]
 	customers *lru[streamKey, customerRow]
 
-	running         atomic.Bool
-	rebalanceWanted atomic.Bool
 	// cacheStale is set when partitions are revoked or lost: another member
 	// may project their streams meanwhile, so cached rows can fall behind
 	// ClickHouse and must be reloaded.
@@ -204,13 +200,15 @@ func NewProjector(cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register projector metrics", Err: err}
 	}
-	return &Projector{
-		consumer:  newConsumer("projector", cfg, m.errors, m.lag),
+	p := &Projector{
 		cfg:       cfg,
 		m:         m,
 		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
 		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
-	}, nil
+	}
+	p.consumer = newConsumer("projector", cfg, cfg.MaxBatchBytes, m.errors, m.lag,
+		func() kafka.Batch { return &batch{p: p} }, p.partitionsGone)
+	return p, nil
 }
 
 // Run joins the consumer group and projects events until ctx is cancelled.
@@ -237,128 +235,15 @@ func NewProjector(cfg Config) (*Projector, error) {
 // EValidation if the Kafka client options are invalid. It never closes the
 // ClickHouse connection.
 func (p *Projector) Run(ctx context.Context) error {
-	if !p.running.CompareAndSwap(false, true) {
-		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "projector: Run may be called only once"}
-	}
-	// The client's own context is cancelled only when a graceful group
-	// leave does not finish in time (see shutdown): it interrupts a join
-	// that another member is holding up, so Close cannot hang.
-	clientCtx, abortClient := context.WithCancel(context.WithoutCancel(ctx))
-	defer abortClient()
-	opts := append([]kgo.Opt{
-		kgo.WithContext(clientCtx),
-		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
-		kgo.OnPartitionsRevoked(p.forgetPartitions),
-		kgo.OnPartitionsLost(p.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "projector-kafka"))),
-	}, p.cfg.KafkaOptions...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "projector: create Kafka client", Err: err}
-	}
-	p.log.Info("projector started", "brokers", p.cfg.Brokers, "batch_size", p.cfg.BatchSize, "flush_interval", p.cfg.FlushInterval)
-
-	var b *batch
-	for ctx.Err() == nil {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		limit := p.cfg.BatchSize
-		if b != nil {
-			pollCtx, cancel = context.WithDeadline(ctx, b.started.Add(p.cfg.FlushInterval))
-			limit -= len(b.records)
-		}
-		fetches := cl.PollRecords(pollCtx, limit)
-		cancel()
-		if fetches.IsClientClosed() {
-			break
-		}
-		p.noteFetches(fetches)
-		fetches.EachRecord(func(r *kgo.Record) {
-			if b == nil {
-				b = &batch{started: time.Now()}
-			}
-			b.records = append(b.records, r)
-			b.bytes += len(r.Value)
-		})
-		if b == nil {
-			cl.AllowRebalance()
-			p.lag.Update(cl)
-			continue
-		}
-		if len(b.records) < p.cfg.BatchSize && b.bytes < p.cfg.MaxBatchBytes && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
-			p.lag.Update(cl)
-			continue
-		}
-		if err := p.flush(ctx, b); err != nil {
-			break // ctx is done; the shutdown path retries the same batch
-		}
-		b = nil
-		// The commit is short and should not be lost to a shutdown that
-		// starts meanwhile, so it does not take ctx's cancellation.
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-		err := p.commit(cctx, cl)
-		ccancel()
-		if err != nil {
-			// The rows are in ClickHouse; the next commit covers these
-			// offsets too, and a redelivery in between collapses.
-			p.log.Warn("projector: offset commit failed; will commit with the next batch", "err", err)
-		}
-		p.rebalanceWanted.Store(false)
-		cl.AllowRebalance()
-	}
-	return p.shutdown(ctx, cl, abortClient, b)
-}
-
-func (p *Projector) shutdown(ctx context.Context, cl *kgo.Client, abortClient context.CancelFunc, b *batch) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer cancel()
-	var errs []error
-	if b != nil {
-		if err := p.flush(sctx, b); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	// Committing after a failed flush would skip its records. Without one,
-	// this also retries a commit that failed after an earlier flush.
-	if len(errs) == 0 {
-		if err := p.commit(sctx, cl); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	cl.AllowRebalance()
-	// Leaving gets its own time budget: a final flush that used up
-	// ShutdownTimeout must not keep the member in the group until its
-	// session times out, stalling the partitions for everyone else.
-	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer lcancel()
-	if err := cl.LeaveGroupContext(lctx); err != nil {
-		p.log.Warn("projector: leaving the group did not finish in time; closing anyway", "err", err)
-		abortClient()
-	}
-	cl.Close()
-	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.lag.Partitions()})
-	if len(errs) > 0 {
-		err := &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
-			Message: "projector stopped with events not projected; their offsets are not committed", Err: errors.Join(errs...)}
-		p.log.Error("projector stopped", "err", err)
-		return err
-	}
-	p.log.Info("projector stopped")
-	return nil
+	return p.run(ctx, "projector stopped with events not projected; their offsets are not committed")
 }
 
 // batch is the records polled since the last commit, and the rows built
 // from them. Rows are built once; a failed insert is retried with the same
 // rows, skipping tables already written.
 type batch struct {
-	started time.Time
-	records []*kgo.Record
-	bytes   int // the records' values, for MaxBatchBytes
+	p       *Projector
+	records []*kafka.Record
 
 	decoded bool
 	events  []helpdeskflow.Event
@@ -375,6 +260,18 @@ type batch struct {
 	eventTypes map[string]int
 
 	inserted map[string]bool
+}
+
+// Add takes a polled record (kafka.Batch).
+func (b *batch) Add(r *kafka.Record) { b.records = append(b.records, r) }
+
+// Flush writes the batch to ClickHouse, retrying until it is written or ctx
+// ends; it never gives records back for a rebalance (kafka.Batch).
+func (b *batch) Flush(ctx context.Context, _ <-chan struct{}, _ bool) (int, error) {
+	if err := b.p.flush(ctx, b); err != nil {
+		return 0, err
+	}
+	return len(b.records), nil
 }
 
 func (p *Projector) flush(ctx context.Context, b *batch) error {
@@ -411,7 +308,7 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 // decode decodes b's records into events, loading those of claim checks
 // from the event store; it fails only when that load fails.
 func (p *Projector) decode(ctx context.Context, b *batch) error {
-	events, errs, err := eventrecord.Decode(ctx, b.records, p.cfg.Events)
+	events, errs, err := kafka.Decode(ctx, b.records, p.cfg.Events)
 	if err != nil {
 		return err
 	}
@@ -738,15 +635,6 @@ func insertRows(ctx context.Context, conn driver.Conn, table, columns string, n 
 	return nil
 }
 
-// noteFetches logs and counts the fetch errors of a poll (not those of a
-// cancellation or a closed client) and notes its partitions' watermarks for
-// the lag gauge.
-// forgetPartitions drops the lag series of partitions this member no longer
-// consumes, so another member's gauge is the only one left, and marks the
-// state cache stale: the streams of those partitions may move on elsewhere.
-func (p *Projector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	if len(lost[p.cfg.Topic]) > 0 {
-		p.cacheStale.Store(true)
-	}
-	p.lag.Forget(lost[p.cfg.Topic])
-}
+// partitionsGone marks the state cache stale: the streams of partitions
+// this member no longer consumes may move on elsewhere.
+func (p *Projector) partitionsGone() { p.cacheStale.Store(true) }

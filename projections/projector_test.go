@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -410,7 +411,7 @@ func TestProjector_SkipsUndecodableRecords(t *testing.T) {
 	brokers := newKafka(t)
 	s := newScenario()
 	key := []byte(s.customer.String())
-	produceRecords(t, brokers, &kgo.Record{Topic: helpdeskflow.TopicEvents, Key: key, Value: []byte("{not json")})
+	produceRecords(t, brokers, &kgo.Record{Topic: kafka.TopicEvents, Key: key, Value: []byte("{not json")})
 	produce(t, brokers, s.customerCreated)
 
 	p := startProjector(t, conn, brokers, "g-poison")

@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // Defaults of RequestLogConfig that differ from Config's: the consumer group,
@@ -27,8 +24,8 @@ const (
 )
 
 // RequestLogConfig configures a RequestLogProjector. It has the
-// Projector's settings and rules (CacheSize is not used), with other
-// defaults: Group DefaultRequestLogGroup, Topic helpdeskflow.TopicAPIRequests,
+// Projector's settings and rules (CacheSize and MaxBatchBytes are not used), with other
+// defaults: Group DefaultRequestLogGroup, Topic kafka.TopicAPIRequests,
 // BatchSize DefaultRequestLogBatchSize (5000) and FlushInterval
 // DefaultRequestLogFlushInterval (1 s).
 type RequestLogConfig = Config
@@ -40,7 +37,7 @@ func setRequestLogDefaults(c *RequestLogConfig) {
 		c.Group = DefaultRequestLogGroup
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicAPIRequests
+		c.Topic = kafka.TopicAPIRequests
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultRequestLogBatchSize
@@ -63,9 +60,6 @@ type RequestLogProjector struct {
 	consumer
 	cfg RequestLogConfig
 	m   *requestLogMetrics
-
-	running         atomic.Bool
-	rebalanceWanted atomic.Bool
 }
 
 // NewRequestLogProjector fills cfg's defaults, validates it and registers
@@ -84,11 +78,12 @@ func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) 
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log projector metrics", Err: err}
 	}
-	return &RequestLogProjector{
-		consumer: newConsumer("request log projector", cfg, m.errors, m.lag),
-		cfg:      cfg,
-		m:        m,
-	}, nil
+	p := &RequestLogProjector{cfg: cfg, m: m}
+	// No byte bound: request log records are small, BatchSize bounds
+	// the memory of a batch.
+	p.consumer = newConsumer("request log projector", cfg, 0, m.errors, m.lag,
+		func() kafka.Batch { return &requestLogBatch{p: p} }, nil)
+	return p, nil
 }
 
 // Run joins the consumer group and writes request log records to
@@ -112,126 +107,36 @@ func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) 
 // EInternal if called a second time, and EValidation if the Kafka client
 // options are invalid. It never closes the ClickHouse connection.
 func (p *RequestLogProjector) Run(ctx context.Context) error {
-	if !p.running.CompareAndSwap(false, true) {
-		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "request log projector: Run may be called only once"}
-	}
-	// As in Projector.Run: the client's own context is cancelled only when a
-	// graceful group leave does not finish in time.
-	clientCtx, abortClient := context.WithCancel(context.WithoutCancel(ctx))
-	defer abortClient()
-	opts := append([]kgo.Opt{
-		kgo.WithContext(clientCtx),
-		kgo.SeedBrokers(p.cfg.Brokers...),
-		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { p.rebalanceWanted.Store(true) }),
-		kgo.OnPartitionsRevoked(p.forgetPartitions),
-		kgo.OnPartitionsLost(p.forgetPartitions),
-		kgo.WithLogger(kafkalog.New(p.cfg.Logger.With("component", "request-log-projector-kafka"))),
-	}, p.cfg.KafkaOptions...)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "request log projector: create Kafka client", Err: err}
-	}
-	p.log.Info("request log projector started", "brokers", p.cfg.Brokers, "batch_size", p.cfg.BatchSize, "flush_interval", p.cfg.FlushInterval)
-
-	var b *requestLogBatch
-	for ctx.Err() == nil {
-		pollCtx, cancel := ctx, context.CancelFunc(func() {})
-		limit := p.cfg.BatchSize
-		if b != nil {
-			pollCtx, cancel = context.WithDeadline(ctx, b.started.Add(p.cfg.FlushInterval))
-			limit -= b.polled
-		}
-		fetches := cl.PollRecords(pollCtx, limit)
-		cancel()
-		if fetches.IsClientClosed() {
-			break
-		}
-		p.noteFetches(fetches)
-		fetches.EachRecord(func(r *kgo.Record) {
-			if b == nil {
-				b = &requestLogBatch{started: time.Now()}
-			}
-			b.polled++
-			if row, ok := p.decode(r); ok {
-				b.rows = append(b.rows, row)
-			}
-		})
-		if b == nil {
-			cl.AllowRebalance()
-			p.lag.Update(cl)
-			continue
-		}
-		if b.polled < p.cfg.BatchSize && time.Since(b.started) < p.cfg.FlushInterval && !p.rebalanceWanted.Load() {
-			p.lag.Update(cl)
-			continue
-		}
-		if err := p.flush(ctx, b); err != nil {
-			break // ctx is done; the shutdown path retries the same batch
-		}
-		b = nil
-		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-		err := p.commit(cctx, cl)
-		ccancel()
-		if err != nil {
-			// The rows are in ClickHouse; the next commit covers these
-			// offsets too, and a redelivery in between collapses.
-			p.log.Warn("request log projector: offset commit failed; will commit with the next batch", "err", err)
-		}
-		p.rebalanceWanted.Store(false)
-		cl.AllowRebalance()
-	}
-	return p.shutdown(ctx, cl, abortClient, b)
-}
-
-func (p *RequestLogProjector) shutdown(ctx context.Context, cl *kgo.Client, abortClient context.CancelFunc, b *requestLogBatch) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer cancel()
-	var errs []error
-	if b != nil {
-		if err := p.flush(sctx, b); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	// Committing after a failed insert would skip its records.
-	if len(errs) == 0 {
-		if err := p.commit(sctx, cl); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	cl.AllowRebalance()
-	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
-	defer lcancel()
-	if err := cl.LeaveGroupContext(lctx); err != nil {
-		p.log.Warn("request log projector: leaving the group did not finish in time; closing anyway", "err", err)
-		abortClient()
-	}
-	cl.Close()
-	p.forgetPartitions(lctx, cl, map[string][]int32{p.cfg.Topic: p.lag.Partitions()})
-	if len(errs) > 0 {
-		err := &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
-			Message: "request log projector stopped with records not written; their offsets are not committed", Err: errors.Join(errs...)}
-		p.log.Error("request log projector stopped", "err", err)
-		return err
-	}
-	p.log.Info("request log projector stopped")
-	return nil
+	return p.run(ctx, "request log projector stopped with records not written; their offsets are not committed")
 }
 
 // requestLogBatch is the records polled since the last commit: how many,
 // and the rows of those that decoded.
 type requestLogBatch struct {
-	started time.Time
-	polled  int
-	rows    []apiRequestRow
+	p      *RequestLogProjector
+	polled int
+	rows   []apiRequestRow
+}
+
+// Add counts a polled record and decodes it into a row (kafka.Batch).
+func (b *requestLogBatch) Add(r *kafka.Record) {
+	b.polled++
+	if row, ok := b.p.decode(r); ok {
+		b.rows = append(b.rows, row)
+	}
+}
+
+// Flush inserts the batch's rows, retrying until they are written or ctx
+// ends; it never gives records back for a rebalance (kafka.Batch).
+func (b *requestLogBatch) Flush(ctx context.Context, _ <-chan struct{}, _ bool) (int, error) {
+	if err := b.p.flush(ctx, b); err != nil {
+		return 0, err
+	}
+	return b.polled, nil
 }
 
 // decode turns a record into a row, or counts and logs it as undecodable.
-func (p *RequestLogProjector) decode(r *kgo.Record) (apiRequestRow, bool) {
+func (p *RequestLogProjector) decode(r *kafka.Record) (apiRequestRow, bool) {
 	var req helpdeskflow.APIRequest
 	err := json.Unmarshal(r.Value, &req)
 	if err == nil && req.RequestID == "" {
@@ -265,10 +170,6 @@ func (p *RequestLogProjector) flush(ctx context.Context, b *requestLogBatch) err
 	p.m.rows.Add(float64(len(b.rows)))
 	p.log.Debug("request log projector flushed", "records", b.polled, "rows", len(b.rows))
 	return nil
-}
-
-func (p *RequestLogProjector) forgetPartitions(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	p.lag.Forget(lost[p.cfg.Topic])
 }
 
 // apiRequestRow is one row of the api_requests table.
@@ -373,10 +274,10 @@ func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error)
 		return m, nil
 	}
 	var err error
-	m.batchSize = kafkaconsumer.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafkaconsumer.Register(reg, m.insertDuration, &err)
-	m.lag = kafkaconsumer.Register(reg, m.lag, &err)
-	m.errors = kafkaconsumer.Register(reg, m.errors, &err)
-	m.rows = kafkaconsumer.Register(reg, m.rows, &err)
+	m.batchSize = kafka.Register(reg, m.batchSize, &err)
+	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
+	m.lag = kafka.Register(reg, m.lag, &err)
+	m.errors = kafka.Register(reg, m.errors, &err)
+	m.rows = kafka.Register(reg, m.rows, &err)
 	return m, err
 }

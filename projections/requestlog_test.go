@@ -23,6 +23,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -129,7 +130,7 @@ func produceAPIRequests(t *testing.T, brokers []string, reqs ...helpdeskflow.API
 		if err != nil {
 			t.Fatal(err)
 		}
-		records = append(records, &kgo.Record{Topic: helpdeskflow.TopicAPIRequests, Key: []byte(r.RequestID), Value: value})
+		records = append(records, &kgo.Record{Topic: kafka.TopicAPIRequests, Key: []byte(r.RequestID), Value: value})
 	}
 	produceRecords(t, brokers, records...)
 }
@@ -309,7 +310,7 @@ func TestRequestLogProjector_SkipsUndecodableRecords(t *testing.T) {
 	conn, _ := newDB(t)
 	_, brokers := testenv.Kafka(t)
 	bad := func(value string) *kgo.Record {
-		return &kgo.Record{Topic: helpdeskflow.TopicAPIRequests, Key: []byte("k"), Value: []byte(value), Partition: 0}
+		return &kgo.Record{Topic: kafka.TopicAPIRequests, Key: []byte("k"), Value: []byte(value), Partition: 0}
 	}
 	produceRecords(t, brokers, bad("{not json"), bad(`{"request_id": 42}`), bad(`{}`), bad(`null`))
 	produceAPIRequests(t, brokers, apiRequest(0), apiRequest(1))

@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -21,7 +21,7 @@ func TestProjector_StopsWhileGroupIsStuck(t *testing.T) {
 	produce(t, brokers, s.events()...)
 	const group = "g-stuck"
 
-	holder, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(helpdeskflow.TopicEvents),
+	holder, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(kafka.TopicEvents),
 		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll())
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // Producer publishes records and waits for the broker's acknowledgement.
@@ -33,7 +33,7 @@ type Config struct {
 	// Name identifies the relay's checkpoint and leader lock; relays with
 	// the same name share one leader. Default "events".
 	Name string
-	// Topic is where events go. Default helpdeskflow.TopicEvents.
+	// Topic is where events go. Default kafka.TopicEvents.
 	Topic string
 	// BatchSize is the most events read and published at once. Default 1000.
 	BatchSize int
@@ -62,7 +62,7 @@ func (c *Config) setDefaults() {
 		c.Name = "events"
 	}
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicEvents
+		c.Topic = kafka.TopicEvents
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1000
@@ -94,7 +94,7 @@ func (c *Config) setDefaults() {
 // No event can stop the relay: one whose encoding is over MaxEventBytes,
 // or whose record the broker refuses for good (too large for its
 // message.max.bytes, invalid), is published as a claim check
-// (kafka/eventrecord) in its place, which consumers resolve from the
+// (kafka.ClaimCheck) in its place, which consumers resolve from the
 // event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
 // it. Only failures that may pass (the broker unreachable) are retried.
 type Relay struct {
@@ -294,7 +294,7 @@ func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error 
 		err := r.producer.ProduceSync(ctx, rec).FirstErr()
 		if refusedForGood(err) {
 			r.claimCheckFor(e, "refused", len(rec.Value), err)
-			err = r.producer.ProduceSync(ctx, eventrecord.ClaimCheck(r.cfg.Topic, e)).FirstErr()
+			err = r.producer.ProduceSync(ctx, kafka.ClaimCheck(r.cfg.Topic, e)).FirstErr()
 		}
 		if err != nil {
 			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "publish event " + e.ID.String(), Err: err}
@@ -306,14 +306,14 @@ func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error 
 // record is e's record, or its claim check when e cannot be encoded or its
 // encoding is over MaxEventBytes.
 func (r *Relay) record(e helpdeskflow.Event) *kgo.Record {
-	rec, err := eventrecord.New(r.cfg.Topic, e)
+	rec, err := kafka.NewRecord(r.cfg.Topic, e)
 	if err != nil {
 		r.claimCheckFor(e, "too_large", 0, err)
-		return eventrecord.ClaimCheck(r.cfg.Topic, e)
+		return kafka.ClaimCheck(r.cfg.Topic, e)
 	}
 	if len(rec.Value) > r.cfg.MaxEventBytes {
 		r.claimCheckFor(e, "too_large", len(rec.Value), nil)
-		return eventrecord.ClaimCheck(r.cfg.Topic, e)
+		return kafka.ClaimCheck(r.cfg.Topic, e)
 	}
 	return rec
 }

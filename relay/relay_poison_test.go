@@ -18,7 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/relay"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -95,18 +95,18 @@ func TestRelay_OversizedEventIsClaimCheck(t *testing.T) {
 	for _, r := range records {
 		seen[string(r.Key)]++
 		if string(r.Key) != poison.ID.String() {
-			if eventrecord.IsClaimCheck(r) {
+			if kafka.IsClaimCheck(r) {
 				t.Errorf("a small event of stream %s was published as a claim check", r.Key)
 			}
 			continue
 		}
-		if !eventrecord.IsClaimCheck(r) || header(r, helpdeskflow.HeaderEventID) != poisonID.String() {
+		if !kafka.IsClaimCheck(r) || header(r, kafka.HeaderEventID) != poisonID.String() {
 			t.Errorf("the oversized event was published as %d bytes with headers %v, want a claim check", len(r.Value), r.Headers)
 		}
 		if len(r.Value) > 1000 {
 			t.Errorf("the claim check is %d bytes", len(r.Value))
 		}
-		events, errs, err := eventrecord.Decode(context.Background(), []*kgo.Record{r}, s)
+		events, errs, err := kafka.Decode(context.Background(), []*kgo.Record{r}, s)
 		if err != nil || errs[0] != nil {
 			t.Fatalf("Decode: %v %v", err, errs[0])
 		}
@@ -168,9 +168,9 @@ func TestRelay_BrokerRefusalIsClaimCheck(t *testing.T) {
 		}
 	}
 	for _, r := range records {
-		isRefused := string(r.Key) == refused.ID.String() && header(r, helpdeskflow.HeaderVersion) == "3"
-		if eventrecord.IsClaimCheck(r) != isRefused && (!isRefused || len(r.Value) > 8000) {
-			t.Errorf("record %s v%s: claim check %v, %d bytes", r.Key, header(r, helpdeskflow.HeaderVersion), eventrecord.IsClaimCheck(r), len(r.Value))
+		isRefused := string(r.Key) == refused.ID.String() && header(r, kafka.HeaderVersion) == "3"
+		if kafka.IsClaimCheck(r) != isRefused && (!isRefused || len(r.Value) > 8000) {
+			t.Errorf("record %s v%s: claim check %v, %d bytes", r.Key, header(r, kafka.HeaderVersion), kafka.IsClaimCheck(r), len(r.Value))
 		}
 	}
 	if got := testenv.Metric(t, reg, "helpdeskflow_relay_claim_checks_total", "reason", "refused"); got != 1 {
@@ -191,7 +191,7 @@ func firstSeenVersions(t *testing.T, records []*kgo.Record) map[string][]int64 {
 	t.Helper()
 	out, seen := map[string][]int64{}, map[string]bool{}
 	for _, r := range records {
-		v, err := strconv.ParseInt(header(r, helpdeskflow.HeaderVersion), 10, 64)
+		v, err := strconv.ParseInt(header(r, kafka.HeaderVersion), 10, 64)
 		if err != nil {
 			t.Fatal(err)
 		}

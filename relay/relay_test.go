@@ -16,6 +16,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/relay"
 )
 
@@ -45,7 +46,7 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 // arrived (or 20 s pass) and returns them.
 func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(helpdeskflow.TopicEvents),
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func TestRelay_PublishesWithHeadersOnce(t *testing.T) {
 	}
 	lastVersion := map[string]int64{}
 	for _, r := range records {
-		v, err := strconv.ParseInt(header(r, helpdeskflow.HeaderVersion), 10, 64)
+		v, err := strconv.ParseInt(header(r, kafka.HeaderVersion), 10, 64)
 		if err != nil {
 			t.Fatalf("version header: %v", err)
 		}
@@ -186,12 +187,12 @@ func TestRelay_PublishesWithHeadersOnce(t *testing.T) {
 			t.Errorf("stream %s: version %d after %d, want per-stream order", r.Key, v, lastVersion[string(r.Key)])
 		}
 		lastVersion[string(r.Key)] = v
-		if header(r, helpdeskflow.HeaderEventID) == "" || header(r, helpdeskflow.HeaderEventType) != helpdeskflow.EventTicketMessageAdded {
+		if header(r, kafka.HeaderEventID) == "" || header(r, kafka.HeaderEventType) != helpdeskflow.EventTicketMessageAdded {
 			t.Errorf("record headers = %v", r.Headers)
 		}
 	}
 	for _, ref := range refs {
-		if got := header(records[0], helpdeskflow.HeaderWorkspaceID); got == "" {
+		if got := header(records[0], kafka.HeaderWorkspaceID); got == "" {
 			t.Fatalf("no workspace header")
 		}
 		if lastVersion[ref.ID.String()] != perStream {
@@ -205,7 +206,7 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir),
-		kfake.SeedTopics(4, helpdeskflow.TopicEvents))
+		kfake.SeedTopics(4, kafka.TopicEvents))
 	if err != nil {
 		t.Fatal(err)
 	}

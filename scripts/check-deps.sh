@@ -25,7 +25,7 @@ check() { # package-pattern library allowed-package-regex [nontest]
 }
 
 check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|cmd/.*|internal/testenv)$"
-check ./... github.com/twmb/franz-go "^$module/(relay|kafka/.*|projections|dispatch|http/requestlog|cmd/.*|internal/testenv)$" nontest
+check ./... github.com/twmb/franz-go "^$module/(relay|kafka|internal/testenv)$" nontest
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
 check ./... github.com/slack-go/slack "^$module/clients/slack$"
@@ -46,7 +46,7 @@ declare -A may=(
   [dispatch]="eventstore store/queues store/pg store/progress kafka clients internal"
   [clients]=""
   [store]="eventstore internal"
-  [internal]="eventstore store"
+  [internal]="eventstore store kafka"
 )
 while read -r pkg imports; do
   rel=${pkg#"$module"}; rel=${rel#/}

@@ -11,12 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -32,18 +31,12 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 	if err := os.MkdirAll(kafkaDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DataDir(kafkaDir),
-		kfake.SeedTopics(topicPartitions, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests)}
-	if cfg.KafkaPort != 0 {
-		opts = append(opts, kfake.Ports(cfg.KafkaPort))
-	}
-	broker, err := kfake.NewCluster(opts...)
+	brokers, stopBroker, err := kafka.StartBroker(kafkaDir, cfg.KafkaPort, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests)
 	if err != nil {
 		return fmt.Errorf("start embedded Kafka broker: %w", err)
 	}
 	// The broker closes last, after every role has committed its offsets.
-	defer broker.Close()
-	brokers := broker.ListenAddrs()
+	defer stopBroker()
 	logger.Info("embedded Kafka broker running", "addr", brokers, "data_dir", kafkaDir)
 	cfg.Roles = "api,relay,projector,dispatcher"
 	cfg.dev = true

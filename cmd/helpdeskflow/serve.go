@@ -13,12 +13,10 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
@@ -77,13 +75,12 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			return err
 		}
 	}
-	kafka, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.WithLogger(kafkalog.New(logger)),
-		kgo.ProducerLinger(2*time.Millisecond), kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes))
+	producer, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers, Logger: logger, Linger: 2 * time.Millisecond})
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	defer kafka.Close()
-	if err := ensureTopics(ctx, kafka, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests); err != nil {
+	defer producer.Close()
+	if err := kafka.EnsureTopics(ctx, producer, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests); err != nil {
 		return err
 	}
 
@@ -116,7 +113,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 
 	var workers []func(context.Context) error
 	if roles["relay"] {
-		relay, err := relay.New(store, kafka, relay.Config{Logger: logger, Registerer: reg})
+		relay, err := relay.New(store, producer, relay.Config{Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -192,7 +189,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		accessCache := access.NewCache(rooms.access, access.CacheConfig{Logger: logger})
 		workers = append(workers, accessCache.Run)
 		requestLog, err := requestlog.New(requestlog.Config{Brokers: brokers, Logger: logger, Registerer: reg,
-			KafkaOptions: []kgo.Opt{kgo.WithLogger(kafkalog.New(logger))}})
+			KafkaOptions: []kafka.Option{kafka.WithLogger(logger)}})
 		if err != nil {
 			return err
 		}
@@ -219,7 +216,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, accessCache, requestLog, readCH, kafka, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, accessCache, requestLog, readCH, producer, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -306,7 +303,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, kafka *kgo.Client,
+func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, producer *kafka.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -336,37 +333,13 @@ func apiHandler(rooms stores, service *commands.Service, connections http.Connec
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   rooms.db.Ping,
-			"kafka":      kafka.Ping,
+			"kafka":      producer.Ping,
 			"clickhouse": ch.Ping,
 		},
 		Logger:     logger,
 		Registerer: reg,
 		Gatherer:   metrics,
 	})
-}
-
-// ensureTopics creates the topics that do not exist yet, so consumers can
-// join before the first event is published.
-func ensureTopics(ctx context.Context, client *kgo.Client, topics ...string) error {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	req.TimeoutMillis = 10000
-	for _, name := range topics {
-		t := kmsg.NewCreateTopicsRequestTopic()
-		t.Topic = name
-		t.NumPartitions = topicPartitions
-		t.ReplicationFactor = -1
-		req.Topics = append(req.Topics, t)
-	}
-	resp, err := req.RequestWith(ctx, client)
-	if err != nil {
-		return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "create Kafka topics", Err: err}
-	}
-	for _, t := range resp.Topics {
-		if t.ErrorCode != 0 && t.ErrorCode != 36 { // 36: TOPIC_ALREADY_EXISTS
-			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: fmt.Sprintf("create Kafka topic %s: error code %d", t.Topic, t.ErrorCode)}
-		}
-	}
-	return nil
 }
 
 // serveDebug serves pprof's profiles on addr for as long as the process

@@ -10,7 +10,8 @@
 // full, or a record cannot be delivered at all, the record is dropped and
 // counted in helpdeskflow_request_log_dropped_total{reason}.
 //
-// The package wraps franz-go; callers see only *helpdeskflow.Error values.
+// Its Kafka client comes from package kafka (NewProducer); callers see only
+// *helpdeskflow.Error values.
 package requestlog
 
 import (
@@ -19,18 +20,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkalog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // Defaults of Config.
@@ -71,7 +69,7 @@ const (
 type Config struct {
 	// Brokers are the Kafka seed brokers ("host:port"). Required.
 	Brokers []string
-	// Topic is where records go. Default helpdeskflow.TopicAPIRequests. The
+	// Topic is where records go. Default kafka.TopicAPIRequests. The
 	// Logger does not create it; the wiring does (and the client fails
 	// records for a topic that still does not exist after a few metadata
 	// refreshes, counting them as produce_failed).
@@ -97,12 +95,12 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// KafkaOptions are extra franz-go client options (TLS, SASL, client id,
 	// a logger at debug level in tests, …), applied after the Logger's own.
-	KafkaOptions []kgo.Opt
+	KafkaOptions []kafka.Option
 }
 
 func (c *Config) setDefaults() {
 	if c.Topic == "" {
-		c.Topic = helpdeskflow.TopicAPIRequests
+		c.Topic = kafka.TopicAPIRequests
 	}
 	if c.MaxBuffered == 0 {
 		c.MaxBuffered = DefaultMaxBuffered
@@ -154,7 +152,7 @@ func (c Config) Validate() error {
 type Logger struct {
 	cfg    Config
 	log    *slog.Logger
-	client *kgo.Client
+	client *kafka.Client
 	m      *metrics
 
 	// pending and pendingBytes count the records accepted by Log whose
@@ -194,20 +192,14 @@ func New(cfg Config) (*Logger, error) {
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log metrics", Err: err}
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.DefaultProduceTopic(cfg.Topic),
-		kgo.MaxBufferedRecords(cfg.MaxBuffered),
-		kgo.MaxBufferedBytes(cfg.MaxBufferedBytes),
-		// Records wait for the broker instead of failing: no retry limit
-		// and no delivery timeout (both are franz-go's defaults; they are
-		// spelled out because the buffering depends on them).
-		kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes),
-		kgo.RecordRetries(math.MaxInt),
-		kgo.RecordDeliveryTimeout(0),
-		kgo.WithLogger(kafkalog.New(cfg.Logger.With("component", "request-log-kafka"))),
-	}, cfg.KafkaOptions...)
-	client, err := kgo.NewClient(opts...)
+	client, err := kafka.NewProducer(kafka.ProducerConfig{
+		Brokers:          cfg.Brokers,
+		DefaultTopic:     cfg.Topic,
+		MaxBuffered:      cfg.MaxBuffered,
+		MaxBufferedBytes: cfg.MaxBufferedBytes,
+		Logger:           cfg.Logger.With("component", "request-log-kafka"),
+		Options:          cfg.KafkaOptions,
+	})
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "request log: create Kafka client", Err: err}
 	}
@@ -251,7 +243,7 @@ func (l *Logger) Log(r helpdeskflow.APIRequest) {
 		l.dropped(DropProduceFailed, err)
 		return
 	}
-	rec := &kgo.Record{Key: []byte(r.RequestID), Value: value, Timestamp: r.Time}
+	rec := &kafka.Record{Key: []byte(r.RequestID), Value: value, Timestamp: r.Time}
 	size := int64(len(rec.Key) + len(rec.Value))
 	if l.pendingBytes.Add(size) > int64(l.cfg.MaxBufferedBytes) {
 		l.pendingBytes.Add(-size)
@@ -283,7 +275,7 @@ func bounded(r helpdeskflow.APIRequest) helpdeskflow.APIRequest {
 // delivered is the promise of every record: franz-go calls it once per
 // record, serially, on its own goroutine, when the broker acknowledged the
 // record or the record failed for good.
-func (l *Logger) delivered(rec *kgo.Record, err error) {
+func (l *Logger) delivered(rec *kafka.Record, err error) {
 	l.pending.Add(-1)
 	l.pendingBytes.Add(-int64(len(rec.Key) + len(rec.Value)))
 	l.m.depth.Dec()
@@ -292,10 +284,10 @@ func (l *Logger) delivered(rec *kgo.Record, err error) {
 		return
 	}
 	switch {
-	case errors.Is(err, kgo.ErrMaxBuffered):
+	case errors.Is(err, kafka.ErrMaxBuffered):
 		// franz-go's own count lags ours by the promises in progress.
 		l.dropped(DropBufferFull, err)
-	case errors.Is(err, kgo.ErrClientClosed), errors.Is(err, kgo.ErrAborting):
+	case errors.Is(err, kafka.ErrClientClosed), errors.Is(err, kafka.ErrAborting):
 		l.closeDrops.Add(1)
 		l.dropped(DropClosed, err)
 	default:
@@ -386,9 +378,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"reason"})
 	var err error
 	if reg != nil {
-		depth = kafkaconsumer.Register(reg, depth, &err)
-		records = kafkaconsumer.Register(reg, records, &err)
-		drops = kafkaconsumer.Register(reg, drops, &err)
+		depth = kafka.Register(reg, depth, &err)
+		records = kafka.Register(reg, records, &err)
+		drops = kafka.Register(reg, drops, &err)
 	}
 	m := &metrics{depth: depth, records: records, drops: map[string]prometheus.Counter{}}
 	for _, reason := range []string{DropBufferFull, DropClosed, DropProduceFailed} {

@@ -23,6 +23,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 const wait = 20 * time.Second
@@ -85,7 +86,7 @@ func sample(i int) helpdeskflow.APIRequest {
 // arrived (and a little longer, to catch extra ones) or wait passes.
 func consume(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(helpdeskflow.TopicAPIRequests),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicAPIRequests),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +138,7 @@ func TestLogger_Log(t *testing.T) {
 	}
 	records := consume(t, brokers, n)
 	if got := len(records); got != n {
-		t.Fatalf("%d records on %s, want %d", got, helpdeskflow.TopicAPIRequests, n)
+		t.Fatalf("%d records on %s, want %d", got, kafka.TopicAPIRequests, n)
 	}
 	got := byRequestID(t, records)
 	for id, w := range want {
@@ -206,7 +207,7 @@ func TestLogger_BrokerDown(t *testing.T) {
 	start := func(seed bool) *kfake.Cluster {
 		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir)}
 		if seed {
-			opts = append(opts, kfake.SeedTopics(4, helpdeskflow.TopicAPIRequests))
+			opts = append(opts, kfake.SeedTopics(4, kafka.TopicAPIRequests))
 		}
 		c, err := kfake.NewCluster(opts...)
 		if err != nil {
@@ -494,7 +495,7 @@ func TestNew_InvalidConfig(t *testing.T) {
 // a kfake broker that acknowledges without storing. The buffer is large
 // enough that nothing is dropped; "dropped" reports it if anything was.
 func BenchmarkLogger_Log(b *testing.B) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, helpdeskflow.TopicAPIRequests), kfake.BlackholeProduce())
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicAPIRequests), kfake.BlackholeProduce())
 	if err != nil {
 		b.Fatal(err)
 	}

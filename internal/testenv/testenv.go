@@ -16,8 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -125,7 +125,7 @@ func StoreOn(t testing.TB, db *pg.DB) *eventstore.Store {
 // options (such as kfake.DataDir) are passed on.
 func Kafka(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, []string) {
 	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, helpdeskflow.TopicEvents, helpdeskflow.TopicAPIRequests)}, opts...)
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents, kafka.TopicAPIRequests)}, opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("start embedded Kafka: %v", err)

@@ -1,4 +1,4 @@
-package eventrecord_test
+package kafka_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
-	"github.com/helpdeskflow/helpdeskflow/kafka/eventrecord"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
@@ -44,7 +44,7 @@ func TestDecode(t *testing.T) {
 	unknown := checked
 	unknown.ID = uuid.New()
 
-	plainRecord, err := eventrecord.New(helpdeskflow.TopicEvents, plain)
+	plainRecord, err := kafka.NewRecord(kafka.TopicEvents, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,15 +53,15 @@ func TestDecode(t *testing.T) {
 	}
 	records := []*kgo.Record{
 		plainRecord,
-		eventrecord.ClaimCheck(helpdeskflow.TopicEvents, checked),
-		eventrecord.ClaimCheck(helpdeskflow.TopicEvents, unknown),
+		kafka.ClaimCheck(kafka.TopicEvents, checked),
+		kafka.ClaimCheck(kafka.TopicEvents, unknown),
 		{Value: []byte(`not json`)},
 		{Value: []byte(`{"id":"` + uuid.NewString() + `"}`)},
 	}
-	if eventrecord.IsClaimCheck(records[0]) || !eventrecord.IsClaimCheck(records[1]) {
+	if kafka.IsClaimCheck(records[0]) || !kafka.IsClaimCheck(records[1]) {
 		t.Fatal("IsClaimCheck does not tell records from claim checks")
 	}
-	events, errs, err := eventrecord.Decode(context.Background(), records, s)
+	events, errs, err := kafka.Decode(context.Background(), records, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,18 +71,18 @@ func TestDecode(t *testing.T) {
 	if errs[1] != nil || events[1].ID != checked.ID || string(events[1].Data) != `{"body": "claim-checked"}` || events[1].Metadata != md {
 		t.Errorf("claim check: event %+v, err %v; want the stored event with its data and metadata", events[1], errs[1])
 	}
-	if !errors.Is(errs[2], eventrecord.ErrClaimCheckUnresolved) {
+	if !errors.Is(errs[2], kafka.ErrClaimCheckUnresolved) {
 		t.Errorf("claim check of an unknown event: err %v, want ErrClaimCheckUnresolved", errs[2])
 	}
 	for i := 3; i < 5; i++ {
-		if !errors.Is(errs[i], eventrecord.ErrNotAnEvent) {
+		if !errors.Is(errs[i], kafka.ErrNotAnEvent) {
 			t.Errorf("record %d: err %v, want ErrNotAnEvent", i, errs[i])
 		}
 	}
 
 	// Without a loader a claim check cannot be resolved, and says so.
-	_, errs, err = eventrecord.Decode(context.Background(), records[1:2], nil)
-	if err != nil || !errors.Is(errs[0], eventrecord.ErrClaimCheckUnresolved) {
+	_, errs, err = kafka.Decode(context.Background(), records[1:2], nil)
+	if err != nil || !errors.Is(errs[0], kafka.ErrClaimCheckUnresolved) {
 		t.Errorf("without a loader: err %v, record err %v", err, errs[0])
 	}
 }
@@ -99,14 +99,14 @@ func TestNew_LargestEventFitsTheDefaultBroker(t *testing.T) {
 	e := helpdeskflow.Event{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, StreamID: uuid.New(),
 		StreamType: helpdeskflow.StreamTicket, Version: 1, WorkspaceID: uuid.New(), Metadata: md}
 	e.Data = []byte(`{"body":""}`)
-	envelope, err := eventrecord.New(helpdeskflow.TopicEvents, e)
+	envelope, err := kafka.NewRecord(kafka.TopicEvents, e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw := make([]byte, helpdeskflow.MaxEventBytes)
 	rand.Read(raw)
 	e.Data = []byte(`{"body":"` + base64.StdEncoding.EncodeToString(raw)[:helpdeskflow.MaxEventBytes-len(envelope.Value)] + `"}`)
-	record, err := eventrecord.New(helpdeskflow.TopicEvents, e)
+	record, err := kafka.NewRecord(kafka.TopicEvents, e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-// Package kafkaconsumer holds pieces shared by the Kafka clients: the
+// This file holds pieces shared by the Kafka clients: the
 // consumers' lag bookkeeping (projector, request-log projector, dispatcher)
 // and metric registration that reuses a collector already registered (also
 // used by the request log's producer).
-package kafkaconsumer
+
+package kafka
 
 import (
 	"errors"

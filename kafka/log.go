@@ -1,8 +1,9 @@
-// Package kafkalog adapts a *slog.Logger for franz-go clients. franz-go logs
+// NewLogger adapts a *slog.Logger for franz-go clients. franz-go logs
 // every metadata refresh and group step at info level, which buries the
 // service's own logs, so its records below warn are dropped unless the
 // logger is at debug level.
-package kafkalog
+
+package kafka
 
 import (
 	"context"
@@ -12,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 )
 
-// New returns a franz-go logger writing to logger, keeping warnings and
+// NewLogger returns a franz-go logger writing to logger, keeping warnings and
 // errors, and everything when logger has debug enabled.
-func New(logger *slog.Logger) kgo.Logger {
+func NewLogger(logger *slog.Logger) kgo.Logger {
 	return kslog.New(slog.New(quietHandler{logger.Handler()}))
 }
 

@@ -1,4 +1,4 @@
-package kafkaconsumer_test
+package kafka_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/helpdeskflow/helpdeskflow/kafka/kafkaconsumer"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 func fetches(topic string, parts ...kgo.FetchPartition) kgo.Fetches {
@@ -43,7 +43,7 @@ func series(c prometheus.Collector) int {
 
 func TestLagTracker(t *testing.T) {
 	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lag"}, []string{"topic", "partition"})
-	lt := kafkaconsumer.NewLagTracker("t", gauge)
+	lt := kafka.NewLagTracker("t", gauge)
 
 	lt.Note(fetches("t",
 		kgo.FetchPartition{Partition: 0, HighWatermark: 10, LogStartOffset: 2},
@@ -96,8 +96,8 @@ func TestLagTracker(t *testing.T) {
 func TestRegister(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var err error
-	first := kafkaconsumer.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
-	second := kafkaconsumer.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
+	first := kafka.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
+	second := kafka.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
 	if err != nil {
 		t.Fatalf("registering the same metric twice: %v", err)
 	}
@@ -107,7 +107,7 @@ func TestRegister(t *testing.T) {
 
 	// A different collector under the same name is an error.
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "c"})
-	if got := kafkaconsumer.Register(reg, g, &err); got != g || err == nil {
+	if got := kafka.Register(reg, g, &err); got != g || err == nil {
 		t.Errorf("Register of a conflicting collector: got %v, err %v; want the collector itself and an error", got, err)
 	}
 }

@@ -1,4 +1,4 @@
-// Package eventrecord is the wire format of events on Kafka, written by the
+// Records are the wire format of events on Kafka, written by the
 // relay and read by every consumer of the events topic: one record per
 // event, keyed by its stream id (so a stream's events stay in order on one
 // partition), with the event's id, type, version and workspace in headers
@@ -9,7 +9,8 @@
 // plus HeaderClaimCheck, and the event without its data as the value.
 // Consumers load such events from the event store by id (Decode), so they
 // keep their place in the stream's order and nothing is lost.
-package eventrecord
+
+package kafka
 
 import (
 	"context"
@@ -24,9 +25,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// New returns the record of e on topic. It fails only for an event that
+// NewRecord returns the record of e on topic. It fails only for an event that
 // cannot be encoded (a time outside years 0–9999).
-func New(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
+func NewRecord(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
 	value, err := helpdeskflow.MarshalJSON(e)
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "encode event " + e.ID.String(), Err: err}
@@ -41,7 +42,7 @@ func New(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
 func ClaimCheck(topic string, e helpdeskflow.Event) *kgo.Record {
 	value, _ := helpdeskflow.MarshalJSON(claim{ID: e.ID, Type: e.Type, StreamID: e.StreamID, StreamType: e.StreamType,
 		Version: e.Version, WorkspaceID: e.WorkspaceID}) // uuids, strings and an integer always encode
-	h := append(headers(e), kgo.RecordHeader{Key: helpdeskflow.HeaderClaimCheck, Value: []byte("true")})
+	h := append(headers(e), kgo.RecordHeader{Key: HeaderClaimCheck, Value: []byte("true")})
 	return &kgo.Record{Topic: topic, Key: []byte(e.StreamID.String()), Value: value, Headers: h, Timestamp: e.OccurredAt}
 }
 
@@ -58,17 +59,17 @@ type claim struct {
 
 func headers(e helpdeskflow.Event) []kgo.RecordHeader {
 	return []kgo.RecordHeader{
-		{Key: helpdeskflow.HeaderEventID, Value: []byte(e.ID.String())},
-		{Key: helpdeskflow.HeaderEventType, Value: []byte(e.Type)},
-		{Key: helpdeskflow.HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
-		{Key: helpdeskflow.HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
+		{Key: HeaderEventID, Value: []byte(e.ID.String())},
+		{Key: HeaderEventType, Value: []byte(e.Type)},
+		{Key: HeaderVersion, Value: []byte(strconv.FormatInt(e.Version, 10))},
+		{Key: HeaderWorkspaceID, Value: []byte(e.WorkspaceID.String())},
 	}
 }
 
 // IsClaimCheck reports whether r is a claim check.
 func IsClaimCheck(r *kgo.Record) bool {
 	for _, h := range r.Headers {
-		if h.Key == helpdeskflow.HeaderClaimCheck {
+		if h.Key == HeaderClaimCheck {
 			return true
 		}
 	}

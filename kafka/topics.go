@@ -1,4 +1,4 @@
-package helpdeskflow
+package kafka
 
 // Kafka topics and the record headers the relay sets. A record's key is the
 // stream id (so one stream's events stay in order on one partition) and its

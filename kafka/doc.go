@@ -1,0 +1,18 @@
+// Package kafka owns HelpDeskFlow's use of Kafka; only it and the relay
+// import franz-go. It holds:
+//
+//   - the topic names and record headers (TopicEvents, HeaderEventID, …);
+//   - the wire format of events (NewRecord, ClaimCheck, Decode, which
+//     resolves claim checks through a Loader);
+//   - the producer the relay and the request log publish through
+//     (NewProducer), topic creation (EnsureTopics) and the embedded broker
+//     of `helpdeskflow dev` (StartBroker);
+//   - the one consume loop (Consumer): poll, batch by count, bytes and
+//     time, flush through a Batch, commit after the flush, hold rebalances
+//     back until then, leave the group on stop, lag metrics. The projector,
+//     the request-log projector and the dispatcher are Batches plugged into
+//     it;
+//   - the franz-go logger adapter (NewLogger), the lag tracker (LagTracker),
+//     metric registration that reuses a collector (Register) and the retry
+//     with backoff the Batches use (Retry).
+package kafka
