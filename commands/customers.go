@@ -65,26 +65,26 @@ type customerChanges struct {
 // validate checks the changes and cleans their plain text in place: name
 // (CleanLine, trimmed), tags, and the string values of custom fields,
 // metadata and linked profile data (CleanText).
-func (c *customerChanges) validate(p *problems) {
+func (c *customerChanges) validate(p *Problems) {
 	if c.name != nil {
-		*c.name = p.line("name", *c.name, false, MaxNameLen)
+		*c.name = p.Line("name", *c.name, false, MaxNameLen)
 	}
-	c.tags = p.tags("tags", c.tags)
-	p.customFields("custom_fields", c.customFields)
-	p.plainValues("metadata", c.metadata)
+	c.tags = p.Tags("tags", c.tags)
+	p.CustomFields("custom_fields", c.customFields)
+	p.PlainValues("metadata", c.metadata)
 	if len(c.metadata) > MaxMetadataKeys {
-		p.add("metadata", "must have at most %d keys, got %d", MaxMetadataKeys, len(c.metadata))
+		p.Add("metadata", "must have at most %d keys, got %d", MaxMetadataKeys, len(c.metadata))
 	}
 	for key := range c.metadata {
 		if key == "" || utf8.RuneCountInString(key) > MaxCustomFieldKey {
-			p.add("metadata."+key, "keys must be 1 to %d characters", MaxCustomFieldKey)
+			p.Add("metadata."+key, "keys must be 1 to %d characters", MaxCustomFieldKey)
 		}
 	}
 	if b, _ := json.Marshal(c.metadata); len(b) > MaxMetadataBytes {
-		p.add("metadata", "must be at most %d bytes as JSON, got %d", MaxMetadataBytes, len(b))
+		p.Add("metadata", "must be at most %d bytes as JSON, got %d", MaxMetadataBytes, len(b))
 	}
 	if len(c.linkedProfiles) > MaxLinkedProfiles {
-		p.add("linked_profiles", "must have at most %d profiles, got %d", MaxLinkedProfiles, len(c.linkedProfiles))
+		p.Add("linked_profiles", "must have at most %d profiles, got %d", MaxLinkedProfiles, len(c.linkedProfiles))
 	}
 	seen := map[[2]string]bool{}
 	for i, lp := range c.linkedProfiles {
@@ -92,23 +92,23 @@ func (c *customerChanges) validate(p *problems) {
 		lp.Provider = strings.ToLower(strings.TrimSpace(lp.Provider))
 		lp.ExternalID = strings.TrimSpace(lp.ExternalID)
 		if !providerPattern.MatchString(lp.Provider) {
-			p.add(field+".provider", "must be 1 to 64 lowercase letters, digits, '_', '.' or '-', such as shopify")
+			p.Add(field+".provider", "must be 1 to 64 lowercase letters, digits, '_', '.' or '-', such as shopify")
 		}
-		p.text(field+".external_id", lp.ExternalID, true, MaxExternalIDLen2)
-		p.plain(field+".external_id", lp.ExternalID, "an external id")
-		p.plainValues(field+".data", lp.Data)
+		p.Text(field+".external_id", lp.ExternalID, true, MaxExternalIDLen2)
+		p.Plain(field+".external_id", lp.ExternalID, "an external id")
+		p.PlainValues(field+".data", lp.Data)
 		if lp.URL != "" {
 			u, err := url.Parse(lp.URL)
 			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(lp.URL) > MaxProfileURLLen {
-				p.add(field+".url", "must be an http(s) URL of at most %d characters", MaxProfileURLLen)
+				p.Add(field+".url", "must be an http(s) URL of at most %d characters", MaxProfileURLLen)
 			}
 		}
 		if b, _ := json.Marshal(lp.Data); len(b) > MaxProfileDataBytes {
-			p.add(field+".data", "must be at most %d bytes as JSON, got %d", MaxProfileDataBytes, len(b))
+			p.Add(field+".data", "must be at most %d bytes as JSON, got %d", MaxProfileDataBytes, len(b))
 		}
 		key := [2]string{lp.Provider, lp.ExternalID}
 		if seen[key] {
-			p.add(field, "appears twice")
+			p.Add(field, "appears twice")
 		}
 		seen[key] = true
 		c.linkedProfiles[i] = lp
@@ -246,12 +246,12 @@ func (cmd *UpsertCustomer) Validate() error {
 
 // validated is Validate returning the normalized email and the changes.
 func (cmd *UpsertCustomer) validated() (string, customerChanges, error) {
-	var p problems
-	email := p.email("email", cmd.Email)
+	var p Problems
+	email := p.Email("email", cmd.Email)
 	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
 	ch.validate(&p)
 	cmd.Tags = ch.tags
-	return email, ch, p.err()
+	return email, ch, p.Err()
 }
 
 // Validate checks every field given, returning all problems at once as
@@ -264,15 +264,15 @@ func (cmd *UpdateCustomer) Validate() error {
 // validated is Validate returning the normalized email ("" when not
 // changed) and the changes.
 func (cmd *UpdateCustomer) validated() (string, customerChanges, error) {
-	var p problems
+	var p Problems
 	var email string
 	if cmd.Email != nil {
-		email = p.email("email", *cmd.Email)
+		email = p.Email("email", *cmd.Email)
 	}
 	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
 	ch.validate(&p)
 	cmd.Tags = ch.tags
-	return email, ch, p.err()
+	return email, ch, p.Err()
 }
 
 func withoutNulls(m map[string]any) map[string]any {

@@ -80,5 +80,5 @@ func largestField(data json.RawMessage) string {
 
 // kilobytes formats n bytes for a message: "5,742 KB".
 func kilobytes(n int) string {
-	return thousands((n+999)/1000) + " KB"
+	return Thousands((n+999)/1000) + " KB"
 }

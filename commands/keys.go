@@ -20,13 +20,13 @@ type CreateAPIKey struct {
 // Validate checks the role and name, returning all problems at once as
 // EValidation, and cleans the name (CleanLine, trimmed).
 func (cmd *CreateAPIKey) Validate() error {
-	var p problems
-	p.text("role", cmd.Role, true, 20)
+	var p Problems
+	p.Text("role", cmd.Role, true, 20)
 	if cmd.Role != "" {
-		p.oneOf("role", cmd.Role, helpdeskflow.RoleAdmin, helpdeskflow.RoleAgent)
+		p.OneOf("role", cmd.Role, helpdeskflow.RoleAdmin, helpdeskflow.RoleAgent)
 	}
-	cmd.Name = p.line("name", cmd.Name, false, MaxAPIKeyNameLen)
-	return p.err()
+	cmd.Name = p.Line("name", cmd.Name, false, MaxAPIKeyNameLen)
+	return p.Err()
 }
 
 // CreateAPIKey creates a key of the workspace and records api_key.created on

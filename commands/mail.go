@@ -186,7 +186,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			}
 		}
 		if !found {
-			body, err := sanitizedBody("message.body", create.Message.Body)
+			body, err := SanitizedBody("message.body", create.Message.Body)
 			if err != nil {
 				return err
 			}

@@ -25,28 +25,28 @@ const MaxIPBlocklistEntries = 1000
 // including an entry that would block caller, the address of the request
 // making the change (so an admin cannot lock themselves out).
 func (s *Service) SetIPBlocklist(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cidrs []string, caller netip.Addr) ([]netip.Prefix, error) {
-	var p problems
+	var p Problems
 	if cidrs == nil {
-		p.add("cidrs", "required (an empty list clears the blocklist)")
+		p.Add("cidrs", "required (an empty list clears the blocklist)")
 	}
 	if len(cidrs) > MaxIPBlocklistEntries {
-		p.add("cidrs", "must have at most %d entries, got %d", MaxIPBlocklistEntries, len(cidrs))
+		p.Add("cidrs", "must have at most %d entries, got %d", MaxIPBlocklistEntries, len(cidrs))
 	}
 	var list []netip.Prefix
 	for i, c := range cidrs {
 		field := fmt.Sprintf("cidrs[%d]", i)
 		prefix, err := parseCIDR(c)
 		if err != nil {
-			p.add(field, "%s", err)
+			p.Add(field, "%s", err)
 			continue
 		}
 		if caller.IsValid() && prefix.Contains(caller.Unmap()) {
-			p.add(field, "would block %s, the address this request comes from", caller.Unmap())
+			p.Add(field, "would block %s, the address this request comes from", caller.Unmap())
 			continue
 		}
 		list = append(list, prefix)
 	}
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return nil, err
 	}
 	slices.SortFunc(list, func(a, b netip.Prefix) int {
@@ -131,31 +131,31 @@ type SetRateLimits struct {
 // Validate checks every category, limit and window and the delay,
 // returning all problems at once as EValidation.
 func (cmd SetRateLimits) Validate() error {
-	var p problems
+	var p Problems
 	if len(cmd.Limits) == 0 && cmd.SoftThrottleDelayMs == nil {
-		p.add("limits", "required: give limits to change or soft_throttle_delay_ms")
+		p.Add("limits", "required: give limits to change or soft_throttle_delay_ms")
 	}
 	for category, setting := range cmd.Limits {
 		field := "limits." + category
 		if !helpdeskflow.ValidRateLimitCategory(category) {
-			p.add(field, "unknown category; categories are %s", strings.Join(helpdeskflow.RateLimitCategories, ", "))
+			p.Add(field, "unknown category; categories are %s", strings.Join(helpdeskflow.RateLimitCategories, ", "))
 			continue
 		}
 		if setting == nil {
 			continue
 		}
 		if setting.Limit < 1 || setting.Limit > helpdeskflow.MaxRateLimit {
-			p.add(field+".limit", "must be between 1 and %d, got %d", helpdeskflow.MaxRateLimit, setting.Limit)
+			p.Add(field+".limit", "must be between 1 and %d, got %d", helpdeskflow.MaxRateLimit, setting.Limit)
 		}
 		min, max := int(helpdeskflow.MinRateLimitWindow/time.Second), int(helpdeskflow.MaxRateLimitWindow/time.Second)
 		if setting.WindowSeconds < min || setting.WindowSeconds > max {
-			p.add(field+".window_seconds", "must be between %d and %d, got %d", min, max, setting.WindowSeconds)
+			p.Add(field+".window_seconds", "must be between %d and %d, got %d", min, max, setting.WindowSeconds)
 		}
 	}
 	if d := cmd.SoftThrottleDelayMs; d != nil && (*d < 0 || *d > int(helpdeskflow.MaxSoftThrottleDelay/time.Millisecond)) {
-		p.add("soft_throttle_delay_ms", "must be between 0 and %d, got %d", helpdeskflow.MaxSoftThrottleDelay/time.Millisecond, *d)
+		p.Add("soft_throttle_delay_ms", "must be between 0 and %d, got %d", helpdeskflow.MaxSoftThrottleDelay/time.Millisecond, *d)
 	}
-	return p.err()
+	return p.Err()
 }
 
 // SetRateLimits changes the workspace's rate limits and records

@@ -56,7 +56,7 @@ func (s *Service) SimulateAutomations(ctx context.Context, workspaceID uuid.UUID
 	rules, rulesErr := s.simulationRules(ctx, workspaceID, cmd.Rules)
 	if helpdeskflow.ErrorCode(inErr) == helpdeskflow.EValidation && helpdeskflow.ErrorCode(rulesErr) == helpdeskflow.EValidation {
 		// Every problem at once, the command's and the draft rules'.
-		return Simulation{}, problems(append(helpdeskflow.ErrorDetails(inErr), helpdeskflow.ErrorDetails(rulesErr)...)).err()
+		return Simulation{}, Problems(append(helpdeskflow.ErrorDetails(inErr), helpdeskflow.ErrorDetails(rulesErr)...)).Err()
 	}
 	if inErr != nil {
 		return Simulation{}, inErr
@@ -123,28 +123,28 @@ func (cmd SimulateAutomations) Validate() error {
 		_, err := draftRules(cmd.Rules)
 		p = append(p, helpdeskflow.ErrorDetails(err)...)
 	}
-	return p.err()
+	return p.Err()
 }
 
 // shape names what is wrong with the combination of fields given.
-func (cmd SimulateAutomations) shape() problems {
-	var p problems
+func (cmd SimulateAutomations) shape() Problems {
+	var p Problems
 	switch {
 	case cmd.Ticket != nil && cmd.TicketID != nil:
-		p.add("ticket_id", "give either ticket (a new ticket) or ticket_id (an existing one), not both")
+		p.Add("ticket_id", "give either ticket (a new ticket) or ticket_id (an existing one), not both")
 	case cmd.Ticket == nil && cmd.TicketID == nil:
-		p.add("ticket", "required: a new ticket, or ticket_id with update or message")
+		p.Add("ticket", "required: a new ticket, or ticket_id with update or message")
 	case cmd.TicketID != nil && (cmd.Update == nil) == (cmd.Message == nil):
-		p.add("update", "give exactly one of update and message with ticket_id")
+		p.Add("update", "give exactly one of update and message with ticket_id")
 	case cmd.Ticket != nil && (cmd.Update != nil || cmd.Message != nil):
-		p.add("update", "update and message go with ticket_id, not with a new ticket")
+		p.Add("update", "update and message go with ticket_id, not with a new ticket")
 	}
 	return p
 }
 
 // simulationInput builds the engine's input for the command cmd describes.
 func (s *Service) simulationInput(ctx context.Context, workspaceID uuid.UUID, cmd SimulateAutomations) (automation.Input, error) {
-	if err := cmd.shape().err(); err != nil {
+	if err := cmd.shape().Err(); err != nil {
 		return automation.Input{}, err
 	}
 	if cmd.Ticket != nil {
@@ -191,7 +191,7 @@ func (s *Service) newTicketInput(ctx context.Context, workspaceID uuid.UUID, cmd
 	if err := cmd.Validate(); err != nil {
 		return automation.Input{}, prefixed(err, "ticket.")
 	}
-	body, err := sanitizedBody("ticket.message.body", cmd.Message.Body)
+	body, err := SanitizedBody("ticket.message.body", cmd.Message.Body)
 	if err != nil {
 		return automation.Input{}, err
 	}
@@ -244,7 +244,7 @@ func draftRules(drafts []AutomationRule) ([]automation.Rule, error) {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "too many draft rules",
 			Details: []helpdeskflow.FieldProblem{{Field: "rules", Problem: fmt.Sprintf("at most %d rules", MaxAutomations)}}}
 	}
-	var p problems
+	var p Problems
 	rules := make([]automation.Rule, len(drafts))
 	for i, d := range drafts {
 		if d.Position == nil {
@@ -253,12 +253,12 @@ func draftRules(drafts []AutomationRule) ([]automation.Rule, error) {
 		}
 		r, err := d.rule(nil, nil)
 		for _, fp := range helpdeskflow.ErrorDetails(err) {
-			p.add(fmt.Sprintf("rules[%d].%s", i, fp.Field), "%s", fp.Problem)
+			p.Add(fmt.Sprintf("rules[%d].%s", i, fp.Field), "%s", fp.Problem)
 		}
 		binary.BigEndian.PutUint64(r.ID[8:], uint64(i+1))
 		rules[i] = r
 	}
-	return rules, p.err()
+	return rules, p.Err()
 }
 
 // prefixed puts prefix before the field names of an EValidation error.
@@ -266,9 +266,9 @@ func prefixed(err error, prefix string) error {
 	if helpdeskflow.ErrorCode(err) != helpdeskflow.EValidation {
 		return err
 	}
-	var p problems
+	var p Problems
 	for _, fp := range helpdeskflow.ErrorDetails(err) {
-		p.add(prefix+fp.Field, "%s", fp.Problem)
+		p.Add(prefix+fp.Field, "%s", fp.Problem)
 	}
-	return p.err()
+	return p.Err()
 }

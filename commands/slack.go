@@ -30,13 +30,13 @@ var slackChannel = regexp.MustCompile(`^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9
 // Validate checks the token's form and the channels, returning all
 // problems at once as EValidation, and trims them in place.
 func (c *ConnectSlack) Validate() error {
-	var p problems
+	var p Problems
 	c.BotToken = strings.TrimSpace(c.BotToken)
 	switch {
 	case c.BotToken == "":
-		p.add("bot_token", "required")
+		p.Add("bot_token", "required")
 	case !strings.HasPrefix(c.BotToken, "xoxb-") || len(c.BotToken) > 255:
-		p.add("bot_token", "must be a Slack bot token (xoxb-…)")
+		p.Add("bot_token", "must be a Slack bot token (xoxb-…)")
 	}
 	any := false
 	for _, ch := range []struct {
@@ -50,13 +50,13 @@ func (c *ConnectSlack) Validate() error {
 		}
 		any = true
 		if !slackChannel.MatchString(*ch.value) {
-			p.add(ch.field, "must be a channel name such as #support (lowercase) or a channel id such as C0123ABCD")
+			p.Add(ch.field, "must be a channel name such as #support (lowercase) or a channel id such as C0123ABCD")
 		}
 	}
 	if !any {
-		p.add("channels", "name at least one channel: new_ticket, escalation, sla_warning or sla_breach")
+		p.Add("channels", "name at least one channel: new_ticket, escalation, sla_warning or sla_breach")
 	}
-	return p.err()
+	return p.Err()
 }
 
 // ConnectSlack checks the bot token with Slack, then stores it sealed with
@@ -75,9 +75,9 @@ func (s *Service) ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md he
 	}
 	teamID, team, err := s.slack.VerifySlackToken(ctx, cmd.BotToken)
 	if err != nil {
-		var p problems
-		p.add("bot_token", "Slack refused it: %s", err.Error())
-		return helpdeskflow.SlackIntegration{}, p.err()
+		var p Problems
+		p.Add("bot_token", "Slack refused it: %s", err.Error())
+		return helpdeskflow.SlackIntegration{}, p.Err()
 	}
 	sealed, err := s.sealer.Seal([]byte(cmd.BotToken), helpdeskflow.SlackTokenAAD(workspaceID))
 	if err != nil {

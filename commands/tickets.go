@@ -81,30 +81,30 @@ type NewTicketMessage struct {
 // tags as tags, custom field string values with CleanText). The message
 // body is checked here and sanitized as HTML when the ticket is created.
 func (c *CreateTicket) Validate() error {
-	var p problems
-	c.Subject = p.line("subject", c.Subject, true, MaxSubjectLen)
-	c.Customer.Email = p.email("customer.email", c.Customer.Email)
-	c.Customer.Name = p.line("customer.name", c.Customer.Name, false, MaxNameLen)
-	p.text("message.body", c.Message.Body, true, MaxMessageBodyLen)
+	var p Problems
+	c.Subject = p.Line("subject", c.Subject, true, MaxSubjectLen)
+	c.Customer.Email = p.Email("customer.email", c.Customer.Email)
+	c.Customer.Name = p.Line("customer.name", c.Customer.Name, false, MaxNameLen)
+	p.Text("message.body", c.Message.Body, true, MaxMessageBodyLen)
 	if c.Message.AuthorType == "" {
 		c.Message.AuthorType = helpdeskflow.AuthorCustomer
 	}
-	p.oneOf("message.author_type", c.Message.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
+	p.OneOf("message.author_type", c.Message.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
 	if c.Priority == "" {
 		c.Priority = helpdeskflow.PriorityNormal
 	}
-	p.oneOf("priority", c.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
+	p.OneOf("priority", c.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
 	if c.Status == "" {
 		c.Status = helpdeskflow.StatusNew
 	}
-	p.oneOf("status", c.Status, helpdeskflow.StatusNew, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold, helpdeskflow.StatusSolved)
-	c.Tags = p.tags("tags", c.Tags)
-	p.customFields("custom_fields", c.CustomFields)
+	p.OneOf("status", c.Status, helpdeskflow.StatusNew, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold, helpdeskflow.StatusSolved)
+	c.Tags = p.Tags("tags", c.Tags)
+	p.CustomFields("custom_fields", c.CustomFields)
 	if c.ExternalID != nil {
-		p.text("external_id", *c.ExternalID, true, MaxExternalIDLen)
-		p.plain("external_id", *c.ExternalID, "an external id")
+		p.Text("external_id", *c.ExternalID, true, MaxExternalIDLen)
+		p.Plain("external_id", *c.ExternalID, "an external id")
 	}
-	return p.err()
+	return p.Err()
 }
 
 // created is the data of the ticket.created event of a validated cmd with
@@ -128,7 +128,7 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	body, err := sanitizedBody("message.body", cmd.Message.Body)
+	body, err := SanitizedBody("message.body", cmd.Message.Body)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}

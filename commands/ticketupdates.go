@@ -38,32 +38,32 @@ type UpdateTicket struct {
 // and team with CleanLine and trimmed; tags as tags; custom field string
 // values with CleanText).
 func (u *UpdateTicket) Validate() error {
-	var p problems
+	var p Problems
 	if u.Subject != nil {
-		*u.Subject = p.line("subject", *u.Subject, true, MaxSubjectLen)
+		*u.Subject = p.Line("subject", *u.Subject, true, MaxSubjectLen)
 	}
 	if u.Status != nil {
-		p.oneOf("status", *u.Status, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold,
+		p.OneOf("status", *u.Status, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold,
 			helpdeskflow.StatusSolved, helpdeskflow.StatusClosed, helpdeskflow.StatusNew)
 	}
 	if u.Priority != nil {
-		p.oneOf("priority", *u.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
+		p.OneOf("priority", *u.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
 	}
 	if v := u.AssigneeID.Value; v != nil {
-		*v = p.line("assignee_id", *v, true, MaxAssigneeIDLen)
+		*v = p.Line("assignee_id", *v, true, MaxAssigneeIDLen)
 	}
 	if v := u.Team.Value; v != nil {
-		*v = p.line("team", *v, true, MaxTeamLen)
+		*v = p.Line("team", *v, true, MaxTeamLen)
 	}
-	u.TagsAdd = p.tags("tags_add", u.TagsAdd)
-	u.TagsRemove = p.tags("tags_remove", u.TagsRemove)
+	u.TagsAdd = p.Tags("tags_add", u.TagsAdd)
+	u.TagsRemove = p.Tags("tags_remove", u.TagsRemove)
 	for _, t := range u.TagsAdd {
 		if slices.Contains(u.TagsRemove, t) {
-			p.add("tags_remove", "tag %q is also in tags_add", t)
+			p.Add("tags_remove", "tag %q is also in tags_add", t)
 		}
 	}
-	p.customFields("custom_fields", u.CustomFields)
-	return p.err()
+	p.CustomFields("custom_fields", u.CustomFields)
+	return p.Err()
 }
 
 // UpdateTicket changes ticket id of the workspace under its stream lock.
@@ -106,9 +106,9 @@ func ticketChanges(t helpdeskflow.Ticket, cmd UpdateTicket) (helpdeskflow.Ticket
 	}
 	if cmd.Status != nil && *cmd.Status != t.Status {
 		if ok, allowed := helpdeskflow.TicketTransitionAllowed(t.Status, *cmd.Status); !ok {
-			var p problems
-			p.add("status", "a %s ticket can move to %s, not to %s", t.Status, strings.Join(allowed, ", "), *cmd.Status)
-			return u, p.err()
+			var p Problems
+			p.Add("status", "a %s ticket can move to %s, not to %s", t.Status, strings.Join(allowed, ", "), *cmd.Status)
+			return u, p.Err()
 		}
 		u.Status = &helpdeskflow.Change[string]{Old: t.Status, New: *cmd.Status}
 	}
@@ -183,16 +183,16 @@ type AddMessage struct {
 // EValidation, and fills in the default author_type (agent). The body is
 // sanitized as HTML when the message is added.
 func (cmd *AddMessage) Validate() error {
-	var p problems
-	p.text("body", cmd.Body, true, MaxMessageBodyLen)
+	var p Problems
+	p.Text("body", cmd.Body, true, MaxMessageBodyLen)
 	if cmd.AuthorType == "" {
 		cmd.AuthorType = helpdeskflow.AuthorAgent
 	}
-	p.oneOf("author_type", cmd.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
+	p.OneOf("author_type", cmd.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
 	if cmd.Internal && cmd.AuthorType != helpdeskflow.AuthorAgent {
-		p.add("internal", "internal notes are written by agents; author_type must be agent")
+		p.Add("internal", "internal notes are written by agents; author_type must be agent")
 	}
-	return p.err()
+	return p.Err()
 }
 
 // decider validates and sanitizes cmd and returns the decision adding it
@@ -201,7 +201,7 @@ func (cmd AddMessage) decider() (func(helpdeskflow.Ticket) ([]helpdeskflow.NewEv
 	if err := cmd.Validate(); err != nil {
 		return nil, err
 	}
-	body, err := sanitizedBody("body", cmd.Body)
+	body, err := SanitizedBody("body", cmd.Body)
 	if err != nil {
 		return nil, err
 	}

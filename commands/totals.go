@@ -67,19 +67,19 @@ var customerTotals = []customerTotal{
 // byMerge) makes larger than it was on before. A customer already over a
 // total (stored before the totals existed) may keep it or shrink it.
 func checkCustomerTotals(before, after helpdeskflow.Customer, by string) error {
-	var p problems
+	var p Problems
 	for _, total := range customerTotals {
 		had, field0 := total.of(before)
 		has, field1 := total.of(after)
 		if has > total.maxCount && has > had {
-			p.add(total.field, "a customer may have at most %s %s; this one has %s and %s adds %s",
-				thousands(total.maxCount), total.noun, thousands(had), by, thousands(has-had))
+			p.Add(total.field, "a customer may have at most %s %s; this one has %s and %s adds %s",
+				Thousands(total.maxCount), total.noun, Thousands(had), by, Thousands(has-had))
 			continue
 		}
 		size0, size1 := jsonSize(had, field0), jsonSize(has, field1)
 		if size1 > total.maxBytes && size1 > size0 {
-			p.add(total.field, "a customer's %s may take at most %s bytes as JSON; this one has %s bytes and %s adds %s",
-				total.name, thousands(total.maxBytes), thousands(size0), by, thousands(size1-size0))
+			p.Add(total.field, "a customer's %s may take at most %s bytes as JSON; this one has %s bytes and %s adds %s",
+				total.name, Thousands(total.maxBytes), Thousands(size0), by, Thousands(size1-size0))
 		}
 	}
 	if len(p) == 0 {
@@ -105,13 +105,13 @@ func ticketTotalExceeded(field, noun string, limit, had, added int, advice strin
 	return &helpdeskflow.Error{Code: helpdeskflow.ELimitExceeded,
 		Message: "the request would take the ticket past a total it may have; see details",
 		Details: []helpdeskflow.FieldProblem{{Field: field, Problem: fmt.Sprintf("a ticket may have at most %s %s; this one has %s and the request adds %s%s",
-			thousands(limit), noun, thousands(had), thousands(added), advice)}}}
+			Thousands(limit), noun, Thousands(had), Thousands(added), advice)}}}
 }
 
-// thousands formats n with thousands separators: 131,072.
-func thousands(n int) string {
+// Thousands formats n with thousands separators: 131,072.
+func Thousands(n int) string {
 	if n < 0 {
-		return "-" + thousands(-n)
+		return "-" + Thousands(-n)
 	}
 	s := fmt.Sprint(n)
 	for i := len(s) - 3; i > 0; i -= 3 {

@@ -135,30 +135,30 @@ func (cmd CreateWebhook) Validate() error {
 // problem, and returns them normalized (event types trimmed, without
 // repeats).
 func checkWebhook(url string, eventTypes []string, allowLoopback bool) (string, []string, error) {
-	var p problems
+	var p Problems
 	url = strings.TrimSpace(url)
 	if url == "" {
-		p.add("url", "required")
+		p.Add("url", "required")
 	} else if err := webhook.ValidateURL(url, allowLoopback); err != nil {
-		p.add("url", "%s", err.Error())
+		p.Add("url", "%s", err.Error())
 	}
 	types := []string{}
 	switch {
 	case len(eventTypes) == 0:
-		p.add("event_types", `required: a list of event types, or ["*"] for all`)
+		p.Add("event_types", `required: a list of event types, or ["*"] for all`)
 	case len(eventTypes) > MaxWebhookEventTypes:
-		p.add("event_types", "at most %d", MaxWebhookEventTypes)
+		p.Add("event_types", "at most %d", MaxWebhookEventTypes)
 	}
 	for i, t := range eventTypes {
 		t = strings.TrimSpace(t)
 		if t != "*" && !slices.Contains(WebhookEventTypes, t) {
-			p.add(fmt.Sprintf("event_types[%d]", i), "unknown event type %q; one of %s or *", t, strings.Join(WebhookEventTypes, ", "))
+			p.Add(fmt.Sprintf("event_types[%d]", i), "unknown event type %q; one of %s or *", t, strings.Join(WebhookEventTypes, ", "))
 		}
 		if !slices.Contains(types, t) {
 			types = append(types, t)
 		}
 	}
-	return url, types, p.err()
+	return url, types, p.Err()
 }
 
 // UpdateWebhook is the body of PATCH /v1/webhooks/{id}: absent fields stay.
@@ -242,9 +242,9 @@ func (s *Service) RotateWebhookSecret(ctx context.Context, workspaceID uuid.UUID
 		overlap = DefaultSecretOverlap
 	}
 	if overlap < 0 || overlap > MaxSecretOverlap {
-		var p problems
-		p.add("overlap_seconds", "must be from 0 to %d", int(MaxSecretOverlap.Seconds()))
-		return NewWebhook{}, p.err()
+		var p Problems
+		p.Add("overlap_seconds", "must be from 0 to %d", int(MaxSecretOverlap.Seconds()))
+		return NewWebhook{}, p.Err()
 	}
 	secret, err := newSecret()
 	if err != nil {

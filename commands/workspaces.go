@@ -25,9 +25,9 @@ type NewKey struct {
 // is the workspace id). It returns EValidation for an empty or too long name.
 func (s *Service) CreateWorkspace(ctx context.Context, md helpdeskflow.Metadata, name string) (uuid.UUID, NewKey, error) {
 	name = strings.TrimSpace(name)
-	var p problems
-	p.text("name", name, true, MaxWorkspaceNameLen)
-	if err := p.err(); err != nil {
+	var p Problems
+	p.Text("name", name, true, MaxWorkspaceNameLen)
+	if err := p.Err(); err != nil {
 		return uuid.Nil, NewKey{}, err
 	}
 	workspaceID := uuid.New()
