@@ -28,7 +28,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/gmail/gmailtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -742,7 +743,7 @@ func (c *mailCorpus) setThreadGmailID(thread int, id string) {
 type mailRoundSetup struct {
 	pool  interface{ Close() }
 	store *eventstore.Store
-	svc   *commands.Service
+	svc   *tickets.Service
 	ws    uuid.UUID
 }
 
@@ -756,8 +757,8 @@ func (b *bench) mailSetup(ctx context.Context, env *mailEnv, round int) (*mailRo
 		pool.Close()
 		return nil, err
 	}
-	svc := commands.New(commands.AdaptStore(store))
-	ws, _, err := svc.CreateWorkspace(ctx, helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "bench"},
+	svc := tickets.New(tickets.AdaptStore(store))
+	ws, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "bench"},
 		Channel: helpdeskflow.ChannelSystem}, fmt.Sprintf("bench mail round %d", round+1))
 	if err != nil {
 		pool.Close()
@@ -918,8 +919,8 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	// Parse and convert beforehand: the same customer, subject and bodies
 	// the sync stores (a reply without its quoted history).
 	type op struct {
-		create commands.CreateTicket
-		add    commands.AddMessage
+		create tickets.CreateTicket
+		add    tickets.AddMessage
 	}
 	ops := make([]op, len(c.msgs))
 	t := time.Now()
@@ -933,10 +934,10 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	for i, m := range parsed {
 		full, reply := mailBodies(m)
 		if c.msgs[i].first {
-			ops[i].create = commands.CreateTicket{Subject: strings.TrimSpace(m.Subject), Customer: commands.CustomerRef{Email: m.From.Email, Name: m.From.Name},
-				Message: commands.NewTicketMessage{Body: full, AuthorType: helpdeskflow.AuthorCustomer}}
+			ops[i].create = tickets.CreateTicket{Subject: strings.TrimSpace(m.Subject), Customer: tickets.CustomerRef{Email: m.From.Email, Name: m.From.Name},
+				Message: tickets.NewTicketMessage{Body: full, AuthorType: helpdeskflow.AuthorCustomer}}
 		} else {
-			ops[i].add = commands.AddMessage{Body: reply, AuthorType: helpdeskflow.AuthorCustomer}
+			ops[i].add = tickets.AddMessage{Body: reply, AuthorType: helpdeskflow.AuthorCustomer}
 		}
 	}
 	parsed = nil
@@ -1113,7 +1114,7 @@ type timedImporter struct {
 	results map[string]int
 }
 
-func (t *timedImporter) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error) {
+func (t *timedImporter) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error) {
 	start := time.Now()
 	res, err := t.Importer.ImportMail(ctx, workspaceID, md, cmd)
 	d := time.Since(start)

@@ -24,7 +24,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -332,9 +333,9 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	svc := commands.New(commands.AdaptStore(store), commands.WithSecrets(keyring, true))
+	svc := outbound.New(outbound.AdaptStore(store), outbound.WithSecrets(keyring, true))
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "bench"}, Channel: helpdeskflow.ChannelSystem}
-	wsID, _, err := svc.CreateWorkspace(ctx, md, "bench webhooks")
+	wsID, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, md, "bench webhooks")
 	if err != nil {
 		return fmt.Errorf("webhooks: create workspace: %w", err)
 	}
@@ -349,7 +350,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	h.Receiver = fmt.Sprintf("net/http server in the bench process on 127.0.0.1–127.0.0.%d:%d, 200 with a %d-byte body", webhookHooks, recv.port, len(hookOK))
 	hookIDs := make([]uuid.UUID, webhookHooks)
 	for i := range hookIDs {
-		nw, err := svc.CreateWebhook(ctx, wsID, md, commands.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
+		nw, err := svc.CreateWebhook(ctx, wsID, md, outbound.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
 		if err != nil {
 			return fmt.Errorf("webhooks: create webhook %d: %w", i, err)
 		}

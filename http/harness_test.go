@@ -25,7 +25,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
@@ -81,7 +81,7 @@ type harness struct {
 	server    *http.Server
 	cfg       http.Config
 	store     *eventstore.Store
-	service   *commands.Service
+	service   *testenv.Commands
 	clock     *fakeClock
 	log       *recordingLog
 	reg       *prometheus.Registry
@@ -123,7 +123,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := commands.NewMetrics(reg)
+	metrics, err := tickets.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +138,8 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	fakeSlack := slacktest.NewServer()
 	t.Cleanup(fakeSlack.Close)
 	fakeSlack.SetToken("xoxb-test-token")
-	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics), commands.WithSecrets(keys, true),
-		commands.WithSlack(slack.New(fakeSlack.URL(), nil)))
+	service := testenv.NewCommands(store, testenv.CommandOptions{Metrics: metrics, Sealer: keys, AllowLoopback: true,
+		Slack: slack.New(fakeSlack.URL(), nil)})
 	fakeOAuth := oauthtest.NewServer()
 	t.Cleanup(fakeOAuth.Close)
 	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
@@ -158,7 +158,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	log := &recordingLog{}
 	cfg := http.Config{
 		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
+		Admin: service, AdminReader: store, Automations: service, Simulator: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),

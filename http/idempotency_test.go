@@ -11,7 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
@@ -280,7 +281,7 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		// Another key of the workspace sending the same Idempotency-Key
 		// makes a request of its own, and never sees the first secret.
 		other, err := h.service.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
-			h.workspace, commands.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
+			h.workspace, access.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +306,7 @@ type scriptedTickets struct {
 	scripts map[string]func() error
 }
 
-func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateTicket) (helpdeskflow.Ticket, error) {
+func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error) {
 	s.mu.Lock()
 	script := s.scripts[cmd.Subject]
 	delete(s.scripts, cmd.Subject)

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
 // withSLAClock returns a copy of h whose service stamps events with clock
@@ -16,9 +16,9 @@ import (
 // same clock.
 func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker) {
 	h.t.Helper()
-	service := commands.New(commands.AdaptStore(h.store), commands.WithClock(clock.Now))
+	service := testenv.NewCommands(h.store, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
-	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.SLAPolicies, cfg.Admin = service, service, service, service, service
+	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.Simulator, cfg.SLAPolicies, cfg.Admin = service, service, service, service, service, service
 	cfg.Registerer, cfg.Gatherer = nil, nil
 	cfg.Now = clock.Now
 	server, err := http.NewServer(cfg)

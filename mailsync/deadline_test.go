@@ -12,8 +12,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 )
 
@@ -118,19 +119,19 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 // holds the next import until its context ends, as a server that stops
 // answering in the middle of a run does.
 type stallingImporter struct {
-	svc   *commands.Service
+	svc   *testenv.Commands
 	mu    sync.Mutex
 	after int
 }
 
-func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error) {
+func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error) {
 	s.mu.Lock()
 	stall := s.after == 0
 	s.after--
 	s.mu.Unlock()
 	if stall {
 		<-ctx.Done()
-		return commands.ImportResult{}, ctx.Err()
+		return tickets.ImportResult{}, ctx.Err()
 	}
 	return s.svc.ImportMail(ctx, ws, md, cmd)
 }

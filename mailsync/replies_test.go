@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
@@ -23,7 +23,7 @@ var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.Acto
 
 func (f *fixture) reply(ticket helpdeskflow.Ticket, body string, internal bool) {
 	f.t.Helper()
-	if _, err := f.svc.AddMessage(f.ctx, f.workspace, md, ticket.ID, nil, commands.AddMessage{Body: body, AuthorType: helpdeskflow.AuthorAgent, Internal: internal}, true); err != nil {
+	if _, err := f.svc.AddMessage(f.ctx, f.workspace, md, ticket.ID, nil, tickets.AddMessage{Body: body, AuthorType: helpdeskflow.AuthorAgent, Internal: internal}, true); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -45,7 +45,7 @@ declare -A may=(
   [projections]="kafka internal"
   [dispatch]="eventstore kafka clients internal"
   [clients]=""
-  [internal]="eventstore"
+  [internal]="eventstore commands" # commands: testenv's Commands, for tests
 )
 while read -r pkg imports; do
   rel=${pkg#"$module"}; rel=${rel#/}
