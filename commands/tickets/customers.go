@@ -199,7 +199,7 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 	var id uuid.UUID
 	var created bool
 	err = s.store.Transact(ctx, func(tx Tx) error {
-		holder, isNew, _, err := tx.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
+		holder, isNew, _, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
 		if err != nil {
 			return err
 		}
@@ -223,10 +223,10 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 			if err := checkCustomerTotals(helpdeskflow.Customer{}, c, byRequest); err != nil {
 				return err
 			}
-			if err := tx.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
+			if err := tx.Customers.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
 				return err
 			}
-			_, err = tx.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
+			_, err = tx.Events.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
 			return err
 		}
 		return changeCustomer(ctx, tx, ref, md, ch)
@@ -302,7 +302,7 @@ type lockedCustomer struct {
 // ifMatch. A merged customer cannot change (EConflict naming the customer
 // it was merged into).
 func lockCustomer(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, ifMatch *int64) (*lockedCustomer, error) {
-	version, err := tx.LockStream(ctx, ref)
+	version, err := tx.Events.LockStream(ctx, ref)
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", ref.ID)
 	}
@@ -356,7 +356,7 @@ func (l *lockedCustomer) update(ctx context.Context, tx Tx, md helpdeskflow.Meta
 		return err
 	}
 	if u.LinkedProfiles != nil {
-		if err := tx.ClaimProfiles(ctx, l.ref.WorkspaceID, l.ref.ID, u.LinkedProfiles.New); err != nil {
+		if err := tx.Customers.ClaimProfiles(ctx, l.ref.WorkspaceID, l.ref.ID, u.LinkedProfiles.New); err != nil {
 			return err
 		}
 	}
@@ -387,7 +387,7 @@ func (l *lockedCustomer) after(e helpdeskflow.NewEvent, md helpdeskflow.Metadata
 
 // append appends e, after which the customer is after.
 func (l *lockedCustomer) append(ctx context.Context, tx Tx, md helpdeskflow.Metadata, e helpdeskflow.NewEvent, after helpdeskflow.Customer) error {
-	version, err := tx.Append(ctx, l.ref, l.version, md, []helpdeskflow.NewEvent{e})
+	version, err := tx.Events.Append(ctx, l.ref, l.version, md, []helpdeskflow.NewEvent{e})
 	if err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func (s *Service) UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 			return err
 		}
 		if email != "" && email != l.customer.Email {
-			holder, err := tx.ChangeCustomerEmail(ctx, workspaceID, id, l.customer.Email, email)
+			holder, err := tx.Customers.ChangeCustomerEmail(ctx, workspaceID, id, l.customer.Email, email)
 			if helpdeskflow.ErrorCode(err) == helpdeskflow.EConflict {
 				mergeInto = holder
 				return nil
@@ -614,14 +614,14 @@ func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md 
 			return err
 		}
 
-		tickets, err := tx.MoveTickets(ctx, sourceID, targetID)
+		tickets, err := tx.Customers.MoveTickets(ctx, sourceID, targetID)
 		if err != nil {
 			return err
 		}
-		tx.MoveCustomerLookups(ctx, sourceID, targetID)
+		tx.Customers.MoveCustomerLookups(ctx, sourceID, targetID)
 		for _, ticketID := range tickets {
 			ref := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-			version, err := tx.LockStream(ctx, ref)
+			version, err := tx.Events.LockStream(ctx, ref)
 			if err != nil {
 				return err
 			}
@@ -629,7 +629,7 @@ func (s *Service) MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md 
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e}); err != nil {
+			if _, err := tx.Events.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
 		}

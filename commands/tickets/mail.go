@@ -12,8 +12,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands"
 )
 
-// mailTx is what mail imports and replies need of a transaction.
-type mailTx interface {
+// MailTx is what mail imports and replies need of a transaction: the
+// imported-mail records and the reply outbox.
+type MailTx interface {
 	// LockMailbox serializes imports of one mailbox until commit, across
 	// processes.
 	LockMailbox(ctx context.Context, connectionID uuid.UUID) error
@@ -132,10 +133,10 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 	var res ImportResult
 	importIn := func(tx Tx, rules *workspaceRules) error {
 		res = ImportResult{}
-		if err := tx.LockMailbox(ctx, cmd.ConnectionID); err != nil {
+		if err := tx.Mail.LockMailbox(ctx, cmd.ConnectionID); err != nil {
 			return err
 		}
-		prev, found, err := tx.MailRecord(ctx, cmd.ConnectionID, cmd.ExternalID)
+		prev, found, err := tx.Mail.MailRecord(ctx, cmd.ConnectionID, cmd.ExternalID)
 		if err != nil {
 			return err
 		}
@@ -151,10 +152,10 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			Direction: helpdeskflow.MailIn, ThreadID: cmd.ThreadID, RFCMessageID: cmd.MessageID, Skipped: cmd.Skip, From: sender, CreatedAt: s.now()}
 		if cmd.Skip != "" {
 			res.Skipped = true
-			tx.RecordMail(ctx, rec)
+			tx.Mail.RecordMail(ctx, rec)
 			return nil
 		}
-		ticketID, found, allowed, err := tx.MailThreadTicket(ctx, workspaceID, cmd.ConnectionID, cmd.ThreadKeys, sender)
+		ticketID, found, allowed, err := tx.Mail.MailThreadTicket(ctx, workspaceID, cmd.ConnectionID, cmd.ThreadKeys, sender)
 		if err != nil {
 			return err
 		}
@@ -202,7 +203,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			res.TicketID, res.MessageID, res.Created = t.ID, t.Messages[0].ID, true
 		}
 		rec.TicketID, rec.MessageID = &res.TicketID, &res.MessageID
-		tx.RecordMail(ctx, rec)
+		tx.Mail.RecordMail(ctx, rec)
 		return nil
 	}
 	err := s.store.Transact(ctx, func(tx Tx) error {
@@ -253,7 +254,7 @@ func queueMailReplies(ctx context.Context, tx Tx, t helpdeskflow.Ticket, appende
 		if m.AuthorType != helpdeskflow.AuthorAgent || m.Internal {
 			continue
 		}
-		tx.QueueMailReply(ctx, helpdeskflow.MailReply{EventID: e.ID, WorkspaceID: t.WorkspaceID, ConnectionID: *t.MailboxID,
+		tx.Mail.QueueMailReply(ctx, helpdeskflow.MailReply{EventID: e.ID, WorkspaceID: t.WorkspaceID, ConnectionID: *t.MailboxID,
 			TicketID: t.ID, MessageID: m.ID, Status: helpdeskflow.MailReplyPending, NextAttemptAt: now, CreatedAt: now})
 	}
 	return nil

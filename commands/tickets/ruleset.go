@@ -41,7 +41,7 @@ func (s *Service) rulesOf(ctx context.Context, tx Tx, workspaceID uuid.UUID) (*w
 	if cached != nil {
 		known = cached.version
 	}
-	set, err := tx.RuleSetSince(ctx, workspaceID, known)
+	set, err := tx.Rules.RuleSetSince(ctx, workspaceID, known)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func (s *Service) appendTagged(ctx context.Context, tx Tx, ref helpdeskflow.Stre
 		for _, e := range events[start:end] {
 			batch = append(batch, e.NewEvent)
 		}
-		if _, err := tx.Append(ctx, ref, version, events[start].md, batch); err != nil {
+		if _, err := tx.Events.Append(ctx, ref, version, events[start].md, batch); err != nil {
 			return nil, err
 		}
 		for _, e := range events[start:end] {

@@ -67,7 +67,7 @@ func slaDue(t helpdeskflow.Ticket, md helpdeskflow.Metadata, now time.Time) ([]t
 func scheduleSLA(ctx context.Context, tx Tx, hadSLA bool, t helpdeskflow.Ticket) {
 	if t.SLA == nil || t.Status == helpdeskflow.StatusClosed {
 		if hadSLA {
-			tx.UnscheduleSLA(ctx, t.ID)
+			tx.Timers.UnscheduleSLA(ctx, t.ID)
 		}
 		return
 	}
@@ -75,7 +75,7 @@ func scheduleSLA(ctx context.Context, tx Tx, hadSLA bool, t helpdeskflow.Ticket)
 	if due, ok := t.SLA.NextDue(t.Status); ok {
 		at = &due
 	}
-	tx.ScheduleSLA(ctx, t.WorkspaceID, t.ID, t.SLA.PolicyID, at)
+	tx.Timers.ScheduleSLA(ctx, t.WorkspaceID, t.ID, t.SLA.PolicyID, at)
 }
 
 // CheckSLA is the SLA timer worker's command for ticket id: under the
@@ -93,7 +93,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
 		locked, err := lockTicket(ctx, tx, ref)
 		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-			tx.UnscheduleSLA(ctx, id)
+			tx.Timers.UnscheduleSLA(ctx, id)
 			return nil
 		}
 		if err != nil {

@@ -35,11 +35,11 @@ type streamSource interface {
 type txSource struct{ tx Tx }
 
 func (s txSource) loadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error) {
-	return s.tx.LoadTail(ctx, id)
+	return s.tx.Events.LoadTail(ctx, id)
 }
 
 func (s txSource) loadAll(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error) {
-	return s.tx.Load(ctx, id)
+	return s.tx.Events.Load(ctx, id)
 }
 
 // storeSource loads streams of one workspace from the store.
@@ -140,7 +140,7 @@ func keepSnapshot(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, versio
 	if err != nil || len(b) > MaxSnapshotBytes {
 		return err
 	}
-	tx.PutSnapshot(ctx, helpdeskflow.Snapshot{StreamID: ref.ID, WorkspaceID: ref.WorkspaceID, StreamType: ref.Type,
+	tx.Events.PutSnapshot(ctx, helpdeskflow.Snapshot{StreamID: ref.ID, WorkspaceID: ref.WorkspaceID, StreamType: ref.Type,
 		Version: version, Format: helpdeskflow.SnapshotFormat, State: b})
 	return nil
 }

@@ -123,7 +123,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
 	ticketID := uuid.New()
 	err = func() error {
-		customerID, created, history, err := tx.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
+		customerID, created, history, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 				return err
 			}
 			e.OccurredAt = now
-			if _, err := tx.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
+			if _, err := tx.Events.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
 			if customer, err = foldCustomer([]helpdeskflow.Event{stored(e, customerRef, 1, md)}); err != nil {
@@ -176,7 +176,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 			}
 			events = append(events, choice...)
 		}
-		tx.LinkTicket(ctx, workspaceID, customerID, ticketID)
+		tx.Customers.LinkTicket(ctx, workspaceID, customerID, ticketID)
 		if ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, events); err != nil {
 			return err
 		}

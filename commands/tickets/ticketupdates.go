@@ -357,7 +357,7 @@ type lockedTicket struct {
 // lockTicket takes ticket ref's stream lock until the transaction ends and
 // loads it from its snapshot; ENotFound for an unknown ticket.
 func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (lockedTicket, error) {
-	version, err := tx.LockStream(ctx, ref)
+	version, err := tx.Events.LockStream(ctx, ref)
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 		return lockedTicket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
 	}
