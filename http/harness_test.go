@@ -25,7 +25,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
-	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
@@ -123,7 +123,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := tickets.NewMetrics(reg)
+	metrics, err := rules.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

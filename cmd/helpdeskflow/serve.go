@@ -23,6 +23,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
@@ -85,7 +86,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		return err
 	}
 
-	commandMetrics, err := tickets.NewMetrics(reg)
+	commandMetrics, err := rules.NewMetrics(reg)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // MailTx is what mail imports and replies need of a transaction: the
@@ -131,7 +132,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 		reply.Body = cmd.Body
 	}
 	var res ImportResult
-	importIn := func(tx Tx, rules *workspaceRules) error {
+	importIn := func(tx Tx, ruleSet *rules.Set) error {
 		res = ImportResult{}
 		if err := tx.Mail.LockMailbox(ctx, cmd.ConnectionID); err != nil {
 			return err
@@ -176,7 +177,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 				}
 				return addMessage(t)
 			}
-			t, err := s.changeTicketIn(ctx, tx, rules, workspaceID, md, ticketID, nil, decide)
+			t, err := s.changeTicketIn(ctx, tx, ruleSet, workspaceID, md, ticketID, nil, decide)
 			switch {
 			case err == nil:
 				last := t.Messages[len(t.Messages)-1].ID
@@ -192,7 +193,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			if err != nil {
 				return err
 			}
-			events, _, err := s.createTicketIn(ctx, tx, rules, workspaceID, md, &create, body)
+			events, _, err := s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &create, body)
 			if err != nil {
 				return err
 			}
@@ -207,20 +208,20 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 		return nil
 	}
 	err := s.store.Transact(ctx, func(tx Tx) error {
-		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err
 		}
-		return importIn(tx, rules)
+		return importIn(tx, ruleSet)
 	})
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
 		conflict := err
 		err = s.store.Transact(ctx, func(tx Tx) error {
-			rules, err := s.rulesOf(ctx, tx, workspaceID)
+			ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 			if err != nil {
 				return err
 			}
-			return importIn(tx, &workspaceRules{version: rules.version, policies: rules.policies})
+			return importIn(tx, ruleSet.WithoutAutomations())
 		})
 		if err == nil {
 			return res, &ImportedDespite{Conflict: conflict}

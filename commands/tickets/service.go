@@ -9,6 +9,8 @@ package tickets
 
 import (
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // Service handles ticket and customer commands and their consistent
@@ -16,8 +18,8 @@ import (
 type Service struct {
 	store   Store
 	clock   func() time.Time
-	metrics *Metrics
-	rules   ruleCache
+	metrics *rules.Metrics
+	rules   rules.Cache
 }
 
 // Option configures a Service.
@@ -28,7 +30,7 @@ type Option func(*Service)
 func WithClock(now func() time.Time) Option { return func(s *Service) { s.clock = now } }
 
 // WithMetrics makes the Service record its automation metrics in m.
-func WithMetrics(m *Metrics) Option { return func(s *Service) { s.metrics = m } }
+func WithMetrics(m *rules.Metrics) Option { return func(s *Service) { s.metrics = m } }
 
 // New returns a Service on store. An event the store refuses as too large
 // is answered EPayloadTooLarge naming the request field (see

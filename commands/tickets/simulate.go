@@ -231,11 +231,11 @@ func (s *Service) simulationRules(ctx context.Context, workspaceID uuid.UUID, dr
 		if err != nil {
 			return nil, err
 		}
-		compiled, err := s.compileRules(set)
+		compiled, err := rules.Compile(set)
 		if err != nil {
 			return nil, err
 		}
-		return compiled.automations, nil
+		return compiled.Automations(), nil
 	}
 	return draftRules(drafts)
 }

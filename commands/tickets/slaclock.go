@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/sla"
 )
 
@@ -28,11 +29,11 @@ func slaMetadata(md helpdeskflow.Metadata, causation uuid.UUID) helpdeskflow.Met
 // policies choose for it now, or nothing when it already has that policy
 // at that version (or none applies and it has none). A closed ticket keeps
 // what it has.
-func slaChoice(rules *workspaceRules, t helpdeskflow.Ticket, customer helpdeskflow.Customer, md helpdeskflow.Metadata, causation uuid.UUID, now time.Time) ([]taggedEvent, error) {
-	if t.Status == helpdeskflow.StatusClosed || (len(rules.policies) == 0 && t.SLA == nil) {
+func slaChoice(ruleSet *rules.Set, t helpdeskflow.Ticket, customer helpdeskflow.Customer, md helpdeskflow.Metadata, causation uuid.UUID, now time.Time) ([]taggedEvent, error) {
+	if t.Status == helpdeskflow.StatusClosed || (len(ruleSet.Policies()) == 0 && t.SLA == nil) {
 		return nil, nil
 	}
-	p := sla.Select(rules.policies, t, customer)
+	p := sla.Select(ruleSet.Policies(), t, customer)
 	if !sla.NeedsApply(t.SLA, p) {
 		return nil, nil
 	}
@@ -86,7 +87,7 @@ func scheduleSLA(ctx context.Context, tx Tx, hadSLA bool, t helpdeskflow.Ticket)
 // lock is what makes each fire once, however many workers check.
 func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error {
 	return s.store.Transact(ctx, func(tx Tx) error {
-		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err
 		}
@@ -104,12 +105,12 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 		now := s.now()
 		md := slaMetadata(helpdeskflow.Metadata{}, uuid.Nil)
 		var decided []taggedEvent
-		if len(rules.policies) > 0 || hadSLA {
+		if len(ruleSet.Policies()) > 0 || hadSLA {
 			customer, err := s.customerIn(ctx, tx, t.CustomerID)
 			if err != nil {
 				return err
 			}
-			if decided, err = slaChoice(rules, t, customer, md, uuid.Nil, now); err != nil {
+			if decided, err = slaChoice(ruleSet, t, customer, md, uuid.Nil, now); err != nil {
 				return err
 			}
 		}

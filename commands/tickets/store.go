@@ -8,6 +8,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // Tx is one ticket command's transaction, which spans several rooms of
@@ -18,7 +19,7 @@ type Tx struct {
 	Events    EventTx
 	Customers CustomerIndexTx
 	Timers    SLATimerTx
-	Rules     RuleSetTx
+	Rules     rules.SetTx
 	Mail      MailTx
 }
 
@@ -59,13 +60,6 @@ type CustomerIndexTx interface {
 	// ChangeCustomerEmail moves an email reservation; EConflict (with the
 	// holder) when another customer has the new email.
 	ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error)
-}
-
-// RuleSetTx is the workspace's rule set in a transaction.
-type RuleSetTx interface {
-	// RuleSetSince returns the rule set, without its rules when its
-	// version is still known.
-	RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error)
 }
 
 // SLATimerTx is the SLA timer queue in a transaction.
@@ -145,9 +139,9 @@ func txOf(tx any) (Tx, error) {
 	out.Events, ok[0] = tx.(EventTx)
 	out.Customers, ok[1] = tx.(CustomerIndexTx)
 	out.Timers, ok[2] = tx.(SLATimerTx)
-	out.Rules, ok[3] = tx.(RuleSetTx)
+	out.Rules, ok[3] = tx.(rules.SetTx)
 	out.Mail, ok[4] = tx.(MailTx)
-	for i, room := range []string{"EventTx", "CustomerIndexTx", "SLATimerTx", "RuleSetTx", "MailTx"} {
+	for i, room := range []string{"EventTx", "CustomerIndexTx", "SLATimerTx", "rules.SetTx", "MailTx"} {
 		if !ok[i] {
 			return Tx{}, helpdeskflow.Errorf(helpdeskflow.EInternal, "tickets: transaction %T is not a %s", tx, room)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // CreateTicket is the body of POST /v1/tickets.
@@ -97,11 +98,11 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	var ticketEvents []helpdeskflow.Event
 	var customer helpdeskflow.Customer
 	err = s.store.Transact(ctx, func(tx Tx) error {
-		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err
 		}
-		ticketEvents, customer, err = s.createTicketIn(ctx, tx, rules, workspaceID, md, &cmd, body)
+		ticketEvents, customer, err = s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &cmd, body)
 		return err
 	})
 	if err != nil {
@@ -119,7 +120,7 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 // chooses its SLA policy and appends. It returns the ticket's events and
 // the customer. An existing customer is left as it is (the ticket's
 // customer name does not change it).
-func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRules, workspaceID uuid.UUID, md helpdeskflow.Metadata,
+func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set, workspaceID uuid.UUID, md helpdeskflow.Metadata,
 	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
 	ticketID := uuid.New()
 	err = func() error {
@@ -160,17 +161,17 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 		if err != nil {
 			return err
 		}
-		effects, err := s.runAutomations(rules, automation.Input{Trigger: e.Type, Ticket: t, Customer: customer}, md, e.ID)
+		effects, err := s.runAutomations(ruleSet, automation.Input{Trigger: e.Type, Ticket: t, Customer: customer}, md, e.ID)
 		if err != nil {
 			return err
 		}
 		events := append(tagged(md, e), stamped(effects, now)...)
-		if len(rules.policies) > 0 {
+		if len(ruleSet.Policies()) > 0 {
 			after, err := applied(helpdeskflow.Ticket{}, ticketRef, 0, events)
 			if err != nil {
 				return err
 			}
-			choice, err := slaChoice(rules, after, customer, md, e.ID, now)
+			choice, err := slaChoice(ruleSet, after, customer, md, e.ID, now)
 			if err != nil {
 				return err
 			}
@@ -180,7 +181,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 		if ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, events); err != nil {
 			return err
 		}
-		if len(rules.policies) > 0 {
+		if len(ruleSet.Policies()) > 0 {
 			t, err := foldTicket(ticketEvents)
 			if err != nil {
 				return err

@@ -12,6 +12,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // MaxTeamLen and MaxAssigneeIDLen bound those ticket fields, in characters.
@@ -262,11 +263,11 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
 	err := s.store.Transact(ctx, func(tx Tx) error {
-		rules, err := s.rulesOf(ctx, tx, workspaceID)
+		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err
 		}
-		t, err = s.changeTicketIn(ctx, tx, rules, workspaceID, md, id, ifMatch, decide)
+		t, err = s.changeTicketIn(ctx, tx, ruleSet, workspaceID, md, id, ifMatch, decide)
 		return err
 	})
 	return t, err
@@ -275,7 +276,7 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 // changeTicketIn is changeTicket inside tx, with the workspace's rules. A
 // public agent message on a mail ticket is queued to be sent through the
 // ticket's mailbox in the same transaction.
-func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRules, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
+func (s *Service) changeTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
 	err := func() error {
@@ -297,7 +298,7 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 		now := s.now()
 		all := stamped(tagged(md, decided...), now)
 		hadSLA := t.SLA != nil
-		if rules.active > 0 || len(rules.policies) > 0 || hadSLA {
+		if ruleSet.RunsAutomations() || len(ruleSet.Policies()) > 0 || hadSLA {
 			after, err := applied(t, ref, version, all)
 			if err != nil {
 				return err
@@ -306,9 +307,9 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 			if err != nil {
 				return err
 			}
-			if rules.active > 0 {
+			if ruleSet.RunsAutomations() {
 				before := t
-				effects, err := s.runAutomations(rules, automation.Input{Trigger: decided[0].Type, Before: &before, Ticket: after, Customer: customer}, md, decided[0].ID)
+				effects, err := s.runAutomations(ruleSet, automation.Input{Trigger: decided[0].Type, Before: &before, Ticket: after, Customer: customer}, md, decided[0].ID)
 				if err != nil {
 					return err
 				}
@@ -317,7 +318,7 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rules *workspaceRul
 					return err
 				}
 			}
-			choice, err := slaChoice(rules, after, customer, md, decided[0].ID, now)
+			choice, err := slaChoice(ruleSet, after, customer, md, decided[0].ID, now)
 			if err != nil {
 				return err
 			}

@@ -34,7 +34,7 @@ type (
 // no Slack.
 type CommandOptions struct {
 	Clock         func() time.Time
-	Metrics       *tickets.Metrics
+	Metrics       *rules.Metrics
 	Sealer        outbound.Sealer
 	AllowLoopback bool
 	Slack         outbound.SlackVerifier
