@@ -11,56 +11,25 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/sla"
 )
 
-// slaMetadata is the metadata of the SLA events a command or the timer
-// worker appends: the system acting, caused by causation.
-func slaMetadata(md helpdeskflow.Metadata, causation uuid.UUID) helpdeskflow.Metadata {
-	out := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem, ID: "sla"}, Channel: helpdeskflow.ChannelSystem,
-		RequestID: md.RequestID, CorrelationID: md.CorrelationID}
-	if causation != uuid.Nil {
-		out.CausationID = causation.String()
-	}
-	if out.CorrelationID == "" {
-		out.CorrelationID = md.RequestID
-	}
-	return out
-}
-
 // slaChoice returns the event giving t the SLA policy the workspace's
-// policies choose for it now, or nothing when it already has that policy
-// at that version (or none applies and it has none). A closed ticket keeps
-// what it has.
+// policies choose for it now (see sla.Choose), with the SLA's metadata
+// caused by causation, or nothing.
 func slaChoice(ruleSet *rules.Set, t helpdeskflow.Ticket, customer helpdeskflow.Customer, md helpdeskflow.Metadata, causation uuid.UUID, now time.Time) ([]taggedEvent, error) {
-	if t.Status == helpdeskflow.StatusClosed || (len(ruleSet.Policies()) == 0 && t.SLA == nil) {
-		return nil, nil
-	}
-	p := sla.Select(ruleSet.Policies(), t, customer)
-	if !sla.NeedsApply(t.SLA, p) {
-		return nil, nil
-	}
-	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketSLAPolicyApplied, sla.Applied(p))
-	if err != nil {
+	e, err := sla.Choose(ruleSet.Policies(), t, customer, now)
+	if err != nil || e == nil {
 		return nil, err
 	}
-	e.OccurredAt = now
-	return tagged(slaMetadata(md, causation), e), nil
+	return tagged(sla.Metadata(md, causation), *e), nil
 }
 
 // slaDue returns the warning and breach events that are due on t at now
-// and not recorded yet.
+// and not recorded yet (see sla.Due), with metadata md.
 func slaDue(t helpdeskflow.Ticket, md helpdeskflow.Metadata, now time.Time) ([]taggedEvent, error) {
-	if t.SLA == nil {
-		return nil, nil
+	due, err := sla.Due(t, now)
+	if err != nil {
+		return nil, err
 	}
-	var out []taggedEvent
-	for _, d := range t.SLA.Due(now, t.Status) {
-		e, err := helpdeskflow.NewEventOf(d.Type, d.Point)
-		if err != nil {
-			return nil, err
-		}
-		e.OccurredAt = now
-		out = append(out, taggedEvent{e, md})
-	}
-	return out, nil
+	return tagged(md, due...), nil
 }
 
 // scheduleSLA records when the timer worker must next look at t, after a
@@ -103,7 +72,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 		t, version := locked.ticket, locked.version
 		hadSLA := t.SLA != nil
 		now := s.now()
-		md := slaMetadata(helpdeskflow.Metadata{}, uuid.Nil)
+		md := sla.Metadata(helpdeskflow.Metadata{}, uuid.Nil)
 		var decided []taggedEvent
 		if len(ruleSet.Policies()) > 0 || hadSLA {
 			customer, err := s.customerIn(ctx, tx, t.CustomerID)
