@@ -150,15 +150,15 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	shops := profilelookuptest.NewServer()
 	t.Cleanup(shops.Close)
-	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: connections, Customers: service,
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: connections, Customers: service.Tickets,
 		Lookup: profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := &recordingLog{}
 	cfg := http.Config{
-		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
-		Admin: service, AdminReader: store, Automations: service, Simulator: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
+		Tickets: service.Tickets, Customers: service.Tickets, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
+		Admin: service.Access, AdminReader: store, Automations: service.Rules, Simulator: service.Tickets, SLAPolicies: service.Rules, Webhooks: service.Outbound, WebhookReader: store, Slack: service.Outbound, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: eventstore.NewIdempotencyKeys(store),
@@ -178,7 +178,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 // newWorkspace creates a workspace and returns it with its admin key.
 func (h *harness) newWorkspace() (uuid.UUID, string) {
 	h.t.Helper()
-	id, key, err := h.service.CreateWorkspace(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}, "test")
+	id, key, err := h.service.Access.CreateWorkspace(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}, "test")
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -280,7 +280,7 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		}
 		// Another key of the workspace sending the same Idempotency-Key
 		// makes a request of its own, and never sees the first secret.
-		other, err := h.service.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
+		other, err := h.service.Access.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
 			h.workspace, access.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
 		if err != nil {
 			t.Fatal(err)
@@ -344,7 +344,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 
 func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	base := newHarness(t)
-	tickets := &scriptedTickets{Tickets: base.service, scripts: map[string]func() error{}}
+	tickets := &scriptedTickets{Tickets: base.service.Tickets, scripts: map[string]func() error{}}
 	h := base.withServer(tickets, eventstore.NewIdempotencyKeys(base.store))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
@@ -414,7 +414,7 @@ func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	})
 
 	t.Run("NoStoreIgnoresTheHeader", func(t *testing.T) {
-		plain := base.withServer(base.service, nil)
+		plain := base.withServer(base.service.Tickets, nil)
 		before := plain.ticketsCreated(plain.workspace)
 		for range 2 {
 			r := plain.do("POST", "/v1/tickets", plain.adminKey, ticketBody("plain"), "Idempotency-Key", "plain")

@@ -18,7 +18,7 @@ func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker)
 	h.t.Helper()
 	service := testenv.NewCommands(h.store, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
-	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.Simulator, cfg.SLAPolicies, cfg.Admin = service, service, service, service, service, service
+	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.Simulator, cfg.SLAPolicies = service.Tickets, service.Tickets, service.Rules, service.Tickets, service.Rules
 	cfg.Registerer, cfg.Gatherer = nil, nil
 	cfg.Now = clock.Now
 	server, err := http.NewServer(cfg)
@@ -29,7 +29,7 @@ func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker)
 	h.t.Cleanup(srv.Close)
 	c := *h
 	c.url, c.server, c.service = srv.URL, server, service
-	worker, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: h.store, Checker: service, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+	worker, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: h.store, Checker: service.Tickets, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), store: store, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
 	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	if f.workspace, _, err = testenv.NewCommands(store, testenv.CommandOptions{}).CreateWorkspace(f.ctx, md, "oauth"); err != nil {
+	if f.workspace, _, err = testenv.NewCommands(store, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "oauth"); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -174,7 +174,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 		t.Errorf("%d transaction(s) stay open while a token request is outstanding", open)
 	}
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	other, _, err := testenv.NewCommands(f.store, testenv.CommandOptions{}).CreateWorkspace(f.ctx, md, "another tenant")
+	other, _, err := testenv.NewCommands(f.store, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "another tenant")
 	if err != nil {
 		t.Fatal(err)
 	}

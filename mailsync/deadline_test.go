@@ -65,7 +65,7 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 	slow := imapmailtest.NewSlowIMAP(t, imapmailtest.DripBody, 10*time.Millisecond)
 	settings := redirected{Manager: o.m, imap: slow}
 	// A 2-second lease: each run has 1.5 s.
-	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc, Tokens: o.m, IMAP: settings, Now: o.clock.Now,
+	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: o.clock.Now,
 		Lease: 2 * time.Second})
 
 	o.clock.advance(61 * time.Second)
@@ -133,7 +133,7 @@ func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md help
 		<-ctx.Done()
 		return tickets.ImportResult{}, ctx.Err()
 	}
-	return s.svc.ImportMail(ctx, ws, md, cmd)
+	return s.svc.Tickets.ImportMail(ctx, ws, md, cmd)
 }
 
 // The run deadline bounds Gmail runs too. A run that reaches it after
@@ -201,7 +201,7 @@ func TestOutlook_SlowSMTPDoesNotSendAReplyTwice(t *testing.T) {
 	offset := o.clock.Now().Sub(time.Now()) + time.Second
 	now := func() time.Time { return time.Now().Add(offset) }
 	newWorker := func() *mailsync.ReplyWorker {
-		return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc, Tokens: o.m, IMAP: settings, Now: now,
+		return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: now,
 			MessageIDDomain: "helpdesk.acme.test", Lease: 2 * time.Second, SendTimeout: time.Minute})
 	}
 	first, second := newWorker(), newWorker()

@@ -121,7 +121,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := testenv.NewCommands(store, testenv.CommandOptions{})
-	workspaceID, _, err := svc.CreateWorkspace(ctx, systemMetadata(), "crash")
+	workspaceID, _, err := svc.Access.CreateWorkspace(ctx, systemMetadata(), "crash")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 	const ticketCount = 40
 	acknowledged := map[string]bool{}
 	for i := range ticketCount {
-		tk, err := svc.CreateTicket(ctx, workspaceID, systemMetadata(), tickets.CreateTicket{
+		tk, err := svc.Tickets.CreateTicket(ctx, workspaceID, systemMetadata(), tickets.CreateTicket{
 			Subject: fmt.Sprintf("ticket %d", i), Customer: tickets.CustomerRef{Email: fmt.Sprintf("c%d@example.com", i%7)},
 			Message: tickets.NewTicketMessage{Body: "hello"},
 		})

@@ -83,7 +83,7 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 	for _, dev := range []bool{false, true} {
 		cfg := testConfig(t)
 		cfg.SecretKeys, cfg.dev = spec, dev
-		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store, service.TicketService, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
+		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store, service.Tickets, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

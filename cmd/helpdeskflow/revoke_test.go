@@ -77,14 +77,14 @@ func TestRevocation_TwoAPIProcesses(t *testing.T) {
 	}
 	defer closeStore()
 	svc := testenv.NewCommands(store, testenv.CommandOptions{})
-	workspaceID, admin, err := svc.CreateWorkspace(ctx, systemMetadata(), "two processes")
+	workspaceID, admin, err := svc.Access.CreateWorkspace(ctx, systemMetadata(), "two processes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	first, second := startAPIProcess(t, cfg, brokers), startAPIProcess(t, cfg, brokers)
 
 	for round := range 5 {
-		key, err := svc.CreateAPIKey(ctx, systemMetadata(), workspaceID, access.CreateAPIKey{Role: "agent", Name: fmt.Sprint("round ", round)})
+		key, err := svc.Access.CreateAPIKey(ctx, systemMetadata(), workspaceID, access.CreateAPIKey{Role: "agent", Name: fmt.Sprint("round ", round)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -166,7 +166,7 @@ func newWorkspaceKey(t *testing.T, postgresURL, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := testenv.NewCommands(store, testenv.CommandOptions{}).CreateWorkspace(ctx, systemMetadata(), name)
+	_, key, err := testenv.NewCommands(store, testenv.CommandOptions{}).Access.CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

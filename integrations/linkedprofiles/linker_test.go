@@ -61,12 +61,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	svc := testenv.NewCommands(store, testenv.CommandOptions{})
-	ws, _, err := svc.CreateWorkspace(context.Background(), md, "profiles")
+	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "profiles")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lookup := profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))
-	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: m, Lookup: lookup, Customers: svc,
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: m, Lookup: lookup, Customers: svc.Tickets,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func (f *fixture) connect(provider, shop, account string) helpdeskflow.Connectio
 
 func (f *fixture) customer(email string) helpdeskflow.Customer {
 	f.t.Helper()
-	c, _, err := f.svc.UpsertCustomer(f.ctx, f.workspace, md, tickets.UpsertCustomer{Email: email})
+	c, _, err := f.svc.Tickets.UpsertCustomer(f.ctx, f.workspace, md, tickets.UpsertCustomer{Email: email})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	if r := f.linker.RunJob(f.ctx, byConn[shop.ID]); r.Err != nil || r.Outcome != linkedprofiles.NotFound {
 		t.Fatalf("shopify: %+v", r)
 	}
-	got, _ := f.svc.GetCustomer(f.ctx, f.workspace, customer.ID)
+	got, _ := f.svc.Tickets.GetCustomer(f.ctx, f.workspace, customer.ID)
 	if len(got.LinkedProfiles) != 1 || got.LinkedProfiles[0].ExternalID != "cus_cat" {
 		t.Fatalf("profiles: %+v", got.LinkedProfiles)
 	}
@@ -294,7 +294,7 @@ func TestRunJob_CustomerAtItsTotal(t *testing.T) {
 		for i := range profiles {
 			profiles[i] = helpdeskflow.LinkedProfile{Provider: "crm", ExternalID: fmt.Sprint(from + i)}
 		}
-		if _, err := f.svc.UpdateCustomer(f.ctx, f.workspace, md, customer.ID, nil, tickets.UpdateCustomer{LinkedProfiles: profiles}); err != nil {
+		if _, err := f.svc.Tickets.UpdateCustomer(f.ctx, f.workspace, md, customer.ID, nil, tickets.UpdateCustomer{LinkedProfiles: profiles}); err != nil {
 			t.Fatal(err)
 		}
 	}

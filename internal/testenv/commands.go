@@ -11,23 +11,13 @@ import (
 )
 
 // Commands are the command areas' services on one event store, for tests
-// that drive several areas (create a workspace, a rule and a ticket): each
-// command is called on it directly, and it stands in for any one area's
-// service.
+// that drive several areas (create a workspace, a rule and a ticket).
 type Commands struct {
-	*TicketService
-	*RuleService
-	*AccessService
-	*OutboundService
+	Tickets  *tickets.Service
+	Rules    *rules.Service
+	Access   *access.Service
+	Outbound *outbound.Service
 }
-
-// The areas' services, named so Commands can embed them all.
-type (
-	TicketService   = tickets.Service
-	RuleService     = rules.Service
-	AccessService   = access.Service
-	OutboundService = outbound.Service
-)
 
 // CommandOptions configure Commands; the zero value is the wall clock, no
 // metrics, no secrets (webhook and Slack commands answer EUnavailable) and
@@ -54,9 +44,9 @@ func NewCommands(store *eventstore.Store, o CommandOptions) *Commands {
 		out = append(out, outbound.WithSlack(o.Slack))
 	}
 	return &Commands{
-		TicketService:   tickets.New(tickets.AdaptStore(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics)),
-		RuleService:     rules.New(rules.AdaptStore(store), rules.WithClock(clock)),
-		AccessService:   access.New(access.AdaptStore(store)),
-		OutboundService: outbound.New(outbound.AdaptStore(store), out...),
+		Tickets:  tickets.New(tickets.AdaptStore(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics)),
+		Rules:    rules.New(rules.AdaptStore(store), rules.WithClock(clock)),
+		Access:   access.New(access.AdaptStore(store)),
+		Outbound: outbound.New(outbound.AdaptStore(store), out...),
 	}
 }
