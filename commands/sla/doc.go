@@ -1,7 +1,11 @@
-// Package sla decides which SLA policy applies to a ticket. It is pure (no
-// I/O, no clock, no randomness): the caller passes the workspace's policies,
-// the ticket and its customer, and appends the ticket.sla_policy_applied
-// event that Applied returns when NeedsApply says the ticket's SLA differs.
+// Package sla decides which SLA policy applies to a ticket and which SLA
+// events are due. It is pure (no I/O, no clock, no randomness): the caller
+// passes the workspace's policies, the ticket, its customer and the time,
+// and appends the ticket.sla_policy_applied event that Choose returns (built
+// with Select, NeedsApply and Applied) and the warnings and breaches that
+// Due returns, with Metadata. The ticket commands (commands/tickets) do so
+// on every change and in CheckSLA, the SLA timer worker's command; the
+// policies are stored by commands/rules.
 // The clocks themselves live in the root package (helpdeskflow.TicketSLA),
 // kept by helpdeskflow.ApplyTicket from the ticket's events; this comment is
 // the reference for how they run.
