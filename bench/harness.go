@@ -16,7 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
@@ -178,12 +179,12 @@ func (e *phaseEnv) closeInto(err *error) {
 
 // service is HelpDeskFlow's code as an in-process phase runs it: a pool
 // of its own on the environment's database, the event store over it, a
-// command service and a fresh workspace.
+// ticket command service and a fresh workspace.
 type service struct {
 	pool   interface{ Close() }
 	store  *eventstore.Store
 	rooms  rooms
-	svc    *commands.Service
+	svc    *tickets.Service
 	ws     uuid.UUID
 	closed bool
 }
@@ -192,7 +193,7 @@ type service struct {
 // in-process environment's database, and creates the workspace named
 // workspace as benchActor. The caller closes it; closing its pool makes
 // its backends flush their statistics.
-func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace string, opts ...commands.Option) (*service, error) {
+func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace string) (*service, error) {
 	pool, err := pg.Connect(ctx, e.pg.url, conns)
 	if err != nil {
 		return nil, err
@@ -202,8 +203,8 @@ func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace strin
 		pool.Close()
 		return nil, err
 	}
-	svc := commands.New(commands.AdaptStore(store), opts...)
-	ws, _, err := svc.CreateWorkspace(ctx, benchActor, workspace)
+	svc := tickets.New(tickets.AdaptStore(store))
+	ws, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, benchActor, workspace)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("create workspace: %w", err)

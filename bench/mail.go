@@ -15,8 +15,8 @@ import (
 // -mail-messages messages through the whole import pipeline (a
 // mailsync.Worker's first sync of a fresh connection: list the window,
 // fetch each message raw over the Gmail API, mail.Parse, convert,
-// commands.Service.ImportMail), against the same messages made by
-// commands.Service.CreateTicket and AddMessage directly, with no mail on
+// tickets.Service.ImportMail), against the same messages made by
+// tickets.Service.CreateTicket and AddMessage directly, with no mail on
 // the path, in the same run. There is no target: the ratio says what the
 // mail path costs on top of the commands.
 //

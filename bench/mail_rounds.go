@@ -13,7 +13,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
@@ -167,8 +167,8 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	// Parse and convert beforehand: the same customer, subject and bodies
 	// the sync stores (a reply without its quoted history).
 	type op struct {
-		create commands.CreateTicket
-		add    commands.AddMessage
+		create tickets.CreateTicket
+		add    tickets.AddMessage
 	}
 	ops := make([]op, len(c.msgs))
 	t := time.Now()
@@ -182,15 +182,15 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 	for i, m := range parsed {
 		full, reply := mailBodies(m)
 		if c.msgs[i].first {
-			ops[i].create = commands.CreateTicket{Subject: strings.TrimSpace(m.Subject), Customer: commands.CustomerRef{Email: m.From.Email, Name: m.From.Name},
-				Message: commands.NewTicketMessage{Body: full, AuthorType: helpdeskflow.AuthorCustomer}}
+			ops[i].create = tickets.CreateTicket{Subject: strings.TrimSpace(m.Subject), Customer: tickets.CustomerRef{Email: m.From.Email, Name: m.From.Name},
+				Message: tickets.NewTicketMessage{Body: full, AuthorType: helpdeskflow.AuthorCustomer}}
 		} else {
-			ops[i].add = commands.AddMessage{Body: reply, AuthorType: helpdeskflow.AuthorCustomer}
+			ops[i].add = tickets.AddMessage{Body: reply, AuthorType: helpdeskflow.AuthorCustomer}
 		}
 	}
 	parsed = nil
 
-	tickets := make([]uuid.UUID, c.threads)
+	ticketOf := make([]uuid.UUID, c.threads)
 	var createD, addD time.Duration
 	var errN int64
 	pg0, pg0Err := readPgDBStats(ctx, env.pg)
@@ -205,10 +205,10 @@ func (b *bench) mailBaselineRound(ctx context.Context, env *mailEnv, round int) 
 		if msg.first {
 			var tk helpdeskflow.Ticket
 			tk, err = s.svc.CreateTicket(ctx, s.ws, env.md, ops[i].create)
-			tickets[msg.thread] = tk.ID
+			ticketOf[msg.thread] = tk.ID
 			createD += time.Since(t)
 		} else {
-			_, err = s.svc.AddMessage(ctx, s.ws, env.md, tickets[msg.thread], nil, ops[i].add, false)
+			_, err = s.svc.AddMessage(ctx, s.ws, env.md, ticketOf[msg.thread], nil, ops[i].add, false)
 			addD += time.Since(t)
 		}
 		if err != nil {

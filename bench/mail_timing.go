@@ -8,7 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 )
 
@@ -21,7 +21,7 @@ type timedImporter struct {
 	results map[string]int
 }
 
-func (t *timedImporter) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error) {
+func (t *timedImporter) ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error) {
 	start := time.Now()
 	res, err := t.Importer.ImportMail(ctx, workspaceID, md, cmd)
 	d := time.Since(start)

@@ -26,7 +26,7 @@
 //   - messages imported per second from a Gmail mailbox of -mail-messages
 //     messages (a gmailtest fake, threads of 1–4 messages) through the
 //     whole import pipeline (mailsync.Worker: list, fetch raw, mail.Parse,
-//     commands.Service.ImportMail; in this process, on a database of its
+//     tickets.Service.ImportMail; in this process, on a database of its
 //     own), against the same tickets and messages made by CreateTicket and
 //     AddMessage directly, and their ratio (no target), with the rate of
 //     fetching and parsing alone;

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
@@ -49,12 +49,13 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	defer env.closeInto(&err)
 	name := env.pg.name
 	h.Database = name
-	app, err := env.openService(ctx, webhookPoolConns, "bench webhooks", commands.WithSecrets(env.keys, true))
+	app, err := env.openService(ctx, webhookPoolConns, "bench webhooks")
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
 	defer app.close()
 	wsID := app.ws
+	hooks := outbound.New(outbound.AdaptStore(app.store), outbound.WithSecrets(env.keys, true))
 
 	recv, err := startHookReceiver(webhookHooks)
 	if err != nil {
@@ -66,7 +67,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	h.Receiver = fmt.Sprintf("net/http server in the bench process on 127.0.0.1–127.0.0.%d:%d, 200 with a %d-byte body", webhookHooks, recv.port, len(hookOK))
 	hookIDs := make([]uuid.UUID, webhookHooks)
 	for i := range hookIDs {
-		nw, err := app.svc.CreateWebhook(ctx, wsID, benchActor, commands.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
+		nw, err := hooks.CreateWebhook(ctx, wsID, benchActor, outbound.CreateWebhook{URL: recv.url(i), EventTypes: []string{"*"}})
 		if err != nil {
 			return fmt.Errorf("webhooks: create webhook %d: %w", i, err)
 		}

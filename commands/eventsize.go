@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,23 +9,15 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// fieldNamingStore gives every command transaction an Append whose
-// size refusal names the request field: the event store refuses an event
-// over helpdeskflow.MaxEventBytes, or one command's events over
-// MaxAppendBytes in total, with EPayloadTooLarge before anything is sent
-// (its cause a *helpdeskflow.TooLargeError), and this turns that into the
-// 413 an API client can act on. The refusal rolls the whole command back,
-// so nothing is stored.
-type fieldNamingStore struct{ Store }
-
-func (s fieldNamingStore) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return s.Store.Transact(ctx, func(tx Tx) error { return fn(fieldNamingTx{tx}) })
-}
-
-type fieldNamingTx struct{ Tx }
-
-func (t fieldNamingTx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
-	version, err := t.Tx.Append(ctx, ref, expectedVersion, md, events)
+// NameTooLarge turns the event store's size refusal of an append into the
+// error an API client can act on: the event store refuses an event over
+// helpdeskflow.MaxEventBytes, or one command's events over MaxAppendBytes
+// in total, with EPayloadTooLarge before anything is sent (its cause a
+// *helpdeskflow.TooLargeError), and this answers it EPayloadTooLarge naming
+// the request field (a 413). Each area's transaction calls it on every
+// Append; the refusal rolls the whole command back, so nothing is stored.
+// Other results are returned as they are.
+func NameTooLarge(version int64, err error) (int64, error) {
 	var refused *helpdeskflow.TooLargeError
 	if !errors.As(err, &refused) {
 		return version, err
@@ -80,5 +71,5 @@ func largestField(data json.RawMessage) string {
 
 // kilobytes formats n bytes for a message: "5,742 KB".
 func kilobytes(n int) string {
-	return thousands((n+999)/1000) + " KB"
+	return Thousands((n+999)/1000) + " KB"
 }

@@ -27,15 +27,15 @@ func PlainText(sanitized string) string {
 	return strings.Join(strings.Fields(text), " ")
 }
 
-// sanitizedBody sanitizes a message body that passed validation and refuses
+// SanitizedBody sanitizes a message body that passed validation and refuses
 // one that sanitizing leaves empty (only scripts or other unsafe markup),
 // naming field.
-func sanitizedBody(field, raw string) (string, error) {
+func SanitizedBody(field, raw string) (string, error) {
 	body := SanitizeHTML(raw)
 	if strings.TrimSpace(body) == "" {
-		var p problems
-		p.add(field, "has no content left once unsafe HTML (scripts, event handlers, …) is removed")
-		return "", p.err()
+		var p Problems
+		p.Add(field, "has no content left once unsafe HTML (scripts, event handlers, …) is removed")
+		return "", p.Err()
 	}
 	return body, nil
 }

@@ -26,91 +26,99 @@ const (
 	MaxExternalIDLen   = 255
 )
 
-// problems collects every field problem of a request, so a client learns
-// all of them at once.
-type problems []helpdeskflow.FieldProblem
+// Problems collects every field problem of a request, so a client learns
+// all of them at once. The zero value is empty and ready to use.
+type Problems []helpdeskflow.FieldProblem
 
-func (p *problems) add(field, format string, args ...any) {
+// Add records a problem of field, its text formatted like fmt.Sprintf.
+func (p *Problems) Add(field, format string, args ...any) {
 	*p = append(*p, helpdeskflow.FieldProblem{Field: field, Problem: fmt.Sprintf(format, args...)})
 }
 
-func (p problems) err() error {
+// Err returns nil when there are no problems, else one EValidation error
+// listing them all as details.
+func (p Problems) Err() error {
 	if len(p) == 0 {
 		return nil
 	}
 	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details", Details: p}
 }
 
-func (p *problems) text(field, value string, required bool, max int) {
+// Text checks a text field: present when required, at most max
+// characters, valid UTF-8.
+func (p *Problems) Text(field, value string, required bool, max int) {
 	switch n := utf8.RuneCountInString(value); {
 	case required && strings.TrimSpace(value) == "":
-		p.add(field, "required")
+		p.Add(field, "required")
 	case n > max:
-		p.add(field, "must be at most %d characters, got %d", max, n)
+		p.Add(field, "must be at most %d characters, got %d", max, n)
 	case !utf8.ValidString(value):
-		p.add(field, "must be valid UTF-8")
+		p.Add(field, "must be valid UTF-8")
 	}
 }
 
-// line cleans a single-line plain-text field (CleanLine), trims it and
+// Line cleans a single-line plain-text field (CleanLine), trims it and
 // checks it, returning the cleaned value. A required field that cleaning
 // leaves empty is named as such.
-func (p *problems) line(field, value string, required bool, max int) string {
+func (p *Problems) Line(field, value string, required bool, max int) string {
 	clean := strings.TrimSpace(CleanLine(value))
 	switch n := utf8.RuneCountInString(clean); {
 	case !utf8.ValidString(value):
-		p.add(field, "must be valid UTF-8")
+		p.Add(field, "must be valid UTF-8")
 	case required && clean == "" && strings.TrimSpace(value) != "":
-		p.add(field, "required, and has no text left once HTML tags, comments and control characters are removed")
+		p.Add(field, "required, and has no text left once HTML tags, comments and control characters are removed")
 	case required && clean == "":
-		p.add(field, "required")
+		p.Add(field, "required")
 	case n > max:
-		p.add(field, "must be at most %d characters, got %d", max, n)
+		p.Add(field, "must be at most %d characters, got %d", max, n)
 	}
 	return clean
 }
 
-// plain refuses a value that cleaning would change, for identifiers and
+// Plain refuses a value that cleaning would change, for identifiers and
 // keys, which are matched as sent and so are never changed silently.
-func (p *problems) plain(field, value, what string) {
+func (p *Problems) Plain(field, value, what string) {
 	if CleanLine(value) != value {
-		p.add(field, "%s must be plain text: no HTML tags or comments, no control characters or line breaks", what)
+		p.Add(field, "%s must be plain text: no HTML tags or comments, no control characters or line breaks", what)
 	}
 }
 
-func (p *problems) email(field, value string) string {
+// Email normalizes and checks an email address field, returning the
+// normalized address ("" when it has a problem).
+func (p *Problems) Email(field, value string) string {
 	email := helpdeskflow.NormalizeEmail(value)
 	if email == "" {
-		p.add(field, "required")
+		p.Add(field, "required")
 		return ""
 	}
 	if n := utf8.RuneCountInString(email); n > MaxEmailLen {
-		p.add(field, "must be at most %d characters, got %d", MaxEmailLen, n)
+		p.Add(field, "must be at most %d characters, got %d", MaxEmailLen, n)
 		return ""
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
-		p.add(field, "must be an email address like name@example.com")
+		p.Add(field, "must be an email address like name@example.com")
 		return ""
 	}
 	return email
 }
 
-func (p *problems) oneOf(field, value string, allowed ...string) {
+// OneOf checks that value is one of allowed.
+func (p *Problems) OneOf(field, value string, allowed ...string) {
 	for _, a := range allowed {
 		if value == a {
 			return
 		}
 	}
-	p.add(field, "must be one of %s", strings.Join(allowed, ", "))
+	p.Add(field, "must be one of %s", strings.Join(allowed, ", "))
 }
 
-// tags normalizes tags (cleaned as single-line plain text, trimmed,
+// Tags normalizes tags (cleaned as single-line plain text, trimmed,
 // lowercased, duplicates dropped, order kept) and checks their count and
 // form.
-func (p *problems) tags(field string, tags []string) []string {
+func (p *Problems) Tags(field string, tags []string) []string {
 	if len(tags) > MaxTags {
-		p.add(field, "must have at most %d tags, got %d", MaxTags, len(tags))
+		p.Add(field, "must have at most %d tags, got %d", MaxTags, len(tags))
 		return nil
 	}
 	out := make([]string, 0, len(tags))
@@ -120,13 +128,13 @@ func (p *problems) tags(field string, tags []string) []string {
 		name := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case tag == "" && strings.TrimSpace(raw) != "":
-			p.add(name, "has no text left once HTML tags, comments and control characters are removed")
+			p.Add(name, "has no text left once HTML tags, comments and control characters are removed")
 		case tag == "":
-			p.add(name, "must not be empty")
+			p.Add(name, "must not be empty")
 		case utf8.RuneCountInString(tag) > MaxTagLen:
-			p.add(name, "must be at most %d characters", MaxTagLen)
+			p.Add(name, "must be at most %d characters", MaxTagLen)
 		case strings.IndexFunc(tag, unicode.IsSpace) >= 0 || strings.Contains(tag, ","):
-			p.add(name, "must not contain white space or commas")
+			p.Add(name, "must not contain white space or commas")
 		case !seen[tag]:
 			seen[tag] = true
 			out = append(out, tag)
@@ -135,12 +143,12 @@ func (p *problems) tags(field string, tags []string) []string {
 	return out
 }
 
-// customFields checks that custom fields are a bounded map of strings,
+// CustomFields checks that custom fields are a bounded map of strings,
 // numbers, booleans or nulls with plain-text names, and cleans the string
 // values in place (CleanText).
-func (p *problems) customFields(field string, fields map[string]any) {
+func (p *Problems) CustomFields(field string, fields map[string]any) {
 	if len(fields) > MaxCustomFields {
-		p.add(field, "must have at most %d fields, got %d", MaxCustomFields, len(fields))
+		p.Add(field, "must have at most %d fields, got %d", MaxCustomFields, len(fields))
 		return
 	}
 	// Sorted, so that the problems come in the same order every time.
@@ -148,40 +156,40 @@ func (p *problems) customFields(field string, fields map[string]any) {
 		value := fields[key]
 		name := field + "." + key
 		if key == "" || utf8.RuneCountInString(key) > MaxCustomFieldKey {
-			p.add(name, "field names must be 1 to %d characters", MaxCustomFieldKey)
+			p.Add(name, "field names must be 1 to %d characters", MaxCustomFieldKey)
 			continue
 		}
-		p.plain(name, key, "the field name")
+		p.Plain(name, key, "the field name")
 		switch v := value.(type) {
 		case nil, bool, float64:
 		case string:
 			v = CleanText(v)
 			fields[key] = v
 			if utf8.RuneCountInString(v) > MaxCustomFieldText {
-				p.add(name, "must be at most %d characters", MaxCustomFieldText)
+				p.Add(name, "must be at most %d characters", MaxCustomFieldText)
 			}
 		default:
-			p.add(name, "must be a string, number, boolean or null")
+			p.Add(name, "must be a string, number, boolean or null")
 		}
 	}
 }
 
-// plainValues cleans every string in a JSON value (CleanText), however
+// PlainValues cleans every string in a JSON value (CleanText), however
 // deep, in place, and refuses object keys that are not plain text. It
 // returns the cleaned value (a string is returned cleaned, as it cannot be
 // changed in place).
-func (p *problems) plainValues(field string, value any) any {
+func (p *Problems) PlainValues(field string, value any) any {
 	switch v := value.(type) {
 	case string:
 		return CleanText(v)
 	case map[string]any:
 		for _, key := range slices.Sorted(maps.Keys(v)) {
-			p.plain(field+"."+key, key, "the key")
-			v[key] = p.plainValues(field+"."+key, v[key])
+			p.Plain(field+"."+key, key, "the key")
+			v[key] = p.PlainValues(field+"."+key, v[key])
 		}
 	case []any:
 		for i := range v {
-			v[i] = p.plainValues(fmt.Sprintf("%s[%d]", field, i), v[i])
+			v[i] = p.PlainValues(fmt.Sprintf("%s[%d]", field, i), v[i])
 		}
 	}
 	return value

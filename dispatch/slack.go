@@ -29,12 +29,12 @@ type SlackPoster interface {
 }
 
 // SlackAuthFailures marks an integration whose token Slack refused
-// (commands.Service.SlackAuthFailed).
+// (outbound.Service.SlackAuthFailed).
 type SlackAuthFailures interface {
 	SlackAuthFailed(ctx context.Context, workspaceID uuid.UUID, reason string) error
 }
 
-// TicketGetter reads a ticket for the message (commands.Service).
+// TicketGetter reads a ticket for the message (tickets.Service).
 type TicketGetter interface {
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 }

@@ -13,9 +13,12 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
 const slackToken = "xoxb-1-good"
@@ -33,9 +36,9 @@ func newSlackFixture(t *testing.T) *slackFixture {
 	t.Cleanup(fake.Close)
 	fake.SetToken(slackToken)
 	client := slack.New(fake.URL(), nil)
-	f.svc = commands.New(commands.AdaptStore(f.store), commands.WithSecrets(f.keys, true), commands.WithSlack(client))
-	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Jobs: f.store, Poster: client, Secrets: f.keys, Auth: f.svc,
-		Tickets: f.svc, Logger: slog.New(slog.DiscardHandler)})
+	f.svc = testenv.NewCommands(f.store.EventStore, testenv.CommandOptions{Sealer: f.keys, AllowLoopback: true, Slack: client})
+	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Jobs: f.store, Poster: client, Secrets: f.keys, Auth: f.svc.Outbound,
+		Tickets: f.svc.Tickets, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,28 +82,28 @@ func (f *slackFixture) posts() []string {
 func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 	f := newSlackFixture(t)
 	ctx := context.Background()
-	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: "xoxb-wrong",
+	if _, err := f.svc.Outbound.ConnectSlack(ctx, f.workspace, f.md, outbound.ConnectSlack{BotToken: "xoxb-wrong",
 		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); helpdeskflow.ErrorCode(err) != helpdeskflow.EValidation ||
 		!strings.Contains(helpdeskflow.ErrorDetails(err)[0].Problem, "invalid_auth") {
 		t.Fatalf("a refused token: %v", err)
 	}
-	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+	if _, err := f.svc.Outbound.ConnectSlack(ctx, f.workspace, f.md, outbound.ConnectSlack{BotToken: slackToken,
 		Channels: helpdeskflow.SlackChannels{NewTicket: "#new", Escalation: "#escalations", SLABreach: "#sla"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.CreateAutomation(ctx, f.workspace, f.md, commands.AutomationRule{Name: "VIP",
+	if _, err := f.svc.Rules.CreateAutomation(ctx, f.workspace, f.md, rules.AutomationRule{Name: "VIP",
 		Conditions: automation.Conditions{All: []automation.Condition{{Field: "ticket.subject", Operator: "contains", Value: "vip"},
 			{Field: "event.type", Operator: "is", Value: "ticket.created"}}},
 		Actions: []automation.Action{{Type: "notify_slack", Value: map[string]any{"channel": "#vip", "message": "A VIP wrote"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "vip <!channel> order",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	tk, err := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "vip <!channel> order",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.dispatchNew(tk.ID)
-	if _, err := f.svc.UpdateTicket(ctx, f.workspace, f.md, tk.ID, nil, commands.UpdateTicket{Priority: strp("urgent")}, true); err != nil {
+	if _, err := f.svc.Tickets.UpdateTicket(ctx, f.workspace, f.md, tk.ID, nil, tickets.UpdateTicket{Priority: strp("urgent")}, true); err != nil {
 		t.Fatal(err)
 	}
 	f.dispatchNew(tk.ID)
@@ -117,8 +120,8 @@ func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 	// Slack revokes the token: the integration is marked, the notification
 	// is logged as skipped, and the next ones are skipped without a post.
 	f.fake.Revoke(slackToken)
-	second, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "second",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	second, err := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "second",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,8 +130,8 @@ func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 	if err != nil || in.Status != helpdeskflow.IntegrationNeedsRevalidation || in.LastError != "token_revoked" {
 		t.Fatalf("after token_revoked: %+v %v", in, err)
 	}
-	third, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "third",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	third, _ := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "third",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	f.dispatchNew(third.ID)
 	if n := len(f.fake.Posts()); n != 3 {
 		t.Errorf("posts while paused: %d", n)
@@ -139,19 +142,19 @@ func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 	}
 	// Revalidating a revoked token fails and keeps it paused; a new token
 	// (reconnect) resumes.
-	if in, err := f.svc.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status == helpdeskflow.IntegrationActive {
+	if in, err := f.svc.Outbound.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status == helpdeskflow.IntegrationActive {
 		t.Errorf("revalidate with a revoked token: %+v %v", in, err)
 	}
 	f.fake.SetToken("xoxb-2-new")
-	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: "xoxb-2-new",
+	if _, err := f.svc.Outbound.ConnectSlack(ctx, f.workspace, f.md, outbound.ConnectSlack{BotToken: "xoxb-2-new",
 		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); err != nil {
 		t.Fatal(err)
 	}
-	if in, err := f.svc.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status != helpdeskflow.IntegrationActive || f.fake.AuthTests() < 3 {
+	if in, err := f.svc.Outbound.RevalidateSlack(ctx, f.workspace, f.md); err != nil || in.Status != helpdeskflow.IntegrationActive || f.fake.AuthTests() < 3 {
 		t.Errorf("revalidate: %+v %v", in, err)
 	}
-	fourth, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "fourth",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	fourth, _ := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "fourth",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	f.dispatchNew(fourth.ID)
 	if n := len(f.fake.Posts()); n != 4 {
 		t.Errorf("posts after reconnecting: %d", n)
@@ -161,12 +164,12 @@ func TestSlack_NotificationsAndRevalidation(t *testing.T) {
 func TestSlack_TemporaryFailuresAreRetriedByTheWorker(t *testing.T) {
 	f := newSlackFixture(t)
 	ctx := context.Background()
-	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+	if _, err := f.svc.Outbound.ConnectSlack(ctx, f.workspace, f.md, outbound.ConnectSlack{BotToken: slackToken,
 		Channels: helpdeskflow.SlackChannels{NewTicket: "#new"}}); err != nil {
 		t.Fatal(err)
 	}
-	tk, err := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "x",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	tk, err := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "x",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +184,8 @@ func TestSlack_TemporaryFailuresAreRetriedByTheWorker(t *testing.T) {
 		t.Fatalf("posts %d, posted log %d, log %d", len(f.fake.Posts()), len(posted), len(all))
 	}
 	f.fake.SetChannelError("#new", "channel_not_found")
-	second, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "y",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	second, _ := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "y",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	f.dispatchNew(second.ID)
 	failed, _ := f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10)
 	if len(f.fake.Posts()) != 1 || len(failed) != 1 || !strings.Contains(failed[0].Error, "channel_not_found") {
@@ -194,8 +197,8 @@ func TestSlack_TemporaryFailuresAreRetriedByTheWorker(t *testing.T) {
 	for range 3 {
 		f.fake.FailWithStatus(500)
 	}
-	third, _ := f.svc.CreateTicket(ctx, f.workspace, f.md, commands.CreateTicket{Subject: "z",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	third, _ := f.svc.Tickets.CreateTicket(ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "z",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	f.dispatchNew(third.ID)
 	if failed, _ = f.store.SlackNotifications(ctx, f.workspace, helpdeskflow.SlackFailed, 10); len(failed) != 2 || failed[0].TicketID != third.ID {
 		t.Errorf("failed log after an outage: %+v", failed)
@@ -214,7 +217,7 @@ func TestSlack_TemporaryFailuresAreRetriedByTheWorker(t *testing.T) {
 func TestSlack_IntegrationProblemsGoToTheEscalationChannel(t *testing.T) {
 	f := newSlackFixture(t)
 	ctx := context.Background()
-	if _, err := f.svc.ConnectSlack(ctx, f.workspace, f.md, commands.ConnectSlack{BotToken: slackToken,
+	if _, err := f.svc.Outbound.ConnectSlack(ctx, f.workspace, f.md, outbound.ConnectSlack{BotToken: slackToken,
 		Channels: helpdeskflow.SlackChannels{NewTicket: "#new", Escalation: "#escalations"}}); err != nil {
 		t.Fatal(err)
 	}

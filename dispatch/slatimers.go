@@ -21,7 +21,7 @@ type SLATimers interface {
 }
 
 // SLAChecker appends a ticket's due SLA events and schedules its next
-// check (commands.Service.CheckSLA).
+// check (tickets.Service.CheckSLA).
 type SLAChecker interface {
 	CheckSLA(ctx context.Context, workspaceID, ticketID uuid.UUID) error
 }

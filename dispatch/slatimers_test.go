@@ -11,8 +11,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -39,7 +40,7 @@ type slaFixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     testenv.Rooms
-	svc       *commands.Service
+	svc       *testenv.Commands
 	clock     *clock
 	workspace uuid.UUID
 	md        helpdeskflow.Metadata
@@ -49,9 +50,9 @@ func newSLAFixture(t *testing.T) *slaFixture {
 	store := testenv.NewRooms(t)
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	f := &slaFixture{t: t, ctx: context.Background(), store: store, clock: c,
-		svc: commands.New(commands.AdaptStore(store), commands.WithClock(c.Now)),
+		svc: testenv.NewCommands(store.EventStore, testenv.CommandOptions{Clock: c.Now}),
 		md:  helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
-	ws, _, err := f.svc.CreateWorkspace(f.ctx, f.md, "sla")
+	ws, _, err := f.svc.Access.CreateWorkspace(f.ctx, f.md, "sla")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func newSLAFixture(t *testing.T) *slaFixture {
 // worker is a new SLA timer worker, as after a restart: it knows nothing
 // but what Postgres holds.
 func (f *slaFixture) worker() *dispatch.SLAWorker {
-	w, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: f.store, Checker: f.svc, Now: f.clock.Now,
+	w, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: f.store, Checker: f.svc.Tickets, Now: f.clock.Now,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.t.Fatal(err)
@@ -108,7 +109,7 @@ func (f *slaFixture) slaEvents(id uuid.UUID) []string {
 
 func (f *slaFixture) status(id uuid.UUID) map[string]helpdeskflow.SLATargetStatus {
 	f.t.Helper()
-	tk, err := f.svc.GetTicket(f.ctx, f.workspace, id, true)
+	tk, err := f.svc.Tickets.GetTicket(f.ctx, f.workspace, id, true)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -122,21 +123,21 @@ func (f *slaFixture) status(id uuid.UUID) map[string]helpdeskflow.SLATargetStatu
 func TestSLAWorker_TimersFireOnceAcrossRestarts(t *testing.T) {
 	f := newSLAFixture(t)
 	start := f.clock.Now()
-	_, err := f.svc.CreateSLAPolicy(f.ctx, f.workspace, f.md, commands.SLAPolicyWrite{Name: "Urgent",
+	_, err := f.svc.Rules.CreateSLAPolicy(f.ctx, f.workspace, f.md, rules.SLAPolicyWrite{Name: "Urgent",
 		Conditions:    automation.Conditions{All: []automation.Condition{{Field: "ticket.priority", Operator: "is", Value: "urgent"}}},
 		FirstResponse: &helpdeskflow.SLATargetSpec{Minutes: 60, WarnBeforeMinutes: 10},
 		Resolution:    &helpdeskflow.SLATargetSpec{Minutes: 240, WarnBeforeMinutes: 30}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk, err := f.svc.CreateTicket(f.ctx, f.workspace, f.md, commands.CreateTicket{Subject: "Down", Priority: "urgent",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "help"}})
+	tk, err := f.svc.Tickets.CreateTicket(f.ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "Down", Priority: "urgent",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "help"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A normal ticket gets no SLA and no timer.
-	plain, err := f.svc.CreateTicket(f.ctx, f.workspace, f.md, commands.CreateTicket{Subject: "Question",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	plain, err := f.svc.Tickets.CreateTicket(f.ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "Question",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	if err != nil || plain.SLA != nil {
 		t.Fatalf("plain ticket: %v %+v", err, plain.SLA)
 	}
@@ -177,7 +178,7 @@ func TestSLAWorker_TimersFireOnceAcrossRestarts(t *testing.T) {
 	}
 
 	// Pending pauses the resolution clock: two hours pass without a warning.
-	if _, err := f.svc.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, commands.UpdateTicket{Status: strp("pending")}, true); err != nil {
+	if _, err := f.svc.Tickets.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, tickets.UpdateTicket{Status: strp("pending")}, true); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.advance(2 * time.Hour)
@@ -185,7 +186,7 @@ func TestSLAWorker_TimersFireOnceAcrossRestarts(t *testing.T) {
 	if st := f.status(tk.ID); st[helpdeskflow.SLAResolution].State != helpdeskflow.SLAPaused || st[helpdeskflow.SLAResolution].DueAt != nil {
 		t.Errorf("paused resolution: %+v", st[helpdeskflow.SLAResolution])
 	}
-	if _, err := f.svc.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, commands.UpdateTicket{Status: strp("open")}, true); err != nil {
+	if _, err := f.svc.Tickets.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, tickets.UpdateTicket{Status: strp("open")}, true); err != nil {
 		t.Fatal(err)
 	}
 	res := f.status(tk.ID)[helpdeskflow.SLAResolution]
@@ -193,11 +194,11 @@ func TestSLAWorker_TimersFireOnceAcrossRestarts(t *testing.T) {
 		t.Errorf("resumed resolution should be due at start+4h+2h: %+v", res)
 	}
 	// An agent reply after the deadline leaves first response breached.
-	if _, err := f.svc.AddMessage(f.ctx, f.workspace, f.md, tk.ID, nil, commands.AddMessage{Body: "on it"}, true); err != nil {
+	if _, err := f.svc.Tickets.AddMessage(f.ctx, f.workspace, f.md, tk.ID, nil, tickets.AddMessage{Body: "on it"}, true); err != nil {
 		t.Fatal(err)
 	}
 	// Solving fulfils resolution; nothing is due any more.
-	if _, err := f.svc.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, commands.UpdateTicket{Status: strp("solved")}, true); err != nil {
+	if _, err := f.svc.Tickets.UpdateTicket(f.ctx, f.workspace, f.md, tk.ID, nil, tickets.UpdateTicket{Status: strp("solved")}, true); err != nil {
 		t.Fatal(err)
 	}
 	st = f.status(tk.ID)
@@ -216,25 +217,25 @@ func TestSLAWorker_TimersFireOnceAcrossRestarts(t *testing.T) {
 func TestSLAWorker_PolicyChangeRecomputesOpenTickets(t *testing.T) {
 	f := newSLAFixture(t)
 	start := f.clock.Now()
-	policy, err := f.svc.CreateSLAPolicy(f.ctx, f.workspace, f.md, commands.SLAPolicyWrite{Name: "All",
+	policy, err := f.svc.Rules.CreateSLAPolicy(f.ctx, f.workspace, f.md, rules.SLAPolicyWrite{Name: "All",
 		Resolution: &helpdeskflow.SLATargetSpec{Minutes: 120}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk, err := f.svc.CreateTicket(f.ctx, f.workspace, f.md, commands.CreateTicket{Subject: "x",
-		Customer: commands.CustomerRef{Email: "c@example.com"}, Message: commands.NewTicketMessage{Body: "hi"}})
+	tk, err := f.svc.Tickets.CreateTicket(f.ctx, f.workspace, f.md, tickets.CreateTicket{Subject: "x",
+		Customer: tickets.CustomerRef{Email: "c@example.com"}, Message: tickets.NewTicketMessage{Body: "hi"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.clock.advance(time.Minute)
-	if _, err := f.svc.ReplaceSLAPolicy(f.ctx, f.workspace, f.md, policy.ID, nil, commands.SLAPolicyWrite{Name: "All",
+	if _, err := f.svc.Rules.ReplaceSLAPolicy(f.ctx, f.workspace, f.md, policy.ID, nil, rules.SLAPolicyWrite{Name: "All",
 		Resolution: &helpdeskflow.SLATargetSpec{Minutes: 30}}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.tick(f.worker()); n != 1 {
 		t.Fatalf("the changed policy's ticket was checked %d times", n)
 	}
-	tkNow, err := f.svc.GetTicket(f.ctx, f.workspace, tk.ID, true)
+	tkNow, err := f.svc.Tickets.GetTicket(f.ctx, f.workspace, tk.ID, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,11 +247,11 @@ func TestSLAWorker_PolicyChangeRecomputesOpenTickets(t *testing.T) {
 		t.Errorf("want two sla_policy_applied events (audited), got %v", got)
 	}
 	// Deleting the policy removes the ticket's SLA.
-	if err := f.svc.DeleteSLAPolicy(f.ctx, f.workspace, f.md, policy.ID); err != nil {
+	if err := f.svc.Rules.DeleteSLAPolicy(f.ctx, f.workspace, f.md, policy.ID); err != nil {
 		t.Fatal(err)
 	}
 	f.tick(f.worker())
-	if tkNow, err = f.svc.GetTicket(f.ctx, f.workspace, tk.ID, true); err != nil || tkNow.SLA != nil {
+	if tkNow, err = f.svc.Tickets.GetTicket(f.ctx, f.workspace, tk.ID, true); err != nil || tkNow.SLA != nil {
 		t.Errorf("after deleting the policy: %v %+v", err, tkNow.SLA)
 	}
 	f.clock.advance(time.Hour)

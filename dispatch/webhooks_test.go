@@ -19,7 +19,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -87,7 +87,7 @@ type webhookFixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     testenv.Rooms
-	svc       *commands.Service
+	svc       *testenv.Commands
 	keys      *secretbox.Keyring
 	workspace uuid.UUID
 	md        helpdeskflow.Metadata
@@ -104,17 +104,17 @@ func newWebhookFixture(t *testing.T) *webhookFixture {
 		t.Fatal(err)
 	}
 	f := &webhookFixture{t: t, ctx: context.Background(), store: store, keys: keys,
-		svc: commands.New(commands.AdaptStore(store), commands.WithSecrets(keys, true)),
+		svc: testenv.NewCommands(store.EventStore, testenv.CommandOptions{Sealer: keys, AllowLoopback: true}),
 		md:  helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
-	if f.workspace, _, err = f.svc.CreateWorkspace(f.ctx, f.md, "hooks"); err != nil {
+	if f.workspace, _, err = f.svc.Access.CreateWorkspace(f.ctx, f.md, "hooks"); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func (f *webhookFixture) subscribe(url string, types ...string) commands.NewWebhook {
+func (f *webhookFixture) subscribe(url string, types ...string) outbound.NewWebhook {
 	f.t.Helper()
-	w, err := f.svc.CreateWebhook(f.ctx, f.workspace, f.md, commands.CreateWebhook{URL: url, EventTypes: types})
+	w, err := f.svc.Outbound.CreateWebhook(f.ctx, f.workspace, f.md, outbound.CreateWebhook{URL: url, EventTypes: types})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -455,12 +455,12 @@ func TestWebhooks_OutageBacklogNeverWedgesTheQueue(t *testing.T) {
 	})
 
 	// Another workspace's webhook gets events in the middle of the backlog.
-	otherWorkspace, _, err := f.svc.CreateWorkspace(f.ctx, f.md, "other")
+	otherWorkspace, _, err := f.svc.Access.CreateWorkspace(f.ctx, f.md, "other")
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := newReceiver(t, nil)
-	otherHook, err := f.svc.CreateWebhook(f.ctx, otherWorkspace, f.md, commands.CreateWebhook{URL: other.srv.URL, EventTypes: []string{"*"}})
+	otherHook, err := f.svc.Outbound.CreateWebhook(f.ctx, otherWorkspace, f.md, outbound.CreateWebhook{URL: other.srv.URL, EventTypes: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func TestWebhooks_DeletedWebhookIsNeverAttempted(t *testing.T) {
 			f.publish(id, v, helpdeskflow.EventTicketUpdated)
 		}
 	}
-	if err := f.svc.DeleteWebhook(f.ctx, f.workspace, f.md, goneHook.ID); err != nil {
+	if err := f.svc.Outbound.DeleteWebhook(f.ctx, f.workspace, f.md, goneHook.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range tickets {

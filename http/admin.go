@@ -7,7 +7,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 )
 
 // apiKeyJSON is an API key as the API shows it; Key is set only in the
@@ -39,7 +39,7 @@ func toAPIKeyJSON(k helpdeskflow.APIKey) apiKeyJSON {
 // handleAPIKeyCreate is POST /v1/api-keys (admin): 201 with the key, shown
 // only in this response.
 func (s *Server) handleAPIKeyCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.CreateAPIKey
+	var cmd access.CreateAPIKey
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

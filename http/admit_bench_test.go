@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	commandaccess "github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
@@ -27,7 +27,7 @@ import (
 func BenchmarkAdmit(b *testing.B) {
 	f := newAdmitFixture(b)
 	// A limit the benchmark never reaches: every call is admitted.
-	_, err := f.service.SetRateLimits(context.Background(), f.md, f.workspaceID, commands.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
+	_, err := f.service.SetRateLimits(context.Background(), f.md, f.workspaceID, commandaccess.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
 		helpdeskflow.RateTicketsRead: {Limit: helpdeskflow.MaxRateLimit, WindowSeconds: 1},
 	}})
 	if err != nil {
@@ -64,17 +64,17 @@ func BenchmarkAdmit(b *testing.B) {
 // memory.
 type admitFixture struct {
 	cache       *access.Cache
-	service     *commands.Service
+	service     *commandaccess.Service
 	md          helpdeskflow.Metadata
 	workspaceID uuid.UUID
-	key         commands.NewKey
+	key         commandaccess.NewKey
 }
 
 func newAdmitFixture(tb testing.TB) admitFixture {
 	tb.Helper()
 	store := testenv.NewRooms(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commands.New(commands.AdaptStore(store)),
+	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commandaccess.New(commandaccess.AdaptStore(store.EventStore)),
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	done := make(chan struct{})
 	go func() { f.cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends

@@ -8,18 +8,24 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 )
 
-// Automations manages a workspace's automation rules and simulates them.
+// Automations manages a workspace's automation rules.
 type Automations interface {
-	CreateAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.AutomationRule) (commands.Automation, error)
-	ReplaceAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AutomationRule) (commands.Automation, error)
+	CreateAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd rules.AutomationRule) (rules.Automation, error)
+	ReplaceAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd rules.AutomationRule) (rules.Automation, error)
 	DeleteAutomation(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
-	GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) (commands.Automation, error)
-	ListAutomations(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]commands.Automation, string, error)
-	SimulateAutomations(ctx context.Context, workspaceID uuid.UUID, cmd commands.SimulateAutomations) (commands.Simulation, error)
+	GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) (rules.Automation, error)
+	ListAutomations(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]rules.Automation, string, error)
+}
+
+// AutomationSimulator runs a workspace's automation rules (or draft rules)
+// for a ticket command without storing anything.
+type AutomationSimulator interface {
+	SimulateAutomations(ctx context.Context, workspaceID uuid.UUID, cmd tickets.SimulateAutomations) (tickets.Simulation, error)
 }
 
 // automationJSON is an automation rule as the API shows it.
@@ -35,17 +41,17 @@ type automationJSON struct {
 	UpdatedAt  string                `json:"updated_at"`
 }
 
-func toAutomationJSON(a commands.Automation) automationJSON {
+func toAutomationJSON(a rules.Automation) automationJSON {
 	return automationJSON{ID: a.ID, Name: a.Name, Position: a.Position, Active: a.Active, Conditions: a.Conditions,
 		Actions: a.Actions, Version: a.Version, CreatedAt: formatTime(a.CreatedAt), UpdatedAt: formatTime(a.UpdatedAt)}
 }
 
 // automationRules serves /v1/automations[/{id}] (admin).
-func (s *Server) automationRules() ruleHandlers[commands.AutomationRule, commands.Automation] {
+func (s *Server) automationRules() ruleHandlers[rules.AutomationRule, rules.Automation] {
 	a := s.cfg.Automations
-	return ruleHandlers[commands.AutomationRule, commands.Automation]{noun: "automation rule",
+	return ruleHandlers[rules.AutomationRule, rules.Automation]{noun: "automation rule",
 		create: a.CreateAutomation, replace: a.ReplaceAutomation, delete: a.DeleteAutomation, get: a.GetAutomation, list: a.ListAutomations,
-		view: func(r commands.Automation) any { return toAutomationJSON(r) }, version: func(r commands.Automation) int64 { return r.Version }}
+		view: func(r rules.Automation) any { return toAutomationJSON(r) }, version: func(r rules.Automation) int64 { return r.Version }}
 }
 
 type simulationJSON struct {
@@ -70,11 +76,11 @@ type firedRuleJSON struct {
 // storing nothing. A conflict the command would be refused with is
 // reported in "conflict" (200).
 func (s *Server) handleAutomationSimulate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.SimulateAutomations
+	var cmd tickets.SimulateAutomations
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
-	sim, err := s.cfg.Automations.SimulateAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, cmd)
+	sim, err := s.cfg.Simulator.SimulateAutomations(r.Context(), principalOf(r.Context()).WorkspaceID, cmd)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 )
 
 // customerJSON is a customer as the API shows it. TicketIDs is only set on
@@ -66,7 +66,7 @@ func writeCustomer(w http.ResponseWriter, status int, c helpdeskflow.Customer) {
 // handleCustomerUpsert is POST /v1/customers: 201 when the normalized email
 // is new, 200 when that customer existed (and took the other fields).
 func (s *Server) handleCustomerUpsert(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.UpsertCustomer
+	var cmd tickets.UpsertCustomer
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (s *Server) handleCustomerUpdate(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	var cmd commands.UpdateCustomer
+	var cmd tickets.UpdateCustomer
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

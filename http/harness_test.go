@@ -25,7 +25,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
@@ -84,7 +84,7 @@ type harness struct {
 	cfg       http.Config
 	store     testenv.Rooms
 	db        *pg.DB
-	service   *commands.Service
+	service   *testenv.Commands
 	clock     *fakeClock
 	log       *recordingLog
 	reg       *prometheus.Registry
@@ -127,7 +127,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := commands.NewMetrics(reg)
+	metrics, err := rules.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +142,8 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	fakeSlack := slacktest.NewServer()
 	t.Cleanup(fakeSlack.Close)
 	fakeSlack.SetToken("xoxb-test-token")
-	service := commands.New(commands.AdaptStore(store), commands.WithMetrics(metrics), commands.WithSecrets(keys, true),
-		commands.WithSlack(slack.New(fakeSlack.URL(), nil)))
+	service := testenv.NewCommands(store.EventStore, testenv.CommandOptions{Metrics: metrics, Sealer: keys, AllowLoopback: true,
+		Slack: slack.New(fakeSlack.URL(), nil)})
 	fakeOAuth := oauthtest.NewServer()
 	t.Cleanup(fakeOAuth.Close)
 	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store.ConnectionStore), Sealer: keys,
@@ -154,15 +154,15 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	shops := profilelookuptest.NewServer()
 	t.Cleanup(shops.Close)
-	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: connections, Customers: service,
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: connections, Customers: service.Tickets,
 		Lookup: profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := &recordingLog{}
 	cfg := http.Config{
-		Tickets: service, Customers: service, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: accessCache,
-		Admin: service, AdminReader: store, Automations: service, SLAPolicies: service, Webhooks: service, WebhookReader: store, Slack: service, SlackReader: store, Connections: connections, ConnectionReader: store,
+		Tickets: service.Tickets, Customers: service.Tickets, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: accessCache,
+		Admin: service.Access, AdminReader: store, Automations: service.Rules, Simulator: service.Tickets, SLAPolicies: service.Rules, Webhooks: service.Outbound, WebhookReader: store, Slack: service.Outbound, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: idempotency.New(store.DB),
@@ -182,7 +182,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 // newWorkspace creates a workspace and returns it with its admin key.
 func (h *harness) newWorkspace() (uuid.UUID, string) {
 	h.t.Helper()
-	id, key, err := h.service.CreateWorkspace(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}, "test")
+	id, key, err := h.service.Access.CreateWorkspace(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}, "test")
 	if err != nil {
 		h.t.Fatal(err)
 	}

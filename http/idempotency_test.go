@@ -11,7 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	commandaccess "github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
@@ -280,8 +281,8 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		}
 		// Another key of the workspace sending the same Idempotency-Key
 		// makes a request of its own, and never sees the first secret.
-		other, err := h.service.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
-			h.workspace, commands.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
+		other, err := h.service.Access.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
+			h.workspace, commandaccess.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,7 +307,7 @@ type scriptedTickets struct {
 	scripts map[string]func() error
 }
 
-func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateTicket) (helpdeskflow.Ticket, error) {
+func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error) {
 	s.mu.Lock()
 	script := s.scripts[cmd.Subject]
 	delete(s.scripts, cmd.Subject)
@@ -344,7 +345,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 
 func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	base := newHarness(t)
-	tickets := &scriptedTickets{Tickets: base.service, scripts: map[string]func() error{}}
+	tickets := &scriptedTickets{Tickets: base.service.Tickets, scripts: map[string]func() error{}}
 	h := base.withServer(tickets, idempotency.New(base.store.DB))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
@@ -414,7 +415,7 @@ func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	})
 
 	t.Run("NoStoreIgnoresTheHeader", func(t *testing.T) {
-		plain := base.withServer(base.service, nil)
+		plain := base.withServer(base.service.Tickets, nil)
 		before := plain.ticketsCreated(plain.workspace)
 		for range 2 {
 			r := plain.do("POST", "/v1/tickets", plain.adminKey, ticketBody("plain"), "Idempotency-Key", "plain")

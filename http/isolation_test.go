@@ -6,8 +6,11 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/http"
 )
 
@@ -22,27 +25,27 @@ func TestServer_TenantIsolation(t *testing.T) {
 
 	// Workspace A, the victim, with a ticket and a second key.
 	victim, victimAdmin := h.newWorkspace()
-	ticket, err := h.service.CreateTicket(ctx, victim, md, commands.CreateTicket{
-		Subject: "secret", Customer: commands.CustomerRef{Email: "victim@example.com"}, Message: commands.NewTicketMessage{Body: "private"},
+	ticket, err := h.service.Tickets.CreateTicket(ctx, victim, md, tickets.CreateTicket{
+		Subject: "secret", Customer: tickets.CustomerRef{Email: "victim@example.com"}, Message: tickets.NewTicketMessage{Body: "private"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	victimKey, err := h.service.CreateAPIKey(ctx, md, victim, commands.CreateAPIKey{Role: helpdeskflow.RoleAgent})
+	victimKey, err := h.service.Access.CreateAPIKey(ctx, md, victim, access.CreateAPIKey{Role: helpdeskflow.RoleAgent})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rule, err := h.service.CreateAutomation(ctx, victim, md, commands.AutomationRule{Name: "victim rule",
+	rule, err := h.service.Rules.CreateAutomation(ctx, victim, md, rules.AutomationRule{Name: "victim rule",
 		Actions: []automation.Action{{Type: automation.ActionAddTags, Value: []any{"victim"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := h.service.CreateSLAPolicy(ctx, victim, md, commands.SLAPolicyWrite{Name: "victim policy",
+	policy, err := h.service.Rules.CreateSLAPolicy(ctx, victim, md, rules.SLAPolicyWrite{Name: "victim policy",
 		FirstResponse: &helpdeskflow.SLATargetSpec{Minutes: 60}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook, err := h.service.CreateWebhook(ctx, victim, md, commands.CreateWebhook{URL: "https://victim.example.com/hook", EventTypes: []string{"*"}})
+	hook, err := h.service.Outbound.CreateWebhook(ctx, victim, md, outbound.CreateWebhook{URL: "https://victim.example.com/hook", EventTypes: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +57,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 	ids := map[string]string{http.IDTicket: ticket.ID.String(), http.IDAPIKey: victimKey.ID.String(), http.IDCustomer: ticket.CustomerID.String(),
 		http.IDAutomation: rule.ID.String(), http.IDSLAPolicy: policy.ID.String(), http.IDWebhook: hook.ID.String(),
 		http.IDIntegration: connection.ID.String()}
-	attacker, _, err := h.service.UpsertCustomer(ctx, h.workspace, md, commands.UpsertCustomer{Email: "attacker@example.com"})
+	attacker, _, err := h.service.Tickets.UpsertCustomer(ctx, h.workspace, md, tickets.UpsertCustomer{Email: "attacker@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}

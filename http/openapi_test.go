@@ -705,7 +705,7 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	// Outcomes the real services do not produce on demand: a request still
 	// running (409 idempotency_key_in_use), a version conflict, a failing
 	// dependency, a panic.
-	tickets := &scriptedTickets{Tickets: h.service, scripts: map[string]func() error{}}
+	tickets := &scriptedTickets{Tickets: h.service.Tickets, scripts: map[string]func() error{}}
 	sc := c.on(h.withServer(tickets, idempotency.New(h.store.DB)))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()

@@ -10,7 +10,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 )
 
@@ -128,7 +128,7 @@ func (s *Server) rateLimitsView(access helpdeskflow.Access, policy helpdeskflow.
 // categories' limits and the soft-throttle delay for every key of the
 // workspace. It answers like GET with the new limits.
 func (s *Server) handleRateLimitsPut(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.SetRateLimits
+	var cmd access.SetRateLimits
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

@@ -21,25 +21,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 )
 
 // Tickets is the write side and consistent read of tickets.
 type Tickets interface {
-	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateTicket) (helpdeskflow.Ticket, error)
+	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
-	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
-	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
-	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]commands.AuditEntry, error)
+	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
+	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
+	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]tickets.AuditEntry, error)
 }
 
 // Customers is the write side and consistent read of customers.
 type Customers interface {
-	UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.UpsertCustomer) (helpdeskflow.Customer, bool, error)
+	UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.UpsertCustomer) (helpdeskflow.Customer, bool, error)
 	GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error)
 	FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error)
-	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateCustomer) (helpdeskflow.Customer, error)
+	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateCustomer) (helpdeskflow.Customer, error)
 	MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error)
 }
 
@@ -72,10 +73,10 @@ type Authenticator interface {
 // blocklist and rate limits. Each change holds on every API process when
 // it returns.
 type Admin interface {
-	CreateAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd commands.CreateAPIKey) (commands.NewKey, error)
+	CreateAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd access.CreateAPIKey) (access.NewKey, error)
 	RevokeAPIKey(ctx context.Context, md helpdeskflow.Metadata, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error)
 	SetIPBlocklist(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cidrs []string, caller netip.Addr) ([]netip.Prefix, error)
-	SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd commands.SetRateLimits) (helpdeskflow.RateLimitPolicy, error)
+	SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID, cmd access.SetRateLimits) (helpdeskflow.RateLimitPolicy, error)
 }
 
 // AdminReader reads workspace configuration.
@@ -94,7 +95,7 @@ type RequestLog interface {
 type Checker func(ctx context.Context) error
 
 // Config holds a Server's collaborators. Tickets, Customers, CustomerLister, Lister, Events, Auth, Admin,
-// AdminReader, Automations, SLAPolicies, Webhooks, WebhookReader, Slack, SlackReader,
+// AdminReader, Automations, Simulator, SLAPolicies, Webhooks, WebhookReader, Slack, SlackReader,
 // ConnectionReader and Limiter are required; without Connections (no
 // HDF_SECRET_KEYS) OAuth integrations answer 503. RequestLog may be nil (no request
 // log); Logger defaults to slog.Default(), Registerer and Gatherer to
@@ -112,6 +113,7 @@ type Config struct {
 	Admin          Admin
 	AdminReader    AdminReader
 	Automations    Automations
+	Simulator      AutomationSimulator
 	SLAPolicies    SLAPolicies
 	Webhooks       Webhooks
 	WebhookReader  WebhookReader
@@ -145,7 +147,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	for name, missing := range map[string]bool{
 		"Tickets": c.Tickets == nil, "Customers": c.Customers == nil, "CustomerLister": c.CustomerLister == nil, "Lister": c.Lister == nil, "Events": c.Events == nil, "Auth": c.Auth == nil,
-		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "SLAPolicies": c.SLAPolicies == nil, "Webhooks": c.Webhooks == nil, "WebhookReader": c.WebhookReader == nil, "Slack": c.Slack == nil, "SlackReader": c.SlackReader == nil,
+		"Admin": c.Admin == nil, "AdminReader": c.AdminReader == nil, "Limiter": c.Limiter == nil, "Automations": c.Automations == nil, "Simulator": c.Simulator == nil, "SLAPolicies": c.SLAPolicies == nil, "Webhooks": c.Webhooks == nil, "WebhookReader": c.WebhookReader == nil, "Slack": c.Slack == nil, "SlackReader": c.SlackReader == nil,
 		"ConnectionReader": c.ConnectionReader == nil,
 	} {
 		if missing {

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
 // withSLAClock returns a copy of h whose service stamps events with clock
@@ -16,9 +16,9 @@ import (
 // same clock.
 func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker) {
 	h.t.Helper()
-	service := commands.New(commands.AdaptStore(h.store), commands.WithClock(clock.Now))
+	service := testenv.NewCommands(h.store.EventStore, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
-	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.SLAPolicies, cfg.Admin = service, service, service, service, service
+	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.Simulator, cfg.SLAPolicies = service.Tickets, service.Tickets, service.Rules, service.Tickets, service.Rules
 	cfg.Registerer, cfg.Gatherer = nil, nil
 	cfg.Now = clock.Now
 	server, err := http.NewServer(cfg)
@@ -29,7 +29,7 @@ func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker)
 	h.t.Cleanup(srv.Close)
 	c := *h
 	c.url, c.server, c.service = srv.URL, server, service
-	worker, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: h.store, Checker: service, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+	worker, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: h.store, Checker: service.Tickets, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

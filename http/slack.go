@@ -8,13 +8,13 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 )
 
 // SlackIntegrations connects, disconnects and revalidates a workspace's
 // Slack.
 type SlackIntegrations interface {
-	ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.ConnectSlack) (helpdeskflow.SlackIntegration, error)
+	ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd outbound.ConnectSlack) (helpdeskflow.SlackIntegration, error)
 	DisconnectSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata) error
 	RevalidateSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata) (helpdeskflow.SlackIntegration, error)
 }
@@ -53,7 +53,7 @@ func writeSlack(w http.ResponseWriter, in helpdeskflow.SlackIntegration) {
 // token (checked with Slack, stored sealed, never shown again) and the
 // channels per notification kind.
 func (s *Server) handleSlackPut(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.ConnectSlack
+	var cmd outbound.ConnectSlack
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

@@ -6,17 +6,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // SLAPolicies manages a workspace's SLA policies.
 type SLAPolicies interface {
-	CreateSLAPolicy(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.SLAPolicyWrite) (commands.SLAPolicy, error)
-	ReplaceSLAPolicy(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.SLAPolicyWrite) (commands.SLAPolicy, error)
+	CreateSLAPolicy(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd rules.SLAPolicyWrite) (rules.SLAPolicy, error)
+	ReplaceSLAPolicy(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd rules.SLAPolicyWrite) (rules.SLAPolicy, error)
 	DeleteSLAPolicy(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
-	GetSLAPolicy(ctx context.Context, workspaceID, id uuid.UUID) (commands.SLAPolicy, error)
-	ListSLAPolicies(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]commands.SLAPolicy, string, error)
+	GetSLAPolicy(ctx context.Context, workspaceID, id uuid.UUID) (rules.SLAPolicy, error)
+	ListSLAPolicies(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]rules.SLAPolicy, string, error)
 }
 
 // slaPolicyJSON is an SLA policy as the API shows it.
@@ -33,16 +33,16 @@ type slaPolicyJSON struct {
 	UpdatedAt     string                      `json:"updated_at"`
 }
 
-func toSLAPolicyJSON(p commands.SLAPolicy) slaPolicyJSON {
+func toSLAPolicyJSON(p rules.SLAPolicy) slaPolicyJSON {
 	return slaPolicyJSON{ID: p.ID, Name: p.Name, Position: p.Position, Active: p.Active, Conditions: p.Conditions,
 		FirstResponse: p.FirstResponse, Resolution: p.Resolution, Version: p.Version,
 		CreatedAt: formatTime(p.CreatedAt), UpdatedAt: formatTime(p.UpdatedAt)}
 }
 
 // slaPolicies serves /v1/sla-policies[/{id}] (admin).
-func (s *Server) slaPolicies() ruleHandlers[commands.SLAPolicyWrite, commands.SLAPolicy] {
+func (s *Server) slaPolicies() ruleHandlers[rules.SLAPolicyWrite, rules.SLAPolicy] {
 	p := s.cfg.SLAPolicies
-	return ruleHandlers[commands.SLAPolicyWrite, commands.SLAPolicy]{noun: "SLA policy",
+	return ruleHandlers[rules.SLAPolicyWrite, rules.SLAPolicy]{noun: "SLA policy",
 		create: p.CreateSLAPolicy, replace: p.ReplaceSLAPolicy, delete: p.DeleteSLAPolicy, get: p.GetSLAPolicy, list: p.ListSLAPolicies,
-		view: func(r commands.SLAPolicy) any { return toSLAPolicyJSON(r) }, version: func(r commands.SLAPolicy) int64 { return r.Version }}
+		view: func(r rules.SLAPolicy) any { return toSLAPolicyJSON(r) }, version: func(r rules.SLAPolicy) int64 { return r.Version }}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 )
 
 // setETag sets the ETag of an answer showing a stream at version: the
@@ -64,7 +64,7 @@ func (s *Server) handleTicketUpdate(w http.ResponseWriter, r *http.Request, p ht
 	if err != nil {
 		return err
 	}
-	var cmd commands.UpdateTicket
+	var cmd tickets.UpdateTicket
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *Server) handleMessageAdd(w http.ResponseWriter, r *http.Request, p http
 	if err != nil {
 		return err
 	}
-	var cmd commands.AddMessage
+	var cmd tickets.AddMessage
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

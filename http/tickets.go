@@ -9,7 +9,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 )
 
 // timeFormat is RFC 3339 in UTC with milliseconds, the API's one time format.
@@ -122,7 +122,7 @@ func (s *Server) writeTicket(w http.ResponseWriter, status int, t helpdeskflow.T
 
 // handleTicketCreate is POST /v1/tickets: 201 with the ticket as GET shows it.
 func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.CreateTicket
+	var cmd tickets.CreateTicket
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

@@ -10,15 +10,15 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 )
 
 // Webhooks changes a workspace's webhook subscriptions.
 type Webhooks interface {
-	CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.CreateWebhook) (commands.NewWebhook, error)
-	RotateWebhookSecret(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, overlap time.Duration) (commands.NewWebhook, error)
+	CreateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd outbound.CreateWebhook) (outbound.NewWebhook, error)
+	RotateWebhookSecret(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, overlap time.Duration) (outbound.NewWebhook, error)
 	DeleteWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
-	UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd commands.UpdateWebhook) (helpdeskflow.Webhook, error)
+	UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd outbound.UpdateWebhook) (helpdeskflow.Webhook, error)
 }
 
 // WebhookReader reads subscriptions and their delivery log, and schedules
@@ -49,7 +49,7 @@ func toWebhookJSON(w helpdeskflow.Webhook) webhookJSON {
 // handleWebhookCreate is POST /v1/webhooks (admin): 201 with the secret,
 // shown only in this answer.
 func (s *Server) handleWebhookCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	var cmd commands.CreateWebhook
+	var cmd outbound.CreateWebhook
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (s *Server) handleWebhookUpdate(w http.ResponseWriter, r *http.Request, p h
 	if err != nil {
 		return err
 	}
-	var cmd commands.UpdateWebhook
+	var cmd outbound.UpdateWebhook
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}

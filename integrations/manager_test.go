@@ -13,7 +13,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -58,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
 	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	if f.workspace, _, err = commands.New(commands.AdaptStore(store)).CreateWorkspace(f.ctx, md, "oauth"); err != nil {
+	if f.workspace, _, err = testenv.NewCommands(store.EventStore, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "oauth"); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
@@ -176,7 +175,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 		t.Errorf("%d transaction(s) stay open while a token request is outstanding", open)
 	}
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	other, _, err := commands.New(commands.AdaptStore(f.store)).CreateWorkspace(f.ctx, md, "another tenant")
+	other, _, err := testenv.NewCommands(f.store.EventStore, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "another tenant")
 	if err != nil {
 		t.Fatal(err)
 	}

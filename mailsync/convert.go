@@ -12,6 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
@@ -33,8 +34,8 @@ const noSubject = "(no subject)"
 // person wrote, one the mailbox sent itself, or one without a sender is
 // imported as skipped, with why; nothing else is refused: long fields are
 // cut to the limits (with a note in the body) rather than lost.
-func convert(connectionID uuid.UUID, externalID, address string, m mail.Message) commands.ImportMail {
-	in := commands.ImportMail{
+func convert(connectionID uuid.UUID, externalID, address string, m mail.Message) tickets.ImportMail {
+	in := tickets.ImportMail{
 		ConnectionID: connectionID, ExternalID: externalID, ThreadID: m.ThreadID, MessageID: m.MessageID,
 		ThreadKeys: mail.ThreadKey(m), DMARCFailed: m.DMARC == "fail",
 	}
@@ -48,7 +49,7 @@ func convert(connectionID uuid.UUID, externalID, address string, m mail.Message)
 	}
 	// Cleaned here as the import will clean them, so that a subject of
 	// nothing but markup becomes noSubject rather than an invalid import.
-	in.From = commands.CustomerRef{Email: m.From.Email, Name: helpdeskflow.CutUTF8(strings.TrimSpace(commands.CleanLine(m.From.Name)), commands.MaxNameLen)}
+	in.From = tickets.CustomerRef{Email: m.From.Email, Name: helpdeskflow.CutUTF8(strings.TrimSpace(commands.CleanLine(m.From.Name)), commands.MaxNameLen)}
 	in.Subject = helpdeskflow.CutUTF8(strings.TrimSpace(commands.CleanLine(m.Subject)), commands.MaxSubjectLen)
 	if in.Subject == "" {
 		in.Subject = noSubject

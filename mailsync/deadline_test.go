@@ -12,8 +12,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 )
 
@@ -64,7 +65,7 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 	slow := imapmailtest.NewSlowIMAP(t, imapmailtest.DripBody, 10*time.Millisecond)
 	settings := redirected{Manager: o.m, imap: slow}
 	// A 2-second lease: each run has 1.5 s.
-	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc, Tokens: o.m, IMAP: settings, Now: o.clock.Now,
+	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: o.clock.Now,
 		Lease: 2 * time.Second})
 
 	o.clock.advance(61 * time.Second)
@@ -118,21 +119,21 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 // holds the next import until its context ends, as a server that stops
 // answering in the middle of a run does.
 type stallingImporter struct {
-	svc   *commands.Service
+	svc   *testenv.Commands
 	mu    sync.Mutex
 	after int
 }
 
-func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error) {
+func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error) {
 	s.mu.Lock()
 	stall := s.after == 0
 	s.after--
 	s.mu.Unlock()
 	if stall {
 		<-ctx.Done()
-		return commands.ImportResult{}, ctx.Err()
+		return tickets.ImportResult{}, ctx.Err()
 	}
-	return s.svc.ImportMail(ctx, ws, md, cmd)
+	return s.svc.Tickets.ImportMail(ctx, ws, md, cmd)
 }
 
 // The run deadline bounds Gmail runs too. A run that reaches it after
@@ -200,7 +201,7 @@ func TestOutlook_SlowSMTPDoesNotSendAReplyTwice(t *testing.T) {
 	offset := o.clock.Now().Sub(time.Now()) + time.Second
 	now := func() time.Time { return time.Now().Add(offset) }
 	newWorker := func() *mailsync.ReplyWorker {
-		return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc, Tokens: o.m, IMAP: settings, Now: now,
+		return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: now,
 			MessageIDDomain: "helpdesk.acme.test", Lease: 2 * time.Second, SendTimeout: time.Minute})
 	}
 	first, second := newWorker(), newWorker()

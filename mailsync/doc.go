@@ -10,7 +10,7 @@
 // absolute deadline shorter than its lease (which it never extends), and
 // each IMAP/SMTP command one of its own, so a server that answers a byte
 // at a time holds neither the worker nor the mailbox. Every message is
-// imported with commands.Service.ImportMail, idempotent by the message's
+// imported with tickets.Service.ImportMail, idempotent by the message's
 // id in the mailbox, so a retried, interrupted or overlapping run never
 // makes a ticket or message twice. Rate limits and temporary failures end
 // the run and move the next one back (Retry-After, or exponential

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow/clients/gmail"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
@@ -151,7 +151,7 @@ func (r *run) importGmail(ctx context.Context, client *gmail.Client, address str
 				raw, err = client.GetMinimal(ctx, id)
 				if err == nil {
 					r.w.cfg.Logger.Warn("mail sync: a message is too large to import", "connection", r.conn.ID, "message", id, "bytes", raw.SizeEstimate)
-					err = r.importMessage(ctx, commands.ImportMail{ConnectionID: r.conn.ID, ExternalID: id, ThreadID: raw.ThreadID,
+					err = r.importMessage(ctx, tickets.ImportMail{ConnectionID: r.conn.ID, ExternalID: id, ThreadID: raw.ThreadID,
 						Skip: fmt.Sprintf("%s: about %d bytes, over the limit of %d", SkipTooLarge, raw.SizeEstimate, gmail.MaxMessageSize)})
 				}
 			}

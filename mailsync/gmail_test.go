@@ -18,8 +18,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -50,7 +51,7 @@ type fixture struct {
 	ctx       context.Context
 	store     testenv.Rooms
 	db        *pg.DB
-	svc       *commands.Service
+	svc       *testenv.Commands
 	oauth     *oauthtest.Server
 	gmail     *gmailtest.Server
 	clock     *clock
@@ -76,9 +77,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Now().UTC()}
-	svc := commands.New(commands.AdaptStore(store), commands.WithClock(c.Now))
+	svc := testenv.NewCommands(store.EventStore, testenv.CommandOptions{Clock: c.Now})
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	ws, _, err := svc.CreateWorkspace(context.Background(), md, "mail")
+	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func (f *fixture) connect() helpdeskflow.Connection {
 
 func (f *fixture) worker(importer mailsync.Importer, mods ...func(*mailsync.Config)) *mailsync.Worker {
 	if importer == nil {
-		importer = f.svc
+		importer = f.svc.Tickets
 	}
 	cfg := mailsync.Config{Store: f.store, Importer: importer, Tokens: f.m, GmailBaseURL: f.gmail.URL(), Now: f.clock.Now}
 	for _, m := range mods {
@@ -156,7 +157,7 @@ func (f *fixture) tickets() map[string][]helpdeskflow.Ticket {
 	rows.Close()
 	out := map[string][]helpdeskflow.Ticket{}
 	for _, id := range ids {
-		t, err := f.svc.GetTicket(f.ctx, f.workspace, id, true)
+		t, err := f.svc.Tickets.GetTicket(f.ctx, f.workspace, id, true)
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -239,14 +240,14 @@ func keys[V any](m map[string]V) []string {
 // crashingImporter imports through the service and "kills the process"
 // (cancels the run's context) after n imports.
 type crashingImporter struct {
-	svc    *commands.Service
+	svc    *testenv.Commands
 	mu     sync.Mutex
 	n      int
 	cancel context.CancelFunc
 }
 
-func (c *crashingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error) {
-	res, err := c.svc.ImportMail(ctx, ws, md, cmd)
+func (c *crashingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error) {
+	res, err := c.svc.Tickets.ImportMail(ctx, ws, md, cmd)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n--; c.n == 0 {
@@ -467,7 +468,7 @@ func TestGmail_ConflictingAutomationsDoNotStallTheMailbox(t *testing.T) {
 	f.syncOnce(w)
 	// Two rules that fire on every ticket and disagree about its priority.
 	for _, p := range []string{"high", "low"} {
-		if _, err := f.svc.CreateAutomation(f.ctx, f.workspace, md, commands.AutomationRule{Name: "set " + p,
+		if _, err := f.svc.Rules.CreateAutomation(f.ctx, f.workspace, md, rules.AutomationRule{Name: "set " + p,
 			Actions: []automation.Action{{Type: "set_priority", Value: p}}}); err != nil {
 			t.Fatal(err)
 		}

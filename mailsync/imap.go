@@ -11,7 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
@@ -79,7 +79,7 @@ func (r *run) syncIMAP(ctx context.Context) error {
 			if m.TooLarge {
 				r.w.cfg.Logger.Warn("mail sync: a message is too large to import", "connection", r.conn.ID, "uid", m.UID, "bytes", m.Size)
 				id := fmt.Sprintf("uid:%d:%d", batch.Next.UIDValidity, m.UID)
-				if err := r.importMessage(ctx, commands.ImportMail{ConnectionID: r.conn.ID, ExternalID: id,
+				if err := r.importMessage(ctx, tickets.ImportMail{ConnectionID: r.conn.ID, ExternalID: id,
 					Skip: fmt.Sprintf("%s: %d bytes, over the limit of %d", SkipTooLarge, m.Size, imapmail.MaxMessageSize)}); err != nil {
 					return err
 				}

@@ -49,7 +49,7 @@ func newOutlook(t *testing.T) *outlook {
 }
 
 func (o *outlook) worker() *mailsync.Worker {
-	return mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc, Tokens: o.m, IMAP: o.m, Now: o.clock.Now})
+	return mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: o.m, IMAP: o.m, Now: o.clock.Now})
 }
 
 func (o *outlook) sync(w *mailsync.Worker) {
@@ -93,7 +93,7 @@ func TestOutlook_SyncsByUIDAndRepliesBySMTP(t *testing.T) {
 	// it into the synced mailbox, where the next sync knows it as ours.
 	printer := got["Printer on fire"][0]
 	o.reply(printer, "<p>We are on our way.</p>", false)
-	replies := mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc, Tokens: o.m, IMAP: o.m, Now: o.clock.Now,
+	replies := mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: o.store, Tickets: o.svc.Tickets, Tokens: o.m, IMAP: o.m, Now: o.clock.Now,
 		MessageIDDomain: "helpdesk.acme.test"})
 	if n, err := replies.SendDue(o.ctx); err != nil || n != 1 {
 		t.Fatalf("replies: %d, %v", n, err)
@@ -157,7 +157,7 @@ func TestOutlook_ConnectionErrorsNameTheCause(t *testing.T) {
 	// A certificate the service stops trusting fails the sync with a TLS
 	// error: the connection needs revalidation and says why.
 	untrusting := o.manager(imapmail.WithTLSConfig(&tls.Config{}))
-	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc, Tokens: untrusting, IMAP: untrusting, Now: o.clock.Now})
+	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: untrusting, IMAP: untrusting, Now: o.clock.Now})
 	o.sync(w)
 	c := o.imapConnection()
 	if c.Status != helpdeskflow.ConnectionNeedsRevalidation || c.LastErrorClass != imapmail.ErrorTLS || !strings.Contains(integrations.Explain(c), "certificate") {

@@ -37,7 +37,7 @@ func (m movedServer) IMAPOptions() []imapmail.Option { return m.opts }
 
 func (o *outlook) syncThrough(settings mailsync.IMAPSettings) helpdeskflow.Connection {
 	o.t.Helper()
-	o.sync(mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc, Tokens: o.m, IMAP: settings, Now: o.clock.Now}))
+	o.sync(mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: o.clock.Now}))
 	return o.imapConnection()
 }
 

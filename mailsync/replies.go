@@ -27,7 +27,7 @@ type ReplyStore interface {
 	MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskflow.MailRecord, error)
 }
 
-// Tickets reads tickets (commands.Service).
+// Tickets reads tickets (tickets.Service).
 type Tickets interface {
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 }

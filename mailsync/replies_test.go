@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
 
 func (f *fixture) replyWorker(client *http.Client) *mailsync.ReplyWorker {
-	return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: f.store, Tickets: f.svc, Tokens: f.m, GmailBaseURL: f.gmail.URL(),
+	return mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: f.store, Tickets: f.svc.Tickets, Tokens: f.m, GmailBaseURL: f.gmail.URL(),
 		HTTPClient: client, Now: f.clock.Now, MessageIDDomain: "helpdesk.acme.test"})
 }
 
@@ -23,7 +23,7 @@ var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.Acto
 
 func (f *fixture) reply(ticket helpdeskflow.Ticket, body string, internal bool) {
 	f.t.Helper()
-	if _, err := f.svc.AddMessage(f.ctx, f.workspace, md, ticket.ID, nil, commands.AddMessage{Body: body, AuthorType: helpdeskflow.AuthorAgent, Internal: internal}, true); err != nil {
+	if _, err := f.svc.Tickets.AddMessage(f.ctx, f.workspace, md, ticket.ID, nil, tickets.AddMessage{Body: body, AuthorType: helpdeskflow.AuthorAgent, Internal: internal}, true); err != nil {
 		f.t.Fatal(err)
 	}
 }

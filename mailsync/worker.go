@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
@@ -31,9 +31,9 @@ type Store interface {
 	ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []string) (map[string]bool, error)
 }
 
-// Importer makes tickets and messages of mail (commands.Service).
+// Importer makes tickets and messages of mail (tickets.Service).
 type Importer interface {
-	ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd commands.ImportMail) (commands.ImportResult, error)
+	ImportMail(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.ImportMail) (tickets.ImportResult, error)
 }
 
 // Tokens hands out OAuth access tokens (integrations.Manager).
@@ -289,9 +289,9 @@ func (r *run) progressed() bool {
 // is recorded as skipped with the reason (and logged), so one bad message
 // never stalls the mailbox; other errors end the run, which the next run
 // retries.
-func (r *run) importMessage(ctx context.Context, in commands.ImportMail) error {
+func (r *run) importMessage(ctx context.Context, in tickets.ImportMail) error {
 	res, err := r.w.cfg.Importer.ImportMail(ctx, r.conn.WorkspaceID, r.md, in)
-	var despite *commands.ImportedDespite
+	var despite *tickets.ImportedDespite
 	switch {
 	case err == nil:
 	case errors.As(err, &despite):

@@ -46,7 +46,7 @@ declare -A may=(
   [dispatch]="eventstore store/queues store/pg store/progress kafka clients internal"
   [clients]=""
   [store]="eventstore internal"
-  [internal]="eventstore store kafka"
+  [internal]="eventstore store kafka commands" # commands: testenv's Commands, for tests
 )
 while read -r pkg imports; do
   rel=${pkg#"$module"}; rel=${rel#/}
@@ -66,6 +66,24 @@ while read -r pkg imports; do
     fi
   done
 done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./...)
+
+# The command areas import the shared commands package and the pure
+# engines; the ticket commands also import the rules area (the compiled
+# rule set), and nothing imports the other way.
+while read -r pkg imports; do
+  [[ $pkg == "$module/commands/"* ]] || continue
+  area=${pkg#"$module/commands/"}
+  area=${area%%/*}
+  for imp in $imports; do
+    [[ $imp == "$module/commands/"* ]] || continue
+    dep=${imp#"$module/commands/"}
+    dep=${dep%%/*}
+    [[ $dep == automation || $dep == sla || $dep == "$area" ]] && continue
+    [[ $area == tickets && $dep == rules ]] && continue
+    echo "check-deps: $pkg imports $imp; a command area imports only commands, commands/automation and commands/sla (and tickets: rules)" >&2
+    fail=1
+  done
+done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./commands/...)
 
 # Outbound HTTP requests are made by the clients alone (and by the load
 # generator): everyone else hands them an *http.Client at most.

@@ -134,7 +134,7 @@ func (d retryAfterDoer) Do(req *http.Request) (*http.Response, error) {
 
 // VerifySlackToken checks token with auth.test and returns the Slack team
 // it belongs to; the error says what Slack answered (such as
-// "invalid_auth"). It makes a Client a commands.SlackVerifier.
+// "invalid_auth"). It makes a Client an outbound.SlackVerifier.
 func (c *Client) VerifySlackToken(ctx context.Context, token string) (teamID, team string, err error) {
 	id, err := c.AuthTest(ctx, token)
 	if err != nil {

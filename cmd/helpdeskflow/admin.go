@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -60,7 +60,7 @@ func createWorkspace(ctx context.Context, cfg config, name string, stdout io.Wri
 		return err
 	}
 	defer closeStore()
-	id, key, err := commands.New(commands.AdaptStore(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
+	id, key, err := access.New(access.AdaptStore(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		return err
 	}
@@ -93,14 +93,14 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	defer closeStore()
-	service := commands.New(commands.AdaptStore(store.events))
+	service := access.New(access.AdaptStore(store.events))
 	switch args[0] {
 	case "create":
 		workspaceID, err := uuid.Parse(*workspace)
 		if err != nil || fs.NArg() != 0 {
 			return fmt.Errorf("--workspace must be a workspace id\n%s", keysUsage)
 		}
-		key, err := service.CreateAPIKey(ctx, systemMetadata(), workspaceID, commands.CreateAPIKey{Role: *role, Name: *name})
+		key, err := service.CreateAPIKey(ctx, systemMetadata(), workspaceID, access.CreateAPIKey{Role: *role, Name: *name})
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
@@ -121,18 +121,18 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := commands.New(commands.AdaptStore(store))
-	workspaceID, _, err := svc.CreateWorkspace(ctx, systemMetadata(), "crash")
+	svc := testenv.NewCommands(store, testenv.CommandOptions{})
+	workspaceID, _, err := svc.Access.CreateWorkspace(ctx, systemMetadata(), "crash")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Acknowledged tickets: committed in Postgres, none published yet.
-	const tickets = 40
+	const ticketCount = 40
 	acknowledged := map[string]bool{}
-	for i := range tickets {
-		tk, err := svc.CreateTicket(ctx, workspaceID, systemMetadata(), commands.CreateTicket{
-			Subject: fmt.Sprintf("ticket %d", i), Customer: commands.CustomerRef{Email: fmt.Sprintf("c%d@example.com", i%7)},
-			Message: commands.NewTicketMessage{Body: "hello"},
+	for i := range ticketCount {
+		tk, err := svc.Tickets.CreateTicket(ctx, workspaceID, systemMetadata(), tickets.CreateTicket{
+			Subject: fmt.Sprintf("ticket %d", i), Customer: tickets.CustomerRef{Email: fmt.Sprintf("c%d@example.com", i%7)},
+			Message: tickets.NewTicketMessage{Body: "hello"},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 		}
 		seen++
 	}
-	if seen != tickets {
-		t.Errorf("%d tickets reached ClickHouse, want every one of the %d acknowledged", seen, tickets)
+	if seen != ticketCount {
+		t.Errorf("%d tickets reached ClickHouse, want every one of the %d acknowledged", seen, ticketCount)
 	}
 }

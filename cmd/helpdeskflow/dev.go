@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
@@ -102,7 +102,7 @@ func demoKey(ctx context.Context, cfg config) (string, bool, error) {
 	if err != nil {
 		return "", false, err
 	}
-	_, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), "Demo")
+	_, key, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), "Demo")
 	if err != nil {
 		return "", false, err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/egress"
 	"github.com/helpdeskflow/helpdeskflow/clients/egress/egresstest"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -75,7 +74,7 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := commands.New(commands.AdaptStore(store.EventStore))
+	service := testenv.NewCommands(store.EventStore, testenv.CommandOptions{})
 	l := egresstest.Listen(t)
 	settings := imapmail.Settings{IMAPHost: "127.0.0.1", IMAPPort: l.Port(), IMAPSecurity: imapmail.SecurityTLS,
 		SMTPHost: "localhost", SMTPPort: l.Port(), SMTPSecurity: imapmail.SecurityTLS, Username: "support@example.test", Password: "x"}
@@ -84,7 +83,7 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 	for _, dev := range []bool{false, true} {
 		cfg := testConfig(t)
 		cfg.SecretKeys, cfg.dev = spec, dev
-		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store.ConnectionStore, service, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
+		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store.ConnectionStore, service.Tickets, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

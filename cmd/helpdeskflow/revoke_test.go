@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -76,15 +76,15 @@ func TestRevocation_TwoAPIProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	svc := commands.New(commands.AdaptStore(store.events))
-	workspaceID, admin, err := svc.CreateWorkspace(ctx, systemMetadata(), "two processes")
+	svc := testenv.NewCommands(store.events, testenv.CommandOptions{})
+	workspaceID, admin, err := svc.Access.CreateWorkspace(ctx, systemMetadata(), "two processes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	first, second := startAPIProcess(t, cfg, brokers), startAPIProcess(t, cfg, brokers)
 
 	for round := range 5 {
-		key, err := svc.CreateAPIKey(ctx, systemMetadata(), workspaceID, commands.CreateAPIKey{Role: "agent", Name: fmt.Sprint("round ", round)})
+		key, err := svc.Access.CreateAPIKey(ctx, systemMetadata(), workspaceID, access.CreateAPIKey{Role: "agent", Name: fmt.Sprint("round ", round)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -21,7 +20,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
@@ -29,6 +30,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
@@ -84,7 +86,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		return err
 	}
 
-	commandMetrics, err := commands.NewMetrics(reg)
+	commandMetrics, err := rules.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
@@ -92,21 +94,21 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	// a user's; every host a user can name goes through this policy.
 	policy := cfg.outboundPolicy()
 	slackClient := slack.New(cfg.SlackAPIURL, nil)
-	opts := []commands.Option{commands.WithMetrics(commandMetrics), commands.WithSlack(slackClient)}
+	outboundOpts := []outbound.Option{outbound.WithSlack(slackClient)}
 	var keyring *secretbox.Keyring
 	if cfg.SecretKeys != "" {
 		if keyring, err = secretbox.ParseKeyring(cfg.SecretKeys); err != nil {
 			return fmt.Errorf("HDF_SECRET_KEYS: %w", err)
 		}
-		opts = append(opts, commands.WithSecrets(keyring, policy.AllowLoopback))
+		outboundOpts = append(outboundOpts, outbound.WithSecrets(keyring, policy.AllowLoopback))
 	} else {
 		logger.Warn("HDF_SECRET_KEYS is not set: webhooks cannot be created or delivered")
 	}
-	service := commands.New(commands.AdaptStore(store), opts...)
+	service := newCommandServices(store, []tickets.Option{tickets.WithMetrics(commandMetrics)}, outboundOpts)
 	var connections *integrations.Manager
 	var linker *linkedprofiles.Linker
 	if keyring != nil {
-		if connections, linker, err = integrationsOf(cfg, policy, keyring, rooms.connections, service, logger, reg); err != nil {
+		if connections, linker, err = integrationsOf(cfg, policy, keyring, rooms.connections, service.tickets, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -146,7 +148,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 				return err
 			}
 			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
-				Auth: service, Tickets: service, Logger: logger, Registerer: reg})
+				Auth: service.outbound, Tickets: service.tickets, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
 			}
@@ -157,7 +159,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.mail}, service, connections, logger, reg)
+			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.mail}, service.tickets, connections, logger, reg)
 			if err != nil {
 				return err
 			}
@@ -171,7 +173,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err != nil {
 			return err
 		}
-		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: rooms.queues, Checker: service, Logger: logger, Registerer: reg})
+		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: rooms.queues, Checker: service.tickets, Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -303,26 +305,27 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(rooms stores, service *commands.Service, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, producer *kafka.Client,
+func apiHandler(rooms stores, service commandServices, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, producer *kafka.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
 	return http.NewServer(http.Config{
-		Tickets:          service,
-		Customers:        service,
+		Tickets:          service.tickets,
+		Customers:        service.tickets,
 		CustomerLister:   projections.NewCustomerReader(ch),
 		Lister:           projections.NewTicketReader(ch),
 		Events:           rooms.events,
 		Auth:             accessCache,
-		Admin:            service,
+		Admin:            service.access,
 		AdminReader:      rooms.access,
-		Automations:      service,
-		SLAPolicies:      service,
-		Webhooks:         service,
+		Automations:      service.rules,
+		Simulator:        service.tickets,
+		SLAPolicies:      service.rules,
+		Webhooks:         service.outbound,
 		WebhookReader:    webhookRooms{rooms.outbound, rooms.queues},
-		Slack:            service,
+		Slack:            service.outbound,
 		SlackReader:      rooms.outbound,
 		Connections:      connections,
 		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},

@@ -17,7 +17,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	plt "github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -168,7 +167,7 @@ func newWorkspaceKey(t *testing.T, postgresURL, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, key, err := commands.New(commands.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), name)
+	_, key, err := testenv.NewCommands(store, testenv.CommandOptions{}).Access.CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup"
-	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 )
 
 // Providers whose connections hold customer profiles.
@@ -49,10 +49,10 @@ type Lookup interface {
 	Lookup(ctx context.Context, a profilelookup.Account, email string) (helpdeskflow.LinkedProfile, bool, error)
 }
 
-// Customers reads and changes customers (commands.Service).
+// Customers reads and changes customers (tickets.Service).
 type Customers interface {
 	GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error)
-	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd commands.UpdateCustomer) (helpdeskflow.Customer, error)
+	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateCustomer) (helpdeskflow.Customer, error)
 }
 
 // Config configures a Linker; all but Logger and Registerer are required.
@@ -159,7 +159,7 @@ func (l *Linker) Refresh(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 		outcomes = append(outcomes, o)
 	}
 	if len(found) > 0 {
-		updated, err := l.cfg.Customers.UpdateCustomer(ctx, workspaceID, metadata, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: found})
+		updated, err := l.cfg.Customers.UpdateCustomer(ctx, workspaceID, metadata, customer.ID, nil, tickets.UpdateCustomer{LinkedProfiles: found})
 		switch {
 		case err == nil:
 			customer = updated
@@ -303,7 +303,7 @@ func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 // errors, timeouts) and otherwise final: a refused token marks the
 // connection token_expired (class "token_expired"), a profile another
 // customer holds is "conflict", a customer at its linked-profile total
-// (commands.MaxCustomerLinkedProfiles) "limit_exceeded".
+// (tickets.MaxCustomerLinkedProfiles) "limit_exceeded".
 func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
 	var job lookupJob
 	if err := json.Unmarshal(j.Payload, &job); err != nil {
@@ -331,7 +331,7 @@ func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) help
 		// The write must not fail because the lookup used up the job's
 		// deadline.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_, err := l.cfg.Customers.UpdateCustomer(wctx, j.WorkspaceID, metadata, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: []helpdeskflow.LinkedProfile{p}})
+		_, err := l.cfg.Customers.UpdateCustomer(wctx, j.WorkspaceID, metadata, customer.ID, nil, tickets.UpdateCustomer{LinkedProfiles: []helpdeskflow.LinkedProfile{p}})
 		cancel()
 		switch code := helpdeskflow.ErrorCode(err); {
 		case code == helpdeskflow.EConflict:

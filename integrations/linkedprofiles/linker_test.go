@@ -15,8 +15,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup"
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
-	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
@@ -28,7 +28,7 @@ type fixture struct {
 	t         *testing.T
 	ctx       context.Context
 	store     testenv.Rooms
-	svc       *commands.Service
+	svc       *testenv.Commands
 	oauth     *oauthtest.Server
 	shops     *profilelookuptest.Server
 	m         *integrations.Manager
@@ -59,13 +59,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := commands.New(commands.AdaptStore(store))
-	ws, _, err := svc.CreateWorkspace(context.Background(), md, "profiles")
+	svc := testenv.NewCommands(store.EventStore, testenv.CommandOptions{})
+	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "profiles")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lookup := profilelookup.New(nil, profilelookup.WithShopifyBaseURL(shops.ShopifyBaseURL()), profilelookup.WithStripeBaseURL(shops.StripeBaseURL()))
-	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: m, Lookup: lookup, Customers: svc,
+	linker, err := linkedprofiles.New(linkedprofiles.Config{Connections: store, Tokens: m, Lookup: lookup, Customers: svc.Tickets,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func (f *fixture) connect(provider, shop, account string) helpdeskflow.Connectio
 
 func (f *fixture) customer(email string) helpdeskflow.Customer {
 	f.t.Helper()
-	c, _, err := f.svc.UpsertCustomer(f.ctx, f.workspace, md, commands.UpsertCustomer{Email: email})
+	c, _, err := f.svc.Tickets.UpsertCustomer(f.ctx, f.workspace, md, tickets.UpsertCustomer{Email: email})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	if r := f.linker.RunJob(f.ctx, byConn[shop.ID]); r.Err != nil || r.Outcome != linkedprofiles.NotFound {
 		t.Fatalf("shopify: %+v", r)
 	}
-	got, _ := f.svc.GetCustomer(f.ctx, f.workspace, customer.ID)
+	got, _ := f.svc.Tickets.GetCustomer(f.ctx, f.workspace, customer.ID)
 	if len(got.LinkedProfiles) != 1 || got.LinkedProfiles[0].ExternalID != "cus_cat" {
 		t.Fatalf("profiles: %+v", got.LinkedProfiles)
 	}
@@ -288,12 +288,12 @@ func TestRunJob_CustomerAtItsTotal(t *testing.T) {
 	f.connect(oauth.Stripe, "", "acct_1FULL")
 	f.shops.AddStripeCustomer("acct_1FULL", profilelookuptest.StripeCustomer{ID: "cus_full", Email: "full@example.com"})
 	customer := f.customer("full@example.com")
-	for from := 0; from < commands.MaxCustomerLinkedProfiles; from += commands.MaxLinkedProfiles {
-		profiles := make([]helpdeskflow.LinkedProfile, commands.MaxLinkedProfiles)
+	for from := 0; from < tickets.MaxCustomerLinkedProfiles; from += tickets.MaxLinkedProfiles {
+		profiles := make([]helpdeskflow.LinkedProfile, tickets.MaxLinkedProfiles)
 		for i := range profiles {
 			profiles[i] = helpdeskflow.LinkedProfile{Provider: "crm", ExternalID: fmt.Sprint(from + i)}
 		}
-		if _, err := f.svc.UpdateCustomer(f.ctx, f.workspace, md, customer.ID, nil, commands.UpdateCustomer{LinkedProfiles: profiles}); err != nil {
+		if _, err := f.svc.Tickets.UpdateCustomer(f.ctx, f.workspace, md, customer.ID, nil, tickets.UpdateCustomer{LinkedProfiles: profiles}); err != nil {
 			t.Fatal(err)
 		}
 	}

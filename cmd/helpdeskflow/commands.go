@@ -1,0 +1,28 @@
+package main
+
+import (
+	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
+)
+
+// commandServices are the write side's areas on the event store: what the
+// API, the mail workers, the linker and the dispatcher's handlers call.
+type commandServices struct {
+	tickets  *tickets.Service
+	rules    *rules.Service
+	access   *access.Service
+	outbound *outbound.Service
+}
+
+// newCommandServices returns every area's service on store.
+func newCommandServices(store *eventstore.Store, ticketOpts []tickets.Option, outboundOpts []outbound.Option) commandServices {
+	return commandServices{
+		tickets:  tickets.New(tickets.AdaptStore(store), ticketOpts...),
+		rules:    rules.New(rules.AdaptStore(store)),
+		access:   access.New(access.AdaptStore(store)),
+		outbound: outbound.New(outbound.AdaptStore(store), outboundOpts...),
+	}
+}

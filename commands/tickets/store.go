@@ -1,0 +1,167 @@
+package tickets
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+)
+
+// Tx is one ticket command's transaction, which spans several rooms of
+// storage: the events of the ticket and customer streams, the customer
+// lookups, the SLA timers, the rule set and the mail outbox. Each field is
+// that room's view of the same transaction.
+type Tx struct {
+	Events    EventTx
+	Customers CustomerIndexTx
+	Timers    SLATimerTx
+	Rules     rules.SetTx
+	Mail      MailTx
+}
+
+// EventTx is the event store in a transaction.
+type EventTx interface {
+	// Append adds events at expectedVersion (0 creates the stream) and
+	// returns the new version; EVersionConflict when the stream moved.
+	Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error)
+	// Load returns a stream's events as the transaction sees them.
+	Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error)
+	// LoadTail returns a stream's snapshot of the current format (nil when
+	// it has none) and the events after it, as the transaction sees them.
+	LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error)
+	// PutSnapshot stores a stream's snapshot with the transaction (next
+	// statement); the caller holds the stream's lock.
+	PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot)
+	// LockStream locks a stream row until commit and returns its version;
+	// ENotFound when it is not a stream of that workspace and type.
+	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
+}
+
+// CustomerIndexTx is what finds customers, in a transaction: their
+// emails, linked profiles and tickets.
+type CustomerIndexTx interface {
+	// ReserveCustomerEmail returns the customer holding a normalized email,
+	// reserving it for candidate (created=true) when nobody holds it, and
+	// the holder's stream from its snapshot when it already existed.
+	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history helpdeskflow.StreamTail, err error)
+	// LinkTicket records a ticket's customer (sent with the next statement).
+	LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID)
+	// MoveTickets moves a customer's tickets to another and returns them.
+	MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error)
+	// ClaimProfiles links profiles to a customer; EConflict when another
+	// customer holds one.
+	ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUID, profiles []helpdeskflow.LinkedProfile) error
+	// MoveCustomerLookups points a customer's emails and profiles at another.
+	MoveCustomerLookups(ctx context.Context, from, to uuid.UUID)
+	// ChangeCustomerEmail moves an email reservation; EConflict (with the
+	// holder) when another customer has the new email.
+	ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error)
+}
+
+// SLATimerTx is the SLA timer queue in a transaction.
+type SLATimerTx interface {
+	// ScheduleSLA records when the SLA timer worker must next look at a
+	// ticket (nil: only after it changes); UnscheduleSLA forgets it.
+	ScheduleSLA(ctx context.Context, workspaceID, ticketID, policyID uuid.UUID, dueAt *time.Time)
+	UnscheduleSLA(ctx context.Context, ticketID uuid.UUID)
+}
+
+// Store is the event store as ticket commands use it.
+type Store interface {
+	// Transact runs fn in one transaction, committing when it returns nil.
+	Transact(ctx context.Context, fn func(tx Tx) error) error
+	// Load returns a stream's events; ENotFound when it has none in the
+	// workspace.
+	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	// LoadTail returns a stream's snapshot of the current format (nil when
+	// it has none) and the events after it, read together; ENotFound when
+	// the stream is not in the workspace.
+	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
+	// RuleSet returns every rule record of the workspace and the version.
+	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
+	customerReads
+}
+
+// customerReads are the lookups customer reads need.
+type customerReads interface {
+	// CustomerTickets lists a customer's ticket ids, oldest first.
+	CustomerTickets(ctx context.Context, customerID uuid.UUID) ([]uuid.UUID, error)
+	// CustomerByEmail and CustomerByProfile find a customer; ENotFound
+	// when none matches.
+	CustomerByEmail(ctx context.Context, workspaceID uuid.UUID, email string) (uuid.UUID, error)
+	CustomerByProfile(ctx context.Context, workspaceID uuid.UUID, provider, externalID string) (uuid.UUID, error)
+}
+
+// concreteStore is an event store whose Transact passes its own
+// transaction type T.
+type concreteStore[T any] interface {
+	Transact(ctx context.Context, fn func(tx T) error) error
+	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
+	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
+	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
+	customerReads
+}
+
+// AdaptStore turns a store whose Transact passes one transaction type with
+// every room's methods (such as *eventstore.Store, whose *eventstore.Tx has
+// them all) into a Store: each field of Tx is that one transaction. It
+// panics when T lacks a room's methods, a wiring mistake the first command
+// of any test finds.
+func AdaptStore[T any](s concreteStore[T]) Store {
+	var zero T
+	if _, err := txOf(zero); err != nil {
+		panic(err)
+	}
+	return adapted[T]{s}
+}
+
+type adapted[T any] struct{ concreteStore[T] }
+
+func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
+	return a.concreteStore.Transact(ctx, func(tx T) error {
+		rooms, err := txOf(tx)
+		if err != nil {
+			return err
+		}
+		return fn(rooms)
+	})
+}
+
+// txOf fills every field of Tx with tx; EInternal naming a room tx does
+// not serve.
+func txOf(tx any) (Tx, error) {
+	var out Tx
+	var ok [5]bool
+	out.Events, ok[0] = tx.(EventTx)
+	out.Customers, ok[1] = tx.(CustomerIndexTx)
+	out.Timers, ok[2] = tx.(SLATimerTx)
+	out.Rules, ok[3] = tx.(rules.SetTx)
+	out.Mail, ok[4] = tx.(MailTx)
+	for i, room := range []string{"EventTx", "CustomerIndexTx", "SLATimerTx", "rules.SetTx", "MailTx"} {
+		if !ok[i] {
+			return Tx{}, helpdeskflow.Errorf(helpdeskflow.EInternal, "tickets: transaction %T is not a %s", tx, room)
+		}
+	}
+	return out, nil
+}
+
+// fieldNamingStore gives every transaction an Append whose size refusal
+// names the request field (commands.NameTooLarge).
+type fieldNamingStore struct{ Store }
+
+func (s fieldNamingStore) Transact(ctx context.Context, fn func(tx Tx) error) error {
+	return s.Store.Transact(ctx, func(tx Tx) error {
+		tx.Events = fieldNamingEvents{tx.Events}
+		return fn(tx)
+	})
+}
+
+type fieldNamingEvents struct{ EventTx }
+
+func (t fieldNamingEvents) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
+	return commands.NameTooLarge(t.EventTx.Append(ctx, ref, expectedVersion, md, events))
+}

@@ -1,0 +1,243 @@
+package tickets
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/rules"
+)
+
+// CreateTicket is the body of POST /v1/tickets.
+type CreateTicket struct {
+	Subject      string           `json:"subject"`
+	Customer     CustomerRef      `json:"customer"`
+	Message      NewTicketMessage `json:"message"`
+	Priority     string           `json:"priority"`
+	Status       string           `json:"status"`
+	Tags         []string         `json:"tags"`
+	CustomFields map[string]any   `json:"custom_fields"`
+	ExternalID   *string          `json:"external_id"`
+	// mailbox is the connected mailbox a mail import comes from.
+	mailbox *uuid.UUID
+}
+
+// CustomerRef names the customer a ticket is for, by email.
+type CustomerRef struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// NewTicketMessage is the first message of a new ticket.
+type NewTicketMessage struct {
+	Body       string `json:"body"`
+	AuthorType string `json:"author_type"`
+}
+
+// Validate checks every field, returning all problems at once as
+// EValidation, and fills in defaults and normalized forms: plain-text
+// fields cleaned (subject and customer name with CleanLine and trimmed,
+// tags as tags, custom field string values with CleanText). The message
+// body is checked here and sanitized as HTML when the ticket is created.
+func (c *CreateTicket) Validate() error {
+	var p commands.Problems
+	c.Subject = p.Line("subject", c.Subject, true, commands.MaxSubjectLen)
+	c.Customer.Email = p.Email("customer.email", c.Customer.Email)
+	c.Customer.Name = p.Line("customer.name", c.Customer.Name, false, commands.MaxNameLen)
+	p.Text("message.body", c.Message.Body, true, commands.MaxMessageBodyLen)
+	if c.Message.AuthorType == "" {
+		c.Message.AuthorType = helpdeskflow.AuthorCustomer
+	}
+	p.OneOf("message.author_type", c.Message.AuthorType, helpdeskflow.AuthorCustomer, helpdeskflow.AuthorAgent)
+	if c.Priority == "" {
+		c.Priority = helpdeskflow.PriorityNormal
+	}
+	p.OneOf("priority", c.Priority, helpdeskflow.PriorityLow, helpdeskflow.PriorityNormal, helpdeskflow.PriorityHigh, helpdeskflow.PriorityUrgent)
+	if c.Status == "" {
+		c.Status = helpdeskflow.StatusNew
+	}
+	p.OneOf("status", c.Status, helpdeskflow.StatusNew, helpdeskflow.StatusOpen, helpdeskflow.StatusPending, helpdeskflow.StatusOnHold, helpdeskflow.StatusSolved)
+	c.Tags = p.Tags("tags", c.Tags)
+	p.CustomFields("custom_fields", c.CustomFields)
+	if c.ExternalID != nil {
+		p.Text("external_id", *c.ExternalID, true, commands.MaxExternalIDLen)
+		p.Plain("external_id", *c.ExternalID, "an external id")
+	}
+	return p.Err()
+}
+
+// created is the data of the ticket.created event of a validated cmd with
+// its sanitized body.
+func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpdeskflow.TicketCreated {
+	return helpdeskflow.TicketCreated{
+		Subject: c.Subject, Status: c.Status, Priority: c.Priority, Type: "question",
+		Channel: channel, Tags: c.Tags, CustomerID: customerID, ExternalID: c.ExternalID,
+		CustomFields: c.CustomFields, MailboxID: c.mailbox,
+		Message: helpdeskflow.MessageAdded{
+			ID: uuid.New(), AuthorType: c.Message.AuthorType, Body: body, BodyText: commands.PlainText(body),
+		},
+	}
+}
+
+// CreateTicket validates and sanitizes cmd, upserts its customer by
+// normalized email and creates the ticket, all in one transaction. It
+// returns the ticket as GetTicket would (with internal notes), or
+// EValidation listing every invalid field.
+func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket) (helpdeskflow.Ticket, error) {
+	if err := cmd.Validate(); err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	body, err := commands.SanitizedBody("message.body", cmd.Message.Body)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	var ticketEvents []helpdeskflow.Event
+	var customer helpdeskflow.Customer
+	err = s.store.Transact(ctx, func(tx Tx) error {
+		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
+		if err != nil {
+			return err
+		}
+		ticketEvents, customer, err = s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &cmd, body)
+		return err
+	})
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	t, err := foldTicket(ticketEvents)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return withCustomer(t, customer, true), nil
+}
+
+// createTicketIn creates the ticket of a validated cmd with its sanitized
+// body inside tx: it upserts the customer, runs rules on the new ticket,
+// chooses its SLA policy and appends. It returns the ticket's events and
+// the customer. An existing customer is left as it is (the ticket's
+// customer name does not change it).
+func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set, workspaceID uuid.UUID, md helpdeskflow.Metadata,
+	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
+	ticketID := uuid.New()
+	err = func() error {
+		customerID, created, history, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		customerRef := helpdeskflow.StreamRef{ID: customerID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamCustomer}
+		if created {
+			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, helpdeskflow.CustomerCreated{
+				Email: cmd.Customer.Email, Name: cmd.Customer.Name,
+			})
+			if err != nil {
+				return err
+			}
+			e.OccurredAt = now
+			if _, err := tx.Events.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
+				return err
+			}
+			if customer, err = foldCustomer([]helpdeskflow.Event{stored(e, customerRef, 1, md)}); err != nil {
+				return err
+			}
+		} else if customer, _, err = foldTail(ctx, txSource{tx}, customerID, history, helpdeskflow.ApplyCustomer); err != nil {
+			return err
+		}
+		channel := md.Channel
+		if cmd.mailbox != nil {
+			channel = helpdeskflow.TicketChannelEmail
+		}
+		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventTicketCreated, cmd.created(customerID, channel, body))
+		if err != nil {
+			return err
+		}
+		e.OccurredAt = now
+		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
+		t, err := foldTicket([]helpdeskflow.Event{stored(e, ticketRef, 1, md)})
+		if err != nil {
+			return err
+		}
+		effects, err := s.runAutomations(ruleSet, automation.Input{Trigger: e.Type, Ticket: t, Customer: customer}, md, e.ID)
+		if err != nil {
+			return err
+		}
+		events := append(tagged(md, e), stamped(effects, now)...)
+		if len(ruleSet.Policies()) > 0 {
+			after, err := applied(helpdeskflow.Ticket{}, ticketRef, 0, events)
+			if err != nil {
+				return err
+			}
+			choice, err := slaChoice(ruleSet, after, customer, md, e.ID, now)
+			if err != nil {
+				return err
+			}
+			events = append(events, choice...)
+		}
+		tx.Customers.LinkTicket(ctx, workspaceID, customerID, ticketID)
+		if ticketEvents, err = s.appendTagged(ctx, tx, ticketRef, 0, events); err != nil {
+			return err
+		}
+		if len(ruleSet.Policies()) > 0 {
+			t, err := foldTicket(ticketEvents)
+			if err != nil {
+				return err
+			}
+			scheduleSLA(ctx, tx, false, t)
+		}
+		return nil
+	}()
+	return ticketEvents, customer, err
+}
+
+// stored is the event as the store keeps it, for answering without reading
+// it back.
+func stored(e helpdeskflow.NewEvent, ref helpdeskflow.StreamRef, version int64, md helpdeskflow.Metadata) helpdeskflow.Event {
+	return helpdeskflow.Event{
+		ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, StreamID: ref.ID, StreamType: ref.Type,
+		Version: version, WorkspaceID: ref.WorkspaceID, OccurredAt: e.OccurredAt, Data: e.Data, Metadata: md,
+	}
+}
+
+// GetTicket returns ticket id of the workspace composed from the event
+// store (from its snapshot), so it reflects every acknowledged write.
+// Internal notes are left out unless includeInternal. It returns ENotFound
+// for an id that is not a ticket of this workspace.
+func (s *Service) GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error) {
+	t, _, err := loadTicket(ctx, storeSource{s.store, workspaceID}, id)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return s.withCustomerOf(ctx, t, includeInternal)
+}
+
+func foldTicket(events []helpdeskflow.Event) (helpdeskflow.Ticket, error) {
+	return fold(events, helpdeskflow.ApplyTicket)
+}
+
+// stamped sets every event's time to now: one command's events share it.
+func stamped(events []taggedEvent, now time.Time) []taggedEvent {
+	for i := range events {
+		events[i].OccurredAt = now
+	}
+	return events
+}
+
+// withCustomer completes a ticket with its customer's details and drops
+// internal notes unless includeInternal.
+func withCustomer(t helpdeskflow.Ticket, c helpdeskflow.Customer, includeInternal bool) helpdeskflow.Ticket {
+	t.Customer = &c
+	if !includeInternal {
+		public := t.Messages[:0:0]
+		for _, m := range t.Messages {
+			if !m.Internal {
+				public = append(public, m)
+			}
+		}
+		t.Messages = public
+	}
+	return t
+}
