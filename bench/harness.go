@@ -20,6 +20,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
+	mailrooms "github.com/helpdeskflow/helpdeskflow/store/mail"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // The harness: every phase runs in a phaseEnv, which newPhaseEnv sets up
@@ -114,11 +119,11 @@ func (e *phaseEnv) startDev(ctx context.Context) error {
 }
 
 func (e *phaseEnv) prepareInProcess(ctx context.Context) error {
-	pool, err := eventstore.Connect(ctx, e.pg.url, 2)
+	pool, err := pg.Connect(ctx, e.pg.url, 2)
 	if err != nil {
 		return err
 	}
-	err = eventstore.Migrate(ctx, pool)
+	err = pg.Migrate(ctx, pool)
 	pool.Close()
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", e.pg.name, err)
@@ -178,6 +183,7 @@ func (e *phaseEnv) closeInto(err *error) {
 type service struct {
 	pool   interface{ Close() }
 	store  *eventstore.Store
+	rooms  rooms
 	svc    *tickets.Service
 	ws     uuid.UUID
 	closed bool
@@ -188,7 +194,7 @@ type service struct {
 // workspace as benchActor. The caller closes it; closing its pool makes
 // its backends flush their statistics.
 func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace string) (*service, error) {
-	pool, err := eventstore.Connect(ctx, e.pg.url, conns)
+	pool, err := pg.Connect(ctx, e.pg.url, conns)
 	if err != nil {
 		return nil, err
 	}
@@ -203,8 +209,37 @@ func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace strin
 		pool.Close()
 		return nil, fmt.Errorf("create workspace: %w", err)
 	}
-	return &service{pool: pool, store: store, svc: svc, ws: ws}, nil
+	rooms := rooms{connections: connections.New(pool, store), mail: mailrooms.New(pool), outbound: outbound.New(pool), queues: queues.New(pool)}
+	return &service{pool: pool, store: store, rooms: rooms, svc: svc, ws: ws}, nil
 }
+
+// rooms are the Postgres rooms under store/ that the phases drive beside
+// the event store.
+type rooms struct {
+	connections *connections.Store
+	mail        *mailrooms.Store
+	outbound    *outbound.Store
+	queues      *queues.Store
+}
+
+// webhookStores are the webhooks and their delivery queue.
+type webhookStores struct {
+	*outbound.Store
+	*queueStore
+}
+
+// mailStores are the mailboxes and the mail records the sync reads.
+type mailStores struct {
+	*connectionStore
+	*mailrooms.Store
+}
+
+// The stores under names of their own, so that one struct can embed
+// several.
+type (
+	queueStore      = queues.Store
+	connectionStore = connections.Store
+)
 
 // close closes the service's pool, once.
 func (s *service) close() {

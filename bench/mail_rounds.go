@@ -51,7 +51,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 	}
 	defer s.close() // finishMailRound closes it first, to read the statistics
 	p.Workspace = s.ws.String()
-	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(s.store), Sealer: env.keys,
+	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(s.rooms.connections), Sealer: env.keys,
 		Providers: map[string]oauth.Provider{mailsync.ProviderGmail: env.oauth.Provider(mailsync.ProviderGmail)},
 		StateKey:  bytes.Repeat([]byte("bench-mail-state"), 2)})
 	if err != nil {
@@ -68,7 +68,7 @@ func (b *bench) mailPipelineRound(ctx context.Context, env *mailEnv, round int) 
 
 	importer := &timedImporter{Importer: s.svc, results: map[string]int{}}
 	tokens := &timedTokens{Tokens: manager}
-	store := &timedMailStore{Store: s.store}
+	store := &timedMailStore{Store: mailStores{s.rooms.connections, s.rooms.mail}}
 	worker := mailsync.NewWorker(mailsync.Config{Store: store, Importer: importer, Tokens: tokens, GmailBaseURL: env.gmail.URL(),
 		MaxBackfill: n, Logger: env.logger,
 		// Finished connections of earlier rounds are not due again

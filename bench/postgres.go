@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // pgDatabase is the benchmark's own database on the HDF_POSTGRES_URL server.
@@ -22,7 +22,7 @@ type pgDatabase struct {
 	password string
 	sslmode  string
 
-	// On the bench database, through eventstore.Connect's pool (this package
+	// On the bench database, through pg.Connect's pool (this package
 	// may not import pgx itself: scripts/check-deps.sh).
 	exec        func(ctx context.Context, sql string) error
 	queryString func(ctx context.Context, sql string, args ...any) (string, error)
@@ -51,29 +51,29 @@ func createPostgresDatabase(ctx context.Context, serverURL, name string) (*pgDat
 
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	pool, err := eventstore.Connect(cctx, db.adminURL, 1)
+	pool, err := pg.Connect(cctx, db.adminURL, 1)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the Postgres server (is it running? bash scripts/services.sh status test): %w", err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(cctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := pool.Pool().Exec(cctx, "CREATE DATABASE "+name); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	benchPool, err := eventstore.Connect(cctx, db.url, 4)
+	benchPool, err := pg.Connect(cctx, db.url, 4)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("connect to %s: %w", name, err), db.drop())
 	}
 	db.exec = func(ctx context.Context, sql string) error {
-		_, err := benchPool.Exec(ctx, sql)
+		_, err := benchPool.Pool().Exec(ctx, sql)
 		return err
 	}
 	db.queryString = func(ctx context.Context, sql string, args ...any) (string, error) {
 		var v string
-		err := benchPool.QueryRow(ctx, sql, args...).Scan(&v)
+		err := benchPool.Pool().QueryRow(ctx, sql, args...).Scan(&v)
 		return v, err
 	}
 	db.queryRows = func(ctx context.Context, sql string, args ...any) ([][]any, error) {
-		rows, err := benchPool.Query(ctx, sql, args...)
+		rows, err := benchPool.Pool().Query(ctx, sql, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -104,12 +104,12 @@ func (db *pgDatabase) drop() error {
 	db.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := eventstore.Connect(ctx, db.adminURL, 1)
+	pool, err := pg.Connect(ctx, db.adminURL, 1)
 	if err != nil {
 		return fmt.Errorf("drop database %s: %w", db.name, err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, "DROP DATABASE IF EXISTS "+db.name+" WITH (FORCE)"); err != nil {
+	if _, err := pool.Pool().Exec(ctx, "DROP DATABASE IF EXISTS "+db.name+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("drop database %s: %w", db.name, err)
 	}
 	logf("dropped Postgres database %s", db.name)

@@ -88,7 +88,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 		var p hookRound
 		var ds []time.Duration
 		if pipeline {
-			p, ds, err = b.pipelineRound(ctx, env, app.store, recv, hookIDs, wsID, bodies)
+			p, ds, err = b.pipelineRound(ctx, env, webhookStores{app.rooms.outbound, app.rooms.queues}, recv, hookIDs, wsID, bodies)
 		} else {
 			p, ds = b.plainRound(ctx, recv, bodies, time.Duration(h.PlainMinSecs*float64(time.Second)))
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // plainRound posts the bodies with webhookConcurrency goroutines and a
@@ -108,7 +108,7 @@ func plainPost(ctx context.Context, client *nethttp.Client, url string, body []b
 // pipelineRound enqueues one delivery per body (each of its own stream,
 // spread over the webhooks in turn), then runs a DeliveryWorker with its
 // defaults until none is pending.
-func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store *eventstore.Store, recv *hookReceiver,
+func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookStores, recv *hookReceiver,
 	hookIDs []uuid.UUID, wsID uuid.UUID, bodies [][]byte) (hookRound, []time.Duration, error) {
 	db := env.pg
 	p := hookRound{Pipeline: true}
@@ -268,7 +268,7 @@ type timedStore struct {
 	claimed, misses int64
 }
 
-func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error) {
+func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	t := time.Now()
 	out, err := s.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	d := time.Since(t)
@@ -282,7 +282,7 @@ func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, 
 	return out, err
 }
 
-func (s *timedStore) FinishAttempts(ctx context.Context, fs []eventstore.FinishedAttempt) error {
+func (s *timedStore) FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error {
 	t := time.Now()
 	err := s.WebhookStore.FinishAttempts(ctx, fs)
 	d := time.Since(t)

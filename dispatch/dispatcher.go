@@ -11,10 +11,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // Handler is one asynchronous side effect of events: a webhook sender, a
@@ -74,9 +74,10 @@ type Config struct {
 	// group whose offsets were lost and reset skips what was handled).
 	// Default: Group.
 	Consumer string
-	// Pool is the Postgres pool of the migrated event-store database that
-	// holds dispatch_progress. Required; the dispatcher does not close it.
-	Pool *pgxpool.Pool
+	// Pool is the migrated Postgres database that holds
+	// dispatch_progress (store/progress). Required; the dispatcher does
+	// not close it.
+	Pool *pg.DB
 	// Handlers receive every event, in this order. At least one is
 	// required; their names must be non-empty and unique.
 	Handlers []Handler

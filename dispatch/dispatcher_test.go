@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // key is one event's identity for deduplication: its stream and version.
@@ -166,7 +166,7 @@ func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
 
 // config is a dispatcher configuration with short backoffs and fetch waits,
 // so tests are fast. Set HDF_TEST_LOG=1 to see the dispatcher's logs.
-func config(brokers []string, pool *pgxpool.Pool, group string, reg prometheus.Registerer, handlers ...dispatch.Handler) dispatch.Config {
+func config(brokers []string, pool *pg.DB, group string, reg prometheus.Registerer, handlers ...dispatch.Handler) dispatch.Config {
 	logger := slog.New(slog.DiscardHandler)
 	if os.Getenv("HDF_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -214,10 +214,10 @@ func metric(t *testing.T, reg *prometheus.Registry, name string, labels ...strin
 	return testenv.Metric(t, reg, name, labels...)
 }
 
-func progress(t *testing.T, pool *pgxpool.Pool, consumer string, stream uuid.UUID) int64 {
+func progress(t *testing.T, pool *pg.DB, consumer string, stream uuid.UUID) int64 {
 	t.Helper()
 	var v int64
-	err := pool.QueryRow(context.Background(), `SELECT version FROM dispatch_progress WHERE consumer = $1 AND stream_id = $2`, consumer, stream).Scan(&v)
+	err := pool.Pool().QueryRow(context.Background(), `SELECT version FROM dispatch_progress WHERE consumer = $1 AND stream_id = $2`, consumer, stream).Scan(&v)
 	if err != nil {
 		t.Fatalf("progress of %s: %v", stream, err)
 	}
@@ -567,7 +567,7 @@ func (n named) Name() string                                   { return string(n
 func (named) Handle(context.Context, helpdeskflow.Event) error { return nil }
 
 func TestConfig_Validate(t *testing.T) {
-	pool := &pgxpool.Pool{} // never used: Validate only checks that one is given
+	pool := &pg.DB{} // never used: Validate only checks that one is given
 	valid := func() dispatch.Config {
 		return dispatch.Config{Brokers: []string{"127.0.0.1:9092"}, Pool: pool, Handlers: []dispatch.Handler{named("a")}}
 	}
@@ -618,7 +618,7 @@ func TestConfig_Validate(t *testing.T) {
 
 func TestNew_SharedRegisterer(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := dispatch.Config{Brokers: []string{"127.0.0.1:9092"}, Pool: &pgxpool.Pool{}, Handlers: []dispatch.Handler{named("a")}, Registerer: reg}
+	cfg := dispatch.Config{Brokers: []string{"127.0.0.1:9092"}, Pool: &pg.DB{}, Handlers: []dispatch.Handler{named("a")}, Registerer: reg}
 	for i := range 2 {
 		if _, err := dispatch.New(cfg); err != nil {
 			t.Fatalf("New #%d on one registerer: %v", i+1, err)

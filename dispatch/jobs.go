@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // JobQueue is where the dispatcher's handlers queue calls to outside
@@ -24,8 +24,8 @@ type JobQueue interface {
 // JobStore is the integration job queue as the worker uses it.
 type JobStore interface {
 	ClaimJobs(ctx context.Context, now time.Time, limit, perConnection int, inFlight map[uuid.UUID]int, lease time.Duration) ([]helpdeskflow.IntegrationJob, error)
-	FinishJobs(ctx context.Context, fs []eventstore.FinishedJob) error
-	JobQueue(ctx context.Context, now time.Time) ([]eventstore.JobQueueStat, error)
+	FinishJobs(ctx context.Context, fs []queues.FinishedJob) error
+	JobQueue(ctx context.Context, now time.Time) ([]queues.JobQueueStat, error)
 	PurgeJobs(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
@@ -139,7 +139,7 @@ func (c *JobWorkerConfig) setDefaults() {
 type JobWorker struct {
 	cfg JobWorkerConfig
 	m   jobMetrics
-	q   *queueWorker[helpdeskflow.IntegrationJob, eventstore.FinishedJob]
+	q   *queueWorker[helpdeskflow.IntegrationJob, queues.FinishedJob]
 }
 
 type jobMetrics struct {
@@ -203,7 +203,7 @@ func NewJobWorker(cfg JobWorkerConfig) (*JobWorker, error) {
 		}
 	}
 	w := &JobWorker{cfg: cfg, m: m}
-	w.q = newQueueWorker(queueConfig[helpdeskflow.IntegrationJob, eventstore.FinishedJob]{
+	w.q = newQueueWorker(queueConfig[helpdeskflow.IntegrationJob, queues.FinishedJob]{
 		concurrency: cfg.Concurrency, perKey: cfg.PerConnection, lease: cfg.Lease, pollInterval: cfg.PollInterval,
 		claim: w.claim,
 		claimFailed: func(err error) {
@@ -241,14 +241,14 @@ func (w *JobWorker) claim(ctx context.Context, limit, perConnection int, inFligh
 
 // run runs j once with the timeout and returns how it ended; when ctx has
 // ended (the worker stops), the job is released, not failed.
-func (w *JobWorker) run(ctx context.Context, j helpdeskflow.IntegrationJob) eventstore.FinishedJob {
+func (w *JobWorker) run(ctx context.Context, j helpdeskflow.IntegrationJob) queues.FinishedJob {
 	started := w.cfg.Now()
 	runCtx, cancel := context.WithTimeout(ctx, w.cfg.Timeout)
 	result := w.call(runCtx, j)
 	cancel()
 	w.m.duration.WithLabelValues(j.Kind).Observe(w.cfg.Now().Sub(started).Seconds())
 	at := w.cfg.Now()
-	f := eventstore.FinishedJob{ID: j.ID, Attempt: j.Attempt, At: at}
+	f := queues.FinishedJob{ID: j.ID, Attempt: j.Attempt, At: at}
 	switch {
 	case ctx.Err() != nil:
 		// Stopping: the run was cut short, not failed. Another worker (or
@@ -297,7 +297,7 @@ func (w *JobWorker) call(ctx context.Context, j helpdeskflow.IntegrationJob) (re
 }
 
 // record writes a batch of run ends.
-func (w *JobWorker) record(rows []eventstore.FinishedJob) {
+func (w *JobWorker) record(rows []queues.FinishedJob) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := w.cfg.Store.FinishJobs(ctx, rows); err != nil {

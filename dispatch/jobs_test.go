@@ -14,8 +14,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // jobWorker starts a job worker with runners until the test or stop ends
@@ -223,13 +223,13 @@ func TestJobs_LeaseExpiresAfterACrashedWorker(t *testing.T) {
 		t.Fatalf("claim after the lease: %+v %v", second, err)
 	}
 	// The first worker comes back and reports success: too late.
-	if err := f.store.FinishJobs(f.ctx, []eventstore.FinishedJob{{ID: first[0].ID, Attempt: 1, Status: helpdeskflow.JobDone, Outcome: "ok", At: t0}}); err != nil {
+	if err := f.store.FinishJobs(f.ctx, []queues.FinishedJob{{ID: first[0].ID, Attempt: 1, Status: helpdeskflow.JobDone, Outcome: "ok", At: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	if q := f.queue(conn); q.Pending != 1 {
 		t.Fatalf("a stale finish ended the job: %+v", q)
 	}
-	if err := f.store.FinishJobs(f.ctx, []eventstore.FinishedJob{{ID: first[0].ID, Attempt: 2, Status: helpdeskflow.JobDone, Outcome: "ok", At: t0}}); err != nil {
+	if err := f.store.FinishJobs(f.ctx, []queues.FinishedJob{{ID: first[0].ID, Attempt: 2, Status: helpdeskflow.JobDone, Outcome: "ok", At: t0}}); err != nil {
 		t.Fatal(err)
 	}
 	if q := f.queue(conn); q.Pending != 0 || q.LastFailure != nil {

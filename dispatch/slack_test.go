@@ -36,7 +36,7 @@ func newSlackFixture(t *testing.T) *slackFixture {
 	t.Cleanup(fake.Close)
 	fake.SetToken(slackToken)
 	client := slack.New(fake.URL(), nil)
-	f.svc = testenv.NewCommands(f.store, testenv.CommandOptions{Sealer: f.keys, AllowLoopback: true, Slack: client})
+	f.svc = testenv.NewCommands(f.store.EventStore, testenv.CommandOptions{Sealer: f.keys, AllowLoopback: true, Slack: client})
 	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Jobs: f.store, Poster: client, Secrets: f.keys, Auth: f.svc.Outbound,
 		Tickets: f.svc.Tickets, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -40,7 +39,7 @@ func (c *clock) advance(d time.Duration) {
 type slaFixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	svc       *testenv.Commands
 	clock     *clock
 	workspace uuid.UUID
@@ -48,10 +47,10 @@ type slaFixture struct {
 }
 
 func newSLAFixture(t *testing.T) *slaFixture {
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
 	f := &slaFixture{t: t, ctx: context.Background(), store: store, clock: c,
-		svc: testenv.NewCommands(store, testenv.CommandOptions{Clock: c.Now}),
+		svc: testenv.NewCommands(store.EventStore, testenv.CommandOptions{Clock: c.Now}),
 		md:  helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	ws, _, err := f.svc.Access.CreateWorkspace(f.ctx, f.md, "sla")
 	if err != nil {

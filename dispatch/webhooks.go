@@ -13,16 +13,16 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // WebhookStore is the delivery queue in Postgres.
 type WebhookStore interface {
 	ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error)
 	EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error
-	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error)
-	FinishAttempts(ctx context.Context, fs []eventstore.FinishedAttempt) error
+	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error)
+	FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error
 	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
 }
 
@@ -125,7 +125,7 @@ type DeliveryWorkerConfig struct {
 type DeliveryWorker struct {
 	cfg DeliveryWorkerConfig
 	m   deliveryMetrics
-	q   *queueWorker[eventstore.ClaimedDelivery, eventstore.FinishedAttempt]
+	q   *queueWorker[queues.ClaimedDelivery, queues.FinishedAttempt]
 }
 
 type deliveryMetrics struct {
@@ -204,14 +204,14 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 		}
 	}
 	w := &DeliveryWorker{cfg: cfg, m: m}
-	w.q = newQueueWorker(queueConfig[eventstore.ClaimedDelivery, eventstore.FinishedAttempt]{
+	w.q = newQueueWorker(queueConfig[queues.ClaimedDelivery, queues.FinishedAttempt]{
 		concurrency: cfg.Concurrency, perKey: cfg.PerWebhook, lease: cfg.Lease, pollInterval: cfg.PollInterval,
 		claim: w.claim,
 		claimFailed: func(err error) {
 			w.m.internalErrors.Inc()
 			w.cfg.Logger.Warn("webhooks: claiming deliveries failed; retrying", "err", err)
 		},
-		key:    func(c eventstore.ClaimedDelivery) uuid.UUID { return c.WebhookID },
+		key:    func(c queues.ClaimedDelivery) uuid.UUID { return c.WebhookID },
 		run:    w.attempt,
 		finish: w.record,
 		chores: []chore{{every: 5 * time.Second, do: w.queueStats}},
@@ -228,7 +228,7 @@ func (w *DeliveryWorker) Run(ctx context.Context) error {
 
 // claim leases up to limit due deliveries, none of a webhook with
 // perWebhook attempts in flight.
-func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, inFlight map[uuid.UUID]int) ([]eventstore.ClaimedDelivery, error) {
+func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, inFlight map[uuid.UUID]int) ([]queues.ClaimedDelivery, error) {
 	var busy []uuid.UUID
 	for id, n := range inFlight {
 		if n >= perWebhook {
@@ -247,7 +247,7 @@ func (w *DeliveryWorker) queueStats(ctx context.Context) {
 }
 
 // attempt makes one attempt of c and returns how it ended.
-func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelivery) eventstore.FinishedAttempt {
+func (w *DeliveryWorker) attempt(ctx context.Context, c queues.ClaimedDelivery) queues.FinishedAttempt {
 	started := w.cfg.Now()
 	result := w.send(ctx, c, started)
 	a := helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, URL: c.URL, StatusCode: result.StatusCode, ResponseBody: string(result.Body),
@@ -271,11 +271,11 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c eventstore.ClaimedDelive
 			w.m.retries.Inc()
 		}
 	}
-	return eventstore.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next}
+	return queues.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next}
 }
 
 // record writes a batch of finished attempts.
-func (w *DeliveryWorker) record(rows []eventstore.FinishedAttempt) {
+func (w *DeliveryWorker) record(rows []queues.FinishedAttempt) {
 	if err := w.cfg.Store.FinishAttempts(context.Background(), rows); err != nil {
 		// The leases run out and the deliveries are tried again: at least
 		// once.
@@ -290,7 +290,7 @@ func (w *DeliveryWorker) backoff(n int) time.Duration {
 }
 
 // send signs and posts c.
-func (w *DeliveryWorker) send(ctx context.Context, c eventstore.ClaimedDelivery, now time.Time) webhook.Result {
+func (w *DeliveryWorker) send(ctx context.Context, c queues.ClaimedDelivery, now time.Time) webhook.Result {
 	aad := helpdeskflow.WebhookSecretAAD(c.WorkspaceID, c.WebhookID)
 	current, err := w.cfg.Secrets.Open(c.Secrets.Current, aad)
 	if err != nil {

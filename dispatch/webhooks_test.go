@@ -21,9 +21,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // receiver is a webhook endpoint whose answers the test scripts.
@@ -86,7 +86,7 @@ func (rc *receiver) requests() []received {
 type webhookFixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	svc       *testenv.Commands
 	keys      *secretbox.Keyring
 	workspace uuid.UUID
@@ -94,7 +94,7 @@ type webhookFixture struct {
 }
 
 func newWebhookFixture(t *testing.T) *webhookFixture {
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	spec, err := secretbox.NewKey("t1")
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func newWebhookFixture(t *testing.T) *webhookFixture {
 		t.Fatal(err)
 	}
 	f := &webhookFixture{t: t, ctx: context.Background(), store: store, keys: keys,
-		svc: testenv.NewCommands(store, testenv.CommandOptions{Sealer: keys, AllowLoopback: true}),
+		svc: testenv.NewCommands(store.EventStore, testenv.CommandOptions{Sealer: keys, AllowLoopback: true}),
 		md:  helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	if f.workspace, _, err = f.svc.Access.CreateWorkspace(f.ctx, f.md, "hooks"); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ type claimLog struct {
 	claims  map[int][]uuid.UUID // by start number
 }
 
-func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]eventstore.ClaimedDelivery, error) {
+func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	l.mu.Lock()
 	n := l.started
 	l.started++

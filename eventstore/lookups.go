@@ -9,8 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
+// Moves to store/lookups once commands/ is split (issue 14); it reads the
+// holder's stream with the event store's tail statement.
+//
 // ReserveCustomerEmail makes candidate the customer of the normalized email
 // in workspace, unless another customer already holds it. It returns the
 // customer id that holds the email, whether the reservation is new (so the
@@ -20,25 +24,25 @@ import (
 // one wait for it to end, so exactly one customer is ever created per
 // email. It costs one round trip.
 func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
-	b := t.batch()
+	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
 	b.Queue(tailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
 		workspaceID, email, helpdeskflow.SnapshotFormat)
-	br := t.sendBatch(ctx, b)
+	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
 
 	var holder uuid.UUID
 	err := br.QueryRow().Scan(&holder)
 	created := err == nil
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("reserve customer email", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("reserve customer email", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return uuid.Nil, false, helpdeskflow.StreamTail{}, internal("load customer", err)
+		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("load customer", err)
 	}
 	history, err := scanTail(rows)
 	if err != nil {
@@ -52,12 +56,4 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 			Message: fmt.Sprintf("customer email %q is reserved but its customer has no events", email)}
 	}
 	return history.StreamID(), false, history, nil
-}
-
-// CreateWorkspace records a new workspace row.
-func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
-	if _, err := t.exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
-		return internal("create workspace", err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PublisherLease is the event store's side of publishing events in commit
@@ -33,7 +34,7 @@ type PublisherLease struct {
 func (s *Store) AcquirePublisherLease(ctx context.Context, name string, retry time.Duration) (*PublisherLease, error) {
 	pooled, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, unavailable("acquire publisher connection", err)
+		return nil, pg.Unavailable("acquire publisher connection", err)
 	}
 	// The session holds the leader lock, so it must never go back to the pool.
 	l := &PublisherLease{name: name, conn: pooled.Hijack()}
@@ -44,7 +45,7 @@ func (s *Store) AcquirePublisherLease(ctx context.Context, name string, retry ti
 			if ctx.Err() != nil {
 				return nil, nil
 			}
-			return nil, internal("try publisher leader lock", err)
+			return nil, pg.Internal("try publisher leader lock", err)
 		}
 		if got {
 			break
@@ -56,7 +57,7 @@ func (s *Store) AcquirePublisherLease(ctx context.Context, name string, retry ti
 	}
 	if _, err := l.conn.Exec(ctx, `LISTEN `+eventsChannel); err != nil {
 		l.Close(ctx)
-		return nil, internal("listen for events", err)
+		return nil, pg.Internal("listen for events", err)
 	}
 	return l, nil
 }
@@ -81,7 +82,7 @@ func (l *PublisherLease) WaitForEvents(ctx context.Context, d time.Duration) err
 	if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil || waitCtx.Err() != nil {
 		return nil
 	}
-	return internal("wait for notification", err)
+	return pg.Internal("wait for notification", err)
 }
 
 // Checkpoint returns the position up to which the lease's name has
@@ -94,11 +95,11 @@ func (l *PublisherLease) Checkpoint(ctx context.Context) (helpdeskflow.Position,
 		return helpdeskflow.Position{}, nil
 	}
 	if err != nil {
-		return helpdeskflow.Position{}, internal("read relay checkpoint", err)
+		return helpdeskflow.Position{}, pg.Internal("read relay checkpoint", err)
 	}
 	n, err := strconv.ParseUint(txID, 10, 64)
 	if err != nil {
-		return helpdeskflow.Position{}, internal("parse relay checkpoint", err)
+		return helpdeskflow.Position{}, pg.Internal("parse relay checkpoint", err)
 	}
 	return helpdeskflow.Position{TxID: n, Seq: seq}, nil
 }
@@ -112,7 +113,7 @@ func (l *PublisherLease) SaveCheckpoint(ctx context.Context, p helpdeskflow.Posi
 		WHERE (relay_checkpoints.tx_id, relay_checkpoints.seq) < (excluded.tx_id, excluded.seq)`,
 		l.name, strconv.FormatUint(p.TxID, 10), p.Seq)
 	if err != nil {
-		return internal("save relay checkpoint", err)
+		return pg.Internal("save relay checkpoint", err)
 	}
 	return nil
 }

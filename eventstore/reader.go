@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // ReadAfter returns up to limit events that come after position after in
@@ -44,7 +45,7 @@ func (s *Store) readAfter(ctx context.Context, after helpdeskflow.Position, limi
 	}
 	rows, err := s.pool.Query(ctx, query+` ORDER BY tx_id, seq LIMIT $3`, args...)
 	if err != nil {
-		return nil, false, internal("read events", err)
+		return nil, false, pg.Internal("read events", err)
 	}
 	return scanEventsUpTo(rows, maxBytes)
 }
@@ -59,7 +60,7 @@ func (s *Store) Backlog(ctx context.Context, after helpdeskflow.Position, max in
 			SELECT occurred_at FROM events WHERE (tx_id, seq) > ($1::text::xid8, $2) ORDER BY tx_id, seq LIMIT $3) b`,
 		strconv.FormatUint(after.TxID, 10), after.Seq, max).Scan(&n, &oldest)
 	if err != nil {
-		return 0, 0, internal("measure relay backlog", err)
+		return 0, 0, pg.Internal("measure relay backlog", err)
 	}
 	if oldest == nil {
 		return 0, 0, nil
@@ -75,7 +76,7 @@ func (s *Store) OldestTransactionAge(ctx context.Context) (time.Duration, error)
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(xact_start)), 0)::float8
 		FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND datname = current_database()`).Scan(&seconds)
 	if err != nil {
-		return 0, internal("measure oldest transaction", err)
+		return 0, pg.Internal("measure oldest transaction", err)
 	}
 	return time.Duration(seconds * float64(time.Second)), nil
 }
@@ -86,7 +87,7 @@ func (s *Store) OldestTransactionAge(ctx context.Context) (time.Duration, error)
 func (s *Store) EventsByID(ctx context.Context, ids []uuid.UUID) ([]helpdeskflow.Event, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE id = ANY($1)`, ids)
 	if err != nil {
-		return nil, internal("load events by id", err)
+		return nil, pg.Internal("load events by id", err)
 	}
 	return scanEvents(rows)
 }

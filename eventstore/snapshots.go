@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PutSnapshot records snap as its stream's snapshot, replacing an older one
@@ -18,7 +19,7 @@ import (
 // The caller holds the stream's lock and snap.State must be exactly what
 // folding the stream up to snap.Version gives.
 func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
-	t.defer_(`INSERT INTO snapshots (stream_id, workspace_id, stream_type, version, format, state) VALUES ($1, $2, $3, $4, $5, $6)
+	t.tx.Defer(`INSERT INTO snapshots (stream_id, workspace_id, stream_type, version, format, state) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, state = excluded.state, created_at = now()
 		WHERE snapshots.version < excluded.version OR snapshots.format <> excluded.format`,
 		snap.StreamID, snap.WorkspaceID, snap.StreamType, snap.Version, snap.Format, snap.State)
@@ -28,7 +29,7 @@ func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
 // helpdeskflow.SnapshotFormat (if it has one) and the events after it, as
 // this transaction sees them, in one round trip.
 func (t *Tx) LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error) {
-	return loadTail(ctx, txQuerier{t}, id)
+	return loadTail(ctx, t.tx, id)
 }
 
 // LoadTail returns stream id's snapshot of the current
@@ -46,10 +47,10 @@ func (s *Store) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 	return tail, nil
 }
 
-func loadTail(ctx context.Context, q querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+func loadTail(ctx context.Context, q pg.Querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
 	rows, err := q.Query(ctx, tailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
 	if err != nil {
-		return helpdeskflow.StreamTail{}, internal("load stream", err)
+		return helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
 	}
 	return scanTail(rows)
 }
@@ -88,7 +89,7 @@ func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
 		)
 		if err := rows.Scan(&id, &eventType, &schemaVersion, &e.StreamID, &e.StreamType, &e.Version, &e.WorkspaceID,
 			&occurredAt, &data, &md, &txID, &seq, &state); err != nil {
-			return helpdeskflow.StreamTail{}, internal("scan stream", err)
+			return helpdeskflow.StreamTail{}, pg.Internal("scan stream", err)
 		}
 		if id == nil {
 			tail.Snapshot = &helpdeskflow.Snapshot{StreamID: e.StreamID, WorkspaceID: e.WorkspaceID, StreamType: e.StreamType,
@@ -98,12 +99,12 @@ func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
 		e.ID, e.Type, e.SchemaVersion, e.OccurredAt, e.Data = *id, *eventType, *schemaVersion, occurredAt.UTC(), data
 		e.Position = helpdeskflow.Position{TxID: uint64(*txID), Seq: *seq}
 		if err := json.Unmarshal(md, &e.Metadata); err != nil {
-			return helpdeskflow.StreamTail{}, internal("decode event metadata", err)
+			return helpdeskflow.StreamTail{}, pg.Internal("decode event metadata", err)
 		}
 		tail.Events = append(tail.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return helpdeskflow.StreamTail{}, internal("read stream", err)
+		return helpdeskflow.StreamTail{}, pg.Internal("read stream", err)
 	}
 	return tail, nil
 }

@@ -1,7 +1,11 @@
-// Package eventstore keeps HelpDeskFlow's source of truth in PostgreSQL:
-// streams and their events (which double as the outbox), the write-side
-// lookup tables, the commit-order reader and the relay that publishes events
-// to Kafka. It is the only package besides dispatch that talks to Postgres.
+// Package eventstore is the event store, HelpDeskFlow's source of truth in
+// PostgreSQL: streams and their events (which double as the outbox), append
+// with expected version, load (from snapshots), the commit-order reader
+// below the commit horizon and the publisher lease the relay holds. It
+// writes through the one transaction type of store/pg, so a command's
+// append commits with the rows of the rooms under store/ beside it. Until
+// commands/ is split (issue 14), its Tx and Store also carry the methods
+// commands use of those rooms' tables.
 package eventstore
 
 import (
@@ -16,53 +20,40 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/lookups"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
+	"github.com/helpdeskflow/helpdeskflow/store/rules"
 )
 
 // Store appends and loads events. It is safe for concurrent use.
 type Store struct {
+	db            *pg.DB
 	pool          *pgxpool.Pool
 	notifier      *notifier
 	eventsTotal   *prometheus.CounterVec
 	lockHold      prometheus.Histogram
 	appendLatency prometheus.Histogram
-}
-
-// Connect opens a connection pool to the Postgres database at url and
-// checks that it answers. Every session gets idle_in_transaction_session_timeout
-// of 10 s, because an open transaction holds back the commit horizon the
-// relay reads below. It returns EUnavailable when Postgres cannot be reached.
-func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "parse Postgres URL", Err: err}
-	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
-	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
-	cfg.ConnConfig.RuntimeParams["application_name"] = "helpdeskflow"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, unavailable("connect", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, unavailable("ping", err)
-	}
-	return pool, nil
+	outbound      *outbound.Store
+	rules         *rules.Store
+	lookups       *lookups.Store
 }
 
 // notifyInterval is the shortest time between two notifications that wake
 // the relay (see notifier).
 const notifyInterval = 5 * time.Millisecond
 
-// New returns a Store on pool, registering its metrics on reg (which may be
+// New returns a Store on db, registering its metrics on reg (which may be
 // nil): helpdeskflow_events_appended_total{type},
 // helpdeskflow_stream_lock_hold_seconds and helpdeskflow_append_duration_seconds.
-func New(pool *pgxpool.Pool, reg prometheus.Registerer) (*Store, error) {
+func New(db *pg.DB, reg prometheus.Registerer) (*Store, error) {
 	s := &Store{
-		pool:     pool,
-		notifier: &notifier{pool: pool, interval: notifyInterval},
+		db:       db,
+		pool:     db.Pool(),
+		outbound: outbound.New(db),
+		rules:    rules.New(db),
+		lookups:  lookups.New(db),
+		notifier: &notifier{pool: db.Pool(), interval: notifyInterval},
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_events_appended_total",
 			Help: "Events appended to the event store, by event type.",
@@ -88,17 +79,6 @@ func New(pool *pgxpool.Pool, reg prometheus.Registerer) (*Store, error) {
 	return s, nil
 }
 
-// Pool returns the connection pool the store uses.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
-
-// Ping checks that Postgres answers; it returns EUnavailable when not.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
-		return unavailable("ping", err)
-	}
-	return nil
-}
-
 // LockStream takes the row lock of stream ref.ID until the transaction ends
 // and returns its current version. It returns ENotFound when the stream does
 // not exist, belongs to another workspace or holds another type of entity.
@@ -106,16 +86,16 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 	var workspaceID uuid.UUID
 	var streamType string
 	var version int64
-	err := t.queryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
+	err := t.tx.QueryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
 		Scan(&workspaceID, &streamType, &version)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
 		return 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
 	}
 	if err != nil {
-		return 0, internal("lock stream", err)
+		return 0, pg.Internal("lock stream", err)
 	}
-	if t.lockedAt.IsZero() {
-		t.lockedAt = time.Now()
+	if t.st.lockedAt.IsZero() {
+		t.st.lockedAt = time.Now()
 	}
 	return version, nil
 }
@@ -123,7 +103,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 // Load returns the events of stream id in version order, as this
 // transaction sees them.
 func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error) {
-	return loadStream(ctx, txQuerier{t}, id)
+	return loadStream(ctx, t.tx, id)
 }
 
 // Append adds events to stream ref, which must be at expectedVersion: 0 means
@@ -147,9 +127,9 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	newVersion := expectedVersion + int64(len(events))
 	mdJSON, err := helpdeskflow.MarshalJSON(md)
 	if err != nil {
-		return 0, internal("encode metadata", err)
+		return 0, pg.Internal("encode metadata", err)
 	}
-	total := t.appendedBytes
+	total := t.st.appendedBytes
 	for _, e := range events {
 		size := helpdeskflow.EventSize(e.Type, ref.Type, e.Data, mdJSON)
 		var refused *helpdeskflow.TooLargeError
@@ -162,7 +142,7 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 			return 0, &helpdeskflow.Error{Code: helpdeskflow.EPayloadTooLarge, Message: refused.Error(), Err: refused}
 		}
 	}
-	t.appendedBytes = total
+	t.st.appendedBytes = total
 	ids := make([]uuid.UUID, len(events))
 	versions := make([]int64, len(events))
 	types := make([]string, len(events))
@@ -187,18 +167,18 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 		streamStep = `INSERT INTO streams (id, workspace_id, type, version) SELECT $1, $3, $2, $11 WHERE $12::bigint = 0
 			ON CONFLICT (id) DO NOTHING RETURNING id`
 	}
-	t.defer_(`WITH stream AS (`+streamStep+`)
+	t.tx.Defer(`WITH stream AS (`+streamStep+`)
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
 		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::jsonb, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
 			AS e(id, version, type, schema_version, data, occurred_at)
 		WHERE CASE WHEN EXISTS (SELECT 1 FROM stream) THEN true ELSE hdf_version_conflict($1, $12) END`,
 		ref.ID, ref.Type, ref.WorkspaceID, mdJSON, ids, versions, types, schemas, data, occurred, newVersion, expectedVersion)
-	if t.lockedAt.IsZero() {
+	if t.st.lockedAt.IsZero() {
 		// The stream row is locked from this statement until commit.
-		t.lockedAt = time.Now()
+		t.st.lockedAt = time.Now()
 	}
-	t.appended = append(t.appended, events...)
+	t.st.appended = append(t.st.appended, events...)
 	return newVersion, nil
 }
 
@@ -215,16 +195,12 @@ func (s *Store) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdesk
 	return events, nil
 }
 
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 const eventColumns = `id, type, schema_version, stream_id, stream_type, version, workspace_id, occurred_at, data, metadata, tx_id::text::bigint, seq`
 
-func loadStream(ctx context.Context, q querier, id uuid.UUID) ([]helpdeskflow.Event, error) {
+func loadStream(ctx context.Context, q pg.Querier, id uuid.UUID) ([]helpdeskflow.Event, error) {
 	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream_id = $1 ORDER BY version`, id)
 	if err != nil {
-		return nil, internal("load stream", err)
+		return nil, pg.Internal("load stream", err)
 	}
 	events, _, err := scanEventsUpTo(rows, 0)
 	return events, err
@@ -250,19 +226,19 @@ func scanEventsUpTo(rows pgx.Rows, maxBytes int) (events []helpdeskflow.Event, c
 		var txID int64
 		if err := rows.Scan(&e.ID, &e.Type, &e.SchemaVersion, &e.StreamID, &e.StreamType, &e.Version,
 			&e.WorkspaceID, &e.OccurredAt, &data, &md, &txID, &e.Position.Seq); err != nil {
-			return nil, false, internal("scan event", err)
+			return nil, false, pg.Internal("scan event", err)
 		}
 		e.Data = data
 		e.OccurredAt = e.OccurredAt.UTC()
 		e.Position.TxID = uint64(txID)
 		if err := json.Unmarshal(md, &e.Metadata); err != nil {
-			return nil, false, internal("decode event metadata", err)
+			return nil, false, pg.Internal("decode event metadata", err)
 		}
 		events = append(events, e)
 		total += len(data) + len(md)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, internal("read events", err)
+		return nil, false, pg.Internal("read events", err)
 	}
 	return events, false, nil
 }

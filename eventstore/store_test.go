@@ -200,13 +200,6 @@ func TestStore_Append(t *testing.T) {
 	})
 }
 
-func TestMigrate_Twice(t *testing.T) {
-	pool := testenv.Postgres(t) // already migrated once
-	if err := eventstore.Migrate(context.Background(), pool); err != nil {
-		t.Fatalf("second migration: %v", err)
-	}
-}
-
 func TestReadAfter_OneWorkspace(t *testing.T) {
 	s := testenv.Store(t)
 	mine, theirs := testenv.NewTicketRef(), testenv.NewTicketRef()

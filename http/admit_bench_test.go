@@ -10,10 +10,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands/access"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	commandaccess "github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 )
 
 // BenchmarkAdmit measures what every authenticated request pays before its
@@ -27,7 +27,7 @@ import (
 func BenchmarkAdmit(b *testing.B) {
 	f := newAdmitFixture(b)
 	// A limit the benchmark never reaches: every call is admitted.
-	_, err := f.service.SetRateLimits(context.Background(), f.md, f.workspaceID, access.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
+	_, err := f.service.SetRateLimits(context.Background(), f.md, f.workspaceID, commandaccess.SetRateLimits{Limits: map[string]*helpdeskflow.RateLimitSetting{
 		helpdeskflow.RateTicketsRead: {Limit: helpdeskflow.MaxRateLimit, WindowSeconds: 1},
 	}})
 	if err != nil {
@@ -63,18 +63,18 @@ func BenchmarkAdmit(b *testing.B) {
 // new event store, and a workspace whose admin key the cache holds in
 // memory.
 type admitFixture struct {
-	cache       *eventstore.AccessCache
-	service     *access.Service
+	cache       *access.Cache
+	service     *commandaccess.Service
 	md          helpdeskflow.Metadata
 	workspaceID uuid.UUID
-	key         access.NewKey
+	key         commandaccess.NewKey
 }
 
 func newAdmitFixture(tb testing.TB) admitFixture {
 	tb.Helper()
-	store := testenv.Store(tb)
+	store := testenv.NewRooms(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := admitFixture{cache: eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{}), service: access.New(access.AdaptStore(store)),
+	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commandaccess.New(commandaccess.AdaptStore(store.EventStore)),
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	done := make(chan struct{})
 	go func() { f.cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends

@@ -40,7 +40,7 @@ func (h *harness) createRule(body map[string]any) (id string) {
 func (h *harness) storedEvents() int {
 	h.t.Helper()
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1`, h.workspace).Scan(&n); err != nil {
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1`, h.workspace).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
 	return n

@@ -26,7 +26,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
@@ -34,6 +33,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // fakeClock is the rate limiter's clock in these tests.
@@ -80,7 +82,8 @@ type harness struct {
 	url       string
 	server    *http.Server
 	cfg       http.Config
-	store     *eventstore.Store
+	store     testenv.Rooms
+	db        *pg.DB
 	service   *testenv.Commands
 	clock     *fakeClock
 	log       *recordingLog
@@ -98,10 +101,11 @@ type harness struct {
 func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	store := testenv.Store(t)
-	access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
+	store := testenv.NewRooms(t)
+	db := store.DB
+	accessCache := access.NewCache(store.AccessStore, access.CacheConfig{HeartbeatInterval: 100 * time.Millisecond, TrustWindow: 2 * time.Second})
 	done := make(chan struct{})
-	go func() { access.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
+	go func() { accessCache.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
 	t.Cleanup(func() { cancel(); <-done })
 
 	chName := testenv.RandomName("t_")
@@ -138,11 +142,11 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	fakeSlack := slacktest.NewServer()
 	t.Cleanup(fakeSlack.Close)
 	fakeSlack.SetToken("xoxb-test-token")
-	service := testenv.NewCommands(store, testenv.CommandOptions{Metrics: metrics, Sealer: keys, AllowLoopback: true,
+	service := testenv.NewCommands(store.EventStore, testenv.CommandOptions{Metrics: metrics, Sealer: keys, AllowLoopback: true,
 		Slack: slack.New(fakeSlack.URL(), nil)})
 	fakeOAuth := oauthtest.NewServer()
 	t.Cleanup(fakeOAuth.Close)
-	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+	connections, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store.ConnectionStore), Sealer: keys,
 		Providers: map[string]oauth.Provider{"google": fakeOAuth.Provider("google"), "stripe": fakeOAuth.Provider("stripe")},
 		StateKey:  []byte("harness-state-key-32-bytes-long!"), IMAPOptions: []imapmail.Option{imapmailtest.AllowLoopback}})
 	if err != nil {
@@ -157,11 +161,11 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	log := &recordingLog{}
 	cfg := http.Config{
-		Tickets: service.Tickets, Customers: service.Tickets, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: access,
+		Tickets: service.Tickets, Customers: service.Tickets, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: accessCache,
 		Admin: service.Access, AdminReader: store, Automations: service.Rules, Simulator: service.Tickets, SLAPolicies: service.Rules, Webhooks: service.Outbound, WebhookReader: store, Slack: service.Outbound, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
-		Idempotency: eventstore.NewIdempotencyKeys(store),
+		Idempotency: idempotency.New(store.DB),
 	}
 	server, err := http.NewServer(cfg)
 	if err != nil {
@@ -169,7 +173,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 	}
 	srv := httptest.NewServer(server)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, service: service, clock: clock, log: log, reg: reg,
+	h := &harness{t: t, url: srv.URL, server: server, cfg: cfg, store: store, db: db, service: service, clock: clock, log: log, reg: reg,
 		slack: fakeSlack, keys: keys, oauth: fakeOAuth, shops: shops, connections: connections}
 	h.workspace, h.adminKey = h.newWorkspace()
 	return h

@@ -11,11 +11,12 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	commandaccess "github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // ticketBody is a valid POST /v1/tickets body; subject tells scriptedTickets
@@ -29,7 +30,7 @@ func ticketBody(subject string) map[string]any {
 func (h *harness) ticketsCreated(workspace uuid.UUID) int {
 	h.t.Helper()
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1 AND type = $2`,
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events WHERE workspace_id = $1 AND type = $2`,
 		workspace, helpdeskflow.EventTicketCreated).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func (h *harness) ticketsCreated(workspace uuid.UUID) int {
 func (h *harness) keyRows(workspace uuid.UUID, key string) int {
 	h.t.Helper()
 	var n int
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`,
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = $2`,
 		workspace, key).Scan(&n); err != nil {
 		h.t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func (h *harness) keyRows(workspace uuid.UUID, key string) int {
 // ageKey moves key's row back in time by interval (a Postgres interval).
 func (h *harness) ageKey(workspace uuid.UUID, key, interval string) {
 	h.t.Helper()
-	if _, err := h.store.Pool().Exec(context.Background(), `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND key = $2`,
+	if _, err := h.db.Pool().Exec(context.Background(), `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND key = $2`,
 		workspace, key, interval); err != nil {
 		h.t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		}
 		var body []byte
 		var sealed bool
-		if err := h.store.Pool().QueryRow(context.Background(), `SELECT response_body, sealed FROM idempotency_keys WHERE workspace_id = $1 AND key = 'new-key'`,
+		if err := h.db.Pool().QueryRow(context.Background(), `SELECT response_body, sealed FROM idempotency_keys WHERE workspace_id = $1 AND key = 'new-key'`,
 			h.workspace).Scan(&body, &sealed); err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +282,7 @@ func TestServer_IdempotencyKey(t *testing.T) {
 		// Another key of the workspace sending the same Idempotency-Key
 		// makes a request of its own, and never sees the first secret.
 		other, err := h.service.Access.CreateAPIKey(context.Background(), helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem},
-			h.workspace, access.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
+			h.workspace, commandaccess.CreateAPIKey{Role: helpdeskflow.RoleAdmin})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +330,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 	}
 	cfg := h.cfg
 	cfg.Tickets, cfg.Idempotency, cfg.Limiter = tickets, idempotency, limiter
-	cfg.Auth = eventstore.NewAccessCache(h.store, eventstore.AccessCacheConfig{})
+	cfg.Auth = access.NewCache(h.store.AccessStore, access.CacheConfig{})
 	cfg.Registerer, cfg.Gatherer = nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
 	if err != nil {
@@ -345,7 +346,7 @@ func (h *harness) withServer(tickets http.Tickets, idempotency http.Idempotency)
 func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 	base := newHarness(t)
 	tickets := &scriptedTickets{Tickets: base.service.Tickets, scripts: map[string]func() error{}}
-	h := base.withServer(tickets, eventstore.NewIdempotencyKeys(base.store))
+	h := base.withServer(tickets, idempotency.New(base.store.DB))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
 		tickets.scripts[subject] = fn

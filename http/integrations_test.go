@@ -14,7 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // connectGoogle runs the OAuth flow through the API against the fake
@@ -189,13 +189,13 @@ func (h *harness) queueJobs(workspace, connection uuid.UUID, n int, final bool) 
 	if err != nil || len(claimed) != 1 {
 		h.t.Fatalf("claim: %v %d", err, len(claimed))
 	}
-	f := eventstore.FinishedJob{ID: claimed[0].ID, Attempt: 1, Status: helpdeskflow.JobFailed, Outcome: "rate_limited",
+	f := queues.FinishedJob{ID: claimed[0].ID, Attempt: 1, Status: helpdeskflow.JobFailed, Outcome: "rate_limited",
 		ErrorClass: "rate_limited", Error: "HTTP 429 (retry after 2s)", At: now}
 	if !final {
 		next := now.Add(time.Minute)
 		f.Status, f.Outcome, f.NextAttemptAt = helpdeskflow.JobPending, "", &next
 	}
-	if err := h.store.FinishJobs(ctx, []eventstore.FinishedJob{f}); err != nil {
+	if err := h.store.FinishJobs(ctx, []queues.FinishedJob{f}); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -258,7 +258,7 @@ func TestIntegrations_TokenAnswerSecretsNeverShown(t *testing.T) {
 		}
 	}
 	var details string
-	if err := h.store.Pool().QueryRow(context.Background(), `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&details); err != nil {
+	if err := h.db.Pool().QueryRow(context.Background(), `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&details); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(details, "secret") {

@@ -27,12 +27,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // loadOpenAPI loads the served document and validates it as OpenAPI 3.1
@@ -705,7 +706,7 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	// running (409 idempotency_key_in_use), a version conflict, a failing
 	// dependency, a panic.
 	tickets := &scriptedTickets{Tickets: h.service.Tickets, scripts: map[string]func() error{}}
-	sc := c.on(h.withServer(tickets, eventstore.NewIdempotencyKeys(h.store)))
+	sc := c.on(h.withServer(tickets, idempotency.New(h.store.DB)))
 	script := func(subject string, fn func() error) {
 		tickets.mu.Lock()
 		tickets.scripts[subject] = fn
@@ -799,7 +800,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := relay.New(h.store, producer, relay.Config{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	relay, err := relay.New(h.store.EventStore, producer, relay.Config{PollInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -819,7 +820,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	}
 	cfg := h.cfg
 	cfg.Lister, cfg.CustomerLister = projections.NewTicketReader(ch), projections.NewCustomerReader(ch)
-	cfg.Limiter, cfg.Auth = limiter, eventstore.NewAccessCache(h.store, eventstore.AccessCacheConfig{})
+	cfg.Limiter, cfg.Auth = limiter, access.NewCache(h.store.AccessStore, access.CacheConfig{})
 	cfg.Registerer, cfg.Gatherer, cfg.RequestLog = nil, nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 // same clock.
 func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker) {
 	h.t.Helper()
-	service := testenv.NewCommands(h.store, testenv.CommandOptions{Clock: clock.Now})
+	service := testenv.NewCommands(h.store.EventStore, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
 	cfg.Tickets, cfg.Customers, cfg.Automations, cfg.Simulator, cfg.SLAPolicies = service.Tickets, service.Tickets, service.Rules, service.Tickets, service.Rules
 	cfg.Registerer, cfg.Gatherer = nil, nil

@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
 )
 
 // countingAuth counts the lookups that reach the event store.
 type countingAuth struct {
-	*eventstore.AccessCache
+	*access.Cache
 	lookups atomic.Int64
 }
 
@@ -22,7 +22,7 @@ func (c *countingAuth) Authenticate(ctx context.Context, key string) (helpdeskfl
 	if _, ok := c.Cached(key); !ok {
 		c.lookups.Add(1)
 	}
-	return c.AccessCache.Authenticate(ctx, key)
+	return c.Cache.Authenticate(ctx, key)
 }
 
 // TestAdmit_UnauthenticatedPerClientIP: requests without a valid key are
@@ -32,7 +32,7 @@ func (c *countingAuth) Authenticate(ctx context.Context, key string) (helpdeskfl
 // a valid key this process holds are not affected. Probes are not counted.
 func TestAdmit_UnauthenticatedPerClientIP(t *testing.T) {
 	f := newAdmitFixture(t)
-	auth := &countingAuth{AccessCache: f.cache}
+	auth := &countingAuth{Cache: f.cache}
 	s := f.server(t, Config{Auth: auth, UnauthenticatedLimit: helpdeskflow.RateLimit{Limit: 3, Window: time.Minute}})
 	key := f.key
 

@@ -13,11 +13,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 type clock struct {
@@ -35,7 +35,8 @@ func (c *clock) advance(d time.Duration) {
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
+	db        *pg.DB
 	keys      *secretbox.Keyring
 	fake      *oauthtest.Server
 	clock     *clock
@@ -44,7 +45,8 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
+	db := store.DB
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	spec, _ := secretbox.NewKey("t1")
@@ -52,10 +54,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: context.Background(), store: store, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
+	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
 	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	if f.workspace, _, err = testenv.NewCommands(store, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "oauth"); err != nil {
+	if f.workspace, _, err = testenv.NewCommands(store.EventStore, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "oauth"); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -66,7 +68,7 @@ func newFixture(t *testing.T) *fixture {
 // Config (when not nil).
 func (f *fixture) manager(change func(*integrations.Config)) *integrations.Manager {
 	f.t.Helper()
-	cfg := integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
+	cfg := integrations.Config{Store: integrations.AdaptStore(f.store.ConnectionStore), Sealer: f.keys,
 		Providers: map[string]oauth.Provider{"google": f.fake.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now}
 	if change != nil {
 		change(&cfg)
@@ -113,7 +115,7 @@ func TestManager_ConnectAndRefresh(t *testing.T) {
 	}
 	// Tokens are sealed at rest.
 	var access, refresh []byte
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT access_token, refresh_token FROM integration_connections WHERE id = $1`, c.ID).Scan(&access, &refresh); err != nil {
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT access_token, refresh_token FROM integration_connections WHERE id = $1`, c.ID).Scan(&access, &refresh); err != nil {
 		t.Fatal(err)
 	}
 	token, err := f.m.AccessToken(f.ctx, f.workspace, c.ID)

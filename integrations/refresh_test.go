@@ -107,7 +107,7 @@ func (f *fixture) startRelay(brokers []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	relay, err := relay.New(f.store, client, relay.Config{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
+	relay, err := relay.New(f.store.EventStore, client, relay.Config{PollInterval: 100 * time.Millisecond, RetryBackoff: 50 * time.Millisecond})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 
 	// Nothing keeps a transaction open while the provider is asked.
 	var open int
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 		t.Errorf("%d transaction(s) stay open while a token request is outstanding", open)
 	}
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
-	other, _, err := testenv.NewCommands(f.store, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "another tenant")
+	other, _, err := testenv.NewCommands(f.store.EventStore, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "another tenant")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ type concreteStore[T Tx] interface {
 }
 
 // AdaptStore turns a store whose Transact passes its own transaction type
-// (such as *eventstore.Store) into a Store.
+// (such as *connections.Store) into a Store.
 func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
 
 type adapted[T Tx] struct{ concreteStore[T] }

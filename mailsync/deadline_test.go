@@ -40,7 +40,7 @@ func (r redirected) IMAPSettings(ctx context.Context, workspaceID, id uuid.UUID)
 func (f *fixture) syncLease(id uuid.UUID) *time.Time {
 	f.t.Helper()
 	var lease *time.Time
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT sync_lease_until FROM integration_connections WHERE id = $1`, id).Scan(&lease); err != nil {
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT sync_lease_until FROM integration_connections WHERE id = $1`, id).Scan(&lease); err != nil {
 		f.t.Fatal(err)
 	}
 	return lease
@@ -74,7 +74,7 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 	go func() {
 		<-slow.Dripping()
 		var lease *time.Time
-		if err := o.store.Pool().QueryRow(o.ctx, `SELECT sync_lease_until FROM integration_connections WHERE id = $1`, o.conn.ID).Scan(&lease); err != nil {
+		if err := o.db.Pool().QueryRow(o.ctx, `SELECT sync_lease_until FROM integration_connections WHERE id = $1`, o.conn.ID).Scan(&lease); err != nil {
 			t.Error(err)
 		}
 		leaseDuringRun <- lease

@@ -21,12 +21,12 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const mailbox = "support@acme.test"
@@ -49,7 +49,8 @@ func (c *clock) advance(d time.Duration) {
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
+	db        *pg.DB
 	svc       *testenv.Commands
 	oauth     *oauthtest.Server
 	gmail     *gmailtest.Server
@@ -62,7 +63,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
+	db := store.DB
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	gm := gmailtest.NewServer()
@@ -75,13 +77,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Now().UTC()}
-	svc := testenv.NewCommands(store, testenv.CommandOptions{Clock: c.Now})
+	svc := testenv.NewCommands(store.EventStore, testenv.CommandOptions{Clock: c.Now})
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
 	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: context.Background(), store: store, svc: svc, oauth: fake, gmail: gm, clock: c, keys: keys, workspace: ws}
+	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, svc: svc, oauth: fake, gmail: gm, clock: c, keys: keys, workspace: ws}
 	f.m = f.manager()
 	f.conn = f.connect()
 	return f
@@ -91,7 +93,7 @@ func newFixture(t *testing.T) *fixture {
 // server, with IMAP clients taking opts.
 func (f *fixture) manager(opts ...imapmail.Option) *integrations.Manager {
 	f.t.Helper()
-	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(f.store), Sealer: f.keys,
+	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(f.store.ConnectionStore), Sealer: f.keys,
 		Providers: map[string]oauth.Provider{"google": f.oauth.Provider("google")}, StateKey: bytes.Repeat([]byte("k"), 32), Now: f.clock.Now,
 		IMAPOptions: append([]imapmail.Option{imapmailtest.AllowLoopback}, opts...)})
 	if err != nil {
@@ -140,7 +142,7 @@ func (f *fixture) connection() helpdeskflow.Connection {
 // tickets returns the workspace's tickets by subject, from the event store.
 func (f *fixture) tickets() map[string][]helpdeskflow.Ticket {
 	f.t.Helper()
-	rows, err := f.store.Pool().Query(f.ctx, `SELECT stream_id FROM events WHERE workspace_id = $1 AND type = 'ticket.created'`, f.workspace)
+	rows, err := f.db.Pool().Query(f.ctx, `SELECT stream_id FROM events WHERE workspace_id = $1 AND type = 'ticket.created'`, f.workspace)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -512,7 +514,7 @@ func TestGmail_TooLargeMessageIsSkipped(t *testing.T) {
 		t.Fatalf("the run failed: %+v", c)
 	}
 	var skipped string
-	if err := f.store.Pool().QueryRow(f.ctx, `SELECT skipped FROM mail_messages WHERE connection_id = $1 AND external_id = $2`,
+	if err := f.db.Pool().QueryRow(f.ctx, `SELECT skipped FROM mail_messages WHERE connection_id = $1 AND external_id = $2`,
 		f.conn.ID, bigID).Scan(&skipped); err != nil {
 		t.Fatal(err)
 	}

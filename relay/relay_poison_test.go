@@ -20,6 +20,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // startRelayWith runs a relay with cfg (and a fast poll) on s until the
@@ -50,10 +51,10 @@ func producer(t *testing.T, brokers []string) *kgo.Client {
 // insertRawEvent writes a stream of one event straight into the tables,
 // around Append and its size check, as an older version or a bug could
 // have: the relay must still publish past it.
-func insertRawEvent(t *testing.T, s *eventstore.Store, ref helpdeskflow.StreamRef, data string) uuid.UUID {
+func insertRawEvent(t *testing.T, db *pg.DB, ref helpdeskflow.StreamRef, data string) uuid.UUID {
 	t.Helper()
 	id := uuid.New()
-	_, err := s.Pool().Exec(context.Background(), `WITH st AS (INSERT INTO streams (id, workspace_id, type, version) VALUES ($1, $2, $3, 1))
+	_, err := db.Pool().Exec(context.Background(), `WITH st AS (INSERT INTO streams (id, workspace_id, type, version) VALUES ($1, $2, $3, 1))
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata)
 		VALUES ($4, $1, $3, 1, $2, 'ticket.message_added', 1, $5::jsonb, '{"actor":{"type":"system"},"channel":"system"}')`,
 		ref.ID, ref.WorkspaceID, ref.Type, id, data)
@@ -69,11 +70,12 @@ func insertRawEvent(t *testing.T, s *eventstore.Store, ref helpdeskflow.StreamRe
 // resolves to the stored event, and the later events of other workspaces
 // follow it.
 func TestRelay_OversizedEventIsClaimCheck(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
+	s := testenv.StoreOn(t, db)
 	_, brokers := testenv.Kafka(t)
 	poison := testenv.NewTicketRef()
 	big := `{"body":"` + strings.Repeat("<", 1_200_000) + `"}`
-	poisonID := insertRawEvent(t, s, poison, big)
+	poisonID := insertRawEvent(t, db, poison, big)
 	var later []helpdeskflow.StreamRef
 	for range 5 {
 		ref := testenv.NewTicketRef()

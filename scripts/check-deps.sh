@@ -24,7 +24,7 @@ check() { # package-pattern library allowed-package-regex [nontest]
   done < <(go list -f "$format" ./...)
 }
 
-check ./... github.com/jackc/pgx "^$module/(eventstore|dispatch|cmd/.*|internal/testenv)$"
+check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|cmd/.*|internal/testenv)$"
 check ./... github.com/twmb/franz-go "^$module/(relay|kafka|internal/testenv)$" nontest
 check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
@@ -39,13 +39,14 @@ declare -A may=(
   [mailsync]="commands clients internal"
   [integrations]="commands clients internal"
   [commands]="clients/webhook"
-  [eventstore]="internal"
+  [eventstore]="internal store"
   [relay]="eventstore kafka internal"
   [kafka]=""
   [projections]="kafka internal"
-  [dispatch]="eventstore kafka clients internal"
+  [dispatch]="eventstore store/queues store/pg store/progress kafka clients internal"
   [clients]=""
-  [internal]="eventstore kafka commands" # commands: testenv's Commands, for tests
+  [store]="eventstore internal"
+  [internal]="eventstore store kafka commands" # commands: testenv's Commands, for tests
 )
 while read -r pkg imports; do
   rel=${pkg#"$module"}; rel=${rel#/}

@@ -12,18 +12,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // migrateAll applies the Postgres and the ClickHouse migrations.
 func migrateAll(ctx context.Context, cfg config) error {
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 2)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		return err
 	}
 	ch, err := projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase)
@@ -34,23 +34,23 @@ func migrateAll(ctx context.Context, cfg config) error {
 	return projections.Migrate(ctx, ch)
 }
 
-// openStore connects the administrative commands to the event store,
-// migrating it first; call the returned function to close it.
-func openStore(ctx context.Context, cfg config) (*eventstore.Store, func(), error) {
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 4)
+// openStore connects the administrative commands to the Postgres rooms,
+// migrating them first; call the returned function to close them.
+func openStore(ctx context.Context, cfg config) (stores, func(), error) {
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 4)
 	if err != nil {
-		return nil, nil, err
+		return stores{}, nil, err
 	}
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		pool.Close()
-		return nil, nil, err
+		return stores{}, nil, err
 	}
-	store, err := eventstore.New(pool, nil)
+	rooms, err := newStores(pool, nil)
 	if err != nil {
 		pool.Close()
-		return nil, nil, err
+		return stores{}, nil, err
 	}
-	return store, pool.Close, nil
+	return rooms, pool.Close, nil
 }
 
 // createWorkspace creates a workspace with an admin key and prints both.
@@ -60,7 +60,7 @@ func createWorkspace(ctx context.Context, cfg config, name string, stdout io.Wri
 		return err
 	}
 	defer closeStore()
-	id, key, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), name)
+	id, key, err := access.New(access.AdaptStore(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		return err
 	}
@@ -93,7 +93,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	defer closeStore()
-	service := access.New(access.AdaptStore(store))
+	service := access.New(access.AdaptStore(store.events))
 	switch args[0] {
 	case "create":
 		workspaceID, err := uuid.Parse(*workspace)
@@ -115,7 +115,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		fmt.Fprintln(w, "ID\tPREFIX\tROLE\tNAME\tCREATED\tLAST USED")
 		cursor := ""
 		for {
-			page, err := store.ListAPIKeys(ctx, workspaceID, cursor, 100)
+			page, err := store.access.ListAPIKeys(ctx, workspaceID, cursor, 100)
 			if err != nil {
 				return err
 			}
@@ -138,7 +138,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		if err != nil {
 			return fmt.Errorf("%q is not a key id\n%s", fs.Arg(0), keysUsage)
 		}
-		key, err := store.APIKey(ctx, id)
+		key, err := store.access.APIKey(ctx, id)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 func TestRun_WorkspaceCreate(t *testing.T) {
@@ -21,7 +23,7 @@ func TestRun_WorkspaceCreate(t *testing.T) {
 	if m == nil {
 		t.Fatalf("output does not show the workspace id and key:\n%s", out.String())
 	}
-	pool, err := eventstore.Connect(context.Background(), cfg.PostgresURL, 2)
+	pool, err := pg.Connect(context.Background(), cfg.PostgresURL, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestRun_WorkspaceCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	principal, err := store.Authenticate(context.Background(), m[2])
+	principal, err := access.New(pool).Authenticate(context.Background(), m[2])
 	if err != nil {
 		t.Fatalf("the printed key does not authenticate: %v", err)
 	}
@@ -38,7 +40,7 @@ func TestRun_WorkspaceCreate(t *testing.T) {
 		t.Errorf("key belongs to %s as %s, want %s as admin", principal.WorkspaceID, principal.Role, m[1])
 	}
 	var hashed int
-	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM api_keys WHERE position($1::bytea in hash) > 0`, []byte(m[2])).Scan(&hashed); err != nil {
+	if err := pool.Pool().QueryRow(context.Background(), `SELECT count(*) FROM api_keys WHERE position($1::bytea in hash) > 0`, []byte(m[2])).Scan(&hashed); err != nil {
 		t.Fatal(err)
 	}
 	if hashed != 0 {
@@ -95,7 +97,7 @@ func TestRun_Keys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	if _, err := store.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
+	if _, err := store.access.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
 		t.Errorf("revoked key authenticates: %v", err)
 	}
 	if err := run(ctx, []string{"keys", "revoke", keyID}, &out, &out); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {

@@ -18,6 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // crashChildEnv makes the test binary act as a relay that is killed with
@@ -57,7 +58,7 @@ func (killOnProduce) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ 
 
 func runCrashingRelay() int {
 	ctx := context.Background()
-	pool, err := eventstore.Connect(ctx, os.Getenv("HDF_POSTGRES_URL"), 4)
+	pool, err := pg.Connect(ctx, os.Getenv("HDF_POSTGRES_URL"), 4)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -111,7 +112,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 	_, brokers := testenv.Kafka(t)
 	ctx := context.Background()
 
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 10)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 		t.Fatalf("the crashing relay ended with %v, want death by SIGKILL", err)
 	}
 	var checkpoints int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM relay_checkpoints`).Scan(&checkpoints); err != nil {
+	if err := pool.Pool().QueryRow(ctx, `SELECT count(*) FROM relay_checkpoints`).Scan(&checkpoints); err != nil {
 		t.Fatal(err)
 	}
 	if checkpoints != 0 {
@@ -164,7 +165,7 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 	}
 	defer ch.Close()
 	var events uint64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
+	if err := pool.Pool().QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {

@@ -16,6 +16,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // demoKeyFile is where dev keeps the demo workspace's admin key, under the
@@ -92,7 +93,7 @@ func demoKey(ctx context.Context, cfg config) (string, bool, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", false, err
 	}
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 2)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		return "", false, err
 	}

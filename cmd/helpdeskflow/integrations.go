@@ -14,11 +14,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
+	"github.com/helpdeskflow/helpdeskflow/store/connections"
 )
 
 // integrationsOf builds the integrations manager (OAuth connections and
@@ -26,7 +26,7 @@ import (
 // Their connections — OAuth token endpoints (Shopify's per shop), the
 // Outlook IMAP and SMTP servers, Shopify and Stripe lookups — go through
 // policy.
-func integrationsOf(cfg config, policy egress.Policy, keyring *secretbox.Keyring, store *eventstore.Store, service *tickets.Service, logger *slog.Logger,
+func integrationsOf(cfg config, policy egress.Policy, keyring *secretbox.Keyring, store *connections.Store, service *tickets.Service, logger *slog.Logger,
 	reg prometheus.Registerer) (*integrations.Manager, *linkedprofiles.Linker, error) {
 	providers, err := oauthProviders(cfg.PublicURL)
 	if err != nil {
@@ -67,7 +67,7 @@ func outboundHTTP(policy egress.Policy, timeout time.Duration) *http.Client {
 
 // mailWorkers returns the dispatcher role's mailbox sync and reply
 // workers.
-func mailWorkers(cfg config, store *eventstore.Store, service *tickets.Service, manager *integrations.Manager, logger *slog.Logger,
+func mailWorkers(cfg config, store mailRooms, service *tickets.Service, manager *integrations.Manager, logger *slog.Logger,
 	reg prometheus.Registerer) ([]func(context.Context) error, error) {
 	intervals, err := cfg.syncIntervals()
 	if err != nil {

@@ -65,7 +65,7 @@ func TestConfig_OutboundAllowLoopback(t *testing.T) {
 // through its policy: with loopback refused (serve's default), connecting
 // a mailbox on loopback is refused before any connection.
 func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	spec, err := secretbox.NewKey("k1")
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	service := testenv.NewCommands(store, testenv.CommandOptions{})
+	service := testenv.NewCommands(store.EventStore, testenv.CommandOptions{})
 	l := egresstest.Listen(t)
 	settings := imapmail.Settings{IMAPHost: "127.0.0.1", IMAPPort: l.Port(), IMAPSecurity: imapmail.SecurityTLS,
 		SMTPHost: "localhost", SMTPPort: l.Port(), SMTPSecurity: imapmail.SecurityTLS, Username: "support@example.test", Password: "x"}
@@ -83,7 +83,7 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 	for _, dev := range []bool{false, true} {
 		cfg := testConfig(t)
 		cfg.SecretKeys, cfg.dev = spec, dev
-		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store, service.Tickets, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
+		manager, _, err := integrationsOf(cfg, cfg.outboundPolicy(), keyring, store.ConnectionStore, service.Tickets, slog.New(slog.NewTextHandler(testWriter{t}, nil)), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

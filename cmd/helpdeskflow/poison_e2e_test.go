@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // TestDev_PoisonEventStopsNobody injects an event over the broker's record
@@ -50,7 +50,7 @@ func TestDev_PoisonEventStopsNobody(t *testing.T) {
 		t.Fatalf("create webhook: %d %v", status, body)
 	}
 
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, 2)
+	pool, err := pg.Connect(ctx, cfg.PostgresURL, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestDev_PoisonEventStopsNobody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `WITH st AS (INSERT INTO streams (id, workspace_id, type, version) VALUES ($1, $2, 'ticket', 1))
+	if _, err := pool.Pool().Exec(ctx, `WITH st AS (INSERT INTO streams (id, workspace_id, type, version) VALUES ($1, $2, 'ticket', 1))
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata)
 		VALUES ($3, $1, 'ticket', 1, $2, 'ticket.created', 1, $4::jsonb, '{"actor":{"type":"system"},"channel":"system"}')`,
 		poisonTicket, other, uuid.New(), string(data)); err != nil {
@@ -71,7 +71,7 @@ func TestDev_PoisonEventStopsNobody(t *testing.T) {
 	// retried that batch forever and published nothing newer.
 	const filler = 1000
 	small := `{"subject":"filler","status":"new","priority":"normal","type":"question","channel":"api","tags":[],"customer_id":"` + uuid.NewString() + `"}`
-	if _, err := pool.Exec(ctx, `WITH st AS (INSERT INTO streams (id, workspace_id, type, version)
+	if _, err := pool.Pool().Exec(ctx, `WITH st AS (INSERT INTO streams (id, workspace_id, type, version)
 			SELECT gen_random_uuid(), $1, 'ticket', 1 FROM generate_series(1, $2) RETURNING id)
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata)
 		SELECT gen_random_uuid(), st.id, 'ticket', 1, $1, 'ticket.created', 1, $3::jsonb, '{"actor":{"type":"system"},"channel":"system"}' FROM st`,

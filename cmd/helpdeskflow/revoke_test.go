@@ -76,7 +76,7 @@ func TestRevocation_TwoAPIProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeStore()
-	svc := testenv.NewCommands(store, testenv.CommandOptions{})
+	svc := testenv.NewCommands(store.events, testenv.CommandOptions{})
 	workspaceID, admin, err := svc.Access.CreateWorkspace(ctx, systemMetadata(), "two processes")
 	if err != nil {
 		t.Fatal(err)

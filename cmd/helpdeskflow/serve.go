@@ -24,7 +24,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
@@ -34,6 +33,9 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/relay"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // topicPartitions is how many partitions serve creates the topics with when
@@ -52,18 +54,19 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	pool, err := eventstore.Connect(ctx, cfg.PostgresURL, int32(cfg.PostgresMaxConns))
+	db, err := pg.Connect(ctx, cfg.PostgresURL, int32(cfg.PostgresMaxConns))
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	defer db.Close()
+	if err := pg.Migrate(ctx, db); err != nil {
 		return err
 	}
-	store, err := eventstore.New(pool, reg)
+	rooms, err := newStores(db, reg)
 	if err != nil {
 		return err
 	}
+	store := rooms.events
 	var ch driver.Conn
 	if roles["api"] || roles["projector"] {
 		if ch, err = projections.OpenClickHouse(ctx, cfg.ClickHouseAddr, cfg.ClickHouseDatabase); err != nil {
@@ -105,7 +108,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	var connections *integrations.Manager
 	var linker *linkedprofiles.Linker
 	if keyring != nil {
-		if connections, linker, err = integrationsOf(cfg, policy, keyring, store, service.tickets, logger, reg); err != nil {
+		if connections, linker, err = integrationsOf(cfg, policy, keyring, rooms.connections, service.tickets, logger, reg); err != nil {
 			return err
 		}
 	}
@@ -138,39 +141,39 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if keyring != nil {
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
 			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
-				Store: store, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
+				Store: webhookRooms{rooms.outbound, rooms.queues}, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
 				Sender: webhook.NewSender(webhook.Config{AllowLoopback: policy.AllowLoopback}),
 			})
 			if err != nil {
 				return err
 			}
-			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: store, Jobs: store, Poster: slackClient, Secrets: keyring,
+			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
 				Auth: service.outbound, Tickets: service.tickets, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
 			}
 			// Slack and the Shopify/Stripe lookups run in the job worker,
 			// never in the dispatcher's consume loop.
-			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: store, Logger: logger, Registerer: reg,
+			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: rooms.queues, Logger: logger, Registerer: reg,
 				Runners: map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: notifier, helpdeskflow.JobProfileLookup: linker}})
 			if err != nil {
 				return err
 			}
-			mail, err := mailWorkers(cfg, store, service.tickets, connections, logger, reg)
+			mail, err := mailWorkers(cfg, mailRooms{rooms.connections, rooms.mail}, service.tickets, connections, logger, reg)
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: store}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: store})
+			handlers = append(handlers, dispatch.WebhookHandler{Store: webhookRooms{rooms.outbound, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
 			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: pool, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
+			Brokers: brokers, Pool: db, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
 		})
 		if err != nil {
 			return err
 		}
-		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: store, Checker: service.tickets, Logger: logger, Registerer: reg})
+		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: rooms.queues, Checker: service.tickets, Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
@@ -185,8 +188,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	}
 	var handler nethttp.Handler
 	if roles["api"] {
-		access := eventstore.NewAccessCache(store, eventstore.AccessCacheConfig{Logger: logger})
-		workers = append(workers, access.Run)
+		accessCache := access.NewCache(rooms.access, access.CacheConfig{Logger: logger})
+		workers = append(workers, accessCache.Run)
 		requestLog, err := requestlog.New(requestlog.Config{Brokers: brokers, Logger: logger, Registerer: reg,
 			KafkaOptions: []kafka.Option{kafka.WithLogger(logger)}})
 		if err != nil {
@@ -215,7 +218,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if connections != nil {
 			apiConnections, apiLinker = connections, linker
 		}
-		if handler, err = apiHandler(store, service, apiConnections, apiLinker, access, requestLog, readCH, producer, proxies, logger, reg, publicMetrics); err != nil {
+		if handler, err = apiHandler(rooms, service, apiConnections, apiLinker, accessCache, requestLog, readCH, producer, proxies, logger, reg, publicMetrics); err != nil {
 			return err
 		}
 	} else {
@@ -302,7 +305,7 @@ func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
 }
 
 // apiHandler is the public API.
-func apiHandler(store *eventstore.Store, service commandServices, connections http.Connections, linker http.LinkedProfiles, access *eventstore.AccessCache, requestLog http.RequestLog, ch driver.Conn, producer *kafka.Client,
+func apiHandler(rooms stores, service commandServices, connections http.Connections, linker http.LinkedProfiles, accessCache *access.Cache, requestLog http.RequestLog, ch driver.Conn, producer *kafka.Client,
 	proxies []netip.Prefix, logger *slog.Logger, reg *prometheus.Registry, metrics prometheus.Gatherer) (nethttp.Handler, error) {
 	limiter, err := ratelimit.New(ratelimit.Config{Registerer: reg})
 	if err != nil {
@@ -313,26 +316,26 @@ func apiHandler(store *eventstore.Store, service commandServices, connections ht
 		Customers:        service.tickets,
 		CustomerLister:   projections.NewCustomerReader(ch),
 		Lister:           projections.NewTicketReader(ch),
-		Events:           store,
-		Auth:             access,
+		Events:           rooms.events,
+		Auth:             accessCache,
 		Admin:            service.access,
-		AdminReader:      store,
+		AdminReader:      rooms.access,
 		Automations:      service.rules,
 		Simulator:        service.tickets,
 		SLAPolicies:      service.rules,
 		Webhooks:         service.outbound,
-		WebhookReader:    store,
+		WebhookReader:    webhookRooms{rooms.outbound, rooms.queues},
 		Slack:            service.outbound,
-		SlackReader:      store,
+		SlackReader:      rooms.outbound,
 		Connections:      connections,
-		ConnectionReader: store,
+		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},
 		LinkedProfiles:   linker,
 		Limiter:          limiter,
 		RequestLog:       requestLog,
-		Idempotency:      eventstore.NewIdempotencyKeys(store),
+		Idempotency:      idempotency.New(rooms.db),
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
-			"postgres":   store.Ping,
+			"postgres":   rooms.db.Ping,
 			"kafka":      producer.Ping,
 			"clickhouse": ch.Ping,
 		},

@@ -20,6 +20,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // TestDev_SlowPartnersDelayNobodyElse: one workspace's Shopify shop never
@@ -157,7 +158,7 @@ func TestDev_SlowPartnersDelayNobodyElse(t *testing.T) {
 func newWorkspaceKey(t *testing.T, postgresURL, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := eventstore.Connect(ctx, postgresURL, 2)
+	pool, err := pg.Connect(ctx, postgresURL, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

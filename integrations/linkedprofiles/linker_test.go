@@ -17,7 +17,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
@@ -28,7 +27,7 @@ import (
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
-	store     *eventstore.Store
+	store     testenv.Rooms
 	svc       *testenv.Commands
 	oauth     *oauthtest.Server
 	shops     *profilelookuptest.Server
@@ -41,7 +40,7 @@ var md = helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.Acto
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	store := testenv.Store(t)
+	store := testenv.NewRooms(t)
 	fake := oauthtest.NewServer()
 	t.Cleanup(fake.Close)
 	shops := profilelookuptest.NewServer()
@@ -54,13 +53,13 @@ func newFixture(t *testing.T) *fixture {
 	shopify := fake.Provider(oauth.Shopify)
 	shopify.AuthURL += "?shop=" + oauth.ShopPlaceholder
 	shopify.TokenURL += "?shop=" + oauth.ShopPlaceholder
-	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keys,
+	m, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store.ConnectionStore), Sealer: keys,
 		Providers: map[string]oauth.Provider{oauth.Stripe: fake.Provider(oauth.Stripe), oauth.Shopify: shopify},
 		StateKey:  bytes.Repeat([]byte("k"), 32)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := testenv.NewCommands(store, testenv.CommandOptions{})
+	svc := testenv.NewCommands(store.EventStore, testenv.CommandOptions{})
 	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "profiles")
 	if err != nil {
 		t.Fatal(err)

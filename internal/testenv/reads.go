@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // ReadCounter counts the rows Postgres returned to the statements whose SQL
@@ -50,7 +51,7 @@ func CountingStore(t testing.TB, match string) (*eventstore.Store, *ReadCounter)
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	s, err := eventstore.New(pool, nil)
+	s, err := eventstore.New(pg.Open(pool), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

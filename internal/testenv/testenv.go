@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PostgresURL is the test server's URL: HDF_POSTGRES_URL, or the test
@@ -53,25 +53,25 @@ func PostgresDatabase(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin, err := eventstore.Connect(ctx, PostgresURL(), 2)
+	admin, err := pg.Connect(ctx, PostgresURL(), 2)
 	if err != nil {
 		t.Fatalf("test Postgres at %s is not reachable (run `make test`, which starts it): %v", PostgresURL(), err)
 	}
 	defer admin.Close()
 	name := RandomName("t_")
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := admin.Pool().Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		admin, err := eventstore.Connect(ctx, PostgresURL(), 1)
+		admin, err := pg.Connect(ctx, PostgresURL(), 1)
 		if err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 			return
 		}
 		defer admin.Close()
-		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if _, err := admin.Pool().Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
@@ -81,33 +81,39 @@ func PostgresDatabase(t testing.TB) string {
 	}
 	u.Path = "/" + name
 	dbURL := u.String()
-	pool, err := eventstore.Connect(ctx, dbURL, 2)
+	pool, err := pg.Connect(ctx, dbURL, 2)
 	if err != nil {
 		t.Fatalf("connect to %s: %v", name, err)
 	}
 	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
+	if err := pg.Migrate(ctx, pool); err != nil {
 		t.Fatalf("migrate %s: %v", name, err)
 	}
 	return dbURL
 }
 
-// Postgres returns a pool on a new migrated database (see PostgresDatabase),
-// closed when t ends.
-func Postgres(t testing.TB) *pgxpool.Pool {
+// Postgres returns a new migrated database (see PostgresDatabase), closed
+// when t ends.
+func Postgres(t testing.TB) *pg.DB {
 	t.Helper()
-	pool, err := eventstore.Connect(context.Background(), PostgresDatabase(t), 50)
+	db, err := pg.Connect(context.Background(), PostgresDatabase(t), 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
-	return pool
+	t.Cleanup(db.Close)
+	return db
 }
 
 // Store returns an event store on a new migrated database.
 func Store(t testing.TB) *eventstore.Store {
 	t.Helper()
-	s, err := eventstore.New(Postgres(t), nil)
+	return StoreOn(t, Postgres(t))
+}
+
+// StoreOn returns an event store on db, without metrics.
+func StoreOn(t testing.TB, db *pg.DB) *eventstore.Store {
+	t.Helper()
+	s, err := eventstore.New(db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package eventstore
+package pg
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 //go:embed migrations/*.sql
@@ -23,52 +21,52 @@ const migrationLockKey = 0x4844465f4d494752 // "HDF_MIGR"
 // process migrates at start-up) wait for each other and apply nothing twice.
 // Errors are EUnavailable when Postgres cannot be reached and EInternal when
 // a migration fails.
-func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
+func Migrate(ctx context.Context, db *DB) error {
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return unavailable("acquire connection for migrations", err)
+		return Unavailable("acquire connection for migrations", err)
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLockKey)); err != nil {
-		return internal("take migration lock", err)
+		return Internal("take migration lock", err)
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLockKey)) //nolint:errcheck // the lock also ends with the session
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return internal("create schema_migrations", err)
+		return Internal("create schema_migrations", err)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return internal("list migrations", err)
+		return Internal("list migrations", err)
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		var applied bool
 		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&applied); err != nil {
-			return internal("read schema_migrations", err)
+			return Internal("read schema_migrations", err)
 		}
 		if applied {
 			continue
 		}
 		sql, err := migrations.ReadFile(name)
 		if err != nil {
-			return internal("read "+name, err)
+			return Internal("read "+name, err)
 		}
 		tx, err := conn.Begin(ctx)
 		if err != nil {
-			return internal("begin migration", err)
+			return Internal("begin migration", err)
 		}
 		if _, err := tx.Exec(ctx, string(sql)); err != nil {
 			tx.Rollback(ctx) //nolint:errcheck // the exec error is the one to report
-			return internal(fmt.Sprintf("apply migration %s", name), err)
+			return Internal(fmt.Sprintf("apply migration %s", name), err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name) VALUES ($1)`, name); err != nil {
 			tx.Rollback(ctx) //nolint:errcheck // the exec error is the one to report
-			return internal("record migration", err)
+			return Internal("record migration", err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			return internal(fmt.Sprintf("commit migration %s", name), err)
+			return Internal(fmt.Sprintf("commit migration %s", name), err)
 		}
 	}
 	return nil

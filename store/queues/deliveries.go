@@ -1,4 +1,4 @@
-package eventstore
+package queues
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // EnqueueDeliveries records deliveries before any attempt; a delivery of
@@ -38,7 +39,7 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 	b.Queue(demoteLaterHeads, ids)
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return internal("enqueue deliveries", err)
+		return pg.Internal("enqueue deliveries", err)
 	}
 	return nil
 }
@@ -142,7 +143,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
 		now, limit, busy, lease, perWebhook)
 	if err != nil {
-		return nil, internal("claim deliveries", err)
+		return nil, pg.Internal("claim deliveries", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
 		var c ClaimedDelivery
@@ -152,7 +153,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 		return c, err
 	})
 	if err != nil {
-		return nil, internal("claim deliveries", err)
+		return nil, pg.Internal("claim deliveries", err)
 	}
 	return out, nil
 }
@@ -203,7 +204,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 		ON CONFLICT (delivery_id, attempt) DO NOTHING`, ids, attempts, urls, codes, bodies, classes, errs, started, durations)
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return internal("record delivery attempts", err)
+		return pg.Internal("record delivery attempts", err)
 	}
 	return nil
 }
@@ -217,7 +218,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 	var known bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND workspace_id = $2)`,
 		webhookID, workspaceID).Scan(&known); err != nil {
-		return nil, internal("read webhook", err)
+		return nil, pg.Internal("read webhook", err)
 	}
 	if !known {
 		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", webhookID)
@@ -230,7 +231,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 				OR (created_at, id) < (SELECT created_at, id FROM webhook_deliveries WHERE id = $4))
 		ORDER BY created_at DESC, id DESC LIMIT $5`, webhookID, workspaceID, status, before, limit)
 	if err != nil {
-		return nil, internal("list deliveries", err)
+		return nil, pg.Internal("list deliveries", err)
 	}
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Delivery, error) {
 		var d helpdeskflow.Delivery
@@ -240,7 +241,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 	})
 	if err != nil || len(ds) == 0 {
 		if err != nil {
-			return nil, internal("list deliveries", err)
+			return nil, pg.Internal("list deliveries", err)
 		}
 		return ds, nil
 	}
@@ -252,7 +253,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 	rows, err = s.pool.Query(ctx, `SELECT delivery_id, attempt, url, coalesce(status_code, 0), response_body, error_class, error, started_at, duration_ms
 		FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt`, ids)
 	if err != nil {
-		return nil, internal("list delivery attempts", err)
+		return nil, pg.Internal("list delivery attempts", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -260,14 +261,14 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 		var a helpdeskflow.DeliveryAttempt
 		var ms float64
 		if err := rows.Scan(&id, &a.Attempt, &a.URL, &a.StatusCode, &a.ResponseBody, &a.ErrorClass, &a.Error, &a.StartedAt, &ms); err != nil {
-			return nil, internal("list delivery attempts", err)
+			return nil, pg.Internal("list delivery attempts", err)
 		}
 		a.StartedAt = a.StartedAt.UTC()
 		a.Duration = time.Duration(ms * float64(time.Millisecond))
 		ds[index[id]].Log = append(ds[index[id]].Log, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("list delivery attempts", err)
+		return nil, pg.Internal("list delivery attempts", err)
 	}
 	return ds, nil
 }
@@ -304,7 +305,7 @@ func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryI
 		err = br.Close()
 	}
 	if err != nil {
-		return internal("redeliver", err)
+		return pg.Internal("redeliver", err)
 	}
 	if status == helpdeskflow.DeliveryPending {
 		return helpdeskflow.Errorf(helpdeskflow.EConflict, "delivery %s is still pending; it is retried on its schedule", deliveryID)
@@ -317,7 +318,7 @@ func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryI
 func (s *Store) DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error) {
 	var first *time.Time
 	if err := s.pool.QueryRow(ctx, `SELECT count(*), min(created_at) FROM webhook_deliveries WHERE status = 'pending'`).Scan(&pending, &first); err != nil {
-		return 0, 0, internal("read delivery queue", err)
+		return 0, 0, pg.Internal("read delivery queue", err)
 	}
 	if first != nil {
 		oldest = now.Sub(*first)

@@ -1,4 +1,4 @@
-package eventstore
+package connections
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const connectionColumns = `id, workspace_id, provider, status, account, token_expiry, scopes, details, last_sync_at,
@@ -42,7 +43,7 @@ func scanConnection(row pgx.Row, extra ...any) (helpdeskflow.Connection, error) 
 // CreateConnection records a new connection, pending until its OAuth
 // callback (next statement).
 func (t *Tx) CreateConnection(ctx context.Context, c helpdeskflow.Connection) {
-	t.defer_(`INSERT INTO integration_connections (id, workspace_id, provider, status, account, created_at, updated_at)
+	t.tx.Defer(`INSERT INTO integration_connections (id, workspace_id, provider, status, account, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $6)`, c.ID, c.WorkspaceID, c.Provider, c.Status, c.Account, c.CreatedAt)
 }
 
@@ -71,13 +72,13 @@ func scanConnectionTokens(row pgx.Row) (helpdeskflow.Connection, helpdeskflow.Co
 // the network belongs in it (a token refresh takes TakeRefreshLease
 // instead, and writes its outcome in a transaction of its own).
 func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, helpdeskflow.ConnectionTokens, error) {
-	c, tokens, err := scanConnectionTokens(t.queryRow(ctx, `SELECT `+connectionColumns+`, `+tokenColumns+` FROM integration_connections
+	c, tokens, err := scanConnectionTokens(t.tx.QueryRow(ctx, `SELECT `+connectionColumns+`, `+tokenColumns+` FROM integration_connections
 		WHERE id = $1 AND workspace_id = $2 FOR UPDATE`, id, workspaceID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, tokens, internal("lock connection", err)
+		return c, tokens, pg.Internal("lock connection", err)
 	}
 	return c, tokens, nil
 }
@@ -90,9 +91,9 @@ func (t *Tx) LockConnection(ctx context.Context, workspaceID, id uuid.UUID) (hel
 func (t *Tx) StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens helpdeskflow.ConnectionTokens, now time.Time) error {
 	details, err := json.Marshal(c.Details)
 	if err != nil {
-		return internal("encode connection details", err)
+		return pg.Internal("encode connection details", err)
 	}
-	t.defer_(`UPDATE integration_connections SET status = 'active', account = $2, access_token = $3,
+	t.tx.Defer(`UPDATE integration_connections SET status = 'active', account = $2, access_token = $3,
 			refresh_token = coalesce($4, refresh_token), token_expiry = $5, scopes = $6, details = $7,
 			last_error = '', last_error_class = '', next_retry_at = NULL, updated_at = $8,
 			token_version = token_version + 1
@@ -104,7 +105,7 @@ func (t *Tx) StoreTokens(ctx context.Context, c helpdeskflow.Connection, tokens 
 // one whose token is given (next statement); a lease another process took
 // over stays.
 func (t *Tx) EndRefreshLease(ctx context.Context, id, leaseToken uuid.UUID) {
-	t.defer_(`UPDATE integration_connections SET refresh_lease_token = NULL, refresh_lease_until = NULL
+	t.tx.Defer(`UPDATE integration_connections SET refresh_lease_token = NULL, refresh_lease_until = NULL
 		WHERE id = $1 AND refresh_lease_token = $2`, id, leaseToken)
 }
 
@@ -118,7 +119,7 @@ func (s *Store) ConnectionTokens(ctx context.Context, workspaceID, id uuid.UUID)
 		return c, tokens, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, tokens, internal("read connection tokens", err)
+		return c, tokens, pg.Internal("read connection tokens", err)
 	}
 	return c, tokens, nil
 }
@@ -135,7 +136,7 @@ func (s *Store) TakeRefreshLease(ctx context.Context, id uuid.UUID, version int6
 		WHERE id = $1 AND token_version = $2 AND status = 'active' AND coalesce(refresh_lease_until, '-infinity') <= $5`,
 		id, version, lease.Token, lease.Until.Truncate(time.Microsecond), now)
 	if err != nil {
-		return false, internal("take a refresh lease", err)
+		return false, pg.Internal("take a refresh lease", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -143,7 +144,7 @@ func (s *Store) TakeRefreshLease(ctx context.Context, id uuid.UUID, version int6
 // SetConnectionStatus records a connection's status and last error, and
 // when to try again after a temporary failure (next statement).
 func (t *Tx) SetConnectionStatus(ctx context.Context, id uuid.UUID, status, errorClass, message string, nextRetry *time.Time, now time.Time) {
-	t.defer_(`UPDATE integration_connections SET status = $2, last_error_class = $3, last_error = $4,
+	t.tx.Defer(`UPDATE integration_connections SET status = $2, last_error_class = $3, last_error = $4,
 			last_error_at = CASE WHEN $4 = '' THEN last_error_at ELSE $6 END, next_retry_at = $5, updated_at = $6
 		WHERE id = $1`, id, status, errorClass, message, nextRetry, now)
 }
@@ -152,12 +153,12 @@ func (t *Tx) SetConnectionStatus(ctx context.Context, id uuid.UUID, status, erro
 // counted, after a reconnect (next statement). Its cursor is kept, so the
 // sync resumes where it stopped.
 func (t *Tx) ResumeSync(ctx context.Context, id uuid.UUID) {
-	t.defer_(`UPDATE integration_connections SET next_sync_at = NULL, sync_failures = 0 WHERE id = $1`, id)
+	t.tx.Defer(`UPDATE integration_connections SET next_sync_at = NULL, sync_failures = 0 WHERE id = $1`, id)
 }
 
 // DeleteConnection forgets a connection and its tokens (next statement).
 func (t *Tx) DeleteConnection(ctx context.Context, id uuid.UUID) {
-	t.defer_(`DELETE FROM integration_connections WHERE id = $1`, id)
+	t.tx.Defer(`DELETE FROM integration_connections WHERE id = $1`, id)
 }
 
 // Connection returns a connection of the workspace; ENotFound otherwise.
@@ -168,7 +169,7 @@ func (s *Store) Connection(ctx context.Context, workspaceID, id uuid.UUID) (help
 		return c, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %s not found", id)
 	}
 	if err != nil {
-		return c, internal("read connection", err)
+		return c, pg.Internal("read connection", err)
 	}
 	return c, nil
 }
@@ -178,11 +179,11 @@ func (s *Store) Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpd
 	rows, err := s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM integration_connections
 		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
 	if err != nil {
-		return nil, internal("list connections", err)
+		return nil, pg.Internal("list connections", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
 	if err != nil {
-		return nil, internal("list connections", err)
+		return nil, pg.Internal("list connections", err)
 	}
 	return out, nil
 }

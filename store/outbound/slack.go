@@ -1,4 +1,4 @@
-package eventstore
+package outbound
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // PutSlackIntegration connects (or reconnects) the workspace's Slack with
@@ -17,9 +18,9 @@ import (
 func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error {
 	channels, err := json.Marshal(in.Channels)
 	if err != nil {
-		return internal("encode Slack channels", err)
+		return pg.Internal("encode Slack channels", err)
 	}
-	t.defer_(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at)
+	t.tx.Defer(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7)
 		ON CONFLICT (workspace_id) DO UPDATE SET token = excluded.token, channels = excluded.channels, status = excluded.status,
 			team_id = excluded.team_id, team = excluded.team, last_error = '', connected_at = excluded.connected_at, updated_at = excluded.updated_at`,
@@ -30,19 +31,19 @@ func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackInteg
 // LockSlackIntegration locks the workspace's Slack connection until commit
 // and returns it with its sealed token; ENotFound when not connected.
 func (t *Tx) LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
-	return scanSlack(t.queryRow(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = $1 FOR UPDATE`, workspaceID))
+	return scanSlack(t.tx.QueryRow(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = $1 FOR UPDATE`, workspaceID))
 }
 
 // SetSlackStatus records whether Slack accepts the token, and why not
 // (next statement).
 func (t *Tx) SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time) {
-	t.defer_(`UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1`,
+	t.tx.Defer(`UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1`,
 		workspaceID, status, lastError, now)
 }
 
 // DeleteSlackIntegration disconnects Slack (next statement).
 func (t *Tx) DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID) {
-	t.defer_(`DELETE FROM slack_integrations WHERE workspace_id = $1`, workspaceID)
+	t.tx.Defer(`DELETE FROM slack_integrations WHERE workspace_id = $1`, workspaceID)
 }
 
 const slackColumns = `workspace_id, channels, status, team_id, team, last_error, connected_at, updated_at, token`
@@ -55,10 +56,10 @@ func scanSlack(row pgx.Row) (helpdeskflow.SlackIntegration, []byte, error) {
 		return in, nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "Slack is not connected to this workspace")
 	}
 	if err != nil {
-		return in, nil, internal("read Slack integration", err)
+		return in, nil, pg.Internal("read Slack integration", err)
 	}
 	if err := json.Unmarshal(channels, &in.Channels); err != nil {
-		return in, nil, internal("decode Slack channels", err)
+		return in, nil, pg.Internal("decode Slack channels", err)
 	}
 	in.ConnectedAt, in.UpdatedAt = in.ConnectedAt.UTC(), in.UpdatedAt.UTC()
 	return in, token, nil
@@ -75,7 +76,7 @@ func (s *Store) SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (he
 func (s *Store) SlackNotified(ctx context.Context, eventID uuid.UUID, kind string) (bool, error) {
 	var n int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM slack_notifications WHERE event_id = $1 AND kind = $2`, eventID, kind).Scan(&n); err != nil {
-		return false, internal("read Slack notifications", err)
+		return false, pg.Internal("read Slack notifications", err)
 	}
 	return n > 0, nil
 }
@@ -86,7 +87,7 @@ func (s *Store) RecordSlackNotification(ctx context.Context, n helpdeskflow.Slac
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, kind) DO NOTHING`,
 		n.EventID, n.Kind, n.WorkspaceID, n.TicketID, n.Channel, n.Status, n.Error)
 	if err != nil {
-		return internal("record Slack notification", err)
+		return pg.Internal("record Slack notification", err)
 	}
 	return nil
 }
@@ -97,7 +98,7 @@ func (s *Store) SlackNotifications(ctx context.Context, workspaceID uuid.UUID, s
 	rows, err := s.pool.Query(ctx, `SELECT event_id, workspace_id, ticket_id, kind, channel, status, error, created_at
 		FROM slack_notifications WHERE workspace_id = $1 AND ($2 = '' OR status = $2) ORDER BY created_at DESC LIMIT $3`, workspaceID, status, limit)
 	if err != nil {
-		return nil, internal("list Slack notifications", err)
+		return nil, pg.Internal("list Slack notifications", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.SlackNotification, error) {
 		var n helpdeskflow.SlackNotification
@@ -106,7 +107,7 @@ func (s *Store) SlackNotifications(ctx context.Context, workspaceID uuid.UUID, s
 		return n, err
 	})
 	if err != nil {
-		return nil, internal("list Slack notifications", err)
+		return nil, pg.Internal("list Slack notifications", err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package eventstore_test
+package queues_test
 
 import (
 	"context"
@@ -13,20 +13,23 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // deliveryQueue drives the delivery queue of one store as delivery
 // workers would, on a clock of its own (t0 and offsets from it).
 type deliveryQueue struct {
-	t     *testing.T
-	ctx   context.Context
-	store *eventstore.Store
-	ws    uuid.UUID
-	t0    time.Time
+	t      *testing.T
+	ctx    context.Context
+	events *eventstore.Store
+	store  *queues.Store
+	ws     uuid.UUID
+	t0     time.Time
 }
 
 func newDeliveryQueue(t *testing.T) *deliveryQueue {
-	return &deliveryQueue{t: t, ctx: context.Background(), store: testenv.Store(t), ws: uuid.New(),
+	db := testenv.Postgres(t)
+	return &deliveryQueue{t: t, ctx: context.Background(), events: testenv.StoreOn(t, db), store: queues.New(db), ws: uuid.New(),
 		t0: time.Now().UTC().Truncate(time.Millisecond)}
 }
 
@@ -38,7 +41,7 @@ func (q *deliveryQueue) webhook(ws uuid.UUID) uuid.UUID {
 	q.t.Helper()
 	w := helpdeskflow.Webhook{ID: uuid.New(), WorkspaceID: ws, URL: "https://hooks.example.com/" + uuid.NewString(),
 		EventTypes: []string{"*"}, Active: true, CreatedAt: q.t0}
-	if err := q.store.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	if err := q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
 		tx.CreateWebhook(q.ctx, w, []byte("sealed"))
 		return nil
 	}); err != nil {
@@ -72,7 +75,7 @@ func (q *deliveryQueue) deliveries(hook, stream uuid.UUID, from, to int64, due t
 	return ds
 }
 
-func (q *deliveryQueue) claim(now time.Time, limit, perWebhook int) []eventstore.ClaimedDelivery {
+func (q *deliveryQueue) claim(now time.Time, limit, perWebhook int) []queues.ClaimedDelivery {
 	q.t.Helper()
 	claimed, err := q.store.ClaimDeliveries(q.ctx, now, limit, perWebhook, nil, time.Minute)
 	if err != nil {
@@ -83,17 +86,17 @@ func (q *deliveryQueue) claim(now time.Time, limit, perWebhook int) []eventstore
 
 // finish records one attempt of each claimed delivery: status, and for a
 // retry (pending) the time it is due again.
-func (q *deliveryQueue) finish(claimed []eventstore.ClaimedDelivery, status string, retryAt time.Time) {
+func (q *deliveryQueue) finish(claimed []queues.ClaimedDelivery, status string, retryAt time.Time) {
 	q.t.Helper()
 	if err := q.store.FinishAttempts(q.ctx, q.finished(claimed, status, retryAt)); err != nil {
 		q.t.Fatal(err)
 	}
 }
 
-func (q *deliveryQueue) finished(claimed []eventstore.ClaimedDelivery, status string, retryAt time.Time) []eventstore.FinishedAttempt {
-	fs := make([]eventstore.FinishedAttempt, len(claimed))
+func (q *deliveryQueue) finished(claimed []queues.ClaimedDelivery, status string, retryAt time.Time) []queues.FinishedAttempt {
+	fs := make([]queues.FinishedAttempt, len(claimed))
 	for i, c := range claimed {
-		fs[i] = eventstore.FinishedAttempt{DeliveryID: c.ID, Status: status,
+		fs[i] = queues.FinishedAttempt{DeliveryID: c.ID, Status: status,
 			Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, URL: c.URL, StartedAt: q.t0}}
 		if status == helpdeskflow.DeliveryPending {
 			fs[i].NextAttemptAt = &retryAt
@@ -120,7 +123,7 @@ func (q *deliveryQueue) concurrently(fns ...func() error) {
 
 // deleteWebhook deletes hook as the DeleteWebhook command does.
 func (q *deliveryQueue) deleteWebhook(hook uuid.UUID, now time.Time) error {
-	return q.store.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	return q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
 		if _, _, err := tx.LockWebhook(q.ctx, q.ws, hook); err != nil {
 			return err
 		}
@@ -130,7 +133,7 @@ func (q *deliveryQueue) deleteWebhook(hook uuid.UUID, now time.Time) error {
 }
 
 // versions lists the claimed (stream version) of each delivery, sorted.
-func versions(claimed []eventstore.ClaimedDelivery) []int64 {
+func versions(claimed []queues.ClaimedDelivery) []int64 {
 	var vs []int64
 	for _, c := range claimed {
 		vs = append(vs, c.StreamVersion)
@@ -139,8 +142,8 @@ func versions(claimed []eventstore.ClaimedDelivery) []int64 {
 	return vs
 }
 
-func ofWebhook(claimed []eventstore.ClaimedDelivery, hook uuid.UUID) []eventstore.ClaimedDelivery {
-	var out []eventstore.ClaimedDelivery
+func ofWebhook(claimed []queues.ClaimedDelivery, hook uuid.UUID) []queues.ClaimedDelivery {
+	var out []queues.ClaimedDelivery
 	for _, c := range claimed {
 		if c.WebhookID == hook {
 			out = append(out, c)
@@ -189,7 +192,7 @@ func TestClaimDeliveries_HeldBackDeliveriesDoNotWedgeTheQueue(t *testing.T) {
 		t.Fatalf("claim after 4 heads succeeded: want their 4 successors, got %v", v)
 	}
 	for _, c := range next {
-		if !slices.ContainsFunc(retried, func(r eventstore.ClaimedDelivery) bool { return r.StreamID == c.StreamID }) {
+		if !slices.ContainsFunc(retried, func(r queues.ClaimedDelivery) bool { return r.StreamID == c.StreamID }) {
 			t.Errorf("successor %s is not of a stream whose head succeeded", c.ID)
 		}
 	}
@@ -304,7 +307,7 @@ func TestEnqueueDeliveries_ConcurrentWithFinish(t *testing.T) {
 	}
 	var fns []func() error
 	for _, h := range heads {
-		done := q.finished([]eventstore.ClaimedDelivery{h}, helpdeskflow.DeliverySucceeded, time.Time{})
+		done := q.finished([]queues.ClaimedDelivery{h}, helpdeskflow.DeliverySucceeded, time.Time{})
 		next := q.deliveries(hook, h.StreamID, 2, 2, q.t0)
 		fns = append(fns, func() error { return q.store.FinishAttempts(q.ctx, done) },
 			func() error { return q.store.EnqueueDeliveries(q.ctx, next) })
@@ -373,7 +376,7 @@ func TestClaimDeliveries_PausedWebhookFinishesWhatItHas(t *testing.T) {
 	q := newDeliveryQueue(t)
 	hook := q.webhook(q.ws)
 	id := q.enqueue(hook, uuid.New(), 1, 1, q.t0)[1]
-	if err := q.store.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	if err := q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
 		w, _, err := tx.LockWebhook(q.ctx, q.ws, hook)
 		w.Active, w.UpdatedAt = false, q.t0
 		tx.UpdateWebhook(q.ctx, w)
@@ -396,7 +399,7 @@ func TestDeleteWebhook_ConcurrentWithEnqueueAndFinish(t *testing.T) {
 	}
 	var fns []func() error
 	for _, c := range q.claim(q.t0, 50, 50) {
-		retry := q.finished([]eventstore.ClaimedDelivery{c}, helpdeskflow.DeliveryPending, q.t0)
+		retry := q.finished([]queues.ClaimedDelivery{c}, helpdeskflow.DeliveryPending, q.t0)
 		next := q.deliveries(hook, c.StreamID, 2, 2, q.t0)
 		fns = append(fns, func() error { return q.store.FinishAttempts(q.ctx, retry) },
 			func() error { return q.store.EnqueueDeliveries(q.ctx, next) })

@@ -1,4 +1,4 @@
-package eventstore_test
+package pg_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 // TestMigration0018_ScrubsConnectionDetails runs the migration's statement
 // again over details stored before it: only the public fields stay.
 func TestMigration0018_ScrubsConnectionDetails(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
 	ctx := context.Background()
 	sql, err := os.ReadFile("migrations/0018_connection_details_public.sql")
 	if err != nil {
@@ -34,17 +34,17 @@ func TestMigration0018_ScrubsConnectionDetails(t *testing.T) {
 	ids := map[string]uuid.UUID{}
 	for provider, details := range rows {
 		ids[provider] = uuid.New()
-		if _, err := s.Pool().Exec(ctx, `INSERT INTO integration_connections (id, workspace_id, provider, status, details, created_at, updated_at)
+		if _, err := db.Pool().Exec(ctx, `INSERT INTO integration_connections (id, workspace_id, provider, status, details, created_at, updated_at)
 			VALUES ($1, $2, $3, 'active', $4::jsonb, now(), now())`, ids[provider], uuid.New(), provider, details); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Pool().Exec(ctx, string(sql)); err != nil {
+	if _, err := db.Pool().Exec(ctx, string(sql)); err != nil {
 		t.Fatal(err)
 	}
 	for provider, id := range ids {
 		var got string
-		if err := s.Pool().QueryRow(ctx, `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&got); err != nil {
+		if err := db.Pool().QueryRow(ctx, `SELECT details::text FROM integration_connections WHERE id = $1`, id).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		if got != want[provider] {

@@ -1,4 +1,4 @@
-package eventstore_test
+package access_test
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // newKey stores a new API key of a new workspace and returns it with its
 // secret.
-func newKey(t *testing.T, s *eventstore.Store) (helpdeskflow.APIKey, string) {
+func newKey(t *testing.T, db *pg.DB) (helpdeskflow.APIKey, string) {
 	t.Helper()
 	ctx := context.Background()
 	secret, err := helpdeskflow.NewAPIKeySecret()
@@ -27,7 +28,8 @@ func newKey(t *testing.T, s *eventstore.Store) (helpdeskflow.APIKey, string) {
 	}
 	key := helpdeskflow.APIKey{ID: uuid.New(), WorkspaceID: uuid.New(), Role: helpdeskflow.RoleAdmin,
 		Prefix: helpdeskflow.APIKeyDisplayPrefix(secret), CreatedAt: time.Now()}
-	err = s.Transact(ctx, func(tx *eventstore.Tx) error {
+	err = db.Transact(ctx, func(ptx *pg.Tx) error {
+		tx := access.In(ptx)
 		if err := tx.CreateWorkspace(ctx, key.WorkspaceID, "w"); err != nil {
 			return err
 		}
@@ -41,9 +43,9 @@ func newKey(t *testing.T, s *eventstore.Store) (helpdeskflow.APIKey, string) {
 
 // runCache starts an access cache (as one API process would) until t ends
 // and waits until it trusts itself.
-func runCache(t *testing.T, s *eventstore.Store, secret string) *eventstore.AccessCache {
+func runCache(t *testing.T, db *pg.DB, secret string) *access.Cache {
 	t.Helper()
-	c := eventstore.NewAccessCache(s, eventstore.AccessCacheConfig{HeartbeatInterval: 50 * time.Millisecond, TrustWindow: time.Second})
+	c := access.NewCache(access.New(db), access.CacheConfig{HeartbeatInterval: 50 * time.Millisecond, TrustWindow: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { c.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
@@ -57,11 +59,11 @@ func runCache(t *testing.T, s *eventstore.Store, secret string) *eventstore.Acce
 	return c
 }
 
-func revoke(t *testing.T, s *eventstore.Store, key helpdeskflow.APIKey) {
+func revoke(t *testing.T, db *pg.DB, key helpdeskflow.APIKey) {
 	t.Helper()
 	ctx := context.Background()
-	err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-		_, err := tx.RevokeAPIKey(ctx, key.WorkspaceID, key.ID)
+	err := db.Transact(ctx, func(tx *pg.Tx) error {
+		_, err := access.In(tx).RevokeAPIKey(ctx, key.WorkspaceID, key.ID)
 		return err
 	})
 	if err != nil {
@@ -70,29 +72,29 @@ func revoke(t *testing.T, s *eventstore.Store, key helpdeskflow.APIKey) {
 }
 
 func TestAccessCache_ServesFromMemoryWhileListening(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
 	ctx := context.Background()
-	key, secret := newKey(t, s)
-	c := runCache(t, s, secret)
+	key, secret := newKey(t, db)
+	c := runCache(t, db, secret)
 	testenv.Eventually(t, 10*time.Second, func() error {
 		if _, err := c.Authenticate(ctx, secret); err != nil {
 			return err
 		}
 		// A revocation that bypasses the store (no announcement) is not
 		// seen while the entry is cached: the answer came from memory.
-		if _, err := s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
+		if _, err := db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err := c.Authenticate(ctx, secret)
 		if err != nil {
-			s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = NULL WHERE id = $1`, key.ID) //nolint:errcheck // retried
+			db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = NULL WHERE id = $1`, key.ID) //nolint:errcheck // retried
 			return fmt.Errorf("not served from memory yet: %v", err)
 		}
 		return nil
 	})
 	// Last-used times reach Postgres with a heartbeat.
 	testenv.Eventually(t, 10*time.Second, func() error {
-		k, err := s.APIKey(ctx, key.ID)
+		k, err := access.New(db).APIKey(ctx, key.ID)
 		if err != nil {
 			return err
 		}
@@ -104,14 +106,14 @@ func TestAccessCache_ServesFromMemoryWhileListening(t *testing.T) {
 }
 
 func TestAccessCache_NotRunningMeansNoCaching(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
 	ctx := context.Background()
-	key, secret := newKey(t, s)
-	c := eventstore.NewAccessCache(s, eventstore.AccessCacheConfig{})
+	key, secret := newKey(t, db)
+	c := access.NewCache(access.New(db), access.CacheConfig{})
 	if _, err := c.Authenticate(ctx, secret); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
+	if _, err := db.Pool().Exec(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1`, key.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Authenticate(ctx, secret); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnauthorized {
@@ -124,11 +126,11 @@ func TestAccessCache_NotRunningMeansNoCaching(t *testing.T) {
 // transaction returns, neither cache ever accepts the key again, including
 // lookups that were in flight during the revocation.
 func TestAccessCache_RevocationIsImmediateEverywhere(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
 	ctx := context.Background()
 	for round := 0; round < 10; round++ {
-		key, secret := newKey(t, s)
-		caches := []*eventstore.AccessCache{runCache(t, s, secret), runCache(t, s, secret)}
+		key, secret := newKey(t, db)
+		caches := []*access.Cache{runCache(t, db, secret), runCache(t, db, secret)}
 		var revoked atomic.Bool
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
@@ -153,7 +155,7 @@ func TestAccessCache_RevocationIsImmediateEverywhere(t *testing.T) {
 			}()
 		}
 		time.Sleep(20 * time.Millisecond)
-		revoke(t, s, key)
+		revoke(t, db, key)
 		revoked.Store(true)
 		time.Sleep(100 * time.Millisecond)
 		close(stop)
@@ -168,18 +170,18 @@ func TestAccessCache_RevocationIsImmediateEverywhere(t *testing.T) {
 // confirms nor leaves holds a change back until its trust has run out, and
 // no longer.
 func TestAccessCache_WaitsForUnresponsiveProcesses(t *testing.T) {
-	s := testenv.Store(t)
+	db := testenv.Postgres(t)
 	ctx := context.Background()
-	key, _ := newKey(t, s)
+	key, _ := newKey(t, db)
 	var trustedUntil time.Time
-	err := s.Pool().QueryRow(ctx, `INSERT INTO access_cache_members (process_id, generation, trusted_until)
+	err := db.Pool().QueryRow(ctx, `INSERT INTO access_cache_members (process_id, generation, trusted_until)
 		VALUES ($1, 0, now() + interval '700 milliseconds') RETURNING trusted_until`, uuid.New()).Scan(&trustedUntil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoke(t, s, key)
+	revoke(t, db, key)
 	var now time.Time
-	if err := s.Pool().QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+	if err := db.Pool().QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
 		t.Fatal(err)
 	}
 	if now.Before(trustedUntil) {

@@ -1,4 +1,4 @@
-package eventstore_test
+package idempotency_test
 
 import (
 	"bytes"
@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 )
 
 // newScope is a new API key's scope in a new workspace.
@@ -26,12 +26,12 @@ func hashOf(s string) []byte {
 }
 
 func TestIdempotencyKeys(t *testing.T) {
-	s := testenv.Store(t)
-	keys := eventstore.NewIdempotencyKeys(s)
+	db := testenv.Postgres(t)
+	keys := idempotency.New(db)
 	ctx := context.Background()
 	age := func(t *testing.T, workspace helpdeskflow.IdempotencyScope, key, by string) {
 		t.Helper()
-		if _, err := s.Pool().Exec(ctx, `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2`,
+		if _, err := db.Pool().Exec(ctx, `UPDATE idempotency_keys SET created_at = created_at - $3::interval WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2`,
 			workspace.WorkspaceID, key, by, workspace.APIKeyID); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			t.Fatalf("DeleteExpired = %d, %v; want 2", n, err)
 		}
 		var left int
-		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1`, ws.WorkspaceID).Scan(&left); err != nil || left != 1 {
+		if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1`, ws.WorkspaceID).Scan(&left); err != nil || left != 1 {
 			t.Fatalf("%d keys left (%v), want 1", left, err)
 		}
 	})
@@ -179,7 +179,7 @@ func TestIdempotencyKeys(t *testing.T) {
 			mustClaim(t, ws, fmt.Sprint("new", i), "create")
 		}
 		var old int
-		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = 'old'`, ws.WorkspaceID).Scan(&old); err != nil || old != 0 {
+		if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM idempotency_keys WHERE workspace_id = $1 AND key = 'old'`, ws.WorkspaceID).Scan(&old); err != nil || old != 0 {
 			t.Fatalf("the expired key is still there (%d, %v)", old, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package eventstore
+package access
 
 import (
 	"context"
@@ -15,19 +15,20 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // accessChannel is the LISTEN/NOTIFY channel that announces a new access
 // generation: an API key was revoked or workspace settings changed.
 const accessChannel = "helpdeskflow_access"
 
-// AccessCache answers API key lookups from memory, so a request costs no
+// Cache answers API key lookups from memory, so a request costs no
 // database round trip to authenticate, while keeping revocation immediate
 // on every API process:
 //
 //   - A change to keys or workspace settings commits, then takes a new
-//     access generation and announces it with NOTIFY (Store.Transact does
-//     this). Every AccessCache listens, clears itself on each announcement
+//     access generation and announces it with NOTIFY (the Tx of the change does
+//     this). Every Cache listens, clears itself on each announcement
 //     and records the generation it has seen in access_cache_members.
 //   - Transact returns only when every member has seen the generation or
 //     its trusted_until has passed.
@@ -42,9 +43,9 @@ const accessChannel = "helpdeskflow_access"
 // Only known keys are cached (an unknown key always asks Postgres, so a new
 // key works at once). The cache also notes when each key was last used and
 // writes that to api_keys.last_used_at with each heartbeat.
-type AccessCache struct {
+type Cache struct {
 	store *Store
-	cfg   AccessCacheConfig
+	cfg   CacheConfig
 	id    uuid.UUID
 
 	mu           sync.RWMutex
@@ -59,8 +60,8 @@ type cachedAccess struct {
 	lastUsed atomic.Int64 // unix microseconds; 0 when flushed
 }
 
-// AccessCacheConfig tunes an AccessCache. Zero values take the defaults.
-type AccessCacheConfig struct {
+// CacheConfig tunes an Cache. Zero values take the defaults.
+type CacheConfig struct {
 	// TTL bounds an entry's age even without announcements. Default 5 min.
 	TTL time.Duration
 	// HeartbeatInterval is how often the cache confirms its membership
@@ -74,7 +75,7 @@ type AccessCacheConfig struct {
 	Logger *slog.Logger
 }
 
-func (c *AccessCacheConfig) setDefaults() {
+func (c *CacheConfig) setDefaults() {
 	if c.TTL <= 0 {
 		c.TTL = 5 * time.Minute
 	}
@@ -93,17 +94,17 @@ func (c *AccessCacheConfig) setDefaults() {
 // lookup per key.
 const maxCachedKeys = 100_000
 
-// NewAccessCache returns a cache in front of store.Authenticate. It serves
+// NewCache returns a cache in front of store.Authenticate. It serves
 // from memory only while Run runs.
-func NewAccessCache(store *Store, cfg AccessCacheConfig) *AccessCache {
+func NewCache(store *Store, cfg CacheConfig) *Cache {
 	cfg.setDefaults()
-	return &AccessCache{store: store, cfg: cfg, id: uuid.New(), entries: map[[sha256.Size]byte]*cachedAccess{}}
+	return &Cache{store: store, cfg: cfg, id: uuid.New(), entries: map[[sha256.Size]byte]*cachedAccess{}}
 }
 
 // Authenticate returns what the API key secret grants, from memory when
 // possible. Errors are those of Store.Authenticate (EUnauthorized for
 // unknown or revoked keys, EUnavailable when Postgres is down).
-func (c *AccessCache) Authenticate(ctx context.Context, secret string) (helpdeskflow.Access, error) {
+func (c *Cache) Authenticate(ctx context.Context, secret string) (helpdeskflow.Access, error) {
 	if a, ok := c.Cached(secret); ok {
 		return a, nil
 	}
@@ -135,7 +136,7 @@ func (c *AccessCache) Authenticate(ctx context.Context, secret string) (helpdesk
 // Cached returns what secret grants when the cache holds it and may be
 // trusted (see Authenticate), without any I/O; false otherwise, also for
 // keys that are unknown or revoked (those are never cached).
-func (c *AccessCache) Cached(secret string) (helpdeskflow.Access, bool) {
+func (c *Cache) Cached(secret string) (helpdeskflow.Access, bool) {
 	hash := sha256.Sum256([]byte(secret))
 	now := time.Now()
 	c.mu.RLock()
@@ -152,7 +153,7 @@ func (c *AccessCache) Cached(secret string) (helpdeskflow.Access, bool) {
 // forget drops every entry and starts a new epoch, so lookups in flight do
 // not store their answers. With distrust it also stops serving from memory
 // until the next heartbeat.
-func (c *AccessCache) forget(distrust bool) {
+func (c *Cache) forget(distrust bool) {
 	c.mu.Lock()
 	clear(c.entries)
 	c.epoch++
@@ -165,7 +166,7 @@ func (c *AccessCache) forget(distrust bool) {
 // Run keeps the cache's listening session and heartbeat until ctx ends,
 // reconnecting after errors; while disconnected the cache passes every
 // lookup to Postgres. It returns nil when ctx ends.
-func (c *AccessCache) Run(ctx context.Context) error {
+func (c *Cache) Run(ctx context.Context) error {
 	for {
 		err := c.listen(ctx)
 		c.forget(true)
@@ -182,21 +183,21 @@ func (c *AccessCache) Run(ctx context.Context) error {
 }
 
 // listen runs one listening session until it fails or ctx ends.
-func (c *AccessCache) listen(ctx context.Context) error {
+func (c *Cache) listen(ctx context.Context) error {
 	pooled, err := c.store.pool.Acquire(ctx)
 	if err != nil {
-		return unavailable("acquire access cache connection", err)
+		return pg.Unavailable("acquire access cache connection", err)
 	}
 	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, `LISTEN `+accessChannel); err != nil {
-		return internal("listen for access changes", err)
+		return pg.Internal("listen for access changes", err)
 	}
 	// Listening now: every generation taken from here on is announced to
 	// us. Whatever the cache held before may predate earlier ones.
 	var seen int64
 	if err := conn.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM access_generation`).Scan(&seen); err != nil {
-		return internal("read access generation", err)
+		return pg.Internal("read access generation", err)
 	}
 	c.forget(true)
 	for {
@@ -217,14 +218,14 @@ func (c *AccessCache) listen(ctx context.Context) error {
 			c.forget(false)
 		case errors.Is(err, context.DeadlineExceeded):
 		default:
-			return internal("wait for access changes", err)
+			return pg.Internal("wait for access changes", err)
 		}
 	}
 }
 
 // heartbeat records that this process has seen generation seen and extends
 // its trust, and writes last-used times.
-func (c *AccessCache) heartbeat(ctx context.Context, conn *pgx.Conn, seen int64) error {
+func (c *Cache) heartbeat(ctx context.Context, conn *pgx.Conn, seen int64) error {
 	// The local deadline starts before the statement, the stored one when
 	// Postgres runs it, so ours always ends first.
 	start := time.Now()
@@ -233,7 +234,7 @@ func (c *AccessCache) heartbeat(ctx context.Context, conn *pgx.Conn, seen int64)
 		ON CONFLICT (process_id) DO UPDATE SET generation = $2, trusted_until = excluded.trusted_until, heartbeat_at = now()`,
 		c.id, seen, c.cfg.TrustWindow.Microseconds())
 	if err != nil {
-		return internal("access cache heartbeat", err)
+		return pg.Internal("access cache heartbeat", err)
 	}
 	c.mu.Lock()
 	c.trustedUntil = start.Add(c.cfg.TrustWindow)
@@ -243,7 +244,7 @@ func (c *AccessCache) heartbeat(ctx context.Context, conn *pgx.Conn, seen int64)
 
 // flushLastUsed writes the keys' last-used times noted since the last
 // flush, and forgets members gone for an hour.
-func (c *AccessCache) flushLastUsed(ctx context.Context, conn *pgx.Conn) error {
+func (c *Cache) flushLastUsed(ctx context.Context, conn *pgx.Conn) error {
 	var ids []uuid.UUID
 	var times []time.Time
 	c.mu.RLock()
@@ -261,14 +262,14 @@ func (c *AccessCache) flushLastUsed(ctx context.Context, conn *pgx.Conn) error {
 	}
 	batch.Queue(`DELETE FROM access_cache_members WHERE heartbeat_at < now() - interval '1 hour'`)
 	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
-		return internal("write API key last-used times", err)
+		return pg.Internal("write API key last-used times", err)
 	}
 	return nil
 }
 
 // leave removes this process from the members, so changes stop waiting
 // for it.
-func (c *AccessCache) leave() {
+func (c *Cache) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.store.pool.Exec(ctx, `DELETE FROM access_cache_members WHERE process_id = $1`, c.id) //nolint:errcheck // its trust expires anyway
@@ -277,22 +278,35 @@ func (c *AccessCache) leave() {
 // accessWaitPoll is how often a change polls for the members' confirmation.
 const accessWaitPoll = 5 * time.Millisecond
 
+// accessChangedKey marks a transaction that changed access in its locals.
+type accessChangedKey struct{}
+
+// accessChanged is called by changes to API keys or workspace settings:
+// after the commit, Transact waits for every API process to drop its
+// cached access (invalidateAccess), once per transaction.
+func (t *Tx) accessChanged() {
+	t.tx.Local(accessChangedKey{}, func() any {
+		t.tx.AfterCommit(invalidateAccess)
+		return true
+	})
+}
+
 // invalidateAccess announces a new access generation after a change has
-// committed and waits until every AccessCache has seen it or stopped
+// committed and waits until every Cache has seen it or stopped
 // trusting itself. It returns EUnavailable when Postgres fails meanwhile or
 // ctx ends first (the change itself is committed either way).
-func (s *Store) invalidateAccess(ctx context.Context) error {
+func invalidateAccess(ctx context.Context, db *pg.DB) error {
 	// The generation is taken after the commit: a member that has seen it
 	// (or any later one) cleared its cache after the change was visible.
 	var gen int64
-	if err := s.pool.QueryRow(ctx, `SELECT g, pg_notify('`+accessChannel+`', g::text) FROM nextval('access_generation') AS g`).Scan(&gen, nil); err != nil {
-		return unavailable("announce access change (the change is committed)", err)
+	if err := db.Pool().QueryRow(ctx, `SELECT g, pg_notify('`+accessChannel+`', g::text) FROM nextval('access_generation') AS g`).Scan(&gen, nil); err != nil {
+		return pg.Unavailable("announce access change (the change is committed)", err)
 	}
 	for {
 		var waiting int
-		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM access_cache_members WHERE generation < $1 AND trusted_until > now()`, gen).Scan(&waiting)
+		err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM access_cache_members WHERE generation < $1 AND trusted_until > now()`, gen).Scan(&waiting)
 		if err != nil {
-			return unavailable("confirm access change (the change is committed)", err)
+			return pg.Unavailable("confirm access change (the change is committed)", err)
 		}
 		if waiting == 0 {
 			return nil

@@ -1,4 +1,4 @@
-package eventstore
+package pg
 
 import (
 	"errors"
@@ -8,22 +8,24 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// internal wraps a driver error as EInternal, or as EUnavailable when the
+// Internal wraps a driver error as EInternal, or as EUnavailable when the
 // database could not be reached at all, so callers never see pgx errors. An
 // error that is already an *helpdeskflow.Error (such as the version
 // conflict of a deferred append) keeps its code.
-func internal(what string, err error) error {
+func Internal(what string, err error) error {
 	var appErr *helpdeskflow.Error
 	if errors.As(err, &appErr) {
 		return err
 	}
 	if isConnectionError(err) {
-		return unavailable(what, err)
+		return Unavailable(what, err)
 	}
 	return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: what, Err: err}
 }
 
-func unavailable(what string, err error) error {
+// Unavailable wraps err as EUnavailable: the database could not be reached
+// while doing what.
+func Unavailable(what string, err error) error {
 	return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "database unavailable: " + what, Err: err}
 }
 
@@ -32,8 +34,8 @@ func isConnectionError(err error) bool {
 	return errors.As(err, &connectErr) || pgconn.SafeToRetry(err)
 }
 
-// isUniqueViolation reports whether err is a Postgres unique_violation.
-func isUniqueViolation(err error) bool {
+// IsUniqueViolation reports whether err is a Postgres unique_violation.
+func IsUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }

@@ -1,4 +1,4 @@
-package eventstore
+package outbound
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 const webhookColumns = `id, workspace_id, url, event_types, active, previous_secret_until, created_at, updated_at`
@@ -27,7 +28,7 @@ func scanWebhook(row pgx.Row) (helpdeskflow.Webhook, error) {
 // CreateWebhook stores a subscription with its sealed secret (sent with
 // the next statement or the commit).
 func (t *Tx) CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSecret []byte) {
-	t.defer_(`INSERT INTO webhooks (id, workspace_id, url, event_types, active, secret, created_at, updated_at)
+	t.tx.Defer(`INSERT INTO webhooks (id, workspace_id, url, event_types, active, secret, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, w.ID, w.WorkspaceID, w.URL, w.EventTypes, w.Active, sealedSecret, w.CreatedAt)
 }
 
@@ -36,14 +37,14 @@ func (t *Tx) CreateWebhook(ctx context.Context, w helpdeskflow.Webhook, sealedSe
 func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Webhook, helpdeskflow.WebhookSecrets, error) {
 	var w helpdeskflow.Webhook
 	var s helpdeskflow.WebhookSecrets
-	err := t.queryRow(ctx, `SELECT `+webhookColumns+`, secret, previous_secret FROM webhooks
+	err := t.tx.QueryRow(ctx, `SELECT `+webhookColumns+`, secret, previous_secret FROM webhooks
 		WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, workspaceID).
 		Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.CreatedAt, &w.UpdatedAt, &s.Current, &s.Previous)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, s, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
 	}
 	if err != nil {
-		return w, s, internal("lock webhook", err)
+		return w, s, pg.Internal("lock webhook", err)
 	}
 	s.PreviousSecretUntil = w.PreviousSecretUntil
 	return w, s, nil
@@ -52,14 +53,14 @@ func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 // RotateWebhookSecret makes sealed the webhook's secret, keeping the
 // current one as the previous secret until until (next statement).
 func (t *Tx) RotateWebhookSecret(ctx context.Context, id uuid.UUID, sealed []byte, until, now time.Time) {
-	t.defer_(`UPDATE webhooks SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = $4 WHERE id = $1`,
+	t.tx.Defer(`UPDATE webhooks SET previous_secret = secret, previous_secret_until = $3, secret = $2, updated_at = $4 WHERE id = $1`,
 		id, sealed, until, now)
 }
 
 // UpdateWebhook changes a webhook's url, event types and active flag
 // (next statement).
 func (t *Tx) UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook) {
-	t.defer_(`UPDATE webhooks SET url = $2, event_types = $3, active = $4, updated_at = $5 WHERE id = $1`,
+	t.tx.Defer(`UPDATE webhooks SET url = $2, event_types = $3, active = $4, updated_at = $5 WHERE id = $1`,
 		w.ID, w.URL, w.EventTypes, w.Active, w.UpdatedAt)
 }
 
@@ -69,7 +70,7 @@ func (t *Tx) UpdateWebhook(ctx context.Context, w helpdeskflow.Webhook) {
 // or finished concurrently wait for the commit, then see the deletion (see
 // EnqueueDeliveries and FinishAttempts).
 func (t *Tx) DeleteWebhook(ctx context.Context, id uuid.UUID, now time.Time) {
-	t.defer_(`WITH gone AS (UPDATE webhooks SET deleted_at = $2, active = false, updated_at = $2 WHERE id = $1 RETURNING id)
+	t.tx.Defer(`WITH gone AS (UPDATE webhooks SET deleted_at = $2, active = false, updated_at = $2 WHERE id = $1 RETURNING id)
 		UPDATE webhook_deliveries SET status = 'cancelled', head = false, next_attempt_at = NULL, updated_at = $2
 		WHERE webhook_id IN (SELECT id FROM gone) AND status = 'pending'`, id, now)
 }
@@ -82,7 +83,7 @@ func (s *Store) Webhook(ctx context.Context, workspaceID, id uuid.UUID) (helpdes
 		return w, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
 	}
 	if err != nil {
-		return w, internal("read webhook", err)
+		return w, pg.Internal("read webhook", err)
 	}
 	return w, nil
 }
@@ -95,11 +96,11 @@ func (s *Store) Webhooks(ctx context.Context, workspaceID, after uuid.UUID, limi
 			OR (created_at, id) > (SELECT created_at, id FROM webhooks WHERE id = $2))
 		ORDER BY created_at, id LIMIT $3`, workspaceID, after, limit)
 	if err != nil {
-		return nil, internal("list webhooks", err)
+		return nil, pg.Internal("list webhooks", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
-		return nil, internal("list webhooks", err)
+		return nil, pg.Internal("list webhooks", err)
 	}
 	return out, nil
 }
@@ -110,11 +111,11 @@ func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]he
 	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks
 		WHERE workspace_id = $1 AND deleted_at IS NULL AND active`, workspaceID)
 	if err != nil {
-		return nil, internal("read active webhooks", err)
+		return nil, pg.Internal("read active webhooks", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
-		return nil, internal("read active webhooks", err)
+		return nil, pg.Internal("read active webhooks", err)
 	}
 	return out, nil
 }
@@ -123,14 +124,14 @@ func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]he
 // workspace's webhook creation until commit (so a limit holds under
 // concurrent creates).
 func (t *Tx) CountWebhooks(ctx context.Context, workspaceID uuid.UUID) (int, error) {
-	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))`, workspaceID); err != nil {
-		return 0, internal("lock webhooks", err)
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('webhooks:' || $1::text, 0))`, workspaceID); err != nil {
+		return 0, pg.Internal("lock webhooks", err)
 	}
 	// A new statement: its snapshot includes what the lock's previous
 	// holder committed.
 	var n int
-	if err := t.queryRow(ctx, `SELECT count(*) FROM webhooks WHERE workspace_id = $1 AND deleted_at IS NULL`, workspaceID).Scan(&n); err != nil {
-		return 0, internal("count webhooks", err)
+	if err := t.tx.QueryRow(ctx, `SELECT count(*) FROM webhooks WHERE workspace_id = $1 AND deleted_at IS NULL`, workspaceID).Scan(&n); err != nil {
+		return 0, pg.Internal("count webhooks", err)
 	}
 	return n, nil
 }

@@ -1,4 +1,4 @@
-package eventstore
+package mail
 
 import (
 	"context"
@@ -9,14 +9,15 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // LockMailbox takes a transaction-scoped advisory lock on a connection's
 // mail imports, so imports of one mailbox run one at a time across
 // processes (a retried sync overlapping a slow one stays correct).
 func (t *Tx) LockMailbox(ctx context.Context, connectionID uuid.UUID) error {
-	if _, err := t.exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
-		return internal("lock mailbox", err)
+	if _, err := t.tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('mailbox:' || $1::text, 0))`, connectionID); err != nil {
+		return pg.Internal("lock mailbox", err)
 	}
 	return nil
 }
@@ -35,13 +36,13 @@ func scanMailRecord(row pgx.Row) (helpdeskflow.MailRecord, error) {
 // MailRecord returns the record of a mailbox message; found is false when
 // it was never recorded.
 func (t *Tx) MailRecord(ctx context.Context, connectionID uuid.UUID, externalID string) (helpdeskflow.MailRecord, bool, error) {
-	r, err := scanMailRecord(t.queryRow(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages
+	r, err := scanMailRecord(t.tx.QueryRow(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages
 		WHERE connection_id = $1 AND external_id = $2`, connectionID, externalID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, false, nil
 	}
 	if err != nil {
-		return r, false, internal("read mail record", err)
+		return r, false, pg.Internal("read mail record", err)
 	}
 	return r, true, nil
 }
@@ -66,7 +67,7 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 	if len(keys) == 0 {
 		return ticketID, false, false, nil
 	}
-	err = t.queryRow(ctx, `WITH candidates AS (
+	err = t.tx.QueryRow(ctx, `WITH candidates AS (
 			SELECT m.ticket_id, min(k.rank) AS rank, max(m.created_at) AS latest
 			FROM unnest($2::text[]) WITH ORDINALITY AS k(key, rank)
 			CROSS JOIN LATERAL (
@@ -89,7 +90,7 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 		return ticketID, false, false, nil
 	}
 	if err != nil {
-		return ticketID, false, false, internal("find the ticket of a mail thread", err)
+		return ticketID, false, false, pg.Internal("find the ticket of a mail thread", err)
 	}
 	return ticketID, true, allowed, nil
 }
@@ -98,14 +99,14 @@ func (t *Tx) MailThreadTicket(ctx context.Context, workspaceID, connectionID uui
 // twice is a unique violation, failing the transaction: callers check
 // MailRecord under LockMailbox first.
 func (t *Tx) RecordMail(ctx context.Context, r helpdeskflow.MailRecord) {
-	t.defer_(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	t.tx.Defer(`INSERT INTO mail_messages (`+mailRecordColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		r.ConnectionID, r.WorkspaceID, r.ExternalID, r.TicketID, r.MessageID, r.Direction, r.ThreadID, r.RFCMessageID, r.Skipped, r.From, r.CreatedAt)
 }
 
 // QueueMailReply queues an agent's reply to be sent through its ticket's
 // mailbox (next statement).
 func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
-	t.defer_(`INSERT INTO mail_replies (event_id, workspace_id, connection_id, ticket_id, message_id, status, next_attempt_at, created_at)
+	t.tx.Defer(`INSERT INTO mail_replies (event_id, workspace_id, connection_id, ticket_id, message_id, status, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
 		r.EventID, r.WorkspaceID, r.ConnectionID, r.TicketID, r.MessageID, r.Status, r.NextAttemptAt, r.CreatedAt)
 }
@@ -115,11 +116,11 @@ func (t *Tx) QueueMailReply(ctx context.Context, r helpdeskflow.MailReply) {
 func (s *Store) ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []string) (map[string]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT external_id FROM mail_messages WHERE connection_id = $1 AND external_id = ANY($2)`, connectionID, ids)
 	if err != nil {
-		return nil, internal("read imported mail", err)
+		return nil, pg.Internal("read imported mail", err)
 	}
 	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, internal("read imported mail", err)
+		return nil, pg.Internal("read imported mail", err)
 	}
 	out := make(map[string]bool, len(found))
 	for _, id := range found {
@@ -133,86 +134,13 @@ func (s *Store) ImportedMail(ctx context.Context, connectionID uuid.UUID, ids []
 func (s *Store) MailThread(ctx context.Context, ticketID uuid.UUID) ([]helpdeskflow.MailRecord, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+mailRecordColumns+` FROM mail_messages WHERE ticket_id = $1 ORDER BY created_at, external_id`, ticketID)
 	if err != nil {
-		return nil, internal("read a mail thread", err)
+		return nil, pg.Internal("read a mail thread", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailRecord, error) { return scanMailRecord(r) })
 	if err != nil {
-		return nil, internal("read a mail thread", err)
+		return nil, pg.Internal("read a mail thread", err)
 	}
 	return out, nil
-}
-
-// ClaimMailboxes leases up to limit active connections of the providers
-// whose sync is due at now (never synced, or next_sync_at passed) and that
-// no live lease holds, until leaseUntil. The lease is the claim's token:
-// FinishMailboxSync and SaveSyncState only write while it is the
-// connection's lease, so a process whose lease ran out (and another took
-// over) changes nothing; runs do not extend their lease. Leases are kept
-// to the microsecond, as Postgres keeps them.
-func (s *Store) ClaimMailboxes(ctx context.Context, providers []string, now, leaseUntil time.Time, limit int) ([]helpdeskflow.Connection, error) {
-	leaseUntil = leaseUntil.Truncate(time.Microsecond)
-	rows, err := s.pool.Query(ctx, `UPDATE integration_connections SET sync_lease_until = $3
-		WHERE id IN (SELECT id FROM integration_connections
-			WHERE status = 'active' AND provider = ANY($1) AND coalesce(next_sync_at, '-infinity') <= $2
-				AND coalesce(sync_lease_until, '-infinity') < $2
-			ORDER BY next_sync_at NULLS FIRST LIMIT $4 FOR UPDATE SKIP LOCKED)
-		RETURNING `+connectionColumns, providers, now, leaseUntil, limit)
-	if err != nil {
-		return nil, internal("claim mailboxes", err)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
-	if err != nil {
-		return nil, internal("claim mailboxes", err)
-	}
-	return out, nil
-}
-
-// SaveSyncState stores a sync run's cursor part-way through the run (state
-// nil stores nothing), while lease is still the connection's lease; false
-// when it is not (another run took over: this one must stop). It does not
-// move the lease: a run's deadline is shorter than its lease.
-func (s *Store) SaveSyncState(ctx context.Context, id uuid.UUID, lease time.Time, state []byte) (bool, error) {
-	lease = lease.Truncate(time.Microsecond)
-	tag, err := s.pool.Exec(ctx, `UPDATE integration_connections SET sync_state = coalesce($3, sync_state)
-		WHERE id = $1 AND sync_lease_until = $2`, id, lease, state)
-	if err != nil {
-		return false, internal("save a sync cursor", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
-// FinishMailboxSync records a sync run's outcome and ends its lease, if
-// the lease is still the claim's. It returns the connection's failure
-// count after the run (0 after a good or partial one) and false when the
-// lease was lost. A partial run clears the last error but leaves
-// last_sync_at, as it did not read everything.
-func (s *Store) FinishMailboxSync(ctx context.Context, id uuid.UUID, lease time.Time, o helpdeskflow.SyncOutcome) (int, bool, error) {
-	lease = lease.Truncate(time.Microsecond)
-	var failures int
-	err := s.pool.QueryRow(ctx, `UPDATE integration_connections SET
-			sync_state = coalesce($3, sync_state), next_sync_at = $4, sync_lease_until = NULL,
-			last_sync_at = CASE WHEN $6 = '' AND NOT $8 THEN $5 ELSE last_sync_at END,
-			sync_failures = CASE WHEN $6 = '' THEN 0 ELSE sync_failures + 1 END,
-			last_error_class = $6, last_error = $7,
-			last_error_at = CASE WHEN $6 = '' THEN last_error_at ELSE $5 END, updated_at = $5
-		WHERE id = $1 AND sync_lease_until = $2 RETURNING sync_failures`,
-		id, lease, o.State, o.NextSyncAt, o.At, o.ErrorClass, o.Error, o.Partial).Scan(&failures)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, internal("finish a mailbox sync", err)
-	}
-	return failures, true, nil
-}
-
-// SyncNow makes a connection's mailbox due at now (after a reconnect, or
-// when an admin asks).
-func (s *Store) SyncNow(ctx context.Context, workspaceID, id uuid.UUID, now time.Time) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE integration_connections SET next_sync_at = $3 WHERE id = $1 AND workspace_id = $2`, id, workspaceID, now); err != nil {
-		return internal("schedule a mailbox sync", err)
-	}
-	return nil
 }
 
 const mailReplyColumns = `event_id, workspace_id, connection_id, ticket_id, message_id, status, attempts, rfc_message_id, external_id,
@@ -258,7 +186,7 @@ func (s *Store) ClaimMailReplies(ctx context.Context, now, leaseUntil time.Time,
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return nil, internal("claim mail replies", err)
+		return nil, pg.Internal("claim mail replies", err)
 	}
 	return out, nil
 }
@@ -278,7 +206,7 @@ func (s *Store) MailReplySent(ctx context.Context, r helpdeskflow.MailReply, rec
 		return tx.SendBatch(ctx, b).Close()
 	})
 	if err != nil {
-		return internal("record a sent reply", err)
+		return pg.Internal("record a sent reply", err)
 	}
 	return nil
 }
@@ -292,7 +220,7 @@ func (s *Store) MailReplyFailed(ctx context.Context, eventID uuid.UUID, message 
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE mail_replies SET status = $2, last_error = $3, next_attempt_at = $4 WHERE event_id = $1`,
 		eventID, status, message, next); err != nil {
-		return internal("record a failed reply", err)
+		return pg.Internal("record a failed reply", err)
 	}
 	return nil
 }
@@ -303,34 +231,11 @@ func (s *Store) MailReplies(ctx context.Context, workspaceID, ticketID uuid.UUID
 	rows, err := s.pool.Query(ctx, `SELECT `+mailReplyColumns+` FROM mail_replies WHERE workspace_id = $1 AND ticket_id = $2
 		ORDER BY created_at, event_id`, workspaceID, ticketID)
 	if err != nil {
-		return nil, internal("list mail replies", err)
+		return nil, pg.Internal("list mail replies", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.MailReply, error) { return scanMailReply(r) })
 	if err != nil {
-		return nil, internal("list mail replies", err)
-	}
-	return out, nil
-}
-
-// ConnectionCounts counts connections by provider and status, for the
-// connections-by-status gauge.
-func (s *Store) ConnectionCounts(ctx context.Context) (map[[2]string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT provider, status, count(*) FROM integration_connections GROUP BY provider, status`)
-	if err != nil {
-		return nil, internal("count connections", err)
-	}
-	defer rows.Close()
-	out := map[[2]string]int{}
-	for rows.Next() {
-		var provider, status string
-		var n int
-		if err := rows.Scan(&provider, &status, &n); err != nil {
-			return nil, internal("count connections", err)
-		}
-		out[[2]string{provider, status}] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, internal("count connections", err)
+		return nil, pg.Internal("list mail replies", err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package eventstore
+package lookups
 
 import (
 	"context"
@@ -8,25 +8,26 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // LinkTicket records that ticket belongs to customer. It is sent with the
 // transaction's next statement or its commit.
 func (t *Tx) LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID) {
-	t.defer_(`INSERT INTO customer_tickets (workspace_id, customer_id, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+	t.tx.Defer(`INSERT INTO customer_tickets (workspace_id, customer_id, ticket_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		workspaceID, customerID, ticketID)
 }
 
 // MoveTickets moves every ticket of customer from to customer to and
 // returns the moved ticket ids.
 func (t *Tx) MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := txQuerier{t}.Query(ctx, `UPDATE customer_tickets SET customer_id = $2 WHERE customer_id = $1 RETURNING ticket_id`, from, to)
+	rows, err := t.tx.Query(ctx, `UPDATE customer_tickets SET customer_id = $2 WHERE customer_id = $1 RETURNING ticket_id`, from, to)
 	if err != nil {
-		return nil, internal("move customer tickets", err)
+		return nil, pg.Internal("move customer tickets", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, internal("move customer tickets", err)
+		return nil, pg.Internal("move customer tickets", err)
 	}
 	return ids, nil
 }
@@ -43,26 +44,26 @@ func (t *Tx) ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUI
 	for i, p := range profiles {
 		providers[i], externalIDs[i] = p.Provider, p.ExternalID
 	}
-	rows, err := txQuerier{t}.Query(ctx, `INSERT INTO customer_profiles (workspace_id, provider, external_id, customer_id)
+	rows, err := t.tx.Query(ctx, `INSERT INTO customer_profiles (workspace_id, provider, external_id, customer_id)
 		SELECT $1, p, e, $2 FROM unnest($3::text[], $4::text[]) AS u(p, e)
 		ON CONFLICT (workspace_id, provider, external_id) DO UPDATE SET customer_id = customer_profiles.customer_id
 		RETURNING provider, external_id, customer_id`, workspaceID, customerID, providers, externalIDs)
 	if err != nil {
-		return internal("claim linked profiles", err)
+		return pg.Internal("claim linked profiles", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var provider, externalID string
 		var holder uuid.UUID
 		if err := rows.Scan(&provider, &externalID, &holder); err != nil {
-			return internal("claim linked profiles", err)
+			return pg.Internal("claim linked profiles", err)
 		}
 		if holder != customerID {
 			return helpdeskflow.Errorf(helpdeskflow.EConflict, "the %s profile %q is already linked to customer %s", provider, externalID, holder)
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return internal("claim linked profiles", err)
+		return pg.Internal("claim linked profiles", err)
 	}
 	return nil
 }
@@ -70,8 +71,8 @@ func (t *Tx) ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUI
 // MoveCustomerLookups points everything that names customer from (its
 // emails and linked profiles) at customer to, for a merge.
 func (t *Tx) MoveCustomerLookups(ctx context.Context, from, to uuid.UUID) {
-	t.defer_(`UPDATE customer_emails SET customer_id = $2 WHERE customer_id = $1`, from, to)
-	t.defer_(`UPDATE customer_profiles SET customer_id = $2 WHERE customer_id = $1`, from, to)
+	t.tx.Defer(`UPDATE customer_emails SET customer_id = $2 WHERE customer_id = $1`, from, to)
+	t.tx.Defer(`UPDATE customer_profiles SET customer_id = $2 WHERE customer_id = $1`, from, to)
 }
 
 // ChangeCustomerEmail moves customer's email reservation from old to new.
@@ -79,16 +80,16 @@ func (t *Tx) MoveCustomerLookups(ctx context.Context, from, to uuid.UUID) {
 // instead), reporting that customer's id.
 func (t *Tx) ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error) {
 	var holder uuid.UUID
-	err := t.queryRow(ctx, `INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
+	err := t.tx.QueryRow(ctx, `INSERT INTO customer_emails (workspace_id, email, customer_id) VALUES ($1, $2, $3)
 		ON CONFLICT (workspace_id, email) DO UPDATE SET customer_id = customer_emails.customer_id RETURNING customer_id`,
 		workspaceID, new, customerID).Scan(&holder)
 	if err != nil {
-		return uuid.Nil, internal("reserve customer email", err)
+		return uuid.Nil, pg.Internal("reserve customer email", err)
 	}
 	if holder != customerID {
 		return holder, helpdeskflow.Errorf(helpdeskflow.EConflict, "customer %s already has email %s", holder, new)
 	}
-	t.defer_(`DELETE FROM customer_emails WHERE workspace_id = $1 AND email = $2 AND customer_id = $3`, workspaceID, old, customerID)
+	t.tx.Defer(`DELETE FROM customer_emails WHERE workspace_id = $1 AND email = $2 AND customer_id = $3`, workspaceID, old, customerID)
 	return customerID, nil
 }
 
@@ -97,11 +98,11 @@ func (s *Store) CustomerTickets(ctx context.Context, customerID uuid.UUID) ([]uu
 	rows, err := s.pool.Query(ctx, `SELECT ct.ticket_id FROM customer_tickets ct JOIN streams s ON s.id = ct.ticket_id
 		WHERE ct.customer_id = $1 ORDER BY s.created_at, ct.ticket_id`, customerID)
 	if err != nil {
-		return nil, internal("read customer tickets", err)
+		return nil, pg.Internal("read customer tickets", err)
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	if err != nil {
-		return nil, internal("read customer tickets", err)
+		return nil, pg.Internal("read customer tickets", err)
 	}
 	return ids, nil
 }
@@ -126,7 +127,7 @@ func (s *Store) customerID(ctx context.Context, sql string, args ...any) (uuid.U
 		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "no such customer")
 	}
 	if err != nil {
-		return uuid.Nil, internal("find customer", err)
+		return uuid.Nil, pg.Internal("find customer", err)
 	}
 	return id, nil
 }

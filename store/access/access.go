@@ -1,4 +1,4 @@
-package eventstore
+package access
 
 import (
 	"context"
@@ -13,15 +13,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // CreateAPIKey stores the hash of secret as a key of workspace with role.
 // The secret itself is never stored.
 func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret string) error {
 	hash := sha256.Sum256([]byte(secret))
-	if _, err := t.exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	if _, err := t.tx.Exec(ctx, `INSERT INTO api_keys (id, workspace_id, hash, prefix, role, name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		key.ID, key.WorkspaceID, hash[:], key.Prefix, key.Role, key.Name, key.CreatedAt); err != nil {
-		return internal("create API key", err)
+		return pg.Internal("create API key", err)
 	}
 	return nil
 }
@@ -29,10 +30,10 @@ func (t *Tx) CreateAPIKey(ctx context.Context, key helpdeskflow.APIKey, secret s
 // RevokeAPIKey marks key id of workspace revoked and returns it. It returns
 // ENotFound when the workspace has no such key or it is already revoked.
 // Once the transaction commits, Transact returns only after every API
-// process has dropped its cached access (see AccessCache), so the key's
+// process has dropped its cached access (see Cache), so the key's
 // very next request is refused everywhere.
 func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.APIKey, error) {
-	keys, err := scanAPIKeys(txQuerier{t}.Query(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL
+	keys, err := scanAPIKeys(t.tx.Query(ctx, `UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND workspace_id = $2 AND revoked_at IS NULL
 		RETURNING `+apiKeyColumns, id, workspaceID))
 	if err != nil {
 		return helpdeskflow.APIKey{}, err
@@ -40,7 +41,7 @@ func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpd
 	if len(keys) == 0 {
 		return helpdeskflow.APIKey{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "API key %s not found", id)
 	}
-	t.accessChanged = true
+	t.accessChanged()
 	return keys[0], nil
 }
 
@@ -48,9 +49,9 @@ func (t *Tx) RevokeAPIKey(ctx context.Context, workspaceID, id uuid.UUID) (helpd
 // revoked, as this transaction sees them.
 func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, error) {
 	var n int
-	err := t.queryRow(ctx, `SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND role = 'admin' AND revoked_at IS NULL`, workspaceID).Scan(&n)
+	err := t.tx.QueryRow(ctx, `SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND role = 'admin' AND revoked_at IS NULL`, workspaceID).Scan(&n)
 	if err != nil {
-		return 0, internal("count admin keys", err)
+		return 0, pg.Internal("count admin keys", err)
 	}
 	return n, nil
 }
@@ -58,7 +59,7 @@ func (t *Tx) ActiveAdminKeys(ctx context.Context, workspaceID uuid.UUID) (int, e
 // WorkspaceSettings returns the workspace's access settings as this
 // transaction sees them.
 func (t *Tx) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
-	return workspaceSettings(ctx, txQuerier{t}, workspaceID)
+	return workspaceSettings(ctx, t.tx, workspaceID)
 }
 
 // SetWorkspaceSettings replaces the workspace's access settings. Like
@@ -75,17 +76,17 @@ func (t *Tx) SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s 
 	}
 	limitsJSON, err := json.Marshal(limits)
 	if err != nil {
-		return internal("encode rate limits", err)
+		return pg.Internal("encode rate limits", err)
 	}
 	var delayMs *int
 	if s.SoftThrottleDelay != nil {
 		ms := int(*s.SoftThrottleDelay / time.Millisecond)
 		delayMs = &ms
 	}
-	t.defer_(`INSERT INTO workspace_settings (workspace_id, ip_blocklist, rate_limits, soft_throttle_delay_ms) VALUES ($1, $2, $3, $4)
+	t.tx.Defer(`INSERT INTO workspace_settings (workspace_id, ip_blocklist, rate_limits, soft_throttle_delay_ms) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (workspace_id) DO UPDATE SET ip_blocklist = $2, rate_limits = $3, soft_throttle_delay_ms = $4, updated_at = now()`,
 		workspaceID, blocklist, string(limitsJSON), delayMs)
-	t.accessChanged = true
+	t.accessChanged()
 	return nil
 }
 
@@ -95,10 +96,10 @@ func (s *Store) WorkspaceSettings(ctx context.Context, workspaceID uuid.UUID) (h
 	return workspaceSettings(ctx, s.pool, workspaceID)
 }
 
-func workspaceSettings(ctx context.Context, q querier, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
+func workspaceSettings(ctx context.Context, q pg.Querier, workspaceID uuid.UUID) (helpdeskflow.WorkspaceSettings, error) {
 	rows, err := q.Query(ctx, `SELECT ip_blocklist, rate_limits, soft_throttle_delay_ms FROM workspace_settings WHERE workspace_id = $1`, workspaceID)
 	if err != nil {
-		return helpdeskflow.WorkspaceSettings{}, internal("read workspace settings", err)
+		return helpdeskflow.WorkspaceSettings{}, pg.Internal("read workspace settings", err)
 	}
 	defer rows.Close()
 	var settings helpdeskflow.WorkspaceSettings
@@ -107,14 +108,14 @@ func workspaceSettings(ctx context.Context, q querier, workspaceID uuid.UUID) (h
 		var limits []byte
 		var delayMs *int
 		if err := rows.Scan(&blocklist, &limits, &delayMs); err != nil {
-			return helpdeskflow.WorkspaceSettings{}, internal("scan workspace settings", err)
+			return helpdeskflow.WorkspaceSettings{}, pg.Internal("scan workspace settings", err)
 		}
 		if settings, err = decodeSettings(blocklist, limits, delayMs); err != nil {
 			return helpdeskflow.WorkspaceSettings{}, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return helpdeskflow.WorkspaceSettings{}, internal("read workspace settings", err)
+		return helpdeskflow.WorkspaceSettings{}, pg.Internal("read workspace settings", err)
 	}
 	return settings, nil
 }
@@ -125,14 +126,14 @@ func decodeSettings(blocklist []string, limitsJSON []byte, delayMs *int) (helpde
 	for _, c := range blocklist {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
-			return s, internal("decode IP blocklist", err)
+			return s, pg.Internal("decode IP blocklist", err)
 		}
 		s.IPBlocklist = append(s.IPBlocklist, p)
 	}
 	if len(limitsJSON) > 0 {
 		var limits map[string]helpdeskflow.RateLimitSetting
 		if err := json.Unmarshal(limitsJSON, &limits); err != nil {
-			return s, internal("decode rate limits", err)
+			return s, pg.Internal("decode rate limits", err)
 		}
 		for c, l := range limits {
 			if s.RateLimits == nil {
@@ -165,7 +166,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (helpdeskflow.A
 		return helpdeskflow.Access{}, helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "the API key is unknown or revoked")
 	}
 	if err != nil {
-		return helpdeskflow.Access{}, internal("look up API key", err)
+		return helpdeskflow.Access{}, pg.Internal("look up API key", err)
 	}
 	settings, err := decodeSettings(blocklist, limits, delayMs)
 	if err != nil {
@@ -180,20 +181,20 @@ const apiKeyColumns = `id, workspace_id, role, name, prefix, created_at, last_us
 
 func scanAPIKeys(rows pgx.Rows, err error) ([]helpdeskflow.APIKey, error) {
 	if err != nil {
-		return nil, internal("read API keys", err)
+		return nil, pg.Internal("read API keys", err)
 	}
 	defer rows.Close()
 	var keys []helpdeskflow.APIKey
 	for rows.Next() {
 		var k helpdeskflow.APIKey
 		if err := rows.Scan(&k.ID, &k.WorkspaceID, &k.Role, &k.Name, &k.Prefix, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt); err != nil {
-			return nil, internal("scan API key", err)
+			return nil, pg.Internal("scan API key", err)
 		}
 		k.CreatedAt = k.CreatedAt.UTC()
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, internal("read API keys", err)
+		return nil, pg.Internal("read API keys", err)
 	}
 	return keys, nil
 }
@@ -253,4 +254,12 @@ func (s *Store) APIKey(ctx context.Context, id uuid.UUID) (helpdeskflow.APIKey, 
 		return helpdeskflow.APIKey{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "API key %s not found", id)
 	}
 	return keys[0], nil
+}
+
+// CreateWorkspace records a new workspace row.
+func (t *Tx) CreateWorkspace(ctx context.Context, id uuid.UUID, name string) error {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO workspaces (id, name) VALUES ($1, $2)`, id, name); err != nil {
+		return pg.Internal("create workspace", err)
+	}
+	return nil
 }

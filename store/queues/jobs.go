@@ -1,4 +1,4 @@
-package eventstore
+package queues
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // EnqueueJobs queues integration jobs, due at their CreatedAt, in one
@@ -31,7 +32,7 @@ func (s *Store) EnqueueJobs(ctx context.Context, jobs []helpdeskflow.Integration
 		ON CONFLICT (event_id, kind, connection_id) DO NOTHING`,
 		ids, workspaces, connections, kinds, events, payloads, created)
 	if err != nil {
-		return internal("enqueue integration jobs", err)
+		return pg.Internal("enqueue integration jobs", err)
 	}
 	return nil
 }
@@ -79,7 +80,7 @@ func (s *Store) ClaimJobs(ctx context.Context, now time.Time, limit, perConnecti
 		RETURNING j.id, j.workspace_id, j.connection_id, j.kind, j.event_id, j.payload, j.attempts, j.created_at`,
 		now, limit, perConnection, busyIDs, busyN, lease)
 	if err != nil {
-		return nil, internal("claim integration jobs", err)
+		return nil, pg.Internal("claim integration jobs", err)
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.IntegrationJob, error) {
 		var j helpdeskflow.IntegrationJob
@@ -88,7 +89,7 @@ func (s *Store) ClaimJobs(ctx context.Context, now time.Time, limit, perConnecti
 		return j, err
 	})
 	if err != nil {
-		return nil, internal("claim integration jobs", err)
+		return nil, pg.Internal("claim integration jobs", err)
 	}
 	return jobs, nil
 }
@@ -139,7 +140,7 @@ func (s *Store) FinishJobs(ctx context.Context, fs []FinishedJob) error {
 		WHERE j.id = u.id AND j.attempts = u.attempt AND j.status = 'pending'`,
 		ids, attempts, statuses, outcomes, nexts, classes, errs, at, released)
 	if err != nil {
-		return internal("finish integration jobs", err)
+		return pg.Internal("finish integration jobs", err)
 	}
 	return nil
 }
@@ -157,7 +158,7 @@ type JobQueueStat struct {
 func (s *Store) JobQueue(ctx context.Context, now time.Time) ([]JobQueueStat, error) {
 	rows, err := s.pool.Query(ctx, `SELECT kind, count(*), min(created_at) FROM integration_jobs WHERE status = 'pending' GROUP BY kind`)
 	if err != nil {
-		return nil, internal("read integration job queue", err)
+		return nil, pg.Internal("read integration job queue", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (JobQueueStat, error) {
 		var st JobQueueStat
@@ -167,7 +168,7 @@ func (s *Store) JobQueue(ctx context.Context, now time.Time) ([]JobQueueStat, er
 		return st, err
 	})
 	if err != nil {
-		return nil, internal("read integration job queue", err)
+		return nil, pg.Internal("read integration job queue", err)
 	}
 	return out, nil
 }
@@ -232,7 +233,7 @@ func (s *Store) IntegrationQueues(ctx context.Context, workspaceID uuid.UUID, id
 			return rows.Err()
 		})
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, internal("read integration queues", err)
+		return nil, pg.Internal("read integration queues", err)
 	}
 	return out, nil
 }
@@ -243,7 +244,7 @@ func (s *Store) PurgeJobs(ctx context.Context, before time.Time, limit int) (int
 	tag, err := s.pool.Exec(ctx, `DELETE FROM integration_jobs WHERE id IN (
 		SELECT id FROM integration_jobs WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)`, before, limit)
 	if err != nil {
-		return 0, internal("purge integration jobs", err)
+		return 0, pg.Internal("purge integration jobs", err)
 	}
 	return tag.RowsAffected(), nil
 }

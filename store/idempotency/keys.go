@@ -1,4 +1,8 @@
-package eventstore
+// Package idempotency holds the Idempotency-Keys of API requests and the
+// responses to replay (table idempotency_keys), per API key. The API's
+// idempotency middleware claims a key before running a request and stores
+// or gives up its outcome after.
+package idempotency
 
 import (
 	"bytes"
@@ -13,54 +17,55 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-// IdempotencyRetention is how long the outcome of a request made with an
+// Retention is how long the outcome of a request made with an
 // Idempotency-Key is kept. A key older than this is forgotten: the next
 // request with it runs as a new one.
-const IdempotencyRetention = 24 * time.Hour
+const Retention = 24 * time.Hour
 
-// IdempotencyLease is how long a request may run while holding its key. A
+// Lease is how long a request may run while holding its key. A
 // key still running after this is taken to be abandoned (its process died)
 // and the same request may take it over. The HTTP server's write timeout
 // (30 s) is well below it.
-const IdempotencyLease = 60 * time.Second
+const Lease = 60 * time.Second
 
-// Expired keys are deleted as new keys arrive: every idempotencyCleanupEvery
+// Expired keys are deleted as new keys arrive: every cleanupEvery
 // claims in a process, in the same round trip as the claim, at most
-// idempotencyCleanupBatch of the oldest expired rows. That deletes keys
+// cleanupBatch of the oldest expired rows. That deletes keys
 // several times faster than they can arrive, so the table stays about one
 // retention period's worth of keys without a background job.
 const (
-	idempotencyCleanupEvery = 50
-	idempotencyCleanupBatch = 500
+	cleanupEvery = 50
+	cleanupBatch = 500
 )
 
-// IdempotencyKeys stores, per API key, the Idempotency-Keys of requests
+// Keys stores, per API key, the Idempotency-Keys of requests
 // and the responses to replay (table idempotency_keys). It is safe for
 // concurrent use; every process may claim keys in the same database.
-type IdempotencyKeys struct {
+type Keys struct {
 	pool   *pgxpool.Pool
 	claims atomic.Uint64
 }
 
-// NewIdempotencyKeys returns the idempotency keys kept in store's database.
-func NewIdempotencyKeys(store *Store) *IdempotencyKeys {
-	return &IdempotencyKeys{pool: store.pool}
+// New returns the idempotency keys kept in db.
+func New(db *pg.DB) *Keys {
+	return &Keys{pool: db.Pool()}
 }
 
 // Begin claims key in scope (the API key that sent it) for a request whose identity (method, path,
 // body and whatever else distinguishes it) hashes to requestHash. It costs
 // one round trip. It returns a claim with a Token when the caller must run
-// the request: the key is new, older than IdempotencyRetention, or held by
-// the same request for longer than IdempotencyLease (abandoned). The caller
+// the request: the key is new, older than Retention, or held by
+// the same request for longer than Lease (abandoned). The caller
 // then calls Complete or Abandon with that token. It returns a claim with
 // Replay when the same request already completed with this key.
 //
 // Errors: EIdempotencyKeyReused when the key was used by a request with
 // another hash, EIdempotencyKeyInUse while the first request with the key
 // is still running, EUnavailable when Postgres cannot be reached.
-func (k *IdempotencyKeys) Begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error) {
+func (k *Keys) Begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, error) {
 	// The row found on conflict can vanish before it is read (its request
 	// failed and gave the key up); the next attempt then claims the key.
 	for range 3 {
@@ -73,12 +78,12 @@ func (k *IdempotencyKeys) Begin(ctx context.Context, scope helpdeskflow.Idempote
 		"Idempotency-Key %q is changing hands too quickly; retry", key)
 }
 
-func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, bool, error) {
+func (k *Keys) begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, requestHash []byte) (helpdeskflow.IdempotencyClaim, bool, error) {
 	token := uuid.New()
 	b := &pgx.Batch{}
-	cleanup := k.claims.Add(1)%idempotencyCleanupEvery == 0
+	cleanup := k.claims.Add(1)%cleanupEvery == 0
 	if cleanup {
-		b.Queue(deleteExpiredIdempotencyKeys, IdempotencyRetention.Seconds(), idempotencyCleanupBatch)
+		b.Queue(deleteExpiredIdempotencyKeys, Retention.Seconds(), cleanupBatch)
 	}
 	// A conflicting row is replaced when it has expired, or when it is the
 	// same request's and its lease ran out; otherwise it is left alone and
@@ -91,7 +96,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 		   OR (idempotency_keys.state = 'running' AND idempotency_keys.request_hash = EXCLUDED.request_hash
 		       AND idempotency_keys.created_at < now() - make_interval(secs => $6))
 		RETURNING lease_token`,
-		scope.WorkspaceID, key, requestHash, token, IdempotencyRetention.Seconds(), IdempotencyLease.Seconds(), scope.APIKeyID)
+		scope.WorkspaceID, key, requestHash, token, Retention.Seconds(), Lease.Seconds(), scope.APIKeyID)
 	b.Queue(`SELECT request_hash, state, coalesce(status, 0), coalesce(response_headers, '{}')::text,
 			coalesce(response_body, ''), sealed
 		FROM idempotency_keys WHERE workspace_id = $1 AND api_key_id = $3 AND key = $2`, scope.WorkspaceID, key, scope.APIKeyID)
@@ -100,7 +105,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 
 	if cleanup {
 		if _, err := br.Exec(); err != nil {
-			return helpdeskflow.IdempotencyClaim{}, false, internal("delete expired idempotency keys", err)
+			return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("delete expired idempotency keys", err)
 		}
 	}
 	var claimed uuid.UUID
@@ -109,7 +114,7 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 	case err == nil:
 		return helpdeskflow.IdempotencyClaim{Token: claimed}, true, nil
 	case !errors.Is(err, pgx.ErrNoRows):
-		return helpdeskflow.IdempotencyClaim{}, false, internal("claim idempotency key", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("claim idempotency key", err)
 	}
 
 	var (
@@ -124,38 +129,38 @@ func (k *IdempotencyKeys) begin(ctx context.Context, scope helpdeskflow.Idempote
 		return helpdeskflow.IdempotencyClaim{}, false, nil
 	}
 	if err != nil {
-		return helpdeskflow.IdempotencyClaim{}, false, internal("read idempotency key", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("read idempotency key", err)
 	}
 	switch {
 	case !bytes.Equal(hash, requestHash):
 		return helpdeskflow.IdempotencyClaim{}, true, helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyReused,
 			"Idempotency-Key %q was already used for a different request (method, path, If-Match or body) in the last %d hours; use a new key for a new request",
-			key, int(IdempotencyRetention/time.Hour))
+			key, int(Retention/time.Hour))
 	case state == "running":
 		return helpdeskflow.IdempotencyClaim{}, true, helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
 			"the first request with Idempotency-Key %q is still running; retry once it has finished", key)
 	}
 	resp := &helpdeskflow.IdempotentResponse{Status: int(status), Body: body, Sealed: sealed}
 	if err := json.Unmarshal([]byte(headers), &resp.Header); err != nil {
-		return helpdeskflow.IdempotencyClaim{}, false, internal("decode idempotent response headers", err)
+		return helpdeskflow.IdempotencyClaim{}, false, pg.Internal("decode idempotent response headers", err)
 	}
 	return helpdeskflow.IdempotencyClaim{Replay: resp}, true, nil
 }
 
 // Complete stores resp as the outcome of key's request, to be replayed to
-// every retry until IdempotencyRetention has passed. token is the claim's,
+// every retry until Retention has passed. token is the claim's,
 // from Begin. It returns EIdempotencyKeyInUse when the claim was lost (it
-// outlived IdempotencyLease and a retry took the key over; that retry's
+// outlived Lease and a retry took the key over; that retry's
 // outcome is the one kept) and EUnavailable when Postgres cannot be
 // reached.
-func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
+func (k *Keys) Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
 	header := resp.Header
 	if header == nil {
 		header = map[string]string{}
 	}
 	headers, err := json.Marshal(header)
 	if err != nil {
-		return internal("encode idempotent response headers", err)
+		return pg.Internal("encode idempotent response headers", err)
 	}
 	body := resp.Body
 	if body == nil {
@@ -166,7 +171,7 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.Idemp
 		WHERE workspace_id = $1 AND api_key_id = $8 AND key = $2 AND lease_token = $3 AND state = 'running'`,
 		scope.WorkspaceID, key, token, resp.Status, string(headers), body, resp.Sealed, scope.APIKeyID)
 	if err != nil {
-		return internal("complete idempotency key", err)
+		return pg.Internal("complete idempotency key", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
@@ -179,24 +184,24 @@ func (k *IdempotencyKeys) Complete(ctx context.Context, scope helpdeskflow.Idemp
 // outcomes that are not final (a conflict, a rate limit, a server error).
 // token is the claim's, from Begin; a claim already lost is left alone.
 // It returns EUnavailable when Postgres cannot be reached.
-func (k *IdempotencyKeys) Abandon(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID) error {
+func (k *Keys) Abandon(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID) error {
 	if _, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE workspace_id = $1 AND api_key_id = $4 AND key = $2 AND lease_token = $3 AND state = 'running'`,
 		scope.WorkspaceID, key, token, scope.APIKeyID); err != nil {
-		return internal("abandon idempotency key", err)
+		return pg.Internal("abandon idempotency key", err)
 	}
 	return nil
 }
 
 // DeleteExpired deletes up to limit of the oldest keys older than
-// IdempotencyRetention, in every workspace, and returns how many it
-// deleted. Begin already calls it now and then (see idempotencyCleanupEvery);
+// Retention, in every workspace, and returns how many it
+// deleted. Begin already calls it now and then (see cleanupEvery);
 // it is exported for operators and tests. Rows locked by a concurrent
 // claim are skipped. It returns EUnavailable when Postgres cannot be
 // reached.
-func (k *IdempotencyKeys) DeleteExpired(ctx context.Context, limit int) (int64, error) {
-	tag, err := k.pool.Exec(ctx, deleteExpiredIdempotencyKeys, IdempotencyRetention.Seconds(), limit)
+func (k *Keys) DeleteExpired(ctx context.Context, limit int) (int64, error) {
+	tag, err := k.pool.Exec(ctx, deleteExpiredIdempotencyKeys, Retention.Seconds(), limit)
 	if err != nil {
-		return 0, internal("delete expired idempotency keys", err)
+		return 0, pg.Internal("delete expired idempotency keys", err)
 	}
 	return tag.RowsAffected(), nil
 }
