@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
@@ -20,9 +21,9 @@ type commandServices struct {
 // newCommandServices returns every area's service on store.
 func newCommandServices(store *eventstore.Store, ticketOpts []tickets.Option, outboundOpts []outbound.Option) commandServices {
 	return commandServices{
-		tickets:  tickets.New(tickets.AdaptStore(store), ticketOpts...),
-		rules:    rules.New(rules.AdaptStore(store)),
-		access:   access.New(access.AdaptStore(store)),
-		outbound: outbound.New(outbound.AdaptStore(store), outboundOpts...),
+		tickets:  tickets.New(postgres.Tickets(store), ticketOpts...),
+		rules:    rules.New(postgres.Rules(store)),
+		access:   access.New(postgres.Access(store)),
+		outbound: outbound.New(postgres.Outbound(store), outboundOpts...),
 	}
 }
