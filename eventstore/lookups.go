@@ -29,7 +29,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
-	b.Queue(tailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
+	b.Queue(TailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
 		workspaceID, email, helpdeskflow.SnapshotFormat)
 	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
@@ -44,7 +44,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	if err != nil {
 		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("load customer", err)
 	}
-	history, err := scanTail(rows)
+	history, err := ScanTail(rows)
 	if err != nil {
 		return uuid.Nil, false, helpdeskflow.StreamTail{}, err
 	}
