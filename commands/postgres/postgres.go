@@ -48,17 +48,9 @@ type ticketStore struct {
 
 func (s ticketStore) Transact(ctx context.Context, fn func(tx tickets.Tx) error) error {
 	return s.DB().Transact(ctx, func(tx *pg.Tx) error {
-		events := s.In(tx)
-		return fn(tickets.Tx{Events: events, Customers: customerTx{lookups.In(tx), events},
-			Timers: queues.In(tx), Rules: rulerooms.In(tx), Mail: mail.In(tx)})
+		return fn(tickets.Tx{Events: s.In(tx), Customers: lookups.In(tx), Timers: queues.In(tx),
+			Rules: rulerooms.In(tx), Mail: mail.In(tx)})
 	})
-}
-
-// customerTx is the customer lookups in a transaction, whose email
-// reservation reads the holder's stream from the event store.
-type customerTx struct {
-	*lookupTx
-	*eventTx
 }
 
 func (s ticketStore) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
@@ -152,7 +144,6 @@ func (s outboundStore) Transact(ctx context.Context, fn func(tx outbound.Tx) err
 // the compiler checks it has every method an area's Tx lists.
 type (
 	eventTx        = eventstore.Tx
-	lookupTx       = lookups.Tx
 	ruleSetTx      = rulerooms.Tx
 	timerTx        = queues.Tx
 	accessRoomTx   = accessrooms.Tx

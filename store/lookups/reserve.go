@@ -18,7 +18,7 @@ import (
 // customer id that holds the email, whether the reservation is new (so the
 // caller must create that customer's stream in this transaction), and,
 // when the holder already existed, its stream from its snapshot (see
-// LoadTail). A concurrent transaction reserving the same email makes this
+// eventstore.Tx.LoadTail: the batch sends eventstore.TailSQL). A concurrent transaction reserving the same email makes this
 // one wait for it to end, so exactly one customer is ever created per
 // email. It costs one round trip.
 func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
