@@ -37,20 +37,26 @@ import (
 // customer lookups.
 func Tickets(events *eventstore.Store) tickets.Store {
 	db := events.DB()
-	return ticketStore{Store: events, rules: rulerooms.New(db), lookups: lookups.New(db)}
+	return ticketStore{events: events, rules: rulerooms.New(db), lookups: lookups.New(db),
+		transactor: transactor[tickets.Tx]{events, func(tx *pg.Tx) tickets.Tx {
+			return tickets.Tx{Events: events.In(tx), Customers: lookups.In(tx), Timers: queues.In(tx),
+				Rules: rulerooms.In(tx), Mail: mail.In(tx)}
+		}}}
 }
 
 type ticketStore struct {
-	*eventstore.Store
+	transactor[tickets.Tx]
+	events  *eventstore.Store
 	rules   *rulerooms.Store
 	lookups *lookups.Store
 }
 
-func (s ticketStore) Transact(ctx context.Context, fn func(tx tickets.Tx) error) error {
-	return s.DB().Transact(ctx, func(tx *pg.Tx) error {
-		return fn(tickets.Tx{Events: s.In(tx), Customers: lookups.In(tx), Timers: queues.In(tx),
-			Rules: rulerooms.In(tx), Mail: mail.In(tx)})
-	})
+func (s ticketStore) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error) {
+	return s.events.Load(ctx, workspaceID, id)
+}
+
+func (s ticketStore) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error) {
+	return s.events.LoadTail(ctx, workspaceID, id)
 }
 
 func (s ticketStore) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
@@ -73,11 +79,13 @@ func (s ticketStore) CustomerByProfile(ctx context.Context, workspaceID uuid.UUI
 // store, the rule sets and the SLA timers on one *pg.Tx; RuleSet reads the
 // rule sets.
 func Rules(events *eventstore.Store) rules.Store {
-	return ruleStore{events: events, Store: rulerooms.New(events.DB())}
+	return ruleStore{Store: rulerooms.New(events.DB()), transactor: transactor[rules.Tx]{events, func(tx *pg.Tx) rules.Tx {
+		return ruleTx{events.In(tx), rulerooms.In(tx), queues.In(tx)}
+	}}}
 }
 
 type ruleStore struct {
-	events *eventstore.Store
+	transactor[rules.Tx]
 	*rulerooms.Store
 }
 
@@ -88,20 +96,14 @@ type ruleTx struct {
 	*timerTx
 }
 
-func (s ruleStore) Transact(ctx context.Context, fn func(tx rules.Tx) error) error {
-	return s.events.DB().Transact(ctx, func(tx *pg.Tx) error {
-		return fn(ruleTx{s.events.In(tx), rulerooms.In(tx), queues.In(tx)})
-	})
-}
-
 // Access returns the access commands' store: a transaction is the event
 // store and the workspaces, API keys and settings on one *pg.Tx (whose
 // commit drops every API process's cached access, see store/access).
 func Access(events *eventstore.Store) access.Store {
-	return accessStore{events}
+	return transactor[access.Tx]{events, func(tx *pg.Tx) access.Tx {
+		return accessTx{events.In(tx), accessrooms.In(tx)}
+	}}
 }
-
-type accessStore struct{ events *eventstore.Store }
 
 // accessTx is an access command's rooms on one transaction.
 type accessTx struct {
@@ -109,21 +111,17 @@ type accessTx struct {
 	*accessRoomTx
 }
 
-func (s accessStore) Transact(ctx context.Context, fn func(tx access.Tx) error) error {
-	return s.events.DB().Transact(ctx, func(tx *pg.Tx) error {
-		return fn(accessTx{s.events.In(tx), accessrooms.In(tx)})
-	})
-}
-
 // Outbound returns the outbound commands' store: a transaction is the
 // event store and the webhooks and Slack connection on one *pg.Tx;
 // SlackIntegration reads the Slack connection.
 func Outbound(events *eventstore.Store) outbound.Store {
-	return outboundStore{events: events, Store: outboundrooms.New(events.DB())}
+	return outboundStore{Store: outboundrooms.New(events.DB()), transactor: transactor[outbound.Tx]{events, func(tx *pg.Tx) outbound.Tx {
+		return outboundTx{events.In(tx), outboundrooms.In(tx)}
+	}}}
 }
 
 type outboundStore struct {
-	events *eventstore.Store
+	transactor[outbound.Tx]
 	*outboundrooms.Store
 }
 
@@ -133,10 +131,19 @@ type outboundTx struct {
 	*outboundRoomTx
 }
 
-func (s outboundStore) Transact(ctx context.Context, fn func(tx outbound.Tx) error) error {
-	return s.events.DB().Transact(ctx, func(tx *pg.Tx) error {
-		return fn(outboundTx{s.events.In(tx), outboundrooms.In(tx)})
-	})
+// transactor runs an area's transactions on the event store's database:
+// rooms opens the area's rooms on the transaction's one *pg.Tx, the event
+// store's view first (see Tickets).
+type transactor[T any] struct {
+	events *eventstore.Store
+	rooms  func(tx *pg.Tx) T
+}
+
+// Transact runs fn on the rooms of one transaction (see
+// eventstore.Store.Transact for its errors) and commits if fn returns
+// nil; otherwise it rolls back and returns fn's error unchanged.
+func (t transactor[T]) Transact(ctx context.Context, fn func(tx T) error) error {
+	return t.events.DB().Transact(ctx, func(tx *pg.Tx) error { return fn(t.rooms(tx)) })
 }
 
 // The rooms' transaction views under names of their own, so that one
