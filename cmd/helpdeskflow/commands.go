@@ -9,7 +9,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 )
 
-// commandServices are the write side's areas on the event store: what the
+// commandServices are the write side's areas on Postgres: what the
 // API, the mail workers, the linker and the dispatcher's handlers call.
 type commandServices struct {
 	tickets  *tickets.Service
@@ -18,7 +18,8 @@ type commandServices struct {
 	outbound *outbound.Service
 }
 
-// newCommandServices returns every area's service on store.
+// newCommandServices returns every area's service on Postgres
+// (commands/postgres), every room opened on store's database.
 func newCommandServices(store *eventstore.Store, ticketOpts []tickets.Option, outboundOpts []outbound.Option) commandServices {
 	return commandServices{
 		tickets:  tickets.New(postgres.Tickets(store), ticketOpts...),
