@@ -17,6 +17,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -203,8 +204,8 @@ func (e *phaseEnv) openService(ctx context.Context, conns int32, workspace strin
 		pool.Close()
 		return nil, err
 	}
-	svc := tickets.New(tickets.AdaptStore(store))
-	ws, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, benchActor, workspace)
+	svc := tickets.New(postgres.Tickets(store))
+	ws, _, err := access.New(postgres.Access(store)).CreateWorkspace(ctx, benchActor, workspace)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("create workspace: %w", err)

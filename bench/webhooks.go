@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
@@ -55,7 +56,7 @@ func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	}
 	defer app.close()
 	wsID := app.ws
-	hooks := outbound.New(outbound.AdaptStore(app.store), outbound.WithSecrets(env.keys, true))
+	hooks := outbound.New(postgres.Outbound(app.store), outbound.WithSecrets(env.keys, true))
 
 	recv, err := startHookReceiver(webhookHooks)
 	if err != nil {

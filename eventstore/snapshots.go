@@ -48,19 +48,21 @@ func (s *Store) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 }
 
 func loadTail(ctx context.Context, q pg.Querier, id uuid.UUID) (helpdeskflow.StreamTail, error) {
-	rows, err := q.Query(ctx, tailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
+	rows, err := q.Query(ctx, TailSQL("$1::uuid", "$2"), id, helpdeskflow.SnapshotFormat)
 	if err != nil {
 		return helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
 	}
-	return scanTail(rows)
+	return ScanTail(rows)
 }
 
-// tailSQL is the statement that loads a stream from its snapshot: the
+// TailSQL is the statement that loads a stream from its snapshot: the
 // snapshot of format formatParam (a row with a NULL event id) and then the
 // events after it, in version order. streamID is an SQL expression for the
 // stream's id. One statement, so the snapshot and the events come from one
-// database snapshot even outside a transaction.
-func tailSQL(streamID, formatParam string) string {
+// database snapshot even outside a transaction. A room that finds the
+// stream by its own tables sends it in the same batch as its lookup (see
+// lookups.Tx.ReserveCustomerEmail) and reads the rows with ScanTail.
+func TailSQL(streamID, formatParam string) string {
 	return `WITH sid AS (SELECT ` + streamID + ` AS id),
 		snap AS (SELECT stream_id, workspace_id, stream_type, version, state FROM snapshots
 			WHERE stream_id = (SELECT id FROM sid) AND format = ` + formatParam + `)
@@ -73,8 +75,9 @@ func tailSQL(streamID, formatParam string) string {
 		ORDER BY version`
 }
 
-// scanTail reads the rows of tailSQL.
-func scanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
+// ScanTail reads the rows of TailSQL and closes them; EInternal when they
+// cannot be read.
+func ScanTail(rows pgx.Rows) (helpdeskflow.StreamTail, error) {
 	defer rows.Close()
 	var tail helpdeskflow.StreamTail
 	for rows.Next() {

@@ -3,9 +3,7 @@
 // with expected version, load (from snapshots), the commit-order reader
 // below the commit horizon and the publisher lease the relay holds. It
 // writes through the one transaction type of store/pg, so a command's
-// append commits with the rows of the rooms under store/ beside it. Until
-// commands/ is split (issue 14), its Tx and Store also carry the methods
-// commands use of those rooms' tables.
+// append commits with the rows of the rooms under store/ beside it.
 package eventstore
 
 import (
@@ -20,10 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/store/lookups"
-	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
-	"github.com/helpdeskflow/helpdeskflow/store/rules"
 )
 
 // Store appends and loads events. It is safe for concurrent use.
@@ -34,9 +29,6 @@ type Store struct {
 	eventsTotal   *prometheus.CounterVec
 	lockHold      prometheus.Histogram
 	appendLatency prometheus.Histogram
-	outbound      *outbound.Store
-	rules         *rules.Store
-	lookups       *lookups.Store
 }
 
 // notifyInterval is the shortest time between two notifications that wake
@@ -50,9 +42,6 @@ func New(db *pg.DB, reg prometheus.Registerer) (*Store, error) {
 	s := &Store{
 		db:       db,
 		pool:     db.Pool(),
-		outbound: outbound.New(db),
-		rules:    rules.New(db),
-		lookups:  lookups.New(db),
 		notifier: &notifier{pool: db.Pool(), interval: notifyInterval},
 		eventsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_events_appended_total",

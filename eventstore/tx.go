@@ -46,6 +46,11 @@ func (s *Store) In(tx *pg.Tx) *Tx {
 	return &Tx{tx: tx, st: st}
 }
 
+// DB returns the database the store is on: a room whose writes join the
+// store's transactions is opened on it and passed the same *pg.Tx (see
+// commands/postgres).
+func (s *Store) DB() *pg.DB { return s.db }
+
 // Transact runs fn in one short transaction (see pg.DB.Transact) and
 // commits if fn returns nil; otherwise it rolls back and returns fn's
 // error unchanged. Keep fn free of slow work: the stream locks it takes

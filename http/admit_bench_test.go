@@ -11,6 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	commandaccess "github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
@@ -74,7 +75,7 @@ func newAdmitFixture(tb testing.TB) admitFixture {
 	tb.Helper()
 	store := testenv.NewRooms(tb)
 	ctx, cancel := context.WithCancel(context.Background())
-	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commandaccess.New(commandaccess.AdaptStore(store.EventStore)),
+	f := admitFixture{cache: access.NewCache(store.AccessStore, access.CacheConfig{}), service: commandaccess.New(postgres.Access(store.EventStore)),
 		md: helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}}
 	done := make(chan struct{})
 	go func() { f.cache.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends

@@ -13,6 +13,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // newTicket creates a ticket through the API and returns its id.
@@ -201,7 +203,8 @@ func TestServer_EventFeed(t *testing.T) {
 	holding := make(chan struct{})
 	release := make(chan struct{})
 	go func() {
-		late <- h.store.Transact(ctx, func(tx *eventstore.Tx) error {
+		late <- h.store.DB.Transact(ctx, func(ptx *pg.Tx) error {
+			tx := h.store.In(ptx)
 			ref := helpdeskflow.StreamRef{ID: mustUUID(t, id), WorkspaceID: h.workspace, Type: helpdeskflow.StreamTicket}
 			version, err := tx.LockStream(ctx, ref)
 			if err != nil {
@@ -211,7 +214,7 @@ func TestServer_EventFeed(t *testing.T) {
 			if _, err := tx.Append(ctx, ref, version, helpdeskflow.Metadata{Channel: "system"}, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
-			if _, err := tx.ActiveAdminKeys(ctx, h.workspace); err != nil { // sends the append
+			if _, err := access.In(ptx).ActiveAdminKeys(ctx, h.workspace); err != nil { // sends the append
 				return err
 			}
 			close(holding)

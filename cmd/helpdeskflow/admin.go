@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
@@ -60,7 +61,7 @@ func createWorkspace(ctx context.Context, cfg config, name string, stdout io.Wri
 		return err
 	}
 	defer closeStore()
-	id, key, err := access.New(access.AdaptStore(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
+	id, key, err := access.New(postgres.Access(store.events)).CreateWorkspace(ctx, systemMetadata(), name)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func keysCommand(ctx context.Context, cfg config, args []string, stdout io.Write
 		return err
 	}
 	defer closeStore()
-	service := access.New(access.AdaptStore(store.events))
+	service := access.New(postgres.Access(store.events))
 	switch args[0] {
 	case "create":
 		workspaceID, err := uuid.Parse(*workspace)

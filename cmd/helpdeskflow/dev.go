@@ -13,6 +13,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
@@ -102,7 +103,7 @@ func demoKey(ctx context.Context, cfg config) (string, bool, error) {
 	if err != nil {
 		return "", false, err
 	}
-	_, key, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, systemMetadata(), "Demo")
+	_, key, err := access.New(postgres.Access(store)).CreateWorkspace(ctx, systemMetadata(), "Demo")
 	if err != nil {
 		return "", false, err
 	}

@@ -34,25 +34,10 @@ type Tx interface {
 	SetWorkspaceSettings(ctx context.Context, workspaceID uuid.UUID, s helpdeskflow.WorkspaceSettings) error
 }
 
-// Store is the event store as access commands use it.
+// Store is storage as access commands use it (see commands/postgres).
 type Store interface {
 	// Transact runs fn in one transaction, committing when it returns nil.
 	Transact(ctx context.Context, fn func(tx Tx) error) error
-}
-
-// concreteStore is a store whose transactions have a concrete type.
-type concreteStore[T Tx] interface {
-	Transact(ctx context.Context, fn func(tx T) error) error
-}
-
-// AdaptStore turns a store whose Transact passes its own transaction type
-// (such as *eventstore.Store) into a Store.
-func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
-
-type adapted[T Tx] struct{ concreteStore[T] }
-
-func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return a.concreteStore.Transact(ctx, func(tx T) error { return fn(tx) })
 }
 
 // fieldNamingStore gives every transaction an Append whose size refusal

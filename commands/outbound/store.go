@@ -38,28 +38,12 @@ type Tx interface {
 	DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID)
 }
 
-// Store is the event store as outbound commands use it.
+// Store is storage as outbound commands use it (see commands/postgres).
 type Store interface {
 	// Transact runs fn in one transaction, committing when it returns nil.
 	Transact(ctx context.Context, fn func(tx Tx) error) error
 	// SlackIntegration returns the Slack connection and its sealed token.
 	SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
-}
-
-// concreteStore is a store whose transactions have a concrete type.
-type concreteStore[T Tx] interface {
-	Transact(ctx context.Context, fn func(tx T) error) error
-	SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
-}
-
-// AdaptStore turns a store whose Transact passes its own transaction type
-// (such as *eventstore.Store) into a Store.
-func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
-
-type adapted[T Tx] struct{ concreteStore[T] }
-
-func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return a.concreteStore.Transact(ctx, func(tx T) error { return fn(tx) })
 }
 
 // fieldNamingStore gives every transaction an Append whose size refusal

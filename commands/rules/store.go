@@ -26,28 +26,12 @@ type Tx interface {
 	RecheckSLAPolicy(ctx context.Context, workspaceID, policyID uuid.UUID, now time.Time)
 }
 
-// Store is the event store as rule commands use it.
+// Store is storage as rule commands use it (see commands/postgres).
 type Store interface {
 	// Transact runs fn in one transaction, committing when it returns nil.
 	Transact(ctx context.Context, fn func(tx Tx) error) error
 	// RuleSet returns every rule record of the workspace and the version.
 	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
-}
-
-// concreteStore is a store whose transactions have a concrete type.
-type concreteStore[T Tx] interface {
-	Transact(ctx context.Context, fn func(tx T) error) error
-	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
-}
-
-// AdaptStore turns a store whose Transact passes its own transaction type
-// (such as *eventstore.Store) into a Store.
-func AdaptStore[T Tx](s concreteStore[T]) Store { return adapted[T]{s} }
-
-type adapted[T Tx] struct{ concreteStore[T] }
-
-func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return a.concreteStore.Transact(ctx, func(tx T) error { return fn(tx) })
 }
 
 // fieldNamingStore gives every transaction an Append whose size refusal

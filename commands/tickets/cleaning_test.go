@@ -12,6 +12,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -21,7 +22,7 @@ import (
 // stored cleaned, its body sanitized as HTML, and a required field that
 // cleaning empties is refused by name.
 func TestCreateTicket_CleansPlainText(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	ctx, workspace := context.Background(), uuid.New()
 	cmd := validTicket()
 	cmd.Subject = " <img src=x onerror=alert(1)>Refund for a < b\r\n & c "
@@ -81,7 +82,7 @@ func TestCreateTicket_CleansPlainText(t *testing.T) {
 
 // TestUpdateTicket_CleansPlainText: PATCH fields are cleaned as a create's.
 func TestUpdateTicket_CleansPlainText(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	ctx, workspace := context.Background(), uuid.New()
 	tk, err := svc.CreateTicket(ctx, workspace, md, validTicket())
 	if err != nil {
@@ -116,7 +117,7 @@ func TestUpdateTicket_CleansPlainText(t *testing.T) {
 // custom fields, metadata and linked profile data, however deep, are
 // cleaned; keys that are not plain text are refused by name.
 func TestUpsertCustomer_CleansPlainText(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	ctx, workspace := context.Background(), uuid.New()
 	name := "<b>Grace</b> Hopper\t"
 	c, _, err := svc.UpsertCustomer(ctx, workspace, md, tickets.UpsertCustomer{
@@ -157,7 +158,7 @@ func TestUpsertCustomer_CleansPlainText(t *testing.T) {
 // write is plain text too.
 func TestAutomation_ActionsCleaned(t *testing.T) {
 	store := testenv.Store(t)
-	svc, automations := tickets.New(tickets.AdaptStore(store)), rules.New(rules.AdaptStore(store))
+	svc, automations := tickets.New(postgres.Tickets(store)), rules.New(postgres.Rules(store))
 	ctx, workspace := context.Background(), uuid.New()
 	rule, err := automations.CreateAutomation(ctx, workspace, md, rules.AutomationRule{Name: "<b>VIP</b>\n rule",
 		Actions: []automation.Action{

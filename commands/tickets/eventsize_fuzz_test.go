@@ -10,6 +10,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
@@ -32,7 +33,7 @@ func FuzzEventSizeCap(f *testing.F) {
 		f.Add(true, unit, uint16(50), uint8(20), uint16(800))
 	}
 	store := testenv.Store(f)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorAPIKey, ID: uuid.NewString()}, Channel: helpdeskflow.ChannelAPI,
 		RequestID: "req_" + strings.Repeat("0", 32)}
 

@@ -10,8 +10,10 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/lookups"
 )
 
 // TestCreateTicket_LargestAllowedFits creates the largest tickets the API
@@ -20,7 +22,7 @@ import (
 // escapes) and checks each is stored under the event size cap.
 func TestCreateTicket_LargestAllowedFits(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	bodies := map[string]string{
 		"4-byte characters":     strings.Repeat("😀", commands.MaxMessageBodyLen),
 		"'<' escaped to &lt;":   strings.Repeat("<", commands.MaxMessageBodyLen),
@@ -62,7 +64,7 @@ func TestCreateTicket_LargestAllowedFits(t *testing.T) {
 // request is stored (not even the new customer).
 func TestCreateTicket_OversizedEventRefused(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	workspaceID := uuid.New()
 	cmd := validTicket()
 	cmd.CustomFields = map[string]any{}
@@ -79,7 +81,7 @@ func TestCreateTicket_OversizedEventRefused(t *testing.T) {
 	if len(details) != 1 || details[0].Field != "custom_fields.zz" {
 		t.Errorf("details = %+v, want one naming custom_fields.zz", details)
 	}
-	if _, err := store.CustomerByEmail(context.Background(), workspaceID, cmd.Customer.Email); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+	if _, err := lookups.New(store.DB()).CustomerByEmail(context.Background(), workspaceID, cmd.Customer.Email); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
 		t.Errorf("the customer of the refused request was stored (err %v)", err)
 	}
 	events, err := store.ReadAfter(context.Background(), helpdeskflow.Position{}, 10, workspaceID)
@@ -93,7 +95,7 @@ func TestCreateTicket_OversizedEventRefused(t *testing.T) {
 // was.
 func TestUpdateTicket_OversizedNamesField(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	workspaceID := uuid.New()
 	tk, err := svc.CreateTicket(context.Background(), workspaceID, md, validTicket())
 	if err != nil {

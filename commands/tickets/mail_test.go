@@ -9,6 +9,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -52,9 +53,9 @@ func (m *mailbox) receive(sender, messageID, threadID, inReplyTo string, dmarcFa
 // its DMARC did not fail; otherwise it makes a new ticket and says why.
 func TestImportMail_ThreadJoinChecksTheSender(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx := context.Background()
-	ws, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(ctx, mailMD, "mail")
+	ws, _, err := access.New(postgres.Access(store)).CreateWorkspace(ctx, mailMD, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +139,8 @@ func TestImportMail_ThreadJoinChecksTheSender(t *testing.T) {
 // stranger's.
 func TestImportMail_RefusedMailDoesNotCaptureTheThread(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
-	ws, _, err := access.New(access.AdaptStore(store)).CreateWorkspace(context.Background(), mailMD, "mail")
+	svc := tickets.New(postgres.Tickets(store))
+	ws, _, err := access.New(postgres.Access(store)).CreateWorkspace(context.Background(), mailMD, "mail")
 	if err != nil {
 		t.Fatal(err)
 	}

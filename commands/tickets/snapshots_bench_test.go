@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -26,7 +27,7 @@ import (
 //     writes a snapshot, which the baseline had no need to).
 func BenchmarkCommandOnLongStream(b *testing.B) {
 	store := testenv.Store(b)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx, workspace := context.Background(), uuid.New()
 	tk, err := svc.CreateTicket(ctx, workspace, md, validTicket())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
@@ -226,9 +227,9 @@ func checkStream[S any](t *testing.T, store *eventstore.Store, workspace, id uui
 func TestSnapshots_FoldRoundTrips(t *testing.T) {
 	store := testenv.Store(t)
 	clock := &testClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	h := &history{t: t, ctx: context.Background(), svc: tickets.New(tickets.AdaptStore(store), tickets.WithClock(clock.Now)),
+	h := &history{t: t, ctx: context.Background(), svc: tickets.New(postgres.Tickets(store), tickets.WithClock(clock.Now)),
 		clock: clock, rng: rand.New(rand.NewPCG(13, 2)), workspace: uuid.New()}
-	policies := rules.New(rules.AdaptStore(store), rules.WithClock(clock.Now))
+	policies := rules.New(postgres.Rules(store), rules.WithClock(clock.Now))
 	policy, err := policies.CreateSLAPolicy(h.ctx, h.workspace, md, rules.SLAPolicyWrite{Name: "All",
 		FirstResponse: &helpdeskflow.SLATargetSpec{Minutes: 90, WarnBeforeMinutes: 30}, Resolution: &helpdeskflow.SLATargetSpec{Minutes: 600, WarnBeforeMinutes: 60}})
 	if err != nil {
@@ -313,7 +314,7 @@ func TestSnapshots_FoldRoundTrips(t *testing.T) {
 // does not load that history either.
 func TestSnapshots_CommandReadsOnlyTheTail(t *testing.T) {
 	store, reads := testenv.CountingStore(t, "FROM events")
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx := context.Background()
 	workspace := uuid.New()
 	tk, err := svc.CreateTicket(ctx, workspace, md, validTicket())
@@ -375,7 +376,7 @@ func TestSnapshots_CommandReadsOnlyTheTail(t *testing.T) {
 // a snapshot of the current format.
 func TestSnapshots_UnknownFormatIgnored(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx := context.Background()
 	workspace := uuid.New()
 	tk, err := svc.CreateTicket(ctx, workspace, md, validTicket())

@@ -70,7 +70,7 @@ type SLATimerTx interface {
 	UnscheduleSLA(ctx context.Context, ticketID uuid.UUID)
 }
 
-// Store is the event store as ticket commands use it.
+// Store is storage as ticket commands use it (see commands/postgres).
 type Store interface {
 	// Transact runs fn in one transaction, committing when it returns nil.
 	Transact(ctx context.Context, fn func(tx Tx) error) error
@@ -94,59 +94,6 @@ type customerReads interface {
 	// when none matches.
 	CustomerByEmail(ctx context.Context, workspaceID uuid.UUID, email string) (uuid.UUID, error)
 	CustomerByProfile(ctx context.Context, workspaceID uuid.UUID, provider, externalID string) (uuid.UUID, error)
-}
-
-// concreteStore is an event store whose Transact passes its own
-// transaction type T.
-type concreteStore[T any] interface {
-	Transact(ctx context.Context, fn func(tx T) error) error
-	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
-	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
-	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
-	customerReads
-}
-
-// AdaptStore turns a store whose Transact passes one transaction type with
-// every room's methods (such as *eventstore.Store, whose *eventstore.Tx has
-// them all) into a Store: each field of Tx is that one transaction. It
-// panics when T lacks a room's methods, a wiring mistake the first command
-// of any test finds.
-func AdaptStore[T any](s concreteStore[T]) Store {
-	var zero T
-	if _, err := txOf(zero); err != nil {
-		panic(err)
-	}
-	return adapted[T]{s}
-}
-
-type adapted[T any] struct{ concreteStore[T] }
-
-func (a adapted[T]) Transact(ctx context.Context, fn func(tx Tx) error) error {
-	return a.concreteStore.Transact(ctx, func(tx T) error {
-		rooms, err := txOf(tx)
-		if err != nil {
-			return err
-		}
-		return fn(rooms)
-	})
-}
-
-// txOf fills every field of Tx with tx; EInternal naming a room tx does
-// not serve.
-func txOf(tx any) (Tx, error) {
-	var out Tx
-	var ok [5]bool
-	out.Events, ok[0] = tx.(EventTx)
-	out.Customers, ok[1] = tx.(CustomerIndexTx)
-	out.Timers, ok[2] = tx.(SLATimerTx)
-	out.Rules, ok[3] = tx.(rules.SetTx)
-	out.Mail, ok[4] = tx.(MailTx)
-	for i, room := range []string{"EventTx", "CustomerIndexTx", "SLATimerTx", "rules.SetTx", "MailTx"} {
-		if !ok[i] {
-			return Tx{}, helpdeskflow.Errorf(helpdeskflow.EInternal, "tickets: transaction %T is not a %s", tx, room)
-		}
-	}
-	return out, nil
 }
 
 // fieldNamingStore gives every transaction an Append whose size refusal

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -25,7 +26,7 @@ func validTicket() tickets.CreateTicket {
 }
 
 func TestCreateTicket_Validation(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	cases := []struct {
 		name   string
 		modify func(*tickets.CreateTicket)
@@ -68,7 +69,7 @@ func TestCreateTicket_Validation(t *testing.T) {
 }
 
 func TestCreateTicket_SanitizesAndDefaults(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	cmd := validTicket()
 	cmd.Message.Body = `<p onclick="x()">Hi <a href="javascript:alert(1)">there</a><script>alert(2)</script> &amp; bye</p>`
 	cmd.Tags = []string{" VIP ", "vip", "refund"}
@@ -95,7 +96,7 @@ func TestCreateTicket_SanitizesAndDefaults(t *testing.T) {
 
 func TestCreateTicket_ConcurrentSameCustomer(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	workspace := uuid.New()
 	spellings := []string{"A@x.com ", "a@X.COM", " a@x.com", "A@X.Com", "a@x.com"}
 	const creates = 50

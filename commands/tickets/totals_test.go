@@ -11,6 +11,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -129,7 +130,7 @@ func fillCount(f *customerFixture, have, step int, request func(from, n int) tic
 // current count, and nothing of it is stored; up to the limit is fine.
 func TestCustomerTotals(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 
 	counts := []struct {
 		field string
@@ -246,7 +247,7 @@ func withCommas(n int) string {
 // keeps its id, email and tickets. So is an email change that would merge.
 func TestMergeCustomers_Totals(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	target := newCustomer(t, store, svc)
 	fillCount(target, 600, commands.MaxTags, func(from, n int) tickets.UpdateCustomer {
 		return tickets.UpdateCustomer{Tags: numberedTags("target", from, n)}
@@ -286,7 +287,7 @@ func TestMergeCustomers_Totals(t *testing.T) {
 // happen to a customer.
 func TestCustomerTotals_LargestEventFits(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	f := newCustomer(t, store, svc)
 	ctx := context.Background()
 
@@ -368,7 +369,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // 422 limit_exceeded, nothing stored; reaching the total is fine.
 func TestUpdateTicket_Totals(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx, workspace := context.Background(), uuid.New()
 	cmd := validTicket()
 	cmd.Tags = manyTags(commands.MaxTags - 2)
@@ -440,7 +441,7 @@ func addMessages(t *testing.T, store *eventstore.Store, workspace, id uuid.UUID,
 // ticket is full and to go on in a follow-up ticket, and is not stored.
 func TestAddMessage_TicketFull(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx, workspace := context.Background(), uuid.New()
 	tk, err := svc.CreateTicket(ctx, workspace, md, validTicket())
 	if err != nil {
@@ -475,7 +476,7 @@ func TestAddMessage_TicketFull(t *testing.T) {
 // does, and the full ticket stays as it is.
 func TestImportMail_FullTicketMakesANewTicket(t *testing.T) {
 	store := testenv.Store(t)
-	svc := tickets.New(tickets.AdaptStore(store))
+	svc := tickets.New(postgres.Tickets(store))
 	ctx, workspace, mailbox := context.Background(), uuid.New(), uuid.New()
 	from := tickets.CustomerRef{Email: "c@example.com", Name: "C"}
 	first, err := svc.ImportMail(ctx, workspace, md, tickets.ImportMail{ConnectionID: mailbox, ExternalID: "1", MessageID: "<1@example.com>",

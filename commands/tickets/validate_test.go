@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -57,7 +58,7 @@ func ptr[T any](v T) *T { return &v }
 // Service: each refused case lists every problem it must report (and no
 // other), each accepted case may check the normalized ticket it returns.
 func TestCreateTicket_Validate(t *testing.T) {
-	svc := tickets.New(tickets.AdaptStore(testenv.Store(t)))
+	svc := tickets.New(postgres.Tickets(testenv.Store(t)))
 	cases := []struct {
 		name     string
 		modify   func(t *testing.T, c *tickets.CreateTicket)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow/commands/access"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/commands/postgres"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
@@ -44,9 +45,9 @@ func NewCommands(store *eventstore.Store, o CommandOptions) *Commands {
 		out = append(out, outbound.WithSlack(o.Slack))
 	}
 	return &Commands{
-		Tickets:  tickets.New(tickets.AdaptStore(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics)),
-		Rules:    rules.New(rules.AdaptStore(store), rules.WithClock(clock)),
-		Access:   access.New(access.AdaptStore(store)),
-		Outbound: outbound.New(outbound.AdaptStore(store), out...),
+		Tickets:  tickets.New(postgres.Tickets(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics)),
+		Rules:    rules.New(postgres.Rules(store), rules.WithClock(clock)),
+		Access:   access.New(postgres.Access(store)),
+		Outbound: outbound.New(postgres.Outbound(store), out...),
 	}
 }

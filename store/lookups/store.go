@@ -3,7 +3,8 @@
 // holds each normalized email and each linked profile (Shopify, Stripe) of
 // a workspace, and which tickets belong to a customer. Commands reserve,
 // move and merge them in their transactions (Tx) and find customers by
-// them (Store).
+// them (Store). Reserving an email also reads the holder's stream in the
+// same round trip, with the event store's tail statement.
 package lookups
 
 import (

@@ -11,25 +11,26 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
 // deliveryQueue drives the delivery queue of one store as delivery
 // workers would, on a clock of its own (t0 and offsets from it).
 type deliveryQueue struct {
-	t      *testing.T
-	ctx    context.Context
-	events *eventstore.Store
-	store  *queues.Store
-	ws     uuid.UUID
-	t0     time.Time
+	t     *testing.T
+	ctx   context.Context
+	db    *pg.DB
+	store *queues.Store
+	ws    uuid.UUID
+	t0    time.Time
 }
 
 func newDeliveryQueue(t *testing.T) *deliveryQueue {
 	db := testenv.Postgres(t)
-	return &deliveryQueue{t: t, ctx: context.Background(), events: testenv.StoreOn(t, db), store: queues.New(db), ws: uuid.New(),
+	return &deliveryQueue{t: t, ctx: context.Background(), db: db, store: queues.New(db), ws: uuid.New(),
 		t0: time.Now().UTC().Truncate(time.Millisecond)}
 }
 
@@ -41,7 +42,8 @@ func (q *deliveryQueue) webhook(ws uuid.UUID) uuid.UUID {
 	q.t.Helper()
 	w := helpdeskflow.Webhook{ID: uuid.New(), WorkspaceID: ws, URL: "https://hooks.example.com/" + uuid.NewString(),
 		EventTypes: []string{"*"}, Active: true, CreatedAt: q.t0}
-	if err := q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	if err := q.db.Transact(q.ctx, func(ptx *pg.Tx) error {
+		tx := outbound.In(ptx)
 		tx.CreateWebhook(q.ctx, w, []byte("sealed"))
 		return nil
 	}); err != nil {
@@ -123,7 +125,8 @@ func (q *deliveryQueue) concurrently(fns ...func() error) {
 
 // deleteWebhook deletes hook as the DeleteWebhook command does.
 func (q *deliveryQueue) deleteWebhook(hook uuid.UUID, now time.Time) error {
-	return q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	return q.db.Transact(q.ctx, func(ptx *pg.Tx) error {
+		tx := outbound.In(ptx)
 		if _, _, err := tx.LockWebhook(q.ctx, q.ws, hook); err != nil {
 			return err
 		}
@@ -376,7 +379,8 @@ func TestClaimDeliveries_PausedWebhookFinishesWhatItHas(t *testing.T) {
 	q := newDeliveryQueue(t)
 	hook := q.webhook(q.ws)
 	id := q.enqueue(hook, uuid.New(), 1, 1, q.t0)[1]
-	if err := q.events.Transact(q.ctx, func(tx *eventstore.Tx) error {
+	if err := q.db.Transact(q.ctx, func(ptx *pg.Tx) error {
+		tx := outbound.In(ptx)
 		w, _, err := tx.LockWebhook(q.ctx, q.ws, hook)
 		w.Active, w.UpdatedAt = false, q.t0
 		tx.UpdateWebhook(q.ctx, w)

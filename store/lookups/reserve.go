@@ -1,4 +1,4 @@
-package eventstore
+package lookups
 
 import (
 	"context"
@@ -9,18 +9,16 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-// Moves to store/lookups once commands/ is split (issue 14); it reads the
-// holder's stream with the event store's tail statement.
-//
 // ReserveCustomerEmail makes candidate the customer of the normalized email
 // in workspace, unless another customer already holds it. It returns the
 // customer id that holds the email, whether the reservation is new (so the
 // caller must create that customer's stream in this transaction), and,
 // when the holder already existed, its stream from its snapshot (see
-// LoadTail). A concurrent transaction reserving the same email makes this
+// eventstore.Tx.LoadTail: the batch sends eventstore.TailSQL). A concurrent transaction reserving the same email makes this
 // one wait for it to end, so exactly one customer is ever created per
 // email. It costs one round trip.
 func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
@@ -29,7 +27,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
-	b.Queue(tailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
+	b.Queue(eventstore.TailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
 		workspaceID, email, helpdeskflow.SnapshotFormat)
 	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
@@ -44,7 +42,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 	if err != nil {
 		return uuid.Nil, false, helpdeskflow.StreamTail{}, pg.Internal("load customer", err)
 	}
-	history, err := scanTail(rows)
+	history, err := eventstore.ScanTail(rows)
 	if err != nil {
 		return uuid.Nil, false, helpdeskflow.StreamTail{}, err
 	}
