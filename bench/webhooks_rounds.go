@@ -17,7 +17,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -142,7 +142,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 	timed := &timedStore{WebhookStore: store}
 	sender := webhook.NewSender(webhook.Config{AllowLoopback: true})
 	defer sender.CloseIdleConnections()
-	worker, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
+	worker, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
 		Store: timed, Sender: sender, Secrets: env.keys, Logger: env.logger,
 	})
 	if err != nil {
@@ -262,7 +262,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 
 // timedStore counts and times the worker's calls to the queue.
 type timedStore struct {
-	dispatch.WebhookStore
+	pollers.WebhookStore
 	mu              sync.Mutex
 	claims, finish  []time.Duration
 	claimed, misses int64

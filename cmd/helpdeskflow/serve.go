@@ -24,6 +24,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
@@ -137,25 +139,25 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		workers = append(workers, projector.Run, requests.Run)
 	}
 	if roles["dispatcher"] {
-		handlers := []dispatch.Handler{dispatch.LogHandler{Logger: logger}}
+		handlers := []dispatch.Handler{handlers.LogHandler{Logger: logger}}
 		if keyring != nil {
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
-			deliveries, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
+			deliveries, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
 				Store: webhookRooms{rooms.outbound, rooms.queues}, Secrets: keyring, BackoffBase: base, BackoffFactor: factor, Logger: logger, Registerer: reg,
 				Sender: webhook.NewSender(webhook.Config{AllowLoopback: policy.AllowLoopback}),
 			})
 			if err != nil {
 				return err
 			}
-			notifier, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
+			notifier, err := pollers.NewSlackHandler(pollers.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
 				Auth: service.outbound, Tickets: service.tickets, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
 			}
 			// Slack and the Shopify/Stripe lookups run in the job worker,
 			// never in the dispatcher's consume loop.
-			jobs, err := dispatch.NewJobWorker(dispatch.JobWorkerConfig{Store: rooms.queues, Logger: logger, Registerer: reg,
-				Runners: map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: notifier, helpdeskflow.JobProfileLookup: linker}})
+			jobs, err := pollers.NewJobWorker(pollers.JobWorkerConfig{Store: rooms.queues, Logger: logger, Registerer: reg,
+				Runners: map[string]pollers.JobRunner{helpdeskflow.JobSlackNotification: notifier, helpdeskflow.JobProfileLookup: linker}})
 			if err != nil {
 				return err
 			}
@@ -163,7 +165,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, dispatch.WebhookHandler{Store: webhookRooms{rooms.outbound, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
+			handlers = append(handlers, pollers.WebhookHandler{Store: webhookRooms{rooms.outbound, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
 			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
@@ -173,7 +175,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		if err != nil {
 			return err
 		}
-		slaTimers, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: rooms.queues, Checker: service.tickets, Logger: logger, Registerer: reg})
+		slaTimers, err := pollers.NewSLAWorker(pollers.SLAWorkerConfig{Timers: rooms.queues, Checker: service.tickets, Logger: logger, Registerer: reg})
 		if err != nil {
 			return err
 		}
