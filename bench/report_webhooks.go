@@ -146,7 +146,7 @@ func (r *results) markdownWebhooks(w io.Writer) {
 				p.LatencyMs.P50, p.LatencyMs.P99, p.Errors, p.ConnectionsOpened)
 		}
 	}
-	fmt.Fprintf(w, "\nThe worker's calls to the queue (timed in the bench around `pollers.WebhookStore`):\n\n| round | claims | empty claims | deliveries per claim | claim p50 / p99 / max ms | FinishAttempt p50 / p99 / max ms |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\nThe worker's calls to the queue (timed in the bench around `pollers.DeliveryStore`):\n\n| round | claims | empty claims | deliveries per claim | claim p50 / p99 / max ms | FinishAttempt p50 / p99 / max ms |\n|---|---|---|---|---|---|\n")
 	for i, p := range h.Rounds {
 		if !p.Pipeline || p.ClaimMs == nil || p.FinishMs == nil {
 			continue

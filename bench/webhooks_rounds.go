@@ -139,7 +139,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 		return p, nil, err
 	}
 
-	timed := &timedStore{WebhookStore: store}
+	timed := &timedStore{DeliveryStore: store}
 	sender := webhook.NewSender(webhook.Config{AllowLoopback: true})
 	defer sender.CloseIdleConnections()
 	worker, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
@@ -262,7 +262,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 
 // timedStore counts and times the worker's calls to the queue.
 type timedStore struct {
-	pollers.WebhookStore
+	pollers.DeliveryStore
 	mu              sync.Mutex
 	claims, finish  []time.Duration
 	claimed, misses int64
@@ -270,7 +270,7 @@ type timedStore struct {
 
 func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	t := time.Now()
-	out, err := s.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := s.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.claims = append(s.claims, d)
@@ -284,7 +284,7 @@ func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, 
 
 func (s *timedStore) FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error {
 	t := time.Now()
-	err := s.WebhookStore.FinishAttempts(ctx, fs)
+	err := s.DeliveryStore.FinishAttempts(ctx, fs)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.finish = append(s.finish, d)

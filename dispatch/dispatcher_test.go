@@ -258,7 +258,7 @@ func TestDispatcher_Run(t *testing.T) {
 	j := &journal{}
 	rec := newRecorder("recorder", j)
 	reg := prometheus.NewRegistry()
-	start(t, config(brokers, pool, "g-run", reg, rec, handlers.LogHandler{Logger: slog.New(slog.DiscardHandler)}))
+	start(t, config(brokers, pool, "g-run", reg, rec, handlers.Log{Logger: slog.New(slog.DiscardHandler)}))
 
 	streams := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 	var want []key

@@ -139,7 +139,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		workers = append(workers, projector.Run, requests.Run)
 	}
 	if roles["dispatcher"] {
-		handlers := []dispatch.Handler{handlers.LogHandler{Logger: logger}}
+		var outboundHandlers *handlers.Outbound
 		if keyring != nil {
 			base, factor, _ := cfg.webhookBackoff() // validated with the config
 			deliveries, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
@@ -149,7 +149,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			notifier, err := pollers.NewSlackHandler(pollers.SlackHandlerConfig{Store: rooms.outbound, Jobs: rooms.queues, Poster: slackClient, Secrets: keyring,
+			notifier, err := pollers.NewSlackNotifier(pollers.SlackNotifierConfig{Store: rooms.outbound, Poster: slackClient, Secrets: keyring,
 				Auth: service.outbound, Tickets: service.tickets, Logger: logger, Registerer: reg})
 			if err != nil {
 				return err
@@ -165,12 +165,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			if err != nil {
 				return err
 			}
-			handlers = append(handlers, pollers.WebhookHandler{Store: webhookRooms{rooms.outbound, rooms.queues}}, notifier, &linkedprofiles.Handler{Linker: linker, Jobs: rooms.queues})
+			outboundHandlers = &handlers.Outbound{Webhooks: webhookRooms{rooms.outbound, rooms.queues}, Slack: rooms.outbound, Jobs: rooms.queues, Linker: linker}
 			workers = append(workers, deliveries.Run, jobs.Run)
 			workers = append(workers, mail...)
 		}
 		dispatcher, err := dispatch.New(dispatch.Config{
-			Brokers: brokers, Pool: db, Events: store, Logger: logger, Registerer: reg, Handlers: handlers,
+			Brokers: brokers, Pool: db, Events: store, Logger: logger, Registerer: reg,
+			Handlers: handlers.All(handlers.Config{Logger: logger, Outbound: outboundHandlers}),
 		})
 		if err != nil {
 			return err

@@ -15,12 +15,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
-// JobQueue is where the dispatcher's handlers queue calls to outside
-// services (the event store's integration_jobs).
-type JobQueue interface {
-	EnqueueJobs(ctx context.Context, jobs []helpdeskflow.IntegrationJob) error
-}
-
 // JobStore is the integration job queue as the worker uses it.
 type JobStore interface {
 	ClaimJobs(ctx context.Context, now time.Time, limit, perConnection int, inFlight map[uuid.UUID]int, lease time.Duration) ([]helpdeskflow.IntegrationJob, error)

@@ -20,6 +20,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
@@ -134,7 +135,7 @@ func (f *webhookFixture) publishIn(workspace, stream uuid.UUID, version int64, e
 	e := helpdeskflow.Event{ID: uuid.New(), Type: eventType, SchemaVersion: 1, StreamID: stream, StreamType: helpdeskflow.StreamTicket,
 		Version: version, WorkspaceID: workspace, OccurredAt: time.Now().UTC(),
 		Data: json.RawMessage(fmt.Sprintf(`{"version":%d,"ticket":%q}`, version, stream))}
-	if err := (pollers.WebhookHandler{Store: f.store}).Handle(f.ctx, e); err != nil {
+	if err := (handlers.Webhooks{Store: f.store}).Handle(f.ctx, e); err != nil {
 		f.t.Fatal(err)
 	}
 	return e
@@ -231,7 +232,7 @@ func TestWebhooks_PermanentFailureAndRedelivery(t *testing.T) {
 	hook := f.subscribe(rc.srv.URL, "*")
 	e := f.publish(uuid.New(), 1, helpdeskflow.EventTicketCreated)
 	// A Kafka redelivery of the same event records nothing new.
-	if err := (pollers.WebhookHandler{Store: f.store}).Handle(f.ctx, e); err != nil {
+	if err := (handlers.Webhooks{Store: f.store}).Handle(f.ctx, e); err != nil {
 		t.Fatal(err)
 	}
 	f.worker(time.Second)
@@ -354,7 +355,7 @@ func TestWebhooks_OrderPerTicketAndRestart(t *testing.T) {
 // claimLog is a worker's delivery queue that numbers its claims in the
 // order they start and keeps what each returned.
 type claimLog struct {
-	pollers.WebhookStore
+	pollers.DeliveryStore
 	mu      sync.Mutex
 	started int
 	claims  map[int][]uuid.UUID // by start number
@@ -365,7 +366,7 @@ func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, pe
 	n := l.started
 	l.started++
 	l.mu.Unlock()
-	out, err := l.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := l.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	l.mu.Lock()
 	for _, c := range out {
 		l.claims[n] = append(l.claims[n], c.ID)
@@ -440,7 +441,7 @@ func TestWebhooks_OutageBacklogNeverWedgesTheQueue(t *testing.T) {
 		f.publish(id, 2, helpdeskflow.EventTicketUpdated)
 	}
 
-	logs := []*claimLog{{WebhookStore: f.store, claims: map[int][]uuid.UUID{}}, {WebhookStore: f.store, claims: map[int][]uuid.UUID{}}}
+	logs := []*claimLog{{DeliveryStore: f.store, claims: map[int][]uuid.UUID{}}, {DeliveryStore: f.store, claims: map[int][]uuid.UUID{}}}
 	for _, l := range logs {
 		f.startWorker(pollers.DeliveryWorkerConfig{Store: l, Sender: webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: time.Second}),
 			BackoffBase: 300 * time.Millisecond, BackoffFactor: 2})
