@@ -34,38 +34,14 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 		return err
 	}
 	defer p.Close()
-	// Roles other than api serve /healthz (and /metrics) on the HTTP port.
-	handler := healthHandler(p.publicMetrics())
-	var roles []role
+	roles, handler, err := newRoles(ctx, p)
 	defer func() {
 		for i := len(roles) - 1; i >= 0; i-- {
 			roles[i].Close()
 		}
 	}()
-	for _, chosen := range []struct {
-		name  string
-		build func() (role, error)
-	}{
-		{"relay", func() (role, error) { return newRelayRole(p) }},
-		{"projector", func() (role, error) { return newProjectorRole(p) }},
-		{"dispatcher", func() (role, error) { return newDispatcherRole(p) }},
-		{"api", func() (role, error) {
-			api, err := newAPIRole(ctx, p)
-			if err != nil {
-				return nil, err
-			}
-			handler = api.handler
-			return api, nil
-		}},
-	} {
-		if !p.roles[chosen.name] {
-			continue
-		}
-		r, err := chosen.build()
-		if err != nil {
-			return err
-		}
-		roles = append(roles, r)
+	if err != nil {
+		return err
 	}
 	listener, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -127,6 +103,41 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 	default:
 	}
 	return err
+}
+
+// newRoles builds the roles p.roles names, in the order relay, projector,
+// dispatcher, api, and returns them with what the HTTP port serves: the
+// API, or for a process without it /healthz (and /metrics). On an error
+// it returns the roles built so far, for the caller to close.
+func newRoles(ctx context.Context, p *process) ([]role, nethttp.Handler, error) {
+	handler := healthHandler(p.publicMetrics())
+	var roles []role
+	for _, chosen := range []struct {
+		name  string
+		build func() (role, error)
+	}{
+		{"relay", func() (role, error) { return newRelayRole(p) }},
+		{"projector", func() (role, error) { return newProjectorRole(p) }},
+		{"dispatcher", func() (role, error) { return newDispatcherRole(p) }},
+		{"api", func() (role, error) {
+			api, err := newAPIRole(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			handler = api.handler
+			return api, nil
+		}},
+	} {
+		if !p.roles[chosen.name] {
+			continue
+		}
+		r, err := chosen.build()
+		if err != nil {
+			return roles, nil, err
+		}
+		roles = append(roles, r)
+	}
+	return roles, handler, nil
 }
 
 // runAll runs fns concurrently until ctx ends or one of them fails, which
