@@ -17,7 +17,7 @@
 //     automation rules (POST /v1/automations) against none, each in fresh
 //     workspaces (`helpdeskflow workspace create`), and their ratio;
 //   - webhook deliveries per second through the delivery pipeline (the
-//     Postgres queue, dispatch.DeliveryWorker, webhook.Sender; in this
+//     Postgres queue, pollers.DeliveryWorker, webhook.Sender; in this
 //     process, on a database of its own) to a local receiver, against a
 //     plain net/http client posting the same bodies, and their ratio;
 //   - list queries (GET /v1/tickets with a mix of filters and next_cursor

@@ -119,7 +119,7 @@ func (r *results) markdownWebhooks(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n## Webhooks (delivery pipeline vs a plain net/http client, %d in flight)\n\n", h.Concurrency)
 	fmt.Fprintf(w, "In the bench process, on a Postgres database of its own (`%s`, migrated; the dev process is idle). The receiver: %s, keep-alive, counting requests and verifying every %dth delivery's signature. %d webhooks of one workspace (`outbound.Service.CreateWebhook`, secrets sealed with a `secretbox.Keyring`), each at its own address. "+
-		"A **pipeline** round enqueues %d `ticket.created` deliveries (`EnqueueDeliveries`, ~%d B bodies, one stream each, spread over the webhooks in turn; then `VACUUM ANALYZE`), starts a `dispatch.DeliveryWorker` with its defaults (Concurrency %d, PerWebhook %d) and a `webhook.Sender` (`AllowLoopback`), and measures from its start until no delivery is pending (all claimed, opened, signed, posted and recorded). "+
+		"A **pipeline** round enqueues %d `ticket.created` deliveries (`EnqueueDeliveries`, ~%d B bodies, one stream each, spread over the webhooks in turn; then `VACUUM ANALYZE`), starts a `pollers.DeliveryWorker` with its defaults (Concurrency %d, PerWebhook %d) and a `webhook.Sender` (`AllowLoopback`), and measures from its start until no delivery is pending (all claimed, opened, signed, posted and recorded). "+
 		"A **plain** round posts the same bodies to the same addresses with %d goroutines and one `http.Transport` (%d idle connections per host), in passes over them for at least %.0f s. Rounds in the order %s.\n\n",
 		h.Database, h.Receiver, webhookVerifyEvery, h.Webhooks, h.Deliveries, h.BodyBytesAvg, h.Concurrency, h.PerWebhook, h.Concurrency, h.Concurrency, h.PlainMinSecs, h.RoundOrder)
 	fmt.Fprintf(w, "| side | rounds | requests | per second | latency p50 ms | p99 ms | max ms | receiver gap p50 / p99 / max ms | connections opened | errors | CPU ms/delivery: bench | postgres | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -146,7 +146,7 @@ func (r *results) markdownWebhooks(w io.Writer) {
 				p.LatencyMs.P50, p.LatencyMs.P99, p.Errors, p.ConnectionsOpened)
 		}
 	}
-	fmt.Fprintf(w, "\nThe worker's calls to the queue (timed in the bench around `dispatch.WebhookStore`):\n\n| round | claims | empty claims | deliveries per claim | claim p50 / p99 / max ms | FinishAttempt p50 / p99 / max ms |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "\nThe worker's calls to the queue (timed in the bench around `pollers.DeliveryStore`):\n\n| round | claims | empty claims | deliveries per claim | claim p50 / p99 / max ms | FinishAttempt p50 / p99 / max ms |\n|---|---|---|---|---|---|\n")
 	for i, p := range h.Rounds {
 		if !p.Pipeline || p.ClaimMs == nil || p.FinishMs == nil {
 			continue

@@ -13,7 +13,7 @@ import (
 )
 
 // The webhooks phase: webhook deliveries per second through the delivery
-// pipeline (the Postgres queue, dispatch.DeliveryWorker, webhook.Sender) to
+// pipeline (the Postgres queue, pollers.DeliveryWorker, webhook.Sender) to
 // a local receiver, against a plain net/http client posting the same bodies
 // to the same receiver, in the same run (issue: "target ≥ 50 % of it").
 //

@@ -63,7 +63,7 @@ type hookRound struct {
 	Attempts            int64            `json:"attempts,omitempty"`
 	ErrorClasses        map[string]int64 `json:"error_classes,omitempty"`
 	TimedOut            bool             `json:"timed_out,omitempty"`
-	// The worker's calls to the queue (timed around dispatch.WebhookStore):
+	// The worker's calls to the queue (timed around pollers.DeliveryStore):
 	// how many claims, deliveries per claim, and how long each call took.
 	Claims             int64           `json:"claims,omitempty"`
 	EmptyClaims        int64           `json:"empty_claims,omitempty"`

@@ -17,7 +17,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -139,10 +139,10 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 		return p, nil, err
 	}
 
-	timed := &timedStore{WebhookStore: store}
+	timed := &timedStore{DeliveryStore: store}
 	sender := webhook.NewSender(webhook.Config{AllowLoopback: true})
 	defer sender.CloseIdleConnections()
-	worker, err := dispatch.NewDeliveryWorker(dispatch.DeliveryWorkerConfig{
+	worker, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
 		Store: timed, Sender: sender, Secrets: env.keys, Logger: env.logger,
 	})
 	if err != nil {
@@ -262,7 +262,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 
 // timedStore counts and times the worker's calls to the queue.
 type timedStore struct {
-	dispatch.WebhookStore
+	pollers.DeliveryStore
 	mu              sync.Mutex
 	claims, finish  []time.Duration
 	claimed, misses int64
@@ -270,7 +270,7 @@ type timedStore struct {
 
 func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	t := time.Now()
-	out, err := s.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := s.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.claims = append(s.claims, d)
@@ -284,7 +284,7 @@ func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, 
 
 func (s *timedStore) FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error {
 	t := time.Now()
-	err := s.WebhookStore.FinishAttempts(ctx, fs)
+	err := s.DeliveryStore.FinishAttempts(ctx, fs)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.finish = append(s.finish, d)

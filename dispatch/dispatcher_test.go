@@ -21,6 +21,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
@@ -257,7 +258,7 @@ func TestDispatcher_Run(t *testing.T) {
 	j := &journal{}
 	rec := newRecorder("recorder", j)
 	reg := prometheus.NewRegistry()
-	start(t, config(brokers, pool, "g-run", reg, rec, dispatch.LogHandler{Logger: slog.New(slog.DiscardHandler)}))
+	start(t, config(brokers, pool, "g-run", reg, rec, handlers.Log{Logger: slog.New(slog.DiscardHandler)}))
 
 	streams := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 	var want []key

@@ -1,15 +1,25 @@
-// Package dispatch runs HelpDeskFlow's asynchronous side effects. A
-// Dispatcher consumes the events topic in its own Kafka consumer group and
-// hands every event to a list of Handlers (signed webhooks, Slack
-// notifications, SLA timers, time-based automations), at least once and in
-// per-stream version order. Redeliveries are dropped by (stream id, version)
-// using the progress it keeps in Postgres (table dispatch_progress), so a
-// handler normally sees an event once; a crash between a handler's success
-// and the progress write can still repeat it, which is why handlers must be
-// idempotent.
+// Package dispatch runs HelpDeskFlow's asynchronous side effects in two
+// kinds of work, each in a folder of its own:
+//
+//   - handlers of Kafka events (dispatch/handlers, whose All is the one
+//     list of them): a Dispatcher consumes the events topic in its own
+//     Kafka consumer group and hands every event to its Handlers. A
+//     handler reacts to an event and only writes Postgres (it queues a
+//     webhook delivery, a Slack notification job, a customer lookup job);
+//   - pollers of Postgres queues (dispatch/pollers): they lease what the
+//     handlers queued, and the SLA timers, and call the outside world
+//     (webhook endpoints, Slack, Shopify, Stripe) or the command areas,
+//     never inside the consume loop.
+//
+// This package is the Dispatcher and its Handler contract. It calls the
+// handlers at least once and in per-stream version order. Redeliveries are
+// dropped by (stream id, version) using the progress it keeps in Postgres
+// (store/progress, table dispatch_progress), so a handler normally sees an
+// event once; a crash between a handler's success and the progress write
+// can still repeat it, which is why handlers must be idempotent.
 //
 // The Dispatcher's batches (one per poll) are plugged into kafka.Consumer,
 // the one consume loop, which commits their offsets after their progress is
-// written. The package imports the root package, kafka, pgx and the Prometheus
-// client; it is the only package besides eventstore that talks to Postgres.
+// written. The package imports the root package, kafka, store/pg,
+// store/progress and the Prometheus client.
 package dispatch

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -14,7 +14,7 @@ import (
 // withSLAClock returns a copy of h whose service stamps events with clock
 // and whose server shows SLA status at it, and an SLA timer worker on the
 // same clock.
-func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker) {
+func (h *harness) withSLAClock(clock *fakeClock) (*harness, *pollers.SLAWorker) {
 	h.t.Helper()
 	service := testenv.NewCommands(h.store.EventStore, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
@@ -29,7 +29,7 @@ func (h *harness) withSLAClock(clock *fakeClock) (*harness, *dispatch.SLAWorker)
 	h.t.Cleanup(srv.Close)
 	c := *h
 	c.url, c.server, c.service = srv.URL, server, service
-	worker, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: h.store, Checker: service.Tickets, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+	worker, err := pollers.NewSLAWorker(pollers.SLAWorkerConfig{Timers: h.store, Checker: service.Tickets, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -1,9 +1,9 @@
 // Package linkedprofiles attaches customers' profiles in connected Shopify
 // shops and Stripe accounts to the customers (as linked profiles that
-// automation conditions can use): when a customer is created (Handler, a
-// dispatcher handler, queues one lookup job per connection; the
-// dispatcher's job worker runs them with Linker.RunJob, outside the Kafka
-// consume loop) and on demand (Linker.Refresh, behind
+// automation conditions can use): when a customer is created (the
+// dispatcher's handlers.LinkedProfiles queues one LookupJob per connection;
+// the job worker, pollers.JobWorker, runs them with Linker.RunJob, outside
+// the Kafka consume loop) and on demand (Linker.Refresh, behind
 // POST /v1/customers/{id}/linked-profiles/refresh). The lookups themselves
 // are package profilelookup's; this package chooses the connections,
 // hands out their tokens, records what was found, and marks a connection
@@ -141,7 +141,7 @@ func (l *Linker) Refresh(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 	if err != nil {
 		return customer, nil, err
 	}
-	conns, err := l.connections(ctx, workspaceID)
+	conns, err := l.LookupConnections(ctx, workspaceID)
 	if err != nil {
 		return customer, nil, err
 	}
@@ -185,9 +185,9 @@ func (l *Linker) Refresh(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 	return customer, outcomes, nil
 }
 
-// connections returns the workspace's active Shopify and Stripe
-// connections.
-func (l *Linker) connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error) {
+// LookupConnections returns the workspace's active Shopify and Stripe
+// connections: those a customer is looked up in.
+func (l *Linker) LookupConnections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error) {
 	all, err := l.cfg.Connections.Connections(ctx, workspaceID)
 	if err != nil {
 		return nil, err
@@ -234,69 +234,16 @@ func (l *Linker) lookup(ctx context.Context, c helpdeskflow.Connection, email st
 	}
 }
 
-// Jobs is the integration job queue (the event store): Handler queues
-// one lookup per connection there, and the dispatcher's job worker runs
-// each with Linker.RunJob.
-type Jobs interface {
-	EnqueueJobs(ctx context.Context, jobs []helpdeskflow.IntegrationJob) error
-}
-
-// Handler queues lookups of new customers (a dispatch.Handler): one
-// helpdeskflow.JobProfileLookup job per active Shopify or Stripe
-// connection of the workspace, written in one idempotent statement, so the
-// dispatcher never waits for Shopify or Stripe. Linker.RunJob runs them.
-type Handler struct {
-	Linker *Linker
-	Jobs   Jobs
-	// Now defaults to time.Now.
-	Now func() time.Time
-}
-
-// Name implements dispatch.Handler.
-func (h *Handler) Name() string { return "linked-profiles" }
-
-// lookupJob is the payload of a JobProfileLookup.
-type lookupJob struct {
+// LookupJob is the payload of a helpdeskflow.JobProfileLookup: the
+// customer to look up in the job's connection. handlers.LinkedProfiles
+// queues it (one per connection LookupConnections returns); RunJob runs
+// it.
+type LookupJob struct {
 	CustomerID uuid.UUID `json:"customer_id"`
 }
 
-// Handle queues the lookups of the customer of a customer.created event,
-// and of a customer.updated one that changed the email.
-func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
-	switch e.Type {
-	case helpdeskflow.EventCustomerCreated:
-	case helpdeskflow.EventCustomerUpdated:
-		var d struct {
-			Email *helpdeskflow.Change[string] `json:"email"`
-		}
-		if err := json.Unmarshal(e.Data, &d); err != nil || d.Email == nil {
-			return nil
-		}
-	default:
-		return nil
-	}
-	conns, err := h.Linker.connections(ctx, e.WorkspaceID)
-	if err != nil || len(conns) == 0 {
-		return err
-	}
-	payload, err := json.Marshal(lookupJob{CustomerID: e.StreamID})
-	if err != nil {
-		return err
-	}
-	now := time.Now
-	if h.Now != nil {
-		now = h.Now
-	}
-	jobs := make([]helpdeskflow.IntegrationJob, len(conns))
-	for i, c := range conns {
-		jobs[i] = helpdeskflow.IntegrationJob{ID: uuid.New(), WorkspaceID: e.WorkspaceID, ConnectionID: c.ID,
-			Kind: helpdeskflow.JobProfileLookup, EventID: e.ID, Payload: payload, CreatedAt: now()}
-	}
-	return h.Jobs.EnqueueJobs(ctx, jobs)
-}
-
 // RunJob looks a queued customer up in the job's connection (a
-// dispatch.JobRunner) and adds the profile found. Its outcomes are
+// pollers.JobRunner) and adds the profile found. Its outcomes are
 // "linked", "not_found" and "skipped" (the customer or the connection is
 // gone, or the connection is no longer active); a failure is retried when
 // it is temporary (rate limits after their Retry-After, 5xx, network
@@ -305,7 +252,7 @@ func (h *Handler) Handle(ctx context.Context, e helpdeskflow.Event) error {
 // customer holds is "conflict", a customer at its linked-profile total
 // (tickets.MaxCustomerLinkedProfiles) "limit_exceeded".
 func (l *Linker) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
-	var job lookupJob
+	var job LookupJob
 	if err := json.Unmarshal(j.Payload, &job); err != nil {
 		return helpdeskflow.JobResult{Err: fmt.Errorf("lookup job payload: %w", err), ErrorClass: "bad_job"}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/integrationstest"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
@@ -212,7 +213,7 @@ func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &linkedprofiles.Handler{Linker: f.linker, Jobs: f.store}
+	h := &handlers.LinkedProfiles{Linker: f.linker, Jobs: f.store}
 	calls := f.shops.Calls("")
 	for range 2 { // a redelivery queues nothing more
 		if err := h.Handle(f.ctx, events[0]); err != nil {
@@ -272,7 +273,7 @@ func TestHandler_QueuesLookupsThatRunJobRuns(t *testing.T) {
 	other := newFixture(t)
 	c := other.customer("dan@example.com")
 	evs, _ := other.store.Load(other.ctx, other.workspace, c.ID)
-	if err := (&linkedprofiles.Handler{Linker: other.linker, Jobs: other.store}).Handle(other.ctx, evs[0]); err != nil {
+	if err := (&handlers.LinkedProfiles{Linker: other.linker, Jobs: other.store}).Handle(other.ctx, evs[0]); err != nil {
 		t.Fatal(err)
 	}
 	if jobs := other.claim(); len(jobs) != 0 {
@@ -301,7 +302,7 @@ func TestRunJob_CustomerAtItsTotal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&linkedprofiles.Handler{Linker: f.linker, Jobs: f.store}).Handle(f.ctx, events[0]); err != nil {
+	if err := (&handlers.LinkedProfiles{Linker: f.linker, Jobs: f.store}).Handle(f.ctx, events[0]); err != nil {
 		t.Fatal(err)
 	}
 	jobs := f.claim()

@@ -1,4 +1,4 @@
-package dispatch_test
+package pollers_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -62,8 +62,8 @@ func newSLAFixture(t *testing.T) *slaFixture {
 
 // worker is a new SLA timer worker, as after a restart: it knows nothing
 // but what Postgres holds.
-func (f *slaFixture) worker() *dispatch.SLAWorker {
-	w, err := dispatch.NewSLAWorker(dispatch.SLAWorkerConfig{Timers: f.store, Checker: f.svc.Tickets, Now: f.clock.Now,
+func (f *slaFixture) worker() *pollers.SLAWorker {
+	w, err := pollers.NewSLAWorker(pollers.SLAWorkerConfig{Timers: f.store, Checker: f.svc.Tickets, Now: f.clock.Now,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.t.Fatal(err)
@@ -71,7 +71,7 @@ func (f *slaFixture) worker() *dispatch.SLAWorker {
 	return w
 }
 
-func (f *slaFixture) tick(w *dispatch.SLAWorker) int {
+func (f *slaFixture) tick(w *pollers.SLAWorker) int {
 	f.t.Helper()
 	n, err := w.Tick(f.ctx)
 	if err != nil {

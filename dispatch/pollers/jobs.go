@@ -1,4 +1,4 @@
-package dispatch
+package pollers
 
 import (
 	"context"
@@ -14,12 +14,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
-
-// JobQueue is where the dispatcher's handlers queue calls to outside
-// services (the event store's integration_jobs).
-type JobQueue interface {
-	EnqueueJobs(ctx context.Context, jobs []helpdeskflow.IntegrationJob) error
-}
 
 // JobStore is the integration job queue as the worker uses it.
 type JobStore interface {

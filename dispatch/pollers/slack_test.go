@@ -1,4 +1,4 @@
-package dispatch_test
+package pollers_test
 
 import (
 	"context"
@@ -17,7 +17,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -26,7 +27,7 @@ const slackToken = "xoxb-1-good"
 type slackFixture struct {
 	*webhookFixture
 	fake    *slacktest.Server
-	handler *dispatch.SlackHandler
+	handler handlers.Slack
 	seen    map[uuid.UUID]int // events handed to the handler, per ticket
 }
 
@@ -37,14 +38,14 @@ func newSlackFixture(t *testing.T) *slackFixture {
 	fake.SetToken(slackToken)
 	client := slack.New(fake.URL(), nil)
 	f.svc = testenv.NewCommands(f.store.EventStore, testenv.CommandOptions{Sealer: f.keys, AllowLoopback: true, Slack: client})
-	h, err := dispatch.NewSlackHandler(dispatch.SlackHandlerConfig{Store: f.store, Jobs: f.store, Poster: client, Secrets: f.keys, Auth: f.svc.Outbound,
+	notifier, err := pollers.NewSlackNotifier(pollers.SlackNotifierConfig{Store: f.store, Poster: client, Secrets: f.keys, Auth: f.svc.Outbound,
 		Tickets: f.svc.Tickets, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One notification at a time, so the posts keep the events' order.
-	f.jobWorker(map[string]dispatch.JobRunner{helpdeskflow.JobSlackNotification: h}, dispatch.JobWorkerConfig{PerConnection: 1, MaxAttempts: 3})
-	return &slackFixture{webhookFixture: f, fake: fake, handler: h, seen: map[uuid.UUID]int{}}
+	f.jobWorker(map[string]pollers.JobRunner{helpdeskflow.JobSlackNotification: notifier}, pollers.JobWorkerConfig{PerConnection: 1, MaxAttempts: 3})
+	return &slackFixture{webhookFixture: f, fake: fake, handler: handlers.Slack{Store: f.store, Jobs: f.store}, seen: map[uuid.UUID]int{}}
 }
 
 // dispatchNew hands the ticket's events not handed yet to the handler, as

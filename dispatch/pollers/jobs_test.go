@@ -1,4 +1,4 @@
-package dispatch_test
+package pollers_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
@@ -21,7 +21,7 @@ import (
 // jobWorker starts a job worker with runners until the test or stop ends
 // it. cfg's Store and Runners are set here; its zero timings get fast
 // test values.
-func (f *webhookFixture) jobWorker(runners map[string]dispatch.JobRunner, cfg dispatch.JobWorkerConfig) (stop func()) {
+func (f *webhookFixture) jobWorker(runners map[string]pollers.JobRunner, cfg pollers.JobWorkerConfig) (stop func()) {
 	f.t.Helper()
 	cfg.Store, cfg.Runners = f.store, runners
 	if cfg.Backoff == 0 {
@@ -33,7 +33,7 @@ func (f *webhookFixture) jobWorker(runners map[string]dispatch.JobRunner, cfg di
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	w, err := dispatch.NewJobWorker(cfg)
+	w, err := pollers.NewJobWorker(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -243,12 +243,12 @@ func TestJobs_LeaseExpiresAfterACrashedWorker(t *testing.T) {
 	}
 	var attempts []int
 	var mu sync.Mutex
-	f.jobWorker(map[string]dispatch.JobRunner{testKind: runnerFunc(func(_ context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	f.jobWorker(map[string]pollers.JobRunner{testKind: runnerFunc(func(_ context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
 		mu.Lock()
 		attempts = append(attempts, j.Attempt)
 		mu.Unlock()
 		return helpdeskflow.JobResult{Outcome: "ok"}
-	})}, dispatch.JobWorkerConfig{})
+	})}, pollers.JobWorkerConfig{})
 	f.drain()
 	mu.Lock()
 	defer mu.Unlock()
@@ -266,7 +266,7 @@ func TestJobWorker_HungConnectionHoldsOnlyItsOwnSlots(t *testing.T) {
 	f.enqueue(hung, time.Now().Add(-time.Minute), 20)
 	f.enqueue(other, time.Now(), 10)
 	r := newHangingRunner(hung)
-	f.jobWorker(map[string]dispatch.JobRunner{testKind: r}, dispatch.JobWorkerConfig{PerConnection: 2, Concurrency: 4})
+	f.jobWorker(map[string]pollers.JobRunner{testKind: r}, pollers.JobWorkerConfig{PerConnection: 2, Concurrency: 4})
 	// The runner counts a job done before the worker records it: wait
 	// for the queue to show it too.
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -300,7 +300,7 @@ func TestJobWorker_RetriesWithBackoffThenFails(t *testing.T) {
 	var mu sync.Mutex
 	runs := map[uuid.UUID][]int{}
 	reg := prometheus.NewRegistry()
-	f.jobWorker(map[string]dispatch.JobRunner{testKind: runnerFunc(func(_ context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	f.jobWorker(map[string]pollers.JobRunner{testKind: runnerFunc(func(_ context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
 		mu.Lock()
 		runs[j.ConnectionID] = append(runs[j.ConnectionID], j.Attempt)
 		mu.Unlock()
@@ -308,7 +308,7 @@ func TestJobWorker_RetriesWithBackoffThenFails(t *testing.T) {
 			return helpdeskflow.JobResult{Err: errors.New("the provider refused the token"), ErrorClass: "token_expired"}
 		}
 		return helpdeskflow.JobResult{Err: errors.New("HTTP 503"), ErrorClass: "temporary", Retry: true}
-	})}, dispatch.JobWorkerConfig{MaxAttempts: 3, Registerer: reg})
+	})}, pollers.JobWorkerConfig{MaxAttempts: 3, Registerer: reg})
 	f.enqueue(flaky, time.Now(), 1)
 	f.enqueue(broken, time.Now(), 1)
 	f.drain()
@@ -338,9 +338,9 @@ func TestJobWorker_RetryAfterIsWaitedOut(t *testing.T) {
 	c := &clock{now: time.Now().UTC().Truncate(time.Millisecond)}
 	conn := uuid.New()
 	f.enqueue(conn, c.Now(), 1)
-	stop := f.jobWorker(map[string]dispatch.JobRunner{testKind: runnerFunc(func(context.Context, helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	stop := f.jobWorker(map[string]pollers.JobRunner{testKind: runnerFunc(func(context.Context, helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
 		return helpdeskflow.JobResult{Err: errors.New("HTTP 429"), ErrorClass: "rate_limited", Retry: true, RetryAfter: time.Hour}
-	})}, dispatch.JobWorkerConfig{Now: c.Now, Backoff: time.Second})
+	})}, pollers.JobWorkerConfig{Now: c.Now, Backoff: time.Second})
 	testenv.Eventually(t, 20*time.Second, func() error {
 		if q := f.queue(conn); q.LastFailure == nil {
 			return errors.New("no failure recorded yet")
@@ -366,7 +366,7 @@ func TestJobWorker_StopReleasesRunningJobs(t *testing.T) {
 	hung := uuid.New()
 	f.enqueue(hung, time.Now(), 1)
 	r := newHangingRunner(hung)
-	stop := f.jobWorker(map[string]dispatch.JobRunner{testKind: r}, dispatch.JobWorkerConfig{})
+	stop := f.jobWorker(map[string]pollers.JobRunner{testKind: r}, pollers.JobWorkerConfig{})
 	testenv.Eventually(t, 20*time.Second, func() error {
 		if inFlight, _, _ := r.state(hung); inFlight != 1 {
 			return errors.New("not running yet")

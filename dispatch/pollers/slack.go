@@ -1,4 +1,4 @@
-package dispatch
+package pollers
 
 import (
 	"context"
@@ -39,11 +39,10 @@ type TicketGetter interface {
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 }
 
-// SlackHandlerConfig configures a SlackHandler; all but Logger and
+// SlackNotifierConfig configures a SlackNotifier; all but Logger and
 // Registerer are required.
-type SlackHandlerConfig struct {
+type SlackNotifierConfig struct {
 	Store      SlackStore
-	Jobs       JobQueue
 	Poster     SlackPoster
 	Secrets    Opener
 	Auth       SlackAuthFailures
@@ -52,40 +51,33 @@ type SlackHandlerConfig struct {
 	Registerer prometheus.Registerer
 }
 
-// SlackHandler sends Slack notifications for new tickets, escalations
-// (priority raised to urgent, or an automation's notify_slack), SLA
-// warnings and breaches, and integrations that stopped working, to the
-// channels the workspace chose, in two halves:
-//
-//   - as a dispatcher Handler it only queues a job
-//     (helpdeskflow.JobSlackNotification) for an event that asks for a
-//     notification the workspace has a channel for: one idempotent
-//     Postgres write, so a slow Slack never holds up the dispatcher;
-//   - as a JobRunner (run by the JobWorker) it posts the notification and
-//     logs its final outcome (posted, skipped or failed) once per (event,
-//     kind) in the notification log.
+// SlackNotifier is the JobRunner of Slack notifications (run by the
+// JobWorker, never in the dispatcher's consume loop): it posts the
+// notification a SlackJob names and logs its final outcome (posted,
+// skipped or failed) once per (event, kind) in the notification log.
+// handlers.Slack queues the jobs.
 //
 // When Slack refuses the token the integration is marked
 // needs_revalidation and later notifications are logged as skipped, never
 // dropped silently. Rate limits (after their Retry-After), 5xx, network
 // errors and timeouts are retried by the worker with backoff; the last
 // failed attempt is logged as failed.
-type SlackHandler struct {
-	cfg   SlackHandlerConfig
+type SlackNotifier struct {
+	cfg   SlackNotifierConfig
 	posts *prometheus.CounterVec
 }
 
-// NewSlackHandler returns the handler, registering
+// NewSlackNotifier returns the notifier, registering
 // helpdeskflow_slack_posts_total{outcome} (posted, skipped, failed, and
 // retried for each retry of a temporary failure).
-func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
-	if cfg.Store == nil || cfg.Jobs == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
-		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackHandlerConfig needs Store, Jobs, Poster, Secrets, Auth and Tickets")
+func NewSlackNotifier(cfg SlackNotifierConfig) (*SlackNotifier, error) {
+	if cfg.Store == nil || cfg.Poster == nil || cfg.Secrets == nil || cfg.Auth == nil || cfg.Tickets == nil {
+		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: SlackNotifierConfig needs Store, Poster, Secrets, Auth and Tickets")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &SlackHandler{cfg: cfg, posts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_slack_posts_total",
+	h := &SlackNotifier{cfg: cfg, posts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_slack_posts_total",
 		Help: "Slack notifications by outcome: posted, skipped (integration needs revalidation), failed (for good), retried (temporary failure)."},
 		[]string{"outcome"})}
 	if cfg.Registerer != nil {
@@ -98,86 +90,10 @@ func NewSlackHandler(cfg SlackHandlerConfig) (*SlackHandler, error) {
 	return h, nil
 }
 
-// Name implements Handler.
-func (h *SlackHandler) Name() string { return "slack" }
-
-// notification is what an event asks Slack for.
-type notification struct {
-	kind        string
-	channel     string // an explicit channel (notify_slack), else by kind
-	ruleMessage string
-	point       *helpdeskflow.SLAPoint
-}
-
-// notificationOf returns what e asks for, or false when nothing.
-func notificationOf(e helpdeskflow.Event) (notification, bool) {
-	switch e.Type {
-	case helpdeskflow.EventTicketCreated:
-		return notification{kind: slack.KindNewTicket}, true
-	case helpdeskflow.EventTicketUpdated:
-		var u helpdeskflow.TicketUpdated
-		if json.Unmarshal(e.Data, &u) == nil && u.Priority != nil && u.Priority.New == helpdeskflow.PriorityUrgent && u.Priority.Old != helpdeskflow.PriorityUrgent {
-			return notification{kind: slack.KindEscalation}, true
-		}
-	case helpdeskflow.EventTicketNotificationRequested:
-		var n struct {
-			Action string `json:"action"`
-			Value  struct {
-				Channel string `json:"channel"`
-				Message string `json:"message"`
-			} `json:"value"`
-		}
-		if json.Unmarshal(e.Data, &n) == nil && n.Action == "notify_slack" {
-			return notification{kind: slack.KindEscalation, channel: n.Value.Channel, ruleMessage: n.Value.Message}, true
-		}
-	case helpdeskflow.EventTicketSLAWarning, helpdeskflow.EventTicketSLABreached:
-		var p helpdeskflow.SLAPoint
-		if json.Unmarshal(e.Data, &p) == nil {
-			kind := slack.KindSLAWarning
-			if e.Type == helpdeskflow.EventTicketSLABreached {
-				kind = slack.KindSLABreach
-			}
-			return notification{kind: kind, point: &p}, true
-		}
-	}
-	return notification{}, false
-}
-
-func (n notification) channelIn(c helpdeskflow.SlackChannels) string {
-	if n.channel != "" {
-		return n.channel
-	}
-	switch n.kind {
-	case slack.KindNewTicket:
-		return c.NewTicket
-	case slack.KindEscalation:
-		return c.Escalation
-	case slack.KindSLAWarning:
-		return c.SLAWarning
-	case slack.KindSLABreach:
-		return c.SLABreach
-	}
-	return ""
-}
-
-// integrationProblemOf returns the problem an integration event reports:
-// another integration (not Slack itself) stopped working.
-func integrationProblemOf(e helpdeskflow.Event) (slack.IntegrationProblem, bool) {
-	status := map[string]string{helpdeskflow.EventIntegrationTokenExpired: helpdeskflow.ConnectionTokenExpired,
-		helpdeskflow.EventIntegrationNeedsRevalidation: helpdeskflow.ConnectionNeedsRevalidation}[e.Type]
-	if status == "" {
-		return slack.IntegrationProblem{}, false
-	}
-	var d helpdeskflow.IntegrationChanged
-	if json.Unmarshal(e.Data, &d) != nil || d.Provider == "slack" {
-		return slack.IntegrationProblem{}, false
-	}
-	return slack.IntegrationProblem{Provider: d.Provider, Account: d.Team, Status: status, Problem: d.Error}, true
-}
-
-// slackJob is the payload of a JobSlackNotification: what to post where,
-// decided when the event was handled.
-type slackJob struct {
+// SlackJob is the payload of a helpdeskflow.JobSlackNotification: what to
+// post where, decided when the dispatcher handled the event (handlers.Slack
+// queues it, SlackNotifier runs it).
+type SlackJob struct {
 	// Key is the notification log's kind: the notification kind, with
 	// ":rule" for an automation's notify_slack (so it does not collide
 	// with the escalation a priority change of the same event may cause),
@@ -191,47 +107,6 @@ type slackJob struct {
 	Problem     *slack.IntegrationProblem `json:"problem,omitempty"`
 }
 
-// Handle implements Handler: it queues the notification e asks for when
-// the workspace has Slack connected with a channel for it, and does
-// nothing else.
-func (h *SlackHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
-	job := slackJob{TicketID: e.StreamID}
-	p, isProblem := integrationProblemOf(e)
-	n, isNotification := notificationOf(e)
-	switch {
-	case isProblem:
-		job.Key, job.Kind, job.Problem = slack.KindIntegration, slack.KindIntegration, &p
-	case isNotification:
-		job.Key, job.Kind, job.RuleMessage, job.Point = n.kind, n.kind, n.ruleMessage, n.point
-		if n.channel != "" {
-			job.Key += ":rule"
-		}
-	default:
-		return nil
-	}
-	in, _, err := h.cfg.Store.SlackIntegration(ctx, e.WorkspaceID)
-	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if isProblem {
-		job.Channel = in.Channels.Escalation
-	} else {
-		job.Channel = n.channelIn(in.Channels)
-	}
-	if job.Channel == "" {
-		return nil
-	}
-	payload, err := json.Marshal(job)
-	if err != nil {
-		return err
-	}
-	return h.cfg.Jobs.EnqueueJobs(ctx, []helpdeskflow.IntegrationJob{{ID: uuid.New(), WorkspaceID: e.WorkspaceID,
-		ConnectionID: e.WorkspaceID, Kind: helpdeskflow.JobSlackNotification, EventID: e.ID, Payload: payload, CreatedAt: time.Now()}})
-}
-
 // Outcomes of a Slack job besides the log's posted, skipped and failed.
 const (
 	// slackDuplicate: the notification log already has the event's
@@ -243,8 +118,8 @@ const (
 
 // RunJob implements JobRunner: it posts one queued notification, once,
 // and logs the outcome when it is final.
-func (h *SlackHandler) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
-	var job slackJob
+func (h *SlackNotifier) RunJob(ctx context.Context, j helpdeskflow.IntegrationJob) helpdeskflow.JobResult {
+	var job SlackJob
 	if err := json.Unmarshal(j.Payload, &job); err != nil {
 		return helpdeskflow.JobResult{Err: fmt.Errorf("slack job payload: %w", err), ErrorClass: "bad_job"}
 	}
@@ -337,7 +212,7 @@ func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // skipped), or for failed a job failed for good with the reason as its
 // error (class "failed"; callers name a better one). A failed log write is
 // a retried failure.
-func (h *SlackHandler) decided(ctx context.Context, n helpdeskflow.SlackNotification, status, reason string) helpdeskflow.JobResult {
+func (h *SlackNotifier) decided(ctx context.Context, n helpdeskflow.SlackNotification, status, reason string) helpdeskflow.JobResult {
 	n.Status, n.Error = status, reason
 	if status != helpdeskflow.SlackPosted {
 		h.cfg.Logger.Warn("slack: notification not posted", "status", status, "workspace_id", n.WorkspaceID, "ticket_id", n.TicketID,

@@ -1,4 +1,4 @@
-package dispatch
+package handlers
 
 import (
 	"context"
@@ -7,21 +7,21 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
-// LogHandler is a Handler that logs every event at debug level and never
-// fails. `helpdeskflow dev` plugs it in so the dispatcher runs before the
-// real handlers exist; it is also the smallest example of a Handler. Its
+// Log is the dispatcher handler that logs every event at debug level and
+// never fails. Every dispatcher runs it (see All), also one without the
+// outbound handlers; it is the smallest example of a dispatch.Handler. Its
 // zero value is ready to use and it is safe for concurrent use.
-type LogHandler struct {
+type Log struct {
 	// Logger receives one debug record per event. Default slog.Default().
 	Logger *slog.Logger
 }
 
 // Name returns "log".
-func (LogHandler) Name() string { return "log" }
+func (Log) Name() string { return "log" }
 
 // Handle logs e's id, type, stream, version and workspace at debug level.
 // It always returns nil.
-func (h LogHandler) Handle(ctx context.Context, e helpdeskflow.Event) error {
+func (h Log) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	logger := h.Logger
 	if logger == nil {
 		logger = slog.Default()

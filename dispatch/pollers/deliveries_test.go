@@ -1,4 +1,4 @@
-package dispatch_test
+package pollers_test
 
 import (
 	"context"
@@ -20,7 +20,8 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
-	"github.com/helpdeskflow/helpdeskflow/dispatch"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
+	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
@@ -134,7 +135,7 @@ func (f *webhookFixture) publishIn(workspace, stream uuid.UUID, version int64, e
 	e := helpdeskflow.Event{ID: uuid.New(), Type: eventType, SchemaVersion: 1, StreamID: stream, StreamType: helpdeskflow.StreamTicket,
 		Version: version, WorkspaceID: workspace, OccurredAt: time.Now().UTC(),
 		Data: json.RawMessage(fmt.Sprintf(`{"version":%d,"ticket":%q}`, version, stream))}
-	if err := (dispatch.WebhookHandler{Store: f.store}).Handle(f.ctx, e); err != nil {
+	if err := (handlers.Webhooks{Store: f.store}).Handle(f.ctx, e); err != nil {
 		f.t.Fatal(err)
 	}
 	return e
@@ -143,16 +144,16 @@ func (f *webhookFixture) publishIn(workspace, stream uuid.UUID, version int64, e
 // worker starts a delivery worker (as a new process would) until the test
 // or stop ends it.
 func (f *webhookFixture) worker(timeout time.Duration) (stop func()) {
-	return f.startWorker(dispatch.DeliveryWorkerConfig{Store: f.store,
+	return f.startWorker(pollers.DeliveryWorkerConfig{Store: f.store,
 		Sender:      webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: timeout}),
 		BackoffBase: 20 * time.Millisecond, BackoffFactor: 2})
 }
 
 // startWorker starts a delivery worker with cfg (the fixture's secrets, a
 // 10 ms poll, no log) until the test or stop ends it.
-func (f *webhookFixture) startWorker(cfg dispatch.DeliveryWorkerConfig) (stop func()) {
+func (f *webhookFixture) startWorker(cfg pollers.DeliveryWorkerConfig) (stop func()) {
 	cfg.Secrets, cfg.PollInterval, cfg.Logger = f.keys, 10*time.Millisecond, slog.New(slog.DiscardHandler)
-	w, err := dispatch.NewDeliveryWorker(cfg)
+	w, err := pollers.NewDeliveryWorker(cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestWebhooks_PermanentFailureAndRedelivery(t *testing.T) {
 	hook := f.subscribe(rc.srv.URL, "*")
 	e := f.publish(uuid.New(), 1, helpdeskflow.EventTicketCreated)
 	// A Kafka redelivery of the same event records nothing new.
-	if err := (dispatch.WebhookHandler{Store: f.store}).Handle(f.ctx, e); err != nil {
+	if err := (handlers.Webhooks{Store: f.store}).Handle(f.ctx, e); err != nil {
 		t.Fatal(err)
 	}
 	f.worker(time.Second)
@@ -354,7 +355,7 @@ func TestWebhooks_OrderPerTicketAndRestart(t *testing.T) {
 // claimLog is a worker's delivery queue that numbers its claims in the
 // order they start and keeps what each returned.
 type claimLog struct {
-	dispatch.WebhookStore
+	pollers.DeliveryStore
 	mu      sync.Mutex
 	started int
 	claims  map[int][]uuid.UUID // by start number
@@ -365,7 +366,7 @@ func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, pe
 	n := l.started
 	l.started++
 	l.mu.Unlock()
-	out, err := l.WebhookStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := l.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
 	l.mu.Lock()
 	for _, c := range out {
 		l.claims[n] = append(l.claims[n], c.ID)
@@ -440,9 +441,9 @@ func TestWebhooks_OutageBacklogNeverWedgesTheQueue(t *testing.T) {
 		f.publish(id, 2, helpdeskflow.EventTicketUpdated)
 	}
 
-	logs := []*claimLog{{WebhookStore: f.store, claims: map[int][]uuid.UUID{}}, {WebhookStore: f.store, claims: map[int][]uuid.UUID{}}}
+	logs := []*claimLog{{DeliveryStore: f.store, claims: map[int][]uuid.UUID{}}, {DeliveryStore: f.store, claims: map[int][]uuid.UUID{}}}
 	for _, l := range logs {
-		f.startWorker(dispatch.DeliveryWorkerConfig{Store: l, Sender: webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: time.Second}),
+		f.startWorker(pollers.DeliveryWorkerConfig{Store: l, Sender: webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: time.Second}),
 			BackoffBase: 300 * time.Millisecond, BackoffFactor: 2})
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {

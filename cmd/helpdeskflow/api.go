@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	nethttp "net/http"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/helpdeskflow/helpdeskflow/http"
+	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
+	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/projections"
+	"github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
+)
+
+// apiRole is the public HTTP API: its handler (which serve's HTTP server
+// serves), the access cache it authenticates with, the request log it
+// writes to Kafka and its own ClickHouse connections for the read models.
+type apiRole struct {
+	handler     nethttp.Handler
+	accessCache *access.Cache
+	requestLog  *requestlog.Logger
+	readCH      driver.Conn
+	logger      *slog.Logger
+}
+
+// newAPIRole builds the API on the process's rooms, command areas and
+// integrations; on an error it closes what it opened.
+func newAPIRole(ctx context.Context, p *process) (_ *apiRole, err error) {
+	r := &apiRole{logger: p.logger, accessCache: access.NewCache(p.rooms.access, access.CacheConfig{Logger: p.logger})}
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if r.requestLog, err = requestlog.New(requestlog.Config{Brokers: p.brokers, Logger: p.logger, Registerer: p.reg,
+		KafkaOptions: []kafka.Option{kafka.WithLogger(p.logger)}}); err != nil {
+		return nil, err
+	}
+	// The API's read-model queries get their own ClickHouse connections:
+	// slow list queries must never leave the projectors waiting for a
+	// connection to insert with.
+	if r.readCH, err = projections.OpenClickHouse(ctx, p.cfg.ClickHouseAddr, p.cfg.ClickHouseDatabase); err != nil {
+		return nil, err
+	}
+	if r.handler, err = apiHandler(p, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run keeps the access cache fresh until ctx ends; serve's HTTP server
+// serves the handler.
+func (r *apiRole) Run(ctx context.Context) error { return r.accessCache.Run(ctx) }
+
+// Close closes the read-model connections, then the request log, whose
+// buffered records get up to 10 s to reach Kafka. Call it after the HTTP
+// server has shut down.
+func (r *apiRole) Close() {
+	if r.readCH != nil {
+		r.readCH.Close()
+	}
+	if r.requestLog != nil {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.requestLog.Close(closeCtx); err != nil {
+			r.logger.Warn("request log: records dropped at shutdown", "err", err)
+		}
+	}
+}
+
+// apiHandler is the public API.
+func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
+	limiter, err := ratelimit.New(ratelimit.Config{Registerer: p.reg})
+	if err != nil {
+		return nil, err
+	}
+	proxies, _ := p.cfg.trustedProxies() // validated in parseConfig
+	var connections http.Connections
+	var linker http.LinkedProfiles
+	if p.connections != nil {
+		connections, linker = p.connections, p.linker
+	}
+	rooms, service := p.rooms, p.services
+	return http.NewServer(http.Config{
+		Tickets:          service.tickets,
+		Customers:        service.tickets,
+		CustomerLister:   projections.NewCustomerReader(r.readCH),
+		Lister:           projections.NewTicketReader(r.readCH),
+		Events:           rooms.events,
+		Auth:             r.accessCache,
+		Admin:            service.access,
+		AdminReader:      rooms.access,
+		Automations:      service.rules,
+		Simulator:        service.tickets,
+		SLAPolicies:      service.rules,
+		Webhooks:         service.outbound,
+		WebhookReader:    webhookRooms{rooms.outbound, rooms.queues},
+		Slack:            service.outbound,
+		SlackReader:      rooms.outbound,
+		Connections:      connections,
+		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},
+		LinkedProfiles:   linker,
+		Limiter:          limiter,
+		RequestLog:       r.requestLog,
+		Idempotency:      idempotency.New(rooms.db),
+		TrustedProxies:   proxies,
+		Ready: map[string]http.Checker{
+			"postgres":   rooms.db.Ping,
+			"kafka":      p.producer.Ping,
+			"clickhouse": r.readCH.Ping,
+		},
+		Logger:     p.logger,
+		Registerer: p.reg,
+		Gatherer:   p.publicMetrics(),
+	})
+}
