@@ -178,18 +178,34 @@ func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {
 		}
 		return nil
 	})
-	rows, err := ch.Query(ctx, `SELECT toString(ticket_id), count() FROM tickets FINAL WHERE workspace_id = ? GROUP BY ticket_id`, workspaceID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	seen := 0
-	for rows.Next() {
-		var id string
-		var n uint64
-		if err := rows.Scan(&id, &n); err != nil {
-			t.Fatal(err)
+	// The projector writes its tables concurrently, so the tickets table
+	// may complete after the audit log.
+	counts := map[string]uint64{}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		rows, err := ch.Query(ctx, `SELECT toString(ticket_id), count() FROM tickets FINAL WHERE workspace_id = ? GROUP BY ticket_id`, workspaceID)
+		if err != nil {
+			return err
 		}
+		defer rows.Close()
+		clear(counts)
+		for rows.Next() {
+			var id string
+			var n uint64
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			counts[id] = n
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(counts) < ticketCount {
+			return fmt.Errorf("%d tickets in ClickHouse, want %d", len(counts), ticketCount)
+		}
+		return nil
+	})
+	seen := 0
+	for id, n := range counts {
 		if !acknowledged[id] || n != 1 {
 			t.Errorf("ticket %s appears %d times (acknowledged: %v)", id, n, acknowledged[id])
 		}
