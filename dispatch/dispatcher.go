@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -148,15 +147,7 @@ func (c *Config) setDefaults() {
 // than RetryBackoff.
 func (c Config) Validate() error {
 	c.setDefaults()
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: at least one Kafka broker is required"))
-	}
-	for i, b := range c.Brokers {
-		if strings.TrimSpace(b) == "" {
-			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
-		}
-	}
+	errs := kafka.CheckBrokers(c.Brokers)
 	if c.Pool == nil {
 		errs = append(errs, errors.New("pool: a Postgres pool is required"))
 	}

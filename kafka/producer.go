@@ -2,9 +2,11 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -135,4 +137,20 @@ func StartBroker(dataDir string, port int, partitions int32, topics ...string) (
 		return nil, nil, err
 	}
 	return cluster.ListenAddrs(), cluster.Close, nil
+}
+
+// CheckBrokers returns the problems of a configuration's seed brokers, each
+// naming the field: none given ("brokers") or an empty address
+// ("brokers[i]"). Every Kafka client's Validate starts with it.
+func CheckBrokers(brokers []string) []error {
+	var errs []error
+	if len(brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one Kafka broker is required"))
+	}
+	for i, b := range brokers {
+		if strings.TrimSpace(b) == "" {
+			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
+		}
+	}
+	return errs
 }

@@ -121,15 +121,7 @@ func (c *Config) setDefaults() {
 // nil. It checks c as given: NewProjector fills the defaults before it
 // validates.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: at least one Kafka broker is required"))
-	}
-	for i, b := range c.Brokers {
-		if strings.TrimSpace(b) == "" {
-			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
-		}
-	}
+	errs := kafka.CheckBrokers(c.Brokers)
 	if c.Group == "" {
 		errs = append(errs, errors.New("group: required"))
 	}

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,15 +115,7 @@ func (c *Config) setDefaults() {
 // Validate reports every problem of c at once, joined with errors.Join, or
 // nil. It checks c as given: New fills the defaults before it validates.
 func (c Config) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("brokers: at least one Kafka broker is required"))
-	}
-	for i, b := range c.Brokers {
-		if strings.TrimSpace(b) == "" {
-			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
-		}
-	}
+	errs := kafka.CheckBrokers(c.Brokers)
 	if c.Topic == "" {
 		errs = append(errs, errors.New("topic: required"))
 	}
