@@ -1,7 +1,7 @@
 package dispatch
 
 import (
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -55,12 +55,12 @@ func newMetrics(reg prometheus.Registerer, handlerNames []string) (*metrics, err
 	}
 	if reg != nil {
 		var err error
-		m.events = kafka.Register(reg, m.events, &err)
-		m.duplicates = kafka.Register(reg, m.duplicates, &err)
-		m.errors = kafka.Register(reg, m.errors, &err)
-		m.internalErrors = kafka.Register(reg, m.internalErrors, &err)
-		m.lag = kafka.Register(reg, m.lag, &err)
-		m.duration = kafka.Register(reg, m.duration, &err)
+		m.events = metricreg.Register(reg, m.events, &err)
+		m.duplicates = metricreg.Register(reg, m.duplicates, &err)
+		m.errors = metricreg.Register(reg, m.errors, &err)
+		m.internalErrors = metricreg.Register(reg, m.internalErrors, &err)
+		m.lag = metricreg.Register(reg, m.lag, &err)
+		m.duration = metricreg.Register(reg, m.duration, &err)
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,6 @@
 //     back until then, leave the group on stop, lag metrics. The projector,
 //     the request-log projector and the dispatcher are Batches plugged into
 //     it;
-//   - the franz-go logger adapter (NewLogger), the lag tracker (LagTracker),
-//     metric registration that reuses a collector (Register) and the retry
-//     with backoff the Batches use (Retry).
+//   - the franz-go logger adapter (NewLogger), the lag tracker (LagTracker)
+//     and the retry with backoff the Batches use (Retry).
 package kafka

@@ -1,7 +1,7 @@
 package projections
 
 import (
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,11 +71,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	var err error
-	m.batchSize = kafka.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
-	m.lag = kafka.Register(reg, m.lag, &err)
-	m.errors = kafka.Register(reg, m.errors, &err)
-	m.events = kafka.Register(reg, m.events, &err)
-	m.skipped = kafka.Register(reg, m.skipped, &err)
+	m.batchSize = metricreg.Register(reg, m.batchSize, &err)
+	m.insertDuration = metricreg.Register(reg, m.insertDuration, &err)
+	m.lag = metricreg.Register(reg, m.lag, &err)
+	m.errors = metricreg.Register(reg, m.errors, &err)
+	m.events = metricreg.Register(reg, m.events, &err)
+	m.skipped = metricreg.Register(reg, m.skipped, &err)
 	return m, err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
@@ -274,10 +275,10 @@ func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error)
 		return m, nil
 	}
 	var err error
-	m.batchSize = kafka.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
-	m.lag = kafka.Register(reg, m.lag, &err)
-	m.errors = kafka.Register(reg, m.errors, &err)
-	m.rows = kafka.Register(reg, m.rows, &err)
+	m.batchSize = metricreg.Register(reg, m.batchSize, &err)
+	m.insertDuration = metricreg.Register(reg, m.insertDuration, &err)
+	m.lag = metricreg.Register(reg, m.lag, &err)
+	m.errors = metricreg.Register(reg, m.errors, &err)
+	m.rows = metricreg.Register(reg, m.rows, &err)
 	return m, err
 }

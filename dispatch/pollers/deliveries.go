@@ -12,7 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -134,13 +134,13 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	}
 	if cfg.Registerer != nil {
 		var err error
-		m.attempts = kafka.Register(cfg.Registerer, m.attempts, &err)
-		m.latency = kafka.Register(cfg.Registerer, m.latency, &err)
-		m.retries = kafka.Register(cfg.Registerer, m.retries, &err)
-		m.failed = kafka.Register(cfg.Registerer, m.failed, &err)
-		m.pending = kafka.Register(cfg.Registerer, m.pending, &err)
-		m.oldestPending = kafka.Register(cfg.Registerer, m.oldestPending, &err)
-		m.internalErrors = kafka.Register(cfg.Registerer, m.internalErrors, &err)
+		m.attempts = metricreg.Register(cfg.Registerer, m.attempts, &err)
+		m.latency = metricreg.Register(cfg.Registerer, m.latency, &err)
+		m.retries = metricreg.Register(cfg.Registerer, m.retries, &err)
+		m.failed = metricreg.Register(cfg.Registerer, m.failed, &err)
+		m.pending = metricreg.Register(cfg.Registerer, m.pending, &err)
+		m.oldestPending = metricreg.Register(cfg.Registerer, m.oldestPending, &err)
+		m.internalErrors = metricreg.Register(cfg.Registerer, m.internalErrors, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -185,13 +185,13 @@ func NewJobWorker(cfg JobWorkerConfig) (*JobWorker, error) {
 	}
 	if cfg.Registerer != nil {
 		var err error
-		m.jobs = kafka.Register(cfg.Registerer, m.jobs, &err)
-		m.failures = kafka.Register(cfg.Registerer, m.failures, &err)
-		m.duration = kafka.Register(cfg.Registerer, m.duration, &err)
-		m.pending = kafka.Register(cfg.Registerer, m.pending, &err)
-		m.oldestPending = kafka.Register(cfg.Registerer, m.oldestPending, &err)
-		m.inFlight = kafka.Register(cfg.Registerer, m.inFlight, &err)
-		m.internalErrors = kafka.Register(cfg.Registerer, m.internalErrors, &err)
+		m.jobs = metricreg.Register(cfg.Registerer, m.jobs, &err)
+		m.failures = metricreg.Register(cfg.Registerer, m.failures, &err)
+		m.duration = metricreg.Register(cfg.Registerer, m.duration, &err)
+		m.pending = metricreg.Register(cfg.Registerer, m.pending, &err)
+		m.oldestPending = metricreg.Register(cfg.Registerer, m.oldestPending, &err)
+		m.inFlight = metricreg.Register(cfg.Registerer, m.inFlight, &err)
+		m.internalErrors = metricreg.Register(cfg.Registerer, m.internalErrors, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register integration job metrics", Err: err}
 		}
