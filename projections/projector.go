@@ -268,7 +268,7 @@ func (b *batch) Flush(ctx context.Context, _ <-chan struct{}, _ bool) (int, erro
 
 func (p *Projector) flush(ctx context.Context, b *batch) error {
 	if !b.decoded {
-		if err := p.retry(ctx, errKindClaims, func() error { return p.decode(ctx, b) }); err != nil {
+		if err := p.retry(ctx, kafka.ErrKindClaimCheck, func() error { return p.decode(ctx, b) }); err != nil {
 			return err
 		}
 	}
@@ -307,7 +307,7 @@ func (p *Projector) decode(ctx context.Context, b *batch) error {
 	b.events = make([]helpdeskflow.Event, 0, len(b.records))
 	for i, r := range b.records {
 		if errs[i] != nil {
-			p.m.errors.WithLabelValues(errKindDecode).Inc()
+			p.m.errors.WithLabelValues(kafka.ErrKindDecode).Inc()
 			p.log.Error("projector: record is not an event; skipped",
 				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 			continue

@@ -15,8 +15,11 @@ import (
 // under the same name, so that a second consumer in one process (a restart
 // in `helpdeskflow dev`, a projection rebuild, a test) shares the series
 // instead of failing. Any other registration error is joined into *errp and
-// c is returned.
+// c is returned. A nil reg registers nothing and returns c.
 func Register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	if reg == nil {
+		return c
+	}
 	if err := reg.Register(c); err != nil {
 		var already prometheus.AlreadyRegisteredError
 		if errors.As(err, &already) {

@@ -26,3 +26,11 @@ func TestRegister(t *testing.T) {
 		t.Errorf("Register of a conflicting collector: got %v, err %v; want the collector itself and an error", got, err)
 	}
 }
+
+func TestRegister_nilRegisterer(t *testing.T) {
+	var err error
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "c"})
+	if got := metricreg.Register(nil, c, &err); got != c || err != nil {
+		t.Errorf("Register(nil, c) = %v, err %v; want c and no error", got, err)
+	}
+}
