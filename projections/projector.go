@@ -84,21 +84,34 @@ type Config struct {
 	KafkaOptions []kafka.Option
 }
 
-func (c *Config) setDefaults() {
+// consumerDefaults are the defaults in which the Projector and the
+// RequestLogProjector differ.
+type consumerDefaults struct {
+	group, topic  string
+	batchSize     int
+	flushInterval time.Duration
+}
+
+// projectorDefaults are the Projector's consumerDefaults.
+var projectorDefaults = consumerDefaults{DefaultGroup, kafka.TopicEvents, DefaultBatchSize, DefaultFlushInterval}
+
+// setDefaults fills c's zero fields: those of d from d, the others from
+// the constants that are the same for both projectors.
+func (c *Config) setDefaults(d consumerDefaults) {
 	if c.Group == "" {
-		c.Group = DefaultGroup
+		c.Group = d.group
 	}
 	if c.Topic == "" {
-		c.Topic = kafka.TopicEvents
+		c.Topic = d.topic
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
+		c.BatchSize = d.batchSize
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if c.FlushInterval == 0 {
-		c.FlushInterval = DefaultFlushInterval
+		c.FlushInterval = d.flushInterval
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
@@ -184,7 +197,7 @@ type Projector struct {
 // collector already uses its name; the projector's own metrics registered by
 // an earlier projector are reused).
 func NewProjector(cfg Config) (*Projector, error) {
-	cfg.setDefaults()
+	cfg.setDefaults(projectorDefaults)
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid projector configuration", Err: err}
 	}

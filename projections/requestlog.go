@@ -31,22 +31,8 @@ const (
 // DefaultRequestLogFlushInterval (1 s).
 type RequestLogConfig = Config
 
-// setRequestLogDefaults fills the settings whose defaults differ from the
-// Projector's; Config.setDefaults fills the rest.
-func setRequestLogDefaults(c *RequestLogConfig) {
-	if c.Group == "" {
-		c.Group = DefaultRequestLogGroup
-	}
-	if c.Topic == "" {
-		c.Topic = kafka.TopicAPIRequests
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultRequestLogBatchSize
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = DefaultRequestLogFlushInterval
-	}
-}
+// requestLogDefaults are the RequestLogProjector's consumerDefaults.
+var requestLogDefaults = consumerDefaults{DefaultRequestLogGroup, kafka.TopicAPIRequests, DefaultRequestLogBatchSize, DefaultRequestLogFlushInterval}
 
 // RequestLogProjector consumes helpdeskflow.api-requests and writes one row
 // per record to the api_requests table. It is at least once and idempotent:
@@ -70,8 +56,7 @@ type RequestLogProjector struct {
 // different collector already uses its name; the metrics of an earlier
 // RequestLogProjector are reused).
 func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) {
-	setRequestLogDefaults(&cfg)
-	cfg.setDefaults()
+	cfg.setDefaults(requestLogDefaults)
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid request log projector configuration", Err: err}
 	}
