@@ -377,7 +377,7 @@ func (b *batch) save(ctx context.Context, interrupt <-chan struct{}) error {
 func (b *batch) decode(ctx context.Context) error {
 	d := b.d
 	var errs []error
-	err := d.retry(ctx, nil, errKindClaims, func() error {
+	err := d.retry(ctx, nil, kafka.ErrKindClaimCheck, func() error {
 		var err error
 		b.events, errs, err = kafka.Decode(ctx, b.records, d.cfg.Events)
 		return err
@@ -388,7 +388,7 @@ func (b *batch) decode(ctx context.Context) error {
 	b.valid = make([]bool, len(b.records))
 	for i, r := range b.records {
 		if b.valid[i] = errs[i] == nil; !b.valid[i] {
-			d.m.internalErrors.WithLabelValues(errKindDecode).Inc()
+			d.m.internalErrors.WithLabelValues(kafka.ErrKindDecode).Inc()
 			d.log.Error("dispatcher: record is not an event; skipped",
 				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 		}

@@ -94,11 +94,12 @@ type ConsumerConfig struct {
 	// Logger receives the consumer's logs and, quietened (NewLogger), the
 	// Kafka client's.
 	Logger *slog.Logger
-	// Errors counts the consumer's failures by kind: "fetch" (the client
-	// reported a fetch error) and "commit" (an offset commit failed).
+	// Errors counts the consumer's failures by kind (NewErrorCounter): the
+	// Consumer counts ErrKindFetch (the client reported a fetch error) and
+	// ErrKindCommit (an offset commit failed).
 	Errors *prometheus.CounterVec
-	// Lag is the consumer-lag gauge (labels topic, partition; see
-	// LagTracker).
+	// Lag is the consumer-lag gauge (NewLagGauge; labels topic, partition;
+	// see LagTracker).
 	Lag *prometheus.GaugeVec
 	// OnPartitionsGone, if set, is called when partitions are revoked or
 	// lost, on the client's goroutines, and once more when Run ends.
@@ -308,7 +309,7 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, records []*Record
 		err = cl.CommitRecords(ctx, records[:done]...)
 	}
 	if err != nil {
-		c.cfg.Errors.WithLabelValues("commit").Inc()
+		c.cfg.Errors.WithLabelValues(ErrKindCommit).Inc()
 		err = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "commit " + c.cfg.Name + " offsets", Err: err}
 	}
 	c.lag.Update(cl)
@@ -384,7 +385,7 @@ func (c *Consumer) noteFetches(fetches kgo.Fetches) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 			return
 		}
-		c.cfg.Errors.WithLabelValues("fetch").Inc()
+		c.cfg.Errors.WithLabelValues(ErrKindFetch).Inc()
 		c.log.Warn(c.cfg.Name+": fetch error", "fetch_topic", topic, "partition", partition, "err", err)
 	})
 	c.lag.Note(fetches)

@@ -9,10 +9,11 @@
 //     of `helpdeskflow dev` (StartBroker);
 //   - the one consume loop (Consumer): poll, batch by count, bytes and
 //     time, flush through a Batch, commit after the flush, hold rebalances
-//     back until then, leave the group on stop, lag metrics. The projector,
+//     back until then, leave the group on stop, lag metrics, and the
+//     consumers' shared metrics (NewErrorCounter with the error kinds the
+//     loop and Decode count, NewLagGauge). The projector,
 //     the request-log projector and the dispatcher are Batches plugged into
 //     it;
-//   - the franz-go logger adapter (NewLogger), the lag tracker (LagTracker),
-//     metric registration that reuses a collector (Register) and the retry
-//     with backoff the Batches use (Retry).
+//   - the franz-go logger adapter (NewLogger), the lag tracker (LagTracker)
+//     and the retry with backoff the Batches use (Retry).
 package kafka

@@ -1,12 +1,9 @@
-// This file holds pieces shared by the Kafka clients: the
-// consumers' lag bookkeeping (projector, request-log projector, dispatcher)
-// and metric registration that reuses a collector already registered (also
-// used by the request log's producer).
+// This file holds the consumers' lag bookkeeping (projector, request-log
+// projector, dispatcher).
 
 package kafka
 
 import (
-	"errors"
 	"strconv"
 	"sync"
 
@@ -90,22 +87,4 @@ func (t *LagTracker) Forget(partitions []int32) {
 		delete(t.marks, partition)
 		t.gauge.DeleteLabelValues(t.topic, strconv.Itoa(int(partition)))
 	}
-}
-
-// Register registers c on reg, or returns the collector already registered
-// under the same name, so that a second consumer in one process (a restart
-// in `helpdeskflow dev`, a projection rebuild, a test) shares the series
-// instead of failing. Any other registration error is joined into *errp and
-// c is returned.
-func Register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	if err := reg.Register(c); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if errors.As(err, &already) {
-			if existing, ok := already.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		*errp = errors.Join(*errp, err)
-	}
-	return c
 }

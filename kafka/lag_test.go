@@ -92,22 +92,3 @@ func TestLagTracker(t *testing.T) {
 		t.Errorf("%d lag series after Forget and Update, want 1 (forgotten partition came back)", n)
 	}
 }
-
-func TestRegister(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	var err error
-	first := kafka.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
-	second := kafka.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "c"}), &err)
-	if err != nil {
-		t.Fatalf("registering the same metric twice: %v", err)
-	}
-	if first != second {
-		t.Error("the second Register did not return the collector already registered")
-	}
-
-	// A different collector under the same name is an error.
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "c"})
-	if got := kafka.Register(reg, g, &err); got != g || err == nil {
-		t.Errorf("Register of a conflicting collector: got %v, err %v; want the collector itself and an error", got, err)
-	}
-}

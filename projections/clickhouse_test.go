@@ -35,9 +35,7 @@ func TestMigrate_Twice(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	produce(t, brokers, s.events()...)
 	startProjector(t, conn, brokers, "g-truncate")
 	eventually(t, wait, "projection", func() bool { return queryUint(t, conn, "SELECT count() FROM audit_log") == 4 })

@@ -35,26 +35,12 @@ var customFieldName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 // newest first with a keyset cursor. It returns EValidation naming bad
 // fields, EUnavailable when ClickHouse cannot be reached.
 func (r *CustomerReader) ListCustomers(ctx context.Context, workspaceID uuid.UUID, filter CustomerFilter) (CustomerPage, error) {
-	var problems []helpdeskflow.FieldProblem
-	limit := filter.Limit
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
-	if limit < 1 || limit > MaxListLimit {
-		problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be between 1 and 100"})
-	}
+	limit, problems := checkLimit(filter.Limit, nil)
 	if filter.CustomField != "" && !customFieldName.MatchString(filter.CustomField) {
 		problems = append(problems, helpdeskflow.FieldProblem{Field: "custom_fields." + filter.CustomField,
 			Problem: "custom field names in filters are 1 to 64 letters, digits, '_', '.' or '-'"})
 	}
-	var after *cursor
-	if filter.Cursor != "" {
-		c, ok := decodeCursor(filter.Cursor)
-		if !ok {
-			problems = append(problems, helpdeskflow.FieldProblem{Field: "cursor", Problem: "malformed"})
-		}
-		after = &c
-	}
+	after, problems := checkCursor(filter.Cursor, problems)
 	if len(problems) > 0 {
 		return CustomerPage{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid customer list query", Details: problems}
 	}

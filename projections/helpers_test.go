@@ -111,8 +111,10 @@ func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
 	}
 }
 
-// runningProjector is a Projector running in the background of a test.
+// runningProjector is a projector (Projector or RequestLogProjector)
+// running in the background of a test.
 type runningProjector struct {
+	name   string // in the failure of a stop that times out
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
@@ -124,6 +126,17 @@ type runningProjector struct {
 // cleanup stops it if the test did not.
 func startProjector(t *testing.T, conn driver.Conn, brokers []string, group string, tweak ...func(*projections.Config)) *runningProjector {
 	t.Helper()
+	cfg, reg := testConfig(t, conn, brokers, group, tweak)
+	p, err := projections.NewProjector(cfg)
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	return runInBackground(t, "projector", reg, p.Run)
+}
+
+// testConfig is a projector's configuration with test-friendly timings and
+// a registry of its own, changed by tweak.
+func testConfig(t *testing.T, conn driver.Conn, brokers []string, group string, tweak []func(*projections.Config)) (projections.Config, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	cfg := projections.Config{
 		Brokers:         brokers,
@@ -139,13 +152,15 @@ func startProjector(t *testing.T, conn driver.Conn, brokers []string, group stri
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	p, err := projections.NewProjector(cfg)
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	return cfg, reg
+}
+
+// runInBackground calls run (a projector's Run) on a goroutine; the test's
+// cleanup stops it if the test did not.
+func runInBackground(t *testing.T, name string, reg *prometheus.Registry, run func(context.Context) error) *runningProjector {
 	ctx, cancel := context.WithCancel(context.Background())
-	rp := &runningProjector{reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { rp.done <- p.Run(ctx) }()
+	rp := &runningProjector{name: name, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { rp.done <- run(ctx) }()
 	t.Cleanup(func() { rp.stop(t) })
 	return rp
 }
@@ -158,7 +173,7 @@ func (rp *runningProjector) stop(t *testing.T) error {
 		select {
 		case rp.err = <-rp.done:
 		case <-time.After(20 * time.Second):
-			rp.err = errors.New("projector did not stop within 20s")
+			rp.err = errors.New(rp.name + " did not stop within 20s")
 			t.Error(rp.err)
 		}
 	})

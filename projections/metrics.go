@@ -1,19 +1,19 @@
 package projections
 
 import (
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Error kinds of helpdeskflow_projector_errors_total.
+// Error kinds of helpdeskflow_projector_errors_total and
+// helpdeskflow_request_log_projector_errors_total besides those every
+// consumer has (kafka.ErrKindFetch, kafka.ErrKindDecode,
+// kafka.ErrKindClaimCheck, kafka.ErrKindCommit).
 const (
-	errKindFetch  = "fetch"       // the Kafka client reported a fetch error
-	errKindDecode = "decode"      // a record value is not a JSON event (or an unresolvable claim check); skipped
-	errKindClaims = "claim_check" // loading claim-checked events from Postgres failed; retried
-	errKindApply  = "apply"       // an event's data does not decode for its type; entity row skipped
-	errKindLoad   = "load"        // reading previous entity state from ClickHouse failed; retried
-	errKindInsert = "insert"      // a ClickHouse insert failed; retried, offsets not committed
-	errKindCommit = "commit"      // an offset commit failed after a successful insert
+	errKindApply  = "apply"  // an event's data does not decode for its type; entity row skipped
+	errKindLoad   = "load"   // reading previous entity state from ClickHouse failed; retried
+	errKindInsert = "insert" // a ClickHouse insert failed; retried, offsets not committed
 )
 
 // Reasons of helpdeskflow_projector_events_skipped_total.
@@ -33,49 +33,34 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	var err error
 	m := &metrics{
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batchSize: metricreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "helpdeskflow_projector_batch_size",
 			Help:    "Events per ClickHouse flush of the projector.",
 			Buckets: []float64{1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000},
-		}),
-		insertDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}), &err),
+		insertDuration: metricreg.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "helpdeskflow_projector_insert_duration_seconds",
 			Help:    "Duration of one ClickHouse batch insert of the projector, failed ones included, by table.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"table"}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "helpdeskflow_projector_consumer_lag",
-			Help: "Records of a partition not yet projected and committed: high watermark minus committed offset.",
-		}, []string{"topic", "partition"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "helpdeskflow_projector_errors_total",
-			Help: "Projector errors by kind (fetch, decode, apply, load, insert, commit).",
-		}, []string{"kind"}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"table"}), &err),
+		lag: metricreg.Register(reg, kafka.NewLagGauge("helpdeskflow_projector_consumer_lag",
+			"Records of a partition not yet projected and committed: high watermark minus committed offset."), &err),
+		errors: metricreg.Register(reg, kafka.NewErrorCounter("helpdeskflow_projector_errors_total",
+			"Projector errors by kind (fetch, decode, apply, load, insert, commit).",
+			errKindApply, errKindLoad, errKindInsert), &err),
+		events: metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_projector_events_total",
 			Help: "Events the projector wrote to ClickHouse, by event type.",
-		}, []string{"type"}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		}, []string{"type"}), &err),
+		skipped: metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_projector_events_skipped_total",
 			Help: "Events that changed no entity row (their audit row is still written), by reason (unknown_type, stale, missing_state).",
-		}, []string{"reason"}),
-	}
-	for _, kind := range []string{errKindFetch, errKindDecode, errKindApply, errKindLoad, errKindInsert, errKindCommit} {
-		m.errors.WithLabelValues(kind)
+		}, []string{"reason"}), &err),
 	}
 	for _, reason := range []string{skipUnknownType, skipStale, skipMissingState} {
 		m.skipped.WithLabelValues(reason)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	m.batchSize = kafka.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
-	m.lag = kafka.Register(reg, m.lag, &err)
-	m.errors = kafka.Register(reg, m.errors, &err)
-	m.events = kafka.Register(reg, m.events, &err)
-	m.skipped = kafka.Register(reg, m.skipped, &err)
 	return m, err
 }

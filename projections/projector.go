@@ -84,21 +84,34 @@ type Config struct {
 	KafkaOptions []kafka.Option
 }
 
-func (c *Config) setDefaults() {
+// consumerDefaults are the defaults in which the Projector and the
+// RequestLogProjector differ.
+type consumerDefaults struct {
+	group, topic  string
+	batchSize     int
+	flushInterval time.Duration
+}
+
+// projectorDefaults are the Projector's consumerDefaults.
+var projectorDefaults = consumerDefaults{DefaultGroup, kafka.TopicEvents, DefaultBatchSize, DefaultFlushInterval}
+
+// setDefaults fills c's zero fields: those of d from d, the others from
+// the constants that are the same for both projectors.
+func (c *Config) setDefaults(d consumerDefaults) {
 	if c.Group == "" {
-		c.Group = DefaultGroup
+		c.Group = d.group
 	}
 	if c.Topic == "" {
-		c.Topic = kafka.TopicEvents
+		c.Topic = d.topic
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = DefaultBatchSize
+		c.BatchSize = d.batchSize
 	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if c.FlushInterval == 0 {
-		c.FlushInterval = DefaultFlushInterval
+		c.FlushInterval = d.flushInterval
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
@@ -184,7 +197,7 @@ type Projector struct {
 // collector already uses its name; the projector's own metrics registered by
 // an earlier projector are reused).
 func NewProjector(cfg Config) (*Projector, error) {
-	cfg.setDefaults()
+	cfg.setDefaults(projectorDefaults)
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid projector configuration", Err: err}
 	}
@@ -268,7 +281,7 @@ func (b *batch) Flush(ctx context.Context, _ <-chan struct{}, _ bool) (int, erro
 
 func (p *Projector) flush(ctx context.Context, b *batch) error {
 	if !b.decoded {
-		if err := p.retry(ctx, errKindClaims, func() error { return p.decode(ctx, b) }); err != nil {
+		if err := p.retry(ctx, kafka.ErrKindClaimCheck, func() error { return p.decode(ctx, b) }); err != nil {
 			return err
 		}
 	}
@@ -307,7 +320,7 @@ func (p *Projector) decode(ctx context.Context, b *batch) error {
 	b.events = make([]helpdeskflow.Event, 0, len(b.records))
 	for i, r := range b.records {
 		if errs[i] != nil {
-			p.m.errors.WithLabelValues(errKindDecode).Inc()
+			p.m.errors.WithLabelValues(kafka.ErrKindDecode).Inc()
 			p.log.Error("projector: record is not an event; skipped",
 				"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", errs[i])
 			continue
@@ -415,9 +428,8 @@ func loadRows(ctx context.Context, conn driver.Conn, table, columns, idColumn st
 // events before it produced; only the last state of each entity becomes a
 // row, since an older version would lose to it under FINAL anyway.
 func (p *Projector) build(b *batch) {
-	workTickets := map[streamKey]*ticketRow{}
-	workCustomers := map[streamKey]*customerRow{}
-	var ticketOrder, customerOrder []streamKey
+	tickets := newBuiltRows(b.loadedTickets, p.tickets, func(r *ticketRow) uint64 { return r.Version })
+	customers := newBuiltRows(b.loadedCustomers, p.customers, func(r *customerRow) uint64 { return r.Version })
 	b.eventTypes = map[string]int{}
 
 	for i := range b.events {
@@ -434,17 +446,13 @@ func (p *Projector) build(b *batch) {
 		k := streamKey{e.WorkspaceID, e.StreamID}
 		switch e.StreamType {
 		case helpdeskflow.StreamTicket:
-			prev, found := latestRow(k, workTickets, b.loadedTickets, p.tickets)
-			var version uint64
-			if found {
-				version = prev.Version
-			}
-			if !p.shouldApply(e, found, version) {
+			prev, apply := tickets.previous(k, e, p.shouldApply)
+			if !apply {
 				continue
 			}
 			var t helpdeskflow.Ticket
 			count := 0
-			if found {
+			if prev != nil {
 				t, count = prev.ticket(), int(prev.MessageCount)
 			}
 			before := len(t.Messages)
@@ -453,11 +461,7 @@ func (p *Projector) build(b *batch) {
 				continue
 			}
 			added := t.Messages[min(before, len(t.Messages)):]
-			row := ticketRowOf(&t, count+len(added))
-			if _, ok := workTickets[k]; !ok {
-				ticketOrder = append(ticketOrder, k)
-			}
-			workTickets[k] = &row
+			tickets.put(k, ticketRowOf(&t, count+len(added)))
 			for _, m := range added {
 				internal := uint8(0)
 				if m.Internal {
@@ -470,65 +474,32 @@ func (p *Projector) build(b *batch) {
 				})
 			}
 		case helpdeskflow.StreamCustomer:
-			prev, found := latestRow(k, workCustomers, b.loadedCustomers, p.customers)
-			var version uint64
-			if found {
-				version = prev.Version
-			}
-			if !p.shouldApply(e, found, version) {
+			prev, apply := customers.previous(k, e, p.shouldApply)
+			if !apply {
 				continue
 			}
 			var c helpdeskflow.Customer
-			if found {
+			if prev != nil {
 				c = prev.customer()
 			}
 			if err := helpdeskflow.ApplyCustomer(&c, *e); err != nil {
 				p.applyFailed(e, err)
 				continue
 			}
-			row := customerRowOf(&c)
-			if _, ok := workCustomers[k]; !ok {
-				customerOrder = append(customerOrder, k)
-			}
-			workCustomers[k] = &row
+			customers.put(k, customerRowOf(&c))
 		default:
 			// Workspace streams (and any stream type this build does not
 			// know) only feed the audit log.
 		}
 	}
 
-	for _, k := range ticketOrder {
-		row := *workTickets[k]
-		b.tickets = append(b.tickets, row)
-		p.tickets.put(k, row)
-	}
-	for _, k := range customerOrder {
-		row := *workCustomers[k]
-		b.customers = append(b.customers, row)
-		p.customers.put(k, row)
-	}
+	b.tickets, b.customers = tickets.finish(), customers.finish()
 	b.loadedTickets, b.loadedCustomers = nil, nil
 }
 
 // shouldApply decides whether e changes its entity row: not when the row
 // already has e's version or a later one (a redelivery), and not when e
 // continues a stream whose earlier events were never projected.
-// latestRow returns the newest known row of a stream: the one this batch
-// already built, else the one loaded from ClickHouse for this batch, else
-// the cached one.
-func latestRow[R any](k streamKey, work map[streamKey]*R, loaded map[streamKey]R, cache *lru[streamKey, R]) (*R, bool) {
-	if r, ok := work[k]; ok {
-		return r, true
-	}
-	if r, ok := loaded[k]; ok {
-		return &r, true
-	}
-	if r, ok := cache.get(k); ok {
-		return &r, true
-	}
-	return nil, false
-}
-
 func (p *Projector) shouldApply(e *helpdeskflow.Event, found bool, version uint64) bool {
 	if e.Version <= 0 {
 		p.m.errors.WithLabelValues(errKindApply).Inc()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -45,15 +46,21 @@ func newScenario() *scenario {
 	return s
 }
 
+// newScenarioTest sets up a projector test of the scenario: a migrated
+// ClickHouse database, a kfake broker and a new scenario.
+func newScenarioTest(t *testing.T) (driver.Conn, []string, *scenario) {
+	t.Helper()
+	conn, _ := newDB(t)
+	return conn, newKafka(t), newScenario()
+}
+
 func (s *scenario) events() []helpdeskflow.Event {
 	return []helpdeskflow.Event{s.workspaceCreated, s.customerCreated, s.ticketCreated, s.noteAdded}
 }
 
 func TestProjector_ProjectsEvents(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	unknown := s.w.event(helpdeskflow.StreamTicket, s.ticket, 3, "ticket.teleported", map[string]string{"to": "mars"})
 	produce(t, brokers, append(s.events(), unknown)...)
 
@@ -266,9 +273,7 @@ func TestProjector_ProjectsEvents(t *testing.T) {
 
 func TestProjector_ReplayCollapses(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	p := startProjector(t, conn, brokers, "g-replay")
 
 	produce(t, brokers, s.events()...)
@@ -299,9 +304,7 @@ func TestProjector_ReplayCollapses(t *testing.T) {
 
 func TestProjector_LoadsStateAfterRestart(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	const group = "g-restart"
 
 	produce(t, brokers, s.events()...)
@@ -358,9 +361,7 @@ func TestProjector_LoadsStateAfterRestart(t *testing.T) {
 
 func TestProjector_CommitsOnlyAfterInsert(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	const group = "g-commit"
 	ctx := context.Background()
 
@@ -407,9 +408,7 @@ func TestProjector_CommitsOnlyAfterInsert(t *testing.T) {
 
 func TestProjector_SkipsUndecodableRecords(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	key := []byte(s.customer.String())
 	produceRecords(t, brokers, &kgo.Record{Topic: kafka.TopicEvents, Key: key, Value: []byte("{not json")})
 	produce(t, brokers, s.customerCreated)

@@ -67,28 +67,14 @@ var (
 // EUnavailable error when ClickHouse cannot be reached, and EInternal when
 // the query fails otherwise.
 func (r *TicketReader) ListTickets(ctx context.Context, workspaceID uuid.UUID, filter TicketFilter) (TicketPage, error) {
-	var problems []helpdeskflow.FieldProblem
-	limit := filter.Limit
-	if limit == 0 {
-		limit = DefaultListLimit
-	}
-	if limit < 1 || limit > MaxListLimit {
-		problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be between 1 and 100"})
-	}
+	limit, problems := checkLimit(filter.Limit, nil)
 	if filter.Status != "" && !slices.Contains(knownStatuses, filter.Status) {
 		problems = append(problems, helpdeskflow.FieldProblem{Field: "status", Problem: "must be one of " + strings.Join(knownStatuses, ", ")})
 	}
 	if filter.Priority != "" && !slices.Contains(knownPriorities, filter.Priority) {
 		problems = append(problems, helpdeskflow.FieldProblem{Field: "priority", Problem: "must be one of " + strings.Join(knownPriorities, ", ")})
 	}
-	var after *cursor
-	if filter.Cursor != "" {
-		c, ok := decodeCursor(filter.Cursor)
-		if !ok {
-			problems = append(problems, helpdeskflow.FieldProblem{Field: "cursor", Problem: "malformed"})
-		}
-		after = &c
-	}
+	after, problems := checkCursor(filter.Cursor, problems)
 	if len(problems) > 0 {
 		return TicketPage{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid ticket list query", Details: problems}
 	}
@@ -220,6 +206,31 @@ func (c cursor) encode() string {
 	binary.BigEndian.PutUint64(b[:8], uint64(c.createdAtMs))
 	copy(b[8:], c.ticketID[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// checkLimit returns a list's page size: limit, or DefaultListLimit for 0.
+// A limit outside 1..MaxListLimit adds a "limit" problem to problems.
+func checkLimit(limit int, problems []helpdeskflow.FieldProblem) (int, []helpdeskflow.FieldProblem) {
+	if limit == 0 {
+		limit = DefaultListLimit
+	}
+	if limit < 1 || limit > MaxListLimit {
+		problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be between 1 and 100"})
+	}
+	return limit, problems
+}
+
+// checkCursor decodes a list's cursor: nil for "" (the first page). A
+// malformed one adds a "cursor" problem to problems.
+func checkCursor(encoded string, problems []helpdeskflow.FieldProblem) (*cursor, []helpdeskflow.FieldProblem) {
+	if encoded == "" {
+		return nil, problems
+	}
+	c, ok := decodeCursor(encoded)
+	if !ok {
+		problems = append(problems, helpdeskflow.FieldProblem{Field: "cursor", Problem: "malformed"})
+	}
+	return &c, problems
 }
 
 func decodeCursor(s string) (cursor, bool) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
@@ -30,22 +31,8 @@ const (
 // DefaultRequestLogFlushInterval (1 s).
 type RequestLogConfig = Config
 
-// setRequestLogDefaults fills the settings whose defaults differ from the
-// Projector's; Config.setDefaults fills the rest.
-func setRequestLogDefaults(c *RequestLogConfig) {
-	if c.Group == "" {
-		c.Group = DefaultRequestLogGroup
-	}
-	if c.Topic == "" {
-		c.Topic = kafka.TopicAPIRequests
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = DefaultRequestLogBatchSize
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = DefaultRequestLogFlushInterval
-	}
-}
+// requestLogDefaults are the RequestLogProjector's consumerDefaults.
+var requestLogDefaults = consumerDefaults{DefaultRequestLogGroup, kafka.TopicAPIRequests, DefaultRequestLogBatchSize, DefaultRequestLogFlushInterval}
 
 // RequestLogProjector consumes helpdeskflow.api-requests and writes one row
 // per record to the api_requests table. It is at least once and idempotent:
@@ -69,8 +56,7 @@ type RequestLogProjector struct {
 // different collector already uses its name; the metrics of an earlier
 // RequestLogProjector are reused).
 func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) {
-	setRequestLogDefaults(&cfg)
-	cfg.setDefaults()
+	cfg.setDefaults(requestLogDefaults)
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid request log projector configuration", Err: err}
 	}
@@ -143,7 +129,7 @@ func (p *RequestLogProjector) decode(r *kafka.Record) (apiRequestRow, bool) {
 		err = errors.New("no request_id")
 	}
 	if err != nil {
-		p.m.errors.WithLabelValues(errKindDecode).Inc()
+		p.m.errors.WithLabelValues(kafka.ErrKindDecode).Inc()
 		p.log.Error("request log projector: record is not a JSON API request; skipped",
 			"partition", r.Partition, "offset", r.Offset, "key", string(r.Key), "err", err)
 		return apiRequestRow{}, false
@@ -243,41 +229,26 @@ type requestLogMetrics struct {
 }
 
 func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error) {
+	var err error
 	m := &requestLogMetrics{
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+		batchSize: metricreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "helpdeskflow_request_log_projector_batch_size",
 			Help:    "Records per ClickHouse flush of the request log projector.",
 			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
-		}),
-		insertDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}), &err),
+		insertDuration: metricreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "helpdeskflow_request_log_projector_insert_duration_seconds",
 			Help:    "Duration of one ClickHouse insert into api_requests, failed ones included.",
 			Buckets: prometheus.DefBuckets,
-		}),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "helpdeskflow_request_log_projector_consumer_lag",
-			Help: "Request log records of a partition not yet written and committed: high watermark minus committed offset.",
-		}, []string{"topic", "partition"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "helpdeskflow_request_log_projector_errors_total",
-			Help: "Request log projector errors by kind (fetch, decode, insert, commit).",
-		}, []string{"kind"}),
-		rows: prometheus.NewCounter(prometheus.CounterOpts{
+		}), &err),
+		lag: metricreg.Register(reg, kafka.NewLagGauge("helpdeskflow_request_log_projector_consumer_lag",
+			"Request log records of a partition not yet written and committed: high watermark minus committed offset."), &err),
+		errors: metricreg.Register(reg, kafka.NewErrorCounter("helpdeskflow_request_log_projector_errors_total",
+			"Request log projector errors by kind (fetch, decode, insert, commit).", errKindInsert), &err),
+		rows: metricreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "helpdeskflow_request_log_projector_rows_total",
 			Help: "Rows the request log projector wrote to api_requests (redeliveries included).",
-		}),
+		}), &err),
 	}
-	for _, kind := range []string{errKindFetch, errKindDecode, errKindInsert, errKindCommit} {
-		m.errors.WithLabelValues(kind)
-	}
-	if reg == nil {
-		return m, nil
-	}
-	var err error
-	m.batchSize = kafka.Register(reg, m.batchSize, &err)
-	m.insertDuration = kafka.Register(reg, m.insertDuration, &err)
-	m.lag = kafka.Register(reg, m.lag, &err)
-	m.errors = kafka.Register(reg, m.errors, &err)
-	m.rows = kafka.Register(reg, m.rows, &err)
 	return m, err
 }

@@ -5,19 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -27,61 +24,16 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
-// runningRequestLogProjector is a RequestLogProjector running in the
-// background of a test.
-type runningRequestLogProjector struct {
-	reg    *prometheus.Registry
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-func startRequestLogProjector(t *testing.T, conn driver.Conn, brokers []string, group string, tweak ...func(*projections.RequestLogConfig)) *runningRequestLogProjector {
+// startRequestLogProjector runs a request log projector with test-friendly
+// timings; the test's cleanup stops it if the test did not.
+func startRequestLogProjector(t *testing.T, conn driver.Conn, brokers []string, group string, tweak ...func(*projections.RequestLogConfig)) *runningProjector {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	cfg := projections.RequestLogConfig{
-		Brokers:         brokers,
-		Group:           group,
-		FlushInterval:   50 * time.Millisecond,
-		RetryBackoff:    20 * time.Millisecond,
-		MaxRetryBackoff: 100 * time.Millisecond,
-		ShutdownTimeout: 3 * time.Second,
-		ClickHouse:      conn,
-		Logger:          slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel})),
-		Registerer:      reg,
-	}
-	for _, f := range tweak {
-		f(&cfg)
-	}
+	cfg, reg := testConfig(t, conn, brokers, group, tweak)
 	p, err := projections.NewRequestLogProjector(cfg)
 	if err != nil {
 		t.Fatalf("NewRequestLogProjector: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rp := &runningRequestLogProjector{reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { rp.done <- p.Run(ctx) }()
-	t.Cleanup(func() { rp.stop(t) })
-	return rp
-}
-
-func (rp *runningRequestLogProjector) stop(t *testing.T) error {
-	t.Helper()
-	rp.once.Do(func() {
-		rp.cancel()
-		select {
-		case rp.err = <-rp.done:
-		case <-time.After(20 * time.Second):
-			rp.err = errors.New("request log projector did not stop within 20s")
-			t.Error(rp.err)
-		}
-	})
-	return rp.err
-}
-
-func (rp *runningRequestLogProjector) metric(t *testing.T, name string, labels ...string) float64 {
-	t.Helper()
-	return testenv.Metric(t, rp.reg, name, labels...)
+	return runInBackground(t, "request log projector", reg, p.Run)
 }
 
 var (

@@ -253,3 +253,57 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// builtRows are the rows build makes for one kind of entity: the newest
+// state of each stream that b's events changed, in the order the streams
+// first changed.
+type builtRows[R any] struct {
+	loaded  map[streamKey]R // loaded from ClickHouse for this batch
+	cache   *lru[streamKey, R]
+	version func(*R) uint64
+	rows    map[streamKey]*R
+	order   []streamKey
+}
+
+func newBuiltRows[R any](loaded map[streamKey]R, cache *lru[streamKey, R], version func(*R) uint64) *builtRows[R] {
+	return &builtRows[R]{loaded: loaded, cache: cache, version: version, rows: map[streamKey]*R{}}
+}
+
+// previous returns the newest known row of stream k (nil when there is
+// none): the one this batch already built, else the one loaded from
+// ClickHouse for this batch, else the cached one; and whether e is to be
+// applied to it (shouldApply).
+func (w *builtRows[R]) previous(k streamKey, e *helpdeskflow.Event, shouldApply func(*helpdeskflow.Event, bool, uint64) bool) (*R, bool) {
+	var prev *R
+	if r, ok := w.rows[k]; ok {
+		prev = r
+	} else if r, ok := w.loaded[k]; ok {
+		prev = &r
+	} else if r, ok := w.cache.get(k); ok {
+		prev = &r
+	}
+	var version uint64
+	if prev != nil {
+		version = w.version(prev)
+	}
+	return prev, shouldApply(e, prev != nil, version)
+}
+
+// put makes row the newest state of stream k.
+func (w *builtRows[R]) put(k streamKey, row R) {
+	if _, ok := w.rows[k]; !ok {
+		w.order = append(w.order, k)
+	}
+	w.rows[k] = &row
+}
+
+// finish caches the built rows and returns them in order.
+func (w *builtRows[R]) finish() []R {
+	rows := make([]R, 0, len(w.order))
+	for _, k := range w.order {
+		row := *w.rows[k]
+		rows = append(rows, row)
+		w.cache.put(k, row)
+	}
+	return rows
+}

@@ -15,9 +15,7 @@ import (
 // it) still stops promptly when its context is cancelled.
 func TestProjector_StopsWhileGroupIsStuck(t *testing.T) {
 	t.Parallel()
-	conn, _ := newDB(t)
-	brokers := newKafka(t)
-	s := newScenario()
+	conn, brokers, s := newScenarioTest(t)
 	produce(t, brokers, s.events()...)
 	const group = "g-stuck"
 

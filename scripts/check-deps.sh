@@ -35,14 +35,14 @@ check ./... github.com/emersion "^$module/clients/(imapmail|imapmail/imapmailtes
 # Rooms: the project rooms each top-level room may import, besides the root
 # package and its own subfolders (the README table's third column).
 declare -A may=(
-  [http]="commands integrations clients/imapmail kafka"
+  [http]="commands integrations clients/imapmail kafka internal/metricreg"
   [mailsync]="commands clients internal"
   [integrations]="commands clients internal"
   [commands]="clients/webhook"
   [commands/postgres]="commands eventstore store" # the command areas on Postgres: the one part of commands/ that knows storage
   [eventstore]="internal store"
   [relay]="eventstore kafka internal"
-  [kafka]=""
+  [kafka]="internal/metricreg"
   [projections]="kafka internal"
   [dispatch]="store/queues store/pg store/progress kafka clients internal integrations/linkedprofiles" # linkedprofiles: the lookup jobs handlers queue
   [clients]=""

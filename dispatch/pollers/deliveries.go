@@ -12,7 +12,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -116,34 +116,25 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	var err error
 	m := deliveryMetrics{
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_webhook_attempts_total",
-			Help: "Webhook delivery attempts by outcome (success, failure) and error class."}, []string{"outcome", "error_class"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_webhook_attempt_duration_seconds",
-			Help: "Duration of webhook delivery attempts.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5}}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_retries_scheduled_total",
-			Help: "Failed webhook attempts that scheduled a retry."}),
-		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_deliveries_failed_total",
-			Help: "Webhook deliveries that failed permanently (out of attempts)."}),
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_pending_deliveries",
-			Help: "Webhook deliveries waiting for an attempt or a retry."}),
-		oldestPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_oldest_pending_seconds",
-			Help: "Age of the oldest pending webhook delivery."}),
-		internalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_queue_errors_total",
-			Help: "Failures reading or writing the delivery queue (retried)."}),
+		attempts: metricreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_webhook_attempts_total",
+			Help: "Webhook delivery attempts by outcome (success, failure) and error class."}, []string{"outcome", "error_class"}), &err),
+		latency: metricreg.Register(cfg.Registerer, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_webhook_attempt_duration_seconds",
+			Help: "Duration of webhook delivery attempts.", Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5}}), &err),
+		retries: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_retries_scheduled_total",
+			Help: "Failed webhook attempts that scheduled a retry."}), &err),
+		failed: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_deliveries_failed_total",
+			Help: "Webhook deliveries that failed permanently (out of attempts)."}), &err),
+		pending: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_pending_deliveries",
+			Help: "Webhook deliveries waiting for an attempt or a retry."}), &err),
+		oldestPending: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_oldest_pending_seconds",
+			Help: "Age of the oldest pending webhook delivery."}), &err),
+		internalErrors: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_queue_errors_total",
+			Help: "Failures reading or writing the delivery queue (retried)."}), &err),
 	}
-	if cfg.Registerer != nil {
-		var err error
-		m.attempts = kafka.Register(cfg.Registerer, m.attempts, &err)
-		m.latency = kafka.Register(cfg.Registerer, m.latency, &err)
-		m.retries = kafka.Register(cfg.Registerer, m.retries, &err)
-		m.failed = kafka.Register(cfg.Registerer, m.failed, &err)
-		m.pending = kafka.Register(cfg.Registerer, m.pending, &err)
-		m.oldestPending = kafka.Register(cfg.Registerer, m.oldestPending, &err)
-		m.internalErrors = kafka.Register(cfg.Registerer, m.internalErrors, &err)
-		if err != nil {
-			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
-		}
+	if err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register delivery metrics", Err: err}
 	}
 	w := &DeliveryWorker{cfg: cfg, m: m}
 	w.q = newQueueWorker(queueConfig[queues.ClaimedDelivery, queues.FinishedAttempt]{

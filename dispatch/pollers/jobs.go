@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -166,35 +166,26 @@ func NewJobWorker(cfg JobWorkerConfig) (*JobWorker, error) {
 	if cfg.Lease <= cfg.Timeout {
 		return nil, helpdeskflow.Errorf(helpdeskflow.EValidation, "dispatch: JobWorkerConfig.Lease (%s) must be longer than Timeout (%s)", cfg.Lease, cfg.Timeout)
 	}
+	var err error
 	m := jobMetrics{
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_integration_jobs_total",
+		jobs: metricreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_integration_jobs_total",
 			Help: "Runs of integration jobs (Slack notifications, customer lookups) by kind and outcome: the finished job's outcome, retried, or failed (for good)."},
-			[]string{"kind", "outcome"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_integration_job_failures_total",
-			Help: "Failed runs of integration jobs by kind and error class, retried or not."}, []string{"kind", "error_class"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "helpdeskflow_integration_job_duration_seconds",
-			Help: "Duration of integration job runs.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"kind"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_pending",
-			Help: "Integration jobs not finished yet (waiting, running or waiting for a retry)."}, []string{"kind"}),
-		oldestPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_oldest_pending_seconds",
-			Help: "Age of the oldest unfinished integration job."}, []string{"kind"}),
-		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_in_flight",
-			Help: "Integration jobs running in this process."}, []string{"kind"}),
-		internalErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_integration_job_queue_errors_total",
-			Help: "Failures reading or writing the integration job queue (retried)."}),
+			[]string{"kind", "outcome"}), &err),
+		failures: metricreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_integration_job_failures_total",
+			Help: "Failed runs of integration jobs by kind and error class, retried or not."}, []string{"kind", "error_class"}), &err),
+		duration: metricreg.Register(cfg.Registerer, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "helpdeskflow_integration_job_duration_seconds",
+			Help: "Duration of integration job runs.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"kind"}), &err),
+		pending: metricreg.Register(cfg.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_pending",
+			Help: "Integration jobs not finished yet (waiting, running or waiting for a retry)."}, []string{"kind"}), &err),
+		oldestPending: metricreg.Register(cfg.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_oldest_pending_seconds",
+			Help: "Age of the oldest unfinished integration job."}, []string{"kind"}), &err),
+		inFlight: metricreg.Register(cfg.Registerer, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "helpdeskflow_integration_jobs_in_flight",
+			Help: "Integration jobs running in this process."}, []string{"kind"}), &err),
+		internalErrors: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_integration_job_queue_errors_total",
+			Help: "Failures reading or writing the integration job queue (retried)."}), &err),
 	}
-	if cfg.Registerer != nil {
-		var err error
-		m.jobs = kafka.Register(cfg.Registerer, m.jobs, &err)
-		m.failures = kafka.Register(cfg.Registerer, m.failures, &err)
-		m.duration = kafka.Register(cfg.Registerer, m.duration, &err)
-		m.pending = kafka.Register(cfg.Registerer, m.pending, &err)
-		m.oldestPending = kafka.Register(cfg.Registerer, m.oldestPending, &err)
-		m.inFlight = kafka.Register(cfg.Registerer, m.inFlight, &err)
-		m.internalErrors = kafka.Register(cfg.Registerer, m.internalErrors, &err)
-		if err != nil {
-			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register integration job metrics", Err: err}
-		}
+	if err != nil {
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register integration job metrics", Err: err}
 	}
 	w := &JobWorker{cfg: cfg, m: m}
 	w.q = newQueueWorker(queueConfig[helpdeskflow.IntegrationJob, queues.FinishedJob]{

@@ -13,7 +13,7 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 )
 
 // SlackStore is where the Slack connection and the notification log live.
@@ -82,7 +82,7 @@ func NewSlackNotifier(cfg SlackNotifierConfig) (*SlackNotifier, error) {
 		[]string{"outcome"})}
 	if cfg.Registerer != nil {
 		var err error
-		h.posts = kafka.Register(cfg.Registerer, h.posts, &err)
+		h.posts = metricreg.Register(cfg.Registerer, h.posts, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register Slack metrics", Err: err}
 		}

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/internal/poll"
-	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // SLATimers finds tickets whose SLA timer is due.
@@ -74,7 +74,7 @@ func NewSLAWorker(cfg SLAWorkerConfig) (*SLAWorker, error) {
 	}
 	if cfg.Registerer != nil {
 		var err error
-		w.checks = kafka.Register(cfg.Registerer, w.checks, &err)
+		w.checks = metricreg.Register(cfg.Registerer, w.checks, &err)
 		if err != nil {
 			return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register SLA worker metrics", Err: err}
 		}

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/metricreg"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
@@ -369,9 +370,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}, []string{"reason"})
 	var err error
 	if reg != nil {
-		depth = kafka.Register(reg, depth, &err)
-		records = kafka.Register(reg, records, &err)
-		drops = kafka.Register(reg, drops, &err)
+		depth = metricreg.Register(reg, depth, &err)
+		records = metricreg.Register(reg, records, &err)
+		drops = metricreg.Register(reg, drops, &err)
 	}
 	m := &metrics{depth: depth, records: records, drops: map[string]prometheus.Counter{}}
 	for _, reason := range []string{DropBufferFull, DropClosed, DropProduceFailed} {
