@@ -213,22 +213,14 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	startRelay(t, s, brokers)
 
-	for range 10 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendTickets(t, s, 10)
 	if got := len(consumeAll(t, brokers, 10)); got != 10 {
 		t.Fatalf("before restart: %d records, want 10", got)
 	}
 
 	cluster.Close()
 	// Events committed while the broker is down wait in Postgres.
-	for range 10 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendTickets(t, s, 10)
 	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
 	if err != nil {
 		t.Fatalf("restart broker: %v", err)
@@ -238,6 +230,16 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	records := consumeAll(t, brokers, 20)
 	if got := len(records); got != 20 {
 		t.Fatalf("after restart: %d records, want 20 (10 kept on disk, 10 published after)", got)
+	}
+}
+
+// appendTickets appends one event each to n new tickets.
+func appendTickets(t *testing.T, s *eventstore.Store, n int) {
+	t.Helper()
+	for range n {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -259,9 +261,7 @@ func TestRelay_WokenByNotification(t *testing.T) {
 	startRelayPolling(t, s, brokers, time.Hour)
 	time.Sleep(500 * time.Millisecond) // let it become leader and LISTEN
 	for i := range 3 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
+		appendTickets(t, s, 1)
 		if got := len(consumeAll(t, brokers, i+1)); got != i+1 {
 			t.Fatalf("after commit %d the relay published %d events, want %d", i+1, got, i+1)
 		}
