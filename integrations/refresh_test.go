@@ -159,7 +159,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 	_, brokers := testenv.Kafka(t)
 	f.startRelay(brokers)
 
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	release := f.fake.HoldNext()
 	defer release()
 	refreshed := f.accessTokenAsync(m, c.ID)
@@ -207,7 +207,7 @@ func TestManager_ConcurrentRefreshOneRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	other, reads := f.watchedManager(nil)
 
@@ -243,7 +243,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	// The dead process's lease, taken as a refresh takes it.
 	_, tokens, err := f.store.ConnectionTokens(f.ctx, f.workspace, c.ID)
@@ -258,7 +258,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 	if got, err := m.AccessToken(f.ctx, f.workspace, c.ID); err != nil || got != current {
 		t.Errorf("while the lease lasts and the token is valid: %q, %v; want the current token", got, err)
 	}
-	f.clock.advance(3 * time.Minute) // the token has expired, the lease has not
+	f.clock.Advance(3 * time.Minute) // the token has expired, the lease has not
 	if _, err := m.AccessToken(f.ctx, f.workspace, c.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnavailable {
 		t.Errorf("while the lease lasts and the token has expired: %v; want %s", err, helpdeskflow.EUnavailable)
 	}
@@ -266,7 +266,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 		t.Fatalf("token requests while the lease lasted = %d, want 0", got)
 	}
 
-	f.clock.advance(10 * time.Minute) // the lease has run out
+	f.clock.Advance(10 * time.Minute) // the lease has run out
 	got, err := m.AccessToken(f.ctx, f.workspace, c.ID)
 	if err != nil || got == current || !f.fake.ValidAccessToken(got) {
 		t.Fatalf("after the lease ran out: %q, %v", got, err)
@@ -290,7 +290,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 			f := newFixture(t)
 			f.fake.RotateRefreshTokens(rotate)
 			c := f.connect()
-			f.clock.advance(58 * time.Minute)
+			f.clock.Advance(58 * time.Minute)
 			f.fake.ExpiresIn(3 * time.Hour)
 
 			releaseStale := f.fake.HoldNext()
@@ -299,7 +299,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 			f.waitHeld(1)
 			// The stale one's lease (twice the default RefreshTimeout) runs
 			// out; another process takes the refresh over.
-			f.clock.advance(time.Minute)
+			f.clock.Advance(time.Minute)
 			newer, err := f.manager(nil).AccessToken(f.ctx, f.workspace, c.ID)
 			if err != nil || !f.fake.ValidAccessToken(newer) {
 				t.Fatalf("the process that took over: %q, %v", newer, err)
@@ -322,7 +322,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 				t.Errorf("after the stale refresh: %+v", got)
 			}
 			// The stored refresh token is the one the provider honours.
-			f.clock.advance(4 * time.Hour)
+			f.clock.Advance(4 * time.Hour)
 			if tk, err := f.m.AccessToken(f.ctx, f.workspace, c.ID); err != nil || !f.fake.ValidAccessToken(tk) {
 				t.Errorf("refreshing again: %v", err)
 			}
@@ -338,7 +338,7 @@ func TestManager_RefusedAfterTakeOverWaits(t *testing.T) {
 	f := newFixture(t)
 	f.fake.RotateRefreshTokens(true)
 	c := f.connect()
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	stale, staleReads := f.watchedManager(nil)
 
@@ -346,7 +346,7 @@ func TestManager_RefusedAfterTakeOverWaits(t *testing.T) {
 	defer releaseStale()
 	staleResult := f.accessTokenAsync(stale, c.ID)
 	f.waitHeld(1)
-	f.clock.advance(time.Minute) // the stale one's lease runs out
+	f.clock.Advance(time.Minute) // the stale one's lease runs out
 	releaseNewer := f.fake.HoldNext()
 	defer releaseNewer()
 	newerResult := f.accessTokenAsync(f.m, c.ID)
