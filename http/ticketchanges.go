@@ -65,6 +65,20 @@ func includeInternal(r *http.Request) (bool, error) {
 	return include, nil
 }
 
+// ticketShown reads which ticket a read shows (see pathID) and whether with
+// its internal notes (see includeInternal).
+func ticketShown(r *http.Request, p httprouter.Params) (uuid.UUID, bool, error) {
+	id, err := pathID(p, "id", "ticket")
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	include, err := includeInternal(r)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return id, include, nil
+}
+
 // handleTicketUpdate is PATCH /v1/tickets/{id}: 200 with the ticket after
 // the change (unchanged, and no new version, when nothing changed).
 func (s *Server) handleTicketUpdate(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
@@ -129,11 +143,7 @@ type auditEntryJSON struct {
 // first, from the event store. Internal notes only with
 // include_internal=true (admin).
 func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	include, err := includeInternal(r)
+	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err
 	}

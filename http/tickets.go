@@ -140,11 +140,7 @@ func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ ht
 // handleTicketGet is GET /v1/tickets/{id}, composed from the event store.
 // include_internal=true shows internal notes and needs an admin key.
 func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	include, err := includeInternal(r)
+	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err
 	}
