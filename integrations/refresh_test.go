@@ -121,11 +121,7 @@ func (f *fixture) startRelay(brokers []string) {
 // the events topic within 20 s.
 func published(t *testing.T, brokers []string, workspace uuid.UUID) bool {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.TopicReader(t, brokers, kafka.TopicEvents)
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -46,11 +46,7 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 // arrived (or 20 s pass) and returns them.
 func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.TopicReader(t, brokers, kafka.TopicEvents)
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
