@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -58,23 +57,15 @@ func (s *Server) handleAPIKeyCreate(w http.ResponseWriter, r *http.Request, _ ht
 // keys, oldest first, by prefix only; ?limit= (1–100, default 50) and
 // ?cursor=.
 func (s *Server) handleAPIKeyList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	limit := 50
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return fieldError("limit", "must be a whole number from 1 to 100")
-		}
-		limit = n
+	limit, problem := queryLimit(r.URL.Query(), 50, 100)
+	if problem != nil {
+		return fieldError(problem.Field, problem.Problem)
 	}
 	page, err := s.cfg.AdminReader.ListAPIKeys(r.Context(), principalOf(r.Context()).WorkspaceID, r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		return err
 	}
-	data := make([]apiKeyJSON, len(page.Keys))
-	for i, k := range page.Keys {
-		data[i] = toAPIKeyJSON(k)
-	}
-	writeList(w, data, page.Next)
+	writeListOf(w, page.Keys, toAPIKeyJSON, page.Next)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package http
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -133,25 +132,19 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 		}
 		filter.CustomField, filter.CustomFieldValue = name, q.Get(key)
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be a whole number from 1 to 100"})
-		}
-		filter.Limit = n
+	limit, problem := queryLimit(q, 0, 100)
+	if problem != nil {
+		problems = append(problems, *problem)
 	}
+	filter.Limit = limit
 	if len(problems) > 0 {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
+		return queryError(problems)
 	}
 	page, err := s.cfg.CustomerLister.ListCustomers(r.Context(), workspaceID, filter)
 	if err != nil {
 		return err
 	}
-	data := make([]customerJSON, len(page.Customers))
-	for i, c := range page.Customers {
-		data[i] = toCustomerJSON(c)
-	}
-	writeList(w, data, page.NextCursor)
+	writeListOf(w, page.Customers, toCustomerJSON, page.NextCursor)
 	return nil
 }
 
@@ -159,11 +152,7 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 // one another customer holds merges this customer into that one, which is
 // what the answer then shows.
 func (s *Server) handleCustomerUpdate(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "customer")
-	if err != nil {
-		return err
-	}
-	version, err := ifMatch(r)
+	id, version, err := versionedTarget(r, p, "customer")
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,16 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	enc.Encode(body) //nolint:errcheck // the client went away; nothing to do
 }
 
+// writeListOf is writeList for items, each shown as toJSON shows it; no
+// items is an empty list, never null.
+func writeListOf[T, J any](w http.ResponseWriter, items []T, toJSON func(T) J, next string) {
+	data := make([]J, len(items))
+	for i, item := range items {
+		data[i] = toJSON(item)
+	}
+	writeList(w, data, next)
+}
+
 // writeList answers 200 with a list page: {"data": data, "next_cursor":
 // next, or null on the last page}.
 func writeList(w http.ResponseWriter, data any, next string) {

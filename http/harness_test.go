@@ -38,24 +38,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-// fakeClock is the rate limiter's clock in these tests.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // recordingLog is a RequestLog that keeps what it is given.
 type recordingLog struct {
 	mu      sync.Mutex
@@ -85,7 +67,7 @@ type harness struct {
 	store     testenv.Rooms
 	db        *pg.DB
 	service   *testenv.Commands
-	clock     *fakeClock
+	clock     *testenv.Clock
 	log       *recordingLog
 	reg       *prometheus.Registry
 	workspace uuid.UUID
@@ -121,7 +103,7 @@ func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
 		t.Fatal(err)
 	}
 
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	limiter, err := ratelimit.New(ratelimit.Config{Now: clock.Now, Registerer: reg})
 	if err != nil {

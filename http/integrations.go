@@ -158,13 +158,14 @@ func (s *Server) handleIntegrationList(w http.ResponseWriter, r *http.Request, _
 	return nil
 }
 
-// connectionID parses {id} as a connection id (anything else is 404).
-func connectionID(p httprouter.Params) (uuid.UUID, error) {
-	id, err := uuid.Parse(p.ByName("id"))
+// connectionOf reads the connection {id} names in the principal's
+// workspace: ENotFound for an unknown id or one that is not a UUID.
+func (s *Server) connectionOf(r *http.Request, p httprouter.Params) (helpdeskflow.Connection, error) {
+	id, err := pathID(p, "id", "integration")
 	if err != nil {
-		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "integration %q not found", p.ByName("id"))
+		return helpdeskflow.Connection{}, err
 	}
-	return id, nil
+	return s.cfg.ConnectionReader.Connection(r.Context(), principalOf(r.Context()).WorkspaceID, id)
 }
 
 // handleIntegrationGet is GET /v1/integrations/{id} (admin): a connection
@@ -173,15 +174,11 @@ func (s *Server) handleIntegrationGet(w http.ResponseWriter, r *http.Request, p 
 	if p.ByName("id") == slackID {
 		return s.handleSlackGet(w, r, p)
 	}
-	id, err := connectionID(p)
+	c, err := s.connectionOf(r, p)
 	if err != nil {
 		return err
 	}
 	ws := principalOf(r.Context()).WorkspaceID
-	c, err := s.cfg.ConnectionReader.Connection(r.Context(), ws, id)
-	if err != nil {
-		return err
-	}
 	queues, err := s.queues(r.Context(), ws, c.ID)
 	if err != nil {
 		return err
@@ -197,7 +194,7 @@ func (s *Server) handleIntegrationDelete(w http.ResponseWriter, r *http.Request,
 	if p.ByName("id") == slackID {
 		return s.handleSlackDelete(w, r, p)
 	}
-	id, err := connectionID(p)
+	id, err := pathID(p, "id", "integration")
 	if err != nil {
 		return err
 	}
@@ -283,15 +280,11 @@ func (s *Server) handleOutlookConnect(w http.ResponseWriter, r *http.Request) er
 // next interval. 202 with the connection. A connection that is not an
 // active mailbox is 409.
 func (s *Server) handleIntegrationSync(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := connectionID(p)
+	c, err := s.connectionOf(r, p)
 	if err != nil {
 		return err
 	}
-	ws := principalOf(r.Context()).WorkspaceID
-	c, err := s.cfg.ConnectionReader.Connection(r.Context(), ws, id)
-	if err != nil {
-		return err
-	}
+	id, ws := c.ID, principalOf(r.Context()).WorkspaceID
 	if !slices.Contains(mailProviders, c.Provider) {
 		return helpdeskflow.Errorf(helpdeskflow.EConflict, "integration %s (%s) is not a mailbox; only Gmail and Outlook connections sync", id, c.Provider)
 	}

@@ -79,11 +79,7 @@ func (h ruleHandlers[C, R]) handleGet(w http.ResponseWriter, r *http.Request, p 
 
 // handleReplace is PUT, honouring If-Match.
 func (h ruleHandlers[C, R]) handleReplace(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", h.noun)
-	if err != nil {
-		return err
-	}
-	match, err := ifMatch(r)
+	id, match, err := versionedTarget(r, p, h.noun)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // withSLAClock returns a copy of h whose service stamps events with clock
 // and whose server shows SLA status at it, and an SLA timer worker on the
 // same clock.
-func (h *harness) withSLAClock(clock *fakeClock) (*harness, *pollers.SLAWorker) {
+func (h *harness) withSLAClock(clock *testenv.Clock) (*harness, *pollers.SLAWorker) {
 	h.t.Helper()
 	service := testenv.NewCommands(h.store.EventStore, testenv.CommandOptions{Clock: clock.Now})
 	cfg := h.cfg
@@ -52,7 +52,7 @@ func slaTarget(t *testing.T, r response, target string) map[string]any {
 }
 
 func TestSLA_StatusThroughTheAPI(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	h, worker := newHarness(t).withSLAClock(clock)
 	r := h.do("POST", "/v1/sla-policies", h.adminKey, map[string]any{"name": "Gold customers",
 		"conditions":     map[string]any{"all": []any{when("customer.email_domain", "is", "example.com")}},

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -16,6 +17,21 @@ import (
 // version in quotes, which If-Match takes back (see ifMatch).
 func setETag(w http.ResponseWriter, version int64) {
 	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
+}
+
+// versionedTarget reads what a change to a versioned resource names: the id
+// in the path (ENotFound naming what, see pathID), then the version If-Match
+// expects (see ifMatch).
+func versionedTarget(r *http.Request, p httprouter.Params, what string) (uuid.UUID, *int64, error) {
+	id, err := pathID(p, "id", what)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	version, err := ifMatch(r)
+	if err != nil {
+		return uuid.Nil, nil, err
+	}
+	return id, version, nil
 }
 
 // ifMatch reads the If-Match header: a version ("3", or 3, or W/"3"), nil
@@ -49,14 +65,24 @@ func includeInternal(r *http.Request) (bool, error) {
 	return include, nil
 }
 
+// ticketShown reads which ticket a read shows (see pathID) and whether with
+// its internal notes (see includeInternal).
+func ticketShown(r *http.Request, p httprouter.Params) (uuid.UUID, bool, error) {
+	id, err := pathID(p, "id", "ticket")
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	include, err := includeInternal(r)
+	if err != nil {
+		return uuid.Nil, false, err
+	}
+	return id, include, nil
+}
+
 // handleTicketUpdate is PATCH /v1/tickets/{id}: 200 with the ticket after
 // the change (unchanged, and no new version, when nothing changed).
 func (s *Server) handleTicketUpdate(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	version, err := ifMatch(r)
+	id, version, err := versionedTarget(r, p, "ticket")
 	if err != nil {
 		return err
 	}
@@ -79,11 +105,7 @@ func (s *Server) handleTicketUpdate(w http.ResponseWriter, r *http.Request, p ht
 // handleMessageAdd is POST /v1/tickets/{id}/messages: 201 with the ticket
 // and its new message. Internal notes need an admin key.
 func (s *Server) handleMessageAdd(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	version, err := ifMatch(r)
+	id, version, err := versionedTarget(r, p, "ticket")
 	if err != nil {
 		return err
 	}
@@ -121,11 +143,7 @@ type auditEntryJSON struct {
 // first, from the event store. Internal notes only with
 // include_internal=true (admin).
 func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	include, err := includeInternal(r)
+	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err
 	}
@@ -182,20 +200,16 @@ type eventJSON struct {
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
 	var problems []helpdeskflow.FieldProblem
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be a whole number from 1 to 1000"})
-		}
-		limit = n
+	limit, problem := queryLimit(q, 100, 1000)
+	if problem != nil {
+		problems = append(problems, *problem)
 	}
 	after, err := decodeEventCursor(q.Get("after"))
 	if err != nil {
 		problems = append(problems, helpdeskflow.FieldProblem{Field: "after", Problem: "must be a next_cursor this API returned, or empty for the beginning"})
 	}
 	if len(problems) > 0 {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
+		return queryError(problems)
 	}
 	principal := principalOf(r.Context())
 	events, err := s.cfg.Events.ReadAfter(r.Context(), after, limit, principal.WorkspaceID)

@@ -1,7 +1,9 @@
 package http
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -138,11 +140,7 @@ func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ ht
 // handleTicketGet is GET /v1/tickets/{id}, composed from the event store.
 // include_internal=true shows internal notes and needs an admin key.
 func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
-	id, err := pathID(p, "id", "ticket")
-	if err != nil {
-		return err
-	}
-	include, err := includeInternal(r)
+	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err
 	}
@@ -176,25 +174,20 @@ func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ http
 		}
 		filter.UpdatedAfter = at
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			problems = append(problems, helpdeskflow.FieldProblem{Field: "limit", Problem: "must be a whole number from 1 to 100"})
-		}
-		filter.Limit = n
+	limit, problem := queryLimit(q, 0, 100)
+	if problem != nil {
+		problems = append(problems, *problem)
 	}
+	filter.Limit = limit
 	if len(problems) > 0 {
-		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
+		return queryError(problems)
 	}
 	page, err := s.cfg.Lister.ListTickets(r.Context(), principalOf(r.Context()).WorkspaceID, filter)
 	if err != nil {
 		return err
 	}
-	data := make([]ticketJSON, len(page.Tickets))
-	for i, t := range page.Tickets {
-		data[i] = toTicketJSON(t, s.cfg.Now())
-	}
-	writeList(w, data, page.NextCursor)
+	now := s.cfg.Now
+	writeListOf(w, page.Tickets, func(t helpdeskflow.Ticket) ticketJSON { return toTicketJSON(t, now()) }, page.NextCursor)
 	return nil
 }
 
@@ -206,6 +199,26 @@ func pathID(p httprouter.Params, name, what string) (uuid.UUID, error) {
 		return uuid.Nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %q not found", what, p.ByName(name))
 	}
 	return id, nil
+}
+
+// queryLimit reads ?limit= as a whole number from 1 to max: def when it is
+// absent or empty, else the number and, when it is not one from 1 to max, a
+// problem naming the "limit" field.
+func queryLimit(q url.Values, def, max int) (int, *helpdeskflow.FieldProblem) {
+	v := q.Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return n, &helpdeskflow.FieldProblem{Field: "limit", Problem: fmt.Sprintf("must be a whole number from 1 to %d", max)}
+	}
+	return n, nil
+}
+
+// queryError is the EValidation error for a query's invalid parameters.
+func queryError(problems []helpdeskflow.FieldProblem) error {
+	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the query has invalid parameters; see details", Details: problems}
 }
 
 func fieldError(field, problem string) error {

@@ -3,7 +3,6 @@ package http
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -103,29 +102,21 @@ func (s *Server) handleWebhookList(w http.ResponseWriter, r *http.Request, _ htt
 	if err != nil {
 		return err
 	}
-	data := make([]webhookJSON, len(hooks))
-	for i, h := range hooks {
-		data[i] = toWebhookJSON(h)
-	}
 	next := ""
 	if len(hooks) == limit {
 		next = hooks[len(hooks)-1].ID.String()
 	}
-	writeList(w, data, next)
+	writeListOf(w, hooks, toWebhookJSON, next)
 	return nil
 }
 
 // listLimit reads ?limit= (1–100, default 100) of the configuration lists.
 func listLimit(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 100, nil
+	limit, problem := queryLimit(r.URL.Query(), 100, 100)
+	if problem != nil {
+		return 0, fieldError(problem.Field, problem.Problem)
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 100 {
-		return 0, fieldError("limit", "must be a whole number from 1 to 100")
-	}
-	return n, nil
+	return limit, nil
 }
 
 // pageParams reads ?limit= (see listLimit) and an id ?cursor=.

@@ -20,18 +20,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 type fixture struct {
 	t         *testing.T
 	ctx       context.Context
@@ -39,7 +27,7 @@ type fixture struct {
 	db        *pg.DB
 	keys      *secretbox.Keyring
 	fake      *oauthtest.Server
-	clock     *clock
+	clock     *testenv.Clock
 	m         *integrations.Manager
 	workspace uuid.UUID
 }
@@ -54,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, keys: keys, fake: fake, clock: &clock{now: time.Now().UTC()}}
+	f := &fixture{t: t, ctx: context.Background(), store: store, db: db, keys: keys, fake: fake, clock: testenv.NewClock(time.Now().UTC())}
 	f.m = f.manager(nil)
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
 	if f.workspace, _, err = testenv.NewCommands(store.EventStore, testenv.CommandOptions{}).Access.CreateWorkspace(f.ctx, md, "oauth"); err != nil {
@@ -127,7 +115,7 @@ func TestManager_ConnectAndRefresh(t *testing.T) {
 	}
 	// Near expiry, eight concurrent callers share one refresh (the fake
 	// sets expiry from its own clock, so new tokens last past the test's).
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	var wg sync.WaitGroup
 	tokens := make([]string, 8)
@@ -148,7 +136,7 @@ func TestManager_ConnectAndRefresh(t *testing.T) {
 		}
 	}
 	// The rotated refresh token was stored: the next refresh works.
-	f.clock.advance(4 * time.Hour)
+	f.clock.Advance(4 * time.Hour)
 	if tk, err := f.m.AccessToken(f.ctx, f.workspace, c.ID); err != nil || !f.fake.ValidAccessToken(tk) {
 		t.Fatalf("second refresh: %v", err)
 	}
@@ -158,7 +146,7 @@ func TestManager_TemporaryAndInvalidGrant(t *testing.T) {
 	f := newFixture(t)
 	f.fake.ExpiresIn(time.Minute)
 	c := f.connect()
-	f.clock.advance(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 
 	f.fake.FailNext(500, "server_error")
 	if _, err := f.m.AccessToken(f.ctx, f.workspace, c.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnavailable {
@@ -174,7 +162,7 @@ func TestManager_TemporaryAndInvalidGrant(t *testing.T) {
 
 	// Revoked: token_expired, recorded once, never retried.
 	f.fake.FailNext(400, "invalid_grant")
-	f.clock.advance(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if _, err := f.m.AccessToken(f.ctx, f.workspace, c.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.EConflict {
 		t.Fatalf("invalid_grant: %v", err)
 	}
@@ -221,7 +209,7 @@ func TestManager_CallbackRefusals(t *testing.T) {
 	if _, err := f.m.Callback(f.ctx, "google", state, "not-a-code", ""); err == nil {
 		t.Error("a bad code was accepted")
 	}
-	f.clock.advance(11 * time.Minute)
+	f.clock.Advance(11 * time.Minute)
 	code, _ := f.fake.Authorize(authURL)
 	if _, err := f.m.Callback(f.ctx, "google", state, code, ""); err == nil {
 		t.Error("an expired state was accepted")

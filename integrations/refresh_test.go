@@ -121,11 +121,7 @@ func (f *fixture) startRelay(brokers []string) {
 // the events topic within 20 s.
 func published(t *testing.T, brokers []string, workspace uuid.UUID) bool {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.TopicReader(t, brokers, kafka.TopicEvents)
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -159,7 +155,7 @@ func TestManager_RefreshHoldsNoTransaction(t *testing.T) {
 	_, brokers := testenv.Kafka(t)
 	f.startRelay(brokers)
 
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	release := f.fake.HoldNext()
 	defer release()
 	refreshed := f.accessTokenAsync(m, c.ID)
@@ -207,7 +203,7 @@ func TestManager_ConcurrentRefreshOneRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	other, reads := f.watchedManager(nil)
 
@@ -243,7 +239,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	// The dead process's lease, taken as a refresh takes it.
 	_, tokens, err := f.store.ConnectionTokens(f.ctx, f.workspace, c.ID)
@@ -258,7 +254,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 	if got, err := m.AccessToken(f.ctx, f.workspace, c.ID); err != nil || got != current {
 		t.Errorf("while the lease lasts and the token is valid: %q, %v; want the current token", got, err)
 	}
-	f.clock.advance(3 * time.Minute) // the token has expired, the lease has not
+	f.clock.Advance(3 * time.Minute) // the token has expired, the lease has not
 	if _, err := m.AccessToken(f.ctx, f.workspace, c.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.EUnavailable {
 		t.Errorf("while the lease lasts and the token has expired: %v; want %s", err, helpdeskflow.EUnavailable)
 	}
@@ -266,7 +262,7 @@ func TestManager_DeadRefresherLeaseRunsOut(t *testing.T) {
 		t.Fatalf("token requests while the lease lasted = %d, want 0", got)
 	}
 
-	f.clock.advance(10 * time.Minute) // the lease has run out
+	f.clock.Advance(10 * time.Minute) // the lease has run out
 	got, err := m.AccessToken(f.ctx, f.workspace, c.ID)
 	if err != nil || got == current || !f.fake.ValidAccessToken(got) {
 		t.Fatalf("after the lease ran out: %q, %v", got, err)
@@ -290,7 +286,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 			f := newFixture(t)
 			f.fake.RotateRefreshTokens(rotate)
 			c := f.connect()
-			f.clock.advance(58 * time.Minute)
+			f.clock.Advance(58 * time.Minute)
 			f.fake.ExpiresIn(3 * time.Hour)
 
 			releaseStale := f.fake.HoldNext()
@@ -299,7 +295,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 			f.waitHeld(1)
 			// The stale one's lease (twice the default RefreshTimeout) runs
 			// out; another process takes the refresh over.
-			f.clock.advance(time.Minute)
+			f.clock.Advance(time.Minute)
 			newer, err := f.manager(nil).AccessToken(f.ctx, f.workspace, c.ID)
 			if err != nil || !f.fake.ValidAccessToken(newer) {
 				t.Fatalf("the process that took over: %q, %v", newer, err)
@@ -322,7 +318,7 @@ func TestManager_StaleRefresherCannotOverwrite(t *testing.T) {
 				t.Errorf("after the stale refresh: %+v", got)
 			}
 			// The stored refresh token is the one the provider honours.
-			f.clock.advance(4 * time.Hour)
+			f.clock.Advance(4 * time.Hour)
 			if tk, err := f.m.AccessToken(f.ctx, f.workspace, c.ID); err != nil || !f.fake.ValidAccessToken(tk) {
 				t.Errorf("refreshing again: %v", err)
 			}
@@ -338,7 +334,7 @@ func TestManager_RefusedAfterTakeOverWaits(t *testing.T) {
 	f := newFixture(t)
 	f.fake.RotateRefreshTokens(true)
 	c := f.connect()
-	f.clock.advance(58 * time.Minute)
+	f.clock.Advance(58 * time.Minute)
 	f.fake.ExpiresIn(3 * time.Hour)
 	stale, staleReads := f.watchedManager(nil)
 
@@ -346,7 +342,7 @@ func TestManager_RefusedAfterTakeOverWaits(t *testing.T) {
 	defer releaseStale()
 	staleResult := f.accessTokenAsync(stale, c.ID)
 	f.waitHeld(1)
-	f.clock.advance(time.Minute) // the stale one's lease runs out
+	f.clock.Advance(time.Minute) // the stale one's lease runs out
 	releaseNewer := f.fake.HoldNext()
 	defer releaseNewer()
 	newerResult := f.accessTokenAsync(f.m, c.ID)

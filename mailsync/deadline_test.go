@@ -68,7 +68,7 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 	w := mailsync.NewWorker(mailsync.Config{Store: o.store, Importer: o.svc.Tickets, Tokens: o.m, IMAP: settings, Now: o.clock.Now,
 		Lease: 2 * time.Second})
 
-	o.clock.advance(61 * time.Second)
+	o.clock.Advance(61 * time.Second)
 	claimed := o.clock.Now().Add(2 * time.Second).Truncate(time.Microsecond)
 	leaseDuringRun := make(chan *time.Time, 1)
 	go func() {
@@ -106,7 +106,7 @@ func TestOutlook_SlowServerCannotHoldTheWorker(t *testing.T) {
 	// Another process takes over once the backoff has passed, and a
 	// healthy server's mail is imported.
 	o.deliver(message("ann@example.com", "After the slow server", "after-slow@example.com", "", "hi"))
-	o.clock.advance(5 * time.Minute)
+	o.clock.Advance(5 * time.Minute)
 	if n, err := o.worker().SyncDue(o.ctx); err != nil || n != 1 {
 		t.Fatalf("take-over: %d, %v", n, err)
 	}
@@ -147,7 +147,7 @@ func TestGmail_RunDeadline(t *testing.T) {
 	lease := func(c *mailsync.Config) { c.Lease = 2 * time.Second }
 
 	ctx := safetyContext(t)
-	f.clock.advance(21 * time.Second)
+	f.clock.Advance(21 * time.Second)
 	if _, err := f.worker(&stallingImporter{svc: f.svc, after: 5}, lease).SyncDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestGmail_RunDeadline(t *testing.T) {
 
 	// A run that imports nothing before its deadline fails.
 	f.gmail.Deliver(message("ann@example.com", "Stuck", "stuck@example.com", "", "hi"), "")
-	f.clock.advance(21 * time.Second)
+	f.clock.Advance(21 * time.Second)
 	if _, err := f.worker(&stallingImporter{svc: f.svc}, lease).SyncDue(ctx); err != nil || ctx.Err() != nil {
 		t.Fatalf("stalled run: %v (test context: %v)", err, ctx.Err())
 	}

@@ -31,19 +31,6 @@ import (
 
 const mailbox = "support@acme.test"
 
-// clock is a test clock shared by the workers and the manager.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // fixture is a workspace with a Gmail connection to a fake mailbox, on a
 // real Postgres.
 type fixture struct {
@@ -54,7 +41,7 @@ type fixture struct {
 	svc       *testenv.Commands
 	oauth     *oauthtest.Server
 	gmail     *gmailtest.Server
-	clock     *clock
+	clock     *testenv.Clock
 	m         *integrations.Manager
 	keys      *secretbox.Keyring
 	workspace uuid.UUID
@@ -76,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Now().UTC()}
+	c := testenv.NewClock(time.Now().UTC())
 	svc := testenv.NewCommands(store.EventStore, testenv.CommandOptions{Clock: c.Now})
 	md := helpdeskflow.Metadata{Actor: helpdeskflow.Actor{Type: helpdeskflow.ActorSystem}, Channel: helpdeskflow.ChannelSystem}
 	ws, _, err := svc.Access.CreateWorkspace(context.Background(), md, "mail")
@@ -122,7 +109,7 @@ func (f *fixture) worker(importer mailsync.Importer, mods ...func(*mailsync.Conf
 // syncOnce makes the mailbox due and syncs it with w.
 func (f *fixture) syncOnce(w *mailsync.Worker) int {
 	f.t.Helper()
-	f.clock.advance(21 * time.Second)
+	f.clock.Advance(21 * time.Second)
 	n, err := w.SyncDue(f.ctx)
 	if err != nil {
 		f.t.Fatal(err)
@@ -300,7 +287,7 @@ func TestGmail_CrashMidSyncLosesAndDuplicatesNothing(t *testing.T) {
 	// before the new history id is stored.
 	ctx, cancel := context.WithCancel(f.ctx)
 	crashing := f.worker(&crashingImporter{svc: f.svc, n: 7, cancel: cancel})
-	f.clock.advance(21 * time.Second)
+	f.clock.Advance(21 * time.Second)
 	if _, err := crashing.SyncDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +300,7 @@ func TestGmail_CrashMidSyncLosesAndDuplicatesNothing(t *testing.T) {
 	if n := f.syncOnce(other); n != 0 {
 		t.Fatalf("a leased mailbox was synced by another process")
 	}
-	f.clock.advance(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if n := f.syncOnce(other); n != 1 {
 		t.Fatalf("the lease did not run out")
 	}
@@ -332,7 +319,7 @@ func TestGmail_TwoProcessesMakeNoDuplicates(t *testing.T) {
 	behind := f.worker(nil)
 	aheadClock := func() time.Time { return f.clock.Now().Add(3 * time.Minute) }
 	ahead := f.worker(nil, func(c *mailsync.Config) { c.Now = aheadClock })
-	f.clock.advance(21 * time.Second)
+	f.clock.Advance(21 * time.Second)
 	var wg sync.WaitGroup
 	claimed := make([]int, 2)
 	for i, w := range []*mailsync.Worker{behind, ahead} {
@@ -347,7 +334,7 @@ func TestGmail_TwoProcessesMakeNoDuplicates(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	f.clock.advance(5 * time.Minute)
+	f.clock.Advance(5 * time.Minute)
 	f.syncOnce(behind)
 	f.checkThreads(subjects)
 	if claimed[0]+claimed[1] < 1 {
@@ -370,7 +357,7 @@ func TestGmail_RateLimitBacksOff(t *testing.T) {
 	if n := f.syncOnce(w); n != 0 {
 		t.Fatalf("synced before Retry-After")
 	}
-	f.clock.advance(90 * time.Second)
+	f.clock.Advance(90 * time.Second)
 	f.syncOnce(w)
 	if len(f.tickets()["Slow down"]) != 1 || f.connection().LastError != "" {
 		t.Fatalf("not imported after the wait: %+v", f.connection())
@@ -409,7 +396,7 @@ func TestGmail_TokenExpiredStopsSyncsUntilReconnected(t *testing.T) {
 	}
 	refreshes := f.oauth.Refreshes()
 	for range 3 {
-		f.clock.advance(time.Hour)
+		f.clock.Advance(time.Hour)
 		if n, _ := w.SyncDue(f.ctx); n != 0 {
 			t.Fatal("a token_expired mailbox was synced")
 		}

@@ -54,7 +54,7 @@ func (o *outlook) worker() *mailsync.Worker {
 
 func (o *outlook) sync(w *mailsync.Worker) {
 	o.t.Helper()
-	o.clock.advance(61 * time.Second)
+	o.clock.Advance(61 * time.Second)
 	if n, err := w.SyncDue(o.ctx); err != nil || n != 1 {
 		o.t.Fatalf("synced %d mailboxes: %v", n, err)
 	}
@@ -170,7 +170,7 @@ func TestOutlook_ConnectionErrorsNameTheCause(t *testing.T) {
 	if last := events[len(events)-1]; last.Type != helpdeskflow.EventIntegrationNeedsRevalidation || !strings.Contains(string(last.Data), `"error": "tls"`) {
 		t.Fatalf("last workspace event: %s %s", last.Type, last.Data)
 	}
-	o.clock.advance(time.Hour)
+	o.clock.Advance(time.Hour)
 	if n, _ := o.worker().SyncDue(o.ctx); n != 0 {
 		t.Fatal("a mailbox that needs revalidation was synced")
 	}

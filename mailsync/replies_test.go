@@ -105,7 +105,7 @@ func TestReplies_AnInterruptedSendIsNotRepeated(t *testing.T) {
 	if n := f.sendDue(replies); n != 0 {
 		t.Fatal("retried before the backoff")
 	}
-	f.clock.advance(time.Minute)
+	f.clock.Advance(time.Minute)
 	if n := f.sendDue(replies); n != 1 {
 		t.Fatal("not retried after the backoff")
 	}
@@ -134,7 +134,7 @@ func TestReplies_WaitForAReconnect(t *testing.T) {
 		t.Fatalf("reply while disconnected: %+v", rs)
 	}
 	f.connect()
-	f.clock.advance(time.Minute)
+	f.clock.Advance(time.Minute)
 	f.sendDue(replies)
 	if rs, _ := f.store.MailReplies(f.ctx, f.workspace, ticket.ID); len(f.gmail.Sent()) != 1 || rs[0].Status != helpdeskflow.MailReplySent {
 		t.Fatalf("after reconnecting: %+v, %d sent", rs, len(f.gmail.Sent()))

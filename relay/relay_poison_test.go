@@ -216,18 +216,12 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 	}
 	startRelayWith(t, s, client, relay.Config{Registerer: reg})
 	t.Cleanup(client.Close) // after the relay stopped: cleanups run last-in first-out
-	if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-		t.Fatal(err)
-	}
+	appendTickets(t, s, 1)
 	if got := len(consumeAll(t, brokers, 1)); got != 1 {
 		t.Fatalf("published %d events before the broker stopped, want 1", got)
 	}
 	cluster.Close()
-	for range 5 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendTickets(t, s, 5)
 	testenv.Eventually(t, 10*time.Second, func() error {
 		n := testenv.Metric(t, reg, "helpdeskflow_relay_lag_events")
 		age := testenv.Metric(t, reg, "helpdeskflow_relay_lag_seconds")

@@ -46,11 +46,7 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 // arrived (or 20 s pass) and returns them.
 func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicEvents),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.TopicReader(t, brokers, kafka.TopicEvents)
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -213,22 +209,14 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	startRelay(t, s, brokers)
 
-	for range 10 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendTickets(t, s, 10)
 	if got := len(consumeAll(t, brokers, 10)); got != 10 {
 		t.Fatalf("before restart: %d records, want 10", got)
 	}
 
 	cluster.Close()
 	// Events committed while the broker is down wait in Postgres.
-	for range 10 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	appendTickets(t, s, 10)
 	cluster, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir))
 	if err != nil {
 		t.Fatalf("restart broker: %v", err)
@@ -238,6 +226,16 @@ func TestRelay_BrokerRestartWithDataDir(t *testing.T) {
 	records := consumeAll(t, brokers, 20)
 	if got := len(records); got != 20 {
 		t.Fatalf("after restart: %d records, want 20 (10 kept on disk, 10 published after)", got)
+	}
+}
+
+// appendTickets appends one event each to n new tickets.
+func appendTickets(t *testing.T, s *eventstore.Store, n int) {
+	t.Helper()
+	for range n {
+		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -259,9 +257,7 @@ func TestRelay_WokenByNotification(t *testing.T) {
 	startRelayPolling(t, s, brokers, time.Hour)
 	time.Sleep(500 * time.Millisecond) // let it become leader and LISTEN
 	for i := range 3 {
-		if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 1); err != nil {
-			t.Fatal(err)
-		}
+		appendTickets(t, s, 1)
 		if got := len(consumeAll(t, brokers, i+1)); got != i+1 {
 			t.Fatalf("after commit %d the relay published %d events, want %d", i+1, got, i+1)
 		}

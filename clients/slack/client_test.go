@@ -192,6 +192,22 @@ func TestClient_Post_RateLimitedHTTPDate(t *testing.T) {
 	}
 }
 
+// hangingServer is a server that answers no request: each waits until
+// the client gives up or the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // first: srv.Close waits for the handlers
+	return srv
+}
+
 func TestClient_Post_Network(t *testing.T) {
 	t.Run("ConnectionRefused", func(t *testing.T) {
 		srv := slacktest.NewServer()
@@ -203,15 +219,7 @@ func TestClient_Post_Network(t *testing.T) {
 		}
 	})
 	t.Run("Timeout", func(t *testing.T) {
-		release := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		}))
-		defer srv.Close()
-		defer close(release)
+		srv := hangingServer(t)
 		c := slack.New(srv.URL+"/api/", &http.Client{Timeout: 50 * time.Millisecond})
 		_, err := c.Post(context.Background(), token, "C123", slack.Message{Text: "x"})
 		if got, want := slack.Classify(err), slack.OutcomeTemporary; got != want {
@@ -219,15 +227,7 @@ func TestClient_Post_Network(t *testing.T) {
 		}
 	})
 	t.Run("ContextDeadline", func(t *testing.T) {
-		release := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case <-r.Context().Done():
-			case <-release:
-			}
-		}))
-		defer srv.Close()
-		defer close(release)
+		srv := hangingServer(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		_, err := slack.New(srv.URL+"/api/", nil).Post(ctx, token, "C123", slack.Message{Text: "x"})

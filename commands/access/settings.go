@@ -58,29 +58,13 @@ func (s *Service) SetIPBlocklist(ctx context.Context, md helpdeskflow.Metadata, 
 	})
 	list = slices.Compact(list)
 
-	err := s.store.Transact(ctx, func(tx Tx) error {
-		ref := commands.WorkspaceRef(workspaceID)
-		version, err := tx.LockStream(ctx, ref)
-		if err != nil {
-			return err
-		}
-		settings, err := tx.WorkspaceSettings(ctx, workspaceID)
-		if err != nil {
-			return err
-		}
+	err := s.changeSettings(ctx, md, workspaceID, func(settings *helpdeskflow.WorkspaceSettings) (*helpdeskflow.NewEvent, error) {
 		previous := settings.IPBlocklist
 		settings.IPBlocklist = list
-		if err := tx.SetWorkspaceSettings(ctx, workspaceID, settings); err != nil {
-			return err
-		}
 		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventIPBlocklistUpdated, helpdeskflow.IPBlocklistUpdated{
 			CIDRs: prefixStrings(list), Previous: prefixStrings(previous),
 		})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
-		return err
+		return &e, err
 	})
 	if err != nil {
 		return nil, err
@@ -168,16 +152,7 @@ func (s *Service) SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, w
 		return helpdeskflow.RateLimitPolicy{}, err
 	}
 	var policy helpdeskflow.RateLimitPolicy
-	err := s.store.Transact(ctx, func(tx Tx) error {
-		ref := commands.WorkspaceRef(workspaceID)
-		version, err := tx.LockStream(ctx, ref)
-		if err != nil {
-			return err
-		}
-		settings, err := tx.WorkspaceSettings(ctx, workspaceID)
-		if err != nil {
-			return err
-		}
+	err := s.changeSettings(ctx, md, workspaceID, func(settings *helpdeskflow.WorkspaceSettings) (*helpdeskflow.NewEvent, error) {
 		before := settings.RateLimitPolicy()
 		if settings.RateLimits == nil {
 			settings.RateLimits = map[string]helpdeskflow.RateLimit{}
@@ -205,23 +180,46 @@ func (s *Service) SetRateLimits(ctx context.Context, md helpdeskflow.Metadata, w
 			old, now := int(before.SoftThrottleDelay/time.Millisecond), int(policy.SoftThrottleDelay/time.Millisecond)
 			data.PreviousDelayMs, data.SoftThrottleDelayMs = &old, &now
 		}
-		if err := tx.SetWorkspaceSettings(ctx, workspaceID, settings); err != nil {
-			return err
-		}
 		if len(data.Changed) == 0 && data.SoftThrottleDelayMs == nil {
-			return nil // nothing changed: no event
+			return nil, nil // nothing changed: no event
 		}
 		e, err := helpdeskflow.NewEventOf(helpdeskflow.EventRateLimitsUpdated, data)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{e})
-		return err
+		return &e, err
 	})
 	if err != nil {
 		return helpdeskflow.RateLimitPolicy{}, err
 	}
 	return policy, nil
+}
+
+// changeSettings runs change on the workspace's settings under the
+// workspace stream's lock, stores the changed settings and appends the
+// event change returns (none when it returns nil), in one transaction.
+func (s *Service) changeSettings(ctx context.Context, md helpdeskflow.Metadata, workspaceID uuid.UUID,
+	change func(*helpdeskflow.WorkspaceSettings) (*helpdeskflow.NewEvent, error)) error {
+	return s.store.Transact(ctx, func(tx Tx) error {
+		ref := commands.WorkspaceRef(workspaceID)
+		version, err := tx.LockStream(ctx, ref)
+		if err != nil {
+			return err
+		}
+		settings, err := tx.WorkspaceSettings(ctx, workspaceID)
+		if err != nil {
+			return err
+		}
+		e, err := change(&settings)
+		if err != nil {
+			return err
+		}
+		if err := tx.SetWorkspaceSettings(ctx, workspaceID, settings); err != nil {
+			return err
+		}
+		if e == nil {
+			return nil
+		}
+		_, err = tx.Append(ctx, ref, version, md, []helpdeskflow.NewEvent{*e})
+		return err
+	})
 }
 
 func rateLimitSetting(l helpdeskflow.RateLimit) helpdeskflow.RateLimitSetting {

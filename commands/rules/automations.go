@@ -171,17 +171,7 @@ func (s *Service) GetAutomation(ctx context.Context, workspaceID, id uuid.UUID) 
 // the order they run, (position, id), and the next page's cursor ("" at
 // the end).
 func (s *Service) ListAutomations(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]Automation, string, error) {
-	recs, next, err := s.rulePage(ctx, workspaceID, automationRules, cursor, limit)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]Automation, len(recs))
-	for i, rec := range recs {
-		if out[i], err = DecodeAutomation(rec); err != nil {
-			return nil, "", err
-		}
-	}
-	return out, next, nil
+	return decodedPage(ctx, s, workspaceID, automationRules, cursor, limit, DecodeAutomation)
 }
 
 // nonNilConditions stores and shows absent condition lists as empty ones.

@@ -202,6 +202,23 @@ func (s *Service) rulePage(ctx context.Context, workspaceID uuid.UUID, k ruleKin
 	return page, next, nil
 }
 
+// decodedPage is rulePage with each record decoded by decode; a record
+// that does not decode fails the page.
+func decodedPage[R any](ctx context.Context, s *Service, workspaceID uuid.UUID, k ruleKind, cursor string, limit int,
+	decode func(helpdeskflow.RuleRecord) (R, error)) ([]R, string, error) {
+	recs, next, err := s.rulePage(ctx, workspaceID, k, cursor, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]R, len(recs))
+	for i, rec := range recs {
+		if out[i], err = decode(rec); err != nil {
+			return nil, "", err
+		}
+	}
+	return out, next, nil
+}
+
 // ruleRecord returns rule id of kind k; ENotFound when the workspace has
 // no such rule.
 func (s *Service) ruleRecord(ctx context.Context, workspaceID uuid.UUID, k ruleKind, id uuid.UUID) (helpdeskflow.RuleRecord, error) {

@@ -134,17 +134,7 @@ func (s *Service) GetSLAPolicy(ctx context.Context, workspaceID, id uuid.UUID) (
 // ListSLAPolicies returns one page of the workspace's SLA policies in the
 // order they are tried, (position, id).
 func (s *Service) ListSLAPolicies(ctx context.Context, workspaceID uuid.UUID, cursor string, limit int) ([]SLAPolicy, string, error) {
-	recs, next, err := s.rulePage(ctx, workspaceID, s.slaPolicies(), cursor, limit)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]SLAPolicy, len(recs))
-	for i, rec := range recs {
-		if out[i], err = DecodeSLAPolicy(rec); err != nil {
-			return nil, "", err
-		}
-	}
-	return out, next, nil
+	return decodedPage(ctx, s, workspaceID, s.slaPolicies(), cursor, limit, DecodeSLAPolicy)
 }
 
 func DecodeSLAPolicy(rec helpdeskflow.RuleRecord) (SLAPolicy, error) {

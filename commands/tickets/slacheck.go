@@ -92,16 +92,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 			return err
 		}
 		decided = append(decided, due...)
-		appended, err := s.appendTagged(ctx, tx, ref, version, decided)
-		if err != nil {
-			return err
-		}
-		for _, e := range appended {
-			if err := helpdeskflow.ApplyTicket(&t, e); err != nil {
-				return err
-			}
-		}
-		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
+		if _, err := s.appendToLocked(ctx, tx, ref, locked, &t, decided); err != nil {
 			return err
 		}
 		scheduleSLA(ctx, tx, hadSLA, t)

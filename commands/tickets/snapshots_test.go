@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
-// testClock is a clock tests move by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // history drives a random-ish but reproducible life of one ticket and its
 // customers through the commands: messages of both authors and internal
 // notes, every kind of update, SLA policies applied, re-targeted, paused,
@@ -48,7 +29,7 @@ type history struct {
 	t         *testing.T
 	ctx       context.Context
 	svc       *tickets.Service
-	clock     *testClock
+	clock     *testenv.Clock
 	rng       *rand.Rand
 	workspace uuid.UUID
 	ticket    helpdeskflow.Ticket
@@ -61,7 +42,7 @@ var tricky = []any{"plain", "a < b & c", "😀 \u2028 \"q\" \\", 1e21, -0.25, 42
 func (h *history) pick(values []any) any { return values[h.rng.IntN(len(values))] }
 
 func (h *history) step(i int) {
-	h.clock.advance(time.Duration(h.rng.IntN(15)) * time.Minute)
+	h.clock.Advance(time.Duration(h.rng.IntN(15)) * time.Minute)
 	var err error
 	switch op := h.rng.IntN(40); {
 	case op < 10:
@@ -226,7 +207,7 @@ func checkStream[S any](t *testing.T, store *eventstore.Store, workspace, id uui
 // reads (GetTicket, GetCustomer) load from snapshots and answer the same.
 func TestSnapshots_FoldRoundTrips(t *testing.T) {
 	store := testenv.Store(t)
-	clock := &testClock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	h := &history{t: t, ctx: context.Background(), svc: tickets.New(postgres.Tickets(store), tickets.WithClock(clock.Now)),
 		clock: clock, rng: rand.New(rand.NewPCG(13, 2)), workspace: uuid.New()}
 	policies := rules.New(postgres.Rules(store), rules.WithClock(clock.Now))

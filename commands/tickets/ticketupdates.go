@@ -324,16 +324,8 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set,
 			}
 			all = append(all, choice...)
 		}
-		appended, err := s.appendTagged(ctx, tx, ref, version, all)
+		appended, err := s.appendToLocked(ctx, tx, ref, locked, &t, all)
 		if err != nil {
-			return err
-		}
-		for _, e := range appended {
-			if err := helpdeskflow.ApplyTicket(&t, e); err != nil {
-				return err
-			}
-		}
-		if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), t); err != nil {
 			return err
 		}
 		if hadSLA || t.SLA != nil {
@@ -353,6 +345,25 @@ type lockedTicket struct {
 	version int64
 	ticket  helpdeskflow.Ticket
 	tail    int
+}
+
+// appendToLocked appends events to the locked ticket ref at its version
+// (see appendTagged), applies them to t, the locked ticket's state, and
+// keeps a snapshot when one is due; it returns the events as stored.
+func (s *Service) appendToLocked(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef, locked lockedTicket, t *helpdeskflow.Ticket, events []taggedEvent) ([]helpdeskflow.Event, error) {
+	appended, err := s.appendTagged(ctx, tx, ref, locked.version, events)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range appended {
+		if err := helpdeskflow.ApplyTicket(t, e); err != nil {
+			return nil, err
+		}
+	}
+	if err := keepSnapshot(ctx, tx, ref, t.Version, len(appended), locked.tail+len(appended), *t); err != nil {
+		return nil, err
+	}
+	return appended, nil
 }
 
 // lockTicket takes ticket ref's stream lock until the transaction ends and

@@ -86,11 +86,7 @@ func sample(i int) helpdeskflow.APIRequest {
 // arrived (and a little longer, to catch extra ones) or wait passes.
 func consume(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(kafka.TopicAPIRequests),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := testenv.TopicReader(t, brokers, kafka.TopicAPIRequests)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

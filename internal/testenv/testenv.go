@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
@@ -132,6 +133,18 @@ func Kafka(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, []string) {
 	}
 	t.Cleanup(c.Close)
 	return c, c.ListenAddrs()
+}
+
+// TopicReader is a Kafka client on brokers that reads topic from its
+// start; the caller closes it.
+func TopicReader(t testing.TB, brokers []string, topic string) *kgo.Client {
+	t.Helper()
+	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }
 
 // Eventually polls cond every 50 ms until it returns nil or timeout passes,
