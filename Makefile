@@ -25,20 +25,24 @@ test:
 	scripts/check-deps.sh
 	eval "$$($(SERVICES) env test)" && $(GO) test -race -count=1 -timeout 30m ./...
 
-## stop: stop both profiles' servers (their data is kept).
+## stop: stop every profile's servers (their data is kept).
 stop:
 	$(SERVICES) stop dev
 	$(SERVICES) stop test
+	$(SERVICES) stop bench
 
-## bench: end-to-end throughput and latency against baselines measured in the same run.
+## bench: end-to-end throughput and latency against baselines measured in the same run, on the
+## bench profile's own servers with production durability (fsync, synchronous_commit and
+## full_page_writes on), where pgbench runs too.
 bench: build
-	$(SERVICES) start test
-	eval "$$($(SERVICES) env test)" && $(GO) run ./bench -out bench-results
+	$(SERVICES) start bench
+	eval "$$($(SERVICES) env bench)" && $(GO) run ./bench -out bench-results
 
 check-deps:
 	scripts/check-deps.sh
 
-## clean-data: stop and delete both profiles' data.
+## clean-data: stop and delete every profile's data.
 clean-data:
 	$(SERVICES) clean dev
 	$(SERVICES) clean test
+	$(SERVICES) clean bench

@@ -8,11 +8,16 @@
 #   scripts/services.sh env    PROFILE   print `export HDF_...=...` lines: eval "$(scripts/services.sh env dev)"
 #   scripts/services.sh clean  PROFILE   stop and delete the profile's data
 #
-# PROFILE is `dev` or `test`:
+# PROFILE is `dev`, `test` or `bench`:
 #
 #             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver   IMAP    IMAPS
 #   dev       15432      19000               18123             19009                    19143   19993
 #   test      25432      29000               28123             29009                    29143   29993
+#   bench     35432      39000               38123             39009                    39143   39993
+#
+# test trades Postgres's durability for speed (fsync, synchronous_commit and full_page_writes off);
+# dev and bench keep production durability (all three on), so `make bench` measures what a 201
+# promises, and pgbench runs against that same server.
 #
 # Everything listens on 127.0.0.1 only. Data, logs and pid files live in <repo>/.local/<profile>/
 # (git-ignored), with one exception: PostgreSQL refuses to run as root, so when this script runs as
@@ -72,7 +77,8 @@ readonly COMMAND=$1 PROFILE=$2
 case $PROFILE in
   dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 ;;
   test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 ;;
-  *) echo "services.sh: unknown profile '$PROFILE' (want dev or test)" >&2; usage ;;
+  bench) PG_PORT=35432 CH_TCP_PORT=39000 CH_HTTP_PORT=38123 CH_INTERSERVER_PORT=39009 IMAP_PORT=39143 IMAPS_PORT=39993 ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (want dev, test or bench)" >&2; usage ;;
 esac
 readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT IMAP_PORT IMAPS_PORT
 
@@ -309,6 +315,11 @@ pg_write_config() {
       echo "fsync = off"
       echo "synchronous_commit = off"
       echo "full_page_writes = off"
+    else
+      echo "# Production durability: a commit is on disk before it is acknowledged."
+      echo "fsync = on"
+      echo "synchronous_commit = on"
+      echo "full_page_writes = on"
     fi
   } >"$conf"
   cat >"$PG_DATA/pg_hba.conf" <<'EOF'
