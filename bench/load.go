@@ -206,12 +206,16 @@ type outcome struct {
 // each call do (with their worker index, so do may keep per-worker state
 // without locking) as soon as the previous call returned; warmup first
 // (not recorded), then measured for d. Calls that started inside the
-// measured window count; the rate divides them by the time until the last
-// finished. It also returns the successful calls' latencies per label.
+// measured window count: Requests and the rate count only the successful
+// ones (the wanted status), Errors the failed ones, and LatencyMs is taken
+// over every call, failed ones included, so a slow failure is not hidden.
+// The rate divides the successes by the time until the last call finished.
+// It also returns the successful calls' latencies per label.
 func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func(start time.Time) *sampler, do func(ctx context.Context, worker int) outcome) (loadStats, map[string][]time.Duration) {
 	var (
 		mu       sync.Mutex
-		all      []time.Duration
+		all      []time.Duration // every measured call, failed ones included
+		ok       int64
 		byLabel  = map[string][]time.Duration{}
 		errs     = map[string]int64{}
 		firstErr string
@@ -230,6 +234,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<14)
+			var myOK int64
 			labelled := map[string][]time.Duration{}
 			myErrs := map[string]int64{}
 			var myFirst string
@@ -255,6 +260,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 						break
 					}
 				}
+				lat = append(lat, done.Sub(start))
 				if o.kind != "" {
 					myErrs[o.kind]++
 					if myFirst == "" && o.err != nil {
@@ -265,7 +271,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 					}
 					continue
 				}
-				lat = append(lat, done.Sub(start))
+				myOK++
 				if o.label != "" {
 					labelled[o.label] = append(labelled[o.label], done.Sub(start))
 				}
@@ -273,6 +279,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 			}
 			mu.Lock()
 			all = append(all, lat...)
+			ok += myOK
 			for k, v := range labelled {
 				byLabel[k] = append(byLabel[k], v...)
 			}
@@ -286,7 +293,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 		}()
 	}
 	wg.Wait()
-	st := loadStats{Concurrency: c, Requests: int64(len(all)), WarmupRequests: warm.Load(), FirstError: firstErr}
+	st := loadStats{Concurrency: c, Requests: ok, WarmupRequests: warm.Load(), FirstError: firstErr}
 	if le := lastEnd.Load(); le > 0 {
 		st.Seconds = time.Unix(0, le).Sub(measureStart).Seconds()
 	}
@@ -349,12 +356,15 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // paced sends n creates at rate per second (open loop, at most 32 in
 // flight), handing each created id and the time of its 201 to add.
+// Requests and the rate count the 201s only; LatencyMs is taken over every
+// request, failed ones included.
 func paced(ctx context.Context, client *nethttp.Client, t target, bodies [][]byte, n int, rate float64, add func(id string, at time.Time)) (loadStats, error) {
 	interval := time.Duration(float64(time.Second) / rate)
 	sem := make(chan struct{}, 32)
 	var (
 		mu   sync.Mutex
-		lat  []time.Duration
+		lat  []time.Duration // every request, failed ones included
+		ok   int64
 		errs = map[string]int64{}
 		wg   sync.WaitGroup
 	)
@@ -378,16 +388,17 @@ send:
 			done := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
+			lat = append(lat, done.Sub(t0))
 			if kind != "" {
 				errs[kind]++
 				return
 			}
-			lat = append(lat, done.Sub(t0))
+			ok++
 			add(id, done)
 		}(bodies[(i*7919)%len(bodies)])
 	}
 	wg.Wait()
-	st := loadStats{Concurrency: 0, Seconds: time.Since(start).Seconds(), Requests: int64(len(lat))}
+	st := loadStats{Concurrency: 0, Seconds: time.Since(start).Seconds(), Requests: ok}
 	for k, v := range errs {
 		st.Errors += v
 		if st.ErrorsByKind == nil {

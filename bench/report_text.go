@@ -119,6 +119,9 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nTargets (reported, never fatal)\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(w, "  %-4s %-44s %10.1f %-9s target %s\n", passMiss(t.Pass), t.Name, t.Measured, t.Unit, t.Target)
+		if t.Detail != "" {
+			fmt.Fprintf(w, "       %s\n", t.Detail)
+		}
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
@@ -146,9 +149,9 @@ func (r *results) markdown(w io.Writer) {
 	if r.Error != "" {
 		fmt.Fprintf(w, "**The run failed:** `%s`\n\n", r.Error)
 	}
-	fmt.Fprintf(w, "## Targets\n\n| | target | measured |\n|---|---|---|\n")
+	fmt.Fprintf(w, "## Targets\n\n| | target | measured | detail |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
-		fmt.Fprintf(w, "| %s %s | %s %s | %.1f %s |\n", passMiss(t.Pass), t.Name, t.Target, t.Unit, t.Measured, t.Unit)
+		fmt.Fprintf(w, "| %s %s | %s %s | %.1f %s | %s |\n", passMiss(t.Pass), t.Name, t.Target, t.Unit, t.Measured, t.Unit, t.Detail)
 	}
 	fmt.Fprintf(w, "\n## Ticket creates (POST /v1/tickets) and baselines\n\n")
 	fmt.Fprintf(w, "| c | creates/s | p50 ms | p99 ms | errors | pgbench tps | creates ÷ pgbench | empty handler req/s | creates ÷ empty |\n|---|---|---|---|---|---|---|---|---|\n")
