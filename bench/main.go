@@ -45,9 +45,9 @@
 // runs a subset (creates, automations, webhooks, reads, baselines, list,
 // mail).
 //
-//	eval "$(scripts/services.sh env test)" && go run ./bench -out bench-results -duration 10s
-//	eval "$(scripts/services.sh env test)" && go run ./bench -phases reads,list,baselines
-//	eval "$(scripts/services.sh env test)" && go run ./bench -phases mail -mail-messages 10000
+//	eval "$(scripts/services.sh env bench)" && go run ./bench -out bench-results -duration 10s
+//	eval "$(scripts/services.sh env bench)" && go run ./bench -phases reads,list,baselines
+//	eval "$(scripts/services.sh env bench)" && go run ./bench -phases mail -mail-messages 10000
 package main
 
 import (
@@ -209,7 +209,7 @@ func run(ctx context.Context, o options) (err error) {
 	pgURL := os.Getenv("HDF_POSTGRES_URL")
 	chAddr := os.Getenv("HDF_CLICKHOUSE_ADDR")
 	if pgURL == "" || chAddr == "" {
-		return errors.New(`HDF_POSTGRES_URL and HDF_CLICKHOUSE_ADDR must be set: eval "$(scripts/services.sh env test)"`)
+		return errors.New(`HDF_POSTGRES_URL and HDF_CLICKHOUSE_ADDR must be set: scripts/services.sh start bench, then eval "$(scripts/services.sh env bench)"`)
 	}
 	if err := loopbackOnly(pgURL, chAddr); err != nil {
 		return err
