@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	nethttp "net/http"
 	"strings"
 	"sync"
@@ -13,34 +14,49 @@ import (
 )
 
 const (
-	lagPollInterval = 20 * time.Millisecond
-	lagGiveUp       = 60 * time.Second // a sample not visible by then counts as missed
-	lagQueryBatch   = 500
+	// lagProbeInterval is the prober's period: at most one ClickHouse query
+	// per interval for all pending samples together, so the probe costs
+	// the system it measures at most 5 queries a second. It is also the
+	// resolution of the lag figures.
+	lagProbeInterval = 200 * time.Millisecond
+	lagGiveUp        = 60 * time.Second // a sample not visible by then counts as missed
+	lagQueryBatch    = 500
 )
 
 // lagTracker measures the projection lag of sampled tickets: the time from
 // the 201 the client received to the ticket's row being visible in the
-// ClickHouse tickets table. It polls ClickHouse every 20 ms with one query
-// for all pending samples (the equivalent of `SELECT count() FROM tickets
-// FINAL WHERE ticket_id = ?` per sample: FINAL only collapses versions, it
-// never changes whether a ticket has a row). A sample counts as visible at
-// the start of the first query that saw it, so the figure is an upper
-// bound, by at most one poll interval plus one query.
+// ClickHouse tickets table. One prober goroutine (run) queries ClickHouse
+// once per lagProbeInterval for up to lagQueryBatch pending samples
+// together, by the table's sort key prefix (workspace_id, ticket_id), so
+// the query reads only the granules of those tickets. A sample counts as
+// visible at the start of the first query that saw it: the figure is an
+// upper bound, late by at most one probe interval plus one query. FINAL is
+// not needed: it only collapses versions, it never changes whether a
+// ticket has a row.
+//
+// All samples must be tickets of one workspace (the creates phase's are
+// all the dev key's); the tracker learns it once, from the first sample's
+// stream in Postgres (workspaceOf). Methods are safe for concurrent use.
 type lagTracker struct {
-	ch    driver.Conn
-	table string
+	ch          driver.Conn
+	table       string
+	workspaceOf func(ctx context.Context, ticketID string) (string, error)
 
-	mu       sync.Mutex
-	pending  map[uuid.UUID]time.Time
-	lags     []time.Duration
-	missed   int
-	queries  int
-	queryDur time.Duration
-	queryErr string
+	mu        sync.Mutex
+	workspace uuid.UUID // uuid.Nil until learned
+	pending   map[uuid.UUID]time.Time
+	first     time.Time // the first add since the last result; zero if none
+	lags      []time.Duration
+	missed    int
+	queries   int
+	queryDur  time.Duration
+	queryErr  string
 }
 
-func newLagTracker(ch driver.Conn, db string) *lagTracker {
-	return &lagTracker{ch: ch, table: db + ".tickets", pending: map[uuid.UUID]time.Time{}}
+// newLagTracker probes db.tickets on ch; workspaceOf names the workspace of
+// a created ticket (called until it succeeds once).
+func newLagTracker(ch driver.Conn, db string, workspaceOf func(ctx context.Context, ticketID string) (string, error)) *lagTracker {
+	return &lagTracker{ch: ch, table: db + ".tickets", workspaceOf: workspaceOf, pending: map[uuid.UUID]time.Time{}}
 }
 
 func (t *lagTracker) add(id string, at time.Time) {
@@ -50,6 +66,9 @@ func (t *lagTracker) add(id string, at time.Time) {
 	}
 	t.mu.Lock()
 	t.pending[u] = at
+	if t.first.IsZero() {
+		t.first = at
+	}
 	t.mu.Unlock()
 }
 
@@ -59,21 +78,23 @@ func (t *lagTracker) pendingCount() int {
 	return len(t.pending)
 }
 
-// run polls until ctx ends.
+// run is the one prober: it probes every lagProbeInterval until ctx ends.
 func (t *lagTracker) run(ctx context.Context) {
-	tick := time.NewTicker(lagPollInterval)
+	tick := time.NewTicker(lagProbeInterval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			t.poll(ctx)
+			t.probe(ctx)
 		}
 	}
 }
 
-func (t *lagTracker) poll(ctx context.Context) {
+// probe sends at most one ClickHouse query (and, until the workspace is
+// known, one Postgres lookup) for the pending samples.
+func (t *lagTracker) probe(ctx context.Context) {
 	t.mu.Lock()
 	ids := make([]uuid.UUID, 0, min(len(t.pending), lagQueryBatch))
 	now := time.Now()
@@ -87,9 +108,17 @@ func (t *lagTracker) poll(ctx context.Context) {
 			ids = append(ids, id)
 		}
 	}
+	ws := t.workspace
 	t.mu.Unlock()
 	if len(ids) == 0 {
 		return
+	}
+	if ws == uuid.Nil {
+		var err error
+		if ws, err = t.learnWorkspace(ctx, ids[0]); err != nil {
+			t.fail(fmt.Errorf("workspace of ticket %s: %w", ids[0], err))
+			return
+		}
 	}
 	var in strings.Builder
 	for i, id := range ids {
@@ -101,11 +130,10 @@ func (t *lagTracker) poll(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	rows, err := t.ch.Query(qctx, "SELECT DISTINCT toString(ticket_id) FROM "+t.table+" WHERE ticket_id IN ("+in.String()+")")
+	rows, err := t.ch.Query(qctx, "SELECT DISTINCT toString(ticket_id) FROM "+t.table+
+		" WHERE workspace_id = toUUID('"+ws.String()+"') AND ticket_id IN ("+in.String()+")")
 	if err != nil {
-		t.mu.Lock()
-		t.queryErr = err.Error()
-		t.mu.Unlock()
+		t.fail(err)
 		return
 	}
 	defer rows.Close()
@@ -134,11 +162,35 @@ func (t *lagTracker) poll(ctx context.Context) {
 	}
 }
 
+// learnWorkspace asks workspaceOf for the workspace of ticket and keeps it.
+func (t *lagTracker) learnWorkspace(ctx context.Context, ticket uuid.UUID) (uuid.UUID, error) {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := t.workspaceOf(qctx, ticket.String())
+	if err != nil {
+		return uuid.Nil, err
+	}
+	ws, err := uuid.Parse(s)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	t.mu.Lock()
+	t.workspace = ws
+	t.mu.Unlock()
+	return ws, nil
+}
+
+func (t *lagTracker) fail(err error) {
+	t.mu.Lock()
+	t.queryErr = err.Error()
+	t.mu.Unlock()
+}
+
 // wait blocks until no sample is pending (each either seen or given up on),
 // or ctx ends.
 func (t *lagTracker) wait(ctx context.Context) {
-	for i := 0; i < int(2*lagGiveUp/lagPollInterval) && t.pendingCount() > 0 && ctx.Err() == nil; i++ {
-		sleepCtx(ctx, lagPollInterval)
+	for i := 0; i < int(2*lagGiveUp/lagProbeInterval) && t.pendingCount() > 0 && ctx.Err() == nil; i++ {
+		sleepCtx(ctx, lagProbeInterval)
 	}
 }
 
@@ -148,7 +200,9 @@ type lagResult struct {
 	Visible         int            `json:"visible"`
 	Missed          int            `json:"missed"`
 	LagMs           latencySummary `json:"lag_ms"`
-	PollIntervalMs  float64        `json:"poll_interval_ms"`
+	PollIntervalMs  float64        `json:"poll_interval_ms"`         // the probe's period: the figures' resolution
+	ProbeQueries    int            `json:"probe_queries"`            // ClickHouse queries the prober sent
+	ProbeQPS        float64        `json:"probe_queries_per_second"` // from the first sample to the result
 	MeanQueryMs     float64        `json:"mean_query_ms"`
 	LastQueryError  string         `json:"last_query_error,omitempty"`
 	CreatesPerSec   float64        `json:"creates_per_second"`
@@ -160,12 +214,16 @@ func (t *lagTracker) result(phase string) lagResult {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := lagResult{Phase: phase, Visible: len(t.lags), Missed: t.missed + len(t.pending),
-		LagMs: summarize(t.lags), PollIntervalMs: float64(lagPollInterval.Milliseconds()), LastQueryError: t.queryErr}
+		LagMs: summarize(t.lags), PollIntervalMs: float64(lagProbeInterval.Milliseconds()), LastQueryError: t.queryErr}
 	r.Samples = r.Visible + r.Missed
+	r.ProbeQueries = t.queries
 	if t.queries > 0 {
 		r.MeanQueryMs = float64((t.queryDur / time.Duration(t.queries)).Microseconds()) / 1000
+		if span := time.Since(t.first); !t.first.IsZero() && span > 0 {
+			r.ProbeQPS = math.Round(float64(t.queries)/span.Seconds()*10) / 10
+		}
 	}
-	t.lags, t.missed, t.queries, t.queryDur, t.queryErr = nil, 0, 0, 0, ""
+	t.lags, t.missed, t.queries, t.queryDur, t.queryErr, t.first = nil, 0, 0, 0, "", time.Time{}
 	clear(t.pending)
 	return r
 }

@@ -99,7 +99,9 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 	metricsURL := b.dev.url + "/metrics"
 	devTarget := target{url: b.dev.url + "/v1/tickets", key: b.dev.key, wantStatus: 201}
 	cores := runtime.NumCPU()
-	tracker := newLagTracker(b.ch, b.chDB)
+	tracker := newLagTracker(b.ch, b.chDB, func(ctx context.Context, ticketID string) (string, error) {
+		return b.pg.queryString(ctx, "SELECT workspace_id::text FROM streams WHERE id = $1", ticketID)
+	})
 	tctx, tcancel := context.WithCancel(ctx)
 	defer tcancel()
 	go tracker.run(tctx)

@@ -181,7 +181,7 @@ func newResults(o options) *results {
 			DurationSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(), Concurrency: o.concurrency,
 			Phases: o.phases, ListConcurrency: o.listConcurrency, ListTickets: o.listTickets,
 			LagSamples: o.lagSamples, LagRate: o.lagRate, LagConcurrency: o.lagConcurrency, DistinctCustomers: customers,
-			PgbenchScript: strings.TrimSpace(pgbenchScript), LagPollMs: float64(lagPollInterval.Milliseconds()),
+			PgbenchScript: strings.TrimSpace(pgbenchScript), LagPollMs: float64(lagProbeInterval.Milliseconds()),
 			ProjectionTable: "tickets", LoadGeneratorClosed: true, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
 		},
 		Shutdown: shutdownResult{ExitCode: -1},
