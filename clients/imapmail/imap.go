@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -119,7 +120,7 @@ func (c *Client) openIMAP(ctx context.Context) (*imapSession, error) {
 		s.ic = imapclient.New(conn, opts)
 	}
 	g.begin(stepGreeting)
-	if err := s.ic.WaitGreeting(); err != nil {
+	if err := waitGreeting(s.ic); err != nil {
 		return failClose(stepGreeting, err)
 	}
 	if s.ic.State() == imap.ConnStateAuthenticated {
@@ -420,4 +421,21 @@ func (s *imapSession) readBody(msg *imapclient.FetchMessageData, section *imap.F
 		msgs[i].Raw = []byte{}
 	}
 	return nil
+}
+
+// waitGreeting is imapclient's WaitGreeting without its race. When a
+// server greets with BYE (or NO, BAD) and the client's reader then stops,
+// both of the channels WaitGreeting selects on are closed, and Go's select
+// picks one at random: half the time the answer is "connection closed
+// before greeting" instead of the server's refusal. Once the reader has
+// stopped both stay closed, so asking again is immediate; a connection
+// that really closed before any greeting answers the same every time.
+func waitGreeting(ic *imapclient.Client) error {
+	var err error
+	for range 32 {
+		if err = ic.WaitGreeting(); err == nil || !strings.Contains(err.Error(), "closed before greeting") {
+			return err
+		}
+	}
+	return err
 }

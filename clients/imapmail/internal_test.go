@@ -2,7 +2,14 @@ package imapmail
 
 import (
 	"errors"
+	"io"
+	"net"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/helpdeskflow/helpdeskflow/clients/egress"
 )
@@ -40,5 +47,33 @@ func TestDialerControl(t *testing.T) {
 	c = New(s, WithPolicy(egress.Policy{AllowLoopback: true}))
 	if !errors.Is(c.invalid, ErrPlaintextRefused) || !errors.Is(c.invalid, ErrPortRefused) || Classify(c.invalid) != ErrorTLS {
 		t.Errorf("New with public literals = %v", c.invalid)
+	}
+}
+
+// A server that greets with BYE, read by the client before anyone waits for
+// the greeting (a busy machine): every wait answers with the refusal, never
+// with imapclient's "connection closed before greeting" (its WaitGreeting
+// picks either at random once both are ready).
+func TestWaitGreeting_RefusalWinsOnceTheReaderStopped(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go func() {
+		server.Write([]byte("* BYE go away\r\n"))
+		io.Copy(io.Discard, server)
+	}()
+	ic := imapclient.New(client, nil)
+	defer ic.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for ic.State() != imap.ConnStateLogout {
+		if time.Now().After(deadline) {
+			t.Fatal("the client never read the BYE greeting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 200 {
+		err := waitGreeting(ic)
+		if err == nil || !strings.Contains(err.Error(), "go away") {
+			t.Fatalf("wait %d: %v, want the server's BYE", i, err)
+		}
 	}
 }
