@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // ErrInterrupted is the cause Sleep and Retry return when their interrupt
@@ -46,14 +48,11 @@ func Retry(ctx context.Context, interrupt <-chan struct{}, b Backoff, fn func() 
 // Sleep waits for d and returns nil, or returns ctx.Err() or ErrInterrupted
 // as soon as ctx ends or interrupt closes (a nil interrupt never does).
 func Sleep(ctx context.Context, interrupt <-chan struct{}, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-interrupt:
-		return ErrInterrupted
-	case <-t.C:
+	if poll.Wait(ctx, interrupt, d) {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ErrInterrupted
 }

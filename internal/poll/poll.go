@@ -26,11 +26,17 @@ func Every(ctx context.Context, interval time.Duration, logger *slog.Logger, wha
 }
 
 // Sleep waits for d or until ctx ends; it reports whether ctx is still live.
-func Sleep(ctx context.Context, d time.Duration) bool {
+func Sleep(ctx context.Context, d time.Duration) bool { return Wait(ctx, nil, d) }
+
+// Wait waits for d and returns true, or returns false as soon as ctx ends or
+// interrupt closes (a nil interrupt never does).
+func Wait(ctx context.Context, interrupt <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
+	case <-interrupt:
 		return false
 	case <-t.C:
 		return true
