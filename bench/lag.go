@@ -11,6 +11,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 const (
@@ -190,7 +192,7 @@ func (t *lagTracker) fail(err error) {
 // or ctx ends.
 func (t *lagTracker) wait(ctx context.Context) {
 	for i := 0; i < int(2*lagGiveUp/lagProbeInterval) && t.pendingCount() > 0 && ctx.Err() == nil; i++ {
-		sleepCtx(ctx, lagProbeInterval)
+		poll.Sleep(ctx, lagProbeInterval)
 	}
 }
 
@@ -247,7 +249,7 @@ func settle(ctx context.Context, ch driver.Conn, db string, want uint64, limit t
 		if have, err = projectedTickets(ctx, ch, db); err == nil && have >= want {
 			return time.Since(start), have, nil
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		poll.Sleep(ctx, 100*time.Millisecond)
 	}
 	if err == nil {
 		err = fmt.Errorf("read model has %d of %d tickets after %s", have, want, limit)
@@ -279,7 +281,7 @@ func drainPipeline(ctx context.Context, client *nethttp.Client, metricsURL strin
 		} else {
 			last = err.Error()
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		poll.Sleep(ctx, 100*time.Millisecond)
 	}
 	return time.Since(start), fmt.Errorf("relay/dispatcher not caught up after %s: %s", limit, last)
 }

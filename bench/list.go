@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // The seeded read model of the list phase.
@@ -253,7 +255,7 @@ func (b *bench) demoWorkspace(ctx context.Context, client *nethttp.Client, bodie
 			return ws, nil
 		}
 		lastErr = err
-		sleepCtx(ctx, 100*time.Millisecond)
+		poll.Sleep(ctx, 100*time.Millisecond)
 	}
 	return uuid.Nil, fmt.Errorf("ticket %s not projected within %s (%v), so the demo workspace id is unknown", id, b.o.settleTimeout, lastErr)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // seedTickets inserts n ticket rows straight into the read model, in
@@ -140,7 +142,7 @@ func (b *bench) insertTickets(ctx context.Context, cols []any) error {
 // insert.
 func (b *bench) waitMerges(ctx context.Context, limit time.Duration) error {
 	start := time.Now()
-	sleepCtx(ctx, time.Second) // merges are scheduled shortly after an insert
+	poll.Sleep(ctx, time.Second) // merges are scheduled shortly after an insert
 	for i := 0; i < 10000 && time.Since(start) < limit && ctx.Err() == nil; i++ {
 		var n uint64
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -152,7 +154,7 @@ func (b *bench) waitMerges(ctx context.Context, limit time.Duration) error {
 		if n == 0 {
 			return nil
 		}
-		sleepCtx(ctx, 250*time.Millisecond)
+		poll.Sleep(ctx, 250*time.Millisecond)
 	}
 	return fmt.Errorf("merges on the tickets table still running after %s", limit)
 }
@@ -177,7 +179,7 @@ func (b *bench) waitListQueries(ctx context.Context, limit time.Duration) (time.
 		if n == 0 {
 			return time.Since(start), nil
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		poll.Sleep(ctx, 100*time.Millisecond)
 	}
 	return time.Since(start), fmt.Errorf("list queries still running in ClickHouse after %s", limit)
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 const (
@@ -250,7 +252,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 						warm.Add(1)
 					}
 					if o.err != nil {
-						sleepCtx(ctx, transportBackof)
+						poll.Sleep(ctx, transportBackof)
 					}
 					continue
 				}
@@ -267,7 +269,7 @@ func runClosedLoop(ctx context.Context, c int, warmup, d time.Duration, smp func
 						myFirst = o.err.Error()
 					}
 					if o.err != nil {
-						sleepCtx(ctx, transportBackof)
+						poll.Sleep(ctx, transportBackof)
 					}
 					continue
 				}
@@ -347,13 +349,6 @@ func post(ctx context.Context, client *nethttp.Client, t target, body []byte) (i
 	return id, "", nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
 // paced sends n creates at rate per second (open loop, at most 32 in
 // flight), handing each created id and the time of its 201 to add.
 // Requests and the rate count the 201s only; LatencyMs is taken over every
@@ -372,7 +367,7 @@ func paced(ctx context.Context, client *nethttp.Client, t target, bodies [][]byt
 send:
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-			sleepCtx(ctx, wait)
+			poll.Sleep(ctx, wait)
 		}
 		select {
 		case sem <- struct{}{}:

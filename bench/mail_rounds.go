@@ -15,6 +15,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 	"github.com/helpdeskflow/helpdeskflow/mailsync"
 	"github.com/helpdeskflow/helpdeskflow/mailsync/mail"
 )
@@ -30,7 +31,7 @@ func mailRoundService(ctx context.Context, env *mailEnv, round int) (*service, e
 // their statistics) and reads the statistics delta since pg0.
 func finishMailRound(ctx context.Context, s *service, db *pgDatabase, p *mailRound, pg0 pgDBStats, pg0Err error) {
 	s.close()
-	sleepCtx(ctx, mailStatsSettle)
+	poll.Sleep(ctx, mailStatsSettle)
 	pg1, pg1Err := readPgDBStats(ctx, db)
 	if pg0Err != nil || pg1Err != nil {
 		p.PostgresError = fmt.Sprint(pg0Err, " / ", pg1Err)

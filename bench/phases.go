@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 type bench struct {
@@ -134,7 +135,7 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 		mon := startMonitor(ctx, metricsClient, metricsURL, b.dev.pid)
 		topc := make(chan []string, 1)
 		go func() {
-			sleepCtx(ctx, b.o.warmup+b.o.duration/2-time.Second)
+			poll.Sleep(ctx, b.o.warmup+b.o.duration/2-time.Second)
 			topc <- topSnapshot(ctx)
 		}()
 		// The CPU split and the Postgres figures cover the measured window only.
@@ -143,7 +144,7 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 		var pg0Err error
 		cpuReady := make(chan struct{})
 		go func() {
-			sleepCtx(ctx, b.o.warmup)
+			poll.Sleep(ctx, b.o.warmup)
 			cpu0 = b.procs.snap()
 			pg0, pg0Err = readPgDBStats(ctx, b.pg)
 			close(cpuReady)
@@ -238,7 +239,7 @@ func (b *bench) runBaselines(ctx context.Context, client *nethttp.Client, bodies
 			r := runPgbench(ctx, pgb, b.tmp, b.pg, c, b.o.duration)
 			// Let the postmaster reap pgbench's backends, so their CPU time
 			// has moved into its children's total before the snapshot.
-			sleepCtx(ctx, 500*time.Millisecond)
+			poll.Sleep(ctx, 500*time.Millisecond)
 			cpu := split(cpu0, b.procs.snap(), cores)
 			b.disturbance(fmt.Sprintf("pgbench c=%d", c), cpu, 0)
 			b.res.Pgbench = append(b.res.Pgbench, pgbenchPhase{pgbenchResult: r, CPU: cpu})
@@ -260,7 +261,7 @@ func (b *bench) runBaselines(ctx context.Context, client *nethttp.Client, bodies
 			var cpu0 cpuSnap
 			cpuReady := make(chan struct{})
 			go func() {
-				sleepCtx(ctx, b.o.warmup)
+				poll.Sleep(ctx, b.o.warmup)
 				cpu0 = b.procs.snap()
 				close(cpuReady)
 			}()

@@ -18,6 +18,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -164,7 +165,7 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 	var elapsed time.Duration
 	lastDB := time.Now()
 	for {
-		sleepCtx(ctx, 20*time.Millisecond)
+		poll.Sleep(ctx, 20*time.Millisecond)
 		if ctx.Err() != nil {
 			break
 		}

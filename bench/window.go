@@ -6,6 +6,8 @@ import (
 	nethttp "net/http"
 	"runtime"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // window gathers, around one HTTP load phase of the read side, what the
@@ -46,7 +48,7 @@ func (b *bench) openWindow(ctx context.Context, client *nethttp.Client, metricsU
 	w.before, w.beforeErr = scrape(ctx, client, metricsURL)
 	w.mon = startMonitor(ctx, client, metricsURL, b.dev.pid)
 	go func() {
-		sleepCtx(ctx, warmup)
+		poll.Sleep(ctx, warmup)
 		w.cpu0 = b.procs.snap()
 		w.pg0, w.pg0Er = readPgDBStats(ctx, b.pg)
 		close(w.ready)
