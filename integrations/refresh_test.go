@@ -111,10 +111,8 @@ func (f *fixture) startRelay(brokers []string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); relay.Run(ctx) }()
-	f.t.Cleanup(func() { cancel(); <-done; client.Close() })
+	f.t.Cleanup(client.Close) // after the relay stops (cleanups run last first)
+	testenv.Run(f.t, relay.Run)
 }
 
 // published reports whether the relay publishes an event of workspace to

@@ -32,10 +32,7 @@ func startRelayWith(t *testing.T, s *eventstore.Store, client *kgo.Client, cfg r
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.Run(t, r.Run)
 }
 
 func producer(t *testing.T, brokers []string) *kgo.Client {

@@ -36,10 +36,8 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; client.Close() })
+	t.Cleanup(client.Close) // after the relay stops (cleanups run last first)
+	testenv.Run(t, r.Run)
 }
 
 // consumeAll reads the events topic from the start until want records have

@@ -157,13 +157,7 @@ func (f *webhookFixture) startWorker(cfg pollers.DeliveryWorkerConfig) (stop fun
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	f.t.Cleanup(stop)
-	return stop
+	return testenv.Run(f.t, w.Run)
 }
 
 func (f *webhookFixture) deliveries(id uuid.UUID, status string) []helpdeskflow.Delivery {

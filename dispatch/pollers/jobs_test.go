@@ -37,13 +37,7 @@ func (f *webhookFixture) jobWorker(runners map[string]pollers.JobRunner, cfg pol
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	f.t.Cleanup(stop)
-	return stop
+	return testenv.Run(f.t, w.Run)
 }
 
 // drain waits until no job is pending.

@@ -46,10 +46,7 @@ func newKey(t *testing.T, db *pg.DB) (helpdeskflow.APIKey, string) {
 func runCache(t *testing.T, db *pg.DB, secret string) *access.Cache {
 	t.Helper()
 	c := access.NewCache(access.New(db), access.CacheConfig{HeartbeatInterval: 50 * time.Millisecond, TrustWindow: time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }() //nolint:errcheck // nil when ctx ends
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.Run(t, c.Run)
 	// Serving from memory shows once a key revoked behind the cache's back
 	// (no announcement) still authenticates.
 	testenv.Eventually(t, 10*time.Second, func() error {
