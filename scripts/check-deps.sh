@@ -98,39 +98,34 @@ if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path '
   fail=1
 fi
 
-# The root domain package depends on nothing but the standard library and uuid.
-while read -r dep; do
-  case $dep in
-    "$module" | github.com/google/uuid* | vendor/*) ;;
-    *.*/*) echo "check-deps: the root package depends on $dep" >&2; fail=1 ;;
-  esac
-done < <(go list -deps "$module")
+# pure NAME PKG ALLOWED...: PKG (and what it imports) depends on the standard
+# library and the ALLOWED import paths alone (a trailing * matches a prefix).
+pure() {
+  local name=$1 pkg=$2 dep allowed ok
+  shift 2
+  while read -r dep; do
+    [[ $dep == vendor/* || $dep != *.*/* ]] && continue # the standard library
+    ok=0
+    for allowed in "$@"; do
+      # shellcheck disable=SC2053 # $allowed is a pattern
+      [[ $dep == $allowed ]] && ok=1
+    done
+    if ((!ok)); then
+      echo "check-deps: $name depends on $dep" >&2
+      fail=1
+    fi
+  done < <(go list -deps "$pkg")
+}
 
+# The root domain package depends on nothing but the standard library and uuid.
+pure "the root package" "$module" "$module" 'github.com/google/uuid*'
 # The outbound address policy (and the webhook package built on it) is the
 # standard library alone, so every client of a user-named host can use it.
-for pkg in clients/egress clients/webhook; do
-  while read -r dep; do
-    case $dep in
-      "$module/clients/egress" | "$module/clients/webhook" | vendor/*) ;;
-      *.*/*) echo "check-deps: $pkg depends on $dep" >&2; fail=1 ;;
-    esac
-  done < <(go list -deps "$module/$pkg")
-done
-
+pure clients/egress "$module/clients/egress" "$module/clients/egress"
+pure clients/webhook "$module/clients/webhook" "$module/clients/egress" "$module/clients/webhook"
 # The rule engine is pure: the standard library, uuid and the root package.
-while read -r dep; do
-  case $dep in
-    "$module" | "$module/commands/automation" | github.com/google/uuid* | vendor/*) ;;
-    *.*/*) echo "check-deps: automation depends on $dep" >&2; fail=1 ;;
-  esac
-done < <(go list -deps "$module/commands/automation")
-
+pure automation "$module/commands/automation" "$module" "$module/commands/automation" 'github.com/google/uuid*'
 # SLA policies are as pure: the rule engine's conditions and nothing else.
-while read -r dep; do
-  case $dep in
-    "$module" | "$module/commands/automation" | "$module/commands/sla" | github.com/google/uuid* | vendor/*) ;;
-    *.*/*) echo "check-deps: sla depends on $dep" >&2; fail=1 ;;
-  esac
-done < <(go list -deps "$module/commands/sla")
+pure sla "$module/commands/sla" "$module" "$module/commands/automation" "$module/commands/sla" 'github.com/google/uuid*'
 
 exit $fail
