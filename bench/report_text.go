@@ -56,19 +56,7 @@ func (r *results) print(w io.Writer) {
 		fmt.Fprintf(w, "%-16s %7.0f%% %8.0f%% %10.0f%% %8.0f%% %8.0f%% %7.0f%% %7.0f%% %8.0f%%\n", name, s.DevPct, s.PostgresPct, s.ClickHousePct,
 			s.LoadGenPct, s.BenchChildrenPct, s.OtherPct, s.KernelThreadsPct, s.MachineBusyPct)
 	}
-	for _, c := range r.Creates {
-		row(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPU)
-	}
-	for _, p := range r.Pgbench {
-		row(fmt.Sprintf("pgbench c=%d", p.Concurrency), p.CPU)
-	}
-	for _, e := range r.EmptyHandler {
-		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
-	}
-	r.automationCPURows(row)
-	r.webhookCPURows(row)
-	r.mailCPURows(row)
-	r.readSideCPURows(row)
+	r.cpuRows(row)
 	for _, c := range r.Creates {
 		if len(c.CPU.OtherTop) > 0 {
 			fmt.Fprintf(w, "  other processes during creates c=%d: %s\n", c.Concurrency, strings.Join(c.CPU.OtherTop, ", "))
@@ -199,19 +187,7 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %s |\n", name, s.DevPct, s.PostgresPct, s.ClickHousePct,
 			s.LoadGenPct, s.BenchChildrenPct, s.OtherPct, s.KernelThreadsPct, s.MachineBusyPct, strings.Join(s.OtherTop, ", "))
 	}
-	for _, c := range r.Creates {
-		row(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPU)
-	}
-	for _, p := range r.Pgbench {
-		row(fmt.Sprintf("pgbench c=%d", p.Concurrency), p.CPU)
-	}
-	for _, e := range r.EmptyHandler {
-		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
-	}
-	r.automationCPURows(row)
-	r.webhookCPURows(row)
-	r.mailCPURows(row)
-	r.readSideCPURows(row)
+	r.cpuRows(row)
 
 	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
 	for _, c := range r.Creates {
@@ -251,4 +227,22 @@ func (r *results) markdown(w io.Writer) {
 			fmt.Fprintf(w, "- %s\n", n)
 		}
 	}
+}
+
+// cpuRows hands row the CPU split of every measured level, in the order
+// both CPU tables print them.
+func (r *results) cpuRows(row func(name string, s cpuSplit)) {
+	for _, c := range r.Creates {
+		row(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPU)
+	}
+	for _, p := range r.Pgbench {
+		row(fmt.Sprintf("pgbench c=%d", p.Concurrency), p.CPU)
+	}
+	for _, e := range r.EmptyHandler {
+		row(fmt.Sprintf("empty c=%d", e.Concurrency), e.CPU)
+	}
+	r.automationCPURows(row)
+	r.webhookCPURows(row)
+	r.mailCPURows(row)
+	r.readSideCPURows(row)
 }
