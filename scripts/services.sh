@@ -13,7 +13,10 @@
 #             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver   IMAP    IMAPS
 #   dev       15432      19000               18123             19009                    19143   19993
 #   test      25432      29000               28123             29009                    29143   29993
-#   bench     35432      39000               38123             39009                    39143   39993
+#   bench     30432      30900               30123             30909                    30143   30993
+#
+# Every port is below 32768, outside Linux's ephemeral range (32768-60999), so an outgoing
+# connection's source port can never hold one when a server starts.
 #
 # test trades Postgres's durability for speed (fsync, synchronous_commit and full_page_writes off);
 # dev and bench keep production durability (all three on), so `make bench` measures what a 201
@@ -77,7 +80,7 @@ readonly COMMAND=$1 PROFILE=$2
 case $PROFILE in
   dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 ;;
   test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 ;;
-  bench) PG_PORT=35432 CH_TCP_PORT=39000 CH_HTTP_PORT=38123 CH_INTERSERVER_PORT=39009 IMAP_PORT=39143 IMAPS_PORT=39993 ;;
+  bench) PG_PORT=30432 CH_TCP_PORT=30900 CH_HTTP_PORT=30123 CH_INTERSERVER_PORT=30909 IMAP_PORT=30143 IMAPS_PORT=30993 ;;
   *) echo "services.sh: unknown profile '$PROFILE' (want dev, test or bench)" >&2; usage ;;
 esac
 readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT IMAP_PORT IMAPS_PORT
