@@ -29,7 +29,7 @@ func (t *Tx) PutSnapshot(ctx context.Context, snap helpdeskflow.Snapshot) {
 // helpdeskflow.SnapshotFormat (if it has one) and the events after it, as
 // this transaction sees them, in one round trip.
 func (t *Tx) LoadTail(ctx context.Context, id uuid.UUID) (helpdeskflow.StreamTail, error) {
-	return loadTail(ctx, t.tx, id)
+	return loadTail(ctx, t.tx.Reader(), id)
 }
 
 // LoadTail returns stream id's snapshot of the current

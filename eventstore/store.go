@@ -75,7 +75,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 	var workspaceID uuid.UUID
 	var streamType string
 	var version int64
-	err := t.tx.QueryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
+	err := t.tx.Reader().QueryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
 		Scan(&workspaceID, &streamType, &version)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
 		return 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
@@ -92,7 +92,7 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 // Load returns the events of stream id in version order, as this
 // transaction sees them.
 func (t *Tx) Load(ctx context.Context, id uuid.UUID) ([]helpdeskflow.Event, error) {
-	return loadStream(ctx, t.tx, id)
+	return loadStream(ctx, t.tx.Reader(), id)
 }
 
 // Append adds events to stream ref, which must be at expectedVersion: 0 means

@@ -19,7 +19,8 @@ import (
 // DB is the Postgres database of HelpDeskFlow: one connection pool that
 // every room reads and writes through. It is safe for concurrent use.
 type DB struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	group *group // nil until EnableGroupCommit
 }
 
 // Querier runs a statement and returns its rows: a *Tx, or a DB's pool.

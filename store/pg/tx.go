@@ -28,6 +28,14 @@ type Tx struct {
 	deferred []deferredExec
 	hooks    []func(ctx context.Context, db *DB) error
 	locals   map[any]any
+	// member is set when the transaction is one command of a group commit
+	// (see DB.TransactGrouped): its statements then go out with its
+	// neighbours' through the group's connection.
+	member *member
+	// wrote is set once a statement that may change data was sent (any
+	// but Reader's); a grouped transaction that fails after writing undoes
+	// its whole group.
+	wrote bool
 }
 
 // Transact runs fn in one short transaction and commits if fn returns nil;
@@ -64,8 +72,13 @@ func (db *DB) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 		return Internal("commit", err)
 	}
+	return tx.runHooks(ctx, db)
+}
+
+// runHooks runs the AfterCommit hooks in order and returns the first error.
+func (t *Tx) runHooks(ctx context.Context, db *DB) error {
 	var first error
-	for _, hook := range tx.hooks {
+	for _, hook := range t.hooks {
 		if err := hook(ctx, db); err != nil && first == nil {
 			first = err
 		}
@@ -119,19 +132,35 @@ func (t *Tx) Defer(sql string, args ...any) {
 // consumes: the caller reads only b's results, and closes them. An error of
 // BEGIN or a deferred statement ends the batch: every result reports it.
 func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return t.sendBatch(ctx, b, false)
+}
+
+// sendBatch is SendBatch; readOnly promises that b's statements change
+// nothing (see Reader).
+func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch, readOnly bool) pgx.BatchResults {
 	full := &pgx.Batch{}
-	if !t.begun {
+	if !t.begun && t.member == nil {
 		full.Queue("begin")
 	}
 	for _, d := range t.deferred {
 		full.Queue(d.sql, d.args...)
 	}
 	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
-	br := t.conn.SendBatch(ctx, full)
+	if len(t.deferred) > 0 || !readOnly {
+		t.wrote = true
+	}
+	var br pgx.BatchResults
+	if t.member != nil {
+		br = t.member.send(full, len(full.QueuedQueries))
+	} else {
+		br = t.conn.SendBatch(ctx, full)
+	}
 	if !t.begun {
 		t.begun = true
-		if _, err := br.Exec(); err != nil {
-			return failedBatch{br, Internal("begin", err)}
+		if t.member == nil {
+			if _, err := br.Exec(); err != nil {
+				return failedBatch{br, Internal("begin", err)}
+			}
 		}
 	}
 	deferred := t.deferred
@@ -154,15 +183,15 @@ func deferredError(err error) error {
 }
 
 // send runs one statement, prefixed by BEGIN when it is the first.
-func (t *Tx) send(ctx context.Context, sql string, args ...any) pgx.BatchResults {
+func (t *Tx) send(ctx context.Context, readOnly bool, sql string, args ...any) pgx.BatchResults {
 	b := &pgx.Batch{}
 	b.Queue(sql, args...)
-	return t.SendBatch(ctx, b)
+	return t.sendBatch(ctx, b, readOnly)
 }
 
 // Exec runs one statement (with the deferred ones before it).
 func (t *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	br := t.send(ctx, sql, args...)
+	br := t.send(ctx, false, sql, args...)
 	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -173,20 +202,48 @@ func (t *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 // QueryRow runs one statement (with the deferred ones before it) and
 // returns its first row.
 func (t *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	br := t.send(ctx, sql, args...)
+	return t.queryRow(ctx, false, sql, args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, readOnly bool, sql string, args ...any) pgx.Row {
+	br := t.send(ctx, readOnly, sql, args...)
 	return closingRow{br.QueryRow(), br}
 }
 
 // Query runs one statement (with the deferred ones before it) and returns
 // its rows; the caller closes them.
 func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	br := t.send(ctx, sql, args...)
+	return t.query(ctx, false, sql, args...)
+}
+
+func (t *Tx) query(ctx context.Context, readOnly bool, sql string, args ...any) (pgx.Rows, error) {
+	br := t.send(ctx, readOnly, sql, args...)
 	rows, err := br.Query()
 	if err != nil {
 		br.Close()
 		return nil, err
 	}
 	return closingRows{rows, br}, nil
+}
+
+// Reader is the transaction's view for statements that change nothing
+// (plain SELECTs, also FOR UPDATE). Rooms read through it, so that a
+// grouped transaction (see DB.TransactGrouped) whose function fails after
+// reads alone leaves the commands it shares its commit with untouched.
+// Deferred statements sent along with a read still count as writes.
+type Reader struct{ t *Tx }
+
+// Reader returns tx's view for statements that change nothing.
+func (t *Tx) Reader() Reader { return Reader{t} }
+
+// Query runs one statement that changes nothing; see Tx.Query.
+func (r Reader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return r.t.query(ctx, true, sql, args...)
+}
+
+// QueryRow runs one statement that changes nothing; see Tx.QueryRow.
+func (r Reader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return r.t.queryRow(ctx, true, sql, args...)
 }
 
 // closingRow closes its batch once scanned.

@@ -53,7 +53,7 @@ func (t *Tx) DeleteRule(ctx context.Context, id uuid.UUID) {
 // it, but without the rules (only the version) when the version is still
 // known, so that a caller with a cached copy pays one cheap statement.
 func (t *Tx) RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error) {
-	return readRuleSet(ctx, t.tx, workspaceID, known)
+	return readRuleSet(ctx, t.tx.Reader(), workspaceID, known)
 }
 
 // RuleSet returns the workspace's rule set: its version and every rule
