@@ -41,6 +41,7 @@ type config struct {
 	StripeAPIURL       string
 	KafkaPort          int
 	PostgresMaxConns   int
+	GroupCommitters    int
 	// dev is set by the dev command (not a flag): dev's defaults apply.
 	dev bool
 }
@@ -93,15 +94,26 @@ func parseConfig(name string, args []string) (config, []string, error) {
 		fs.StringVar(s.target, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
 	fs.IntVar(&c.KafkaPort, "kafka-port", 0, "dev only: TCP port of the embedded Kafka broker (default: any free port)")
-	maxConns := 32
-	if v, ok := os.LookupEnv("HDF_POSTGRES_MAX_CONNS"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return config{}, nil, fmt.Errorf("HDF_POSTGRES_MAX_CONNS must be a whole number, got %q", v)
-		}
-		maxConns = n
+	ints := []struct {
+		flag, env string
+		def       int
+		usage     string
+		target    *int
+	}{
+		{"postgres-max-conns", "HDF_POSTGRES_MAX_CONNS", 32, "most Postgres connections per process; more than a few per core only adds contention", &c.PostgresMaxConns},
+		{"group-committers", "HDF_GROUP_COMMITTERS", 2, "command transactions in flight at once per process, each carrying every command that arrived meanwhile (group commit); 0 runs each command on its own transaction", &c.GroupCommitters},
 	}
-	fs.IntVar(&c.PostgresMaxConns, "postgres-max-conns", maxConns, "most Postgres connections per process; more than a few per core only adds contention (env HDF_POSTGRES_MAX_CONNS)")
+	for _, s := range ints {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return config{}, nil, fmt.Errorf("%s must be a whole number, got %q", s.env, v)
+			}
+			def = n
+		}
+		fs.IntVar(s.target, s.flag, def, s.usage+" (env "+s.env+")")
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, nil, err
 	}
@@ -112,6 +124,9 @@ func (c config) validate() error {
 	var errs []error
 	if c.PostgresURL == "" {
 		errs = append(errs, errors.New("HDF_POSTGRES_URL (--postgres-url) is required"))
+	}
+	if c.GroupCommitters < 0 || c.GroupCommitters > c.PostgresMaxConns/2 {
+		errs = append(errs, fmt.Errorf("HDF_GROUP_COMMITTERS (--group-committers) must be 0 to half of HDF_POSTGRES_MAX_CONNS (%d), got %d", c.PostgresMaxConns/2, c.GroupCommitters))
 	}
 	if c.PostgresMaxConns < 4 {
 		errs = append(errs, fmt.Errorf("HDF_POSTGRES_MAX_CONNS (--postgres-max-conns) must be at least 4, got %d", c.PostgresMaxConns))

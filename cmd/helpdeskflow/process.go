@@ -75,6 +75,11 @@ func newProcess(ctx context.Context, cfg config, logger *slog.Logger, brokers []
 	if err := pg.Migrate(ctx, p.db); err != nil {
 		return nil, err
 	}
+	if cfg.GroupCommitters > 0 {
+		if err := p.db.EnableGroupCommit(pg.GroupConfig{Committers: cfg.GroupCommitters}, p.reg); err != nil {
+			return nil, err
+		}
+	}
 	if p.rooms, err = newStores(p.db, p.reg); err != nil {
 		return nil, err
 	}

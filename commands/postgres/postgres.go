@@ -146,6 +146,13 @@ func (t transactor[T]) Transact(ctx context.Context, fn func(tx T) error) error 
 	return t.events.DB().Transact(ctx, func(tx *pg.Tx) error { return fn(t.rooms(tx)) })
 }
 
+// TransactGrouped is Transact through pg.DB.TransactGrouped: fn may share
+// its round trips and commit with concurrent transactions of other keys,
+// and may run more than once.
+func (t transactor[T]) TransactGrouped(ctx context.Context, key string, fn func(tx T) error) error {
+	return t.events.DB().TransactGrouped(ctx, key, func(tx *pg.Tx) error { return fn(t.rooms(tx)) })
+}
+
 // The rooms' transaction views under names of their own, so that one
 // struct can embed several: the struct then has each room's methods, and
 // the compiler checks it has every method an area's Tx lists.

@@ -74,6 +74,12 @@ type SLATimerTx interface {
 type Store interface {
 	// Transact runs fn in one transaction, committing when it returns nil.
 	Transact(ctx context.Context, fn func(tx Tx) error) error
+	// TransactGrouped is Transact for a frequent, short command on the
+	// rows named by key: it may share its round trips and commit with
+	// concurrent commands of other keys, with the outcome fn would have
+	// alone; one key's commands run in arrival order. fn may run more
+	// than once: it must only assign its results besides its statements.
+	TransactGrouped(ctx context.Context, key string, fn func(tx Tx) error) error
 	// Load returns a stream's events; ENotFound when it has none in the
 	// workspace.
 	Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdeskflow.Event, error)
@@ -102,6 +108,13 @@ type fieldNamingStore struct{ Store }
 
 func (s fieldNamingStore) Transact(ctx context.Context, fn func(tx Tx) error) error {
 	return s.Store.Transact(ctx, func(tx Tx) error {
+		tx.Events = fieldNamingEvents{tx.Events}
+		return fn(tx)
+	})
+}
+
+func (s fieldNamingStore) TransactGrouped(ctx context.Context, key string, fn func(tx Tx) error) error {
+	return s.Store.TransactGrouped(ctx, key, func(tx Tx) error {
 		tx.Events = fieldNamingEvents{tx.Events}
 		return fn(tx)
 	})

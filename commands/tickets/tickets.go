@@ -97,7 +97,9 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	}
 	var ticketEvents []helpdeskflow.Event
 	var customer helpdeskflow.Customer
-	err = s.store.Transact(ctx, func(tx Tx) error {
+	// Keyed by the customer's email: creates for one customer run in
+	// arrival order, each seeing the customer the one before created.
+	err = s.store.TransactGrouped(ctx, "customer-email:"+workspaceID.String()+":"+cmd.Customer.Email, func(tx Tx) error {
 		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err

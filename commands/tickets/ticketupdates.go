@@ -262,7 +262,7 @@ func (s *Service) AddMessage(ctx context.Context, workspaceID uuid.UUID, md help
 func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
-	err := s.store.Transact(ctx, func(tx Tx) error {
+	err := s.store.TransactGrouped(ctx, "stream:"+id.String(), func(tx Tx) error {
 		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
 		if err != nil {
 			return err

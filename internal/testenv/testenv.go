@@ -103,6 +103,10 @@ func Postgres(t testing.TB) *pg.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	// As the service runs: the commands that may group their commits do.
+	if err := db.EnableGroupCommit(pg.GroupConfig{}, nil); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 
