@@ -93,9 +93,9 @@ func NormalizeEmail(email string) string {
 func ApplyCustomer(c *Customer, e Event) error {
 	switch e.Type {
 	case EventCustomerCreated:
-		var d CustomerCreated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode customer.created", Err: err}
+		d, err := dataOf[CustomerCreated](e)
+		if err != nil {
+			return err
 		}
 		*c = Customer{
 			ID: e.StreamID, WorkspaceID: e.WorkspaceID, Email: d.Email, Name: d.Name,
@@ -106,9 +106,9 @@ func ApplyCustomer(c *Customer, e Event) error {
 			c.LinkedProfiles = []LinkedProfile{}
 		}
 	case EventCustomerUpdated:
-		var d CustomerUpdated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode customer.updated", Err: err}
+		d, err := dataOf[CustomerUpdated](e)
+		if err != nil {
+			return err
 		}
 		if d.Email != nil {
 			c.Email = d.Email.New

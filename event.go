@@ -103,6 +103,36 @@ type NewEvent struct {
 	SchemaVersion int
 	Data          json.RawMessage
 	OccurredAt    time.Time
+	// decoded is the value Data was encoded from (NewEventOf), so that
+	// folding the command's own events does not decode them again.
+	decoded any
+}
+
+// Stored is the event as the store keeps it at version of stream ref with
+// metadata md, for answering without reading it back. It keeps the value
+// NewEventOf encoded, so ApplyTicket and ApplyCustomer use it instead of
+// decoding Data.
+func (e NewEvent) Stored(ref StreamRef, version int64, md Metadata) Event {
+	return Event{
+		ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, StreamID: ref.ID, StreamType: ref.Type,
+		Version: version, WorkspaceID: ref.WorkspaceID, OccurredAt: e.OccurredAt, Data: e.Data, Metadata: md,
+		decoded: e.decoded,
+	}
+}
+
+// dataOf returns e's data as a T: the value it was encoded from when e
+// was built by this process (see NewEvent.Stored), otherwise decoded from
+// Data. Appliers never change what they are given in place (they replace
+// slices and copy maps), so sharing the command's value is safe.
+func dataOf[T any](e Event) (T, error) {
+	if d, ok := e.decoded.(T); ok {
+		return d, nil
+	}
+	var d T
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		return d, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+	}
+	return d, nil
 }
 
 // Event is a stored event. Version is its position in its stream, starting
@@ -119,6 +149,8 @@ type Event struct {
 	Data          json.RawMessage `json:"data"`
 	Metadata      Metadata        `json:"metadata"`
 	Position      Position        `json:"-"`
+	// decoded: see NewEvent.Stored.
+	decoded any
 }
 
 // Position is an event's place in the global commit order: the id of the
@@ -145,7 +177,7 @@ func NewEventOf(eventType string, data any) (NewEvent, error) {
 		return NewEvent{}, &Error{Code: EInternal, Message: "encode event", Err: err}
 	}
 	return NewEvent{ID: uuid.New(), Type: eventType, SchemaVersion: CurrentEventSchemaVersion, Data: raw,
-		OccurredAt: time.Now().UTC().Truncate(time.Microsecond)}, nil
+		OccurredAt: time.Now().UTC().Truncate(time.Microsecond), decoded: data}, nil
 }
 
 // StreamRef names a stream: its id, the workspace it belongs to and the kind

@@ -155,9 +155,9 @@ func TicketTransitionAllowed(from, to string) (bool, []string) {
 func ApplyTicket(t *Ticket, e Event) error {
 	switch e.Type {
 	case EventTicketCreated:
-		var d TicketCreated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode ticket.created", Err: err}
+		d, err := dataOf[TicketCreated](e)
+		if err != nil {
+			return err
 		}
 		*t = Ticket{
 			ID: e.StreamID, WorkspaceID: e.WorkspaceID,
@@ -171,25 +171,25 @@ func ApplyTicket(t *Ticket, e Event) error {
 			t.CustomFields = map[string]any{}
 		}
 	case EventTicketMessageAdded:
-		var d MessageAdded
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode ticket.message_added", Err: err}
+		d, err := dataOf[MessageAdded](e)
+		if err != nil {
+			return err
 		}
 		t.Messages = append(t.Messages, d.toMessage(e.OccurredAt))
 		applySLAMessage(t, d, e.OccurredAt)
 	case EventTicketUpdated:
-		var d TicketUpdated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode ticket.updated", Err: err}
+		d, err := dataOf[TicketUpdated](e)
+		if err != nil {
+			return err
 		}
 		d.applyTo(t)
 		if d.Status != nil {
 			applySLAStatus(t, d.Status.Old, d.Status.New, e.OccurredAt)
 		}
 	case EventTicketCustomerChanged:
-		var d TicketCustomerChanged
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return &Error{Code: EInternal, Message: "decode ticket.customer_changed", Err: err}
+		d, err := dataOf[TicketCustomerChanged](e)
+		if err != nil {
+			return err
 		}
 		t.CustomerID = d.New
 	case EventTicketSLAPolicyApplied:

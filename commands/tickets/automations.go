@@ -96,7 +96,7 @@ func (s *Service) appendTagged(ctx context.Context, tx Tx, ref helpdeskflow.Stre
 		}
 		for _, e := range events[start:end] {
 			version++
-			out = append(out, stored(e.NewEvent, ref, version, e.md))
+			out = append(out, e.Stored(ref, version, e.md))
 		}
 		start = end
 	}

@@ -216,7 +216,7 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 			if err != nil {
 				return err
 			}
-			c, err := foldCustomer([]helpdeskflow.Event{stored(e, ref, 1, md)})
+			c, err := foldCustomer([]helpdeskflow.Event{e.Stored(ref, 1, md)})
 			if err != nil {
 				return err
 			}
@@ -381,7 +381,7 @@ func (l *lockedCustomer) prepare(u helpdeskflow.CustomerUpdated, md helpdeskflow
 // after returns the customer as appending e would leave it.
 func (l *lockedCustomer) after(e helpdeskflow.NewEvent, md helpdeskflow.Metadata) (helpdeskflow.Customer, error) {
 	after := l.customer
-	err := helpdeskflow.ApplyCustomer(&after, stored(e, l.ref, l.version+1, md))
+	err := helpdeskflow.ApplyCustomer(&after, e.Stored(l.ref, l.version+1, md))
 	return after, err
 }
 
@@ -550,7 +550,7 @@ func updated(c helpdeskflow.Customer, u helpdeskflow.CustomerUpdated) (helpdeskf
 	if err != nil {
 		return c, err
 	}
-	err = helpdeskflow.ApplyCustomer(&c, stored(e, customerRef(c.WorkspaceID, c.ID), c.Version+1, helpdeskflow.Metadata{}))
+	err = helpdeskflow.ApplyCustomer(&c, e.Stored(customerRef(c.WorkspaceID, c.ID), c.Version+1, helpdeskflow.Metadata{}))
 	return c, err
 }
 

@@ -211,7 +211,7 @@ func (s *Service) newTicketInput(ctx context.Context, workspaceID uuid.UUID, cmd
 	}
 	e.OccurredAt = s.now()
 	ref := helpdeskflow.StreamRef{ID: uuid.Nil, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-	t, err := foldTicket([]helpdeskflow.Event{stored(e, ref, 1, helpdeskflow.Metadata{})})
+	t, err := foldTicket([]helpdeskflow.Event{e.Stored(ref, 1, helpdeskflow.Metadata{})})
 	if err != nil {
 		return automation.Input{}, err
 	}

@@ -143,7 +143,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set,
 			if _, err := tx.Events.Append(ctx, customerRef, 0, md, []helpdeskflow.NewEvent{e}); err != nil {
 				return err
 			}
-			if customer, err = foldCustomer([]helpdeskflow.Event{stored(e, customerRef, 1, md)}); err != nil {
+			if customer, err = foldCustomer([]helpdeskflow.Event{e.Stored(customerRef, 1, md)}); err != nil {
 				return err
 			}
 		} else if customer, _, err = foldTail(ctx, txSource{tx}, customerID, history, helpdeskflow.ApplyCustomer); err != nil {
@@ -159,7 +159,7 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set,
 		}
 		e.OccurredAt = now
 		ticketRef := helpdeskflow.StreamRef{ID: ticketID, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		t, err := foldTicket([]helpdeskflow.Event{stored(e, ticketRef, 1, md)})
+		t, err := foldTicket([]helpdeskflow.Event{e.Stored(ticketRef, 1, md)})
 		if err != nil {
 			return err
 		}
@@ -193,15 +193,6 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set,
 		return nil
 	}()
 	return ticketEvents, customer, err
-}
-
-// stored is the event as the store keeps it, for answering without reading
-// it back.
-func stored(e helpdeskflow.NewEvent, ref helpdeskflow.StreamRef, version int64, md helpdeskflow.Metadata) helpdeskflow.Event {
-	return helpdeskflow.Event{
-		ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, StreamID: ref.ID, StreamType: ref.Type,
-		Version: version, WorkspaceID: ref.WorkspaceID, OccurredAt: e.OccurredAt, Data: e.Data, Metadata: md,
-	}
 }
 
 // GetTicket returns ticket id of the workspace composed from the event

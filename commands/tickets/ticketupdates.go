@@ -387,7 +387,7 @@ func applied(t helpdeskflow.Ticket, ref helpdeskflow.StreamRef, version int64, e
 	t.CustomFields = maps.Clone(t.CustomFields)
 	t.Messages = slices.Clone(t.Messages)
 	for i, e := range events {
-		if err := helpdeskflow.ApplyTicket(&t, stored(e.NewEvent, ref, version+int64(i)+1, e.md)); err != nil {
+		if err := helpdeskflow.ApplyTicket(&t, e.Stored(ref, version+int64(i)+1, e.md)); err != nil {
 			return t, err
 		}
 	}
