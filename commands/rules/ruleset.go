@@ -77,12 +77,16 @@ type SetTx interface {
 	// RuleSetSince returns the rule set, without its rules when its
 	// version is still known.
 	RuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error)
+	// DeferRuleSetSince is RuleSetSince sent with the transaction's next
+	// statement; done gets its result when that round trip is back.
+	DeferRuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64, done func(helpdeskflow.RuleSet, error))
 }
 
 // Cache keeps each workspace's compiled rules; a command checks the
-// version in its own transaction (one cheap statement) and compiles again
-// only when the rules changed. The zero Cache is empty and ready; it is
-// safe for concurrent use.
+// version in its own transaction (one cheap statement, which may ride with
+// the command's first one: see Request) and compiles again only when the
+// rules changed. The zero Cache is empty and ready; it is safe for
+// concurrent use.
 type Cache struct {
 	mu          sync.Mutex
 	byWorkspace map[uuid.UUID]*Set
@@ -90,17 +94,68 @@ type Cache struct {
 
 // Of returns the workspace's rules as transaction tx sees them.
 func (c *Cache) Of(ctx context.Context, tx SetTx, workspaceID uuid.UUID) (*Set, error) {
-	c.mu.Lock()
-	cached := c.byWorkspace[workspaceID]
-	c.mu.Unlock()
-	known := int64(-1)
-	if cached != nil {
-		known = cached.version
-	}
+	cached, known := c.cached(workspaceID)
 	set, err := tx.RuleSetSince(ctx, workspaceID, known)
 	if err != nil {
 		return nil, err
 	}
+	return c.use(workspaceID, cached, set)
+}
+
+// Pending is a workspace's rule set requested with a transaction's next
+// statement (see Cache.Request).
+type Pending struct {
+	c           *Cache
+	tx          SetTx
+	workspaceID uuid.UUID
+	cached      *Set
+	known       int64
+	got         bool
+	set         helpdeskflow.RuleSet
+	err         error
+}
+
+// Request asks for the workspace's rules with tx's next statement, which
+// saves the version check a round trip; Get returns them after that
+// statement.
+func (c *Cache) Request(ctx context.Context, tx SetTx, workspaceID uuid.UUID) *Pending {
+	cached, known := c.cached(workspaceID)
+	p := &Pending{c: c, tx: tx, workspaceID: workspaceID, cached: cached, known: known}
+	tx.DeferRuleSetSince(ctx, workspaceID, known, func(set helpdeskflow.RuleSet, err error) {
+		p.got, p.set, p.err = true, set, err
+	})
+	return p
+}
+
+// Get returns the rules as the transaction sees them (Of's result). When
+// the transaction sent no statement since Request, it sends the request
+// now.
+func (p *Pending) Get(ctx context.Context) (*Set, error) {
+	if !p.got {
+		set, err := p.tx.RuleSetSince(ctx, p.workspaceID, p.known)
+		p.got, p.set, p.err = true, set, err
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.c.use(p.workspaceID, p.cached, p.set)
+}
+
+// cached returns the workspace's compiled rules and their version (-1:
+// none).
+func (c *Cache) cached(workspaceID uuid.UUID) (*Set, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cached := c.byWorkspace[workspaceID]
+	if cached == nil {
+		return nil, -1
+	}
+	return cached, cached.version
+}
+
+// use returns the compiled rules of set (cached when its version is the
+// cached one), keeping the newest compiled version.
+func (c *Cache) use(workspaceID uuid.UUID, cached *Set, set helpdeskflow.RuleSet) (*Set, error) {
 	if cached != nil && set.Version == cached.version {
 		return cached, nil
 	}

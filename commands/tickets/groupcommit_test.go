@@ -446,3 +446,59 @@ func crashMidGroup(t *testing.T, dbURL string) {
 	release()
 	select {}
 }
+
+// TestCommands_RoundTrips: a create (for a new or an existing customer)
+// costs two round trips to Postgres, the rule set's version check riding
+// with the customer's reservation and the appends with the commit; an
+// update or a message costs two in its transaction (the rules ride with
+// the ticket's lock and load) and one read of the customer after.
+func TestCommands_RoundTrips(t *testing.T) {
+	store, counter := testenv.CountingStore(t, "FROM events")
+	svc := tickets.New(postgres.Tickets(store))
+	ctx := context.Background()
+	ws := uuid.New()
+	create := func(email string) helpdeskflow.Ticket {
+		cmd := validTicket()
+		cmd.Customer.Email = email
+		tk, err := svc.CreateTicket(ctx, ws, md, cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	// Warm up: every statement gets prepared once.
+	tk := create("warm@example.com")
+	create("warm2@example.com")
+	if _, err := svc.AddMessage(ctx, ws, md, tk.ID, nil, tickets.AddMessage{Body: "warm"}, true); err != nil {
+		t.Fatal(err)
+	}
+	high := helpdeskflow.PriorityHigh
+	if _, err := svc.UpdateTicket(ctx, ws, md, tk.ID, nil, tickets.UpdateTicket{Priority: &high}, true); err != nil {
+		t.Fatal(err)
+	}
+	low := helpdeskflow.PriorityLow
+	for _, c := range []struct {
+		name string
+		do   func()
+		want int64
+	}{
+		{"create for a new customer", func() { create("new@example.com") }, 2},
+		{"create for an existing customer", func() { create("warm@example.com") }, 2},
+		{"message", func() {
+			if _, err := svc.AddMessage(ctx, ws, md, tk.ID, nil, tickets.AddMessage{Body: "hi"}, true); err != nil {
+				t.Fatal(err)
+			}
+		}, 3},
+		{"update", func() {
+			if _, err := svc.UpdateTicket(ctx, ws, md, tk.ID, nil, tickets.UpdateTicket{Priority: &low}, true); err != nil {
+				t.Fatal(err)
+			}
+		}, 3},
+	} {
+		counter.Reset()
+		c.do()
+		if got := counter.RoundTrips(); got != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, got, c.want)
+		}
+	}
+}

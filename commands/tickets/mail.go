@@ -177,7 +177,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 				}
 				return addMessage(t)
 			}
-			t, err := s.changeTicketIn(ctx, tx, ruleSet, workspaceID, md, ticketID, nil, decide)
+			t, err := s.changeTicketIn(ctx, tx, knownRules{ruleSet}, workspaceID, md, ticketID, nil, decide)
 			switch {
 			case err == nil:
 				last := t.Messages[len(t.Messages)-1].ID
@@ -193,7 +193,7 @@ func (s *Service) ImportMail(ctx context.Context, workspaceID uuid.UUID, md help
 			if err != nil {
 				return err
 			}
-			events, _, err := s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &create, body)
+			events, _, err := s.createTicketIn(ctx, tx, knownRules{ruleSet}, workspaceID, md, &create, body)
 			if err != nil {
 				return err
 			}

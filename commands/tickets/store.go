@@ -39,6 +39,8 @@ type EventTx interface {
 	// LockStream locks a stream row until commit and returns its version;
 	// ENotFound when it is not a stream of that workspace and type.
 	LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error)
+	// LockTail is LockStream and LoadTail in one round trip.
+	LockTail(ctx context.Context, ref helpdeskflow.StreamRef) (int64, helpdeskflow.StreamTail, error)
 }
 
 // CustomerIndexTx is what finds customers, in a transaction: their

@@ -100,11 +100,8 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	// Keyed by the customer's email: creates for one customer run in
 	// arrival order, each seeing the customer the one before created.
 	err = s.store.TransactGrouped(ctx, "customer-email:"+workspaceID.String()+":"+cmd.Customer.Email, func(tx Tx) error {
-		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
-		if err != nil {
-			return err
-		}
-		ticketEvents, customer, err = s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &cmd, body)
+		var err error
+		ticketEvents, customer, err = s.createTicketIn(ctx, tx, s.rules.Request(ctx, tx.Rules, workspaceID), workspaceID, md, &cmd, body)
 		return err
 	})
 	if err != nil {
@@ -117,16 +114,32 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	return withCustomer(t, customer, true), nil
 }
 
+// ruleSource gives a command the workspace's rules: a *rules.Pending
+// (requested with the command's first statement) or rules already read.
+type ruleSource interface {
+	Get(ctx context.Context) (*rules.Set, error)
+}
+
+// knownRules is rules already read.
+type knownRules struct{ set *rules.Set }
+
+func (k knownRules) Get(context.Context) (*rules.Set, error) { return k.set, nil }
+
 // createTicketIn creates the ticket of a validated cmd with its sanitized
 // body inside tx: it upserts the customer, runs rules on the new ticket,
 // chooses its SLA policy and appends. It returns the ticket's events and
 // the customer. An existing customer is left as it is (the ticket's
-// customer name does not change it).
-func (s *Service) createTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set, workspaceID uuid.UUID, md helpdeskflow.Metadata,
+// customer name does not change it). The rules are read after the
+// customer's reservation, so a pending request rides with it.
+func (s *Service) createTicketIn(ctx context.Context, tx Tx, rulesOf ruleSource, workspaceID uuid.UUID, md helpdeskflow.Metadata,
 	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
 	ticketID := uuid.New()
 	err = func() error {
 		customerID, created, history, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
+		if err != nil {
+			return err
+		}
+		ruleSet, err := rulesOf.Get(ctx)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/commands"
 	"github.com/helpdeskflow/helpdeskflow/commands/automation"
-	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 )
 
 // MaxTeamLen and MaxAssigneeIDLen bound those ticket fields, in characters.
@@ -263,20 +262,18 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
 	err := s.store.TransactGrouped(ctx, "stream:"+id.String(), func(tx Tx) error {
-		ruleSet, err := s.rules.Of(ctx, tx.Rules, workspaceID)
-		if err != nil {
-			return err
-		}
-		t, err = s.changeTicketIn(ctx, tx, ruleSet, workspaceID, md, id, ifMatch, decide)
+		var err error
+		t, err = s.changeTicketIn(ctx, tx, s.rules.Request(ctx, tx.Rules, workspaceID), workspaceID, md, id, ifMatch, decide)
 		return err
 	})
 	return t, err
 }
 
-// changeTicketIn is changeTicket inside tx, with the workspace's rules. A
+// changeTicketIn is changeTicket inside tx, with the workspace's rules
+// (read after the ticket, so a pending request rides with its lock). A
 // public agent message on a mail ticket is queued to be sent through the
 // ticket's mailbox in the same transaction.
-func (s *Service) changeTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
+func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rulesOf ruleSource, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64,
 	decide func(helpdeskflow.Ticket) ([]helpdeskflow.NewEvent, error)) (helpdeskflow.Ticket, error) {
 	var t helpdeskflow.Ticket
 	err := func() error {
@@ -293,6 +290,10 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, ruleSet *rules.Set,
 		}
 		decided, err := decide(t)
 		if err != nil || len(decided) == 0 {
+			return err
+		}
+		ruleSet, err := rulesOf.Get(ctx)
+		if err != nil {
 			return err
 		}
 		now := s.now()
@@ -369,14 +370,14 @@ func (s *Service) appendToLocked(ctx context.Context, tx Tx, ref helpdeskflow.St
 // lockTicket takes ticket ref's stream lock until the transaction ends and
 // loads it from its snapshot; ENotFound for an unknown ticket.
 func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (lockedTicket, error) {
-	version, err := tx.Events.LockStream(ctx, ref)
+	version, history, err := tx.Events.LockTail(ctx, ref)
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 		return lockedTicket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
 	}
 	if err != nil {
 		return lockedTicket{}, err
 	}
-	t, tail, err := loadTicket(ctx, txSource{tx}, ref.ID)
+	t, tail, err := foldTail(ctx, txSource{tx}, ref.ID, history, helpdeskflow.ApplyTicket)
 	return lockedTicket{version: version, ticket: t, tail: tail}, err
 }
 

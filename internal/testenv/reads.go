@@ -17,15 +17,22 @@ import (
 // contains a string, on the connections of a CountingStore. It is safe for
 // concurrent use.
 type ReadCounter struct {
-	match string
-	rows  atomic.Int64
+	match      string
+	rows       atomic.Int64
+	roundTrips atomic.Int64
 }
 
 // Rows returns the rows counted since the store was made or Reset.
 func (c *ReadCounter) Rows() int64 { return c.rows.Load() }
 
+// RoundTrips returns the statements and batches sent (each one round trip,
+// once their statements are prepared) since the store was made or Reset,
+// besides the notifications that wake the relay (sent after commits on a
+// timer, not on behalf of one request).
+func (c *ReadCounter) RoundTrips() int64 { return c.roundTrips.Load() }
+
 // Reset starts counting again from 0.
-func (c *ReadCounter) Reset() { c.rows.Store(0) }
+func (c *ReadCounter) Reset() { c.rows.Store(0); c.roundTrips.Store(0) }
 
 func (c *ReadCounter) count(sql string, tag int64) {
 	if strings.Contains(sql, c.match) {
@@ -64,6 +71,9 @@ type rowTracer struct{ c *ReadCounter }
 type sqlKey struct{}
 
 func (r rowTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if !strings.Contains(data.SQL, "pg_notify(") {
+		r.c.roundTrips.Add(1)
+	}
 	return context.WithValue(ctx, sqlKey{}, data.SQL)
 }
 
@@ -74,6 +84,7 @@ func (r rowTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.Trac
 }
 
 func (r rowTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.c.roundTrips.Add(1)
 	return ctx
 }
 

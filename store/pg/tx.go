@@ -112,11 +112,13 @@ func (t *Tx) Local(key any, init func() any) any {
 	return v
 }
 
-// deferredExec is a statement whose result nobody waits for; it is sent
-// with the transaction's next statement.
+// deferredExec is a statement that goes out with the transaction's next
+// one: a write whose result nobody waits for, or a read whose rows scan
+// reads when that round trip is back.
 type deferredExec struct {
 	sql  string
 	args []any
+	scan func(pgx.Rows) error
 }
 
 // Defer queues a statement to go out with the next one or the commit. Its
@@ -124,7 +126,17 @@ type deferredExec struct {
 // conflict (SQLSTATE HDF01), as EVersionConflict, anything else as
 // EInternal.
 func (t *Tx) Defer(sql string, args ...any) {
-	t.deferred = append(t.deferred, deferredExec{sql, args})
+	t.deferred = append(t.deferred, deferredExec{sql: sql, args: args})
+}
+
+// DeferRead queues a statement that changes nothing to go out with the
+// next one, saving it a round trip of its own: scan reads its rows as soon
+// as that round trip is back, before the next statement's results are
+// read, and rows are closed after it. An error of the statement or of
+// scan is the next statement's (EInternal). When the transaction sends
+// nothing more, scan may never run.
+func (t *Tx) DeferRead(scan func(pgx.Rows) error, sql string, args ...any) {
+	t.deferred = append(t.deferred, deferredExec{sql: sql, args: args, scan: scan})
 }
 
 // SendBatch sends b's statements in one round trip, after BEGIN when the
@@ -146,8 +158,13 @@ func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch, readOnly bool) pgx.Bat
 		full.Queue(d.sql, d.args...)
 	}
 	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
-	if len(t.deferred) > 0 || !readOnly {
+	if !readOnly {
 		t.wrote = true
+	}
+	for _, d := range t.deferred {
+		if d.scan == nil {
+			t.wrote = true
+		}
 	}
 	var br pgx.BatchResults
 	if t.member != nil {
@@ -165,12 +182,32 @@ func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch, readOnly bool) pgx.Bat
 	}
 	deferred := t.deferred
 	t.deferred = nil
-	for range deferred {
+	for _, d := range deferred {
+		if d.scan != nil {
+			if err := scanDeferred(br, d.scan); err != nil {
+				return failedBatch{br, Internal("deferred read", err)}
+			}
+			continue
+		}
 		if _, err := br.Exec(); err != nil {
 			return failedBatch{br, deferredError(err)}
 		}
 	}
 	return br
+}
+
+// scanDeferred reads the next result of br with scan.
+func scanDeferred(br pgx.BatchResults, scan func(pgx.Rows) error) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	err = scan(rows)
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	return err
 }
 
 // deferredError translates the error of a deferred statement.
@@ -244,6 +281,12 @@ func (r Reader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, e
 // QueryRow runs one statement that changes nothing; see Tx.QueryRow.
 func (r Reader) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return r.t.queryRow(ctx, true, sql, args...)
+}
+
+// SendBatch sends statements that change nothing in one round trip; see
+// Tx.SendBatch.
+func (r Reader) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return r.t.sendBatch(ctx, b, true)
 }
 
 // closingRow closes its batch once scanned.

@@ -62,13 +62,33 @@ func (s *Store) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflo
 	return readRuleSet(ctx, s.pool, workspaceID, -1)
 }
 
-func readRuleSet(ctx context.Context, q pg.Querier, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error) {
-	rows, err := q.Query(ctx, `SELECT v.version, `+ruleColumns+`
+// DeferRuleSetSince is RuleSetSince sent with the transaction's next
+// statement (see pg.Tx.DeferRead): done gets the rule set when that round
+// trip is back.
+func (t *Tx) DeferRuleSetSince(ctx context.Context, workspaceID uuid.UUID, known int64, done func(helpdeskflow.RuleSet, error)) {
+	t.tx.DeferRead(func(rows pgx.Rows) error {
+		set, err := scanRuleSet(rows)
+		done(set, err)
+		return err
+	}, ruleSetSQL, workspaceID, known)
+}
+
+// ruleSetSQL reads a workspace's rule set version and, unless the version
+// is $2, its rules, in one statement so they agree.
+const ruleSetSQL = `SELECT v.version, ` + ruleColumns + `
 		FROM (SELECT coalesce((SELECT version FROM rule_set_versions WHERE workspace_id = $1), 0) AS version) v
-		LEFT JOIN LATERAL (SELECT * FROM workspace_rules WHERE workspace_id = $1 AND v.version <> $2) r ON true ORDER BY r.id`, workspaceID, known)
+		LEFT JOIN LATERAL (SELECT * FROM workspace_rules WHERE workspace_id = $1 AND v.version <> $2) r ON true ORDER BY r.id`
+
+func readRuleSet(ctx context.Context, q pg.Querier, workspaceID uuid.UUID, known int64) (helpdeskflow.RuleSet, error) {
+	rows, err := q.Query(ctx, ruleSetSQL, workspaceID, known)
 	if err != nil {
 		return helpdeskflow.RuleSet{}, pg.Internal("read rule set", err)
 	}
+	return scanRuleSet(rows)
+}
+
+// scanRuleSet reads the rows of ruleSetSQL and closes them.
+func scanRuleSet(rows pgx.Rows) (helpdeskflow.RuleSet, error) {
 	defer rows.Close()
 	var set helpdeskflow.RuleSet
 	for rows.Next() {
