@@ -113,6 +113,7 @@ type loadStats struct {
 	Concurrency    int              `json:"concurrency"`
 	Seconds        float64          `json:"seconds"`
 	Requests       int64            `json:"requests"`
+	Items          int64            `json:"items,omitempty"` // units of work of the successful requests that do several (batch items created)
 	Errors         int64            `json:"errors"`
 	ErrorsByKind   map[string]int64 `json:"errors_by_kind,omitempty"`
 	FirstError     string           `json:"first_error,omitempty"`

@@ -87,6 +87,8 @@ type options struct {
 	listDuration    time.Duration
 
 	automationConcurrency int
+	mixConcurrency        int
+	pacedRate             float64
 	webhookDeliveries     int
 	mailMessages          int
 }
@@ -94,6 +96,9 @@ type options struct {
 // The phases -phases selects from, in the order they run.
 const (
 	phaseCreates     = "creates"     // projection lag, then POST /v1/tickets at each -concurrency
+	phaseMix         = "mix"         // integrators' traffic (creates for new and known customers, PATCHes, messages, Idempotency-Keys) at -mix-concurrency
+	phasePaced       = "paced"       // POST /v1/tickets sent on a schedule (open loop) at 2,000/s and at half the maximum
+	phaseBatch       = "batch"       // POST /v1/batch/tickets, 100 items per batch, at c=16
 	phaseAutomations = "automations" // POST /v1/tickets at -automation-concurrency with 100 rules and with none
 	phaseWebhooks    = "webhooks"    // -webhook-deliveries through the delivery pipeline against a plain net/http client
 	phaseReads       = "reads"       // GET /v1/tickets/{id} of a 50-message ticket at each -concurrency
@@ -102,7 +107,7 @@ const (
 	phaseMail        = "mail"        // -mail-messages imported from a fake Gmail mailbox by mailsync against direct commands
 )
 
-var allPhases = []string{phaseCreates, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
+var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
 
 // phaseSet is the phases to run.
 type phaseSet []string
@@ -147,6 +152,8 @@ func main() {
 	flag.StringVar(&listConc, "list-concurrency", "1,16", "comma-separated concurrency levels of the list phase")
 	flag.DurationVar(&o.listDuration, "list-duration", 20*time.Second, "measured duration of each list level (its queries take seconds; only the first level warms up)")
 	flag.IntVar(&o.automationConcurrency, "automation-concurrency", 16, "concurrency of the automations phase (4 rounds of -duration/2 each, after -warmup)")
+	flag.IntVar(&o.mixConcurrency, "mix-concurrency", 16, "concurrency of the mix phase")
+	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 20_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
 	flag.Parse()
@@ -166,8 +173,9 @@ func main() {
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
 		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 ||
+		o.mixConcurrency < 1 || o.mixConcurrency > 1024 || o.pacedRate < 0 ||
 		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 || o.mailMessages < mailMinMessages || o.mailMessages > mailMaxMessages {
-		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
+		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency and -mix-concurrency in 1..1024, -paced-rate ≥ 0, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
 			mailMinMessages, mailMaxMessages)
 		os.Exit(2)
 	}
