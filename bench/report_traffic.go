@@ -169,18 +169,19 @@ func (r *results) printTraffic(w io.Writer) {
 			return
 		}
 		fmt.Fprintf(w, "\nBatch creates (POST %s, %d items per batch, c=%d, closed loop)\n", batchPath, bp.BatchSize, bp.Concurrency)
-		fmt.Fprintf(w, "  %.0f items created/s (sustained %.0f/s) in %.1f batches/s; per batch p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d batch requests failed %s; item statuses %v\n",
+		fmt.Fprintf(w, "  %.0f items created/s (sustained %.0f/s) in %.1f batches/s; per batch p50 %.1f ms, p99 %.1f ms, max %.1f ms; %d batch requests failed%s; item statuses %v\n",
 			bp.ItemsPerSec, bp.SustainedPerSec, bp.PerSecond, bp.LatencyMs.P50, bp.LatencyMs.P99, bp.LatencyMs.Max, bp.Errors,
 			orEmpty(bp.ErrorsByKind), bp.ItemStatuses)
 		fmt.Fprintf(w, "  ÷ single creates at c=%d (%.0f/s): %.2f (target ≥ %.0f)\n", bp.Concurrency, bp.SingleCreatesPerSec, bp.Ratio, targetBatchOverSingle)
 	}
 }
 
+// orEmpty is " " and m, "" for an empty m.
 func orEmpty(m map[string]int64) string {
 	if len(m) == 0 {
 		return ""
 	}
-	return fmt.Sprint(m)
+	return fmt.Sprint(" ", m)
 }
 
 // markdownTraffic writes the mix, paced and batch sections of summary.md.
@@ -214,7 +215,7 @@ func (r *results) markdownTraffic(w io.Writer) {
 		fmt.Fprintf(w, "%d items per batch (the create phase's bodies), c=%d, closed loop; only items answered 201 count.\n\n", bp.BatchSize, bp.Concurrency)
 		fmt.Fprintf(w, "| items created/s | sustained/s | batches/s | batch p50 ms | batch p99 ms | failed batches | item statuses | single creates/s at c=%d | ratio (target ≥ %.0f) |\n|---|---|---|---|---|---|---|---|---|\n",
 			bp.Concurrency, targetBatchOverSingle)
-		fmt.Fprintf(w, "| %.0f | %.0f | %.1f | %.1f | %.1f | %d %s | %v | %.0f | %.2f |\n", bp.ItemsPerSec, bp.SustainedPerSec, bp.PerSecond,
+		fmt.Fprintf(w, "| %.0f | %.0f | %.1f | %.1f | %.1f | %d%s | %v | %.0f | %.2f |\n", bp.ItemsPerSec, bp.SustainedPerSec, bp.PerSecond,
 			bp.LatencyMs.P50, bp.LatencyMs.P99, bp.Errors, orEmpty(bp.ErrorsByKind), bp.ItemStatuses, bp.SingleCreatesPerSec, bp.Ratio)
 		if bp.FirstItemError != "" {
 			fmt.Fprintf(w, "\nFirst item not created: `%s`.\n", strings.ReplaceAll(bp.FirstItemError, "`", "'"))
