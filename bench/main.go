@@ -6,9 +6,18 @@
 // Kafka broker in one process) and measures, in one run:
 //
 //   - ticket creates per second over HTTP (POST /v1/tickets) at each
-//     concurrency, with client-side p50/p99 latency;
+//     concurrency, with client-side p50/p99 latency and the sustained rate
+//     (creates ÷ (window + the time until the projection caught up));
 //   - the projection lag: from the 201 to the ticket being visible in the
 //     ClickHouse read model, at a steady moderate rate and under load;
+//   - integrators' traffic at -mix-concurrency (creates for new and known
+//     customers, PATCHes and messages on the phase's tickets, half with an
+//     Idempotency-Key), per request kind, beside the pure creates;
+//   - creates sent on a schedule (open loop) at 2,000/s and at half the
+//     c=64 rate (or of -paced-rate), with the projection lag and the dev
+//     process's peak RSS;
+//   - ticket creates through POST /v1/batch/tickets, 100 per batch at
+//     c=16, against single creates at c=16 (skipped while it answers 404);
 //   - the dev process's memory (VmRSS, VmHWM) and the CPU split between the
 //     dev process, Postgres, ClickHouse and the load generator;
 //   - composite reads per second (GET /v1/tickets/{id} of one ticket with 50
@@ -37,13 +46,14 @@
 // It prints a table and writes <out>/results.json and <out>/summary.md. The
 // targets (creates/s at c=64 ≥ 0.25 × pgbench tps at c=64 of the same run,
 // counting only 201s; create p99 < 25 ms at c=16 and < 5 ms at c=1, over
-// every request, failed ones included; projection lag p99 < 1 s; creates/s
-// with 100 rules ≥ 0.80 × without, webhook deliveries/s
+// every request, failed ones included; projection lag p99 < 1 s and dev RSS
+// < 200 MB at each paced rate; batch items/s ≥ 3 × single creates/s at
+// c=16; creates/s with 100 rules ≥ 0.85 × without, webhook deliveries/s
 // ≥ 0.50 × a plain client's requests/s, ≥ 10,000 composite
 // reads/s at c=64, list p99 < 200 ms) are reported as pass/miss; missing one
 // never fails the run; the mail ratio is reported without a target. -phases
-// runs a subset (creates, automations, webhooks, reads, baselines, list,
-// mail).
+// runs a subset (creates, mix, paced, batch, automations, webhooks, reads,
+// baselines, list, mail).
 //
 //	eval "$(scripts/services.sh env bench)" && go run ./bench -out bench-results -duration 10s
 //	eval "$(scripts/services.sh env bench)" && go run ./bench -phases reads,list,baselines
