@@ -48,57 +48,27 @@ func (b *bench) runPhases(ctx context.Context) error {
 	b.res.note("the demo workspace's %s rate limits are raised to %d per second (PUT /v1/rate-limits): every request still goes through the limiter, which never refuses",
 		strings.Join(raised, ", "), maxRateLimit)
 
-	if b.o.phases.has(phaseCreates) {
-		if err := b.runCreates(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
+	// In allPhases's order. The list phase comes late: its million rows and
+	// slow queries leave ClickHouse busy (merges, queries of cancelled
+	// requests) for a while afterwards. The webhooks and mail phases run in
+	// this process, each on a database of its own, while dev is idle.
+	phases := map[string]func() error{
+		phaseCreates:     func() error { return b.runCreates(ctx, client, metricsClient, bodies) },
+		phaseMix:         func() error { return b.runMix(ctx, client, metricsClient, bodies) },
+		phasePaced:       func() error { return b.runPaced(ctx, metricsClient, bodies) },
+		phaseBatch:       func() error { return b.runBatch(ctx, client, metricsClient, bodies) },
+		phaseAutomations: func() error { return b.runAutomations(ctx, client, metricsClient, bodies) },
+		phaseWebhooks:    func() error { return b.runWebhooks(ctx) },
+		phaseReads:       func() error { return b.runCompositeRead(ctx, client, metricsClient, bodies) },
+		phaseBaselines:   func() error { return b.runBaselines(ctx, client, bodies) },
+		phaseList:        func() error { return b.runListQuery(ctx, client, metricsClient, bodies) },
+		phaseMail:        func() error { return b.runMail(ctx) },
 	}
-	if b.o.phases.has(phaseMix) {
-		if err := b.runMix(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phasePaced) {
-		if err := b.runPaced(ctx, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseBatch) {
-		if err := b.runBatch(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseAutomations) {
-		if err := b.runAutomations(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseWebhooks) {
-		if err := b.runWebhooks(ctx); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseReads) {
-		if err := b.runCompositeRead(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseBaselines) {
-		if err := b.runBaselines(ctx, client, bodies); err != nil {
-			return err
-		}
-	}
-	// Last: its million rows and slow queries leave ClickHouse busy
-	// (merges, queries of cancelled requests) for a while afterwards.
-	if b.o.phases.has(phaseList) {
-		if err := b.runListQuery(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	// In this process, on a database of its own: the dev process is idle.
-	if b.o.phases.has(phaseMail) {
-		if err := b.runMail(ctx); err != nil {
-			return err
+	for _, name := range allPhases {
+		if b.o.phases.has(name) {
+			if err := phases[name](); err != nil {
+				return err
+			}
 		}
 	}
 

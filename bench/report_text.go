@@ -63,7 +63,7 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "  other processes during creates c=%d: %s\n", c.Concurrency, strings.Join(c.CPU.OtherTop, ", "))
 		}
 	}
-	fmt.Fprintf(w, "CPU per create (ms; bench = the load generator):\n")
+	fmt.Fprintf(w, "CPU per create (ms; bench = the load generator; the mix per request of any kind, the batch per item created):\n")
 	r.cpuPerOpRows(func(name string, x cpuPerOp) {
 		fmt.Fprintf(w, "  %-26s dev %.2f, postgres %.2f, clickhouse %.2f, bench %.2f; whole machine %.2f\n", name, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine)
 	})
@@ -237,7 +237,7 @@ func (r *results) cpuRows(row func(name string, s cpuSplit)) {
 	for _, c := range r.Creates {
 		row(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPU)
 	}
-	r.trafficCPURows(row)
+	r.trafficCPU(func(name string, s cpuSplit, _ cpuPerOp) { row(name, s) })
 	for _, p := range r.Pgbench {
 		row(fmt.Sprintf("pgbench c=%d", p.Concurrency), p.CPU)
 	}
@@ -257,5 +257,5 @@ func (r *results) cpuPerOpRows(line func(name string, x cpuPerOp)) {
 	for _, c := range r.Creates {
 		line(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPUPerCreateMs)
 	}
-	r.trafficCPUPerOp(line)
+	r.trafficCPU(func(name string, _ cpuSplit, x cpuPerOp) { line(name, x) })
 }

@@ -83,30 +83,18 @@ func (r *results) batchTarget(add func(name, target, unit string, found bool, v 
 	}
 }
 
-// trafficCPURows adds the mix, paced and batch phases to a CPU split table.
-func (r *results) trafficCPURows(row func(name string, s cpuSplit)) {
+// trafficCPU hands visit each of the mix, paced and batch phases that ran:
+// its name, CPU split and CPU time per operation (the mix: per request of
+// any kind; paced: per create; batch: per item created).
+func (r *results) trafficCPU(visit func(name string, s cpuSplit, perOp cpuPerOp)) {
 	if m := r.Mix; m != nil {
-		row(fmt.Sprintf("mix c=%d", m.Concurrency), m.CPU)
+		visit(fmt.Sprintf("mix c=%d", m.Concurrency), m.CPU, m.CPUPerRequestMs)
 	}
 	for _, p := range r.Paced {
-		row("paced "+p.Level, p.CPU)
+		visit("paced "+p.Level, p.CPU, p.CPUPerCreateMs)
 	}
 	if bp := r.Batch; bp != nil && bp.Skipped == "" {
-		row(fmt.Sprintf("batch c=%d", bp.Concurrency), bp.CPU)
-	}
-}
-
-// trafficCPUPerOp hands line the CPU time per operation of the mix (per
-// request), paced (per create) and batch (per item created) phases.
-func (r *results) trafficCPUPerOp(line func(name string, x cpuPerOp)) {
-	if m := r.Mix; m != nil {
-		line(fmt.Sprintf("mix c=%d, per request", m.Concurrency), m.CPUPerRequestMs)
-	}
-	for _, p := range r.Paced {
-		line("paced "+p.Level, p.CPUPerCreateMs)
-	}
-	if bp := r.Batch; bp != nil && bp.Skipped == "" {
-		line(fmt.Sprintf("batch c=%d, per item", bp.Concurrency), bp.CPUPerCreateMs)
+		visit(fmt.Sprintf("batch c=%d", bp.Concurrency), bp.CPU, bp.CPUPerCreateMs)
 	}
 }
 
