@@ -212,6 +212,9 @@ func (t *ticketRing) pick(r *rand.Rand) string {
 // runMix loads the mix at -mix-concurrency for -warmup + -duration.
 func (b *bench) runMix(ctx context.Context, client, metricsClient *nethttp.Client, bodies [][]byte) error {
 	c := b.o.mixConcurrency
+	if !b.o.phases.has(phaseCreates) {
+		b.res.note("mix: the creates phase did not run, so the first create for each of the pool's %d customers (warm-up included) makes the customer", customers)
+	}
 	logf("mix: c=%d, %s warm-up + %s", c, b.o.warmup, b.o.duration)
 	m := newMixTraffic(client, b.dev.url, b.dev.key, bodies, c)
 	w := b.openWindow(ctx, metricsClient, b.dev.url+"/metrics", b.o.warmup)

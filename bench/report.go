@@ -82,7 +82,8 @@ type configInfo struct {
 	LagPollMs            float64  `json:"lag_poll_ms"`
 	ProjectionTable      string   `json:"projection_table"`
 	SourceTreeSHA256     string   `json:"source_tree_sha256"`
-	LoadGeneratorClosed  bool     `json:"load_generator_closed_loop"`
+	LoadGeneratorClosed  bool     `json:"load_generator_closed_loop"` // but in OpenLoopPhases
+	OpenLoopPhases       []string `json:"open_loop_phases"`
 	EmptyHandlerInBench  bool     `json:"empty_handler_in_bench_process"`
 	AllRolesInOneProcess bool     `json:"all_roles_in_one_process"`
 }
@@ -188,7 +189,7 @@ func newResults(o options) *results {
 			Phases: o.phases, ListConcurrency: o.listConcurrency, ListTickets: o.listTickets,
 			LagSamples: o.lagSamples, LagRate: o.lagRate, LagConcurrency: o.lagConcurrency, MixConcurrency: o.mixConcurrency, PacedRate: o.pacedRate, DistinctCustomers: customers,
 			PgbenchScript: strings.TrimSpace(pgbenchScript), LagPollMs: float64(lagProbeInterval.Milliseconds()),
-			ProjectionTable: "tickets", LoadGeneratorClosed: true, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
+			ProjectionTable: "tickets", LoadGeneratorClosed: true, OpenLoopPhases: []string{"steady projection lag", phasePaced}, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
 		},
 		Shutdown: shutdownResult{ExitCode: -1},
 	}
