@@ -14,11 +14,11 @@ import (
 )
 
 // The automations phase: the ticket create rate with automationRules active
-// rules against the rate with none, in the same run (issue: "keep within
-// 20 % of none").
+// rules against the rate with none, in the same run (issue 15: "100
+// active rules cost ≤ 15% of the rate").
 const (
 	automationRules       = 100
-	targetAutomationRatio = 0.80 // creates/s with the rules ÷ without
+	targetAutomationRatio = 0.85 // creates/s with the rules ÷ without
 	automationBodyDomain  = "example.com"
 )
 
@@ -201,7 +201,7 @@ func (b *bench) runAutomations(ctx context.Context, client, metricsClient *netht
 		if withRules {
 			side = 1
 		}
-		lat[side] = append(lat[side], byLabel["create"]...)
+		lat[side] = append(lat[side], byLabel["create"].ok()...)
 		events[side] += p.EventsAppended
 		created[side] += ls.Requests + ls.WarmupRequests
 		cpuSecs[side].addRound(p.CPU, ls.Seconds)

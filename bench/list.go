@@ -199,7 +199,7 @@ func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp
 		ws := w.close(ctx)
 		p := listPhase{loadStats: ls, ServerMs: ws.serverLatency("GET", "/v1/tickets"), CPU: ws.CPU, MaxRSSKB: ws.MaxRSSKB}
 		for _, k := range listKinds {
-			ks := kindStats{Kind: k, Requests: len(byLabel[k]), LatencyMs: summarize(byLabel[k])}
+			ks := kindStats{Kind: k, Requests: len(byLabel[k].ok()), LatencyMs: summarize(byLabel[k].ok())}
 			if ls.Seconds > 0 {
 				ks.PerSecond = round1(float64(ks.Requests) / ls.Seconds)
 			}

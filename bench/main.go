@@ -6,9 +6,18 @@
 // Kafka broker in one process) and measures, in one run:
 //
 //   - ticket creates per second over HTTP (POST /v1/tickets) at each
-//     concurrency, with client-side p50/p99 latency;
+//     concurrency, with client-side p50/p99 latency and the sustained rate
+//     (creates ÷ (window + the time until the projection caught up));
 //   - the projection lag: from the 201 to the ticket being visible in the
 //     ClickHouse read model, at a steady moderate rate and under load;
+//   - integrators' traffic at -mix-concurrency (creates for new and known
+//     customers, PATCHes and messages on the phase's tickets, half with an
+//     Idempotency-Key), per request kind, beside the pure creates;
+//   - creates sent on a schedule (open loop) at 2,000/s and at half the
+//     c=64 rate (or of -paced-rate), with the projection lag and the dev
+//     process's peak RSS;
+//   - ticket creates through POST /v1/batch/tickets, 100 per batch at
+//     c=16, against single creates at c=16 (skipped while it answers 404);
 //   - the dev process's memory (VmRSS, VmHWM) and the CPU split between the
 //     dev process, Postgres, ClickHouse and the load generator;
 //   - composite reads per second (GET /v1/tickets/{id} of one ticket with 50
@@ -37,13 +46,14 @@
 // It prints a table and writes <out>/results.json and <out>/summary.md. The
 // targets (creates/s at c=64 ≥ 0.25 × pgbench tps at c=64 of the same run,
 // counting only 201s; create p99 < 25 ms at c=16 and < 5 ms at c=1, over
-// every request, failed ones included; projection lag p99 < 1 s; creates/s
-// with 100 rules ≥ 0.80 × without, webhook deliveries/s
+// every request, failed ones included; projection lag p99 < 1 s and dev RSS
+// < 200 MB at each paced rate; batch items/s ≥ 3 × single creates/s at
+// c=16; creates/s with 100 rules ≥ 0.85 × without, webhook deliveries/s
 // ≥ 0.50 × a plain client's requests/s, ≥ 10,000 composite
 // reads/s at c=64, list p99 < 200 ms) are reported as pass/miss; missing one
 // never fails the run; the mail ratio is reported without a target. -phases
-// runs a subset (creates, automations, webhooks, reads, baselines, list,
-// mail).
+// runs a subset (creates, mix, paced, batch, automations, webhooks, reads,
+// baselines, list, mail).
 //
 //	eval "$(scripts/services.sh env bench)" && go run ./bench -out bench-results -duration 10s
 //	eval "$(scripts/services.sh env bench)" && go run ./bench -phases reads,list,baselines
@@ -87,6 +97,8 @@ type options struct {
 	listDuration    time.Duration
 
 	automationConcurrency int
+	mixConcurrency        int
+	pacedRate             float64
 	webhookDeliveries     int
 	mailMessages          int
 }
@@ -94,6 +106,9 @@ type options struct {
 // The phases -phases selects from, in the order they run.
 const (
 	phaseCreates     = "creates"     // projection lag, then POST /v1/tickets at each -concurrency
+	phaseMix         = "mix"         // integrators' traffic (creates for new and known customers, PATCHes, messages, Idempotency-Keys) at -mix-concurrency
+	phasePaced       = "paced"       // POST /v1/tickets sent on a schedule (open loop) at 2,000/s and at half the maximum
+	phaseBatch       = "batch"       // POST /v1/batch/tickets, 100 items per batch, at c=16
 	phaseAutomations = "automations" // POST /v1/tickets at -automation-concurrency with 100 rules and with none
 	phaseWebhooks    = "webhooks"    // -webhook-deliveries through the delivery pipeline against a plain net/http client
 	phaseReads       = "reads"       // GET /v1/tickets/{id} of a 50-message ticket at each -concurrency
@@ -102,7 +117,7 @@ const (
 	phaseMail        = "mail"        // -mail-messages imported from a fake Gmail mailbox by mailsync against direct commands
 )
 
-var allPhases = []string{phaseCreates, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
+var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
 
 // phaseSet is the phases to run.
 type phaseSet []string
@@ -147,6 +162,8 @@ func main() {
 	flag.StringVar(&listConc, "list-concurrency", "1,16", "comma-separated concurrency levels of the list phase")
 	flag.DurationVar(&o.listDuration, "list-duration", 20*time.Second, "measured duration of each list level (its queries take seconds; only the first level warms up)")
 	flag.IntVar(&o.automationConcurrency, "automation-concurrency", 16, "concurrency of the automations phase (4 rounds of -duration/2 each, after -warmup)")
+	flag.IntVar(&o.mixConcurrency, "mix-concurrency", 16, "concurrency of the mix phase")
+	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 20_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
 	flag.Parse()
@@ -166,8 +183,9 @@ func main() {
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
 		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 ||
+		o.mixConcurrency < 1 || o.mixConcurrency > 1024 || o.pacedRate < 0 ||
 		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 || o.mailMessages < mailMinMessages || o.mailMessages > mailMaxMessages {
-		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency in 1..1024, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
+		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency and -mix-concurrency in 1..1024, -paced-rate ≥ 0, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
 			mailMinMessages, mailMaxMessages)
 		os.Exit(2)
 	}

@@ -31,7 +31,7 @@ func (b *bench) runPhases(ctx context.Context) error {
 	bodies := makeBodies(bodyPool)
 	b.res.RequestBodyBytes = avgLen(bodies)
 	b.res.InProcess = measureInProcess(bodies)
-	maxC := max(slices.Max(b.o.concurrency), slices.Max(b.o.listConcurrency), b.o.automationConcurrency)
+	maxC := max(slices.Max(b.o.concurrency), slices.Max(b.o.listConcurrency), b.o.automationConcurrency, b.o.mixConcurrency, batchConcurrency)
 	client := newClient(max(maxC, 32))
 	defer client.CloseIdleConnections()
 	metricsClient := newClient(2)
@@ -48,42 +48,27 @@ func (b *bench) runPhases(ctx context.Context) error {
 	b.res.note("the demo workspace's %s rate limits are raised to %d per second (PUT /v1/rate-limits): every request still goes through the limiter, which never refuses",
 		strings.Join(raised, ", "), maxRateLimit)
 
-	if b.o.phases.has(phaseCreates) {
-		if err := b.runCreates(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
+	// In allPhases's order. The list phase comes late: its million rows and
+	// slow queries leave ClickHouse busy (merges, queries of cancelled
+	// requests) for a while afterwards. The webhooks and mail phases run in
+	// this process, each on a database of its own, while dev is idle.
+	phases := map[string]func() error{
+		phaseCreates:     func() error { return b.runCreates(ctx, client, metricsClient, bodies) },
+		phaseMix:         func() error { return b.runMix(ctx, client, metricsClient, bodies) },
+		phasePaced:       func() error { return b.runPaced(ctx, metricsClient, bodies) },
+		phaseBatch:       func() error { return b.runBatch(ctx, client, metricsClient, bodies) },
+		phaseAutomations: func() error { return b.runAutomations(ctx, client, metricsClient, bodies) },
+		phaseWebhooks:    func() error { return b.runWebhooks(ctx) },
+		phaseReads:       func() error { return b.runCompositeRead(ctx, client, metricsClient, bodies) },
+		phaseBaselines:   func() error { return b.runBaselines(ctx, client, bodies) },
+		phaseList:        func() error { return b.runListQuery(ctx, client, metricsClient, bodies) },
+		phaseMail:        func() error { return b.runMail(ctx) },
 	}
-	if b.o.phases.has(phaseAutomations) {
-		if err := b.runAutomations(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseWebhooks) {
-		if err := b.runWebhooks(ctx); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseReads) {
-		if err := b.runCompositeRead(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	if b.o.phases.has(phaseBaselines) {
-		if err := b.runBaselines(ctx, client, bodies); err != nil {
-			return err
-		}
-	}
-	// Last: its million rows and slow queries leave ClickHouse busy
-	// (merges, queries of cancelled requests) for a while afterwards.
-	if b.o.phases.has(phaseList) {
-		if err := b.runListQuery(ctx, client, metricsClient, bodies); err != nil {
-			return err
-		}
-	}
-	// In this process, on a database of its own: the dev process is idle.
-	if b.o.phases.has(phaseMail) {
-		if err := b.runMail(ctx); err != nil {
-			return err
+	for _, name := range allPhases {
+		if b.o.phases.has(name) {
+			if err := phases[name](); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -100,18 +85,18 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 	metricsURL := b.dev.url + "/metrics"
 	devTarget := target{url: b.dev.url + "/v1/tickets", key: b.dev.key, wantStatus: 201}
 	cores := runtime.NumCPU()
-	tracker := newLagTracker(b.ch, b.chDB, func(ctx context.Context, ticketID string) (string, error) {
-		return b.pg.queryString(ctx, "SELECT workspace_id::text FROM streams WHERE id = $1", ticketID)
-	})
 	tctx, tcancel := context.WithCancel(ctx)
 	defer tcancel()
-	go tracker.run(tctx)
+	tracker := b.startLagTracker(tctx)
 
 	// 1. Projection lag at a steady moderate rate, on the fresh system.
 	logf("projection lag: %d creates at %.0f/s", b.o.lagSamples, b.o.lagRate)
-	st, err := paced(ctx, client, devTarget, bodies, b.o.lagSamples, b.o.lagRate, tracker.add)
+	steady := time.Duration(float64(b.o.lagSamples) / b.o.lagRate * float64(time.Second))
+	st := runOpenLoop(ctx, b.o.lagRate, 0, steady, openLoopMaxInFlight, func(start time.Time) *sampler {
+		return newSampler(start, 0, b.o.lagSamples, tracker.add) // every create, up to -lag-samples
+	}, createAt(client, devTarget, bodies))
 	b.created += uint64(st.Requests)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	tracker.wait(ctx)
@@ -151,6 +136,7 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 		}()
 		pgs := startPgSampler(ctx, b.pg, b.o.warmup)
 		ls := runLoad(ctx, client, devTarget, bodies, c, b.o.warmup, b.o.duration, smp)
+		loadEnd := time.Now()
 		<-cpuReady
 		cpu1 := b.procs.snap()
 		act := pgs.finish()
@@ -187,25 +173,13 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 			lr.CreatesPerSec, lr.CreateLatencyMs = ls.PerSecond, ls.LatencyMs
 			b.res.ProjectionLag = append(b.res.ProjectionLag, lr)
 		}
-		// Let the projection catch up before the next phase, so a backlog
-		// does not steal the next phase's CPU; how long that takes is itself
-		// a figure.
-		d, have, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout)
-		p.CatchUpSeconds = round3(d.Seconds())
-		if err != nil {
-			b.res.note("after creates c=%d: %v", c, err)
-		}
-		dd, err := drainPipeline(ctx, metricsClient, metricsURL, 30*time.Second)
-		p.DispatchCatchUpSeconds = round3(dd.Seconds())
-		if err != nil {
-			b.res.note("after creates c=%d: %v", c, err)
-		}
-		p.ProjectedTickets = have
+		cu := b.catchUp(ctx, metricsClient, loadEnd, fmt.Sprintf("creates c=%d", c))
+		p.CatchUpSeconds, p.DispatchCatchUpSeconds, p.ProjectedTickets = cu.seconds, cu.dispatchSeconds, cu.projected
 		p.RSSAfterKB, _ = memory(b.dev.pid)
 		b.disturbance(fmt.Sprintf("creates c=%d", c), p.CPU, act.AvgOtherDBs)
 		b.res.Creates = append(b.res.Creates, p)
-		logf("creates c=%d: %.0f/s, p50 %.1f ms, p99 %.1f ms, errors %d; projection caught up %.1f s after", c, ls.PerSecond,
-			ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors, d.Seconds())
+		logf("creates c=%d: %.0f/s, p50 %.1f ms, p99 %.1f ms, errors %d; projection caught up %.1f s after the load", c, ls.PerSecond,
+			ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors, cu.seconds)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -220,6 +194,52 @@ func (b *bench) runCreates(ctx context.Context, client, metricsClient *nethttp.C
 		b.res.ReadModel.Projected = n
 	}
 	return nil
+}
+
+// startLagTracker starts a projection lag tracker of the demo workspace's
+// tickets, probing until ctx ends.
+func (b *bench) startLagTracker(ctx context.Context) *lagTracker {
+	tracker := newLagTracker(b.ch, b.chDB, func(ctx context.Context, ticketID string) (string, error) {
+		return b.pg.queryString(ctx, "SELECT workspace_id::text FROM streams WHERE id = $1", ticketID)
+	})
+	go tracker.run(ctx)
+	return tracker
+}
+
+// caughtUp is how long the pipeline took to catch up after a load.
+type caughtUp struct {
+	seconds         float64 // from the end of the load until the read model held every ticket created so far
+	dispatchSeconds float64 // then until the relay and the dispatcher had handled every event
+	projected       uint64  // tickets in the read model then
+}
+
+// catchUp waits until the projection has caught up with every ticket
+// created so far (b.created) and the relay and dispatcher with every
+// event, so that a backlog does not steal the next phase's CPU; how long
+// the projection took, from loadEnd, is itself a figure (the sustained
+// rate's denominator). A limit reached is noted, naming what.
+func (b *bench) catchUp(ctx context.Context, metricsClient *nethttp.Client, loadEnd time.Time, what string) caughtUp {
+	_, have, err := settle(ctx, b.ch, b.chDB, b.created, b.o.settleTimeout)
+	cu := caughtUp{seconds: round3(time.Since(loadEnd).Seconds()), projected: have}
+	if err != nil {
+		b.res.note("after %s: %v", what, err)
+	}
+	dd, err := drainPipeline(ctx, metricsClient, b.dev.url+"/metrics", 30*time.Second)
+	cu.dispatchSeconds = round3(dd.Seconds())
+	if err != nil {
+		b.res.note("after %s: %v", what, err)
+	}
+	return cu
+}
+
+// sustained is n operations over the window and the time the projection
+// took to catch up after it, per second: what the system sustains end to
+// end, not only what the API accepts.
+func sustained(n int64, windowSeconds, catchUpSeconds float64) float64 {
+	if windowSeconds+catchUpSeconds <= 0 {
+		return 0
+	}
+	return round1(float64(n) / (windowSeconds + catchUpSeconds))
 }
 
 // runBaselines measures pgbench and the empty handler at each concurrency.

@@ -40,6 +40,9 @@ type results struct {
 	Pgbench           []pgbenchPhase      `json:"pgbench"`
 	EmptyHandler      []emptyPhase        `json:"empty_handler"`
 	Ratios            []ratio             `json:"ratios"`
+	Mix               *mixPhase           `json:"mix,omitempty"`
+	Paced             []pacedPhase        `json:"paced,omitempty"`
+	Batch             *batchPhase         `json:"batch,omitempty"`
 	Automations       *automations        `json:"automations,omitempty"`
 	Webhooks          *webhooksResult     `json:"webhooks,omitempty"`
 	Mail              *mailResult         `json:"mail,omitempty"`
@@ -72,12 +75,15 @@ type configInfo struct {
 	LagSamples           int      `json:"lag_samples"`
 	LagRate              float64  `json:"lag_rate"`
 	LagConcurrency       int      `json:"lag_concurrency"`
+	MixConcurrency       int      `json:"mix_concurrency"`
+	PacedRate            float64  `json:"paced_rate_flag"`
 	DistinctCustomers    int      `json:"distinct_customers"`
 	PgbenchScript        string   `json:"pgbench_script"`
 	LagPollMs            float64  `json:"lag_poll_ms"`
 	ProjectionTable      string   `json:"projection_table"`
 	SourceTreeSHA256     string   `json:"source_tree_sha256"`
-	LoadGeneratorClosed  bool     `json:"load_generator_closed_loop"`
+	LoadGeneratorClosed  bool     `json:"load_generator_closed_loop"` // but in OpenLoopPhases
+	OpenLoopPhases       []string `json:"open_loop_phases"`
 	EmptyHandlerInBench  bool     `json:"empty_handler_in_bench_process"`
 	AllRolesInOneProcess bool     `json:"all_roles_in_one_process"`
 }
@@ -94,7 +100,8 @@ type createPhase struct {
 	CPU                    cpuSplit    `json:"cpu"`
 	MaxRSSKB               uint64      `json:"max_rss_kb"`
 	RSSAfterKB             uint64      `json:"rss_after_kb"`
-	CatchUpSeconds         float64     `json:"projection_catch_up_seconds"`
+	CatchUpSeconds         float64     `json:"projection_catch_up_seconds"`  // from the end of the load
+	SustainedPerSec        float64     `json:"sustained_creates_per_second"` // creates ÷ (window + catch-up)
 	DispatchCatchUpSeconds float64     `json:"relay_dispatch_catch_up_seconds_after_projection"`
 	ProjectedTickets       uint64      `json:"projected_tickets_after"`
 	Top                    []string    `json:"top,omitempty"`
@@ -180,9 +187,9 @@ func newResults(o options) *results {
 		Config: configInfo{
 			DurationSeconds: o.duration.Seconds(), WarmupSeconds: o.warmup.Seconds(), Concurrency: o.concurrency,
 			Phases: o.phases, ListConcurrency: o.listConcurrency, ListTickets: o.listTickets,
-			LagSamples: o.lagSamples, LagRate: o.lagRate, LagConcurrency: o.lagConcurrency, DistinctCustomers: customers,
+			LagSamples: o.lagSamples, LagRate: o.lagRate, LagConcurrency: o.lagConcurrency, MixConcurrency: o.mixConcurrency, PacedRate: o.pacedRate, DistinctCustomers: customers,
 			PgbenchScript: strings.TrimSpace(pgbenchScript), LagPollMs: float64(lagProbeInterval.Milliseconds()),
-			ProjectionTable: "tickets", LoadGeneratorClosed: true, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
+			ProjectionTable: "tickets", LoadGeneratorClosed: true, OpenLoopPhases: []string{"steady projection lag", phasePaced}, EmptyHandlerInBench: true, AllRolesInOneProcess: true,
 		},
 		Shutdown: shutdownResult{ExitCode: -1},
 	}

@@ -26,25 +26,15 @@ func (r *results) finish() {
 		r.Ratios = append(r.Ratios, rt)
 		r.Memory.MaxRSSKB = max(r.Memory.MaxRSSKB, c.MaxRSSKB)
 	}
-	perOp := func(pct, rate float64) float64 {
-		if rate <= 0 {
-			return 0
-		}
-		return round3(pct / 100 * 1000 / rate)
-	}
 	for i := range r.Creates {
 		c := &r.Creates[i]
-		c.CPUPerCreateMs = cpuPerOp{Dev: perOp(c.CPU.DevPct, c.PerSecond), Postgres: perOp(c.CPU.PostgresPct, c.PerSecond),
-			ClickHouse: perOp(c.CPU.ClickHousePct, c.PerSecond), Bench: perOp(c.CPU.LoadGenPct, c.PerSecond),
-			Machine: perOp(c.CPU.MachineBusyPct*float64(max(c.CPU.Cores, 1)), c.PerSecond)}
+		c.SustainedPerSec = sustained(c.Requests, c.Seconds, c.CatchUpSeconds)
+		c.CPUPerCreateMs = cpuPer(c.CPU, c.PerSecond)
 	}
 	for i := range r.Pgbench {
-		r.Pgbench[i].PostgresCPUMsPerTx = perOp(r.Pgbench[i].CPU.PostgresPct, r.Pgbench[i].TPS)
+		r.Pgbench[i].PostgresCPUMsPerTx = msPerOp(r.Pgbench[i].CPU.PostgresPct, r.Pgbench[i].TPS)
 	}
-	cpuPer := func(s cpuSplit, rate float64) cpuPerOp {
-		return cpuPerOp{Dev: perOp(s.DevPct, rate), Postgres: perOp(s.PostgresPct, rate), ClickHouse: perOp(s.ClickHousePct, rate),
-			Bench: perOp(s.LoadGenPct, rate), Machine: perOp(s.MachineBusyPct*float64(max(s.Cores, 1)), rate)}
-	}
+	r.finishTraffic()
 	if cr := r.CompositeRead; cr != nil {
 		for i := range cr.Phases {
 			p := &cr.Phases[i]
@@ -80,9 +70,14 @@ func (r *results) finish() {
 		r.Targets[len(r.Targets)-1].Detail = fmt.Sprintf(format, args...)
 	}
 	r.createTargets(add, detail)
-	r.lagTargets(add, detail)
+	if slices.Contains(r.Config.Phases, phasePaced) {
+		r.pacedTargets(add, detail)
+	}
+	if slices.Contains(r.Config.Phases, phaseBatch) {
+		r.batchTarget(add, detail)
+	}
 	if slices.Contains(r.Config.Phases, phaseAutomations) {
-		r.automationTarget(add)
+		r.automationTarget(add, detail)
 	}
 	if slices.Contains(r.Config.Phases, phaseWebhooks) {
 		r.webhookTarget(add)
@@ -127,19 +122,38 @@ func (r *results) finish() {
 	}
 }
 
+// msPerOp is pct of one core's CPU time at rate operations per second, as
+// milliseconds per operation.
+func msPerOp(pct, rate float64) float64 {
+	if rate <= 0 {
+		return 0
+	}
+	return round3(pct / 100 * 1000 / rate)
+}
+
+// cpuPer is the CPU split s at rate operations per second, as milliseconds
+// per operation by process.
+func cpuPer(s cpuSplit, rate float64) cpuPerOp {
+	return cpuPerOp{Dev: msPerOp(s.DevPct, rate), Postgres: msPerOp(s.PostgresPct, rate), ClickHouse: msPerOp(s.ClickHousePct, rate),
+		Bench: msPerOp(s.LoadGenPct, rate), Machine: msPerOp(s.MachineBusyPct*float64(max(s.Cores, 1)), rate)}
+}
+
+// createLevel is the pure-create phase's level at concurrency c, nil if
+// it did not run.
+func (r *results) createLevel(c int) *createPhase {
+	for i := range r.Creates {
+		if r.Creates[i].Concurrency == c {
+			return &r.Creates[i]
+		}
+	}
+	return nil
+}
+
 // createTargets adds the create targets: creates/s at c=64 against durable
 // pgbench at c=64 of the same run, and the p99 at c=16 and c=1. Only 201s
 // count as creates; the p99 is taken over every request, failed ones
 // included, and a level with failed requests misses its latency target.
 func (r *results) createTargets(add func(name, target, unit string, found bool, v float64, pass bool), detail func(string, ...any)) {
-	level := func(c int) *createPhase {
-		for i := range r.Creates {
-			if r.Creates[i].Concurrency == c {
-				return &r.Creates[i]
-			}
-		}
-		return nil
-	}
 	failed := func(p *createPhase) string {
 		if p.Errors == 0 {
 			return "no request failed"
@@ -149,7 +163,7 @@ func (r *results) createTargets(add func(name, target, unit string, found bool, 
 
 	name := fmt.Sprintf("creates/s at c=%d (201s only)", targetCreatesC)
 	ratioTarget := fmt.Sprintf(">= %.2f × durable pgbench tps at c=%d", targetCreatesOverPgbench, targetCreatesC)
-	c64 := level(targetCreatesC)
+	c64 := r.createLevel(targetCreatesC)
 	var pgb *pgbenchPhase
 	for i := range r.Pgbench {
 		if r.Pgbench[i].Concurrency == targetCreatesC && r.Pgbench[i].TPS > 0 {
@@ -161,40 +175,25 @@ func (r *results) createTargets(add func(name, target, unit string, found bool, 
 		add(name, ratioTarget, "creates/s", false, 0, false)
 	case pgb == nil:
 		add(name, ratioTarget, "creates/s", false, c64.PerSecond, false)
-		detail("%.0f creates/s; no pgbench at c=%d in this run (phase %s)", c64.PerSecond, targetCreatesC, phaseBaselines)
+		detail("%.0f creates/s (sustained %.0f); no pgbench at c=%d in this run (phase %s)", c64.PerSecond, c64.SustainedPerSec, targetCreatesC, phaseBaselines)
 	default:
 		want := targetCreatesOverPgbench * pgb.TPS
 		add(name, fmt.Sprintf(">= %.0f (%.2f × pgbench %.0f tps)", want, targetCreatesOverPgbench, pgb.TPS), "creates/s", true,
 			c64.PerSecond, c64.PerSecond >= want)
-		detail("%.0f creates/s ÷ %.0f pgbench tps = %.3f (target %.2f); %s%s", c64.PerSecond, pgb.TPS, c64.PerSecond/pgb.TPS,
-			targetCreatesOverPgbench, failed(c64), r.durability())
+		detail("%.0f creates/s ÷ %.0f pgbench tps = %.3f (target %.2f); sustained %.0f creates/s (projection caught up %.1f s after the %.1f s window); %s%s",
+			c64.PerSecond, pgb.TPS, c64.PerSecond/pgb.TPS, targetCreatesOverPgbench, c64.SustainedPerSec, c64.CatchUpSeconds, c64.Seconds,
+			failed(c64), r.durability())
 	}
 
 	for _, lt := range []struct{ c, ms int }{{targetP99C, targetP99Ms}, {targetP99C1, targetP99C1Ms}} {
 		name, target := fmt.Sprintf("create p99 at c=%d (all requests)", lt.c), fmt.Sprintf("< %d", lt.ms)
-		p := level(lt.c)
+		p := r.createLevel(lt.c)
 		if p == nil || p.LatencyMs.N == 0 {
 			add(name, target, "ms", false, 0, false)
 			continue
 		}
 		add(name, target, "ms", true, p.LatencyMs.P99, p.Errors == 0 && p.LatencyMs.P99 < float64(lt.ms))
 		detail("over %d requests; %s", p.LatencyMs.N, failed(p))
-	}
-}
-
-// lagTargets adds a projection lag target per lag measurement. Neither is
-// yet the measurement (an open-loop 2,000 creates/s): the steady
-// phase is paced at -lag-rate, the other samples a closed-loop level.
-func (r *results) lagTargets(add func(name, target, unit string, found bool, v float64, pass bool), detail func(string, ...any)) {
-	for _, l := range r.ProjectionLag {
-		ok := l.Visible > 0 && l.Missed == 0
-		add("projection lag p99 ("+l.Phase+")", fmt.Sprintf("< %d", targetLagP99Ms), "ms", l.Visible > 0, l.LagMs.P99, ok && l.LagMs.P99 < targetLagP99Ms)
-		how := fmt.Sprintf("closed loop at %.0f creates/s", l.CreatesPerSec)
-		if strings.HasPrefix(l.Phase, "steady") {
-			how = fmt.Sprintf("paced at %.0f creates/s (-lag-rate)", r.Config.LagRate)
-		}
-		detail("%s; pacing at %s/s not built yet; %d of %d samples visible, %d missed", how, thousands(targetLagPacedRate),
-			l.Visible, l.Samples, l.Missed)
 	}
 }
 

@@ -21,13 +21,14 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nHelpDeskFlow end-to-end benchmark\n%s\n\n", r.header())
 
 	fmt.Fprintf(w, "Ticket creates, POST /v1/tickets (client side)\n")
-	fmt.Fprintf(w, "%5s %11s %9s %9s %9s %7s | %11s %7s | %11s %7s\n", "c", "creates/s", "p50 ms", "p99 ms", "max ms", "errors",
+	fmt.Fprintf(w, "%5s %11s %11s %9s %9s %9s %7s | %11s %7s | %11s %7s\n", "c", "creates/s", "sustained/s", "p50 ms", "p99 ms", "max ms", "errors",
 		"pgbench tps", "ratio", "empty req/s", "ratio")
 	for i, c := range r.Creates {
 		rt := r.Ratios[i]
-		fmt.Fprintf(w, "%5d %11.0f %9.2f %9.2f %9.1f %7d | %11.0f %7.3f | %11.0f %7.3f\n", c.Concurrency, c.PerSecond,
+		fmt.Fprintf(w, "%5d %11.0f %11.0f %9.2f %9.2f %9.1f %7d | %11.0f %7.3f | %11.0f %7.3f\n", c.Concurrency, c.PerSecond, c.SustainedPerSec,
 			c.LatencyMs.P50, c.LatencyMs.P99, c.LatencyMs.Max, c.Errors, rt.PgbenchTPS, rt.CreatesOverPgbench, rt.EmptyPerSec, rt.CreatesOverEmptyReq)
 	}
+	fmt.Fprintf(w, "(sustained = creates ÷ (window + time until the projection caught up))\n")
 
 	fmt.Fprintf(w, "\nServer side during each create phase (/metrics deltas; bucket-interpolated percentiles)\n")
 	fmt.Fprintf(w, "%5s %17s %17s %17s %10s %10s %11s %9s %9s\n", "c", "http p50/p99 ms", "append p50/p99", "lock p50/p99",
@@ -62,11 +63,10 @@ func (r *results) print(w io.Writer) {
 			fmt.Fprintf(w, "  other processes during creates c=%d: %s\n", c.Concurrency, strings.Join(c.CPU.OtherTop, ", "))
 		}
 	}
-	fmt.Fprintf(w, "CPU per create (ms):\n")
-	for _, c := range r.Creates {
-		x := c.CPUPerCreateMs
-		fmt.Fprintf(w, "  c=%-3d dev %.2f, postgres %.2f, clickhouse %.2f, bench %.2f; whole machine %.2f\n", c.Concurrency, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine)
-	}
+	fmt.Fprintf(w, "CPU per create (ms; bench = the load generator; the mix per request of any kind, the batch per item created):\n")
+	r.cpuPerOpRows(func(name string, x cpuPerOp) {
+		fmt.Fprintf(w, "  %-26s dev %.2f, postgres %.2f, clickhouse %.2f, bench %.2f; whole machine %.2f\n", name, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine)
+	})
 	fmt.Fprintf(w, "Postgres CPU per pgbench transaction (ms):")
 	for _, p := range r.Pgbench {
 		fmt.Fprintf(w, "  c=%d %.3f;", p.Concurrency, p.PostgresCPUMsPerTx)
@@ -93,6 +93,7 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, this process): decode body %.0f µs, SanitizeHTML %.0f µs, PlainText %.0f µs per %d-byte message\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
 
+	r.printTraffic(w)
 	r.printAutomations(w)
 	r.printWebhooks(w)
 	r.printReadSide(w)
@@ -142,12 +143,13 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s %s | %s %s | %.1f %s | %s |\n", passMiss(t.Pass), t.Name, t.Target, t.Unit, t.Measured, t.Unit, t.Detail)
 	}
 	fmt.Fprintf(w, "\n## Ticket creates (POST /v1/tickets) and baselines\n\n")
-	fmt.Fprintf(w, "| c | creates/s | p50 ms | p99 ms | errors | pgbench tps | creates ÷ pgbench | empty handler req/s | creates ÷ empty |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| c | creates/s | sustained/s | p50 ms | p99 ms | errors | pgbench tps | creates ÷ pgbench | empty handler req/s | creates ÷ empty |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, c := range r.Creates {
 		rt := r.Ratios[i]
-		fmt.Fprintf(w, "| %d | %.0f | %.2f | %.2f | %d | %.0f | %.3f | %.0f | %.3f |\n", c.Concurrency, c.PerSecond, c.LatencyMs.P50,
+		fmt.Fprintf(w, "| %d | %.0f | %.0f | %.2f | %.2f | %d | %.0f | %.3f | %.0f | %.3f |\n", c.Concurrency, c.PerSecond, c.SustainedPerSec, c.LatencyMs.P50,
 			c.LatencyMs.P99, c.Errors, rt.PgbenchTPS, rt.CreatesOverPgbench, rt.EmptyPerSec, rt.CreatesOverEmptyReq)
 	}
+	fmt.Fprintf(w, "\nSustained = creates ÷ (window + time from the end of the load until the projection had caught up).\n")
 	fmt.Fprintf(w, "\npgbench: `%s` (autocommit: one INSERT + COMMIT per transaction), `-j 2` (1 at c=1).\n", r.Config.PgbenchScript)
 	for _, p := range r.Pgbench {
 		fmt.Fprintf(w, "- c=%d: %.0f tps, p50 %.2f ms, p99 %.2f ms%s\n", p.Concurrency, p.TPS, p.LatencyMs.P50, p.LatencyMs.P99, errSuffix(p.Error))
@@ -189,11 +191,10 @@ func (r *results) markdown(w io.Writer) {
 	}
 	r.cpuRows(row)
 
-	fmt.Fprintf(w, "\nCPU time per create (ms; machine = all %d cores' busy time):\n\n| c | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
-	for _, c := range r.Creates {
-		x := c.CPUPerCreateMs
-		fmt.Fprintf(w, "| %d | %.2f | %.2f | %.2f | %.2f | %.2f |\n", c.Concurrency, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine)
-	}
+	fmt.Fprintf(w, "\nCPU time per create (ms; bench = the load generator, in the bench process; machine = all %d cores' busy time; the mix per request of any kind, the batch per item created):\n\n| phase | dev | postgres | clickhouse | bench | machine |\n|---|---|---|---|---|---|\n", r.Host.CPUs)
+	r.cpuPerOpRows(func(name string, x cpuPerOp) {
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", name, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine)
+	})
 	fmt.Fprintf(w, "\nPostgres CPU per pgbench transaction (ms):")
 	for _, p := range r.Pgbench {
 		fmt.Fprintf(w, " c=%d %.3f;", p.Concurrency, p.PostgresCPUMsPerTx)
@@ -207,6 +208,7 @@ func (r *results) markdown(w io.Writer) {
 	ip := r.InProcess
 	fmt.Fprintf(w, "\nIn-process costs (one goroutine, in the bench process): decode body %.0f µs, `commands.SanitizeHTML` %.0f µs, `commands.PlainText` %.0f µs per %d-byte message.\n",
 		ip.DecodeBodyUs, ip.SanitizeHTMLUs, ip.PlainTextUs, ip.MessageBodyBytes)
+	r.markdownTraffic(w)
 	r.markdownAutomations(w)
 	r.markdownWebhooks(w)
 	r.markdownReadSide(w)
@@ -235,6 +237,7 @@ func (r *results) cpuRows(row func(name string, s cpuSplit)) {
 	for _, c := range r.Creates {
 		row(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPU)
 	}
+	r.trafficCPU(func(name string, s cpuSplit, _ cpuPerOp) { row(name, s) })
 	for _, p := range r.Pgbench {
 		row(fmt.Sprintf("pgbench c=%d", p.Concurrency), p.CPU)
 	}
@@ -245,4 +248,14 @@ func (r *results) cpuRows(row func(name string, s cpuSplit)) {
 	r.webhookCPURows(row)
 	r.mailCPURows(row)
 	r.readSideCPURows(row)
+}
+
+// cpuPerOpRows hands line the CPU time per create of every create level,
+// then of the mix, paced and batch phases, in the order both tables print
+// them.
+func (r *results) cpuPerOpRows(line func(name string, x cpuPerOp)) {
+	for _, c := range r.Creates {
+		line(fmt.Sprintf("creates c=%d", c.Concurrency), c.CPUPerCreateMs)
+	}
+	r.trafficCPU(func(name string, _ cpuSplit, x cpuPerOp) { line(name, x) })
 }
