@@ -71,7 +71,8 @@ type member struct {
 	results chan pgx.BatchResults // committer → member: its statements' results
 	outcome chan outcome          // committer → member: how the group ended
 
-	err error // the function's error, once done
+	err  error          // the function's error, once done
+	open *memberResults // the results handed to it last
 }
 
 type startSignal int
@@ -92,7 +93,8 @@ const (
 
 // groupRun is one group in flight: its members report to it.
 type groupRun struct {
-	msgs chan memberMsg
+	group *group
+	msgs  chan memberMsg
 }
 
 // memberMsg is a member's next step: statements to send, or done.
@@ -177,9 +179,7 @@ func (db *DB) TransactGrouped(ctx context.Context, key string, fn func(tx *Tx) e
 	case cancelled:
 		return Unavailable("wait for a group commit", ctx.Err())
 	}
-	err := fn(m.tx)
-	m.err = err
-	m.run.msgs <- memberMsg{m: m, done: true}
+	err := m.runFn(fn)
 	if <-m.outcome == replay {
 		g.replays.Inc()
 		defer g.release(key)
@@ -192,11 +192,41 @@ func (db *DB) TransactGrouped(ctx context.Context, key string, fn func(tx *Tx) e
 	return m.tx.runHooks(ctx, db)
 }
 
+// runFn runs fn in the group and reports it done. When fn panics, the
+// member reports done as failed after writing (so its group rolls back and
+// the others run again alone) and gives its key up before the panic goes
+// on, so neither the group nor the key waits for it forever.
+func (m *member) runFn(fn func(tx *Tx) error) (err error) {
+	finished := false
+	defer func() {
+		if !finished {
+			if m.open != nil {
+				m.open.Close() //nolint:errcheck // hands the connection back to the committer
+			}
+			m.err, m.tx.wrote = errPanicked, true
+			m.run.msgs <- memberMsg{m: m, done: true}
+			<-m.outcome
+			m.run.group.release(m.key)
+		}
+	}()
+	err = fn(m.tx)
+	finished = true
+	m.err = err
+	m.run.msgs <- memberMsg{m: m, done: true}
+	return err
+}
+
+var errPanicked = errors.New("the transaction's function panicked")
+
 // send hands the member's statements to its group and returns their
 // results once the group's round trip is back.
 func (m *member) send(b *pgx.Batch, n int) pgx.BatchResults {
 	m.run.msgs <- memberMsg{m: m, batch: b, n: n}
-	return <-m.results
+	br := <-m.results
+	if r, ok := br.(*memberResults); ok {
+		m.open = r
+	}
+	return br
 }
 
 func (g *group) enqueue(m *member) {
@@ -275,7 +305,7 @@ func (g *group) runGroup(members []*member) {
 	}
 	defer conn.Release()
 	slices.SortStableFunc(members, func(a, b *member) int { return strings.Compare(a.key, b.key) })
-	run := &groupRun{msgs: make(chan memberMsg, len(members))}
+	run := &groupRun{group: g, msgs: make(chan memberMsg, len(members))}
 	for _, m := range members {
 		m.run = run
 		m.start <- started

@@ -99,3 +99,63 @@ func TestTransactGrouped_StatementErrorRunsEachAlone(t *testing.T) {
 		t.Errorf("%v members ran again alone, want all %d", got, members)
 	}
 }
+
+// TestTransactGrouped_Panic: a function that panics does not stall its
+// group or its key: the panic reaches its caller, the other members
+// commit, and the next transaction of the same key runs.
+func TestTransactGrouped_Panic(t *testing.T) {
+	db, err := pg.Connect(context.Background(), testenv.PostgresDatabase(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.EnableGroupCommit(pg.GroupConfig{Committers: 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := db.Pool().Exec(ctx, `CREATE TABLE grouped (key text PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	panicked := make(chan any, 1)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer func() { panicked <- recover() }()
+		db.TransactGrouped(ctx, "p", func(tx *pg.Tx) error { //nolint:errcheck // it panics
+			if _, err := tx.Exec(ctx, `INSERT INTO grouped VALUES ('p')`); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		if err := db.TransactGrouped(ctx, "q", func(tx *pg.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO grouped VALUES ('q')`)
+			return err
+		}); err != nil {
+			t.Errorf("the other member: %v", err)
+		}
+	}()
+	wg.Wait()
+	if p := <-panicked; p != "boom" {
+		t.Errorf("the caller recovered %v, want the function's panic", p)
+	}
+	if err := db.TransactGrouped(ctx, "p", func(tx *pg.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO grouped VALUES ('p2')`)
+		return err
+	}); err != nil {
+		t.Fatalf("the panicking key's next transaction: %v", err)
+	}
+	var keys []string
+	rows, _ := db.Pool().Query(ctx, `SELECT key FROM grouped ORDER BY key`)
+	for rows.Next() {
+		var k string
+		rows.Scan(&k) //nolint:errcheck // checked by the comparison
+		keys = append(keys, k)
+	}
+	if fmt.Sprint(keys) != "[p2 q]" {
+		t.Errorf("stored %v, want [p2 q]", keys)
+	}
+}
