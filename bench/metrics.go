@@ -224,6 +224,8 @@ type serverStats struct {
 	StreamLockHoldMs     histSummary `json:"stream_lock_hold_ms"`
 	AppendDurationMs     histSummary `json:"append_duration_ms"`
 	ProjectorBatchSize   histSummary `json:"projector_batch_size"`
+	GroupCommitSize      histSummary `json:"group_commit_size"`
+	GroupCommitReplays   float64     `json:"group_commit_replays"`
 	ProjectorInsertMs    histSummary `json:"projector_insert_ms"`
 	DispatchHandleMs     histSummary `json:"dispatch_handle_ms"`
 	EventsAppended       float64     `json:"events_appended"`
@@ -254,6 +256,8 @@ func diffServer(before, after metricSnap) serverStats {
 		StreamLockHoldMs:   h("helpdeskflow_stream_lock_hold_seconds", nil, 1000),
 		AppendDurationMs:   h("helpdeskflow_append_duration_seconds", nil, 1000),
 		ProjectorBatchSize: h("helpdeskflow_projector_batch_size", nil, 1),
+		GroupCommitSize:    h("helpdeskflow_group_commit_size", nil, 1),
+		GroupCommitReplays: c("helpdeskflow_group_commit_replays_total"),
 		ProjectorInsertMs:  h("helpdeskflow_projector_insert_duration_seconds", nil, 1000),
 		DispatchHandleMs:   h("helpdeskflow_dispatch_handle_duration_seconds", nil, 1000),
 		EventsAppended:     c("helpdeskflow_events_appended_total"),

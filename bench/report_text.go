@@ -31,14 +31,15 @@ func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "(sustained = creates ÷ (window + time until the projection caught up))\n")
 
 	fmt.Fprintf(w, "\nServer side during each create phase (/metrics deltas; bucket-interpolated percentiles)\n")
-	fmt.Fprintf(w, "%5s %17s %17s %17s %10s %10s %11s %9s %9s\n", "c", "http p50/p99 ms", "append p50/p99", "lock p50/p99",
-		"relay lag", "proj lag", "batch mean", "catch-up", "GC/s")
+	fmt.Fprintf(w, "%5s %17s %17s %17s %10s %10s %11s %11s %9s %9s\n", "c", "http p50/p99 ms", "append p50/p99", "lock p50/p99",
+		"relay lag", "proj lag", "batch mean", "group mean", "catch-up", "GC/s")
 	for _, c := range r.Creates {
 		s := c.Server
-		fmt.Fprintf(w, "%5d %8.2f/%-8.2f %8.2f/%-8.2f %8.2f/%-8.2f %6.0f ev %7.0f ev %11.0f %8.1fs %9.1f\n", c.Concurrency,
+		fmt.Fprintf(w, "%5d %8.2f/%-8.2f %8.2f/%-8.2f %8.2f/%-8.2f %6.0f ev %7.0f ev %11.0f %11.1f %8.1fs %9.1f\n", c.Concurrency,
 			s.HTTPCreateMs.P50, s.HTTPCreateMs.P99, s.AppendDurationMs.P50, s.AppendDurationMs.P99, s.StreamLockHoldMs.P50, s.StreamLockHoldMs.P99,
-			s.MaxRelayLagEvents, s.MaxProjectorLag, s.ProjectorBatchSize.Mean, c.CatchUpSeconds, s.GCCycles/max(c.Seconds, 1e-9))
+			s.MaxRelayLagEvents, s.MaxProjectorLag, s.ProjectorBatchSize.Mean, s.GroupCommitSize.Mean, c.CatchUpSeconds, s.GCCycles/max(c.Seconds, 1e-9))
 	}
+	fmt.Fprintf(w, "(group mean = commands per group commit; replays = commands run again alone: %s)\n", groupReplays(r.Creates))
 
 	fmt.Fprintf(w, "\nPostgres during each create phase (bench database: pg_stat_database deltas, pg_stat_activity every 50 ms)\n")
 	for _, c := range r.Creates {
@@ -126,6 +127,15 @@ func shares(cs []countShare, n int) string {
 	return strings.Join(parts, ", ")
 }
 
+// groupReplays lists each create level's group commit replays.
+func groupReplays(creates []createPhase) string {
+	var parts []string
+	for _, c := range creates {
+		parts = append(parts, fmt.Sprintf("c=%d %.0f", c.Concurrency, c.Server.GroupCommitReplays))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func errSuffix(e string) string {
 	if e == "" {
 		return ""
@@ -160,12 +170,12 @@ func (r *results) markdown(w io.Writer) {
 	}
 
 	fmt.Fprintf(w, "\n## Server side during the create phases (`/metrics` deltas)\n\n")
-	fmt.Fprintf(w, "| c | http create p50/p99 ms | append p50/p99 ms | stream lock hold p50/p99 ms | max relay lag (events / s) | max projector lag | projector batch mean | projector insert mean ms | catch-up s | dev CPU s | GC cycles |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| c | http create p50/p99 ms | append p50/p99 ms | stream lock hold p50/p99 ms | max relay lag (events / s) | max projector lag | projector batch mean | group commit mean | projector insert mean ms | catch-up s | dev CPU s | GC cycles |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range r.Creates {
 		s := c.Server
-		fmt.Fprintf(w, "| %d | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f / %.2f | %.0f | %.0f | %.1f | %.1f | %.1f | %.0f |\n", c.Concurrency,
+		fmt.Fprintf(w, "| %d | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.0f / %.2f | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %.0f |\n", c.Concurrency,
 			s.HTTPCreateMs.P50, s.HTTPCreateMs.P99, s.AppendDurationMs.P50, s.AppendDurationMs.P99, s.StreamLockHoldMs.P50, s.StreamLockHoldMs.P99,
-			s.MaxRelayLagEvents, s.MaxRelayLagSeconds, s.MaxProjectorLag, s.ProjectorBatchSize.Mean, s.ProjectorInsertMs.Mean,
+			s.MaxRelayLagEvents, s.MaxRelayLagSeconds, s.MaxProjectorLag, s.ProjectorBatchSize.Mean, s.GroupCommitSize.Mean, s.ProjectorInsertMs.Mean,
 			c.CatchUpSeconds, s.ProcessCPUSeconds, s.GCCycles)
 	}
 	fmt.Fprintf(w, "\n## Postgres during the create phases\n\n`pg_stat_database` deltas of the bench database over the measured window (backends flush their counters about once a second, so ±1 s) and `pg_stat_activity` sampled every 50 ms (share of non-idle backend observations).\n\n")
