@@ -68,6 +68,18 @@ func (s *Store) Backlog(ctx context.Context, after helpdeskflow.Position, max in
 	return n, time.Since(*oldest), nil
 }
 
+// HeldBack reports whether committed events wait above the commit horizon
+// (see ReadAfter): held back by a transaction still open, they become
+// readable when it ends. One index probe; errors are EInternal.
+func (s *Store) HeldBack(ctx context.Context) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()))`).Scan(&held)
+	if err != nil {
+		return false, pg.Internal("look for held-back events", err)
+	}
+	return held, nil
+}
+
 // OldestTransactionAge returns the age of the oldest transaction open in the
 // database that holds a transaction id, i.e. what holds back the commit
 // horizon. It is zero when none is open.
