@@ -223,8 +223,9 @@ func (c Config) Validate() error {
 // event (skipping any version at or below its stream's progress), commits
 // the BatchHandlers' writes, writes the progress of the handled events
 // with one statement, and only then commits the batch's offsets, so a
-// batch costs a fixed number of statements however many events it holds. An event
-// counts as handled only after every handler succeeded for it. Group
+// batch costs a fixed number of statements however many events it holds.
+// An event counts as handled only after every handler succeeded for it
+// (and the BatchHandlers committed what they wrote for it). Group
 // rebalances are held back while a batch is in flight (franz-go's
 // BlockRebalanceOnPoll); a rebalance that is wanted while a handler keeps
 // failing interrupts the retries: the dispatcher records and commits what is
