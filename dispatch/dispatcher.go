@@ -84,6 +84,8 @@ const (
 	DefaultGroup = "helpdeskflow-dispatch"
 	// DefaultBatchSize is the default Config.BatchSize.
 	DefaultBatchSize = 500
+	// DefaultFlushInterval is the default Config.FlushInterval.
+	DefaultFlushInterval = 20 * time.Millisecond
 	// DefaultRetryBackoff is the default first wait after a failure.
 	DefaultRetryBackoff = 500 * time.Millisecond
 	// DefaultMaxRetryBackoff caps the doubling of the retry wait.
@@ -125,6 +127,12 @@ type Config struct {
 	// progress is read with one query and written with one statement.
 	// Default DefaultBatchSize (500).
 	BatchSize int
+	// FlushInterval is the longest the first record of a batch waits for
+	// more records before the batch is dispatched: under load a batch
+	// gathers the records of this long, whose statements it shares.
+	// Default DefaultFlushInterval (20 ms); negative: every poll is a
+	// batch of its own.
+	FlushInterval time.Duration
 	// RetryBackoff is the first wait after a failed handler call or
 	// progress query; it doubles after every further failure up to
 	// MaxRetryBackoff. Defaults DefaultRetryBackoff (500 ms) and
@@ -160,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
 	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = DefaultRetryBackoff
@@ -291,10 +302,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		handlers: handlers,
 		progress: progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
 	}
-	// Every poll is a batch of its own: no byte bound, no waiting for more.
+	// No byte bound: a batch holds decoded events and what they ask for.
 	d.loop = kafka.NewConsumer(kafka.ConsumerConfig{
 		Name: "dispatcher", Brokers: cfg.Brokers, Group: cfg.Group, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
-		RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
+		FlushInterval: max(cfg.FlushInterval, 0),
+		RetryBackoff:  cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
 		NewBatch: func() kafka.Batch { return &batch{d: d, handled: map[uuid.UUID]int64{}} },
 		Logger:   cfg.Logger, Errors: m.internalErrors, Lag: m.lag, Options: cfg.ExtraOpts,
 	})
