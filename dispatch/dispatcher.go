@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -42,12 +43,49 @@ type Handler interface {
 	Handle(ctx context.Context, e helpdeskflow.Event) error
 }
 
+// BatchHandler is a Handler that works through a polled batch of events
+// at once: it reads what it needs for all of them in one go (the webhooks
+// of every workspace in the batch, say) and writes what they ask for
+// together, so a batch costs it a fixed number of statements however many
+// events it holds.
+//
+// For every polled batch the dispatcher calls Begin once, before it handles
+// any of the batch's events, with the events it is about to handle (in
+// order, redeliveries already handled left out), and then, in place of the
+// handler's own Handle, the returned HandlerBatch's Handle for each of
+// them, under Handle's contract. Before it records events as handled it
+// calls the HandlerBatch's Commit. A failed Begin or Commit is logged,
+// counted as a failure of the handler and retried with backoff like a
+// failed Handle. A HandlerBatch serves one polled batch and is then
+// dropped, so nothing it read outlives its batch: a webhook created or
+// deactivated meanwhile is seen by the next batch.
+type BatchHandler interface {
+	Handler
+	Begin(ctx context.Context, events []helpdeskflow.Event) (HandlerBatch, error)
+}
+
+// HandlerBatch is a BatchHandler's work on one polled batch, used by one
+// goroutine.
+type HandlerBatch interface {
+	// Handle is Handler.Handle for an event of the batch (one of those
+	// given to Begin), except that it may keep what it writes until
+	// Commit.
+	Handle(ctx context.Context, e helpdeskflow.Event) error
+	// Commit makes durable what Handle kept since the last Commit that
+	// succeeded (nothing to do is a success). After an error it is called
+	// again and must write it all; a crash before the progress is recorded
+	// delivers the events again, so its writes must be idempotent.
+	Commit(ctx context.Context) error
+}
+
 // Defaults of Config.
 const (
 	// DefaultGroup is the Kafka consumer group of Config.Group.
 	DefaultGroup = "helpdeskflow-dispatch"
 	// DefaultBatchSize is the default Config.BatchSize.
 	DefaultBatchSize = 500
+	// DefaultFlushInterval is the default Config.FlushInterval.
+	DefaultFlushInterval = 20 * time.Millisecond
 	// DefaultRetryBackoff is the default first wait after a failure.
 	DefaultRetryBackoff = 500 * time.Millisecond
 	// DefaultMaxRetryBackoff caps the doubling of the retry wait.
@@ -89,6 +127,12 @@ type Config struct {
 	// progress is read with one query and written with one statement.
 	// Default DefaultBatchSize (500).
 	BatchSize int
+	// FlushInterval is the longest the first record of a batch waits for
+	// more records before the batch is dispatched: under load a batch
+	// gathers the records of this long, whose statements it shares.
+	// Default DefaultFlushInterval (20 ms); negative: every poll is a
+	// batch of its own.
+	FlushInterval time.Duration
 	// RetryBackoff is the first wait after a failed handler call or
 	// progress query; it doubles after every further failure up to
 	// MaxRetryBackoff. Defaults DefaultRetryBackoff (500 ms) and
@@ -124,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
 	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = DefaultRetryBackoff
@@ -182,10 +229,14 @@ func (c Config) Validate() error {
 // dispatch_progress shows handled.
 //
 // For each polled batch it reads the progress of the batch's streams with
-// one query, calls the handlers event by event (skipping any version at or
-// below its stream's progress), writes the progress of the handled events
-// with one statement, and only then commits the batch's offsets. An event
-// counts as handled only after every handler succeeded for it. Group
+// one query, begins the batch on every BatchHandler (each reads what it
+// needs for all the batch's events at once), calls the handlers event by
+// event (skipping any version at or below its stream's progress), commits
+// the BatchHandlers' writes, writes the progress of the handled events
+// with one statement, and only then commits the batch's offsets, so a
+// batch costs a fixed number of statements however many events it holds.
+// An event counts as handled only after every handler succeeded for it
+// (and the BatchHandlers committed what they wrote for it). Group
 // rebalances are held back while a batch is in flight (franz-go's
 // BlockRebalanceOnPoll); a rebalance that is wanted while a handler keeps
 // failing interrupts the retries: the dispatcher records and commits what is
@@ -219,8 +270,9 @@ type Dispatcher struct {
 }
 
 type namedHandler struct {
-	name string
-	h    Handler
+	name   string
+	h      Handler
+	handle func(ctx context.Context, e helpdeskflow.Event) error // h.Handle, or its HandlerBatch's in a batch
 }
 
 // New fills cfg's defaults, validates it and registers the dispatcher's
@@ -236,7 +288,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	handlers := make([]namedHandler, len(cfg.Handlers))
 	names := make([]string, len(cfg.Handlers))
 	for i, h := range cfg.Handlers {
-		handlers[i] = namedHandler{name: h.Name(), h: h}
+		handlers[i] = namedHandler{name: h.Name(), h: h, handle: h.Handle}
 		names[i] = handlers[i].name
 	}
 	m, err := newMetrics(cfg.Registerer, names)
@@ -250,10 +302,11 @@ func New(cfg Config) (*Dispatcher, error) {
 		handlers: handlers,
 		progress: progressStore{pool: cfg.Pool, consumer: cfg.Consumer},
 	}
-	// Every poll is a batch of its own: no byte bound, no waiting for more.
+	// No byte bound: a batch holds decoded events and what they ask for.
 	d.loop = kafka.NewConsumer(kafka.ConsumerConfig{
 		Name: "dispatcher", Brokers: cfg.Brokers, Group: cfg.Group, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
-		RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
+		FlushInterval: max(cfg.FlushInterval, 0),
+		RetryBackoff:  cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
 		NewBatch: func() kafka.Batch { return &batch{d: d, handled: map[uuid.UUID]int64{}} },
 		Logger:   cfg.Logger, Errors: m.internalErrors, Lag: m.lag, Options: cfg.ExtraOpts,
 	})
@@ -309,6 +362,11 @@ type batch struct {
 	events  []helpdeskflow.Event
 	valid   []bool
 	known   map[uuid.UUID]int64 // dispatch_progress of the batch's streams; nil until read
+	// handlers are the dispatcher's, each BatchHandler's handle that of its
+	// HandlerBatch (work[i], nil for the others) once begun.
+	handlers []namedHandler
+	work     []HandlerBatch
+	begun    bool
 
 	done    int                 // records[:done] are handled, skipped as duplicates, or invalid
 	handled map[uuid.UUID]int64 // highest version handled per stream within records[:done]
@@ -361,11 +419,20 @@ func (b *batch) settle(ctx context.Context) (int, error) {
 	return len(b.records), nil
 }
 
-// save writes b's handled events to dispatch_progress, retrying until it
-// works, ctx ends or interrupt closes.
+// save commits the handler batches and then writes b's handled events to
+// dispatch_progress, retrying each until it works, ctx ends or interrupt
+// closes.
 func (b *batch) save(ctx context.Context, interrupt <-chan struct{}) error {
 	if b.saved {
 		return nil
+	}
+	for i, w := range b.work {
+		if w == nil {
+			continue
+		}
+		if err := b.d.retryHandler(ctx, interrupt, b.handlers[i].name, "commit", func() error { return w.Commit(ctx) }); err != nil {
+			return err
+		}
 	}
 	err := b.d.retry(ctx, interrupt, errKindProgressWrite, func() error { return b.d.progress.save(ctx, b.handled) })
 	b.saved = err == nil
@@ -420,6 +487,9 @@ func (b *batch) process(ctx context.Context, interrupt <-chan struct{}) error {
 			return err
 		}
 	}
+	if err := b.begin(ctx, interrupt); err != nil {
+		return err
+	}
 	for ; b.done < len(b.records); b.done++ {
 		if !b.valid[b.done] {
 			continue
@@ -431,7 +501,7 @@ func (b *batch) process(ctx context.Context, interrupt <-chan struct{}) error {
 				"version", e.Version, "handled_version", b.known[e.StreamID])
 			continue
 		}
-		if err := d.handle(ctx, interrupt, e); err != nil {
+		if err := d.handle(ctx, interrupt, b.handlers, e); err != nil {
 			return err
 		}
 		b.known[e.StreamID] = e.Version
@@ -440,11 +510,51 @@ func (b *batch) process(ctx context.Context, interrupt <-chan struct{}) error {
 	return nil
 }
 
-// handle calls every handler for e, retrying the failed ones with backoff
-// until all succeeded (nil) or ctx is cancelled or interrupt closes (an
-// error).
-func (d *Dispatcher) handle(ctx context.Context, interrupt <-chan struct{}, e helpdeskflow.Event) error {
-	pending := d.handlers
+// begin calls Begin of every BatchHandler that has not begun the batch
+// yet, with the events process is about to handle (none at or below their
+// stream's progress), retrying each until it works, ctx ends or interrupt
+// closes.
+func (b *batch) begin(ctx context.Context, interrupt <-chan struct{}) error {
+	if b.begun {
+		return nil
+	}
+	d := b.d
+	if b.handlers == nil {
+		b.handlers, b.work = slices.Clone(d.handlers), make([]HandlerBatch, len(d.handlers))
+	}
+	var fresh []helpdeskflow.Event
+	upTo := map[uuid.UUID]int64{}
+	for i, e := range b.events {
+		if b.valid[i] && e.Version > max(b.known[e.StreamID], upTo[e.StreamID]) {
+			fresh = append(fresh, e)
+			upTo[e.StreamID] = e.Version
+		}
+	}
+	for i, h := range b.handlers {
+		bh, ok := h.h.(BatchHandler)
+		if !ok || b.work[i] != nil {
+			continue
+		}
+		var w HandlerBatch
+		err := d.retryHandler(ctx, interrupt, h.name, "begin", func() error {
+			var err error
+			w, err = bh.Begin(ctx, fresh)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		b.work[i], b.handlers[i].handle = w, w.Handle
+	}
+	b.begun = true
+	return nil
+}
+
+// handle calls every one of handlers for e, retrying the failed ones with
+// backoff until all succeeded (nil) or ctx is cancelled or interrupt closes
+// (an error).
+func (d *Dispatcher) handle(ctx context.Context, interrupt <-chan struct{}, handlers []namedHandler, e helpdeskflow.Event) error {
+	pending := handlers
 	backoff := d.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		var failed []namedHandler
@@ -479,15 +589,32 @@ func (d *Dispatcher) handle(ctx context.Context, interrupt <-chan struct{}, e he
 
 // call runs one handler, timing it and turning a panic into an error so
 // that one faulty handler cannot take down a process that runs every role.
-func (d *Dispatcher) call(ctx context.Context, h namedHandler, e helpdeskflow.Event) (err error) {
+func (d *Dispatcher) call(ctx context.Context, h namedHandler, e helpdeskflow.Event) error {
 	start := time.Now()
+	defer func() { d.m.duration.WithLabelValues(h.name).Observe(time.Since(start).Seconds()) }()
+	return safely(h.name, func() error { return h.handle(ctx, e) })
+}
+
+// safely runs fn, a call of handler name, turning a panic into an error.
+func safely(name string, fn func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("handler %s panicked: %v\n%s", h.name, p, debug.Stack())
+			err = fmt.Errorf("handler %s panicked: %v\n%s", name, p, debug.Stack())
 		}
-		d.m.duration.WithLabelValues(h.name).Observe(time.Since(start).Seconds())
 	}()
-	return h.h.Handle(ctx, e)
+	return fn()
+}
+
+// retryHandler calls fn, the step what ("begin", "commit") of handler
+// name's batch, until it succeeds (nil), or ctx is cancelled or interrupt is
+// closed (an error), counting and logging each failure as the handler's.
+func (d *Dispatcher) retryHandler(ctx context.Context, interrupt <-chan struct{}, name, what string, fn func() error) error {
+	return kafka.Retry(ctx, interrupt, kafka.Backoff{First: d.cfg.RetryBackoff, Max: d.cfg.MaxRetryBackoff},
+		func() error { return safely(name, fn) },
+		func(attempt int, wait time.Duration, err error) {
+			d.m.errors.WithLabelValues(name).Inc()
+			d.log.Warn("dispatcher: handler "+what+" failed; retrying", "handler", name, "attempt", attempt, "backoff", wait, "err", err)
+		})
 }
 
 // retry calls fn until it succeeds (nil), or ctx is cancelled or interrupt

@@ -16,7 +16,10 @@
 // dropped by (stream id, version) using the progress it keeps in Postgres
 // (store/progress, table dispatch_progress), so a handler normally sees an
 // event once; a crash between a handler's success and the progress write
-// can still repeat it, which is why handlers must be idempotent.
+// can still repeat it, which is why handlers must be idempotent. A
+// BatchHandler works through a polled batch at once: it reads what it
+// needs for all the batch's events in one go and writes what they ask for
+// together, before the progress is recorded.
 //
 // The Dispatcher's batches (one per poll) are plugged into kafka.Consumer,
 // the one consume loop, which commits their offsets after their progress is

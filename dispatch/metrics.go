@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, handlerNames []string) (*metrics, err
 		}), &err),
 		errors: metricreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "helpdeskflow_dispatch_errors_total",
-			Help: "Failed dispatch handler calls (each is retried), by handler.",
+			Help: "Failed dispatch handler calls, and batch begins and commits of batch handlers (each is retried), by handler.",
 		}, []string{"handler"}), &err),
 		internalErrors: metricreg.Register(reg, kafka.NewErrorCounter("helpdeskflow_dispatch_internal_errors_total",
 			"Dispatcher failures outside the handlers, by kind (fetch, decode, progress_read, progress_write, commit).",

@@ -68,6 +68,20 @@ func (s *Store) Backlog(ctx context.Context, after helpdeskflow.Position, max in
 	return n, time.Since(*oldest), nil
 }
 
+// HeldBack reports whether committed events wait above the commit horizon
+// (see ReadAfter): held back by a transaction still open, they become
+// readable when it ends. It reads the newest committed event's transaction
+// id, one probe of the end of the primary key (a filter on the horizon
+// would be planned as a scan of every event); errors are EInternal.
+func (s *Store) HeldBack(ctx context.Context) (bool, error) {
+	var held bool
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT max(tx_id) FROM events) >= pg_snapshot_xmin(pg_current_snapshot()), false)`).Scan(&held)
+	if err != nil {
+		return false, pg.Internal("look for held-back events", err)
+	}
+	return held, nil
+}
+
 // OldestTransactionAge returns the age of the oldest transaction open in the
 // database that holds a transaction id, i.e. what holds back the commit
 // horizon. It is zero when none is open.

@@ -51,6 +51,9 @@ type Config struct {
 	PollInterval time.Duration
 	// RetryBackoff is the pause after a failed publish or read. Default 500 ms.
 	RetryBackoff time.Duration
+	// LagInterval is how often the lag gauges are measured, on their own
+	// clock (never per read or batch). Default 1 s.
+	LagInterval time.Duration
 	// Logger receives leadership changes and errors. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the relay metrics; nil registers nothing.
@@ -78,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryBackoff <= 0 {
 		c.RetryBackoff = 500 * time.Millisecond
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -174,9 +180,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The lag gauges count from the checkpoint every second on their own
-	// goroutine, so a relay that cannot move (a publish that fails or
-	// hangs) shows a growing lag.
+	// The lag gauges count from the checkpoint every LagInterval on their
+	// own goroutine, so a relay that cannot move (a publish that fails or
+	// hangs) shows a growing lag, and the publishing loop never waits for
+	// them: a batch costs one read and one checkpoint write.
 	var saved atomic.Pointer[helpdeskflow.Position]
 	saved.Store(&cp)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -213,7 +220,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		if len(events) == r.cfg.BatchSize || cut {
 			continue
 		}
-		if len(events) == 0 && r.measureLag(ctx, cp) > 0 {
+		if len(events) == 0 && r.heldBack(ctx) {
 			// Committed events wait above the commit horizon, held back by
 			// an older open transaction (of any database in the cluster).
 			// Their notification has come and gone: look again soon rather
@@ -233,10 +240,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 }
 
-// watchLag measures the lag from the saved checkpoint every second until
-// ctx ends.
+// watchLag measures the lag from the saved checkpoint every LagInterval
+// until ctx ends.
 func (r *Relay) watchLag(ctx context.Context, saved *atomic.Pointer[helpdeskflow.Position]) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(r.cfg.LagInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -248,18 +255,22 @@ func (r *Relay) watchLag(ctx context.Context, saved *atomic.Pointer[helpdeskflow
 	}
 }
 
-// measureLag updates the lag metrics and returns how many committed events
-// wait after cp (0 when it cannot tell).
-func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) int {
-	n, age, err := r.store.Backlog(ctx, cp, 10000)
-	if err == nil {
+// measureLag updates the lag metrics: the committed events after cp.
+func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) {
+	if n, age, err := r.store.Backlog(ctx, cp, 10000); err == nil {
 		r.lagEvents.Set(float64(n))
 		r.lagSeconds.Set(age.Seconds())
 	}
 	if oldest, err := r.store.OldestTransactionAge(ctx); err == nil {
 		r.oldestTx.Set(oldest.Seconds())
 	}
-	return n
+}
+
+// heldBack reports whether committed events wait above the commit horizon
+// (false when it cannot tell: the next notification or poll reads them).
+func (r *Relay) heldBack(ctx context.Context) bool {
+	held, err := r.store.HeldBack(ctx)
+	return err == nil && held
 }
 
 // horizonRetry is how soon the relay reads again when committed events are

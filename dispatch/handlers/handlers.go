@@ -9,12 +9,20 @@
 //
 // The handlers: Log (every event, at debug level), Webhooks (a delivery
 // per matching webhook), Slack (a notification job) and LinkedProfiles (a
-// lookup job per Shopify or Stripe connection of a new customer).
+// lookup job per Shopify or Stripe connection of a new customer). The
+// last three are dispatch.BatchHandlers: for a polled batch they read the
+// webhooks, Slack connections or lookup connections of all its workspaces
+// in one query each, and write what its events ask for together, so a
+// batch costs a fixed number of statements however many events it holds.
 package handlers
 
 import (
+	"context"
 	"log/slog"
 
+	"github.com/google/uuid"
+
+	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 )
 
@@ -46,4 +54,46 @@ func All(cfg Config) []dispatch.Handler {
 			&LinkedProfiles{Linker: o.Linker, Jobs: o.Jobs})
 	}
 	return handlers
+}
+
+// handleAlone handles e as a batch of its own: the Handle of a
+// dispatch.BatchHandler called outside a dispatcher's batch.
+func handleAlone(ctx context.Context, h dispatch.BatchHandler, e helpdeskflow.Event) error {
+	b, err := h.Begin(ctx, []helpdeskflow.Event{e})
+	if err != nil {
+		return err
+	}
+	if err := b.Handle(ctx, e); err != nil {
+		return err
+	}
+	return b.Commit(ctx)
+}
+
+// workspacesOf returns the workspaces of the events that want says need
+// theirs, each once.
+func workspacesOf(events []helpdeskflow.Event, want func(helpdeskflow.Event) bool) []uuid.UUID {
+	var out []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	for _, e := range events {
+		if !seen[e.WorkspaceID] && want(e) {
+			seen[e.WorkspaceID] = true
+			out = append(out, e.WorkspaceID)
+		}
+	}
+	return out
+}
+
+// jobBatch is the integration jobs a batch's events asked for, queued at
+// Commit.
+type jobBatch struct {
+	queue JobQueue
+	jobs  []helpdeskflow.IntegrationJob
+}
+
+func (b *jobBatch) Commit(ctx context.Context) error {
+	if err := b.queue.EnqueueJobs(ctx, b.jobs); err != nil {
+		return err
+	}
+	b.jobs = nil
+	return nil
 }

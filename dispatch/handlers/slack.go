@@ -9,12 +9,13 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
+	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 )
 
-// SlackConnections reads a workspace's Slack connection (store/outbound).
+// SlackConnections reads workspaces' Slack connections (store/outbound).
 type SlackConnections interface {
-	SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
+	SlackIntegrations(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID]helpdeskflow.SlackIntegration, error)
 }
 
 // JobQueue is where handlers queue calls to outside services
@@ -30,7 +31,9 @@ type JobQueue interface {
 // channel for, it queues a job (helpdeskflow.JobSlackNotification, a
 // pollers.SlackJob saying what to post where) in one idempotent Postgres
 // write, so a slow Slack never holds up the dispatcher.
-// pollers.SlackNotifier, run by the job worker, posts it.
+// pollers.SlackNotifier, run by the job worker, posts it. It is a
+// dispatch.BatchHandler: a batch reads the Slack connections of all its
+// workspaces in one query and queues its jobs together.
 type Slack struct {
 	Store SlackConnections
 	Jobs  JobQueue
@@ -113,43 +116,78 @@ func integrationProblemOf(e helpdeskflow.Event) (slack.IntegrationProblem, bool)
 	return slack.IntegrationProblem{Provider: d.Provider, Account: d.Team, Status: status, Problem: d.Error}, true
 }
 
-// Handle implements dispatch.Handler: it queues the notification e asks for when
-// the workspace has Slack connected with a channel for it, and does
-// nothing else.
-func (h Slack) Handle(ctx context.Context, e helpdeskflow.Event) error {
+// slackRequest is what an event asks Slack for: the job without its
+// channel, and how to choose the channel from the workspace's.
+type slackRequest struct {
+	job     pollers.SlackJob
+	channel func(helpdeskflow.SlackChannels) string
+}
+
+// slackRequestOf returns what e asks Slack for, or false when nothing.
+func slackRequestOf(e helpdeskflow.Event) (slackRequest, bool) {
 	job := pollers.SlackJob{TicketID: e.StreamID}
-	p, isProblem := integrationProblemOf(e)
-	n, isNotification := notificationOf(e)
-	switch {
-	case isProblem:
+	if p, ok := integrationProblemOf(e); ok {
 		job.Key, job.Kind, job.Problem = slack.KindIntegration, slack.KindIntegration, &p
-	case isNotification:
-		job.Key, job.Kind, job.RuleMessage, job.Point = n.kind, n.kind, n.ruleMessage, n.point
-		if n.channel != "" {
-			job.Key += ":rule"
+		return slackRequest{job: job, channel: func(c helpdeskflow.SlackChannels) string { return c.Escalation }}, true
+	}
+	n, ok := notificationOf(e)
+	if !ok {
+		return slackRequest{}, false
+	}
+	job.Key, job.Kind, job.RuleMessage, job.Point = n.kind, n.kind, n.ruleMessage, n.point
+	if n.channel != "" {
+		job.Key += ":rule"
+	}
+	return slackRequest{job: job, channel: n.channelIn}, true
+}
+
+// Handle implements dispatch.Handler: e as a batch of its own.
+func (h Slack) Handle(ctx context.Context, e helpdeskflow.Event) error { return handleAlone(ctx, h, e) }
+
+// Begin implements dispatch.BatchHandler: it reads the Slack connections
+// of the workspaces of events that ask for a notification.
+func (h Slack) Begin(ctx context.Context, events []helpdeskflow.Event) (dispatch.HandlerBatch, error) {
+	requests := map[uuid.UUID]slackRequest{}
+	for _, e := range events {
+		if r, ok := slackRequestOf(e); ok {
+			requests[e.ID] = r
 		}
-	default:
-		return nil
 	}
-	in, _, err := h.Store.SlackIntegration(ctx, e.WorkspaceID)
-	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-		return nil
-	}
+	conns, err := h.Store.SlackIntegrations(ctx, workspacesOf(events, func(e helpdeskflow.Event) bool {
+		_, ok := requests[e.ID]
+		return ok
+	}))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if isProblem {
-		job.Channel = in.Channels.Escalation
-	} else {
-		job.Channel = n.channelIn(in.Channels)
+	return &slackBatch{jobBatch: jobBatch{queue: h.Jobs}, requests: requests, conns: conns}, nil
+}
+
+// slackBatch is the Slack connections of one batch's workspaces, what its
+// events ask for, and the jobs queued at Commit.
+type slackBatch struct {
+	jobBatch
+	requests map[uuid.UUID]slackRequest // by event id
+	conns    map[uuid.UUID]helpdeskflow.SlackIntegration
+}
+
+// Handle queues the notification e asks for when the workspace has Slack
+// connected with a channel for it, and does nothing else.
+func (b *slackBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
+	r, asks := b.requests[e.ID]
+	in, connected := b.conns[e.WorkspaceID]
+	if !asks || !connected {
+		return nil
 	}
-	if job.Channel == "" {
+	job := r.job
+	if job.Channel = r.channel(in.Channels); job.Channel == "" {
 		return nil
 	}
 	payload, err := json.Marshal(job)
 	if err != nil {
 		return err
 	}
-	return h.Jobs.EnqueueJobs(ctx, []helpdeskflow.IntegrationJob{{ID: uuid.New(), WorkspaceID: e.WorkspaceID,
-		ConnectionID: e.WorkspaceID, Kind: helpdeskflow.JobSlackNotification, EventID: e.ID, Payload: payload, CreatedAt: time.Now()}})
+	b.jobs = append(b.jobs, helpdeskflow.IntegrationJob{ID: uuid.New(), WorkspaceID: e.WorkspaceID,
+		ConnectionID: e.WorkspaceID, Kind: helpdeskflow.JobSlackNotification, EventID: e.ID, Payload: payload, CreatedAt: time.Now()})
+	return nil
 }

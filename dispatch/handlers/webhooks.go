@@ -8,19 +8,22 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/dispatch"
 )
 
 // WebhookQueue is the webhooks and their delivery queue in Postgres
 // (store/outbound and store/queues) as the webhook handler uses them.
 type WebhookQueue interface {
-	ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error)
+	ActiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error)
 	EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error
 }
 
 // Webhooks is the dispatcher handler that records a delivery for
 // every active webhook an event matches, before any attempt, so a
 // redelivered event never sends twice (deliveries are unique per webhook
-// and event). Internal notes are never sent.
+// and event). Internal notes are never sent. It is a dispatch.BatchHandler:
+// a batch reads the active webhooks of all its workspaces in one query
+// and records its deliveries together.
 type Webhooks struct {
 	Store       WebhookQueue
 	MaxAttempts int              // default 3
@@ -39,14 +42,33 @@ type payload struct {
 	Data        json.RawMessage `json:"data"`
 }
 
-// Handle implements dispatch.Handler.
+// Handle implements dispatch.Handler: e as a batch of its own.
 func (h Webhooks) Handle(ctx context.Context, e helpdeskflow.Event) error {
-	if helpdeskflow.IsInternalNote(e) {
-		return nil
+	return handleAlone(ctx, h, e)
+}
+
+// Begin implements dispatch.BatchHandler: it reads the active webhooks of
+// the workspaces of events that are not internal notes.
+func (h Webhooks) Begin(ctx context.Context, events []helpdeskflow.Event) (dispatch.HandlerBatch, error) {
+	hooks, err := h.Store.ActiveWebhooks(ctx, workspacesOf(events, func(e helpdeskflow.Event) bool { return !helpdeskflow.IsInternalNote(e) }))
+	if err != nil {
+		return nil, err
 	}
-	hooks, err := h.Store.ActiveWebhooks(ctx, e.WorkspaceID)
-	if err != nil || len(hooks) == 0 {
-		return err
+	return &webhookBatch{h: h, hooks: hooks}, nil
+}
+
+// webhookBatch is the webhooks of one batch's workspaces and the
+// deliveries its events asked for, recorded at Commit.
+type webhookBatch struct {
+	h     Webhooks
+	hooks map[uuid.UUID][]helpdeskflow.Webhook
+	ds    []helpdeskflow.Delivery
+}
+
+func (b *webhookBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
+	hooks := b.hooks[e.WorkspaceID]
+	if helpdeskflow.IsInternalNote(e) || len(hooks) == 0 {
+		return nil
 	}
 	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
 		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
@@ -54,21 +76,28 @@ func (h Webhooks) Handle(ctx context.Context, e helpdeskflow.Event) error {
 		return err
 	}
 	now := time.Now
-	if h.Now != nil {
-		now = h.Now
+	if b.h.Now != nil {
+		now = b.h.Now
 	}
-	maxAttempts := h.MaxAttempts
+	maxAttempts := b.h.MaxAttempts
 	if maxAttempts <= 0 {
 		maxAttempts = 3
 	}
 	at := now()
-	var ds []helpdeskflow.Delivery
 	for _, w := range hooks {
 		if !w.Matches(e.Type) {
 			continue
 		}
-		ds = append(ds, helpdeskflow.Delivery{ID: uuid.New(), WebhookID: w.ID, WorkspaceID: e.WorkspaceID, EventID: e.ID,
+		b.ds = append(b.ds, helpdeskflow.Delivery{ID: uuid.New(), WebhookID: w.ID, WorkspaceID: e.WorkspaceID, EventID: e.ID,
 			EventType: e.Type, StreamID: e.StreamID, StreamVersion: e.Version, Payload: body, MaxAttempts: maxAttempts, NextAttemptAt: &at})
 	}
-	return h.Store.EnqueueDeliveries(ctx, ds)
+	return nil
+}
+
+func (b *webhookBatch) Commit(ctx context.Context) error {
+	if err := b.h.Store.EnqueueDeliveries(ctx, b.ds); err != nil {
+		return err
+	}
+	b.ds = nil
+	return nil
 }

@@ -30,9 +30,9 @@ import (
 // Providers whose connections hold customer profiles.
 var Providers = []string{profilelookup.ProviderShopify, profilelookup.ProviderStripe}
 
-// Connections reads a workspace's connections (the event store).
+// Connections reads workspaces' connections (store/connections).
 type Connections interface {
-	Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error)
+	ConnectionsIn(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Connection, error)
 	Connection(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Connection, error)
 }
 
@@ -188,13 +188,28 @@ func (l *Linker) Refresh(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 // LookupConnections returns the workspace's active Shopify and Stripe
 // connections: those a customer is looked up in.
 func (l *Linker) LookupConnections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error) {
-	all, err := l.cfg.Connections.Connections(ctx, workspaceID)
+	all, err := l.LookupConnectionsIn(ctx, []uuid.UUID{workspaceID})
+	return all[workspaceID], err
+}
+
+// LookupConnectionsIn returns LookupConnections of each of workspaceIDs
+// that has any, read in one query.
+func (l *Linker) LookupConnectionsIn(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Connection, error) {
+	all, err := l.cfg.Connections.ConnectionsIn(ctx, workspaceIDs)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(c helpdeskflow.Connection) bool {
-		return c.Status != helpdeskflow.ConnectionActive || !slices.Contains(Providers, c.Provider)
-	}), nil
+	for ws, conns := range all {
+		conns = slices.DeleteFunc(conns, func(c helpdeskflow.Connection) bool {
+			return c.Status != helpdeskflow.ConnectionActive || !slices.Contains(Providers, c.Provider)
+		})
+		if len(conns) == 0 {
+			delete(all, ws)
+		} else {
+			all[ws] = conns
+		}
+	}
+	return all, nil
 }
 
 // lookup looks email up in connection c.

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
@@ -46,18 +45,8 @@ func (c *ReadCounter) count(sql string, tag int64) {
 // match, such as "FROM events".
 func CountingStore(t testing.TB, match string) (*eventstore.Store, *ReadCounter) {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(PostgresDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	counter := &ReadCounter{match: match}
-	cfg.ConnConfig.Tracer = rowTracer{counter}
-	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := tracedPool(t, rowTracer{counter})
 	s, err := eventstore.New(pg.Open(pool), nil)
 	if err != nil {
 		t.Fatal(err)

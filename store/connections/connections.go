@@ -176,14 +176,35 @@ func (s *Store) Connection(ctx context.Context, workspaceID, id uuid.UUID) (help
 
 // Connections lists the workspace's connections, oldest first.
 func (s *Store) Connections(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Connection, error) {
+	all, err := s.ConnectionsIn(ctx, []uuid.UUID{workspaceID})
+	if err != nil {
+		return nil, err
+	}
+	if all[workspaceID] == nil {
+		return []helpdeskflow.Connection{}, nil
+	}
+	return all[workspaceID], nil
+}
+
+// ConnectionsIn lists the connections of each of workspaceIDs that has
+// any, oldest first, in one query (workspaces without one are left out of
+// the map). Errors are EInternal.
+func (s *Store) ConnectionsIn(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Connection, error) {
+	out := map[uuid.UUID][]helpdeskflow.Connection{}
+	if len(workspaceIDs) == 0 {
+		return out, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+connectionColumns+` FROM integration_connections
-		WHERE workspace_id = $1 ORDER BY created_at, id`, workspaceID)
+		WHERE workspace_id = ANY($1) ORDER BY created_at, id`, workspaceIDs)
 	if err != nil {
 		return nil, pg.Internal("list connections", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
+	conns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Connection, error) { return scanConnection(r) })
 	if err != nil {
 		return nil, pg.Internal("list connections", err)
+	}
+	for _, c := range conns {
+		out[c.WorkspaceID] = append(out[c.WorkspaceID], c)
 	}
 	return out, nil
 }

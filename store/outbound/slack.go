@@ -71,6 +71,32 @@ func (s *Store) SlackIntegration(ctx context.Context, workspaceID uuid.UUID) (he
 	return scanSlack(s.pool.QueryRow(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = $1`, workspaceID))
 }
 
+// SlackIntegrations returns the Slack connection of each of workspaceIDs
+// that has one, without tokens, in one query (workspaces without one are
+// left out of the map). Errors are EInternal.
+func (s *Store) SlackIntegrations(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID]helpdeskflow.SlackIntegration, error) {
+	out := map[uuid.UUID]helpdeskflow.SlackIntegration{}
+	if len(workspaceIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+slackColumns+` FROM slack_integrations WHERE workspace_id = ANY($1)`, workspaceIDs)
+	if err != nil {
+		return nil, pg.Internal("read Slack integrations", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		in, _, err := scanSlack(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[in.WorkspaceID] = in
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pg.Internal("read Slack integrations", err)
+	}
+	return out, nil
+}
+
 // SlackNotified reports whether the event's notification of that kind was
 // already decided (posted, skipped or failed).
 func (s *Store) SlackNotified(ctx context.Context, eventID uuid.UUID, kind string) (bool, error) {

@@ -105,17 +105,25 @@ func (s *Store) Webhooks(ctx context.Context, workspaceID, after uuid.UUID, limi
 	return out, nil
 }
 
-// ActiveWebhooks returns the workspace's active webhooks with their sealed
-// secrets, for matching events.
-func (s *Store) ActiveWebhooks(ctx context.Context, workspaceID uuid.UUID) ([]helpdeskflow.Webhook, error) {
+// ActiveWebhooks returns the active webhooks of each of workspaceIDs that
+// has any, for matching events, in one query (workspaces without one are
+// left out of the map). Errors are EInternal.
+func (s *Store) ActiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error) {
+	out := map[uuid.UUID][]helpdeskflow.Webhook{}
+	if len(workspaceIDs) == 0 {
+		return out, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE workspace_id = $1 AND deleted_at IS NULL AND active`, workspaceID)
+		WHERE workspace_id = ANY($1) AND deleted_at IS NULL AND active ORDER BY created_at, id`, workspaceIDs)
 	if err != nil {
 		return nil, pg.Internal("read active webhooks", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
+	hooks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
 		return nil, pg.Internal("read active webhooks", err)
+	}
+	for _, w := range hooks {
+		out[w.WorkspaceID] = append(out[w.WorkspaceID], w)
 	}
 	return out, nil
 }

@@ -17,25 +17,31 @@ import (
 // delivery to a deleted (or unknown) webhook is recorded as cancelled and
 // never attempted. Each recorded delivery waits behind any pending
 // delivery of an earlier event of its stream to its webhook; one of an
-// earlier event than those pending (recorded out of order) goes first.
+// earlier event than those pending (recorded out of order) goes first. The
+// deliveries, of any webhooks and events, are recorded in one transaction
+// of a fixed number of statements, sent in one round trip.
 func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	ids, hooks := make([]uuid.UUID, len(ds)), make([]uuid.UUID, len(ds))
+	n := len(ds)
+	ids, hooks, workspaces, events, streams := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+	types, versions, payloads, maxAttempts, at := make([]string, n), make([]int64, n), make([][]byte, n), make([]int32, n), make([]*time.Time, n)
 	for i, d := range ds {
-		ids[i], hooks[i] = d.ID, d.WebhookID
+		ids[i], hooks[i], workspaces[i], events[i], streams[i] = d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.StreamID
+		types[i], versions[i], payloads[i], maxAttempts[i], at[i] = d.EventType, d.StreamVersion, d.Payload, int32(d.MaxAttempts), d.NextAttemptAt
 	}
 	b := beginDeliveryChange(lockWebhooks, hooks)
-	for _, d := range ds {
-		b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
+	b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
 			payload, status, max_attempts, next_attempt_at, created_at, updated_at)
-			SELECT $1, $2, $3, $4, $5, $6, $7, $8, s.status, $9, CASE WHEN s.status = 'pending' THEN $10::timestamptz END, $10, $10
-			FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM webhooks WHERE id = $2 AND deleted_at IS NULL)
-				THEN 'pending' ELSE 'cancelled' END AS status) s
-			ON CONFLICT (webhook_id, event_id) DO NOTHING`,
-			d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.EventType, d.StreamID, d.StreamVersion, d.Payload, d.MaxAttempts, d.NextAttemptAt)
-	}
+		SELECT d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload, s.status,
+			d.max_attempts, CASE WHEN s.status = 'pending' THEN d.at END, d.at, d.at
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::bytea[], $9::int[], $10::timestamptz[])
+			AS d(id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, payload, max_attempts, at)
+		CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.deleted_at IS NULL)
+			THEN 'pending' ELSE 'cancelled' END AS status) s
+		ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at)
 	b.Queue(demoteLaterHeads, ids)
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
