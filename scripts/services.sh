@@ -313,6 +313,9 @@ pg_write_config() {
     echo "timezone = 'UTC'"
     echo "log_timezone = 'UTC'"
     echo "logging_collector = off"
+    echo "# Young tables are analyzed within seconds of growing, so the plans prepared while they"
+    echo "# were tiny (sequential scans) are replaced in the first minute, not after it."
+    echo "autovacuum_naptime = '10s'"
     if [[ $PROFILE == test ]]; then
       echo "# Throwaway test data: trade durability for speed."
       echo "fsync = off"
