@@ -87,7 +87,9 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 	cmd := exec.Command(c.bin, "dev")
 	cmd.Dir = c.dir
 	// The dev process gets only the benchmark's own HDF_* settings, except
-	// HDF_DEBUG_ADDR, so that it can be profiled under load:
+	// HDF_GROUP_COMMITTERS (to compare group commit settings; GOGC and
+	// GOMEMLIMIT pass too) and HDF_DEBUG_ADDR, so that it can be profiled
+	// under load:
 	//	HDF_DEBUG_ADDR=127.0.0.1:6060 make bench
 	//	go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
 	cmd.Env = childEnv(true,
@@ -177,7 +179,7 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 func childEnv(debug bool, settings ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HDF_") || debug && strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") {
+		if !strings.HasPrefix(kv, "HDF_") || debug && (strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") || strings.HasPrefix(kv, "HDF_GROUP_COMMITTERS=")) {
 			env = append(env, kv)
 		}
 	}
