@@ -74,7 +74,23 @@ func newKafka(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
+// produce publishes events as the relay does (kafka.NewRecord).
 func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
+	t.Helper()
+	records := make([]*kgo.Record, 0, len(events))
+	for _, e := range events {
+		r, err := kafka.NewRecord(kafka.TopicEvents, e)
+		if err != nil {
+			t.Fatalf("NewRecord: %v", err)
+		}
+		records = append(records, r)
+	}
+	produceRecords(t, brokers, records...)
+}
+
+// produceFirstFormat publishes events as relays before kafka.FormatData
+// did: the JSON of the whole event as the value, four headers.
+func produceFirstFormat(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
 	t.Helper()
 	records := make([]*kgo.Record, 0, len(events))
 	for _, e := range events {
