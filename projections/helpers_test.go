@@ -35,7 +35,7 @@ func clickHouseAddr() string {
 // newDB creates a database t_<random> on the test ClickHouse, migrates it
 // and drops it when the test ends. An unreachable server fails the test in
 // CI (env CI set) and skips it elsewhere.
-func newDB(t *testing.T) (driver.Conn, string) {
+func newDB(t testing.TB) (driver.Conn, string) {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
