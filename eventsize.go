@@ -41,8 +41,9 @@ const eventEnvelopeBytes = 400
 // event of type eventType on a stream of streamType, with data and the
 // encoded metadata, and of its Kafka record: what GET /v1/events shows and
 // what the relay publishes for it. data must be compact and not
-// HTML-escaped, as MarshalJSON makes it; Postgres may store it in another
-// form, but the relay compacts the data of a record over the limit.
+// HTML-escaped, as MarshalJSON makes it. Postgres returns it as appended;
+// events stored while events.data was jsonb come back in a longer form, and
+// the relay compacts the data of such a record over the limit.
 func EventSize(eventType, streamType string, data, metadata []byte) int {
 	return len(data) + len(metadata) + len(eventType) + len(streamType) + eventEnvelopeBytes
 }

@@ -65,10 +65,10 @@ func TestDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if errs[0] != nil || events[0].ID != plain.ID || string(events[0].Data) != `{"body": "<b>plain</b>"}` {
+	if errs[0] != nil || events[0].ID != plain.ID || string(events[0].Data) != `{"body":"<b>plain</b>"}` {
 		t.Errorf("record: event %+v, err %v", events[0], errs[0])
 	}
-	if errs[1] != nil || events[1].ID != checked.ID || string(events[1].Data) != `{"body": "claim-checked"}` || events[1].Metadata != md {
+	if errs[1] != nil || events[1].ID != checked.ID || string(events[1].Data) != `{"body":"claim-checked"}` || events[1].Metadata != md {
 		t.Errorf("claim check: event %+v, err %v; want the stored event with its data and metadata", events[1], errs[1])
 	}
 	if !errors.Is(errs[2], kafka.ErrClaimCheckUnresolved) {

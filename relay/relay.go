@@ -318,8 +318,9 @@ func (r *Relay) record(e helpdeskflow.Event) *kgo.Record {
 	if size <= r.cfg.MaxEventBytes {
 		return rec
 	}
-	// jsonb gives data back with a space after each ':' and ','; the size
-	// the store checked is of the compact form.
+	// Events stored while events.data was jsonb (before migration 0023)
+	// come back with a space after each ':' and ','; the size the store
+	// checked is of the compact form.
 	var compact bytes.Buffer
 	if json.Compact(&compact, e.Data) == nil && compact.Len() < len(e.Data) {
 		e.Data = compact.Bytes()

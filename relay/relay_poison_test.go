@@ -229,26 +229,30 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 	})
 }
 
-// TestRelay_CompactsDataOverTheLimit: jsonb gives data back with a space
-// after each ':' and ','. An event whose record is over MaxEventBytes only
-// in that form is published as itself with its data compacted, not as a
-// claim check.
+// TestRelay_CompactsDataOverTheLimit: events stored while events.data was
+// jsonb come back with a space after each ':' and ','. An event whose
+// record is over MaxEventBytes only in that form is published as itself
+// with its data compacted, not as a claim check.
 func TestRelay_CompactsDataOverTheLimit(t *testing.T) {
 	s := testenv.Store(t)
 	_, brokers := testenv.Kafka(t)
-	var data strings.Builder
+	var data, spaced strings.Builder
 	data.WriteString("{")
+	spaced.WriteString("{")
 	for i := range 300 {
 		if i > 0 {
 			data.WriteString(",")
+			spaced.WriteString(", ")
 		}
 		fmt.Fprintf(&data, `"k%03d":1`, i)
+		fmt.Fprintf(&spaced, `"k%03d": 1`, i)
 	}
 	data.WriteString("}")
+	spaced.WriteString("}")
 	ref := testenv.NewTicketRef()
 	ctx := context.Background()
 	if err := s.Transact(ctx, func(tx *eventstore.Tx) error {
-		_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, Data: []byte(data.String())}})
+		_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, Data: []byte(spaced.String())}})
 		return err
 	}); err != nil {
 		t.Fatal(err)
