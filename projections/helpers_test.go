@@ -64,7 +64,7 @@ func newDB(t testing.TB) (driver.Conn, string) {
 }
 
 // newKafka starts a kfake broker with the events topic (4 partitions).
-func newKafka(t *testing.T) []string {
+func newKafka(t testing.TB) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents))
 	if err != nil {
@@ -113,7 +113,7 @@ func produceFirstFormat(t *testing.T, brokers []string, events ...helpdeskflow.E
 	produceRecords(t, brokers, records...)
 }
 
-func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
+func produceRecords(t testing.TB, brokers []string, records ...*kgo.Record) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -152,7 +152,7 @@ func startProjector(t *testing.T, conn driver.Conn, brokers []string, group stri
 
 // testConfig is a projector's configuration with test-friendly timings and
 // a registry of its own, changed by tweak.
-func testConfig(t *testing.T, conn driver.Conn, brokers []string, group string, tweak []func(*projections.Config)) (projections.Config, *prometheus.Registry) {
+func testConfig(t testing.TB, conn driver.Conn, brokers []string, group string, tweak []func(*projections.Config)) (projections.Config, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	cfg := projections.Config{
 		Brokers:         brokers,
@@ -223,7 +223,7 @@ func queryUint(t *testing.T, conn driver.Conn, query string, args ...any) uint64
 	return n
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
