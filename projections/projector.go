@@ -232,8 +232,9 @@ func NewProjector(cfg Config) (*Projector, error) {
 // counted and retried with exponential backoff; the batch is kept and
 // nothing is committed meanwhile, so consumption stalls rather than skips.
 // The events of claim checks are loaded from Config.Events, retried like
-// ClickHouse failures. A record whose value is not a JSON event, or a claim
-// check whose event cannot be found, is logged, counted and skipped.
+// ClickHouse failures. A record that is not an event (kafka.ErrNotAnEvent),
+// or a claim check whose event cannot be found, is logged, counted and
+// skipped.
 //
 // When ctx is cancelled Run flushes what it holds and commits, within
 // ShutdownTimeout, then leaves the group and closes its Kafka client, within
