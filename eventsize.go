@@ -12,8 +12,8 @@ import (
 // refuses any writer's oversized append (TooLargeError), and commands name
 // the request field that makes it large.
 const (
-	// MaxEventBytes is the most the JSON encoding of one event (an Event,
-	// as the relay publishes it and GET /v1/events shows it) may take. The
+	// MaxEventBytes is the most the encoding of one event (an Event, as
+	// GET /v1/events shows it in JSON and as its Kafka record) may take. The
 	// largest request the API allows fits: a 50,000-character message body
 	// of 4-byte characters, or of characters that sanitizing expands (such
 	// as 50,000 '<'), stored as body and body_text.
@@ -30,15 +30,20 @@ const (
 )
 
 // eventEnvelopeBytes bounds what the encoding of an Event adds to its data,
-// metadata, type and stream type: the keys and punctuation, three uuids,
-// two integers of up to 20 digits and the RFC 3339 time (a test holds it).
-const eventEnvelopeBytes = 320
+// metadata, type and stream type: in JSON the keys and punctuation, three
+// uuids, two integers of up to 20 digits and the RFC 3339 time; in a Kafka
+// record (kafka.NewRecord, whose metadata is in headers) the key, the
+// header names, four uuids, four integers and the time (tests in both
+// places hold it).
+const eventEnvelopeBytes = 400
 
 // EventSize returns an upper bound of the length of the JSON encoding of an
 // event of type eventType on a stream of streamType, with data and the
-// encoded metadata: what the relay publishes for it. data must be compact
-// and not HTML-escaped, as MarshalJSON makes it; Postgres may store it in
-// another form, but the relay's encoding of it is never longer.
+// encoded metadata, and of its Kafka record: what GET /v1/events shows and
+// what the relay publishes for it. data must be compact and not
+// HTML-escaped, as MarshalJSON makes it. Postgres returns it as appended;
+// events stored while events.data was jsonb come back in a longer form, and
+// the relay compacts the data of such a record over the limit.
 func EventSize(eventType, streamType string, data, metadata []byte) int {
 	return len(data) + len(metadata) + len(eventType) + len(streamType) + eventEnvelopeBytes
 }

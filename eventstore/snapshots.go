@@ -67,7 +67,7 @@ func TailSQL(streamID, formatParam string) string {
 		snap AS (SELECT stream_id, workspace_id, stream_type, version, state FROM snapshots
 			WHERE stream_id = (SELECT id FROM sid) AND format = ` + formatParam + `)
 		SELECT NULL::uuid AS id, NULL::text AS type, NULL::int AS schema_version, stream_id, stream_type, version, workspace_id,
-			NULL::timestamptz AS occurred_at, NULL::jsonb AS data, NULL::jsonb AS metadata, NULL::bigint AS tx_id, NULL::bigint AS seq, state
+			NULL::timestamptz AS occurred_at, NULL::json AS data, NULL::jsonb AS metadata, NULL::bigint AS tx_id, NULL::bigint AS seq, state
 		FROM snap
 		UNION ALL
 		SELECT ` + eventColumns + `, NULL::bytea

@@ -189,7 +189,7 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	}
 	t.tx.Defer(`WITH stream AS (`+streamStep+`)
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
-		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::jsonb, $4, e.occurred_at
+		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::json, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
 			AS e(id, version, type, schema_version, data, occurred_at)
 		WHERE CASE WHEN EXISTS (SELECT 1 FROM stream) THEN true ELSE hdf_version_conflict($1, $12) END`,

@@ -2,8 +2,10 @@
 // import franz-go. It holds:
 //
 //   - the topic names and record headers (TopicEvents, HeaderEventID, …);
-//   - the wire format of events (NewRecord, ClaimCheck, Decode, which
-//     resolves claim checks through a Loader);
+//   - the wire format of events (NewRecord: the stored data as the value,
+//     the envelope in headers; ClaimCheck; Decode, which reads this format
+//     and the first one and resolves claim checks through a Loader;
+//     RecordBytes);
 //   - the producer the relay and the request log publish through
 //     (NewProducer), topic creation (EnsureTopics) and the embedded broker
 //     of `helpdeskflow dev` (StartBroker);

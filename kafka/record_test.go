@@ -68,7 +68,7 @@ func TestDecode(t *testing.T) {
 	if errs[0] != nil || events[0].ID != plain.ID || string(events[0].Data) != `{"body":"<b>plain</b>"}` {
 		t.Errorf("record: event %+v, err %v", events[0], errs[0])
 	}
-	if errs[1] != nil || events[1].ID != checked.ID || string(events[1].Data) != `{"body": "claim-checked"}` || events[1].Metadata != md {
+	if errs[1] != nil || events[1].ID != checked.ID || string(events[1].Data) != `{"body":"claim-checked"}` || events[1].Metadata != md {
 		t.Errorf("claim check: event %+v, err %v; want the stored event with its data and metadata", events[1], errs[1])
 	}
 	if !errors.Is(errs[2], kafka.ErrClaimCheckUnresolved) {
@@ -105,13 +105,13 @@ func TestNew_LargestEventFitsTheDefaultBroker(t *testing.T) {
 	}
 	raw := make([]byte, helpdeskflow.MaxEventBytes)
 	rand.Read(raw)
-	e.Data = []byte(`{"body":"` + base64.StdEncoding.EncodeToString(raw)[:helpdeskflow.MaxEventBytes-len(envelope.Value)] + `"}`)
+	e.Data = []byte(`{"body":"` + base64.StdEncoding.EncodeToString(raw)[:helpdeskflow.MaxEventBytes-kafka.RecordBytes(envelope)] + `"}`)
 	record, err := kafka.NewRecord(kafka.TopicEvents, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(record.Value) != helpdeskflow.MaxEventBytes {
-		t.Fatalf("built an event of %d bytes, want %d", len(record.Value), helpdeskflow.MaxEventBytes)
+	if got := kafka.RecordBytes(record); got != helpdeskflow.MaxEventBytes {
+		t.Fatalf("built an event record of %d bytes, want %d", got, helpdeskflow.MaxEventBytes)
 	}
 	client, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(helpdeskflow.MaxRecordBytes))
 	if err != nil {

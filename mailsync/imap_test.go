@@ -2,6 +2,7 @@ package mailsync_test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +168,9 @@ func TestOutlook_ConnectionErrorsNameTheCause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := events[len(events)-1]; last.Type != helpdeskflow.EventIntegrationNeedsRevalidation || !strings.Contains(string(last.Data), `"error": "tls"`) {
+	last := events[len(events)-1]
+	var data struct{ Error string }
+	if err := json.Unmarshal(last.Data, &data); err != nil || last.Type != helpdeskflow.EventIntegrationNeedsRevalidation || data.Error != "tls" {
 		t.Fatalf("last workspace event: %s %s", last.Type, last.Data)
 	}
 	o.clock.Advance(time.Hour)

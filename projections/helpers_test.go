@@ -35,7 +35,7 @@ func clickHouseAddr() string {
 // newDB creates a database t_<random> on the test ClickHouse, migrates it
 // and drops it when the test ends. An unreachable server fails the test in
 // CI (env CI set) and skips it elsewhere.
-func newDB(t *testing.T) (driver.Conn, string) {
+func newDB(t testing.TB) (driver.Conn, string) {
 	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -64,7 +64,7 @@ func newDB(t *testing.T) (driver.Conn, string) {
 }
 
 // newKafka starts a kfake broker with the events topic (4 partitions).
-func newKafka(t *testing.T) []string {
+func newKafka(t testing.TB) []string {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents))
 	if err != nil {
@@ -74,7 +74,23 @@ func newKafka(t *testing.T) []string {
 	return c.ListenAddrs()
 }
 
+// produce publishes events as the relay does (kafka.NewRecord).
 func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
+	t.Helper()
+	records := make([]*kgo.Record, 0, len(events))
+	for _, e := range events {
+		r, err := kafka.NewRecord(kafka.TopicEvents, e)
+		if err != nil {
+			t.Fatalf("NewRecord: %v", err)
+		}
+		records = append(records, r)
+	}
+	produceRecords(t, brokers, records...)
+}
+
+// produceFirstFormat publishes events as relays before kafka.FormatData
+// did: the JSON of the whole event as the value, four headers.
+func produceFirstFormat(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
 	t.Helper()
 	records := make([]*kgo.Record, 0, len(events))
 	for _, e := range events {
@@ -97,7 +113,7 @@ func produce(t *testing.T, brokers []string, events ...helpdeskflow.Event) {
 	produceRecords(t, brokers, records...)
 }
 
-func produceRecords(t *testing.T, brokers []string, records ...*kgo.Record) {
+func produceRecords(t testing.TB, brokers []string, records ...*kgo.Record) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
@@ -136,7 +152,7 @@ func startProjector(t *testing.T, conn driver.Conn, brokers []string, group stri
 
 // testConfig is a projector's configuration with test-friendly timings and
 // a registry of its own, changed by tweak.
-func testConfig(t *testing.T, conn driver.Conn, brokers []string, group string, tweak []func(*projections.Config)) (projections.Config, *prometheus.Registry) {
+func testConfig(t testing.TB, conn driver.Conn, brokers []string, group string, tweak []func(*projections.Config)) (projections.Config, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	cfg := projections.Config{
 		Brokers:         brokers,
@@ -207,7 +223,7 @@ func queryUint(t *testing.T, conn driver.Conn, query string, args ...any) uint64
 	return n
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))

@@ -302,6 +302,37 @@ func TestProjector_ReplayCollapses(t *testing.T) {
 	}
 }
 
+// TestProjector_UpgradeWithEventsInFlight: a topic holds events of the
+// first record format (published before an upgrade), then the upgraded
+// relay publishes, in the new format, the rest and the ones it had not
+// checkpointed again. The projector builds the same rows as from one
+// format.
+func TestProjector_UpgradeWithEventsInFlight(t *testing.T) {
+	t.Parallel()
+	conn, brokers, s := newScenarioTest(t)
+	p := startProjector(t, conn, brokers, "g-upgrade")
+
+	events := s.events()
+	produceFirstFormat(t, brokers, events[:2]...)
+	produce(t, brokers, events[1:]...)
+	eventually(t, wait, "both formats", func() bool { return p.metric(t, "helpdeskflow_projector_events_total") == 5 })
+
+	for table, want := range map[string]uint64{"audit_log": 4, "tickets": 1, "customers": 1, "ticket_messages": 2} {
+		if got := queryUint(t, conn, "SELECT count() FROM "+table+" FINAL"); got != want {
+			t.Errorf("%s FINAL has %d rows, want %d", table, got, want)
+		}
+	}
+	if got := queryUint(t, conn, "SELECT version FROM tickets FINAL"); got != 2 {
+		t.Errorf("ticket version = %d, want 2", got)
+	}
+	if got := queryUint(t, conn, "SELECT toUInt64(message_count) FROM tickets FINAL"); got != 2 {
+		t.Errorf("message_count = %d, want 2", got)
+	}
+	if got := p.metric(t, "helpdeskflow_projector_errors_total", "kind", kafka.ErrKindDecode); got != 0 {
+		t.Errorf("errors_total{decode} = %v, want 0", got)
+	}
+}
+
 func TestProjector_LoadsStateAfterRestart(t *testing.T) {
 	t.Parallel()
 	conn, brokers, s := newScenarioTest(t)

@@ -144,7 +144,7 @@ func (p *RequestLogProjector) flush(ctx context.Context, b *requestLogBatch) err
 	if len(b.rows) > 0 {
 		err := p.retry(ctx, errKindInsert, func() error {
 			start := time.Now()
-			err := insertRows(ctx, p.cfg.ClickHouse, "api_requests", apiRequestColumns, len(b.rows), func(i int) []any { return b.rows[i].values() })
+			err := insertColumns(ctx, p.cfg.ClickHouse, "api_requests", apiRequestColumns, apiRequestColumnValues(b.rows))
 			p.m.insertDuration.Observe(time.Since(start).Seconds())
 			return err
 		})
@@ -180,9 +180,26 @@ type apiRequestRow struct {
 const apiRequestColumns = "time, time_ms, request_id, workspace_id, key_id, key_prefix, method, route, path, " +
 	"status, latency_us, client_ip, user_agent, error_code, rate_limit_category"
 
-func (r *apiRequestRow) values() []any {
-	return []any{r.Time, r.TimeMs, r.RequestID, r.WorkspaceID, r.KeyID, r.KeyPrefix, r.Method, r.Route, r.Path,
-		r.Status, r.LatencyUs, r.ClientIP, r.UserAgent, r.ErrorCode, r.RateLimitCategory}
+// apiRequestColumnValues is rows column by column, in apiRequestColumns'
+// order.
+func apiRequestColumnValues(rows []apiRequestRow) []any {
+	return []any{
+		column(rows, func(r *apiRequestRow) time.Time { return r.Time }),
+		column(rows, func(r *apiRequestRow) uint16 { return r.TimeMs }),
+		column(rows, func(r *apiRequestRow) string { return r.RequestID }),
+		column(rows, func(r *apiRequestRow) uuid.UUID { return r.WorkspaceID }),
+		column(rows, func(r *apiRequestRow) uuid.UUID { return r.KeyID }),
+		column(rows, func(r *apiRequestRow) string { return r.KeyPrefix }),
+		column(rows, func(r *apiRequestRow) string { return r.Method }),
+		column(rows, func(r *apiRequestRow) string { return r.Route }),
+		column(rows, func(r *apiRequestRow) string { return r.Path }),
+		column(rows, func(r *apiRequestRow) uint16 { return r.Status }),
+		column(rows, func(r *apiRequestRow) uint64 { return r.LatencyUs }),
+		column(rows, func(r *apiRequestRow) string { return r.ClientIP }),
+		column(rows, func(r *apiRequestRow) string { return r.UserAgent }),
+		column(rows, func(r *apiRequestRow) string { return r.ErrorCode }),
+		column(rows, func(r *apiRequestRow) string { return r.RateLimitCategory }),
+	}
 }
 
 func (r *apiRequestRow) scanDest() []any {

@@ -40,9 +40,27 @@ type ticketRow struct {
 const ticketColumns = "workspace_id, ticket_id, version, subject, status, priority, type, channel, tags, customer_id, " +
 	"assignee_id, team, external_id, custom_fields, message_count, created_at_ms, updated_at_ms"
 
-func (r *ticketRow) values() []any {
-	return []any{r.WorkspaceID, r.TicketID, r.Version, r.Subject, r.Status, r.Priority, r.Type, r.Channel, nonNil(r.Tags), r.CustomerID,
-		r.AssigneeID, r.Team, r.ExternalID, r.CustomFields, r.MessageCount, r.CreatedAtMs, r.UpdatedAtMs}
+// ticketColumnValues is rows column by column, in ticketColumns' order.
+func ticketColumnValues(rows []ticketRow) []any {
+	return []any{
+		column(rows, func(r *ticketRow) uuid.UUID { return r.WorkspaceID }),
+		column(rows, func(r *ticketRow) uuid.UUID { return r.TicketID }),
+		column(rows, func(r *ticketRow) uint64 { return r.Version }),
+		column(rows, func(r *ticketRow) string { return r.Subject }),
+		column(rows, func(r *ticketRow) string { return r.Status }),
+		column(rows, func(r *ticketRow) string { return r.Priority }),
+		column(rows, func(r *ticketRow) string { return r.Type }),
+		column(rows, func(r *ticketRow) string { return r.Channel }),
+		column(rows, func(r *ticketRow) []string { return nonNil(r.Tags) }),
+		column(rows, func(r *ticketRow) uuid.UUID { return r.CustomerID }),
+		column(rows, func(r *ticketRow) string { return r.AssigneeID }),
+		column(rows, func(r *ticketRow) string { return r.Team }),
+		column(rows, func(r *ticketRow) string { return r.ExternalID }),
+		column(rows, func(r *ticketRow) string { return r.CustomFields }),
+		column(rows, func(r *ticketRow) uint32 { return r.MessageCount }),
+		column(rows, func(r *ticketRow) int64 { return r.CreatedAtMs }),
+		column(rows, func(r *ticketRow) int64 { return r.UpdatedAtMs }),
+	}
 }
 
 func (r *ticketRow) scanDest() []any {
@@ -90,8 +108,21 @@ type customerRow struct {
 
 const customerColumns = "workspace_id, customer_id, version, email, name, tags, custom_fields, created_at_ms, updated_at_ms, merged_into"
 
-func (r *customerRow) values() []any {
-	return []any{r.WorkspaceID, r.CustomerID, r.Version, r.Email, r.Name, nonNil(r.Tags), r.CustomFields, r.CreatedAtMs, r.UpdatedAtMs, r.MergedInto}
+// customerColumnValues is rows column by column, in customerColumns'
+// order.
+func customerColumnValues(rows []customerRow) []any {
+	return []any{
+		column(rows, func(r *customerRow) uuid.UUID { return r.WorkspaceID }),
+		column(rows, func(r *customerRow) uuid.UUID { return r.CustomerID }),
+		column(rows, func(r *customerRow) uint64 { return r.Version }),
+		column(rows, func(r *customerRow) string { return r.Email }),
+		column(rows, func(r *customerRow) string { return r.Name }),
+		column(rows, func(r *customerRow) []string { return nonNil(r.Tags) }),
+		column(rows, func(r *customerRow) string { return r.CustomFields }),
+		column(rows, func(r *customerRow) int64 { return r.CreatedAtMs }),
+		column(rows, func(r *customerRow) int64 { return r.UpdatedAtMs }),
+		column(rows, func(r *customerRow) string { return r.MergedInto }),
+	}
 }
 
 func (r *customerRow) scanDest() []any {
@@ -137,8 +168,19 @@ type messageRow struct {
 
 const messageColumns = "workspace_id, ticket_id, message_id, version, author_type, body, body_text, internal, created_at_ms"
 
-func (r *messageRow) values() []any {
-	return []any{r.WorkspaceID, r.TicketID, r.MessageID, r.Version, r.AuthorType, r.Body, r.BodyText, r.Internal, r.CreatedAtMs}
+// messageColumnValues is rows column by column, in messageColumns' order.
+func messageColumnValues(rows []messageRow) []any {
+	return []any{
+		column(rows, func(r *messageRow) uuid.UUID { return r.WorkspaceID }),
+		column(rows, func(r *messageRow) uuid.UUID { return r.TicketID }),
+		column(rows, func(r *messageRow) uuid.UUID { return r.MessageID }),
+		column(rows, func(r *messageRow) uint64 { return r.Version }),
+		column(rows, func(r *messageRow) string { return r.AuthorType }),
+		column(rows, func(r *messageRow) string { return r.Body }),
+		column(rows, func(r *messageRow) string { return r.BodyText }),
+		column(rows, func(r *messageRow) uint8 { return r.Internal }),
+		column(rows, func(r *messageRow) int64 { return r.CreatedAtMs }),
+	}
 }
 
 // auditRow is one row of the audit_log table.
@@ -169,10 +211,40 @@ const auditColumns = "workspace_id, stream_id, stream_type, version, event_id, e
 	"actor_type, actor_id, channel, request_id, rule_id, causation_id, correlation_id, " +
 	"changed_fields, old_values, new_values, data, occurred_at, occurred_at_ms"
 
-func (r *auditRow) values() []any {
-	return []any{r.WorkspaceID, r.StreamID, r.StreamType, r.Version, r.EventID, r.EventType, r.SchemaVersion,
-		r.ActorType, r.ActorID, r.Channel, r.RequestID, r.RuleID, r.CausationID, r.CorrelationID,
-		nonNil(r.ChangedFields), nonNil(r.OldValues), nonNil(r.NewValues), r.Data, r.OccurredAt, r.OccurredAtMs}
+// auditColumnValues is rows column by column, in auditColumns' order.
+func auditColumnValues(rows []auditRow) []any {
+	return []any{
+		column(rows, func(r *auditRow) uuid.UUID { return r.WorkspaceID }),
+		column(rows, func(r *auditRow) uuid.UUID { return r.StreamID }),
+		column(rows, func(r *auditRow) string { return r.StreamType }),
+		column(rows, func(r *auditRow) uint64 { return r.Version }),
+		column(rows, func(r *auditRow) uuid.UUID { return r.EventID }),
+		column(rows, func(r *auditRow) string { return r.EventType }),
+		column(rows, func(r *auditRow) uint16 { return r.SchemaVersion }),
+		column(rows, func(r *auditRow) string { return r.ActorType }),
+		column(rows, func(r *auditRow) string { return r.ActorID }),
+		column(rows, func(r *auditRow) string { return r.Channel }),
+		column(rows, func(r *auditRow) string { return r.RequestID }),
+		column(rows, func(r *auditRow) string { return r.RuleID }),
+		column(rows, func(r *auditRow) string { return r.CausationID }),
+		column(rows, func(r *auditRow) string { return r.CorrelationID }),
+		column(rows, func(r *auditRow) []string { return nonNil(r.ChangedFields) }),
+		column(rows, func(r *auditRow) []string { return nonNil(r.OldValues) }),
+		column(rows, func(r *auditRow) []string { return nonNil(r.NewValues) }),
+		column(rows, func(r *auditRow) string { return r.Data }),
+		column(rows, func(r *auditRow) time.Time { return r.OccurredAt }),
+		column(rows, func(r *auditRow) int64 { return r.OccurredAtMs }),
+	}
+}
+
+// column is one field of every row, for a column-by-column insert
+// (insertColumns).
+func column[R, T any](rows []R, field func(*R) T) []T {
+	out := make([]T, len(rows))
+	for i := range rows {
+		out[i] = field(&rows[i])
+	}
+	return out
 }
 
 // auditRowOf describes e for the audit log. changes may be empty (an event

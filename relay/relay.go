@@ -4,7 +4,9 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"slices"
@@ -41,9 +43,10 @@ type Config struct {
 	// once (a batch holds at least one event). Default ReadBudgetBytes
 	// (16 MiB).
 	MaxBatchBytes int
-	// MaxEventBytes is the largest event encoding the relay publishes as
-	// it is; a larger one (stored before the size cap, or written around
-	// it) is published as a claim check. Default helpdeskflow.MaxEventBytes.
+	// MaxEventBytes is the largest event record (kafka.RecordBytes: key,
+	// data and headers) the relay publishes as it is; a larger one (stored
+	// before the size cap, or written around it) is published as a claim
+	// check. Default helpdeskflow.MaxEventBytes.
 	MaxEventBytes int
 	// PollInterval is how often the relay looks for events when no
 	// notification arrives, and how often a standby tries to become leader.
@@ -97,7 +100,7 @@ func (c *Config) setDefaults() {
 // it, so a crash between commit and acknowledgement republishes (consumers
 // drop duplicates by stream id and version) and never loses an event.
 //
-// No event can stop the relay: one whose encoding is over MaxEventBytes,
+// No event can stop the relay: one whose record is over MaxEventBytes,
 // or whose record the broker refuses for good (too large for its
 // message.max.bytes, invalid), is published as a claim check
 // (kafka.ClaimCheck) in its place, which consumers resolve from the
@@ -315,18 +318,31 @@ func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error 
 }
 
 // record is e's record, or its claim check when e cannot be encoded or its
-// encoding is over MaxEventBytes.
+// record is over MaxEventBytes even with its data compacted.
 func (r *Relay) record(e helpdeskflow.Event) *kgo.Record {
 	rec, err := kafka.NewRecord(r.cfg.Topic, e)
 	if err != nil {
 		r.claimCheckFor(e, "too_large", 0, err)
 		return kafka.ClaimCheck(r.cfg.Topic, e)
 	}
-	if len(rec.Value) > r.cfg.MaxEventBytes {
-		r.claimCheckFor(e, "too_large", len(rec.Value), nil)
-		return kafka.ClaimCheck(r.cfg.Topic, e)
+	size := kafka.RecordBytes(rec)
+	if size <= r.cfg.MaxEventBytes {
+		return rec
 	}
-	return rec
+	// Events stored while events.data was jsonb (before migration 0023)
+	// come back with a space after each ':' and ','; the size the store
+	// checked is of the compact form.
+	var compact bytes.Buffer
+	if json.Compact(&compact, e.Data) == nil && compact.Len() < len(e.Data) {
+		e.Data = compact.Bytes()
+		if rec, err = kafka.NewRecord(r.cfg.Topic, e); err == nil {
+			if size = kafka.RecordBytes(rec); size <= r.cfg.MaxEventBytes {
+				return rec
+			}
+		}
+	}
+	r.claimCheckFor(e, "too_large", size, nil)
+	return kafka.ClaimCheck(r.cfg.Topic, e)
 }
 
 // claimCheckFor counts and logs an event published as a claim check.

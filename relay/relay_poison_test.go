@@ -228,3 +228,47 @@ func TestRelay_LagWhileStuck(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRelay_CompactsDataOverTheLimit: events stored while events.data was
+// jsonb come back with a space after each ':' and ','. An event whose
+// record is over MaxEventBytes only in that form is published as itself
+// with its data compacted, not as a claim check.
+func TestRelay_CompactsDataOverTheLimit(t *testing.T) {
+	s := testenv.Store(t)
+	_, brokers := testenv.Kafka(t)
+	var data, spaced strings.Builder
+	data.WriteString("{")
+	spaced.WriteString("{")
+	for i := range 300 {
+		if i > 0 {
+			data.WriteString(",")
+			spaced.WriteString(", ")
+		}
+		fmt.Fprintf(&data, `"k%03d":1`, i)
+		fmt.Fprintf(&spaced, `"k%03d": 1`, i)
+	}
+	data.WriteString("}")
+	spaced.WriteString("}")
+	ref := testenv.NewTicketRef()
+	ctx := context.Background()
+	if err := s.Transact(ctx, func(tx *eventstore.Tx) error {
+		_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, []helpdeskflow.NewEvent{{ID: uuid.New(), Type: helpdeskflow.EventTicketMessageAdded, SchemaVersion: 1, Data: []byte(spaced.String())}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	// Headers take about 450 bytes, the spaces 599.
+	startRelayWith(t, s, producer(t, brokers), relay.Config{Registerer: reg, MaxEventBytes: data.Len() + 700})
+
+	records := consumeAll(t, brokers, 1)
+	if len(records) != 1 {
+		t.Fatalf("consumed %d records, want 1", len(records))
+	}
+	if r := records[0]; kafka.IsClaimCheck(r) || string(r.Value) != data.String() {
+		t.Errorf("published a claim check %v, value %.80s…; want the event with its data compacted", kafka.IsClaimCheck(r), r.Value)
+	}
+	if got := testenv.Metric(t, reg, "helpdeskflow_relay_claim_checks_total", "reason", "too_large"); got != 0 {
+		t.Errorf("helpdeskflow_relay_claim_checks_total{reason=too_large} = %v, want 0", got)
+	}
+}

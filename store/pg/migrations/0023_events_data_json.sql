@@ -1,0 +1,16 @@
+-- events.data as json instead of jsonb: nothing queries into an event's
+-- data, so Postgres keeps the bytes a command encoded (compact, in the
+-- command's key order) and returns them as they are. The relay reads a
+-- batch of 1,000 events about 1.7x faster (no jsonb-to-text conversion;
+-- eventstore's BenchmarkDataColumn), publishes them as the Kafka value
+-- unchanged, and the append costs the same (json checks the syntax
+-- instead of building jsonb); the table is no larger.
+--
+-- Cost on an existing deployment: the ALTER rewrites the events table and
+-- rebuilds its indexes under an ACCESS EXCLUSIVE lock, so commands, the
+-- relay and GET /v1/events wait until it is done (14 s for 300,000 events
+-- on a 2-core machine with fsync on: about 8 minutes per ten million), and
+-- it needs the table's size again in free disk space. Events
+-- written before it keep jsonb's text form (a space after each ':' and
+-- ',', keys sorted by length); later ones are stored as encoded.
+ALTER TABLE events ALTER COLUMN data TYPE json USING data::json;
