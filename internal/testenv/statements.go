@@ -72,6 +72,7 @@ func tracedPool(t testing.TB, tracer pgx.QueryTracer) *pgxpool.Pool {
 	}
 	cfg.ConnConfig.Tracer = tracer
 	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
+	cfg.AfterConnect = pg.AfterConnect
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

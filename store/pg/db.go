@@ -29,9 +29,9 @@ type Querier interface {
 }
 
 // Connect opens a connection pool to the Postgres database at url and
-// checks that it answers. Every session gets idle_in_transaction_session_timeout
-// of 10 s, because an open transaction holds back the commit horizon the
-// relay reads below. It returns EUnavailable when Postgres cannot be reached.
+// checks that it answers. uuids travel in binary (RegisterUUID). Every
+// session gets idle_in_transaction_session_timeout of 10 s, because an
+// open transaction holds back the commit horizon the relay reads below. It returns EUnavailable when Postgres cannot be reached.
 func Connect(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -42,6 +42,7 @@ func Connect(ctx context.Context, url string, maxConns int32) (*DB, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10s"
 	cfg.ConnConfig.RuntimeParams["application_name"] = "helpdeskflow"
+	cfg.AfterConnect = AfterConnect
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, Unavailable("connect", err)
@@ -51,6 +52,14 @@ func Connect(ctx context.Context, url string, maxConns int32) (*DB, error) {
 		return nil, Unavailable("ping", err)
 	}
 	return &DB{pool: pool}, nil
+}
+
+// AfterConnect prepares every new connection of Connect's pools: uuids
+// travel in binary (see RegisterUUID). A pool its caller configures for
+// Open (tests that trace statements) should run it too.
+func AfterConnect(_ context.Context, c *pgx.Conn) error {
+	RegisterUUID(c.TypeMap())
+	return nil
 }
 
 // Open returns a DB on a pool its caller configured (tests that trace
