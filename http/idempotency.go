@@ -75,7 +75,7 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
+	body, err := readBody(r, MaxBodyBytes)
 	if err != nil {
 		return err
 	}
@@ -223,26 +223,6 @@ func idempotencyKey(values []string) (string, error) {
 			Details: []helpdeskflow.FieldProblem{{Field: idempotencyKeyHeader, Problem: problem}}}
 	}
 	return key, nil
-}
-
-// readBody reads r's whole body, refusing one over MaxBodyBytes as
-// decodeJSON does (EPayloadTooLarge).
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, tooLarge()
-	}
-	if r.Body == nil {
-		return nil, nil
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
-	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return nil, tooLarge()
-		}
-		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "could not read the request body", Err: err}
-	}
-	return body, nil
 }
 
 // requestHash is what makes a request the same request for its
