@@ -75,7 +75,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r, MaxBodyBytes)
+	limit := int64(MaxBodyBytes)
+	if rt.batch {
+		limit = MaxBatchBodyBytes
+	}
+	body, err := readBody(r, limit)
 	if err != nil {
 		return err
 	}
@@ -101,6 +105,14 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	storeCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyWriteTimeout)
 	}
+	// A batch keeps its response in its own transaction, with what it
+	// stores (see batch.go), so a crash between the two cannot make a
+	// retry store it twice.
+	var held *heldKey
+	if rt.batch {
+		held = &heldKey{key: helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: key, Token: claim.Token}}
+		r = r.WithContext(context.WithValue(r.Context(), heldKeyCtx, held))
+	}
 	rec := &idempotentRecorder{header: w.Header()}
 	finished := false
 	defer func() {
@@ -125,7 +137,10 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 
 	ctx, cancel := storeCtx()
 	defer cancel()
-	if finalStatus(rec.status) {
+	switch {
+	case held != nil && held.kept:
+		// Kept by the handler's own transaction.
+	case finalStatus(rec.status):
 		// The response is kept before the client sees it, so a client
 		// that got it can count on a retry replaying it. If keeping it
 		// fails the key stays running until its lease ends (retries get
@@ -134,9 +149,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not keep the response", "key", key,
 				"request_id", requestIDOf(r.Context()), "err", err)
 		}
-	} else if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
-		s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
-			"request_id", requestIDOf(r.Context()), "err", err)
+	default:
+		if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
+				"request_id", requestIDOf(r.Context()), "err", err)
+		}
 	}
 	w.WriteHeader(rec.status)
 	w.Write(rec.body.Bytes()) //nolint:errcheck // the client went away; nothing to do
