@@ -34,7 +34,9 @@ func BenchmarkCreateTickets(b *testing.B) {
 		return tickets.CreateTicket{Subject: fmt.Sprintf("Ticket %d", i), Customer: tickets.CustomerRef{Email: email},
 			Message: tickets.NewTicketMessage{Body: "<p>My order arrived broken.</p>"}, Priority: "high", Tags: []string{"sync"}}
 	}
-	respond := func([]tickets.TicketResult) (helpdeskflow.IdempotentResponse, error) { return helpdeskflow.IdempotentResponse{}, nil }
+	respond := func([]tickets.TicketResult) (helpdeskflow.IdempotentResponse, error) {
+		return helpdeskflow.IdempotentResponse{}, nil
+	}
 	run := func(b *testing.B, perOp int, op func() error) {
 		b.SetParallelism(8) // 16 callers on 2 cores
 		b.ResetTimer()
