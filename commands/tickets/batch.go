@@ -86,6 +86,19 @@ func (s *Service) CreateTickets(ctx context.Context, workspaceID uuid.UUID, md h
 		if err != nil {
 			return err
 		}
+		// The customers that already exist are read at once; only the
+		// new emails cost an item a round trip (its reservation).
+		emails := make([]string, 0, len(valid))
+		for _, i := range valid {
+			if email := items[i].Cmd.Customer.Email; len(emails) == 0 || emails[len(emails)-1] != email {
+				emails = append(emails, email)
+			}
+		}
+		known, err := tx.Customers.CustomersHolding(ctx, workspaceID, emails)
+		if err != nil {
+			return err
+		}
+		tx.Customers = knownCustomers{tx.Customers, known}
 		for _, i := range valid {
 			err := inPart(ctx, tx, func() error {
 				events, customer, err := s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &items[i].Cmd, bodies[i])
@@ -206,4 +219,20 @@ func finish[R any](ctx context.Context, tx Tx, held *helpdeskflow.HeldIdempotenc
 		return resp, err
 	}
 	return resp, tx.Responses.Complete(ctx, *held, resp)
+}
+
+// knownCustomers is a batch's customer index with the customers that
+// existed before it read up front: reserving one of their emails answers
+// from what was read, as ReserveCustomerEmail would (it neither locks nor
+// reserves an existing holder), without a round trip.
+type knownCustomers struct {
+	CustomerIndexTx
+	known map[string]helpdeskflow.StreamTail
+}
+
+func (k knownCustomers) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
+	if history, ok := k.known[email]; ok {
+		return history.StreamID(), false, history, nil
+	}
+	return k.CustomerIndexTx.ReserveCustomerEmail(ctx, workspaceID, email, candidate)
 }
