@@ -47,12 +47,10 @@ type heldKey struct {
 	kept bool
 }
 
-const heldKeyCtx ctxKey = 100
-
 // heldKeyOf returns the key r holds for its handler to keep its response
 // with, or nil.
 func heldKeyOf(r *http.Request) *heldKey {
-	h, _ := r.Context().Value(heldKeyCtx).(*heldKey)
+	h, _ := r.Context().Value(heldKeyKey).(*heldKey)
 	return h
 }
 

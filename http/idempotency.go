@@ -111,7 +111,7 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	var held *heldKey
 	if rt.batch {
 		held = &heldKey{key: helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: key, Token: claim.Token}}
-		r = r.WithContext(context.WithValue(r.Context(), heldKeyCtx, held))
+		r = r.WithContext(context.WithValue(r.Context(), heldKeyKey, held))
 	}
 	rec := &idempotentRecorder{header: w.Header()}
 	finished := false

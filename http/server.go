@@ -372,6 +372,7 @@ const (
 	requestIDKey ctxKey = iota
 	accessKey
 	clientIPKey
+	heldKeyKey // a batch's held Idempotency-Key (see batch.go)
 )
 
 func requestIDOf(ctx context.Context) string {
