@@ -102,12 +102,15 @@ func TestBatch_TicketsEachAsAlone(t *testing.T) {
 		ticketFor("A clash of rules", "clash@example.com"),
 		ticketFor("For a known customer", "known@example.com"),
 		"not an object",
+		// A new email whose first item fails: the next one creates it.
+		ticketFor("Another clash", "later@example.com"),
+		ticketFor("Fine now", "later@example.com"),
 	}
 	r := h.do("POST", "/v1/batch/tickets", h.adminKey, map[string]any{"items": items})
 	h.want(r, 200, "")
 	res := results(t, r, len(items))
 
-	wantStatus := []float64{201, 400, 201, 409, 201, 400}
+	wantStatus := []float64{201, 400, 201, 409, 201, 400, 409, 201}
 	var created []string
 	for i, want := range wantStatus {
 		if res[i]["status"] != want {
@@ -139,8 +142,8 @@ func TestBatch_TicketsEachAsAlone(t *testing.T) {
 	if first["customer_id"] != second["customer_id"] {
 		t.Errorf("two items for one new email made two customers: %v and %v", first["customer_id"], second["customer_id"])
 	}
-	if got := h.storedEvents() - before; got != 4 {
-		t.Errorf("the batch stored %d events, want 4 (customer.created and 3 ticket.created)", got)
+	if got := h.storedEvents() - before; got != 6 {
+		t.Errorf("the batch stored %d events, want 6 (2 customer.created and 4 ticket.created)", got)
 	}
 	c := h.do("GET", "/v1/customers/"+first["customer_id"].(string), h.adminKey, nil)
 	if ids := c.body["ticket_ids"].([]any); len(ids) != 2 {
@@ -148,6 +151,10 @@ func TestBatch_TicketsEachAsAlone(t *testing.T) {
 	}
 	if n := h.customersNamed("clash@example.com"); n != 0 {
 		t.Error("the conflicting item left its customer behind")
+	}
+	later := h.do("GET", "/v1/customers/"+res[7]["ticket"].(map[string]any)["customer_id"].(string), h.adminKey, nil)
+	if ids := later.body["ticket_ids"].([]any); later.body["email"] != "later@example.com" || len(ids) != 1 {
+		t.Errorf("the customer created by the item after a failed one: %s", later.raw)
 	}
 }
 

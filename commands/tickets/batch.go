@@ -86,19 +86,19 @@ func (s *Service) CreateTickets(ctx context.Context, workspaceID uuid.UUID, md h
 		if err != nil {
 			return err
 		}
-		// The customers that already exist are read at once; only the
-		// new emails cost an item a round trip (its reservation).
+		// Every email is reserved or read at once (one round trip), in
+		// email order; the items then answer from that.
 		emails := make([]string, 0, len(valid))
 		for _, i := range valid {
 			if email := items[i].Cmd.Customer.Email; len(emails) == 0 || emails[len(emails)-1] != email {
 				emails = append(emails, email)
 			}
 		}
-		known, err := tx.Customers.CustomersHolding(ctx, workspaceID, emails)
+		customers, err := reserveCustomers(ctx, tx, workspaceID, emails)
 		if err != nil {
 			return err
 		}
-		tx.Customers = knownCustomers{tx.Customers, known}
+		tx.Customers = customers
 		for _, i := range valid {
 			err := inPart(ctx, tx, func() error {
 				events, customer, err := s.createTicketIn(ctx, tx, ruleSet, workspaceID, md, &items[i].Cmd, bodies[i])
@@ -112,8 +112,12 @@ func (s *Service) CreateTickets(ctx context.Context, workspaceID uuid.UUID, md h
 			if !itemOutcome(err) {
 				return err
 			}
+			if err == nil {
+				customers.created(items[i].Cmd.Customer.Email)
+			}
 			results[i].Err = err
 		}
+		customers.release(ctx, workspaceID)
 		resp, err = finish(ctx, tx, held, respond, results)
 		return err
 	})
@@ -221,18 +225,52 @@ func finish[R any](ctx context.Context, tx Tx, held *helpdeskflow.HeldIdempotenc
 	return resp, tx.Responses.Complete(ctx, *held, resp)
 }
 
-// knownCustomers is a batch's customer index with the customers that
-// existed before it read up front: reserving one of their emails answers
-// from what was read, as ReserveCustomerEmail would (it neither locks nor
-// reserves an existing holder), without a round trip.
-type knownCustomers struct {
+// batchCustomers is a batch's customer index, with the emails of all its
+// items reserved or read up front (reserveCustomers): reserving one of
+// them answers from that, as ReserveCustomerEmail would have, without a
+// round trip. An email reserved up front is new until an item that
+// creates its customer succeeds (created); after that, and for emails not
+// settled up front, the index is asked.
+type batchCustomers struct {
 	CustomerIndexTx
-	known map[string]helpdeskflow.StreamTail
+	reserved map[string]uuid.UUID // reserved by the batch; customer not created yet
+	existing map[string]helpdeskflow.StreamTail
 }
 
-func (k knownCustomers) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
-	if history, ok := k.known[email]; ok {
+// reserveCustomers reserves the new ones among emails (sorted) and reads
+// the customers holding the others, in one round trip.
+func reserveCustomers(ctx context.Context, tx Tx, workspaceID uuid.UUID, emails []string) (*batchCustomers, error) {
+	candidates := make([]uuid.UUID, len(emails))
+	for i := range candidates {
+		candidates[i] = uuid.New()
+	}
+	reserved, existing, err := tx.Customers.ReserveCustomerEmails(ctx, workspaceID, emails, candidates)
+	if err != nil {
+		return nil, err
+	}
+	return &batchCustomers{CustomerIndexTx: tx.Customers, reserved: reserved, existing: existing}, nil
+}
+
+func (c *batchCustomers) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (uuid.UUID, bool, helpdeskflow.StreamTail, error) {
+	if holder, ok := c.reserved[email]; ok {
+		return holder, true, helpdeskflow.StreamTail{}, nil
+	}
+	if history, ok := c.existing[email]; ok {
 		return history.StreamID(), false, history, nil
 	}
-	return k.CustomerIndexTx.ReserveCustomerEmail(ctx, workspaceID, email, candidate)
+	return c.CustomerIndexTx.ReserveCustomerEmail(ctx, workspaceID, email, candidate)
+}
+
+// created notes that an item created the customer of email (when the
+// batch reserved it): later items of the email find it in the index.
+func (c *batchCustomers) created(email string) { delete(c.reserved, email) }
+
+// release gives back the reservations whose customers no item created.
+func (c *batchCustomers) release(ctx context.Context, workspaceID uuid.UUID) {
+	emails := make([]string, 0, len(c.reserved))
+	holders := make([]uuid.UUID, 0, len(c.reserved))
+	for email, holder := range c.reserved {
+		emails, holders = append(emails, email), append(holders, holder)
+	}
+	c.CustomerIndexTx.ReleaseCustomerEmails(ctx, workspaceID, emails, holders)
 }

@@ -72,11 +72,14 @@ type CustomerIndexTx interface {
 	// reserving it for candidate (created=true) when nobody holds it, and
 	// the holder's stream from its snapshot when it already existed.
 	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history helpdeskflow.StreamTail, err error)
-	// CustomersHolding returns the stream (from its snapshot) of the
-	// customer holding each of the normalized emails, as
-	// ReserveCustomerEmail returns an existing holder, in one round trip;
-	// emails nobody holds are absent. It reserves nothing.
-	CustomersHolding(ctx context.Context, workspaceID uuid.UUID, emails []string) (map[string]helpdeskflow.StreamTail, error)
+	// ReserveCustomerEmails is ReserveCustomerEmail for many emails in
+	// one round trip, in their order: the emails reserved for their
+	// candidates, and the streams (from snapshots) of existing holders.
+	ReserveCustomerEmails(ctx context.Context, workspaceID uuid.UUID, emails []string, candidates []uuid.UUID) (
+		reserved map[string]uuid.UUID, existing map[string]helpdeskflow.StreamTail, err error)
+	// ReleaseCustomerEmails gives back reservations whose customers were
+	// not created (sent with the next statement).
+	ReleaseCustomerEmails(ctx context.Context, workspaceID uuid.UUID, emails []string, holders []uuid.UUID)
 	// LinkTicket records a ticket's customer (sent with the next statement).
 	LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID)
 	// CustomersTickets lists each customer's ticket ids, oldest first, as
