@@ -48,10 +48,12 @@ type Respond[R any] func(results []R) (helpdeskflow.IdempotentResponse, error)
 // part of the transaction (a savepoint) that is undone alone when the item
 // fails, so one bad item (invalid, an automation conflict, an event over
 // its size or past the transaction's MaxAppendBytes) never fails the
-// others, and the valid ones commit together. Items are decided in the
-// order of their customers' normalized emails (stable), so concurrent
-// batches take the email reservations in one order and cannot deadlock;
-// two items with the same new email create one customer.
+// others, and the valid ones commit together. The new emails of all items
+// are reserved, and their existing customers read, in one round trip up
+// front, in email order, so concurrent batches take the reservations in one
+// order and cannot deadlock over them; a reservation no item used is given
+// back. Items are decided in the same order (stable); two items with the
+// same new email create one customer.
 //
 // Once every item is decided, respond makes the response from the results
 // (in item order); when held is not nil the response is kept with that
