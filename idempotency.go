@@ -33,3 +33,13 @@ type IdempotencyScope struct {
 	WorkspaceID uuid.UUID
 	APIKeyID    uuid.UUID
 }
+
+// HeldIdempotencyKey is an Idempotency-Key claimed for a request that is
+// running: whose it is, the key, and the claim's Token. A command that
+// keeps its response in its own transaction (the batch routes) is given
+// it, so that the response commits with what the request changed.
+type HeldIdempotencyKey struct {
+	Scope IdempotencyScope
+	Key   string
+	Token uuid.UUID
+}

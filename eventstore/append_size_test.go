@@ -10,6 +10,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 func eventOfBytes(n int) helpdeskflow.NewEvent {
@@ -67,4 +68,50 @@ func TestAppend_SizeCaps(t *testing.T) {
 			t.Fatalf("an event just under the limit: %v", err)
 		}
 	})
+}
+
+// TestAppend_SavepointGivesBytesBack: appends undone with their part of
+// the transaction (a batch item rolled back to its savepoint) no longer
+// count against MaxAppendBytes, and leave nothing stored; the parts kept
+// commit.
+func TestAppend_SavepointGivesBytesBack(t *testing.T) {
+	s := testenv.Store(t)
+	ctx := context.Background()
+	half := helpdeskflow.MaxAppendBytes/(helpdeskflow.MaxEventBytes/2)/2 + 1 // events of a part: over half the budget
+	appendPart := func(tx *eventstore.Tx) (helpdeskflow.StreamRef, error) {
+		ref := testenv.NewTicketRef()
+		events := make([]helpdeskflow.NewEvent, half)
+		for i := range events {
+			events[i] = eventOfBytes(helpdeskflow.MaxEventBytes / 2)
+		}
+		_, err := tx.Append(ctx, ref, 0, testenv.SystemMetadata, events)
+		return ref, err
+	}
+	var undone, kept helpdeskflow.StreamRef
+	err := s.DB().Transact(ctx, func(ptx *pg.Tx) error {
+		tx := s.In(ptx)
+		ptx.Savepoint()
+		var err error
+		if undone, err = appendPart(tx); err != nil {
+			return err
+		}
+		if err := ptx.RollbackToSavepoint(ctx); err != nil {
+			return err
+		}
+		ptx.Savepoint()
+		if kept, err = appendPart(tx); err != nil {
+			return err // the undone part's bytes still counted
+		}
+		ptx.ReleaseSavepoint()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx, undone.WorkspaceID, undone.ID); helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound {
+		t.Errorf("the undone part was stored (Load: %v)", err)
+	}
+	if events, err := s.Load(ctx, kept.WorkspaceID, kept.ID); err != nil || len(events) != half {
+		t.Errorf("the kept part: %d events, %v; want %d", len(events), err, half)
+	}
 }

@@ -162,6 +162,10 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 			return 0, &helpdeskflow.Error{Code: helpdeskflow.EPayloadTooLarge, Message: refused.Error(), Err: refused}
 		}
 	}
+	// An append undone with its part of the transaction (a batch item
+	// rolled back to its savepoint) gives its bytes and events back.
+	st, bytesBefore, appendedBefore := t.st, t.st.appendedBytes, len(t.st.appended)
+	t.tx.OnRollbackToSavepoint(func() { st.appendedBytes, st.appended = bytesBefore, st.appended[:appendedBefore] })
 	t.st.appendedBytes = total
 	ids := make([]uuid.UUID, len(events))
 	versions := make([]int64, len(events))

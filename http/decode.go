@@ -34,17 +34,16 @@ type validator interface {
 // answer is one EValidation naming every problem: the decoding ones, and
 // the validation ones of the fields that did decode.
 func decodeJSON(r *http.Request, v any) error {
-	if r.ContentLength > MaxBodyBytes {
-		return tooLarge()
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
+	body, err := readBody(r, MaxBodyBytes)
 	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return tooLarge()
-		}
-		return &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "could not read the request body", Err: err}
+		return err
 	}
+	return decodeBody(body, v)
+}
+
+// decodeBody is decodeJSON on a body already read: a request's, or one
+// item of a batch request's.
+func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return helpdeskflow.Errorf(helpdeskflow.EInvalidJSON, "the request body is empty; send a JSON object")
 	}
@@ -52,7 +51,7 @@ func decodeJSON(r *http.Request, v any) error {
 	// fields, so a body that decodes into one has no api_key; the checks
 	// below run, in their order, for the rest.
 	if reflect.TypeOf(v).Elem().Kind() == reflect.Struct {
-		if err = decodeStrict(body, v); err == nil {
+		if err := decodeStrict(body, v); err == nil {
 			return nil
 		}
 		reflect.ValueOf(v).Elem().SetZero() // the failed decoding filled in part of it
@@ -64,7 +63,8 @@ func decodeJSON(r *http.Request, v any) error {
 	if _, ok := top["api_key"]; ok {
 		return helpdeskflow.Errorf(helpdeskflow.EKeyInWrongPlace, "API keys are accepted only in the Authorization header (Bearer), never in the body")
 	}
-	if err = decodeStrict(body, v); err == nil {
+	err := decodeStrict(body, v)
+	if err == nil {
 		return nil
 	}
 	var check jsonCheck
@@ -112,8 +112,28 @@ func under(field string, problems []helpdeskflow.FieldProblem) bool {
 	return false
 }
 
-func tooLarge() error {
-	return helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge, "the request body is larger than %d bytes", MaxBodyBytes)
+// readBody reads r's whole body, refusing one over limit bytes
+// (EPayloadTooLarge) before reading more than that.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	if r.Body == nil {
+		return nil, nil
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, tooLarge(limit)
+		}
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "could not read the request body", Err: err}
+	}
+	return body, nil
+}
+
+func tooLarge(limit int64) error {
+	return helpdeskflow.Errorf(helpdeskflow.EPayloadTooLarge, "the request body is larger than %d bytes", limit)
 }
 
 // jsonError turns a decoding error into the client's error: where the

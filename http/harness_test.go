@@ -60,7 +60,7 @@ func (l *recordingLog) last() helpdeskflow.APIRequest {
 // cache with its listener) and a real ClickHouse database, with a fake
 // rate-limit clock, serving over loopback TCP.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	url       string
 	server    *http.Server
 	cfg       http.Config
@@ -80,7 +80,7 @@ type harness struct {
 	connections *integrations.Manager
 }
 
-func newHarness(t *testing.T, trustedProxies ...netip.Prefix) *harness {
+func newHarness(t testing.TB, trustedProxies ...netip.Prefix) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	store := testenv.NewRooms(t)

@@ -75,7 +75,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
+	limit := int64(MaxBodyBytes)
+	if rt.batch {
+		limit = MaxBatchBodyBytes
+	}
+	body, err := readBody(r, limit)
 	if err != nil {
 		return err
 	}
@@ -101,6 +105,14 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	storeCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyWriteTimeout)
 	}
+	// A batch keeps its response in its own transaction, with what it
+	// stores (see batch.go), so a crash between the two cannot make a
+	// retry store it twice.
+	var held *heldKey
+	if rt.batch {
+		held = &heldKey{key: helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: key, Token: claim.Token}}
+		r = r.WithContext(context.WithValue(r.Context(), heldKeyKey, held))
+	}
 	rec := &idempotentRecorder{header: w.Header()}
 	finished := false
 	defer func() {
@@ -125,7 +137,10 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 
 	ctx, cancel := storeCtx()
 	defer cancel()
-	if finalStatus(rec.status) {
+	switch {
+	case held != nil && held.kept:
+		// Kept by the handler's own transaction.
+	case finalStatus(rec.status):
 		// The response is kept before the client sees it, so a client
 		// that got it can count on a retry replaying it. If keeping it
 		// fails the key stays running until its lease ends (retries get
@@ -134,9 +149,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not keep the response", "key", key,
 				"request_id", requestIDOf(r.Context()), "err", err)
 		}
-	} else if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
-		s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
-			"request_id", requestIDOf(r.Context()), "err", err)
+	default:
+		if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
+				"request_id", requestIDOf(r.Context()), "err", err)
+		}
 	}
 	w.WriteHeader(rec.status)
 	w.Write(rec.body.Bytes()) //nolint:errcheck // the client went away; nothing to do
@@ -223,26 +240,6 @@ func idempotencyKey(values []string) (string, error) {
 			Details: []helpdeskflow.FieldProblem{{Field: idempotencyKeyHeader, Problem: problem}}}
 	}
 	return key, nil
-}
-
-// readBody reads r's whole body, refusing one over MaxBodyBytes as
-// decodeJSON does (EPayloadTooLarge).
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > MaxBodyBytes {
-		return nil, tooLarge()
-	}
-	if r.Body == nil {
-		return nil, nil
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
-	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return nil, tooLarge()
-		}
-		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInvalidJSON, Message: "could not read the request body", Err: err}
-	}
-	return body, nil
 }
 
 // requestHash is what makes a request the same request for its

@@ -95,7 +95,12 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"POST /v1/tickets/:id/messages": map[string]any{"body": "hijack"},
 		"PATCH /v1/customers/:id":       map[string]any{"name": "pwned"},
 		"POST /v1/customers":            map[string]any{"email": "victim@example.com", "name": "pwned"},
-		"POST /v1/customers/:id/merge":  map[string]any{"source_customer_id": attacker.ID.String()},
+		// A batch upserts the email in the caller's workspace, never the
+		// victim's customer of the same email.
+		"POST /v1/batch/customers": map[string]any{"items": []any{map[string]any{"email": "victim@example.com", "name": "pwned"}}},
+		"POST /v1/batch/tickets": map[string]any{"items": []any{map[string]any{"subject": "s", "customer": map[string]any{"email": "victim@example.com"},
+			"message": map[string]any{"body": "b"}}}},
+		"POST /v1/customers/:id/merge": map[string]any{"source_customer_id": attacker.ID.String()},
 	}
 
 	for _, rt := range h.server.Routes() {

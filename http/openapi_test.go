@@ -540,6 +540,16 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("GET", "/v1/customers/"+customerID, admin, nil), 200, "") // resolves to Grace
 	c.want(c.do("GET", path, admin, nil), 200, "")                        // the ticket moved, with its customer
 
+	// Batches: each item's result, successes and errors side by side.
+	batch := map[string]any{"items": []any{ticketBody("batch 1"), map[string]any{"subject": 5}, 7}}
+	c.want(c.do("POST", "/v1/batch/tickets", admin, batch, "Idempotency-Key", "batch-1"), 200, "")
+	c.want(c.do("POST", "/v1/batch/tickets", admin, batch, "Idempotency-Key", "batch-1"), 200, "")
+	c.want(c.doInvalid("POST", "/v1/batch/tickets", admin, map[string]any{"items": []any{}}), 400, "validation_failed")
+	c.want(c.doInvalid("POST", "/v1/batch/tickets", admin, map[string]any{"items": []any{ticketBody("x")}, "extra": 1}), 400, "validation_failed")
+	c.want(c.do("POST", "/v1/batch/customers", admin, map[string]any{"items": []any{customer, map[string]any{"email": "batch@example.com"},
+		map[string]any{"email": "nope"}, map[string]any{"email": "other@example.com", "linked_profiles": []any{map[string]any{"provider": "shopify", "external_id": "c-1"}}}}}), 200, "")
+	c.want(c.doInvalid("POST", "/v1/batch/customers", admin, map[string]any{"items": "x"}), 400, "validation_failed")
+
 	// API keys and roles.
 	r = c.do("POST", "/v1/api-keys", admin, map[string]any{"role": "agent", "name": "zapier"}, "Idempotency-Key", "key-1")
 	c.want(r, 201, "")

@@ -37,22 +37,26 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64(math.Ceil(d.Seconds()))
 }
 
-// rateLimit counts the request against its key's bucket for category and
-// writes the rate limit headers. It returns the soft-throttle delay to add
-// (0 when the key is not throttled) and, when over the limit, ERateLimited
-// naming the category.
-func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, category string) (time.Duration, error) {
+// rateLimit counts the request, as cost requests (a batch's items), against
+// its key's bucket for category and writes the rate limit headers. It
+// returns the soft-throttle delay to add (0 when the key is not throttled)
+// and, when the request does not fit, ERateLimited naming the category.
+func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, category string, cost int) (time.Duration, error) {
 	limit, ok := access.RateLimits.Limits[category]
 	if !ok {
 		return 0, nil
 	}
-	d := s.cfg.Limiter.Allow(access.KeyID, category, limit)
+	d := s.cfg.Limiter.AllowN(access.KeyID, category, limit, cost)
 	var delay time.Duration
 	if d.SoftThrottled {
 		delay = access.RateLimits.SoftThrottleDelay
 		w.Header().Set(headerSoftThrottled, strconv.FormatInt(delay.Milliseconds(), 10))
 	}
-	return delay, limitAnswer(w, category, "key", d)
+	err := limitAnswer(w, category, "key", d)
+	if e, ok := err.(*helpdeskflow.Error); ok && cost > 1 {
+		e.Message += fmt.Sprintf(" (this batch counts as its %d items; %d remain)", cost, d.Remaining)
+	}
+	return delay, err
 }
 
 // limitAnswer writes the rate limit headers of decision d on category and,

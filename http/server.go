@@ -29,6 +29,10 @@ import (
 // Tickets is the write side and consistent read of tickets.
 type Tickets interface {
 	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error)
+	// CreateTickets creates a batch's tickets, each decided alone, in one
+	// transaction that also keeps respond's response with held (if any).
+	CreateTickets(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.CreateTicket],
+		held *helpdeskflow.HeldIdempotencyKey, respond tickets.Respond[tickets.TicketResult]) (helpdeskflow.IdempotentResponse, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
 	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
@@ -38,6 +42,9 @@ type Tickets interface {
 // Customers is the write side and consistent read of customers.
 type Customers interface {
 	UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.UpsertCustomer) (helpdeskflow.Customer, bool, error)
+	// UpsertCustomers upserts a batch's customers as CreateTickets does.
+	UpsertCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.UpsertCustomer],
+		held *helpdeskflow.HeldIdempotencyKey, respond tickets.Respond[tickets.CustomerResult]) (helpdeskflow.IdempotentResponse, error)
 	GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error)
 	FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error)
 	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateCustomer) (helpdeskflow.Customer, error)
@@ -221,12 +228,16 @@ func newAuthMetrics() (*prometheus.CounterVec, prometheus.Counter) {
 // need an admin key; category is the rate limit bucket (empty only for
 // public routes; other public routes count against the client IP's
 // unauthenticated budget, except probes: health, readiness, metrics);
-// idKind names what the :id parameter is, for the tenant isolation test.
+// idKind names what the :id parameter is, for the tenant isolation test;
+// batch routes take up to MaxBatchBodyBytes, count each item against the
+// rate limit and keep their idempotent response in their own transaction
+// (see batch.go).
 type route struct {
 	method, path string
 	public       bool
 	probe        bool
 	admin        bool
+	batch        bool
 	category     string
 	idKind       string
 	handle       func(w http.ResponseWriter, r *http.Request, p httprouter.Params) error
@@ -262,6 +273,8 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/v1/tickets/:id/audit", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketAudit},
 		{method: "GET", path: "/v1/events", category: helpdeskflow.RateEventsRead, handle: s.handleEvents},
 		{method: "POST", path: "/v1/customers", category: helpdeskflow.RateCustomersWrite, handle: s.handleCustomerUpsert},
+		{method: "POST", path: "/v1/batch/tickets", category: helpdeskflow.RateTicketsCreate, batch: true, handle: s.handleTicketBatch},
+		{method: "POST", path: "/v1/batch/customers", category: helpdeskflow.RateCustomersWrite, batch: true, handle: s.handleCustomerBatch},
 		{method: "GET", path: "/v1/customers", category: helpdeskflow.RateCustomersRead, handle: s.handleCustomerFind},
 		{method: "GET", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersRead, idKind: IDCustomer, handle: s.handleCustomerGet},
 		{method: "PATCH", path: "/v1/customers/:id", category: helpdeskflow.RateCustomersWrite, idKind: IDCustomer, handle: s.handleCustomerUpdate},
@@ -359,6 +372,7 @@ const (
 	requestIDKey ctxKey = iota
 	accessKey
 	clientIPKey
+	heldKeyKey // a batch's held Idempotency-Key (see batch.go)
 )
 
 func requestIDOf(ctx context.Context) string {
@@ -465,9 +479,16 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *
 		s.authFailures.WithLabelValues("blocked_ip").Inc()
 		return helpdeskflow.Errorf(helpdeskflow.EUnauthorized, "requests from %s are blocked for this workspace", clientIPOf(r.Context()))
 	}
+	// A batch counts as its items (a body too large is refused first).
+	cost := 1
+	if rt.batch {
+		if cost, err = batchCost(r); err != nil {
+			return err
+		}
+	}
 	// A soft-throttled key waits on every response, its 429s included:
 	// that is what slows a client that keeps hammering.
-	delay, err := s.rateLimit(w, access, rt.category)
+	delay, err := s.rateLimit(w, access, rt.category, cost)
 	if delay > 0 {
 		s.throttled.Inc()
 		t := time.NewTimer(delay)

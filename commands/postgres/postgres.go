@@ -23,6 +23,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	accessrooms "github.com/helpdeskflow/helpdeskflow/store/access"
+	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
 	"github.com/helpdeskflow/helpdeskflow/store/lookups"
 	"github.com/helpdeskflow/helpdeskflow/store/mail"
 	outboundrooms "github.com/helpdeskflow/helpdeskflow/store/outbound"
@@ -40,7 +41,7 @@ func Tickets(events *eventstore.Store) tickets.Store {
 	return ticketStore{events: events, rules: rulerooms.New(db), lookups: lookups.New(db),
 		transactor: transactor[tickets.Tx]{events, func(tx *pg.Tx) tickets.Tx {
 			return tickets.Tx{Events: events.In(tx), Customers: lookups.In(tx), Timers: queues.In(tx),
-				Rules: rulerooms.In(tx), Mail: mail.In(tx)}
+				Rules: rulerooms.In(tx), Mail: mail.In(tx), Parts: tx, Responses: idempotency.In(tx)}
 		}}}
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -199,37 +200,9 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 	var id uuid.UUID
 	var created bool
 	err = s.store.Transact(ctx, func(tx Tx) error {
-		holder, isNew, _, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
-		if err != nil {
-			return err
-		}
-		id, created = holder, isNew
-		ref := customerRef(workspaceID, holder)
-		if isNew {
-			name := ""
-			if ch.name != nil {
-				name = *ch.name
-			}
-			data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
-				Metadata: withoutNulls(ch.metadata), LinkedProfiles: mergeProfiles(nil, ch.linkedProfiles)}
-			e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, data)
-			if err != nil {
-				return err
-			}
-			c, err := foldCustomer([]helpdeskflow.Event{e.Stored(ref, 1, md)})
-			if err != nil {
-				return err
-			}
-			if err := checkCustomerTotals(helpdeskflow.Customer{}, c, byRequest); err != nil {
-				return err
-			}
-			if err := tx.Customers.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
-				return err
-			}
-			_, err = tx.Events.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
-			return err
-		}
-		return changeCustomer(ctx, tx, ref, md, ch)
+		c, isNew, err := upsertCustomerIn(ctx, tx, workspaceID, md, email, ch)
+		id, created = c.ID, isNew
+		return err
 	})
 	if err != nil {
 		return helpdeskflow.Customer{}, false, err
@@ -237,6 +210,57 @@ func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md 
 	c, err := s.GetCustomer(ctx, workspaceID, id)
 	return c, created, err
 }
+
+// upsertCustomerIn finds the customer of a normalized email or creates it,
+// in tx, and applies the changes ch (see UpsertCustomer). It returns the
+// customer as the transaction leaves it (without its ticket ids) and
+// whether it was created.
+func upsertCustomerIn(ctx context.Context, tx Tx, workspaceID uuid.UUID, md helpdeskflow.Metadata, email string, ch customerChanges) (helpdeskflow.Customer, bool, error) {
+	holder, isNew, _, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, email, uuid.New())
+	if err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	ref := customerRef(workspaceID, holder)
+	if !isNew {
+		l, err := lockCustomer(ctx, tx, ref, nil)
+		if err != nil {
+			return helpdeskflow.Customer{}, false, err
+		}
+		if err := l.change(ctx, tx, md, ch, byRequest); err != nil {
+			return helpdeskflow.Customer{}, false, err
+		}
+		return l.customer, false, l.keepSnapshot(ctx, tx)
+	}
+	name := ""
+	if ch.name != nil {
+		name = *ch.name
+	}
+	data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
+		Metadata: withoutNulls(ch.metadata), LinkedProfiles: mergeProfiles(nil, ch.linkedProfiles)}
+	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, data)
+	if err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	e.OccurredAt = wallClock()
+	c, err := foldCustomer([]helpdeskflow.Event{e.Stored(ref, 1, md)})
+	if err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	if err := checkCustomerTotals(helpdeskflow.Customer{}, c, byRequest); err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	if err := tx.Customers.ClaimProfiles(ctx, workspaceID, holder, data.LinkedProfiles); err != nil {
+		return helpdeskflow.Customer{}, false, err
+	}
+	_, err = tx.Events.Append(ctx, ref, 0, md, []helpdeskflow.NewEvent{e})
+	return c, true, err
+}
+
+// wallClock is the time the event store stamps an event that has none (the
+// wall clock, at the microsecond precision Postgres keeps): customer events
+// carry it from the start, so the customer a command folds in memory shows
+// the times a later read shows.
+func wallClock() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // Validate checks every field, returning all problems at once as
 // EValidation, and cleans the plain-text ones in place (see UpsertCustomer).
@@ -371,6 +395,7 @@ func (l *lockedCustomer) prepare(u helpdeskflow.CustomerUpdated, md helpdeskflow
 	if err != nil {
 		return e, helpdeskflow.Customer{}, err
 	}
+	e.OccurredAt = wallClock()
 	after, err := l.after(e, md)
 	if err != nil {
 		return e, after, err

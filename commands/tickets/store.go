@@ -21,6 +21,30 @@ type Tx struct {
 	Timers    SLATimerTx
 	Rules     rules.SetTx
 	Mail      MailTx
+	// Parts and Responses serve batch commands: their items are parts of
+	// the transaction, undone alone, and their response is kept with its
+	// Idempotency-Key in the same commit.
+	Parts     PartTx
+	Responses ResponseTx
+}
+
+// PartTx undoes one part of a transaction (a batch item) alone. Parts do
+// not nest; their statements travel with the next statement.
+type PartTx interface {
+	// Savepoint begins a part; ReleaseSavepoint keeps it.
+	Savepoint()
+	ReleaseSavepoint()
+	// RollbackToSavepoint undoes the part (also the event store's notes of
+	// its appends); EInternal when Postgres refused.
+	RollbackToSavepoint(ctx context.Context) error
+}
+
+// ResponseTx keeps a request's response with its Idempotency-Key in the
+// transaction.
+type ResponseTx interface {
+	// Complete stores resp for replay under the held key;
+	// EIdempotencyKeyInUse when the claim was lost (roll back then).
+	Complete(ctx context.Context, held helpdeskflow.HeldIdempotencyKey, resp helpdeskflow.IdempotentResponse) error
 }
 
 // EventTx is the event store in a transaction.
@@ -50,8 +74,19 @@ type CustomerIndexTx interface {
 	// reserving it for candidate (created=true) when nobody holds it, and
 	// the holder's stream from its snapshot when it already existed.
 	ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, email string, candidate uuid.UUID) (holder uuid.UUID, created bool, history helpdeskflow.StreamTail, err error)
+	// ReserveCustomerEmails is ReserveCustomerEmail for many emails in
+	// one round trip, in their order: the emails reserved for their
+	// candidates, and the streams (from snapshots) of existing holders.
+	ReserveCustomerEmails(ctx context.Context, workspaceID uuid.UUID, emails []string, candidates []uuid.UUID) (
+		reserved map[string]uuid.UUID, existing map[string]helpdeskflow.StreamTail, err error)
+	// ReleaseCustomerEmails gives back reservations whose customers were
+	// not created (sent with the next statement).
+	ReleaseCustomerEmails(ctx context.Context, workspaceID uuid.UUID, emails []string, holders []uuid.UUID)
 	// LinkTicket records a ticket's customer (sent with the next statement).
 	LinkTicket(ctx context.Context, workspaceID, customerID, ticketID uuid.UUID)
+	// CustomersTickets lists each customer's ticket ids, oldest first, as
+	// the transaction sees them (customers without tickets are absent).
+	CustomersTickets(ctx context.Context, customerIDs []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error)
 	// MoveTickets moves a customer's tickets to another and returns them.
 	MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error)
 	// ClaimProfiles links profiles to a customer; EConflict when another

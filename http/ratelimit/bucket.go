@@ -97,10 +97,10 @@ func (b *bucket) counted(t int64) (n int64, oldest int64) {
 	return n, oldest
 }
 
-// admit counts one admission at the bucket's head slot.
-func (b *bucket) admit() {
-	b.counts[ringIndex(b.head)]++
-	b.sum++
+// admit counts n admissions at the bucket's head slot.
+func (b *bucket) admit(n int) {
+	b.counts[ringIndex(b.head)] += uint32(n)
+	b.sum += int64(n)
 }
 
 // retryAfter returns the time from t until the count, n now at or above

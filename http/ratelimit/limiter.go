@@ -234,6 +234,17 @@ func New(cfg Config) (*Limiter, error) {
 // categories); a denial that comes SoftThrottleAfter or more after the start
 // of an unbroken streak puts the key in soft-throttle mode.
 func (l *Limiter) Allow(key uuid.UUID, category string, limit helpdeskflow.RateLimit) Decision {
+	return l.AllowN(key, category, limit, 1)
+}
+
+// AllowN is Allow for a request that counts as n (at least 1) requests, a
+// batch of n items: it is admitted, and counted n times, only when all n
+// fit under limit now; otherwise nothing is counted (one denial) and
+// RetryAfter is the time until n fit, or the window when n is over the
+// limit itself (it never fits). The guarantee holds as for Allow: no
+// window holds more than Limit admitted counts.
+func (l *Limiter) AllowN(key uuid.UUID, category string, limit helpdeskflow.RateLimit, n int) Decision {
+	n = max(n, 1)
 	now, t := l.clock()
 	l.maybeSweep(t)
 	window := effectiveWindow(limit.Window)
@@ -244,13 +255,13 @@ func (l *Limiter) Allow(key uuid.UUID, category string, limit helpdeskflow.RateL
 			ks.mu.Unlock()
 			continue
 		}
-		d := l.allowLocked(ks, now, t, category, limit.Limit, window)
+		d := l.allowLocked(ks, now, t, category, limit.Limit, window, n)
 		ks.mu.Unlock()
 		return d
 	}
 }
 
-func (l *Limiter) allowLocked(ks *keyState, now time.Time, t int64, category string, limit int, window time.Duration) Decision {
+func (l *Limiter) allowLocked(ks *keyState, now time.Time, t int64, category string, limit int, window time.Duration, cost int) Decision {
 	t = ks.observe(t)
 	l.recoverLocked(ks, t)
 	b := ks.bucket(category)
@@ -266,14 +277,15 @@ func (l *Limiter) allowLocked(ks *keyState, now time.Time, t int64, category str
 
 	n, oldest := b.counted(t)
 	d := Decision{Limit: limit, Window: window}
-	if n < int64(limit) {
-		b.admit()
+	if n+int64(cost) <= int64(limit) {
+		b.admit(cost)
 		d.Allowed = true
-		d.Remaining = limit - int(n) - 1
+		d.Remaining = limit - int(n) - cost
 	} else {
 		b.denied.Inc()
-		if limit >= 1 {
-			d.RetryAfter = b.retryAfter(t, n, oldest, int64(limit))
+		if cost <= limit {
+			// n must fall to limit−cost, i.e. below limit−cost+1 ≥ 1.
+			d.RetryAfter = b.retryAfter(t, n, oldest, int64(limit-cost+1))
 		} else {
 			d.RetryAfter = window
 		}

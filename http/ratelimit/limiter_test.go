@@ -763,3 +763,41 @@ func TestLimiter_clockGoingBack(t *testing.T) {
 		t.Fatalf("after the clock went back: %+v, want denied with RetryAfter 61s", d)
 	}
 }
+
+// AllowN admits a batch only when all its items fit, counts each, and
+// says when they will fit; a batch larger than the limit never fits.
+func TestLimiter_AllowN(t *testing.T) {
+	l, clock := newLimiter(t, nil)
+	key := uuid.New()
+	limit := helpdeskflow.RateLimit{Limit: 10, Window: 60 * time.Second}
+	clock.At(0)
+	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 4); !d.Allowed || d.Remaining != 6 {
+		t.Fatalf("4 of 10: %+v, want admitted with 6 remaining", d)
+	}
+	clock.At(30 * time.Second)
+	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 6); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("6 more: %+v, want admitted with 0 remaining", d)
+	}
+	clock.At(31 * time.Second)
+	d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3)
+	if d.Allowed {
+		t.Fatalf("3 more over the limit: %+v, want denied", d)
+	}
+	// The 4 of time 0 stop counting after the window (and its last slot):
+	// then 3 fit, not before.
+	wait := d.RetryAfter
+	if wait <= 29*time.Second || wait > 31*time.Second {
+		t.Fatalf("RetryAfter %v, want about 30 s (until the first 4 leave the window)", wait)
+	}
+	clock.At(31*time.Second + wait - time.Nanosecond)
+	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3); d.Allowed {
+		t.Fatalf("a nanosecond before RetryAfter: admitted")
+	}
+	clock.At(31*time.Second + wait)
+	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("at RetryAfter: %+v, want admitted with 1 remaining", d)
+	}
+	if d := l.AllowN(uuid.New(), helpdeskflow.RateTicketsCreate, limit, 11); d.Allowed || d.RetryAfter != limit.Window {
+		t.Fatalf("11 items under a limit of 10: %+v, want denied with RetryAfter the window", d)
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -154,6 +155,35 @@ func (k *Keys) begin(ctx context.Context, scope helpdeskflow.IdempotencyScope, k
 // outcome is the one kept) and EUnavailable when Postgres cannot be
 // reached.
 func (k *Keys) Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope, key string, token uuid.UUID, resp helpdeskflow.IdempotentResponse) error {
+	return complete(ctx, k.pool, helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: key, Token: token}, resp)
+}
+
+// Tx is the idempotency room's view of one transaction: a command that
+// keeps its response with the transaction it commits (see Tx.Complete).
+type Tx struct {
+	tx *pg.Tx
+}
+
+// In returns the idempotency room's view of tx.
+func In(tx *pg.Tx) *Tx { return &Tx{tx: tx} }
+
+// Complete stores resp as the outcome of the held key's request in this
+// transaction, so the response is kept exactly when what the request
+// changed commits: a retry after a crash before the commit runs the
+// request again, one after it replays resp. It costs one round trip (with
+// the statements deferred before it). Errors as Keys.Complete: with
+// EIdempotencyKeyInUse (the claim was lost to a takeover, which does the
+// work instead) the caller must roll back.
+func (t *Tx) Complete(ctx context.Context, held helpdeskflow.HeldIdempotencyKey, resp helpdeskflow.IdempotentResponse) error {
+	return complete(ctx, t.tx, held, resp)
+}
+
+// execer runs one statement: a pool or a *pg.Tx.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func complete(ctx context.Context, db execer, held helpdeskflow.HeldIdempotencyKey, resp helpdeskflow.IdempotentResponse) error {
 	header := resp.Header
 	if header == nil {
 		header = map[string]string{}
@@ -166,16 +196,20 @@ func (k *Keys) Complete(ctx context.Context, scope helpdeskflow.IdempotencyScope
 	if body == nil {
 		body = []byte{}
 	}
-	tag, err := k.pool.Exec(ctx, `UPDATE idempotency_keys SET state = 'done', status = $4, response_headers = $5,
+	tag, err := db.Exec(ctx, `UPDATE idempotency_keys SET state = 'done', status = $4, response_headers = $5,
 			response_body = $6, sealed = $7, completed_at = now()
 		WHERE workspace_id = $1 AND api_key_id = $8 AND key = $2 AND lease_token = $3 AND state = 'running'`,
-		scope.WorkspaceID, key, token, resp.Status, string(headers), body, resp.Sealed, scope.APIKeyID)
+		held.Scope.WorkspaceID, held.Key, held.Token, resp.Status, string(headers), body, resp.Sealed, held.Scope.APIKeyID)
 	if err != nil {
+		var translated *helpdeskflow.Error
+		if errors.As(err, &translated) {
+			return err // a deferred statement's error (see pg.Tx.Defer)
+		}
 		return pg.Internal("complete idempotency key", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return helpdeskflow.Errorf(helpdeskflow.EIdempotencyKeyInUse,
-			"the claim on Idempotency-Key %q was lost: the request outlived its lease and a retry took the key over", key)
+			"the claim on Idempotency-Key %q was lost: the request outlived its lease and a retry took the key over", held.Key)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
+	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
 // newScope is a new API key's scope in a new workspace.
@@ -183,4 +184,46 @@ func TestIdempotencyKeys(t *testing.T) {
 			t.Fatalf("the expired key is still there (%d, %v)", old, err)
 		}
 	})
+}
+
+// TestTx_Complete: a response completed in a transaction is kept only if
+// that transaction commits; rolled back, the key stays running (a retry
+// after the lease runs the request again), and a lost claim is an error
+// the transaction must roll back on.
+func TestTx_Complete(t *testing.T) {
+	db := testenv.Postgres(t)
+	keys := idempotency.New(db)
+	ctx := context.Background()
+	scope := newScope()
+	resp := helpdeskflow.IdempotentResponse{Status: 200, Header: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"data":[]}`)}
+	claim, err := keys.Begin(ctx, scope, "k", hashOf("batch"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: "k", Token: claim.Token}
+	rolledBack := fmt.Errorf("the command failed after completing")
+	err = db.Transact(ctx, func(tx *pg.Tx) error {
+		if err := idempotency.In(tx).Complete(ctx, held, resp); err != nil {
+			return err
+		}
+		return rolledBack
+	})
+	if err != rolledBack {
+		t.Fatalf("Transact = %v", err)
+	}
+	if _, err := keys.Begin(ctx, scope, "k", hashOf("batch")); helpdeskflow.ErrorCode(err) != helpdeskflow.EIdempotencyKeyInUse {
+		t.Fatalf("after a rollback Begin = %v, want the key still running (%s)", err, helpdeskflow.EIdempotencyKeyInUse)
+	}
+	if err := db.Transact(ctx, func(tx *pg.Tx) error { return idempotency.In(tx).Complete(ctx, held, resp) }); err != nil {
+		t.Fatal(err)
+	}
+	again, err := keys.Begin(ctx, scope, "k", hashOf("batch"))
+	if err != nil || again.Replay == nil || !bytes.Equal(again.Replay.Body, resp.Body) || again.Replay.Status != 200 {
+		t.Fatalf("after the commit Begin = %+v, %v; want the replay", again, err)
+	}
+	lost := helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: "k", Token: uuid.New()}
+	err = db.Transact(ctx, func(tx *pg.Tx) error { return idempotency.In(tx).Complete(ctx, lost, resp) })
+	if helpdeskflow.ErrorCode(err) != helpdeskflow.EIdempotencyKeyInUse {
+		t.Fatalf("a lost claim: %v, want %s", err, helpdeskflow.EIdempotencyKeyInUse)
+	}
 }

@@ -18,6 +18,33 @@ func (t *Tx) LinkTicket(ctx context.Context, workspaceID, customerID, ticketID u
 		workspaceID, customerID, ticketID)
 }
 
+// CustomersTickets returns the ticket ids of each of customers, oldest
+// first (as Store.CustomerTickets orders them), as the transaction sees
+// them; a customer without tickets is absent. One statement for all.
+func (t *Tx) CustomersTickets(ctx context.Context, customers []uuid.UUID) (map[uuid.UUID][]uuid.UUID, error) {
+	out := map[uuid.UUID][]uuid.UUID{}
+	if len(customers) == 0 {
+		return out, nil
+	}
+	rows, err := t.tx.Query(ctx, `SELECT ct.customer_id, ct.ticket_id FROM customer_tickets ct JOIN streams s ON s.id = ct.ticket_id
+		WHERE ct.customer_id = ANY($1) ORDER BY ct.customer_id, s.created_at, ct.ticket_id`, customers)
+	if err != nil {
+		return nil, pg.Internal("read customer tickets", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var customer, ticket uuid.UUID
+		if err := rows.Scan(&customer, &ticket); err != nil {
+			return nil, pg.Internal("read customer tickets", err)
+		}
+		out[customer] = append(out[customer], ticket)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, pg.Internal("read customer tickets", err)
+	}
+	return out, nil
+}
+
 // MoveTickets moves every ticket of customer from to customer to and
 // returns the moved ticket ids.
 func (t *Tx) MoveTickets(ctx context.Context, from, to uuid.UUID) ([]uuid.UUID, error) {
