@@ -324,9 +324,10 @@ func New(cfg Config) (*Dispatcher, error) {
 // retried with capped exponential backoff (RetryBackoff doubling up to
 // MaxRetryBackoff) without skipping the event; a failed progress query is
 // retried the same way; the events of claim checks are loaded from
-// Config.Events (retried the same way when that fails); a record whose
-// value is not a JSON event with a stream id and a positive version, or a
-// claim check whose event cannot be found, is logged, counted and skipped.
+// Config.Events (retried the same way when that fails); a record that is
+// not an event (kafka.ErrNotAnEvent: no stream id or no positive version
+// in its headers, or an old-format value that is not one), or a claim
+// check whose event cannot be found, is logged, counted and skipped.
 //
 // When ctx is cancelled, Run stops calling handlers (an interrupted call's
 // result is ignored), writes the progress of the events already handled,

@@ -101,8 +101,8 @@ func FuzzEventSizeCap(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(record.Value) > helpdeskflow.MaxEventBytes {
-					t.Errorf("stored a %s event of %d bytes, over MaxEventBytes %d", e.Type, len(record.Value), helpdeskflow.MaxEventBytes)
+				if n := kafka.RecordBytes(record); n > helpdeskflow.MaxEventBytes {
+					t.Errorf("stored a %s event whose record takes %d bytes, over MaxEventBytes %d", e.Type, n, helpdeskflow.MaxEventBytes)
 				}
 			}
 		}
