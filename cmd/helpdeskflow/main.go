@@ -32,6 +32,7 @@ Run "helpdeskflow <command> -h" for the flags; each has an HDF_* environment var
 `
 
 func main() {
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
