@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
 // BenchmarkBatchTickets measures tickets created per second through the
@@ -53,19 +54,7 @@ func BenchmarkBatchTickets(b *testing.B) {
 		}
 		return nil
 	}
-	run := func(b *testing.B, perOp int, op func() error) {
-		b.SetParallelism(8) // 16 clients on 2 cores
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := op(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "items/s")
-	}
+	run := testenv.RunParallelItems
 	b.Run("single", func(b *testing.B) {
 		run(b, 1, func() error { return post("/v1/tickets", item(), 201) })
 	})

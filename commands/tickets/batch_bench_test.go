@@ -37,19 +37,7 @@ func BenchmarkCreateTickets(b *testing.B) {
 	respond := func([]tickets.TicketResult) (helpdeskflow.IdempotentResponse, error) {
 		return helpdeskflow.IdempotentResponse{}, nil
 	}
-	run := func(b *testing.B, perOp int, op func() error) {
-		b.SetParallelism(8) // 16 callers on 2 cores
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if err := op(); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "items/s")
-	}
+	run := testenv.RunParallelItems
 	b.Run("single", func(b *testing.B) {
 		run(b, 1, func() error {
 			_, err := svc.CreateTicket(ctx, workspace, md, next())
