@@ -86,7 +86,7 @@ func (s *Server) handleTicketBatch(w http.ResponseWriter, r *http.Request, _ htt
 			}
 			return jsonResponse(http.StatusOK, map[string]any{"data": out})
 		})
-	return writeBatch(w, held, resp, err)
+	return writeKept(w, held, resp, err)
 }
 
 // handleCustomerBatch is POST /v1/batch/customers: up to 100 customer
@@ -118,7 +118,7 @@ func (s *Server) handleCustomerBatch(w http.ResponseWriter, r *http.Request, _ h
 			}
 			return jsonResponse(http.StatusOK, map[string]any{"data": out})
 		})
-	return writeBatch(w, held, resp, err)
+	return writeKept(w, held, resp, err)
 }
 
 // itemResult is item i's result without its entity: status when err is
@@ -136,9 +136,9 @@ func (s *Server) itemResult(r *http.Request, i, status int, err error) batchResu
 	return batchResultJSON{Index: i, Status: StatusOf(err), Error: &e}
 }
 
-// writeBatch answers with a batch's response, which its transaction kept
-// with the held Idempotency-Key (if any).
-func writeBatch(w http.ResponseWriter, held *heldKey, resp helpdeskflow.IdempotentResponse, err error) error {
+// writeKept answers with a response its command's transaction kept (a
+// batch's, a ticket create's) with the held Idempotency-Key (if any).
+func writeKept(w http.ResponseWriter, held *heldKey, resp helpdeskflow.IdempotentResponse, err error) error {
 	if err != nil {
 		return err
 	}

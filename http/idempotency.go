@@ -105,11 +105,11 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 	storeCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(r.Context()), idempotencyWriteTimeout)
 	}
-	// A batch keeps its response in its own transaction, with what it
-	// stores (see batch.go), so a crash between the two cannot make a
-	// retry store it twice.
+	// A batch or a ticket create keeps its response in its own
+	// transaction, with what it stores (see batch.go), so a crash between
+	// the two cannot make a retry store it twice.
 	var held *heldKey
-	if rt.batch {
+	if rt.batch || rt.keeps {
 		held = &heldKey{key: helpdeskflow.HeldIdempotencyKey{Scope: scope, Key: key, Token: claim.Token}}
 		r = r.WithContext(context.WithValue(r.Context(), heldKeyKey, held))
 	}

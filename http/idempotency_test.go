@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -308,16 +309,30 @@ type scriptedTickets struct {
 }
 
 func (s *scriptedTickets) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error) {
+	if err := s.run(cmd); err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return s.Tickets.CreateTicket(ctx, workspaceID, md, cmd)
+}
+
+func (s *scriptedTickets) CreateTicketKept(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket,
+	held helpdeskflow.HeldIdempotencyKey, respond func(helpdeskflow.Ticket) (helpdeskflow.IdempotentResponse, error)) (helpdeskflow.IdempotentResponse, error) {
+	if err := s.run(cmd); err != nil {
+		return helpdeskflow.IdempotentResponse{}, err
+	}
+	return s.Tickets.CreateTicketKept(ctx, workspaceID, md, cmd, held, respond)
+}
+
+// run runs cmd's script, the first time only.
+func (s *scriptedTickets) run(cmd tickets.CreateTicket) error {
 	s.mu.Lock()
 	script := s.scripts[cmd.Subject]
 	delete(s.scripts, cmd.Subject)
 	s.mu.Unlock()
 	if script != nil {
-		if err := script(); err != nil {
-			return helpdeskflow.Ticket{}, err
-		}
+		return script()
 	}
-	return s.Tickets.CreateTicket(ctx, workspaceID, md, cmd)
+	return nil
 }
 
 // withServer returns a copy of h whose requests go to a server on the same
@@ -403,14 +418,15 @@ func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 		if replayed(takeover) {
 			t.Fatal("the takeover was replayed")
 		}
-		// The first request finishes late: its client gets its answer, but
-		// the kept response is the takeover's.
+		// The first request finishes late: a create keeps its answer in its
+		// own transaction, so it finds its claim lost and stores nothing
+		// (the takeover did the work); the kept response is the takeover's.
 		free()
 		first := <-firstDone
-		h.want(first, 201, "")
+		h.want(first, 409, "idempotency_key_in_use")
 		h.wantReplayOf(h.do("POST", "/v1/tickets", h.adminKey, ticketBody("slow"), "Idempotency-Key", "slow"), takeover)
-		if got := h.ticketsCreated(h.workspace) - before; got != 2 {
-			t.Fatalf("%d tickets created, want 2 (the abandoned request and the takeover)", got)
+		if got := h.ticketsCreated(h.workspace) - before; got != 1 {
+			t.Fatalf("%d tickets created, want 1 (the takeover's alone)", got)
 		}
 	})
 
@@ -431,4 +447,38 @@ func TestServer_IdempotencyKeyOutcomes(t *testing.T) {
 			t.Fatalf("%d rows kept without Config.Idempotency", n)
 		}
 	})
+}
+
+// TestServer_TicketCreateKeepsItsAnswerInItsTransaction: POST /v1/tickets
+// with an Idempotency-Key keeps its answer in the transaction that creates
+// the ticket. Even when the process dies right after the commit (nothing
+// kept after the handler), a retry once the lease has run out replays the
+// answer, byte for byte with its Location and ETag, and creates nothing.
+func TestServer_TicketCreateKeepsItsAnswerInItsTransaction(t *testing.T) {
+	h := newHarness(t)
+	keys := &forgetfulKeys{Keys: idempotency.New(h.store.DB)}
+	crashy := h.withServer(h.service.Tickets, keys)
+	before := h.ticketsCreated(h.workspace)
+	crashed := crashy.do("POST", "/v1/tickets", h.adminKey, ticketBody("kept"), "Idempotency-Key", "kept-1")
+	h.want(crashed, 201, "")
+	if _, err := h.db.Pool().Exec(context.Background(), `UPDATE idempotency_keys SET created_at = created_at - $1::interval WHERE key = 'kept-1'`,
+		(idempotency.Lease + time.Second).String()); err != nil {
+		t.Fatal(err)
+	}
+	retry := h.do("POST", "/v1/tickets", h.adminKey, ticketBody("kept"), "Idempotency-Key", "kept-1")
+	h.want(retry, 201, "")
+	if retry.raw != crashed.raw || retry.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the retry after the crash ran the create again:\n%s\n%s", crashed.raw, retry.raw)
+	}
+	for _, name := range []string{"Location", "ETag", "Content-Type"} {
+		if got, want := retry.header.Get(name), crashed.header.Get(name); got != want || want == "" {
+			t.Errorf("%s: replayed %q, first %q", name, got, want)
+		}
+	}
+	if n := h.ticketsCreated(h.workspace) - before; n != 1 {
+		t.Errorf("%d tickets created, want 1: the retry after a crash created again", n)
+	}
+	if n := keys.completes.Load(); n != 0 {
+		t.Errorf("the middleware kept the create's response after the handler %d times; the transaction keeps it", n)
+	}
 }

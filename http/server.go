@@ -29,6 +29,10 @@ import (
 // Tickets is the write side and consistent read of tickets.
 type Tickets interface {
 	CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) (helpdeskflow.Ticket, error)
+	// CreateTicketKept is CreateTicket keeping respond's answer with held
+	// in the same transaction.
+	CreateTicketKept(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket,
+		held helpdeskflow.HeldIdempotencyKey, respond func(helpdeskflow.Ticket) (helpdeskflow.IdempotentResponse, error)) (helpdeskflow.IdempotentResponse, error)
 	// CreateTickets creates a batch's tickets, each decided alone, in one
 	// transaction that also keeps respond's response with held (if any).
 	CreateTickets(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.CreateTicket],
@@ -231,13 +235,15 @@ func newAuthMetrics() (*prometheus.CounterVec, prometheus.Counter) {
 // idKind names what the :id parameter is, for the tenant isolation test;
 // batch routes take up to MaxBatchBodyBytes, count each item against the
 // rate limit and keep their idempotent response in their own transaction
-// (see batch.go).
+// (see batch.go); keeps marks a single route that keeps its idempotent
+// response in its own transaction too (POST /v1/tickets).
 type route struct {
 	method, path string
 	public       bool
 	probe        bool
 	admin        bool
 	batch        bool
+	keeps        bool
 	category     string
 	idKind       string
 	handle       func(w http.ResponseWriter, r *http.Request, p httprouter.Params) error
@@ -265,7 +271,7 @@ func (s *Server) table() []route {
 		{method: "GET", path: "/readyz", public: true, probe: true, handle: s.handleReadyz},
 		{method: "GET", path: "/metrics", public: true, probe: true, handle: s.handleMetrics},
 		{method: "GET", path: "/v1/openapi.json", public: true, handle: s.handleOpenAPI},
-		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, handle: s.handleTicketCreate},
+		{method: "POST", path: "/v1/tickets", category: helpdeskflow.RateTicketsCreate, keeps: true, handle: s.handleTicketCreate},
 		{method: "GET", path: "/v1/tickets", category: helpdeskflow.RateTicketsRead, handle: s.handleTicketList},
 		{method: "GET", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsRead, idKind: IDTicket, handle: s.handleTicketGet},
 		{method: "PATCH", path: "/v1/tickets/:id", category: helpdeskflow.RateTicketsUpdate, idKind: IDTicket, handle: s.handleTicketUpdate},

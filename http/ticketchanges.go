@@ -16,8 +16,11 @@ import (
 // setETag sets the ETag of an answer showing a stream at version: the
 // version in quotes, which If-Match takes back (see ifMatch).
 func setETag(w http.ResponseWriter, version int64) {
-	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(version, 10)))
+	w.Header().Set("ETag", etag(version))
 }
+
+// etag is the ETag of a resource at version.
+func etag(version int64) string { return strconv.Quote(strconv.FormatInt(version, 10)) }
 
 // versionedTarget reads what a change to a versioned resource names: the id
 // in the path (ENotFound naming what, see pathID), then the version If-Match

@@ -123,19 +123,36 @@ func (s *Server) writeTicket(w http.ResponseWriter, status int, t helpdeskflow.T
 }
 
 // handleTicketCreate is POST /v1/tickets: 201 with the ticket as GET shows it.
+// With an Idempotency-Key the answer is kept in the transaction that
+// creates the ticket (see runHandler), so a crash between the two cannot
+// make a retry create it twice.
 func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var cmd tickets.CreateTicket
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
-	t, err := s.cfg.Tickets.CreateTicket(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
+	workspaceID, md := principalOf(r.Context()).WorkspaceID, metadata(r)
+	if held := heldKeyOf(r); held != nil {
+		resp, err := s.cfg.Tickets.CreateTicketKept(r.Context(), workspaceID, md, cmd, held.key,
+			func(t helpdeskflow.Ticket) (helpdeskflow.IdempotentResponse, error) {
+				resp, err := jsonResponse(http.StatusCreated, toTicketJSON(t, s.cfg.Now()))
+				resp.Header["Location"] = ticketLocation(t)
+				resp.Header["ETag"] = etag(t.Version)
+				return resp, err
+			})
+		return writeKept(w, held, resp, err)
+	}
+	t, err := s.cfg.Tickets.CreateTicket(r.Context(), workspaceID, md, cmd)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Location", "/v1/tickets/"+t.ID.String())
+	w.Header().Set("Location", ticketLocation(t))
 	s.writeTicket(w, http.StatusCreated, t)
 	return nil
 }
+
+// ticketLocation is the Location of a created ticket.
+func ticketLocation(t helpdeskflow.Ticket) string { return "/v1/tickets/" + t.ID.String() }
 
 // handleTicketGet is GET /v1/tickets/{id}, composed from the event store.
 // include_internal=true shows internal notes and needs an admin key.

@@ -88,6 +88,33 @@ func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpd
 // returns the ticket as GetTicket would (with internal notes), or
 // EValidation listing every invalid field.
 func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket) (helpdeskflow.Ticket, error) {
+	return s.createTicket(ctx, workspaceID, md, cmd, nil)
+}
+
+// CreateTicketKept is CreateTicket for a request that holds an
+// Idempotency-Key: respond renders the answer from the created ticket, and
+// the answer is kept with held in the transaction that creates the ticket
+// (as CreateTickets keeps a batch's), so a retry after a crash replays it
+// instead of creating the ticket twice. It returns the answer. Errors:
+// CreateTicket's, respond's, and EIdempotencyKeyInUse when the claim on
+// the key was lost (then nothing is stored).
+func (s *Service) CreateTicketKept(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket,
+	held helpdeskflow.HeldIdempotencyKey, respond func(helpdeskflow.Ticket) (helpdeskflow.IdempotentResponse, error)) (helpdeskflow.IdempotentResponse, error) {
+	var resp helpdeskflow.IdempotentResponse
+	_, err := s.createTicket(ctx, workspaceID, md, cmd, func(ctx context.Context, tx Tx, t helpdeskflow.Ticket) error {
+		var err error
+		if resp, err = respond(t); err != nil {
+			return err
+		}
+		return tx.Responses.Complete(ctx, held, resp)
+	})
+	return resp, err
+}
+
+// createTicket is CreateTicket; keep, when not nil, runs in the
+// transaction with the created ticket.
+func (s *Service) createTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket,
+	keep func(ctx context.Context, tx Tx, t helpdeskflow.Ticket) error) (helpdeskflow.Ticket, error) {
 	if err := cmd.Validate(); err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
@@ -95,23 +122,28 @@ func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	var ticketEvents []helpdeskflow.Event
-	var customer helpdeskflow.Customer
+	var t helpdeskflow.Ticket
 	// Keyed by the customer's email: creates for one customer run in
 	// arrival order, each seeing the customer the one before created.
 	err = s.store.TransactGrouped(ctx, "customer-email:"+workspaceID.String()+":"+cmd.Customer.Email, func(tx Tx) error {
-		var err error
-		ticketEvents, customer, err = s.createTicketIn(ctx, tx, s.rules.Request(ctx, tx.Rules, workspaceID), workspaceID, md, &cmd, body)
-		return err
+		ticketEvents, customer, err := s.createTicketIn(ctx, tx, s.rules.Request(ctx, tx.Rules, workspaceID), workspaceID, md, &cmd, body)
+		if err != nil {
+			return err
+		}
+		folded, err := foldTicket(ticketEvents)
+		if err != nil {
+			return err
+		}
+		t = withCustomer(folded, customer, true)
+		if keep != nil {
+			return keep(ctx, tx, t)
+		}
+		return nil
 	})
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	t, err := foldTicket(ticketEvents)
-	if err != nil {
-		return helpdeskflow.Ticket{}, err
-	}
-	return withCustomer(t, customer, true), nil
+	return t, nil
 }
 
 // ruleSource gives a command the workspace's rules: a *rules.Pending
