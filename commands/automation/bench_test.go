@@ -2,6 +2,7 @@ package automation_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -56,5 +57,52 @@ func BenchmarkRun(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkProgramRun is BenchmarkRun with the rules compiled once, as a
+// workspace's rule set runs them for every command.
+func BenchmarkProgramRun(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			p, err := automation.Compile(benchRules(n))
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := automation.Input{Trigger: helpdeskflow.EventTicketCreated, Ticket: ticket(), Customer: customer()}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Run(in, automation.Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestProgram_RunsAsRun: rules compiled once give every command the result
+// Run gives, run after run (the program is not changed by running), for
+// less than half the allocations.
+func TestProgram_RunsAsRun(t *testing.T) {
+	rules := benchRules(100)
+	p, err := automation.Compile(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, trigger := range []string{helpdeskflow.EventTicketCreated, helpdeskflow.EventTicketUpdated} {
+		in := automation.Input{Trigger: trigger, Ticket: ticket(), Customer: customer()}
+		want, werr := automation.Run(in, rules, automation.Options{})
+		for range 3 {
+			got, gerr := p.Run(in, automation.Options{})
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: the program gives %+v (%v), Run gives %+v (%v)", trigger, got, gerr, want, werr)
+			}
+		}
+	}
+	in := automation.Input{Trigger: helpdeskflow.EventTicketCreated, Ticket: ticket(), Customer: customer()}
+	compiled := testing.AllocsPerRun(20, func() { p.Run(in, automation.Options{}) })             //nolint:errcheck // measured, checked above
+	each := testing.AllocsPerRun(20, func() { automation.Run(in, rules, automation.Options{}) }) //nolint:errcheck // measured, checked above
+	if compiled*2 > each {
+		t.Errorf("the program allocates %.0f times per run, Run %.0f: want under half", compiled, each)
 	}
 }

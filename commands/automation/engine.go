@@ -75,18 +75,52 @@ type Options struct {
 // take, or still fire after MaxPasses passes (RuleIDs: the rules; Details:
 // one entry per field they conflict over).
 func Run(in Input, rules []Rule, opts Options) (Result, error) {
-	if !oneOf(in.Trigger, triggers) {
-		return Result{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "unknown trigger",
+	if err := checkTrigger(in.Trigger); err != nil {
+		return Result{}, err
+	}
+	p, err := Compile(rules)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.Run(in, opts)
+}
+
+func checkTrigger(trigger string) error {
+	if !oneOf(trigger, triggers) {
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "unknown trigger",
 			Details: []helpdeskflow.FieldProblem{{Field: "trigger", Problem: "must be one of " + strings.Join(triggers, ", ")}}}
+	}
+	return nil
+}
+
+// Program is rules compiled once (Compile) to run for many commands: a
+// workspace's rule set compiles when it changes, not on every command.
+// It is read-only and safe for concurrent use.
+type Program struct {
+	rules []rule
+}
+
+// Compile compiles the active rules for Program.Run. Errors: EValidation
+// when an active rule is invalid or two share an id (see Run).
+func Compile(rules []Rule) (*Program, error) {
+	rs, err := compileActive(rules)
+	if err != nil {
+		return nil, err
+	}
+	return &Program{rules: rs}, nil
+}
+
+// Run is Run with the compiled rules; errors are Run's, but for the ones
+// Compile returned.
+func (p *Program) Run(in Input, opts Options) (Result, error) {
+	if err := checkTrigger(in.Trigger); err != nil {
+		return Result{}, err
 	}
 	maxPasses := opts.MaxPasses
 	if maxPasses <= 0 {
 		maxPasses = DefaultMaxPasses
 	}
-	rs, err := compileActive(rules)
-	if err != nil {
-		return Result{}, err
-	}
+	rs := p.rules
 
 	e := engine{in: &in, state: in.Ticket}
 	fired := make([]bool, len(rs))

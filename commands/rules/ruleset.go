@@ -19,6 +19,10 @@ type Set struct {
 	version     int64
 	automations []automation.Rule
 	active      int
+	// program is the active automations compiled once for every command;
+	// programErr is why they do not compile (each command reports it).
+	program    *automation.Program
+	programErr error
 	// policies are the SLA policies, for choosing a ticket's.
 	policies []sla.Policy
 }
@@ -38,6 +42,7 @@ func Compile(set helpdeskflow.RuleSet) (*Set, error) {
 			w.active++
 		}
 	}
+	w.program, w.programErr = automation.Compile(w.automations)
 	for _, rec := range RecordsOf(set, helpdeskflow.RuleKindSLAPolicy) {
 		p, err := DecodeSLAPolicy(rec)
 		if err != nil {
@@ -67,7 +72,16 @@ func (s *Set) WithoutAutomations() *Set { return &Set{version: s.version, polici
 // EAutomationConflict, counted, when the rules conflict.
 func (s *Set) Run(in automation.Input, m *Metrics) (automation.Result, error) {
 	start := time.Now()
-	res, err := automation.Run(in, s.automations, automation.Options{})
+	var res automation.Result
+	var err error
+	switch {
+	case s.programErr != nil:
+		err = s.programErr
+	case s.program != nil:
+		res, err = s.program.Run(in, automation.Options{})
+	default: // a Set made without Compile
+		res, err = automation.Run(in, s.automations, automation.Options{})
+	}
 	m.observe(time.Since(start), s, res.Fired, err)
 	return res, err
 }
