@@ -68,14 +68,18 @@ func (s *Store) Backlog(ctx context.Context, after helpdeskflow.Position, max in
 	return n, time.Since(*oldest), nil
 }
 
-// HeldBack reports whether committed events wait above the commit horizon
-// (see ReadAfter): held back by a transaction still open, they become
-// readable when it ends. It reads the newest committed event's transaction
-// id, one probe of the end of the primary key (a filter on the horizon
-// would be planned as a scan of every event); errors are EInternal.
-func (s *Store) HeldBack(ctx context.Context) (bool, error) {
+// HeldBack reports whether committed events come after position after
+// that a read did not return: held back above the commit horizon (see
+// ReadAfter) by a transaction still open, they become readable when it
+// ends. It also reports events that became readable since the read (the
+// transaction that held them back ended in between), so a reader that
+// found nothing and gets true reads again rather than wait for a
+// notification that has come and gone. One probe of the primary key;
+// errors are EInternal.
+func (s *Store) HeldBack(ctx context.Context, after helpdeskflow.Position) (bool, error) {
 	var held bool
-	err := s.pool.QueryRow(ctx, `SELECT COALESCE((SELECT max(tx_id) FROM events) >= pg_snapshot_xmin(pg_current_snapshot()), false)`).Scan(&held)
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, seq) > ($1::text::xid8, $2))`,
+		strconv.FormatUint(after.TxID, 10), after.Seq).Scan(&held)
 	if err != nil {
 		return false, pg.Internal("look for held-back events", err)
 	}

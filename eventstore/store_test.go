@@ -3,8 +3,10 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -219,5 +221,38 @@ func TestReadAfter_OneWorkspace(t *testing.T) {
 	}
 	if !events[0].Position.Less(events[1].Position) {
 		t.Errorf("events out of commit order: %v then %v", events[0].Position, events[1].Position)
+	}
+}
+
+// TestHeldBack: an event committed after a reader's position is reported
+// whether it is still held back by an open transaction or readable already
+// (the transaction that held it back ended after the read came back
+// empty), so the reader reads again instead of waiting for a notification
+// that has come and gone; nothing after the last event is reported.
+func TestHeldBack(t *testing.T) {
+	s := testenv.Store(t)
+	ctx := context.Background()
+	if _, err := testenv.AppendEvents(t, s, testenv.NewTicketRef(), 0, 2); err != nil {
+		t.Fatal(err)
+	}
+	var events []helpdeskflow.Event
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var err error
+		if events, _, err = s.ReadBatch(ctx, helpdeskflow.Position{}, 10, 1<<20); err != nil || len(events) != 2 {
+			return fmt.Errorf("read %d events (%v), want 2", len(events), err)
+		}
+		return nil
+	})
+	for _, c := range []struct {
+		after helpdeskflow.Position
+		want  bool
+	}{
+		{helpdeskflow.Position{}, true},
+		{events[0].Position, true},
+		{events[1].Position, false},
+	} {
+		if got, err := s.HeldBack(ctx, c.after); err != nil || got != c.want {
+			t.Errorf("HeldBack after %+v = %v (%v), want %v", c.after, got, err, c.want)
+		}
 	}
 }

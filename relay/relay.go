@@ -223,7 +223,7 @@ func (r *Relay) lead(ctx context.Context) error {
 		if len(events) == r.cfg.BatchSize || cut {
 			continue
 		}
-		if len(events) == 0 && r.heldBack(ctx) {
+		if len(events) == 0 && r.heldBack(ctx, cp) {
 			// Committed events wait above the commit horizon, held back by
 			// an older open transaction (of any database in the cluster).
 			// Their notification has come and gone: look again soon rather
@@ -271,8 +271,8 @@ func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) {
 
 // heldBack reports whether committed events wait above the commit horizon
 // (false when it cannot tell: the next notification or poll reads them).
-func (r *Relay) heldBack(ctx context.Context) bool {
-	held, err := r.store.HeldBack(ctx)
+func (r *Relay) heldBack(ctx context.Context, cp helpdeskflow.Position) bool {
+	held, err := r.store.HeldBack(ctx, cp)
 	return err == nil && held
 }
 
