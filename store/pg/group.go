@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -341,7 +342,7 @@ func (g *group) runGroup(members []*member) {
 		if failed {
 			// The group rolls back: nothing more goes out.
 			for _, s := range senders {
-				s.m.results <- abortedResults{}
+				s.m.results <- failedBatch{err: errGroupRolledBack}
 			}
 			continue
 		}
@@ -383,9 +384,7 @@ func (g *group) runGroup(members []*member) {
 
 // finish sends the deferred statements of the members whose function
 // succeeded and the COMMIT, and reports whether the group committed.
-func (g *group) finish(ctx context.Context, conn interface {
-	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
-}, members []*member, begun bool) bool {
+func (g *group) finish(ctx context.Context, conn *pgxpool.Conn, members []*member, begun bool) bool {
 	final := &pgx.Batch{}
 	if !begun {
 		final.Queue("begin")
@@ -419,18 +418,6 @@ func (g *group) finish(ctx context.Context, conn interface {
 // errGroupRolledBack answers the statements of members of a group that is
 // rolling back; they run again alone.
 var errGroupRolledBack = &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "group commit rolled back; running again alone"}
-
-// abortedResults answers the statements of a member whose group is
-// rolling back.
-type abortedResults struct{}
-
-func (abortedResults) Exec() (pgconn.CommandTag, error) {
-	return pgconn.CommandTag{}, errGroupRolledBack
-}
-func (abortedResults) Query() (pgx.Rows, error) { return nil, errGroupRolledBack }
-func (abortedResults) QueryRow() pgx.Row        { return errRow{errGroupRolledBack} }
-func (abortedResults) Close() error             { return nil }
-func (abortedResults) Tx() pgx.Tx               { return nil }
 
 // memberResults is a member's share of its group's round trip: its n
 // results, read by the member's goroutine while the committer waits; Close

@@ -314,8 +314,10 @@ func (r closingRows) Close() {
 	r.br.Close()
 }
 
-// failedBatch answers every read with the error that ended the batch's
-// BEGIN.
+// failedBatch answers every read with err: the error that ended the
+// batch's BEGIN or a deferred statement (BatchResults, the batch, is
+// closed with it), or why a grouped transaction's statements were not sent
+// (no BatchResults).
 type failedBatch struct {
 	pgx.BatchResults
 	err error
@@ -324,6 +326,20 @@ type failedBatch struct {
 func (f failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, f.err }
 func (f failedBatch) Query() (pgx.Rows, error)         { return nil, f.err }
 func (f failedBatch) QueryRow() pgx.Row                { return errRow{f.err} }
+
+func (f failedBatch) Close() error {
+	if f.BatchResults == nil {
+		return nil
+	}
+	return f.BatchResults.Close()
+}
+
+func (f failedBatch) Tx() pgx.Tx {
+	if f.BatchResults == nil {
+		return nil
+	}
+	return f.BatchResults.Tx()
+}
 
 type errRow struct{ err error }
 
