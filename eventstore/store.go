@@ -72,11 +72,41 @@ func New(db *pg.DB, reg prometheus.Registerer) (*Store, error) {
 // and returns its current version. It returns ENotFound when the stream does
 // not exist, belongs to another workspace or holds another type of entity.
 func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64, error) {
+	return t.locked(t.tx.Reader().QueryRow(ctx, lockStreamSQL, ref.ID), ref)
+}
+
+// LockTail is LockStream and LoadTail in one round trip: it locks stream
+// ref.ID until the transaction ends and returns its version and its
+// snapshot and the events after it, read after the lock was taken.
+// ENotFound as LockStream.
+func (t *Tx) LockTail(ctx context.Context, ref helpdeskflow.StreamRef) (int64, helpdeskflow.StreamTail, error) {
+	b := &pgx.Batch{}
+	b.Queue(lockStreamSQL, ref.ID)
+	b.Queue(TailSQL("$1::uuid", "$2"), ref.ID, helpdeskflow.SnapshotFormat)
+	br := t.tx.Reader().SendBatch(ctx, b)
+	defer br.Close()
+	version, err := t.locked(br.QueryRow(), ref)
+	if err != nil {
+		return 0, helpdeskflow.StreamTail{}, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return 0, helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
+	}
+	tail, err := ScanTail(rows)
+	return version, tail, err
+}
+
+// lockStreamSQL locks a stream's row and reads what LockStream checks.
+const lockStreamSQL = `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`
+
+// locked reads row, of lockStreamSQL, for stream ref: its version, noting
+// when the transaction first held a stream lock; ENotFound as LockStream.
+func (t *Tx) locked(row pgx.Row, ref helpdeskflow.StreamRef) (int64, error) {
 	var workspaceID uuid.UUID
 	var streamType string
 	var version int64
-	err := t.tx.Reader().QueryRow(ctx, `SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID).
-		Scan(&workspaceID, &streamType, &version)
+	err := row.Scan(&workspaceID, &streamType, &version)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
 		return 0, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
 	}
@@ -87,37 +117,6 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 		t.st.lockedAt = time.Now()
 	}
 	return version, nil
-}
-
-// LockTail is LockStream and LoadTail in one round trip: it locks stream
-// ref.ID until the transaction ends and returns its version and its
-// snapshot and the events after it, read after the lock was taken.
-// ENotFound as LockStream.
-func (t *Tx) LockTail(ctx context.Context, ref helpdeskflow.StreamRef) (int64, helpdeskflow.StreamTail, error) {
-	var workspaceID uuid.UUID
-	var streamType string
-	var version int64
-	b := &pgx.Batch{}
-	b.Queue(`SELECT workspace_id, type, version FROM streams WHERE id = $1 FOR UPDATE`, ref.ID)
-	b.Queue(TailSQL("$1::uuid", "$2"), ref.ID, helpdeskflow.SnapshotFormat)
-	br := t.tx.Reader().SendBatch(ctx, b)
-	defer br.Close()
-	err := br.QueryRow().Scan(&workspaceID, &streamType, &version)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
-		return 0, helpdeskflow.StreamTail{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
-	}
-	if err != nil {
-		return 0, helpdeskflow.StreamTail{}, pg.Internal("lock stream", err)
-	}
-	if t.st.lockedAt.IsZero() {
-		t.st.lockedAt = time.Now()
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return 0, helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
-	}
-	tail, err := ScanTail(rows)
-	return version, tail, err
 }
 
 // Load returns the events of stream id in version order, as this
