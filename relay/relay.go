@@ -224,8 +224,9 @@ func (r *Relay) lead(ctx context.Context) error {
 			continue
 		}
 		if len(events) == 0 && r.heldBack(ctx, cp) {
-			// Committed events wait above the commit horizon, held back by
-			// an older open transaction (of any database in the cluster).
+			// Committed events follow the checkpoint: held back above the
+			// commit horizon by an older open transaction (of any database
+			// in the cluster), or readable since that transaction ended.
 			// Their notification has come and gone: look again soon rather
 			// than at the next poll. The poll in WaitForEvents covers
 			// notifications lost while the relay was busy.
@@ -269,7 +270,8 @@ func (r *Relay) measureLag(ctx context.Context, cp helpdeskflow.Position) {
 	}
 }
 
-// heldBack reports whether committed events wait above the commit horizon
+// heldBack reports whether committed events follow cp that the last read
+// did not return, held back above the commit horizon or readable since
 // (false when it cannot tell: the next notification or poll reads them).
 func (r *Relay) heldBack(ctx context.Context, cp helpdeskflow.Position) bool {
 	held, err := r.store.HeldBack(ctx, cp)
