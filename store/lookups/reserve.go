@@ -27,7 +27,7 @@ func (t *Tx) ReserveCustomerEmail(ctx context.Context, workspaceID uuid.UUID, em
 		ON CONFLICT (workspace_id, email) DO NOTHING RETURNING customer_id`, workspaceID, email, candidate)
 	// A separate statement takes a new snapshot, so it also sees a holder
 	// whose transaction committed while the insert above waited for it.
-	b.Queue(eventstore.TailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
+	b.Queue(holderTailSQL,
 		workspaceID, email, helpdeskflow.SnapshotFormat)
 	br := t.tx.SendBatch(ctx, b)
 	defer br.Close()
@@ -79,7 +79,7 @@ func (t *Tx) ReserveCustomerEmails(ctx context.Context, workspaceID uuid.UUID, e
 	// Separate statements take new snapshots, so they also see holders
 	// whose transactions committed while the insert waited for them.
 	for _, email := range emails {
-		b.Queue(eventstore.TailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3"),
+		b.Queue(holderTailSQL,
 			workspaceID, email, helpdeskflow.SnapshotFormat)
 	}
 	br := t.tx.SendBatch(ctx, b)
@@ -128,3 +128,7 @@ func (t *Tx) ReleaseCustomerEmails(ctx context.Context, workspaceID uuid.UUID, e
 	t.tx.Defer(`DELETE FROM customer_emails WHERE workspace_id = $1
 		AND (email, customer_id) IN (SELECT * FROM unnest($2::text[], $3::uuid[]))`, workspaceID, emails, holders)
 }
+
+// holderTailSQL loads the stream of the customer holding email $2 of
+// workspace $1 from its snapshot of format $3 (see eventstore.TailSQL).
+var holderTailSQL = eventstore.TailSQL(`(SELECT customer_id FROM customer_emails WHERE workspace_id = $1 AND email = $2)`, "$3")
