@@ -165,3 +165,38 @@ func TestStore_LoadRange(t *testing.T) {
 		})
 	}
 }
+
+func TestStore_LatestEventsOfTypes(t *testing.T) {
+	s := testenv.Store(t)
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, b := testenv.NewTicketRef(), testenv.NewTicketRef()
+	b.WorkspaceID = a.WorkspaceID
+	other := testenv.NewTicketRef()
+	appendAt(t, s, a, 0, base, base.Add(time.Minute), base.Add(2*time.Minute))
+	appendAt(t, s, b, 0, base.Add(3*time.Minute))
+	appendAt(t, s, other, 0, base)
+	latest := func(until time.Time, types ...string) map[uuid.UUID]int64 {
+		t.Helper()
+		events, err := s.LatestEventsOfTypes(ctx, a.WorkspaceID, []uuid.UUID{a.ID, b.ID, other.ID}, types, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[uuid.UUID]int64{}
+		for _, e := range events {
+			got[e.StreamID] = e.Version
+		}
+		return got
+	}
+	got := latest(base.Add(90*time.Second), helpdeskflow.EventTicketMessageAdded)
+	if want := map[uuid.UUID]int64{a.ID: 2}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("latest = %v, want %v", got, want)
+	}
+	got = latest(base.Add(time.Hour), helpdeskflow.EventTicketMessageAdded)
+	if want := map[uuid.UUID]int64{a.ID: 3, b.ID: 1}; len(got) != 2 || got[a.ID] != 3 || got[b.ID] != 1 {
+		t.Errorf("latest = %v, want %v", got, want)
+	}
+	if got := latest(base.Add(time.Hour), helpdeskflow.EventTicketCreated); len(got) != 0 {
+		t.Errorf("latest of another type = %v, want none", got)
+	}
+}

@@ -249,6 +249,21 @@ func (s *Store) LoadRange(ctx context.Context, ref helpdeskflow.StreamRef, from,
 	return scanEvents(rows)
 }
 
+// LatestEventsOfTypes returns, for each of the streams of workspace
+// workspaceID named in streamIDs, its newest event of one of types that
+// occurred at or before until, in no particular order; streams without one
+// (or of another workspace) are left out. It reads every event of those
+// streams, so callers keep streamIDs to what they need.
+func (s *Store) LatestEventsOfTypes(ctx context.Context, workspaceID uuid.UUID, streamIDs []uuid.UUID, types []string, until time.Time) ([]helpdeskflow.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (stream_id) `+eventColumns+` FROM events
+		WHERE stream_id = ANY($1) AND workspace_id = $2 AND type = ANY($3) AND occurred_at <= $4
+		ORDER BY stream_id, version DESC`, streamIDs, workspaceID, types, until)
+	if err != nil {
+		return nil, pg.Internal("load events of types", err)
+	}
+	return scanEvents(rows)
+}
+
 const eventColumns = `id, type, schema_version, stream_id, stream_type, version, workspace_id, occurred_at, data, metadata, tx_id::text::bigint, seq`
 
 func loadStream(ctx context.Context, q pg.Querier, id uuid.UUID) ([]helpdeskflow.Event, error) {
