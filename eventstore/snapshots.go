@@ -63,16 +63,62 @@ func loadTail(ctx context.Context, q pg.Querier, id uuid.UUID) (helpdeskflow.Str
 // stream by its own tables sends it in the same batch as its lookup (see
 // lookups.Tx.ReserveCustomerEmail) and reads the rows with ScanTail.
 func TailSQL(streamID, formatParam string) string {
+	return tailSQL(streamID, formatParam, "", "")
+}
+
+// tailSQL is TailSQL with more conditions (each starting with AND) on the
+// snapshot (snapshots s) and on the events after it (events).
+func tailSQL(streamID, formatParam, snapshotCond, eventCond string) string {
 	return `WITH sid AS (SELECT ` + streamID + ` AS id),
-		snap AS (SELECT stream_id, workspace_id, stream_type, version, state FROM snapshots
-			WHERE stream_id = (SELECT id FROM sid) AND format = ` + formatParam + `)
+		snap AS (SELECT stream_id, workspace_id, stream_type, version, state FROM snapshots s
+			WHERE stream_id = (SELECT id FROM sid) AND format = ` + formatParam + snapshotCond + `)
 		SELECT NULL::uuid AS id, NULL::text AS type, NULL::int AS schema_version, stream_id, stream_type, version, workspace_id,
 			NULL::timestamptz AS occurred_at, NULL::json AS data, NULL::jsonb AS metadata, NULL::bigint AS tx_id, NULL::bigint AS seq, state
 		FROM snap
 		UNION ALL
 		SELECT ` + eventColumns + `, NULL::bytea
-		FROM events WHERE stream_id = (SELECT id FROM sid) AND version > coalesce((SELECT version FROM snap), 0)
+		FROM events WHERE stream_id = (SELECT id FROM sid) AND version > coalesce((SELECT version FROM snap), 0)` + eventCond + `
 		ORDER BY version`
+}
+
+// tailByVersionSQL loads stream $1 up to version $3 from its snapshot of
+// format $2 when that snapshot is not after it.
+var tailByVersionSQL = tailSQL("$1::uuid", "$2", ` AND s.version <= $3`, ` AND version <= $3`)
+
+// tailByTimeSQL loads stream $1 up to (not including) its first event
+// after time $3, from its snapshot of format $2 when the snapshot's own
+// event is not after $3. The first event after $3 is looked for from the
+// snapshot on, in version order, so the statement reads the index entries
+// and rows of the events it returns plus one.
+var tailByTimeSQL = tailSQL("$1::uuid", "$2",
+	` AND EXISTS (SELECT 1 FROM events e WHERE e.stream_id = s.stream_id AND e.version = s.version AND e.occurred_at <= $3)`,
+	` AND version < coalesce((SELECT f.version FROM events f
+		WHERE f.stream_id = (SELECT id FROM sid) AND f.version > coalesce((SELECT version FROM snap), 0) AND f.occurred_at > $3
+		ORDER BY f.version LIMIT 1), 9223372036854775807)`)
+
+// LoadTailAsOf is LoadTail for a past state of the stream (see
+// helpdeskflow.AsOf): its snapshot is used only when it is not after
+// asOf, and the events after it stop at asOf. One statement, like
+// LoadTail. It returns ENotFound when the stream had no event by asOf or
+// belongs to another workspace; the caller sees that a version beyond
+// the stream's current one was asked for from the last event's version.
+func (s *Store) LoadTailAsOf(ctx context.Context, workspaceID, id uuid.UUID, asOf helpdeskflow.AsOf) (helpdeskflow.StreamTail, error) {
+	query, bound := tailByTimeSQL, any(asOf.Time)
+	if asOf.ByVersion() {
+		query, bound = tailByVersionSQL, asOf.Version
+	}
+	rows, err := s.pool.Query(ctx, query, id, helpdeskflow.SnapshotFormat, bound)
+	if err != nil {
+		return helpdeskflow.StreamTail{}, pg.Internal("load stream", err)
+	}
+	tail, err := ScanTail(rows)
+	if err != nil {
+		return helpdeskflow.StreamTail{}, err
+	}
+	if !tail.InWorkspace(workspaceID) {
+		return helpdeskflow.StreamTail{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "stream %s not found", id)
+	}
+	return tail, nil
 }
 
 // ScanTail reads the rows of TailSQL and closes them; EInternal when they

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -216,6 +217,51 @@ func (s *Store) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]helpdesk
 		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "stream %s not found", id)
 	}
 	return events, nil
+}
+
+// LoadRange returns the events of stream ref from version from to version
+// to (both included; to 0: to the last), in version order, in one round
+// trip. It returns ENotFound when
+// ref.ID is not a stream of that workspace and type; a range past the
+// stream's end returns what the stream has of it.
+func (s *Store) LoadRange(ctx context.Context, ref helpdeskflow.StreamRef, from, to int64) ([]helpdeskflow.Event, error) {
+	if to == 0 {
+		to = math.MaxInt64
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT workspace_id, type FROM streams WHERE id = $1`, ref.ID)
+	b.Queue(`SELECT `+eventColumns+` FROM events WHERE stream_id = $1 AND version BETWEEN $2 AND $3 ORDER BY version`, ref.ID, from, to)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var workspaceID uuid.UUID
+	var streamType string
+	err := br.QueryRow().Scan(&workspaceID, &streamType)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (workspaceID != ref.WorkspaceID || streamType != ref.Type)) {
+		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "%s %s not found", ref.Type, ref.ID)
+	}
+	if err != nil {
+		return nil, pg.Internal("load stream", err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, pg.Internal("load stream", err)
+	}
+	return scanEvents(rows)
+}
+
+// LatestEventsOfTypes returns, for each of the streams of workspace
+// workspaceID named in streamIDs, its newest event of one of types that
+// occurred at or before until, in no particular order; streams without one
+// (or of another workspace) are left out. It reads every event of those
+// streams, so callers keep streamIDs to what they need.
+func (s *Store) LatestEventsOfTypes(ctx context.Context, workspaceID uuid.UUID, streamIDs []uuid.UUID, types []string, until time.Time) ([]helpdeskflow.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (stream_id) `+eventColumns+` FROM events
+		WHERE stream_id = ANY($1) AND workspace_id = $2 AND type = ANY($3) AND occurred_at <= $4
+		ORDER BY stream_id, version DESC`, streamIDs, workspaceID, types, until)
+	if err != nil {
+		return nil, pg.Internal("load events of types", err)
+	}
+	return scanEvents(rows)
 }
 
 const eventColumns = `id, type, schema_version, stream_id, stream_type, version, workspace_id, occurred_at, data, metadata, tx_id::text::bigint, seq`

@@ -86,6 +86,9 @@ func (s *Server) handleCustomerUpsert(w http.ResponseWriter, r *http.Request, _ 
 // store; a merged customer's id answers with the customer it was merged
 // into.
 func (s *Server) handleCustomerGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	if r.URL.Query().Get("as_of") != "" {
+		return s.handleCustomerGetAsOf(w, r, p)
+	}
 	id, err := pathID(p, "id", "customer")
 	if err != nil {
 		return err

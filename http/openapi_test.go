@@ -485,6 +485,17 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("GET", path+"/audit", admin, nil), 200, "")
 	c.want(c.do("GET", path+"/audit?include_internal=true", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/tickets/"+uuid.NewString()+"/audit", admin, nil), 404, "not_found")
+	c.want(c.do("GET", path+"/audit?from_version=2&to_version=3", admin, nil), 200, "")
+	c.want(c.do("GET", path+"/audit?from_version=3&to_version=2", admin, nil), 400, "validation_failed")
+	c.want(c.doInvalid("GET", path+"/audit?from_version=0", admin, nil), 400, "validation_failed")
+
+	// Point in time.
+	c.want(c.do("GET", path+"?as_of=2&include_internal=true", admin, nil), 200, "")
+	c.want(c.do("GET", path+"?as_of="+url.QueryEscape(time.Now().UTC().Format(time.RFC3339Nano)), admin, nil), 200, "")
+	c.want(c.do("GET", path+"?as_of=2001-01-01T00:00:00.000Z", admin, nil), 404, "not_found")
+	c.want(c.do("GET", path+"?as_of=999", admin, nil), 400, "validation_failed")
+	c.want(c.do("GET", path+"?as_of="+url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), admin, nil), 400, "validation_failed")
+	c.want(c.doInvalid("GET", path+"?as_of=yesterday", admin, nil), 400, "validation_failed")
 
 	c.want(c.do("GET", "/v1/tickets", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/tickets?status=open&priority=high&tag=refund&team=billing&customer_id="+customerID+"&updated_after=2026-01-01T00:00:00.000Z&limit=10", admin, nil), 200, "")
@@ -521,6 +532,10 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("POST", "/v1/customers", admin, map[string]any{"email": "big@example.com", "linked_profiles": large}), 422, "limit_exceeded")
 	c.want(c.do("GET", "/v1/customers/"+grace, admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/customers/"+uuid.NewString(), admin, nil), 404, "not_found")
+	c.want(c.do("GET", "/v1/customers/"+grace+"?as_of=1", admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/customers/"+grace+"?as_of=2001-01-01T00:00:00Z", admin, nil), 404, "not_found")
+	c.want(c.do("GET", "/v1/customers/"+grace+"?as_of=999", admin, nil), 400, "validation_failed")
+	c.want(c.doInvalid("GET", "/v1/customers/"+grace+"?as_of=0", admin, nil), 400, "validation_failed")
 	c.want(c.do("GET", "/v1/customers?email=GRACE@example.com", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/customers?email=nobody@example.com", admin, nil), 200, "")
 	c.want(c.do("GET", "/v1/customers?provider=shopify&external_id=c-1", admin, nil), 200, "")

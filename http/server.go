@@ -40,7 +40,10 @@ type Tickets interface {
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
 	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
 	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
-	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]tickets.AuditEntry, error)
+	// TicketAudit lists the changes of versions from..to (to 0: the last).
+	TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, from, to int64, includeInternal bool) ([]tickets.AuditEntry, error)
+	// GetTicketAsOf is GetTicket as of a past point, and the time it shows.
+	GetTicketAsOf(ctx context.Context, workspaceID, id uuid.UUID, asOf helpdeskflow.AsOf, includeInternal bool) (helpdeskflow.Ticket, time.Time, error)
 }
 
 // Customers is the write side and consistent read of customers.
@@ -50,6 +53,8 @@ type Customers interface {
 	UpsertCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.UpsertCustomer],
 		held *helpdeskflow.HeldIdempotencyKey, respond tickets.Respond[tickets.CustomerResult]) (helpdeskflow.IdempotentResponse, error)
 	GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.Customer, error)
+	// GetCustomerAsOf is GetCustomer as of a past point.
+	GetCustomerAsOf(ctx context.Context, workspaceID, id uuid.UUID, asOf helpdeskflow.AsOf) (helpdeskflow.Customer, error)
 	FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error)
 	UpdateCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateCustomer) (helpdeskflow.Customer, error)
 	MergeCustomers(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, targetID, sourceID uuid.UUID) (helpdeskflow.Customer, error)

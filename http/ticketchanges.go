@@ -143,14 +143,19 @@ type auditEntryJSON struct {
 }
 
 // handleTicketAudit is GET /v1/tickets/{id}/audit: every change, oldest
-// first, from the event store. Internal notes only with
+// first, from the event store, or those of versions from_version to
+// to_version (see auditRange). Internal notes only with
 // include_internal=true (admin).
 func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
 	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err
 	}
-	entries, err := s.cfg.Tickets.TicketAudit(r.Context(), principalOf(r.Context()).WorkspaceID, id, include)
+	from, to, err := auditRange(r)
+	if err != nil {
+		return err
+	}
+	entries, err := s.cfg.Tickets.TicketAudit(r.Context(), principalOf(r.Context()).WorkspaceID, id, from, to, include)
 	if err != nil {
 		return err
 	}

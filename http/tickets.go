@@ -157,6 +157,9 @@ func ticketLocation(t helpdeskflow.Ticket) string { return "/v1/tickets/" + t.ID
 // handleTicketGet is GET /v1/tickets/{id}, composed from the event store.
 // include_internal=true shows internal notes and needs an admin key.
 func (s *Server) handleTicketGet(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
+	if r.URL.Query().Get("as_of") != "" {
+		return s.handleTicketGetAsOf(w, r, p)
+	}
 	id, include, err := ticketShown(r, p)
 	if err != nil {
 		return err

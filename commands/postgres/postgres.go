@@ -13,6 +13,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -58,6 +59,18 @@ func (s ticketStore) Load(ctx context.Context, workspaceID, id uuid.UUID) ([]hel
 
 func (s ticketStore) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error) {
 	return s.events.LoadTail(ctx, workspaceID, id)
+}
+
+func (s ticketStore) LoadTailAsOf(ctx context.Context, workspaceID, id uuid.UUID, asOf helpdeskflow.AsOf) (helpdeskflow.StreamTail, error) {
+	return s.events.LoadTailAsOf(ctx, workspaceID, id, asOf)
+}
+
+func (s ticketStore) LoadRange(ctx context.Context, ref helpdeskflow.StreamRef, from, to int64) ([]helpdeskflow.Event, error) {
+	return s.events.LoadRange(ctx, ref, from, to)
+}
+
+func (s ticketStore) LatestEventsOfTypes(ctx context.Context, workspaceID uuid.UUID, streamIDs []uuid.UUID, types []string, until time.Time) ([]helpdeskflow.Event, error) {
+	return s.events.LatestEventsOfTypes(ctx, workspaceID, streamIDs, types, until)
 }
 
 func (s ticketStore) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {

@@ -33,34 +33,7 @@ func BenchmarkCommandOnLongStream(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ref := helpdeskflow.StreamRef{ID: tk.ID, WorkspaceID: workspace, Type: helpdeskflow.StreamTicket}
-	const length = 5000
-	err = store.Transact(ctx, func(tx *eventstore.Tx) error {
-		events := make([]helpdeskflow.NewEvent, 0, length-1)
-		priorities := []string{helpdeskflow.PriorityLow, helpdeskflow.PriorityHigh}
-		for i := range length - 1 {
-			var e helpdeskflow.NewEvent
-			var err error
-			if i%5 == 0 {
-				body := fmt.Sprintf("message %d: %s", i, strings.Repeat("words of a reply ", 20))
-				e, err = helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, helpdeskflow.MessageAdded{ID: uuid.New(),
-					AuthorType: helpdeskflow.AuthorAgent, Body: "<p>" + body + "</p>", BodyText: body})
-			} else {
-				e, err = helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, helpdeskflow.TicketUpdated{
-					Priority: &helpdeskflow.Change[string]{Old: priorities[i%2], New: priorities[(i+1)%2]},
-					Tags:     &helpdeskflow.Change[[]string]{Old: []string{}, New: []string{fmt.Sprintf("t%d", i%40)}}})
-			}
-			if err != nil {
-				return err
-			}
-			events = append(events, e)
-		}
-		_, err := tx.Append(ctx, ref, 1, md, events)
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	appendLongHistory(b, store, helpdeskflow.StreamRef{ID: tk.ID, WorkspaceID: workspace, Type: helpdeskflow.StreamTicket}, 5000)
 	priorities := []string{helpdeskflow.PriorityUrgent, helpdeskflow.PriorityNormal}
 	patch := func(b *testing.B, i int) {
 		if _, err := svc.UpdateTicket(ctx, workspace, md, tk.ID, nil, tickets.UpdateTicket{Priority: &priorities[i%2]}, true); err != nil {
@@ -89,4 +62,37 @@ func BenchmarkCommandOnLongStream(b *testing.B) {
 			patch(b, i)
 		}
 	})
+}
+
+// appendLongHistory appends events to ticket ref, at version 1, up to
+// version length: a message in every five, ticket.updated otherwise.
+func appendLongHistory(b *testing.B, store *eventstore.Store, ref helpdeskflow.StreamRef, length int) {
+	b.Helper()
+	ctx := context.Background()
+	err := store.Transact(ctx, func(tx *eventstore.Tx) error {
+		events := make([]helpdeskflow.NewEvent, 0, length-1)
+		priorities := []string{helpdeskflow.PriorityLow, helpdeskflow.PriorityHigh}
+		for i := range length - 1 {
+			var e helpdeskflow.NewEvent
+			var err error
+			if i%5 == 0 {
+				body := fmt.Sprintf("message %d: %s", i, strings.Repeat("words of a reply ", 20))
+				e, err = helpdeskflow.NewEventOf(helpdeskflow.EventTicketMessageAdded, helpdeskflow.MessageAdded{ID: uuid.New(),
+					AuthorType: helpdeskflow.AuthorAgent, Body: "<p>" + body + "</p>", BodyText: body})
+			} else {
+				e, err = helpdeskflow.NewEventOf(helpdeskflow.EventTicketUpdated, helpdeskflow.TicketUpdated{
+					Priority: &helpdeskflow.Change[string]{Old: priorities[i%2], New: priorities[(i+1)%2]},
+					Tags:     &helpdeskflow.Change[[]string]{Old: []string{}, New: []string{fmt.Sprintf("t%d", i%40)}}})
+			}
+			if err != nil {
+				return err
+			}
+			events = append(events, e)
+		}
+		_, err := tx.Append(ctx, ref, 1, md, events)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }

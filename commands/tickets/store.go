@@ -127,6 +127,7 @@ type Store interface {
 	// RuleSet returns every rule record of the workspace and the version.
 	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
 	customerReads
+	pastReads
 }
 
 // customerReads are the lookups customer reads need.

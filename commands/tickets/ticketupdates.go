@@ -414,16 +414,16 @@ type AuditEntry struct {
 	OccurredAt time.Time
 }
 
-// TicketAudit returns every change of ticket id, oldest first, composed from
-// its events. Internal notes are left out unless includeInternal. It returns
-// ENotFound for an unknown ticket.
-func (s *Service) TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) ([]AuditEntry, error) {
-	events, err := s.store.Load(ctx, workspaceID, id)
+// TicketAudit returns the changes of ticket id from version from to version
+// to (both included; from 1 and to 0 for every change; a range past the
+// ticket's last version has what the ticket has of it), oldest first,
+// composed from its events. Internal notes are left out unless
+// includeInternal. It returns ENotFound for an unknown ticket.
+func (s *Service) TicketAudit(ctx context.Context, workspaceID, id uuid.UUID, from, to int64, includeInternal bool) ([]AuditEntry, error) {
+	ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
+	events, err := s.store.LoadRange(ctx, ref, from, to)
 	if err != nil {
 		return nil, err
-	}
-	if events[0].StreamType != helpdeskflow.StreamTicket {
-		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", id)
 	}
 	entries := make([]AuditEntry, 0, len(events))
 	for _, e := range events {
