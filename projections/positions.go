@@ -80,8 +80,10 @@ func NewPositionReader(conn driver.Conn) *PositionReader { return &PositionReade
 // relay's watermarks announced) has none. It returns EUnavailable when
 // ClickHouse cannot be reached and EInternal when the query fails.
 func (r *PositionReader) Applied(ctx context.Context) (helpdeskflow.Position, error) {
-	rows, err := r.conn.Query(ctx, `SELECT kafka_partition, partitions, tx_id, seq FROM `+positionsTable+`
-		ORDER BY kafka_partition, tx_id DESC, seq DESC LIMIT 1 BY kafka_partition`)
+	// The partition count is the largest any row announced: a row saved
+	// from events alone, before the projector saw a watermark, says 0.
+	rows, err := r.conn.Query(ctx, `SELECT kafka_partition, (SELECT max(partitions) FROM `+positionsTable+`), tx_id, seq
+		FROM `+positionsTable+` ORDER BY kafka_partition, tx_id DESC, seq DESC LIMIT 1 BY kafka_partition`)
 	if err != nil {
 		return helpdeskflow.Position{}, chError("read projection positions", err)
 	}
