@@ -36,7 +36,7 @@ func TestProjector_SavesAppliedPositions(t *testing.T) {
 	created := w.ticketCreated(ticket, uuid.New(), helpdeskflow.TicketCreated{})
 	created.Position = helpdeskflow.Position{TxID: 10, Seq: 1}
 	produce(t, brokers, created)
-	startProjector(t, conn, brokers, "g-positions")
+	rp := startProjector(t, conn, brokers, "g-positions")
 	eventually(t, 20*time.Second, "the event's partition saved", func() bool {
 		return queryUint(t, conn, "SELECT count() FROM projection_positions") > 0
 	})
@@ -65,6 +65,12 @@ func TestProjector_SavesAppliedPositions(t *testing.T) {
 	later := helpdeskflow.Position{TxID: 11, Seq: 5}
 	produceRecords(t, brokers, kafka.NewWatermarks(kafka.TopicEvents, later, 4)...)
 	eventually(t, 20*time.Second, "the idle partitions moved by watermarks", func() bool { return applied(t, conn) == later })
+	if got := rp.metric(t, "helpdeskflow_projector_errors_total", "kind", kafka.ErrKindDecode); got != 0 {
+		t.Errorf("%v decode errors: watermarks are not errors", got)
+	}
+	if got := queryUint(t, conn, "SELECT count() FROM audit_log"); got != 2 {
+		t.Errorf("%d audit rows, want the 2 events' (no row for a watermark)", got)
+	}
 }
 
 // insertPositions writes the positions table as the projector would: p
