@@ -61,10 +61,14 @@ type Config struct {
 	// clock (never per read or batch). Default 1 s.
 	LagInterval time.Duration
 	// WatermarkInterval is how often an idle relay publishes the watermark
-	// of its checkpoint to every partition (kafka.NewWatermarks); a relay
-	// that publishes events publishes one with each batch anyway. Default
-	// 5 s.
+	// of its checkpoint to every partition (kafka.NewWatermarks) again.
+	// Default 5 s.
 	WatermarkInterval time.Duration
+	// WatermarkSpacing is the shortest time between two publishes of
+	// watermarks while events flow, which bounds their cost to the
+	// partition count per WatermarkSpacing: a batch's watermarks go with
+	// it when that long has passed, else once it has. Default 50 ms.
+	WatermarkSpacing time.Duration
 	// Logger receives leadership changes and errors. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the relay metrics; nil registers nothing.
@@ -99,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.WatermarkInterval <= 0 {
 		c.WatermarkInterval = 5 * time.Second
 	}
+	if c.WatermarkSpacing <= 0 {
+		c.WatermarkSpacing = 50 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -118,7 +125,8 @@ func (c *Config) setDefaults() {
 // event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
 // it. Only failures that may pass (the broker unreachable) are retried.
 //
-// After each batch's events, in the same publish, and every
+// After its events, in the same publish (at most once per
+// WatermarkSpacing; else as soon as that has passed), and every
 // WatermarkInterval while idle, the relay publishes a watermark record of
 // the position it has published up to to every partition of the topic
 // (kafka.NewWatermarks): a consumer that reached it on a partition has
@@ -208,7 +216,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	// them: a batch costs one read and one checkpoint write.
 	var saved atomic.Pointer[helpdeskflow.Position]
 	saved.Store(&cp)
-	var marked time.Time // when watermarks were last published
+	var marked watermarked
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go r.watchLag(watchCtx, &saved)
@@ -221,7 +229,10 @@ func (r *Relay) lead(ctx context.Context) error {
 			return err
 		}
 		if len(events) > 0 {
-			marks := r.watermarks(ctx, events[len(events)-1].Position)
+			var marks []*kgo.Record
+			if time.Since(marked.at) >= r.cfg.WatermarkSpacing {
+				marks = r.watermarks(ctx, events[len(events)-1].Position)
+			}
 			if err := r.publish(ctx, events, marks); err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -241,17 +252,13 @@ func (r *Relay) lead(ctx context.Context) error {
 			saved.Store(&next)
 			r.published.Add(float64(len(events)))
 			if marks != nil {
-				marked = time.Now()
+				marked = watermarked{at: time.Now(), position: next}
 			}
 		}
 		if len(events) == r.cfg.BatchSize || cut {
 			continue
 		}
-		if cp != (helpdeskflow.Position{}) && time.Since(marked) >= r.cfg.WatermarkInterval {
-			if r.publishWatermarks(ctx, cp) {
-				marked = time.Now()
-			}
-		}
+		wait := r.markCaughtUp(ctx, &marked, cp)
 		if len(events) == 0 && r.heldBack(ctx, cp) {
 			// Committed events follow the checkpoint: held back above the
 			// commit horizon by an older open transaction (of any database
@@ -264,7 +271,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := lease.WaitForEvents(ctx, r.cfg.PollInterval); err != nil {
+		if err := lease.WaitForEvents(ctx, wait); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -376,6 +383,37 @@ func (r *Relay) watermarks(ctx context.Context, p helpdeskflow.Position) []*kgo.
 // partitionsMaxAge is how old the topic metadata that counts its
 // partitions for watermarks may be.
 const partitionsMaxAge = 30 * time.Second
+
+// watermarked is when the relay last published watermarks, and of which
+// position.
+type watermarked struct {
+	at       time.Time
+	position helpdeskflow.Position
+}
+
+// markCaughtUp runs when the relay has published everything committed up
+// to cp: it publishes cp's watermarks when they are owed (not published
+// yet and WatermarkSpacing has passed, or WatermarkInterval has) and
+// returns how long the relay may wait for events: PollInterval, or less
+// when cp's watermarks are still owed.
+func (r *Relay) markCaughtUp(ctx context.Context, marked *watermarked, cp helpdeskflow.Position) time.Duration {
+	if cp == (helpdeskflow.Position{}) {
+		return r.cfg.PollInterval
+	}
+	since := time.Since(marked.at)
+	owed := marked.position != cp
+	if (owed && since >= r.cfg.WatermarkSpacing) || since >= r.cfg.WatermarkInterval {
+		if r.publishWatermarks(ctx, cp) {
+			*marked = watermarked{at: time.Now(), position: cp}
+			return r.cfg.PollInterval
+		}
+		return min(r.cfg.PollInterval, r.cfg.RetryBackoff)
+	}
+	if owed {
+		return min(r.cfg.PollInterval, r.cfg.WatermarkSpacing-since)
+	}
+	return r.cfg.PollInterval
+}
 
 // publishWatermarks publishes the watermarks of p alone and reports
 // whether they were acknowledged (a failure is logged; the next round
