@@ -33,6 +33,9 @@ const (
 	EPayloadTooLarge = "payload_too_large"
 	EUnavailable     = "unavailable"
 	EInternal        = "internal"
+	// EProjectionBehind: a list read asked for a position (min_position)
+	// the read model has not reached within the wait it allowed.
+	EProjectionBehind = "projection_behind"
 )
 
 // Idempotency-Key error codes: EIdempotencyKeyReused when a key is sent

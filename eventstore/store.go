@@ -164,8 +164,10 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	}
 	// An append undone with its part of the transaction (a batch item
 	// rolled back to its savepoint) gives its bytes and events back.
-	st, bytesBefore, appendedBefore := t.st, t.st.appendedBytes, len(t.st.appended)
-	t.tx.OnRollbackToSavepoint(func() { st.appendedBytes, st.appended = bytesBefore, st.appended[:appendedBefore] })
+	st, bytesBefore, appendedBefore, lastBefore := t.st, t.st.appendedBytes, len(t.st.appended), t.st.last
+	t.tx.OnRollbackToSavepoint(func() {
+		st.appendedBytes, st.appended, st.last = bytesBefore, st.appended[:appendedBefore], lastBefore
+	})
 	t.st.appendedBytes = total
 	ids := make([]uuid.UUID, len(events))
 	versions := make([]int64, len(events))
@@ -185,18 +187,22 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	// events, and raises a version conflict (aborting the transaction) when
 	// the stream row is not at the expected version. It is not sent now but
 	// with the transaction's next statement or its COMMIT, which saves a
-	// round trip; its error surfaces there.
+	// round trip; its error surfaces there. It returns the transaction id
+	// and the last event's sequence number: the position the transaction
+	// notes for the request after its commit.
 	streamStep := `UPDATE streams SET version = $11, updated_at = now() WHERE id = $1 AND version = $12 RETURNING id`
 	if expectedVersion == 0 {
 		streamStep = `INSERT INTO streams (id, workspace_id, type, version) SELECT $1, $3, $2, $11 WHERE $12::bigint = 0
 			ON CONFLICT (id) DO NOTHING RETURNING id`
 	}
-	t.tx.Defer(`WITH stream AS (`+streamStep+`)
+	t.tx.DeferReturning(st.noteLast, `WITH stream AS (`+streamStep+`), appended AS (
 		INSERT INTO events (id, stream_id, stream_type, version, workspace_id, type, schema_version, data, metadata, occurred_at)
 		SELECT e.id, $1, $2, e.version, $3, e.type, e.schema_version, e.data::json, $4, e.occurred_at
 		FROM unnest($5::uuid[], $6::bigint[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
 			AS e(id, version, type, schema_version, data, occurred_at)
-		WHERE CASE WHEN EXISTS (SELECT 1 FROM stream) THEN true ELSE hdf_version_conflict($1, $12) END`,
+		WHERE CASE WHEN EXISTS (SELECT 1 FROM stream) THEN true ELSE hdf_version_conflict($1, $12) END
+		RETURNING seq)
+		SELECT pg_current_xact_id()::text::bigint, max(seq) FROM appended`,
 		ref.ID, ref.Type, ref.WorkspaceID, mdJSON, ids, versions, types, schemas, data, occurred, newVersion, expectedVersion)
 	if t.st.lockedAt.IsZero() {
 		// The stream row is locked from this statement until commit.
@@ -204,6 +210,24 @@ func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVer
 	}
 	t.st.appended = append(t.st.appended, events...)
 	return newVersion, nil
+}
+
+// noteLast reads the row of an append's statement (transaction id, last
+// sequence number) into st.last, keeping the later position. A row it
+// cannot read leaves st.last as it was: the request then carries an
+// earlier position, or none (pg.Tx.DeferReturning's scan must not fail).
+func (st *txState) noteLast(rows pgx.Rows) error {
+	for rows.Next() {
+		var txID int64
+		var seq *int64
+		if rows.Scan(&txID, &seq) != nil || seq == nil {
+			continue
+		}
+		if p := (helpdeskflow.Position{TxID: uint64(txID), Seq: *seq}); st.last.Less(p) {
+			st.last = p
+		}
+	}
+	return nil
 }
 
 // Load returns the events of stream id in version order. It returns

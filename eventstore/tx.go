@@ -25,6 +25,9 @@ type txState struct {
 	appended []helpdeskflow.NewEvent
 	// appendedBytes sums EventSize over appended, against MaxAppendBytes.
 	appendedBytes int
+	// last is the position of the last event appended and sent (zero
+	// before the first): noted after the commit (helpdeskflow.NoteWrite).
+	last helpdeskflow.Position
 }
 
 // stateKey keys a store's txState in a transaction.
@@ -33,12 +36,14 @@ type stateKey struct{ s *Store }
 // In returns the event store's view of tx. Every view of one transaction
 // shares its state (the appends' byte budget, the lock time); after the
 // commit the store counts the transaction's events and its duration in its
-// metrics and wakes the relay when events were appended.
+// metrics and wakes the relay when events were appended; the position of
+// the last event appended is noted in the WriteRecorder of the context the
+// transaction ran under (helpdeskflow.RecordWrites), if any.
 func (s *Store) In(tx *pg.Tx) *Tx {
 	st := tx.Local(stateKey{s}, func() any {
 		st := &txState{}
-		tx.AfterCommit(func(context.Context, *pg.DB) error {
-			s.committed(tx, st)
+		tx.AfterCommit(func(ctx context.Context, _ *pg.DB) error {
+			s.committed(ctx, tx, st)
 			return nil
 		})
 		return st
@@ -65,9 +70,10 @@ func (s *Store) Transact(ctx context.Context, fn func(tx *Tx) error) error {
 	return s.db.Transact(ctx, func(tx *pg.Tx) error { return fn(s.In(tx)) })
 }
 
-// committed records a committed transaction in the metrics and wakes the
-// relay when it appended events.
-func (s *Store) committed(tx *pg.Tx, st *txState) {
+// committed records a committed transaction in the metrics, notes its
+// last event's position in ctx's WriteRecorder and wakes the relay when it
+// appended events.
+func (s *Store) committed(ctx context.Context, tx *pg.Tx, st *txState) {
 	now := time.Now()
 	if !st.lockedAt.IsZero() {
 		s.lockHold.Observe(now.Sub(st.lockedAt).Seconds())
@@ -78,5 +84,8 @@ func (s *Store) committed(tx *pg.Tx, st *txState) {
 	}
 	if len(st.appended) > 0 {
 		s.notifier.poke()
+	}
+	if st.last != (helpdeskflow.Position{}) {
+		helpdeskflow.NoteWrite(ctx, st.last)
 	}
 }

@@ -109,7 +109,13 @@ func (s *Server) handleCustomerGet(w http.ResponseWriter, r *http.Request, p htt
 func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
 	workspaceID := principalOf(r.Context()).WorkspaceID
+	position, problems := s.readListPosition(q, workspaceID, nil)
 	if q.Has("email") || q.Has("provider") || q.Has("external_id") {
+		// A lookup reads the event store, which holds every write: it
+		// waits for nothing, and carries no position.
+		if len(problems) > 0 {
+			return queryError(problems)
+		}
 		c, err := s.cfg.Customers.FindCustomer(r.Context(), workspaceID, q.Get("email"), q.Get("provider"), q.Get("external_id"))
 		data := []customerJSON{}
 		switch {
@@ -123,7 +129,6 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 		return nil
 	}
 	filter := helpdeskflow.CustomerFilter{Tag: q.Get("tag"), Cursor: q.Get("cursor")}
-	var problems []helpdeskflow.FieldProblem
 	for key := range q {
 		name, ok := strings.CutPrefix(key, "custom_fields.")
 		if !ok {
@@ -142,6 +147,9 @@ func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ ht
 	filter.Limit = limit
 	if len(problems) > 0 {
 		return queryError(problems)
+	}
+	if err := s.awaitReadModel(w, r, position); err != nil {
+		return err
 	}
 	page, err := s.cfg.CustomerLister.ListCustomers(r.Context(), workspaceID, filter)
 	if err != nil {

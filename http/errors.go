@@ -25,6 +25,7 @@ var codes = map[string]int{
 	helpdeskflow.EPayloadTooLarge:    http.StatusRequestEntityTooLarge,
 	helpdeskflow.ERateLimited:        http.StatusTooManyRequests,
 	helpdeskflow.EUnavailable:        http.StatusServiceUnavailable,
+	helpdeskflow.EProjectionBehind:   http.StatusServiceUnavailable,
 	helpdeskflow.EInternal:           http.StatusInternalServerError,
 
 	helpdeskflow.ELimitExceeded:        http.StatusUnprocessableEntity,
@@ -69,7 +70,9 @@ func toErrorDetail(r *http.Request, err error) errorDetail {
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	status := StatusOf(err)
 	code := helpdeskflow.ErrorCode(err)
-	if status >= 500 {
+	// projection_behind is the answer a client asked for (min_position,
+	// max_wait), not a failure to log.
+	if status >= 500 && code != helpdeskflow.EProjectionBehind {
 		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
 			"request_id", requestIDOf(r.Context()), "code", code, "err", err)
 	}

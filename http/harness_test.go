@@ -148,6 +148,9 @@ func newHarness(t testing.TB, trustedProxies ...netip.Prefix) *harness {
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: idempotency.New(store.DB),
+		// No projector feeds ch: the read model stays where it is (see
+		// withReadModels for one that moves).
+		PositionSealer: keys, ReadPositions: projections.NewPositionWatcher(projections.NewPositionReader(ch), projections.PositionWatcherConfig{PollInterval: 10 * time.Millisecond}),
 	}
 	server, err := http.NewServer(cfg)
 	if err != nil {

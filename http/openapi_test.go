@@ -782,6 +782,19 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(projected.do("GET", "/v1/customers?tag=vip", admin, nil), 200, "")
 	c.want(projected.do("GET", "/v1/customers?custom_fields.tier=gold&limit=1", admin, nil), 200, "")
 
+	// Read-your-writes: a write's position as a list's min_position, met
+	// by the read model that moves, and not by the one that does not
+	// (its projector never runs): 503 projection_behind.
+	written := projected.do("POST", "/v1/tickets", admin, ticketBody("read your writes"))
+	c.want(written, 201, "")
+	token := url.QueryEscape(written.header.Get("X-HDF-Position"))
+	c.want(projected.do("GET", "/v1/tickets?max_wait=10&min_position="+token, admin, nil), 200, "")
+	c.want(projected.do("GET", "/v1/customers?max_wait=10&min_position="+token, admin, nil), 200, "")
+	c.want(c.do("GET", "/v1/tickets?max_wait=0&min_position="+token, admin, nil), 503, "projection_behind")
+	c.want(c.do("GET", "/v1/customers?max_wait=0.1&min_position="+token, admin, nil), 503, "projection_behind")
+	c.want(c.do("GET", "/v1/tickets?min_position=not-a-position", admin, nil), 400, "validation_failed")
+	c.want(c.doInvalid("GET", "/v1/customers?max_wait=11", admin, nil), 400, "validation_failed")
+
 	// Every route was exercised, with a success among its answers.
 	for _, rt := range h.server.Routes() {
 		name := rt.Method + " " + openAPIPath(rt.Path)
@@ -806,6 +819,16 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 // database of their own, fed from h's event store by a relay to an
 // embedded Kafka broker and a projector, as in production.
 func withReadModels(t *testing.T, h *harness) *harness {
+	t.Helper()
+	out, startProjector := withPausedReadModels(t, h)
+	startProjector()
+	return out
+}
+
+// withPausedReadModels is withReadModels with the projector paused until
+// the function it returns starts it (once): the relay publishes from the
+// start, the read model moves only once the projector runs.
+func withPausedReadModels(t *testing.T, h *harness) (*harness, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	name := testenv.RandomName("t_")
@@ -834,10 +857,16 @@ func withReadModels(t *testing.T, h *harness) *harness {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); relay.Run(ctx) }()     //nolint:errcheck // ends with ctx
-	go func() { defer wg.Done(); projector.Run(ctx) }() //nolint:errcheck // ends with ctx
+	wg.Add(1)
+	go func() { defer wg.Done(); relay.Run(ctx) }() //nolint:errcheck // ends with ctx
 	t.Cleanup(func() { cancel(); wg.Wait(); producer.Close() })
+	var startOnce sync.Once
+	startProjector := func() {
+		startOnce.Do(func() {
+			wg.Add(1)
+			go func() { defer wg.Done(); projector.Run(ctx) }() //nolint:errcheck // ends with ctx
+		})
+	}
 
 	limiter, err := ratelimit.New(ratelimit.Config{})
 	if err != nil {
@@ -845,6 +874,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	}
 	cfg := h.cfg
 	cfg.Lister, cfg.CustomerLister = projections.NewTicketReader(ch), projections.NewCustomerReader(ch)
+	cfg.ReadPositions = projections.NewPositionWatcher(projections.NewPositionReader(ch), projections.PositionWatcherConfig{PollInterval: 10 * time.Millisecond})
 	cfg.Limiter, cfg.Auth = limiter, access.NewCache(h.store.AccessStore, access.CacheConfig{})
 	cfg.Registerer, cfg.Gatherer, cfg.RequestLog = nil, nil, nil // h's server holds the metric names
 	server, err := http.NewServer(cfg)
@@ -855,7 +885,7 @@ func withReadModels(t *testing.T, h *harness) *harness {
 	t.Cleanup(srv.Close)
 	out := *h
 	out.url, out.server = srv.URL, server
-	return &out
+	return &out, startProjector
 }
 
 func mapKeys[K comparable, V any](m map[K]V) []K {

@@ -118,7 +118,9 @@ type Checker func(ctx context.Context) error
 // nothing (no /metrics content). TrustedProxies are the peers whose
 // X-Forwarded-For is believed when finding the client's IP. Idempotency
 // keeps the Idempotency-Keys of POST and PATCH requests; when nil, the
-// header is ignored.
+// header is ignored. PositionSealer and ReadPositions give and take
+// positions (X-HDF-Position, min_position: see positions.go); without
+// both, no response carries one and min_position is refused.
 type Config struct {
 	Tickets        Tickets
 	Customers      Customers
@@ -148,6 +150,8 @@ type Config struct {
 	UnauthenticatedLimit helpdeskflow.RateLimit
 	RequestLog           RequestLog
 	Idempotency          Idempotency
+	PositionSealer       PositionSealer
+	ReadPositions        ReadPositions
 	TrustedProxies       []netip.Prefix
 	Ready                map[string]Checker
 	Logger               *slog.Logger
@@ -405,22 +409,27 @@ func clientIPOf(ctx context.Context) netip.Addr {
 }
 
 // statusRecorder remembers the status a handler wrote, for metrics and the
-// request log.
+// request log, and calls beforeHeader (if set) once, just before the
+// header is written.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status       int
+	beforeHeader func(http.Header)
 }
 
 func (r *statusRecorder) WriteHeader(status int) {
 	if r.status == 0 {
 		r.status = status
+		if r.beforeHeader != nil {
+			r.beforeHeader(r.Header())
+		}
 	}
 	r.ResponseWriter.WriteHeader(status)
 }
 
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
-		r.status = http.StatusOK
+		r.WriteHeader(http.StatusOK)
 	}
 	return r.ResponseWriter.Write(b)
 }
@@ -430,7 +439,8 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // revoked, client IP not blocked) before any business logic; the rate
 // limit of the route's category, whose headers every authenticated
 // response carries; the role check; the soft-throttle delay; the handler;
-// error mapping, metrics and the request log.
+// error mapping, metrics and the request log. A response to a request
+// that appended events carries their position (X-HDF-Position).
 func (s *Server) wrap(rt route) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, p httprouter.Params) {
 		start := time.Now()
@@ -439,8 +449,11 @@ func (s *Server) wrap(rt route) httprouter.Handle {
 		ip := clientIP(r, s.cfg.TrustedProxies)
 		ctx := context.WithValue(r.Context(), requestIDKey, requestID)
 		ctx = context.WithValue(ctx, clientIPKey, ip)
+		ctx, writes := helpdeskflow.RecordWrites(ctx)
 		r = r.WithContext(ctx)
-		rec := &statusRecorder{ResponseWriter: w}
+		// r is the request admit authenticates in place: by the time the
+		// header goes out it names the workspace.
+		rec := &statusRecorder{ResponseWriter: w, beforeHeader: func(h http.Header) { s.setWritePosition(h, r, writes) }}
 		entry := helpdeskflow.APIRequest{
 			Time: start.UTC(), RequestID: requestID, Method: r.Method, Route: rt.path, Path: r.URL.Path,
 			ClientIP: ip.String(), UserAgent: r.UserAgent(), RateLimitCategory: rt.category,

@@ -199,10 +199,15 @@ func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ http
 		problems = append(problems, *problem)
 	}
 	filter.Limit = limit
+	workspaceID := principalOf(r.Context()).WorkspaceID
+	position, problems := s.readListPosition(q, workspaceID, problems)
 	if len(problems) > 0 {
 		return queryError(problems)
 	}
-	page, err := s.cfg.Lister.ListTickets(r.Context(), principalOf(r.Context()).WorkspaceID, filter)
+	if err := s.awaitReadModel(w, r, position); err != nil {
+		return err
+	}
+	page, err := s.cfg.Lister.ListTickets(r.Context(), workspaceID, filter)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ type Batch interface {
 }
 
 // ConsumerConfig configures a Consumer. Every field is required except
-// MaxBatchBytes, FlushInterval, OnPartitionsGone and Options; the
+// MaxBatchBytes, FlushInterval, OnPartitionsGone, Watermarks and Options; the
 // Consumer's users validate their own configuration and fill this one.
 type ConsumerConfig struct {
 	// Name names the consumer in logs and errors ("projector",
@@ -104,6 +104,12 @@ type ConsumerConfig struct {
 	// OnPartitionsGone, if set, is called when partitions are revoked or
 	// lost, on the client's goroutines, and once more when Run ends.
 	OnPartitionsGone func()
+	// Watermarks, if set, gives the relay's watermark records (see
+	// NewWatermarks) to the Batch like any other record. Unset (the
+	// default), the loop keeps them from the Batch: their offsets are
+	// committed with the batch they were polled in, and a poll that brings
+	// nothing else makes no Batch and calls no Flush.
+	Watermarks bool
 	// Options are extra franz-go client options, applied after the
 	// Consumer's own, so they can override them.
 	Options []Option
@@ -147,12 +153,45 @@ func NewConsumer(cfg ConsumerConfig) *Consumer {
 	}
 }
 
-// pending is a batch and what the loop knows of it.
+// pending is a batch and what the loop knows of it: every record polled
+// since the last commit, and which of them the Batch was given (the
+// Batch is nil until it is given one).
 type pending struct {
 	Batch
 	records []*Record
-	bytes   int // of the records' values, for MaxBatchBytes
+	added   []int // indexes in records of the records given to Batch
+	bytes   int   // of the records' values, for MaxBatchBytes
 	started time.Time
+}
+
+// add notes the polled record r and gives it to the batch, which it
+// makes on the first one, unless r is a watermark the Batch is not to see.
+func (b *pending) add(c *Consumer, r *Record) {
+	b.records = append(b.records, r)
+	if !c.cfg.Watermarks && IsWatermark(r) {
+		return
+	}
+	if b.Batch == nil {
+		b.Batch = c.cfg.NewBatch()
+	}
+	b.added = append(b.added, len(b.records)-1)
+	b.bytes += len(r.Value)
+	b.Add(r)
+}
+
+// flush is Batch.Flush in terms of the polled records: done counts the
+// records, from the first, whose offsets may be committed (all of them
+// once the Batch has done all it was given). A pending without a Batch
+// holds only watermarks, all done at once.
+func (b *pending) flush(ctx context.Context, rebalance <-chan struct{}, final bool) (int, error) {
+	if b.Batch == nil {
+		return len(b.records), nil
+	}
+	done, err := b.Flush(ctx, rebalance, final)
+	if err == nil || done >= len(b.added) {
+		return len(b.records), err
+	}
+	return b.added[max(done, 0)], err
 }
 
 // Run joins the group and consumes until ctx ends, then flushes and commits
@@ -223,11 +262,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.noteFetches(fetches)
 		fetches.EachRecord(func(r *kgo.Record) {
 			if b == nil {
-				b = &pending{Batch: c.cfg.NewBatch(), started: time.Now()}
+				b = &pending{started: time.Now()}
 			}
-			b.records = append(b.records, r)
-			b.bytes += len(r.Value)
-			b.Add(r)
+			b.add(c, r)
 		})
 		c.lag.Update(cl)
 		if b == nil {
@@ -262,7 +299,7 @@ func (c *Consumer) due(b *pending) bool {
 func (c *Consumer) flush(ctx context.Context, cl *kgo.Client, b *pending) bool {
 	backoff := c.cfg.RetryBackoff
 	for attempt := 1; ; attempt++ {
-		done, err := b.Flush(ctx, c.rebalance.wait(), false)
+		done, err := b.flush(ctx, c.rebalance.wait(), false)
 		if err == nil {
 			// The commit is short and should not be lost to a shutdown
 			// that starts meanwhile, so it does not take ctx's
@@ -350,7 +387,7 @@ func (c *Consumer) shutdown(ctx context.Context, cl *kgo.Client, abortClient con
 	if b != nil {
 		records = b.records
 		var err error
-		if done, err = b.Flush(sctx, nil, true); err != nil {
+		if done, err = b.flush(sctx, nil, true); err != nil {
 			errs = append(errs, err)
 		} else {
 			done = len(records)

@@ -21,7 +21,6 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -49,9 +48,7 @@ func NewRecord(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
 		len(md.CausationID)+len(md.CorrelationID)+len(time.RFC3339Nano)+2*20+1+20)
 	w.buf = e.OccurredAt.UTC().AppendFormat(w.buf, time.RFC3339Nano)
 	w.end(HeaderOccurredAt)
-	w.buf = strconv.AppendUint(w.buf, e.Position.TxID, 10)
-	w.buf = append(w.buf, '.')
-	w.buf = strconv.AppendInt(w.buf, e.Position.Seq, 10)
+	w.buf = appendPosition(w.buf, e.Position)
 	w.end(HeaderPosition)
 	w.text(HeaderActorType, md.Actor.Type)
 	w.text(HeaderActorID, md.Actor.ID)
@@ -193,7 +190,9 @@ var (
 // is valid when errs[i] is nil; its Data shares the record's value. A
 // record that is not an event, or a claim check that cannot be resolved,
 // gets an error (wrapping ErrNotAnEvent or ErrClaimCheckUnresolved) for the
-// caller to log, count and skip. The events of claim checks are loaded with
+// caller to log, count and skip; a watermark record gets ErrWatermark, for
+// the caller to skip quietly (the Consumer loop keeps them from its users
+// unless asked). The events of claim checks are loaded with
 // one call to loader; when that call fails, Decode returns its error and
 // the caller retries the batch. loader may be nil when no claim check is
 // expected (each then gets ErrClaimCheckUnresolved).
@@ -245,6 +244,9 @@ func Decode(ctx context.Context, records []*kgo.Record, loader Loader) (events [
 // decodeRecord decodes r into e and reports whether r is a claim check,
 // whose e names the event but holds no data.
 func decodeRecord(r *kgo.Record, e *helpdeskflow.Event) (claim bool, err error) {
+	if IsWatermark(r) {
+		return false, ErrWatermark
+	}
 	format := ""
 	for _, h := range r.Headers {
 		switch h.Key {
@@ -306,14 +308,7 @@ func decodeHeaders(headers []kgo.RecordHeader, e *helpdeskflow.Event) error {
 		case HeaderOccurredAt:
 			e.OccurredAt, err = time.Parse(time.RFC3339Nano, string(v))
 		case HeaderPosition:
-			tx, seq, ok := bytes.Cut(v, []byte{'.'})
-			if !ok {
-				err = errors.New("no '.'")
-				break
-			}
-			if e.Position.TxID, err = strconv.ParseUint(string(tx), 10, 64); err == nil {
-				e.Position.Seq, err = strconv.ParseInt(string(seq), 10, 64)
-			}
+			e.Position, err = parsePosition(v)
 		case HeaderActorType:
 			e.Metadata.Actor.Type = known(v)
 		case HeaderActorID:

@@ -26,7 +26,7 @@ var migrationFiles embed.FS
 
 // projectionTables are the tables Truncate empties: everything the projector
 // builds, but not schema_migrations.
-var projectionTables = []string{"tickets", "customers", "ticket_messages", "audit_log"}
+var projectionTables = []string{"tickets", "customers", "ticket_messages", "audit_log", positionsTable}
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -206,7 +206,8 @@ ORDER BY version`
 }
 
 // Truncate empties the projection tables (tickets, customers,
-// ticket_messages, audit_log) of conn's database, keeping their schema and
+// ticket_messages, audit_log, and projection_positions, which would
+// otherwise claim what is gone) of conn's database, keeping their schema and
 // schema_migrations. It is the first half of `helpdeskflow projections
 // rebuild`; the caller then resets the projector group's offsets to the
 // start of the topic, with no projector running meanwhile.

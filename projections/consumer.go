@@ -27,9 +27,10 @@ type consumer struct {
 
 // newConsumer is the consumer part of a projector named name (its log
 // component is name with dashes) configured by cfg, flushing batches made
-// by newBatch once they hold maxBatchBytes (0: no byte bound).
+// by newBatch once they hold maxBatchBytes (0: no byte bound); watermarks
+// gives the batches the relay's watermark records (kafka.ConsumerConfig).
 func newConsumer(name string, cfg Config, maxBatchBytes int, errs *prometheus.CounterVec, lag *prometheus.GaugeVec,
-	newBatch func() kafka.Batch, partitionsGone func()) consumer {
+	newBatch func() kafka.Batch, partitionsGone func(), watermarks bool) consumer {
 	return consumer{
 		name:    name,
 		log:     cfg.Logger.With("component", strings.ReplaceAll(name, " ", "-"), "group", cfg.Group, "topic", cfg.Topic),
@@ -40,7 +41,7 @@ func newConsumer(name string, cfg Config, maxBatchBytes int, errs *prometheus.Co
 			BatchSize: cfg.BatchSize, MaxBatchBytes: maxBatchBytes, FlushInterval: cfg.FlushInterval,
 			RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
 			NewBatch: newBatch, Logger: cfg.Logger, Errors: errs, Lag: lag, OnPartitionsGone: partitionsGone,
-			Options: cfg.KafkaOptions,
+			Watermarks: watermarks, Options: cfg.KafkaOptions,
 		}),
 	}
 }

@@ -193,6 +193,9 @@ type Projector struct {
 	// may project their streams meanwhile, so cached rows can fall behind
 	// ClickHouse and must be reloaded.
 	cacheStale atomic.Bool
+	// partitions is the events topic's partition count the relay's last
+	// watermark announced (0 before one), kept with the applied positions.
+	partitions int32
 }
 
 // NewProjector fills cfg's defaults, validates it and registers the
@@ -217,7 +220,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
 	}
 	p.consumer = newConsumer("projector", cfg, cfg.MaxBatchBytes, m.errors, m.lag,
-		func() kafka.Batch { return &batch{p: p} }, p.partitionsGone)
+		func() kafka.Batch { return &batch{p: p, applied: appliedPositions{}} }, p.partitionsGone, true)
 	return p, nil
 }
 
@@ -271,6 +274,9 @@ type batch struct {
 	eventTypes map[string]int
 
 	inserted map[string]bool
+	// applied is how far the batch takes each partition (see
+	// savePositions).
+	applied appliedPositions
 }
 
 // Add takes a polled record (kafka.Batch).
@@ -308,6 +314,9 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 	if err := p.retry(ctx, errKindInsert, func() error { return p.insert(ctx, b) }); err != nil {
 		return err
 	}
+	if err := p.retry(ctx, errKindInsert, func() error { return p.savePositions(ctx, b) }); err != nil {
+		return err
+	}
 	p.m.batchSize.Observe(float64(len(b.records)))
 	for typ, n := range b.eventTypes {
 		p.m.events.WithLabelValues(typ).Add(float64(n))
@@ -325,6 +334,10 @@ func (p *Projector) decode(ctx context.Context, b *batch) error {
 	}
 	b.events = make([]helpdeskflow.Event, 0, len(b.records))
 	for i, r := range b.records {
+		if errors.Is(errs[i], kafka.ErrWatermark) {
+			p.noteWatermark(b, r)
+			continue
+		}
 		if errs[i] != nil {
 			p.m.errors.WithLabelValues(kafka.ErrKindDecode).Inc()
 			p.log.Error("projector: record is not an event; skipped",
@@ -332,6 +345,7 @@ func (p *Projector) decode(ctx context.Context, b *batch) error {
 			continue
 		}
 		b.events = append(b.events, events[i])
+		b.applied.note(r.Partition, events[i].Position)
 	}
 	b.decoded = true
 	return nil

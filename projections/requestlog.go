@@ -68,7 +68,7 @@ func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) 
 	// No byte bound: request log records are small, BatchSize bounds
 	// the memory of a batch.
 	p.consumer = newConsumer("request log projector", cfg, 0, m.errors, m.lag,
-		func() kafka.Batch { return &requestLogBatch{p: p} }, nil)
+		func() kafka.Batch { return &requestLogBatch{p: p} }, nil, false)
 	return p, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
@@ -23,10 +24,12 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
-// Producer publishes records and waits for the broker's acknowledgement.
-// *kgo.Client satisfies it.
+// Producer publishes records and waits for the broker's acknowledgement,
+// and tells how many partitions a topic has (from metadata it caches up to
+// limit). *kgo.Client satisfies it.
 type Producer interface {
 	ProduceSync(ctx context.Context, rs ...*kgo.Record) kgo.ProduceResults
+	RequestCachedMetadata(ctx context.Context, req *kmsg.MetadataRequest, limit time.Duration) (*kmsg.MetadataResponse, error)
 }
 
 // Config configures a Relay. Zero fields take the defaults that
@@ -57,6 +60,15 @@ type Config struct {
 	// LagInterval is how often the lag gauges are measured, on their own
 	// clock (never per read or batch). Default 1 s.
 	LagInterval time.Duration
+	// WatermarkInterval is how often an idle relay publishes the watermark
+	// of its checkpoint to every partition (kafka.NewWatermarks) again.
+	// Default 5 s.
+	WatermarkInterval time.Duration
+	// WatermarkSpacing is the shortest time between two publishes of
+	// watermarks while events flow, which bounds their cost to the
+	// partition count per WatermarkSpacing: a batch's watermarks go with
+	// it when that long has passed, else once it has. Default 50 ms.
+	WatermarkSpacing time.Duration
 	// Logger receives leadership changes and errors. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the relay metrics; nil registers nothing.
@@ -88,6 +100,12 @@ func (c *Config) setDefaults() {
 	if c.LagInterval <= 0 {
 		c.LagInterval = time.Second
 	}
+	if c.WatermarkInterval <= 0 {
+		c.WatermarkInterval = 5 * time.Second
+	}
+	if c.WatermarkSpacing <= 0 {
+		c.WatermarkSpacing = 50 * time.Millisecond
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -106,6 +124,15 @@ func (c *Config) setDefaults() {
 // (kafka.ClaimCheck) in its place, which consumers resolve from the
 // event store; an ERROR log and helpdeskflow_relay_claim_checks_total name
 // it. Only failures that may pass (the broker unreachable) are retried.
+//
+// After its events, in the same publish (at most once per
+// WatermarkSpacing; else as soon as that has passed), and every
+// WatermarkInterval while idle, the relay publishes a watermark record of
+// the position it has published up to to every partition of the topic
+// (kafka.NewWatermarks): a consumer that reached it on a partition has
+// every event of that partition up to that position, even when the
+// partition got none for a long time. The projector keeps them to tell how
+// far the read model has got; the other consumers skip them.
 type Relay struct {
 	store    *eventstore.Store
 	producer Producer
@@ -189,6 +216,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	// them: a batch costs one read and one checkpoint write.
 	var saved atomic.Pointer[helpdeskflow.Position]
 	saved.Store(&cp)
+	var marked watermarked
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go r.watchLag(watchCtx, &saved)
@@ -201,7 +229,11 @@ func (r *Relay) lead(ctx context.Context) error {
 			return err
 		}
 		if len(events) > 0 {
-			if err := r.publish(ctx, events); err != nil {
+			var marks []*kgo.Record
+			if time.Since(marked.at) >= r.cfg.WatermarkSpacing {
+				marks = r.watermarks(ctx, events[len(events)-1].Position)
+			}
+			if err := r.publish(ctx, events, marks); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -219,10 +251,14 @@ func (r *Relay) lead(ctx context.Context) error {
 			cp = next
 			saved.Store(&next)
 			r.published.Add(float64(len(events)))
+			if marks != nil {
+				marked = watermarked{at: time.Now(), position: next}
+			}
 		}
 		if len(events) == r.cfg.BatchSize || cut {
 			continue
 		}
+		wait := r.markCaughtUp(ctx, &marked, cp)
 		if len(events) == 0 && r.heldBack(ctx, cp) {
 			// Committed events follow the checkpoint: held back above the
 			// commit horizon by an older open transaction (of any database
@@ -235,7 +271,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := lease.WaitForEvents(ctx, r.cfg.PollInterval); err != nil {
+		if err := lease.WaitForEvents(ctx, wait); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -282,18 +318,19 @@ func (r *Relay) heldBack(ctx context.Context, cp helpdeskflow.Position) bool {
 // held back by the commit horizon.
 const horizonRetry = 50 * time.Millisecond
 
-// publish publishes events in order and returns once the broker has
-// acknowledged them all. When the broker refuses records for good, it
-// publishes the batch again one record at a time, each refused record as a
-// claim check: the idempotent producer keeps a partition's records in
-// order and rejects those behind a refused one, so what is published again
-// lands in order (earlier copies are duplicates that consumers drop).
-func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error {
-	records := make([]*kgo.Record, len(events))
+// publish publishes events in order, then marks (their watermarks, may be
+// nil), and returns once the broker has acknowledged them all. When the
+// broker refuses records for good, it publishes the batch again one record
+// at a time, each refused record as a claim check, and then the marks: the
+// idempotent producer keeps a partition's records in order and rejects
+// those behind a refused one, so what is published again lands in order
+// (earlier copies are duplicates that consumers drop).
+func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event, marks []*kgo.Record) error {
+	records := make([]*kgo.Record, len(events), len(events)+len(marks))
 	for i, e := range events {
 		records[i] = r.record(e)
 	}
-	results := r.producer.ProduceSync(ctx, records...)
+	results := r.producer.ProduceSync(ctx, append(records, marks...)...)
 	err := results.FirstErr()
 	if err == nil {
 		return nil
@@ -316,7 +353,84 @@ func (r *Relay) publish(ctx context.Context, events []helpdeskflow.Event) error 
 			return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "publish event " + e.ID.String(), Err: err}
 		}
 	}
+	if err := r.producer.ProduceSync(ctx, marks...).FirstErr(); err != nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable, Message: "publish watermarks", Err: err}
+	}
 	return nil
+}
+
+// watermarks returns the watermark records of position p for every
+// partition of the topic, or nil (logged) when the partitions cannot be
+// counted: the next batch or idle round publishes them.
+func (r *Relay) watermarks(ctx context.Context, p helpdeskflow.Position) []*kgo.Record {
+	req := kmsg.NewPtrMetadataRequest()
+	topic := kmsg.NewMetadataRequestTopic()
+	topic.Topic = kmsg.StringPtr(r.cfg.Topic)
+	req.Topics = []kmsg.MetadataRequestTopic{topic}
+	resp, err := r.producer.RequestCachedMetadata(ctx, req, partitionsMaxAge)
+	if err == nil && (len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || len(resp.Topics[0].Partitions) == 0) {
+		err = errors.New("the broker does not describe the topic")
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.cfg.Logger.Warn("relay: cannot count the topic's partitions; watermarks wait for the next round", "relay", r.cfg.Name, "topic", r.cfg.Topic, "err", err)
+		}
+		return nil
+	}
+	return kafka.NewWatermarks(r.cfg.Topic, p, len(resp.Topics[0].Partitions))
+}
+
+// partitionsMaxAge is how old the topic metadata that counts its
+// partitions for watermarks may be.
+const partitionsMaxAge = 30 * time.Second
+
+// watermarked is when the relay last published watermarks, and of which
+// position.
+type watermarked struct {
+	at       time.Time
+	position helpdeskflow.Position
+}
+
+// markCaughtUp runs when the relay has published everything committed up
+// to cp: it publishes cp's watermarks when they are owed (not published
+// yet and WatermarkSpacing has passed, or WatermarkInterval has) and
+// returns how long the relay may wait for events: PollInterval, or less
+// when cp's watermarks are still owed.
+func (r *Relay) markCaughtUp(ctx context.Context, marked *watermarked, cp helpdeskflow.Position) time.Duration {
+	if cp == (helpdeskflow.Position{}) {
+		return r.cfg.PollInterval
+	}
+	since := time.Since(marked.at)
+	owed := marked.position != cp
+	if (owed && since >= r.cfg.WatermarkSpacing) || since >= r.cfg.WatermarkInterval {
+		if r.publishWatermarks(ctx, cp) {
+			*marked = watermarked{at: time.Now(), position: cp}
+			return r.cfg.PollInterval
+		}
+		return min(r.cfg.PollInterval, r.cfg.RetryBackoff)
+	}
+	if owed {
+		return min(r.cfg.PollInterval, r.cfg.WatermarkSpacing-since)
+	}
+	return r.cfg.PollInterval
+}
+
+// publishWatermarks publishes the watermarks of p alone and reports
+// whether they were acknowledged (a failure is logged; the next round
+// tries again).
+func (r *Relay) publishWatermarks(ctx context.Context, p helpdeskflow.Position) bool {
+	marks := r.watermarks(ctx, p)
+	if marks == nil {
+		return false
+	}
+	if err := r.producer.ProduceSync(ctx, marks...).FirstErr(); err != nil {
+		if ctx.Err() == nil {
+			r.produceErrs.Inc()
+			r.cfg.Logger.Warn("relay: publishing watermarks failed; retrying in the next round", "relay", r.cfg.Name, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // record is e's record, or its claim check when e cannot be encoded or its

@@ -40,8 +40,9 @@ func startRelayPolling(t *testing.T, s *eventstore.Store, brokers []string, poll
 	testenv.Run(t, r.Run)
 }
 
-// consumeAll reads the events topic from the start until want records have
-// arrived (or 20 s pass) and returns them.
+// consumeAll reads the events topic from the start until want records of
+// events have arrived (or 20 s pass) and returns them, without the
+// watermarks between them.
 func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
 	t.Helper()
 	client := testenv.TopicReader(t, brokers, kafka.TopicEvents)
@@ -49,14 +50,18 @@ func consumeAll(t *testing.T, brokers []string, want int) []*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var records []*kgo.Record
+	keep := func(r *kgo.Record) {
+		if !kafka.IsWatermark(r) {
+			records = append(records, r)
+		}
+	}
 	for len(records) < want && ctx.Err() == nil {
-		fetches := client.PollFetches(ctx)
-		fetches.EachRecord(func(r *kgo.Record) { records = append(records, r) })
+		client.PollFetches(ctx).EachRecord(keep)
 	}
 	// Anything beyond want would be a duplicate: give it a moment to show.
 	extra, cancelExtra := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancelExtra()
-	client.PollFetches(extra).EachRecord(func(r *kgo.Record) { records = append(records, r) })
+	client.PollFetches(extra).EachRecord(keep)
 	return records
 }
 

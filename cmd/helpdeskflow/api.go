@@ -11,6 +11,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
+	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
@@ -86,6 +87,10 @@ func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
 		connections, linker = p.connections, p.linker
 	}
 	rooms, service := p.rooms, p.services
+	sealer, err := positionSealer(p)
+	if err != nil {
+		return nil, err
+	}
 	return http.NewServer(http.Config{
 		Tickets:          service.tickets,
 		Customers:        service.tickets,
@@ -108,6 +113,8 @@ func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
 		Limiter:          limiter,
 		RequestLog:       r.requestLog,
 		Idempotency:      idempotency.New(rooms.db),
+		PositionSealer:   sealer,
+		ReadPositions:    projections.NewPositionWatcher(projections.NewPositionReader(r.readCH), projections.PositionWatcherConfig{}),
 		TrustedProxies:   proxies,
 		Ready: map[string]http.Checker{
 			"postgres":   rooms.db.Ping,
@@ -118,4 +125,20 @@ func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
 		Registerer: p.reg,
 		Gatherer:   p.publicMetrics(),
 	})
+}
+
+// positionSealer is the keyring X-HDF-Position tokens are sealed with: the
+// process's (HDF_SECRET_KEYS), so every API process opens every other's
+// tokens; without one, a key of this process alone, so a token holds only
+// on the process that gave it, until it restarts (logged).
+func positionSealer(p *process) (*secretbox.Keyring, error) {
+	if p.keyring != nil {
+		return p.keyring, nil
+	}
+	spec, err := secretbox.NewKey("positions")
+	if err != nil {
+		return nil, err
+	}
+	p.logger.Warn("no secret keys (HDF_SECRET_KEYS): X-HDF-Position tokens hold only on this process until it restarts")
+	return secretbox.ParseKeyring(spec)
 }

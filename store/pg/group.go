@@ -386,13 +386,19 @@ func (g *group) runGroup(members []*member) {
 // succeeded and the COMMIT, and reports whether the group committed.
 func (g *group) finish(ctx context.Context, conn *pgxpool.Conn, members []*member, begun bool) bool {
 	final := &pgx.Batch{}
+	// deferred[i] is the statement queued i-th (the zero value for BEGIN
+	// and COMMIT): the rows of DeferReturning's are read by their scan
+	// (DeferRead's are not: nothing more is read in the transaction).
+	var deferred []deferredExec
 	if !begun {
 		final.Queue("begin")
+		deferred = append(deferred, deferredExec{})
 	}
 	for _, m := range members {
 		if m.err == nil {
 			for _, d := range m.tx.deferred {
 				final.Queue(d.sql, d.args...)
+				deferred = append(deferred, d)
 			}
 		}
 	}
@@ -400,11 +406,17 @@ func (g *group) finish(ctx context.Context, conn *pgxpool.Conn, members []*membe
 		return true // nothing was sent and nothing is to be written
 	}
 	final.Queue("commit")
+	deferred = append(deferred, deferredExec{})
 	br := conn.SendBatch(ctx, final)
 	var tag pgconn.CommandTag
 	var err error
-	for range final.QueuedQueries {
-		if tag, err = br.Exec(); err != nil {
+	for _, d := range deferred {
+		if d.write {
+			err = scanDeferred(br, d.scan)
+		} else {
+			tag, err = br.Exec()
+		}
+		if err != nil {
 			break
 		}
 	}

@@ -119,6 +119,9 @@ type deferredExec struct {
 	sql  string
 	args []any
 	scan func(pgx.Rows) error
+	// write marks a statement given to DeferReturning: a write whose
+	// rows scan reads.
+	write bool
 }
 
 // Defer queues a statement to go out with the next one or the commit. Its
@@ -127,6 +130,17 @@ type deferredExec struct {
 // EInternal.
 func (t *Tx) Defer(sql string, args ...any) {
 	t.deferred = append(t.deferred, deferredExec{sql: sql, args: args})
+}
+
+// DeferReturning is Defer for a write that returns rows: scan reads them
+// when the round trip that sends the statement is back, the commit's
+// included (also in a group commit). The statement's error surfaces as
+// Defer's; scan must not fail (its error would be taken for the
+// statement's), so it keeps what it cannot read to itself. When the
+// statement is dropped unsent (its savepoint's part rolled back), scan
+// never runs.
+func (t *Tx) DeferReturning(scan func(pgx.Rows) error, sql string, args ...any) {
+	t.deferred = append(t.deferred, deferredExec{sql: sql, args: args, scan: scan, write: true})
 }
 
 // DeferRead queues a statement that changes nothing to go out with the
@@ -162,7 +176,7 @@ func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch, readOnly bool) pgx.Bat
 		t.wrote = true
 	}
 	for _, d := range t.deferred {
-		if d.scan == nil {
+		if d.scan == nil || d.write {
 			t.wrote = true
 		}
 	}
@@ -183,17 +197,31 @@ func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch, readOnly bool) pgx.Bat
 	deferred := t.deferred
 	t.deferred = nil
 	for _, d := range deferred {
-		if d.scan != nil {
-			if err := scanDeferred(br, d.scan); err != nil {
-				return failedBatch{br, Internal("deferred read", err)}
-			}
-			continue
-		}
-		if _, err := br.Exec(); err != nil {
-			return failedBatch{br, deferredError(err)}
+		if err := d.result(br); err != nil {
+			return failedBatch{br, err}
 		}
 	}
 	return br
+}
+
+// result reads d's result from br: its rows through scan, or its command
+// tag; the error is the statement's (or scan's), translated.
+func (d deferredExec) result(br pgx.BatchResults) error {
+	switch {
+	case d.scan == nil:
+		if _, err := br.Exec(); err != nil {
+			return deferredError(err)
+		}
+	case d.write:
+		if err := scanDeferred(br, d.scan); err != nil {
+			return deferredError(err)
+		}
+	default:
+		if err := scanDeferred(br, d.scan); err != nil {
+			return Internal("deferred read", err)
+		}
+	}
+	return nil
 }
 
 // scanDeferred reads the next result of br with scan.
