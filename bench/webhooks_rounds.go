@@ -269,9 +269,9 @@ type timedStore struct {
 	claimed, misses int64
 }
 
-func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
+func (s *timedStore) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	t := time.Now()
-	out, err := s.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := s.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, room, lease)
 	d := time.Since(t)
 	s.mu.Lock()
 	s.claims = append(s.claims, d)
