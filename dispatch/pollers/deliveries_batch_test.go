@@ -29,11 +29,13 @@ type recordLog struct {
 	recorded map[uuid.UUID]string // delivery → the last status written
 	lose     bool                 // FinishAttempts writes nothing and fails
 	claimed  map[uuid.UUID]int    // deliveries claimed, by webhook
+	claimsOf map[uuid.UUID]int    // claims of each delivery
 	claims   int
 }
 
 func newRecordLog(s pollers.DeliveryStore) *recordLog {
-	return &recordLog{DeliveryStore: s, recorded: map[uuid.UUID]string{}, claimed: map[uuid.UUID]int{}}
+	return &recordLog{DeliveryStore: s, recorded: map[uuid.UUID]string{}, claimed: map[uuid.UUID]int{},
+		claimsOf: map[uuid.UUID]int{}}
 }
 
 func (l *recordLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error) {
@@ -42,6 +44,7 @@ func (l *recordLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, p
 	l.claims++
 	for _, c := range out {
 		l.claimed[c.WebhookID]++
+		l.claimsOf[c.ID]++
 	}
 	l.mu.Unlock()
 	return out, err
@@ -373,5 +376,53 @@ func TestWebhooks_StopGivesBackUnsentDeliveries(t *testing.T) {
 	})
 	if got := len(rc.requests()); got != n {
 		t.Errorf("%d requests for %d deliveries: a delivery given back was sent twice, or one sent was not recorded", got, n)
+	}
+}
+
+// A webhook that answered fast has deliveries claimed ahead of its slots;
+// when an attempt turns out slow, the worker gives those back to the
+// queue (claimed again as its slots free up, the claim not counted as an
+// attempt) instead of holding them behind a slow endpoint.
+func TestWebhooks_EndpointTurningSlowGivesBackWhatItHeld(t *testing.T) {
+	const n = 12
+	f := newWebhookFixture(t)
+	rc := newReceiver(t, func(i int, _ received) int {
+		if i == 2 {
+			time.Sleep(150 * time.Millisecond) // slower than FastAttempt
+		}
+		return 200
+	})
+	hook := f.subscribe(rc.srv.URL, "*")
+	for range n {
+		f.publish(uuid.New(), 1, helpdeskflow.EventTicketCreated)
+	}
+	log := newRecordLog(f.store)
+	f.startWorker(pollers.DeliveryWorkerConfig{Store: log, Sender: webhook.NewSender(webhook.Config{AllowLoopback: true, Timeout: time.Minute}),
+		Concurrency: 2, PerWebhook: 1, Prefetch: 16, FastAttempt: 50 * time.Millisecond})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if got := len(f.deliveries(hook.ID, helpdeskflow.DeliverySucceeded)); got != n {
+			return fmt.Errorf("%d of %d succeeded", got, n)
+		}
+		return nil
+	})
+	log.mu.Lock()
+	again := 0
+	for _, c := range log.claimsOf {
+		if c > 1 {
+			again++
+		}
+	}
+	log.mu.Unlock()
+	if again == 0 {
+		t.Errorf("no delivery held ahead was given back when the endpoint turned slow")
+	}
+	reqs := rc.requests()
+	if len(reqs) != n {
+		t.Errorf("%d requests for %d deliveries", len(reqs), n)
+	}
+	for _, r := range reqs {
+		if r.Attempt != 1 {
+			t.Errorf("delivery %s sent as attempt %d: a given-back claim counted as an attempt", r.DeliveryID, r.Attempt)
+		}
 	}
 }

@@ -63,7 +63,8 @@ type queueConfig[C, R any] struct {
 	// concurrency (0: none; claims take only what free slots can run),
 	// perKeyPrefetch how many of them of one key, and only of a key whose
 	// last run in this worker took less than fastRun, so that a slow or
-	// dead key never holds more than perKey items. An item that has waited
+	// dead key holds no more than perKey items (a key that turns slow
+	// gives back, released, what it holds beyond that). An item that has waited
 	// half the lease for a slot is released, not run (release is required
 	// with prefetch), and so are the items waiting when the worker stops.
 	prefetch, perKeyPrefetch int
@@ -296,8 +297,18 @@ func (q *queueWorker[C, R]) runFrom(ctx context.Context, c claimed[C]) {
 		ks := q.keys[key]
 		ks.running--
 		q.running--
+		var giveBack []claimed[C]
 		if f.ran {
+			wasFast := ks.fast
 			ks.fast = took < q.cfg.fastRun
+			if keep := q.cfg.perKey - ks.running; wasFast && !ks.fast && len(ks.queue) > keep {
+				// The key turned slow: what it holds beyond a run per
+				// slot goes back to the queue, for its slots to claim
+				// as they free up.
+				giveBack = ks.queue[keep:]
+				ks.queue = ks.queue[:keep]
+				q.waiting -= len(giveBack)
+			}
 		}
 		next, ok := q.next(ks)
 		if !ok {
@@ -309,6 +320,9 @@ func (q *queueWorker[C, R]) runFrom(ctx context.Context, c claimed[C]) {
 			}
 		}
 		q.mu.Unlock()
+		for _, c := range giveBack {
+			q.finished <- finishedRun[C, R]{item: c.item, result: q.cfg.release(c.item)}
+		}
 		select {
 		case q.done <- struct{}{}:
 		default:
