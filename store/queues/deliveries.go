@@ -140,15 +140,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 			SELECT c.id FROM room r
 			CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
 				WHERE d.webhook_id = r.id AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
+					AND (d.leased_until IS NULL OR d.leased_until <= $1)
 				ORDER BY d.next_attempt_at LIMIT r.n) c
 			WHERE r.n > 0
 			ORDER BY c.next_attempt_at LIMIT $2
 		), due AS (
 			SELECT d.id FROM webhook_deliveries d JOIN candidates c ON c.id = d.id
-			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
+			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1 AND (d.leased_until IS NULL OR d.leased_until <= $1)
 			FOR UPDATE OF d SKIP LOCKED
 		)
-		UPDATE webhook_deliveries d SET next_attempt_at = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
+		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
 		FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
 			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
@@ -231,7 +232,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 		return nil
 	}
 	b := beginDeliveryChange(lockWebhooksOf, ids)
-	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, updated_at = u.updated,
+	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, leased_until = NULL, updated_at = u.updated,
 			head = d.head AND u.status = 'pending'
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated)
 		WHERE d.id = u.id AND (d.status = 'pending' OR u.status = 'succeeded')`,
@@ -252,7 +253,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 // releaseDeliveries undoes the claims $1 (attempt counts $2, as claimed):
 // due again at $3, the claim not counted, unless the delivery has left
 // pending or was claimed again since (its lease ran out).
-const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts - 1, next_attempt_at = r.at, updated_at = r.at
+const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts - 1, leased_until = NULL, updated_at = r.at
 	FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS r(id, attempt, at)
 	WHERE d.id = r.id AND d.status = 'pending' AND d.attempts = r.attempt`
 
