@@ -108,9 +108,10 @@ type ClaimedDelivery struct {
 }
 
 // ClaimDeliveries leases up to limit deliveries due at now for one attempt
-// each (attempts counts it): a leased delivery's next_attempt_at moves to
-// now+lease, so it is out of the due range while in flight and due again
-// if its worker dies. It takes at most room[w] deliveries of a webhook w in
+// each (attempts counts it): a leased delivery's leased_until is
+// now+lease, so no claim takes it while it is in flight, and it is due
+// again if its worker dies (a finished or released attempt clears the
+// lease). It takes at most room[w] deliveries of a webhook w in
 // room (none when room[w] ≤ 0) and perWebhook of any other, the earliest
 // due of each, then the earliest due of all; deleted webhooks are skipped.
 // Only heads are candidates: never a delivery while an earlier event of
