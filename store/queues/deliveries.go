@@ -127,7 +127,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 	for id, n := range room {
 		roomIDs, roomN = append(roomIDs, id), append(roomN, int32(max(n, 0)))
 	}
-	rows, err := s.pool.Query(ctx, `WITH RECURSIVE hooks AS (
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(asyncCommit)
+	b.Queue(`WITH RECURSIVE hooks AS (
 			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
 			UNION ALL
 			SELECT (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.head AND d.webhook_id > h.webhook_id
@@ -155,21 +158,44 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
 			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
 		now, limit, roomIDs, lease, perWebhook, roomN)
-	if err != nil {
-		return nil, pg.Internal("claim deliveries", err)
+	b.Queue("commit")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	_, err := br.Exec() // begin
+	if err == nil {
+		_, err = br.Exec() // asyncCommit
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
-		var c ClaimedDelivery
-		err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
-			&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
-		c.Status = helpdeskflow.DeliveryPending
-		return c, err
-	})
+	var out []ClaimedDelivery
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = br.Query()
+		if err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
+				var c ClaimedDelivery
+				err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
+					&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+				c.Status = helpdeskflow.DeliveryPending
+				return c, err
+			})
+		}
+	}
+	if err == nil {
+		err = br.Close() // commit: only committed leases are this worker's
+	}
 	if err != nil {
 		return nil, pg.Internal("claim deliveries", err)
 	}
 	return out, nil
 }
+
+// asyncCommit lets a transaction of the delivery queue's bookkeeping
+// (claims, outcomes) commit without waiting for its WAL flush. Postgres
+// flushes it within a few hundred milliseconds; what a Postgres crash
+// loses of it is a lease or an outcome, never a delivery (those are
+// recorded durably by EnqueueDeliveries), so the delivery is sent again:
+// at least once, as after a worker crash. WAL is flushed in order, so a
+// later outcome is never kept while an earlier one of its stream is lost.
+const asyncCommit = "SET LOCAL synchronous_commit = off"
 
 // FinishedAttempt is one attempt's outcome: the attempt for the log and
 // the delivery's new state (pending with NextAttemptAt for a retry,
@@ -233,6 +259,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 		return nil
 	}
 	b := beginDeliveryChange(lockWebhooksOf, ids)
+	b.Queue(asyncCommit)
 	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, leased_until = NULL, updated_at = u.updated,
 			head = d.head AND u.status = 'pending'
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated)
