@@ -122,9 +122,9 @@ func NewSender(cfg Config) *Sender {
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
 		},
-		TLSHandshakeTimeout:    cfg.Timeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
-		ForceAttemptHTTP2:      true,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		ForceAttemptHTTP2:     true,
 		// Keep-alive connections are reused per host: up to 64 idle to
 		// one (webhooks of many workspaces often share an integration
 		// platform's host), 256 in all.
