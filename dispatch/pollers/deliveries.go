@@ -75,7 +75,11 @@ type DeliveryWorkerConfig struct {
 // attempt is signed, recorded with its outcome in the failure log, and a
 // failure is retried with exponential backoff until MaxAttempts, after
 // which the delivery is permanently failed. Any number of workers, in any
-// number of processes, share the queue.
+// number of processes, share the queue. A worker claims many deliveries
+// per query (see Prefetch), frees an attempt's slot as soon as its
+// response is in, and writes the outcomes of the attempts that ended
+// meanwhile in one transaction; a stream's next delivery becomes
+// claimable only once its predecessor's outcome is committed.
 type DeliveryWorker struct {
 	cfg     DeliveryWorkerConfig
 	m       deliveryMetrics
@@ -175,8 +179,10 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	return w, nil
 }
 
-// Run delivers until ctx ends, then waits for the attempts in flight (each
-// bounded by the sender's timeout) and returns nil.
+// Run delivers until ctx ends, then gives the deliveries it claimed but
+// has not sent back to the queue, waits for the attempts in flight (each
+// bounded by the sender's timeout) and the writing of their outcomes, and
+// returns nil.
 func (w *DeliveryWorker) Run(ctx context.Context) error {
 	w.q.serve(ctx)
 	return nil
