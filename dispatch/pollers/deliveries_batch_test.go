@@ -442,3 +442,43 @@ func TestWebhooks_EndpointTurningSlowGivesBackWhatItHeld(t *testing.T) {
 		}
 	}
 }
+
+// The worker opens a webhook's secrets once, yet a rotation takes effect
+// at the next attempt: a delivery after it is signed with the new secret
+// and, during the overlap, the previous one.
+func TestWebhooks_RotatedSecretSignsTheNextDelivery(t *testing.T) {
+	f := newWebhookFixture(t)
+	rc := newReceiver(t, nil)
+	hook := f.subscribe(rc.srv.URL, "*")
+	f.worker(time.Second)
+	f.publish(uuid.New(), 1, helpdeskflow.EventTicketCreated)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := len(answered(rc, 200)); n != 1 {
+			return fmt.Errorf("%d of 1 delivered", n)
+		}
+		return nil
+	})
+	rotated, err := f.svc.Outbound.RotateWebhookSecret(f.ctx, f.workspace, f.md, hook.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(uuid.New(), 1, helpdeskflow.EventTicketCreated)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := len(answered(rc, 200)); n != 2 {
+			return fmt.Errorf("%d of 2 delivered", n)
+		}
+		return nil
+	})
+	got := rc.requests()
+	if err := webhook.Verify(got[0].Signature, got[0].Body, hook.Secret, time.Minute, time.Now()); err != nil {
+		t.Errorf("before the rotation: %v", err)
+	}
+	for name, secret := range map[string]string{"new": rotated.Secret, "previous": hook.Secret} {
+		if err := webhook.Verify(got[1].Signature, got[1].Body, secret, time.Minute, time.Now()); err != nil {
+			t.Errorf("after the rotation, with the %s secret: %v", name, err)
+		}
+	}
+	if n := strings.Count(got[1].Signature, "v1="); n != 2 {
+		t.Errorf("after the rotation: %d signatures, want the new secret's and the previous one's", n)
+	}
+}
