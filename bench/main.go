@@ -164,7 +164,7 @@ func main() {
 	flag.IntVar(&o.automationConcurrency, "automation-concurrency", 16, "concurrency of the automations phase (4 rounds of -duration/2 each, after -warmup)")
 	flag.IntVar(&o.mixConcurrency, "mix-concurrency", 16, "concurrency of the mix phase")
 	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
-	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 20_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
+	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 100_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
 	flag.Parse()
 

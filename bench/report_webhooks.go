@@ -82,8 +82,8 @@ func (r *results) printWebhooks(w io.Writer) {
 	if h == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nWebhooks: %d deliveries per pipeline round to %d webhooks (%d in flight, %d per webhook), avg body %d B, rounds %s\n",
-		h.Deliveries, h.Webhooks, h.Concurrency, h.PerWebhook, h.BodyBytesAvg, h.RoundOrder)
+	fmt.Fprintf(w, "\nWebhooks: %d deliveries per pipeline round to %d webhooks (%d in flight, %d per webhook, %d claimed ahead), avg body %d B, rounds %s\n",
+		h.Deliveries, h.Webhooks, h.Concurrency, h.PerWebhook, h.Prefetch, h.BodyBytesAvg, h.RoundOrder)
 	fmt.Fprintf(w, "%-10s %9s %9s %9s %9s %12s %7s %7s %11s %11s %11s\n", "", "per s", "p50 ms", "p99 ms", "max ms", "gap p99 ms", "conns", "errors",
 		"bench CPU", "pg CPU", "machine")
 	for _, s := range []struct {
@@ -119,9 +119,9 @@ func (r *results) markdownWebhooks(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n## Webhooks (delivery pipeline vs a plain net/http client, %d in flight)\n\n", h.Concurrency)
 	fmt.Fprintf(w, "In the bench process, on a Postgres database of its own (`%s`, migrated; the dev process is idle). The receiver: %s, keep-alive, counting requests and verifying every %dth delivery's signature. %d webhooks of one workspace (`outbound.Service.CreateWebhook`, secrets sealed with a `secretbox.Keyring`), each at its own address. "+
-		"A **pipeline** round enqueues %d `ticket.created` deliveries (`EnqueueDeliveries`, ~%d B bodies, one stream each, spread over the webhooks in turn; then `VACUUM ANALYZE`), starts a `pollers.DeliveryWorker` with its defaults (Concurrency %d, PerWebhook %d) and a `webhook.Sender` (`AllowLoopback`), and measures from its start until no delivery is pending (all claimed, opened, signed, posted and recorded). "+
+		"A **pipeline** round enqueues %d `ticket.created` deliveries (`EnqueueDeliveries`, ~%d B bodies, one stream each, spread over the webhooks in turn; then `VACUUM ANALYZE`), starts a `pollers.DeliveryWorker` with its defaults (Concurrency %d, PerWebhook %d, Prefetch %d: it claims up to that many deliveries ahead of its free slots, frees a slot as soon as a response is in, and writes the outcomes in batches) and a `webhook.Sender` (`AllowLoopback`), and measures from its start until no delivery is pending (all claimed, opened, signed, posted and recorded). "+
 		"A **plain** round posts the same bodies to the same addresses with %d goroutines and one `http.Transport` (%d idle connections per host), in passes over them for at least %.0f s. Rounds in the order %s.\n\n",
-		h.Database, h.Receiver, webhookVerifyEvery, h.Webhooks, h.Deliveries, h.BodyBytesAvg, h.Concurrency, h.PerWebhook, h.Concurrency, h.Concurrency, h.PlainMinSecs, h.RoundOrder)
+		h.Database, h.Receiver, webhookVerifyEvery, h.Webhooks, h.Deliveries, h.BodyBytesAvg, h.Concurrency, h.PerWebhook, h.Prefetch, h.Concurrency, h.Concurrency, h.PlainMinSecs, h.RoundOrder)
 	fmt.Fprintf(w, "| side | rounds | requests | per second | latency p50 ms | p99 ms | max ms | receiver gap p50 / p99 / max ms | connections opened | errors | CPU ms/delivery: bench | postgres | machine |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range []struct {
 		name string

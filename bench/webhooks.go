@@ -24,6 +24,7 @@ const (
 	webhookHooks        = 16   // webhooks of one workspace, each its own receiver address
 	webhookConcurrency  = 64   // DeliveryWorkerConfig.Concurrency's default; the plain client's goroutines
 	webhookPerHook      = 4    // DeliveryWorkerConfig.PerWebhook's default
+	webhookPrefetch     = 256  // DeliveryWorkerConfig.Prefetch's default (4 × Concurrency)
 	targetWebhookRatio  = 0.50 // deliveries/s ÷ plain client requests/s
 	webhookEnqueueBatch = 1000
 	webhookVerifyEvery  = 50 // the receiver verifies every n-th delivery's signature
@@ -38,7 +39,7 @@ var webhookOrder = []bool{false, true, true, false}
 func (b *bench) runWebhooks(ctx context.Context) (err error) {
 	n := b.o.webhookDeliveries
 	h := &webhooksResult{Deliveries: n, Webhooks: webhookHooks, Concurrency: webhookConcurrency, PerWebhook: webhookPerHook,
-		RoundOrder: pipelineOrder(webhookOrder), TargetRatio: targetWebhookRatio,
+		Prefetch: webhookPrefetch, RoundOrder: pipelineOrder(webhookOrder), TargetRatio: targetWebhookRatio,
 		PlainMinSecs: max(b.o.duration/2, 2*time.Second).Seconds()}
 	b.res.Webhooks = h
 

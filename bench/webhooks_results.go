@@ -6,6 +6,7 @@ type webhooksResult struct {
 	Webhooks     int     `json:"webhooks"`
 	Concurrency  int     `json:"concurrency"`
 	PerWebhook   int     `json:"per_webhook"`
+	Prefetch     int     `json:"prefetch"`
 	BodyBytesAvg int     `json:"body_bytes_avg"`
 	RoundOrder   string  `json:"round_order"`
 	PlainMinSecs float64 `json:"plain_min_seconds_per_round"`

@@ -122,11 +122,14 @@ func NewSender(cfg Config) *Sender {
 			MinVersion: tls.VersionTLS12,
 			RootCAs:    cfg.RootCAs,
 		},
-		TLSHandshakeTimeout:    cfg.Timeout,
-		ResponseHeaderTimeout:  cfg.Timeout,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
-		MaxIdleConnsPerHost:    4,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ResponseHeaderTimeout: cfg.Timeout,
+		ForceAttemptHTTP2:     true,
+		// Keep-alive connections are reused per host: up to 64 idle to
+		// one (webhooks of many workspaces often share an integration
+		// platform's host), 256 in all.
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    64,
 		IdleConnTimeout:        90 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}

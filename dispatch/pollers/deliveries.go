@@ -1,10 +1,12 @@
 package pollers
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,7 +21,7 @@ import (
 // DeliveryStore is the webhook delivery queue in Postgres (store/queues)
 // as the delivery worker uses it.
 type DeliveryStore interface {
-	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error)
+	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error)
 	FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error
 	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
 }
@@ -50,6 +52,16 @@ type DeliveryWorkerConfig struct {
 	// PerWebhook those to one webhook (default 4), so that a slow or dead
 	// endpoint holds at most PerWebhook of them and never delays others.
 	Concurrency, PerWebhook int
+	// Prefetch is how many deliveries the worker holds claimed beyond its
+	// Concurrency, waiting for a free slot, so that one claim feeds many
+	// attempts (default 4 × Concurrency; -1: none). Of one webhook it
+	// holds at most 8 × PerWebhook beyond its slots, and only while the
+	// webhook's last attempt took less than FastAttempt (default 250 ms):
+	// a slow or dead endpoint's deliveries are claimed only as its slots
+	// free up. A delivery that waited half the Lease for a slot, and those
+	// waiting when the worker stops, are given back to the queue unsent.
+	Prefetch    int
+	FastAttempt time.Duration
 	// Lease is how long a claimed delivery is this worker's (default 60 s);
 	// after a crash another worker retries it then.
 	Lease time.Duration
@@ -63,11 +75,16 @@ type DeliveryWorkerConfig struct {
 // attempt is signed, recorded with its outcome in the failure log, and a
 // failure is retried with exponential backoff until MaxAttempts, after
 // which the delivery is permanently failed. Any number of workers, in any
-// number of processes, share the queue.
+// number of processes, share the queue. A worker claims many deliveries
+// per query (see Prefetch), frees an attempt's slot as soon as its
+// response is in, and writes the outcomes of the attempts that ended
+// meanwhile in one transaction; a stream's next delivery becomes
+// claimable only once its predecessor's outcome is committed.
 type DeliveryWorker struct {
-	cfg DeliveryWorkerConfig
-	m   deliveryMetrics
-	q   *queueWorker[queues.ClaimedDelivery, queues.FinishedAttempt]
+	cfg     DeliveryWorkerConfig
+	m       deliveryMetrics
+	q       *queueWorker[queues.ClaimedDelivery, queues.FinishedAttempt]
+	secrets openedSecrets
 }
 
 type deliveryMetrics struct {
@@ -107,6 +124,15 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	if cfg.PerWebhook <= 0 {
 		cfg.PerWebhook = 4
 	}
+	switch {
+	case cfg.Prefetch == 0:
+		cfg.Prefetch = 4 * cfg.Concurrency
+	case cfg.Prefetch < 0:
+		cfg.Prefetch = 0
+	}
+	if cfg.FastAttempt <= 0 {
+		cfg.FastAttempt = 250 * time.Millisecond
+	}
 	if cfg.Lease <= 0 {
 		cfg.Lease = time.Minute
 	}
@@ -139,6 +165,7 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	w := &DeliveryWorker{cfg: cfg, m: m}
 	w.q = newQueueWorker(queueConfig[queues.ClaimedDelivery, queues.FinishedAttempt]{
 		concurrency: cfg.Concurrency, perKey: cfg.PerWebhook, lease: cfg.Lease, pollInterval: cfg.PollInterval,
+		prefetch: cfg.Prefetch, perKeyPrefetch: min(cfg.Prefetch, 8*cfg.PerWebhook), fastRun: cfg.FastAttempt, release: w.release,
 		claim: w.claim,
 		claimFailed: func(err error) {
 			w.m.internalErrors.Inc()
@@ -152,23 +179,26 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	return w, nil
 }
 
-// Run delivers until ctx ends, then waits for the attempts in flight (each
-// bounded by the sender's timeout) and returns nil.
+// Run delivers until ctx ends, then gives the deliveries it claimed but
+// has not sent back to the queue, waits for the attempts in flight (each
+// bounded by the sender's timeout) and the writing of their outcomes, and
+// returns nil.
 func (w *DeliveryWorker) Run(ctx context.Context) error {
 	w.q.serve(ctx)
 	return nil
 }
 
-// claim leases up to limit due deliveries, none of a webhook with
-// perWebhook attempts in flight.
-func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, inFlight map[uuid.UUID]int) ([]queues.ClaimedDelivery, error) {
-	var busy []uuid.UUID
-	for id, n := range inFlight {
-		if n >= perWebhook {
-			busy = append(busy, id)
-		}
-	}
-	return w.cfg.Store.ClaimDeliveries(ctx, w.cfg.Now(), limit, perWebhook, busy, w.cfg.Lease)
+// claim leases up to limit due deliveries, at most room[w] of a webhook w
+// this worker holds deliveries of and perWebhook of another.
+func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, room map[uuid.UUID]int) ([]queues.ClaimedDelivery, error) {
+	return w.cfg.Store.ClaimDeliveries(ctx, w.cfg.Now(), limit, perWebhook, room, w.cfg.Lease)
+}
+
+// release gives c back to the queue unsent: due again now, its claim not
+// counted as an attempt.
+func (w *DeliveryWorker) release(c queues.ClaimedDelivery) queues.FinishedAttempt {
+	return queues.FinishedAttempt{DeliveryID: c.ID, Released: true, Status: helpdeskflow.DeliveryPending,
+		Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, StartedAt: w.cfg.Now()}}
 }
 
 // queueStats updates the pending gauges.
@@ -224,23 +254,68 @@ func (w *DeliveryWorker) backoff(n int) time.Duration {
 
 // send signs and posts c.
 func (w *DeliveryWorker) send(ctx context.Context, c queues.ClaimedDelivery, now time.Time) webhook.Result {
-	aad := helpdeskflow.WebhookSecretAAD(c.WorkspaceID, c.WebhookID)
-	current, err := w.cfg.Secrets.Open(c.Secrets.Current, aad)
+	secrets, err := w.secrets.open(w.cfg.Secrets, c, now)
 	if err != nil {
 		return webhook.Result{ErrorClass: "secret_unavailable", Err: err}
 	}
-	secrets := []string{string(current)}
-	if c.Secrets.Previous != nil && c.Secrets.PreviousSecretUntil != nil && now.Before(*c.Secrets.PreviousSecretUntil) {
-		if previous, err := w.cfg.Secrets.Open(c.Secrets.Previous, aad); err == nil {
-			secrets = append(secrets, string(previous))
-		}
+	// The keys are in canonical form (textproto.CanonicalMIMEHeaderKey).
+	header := http.Header{
+		"X-Hdf-Signature":   {webhook.Sign(secrets, now, c.Payload)},
+		"X-Hdf-Event-Id":    {c.EventID.String()},
+		"X-Hdf-Event-Type":  {c.EventType},
+		"X-Hdf-Delivery-Id": {c.ID.String()},
+		"X-Hdf-Attempt":     {strconv.Itoa(c.Attempts)},
+		"User-Agent":        {"HelpDeskFlow-Webhooks/1"},
 	}
-	header := http.Header{}
-	header.Set("X-HDF-Signature", webhook.Sign(secrets, now, c.Payload))
-	header.Set("X-HDF-Event-Id", c.EventID.String())
-	header.Set("X-HDF-Event-Type", c.EventType)
-	header.Set("X-HDF-Delivery-Id", c.ID.String())
-	header.Set("X-HDF-Attempt", strconv.Itoa(c.Attempts))
-	header.Set("User-Agent", "HelpDeskFlow-Webhooks/1")
 	return w.cfg.Sender.Send(ctx, webhook.Request{URL: c.URL, Body: c.Payload, Header: header})
+}
+
+// openedSecrets keeps each webhook's secrets opened, with the sealed
+// values they were opened from, so that a webhook's secrets are opened
+// once (and again after a rotation), not at every attempt.
+type openedSecrets struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]opened
+}
+
+// opened is one webhook's sealed secrets and their plain text ("" for a
+// previous secret that does not open).
+type opened struct {
+	sealed, sealedPrevious []byte
+	current, previous      string
+}
+
+// maxOpenedSecrets bounds the webhooks whose secrets are kept opened; past
+// it the cache starts over.
+const maxOpenedSecrets = 10_000
+
+// open returns the secrets c is signed with at now: the current one, and
+// the previous one while it is still valid.
+func (o *openedSecrets) open(keys Opener, c queues.ClaimedDelivery, now time.Time) ([]string, error) {
+	o.mu.Lock()
+	s, ok := o.m[c.WebhookID]
+	o.mu.Unlock()
+	if !ok || !bytes.Equal(s.sealed, c.Secrets.Current) || !bytes.Equal(s.sealedPrevious, c.Secrets.Previous) {
+		aad := helpdeskflow.WebhookSecretAAD(c.WorkspaceID, c.WebhookID)
+		current, err := keys.Open(c.Secrets.Current, aad)
+		if err != nil {
+			return nil, err
+		}
+		s = opened{sealed: c.Secrets.Current, sealedPrevious: c.Secrets.Previous, current: string(current)}
+		if c.Secrets.Previous != nil {
+			if previous, err := keys.Open(c.Secrets.Previous, aad); err == nil {
+				s.previous = string(previous)
+			}
+		}
+		o.mu.Lock()
+		if o.m == nil || len(o.m) >= maxOpenedSecrets {
+			o.m = map[uuid.UUID]opened{}
+		}
+		o.m[c.WebhookID] = s
+		o.mu.Unlock()
+	}
+	if s.previous != "" && c.Secrets.PreviousSecretUntil != nil && now.Before(*c.Secrets.PreviousSecretUntil) {
+		return []string{s.current, s.previous}, nil
+	}
+	return []string{s.current}, nil
 }

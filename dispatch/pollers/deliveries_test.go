@@ -355,12 +355,12 @@ type claimLog struct {
 	claims  map[int][]uuid.UUID // by start number
 }
 
-func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]queues.ClaimedDelivery, error) {
+func (l *claimLog) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error) {
 	l.mu.Lock()
 	n := l.started
 	l.started++
 	l.mu.Unlock()
-	out, err := l.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, busy, lease)
+	out, err := l.DeliveryStore.ClaimDeliveries(ctx, now, limit, perWebhook, room, lease)
 	l.mu.Lock()
 	for _, c := range out {
 		l.claims[n] = append(l.claims[n], c.ID)

@@ -214,9 +214,14 @@ func (w *JobWorker) Run(ctx context.Context) error {
 	return nil
 }
 
-// claim leases up to limit due jobs, none of a connection with
-// perConnection runs in flight, and gives each the configured MaxAttempts.
-func (w *JobWorker) claim(ctx context.Context, limit, perConnection int, inFlight map[uuid.UUID]int) ([]helpdeskflow.IntegrationJob, error) {
+// claim leases up to limit due jobs, at most room[c] of a connection c
+// with runs in flight and perConnection of another, and gives each the
+// configured MaxAttempts.
+func (w *JobWorker) claim(ctx context.Context, limit, perConnection int, room map[uuid.UUID]int) ([]helpdeskflow.IntegrationJob, error) {
+	inFlight := make(map[uuid.UUID]int, len(room))
+	for id, n := range room {
+		inFlight[id] = perConnection - n
+	}
 	jobs, err := w.cfg.Store.ClaimJobs(ctx, w.cfg.Now(), limit, perConnection, inFlight, w.cfg.Lease)
 	for i := range jobs {
 		jobs[i].MaxAttempts = w.cfg.MaxAttempts

@@ -108,99 +108,159 @@ type ClaimedDelivery struct {
 }
 
 // ClaimDeliveries leases up to limit deliveries due at now for one attempt
-// each (attempts counts it): a leased delivery's next_attempt_at moves to
-// now+lease, so it is out of the due range while in flight and due again
-// if its worker dies. It skips webhooks in busy and deleted webhooks, and
-// takes at most perWebhook deliveries of one webhook, the earliest due of
-// each, then the earliest due of all. Only heads are candidates: never a
-// delivery while an earlier event of the same stream is still pending for
-// that webhook, so each (stream, webhook) is delivered in order, and the
-// deliveries held back that way cost a claim nothing. Rows other workers
-// hold are skipped, so many workers share the queue. The claim walks the
-// webhooks that have heads (a skip scan of their index) and reads at most
-// perWebhook rows of each, so its cost grows with the webhooks that have
-// pending deliveries, never with the backlog behind them.
-func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, busy []uuid.UUID, lease time.Duration) ([]ClaimedDelivery, error) {
-	if busy == nil {
-		busy = []uuid.UUID{}
+// each (attempts counts it): a leased delivery's leased_until is
+// now+lease, so no claim takes it while it is in flight, and it is due
+// again if its worker dies (a finished or released attempt clears the
+// lease). It takes at most room[w] deliveries of a webhook w in
+// room (none when room[w] ≤ 0) and perWebhook of any other, the earliest
+// due of each, then the earliest due of all; deleted webhooks are skipped.
+// Only heads are candidates: never a delivery while an earlier event of
+// the same stream is still pending for that webhook, so each (stream,
+// webhook) is delivered in order, and the deliveries held back that way
+// cost a claim nothing. Rows other workers hold are skipped, so many
+// workers share the queue. The claim walks the webhooks that have heads (a
+// skip scan of their index) and reads at most its room's rows of each, so
+// its cost grows with the webhooks that have pending deliveries and with
+// what it returns, never with the backlog behind them.
+func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]ClaimedDelivery, error) {
+	roomIDs, roomN := make([]uuid.UUID, 0, len(room)), make([]int32, 0, len(room))
+	for id, n := range room {
+		roomIDs, roomN = append(roomIDs, id), append(roomN, int32(max(n, 0)))
 	}
-	rows, err := s.pool.Query(ctx, `WITH RECURSIVE hooks AS (
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(asyncCommit)
+	b.Queue(`WITH RECURSIVE hooks AS (
 			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
 			UNION ALL
 			SELECT (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.head AND d.webhook_id > h.webhook_id
 				ORDER BY d.webhook_id LIMIT 1)
 			FROM hooks h WHERE h.webhook_id IS NOT NULL
-		), candidates AS (
-			SELECT c.id FROM hooks h
+		), room AS (
+			SELECT h.webhook_id AS id, coalesce(r.n, $5::int) AS n FROM hooks h
 			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
+			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = h.webhook_id
+		), candidates AS (
+			SELECT c.id FROM room r
 			CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
-				WHERE d.webhook_id = h.webhook_id AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
-				ORDER BY d.next_attempt_at LIMIT $5) c
-			WHERE NOT (h.webhook_id = ANY($3))
+				WHERE d.webhook_id = r.id AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
+					AND (d.leased_until IS NULL OR d.leased_until <= $1)
+				ORDER BY d.next_attempt_at LIMIT r.n) c
+			WHERE r.n > 0
 			ORDER BY c.next_attempt_at LIMIT $2
 		), due AS (
 			SELECT d.id FROM webhook_deliveries d JOIN candidates c ON c.id = d.id
-			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
+			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1 AND (d.leased_until IS NULL OR d.leased_until <= $1)
 			FOR UPDATE OF d SKIP LOCKED
 		)
-		UPDATE webhook_deliveries d SET next_attempt_at = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
+		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
 		FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
 			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
-		now, limit, busy, lease, perWebhook)
-	if err != nil {
-		return nil, pg.Internal("claim deliveries", err)
+		now, limit, roomIDs, lease, perWebhook, roomN)
+	b.Queue("commit")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	_, err := br.Exec() // begin
+	if err == nil {
+		_, err = br.Exec() // asyncCommit
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
-		var c ClaimedDelivery
-		err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
-			&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
-		c.Status = helpdeskflow.DeliveryPending
-		return c, err
-	})
+	var out []ClaimedDelivery
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = br.Query()
+		if err == nil {
+			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
+				var c ClaimedDelivery
+				err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
+					&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+				c.Status = helpdeskflow.DeliveryPending
+				return c, err
+			})
+		}
+	}
+	if err == nil {
+		err = br.Close() // commit: only committed leases are this worker's
+	}
 	if err != nil {
 		return nil, pg.Internal("claim deliveries", err)
 	}
 	return out, nil
 }
 
+// asyncCommit lets a transaction of the delivery queue's bookkeeping
+// (claims, outcomes) commit without waiting for its WAL flush. Postgres
+// flushes it within a few hundred milliseconds; what a Postgres crash
+// loses of it is a lease or an outcome, never a delivery (those are
+// recorded durably by EnqueueDeliveries), so the delivery is sent again:
+// at least once, as after a worker crash. WAL is flushed in order, so a
+// later outcome is never kept while an earlier one of its stream is lost.
+const asyncCommit = "SET LOCAL synchronous_commit = off"
+
 // FinishedAttempt is one attempt's outcome: the attempt for the log and
 // the delivery's new state (pending with NextAttemptAt for a retry,
-// succeeded or failed).
+// succeeded or failed). A Released one was claimed but never attempted
+// (its worker stopped, or it waited too long for a free slot): it is due
+// again at Attempt.StartedAt, its claim does not count as an attempt and
+// nothing is logged; Attempt.Attempt is the count the claim returned,
+// which fences the release against a worker whose lease ran out.
 type FinishedAttempt struct {
 	DeliveryID    uuid.UUID
 	Attempt       helpdeskflow.DeliveryAttempt
 	Status        string
 	NextAttemptAt *time.Time
+	Released      bool
 }
 
 // FinishAttempts records attempts of leased deliveries and their new
-// states, all in one transaction sent in one round trip. A delivery that
-// is no longer pending keeps its state (cancelled because its webhook was
-// deleted while the attempt was in flight, or finished by another
-// worker after this one's lease ran out) unless the attempt succeeded;
-// the attempt is logged either way. A delivery that leaves pending lets
-// the next pending one of its (webhook, stream) be claimed.
+// states, and releases those never attempted, all in one transaction sent
+// in one round trip, a fixed number of set-based statements however many
+// there are. A delivery that is no longer pending keeps its state
+// (cancelled because its webhook was deleted while the attempt was in
+// flight, or finished by another worker after this one's lease ran out)
+// unless the attempt succeeded; the attempt is logged either way. A
+// delivery that leaves pending lets the next pending one of its (webhook,
+// stream) be claimed.
 func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	n := len(fs)
-	ids, statuses, nexts, updated := make([]uuid.UUID, n), make([]string, n), make([]*time.Time, n), make([]time.Time, n)
-	attempts, urls, codes, bodies, classes, errs, started, durations :=
-		make([]int32, n), make([]string, n), make([]*int32, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([]float64, n)
-	for i, f := range fs {
+	var ids, released []uuid.UUID
+	var statuses []string
+	var nexts []*time.Time
+	var updated, releasedAt []time.Time
+	var attempts, releasedAttempts []int32
+	var urls, bodies, classes, errs []string
+	var codes []*int32
+	var started []time.Time
+	var durations []float64
+	for _, f := range fs {
 		a := f.Attempt
-		ids[i], statuses[i], nexts[i], updated[i] = f.DeliveryID, f.Status, f.NextAttemptAt, a.StartedAt.Add(a.Duration)
-		attempts[i], urls[i], bodies[i], classes[i], errs[i], started[i] = int32(a.Attempt), a.URL, a.ResponseBody, a.ErrorClass, a.Error, a.StartedAt
-		durations[i] = float64(a.Duration) / float64(time.Millisecond)
-		if a.StatusCode != 0 {
-			code := int32(a.StatusCode)
-			codes[i] = &code
+		if f.Released {
+			released, releasedAttempts, releasedAt = append(released, f.DeliveryID), append(releasedAttempts, int32(a.Attempt)), append(releasedAt, a.StartedAt)
+			continue
 		}
+		ids, statuses, nexts, updated = append(ids, f.DeliveryID), append(statuses, f.Status), append(nexts, f.NextAttemptAt), append(updated, a.StartedAt.Add(a.Duration))
+		attempts, urls, bodies, classes, errs, started = append(attempts, int32(a.Attempt)), append(urls, a.URL), append(bodies, a.ResponseBody),
+			append(classes, a.ErrorClass), append(errs, a.Error), append(started, a.StartedAt)
+		durations = append(durations, float64(a.Duration)/float64(time.Millisecond))
+		var code *int32
+		if a.StatusCode != 0 {
+			c := int32(a.StatusCode)
+			code = &c
+		}
+		codes = append(codes, code)
+	}
+	if len(ids) == 0 {
+		// Releases change no status: no lock, no heads to move.
+		if _, err := s.pool.Exec(ctx, releaseDeliveries, released, releasedAttempts, releasedAt); err != nil {
+			return pg.Internal("release deliveries", err)
+		}
+		return nil
 	}
 	b := beginDeliveryChange(lockWebhooksOf, ids)
-	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, updated_at = u.updated,
+	b.Queue(asyncCommit)
+	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, leased_until = NULL, updated_at = u.updated,
 			head = d.head AND u.status = 'pending'
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated)
 		WHERE d.id = u.id AND (d.status = 'pending' OR u.status = 'succeeded')`,
@@ -208,12 +268,22 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 	b.Queue(`INSERT INTO webhook_attempts (delivery_id, attempt, url, status_code, response_body, error_class, error, started_at, duration_ms)
 		SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
 		ON CONFLICT (delivery_id, attempt) DO NOTHING`, ids, attempts, urls, codes, bodies, classes, errs, started, durations)
+	if len(released) > 0 {
+		b.Queue(releaseDeliveries, released, releasedAttempts, releasedAt)
+	}
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return pg.Internal("record delivery attempts", err)
 	}
 	return nil
 }
+
+// releaseDeliveries undoes the claims $1 (attempt counts $2, as claimed):
+// due again at $3, the claim not counted, unless the delivery has left
+// pending or was claimed again since (its lease ran out).
+const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts - 1, leased_until = NULL, updated_at = r.at
+	FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS r(id, attempt, at)
+	WHERE d.id = r.id AND d.status = 'pending' AND d.attempts = r.attempt`
 
 // Deliveries lists a webhook's deliveries, newest first, with their
 // attempts: status filters ("" for all), before is the last delivery id

@@ -455,3 +455,73 @@ func TestRedeliver_ScopedToWebhookAndWorkspace(t *testing.T) {
 		t.Fatalf("redeliver by its own workspace and webhook: %v", err)
 	}
 }
+
+// A claim takes at most room[w] of a webhook in room (none when it is 0
+// or less) and perWebhook of any other.
+func TestClaimDeliveries_RoomPerWebhook(t *testing.T) {
+	q := newDeliveryQueue(t)
+	held, full, other := q.webhook(q.ws), q.webhook(q.ws), q.webhook(q.ws)
+	for range 10 {
+		for _, h := range []uuid.UUID{held, full, other} {
+			q.enqueue(h, uuid.New(), 1, 1, q.t0)
+		}
+	}
+	got, err := q.store.ClaimDeliveries(q.ctx, q.at(time.Second), 100, 4, map[uuid.UUID]int{held: 7, full: 0}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b, c := len(ofWebhook(got, held)), len(ofWebhook(got, full)), len(ofWebhook(got, other)); a != 7 || b != 0 || c != 4 {
+		t.Errorf("claimed %d of the webhook with room 7, %d of the one with none, %d of another (perWebhook 4)", a, b, c)
+	}
+}
+
+// A released delivery is due again at once, its claim not counted and
+// nothing logged; a release by a worker whose lease ran out (the delivery
+// was claimed again since) changes nothing.
+func TestFinishAttempts_Release(t *testing.T) {
+	q := newDeliveryQueue(t)
+	hook := q.webhook(q.ws)
+	q.enqueue(hook, uuid.New(), 1, 1, q.t0)
+	q.enqueue(hook, uuid.New(), 1, 1, q.t0)
+	claimed := q.claim(q.at(time.Second), 10, 10)
+	if len(claimed) != 2 {
+		t.Fatalf("claimed %d of 2", len(claimed))
+	}
+	released := func(c queues.ClaimedDelivery, at time.Time) queues.FinishedAttempt {
+		return queues.FinishedAttempt{DeliveryID: c.ID, Released: true, Status: helpdeskflow.DeliveryPending,
+			Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, StartedAt: at}}
+	}
+	// The first is given back at once; the second's lease runs out, it is
+	// claimed again, and then its first claimer gives it back, too late.
+	if err := q.store.FinishAttempts(q.ctx, []queues.FinishedAttempt{released(claimed[0], q.at(2*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	again := q.claim(q.at(2*time.Minute), 10, 10)
+	if len(again) != 2 {
+		t.Fatalf("after the release and the lease's end: claimed %d of 2", len(again))
+	}
+	for _, c := range again {
+		want := 1
+		if c.ID == claimed[1].ID {
+			want = 2
+		}
+		if c.Attempts != want {
+			t.Errorf("delivery claimed again with attempts %d, want %d", c.Attempts, want)
+		}
+	}
+	if err := q.store.FinishAttempts(q.ctx, []queues.FinishedAttempt{released(claimed[1], q.at(2*time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := q.claim(q.at(2*time.Minute+30*time.Second), 10, 10); len(got) != 0 {
+		t.Errorf("a stale release freed a delivery leased by another claim: claimed %d", len(got))
+	}
+	ds, err := q.store.Deliveries(q.ctx, q.ws, hook, "", uuid.Nil, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if len(d.Log) != 0 {
+			t.Errorf("a release logged an attempt: %+v", d.Log)
+		}
+	}
+}
