@@ -2,8 +2,12 @@ package projections_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"slices"
 	"testing"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -22,15 +26,96 @@ func TestMigrate_Twice(t *testing.T) {
 			t.Fatalf("Migrate again (%d): %v", i+1, err)
 		}
 	}
-	if got, want := queryUint(t, conn, "SELECT count() FROM schema_migrations FINAL"), uint64(6); got != want {
+	files, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := queryUint(t, conn, "SELECT count() FROM schema_migrations FINAL"), uint64(len(files)); got != want {
 		t.Errorf("schema_migrations has %d rows, want %d", got, want)
 	}
-	if got, want := queryUint(t, conn, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('tickets', 'customers', 'ticket_messages', 'audit_log', 'api_requests', 'schema_migrations')", name), uint64(6); got != want {
+	if got, want := queryUint(t, conn, "SELECT count() FROM system.tables WHERE database = ? AND name IN ('tickets', 'tickets_by_created', 'customers', 'ticket_messages', 'audit_log', 'api_requests', 'schema_migrations')", name), uint64(7); got != want {
 		t.Errorf("%d tables exist, want %d", got, want)
 	}
-	if got := queryUint(t, conn, "SELECT count() FROM tickets"); got != 1 {
-		t.Errorf("tickets has %d rows after migrating again, want 1", got)
+	for _, table := range []string{"tickets", "tickets_by_created"} {
+		if got := queryUint(t, conn, "SELECT count() FROM "+table+" FINAL"); got != 1 {
+			t.Errorf("%s has %d rows after migrating again, want 1", table, got)
+		}
 	}
+}
+
+// TestMigrate_TicketsByCreatedBackfill migrates a database that an older
+// release left with tickets: migration 7 copies them into
+// tickets_by_created, later inserts into tickets reach it through the
+// view, and running the migration again changes nothing under FINAL.
+func TestMigrate_TicketsByCreatedBackfill(t *testing.T) {
+	t.Parallel()
+	conn, _ := newBareDB(t)
+	ctx := context.Background()
+	if err := projections.MigrateUpTo(ctx, conn, 6); err != nil {
+		t.Fatalf("MigrateUpTo(6): %v", err)
+	}
+	ws, other := uuid.New(), uuid.New()
+	t1 := ticketFixture{uuid.New(), 1, "new", "low", []string{"a"}, uuid.New(), "", 1000, 1000}
+	t1v2 := t1
+	t1v2.version, t1v2.status, t1v2.updatedAtMs = 2, "open", 2000
+	t2 := ticketFixture{uuid.New(), 3, "solved", "high", nil, uuid.New(), "billing", 1500, 3000}
+	t3 := ticketFixture{uuid.New(), 1, "new", "normal", nil, uuid.New(), "", 1000, 1000}
+	insertTickets(t, conn, ws, t1)
+	insertTickets(t, conn, ws, t1v2, t2)
+	insertTickets(t, conn, other, t3)
+
+	if err := projections.Migrate(ctx, conn); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	sameTables := func(when string, want int) {
+		t.Helper()
+		byID, byCreated := finalRows(t, conn, "tickets"), finalRows(t, conn, "tickets_by_created")
+		if len(byID) != want || !slices.Equal(byID, byCreated) {
+			t.Errorf("%s: tickets FINAL (%d rows, want %d) and tickets_by_created FINAL differ:\n%v\n%v", when, len(byID), want, byID, byCreated)
+		}
+	}
+	sameTables("after the backfill", 3)
+
+	t4 := ticketFixture{uuid.New(), 1, "new", "low", nil, uuid.New(), "", 5000, 5000}
+	t2v4 := t2
+	t2v4.version, t2v4.status = 4, "closed"
+	insertTickets(t, conn, ws, t4, t2v4)
+	sameTables("after inserts into tickets", 4)
+
+	if err := projections.RerunMigration(ctx, conn, 7); err != nil {
+		t.Fatalf("migration 7 again: %v", err)
+	}
+	sameTables("after running migration 7 again", 4)
+}
+
+// finalRows is every row of table (tickets or tickets_by_created) under
+// FINAL, as text, sorted.
+func finalRows(t *testing.T, conn driver.Conn, table string) []string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT workspace_id, ticket_id, version, status, tags, customer_id, team, created_at_ms, updated_at_ms FROM "+table+" FINAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var (
+			ws, id, customer      uuid.UUID
+			version               uint64
+			status, team          string
+			tags                  []string
+			createdAtMs, updateMs int64
+		)
+		if err := rows.Scan(&ws, &id, &version, &status, &tags, &customer, &team, &createdAtMs, &updateMs); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%v %v v%d %q %q %v %q %d %d", ws, id, version, status, tags, customer, team, createdAtMs, updateMs))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func TestTruncate(t *testing.T) {
@@ -38,12 +123,14 @@ func TestTruncate(t *testing.T) {
 	conn, brokers, s := newScenarioTest(t)
 	produce(t, brokers, s.events()...)
 	startProjector(t, conn, brokers, "g-truncate")
-	eventually(t, wait, "projection", func() bool { return queryUint(t, conn, "SELECT count() FROM audit_log") == 4 })
+	eventually(t, wait, "projection", func() bool {
+		return queryUint(t, conn, "SELECT count() FROM audit_log") == 4 && queryUint(t, conn, "SELECT count() FROM tickets_by_created") > 0
+	})
 
 	if err := projections.Truncate(context.Background(), conn); err != nil {
 		t.Fatalf("Truncate: %v", err)
 	}
-	for _, table := range []string{"tickets", "customers", "ticket_messages", "audit_log"} {
+	for _, table := range []string{"tickets", "tickets_by_created", "customers", "ticket_messages", "audit_log"} {
 		if got := queryUint(t, conn, "SELECT count() FROM "+table); got != 0 {
 			t.Errorf("%s has %d rows after Truncate, want 0", table, got)
 		}
