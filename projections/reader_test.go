@@ -263,7 +263,7 @@ func TestTicketReader_Ping(t *testing.T) {
 func TestTicketReader_ListTickets_MissingTable(t *testing.T) {
 	t.Parallel()
 	conn, _ := newDB(t)
-	if err := conn.Exec(context.Background(), "DROP TABLE tickets"); err != nil {
+	if err := conn.Exec(context.Background(), "DROP TABLE tickets_by_created"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := projections.NewTicketReader(conn).ListTickets(context.Background(), uuid.New(), projections.TicketFilter{})
