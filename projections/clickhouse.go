@@ -27,7 +27,7 @@ var migrationFiles embed.FS
 
 // projectionTables are the tables Truncate empties: everything the projector
 // builds, but not schema_migrations.
-var projectionTables = []string{"tickets", "tickets_by_created", "customers", "ticket_messages", "audit_log"}
+var projectionTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log"}
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -220,7 +220,7 @@ func (m migration) apply(ctx context.Context, conn driver.Conn) error {
 }
 
 // Truncate empties the projection tables (tickets, tickets_by_created,
-// customers, ticket_messages, audit_log) of conn's database, keeping their schema and
+// tickets_by_customer, customers, ticket_messages, audit_log) of conn's database, keeping their schema and
 // schema_migrations. It is the first half of `helpdeskflow projections
 // rebuild`; the caller then resets the projector group's offsets to the
 // start of the topic, with no projector running meanwhile.

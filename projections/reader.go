@@ -33,7 +33,8 @@ type TicketFilter = helpdeskflow.TicketFilter
 type TicketPage = helpdeskflow.TicketPage
 
 // TicketReader answers ticket list queries (GET /v1/tickets) from the
-// tickets_by_created table of the ClickHouse read model. The read model trails the
+// tickets_by_created and tickets_by_customer tables of the ClickHouse read
+// model. The read model trails the
 // event store by the projector's lag. It is safe for concurrent use.
 type TicketReader struct {
 	conn driver.Conn
@@ -62,7 +63,7 @@ var (
 // ListTickets returns a page of workspaceID's tickets that match filter,
 // newest first (by creation time, then id), with a keyset cursor: pages do
 // not shift when tickets are created or updated between requests. It reads
-// tickets_by_created (see pageKeys for how). Cursors keep the format they
+// tickets_by_created and tickets_by_customer (see pageRows for how). Cursors keep the format they
 // had when the list read tickets, so cursors handed out before stay valid.
 //
 // It returns an EValidation error listing every bad field ("cursor":
@@ -82,23 +83,20 @@ func (r *TicketReader) ListTickets(ctx context.Context, workspaceID uuid.UUID, f
 		return TicketPage{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid ticket list query", Details: problems}
 	}
 
-	q := listQuery{workspaceID: workspaceID, limit: limit, selective: filter.CustomerID != uuid.Nil}
+	q := listQuery{workspaceID: workspaceID, limit: limit, customerID: filter.CustomerID}
 	q.filter, q.args = filterConditions(filter)
-	keys, err := r.pageKeys(ctx, q, after, time.Now())
-	if err != nil {
-		return TicketPage{}, err
-	}
-	found, err := r.ticketRows(ctx, workspaceID, keys[:min(len(keys), limit)])
+	found, err := r.pageRows(ctx, q, after, time.Now())
 	if err != nil {
 		return TicketPage{}, err
 	}
 
-	page := TicketPage{Tickets: make([]helpdeskflow.Ticket, 0, len(found))}
-	for i := range found {
+	page := TicketPage{Tickets: make([]helpdeskflow.Ticket, 0, min(len(found), limit))}
+	for i := range found[:min(len(found), limit)] {
 		page.Tickets = append(page.Tickets, found[i].ticket())
 	}
-	if len(keys) > limit {
-		page.NextCursor = keys[limit-1].encode()
+	if len(found) > limit {
+		last := found[limit-1]
+		page.NextCursor = cursor{createdAtMs: last.CreatedAtMs, ticketID: last.TicketID}.encode()
 	}
 	return page, nil
 }
@@ -127,38 +125,6 @@ func filterConditions(filter TicketFilter) (string, []any) {
 		where, args = append(where, "updated_at_ms > ?"), append(args, filter.UpdatedAfter.UnixMilli())
 	}
 	return strings.Join(where, " AND "), args
-}
-
-// ticketRows reads the latest rows of the workspace's tickets at keys, in
-// the order of keys; a key without a row is left out.
-func (r *TicketReader) ticketRows(ctx context.Context, workspaceID uuid.UUID, keys []cursor) ([]ticketRow, error) {
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	rows, err := r.conn.Query(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE workspace_id = toUUID(?) AND "+keysIn(keys),
-		workspaceID.String())
-	if err != nil {
-		return nil, chError("list tickets", err)
-	}
-	defer rows.Close()
-	byID := make(map[uuid.UUID]ticketRow, len(keys))
-	for rows.Next() {
-		var row ticketRow
-		if err := rows.Scan(row.scanDest()...); err != nil {
-			return nil, chError("list tickets", err)
-		}
-		byID[row.TicketID] = row
-	}
-	if err := rows.Err(); err != nil {
-		return nil, chError("list tickets", err)
-	}
-	found := make([]ticketRow, 0, len(keys))
-	for _, k := range keys {
-		if row, ok := byID[k.ticketID]; ok {
-			found = append(found, row)
-		}
-	}
-	return found, nil
 }
 
 // cursor is the sort key of the last ticket of a page, the key a page

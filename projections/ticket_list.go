@@ -9,22 +9,26 @@ import (
 	"github.com/google/uuid"
 )
 
-// listTable is the table ticket lists read: tickets sorted by (workspace_id,
-// created_at_ms, ticket_id) (migration 0007).
-const listTable = "tickets_by_created"
+// The tables ticket lists read (migration 0007): tickets sorted by
+// (workspace_id, created_at_ms, ticket_id), and by (workspace_id,
+// customer_id, created_at_ms, ticket_id).
+const (
+	listTable         = "tickets_by_created"
+	customerListTable = "tickets_by_customer"
+)
 
 // listWindows are how far below the page's top the created_at windows a
 // list page is first looked for in reach, newest first: the day below the
-// top, then the week below that. Each window is a narrow range of the sorting key, so reading
-// it with FINAL merges only the window's rows (on 18.16, about 1 ms for a
-// day of 5,000 tickets against 40 ms or more for a million), enough for
-// most pages of filters that match more than a few tickets a day.
+// top, then the week below that. Each window is a narrow range of the
+// sorting key, so reading it with FINAL merges only the window's rows (on
+// 18.16, a few milliseconds for a day of 5,000 tickets against half a
+// second for a million), enough for most pages of filters that match more
+// than a few tickets a day.
 var listWindows = []time.Duration{24 * time.Hour, 8 * 24 * time.Hour}
 
-// Candidate rounds below the windows: the first asks for
-// candidateFactor × the keys still needed, each further round
-// candidateGrowth times more; after candidateRounds rounds, one FINAL query
-// reads the rest.
+// Candidate rounds: the first asks for candidateFactor × the rows still
+// needed, each further round candidateGrowth times more; after
+// candidateRounds rounds, one FINAL query reads the rest.
 const (
 	candidateFactor = 2
 	candidateGrowth = 4
@@ -33,101 +37,135 @@ const (
 
 // listQuery is a ticket list query: its workspace, page size and filter
 // as SQL conditions (joined with AND, "" for none) with their arguments;
-// selective is set when the filter is known to match few tickets (a
-// customer's), so that no window is worth reading.
+// customerID is the customer filter's (uuid.Nil for none).
 type listQuery struct {
 	workspaceID uuid.UUID
 	limit       int
 	filter      string
 	args        []any
-	selective   bool
+	customerID  uuid.UUID
 }
 
-// pageKeys returns the sort keys of up to q.limit+1 tickets matching q
+// pageRows returns the latest rows of up to q.limit+1 tickets matching q
 // below after (nil: from the newest), newest first: the page and, when
-// there is one, the first key of the next page.
+// there is one, the first ticket of the next page.
 //
-// Newest-first reads go in three steps, each only when the one before did
-// not fill the page:
+// A customer's list reads the customer's slice of tickets_by_customer
+// (customerRows). Other lists go in three steps, each only when the one
+// before did not fill the page:
 //
 //  1. The listWindows, with FINAL inside each (a ticket's versions share
 //     their key, so FINAL in a range sees all of them). The first window
 //     ends at the cursor (or includes everything newer than now), the next
-//     below it. A customer filter (q.selective) skips them: a customer's tickets are too
-//     few for any window to fill a page.
+//     one below it.
 //  2. Below the windows, candidates: the newest keys with a row of any
 //     version that matches, read without FINAL (no merge, a scan of the
-//     filter's columns: about 5 ms for a customer over a million tickets),
-//     then checked with FINAL on those keys only (a few index granules).
-//     Every ticket whose latest version matches has that row among the
-//     candidates; a candidate whose latest version no longer matches (a
-//     ticket moved to another customer by a merge, an older status) is
-//     dropped by the check. A round that checks fewer than needed continues
-//     below its last candidate.
-//  3. After candidateRounds rounds (candidates that keep failing the check,
-//     such as the old tickets of a merged customer not merged away yet),
-//     one FINAL query over the rest.
-func (r *TicketReader) pageKeys(ctx context.Context, q listQuery, after *cursor, now time.Time) ([]cursor, error) {
+//     filter's columns), then their rows read with FINAL by those keys only
+//     and filtered again. Every ticket whose latest version matches has
+//     that row among the candidates; a candidate whose latest version no
+//     longer matches is dropped. A round that finds fewer than needed
+//     continues below its last candidate.
+//  3. After candidateRounds rounds (candidates that keep failing, such as
+//     many updates not merged away yet), one FINAL query over the rest.
+func (r *TicketReader) pageRows(ctx context.Context, q listQuery, after *cursor, now time.Time) ([]ticketRow, error) {
+	if q.customerID != uuid.Nil {
+		return r.customerRows(ctx, q, after)
+	}
 	need := q.limit + 1
-	var keys []cursor
+	var rows []ticketRow
 	top := after
-	if !q.selective {
-		anchor := now.UnixMilli()
-		if after != nil {
-			anchor = after.createdAtMs
+	anchor := now.UnixMilli()
+	if after != nil {
+		anchor = after.createdAtMs
+	}
+	for _, depth := range listWindows {
+		from := anchor - depth.Milliseconds()
+		found, err := r.queryRows(ctx, listTable, q, top, from, need-len(rows))
+		if err != nil {
+			return nil, err
 		}
-		for _, depth := range listWindows {
-			from := anchor - depth.Milliseconds()
-			found, err := r.queryKeys(ctx, q, top, from, "FINAL", need-len(keys))
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, found...)
-			if len(keys) == need {
-				return keys, nil
-			}
-			top = &cursor{createdAtMs: from}
+		rows = append(rows, found...)
+		if len(rows) == need {
+			return rows, nil
 		}
+		top = &cursor{createdAtMs: from}
 	}
 
-	want := candidateFactor * (need - len(keys))
+	want := candidateFactor * (need - len(rows))
 	for range candidateRounds {
-		candidates, err := r.queryKeys(ctx, q, top, noLowerBound, "", want)
+		candidates, err := r.candidateKeys(ctx, q, top, want)
 		if err != nil {
 			return nil, err
 		}
 		exhausted := len(candidates) < want
 		candidates = distinctKeys(candidates)
 		if len(candidates) == 0 {
-			return keys, nil
+			return rows, nil
 		}
-		found, err := r.checkKeys(ctx, q, candidates, need-len(keys))
+		found, err := r.rowsAt(ctx, q, candidates, need-len(rows))
 		if err != nil {
 			return nil, err
 		}
-		keys = append(keys, found...)
-		if len(keys) == need || exhausted {
-			return keys, nil
+		rows = append(rows, found...)
+		if len(rows) == need || exhausted {
+			return rows, nil
 		}
 		top = &candidates[len(candidates)-1]
 		want *= candidateGrowth
 	}
-	found, err := r.queryKeys(ctx, q, top, noLowerBound, "FINAL", need-len(keys))
+	found, err := r.queryRows(ctx, listTable, q, top, noLowerBound, need-len(rows))
 	if err != nil {
 		return nil, err
 	}
-	return append(keys, found...), nil
+	return append(rows, found...), nil
 }
 
-// noLowerBound is the from of queryKeys for "no lower bound".
+// customerRows is pageRows for a customer's list: the customer's slice of
+// tickets_by_customer with FINAL, less the tickets that a merge moved to
+// another customer since (their version there is not their latest). A
+// round that drops some continues below; after candidateRounds rounds (a
+// merged customer with many moved tickets), one FINAL query over the rest
+// of tickets_by_created.
+func (r *TicketReader) customerRows(ctx context.Context, q listQuery, after *cursor) ([]ticketRow, error) {
+	need := q.limit + 1
+	var rows []ticketRow
+	top := after
+	want := need
+	for range candidateRounds {
+		found, err := r.queryRows(ctx, customerListTable, q, top, noLowerBound, want)
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return rows, nil
+		}
+		current, err := r.latestOnly(ctx, q.workspaceID, found)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, current[:min(len(current), need-len(rows))]...)
+		if len(rows) == need || len(found) < want {
+			return rows, nil
+		}
+		last := found[len(found)-1]
+		top = &cursor{createdAtMs: last.CreatedAtMs, ticketID: last.TicketID}
+		want *= candidateGrowth
+	}
+	found, err := r.queryRows(ctx, listTable, q, top, noLowerBound, need-len(rows))
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, found...), nil
+}
+
+// noLowerBound is the from of queryRows and candidateKeys for "no lower
+// bound".
 const noLowerBound = int64(-1 << 63)
 
-// queryKeys returns the keys of the newest n rows of q's workspace that
-// match q's filter, with created_at_ms >= from and below top (nil: no upper
-// bound), newest first. final is "FINAL" (the latest version of each
-// ticket decides; one key per ticket) or "" (any version; a ticket with
-// several matching versions not merged yet comes once per version).
-func (r *TicketReader) queryKeys(ctx context.Context, q listQuery, top *cursor, from int64, final string, n int) ([]cursor, error) {
+// rangeConditions are the conditions of q's workspace, created_at_ms >=
+// from and the keys below top (nil: no upper bound), then q's filter, and
+// their arguments.
+func rangeConditions(q listQuery, top *cursor, from int64) (string, []any) {
 	where := []string{"workspace_id = toUUID(?)"}
 	args := []any{q.workspaceID.String()}
 	if from != noLowerBound {
@@ -140,22 +178,91 @@ func (r *TicketReader) queryKeys(ctx context.Context, q listQuery, top *cursor, 
 	if q.filter != "" {
 		where, args = append(where, q.filter), append(args, q.args...)
 	}
-	args = append(args, n)
-	return r.keys(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" "+final+" WHERE "+strings.Join(where, " AND ")+
-		" ORDER BY created_at_ms DESC, ticket_id DESC LIMIT ?", args...)
+	return strings.Join(where, " AND "), args
 }
 
-// checkKeys returns those of candidates (newest first, distinct) whose
-// latest version matches q's filter, at most n, newest first.
-func (r *TicketReader) checkKeys(ctx context.Context, q listQuery, candidates []cursor, n int) ([]cursor, error) {
-	where := "workspace_id = toUUID(?) AND " + keysIn(candidates)
+const newestFirst = " ORDER BY created_at_ms DESC, ticket_id DESC LIMIT ?"
+
+// queryRows returns the latest rows of the newest n tickets of table that
+// match q in the range of rangeConditions, newest first (FINAL: the latest
+// version of each ticket in table decides).
+func (r *TicketReader) queryRows(ctx context.Context, table string, q listQuery, top *cursor, from int64, n int) ([]ticketRow, error) {
+	where, args := rangeConditions(q, top, from)
+	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+table+" FINAL WHERE "+where+newestFirst, append(args, n)...)
+}
+
+// candidateKeys returns the keys of the newest n rows of any version that
+// match q in the range of rangeConditions (no lower bound), newest first; a
+// ticket with several matching versions not merged yet comes once per
+// version.
+func (r *TicketReader) candidateKeys(ctx context.Context, q listQuery, top *cursor, n int) ([]cursor, error) {
+	where, args := rangeConditions(q, top, noLowerBound)
+	rows, err := r.conn.Query(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" WHERE "+where+newestFirst, append(args, n)...)
+	if err != nil {
+		return nil, chError("list tickets", err)
+	}
+	defer rows.Close()
+	var keys []cursor
+	for rows.Next() {
+		var k cursor
+		if err := rows.Scan(&k.createdAtMs, &k.ticketID); err != nil {
+			return nil, chError("list tickets", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, chError("list tickets", err)
+	}
+	return keys, nil
+}
+
+// rowsAt returns the latest rows of the tickets at keys (newest first,
+// distinct) that match q's filter, at most n, newest first.
+func (r *TicketReader) rowsAt(ctx context.Context, q listQuery, keys []cursor, n int) ([]ticketRow, error) {
+	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
 	args := []any{q.workspaceID.String()}
 	if q.filter != "" {
 		where, args = where+" AND "+q.filter, append(args, q.args...)
 	}
-	args = append(args, n)
-	return r.keys(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" FINAL WHERE "+where+
-		" ORDER BY created_at_ms DESC, ticket_id DESC LIMIT ?", args...)
+	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, append(args, n)...)
+}
+
+// latestOnly returns those of rows (newest first) that are their ticket's
+// latest version in tickets_by_created, in order. It reads the versions of
+// the rows' tickets by their keys, without FINAL: a read of three narrow
+// columns in a few granules.
+func (r *TicketReader) latestOnly(ctx context.Context, workspaceID uuid.UUID, rows []ticketRow) ([]ticketRow, error) {
+	keys := make([]cursor, len(rows))
+	for i := range rows {
+		keys[i] = cursor{createdAtMs: rows[i].CreatedAtMs, ticketID: rows[i].TicketID}
+	}
+	res, err := r.conn.Query(ctx, "SELECT ticket_id, max(version) FROM "+listTable+" WHERE workspace_id = toUUID(?) AND "+keysIn(keys)+
+		" GROUP BY ticket_id", workspaceID.String())
+	if err != nil {
+		return nil, chError("list tickets", err)
+	}
+	defer res.Close()
+	latest := make(map[uuid.UUID]uint64, len(rows))
+	for res.Next() {
+		var id uuid.UUID
+		var version uint64
+		if err := res.Scan(&id, &version); err != nil {
+			return nil, chError("list tickets", err)
+		}
+		latest[id] = version
+	}
+	if err := res.Err(); err != nil {
+		return nil, chError("list tickets", err)
+	}
+	out := rows[:0:0]
+	for _, row := range rows {
+		// A version above the latest there is one the view has not
+		// written to tickets_by_created yet: the newest known.
+		if row.Version >= latest[row.TicketID] {
+			out = append(out, row)
+		}
+	}
+	return out, nil
 }
 
 // keysIn is the condition that selects the rows of keys by the sorting
@@ -187,23 +294,23 @@ func distinctKeys(keys []cursor) []cursor {
 	return out
 }
 
-// keys runs a query that selects (created_at_ms, ticket_id), in its order.
-func (r *TicketReader) keys(ctx context.Context, query string, args ...any) ([]cursor, error) {
-	rows, err := r.conn.Query(ctx, query, args...)
+// rows runs a query that selects ticketColumns, in its order.
+func (r *TicketReader) rows(ctx context.Context, query string, args ...any) ([]ticketRow, error) {
+	res, err := r.conn.Query(ctx, query, args...)
 	if err != nil {
 		return nil, chError("list tickets", err)
 	}
-	defer rows.Close()
-	var keys []cursor
-	for rows.Next() {
-		var k cursor
-		if err := rows.Scan(&k.createdAtMs, &k.ticketID); err != nil {
+	defer res.Close()
+	var rows []ticketRow
+	for res.Next() {
+		var row ticketRow
+		if err := res.Scan(row.scanDest()...); err != nil {
 			return nil, chError("list tickets", err)
 		}
-		keys = append(keys, k)
+		rows = append(rows, row)
 	}
-	if err := rows.Err(); err != nil {
+	if err := res.Err(); err != nil {
 		return nil, chError("list tickets", err)
 	}
-	return keys, nil
+	return rows, nil
 }

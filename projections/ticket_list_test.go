@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -63,6 +64,26 @@ func (lw *listWorld) update(t *testing.T, id uuid.UUID, typ string, data any, no
 		when = tk.UpdatedAt.Add(time.Millisecond)
 	}
 	lw.add(t, at(lw.event(helpdeskflow.StreamTicket, id, tk.Version+1, typ, data), when))
+}
+
+// versions is the sum of the tickets' latest versions.
+func (lw *listWorld) versions() uint64 {
+	var n uint64
+	for _, tk := range lw.state {
+		n += uint64(tk.Version)
+	}
+	return n
+}
+
+// waitListTables waits until both list tables hold every ticket at its
+// latest version, the versions summing to sum (the views write them one
+// after the other, within the projector's insert into tickets).
+func waitListTables(t *testing.T, conn driver.Conn, sum uint64) {
+	t.Helper()
+	eventually(t, wait, "the list tables at the latest versions", func() bool {
+		return queryUint(t, conn, "SELECT sum(version) FROM tickets_by_created FINAL") == sum &&
+			queryUint(t, conn, "SELECT sum(v) FROM (SELECT ticket_id, max(version) AS v FROM tickets_by_customer GROUP BY ticket_id)") == sum
+	})
 }
 
 // expected is the brute force: the ids of the tickets matching f, newest
@@ -204,13 +225,7 @@ func TestTicketReader_ListTickets_MatchesBruteForce(t *testing.T) {
 	startProjector(t, conn, brokers, "g-list-brute")
 	waitProjected := func() {
 		t.Helper()
-		var want uint64
-		for _, tk := range lw.state {
-			want += uint64(tk.Version)
-		}
-		eventually(t, wait, "the list table at the latest versions", func() bool {
-			return queryUint(t, conn, "SELECT sum(version) FROM tickets_by_created FINAL") == want
-		})
+		waitListTables(t, conn, lw.versions())
 	}
 	waitProjected()
 
@@ -321,7 +336,7 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 	produce(t, brokers, lw.pending...)
 	lw.pending = nil
 	startProjector(t, conn, brokers, "g-list-merge")
-	eventually(t, wait, "the tickets", func() bool { return queryUint(t, conn, "SELECT count() FROM tickets_by_created FINAL") == 4 })
+	waitListTables(t, conn, lw.versions())
 	r := projections.NewTicketReader(conn)
 	list := func(customer uuid.UUID) []helpdeskflow.Ticket {
 		return listAll(t, r, lw.workspace, projections.TicketFilter{CustomerID: customer, Limit: 2})
@@ -334,9 +349,7 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 		lw.update(t, id, helpdeskflow.EventTicketCustomerChanged, helpdeskflow.TicketCustomerChanged{Old: source, New: target}, now)
 	}
 	produce(t, brokers, lw.pending...)
-	eventually(t, wait, "the moved tickets", func() bool {
-		return queryUint(t, conn, "SELECT count() FROM tickets_by_created FINAL WHERE customer_id = toUUID(?)", target.String()) == 4
-	})
+	waitListTables(t, conn, lw.versions())
 	if got := list(source); len(got) != 0 {
 		t.Errorf("after the merge the source lists %v, want none", ids(got))
 	}
@@ -351,25 +364,30 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 	}
 }
 
-// TestTicketReader_ListTickets_StaleCandidates lists a customer whose 150
-// tickets moved to another customer, with merges stopped so that every old
-// version stays: the candidate rounds find only stale rows, and the final
-// FINAL query over the rest finds the customer's two remaining tickets.
+// TestTicketReader_ListTickets_StaleCandidates lists tickets whose older
+// versions match and whose latest do not, with merges stopped so that every
+// old version stays: 150 tickets moved from one customer to another, and 150
+// open tickets closed, all older than the windows. The rounds find only
+// stale rows, and the final FINAL query over the rest finds the two tickets
+// that still match.
 func TestTicketReader_ListTickets_StaleCandidates(t *testing.T) {
 	t.Parallel()
 	conn, name := newDB(t)
 	ctx := context.Background()
-	if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+name+".tickets_by_created"); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"tickets_by_created", "tickets_by_customer"} {
+		if err := conn.Exec(ctx, "SYSTEM STOP MERGES "+name+"."+table); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ws, source, target := uuid.New(), uuid.New(), uuid.New()
 	nowMs := time.Now().UnixMilli()
 	const day = int64(24 * time.Hour / time.Millisecond)
 	var before, after []ticketFixture
 	for i := range 150 {
-		tk := ticketFixture{uuid.New(), 1, "open", "normal", nil, source, "", nowMs - int64(i)*day/10, nowMs - int64(i)*day/10}
+		at := nowMs - 10*day - int64(i)*day/10
+		tk := ticketFixture{uuid.New(), 1, "open", "normal", nil, source, "", at, at}
 		before = append(before, tk)
-		tk.version, tk.customer = 2, target
+		tk.version, tk.status, tk.customer = 2, "closed", target
 		after = append(after, tk)
 	}
 	kept := []ticketFixture{
@@ -378,12 +396,16 @@ func TestTicketReader_ListTickets_StaleCandidates(t *testing.T) {
 	}
 	insertTickets(t, conn, ws, append(before, kept...)...)
 	insertTickets(t, conn, ws, after...)
-	if got := queryUint(t, conn, "SELECT count() FROM tickets_by_created WHERE customer_id = toUUID(?)", source.String()); got != 152 {
-		t.Fatalf("%d rows name the source customer, want 152 (merges stopped)", got)
+	for _, table := range []string{"tickets_by_created", "tickets_by_customer"} {
+		if got := queryUint(t, conn, "SELECT count() FROM "+table+" WHERE customer_id = toUUID(?)", source.String()); got != 152 {
+			t.Fatalf("%d rows of %s name the source customer, want 152 (merges stopped)", got, table)
+		}
 	}
 
-	page := listAll(t, projections.NewTicketReader(conn), ws, projections.TicketFilter{CustomerID: source, Limit: 1})
-	if got, want := ids(page), []uuid.UUID{kept[0].id, kept[1].id}; !slices.Equal(got, want) {
-		t.Errorf("source customer lists %v, want %v", got, want)
+	r := projections.NewTicketReader(conn)
+	for _, f := range []projections.TicketFilter{{CustomerID: source, Limit: 1}, {Status: "open", Limit: 1}} {
+		if got, want := ids(listAll(t, r, ws, f)), []uuid.UUID{kept[0].id, kept[1].id}; !slices.Equal(got, want) {
+			t.Errorf("ListTickets(%+v) lists %v, want %v", f, got, want)
+		}
 	}
 }
