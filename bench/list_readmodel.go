@@ -137,22 +137,29 @@ func (b *bench) insertTickets(ctx context.Context, cols []any) error {
 	return batch.Send()
 }
 
-// waitMerges waits, up to limit, until ClickHouse runs no merge on the
+// waitMerges waits, up to limit, until ClickHouse has run no merge on the
 // tickets and tickets_by_created tables (the view fills the latter from
-// the former), so the load measures queries and not a merge after a bulk
+// the former) and their number of active parts has not changed for three
+// seconds, so the load measures queries and not a merge after a bulk
 // insert.
 func (b *bench) waitMerges(ctx context.Context, limit time.Duration) error {
 	start := time.Now()
-	poll.Sleep(ctx, time.Second) // merges are scheduled shortly after an insert
+	var lastParts uint64
+	stableSince := time.Now()
 	for i := 0; i < 10000 && time.Since(start) < limit && ctx.Err() == nil; i++ {
-		var n uint64
+		var merges, parts uint64
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := b.ch.QueryRow(qctx, "SELECT count() FROM system.merges WHERE database = ? AND table IN ('tickets', 'tickets_by_created')", b.chDB).Scan(&n)
+		err := b.ch.QueryRow(qctx, "SELECT count() FROM system.merges WHERE database = ? AND table IN ('tickets', 'tickets_by_created', 'tickets_by_customer')", b.chDB).Scan(&merges)
+		if err == nil {
+			err = b.ch.QueryRow(qctx, "SELECT count() FROM system.parts WHERE database = ? AND table IN ('tickets', 'tickets_by_created', 'tickets_by_customer') AND active", b.chDB).Scan(&parts)
+		}
 		cancel()
 		if err != nil {
 			return fmt.Errorf("read system.merges: %w", err)
 		}
-		if n == 0 {
+		if merges > 0 || parts != lastParts {
+			lastParts, stableSince = parts, time.Now()
+		} else if time.Since(stableSince) >= 3*time.Second {
 			return nil
 		}
 		poll.Sleep(ctx, 250*time.Millisecond)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow/projections"
@@ -62,7 +63,8 @@ func deepPage(ctx context.Context, client *nethttp.Client, base, key string, q u
 
 // listServerTime sends listServerRequests requests of each kind, one at a
 // time, through a projections.TicketReader of the bench's own on the
-// run's database, each with a query id of its own and log_queries on, and
+// run's database, each query with an id naming its request and
+// log_queries on, and
 // reads from system.query_log how long ClickHouse spent on each request's
 // queries: the server time by kind, without HTTP or the load's queueing.
 func (b *bench) listServerTime(ctx context.Context, ws uuid.UUID, seed listSeed) ([]kindServerTime, error) {
@@ -73,7 +75,8 @@ func (b *bench) listServerTime(ctx context.Context, ws uuid.UUID, seed listSeed)
 		return nil, err
 	}
 	defer conn.Close()
-	reader := projections.NewTicketReader(conn)
+	tagged := &taggedConn{Conn: conn}
+	reader := projections.NewTicketReader(tagged)
 	r := rand.New(rand.NewPCG(7, 16))
 	run := fmt.Sprintf("bench-list-%d", time.Now().UnixNano())
 	idsByKind := map[string][]string{}
@@ -92,10 +95,11 @@ func (b *bench) listServerTime(ctx context.Context, ws uuid.UUID, seed listSeed)
 			if err != nil {
 				return nil, err
 			}
-			id := fmt.Sprintf("%s-%d-%d", run, len(idsByKind), i)
+			id := fmt.Sprintf("%s-%d-%d-", run, len(idsByKind), i)
 			qctx, cancel := context.WithTimeout(ctx, time.Minute)
-			qctx = clickhouse.Context(qctx, clickhouse.WithQueryID(id), clickhouse.WithSettings(clickhouse.Settings{"log_queries": 1}))
+			tagged.prefix = id
 			_, err = reader.ListTickets(qctx, ws, f)
+			tagged.prefix = ""
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", kind, err)
@@ -114,7 +118,7 @@ func (b *bench) listServerTime(ctx context.Context, ws uuid.UUID, seed listSeed)
 		queries := 0
 		for _, id := range idsByKind[kind] {
 			var n, ms, rows uint64
-			err := conn.QueryRow(ctx, "SELECT count(), sum(query_duration_ms), sum(read_rows) FROM system.query_log WHERE query_id = ? AND type = 2", id).
+			err := conn.QueryRow(ctx, "SELECT count(), sum(query_duration_ms), sum(read_rows) FROM system.query_log WHERE startsWith(query_id, ?) AND type = 2", id).
 				Scan(&n, &ms, &rows)
 			if err != nil {
 				return nil, fmt.Errorf("read the query log: %w", err)
@@ -132,6 +136,25 @@ func (b *bench) listServerTime(ctx context.Context, ws uuid.UUID, seed listSeed)
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// taggedConn gives each query, while prefix is set, the query id prefix
+// followed by a number, and turns log_queries on for it, so that
+// system.query_log tells a request's queries apart. One request at a time.
+type taggedConn struct {
+	driver.Conn
+	prefix string
+	n      int
+}
+
+// Query runs the query with its id and log_queries set.
+func (c *taggedConn) Query(ctx context.Context, query string, args ...any) (driver.Rows, error) {
+	if c.prefix != "" {
+		c.n++
+		ctx = clickhouse.Context(ctx, clickhouse.WithQueryID(fmt.Sprintf("%s%d", c.prefix, c.n)),
+			clickhouse.WithSettings(clickhouse.Settings{"log_queries": 1}))
+	}
+	return c.Conn.Query(ctx, query, args...)
 }
 
 // ticketFilterOf reads a list query string as the API does, for the

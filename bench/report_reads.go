@@ -39,8 +39,8 @@ func (r *results) printReadSide(w io.Writer) {
 		}
 	}
 	if lq := r.ListQuery; lq != nil {
-		fmt.Fprintf(w, "\nList query, GET /v1/tickets: %s rows inserted in %.1f s; %d rows in the table, %d in the demo workspace (FINAL), %d active parts (tickets_by_created: %d)\n",
-			thousands(lq.SeededTickets), lq.InsertSeconds, lq.TableRows, lq.DemoTickets, lq.ActiveParts, lq.ActivePartsList)
+		fmt.Fprintf(w, "\nList query, GET /v1/tickets: %s rows inserted in %.1f s; %d rows in the table, %d in the demo workspace (FINAL), %d active parts (tickets_by_created: %d, tickets_by_customer: %d)\n",
+			thousands(lq.SeededTickets), lq.InsertSeconds, lq.TableRows, lq.DemoTickets, lq.ActiveParts, lq.ActivePartsList, lq.ActivePartsCust)
 		for _, p := range lq.Phases {
 			fmt.Fprintf(w, "  c=%-3d %7.1f queries/s, p50 %7.1f ms, p99 %7.1f ms, max %7.1f ms, errors %d; server p50/p99 %.1f/%.1f ms; CPU per query: dev %.2f, clickhouse %.2f ms\n",
 				p.Concurrency, p.PerSecond, p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99,
@@ -78,9 +78,9 @@ func (r *results) markdownReadSide(w io.Writer) {
 	}
 	if lq := r.ListQuery; lq != nil {
 		fmt.Fprintf(w, "\n## List query (GET /v1/tickets, %s projected tickets)\n\n", thousands(lq.SeededTickets))
-		fmt.Fprintf(w, "%s ticket rows inserted straight into the ClickHouse `tickets` table in batches of %s (native protocol) in %.1f s (%.0f rows/s), %.0f%% in the demo workspace and the rest in %d others; the materialized view copies them into `tickets_by_created`, which the reader reads; merges settled after %.1f s, %d active parts of `tickets` and %d of `tickets_by_created` at the load. The table holds %d rows; the reader's view of the demo workspace (`FINAL`) %d tickets. Each worker sends the query kinds in turn with random filter values; a no-filter query starts a walk of %d pages by `next_cursor`; the page-%d kind reads page %d of no filter or of `status=open` by a cursor found once before the load; `updated_after` is %d days ago. %.0f s measured per level; only the first level warms up (%.0f s).\n\n",
+		fmt.Fprintf(w, "%s ticket rows inserted straight into the ClickHouse `tickets` table in batches of %s (native protocol) in %.1f s (%.0f rows/s), %.0f%% in the demo workspace and the rest in %d others; the materialized views copy them into `tickets_by_created` and `tickets_by_customer`, which the reader reads; merges settled after %.1f s, %d active parts of `tickets`, %d of `tickets_by_created` and %d of `tickets_by_customer` at the load. The table holds %d rows; the reader's view of the demo workspace (`FINAL`) %d tickets. Each worker sends the query kinds in turn with random filter values; a no-filter query starts a walk of %d pages by `next_cursor`; the page-%d kind reads page %d of no filter or of `status=open` by a cursor found once before the load; `updated_after` is %d days ago. %.0f s measured per level; only the first level warms up (%.0f s).\n\n",
 			thousands(lq.SeededTickets), thousands(listBatchRows), lq.InsertSeconds, lq.InsertRowsPerSec, listDemoShare*100, lq.Workspaces-1,
-			lq.MergeWaitSeconds, lq.ActiveParts, lq.ActivePartsList, lq.TableRows, lq.DemoTickets, lq.PagesPerWalk, listDeepPage, listDeepPage,
+			lq.MergeWaitSeconds, lq.ActiveParts, lq.ActivePartsList, lq.ActivePartsCust, lq.TableRows, lq.DemoTickets, lq.PagesPerWalk, listDeepPage, listDeepPage,
 			lq.UpdatedAfterDays, lq.DurationSeconds, lq.WarmupSeconds)
 		fmt.Fprintf(w, "| c | query | requests | queries/s | p50 ms | p99 ms | max ms | rows/page |\n|---|---|---|---|---|---|---|---|\n")
 		for _, p := range lq.Phases {

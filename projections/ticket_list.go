@@ -17,14 +17,19 @@ const (
 	customerListTable = "tickets_by_customer"
 )
 
-// listWindows are how far below the page's top the created_at windows a
-// list page is first looked for in reach, newest first: the day below the
-// top, then the week below that. Each window is a narrow range of the
-// sorting key, so reading it with FINAL merges only the window's rows (on
-// 18.16, a few milliseconds for a day of 5,000 tickets against half a
-// second for a million), enough for most pages of filters that match more
-// than a few tickets a day.
-var listWindows = []time.Duration{24 * time.Hour, 8 * 24 * time.Hour}
+// The created_at windows a list page is first looked for in, newest first.
+// Each window is a narrow range of the sorting key, so reading it with
+// FINAL merges only the window's rows (on 18.16, a few milliseconds for a
+// day of 5,000 tickets against half a second for a million). The first
+// window is the day below the page's top. The second reaches as far below
+// as the first window's matches suggest the page needs (windowMargin times
+// that, at least a day more), or maxWindow when the first had none; at most
+// maxWindow.
+const (
+	firstWindow  = 24 * time.Hour
+	maxWindow    = 8 * 24 * time.Hour
+	windowMargin = 2
+)
 
 // Candidate rounds: the first asks for candidateFactor × the rows still
 // needed, each further round candidateGrowth times more; after
@@ -48,91 +53,135 @@ type listQuery struct {
 
 // pageRows returns the latest rows of up to q.limit+1 tickets matching q
 // below after (nil: from the newest), newest first: the page and, when
-// there is one, the first ticket of the next page.
-//
-// A customer's list reads the customer's slice of tickets_by_customer
-// (customerRows). Other lists go in three steps, each only when the one
-// before did not fill the page:
-//
-//  1. The listWindows, with FINAL inside each (a ticket's versions share
-//     their key, so FINAL in a range sees all of them). The first window
-//     ends at the cursor (or includes everything newer than now), the next
-//     one below it.
-//  2. Below the windows, candidates: the newest keys with a row of any
-//     version that matches, read without FINAL (no merge, a scan of the
-//     filter's columns), then their rows read with FINAL by those keys only
-//     and filtered again. Every ticket whose latest version matches has
-//     that row among the candidates; a candidate whose latest version no
-//     longer matches is dropped. A round that finds fewer than needed
-//     continues below its last candidate.
-//  3. After candidateRounds rounds (candidates that keep failing, such as
-//     many updates not merged away yet), one FINAL query over the rest.
+// there is one, the first ticket of the next page. A customer's list reads
+// the customer's slice of tickets_by_customer (customerRows); other lists
+// find their keys (pageKeys), then read those rows with FINAL by their
+// keys, a few granules.
 func (r *TicketReader) pageRows(ctx context.Context, q listQuery, after *cursor, now time.Time) ([]ticketRow, error) {
 	if q.customerID != uuid.Nil {
 		return r.customerRows(ctx, q, after)
 	}
+	keys, err := r.pageKeys(ctx, q, after, now)
+	if err != nil || len(keys) == 0 {
+		return nil, err
+	}
+	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
+	rows, err := r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, q.workspaceID.String(), len(keys))
+	if err != nil {
+		return nil, err
+	}
+	// A ticket updated since its key was read is shown as it is now.
+	return rows, nil
+}
+
+// pageKeys returns the keys of up to q.limit+1 tickets matching q below
+// after, newest first. It reads only the key and filter columns (FINAL
+// over every column costs several times more), in three steps, each only
+// when the one before did not fill the page:
+//
+//  1. Two windows of created_at, with FINAL inside each (a ticket's
+//     versions share their key, so FINAL in a range sees all of them). The
+//     first ends at the cursor (or includes everything newer than now), the
+//     second continues below it (see firstWindow).
+//  2. Below the windows, candidates: the newest keys with a row of any
+//     version that matches, read without FINAL (no merge, a scan of the
+//     filter's columns), then checked with FINAL on those keys only. Every
+//     ticket whose latest version matches has that row among the
+//     candidates; a candidate whose latest version no longer matches is
+//     dropped. A round that finds fewer than needed continues below its
+//     last candidate.
+//  3. After candidateRounds rounds (candidates that keep failing, such as
+//     many updates not merged away yet), one FINAL query over the rest.
+func (r *TicketReader) pageKeys(ctx context.Context, q listQuery, after *cursor, now time.Time) ([]cursor, error) {
 	need := q.limit + 1
-	var rows []ticketRow
+	var keys []cursor
 	top := after
 	anchor := now.UnixMilli()
 	if after != nil {
 		anchor = after.createdAtMs
 	}
-	for _, depth := range listWindows {
+	depth := firstWindow
+	for range 2 {
 		from := anchor - depth.Milliseconds()
-		found, err := r.queryRows(ctx, listTable, q, top, from, need-len(rows))
+		found, err := r.queryKeys(ctx, q, top, from, "FINAL", need-len(keys))
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, found...)
-		if len(rows) == need {
-			return rows, nil
+		keys = append(keys, found...)
+		if len(keys) == need {
+			return keys, nil
 		}
 		top = &cursor{createdAtMs: from}
+		depth = nextWindow(depth, len(found), need-len(keys))
 	}
 
-	want := candidateFactor * (need - len(rows))
+	want := candidateFactor * (need - len(keys))
 	for range candidateRounds {
-		candidates, err := r.candidateKeys(ctx, q, top, want)
+		candidates, err := r.queryKeys(ctx, q, top, noLowerBound, "", want)
 		if err != nil {
 			return nil, err
 		}
 		exhausted := len(candidates) < want
 		candidates = distinctKeys(candidates)
 		if len(candidates) == 0 {
-			return rows, nil
+			return keys, nil
 		}
-		found, err := r.rowsAt(ctx, q, candidates, need-len(rows))
+		found, err := r.checkKeys(ctx, q, candidates, need-len(keys))
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, found...)
-		if len(rows) == need || exhausted {
-			return rows, nil
+		keys = append(keys, found...)
+		if len(keys) == need || exhausted {
+			return keys, nil
 		}
 		top = &candidates[len(candidates)-1]
 		want *= candidateGrowth
 	}
-	found, err := r.queryRows(ctx, listTable, q, top, noLowerBound, need-len(rows))
+	found, err := r.queryKeys(ctx, q, top, noLowerBound, "FINAL", need-len(keys))
 	if err != nil {
 		return nil, err
 	}
-	return append(rows, found...), nil
+	return append(keys, found...), nil
+}
+
+// nextWindow is how far below the page's top the second window reaches,
+// after a first window reaching depth found found keys and still missing
+// missing.
+func nextWindow(depth time.Duration, found, missing int) time.Duration {
+	if found == 0 {
+		return maxWindow
+	}
+	more := time.Duration(windowMargin * float64(depth) * float64(missing) / float64(found))
+	return min(depth+max(more, firstWindow), maxWindow)
 }
 
 // customerRows is pageRows for a customer's list: the customer's slice of
-// tickets_by_customer with FINAL, less the tickets that a merge moved to
-// another customer since (their version there is not their latest). A
-// round that drops some continues below; after candidateRounds rounds (a
-// merged customer with many moved tickets), one FINAL query over the rest
-// of tickets_by_created.
+// tickets_by_customer with FINAL.
+//
+// A ticket's customer changes only when a customer merge moves it
+// (ticket.customer_changed), and the merged customer keeps no tickets; its
+// tickets' older versions stay in its slice, where FINAL does not see their
+// newer versions under the target. So the slice of a customer that is not
+// merged holds only current rows, and is the answer. For a merged one
+// (customers.merged_into), rows that are not their ticket's latest version
+// (latestOnly) are dropped, in rounds that continue below; after
+// candidateRounds rounds, one FINAL query over the rest of
+// tickets_by_created. (While a merge is being projected, a moved ticket can
+// show under both customers until the customer's merge is projected too.)
 func (r *TicketReader) customerRows(ctx context.Context, q listQuery, after *cursor) ([]ticketRow, error) {
 	need := q.limit + 1
+	merged, err := r.customerMerged(ctx, q.workspaceID, q.customerID)
+	if err != nil {
+		return nil, err
+	}
+	if !merged {
+		return r.customerSlice(ctx, q, after, need)
+	}
 	var rows []ticketRow
 	top := after
 	want := need
 	for range candidateRounds {
-		found, err := r.queryRows(ctx, customerListTable, q, top, noLowerBound, want)
+		found, err := r.customerSlice(ctx, q, top, want)
 		if err != nil {
 			return nil, err
 		}
@@ -151,15 +200,44 @@ func (r *TicketReader) customerRows(ctx context.Context, q listQuery, after *cur
 		top = &cursor{createdAtMs: last.CreatedAtMs, ticketID: last.TicketID}
 		want *= candidateGrowth
 	}
-	found, err := r.queryRows(ctx, listTable, q, top, noLowerBound, need-len(rows))
+	found, err := r.customerRest(ctx, q, top, need-len(rows))
 	if err != nil {
 		return nil, err
 	}
 	return append(rows, found...), nil
 }
 
-// noLowerBound is the from of queryRows and candidateKeys for "no lower
-// bound".
+// customerMerged reports whether the customers table has customerID merged
+// into another customer.
+func (r *TicketReader) customerMerged(ctx context.Context, workspaceID, customerID uuid.UUID) (bool, error) {
+	rows, err := r.conn.Query(ctx, "SELECT merged_into FROM customers FINAL WHERE workspace_id = toUUID(?) AND customer_id = toUUID(?)",
+		workspaceID.String(), customerID.String())
+	if err != nil {
+		return false, chError("list tickets", err)
+	}
+	defer rows.Close()
+	merged := false
+	for rows.Next() {
+		var into string
+		if err := rows.Scan(&into); err != nil {
+			return false, chError("list tickets", err)
+		}
+		merged = into != ""
+	}
+	if err := rows.Err(); err != nil {
+		return false, chError("list tickets", err)
+	}
+	return merged, nil
+}
+
+// customerRest returns the rows of the newest n tickets of tickets_by_created
+// that match q below top, with FINAL over every column.
+func (r *TicketReader) customerRest(ctx context.Context, q listQuery, top *cursor, n int) ([]ticketRow, error) {
+	where, args := rangeConditions(q, top, noLowerBound)
+	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, append(args, n)...)
+}
+
+// noLowerBound is the from of rangeConditions for "no lower bound".
 const noLowerBound = int64(-1 << 63)
 
 // rangeConditions are the conditions of q's workspace, created_at_ms >=
@@ -183,21 +261,38 @@ func rangeConditions(q listQuery, top *cursor, from int64) (string, []any) {
 
 const newestFirst = " ORDER BY created_at_ms DESC, ticket_id DESC LIMIT ?"
 
-// queryRows returns the latest rows of the newest n tickets of table that
-// match q in the range of rangeConditions, newest first (FINAL: the latest
-// version of each ticket in table decides).
-func (r *TicketReader) queryRows(ctx context.Context, table string, q listQuery, top *cursor, from int64, n int) ([]ticketRow, error) {
-	where, args := rangeConditions(q, top, from)
-	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+table+" FINAL WHERE "+where+newestFirst, append(args, n)...)
+// customerSlice returns the rows of the newest n tickets of q's customer in
+// tickets_by_customer that match q below top, newest first (FINAL: the
+// latest version of each ticket under that customer decides).
+func (r *TicketReader) customerSlice(ctx context.Context, q listQuery, top *cursor, n int) ([]ticketRow, error) {
+	where, args := rangeConditions(q, top, noLowerBound)
+	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+customerListTable+" FINAL WHERE "+where+newestFirst, append(args, n)...)
 }
 
-// candidateKeys returns the keys of the newest n rows of any version that
-// match q in the range of rangeConditions (no lower bound), newest first; a
-// ticket with several matching versions not merged yet comes once per
-// version.
-func (r *TicketReader) candidateKeys(ctx context.Context, q listQuery, top *cursor, n int) ([]cursor, error) {
-	where, args := rangeConditions(q, top, noLowerBound)
-	rows, err := r.conn.Query(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" WHERE "+where+newestFirst, append(args, n)...)
+// queryKeys returns the keys of the newest n rows of tickets_by_created
+// that match q in the range of rangeConditions, newest first. final is
+// "FINAL" (the latest version of each ticket decides; one key per ticket)
+// or "" (any version; a ticket with several matching versions not merged
+// yet comes once per version).
+func (r *TicketReader) queryKeys(ctx context.Context, q listQuery, top *cursor, from int64, final string, n int) ([]cursor, error) {
+	where, args := rangeConditions(q, top, from)
+	return r.keys(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" "+final+" WHERE "+where+newestFirst, append(args, n)...)
+}
+
+// checkKeys returns those of keys (newest first, distinct) whose latest
+// version matches q's filter, at most n, newest first.
+func (r *TicketReader) checkKeys(ctx context.Context, q listQuery, keys []cursor, n int) ([]cursor, error) {
+	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
+	args := []any{q.workspaceID.String()}
+	if q.filter != "" {
+		where, args = where+" AND "+q.filter, append(args, q.args...)
+	}
+	return r.keys(ctx, "SELECT created_at_ms, ticket_id FROM "+listTable+" FINAL WHERE "+where+newestFirst, append(args, n)...)
+}
+
+// keys runs a query that selects (created_at_ms, ticket_id), in its order.
+func (r *TicketReader) keys(ctx context.Context, query string, args ...any) ([]cursor, error) {
+	rows, err := r.conn.Query(ctx, query, args...)
 	if err != nil {
 		return nil, chError("list tickets", err)
 	}
@@ -214,17 +309,6 @@ func (r *TicketReader) candidateKeys(ctx context.Context, q listQuery, top *curs
 		return nil, chError("list tickets", err)
 	}
 	return keys, nil
-}
-
-// rowsAt returns the latest rows of the tickets at keys (newest first,
-// distinct) that match q's filter, at most n, newest first.
-func (r *TicketReader) rowsAt(ctx context.Context, q listQuery, keys []cursor, n int) ([]ticketRow, error) {
-	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
-	args := []any{q.workspaceID.String()}
-	if q.filter != "" {
-		where, args = where+" AND "+q.filter, append(args, q.args...)
-	}
-	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, append(args, n)...)
 }
 
 // latestOnly returns those of rows (newest first) that are their ticket's

@@ -20,13 +20,29 @@ import (
 // Go from the same events: the brute force the list is checked against.
 type listWorld struct {
 	*world
-	r       *rand.Rand
-	state   map[uuid.UUID]*helpdeskflow.Ticket
-	pending []helpdeskflow.Event
+	r         *rand.Rand
+	state     map[uuid.UUID]*helpdeskflow.Ticket
+	customers map[uuid.UUID]bool // created
+	merges    uint64
+	pending   []helpdeskflow.Event
 }
 
 func newListWorld(seed uint64) *listWorld {
-	return &listWorld{world: newWorld(), r: rand.New(rand.NewPCG(seed, 16)), state: map[uuid.UUID]*helpdeskflow.Ticket{}}
+	return &listWorld{world: newWorld(), r: rand.New(rand.NewPCG(seed, 16)), state: map[uuid.UUID]*helpdeskflow.Ticket{},
+		customers: map[uuid.UUID]bool{}}
+}
+
+// merge merges customer source into target as the command does: every
+// ticket of source moves to target (ticket.customer_changed), then source
+// is merged (customer.merged, its version 2).
+func (lw *listWorld) merge(t *testing.T, source, target uuid.UUID, now time.Time) {
+	for _, tk := range lw.state {
+		if tk.CustomerID == source {
+			lw.update(t, tk.ID, helpdeskflow.EventTicketCustomerChanged, helpdeskflow.TicketCustomerChanged{Old: source, New: target}, now)
+		}
+	}
+	lw.pending = append(lw.pending, at(lw.event(helpdeskflow.StreamCustomer, source, 2, helpdeskflow.EventCustomerMerged, helpdeskflow.CustomerMerged{Into: target}), now))
+	lw.merges++
 }
 
 // add folds e into the state and keeps it to be produced.
@@ -50,6 +66,11 @@ func at(e helpdeskflow.Event, at time.Time) helpdeskflow.Event {
 }
 
 func (lw *listWorld) create(t *testing.T, customer uuid.UUID, createdAt time.Time, d helpdeskflow.TicketCreated) uuid.UUID {
+	if !lw.customers[customer] {
+		lw.customers[customer] = true
+		lw.pending = append(lw.pending, at(lw.event(helpdeskflow.StreamCustomer, customer, 1, helpdeskflow.EventCustomerCreated,
+			helpdeskflow.CustomerCreated{Email: customer.String() + "@example.com"}), createdAt))
+	}
 	id := uuid.New()
 	lw.add(t, at(lw.ticketCreated(id, customer, d), createdAt))
 	return id
@@ -75,14 +96,16 @@ func (lw *listWorld) versions() uint64 {
 	return n
 }
 
-// waitListTables waits until both list tables hold every ticket at its
-// latest version, the versions summing to sum (the views write them one
-// after the other, within the projector's insert into tickets).
-func waitListTables(t *testing.T, conn driver.Conn, sum uint64) {
+// waitListTables waits until both list tables hold every ticket of lw at
+// its latest version (the views write them one after the other, within the
+// projector's insert into tickets) and the customers table has its merges.
+func waitListTables(t *testing.T, conn driver.Conn, lw *listWorld) {
 	t.Helper()
+	sum, merged := lw.versions(), lw.merges
 	eventually(t, wait, "the list tables at the latest versions", func() bool {
 		return queryUint(t, conn, "SELECT sum(version) FROM tickets_by_created FINAL") == sum &&
-			queryUint(t, conn, "SELECT sum(v) FROM (SELECT ticket_id, max(version) AS v FROM tickets_by_customer GROUP BY ticket_id)") == sum
+			queryUint(t, conn, "SELECT sum(v) FROM (SELECT ticket_id, max(version) AS v FROM tickets_by_customer GROUP BY ticket_id)") == sum &&
+			queryUint(t, conn, "SELECT count() FROM customers FINAL WHERE merged_into != ''") >= merged
 	})
 }
 
@@ -225,20 +248,15 @@ func TestTicketReader_ListTickets_MatchesBruteForce(t *testing.T) {
 	startProjector(t, conn, brokers, "g-list-brute")
 	waitProjected := func() {
 		t.Helper()
-		waitListTables(t, conn, lw.versions())
+		waitListTables(t, conn, lw)
 	}
 	waitProjected()
 
 	// Merges: customers[0] into customers[1], customers[2] into the rare
 	// one; projected after the rows they change, so the old versions sit
 	// in other parts until ClickHouse merges them.
-	for _, m := range [][2]uuid.UUID{{customers[0], customers[1]}, {customers[2], rare}} {
-		for _, id := range ids {
-			if lw.state[id].CustomerID == m[0] {
-				lw.update(t, id, helpdeskflow.EventTicketCustomerChanged, helpdeskflow.TicketCustomerChanged{Old: m[0], New: m[1]}, now)
-			}
-		}
-	}
+	lw.merge(t, customers[0], customers[1], now)
+	lw.merge(t, customers[2], rare, now)
 	for _, id := range ids {
 		if lw.r.IntN(5) == 0 {
 			lw.update(t, id, helpdeskflow.EventTicketUpdated, helpdeskflow.TicketUpdated{
@@ -336,7 +354,7 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 	produce(t, brokers, lw.pending...)
 	lw.pending = nil
 	startProjector(t, conn, brokers, "g-list-merge")
-	waitListTables(t, conn, lw.versions())
+	waitListTables(t, conn, lw)
 	r := projections.NewTicketReader(conn)
 	list := func(customer uuid.UUID) []helpdeskflow.Ticket {
 		return listAll(t, r, lw.workspace, projections.TicketFilter{CustomerID: customer, Limit: 2})
@@ -345,11 +363,9 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 		t.Fatalf("before the merge the source lists %v, want %v", got, moved)
 	}
 
-	for _, id := range moved {
-		lw.update(t, id, helpdeskflow.EventTicketCustomerChanged, helpdeskflow.TicketCustomerChanged{Old: source, New: target}, now)
-	}
+	lw.merge(t, source, target, now)
 	produce(t, brokers, lw.pending...)
-	waitListTables(t, conn, lw.versions())
+	waitListTables(t, conn, lw)
 	if got := list(source); len(got) != 0 {
 		t.Errorf("after the merge the source lists %v, want none", ids(got))
 	}
@@ -366,8 +382,8 @@ func TestTicketReader_ListTickets_CustomerMerge(t *testing.T) {
 
 // TestTicketReader_ListTickets_StaleCandidates lists tickets whose older
 // versions match and whose latest do not, with merges stopped so that every
-// old version stays: 150 tickets moved from one customer to another, and 150
-// open tickets closed, all older than the windows. The rounds find only
+// old version stays: 150 tickets moved from a customer merged into another,
+// and 150 open tickets closed, all older than the windows. The rounds find only
 // stale rows, and the final FINAL query over the rest finds the two tickets
 // that still match.
 func TestTicketReader_ListTickets_StaleCandidates(t *testing.T) {
@@ -396,6 +412,16 @@ func TestTicketReader_ListTickets_StaleCandidates(t *testing.T) {
 	}
 	insertTickets(t, conn, ws, append(before, kept...)...)
 	insertTickets(t, conn, ws, after...)
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO customers (workspace_id, customer_id, version, email, name, tags, custom_fields, created_at_ms, updated_at_ms, merged_into)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Append(ws, source, uint64(2), "a@example.com", "", []string{}, "{}", nowMs, nowMs, target.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
 	for _, table := range []string{"tickets_by_created", "tickets_by_customer"} {
 		if got := queryUint(t, conn, "SELECT count() FROM "+table+" WHERE customer_id = toUUID(?)", source.String()); got != 152 {
 			t.Fatalf("%d rows of %s name the source customer, want 152 (merges stopped)", got, table)

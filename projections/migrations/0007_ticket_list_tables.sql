@@ -7,9 +7,13 @@
 --
 -- tickets_by_created is sorted by (workspace_id, created_at_ms, ticket_id).
 -- created_at_ms never changes for a ticket, so every version of a ticket has
--- the same key and FINAL still collapses them; a narrow created_at_ms range
--- is a narrow slice of the table. The small index granularity keeps the
--- read of single rows by their keys short.
+-- the same key and FINAL still collapses them (and they sit in the same
+-- partition, by month of creation); a narrow created_at_ms range is a
+-- narrow slice of the table. FINAL reads every part that holds rows of the
+-- range, so the monthly partitions keep the newest tickets (most reads) in
+-- the few parts of the current month, and older months merge into one part
+-- each. The small index granularity keeps the read of single rows by their
+-- keys short.
 --
 -- tickets_by_customer is sorted by (workspace_id, customer_id,
 -- created_at_ms, ticket_id), so a customer's tickets are one short slice.
@@ -55,6 +59,7 @@ CREATE TABLE IF NOT EXISTS tickets_by_created (
     created_at_ms Int64,
     updated_at_ms Int64
 ) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(toDateTime(intDiv(created_at_ms, 1000)))
 ORDER BY (workspace_id, created_at_ms, ticket_id)
 SETTINGS index_granularity = 1024;
 
