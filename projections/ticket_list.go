@@ -65,13 +65,9 @@ func (r *TicketReader) pageRows(ctx context.Context, q listQuery, after *cursor,
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
-	rows, err := r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, q.workspaceID.String(), len(keys))
-	if err != nil {
-		return nil, err
-	}
 	// A ticket updated since its key was read is shown as it is now.
-	return rows, nil
+	where := "workspace_id = toUUID(?) AND " + keysIn(keys)
+	return r.rows(ctx, "SELECT "+ticketColumns+" FROM "+listTable+" FINAL WHERE "+where+newestFirst, q.workspaceID.String(), len(keys))
 }
 
 // pageKeys returns the keys of up to q.limit+1 tickets matching q below
