@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -144,6 +145,18 @@ func TestTicketReader_ListTickets(t *testing.T) {
 		}
 		if want := ids(all.Tickets); !slices.Equal(got, want) {
 			t.Errorf("paged ids = %v, want the single-page order %v", got, want)
+		}
+	})
+
+	t.Run("CursorOfEarlierReleases", func(t *testing.T) {
+		// Earlier releases encoded a cursor as base64url of created_at_ms
+		// (8 bytes, big endian) and the ticket id: it still continues the
+		// list below that ticket.
+		raw := binary.BigEndian.AppendUint64(nil, uint64(t5.createdAtMs))
+		raw = append(raw, t5.id[:]...)
+		page := list(projections.TicketFilter{Cursor: base64.RawURLEncoding.EncodeToString(raw)})
+		if got, want := ids(page.Tickets), ids(all.Tickets)[1:]; !slices.Equal(got, want) {
+			t.Errorf("page after t5 = %v, want %v", got, want)
 		}
 	})
 
