@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	nethttp "net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -69,21 +70,27 @@ func (d weighted[T]) pick(r *rand.Rand) T {
 // listQuery is the list phase: GET /v1/tickets against a read model of a
 // million projected tickets, with a mix of filters and keyset pages.
 type listQuery struct {
-	SeededTickets    int         `json:"seeded_tickets"`
-	Workspaces       int         `json:"workspaces"`
-	DemoWorkspace    string      `json:"demo_workspace_id"`
-	DemoTickets      uint64      `json:"demo_workspace_tickets_final"` // count() … FINAL, the bench's own creates included
-	TableRows        uint64      `json:"table_rows"`
-	InsertSeconds    float64     `json:"insert_seconds"`
-	InsertRowsPerSec float64     `json:"insert_rows_per_second"`
-	MergeWaitSeconds float64     `json:"merge_wait_seconds"`
-	ActiveParts      uint64      `json:"active_parts_at_load"`
-	PagesPerWalk     int         `json:"pages_per_next_cursor_walk"`
-	DurationSeconds  float64     `json:"duration_seconds"`
-	WarmupSeconds    float64     `json:"warmup_seconds_first_level"`
-	UpdatedAfterDays int         `json:"updated_after_days"`
-	QueryKinds       []string    `json:"query_kinds"`
-	Phases           []listPhase `json:"phases"`
+	SeededTickets    int     `json:"seeded_tickets"`
+	Workspaces       int     `json:"workspaces"`
+	DemoWorkspace    string  `json:"demo_workspace_id"`
+	DemoTickets      uint64  `json:"demo_workspace_tickets_final"` // count() … FINAL, the bench's own creates included
+	TableRows        uint64  `json:"table_rows"`
+	InsertSeconds    float64 `json:"insert_seconds"`
+	InsertRowsPerSec float64 `json:"insert_rows_per_second"`
+	MergeWaitSeconds float64 `json:"merge_wait_seconds"`
+	ActiveParts      uint64  `json:"active_parts_at_load"`
+	ActivePartsList  uint64  `json:"active_parts_at_load_tickets_by_created"`
+	ActivePartsCust  uint64  `json:"active_parts_at_load_tickets_by_customer"`
+	// ServerTime is ClickHouse's own time per query kind, read from
+	// system.query_log for requests the bench sends through the reader
+	// one at a time after the load.
+	ServerTime       []kindServerTime `json:"clickhouse_time_by_kind"`
+	PagesPerWalk     int              `json:"pages_per_next_cursor_walk"`
+	DurationSeconds  float64          `json:"duration_seconds"`
+	WarmupSeconds    float64          `json:"warmup_seconds_first_level"`
+	UpdatedAfterDays int              `json:"updated_after_days"`
+	QueryKinds       []string         `json:"query_kinds"`
+	Phases           []listPhase      `json:"phases"`
 }
 
 // listPhase is the list load at one concurrency.
@@ -121,15 +128,34 @@ const (
 	kindCustomer     = "customer_id"
 	kindUpdatedAfter = "updated_after (30 days)"
 	kindNextPage     = "next_cursor (pages 2-3)"
+	kindDeepPage     = "page 20 (none, status=open)"
 )
 
-var listKinds = []string{kindNone, kindStatus, kindPriorityTag, kindTeam, kindCustomer, kindUpdatedAfter, kindNextPage}
+var listKinds = []string{kindNone, kindStatus, kindPriorityTag, kindTeam, kindCustomer, kindUpdatedAfter, kindNextPage, kindDeepPage}
+
+// The list targets: p99 over every query kind, at c=1 and at the other
+// levels (c=16); targetListP99Ms (report.go) is the latter.
+const (
+	targetListP99C1Ms = 100
+	listDeepPage      = 20 // the page kindDeepPage reads
+)
+
+// listTargetMs is the list p99 target at concurrency c.
+func listTargetMs(c int) float64 {
+	if c == 1 {
+		return targetListP99C1Ms
+	}
+	return targetListP99Ms
+}
 
 // listSeed is what the seeding generated that the queries need.
 type listSeed struct {
 	customers []uuid.UUID // the first demoCusts are the demo workspace's
 	demoCusts int
 	now       time.Time
+	// deepPages are queries of page listDeepPage (their cursor found by
+	// walking the pages before it once): no filter, and status=open.
+	deepPages []url.Values
 }
 
 // runListQuery seeds the read model and loads GET /v1/tickets at each
@@ -152,7 +178,7 @@ func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp
 	r.InsertSeconds = round3(time.Since(start).Seconds())
 	r.InsertRowsPerSec = math.Round(float64(b.o.listTickets) / max(r.InsertSeconds, 1e-9))
 	start = time.Now()
-	if err := b.waitMerges(ctx, 60*time.Second); err != nil {
+	if err := b.waitMerges(ctx, 120*time.Second); err != nil {
 		b.res.note("list query: %v", err)
 	}
 	r.MergeWaitSeconds = round3(time.Since(start).Seconds())
@@ -169,9 +195,11 @@ func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp
 	if want := uint64(float64(b.o.listTickets) * listDemoShare * 0.98); r.DemoTickets < want {
 		return fmt.Errorf("list query: the reader would see %d tickets in the demo workspace, want at least %d", r.DemoTickets, want)
 	}
-	r.ActiveParts = b.activeParts(ctx)
-	logf("list query: inserted in %.1f s (%.0f rows/s), merges settled after %.1f s, %d active parts; %d rows, %d in the demo workspace (FINAL)",
-		r.InsertSeconds, r.InsertRowsPerSec, r.MergeWaitSeconds, r.ActiveParts, r.TableRows, r.DemoTickets)
+	r.ActiveParts = b.activeParts(ctx, "tickets")
+	r.ActivePartsList = b.activeParts(ctx, "tickets_by_created")
+	r.ActivePartsCust = b.activeParts(ctx, "tickets_by_customer")
+	logf("list query: inserted in %.1f s (%.0f rows/s), merges settled after %.1f s, %d + %d + %d active parts; %d rows, %d in the demo workspace (FINAL)",
+		r.InsertSeconds, r.InsertRowsPerSec, r.MergeWaitSeconds, r.ActiveParts, r.ActivePartsList, r.ActivePartsCust, r.TableRows, r.DemoTickets)
 
 	metricsURL := b.dev.url + "/metrics"
 	base := b.dev.url + "/v1/tickets"
@@ -180,6 +208,13 @@ func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp
 	listClient := newClient(max(slices.Max(b.o.listConcurrency), 2))
 	listClient.Timeout = 2 * time.Minute
 	defer listClient.CloseIdleConnections()
+	for _, q := range []url.Values{{}, {"status": {"open"}}} {
+		deep, err := deepPage(ctx, listClient, base, b.dev.key, q, listDeepPage)
+		if err != nil {
+			return fmt.Errorf("list query: %w", err)
+		}
+		seed.deepPages = append(seed.deepPages, deep)
+	}
 	for i, c := range b.o.listConcurrency {
 		// Only the first level warms up: a warm-up request of a later level
 		// would run past the warm-up and leave its worker nothing to measure.
@@ -230,6 +265,9 @@ func (b *bench) runListQuery(ctx context.Context, client, metricsClient *nethttp
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+	}
+	if r.ServerTime, err = b.listServerTime(ctx, ws, seed); err != nil {
+		b.res.note("list query: ClickHouse time by kind: %v", err)
 	}
 	return nil
 }

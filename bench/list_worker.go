@@ -19,7 +19,7 @@ type listWorker struct {
 	walk      string // the query of the walk in progress ("" for no filter)
 	cursor    string // next_cursor of the walk's last page
 	pagesLeft int    // pages of the walk still to read
-	turn      int    // the next query kind, an index into listKinds
+	turn      int    // the next query kind, an index into listStartKinds
 	rows      map[string]int
 	pages     map[string]int
 }
@@ -44,22 +44,9 @@ func (w *listWorker) next(ctx context.Context, client *nethttp.Client) outcome {
 		w.pagesLeft--
 	} else {
 		w.walk, w.cursor, w.pagesLeft = "", "", 0
-		kind = listKinds[w.turn%(len(listKinds)-1)] // every kind but kindNextPage, in turn
+		kind = listStartKinds[w.turn%len(listStartKinds)]
 		w.turn++
-		switch kind {
-		case kindStatus:
-			q.Set("status", "open")
-		case kindPriorityTag:
-			q.Set("priority", "high")
-			q.Set("tag", listTags[w.r.IntN(20)])
-		case kindTeam:
-			q.Set("team", listTeams[w.r.IntN(len(listTeams))])
-		case kindCustomer:
-			// The same skew as the seeding, so most picks have tickets.
-			q.Set("customer_id", w.seed.customers[int(float64(w.seed.demoCusts)*math.Pow(w.r.Float64(), 2))].String())
-		case kindUpdatedAfter:
-			q.Set("updated_after", w.seed.now.Add(-30*24*time.Hour).Format("2006-01-02T15:04:05.000Z07:00"))
-		}
+		q = listQueryOf(kind, w.r, w.seed)
 	}
 	u := w.base
 	if len(q) > 0 {
@@ -89,4 +76,35 @@ func (w *listWorker) next(ctx context.Context, client *nethttp.Client) outcome {
 		w.cursor = ""
 	}
 	return outcome{label: kind}
+}
+
+// listStartKinds are the kinds a worker sends in turn; next_cursor pages
+// follow a no-filter query.
+var listStartKinds = []string{kindNone, kindStatus, kindPriorityTag, kindTeam, kindCustomer, kindUpdatedAfter, kindDeepPage}
+
+// listQueryOf is the query string of a list query of kind (any but
+// kindNextPage), its filter values picked with r.
+func listQueryOf(kind string, r *rand.Rand, seed listSeed) url.Values {
+	q := url.Values{}
+	switch kind {
+	case kindStatus:
+		q.Set("status", "open")
+	case kindPriorityTag:
+		q.Set("priority", "high")
+		q.Set("tag", listTags[r.IntN(20)])
+	case kindTeam:
+		q.Set("team", listTeams[r.IntN(len(listTeams))])
+	case kindCustomer:
+		// The same skew as the seeding, so most picks have tickets.
+		q.Set("customer_id", seed.customers[int(float64(seed.demoCusts)*math.Pow(r.Float64(), 2))].String())
+	case kindUpdatedAfter:
+		q.Set("updated_after", seed.now.Add(-30*24*time.Hour).Format("2006-01-02T15:04:05.000Z07:00"))
+	case kindDeepPage:
+		if len(seed.deepPages) > 0 {
+			for k, v := range seed.deepPages[r.IntN(len(seed.deepPages))] {
+				q[k] = v
+			}
+		}
+	}
+	return q
 }

@@ -39,16 +39,20 @@ func (r *results) printReadSide(w io.Writer) {
 		}
 	}
 	if lq := r.ListQuery; lq != nil {
-		fmt.Fprintf(w, "\nList query, GET /v1/tickets: %s rows inserted in %.1f s; %d rows in the table, %d in the demo workspace (FINAL), %d active parts\n",
-			thousands(lq.SeededTickets), lq.InsertSeconds, lq.TableRows, lq.DemoTickets, lq.ActiveParts)
+		fmt.Fprintf(w, "\nList query, GET /v1/tickets: %s rows inserted in %.1f s; %d rows in the table, %d in the demo workspace (FINAL), %d active parts (tickets_by_created: %d, tickets_by_customer: %d)\n",
+			thousands(lq.SeededTickets), lq.InsertSeconds, lq.TableRows, lq.DemoTickets, lq.ActiveParts, lq.ActivePartsList, lq.ActivePartsCust)
 		for _, p := range lq.Phases {
 			fmt.Fprintf(w, "  c=%-3d %7.1f queries/s, p50 %7.1f ms, p99 %7.1f ms, max %7.1f ms, errors %d; server p50/p99 %.1f/%.1f ms; CPU per query: dev %.2f, clickhouse %.2f ms\n",
 				p.Concurrency, p.PerSecond, p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99,
 				p.CPUPerQueryMs.Dev, p.CPUPerQueryMs.ClickHouse)
 			for _, k := range p.ByKind {
-				fmt.Fprintf(w, "        %-24s %6d req %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  %5.1f rows/page\n",
+				fmt.Fprintf(w, "        %-28s %6d req %7.1f/s  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  %5.1f rows/page\n",
 					k.Kind, k.Requests, k.PerSecond, k.LatencyMs.P50, k.LatencyMs.P99, k.LatencyMs.Max, k.RowsPerPage)
 			}
+		}
+		for _, k := range lq.ServerTime {
+			fmt.Fprintf(w, "  ClickHouse time, one request at a time: %-28s %4d req  %.1f queries/req  p50 %5.1f ms  p99 %5.1f ms  rows read p50 %.0f\n",
+				k.Kind, k.Requests, k.QueriesPerRequest, k.Ms.P50, k.Ms.P99, k.ReadRowsP50)
 		}
 	}
 }
@@ -74,9 +78,10 @@ func (r *results) markdownReadSide(w io.Writer) {
 	}
 	if lq := r.ListQuery; lq != nil {
 		fmt.Fprintf(w, "\n## List query (GET /v1/tickets, %s projected tickets)\n\n", thousands(lq.SeededTickets))
-		fmt.Fprintf(w, "%s ticket rows inserted straight into the ClickHouse `tickets` table in batches of %s (native protocol) in %.1f s (%.0f rows/s), %.0f%% in the demo workspace and the rest in %d others; merges settled after %.1f s, %d active parts at the load. The table holds %d rows; the reader's view of the demo workspace (`FINAL`) %d tickets. Each worker sends the query kinds in turn with random filter values; a no-filter query starts a walk of %d pages by `next_cursor`; `updated_after` is %d days ago. %.0f s measured per level; only the first level warms up (%.0f s), since a query takes seconds.\n\n",
+		fmt.Fprintf(w, "%s ticket rows inserted straight into the ClickHouse `tickets` table in batches of %s (native protocol) in %.1f s (%.0f rows/s), %.0f%% in the demo workspace and the rest in %d others; the materialized views copy them into `tickets_by_created` and `tickets_by_customer`, which the reader reads; merges settled after %.1f s, %d active parts of `tickets`, %d of `tickets_by_created` and %d of `tickets_by_customer` at the load. The table holds %d rows; the reader's view of the demo workspace (`FINAL`) %d tickets. Each worker sends the query kinds in turn with random filter values; a no-filter query starts a walk of %d pages by `next_cursor`; the page-%d kind reads page %d of no filter or of `status=open` by a cursor found once before the load; `updated_after` is %d days ago. %.0f s measured per level; only the first level warms up (%.0f s).\n\n",
 			thousands(lq.SeededTickets), thousands(listBatchRows), lq.InsertSeconds, lq.InsertRowsPerSec, listDemoShare*100, lq.Workspaces-1,
-			lq.MergeWaitSeconds, lq.ActiveParts, lq.TableRows, lq.DemoTickets, lq.PagesPerWalk, lq.UpdatedAfterDays, lq.DurationSeconds, lq.WarmupSeconds)
+			lq.MergeWaitSeconds, lq.ActiveParts, lq.ActivePartsList, lq.ActivePartsCust, lq.TableRows, lq.DemoTickets, lq.PagesPerWalk, listDeepPage, listDeepPage,
+			lq.UpdatedAfterDays, lq.DurationSeconds, lq.WarmupSeconds)
 		fmt.Fprintf(w, "| c | query | requests | queries/s | p50 ms | p99 ms | max ms | rows/page |\n|---|---|---|---|---|---|---|---|\n")
 		for _, p := range lq.Phases {
 			fmt.Fprintf(w, "| %d | **all** (errors %d) | %d | %.1f | %.1f | %.1f | %.1f | |\n", p.Concurrency, p.Errors, p.Requests, p.PerSecond,
@@ -91,6 +96,13 @@ func (r *results) markdownReadSide(w io.Writer) {
 			x := p.CPUPerQueryMs
 			fmt.Fprintf(w, "- c=%d: server p50 / p99 %.1f / %.1f ms (buckets end at 2,500 ms); CPU per query: dev %.2f ms, ClickHouse %.2f ms, bench %.2f ms, machine %.2f ms; ClickHouse still ran list queries %.1f s after the load%s\n",
 				p.Concurrency, p.ServerMs.P50, p.ServerMs.P99, x.Dev, x.ClickHouse, x.Bench, x.Machine, p.DrainSeconds, errorsSuffix(p.loadStats))
+		}
+		if len(lq.ServerTime) > 0 {
+			fmt.Fprintf(w, "\nClickHouse's own time per request by kind (`system.query_log`, the sum over a request's queries), %d requests of each kind sent one at a time through the reader after the load:\n\n", listServerRequests)
+			fmt.Fprintf(w, "| query | requests | ClickHouse queries/request | p50 ms | p99 ms | max ms | rows read p50 |\n|---|---|---|---|---|---|---|\n")
+			for _, k := range lq.ServerTime {
+				fmt.Fprintf(w, "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.0f |\n", k.Kind, k.Requests, k.QueriesPerRequest, k.Ms.P50, k.Ms.P99, k.Ms.Max, k.ReadRowsP50)
+			}
 		}
 	}
 }

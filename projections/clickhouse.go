@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"regexp"
 	"sort"
@@ -26,7 +27,7 @@ var migrationFiles embed.FS
 
 // projectionTables are the tables Truncate empties: everything the projector
 // builds, but not schema_migrations.
-var projectionTables = []string{"tickets", "customers", "ticket_messages", "audit_log", positionsTable}
+var projectionTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log", positionsTable}
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -150,6 +151,11 @@ func splitStatements(body string) []string {
 // It returns EUnavailable when ClickHouse cannot be reached and EInternal
 // when a statement fails.
 func Migrate(ctx context.Context, conn driver.Conn) error {
+	return migrateUpTo(ctx, conn, math.MaxInt)
+}
+
+// migrateUpTo is Migrate for the migrations numbered up to last.
+func migrateUpTo(ctx context.Context, conn driver.Conn, last int) error {
 	ms, err := loadMigrations()
 	if err != nil {
 		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "load ClickHouse migrations", Err: err}
@@ -182,13 +188,11 @@ ORDER BY version`
 	}
 
 	for _, m := range ms {
-		if applied[m.version] {
+		if applied[m.version] || m.version > last {
 			continue
 		}
-		for _, stmt := range m.stmts {
-			if err := conn.Exec(ctx, stmt); err != nil {
-				return chError("apply ClickHouse migration "+m.name, err)
-			}
+		if err := m.apply(ctx, conn); err != nil {
+			return err
 		}
 		batch, err := conn.PrepareBatch(ctx, "INSERT INTO schema_migrations (version, name, applied_at)")
 		if err != nil {
@@ -205,11 +209,21 @@ ORDER BY version`
 	return nil
 }
 
-// Truncate empties the projection tables (tickets, customers,
-// ticket_messages, audit_log, and projection_positions, which would
-// otherwise claim what is gone) of conn's database, keeping their schema and
-// schema_migrations. It is the first half of `helpdeskflow projections
-// rebuild`; the caller then resets the projector group's offsets to the
+// apply runs m's statements in order.
+func (m migration) apply(ctx context.Context, conn driver.Conn) error {
+	for _, stmt := range m.stmts {
+		if err := conn.Exec(ctx, stmt); err != nil {
+			return chError("apply ClickHouse migration "+m.name, err)
+		}
+	}
+	return nil
+}
+
+// Truncate empties the projection tables (tickets, tickets_by_created,
+// tickets_by_customer, customers, ticket_messages, audit_log, and
+// projection_positions, which would otherwise claim what is gone) of conn's
+// database, keeping their schema and schema_migrations. It is the first
+// half of `helpdeskflow projections rebuild`; the caller then resets the projector group's offsets to the
 // start of the topic, with no projector running meanwhile.
 //
 // It returns EUnavailable when ClickHouse cannot be reached and EInternal

@@ -37,6 +37,18 @@ func clickHouseAddr() string {
 // CI (env CI set) and skips it elsewhere.
 func newDB(t testing.TB) (driver.Conn, string) {
 	t.Helper()
+	conn, name := newBareDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := projections.Migrate(ctx, conn); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return conn, name
+}
+
+// newBareDB is newDB without the migrations.
+func newBareDB(t testing.TB) (driver.Conn, string) {
+	t.Helper()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "t_" + hex.EncodeToString(b[:])
@@ -57,9 +69,6 @@ func newDB(t testing.TB) (driver.Conn, string) {
 		}
 		_ = conn.Close()
 	})
-	if err := projections.Migrate(ctx, conn); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
 	return conn, name
 }
 

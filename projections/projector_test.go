@@ -65,9 +65,12 @@ func TestProjector_ProjectsEvents(t *testing.T) {
 	produce(t, brokers, append(s.events(), unknown)...)
 
 	p := startProjector(t, conn, brokers, "g-projects")
-	// The tables of a batch are inserted concurrently: wait for all four.
+	// The tables of a batch are inserted concurrently: wait for all four,
+	// and for the flush to have returned (the views of tickets write the
+	// list tables within its insert; the metrics count after it).
 	eventually(t, wait, "5 audit rows and the other tables' rows", func() bool {
-		return queryUint(t, conn, "SELECT count() FROM audit_log FINAL") == 5 &&
+		return p.metric(t, "helpdeskflow_projector_events_total") == 5 &&
+			queryUint(t, conn, "SELECT count() FROM audit_log FINAL") == 5 &&
 			queryUint(t, conn, "SELECT max(version) FROM tickets FINAL") == 2 &&
 			queryUint(t, conn, "SELECT count() FROM customers FINAL") == 1 &&
 			queryUint(t, conn, "SELECT count() FROM ticket_messages FINAL") == 2

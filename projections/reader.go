@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
@@ -32,7 +33,8 @@ type TicketFilter = helpdeskflow.TicketFilter
 type TicketPage = helpdeskflow.TicketPage
 
 // TicketReader answers ticket list queries (GET /v1/tickets) from the
-// tickets table of the ClickHouse read model. The read model trails the
+// tickets_by_created and tickets_by_customer tables of the ClickHouse read
+// model. The read model trails the
 // event store by the projector's lag. It is safe for concurrent use.
 type TicketReader struct {
 	conn driver.Conn
@@ -60,7 +62,9 @@ var (
 
 // ListTickets returns a page of workspaceID's tickets that match filter,
 // newest first (by creation time, then id), with a keyset cursor: pages do
-// not shift when tickets are created or updated between requests.
+// not shift when tickets are created or updated between requests. It reads
+// tickets_by_created and tickets_by_customer (see pageRows for how). Cursors keep the format they
+// had when the list read tickets, so cursors handed out before stay valid.
 //
 // It returns an EValidation error listing every bad field ("cursor":
 // "malformed"; "limit", "status", "priority": out of range or unknown), an
@@ -79,11 +83,29 @@ func (r *TicketReader) ListTickets(ctx context.Context, workspaceID uuid.UUID, f
 		return TicketPage{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid ticket list query", Details: problems}
 	}
 
-	// FINAL collapses each ticket to its latest version before WHERE
-	// filters, so a ticket that moved away from a status is not listed
-	// under its old one.
-	where := []string{"workspace_id = toUUID(?)"}
-	args := []any{workspaceID.String()}
+	q := listQuery{workspaceID: workspaceID, limit: limit, customerID: filter.CustomerID}
+	q.filter, q.args = filterConditions(filter)
+	found, err := r.pageRows(ctx, q, after, time.Now())
+	if err != nil {
+		return TicketPage{}, err
+	}
+
+	page := TicketPage{Tickets: make([]helpdeskflow.Ticket, 0, min(len(found), limit))}
+	for i := range found[:min(len(found), limit)] {
+		page.Tickets = append(page.Tickets, found[i].ticket())
+	}
+	if len(found) > limit {
+		last := found[limit-1]
+		page.NextCursor = cursor{createdAtMs: last.CreatedAtMs, ticketID: last.TicketID}.encode()
+	}
+	return page, nil
+}
+
+// filterConditions is filter as SQL conditions on a ticket row (joined
+// with AND; "" for none) and their arguments.
+func filterConditions(filter TicketFilter) (string, []any) {
+	var where []string
+	var args []any
 	if filter.Status != "" {
 		where, args = append(where, "status = ?"), append(args, filter.Status)
 	}
@@ -102,96 +124,12 @@ func (r *TicketReader) ListTickets(ctx context.Context, workspaceID uuid.UUID, f
 	if !filter.UpdatedAfter.IsZero() {
 		where, args = append(where, "updated_at_ms > ?"), append(args, filter.UpdatedAfter.UnixMilli())
 	}
-	if after != nil {
-		where = append(where, "(created_at_ms < ? OR (created_at_ms = ? AND ticket_id < toUUID(?)))")
-		args = append(args, after.createdAtMs, after.createdAtMs, after.ticketID.String())
-	}
-	// Two steps: FINAL over the key and filter columns picks the page's
-	// ids, then FINAL over the primary-key range of those ids reads their
-	// rows. On ClickHouse 18.16 a single FINAL query over every column
-	// costs 1.5–3 s on a million tickets (it merges the string columns of
-	// every row it scans); the two steps take a few hundred milliseconds.
-	query := "SELECT ticket_id FROM tickets FINAL WHERE " + strings.Join(where, " AND ") +
-		" ORDER BY created_at_ms DESC, ticket_id DESC LIMIT ?"
-	args = append(args, limit+1)
-	ids, err := r.queryIDs(ctx, query, args...)
-	if err != nil {
-		return TicketPage{}, err
-	}
-	found, err := r.ticketRows(ctx, workspaceID, ids)
-	if err != nil {
-		return TicketPage{}, err
-	}
-
-	page := TicketPage{Tickets: make([]helpdeskflow.Ticket, 0, min(len(found), limit))}
-	for i := range found[:min(len(found), limit)] {
-		page.Tickets = append(page.Tickets, found[i].ticket())
-	}
-	if len(found) > limit {
-		last := found[limit-1]
-		page.NextCursor = cursor{createdAtMs: last.CreatedAtMs, ticketID: last.TicketID}.encode()
-	}
-	return page, nil
+	return strings.Join(where, " AND "), args
 }
 
-// queryIDs runs a query that selects ticket ids, in its order.
-func (r *TicketReader) queryIDs(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
-	rows, err := r.conn.Query(ctx, query, args...)
-	if err != nil {
-		return nil, chError("list tickets", err)
-	}
-	defer rows.Close()
-	var ids []uuid.UUID
-	for rows.Next() {
-		var id uuid.UUID
-		if err := rows.Scan(&id); err != nil {
-			return nil, chError("list tickets", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, chError("list tickets", err)
-	}
-	return ids, nil
-}
-
-// ticketRows reads the latest rows of the workspace's tickets ids, in the
-// order of ids; an id without a row is left out.
-func (r *TicketReader) ticketRows(ctx context.Context, workspaceID uuid.UUID, ids []uuid.UUID) ([]ticketRow, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	placeholders := strings.TrimSuffix(strings.Repeat("toUUID(?), ", len(ids)), ", ")
-	args := []any{workspaceID.String()}
-	for _, id := range ids {
-		args = append(args, id.String())
-	}
-	rows, err := r.conn.Query(ctx, "SELECT "+ticketColumns+" FROM tickets FINAL WHERE workspace_id = toUUID(?) AND ticket_id IN ("+placeholders+")", args...)
-	if err != nil {
-		return nil, chError("list tickets", err)
-	}
-	defer rows.Close()
-	byID := make(map[uuid.UUID]ticketRow, len(ids))
-	for rows.Next() {
-		var row ticketRow
-		if err := rows.Scan(row.scanDest()...); err != nil {
-			return nil, chError("list tickets", err)
-		}
-		byID[row.TicketID] = row
-	}
-	if err := rows.Err(); err != nil {
-		return nil, chError("list tickets", err)
-	}
-	found := make([]ticketRow, 0, len(ids))
-	for _, id := range ids {
-		if row, ok := byID[id]; ok {
-			found = append(found, row)
-		}
-	}
-	return found, nil
-}
-
-// cursor is the sort key of the last ticket of a page.
+// cursor is the sort key of the last ticket of a page, the key a page
+// continues below. A cursor with the nil ticket id stands for "created
+// before createdAtMs": no ticket id sorts below it.
 type cursor struct {
 	createdAtMs int64
 	ticketID    uuid.UUID

@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"slices"
 	"testing"
@@ -147,6 +148,18 @@ func TestTicketReader_ListTickets(t *testing.T) {
 		}
 	})
 
+	t.Run("CursorOfEarlierReleases", func(t *testing.T) {
+		// Earlier releases encoded a cursor as base64url of created_at_ms
+		// (8 bytes, big endian) and the ticket id: it still continues the
+		// list below that ticket.
+		raw := binary.BigEndian.AppendUint64(nil, uint64(t5.createdAtMs))
+		raw = append(raw, t5.id[:]...)
+		page := list(projections.TicketFilter{Cursor: base64.RawURLEncoding.EncodeToString(raw)})
+		if got, want := ids(page.Tickets), ids(all.Tickets)[1:]; !slices.Equal(got, want) {
+			t.Errorf("page after t5 = %v, want %v", got, want)
+		}
+	})
+
 	t.Run("PaginationWithFilter", func(t *testing.T) {
 		first := list(projections.TicketFilter{CustomerID: c1, Limit: 2})
 		second := list(projections.TicketFilter{CustomerID: c1, Limit: 2, Cursor: first.NextCursor})
@@ -263,7 +276,7 @@ func TestTicketReader_Ping(t *testing.T) {
 func TestTicketReader_ListTickets_MissingTable(t *testing.T) {
 	t.Parallel()
 	conn, _ := newDB(t)
-	if err := conn.Exec(context.Background(), "DROP TABLE tickets"); err != nil {
+	if err := conn.Exec(context.Background(), "DROP TABLE tickets_by_created"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := projections.NewTicketReader(conn).ListTickets(context.Background(), uuid.New(), projections.TicketFilter{})
