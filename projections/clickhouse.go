@@ -223,8 +223,9 @@ func (m migration) apply(ctx context.Context, conn driver.Conn) error {
 // tickets_by_customer, customers, ticket_messages, audit_log, and
 // projection_positions, which would otherwise claim what is gone) of conn's
 // database, keeping their schema and schema_migrations. It is the first
-// half of `helpdeskflow projections rebuild`; the caller then resets the projector group's offsets to the
-// start of the topic, with no projector running meanwhile.
+// half of `helpdeskflow projections rebuild`; the caller then resets the
+// projector group's offsets to the start of the topic, with no projector
+// running meanwhile.
 //
 // It returns EUnavailable when ClickHouse cannot be reached and EInternal
 // when a table cannot be truncated.
