@@ -60,6 +60,14 @@ func (s ticketStore) LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (h
 	return s.events.LoadTail(ctx, workspaceID, id)
 }
 
+func (s ticketStore) StreamVersions(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+	return s.events.StreamVersions(ctx, ids)
+}
+
+func (s ticketStore) LoadAfter(ctx context.Context, workspaceID, id uuid.UUID, version int64) ([]helpdeskflow.Event, error) {
+	return s.events.LoadAfter(ctx, workspaceID, id, version)
+}
+
 func (s ticketStore) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
 	return s.rules.RuleSet(ctx, workspaceID)
 }

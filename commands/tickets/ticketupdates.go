@@ -396,7 +396,16 @@ func applied(t helpdeskflow.Ticket, ref helpdeskflow.StreamRef, version int64, e
 }
 
 // withCustomerOf completes t with its customer, read from the event store.
+// With a read cache, the customer comes from it, checked against its
+// stream's version first.
 func (s *Service) withCustomerOf(ctx context.Context, t helpdeskflow.Ticket, includeInternal bool) (helpdeskflow.Ticket, error) {
+	if s.cache != nil {
+		ce, err := s.cache.customer(ctx, t.WorkspaceID, t.CustomerID, nil)
+		if err != nil {
+			return helpdeskflow.Ticket{}, err
+		}
+		return withCustomer(t, *ce.customer, includeInternal), nil
+	}
 	c, _, err := loadCustomer(ctx, storeSource{s.store, t.WorkspaceID}, t.CustomerID)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
