@@ -306,6 +306,9 @@ type ReadCacheStats struct {
 	// VersionChecks counts the statements that checked versions, shared by
 	// the reads waiting on them.
 	VersionChecks int64
+	// WaitingReads is how many reads wait for a version check that has
+	// not been sent yet (one is in flight).
+	WaitingReads int
 	// Bytes is the estimated memory the entries hold, Entries their number.
 	Bytes   int64
 	Entries int
@@ -322,7 +325,7 @@ func (s *Service) ReadCacheStats() ReadCacheStats {
 	bytes, entries := c.bytes, len(c.entries)
 	c.mu.Unlock()
 	return ReadCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), DeltaLoads: c.deltaLoads.Load(), Evictions: c.evictions.Load(),
-		VersionChecks: c.checks.sent.Load(), Bytes: bytes, Entries: entries}
+		VersionChecks: c.checks.sent.Load(), WaitingReads: c.checks.waiting(), Bytes: bytes, Entries: entries}
 }
 
 // WithReadCache gives the Service's consistent ticket reads a cache of

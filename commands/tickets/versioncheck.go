@@ -33,6 +33,7 @@ type versionChecks struct {
 type versionBatch struct {
 	ids      []uuid.UUID
 	seen     map[uuid.UUID]struct{}
+	waiting  int // reads that joined it before it was sent
 	done     chan struct{}
 	versions map[uuid.UUID]int64
 	err      error
@@ -57,6 +58,8 @@ func (v *versionChecks) versions(ctx context.Context, ids []uuid.UUID) (map[uuid
 	send := !v.inFlight
 	if send {
 		v.inFlight, v.pending = true, nil
+	} else {
+		b.waiting++
 	}
 	v.mu.Unlock()
 	if send {
@@ -68,6 +71,16 @@ func (v *versionChecks) versions(ctx context.Context, ids []uuid.UUID) (map[uuid
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// waiting is how many reads wait for the batch not sent yet.
+func (v *versionChecks) waiting() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.pending == nil {
+		return 0
+	}
+	return v.pending.waiting
 }
 
 // send runs batch b and then every batch that gathered meanwhile, one at a
