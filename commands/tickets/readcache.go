@@ -35,7 +35,7 @@ type readCache struct {
 	lru     list.List                   // front: most recently used
 	bytes   int64
 
-	hits, misses, deltaLoads, evictions atomic.Int64
+	hits, misses, deltaLoads, evictions, commandHits atomic.Int64
 }
 
 // cachedStream is one folded stream: a ticket (its full state, internal
@@ -43,6 +43,7 @@ type readCache struct {
 type cachedStream struct {
 	id, workspaceID uuid.UUID
 	version         int64
+	tail            int // events folded on the snapshot it was loaded from
 	ticket          *cachedTicket
 	customer        *helpdeskflow.Customer
 	size            int64 // estimate, with the encodings memoized on it
@@ -136,11 +137,11 @@ func (c *readCache) ticket(ctx context.Context, workspaceID, id uuid.UUID) (*cac
 	te := c.get(id)
 	if te == nil {
 		c.misses.Add(1)
-		t, _, err := loadTicket(ctx, storeSource{c.store, workspaceID}, id)
+		t, tail, err := loadTicket(ctx, storeSource{c.store, workspaceID}, id)
 		if err != nil {
 			return nil, nil, err
 		}
-		te = newCachedTicket(t)
+		te = newCachedTicket(t, tail)
 		c.put(te)
 		ce, err := c.customer(ctx, workspaceID, t.CustomerID, nil)
 		return te, ce, err
@@ -206,8 +207,11 @@ func (c *readCache) current(ctx context.Context, e *cachedStream, versions map[u
 	if err != nil {
 		return nil, err
 	}
-	if !ok || len(events) == 0 || events[0].Version != e.version+1 {
-		// Not a continuation of e (it should not happen): fold afresh.
+	if !ok || len(events) == 0 || events[0].Version != e.version+1 || e.ticket != nil && e.tail+len(events) >= SnapshotEvery {
+		// Not a continuation of e (it should not happen), or a ticket
+		// whose writers have snapshotted it since: fold afresh, from the
+		// newer snapshot (commands take a cached ticket only while fewer
+		// than SnapshotEvery events follow its snapshot, see lockTicket).
 		c.misses.Add(1)
 		return c.reload(ctx, e)
 	}
@@ -221,7 +225,7 @@ func (c *readCache) current(ctx context.Context, e *cachedStream, versions map[u
 				return nil, err
 			}
 		}
-		next = newCachedTicket(t)
+		next = newCachedTicket(t, e.tail+len(events))
 	} else {
 		cu := *e.customer
 		cu.Tags = slices.Clone(cu.Tags)
@@ -241,11 +245,11 @@ func (c *readCache) reload(ctx context.Context, e *cachedStream) (*cachedStream,
 	src := storeSource{c.store, e.workspaceID}
 	var next *cachedStream
 	if e.ticket != nil {
-		t, _, err := loadTicket(ctx, src, e.id)
+		t, tail, err := loadTicket(ctx, src, e.id)
 		if err != nil {
 			return nil, err
 		}
-		next = newCachedTicket(t)
+		next = newCachedTicket(t, tail)
 	} else {
 		cu, _, err := loadCustomer(ctx, src, e.id)
 		if err != nil {
@@ -257,14 +261,46 @@ func (c *readCache) reload(ctx context.Context, e *cachedStream) (*cachedStream,
 	return next, nil
 }
 
-func newCachedTicket(t helpdeskflow.Ticket) *cachedStream {
+// lockedState returns ticket ref's cached state if it is at version,
+// ready for a command to apply its events to (its slices are its own to
+// grow), and how many events follow its snapshot; ok is false when the
+// cache does not hold the ticket at that version.
+func (c *readCache) lockedState(ref helpdeskflow.StreamRef, version int64) (t helpdeskflow.Ticket, tail int, ok bool) {
+	if c == nil {
+		return helpdeskflow.Ticket{}, 0, false
+	}
+	e := c.get(ref.ID)
+	if e == nil || e.ticket == nil || e.workspaceID != ref.WorkspaceID || e.version != version {
+		return helpdeskflow.Ticket{}, 0, false
+	}
+	t = e.ticket.state
+	t.Tags, t.CustomFields, t.Messages = slices.Clone(t.Tags), maps.Clone(t.CustomFields), slices.Clip(t.Messages)
+	c.commandHits.Add(1)
+	return t, e.tail, true
+}
+
+// cachedTail is how many events follow the snapshot of ticket ref's
+// cached state; ok is false when the cache does not hold it (or there is
+// no cache).
+func (c *readCache) cachedTail(ref helpdeskflow.StreamRef) (tail int, ok bool) {
+	if c == nil {
+		return 0, false
+	}
+	e := c.get(ref.ID)
+	if e == nil || e.ticket == nil || e.workspaceID != ref.WorkspaceID {
+		return 0, false
+	}
+	return e.tail, true
+}
+
+func newCachedTicket(t helpdeskflow.Ticket, tail int) *cachedStream {
 	t.Customer, t.Messages = nil, slices.Clip(t.Messages)
 	ct := &cachedTicket{state: t, public: t.Messages}
 	if slices.ContainsFunc(t.Messages, func(m helpdeskflow.Message) bool { return m.Internal }) {
 		ct.public = slices.DeleteFunc(slices.Clone(t.Messages), func(m helpdeskflow.Message) bool { return m.Internal })
 	}
 	ct.public = slices.Clip(ct.public)
-	return &cachedStream{id: t.ID, workspaceID: t.WorkspaceID, version: t.Version, ticket: ct, size: ticketBytes(t)}
+	return &cachedStream{id: t.ID, workspaceID: t.WorkspaceID, version: t.Version, tail: tail, ticket: ct, size: ticketBytes(t)}
 }
 
 func newCachedCustomer(c helpdeskflow.Customer) *cachedStream {
@@ -303,6 +339,9 @@ type ReadCacheStats struct {
 	// loaded afresh, DeltaLoads stale entries repaired by the events after
 	// their version, Evictions entries dropped to keep the bound.
 	Hits, Misses, DeltaLoads, Evictions int64
+	// CommandHits counts ticket commands that decided on the cached state
+	// (it was at the version they locked) instead of loading the stream.
+	CommandHits int64
 	// VersionChecks counts the statements that checked versions, shared by
 	// the reads waiting on them.
 	VersionChecks int64
@@ -325,7 +364,7 @@ func (s *Service) ReadCacheStats() ReadCacheStats {
 	bytes, entries := c.bytes, len(c.entries)
 	c.mu.Unlock()
 	return ReadCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), DeltaLoads: c.deltaLoads.Load(), Evictions: c.evictions.Load(),
-		VersionChecks: c.checks.sent.Load(), WaitingReads: c.checks.waiting(), Bytes: bytes, Entries: entries}
+		CommandHits: c.commandHits.Load(), VersionChecks: c.checks.sent.Load(), WaitingReads: c.checks.waiting(), Bytes: bytes, Entries: entries}
 }
 
 // WithReadCache gives the Service's consistent ticket reads a cache of
@@ -343,7 +382,7 @@ func WithReadCache(maxBytes int64) Option {
 
 // ReadCacheCollectors are the read cache's metrics, for the caller to
 // register (none without a cache):
-// helpdeskflow_read_cache_{hits,misses,delta_loads,evictions,version_checks}_total,
+// helpdeskflow_read_cache_{hits,misses,delta_loads,evictions,command_hits,version_checks}_total,
 // helpdeskflow_read_cache_bytes and helpdeskflow_read_cache_entries.
 func (s *Service) ReadCacheCollectors() []prometheus.Collector {
 	c := s.cache
@@ -358,6 +397,7 @@ func (s *Service) ReadCacheCollectors() []prometheus.Collector {
 		counter("helpdeskflow_read_cache_misses_total", "Streams a consistent read loaded afresh: not in the read cache (or not a continuation of it).", &c.misses),
 		counter("helpdeskflow_read_cache_delta_loads_total", "Stale read cache entries repaired by loading the events after their version.", &c.deltaLoads),
 		counter("helpdeskflow_read_cache_evictions_total", "Read cache entries dropped to keep the cache within its byte bound.", &c.evictions),
+		counter("helpdeskflow_read_cache_command_hits_total", "Ticket commands that decided on the read cache's state (at the version they locked) instead of loading the stream.", &c.commandHits),
 		counter("helpdeskflow_read_cache_version_checks_total", "Statements that checked the read cache's stream versions, each shared by the reads waiting on it.", &c.checks.sent),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdeskflow_read_cache_bytes", Help: "Estimated memory the read cache's entries hold."},
 			func() float64 { return float64(s.ReadCacheStats().Bytes) }),
