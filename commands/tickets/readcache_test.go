@@ -318,3 +318,41 @@ func TestReadCache_SharedVersionCheck(t *testing.T) {
 		t.Fatalf("the second check %v has the first read's ticket", second)
 	}
 }
+
+// TestReadCache_CommandsOnCachedState: a command decides on the cached
+// ticket only when it is at the version the command locked; when another
+// process wrote since, the command loads the stream, so its answer (and
+// what it stores) keeps the other write.
+func TestReadCache_CommandsOnCachedState(t *testing.T) {
+	s := newCacheSetup(t, 0, nil)
+	tk := s.create(t, "ada@example.com", 3)
+	s.read(t, tk.ID, true)
+	if _, err := s.cached.UpdateTicket(s.ctx, s.workspace, md, tk.ID, nil, tickets.UpdateTicket{TagsAdd: []string{"current"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.cached.ReadCacheStats().CommandHits; n != 1 {
+		t.Fatalf("%d commands decided on the cached ticket, want 1", n)
+	}
+	// The cache now holds the version before that update: stale.
+	if _, err := s.writer.UpdateTicket(s.ctx, s.workspace, md, tk.ID, nil, tickets.UpdateTicket{TagsAdd: []string{"other"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.cached.AddMessage(s.ctx, s.workspace, md, tk.ID, nil, tickets.AddMessage{Body: "<p>after</p>", AuthorType: helpdeskflow.AuthorAgent}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.cached.ReadCacheStats().CommandHits; n != 1 {
+		t.Fatalf("%d commands decided on the cached ticket, want still 1: it was stale", n)
+	}
+	if !slices.Contains(got.Tags, "other") || !slices.Contains(got.Tags, "current") || len(got.Messages) != 4 {
+		t.Fatalf("the command's answer lost a write: tags %v, %d messages", got.Tags, len(got.Messages))
+	}
+	want, err := s.writer.GetTicket(s.ctx, s.workspace, tk.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the command's answer differs from a fresh fold:\n got %+v\nwant %+v", got, want)
+	}
+	s.read(t, tk.ID, false)
+}
