@@ -81,6 +81,10 @@ type readCache struct {
 	ReadsPerCheck float64 `json:"reads_per_check"` // GETs ÷ version checks
 	Bytes         float64 `json:"bytes"`
 	Entries       float64 `json:"entries"`
+	// CheckMs is the version checks' duration, sent to answered
+	// (bucket-interpolated); a read waits for at most the check in flight
+	// and its own.
+	CheckMs histSummary `json:"version_check_ms"`
 }
 
 func (s windowStats) readCache(reads int64) readCache {
@@ -92,6 +96,8 @@ func (s windowStats) readCache(reads int64) readCache {
 		Misses: d("helpdeskflow_read_cache_misses_total"), Evictions: d("helpdeskflow_read_cache_evictions_total"),
 		VersionChecks: d("helpdeskflow_read_cache_version_checks_total"),
 		Bytes:         s.after.sum("helpdeskflow_read_cache_bytes", nil), Entries: s.after.sum("helpdeskflow_read_cache_entries", nil)}
+	name := "helpdeskflow_read_cache_version_check_seconds"
+	c.CheckMs = summarizeHist(s.after.histogram(name, nil).since(s.before.histogram(name, nil)), 1000)
 	if all := c.Hits + c.DeltaLoads + c.Misses; all > 0 {
 		c.HitRate = round3(c.Hits / all)
 	}

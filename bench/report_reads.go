@@ -71,7 +71,8 @@ func (r *results) markdownReadSide(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 		for _, p := range cr.Phases {
-			fmt.Fprintf(w, "- c=%d: CPU split %s; Postgres waits: %s%s\n", p.Concurrency, cpuShares(p.CPU), shares(p.PostgresWaits, 5), errSuffix(p.PostgresError))
+			fmt.Fprintf(w, "- c=%d: CPU split %s; version check p50/p99 %.2f/%.2f ms; Postgres waits: %s%s\n", p.Concurrency, cpuShares(p.CPU),
+				p.Cache.CheckMs.P50, p.Cache.CheckMs.P99, shares(p.PostgresWaits, 5), errSuffix(p.PostgresError))
 		}
 	}
 	if lq := r.ListQuery; lq != nil {

@@ -222,8 +222,8 @@ func (r *results) readTargets(add func(name, target, unit string, found bool, v 
 		return fmt.Sprintf("%d of %d requests failed %v", p.Errors, p.Errors+p.Requests, p.ErrorsByKind)
 	}
 	cache := func(p *readPhase) string {
-		return fmt.Sprintf("read cache hit rate %.3f (%.0f hits, %.0f delta loads, %.0f misses, %.0f evictions), %.1f reads per version check, %.1f MB",
-			p.Cache.HitRate, p.Cache.Hits, p.Cache.DeltaLoads, p.Cache.Misses, p.Cache.Evictions, p.Cache.ReadsPerCheck, p.Cache.Bytes/(1<<20))
+		return fmt.Sprintf("read cache hit rate %.3f (%.0f hits, %.0f delta loads, %.0f misses, %.0f evictions), %.1f reads per version check (check p50/p99 %.2f/%.2f ms), %.1f MB",
+			p.Cache.HitRate, p.Cache.Hits, p.Cache.DeltaLoads, p.Cache.Misses, p.Cache.Evictions, p.Cache.ReadsPerCheck, p.Cache.CheckMs.P50, p.Cache.CheckMs.P99, p.Cache.Bytes/(1<<20))
 	}
 	name := fmt.Sprintf("composite reads/s at c=%d (%d tickets × %d messages, 5%% writes)", targetReadsC, readTickets, readTicketMessages)
 	ratioTarget := fmt.Sprintf(">= %.1f × static handler (same body size)", targetReadsOverStatic)

@@ -68,6 +68,9 @@ type memo struct {
 func newReadCache(store Store, maxBytes int64) *readCache {
 	c := &readCache{store: store, maxBytes: maxBytes, entries: map[uuid.UUID]*list.Element{}}
 	c.checks.query = store.StreamVersions
+	c.checks.took = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "helpdeskflow_read_cache_version_check_seconds",
+		Help:    "Duration of the read cache's shared version checks, sent to answered (a read waits for at most the one in flight and its own).",
+		Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25}})
 	return c
 }
 
@@ -383,7 +386,8 @@ func WithReadCache(maxBytes int64) Option {
 // ReadCacheCollectors are the read cache's metrics, for the caller to
 // register (none without a cache):
 // helpdeskflow_read_cache_{hits,misses,delta_loads,evictions,command_hits,version_checks}_total,
-// helpdeskflow_read_cache_bytes and helpdeskflow_read_cache_entries.
+// helpdeskflow_read_cache_version_check_seconds, helpdeskflow_read_cache_bytes
+// and helpdeskflow_read_cache_entries.
 func (s *Service) ReadCacheCollectors() []prometheus.Collector {
 	c := s.cache
 	if c == nil {
@@ -399,6 +403,7 @@ func (s *Service) ReadCacheCollectors() []prometheus.Collector {
 		counter("helpdeskflow_read_cache_evictions_total", "Read cache entries dropped to keep the cache within its byte bound.", &c.evictions),
 		counter("helpdeskflow_read_cache_command_hits_total", "Ticket commands that decided on the read cache's state (at the version they locked) instead of loading the stream.", &c.commandHits),
 		counter("helpdeskflow_read_cache_version_checks_total", "Statements that checked the read cache's stream versions, each shared by the reads waiting on it.", &c.checks.sent),
+		c.checks.took,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdeskflow_read_cache_bytes", Help: "Estimated memory the read cache's entries hold."},
 			func() float64 { return float64(s.ReadCacheStats().Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdeskflow_read_cache_entries", Help: "Streams in the read cache."},

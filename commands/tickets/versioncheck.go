@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // versionCheckTimeout bounds one shared version check: it runs for every
@@ -22,6 +23,8 @@ const versionCheckTimeout = 5 * time.Second
 type versionChecks struct {
 	query func(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
 	sent  atomic.Int64 // statements sent, for the metrics and tests
+	// took observes each check's duration, send to answer.
+	took prometheus.Histogram
 
 	mu       sync.Mutex
 	pending  *versionBatch // gathering: not sent yet
@@ -89,7 +92,9 @@ func (v *versionChecks) send(b *versionBatch) {
 	for b != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), versionCheckTimeout)
 		v.sent.Add(1)
+		start := time.Now()
 		b.versions, b.err = v.query(ctx, b.ids)
+		v.took.Observe(time.Since(start).Seconds())
 		cancel()
 		close(b.done)
 		v.mu.Lock()
