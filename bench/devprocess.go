@@ -87,8 +87,8 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 	cmd := exec.Command(c.bin, "dev")
 	cmd.Dir = c.dir
 	// The dev process gets only the benchmark's own HDF_* settings, except
-	// HDF_GROUP_COMMITTERS (to compare group commit settings; GOGC and
-	// GOMEMLIMIT pass too) and HDF_DEBUG_ADDR, so that it can be profiled
+	// HDF_GROUP_COMMITTERS and HDF_READ_CACHE_MB (to compare settings;
+	// GOGC and GOMEMLIMIT pass too) and HDF_DEBUG_ADDR, so that it can be profiled
 	// under load:
 	//	HDF_DEBUG_ADDR=127.0.0.1:6060 make bench
 	//	go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
@@ -174,12 +174,14 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 }
 
 // childEnv is the environment of a helpdeskflow child process: this
-// process's without its HDF_* settings (but HDF_DEBUG_ADDR with debug),
+// process's without its HDF_* settings (but HDF_DEBUG_ADDR,
+// HDF_GROUP_COMMITTERS and HDF_READ_CACHE_MB with debug),
 // then settings.
 func childEnv(debug bool, settings ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HDF_") || debug && (strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") || strings.HasPrefix(kv, "HDF_GROUP_COMMITTERS=")) {
+		if !strings.HasPrefix(kv, "HDF_") || debug && (strings.HasPrefix(kv, "HDF_DEBUG_ADDR=") || strings.HasPrefix(kv, "HDF_GROUP_COMMITTERS=") ||
+			strings.HasPrefix(kv, "HDF_READ_CACHE_MB=")) {
 			env = append(env, kv)
 		}
 	}

@@ -14,15 +14,24 @@ import (
 	"time"
 )
 
-// readTicketMessages is how many messages the composite-read ticket has:
-// the one it is created with and 49 replies.
-const readTicketMessages = 50
+// The composite-read phase's tickets: readTickets of readTicketMessages
+// messages each (the one a ticket is created with and 49 replies), read
+// with one request in readWriteEvery a write to one of them.
+const (
+	readTickets        = 1000
+	readTicketMessages = 50
+	readWriteEvery     = 20 // 5% writes
+)
 
-// compositeRead is the composite-read phase: GET /v1/tickets/{id} of one
-// ticket with 50 messages, composed by the dev process from the event store
-// (the ticket's 50 events and its customer's) at each concurrency.
+// compositeRead is the composite-read phase: GET /v1/tickets/{id} of
+// 1,000 tickets of 50 messages, each read composed by the dev process
+// (through its read cache, checked against the event store), with 5%
+// writes (PATCH, messages) to the same tickets, at each concurrency; and
+// beside it a static handler in this process serving a body of the same
+// size, the baseline of the same run.
 type compositeRead struct {
-	TicketID      string      `json:"ticket_id"`
+	TicketID      string      `json:"ticket_id"` // the first of them
+	Tickets       int         `json:"tickets"`
 	Messages      int         `json:"messages"`
 	Version       int64       `json:"ticket_version"`
 	ResponseBytes int         `json:"response_bytes"`
@@ -33,12 +42,21 @@ type compositeRead struct {
 
 // readPhase is the composite read at one concurrency.
 type readPhase struct {
-	loadStats
+	loadStats // every request, reads and writes
+	// Reads are the GETs alone (the target's rate and p99), Writes the
+	// PATCHes and messages among them.
+	Reads  mixKind `json:"reads"`
+	Writes mixKind `json:"writes"`
+	// Static is the static handler with a body of the same size at the
+	// same concurrency, measured just before.
+	Static          loadStats `json:"static_handler"`
+	ReadsOverStatic float64   `json:"reads_over_static_handler"`
+	Cache           readCache `json:"read_cache"`
 	// ServerMs is the dev process's own latency of GET /v1/tickets/:id
 	// (bucket-interpolated), warm-up included.
 	ServerMs histSummary `json:"server_ms"`
 	CPU      cpuSplit    `json:"cpu"`
-	// CPUPerReadMs is CPU time per read, by process.
+	// CPUPerReadMs is CPU time per request (reads and writes), by process.
 	CPUPerReadMs          cpuPerOp     `json:"cpu_ms_per_read"`
 	Postgres              pgDBStats    `json:"postgres_delta"`
 	TuplesReturnedPerRead float64      `json:"postgres_tuples_returned_per_read"`
@@ -50,36 +68,61 @@ type readPhase struct {
 	ReadsOverEmpty        float64      `json:"reads_over_empty_handler"`
 }
 
-// runCompositeRead seeds the 50-message ticket and loads GET
-// /v1/tickets/{id} at each concurrency.
+// readCache is the dev process's read cache over a window (warm-up
+// included): streams found current, repaired by a delta load, loaded
+// afresh; evictions; the shared version checks; its size at the end.
+type readCache struct {
+	Hits          float64 `json:"hits"`
+	DeltaLoads    float64 `json:"delta_loads"`
+	Misses        float64 `json:"misses"`
+	Evictions     float64 `json:"evictions"`
+	VersionChecks float64 `json:"version_checks"`
+	HitRate       float64 `json:"hit_rate"`        // hits ÷ (hits + delta loads + misses)
+	ReadsPerCheck float64 `json:"reads_per_check"` // GETs ÷ version checks
+	Bytes         float64 `json:"bytes"`
+	Entries       float64 `json:"entries"`
+	// CheckMs is the version checks' duration, sent to answered
+	// (bucket-interpolated); a read waits for at most the check in flight
+	// and its own.
+	CheckMs histSummary `json:"version_check_ms"`
+}
+
+func (s windowStats) readCache(reads int64) readCache {
+	if s.before == nil || s.after == nil {
+		return readCache{}
+	}
+	d := func(name string) float64 { return s.after.sum(name, nil) - s.before.sum(name, nil) }
+	c := readCache{Hits: d("helpdeskflow_read_cache_hits_total"), DeltaLoads: d("helpdeskflow_read_cache_delta_loads_total"),
+		Misses: d("helpdeskflow_read_cache_misses_total"), Evictions: d("helpdeskflow_read_cache_evictions_total"),
+		VersionChecks: d("helpdeskflow_read_cache_version_checks_total"),
+		Bytes:         s.after.sum("helpdeskflow_read_cache_bytes", nil), Entries: s.after.sum("helpdeskflow_read_cache_entries", nil)}
+	name := "helpdeskflow_read_cache_version_check_seconds"
+	c.CheckMs = summarizeHist(s.after.histogram(name, nil).since(s.before.histogram(name, nil)), 1000)
+	if all := c.Hits + c.DeltaLoads + c.Misses; all > 0 {
+		c.HitRate = round3(c.Hits / all)
+	}
+	if c.VersionChecks > 0 {
+		c.ReadsPerCheck = round1(float64(reads) / c.VersionChecks)
+	}
+	return c
+}
+
+// runCompositeRead seeds the tickets and, at each concurrency, loads the
+// static handler and then the composite reads with their writes.
 func (b *bench) runCompositeRead(ctx context.Context, client, metricsClient *nethttp.Client, bodies [][]byte) error {
 	start := time.Now()
-	id, err := createTicket(ctx, client, b.dev.url, b.dev.key, bodies[0])
+	ids, err := b.seedReadTickets(ctx, client, bodies)
 	if err != nil {
 		return fmt.Errorf("composite read: %w", err)
 	}
-	b.created++
-	b.demoTicketID = id
-	msgs := messageBodies(readTicketMessages - 1)
-	total := 0
-	for i, m := range msgs {
-		author := "agent" // messageBodies alternates, starting with the agent's reply
-		if i%2 == 1 {
-			author = "customer"
-		}
-		body, _ := json.Marshal(map[string]string{"body": m, "author_type": author})
-		status, raw, err := send(ctx, client, "POST", b.dev.url+"/v1/tickets/"+id+"/messages", b.dev.key, body)
-		if err != nil {
-			return fmt.Errorf("composite read: add message %d: %w", i+2, err)
-		}
-		if status != nethttp.StatusCreated {
-			return fmt.Errorf("composite read: add message %d: status %d: %s", i+2, status, trimBody(raw))
-		}
-		total += len(m)
+	b.demoTicketID = ids[0]
+	r := &compositeRead{TicketID: ids[0], Tickets: len(ids)}
+	for _, m := range messageBodies(readTicketMessages - 1) {
+		r.MessageBytes += len(m)
 	}
-	r := &compositeRead{TicketID: id, MessageBytes: total / max(len(msgs), 1)}
+	r.MessageBytes /= readTicketMessages - 1
 	b.res.CompositeRead = r
-	url := b.dev.url + "/v1/tickets/" + id
+	url := b.dev.url + "/v1/tickets/" + ids[0]
 	status, raw, err := send(ctx, client, "GET", url, b.dev.key, nil)
 	if err != nil || status != nethttp.StatusOK {
 		return fmt.Errorf("composite read: GET %s: status %d: %v %s", url, status, err, trimBody(raw))
@@ -96,31 +139,50 @@ func (b *bench) runCompositeRead(ctx context.Context, client, metricsClient *net
 	if r.Messages != readTicketMessages {
 		return fmt.Errorf("composite read: the ticket has %d messages, want %d", r.Messages, readTicketMessages)
 	}
-	logf("composite read: ticket %s has %d messages (version %d), %d-byte response; seeded in %.1f s",
-		id, r.Messages, r.Version, r.ResponseBytes, r.SeedSeconds)
+	logf("composite read: %d tickets of %d messages (version %d), %d-byte response; seeded in %.1f s",
+		len(ids), r.Messages, r.Version, r.ResponseBytes, r.SeedSeconds)
 
+	static, err := startStaticServer(raw)
+	if err != nil {
+		return fmt.Errorf("composite read: static handler: %w", err)
+	}
+	defer static.close()
 	metricsURL := b.dev.url + "/metrics"
 	for _, c := range b.o.concurrency {
-		logf("composite read: c=%d, %s warm-up + %s", c, b.o.warmup, b.o.duration)
-		w := b.openWindow(ctx, metricsClient, metricsURL, b.o.warmup)
-		ls, _ := runClosedLoop(ctx, c, b.o.warmup, b.o.duration, nil, func(ctx context.Context, _ int) outcome {
-			_, kind, err := get(ctx, client, url, b.dev.key, false)
+		logf("static handler (%d-byte body): c=%d, %s warm-up + %s", len(raw), c, b.o.warmup, b.o.duration)
+		st, _ := runClosedLoop(ctx, c, b.o.warmup, b.o.duration, nil, func(ctx context.Context, _ int) outcome {
+			_, kind, err := get(ctx, client, static.url, "", false)
 			return outcome{kind: kind, err: err}
 		})
+		logf("composite read: c=%d, %s warm-up + %s", c, b.o.warmup, b.o.duration)
+		w := b.openWindow(ctx, metricsClient, metricsURL, b.o.warmup)
+		mix := newReadMix(client, b.dev.url, b.dev.key, ids, c)
+		ls, byLabel := runClosedLoop(ctx, c, b.o.warmup, b.o.duration, nil, mix.next)
 		ws := w.close(ctx)
-		p := readPhase{loadStats: ls, ServerMs: ws.serverLatency("GET", "/v1/tickets/:id"), CPU: ws.CPU,
+		p := readPhase{loadStats: ls, Static: st, ServerMs: ws.serverLatency("GET", "/v1/tickets/:id"), CPU: ws.CPU,
 			Postgres: ws.PgDelta, PostgresWaits: ws.Activity.WaitEvents, PostgresError: ws.PgErr,
 			MaxRSSKB: ws.MaxRSSKB, GCCycles: ws.gcCycles()}
+		all := ls.Requests + ls.Errors
+		p.Reads = sumKind("GET /v1/tickets/{id}", ls.Seconds, all, byLabel["read"])
+		p.Writes = sumKind("PATCH /v1/tickets/{id}, POST /v1/tickets/{id}/messages", ls.Seconds, all, byLabel["patch"], byLabel["message"])
+		p.Cache = ws.readCache(p.Reads.Requests + p.Reads.Errors + ls.WarmupRequests)
+		if st.PerSecond > 0 {
+			p.ReadsOverStatic = round3(p.Reads.PerSecond / st.PerSecond)
+		}
 		if ls.Requests > 0 {
 			p.TuplesReturnedPerRead = round3(ws.PgDelta.Returned / float64(ls.Requests))
 		}
 		if ls.Errors > 0 {
 			b.res.note("composite read c=%d: %d of %d requests failed (%v); the first: %s", c, ls.Errors, ls.Errors+ls.Requests, ls.ErrorsByKind, ls.FirstError)
 		}
+		if st.Errors > 0 {
+			b.res.note("static handler c=%d: %d of %d requests failed (%v); the first: %s", c, st.Errors, st.Errors+st.Requests, st.ErrorsByKind, st.FirstError)
+		}
 		b.disturbance(fmt.Sprintf("composite read c=%d", c), p.CPU, ws.Activity.AvgOtherDBs)
 		r.Phases = append(r.Phases, p)
-		logf("composite read c=%d: %.0f reads/s, p50 %.2f ms, p99 %.2f ms, errors %d", c, ls.PerSecond,
-			ls.LatencyMs.P50, ls.LatencyMs.P99, ls.Errors)
+		logf("composite read c=%d: %.0f reads/s (static %.0f/s, ratio %.3f), read p50 %.2f ms, p99 %.2f ms; %.0f writes/s; cache hit rate %.3f, %.1f reads per version check, %.1f MB; errors %d",
+			c, p.Reads.PerSecond, st.PerSecond, p.ReadsOverStatic, p.Reads.LatencyMs.P50, p.Reads.LatencyMs.P99, p.Writes.PerSecond,
+			p.Cache.HitRate, p.Cache.ReadsPerCheck, p.Cache.Bytes/(1<<20), ls.Errors)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

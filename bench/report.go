@@ -20,9 +20,11 @@ const (
 	targetP99C1Ms            = 5 // create p99 at c=1, over every request
 	targetP99C1              = 1
 	targetLagP99Ms           = 1000
-	targetLagPacedRate       = 2000  // creates/s, open loop, the lag target's load (not built yet)
-	targetReadsPerSec        = 10000 // composite reads of a 50-message ticket, at c=64
+	targetLagPacedRate       = 2000 // creates/s, open loop, the lag target's load (not built yet)
+	targetReadsOverStatic    = 0.5  // composite reads/s at c=64 ÷ a static handler's requests/s with a body of the same size, same run
 	targetReadsC             = 64
+	targetReadP99Ms          = 10 // composite read p99 at c=16 (GETs, failed ones included)
+	targetReadP99C           = 16
 	targetListP99Ms          = 200 // list queries over a million projected tickets
 )
 

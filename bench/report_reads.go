@@ -23,18 +23,19 @@ func (r *results) readSideCPURows(row func(name string, s cpuSplit)) {
 // printReadSide writes the composite-read and list sections of the table.
 func (r *results) printReadSide(w io.Writer) {
 	if cr := r.CompositeRead; cr != nil {
-		fmt.Fprintf(w, "\nComposite read, GET /v1/tickets/{id}: %d messages (avg %d-byte bodies), version %d, %d-byte response (client side)\n",
-			cr.Messages, cr.MessageBytes, cr.Version, cr.ResponseBytes)
-		fmt.Fprintf(w, "%5s %11s %9s %9s %9s %7s | %17s | %11s %7s\n", "c", "reads/s", "p50 ms", "p99 ms", "max ms", "errors",
-			"server p50/p99", "empty req/s", "ratio")
+		fmt.Fprintf(w, "\nComposite read, GET /v1/tickets/{id}: %d tickets × %d messages (avg %d-byte bodies), 1 request in %d a write to them, %d-byte response (client side)\n",
+			cr.Tickets, cr.Messages, cr.MessageBytes, readWriteEvery, cr.ResponseBytes)
+		fmt.Fprintf(w, "%5s %11s %9s %9s %9s %7s %9s | %17s | %11s %7s | %9s %9s %9s\n", "c", "reads/s", "p50 ms", "p99 ms", "max ms", "errors", "writes/s",
+			"server p50/p99", "static/s", "ratio", "hit rate", "reads/chk", "cache MB")
 		for _, p := range cr.Phases {
-			fmt.Fprintf(w, "%5d %11.0f %9.2f %9.2f %9.1f %7d | %8.2f/%-8.2f | %11.0f %7.3f\n", p.Concurrency, p.PerSecond,
-				p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99, p.EmptyPerSec, p.ReadsOverEmpty)
+			fmt.Fprintf(w, "%5d %11.0f %9.2f %9.2f %9.1f %7d %9.0f | %8.2f/%-8.2f | %11.0f %7.3f | %9.3f %9.1f %9.1f\n", p.Concurrency, p.Reads.PerSecond,
+				p.Reads.LatencyMs.P50, p.Reads.LatencyMs.P99, p.Reads.LatencyMs.Max, p.Errors, p.Writes.PerSecond, p.ServerMs.P50, p.ServerMs.P99,
+				p.Static.PerSecond, p.ReadsOverStatic, p.Cache.HitRate, p.Cache.ReadsPerCheck, p.Cache.Bytes/(1<<20))
 		}
-		fmt.Fprintf(w, "CPU per read (ms):\n")
+		fmt.Fprintf(w, "CPU per request (ms):\n")
 		for _, p := range cr.Phases {
 			x := p.CPUPerReadMs
-			fmt.Fprintf(w, "  c=%-3d dev %.3f, postgres %.3f, clickhouse %.3f, bench %.3f; whole machine %.3f; Postgres tuples returned/read %.0f, waits: %s\n",
+			fmt.Fprintf(w, "  c=%-3d dev %.3f, postgres %.3f, clickhouse %.3f, bench %.3f; whole machine %.3f; Postgres tuples returned/request %.1f, waits: %s\n",
 				p.Concurrency, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine, p.TuplesReturnedPerRead, shares(p.PostgresWaits, 3))
 		}
 	}
@@ -61,19 +62,21 @@ func (r *results) printReadSide(w io.Writer) {
 // summary.md.
 func (r *results) markdownReadSide(w io.Writer) {
 	if cr := r.CompositeRead; cr != nil {
-		fmt.Fprintf(w, "\n## Composite read (GET /v1/tickets/{id}, %d messages)\n\n", cr.Messages)
-		fmt.Fprintf(w, "One ticket created with a message and given %d replies through `POST /v1/tickets/{id}/messages` (avg %d-byte HTML bodies; version %d), then read at each concurrency. The dev process composes it from the event store: the ticket's events and its customer's. Response %d bytes. The empty handler is the baseline of the same run.\n\n",
-			cr.Messages-1, cr.MessageBytes, cr.Version, cr.ResponseBytes)
-		fmt.Fprintf(w, "| c | reads/s | p50 ms | p99 ms | max ms | errors | server p50 / p99 ms | empty handler req/s | reads ÷ empty | CPU ms/read: dev | postgres | clickhouse | bench | machine | pg tuples/read | GC cycles |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		fmt.Fprintf(w, "\n## Composite read (GET /v1/tickets/{id}, %d tickets × %d messages, 5%% writes)\n\n", cr.Tickets, cr.Messages)
+		fmt.Fprintf(w, "%d tickets, each created with a message and given %d replies (avg %d-byte HTML bodies) by direct command calls in %.1f s, then read at random, with one request in %d a write to one of them (PATCH of the priority and POST of a message in turn). The dev process answers each GET from its read cache, checked against the event store (version checks shared by concurrent reads). Response %d bytes. The static handler (this process, serving that response, same load generator, measured just before) and the empty handler are the baselines of the same run; reads/s and the read latencies count the GETs alone, the CPU split every request.\n\n",
+			cr.Tickets, cr.Messages-1, cr.MessageBytes, cr.SeedSeconds, readWriteEvery, cr.ResponseBytes)
+		fmt.Fprintf(w, "| c | reads/s | p50 ms | p99 ms | max ms | errors | writes/s | write p99 ms | server p50 / p99 ms | static handler req/s | reads ÷ static | empty handler req/s | cache hit rate | delta loads | misses | evictions | reads per version check | cache MB | CPU ms/request: dev | postgres | clickhouse | bench | machine | pg tuples/request | GC cycles |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, p := range cr.Phases {
 			x := p.CPUPerReadMs
-			fmt.Fprintf(w, "| %d | %.0f | %.2f | %.2f | %.1f | %d | %.2f / %.2f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f | %.0f |\n",
-				p.Concurrency, p.PerSecond, p.LatencyMs.P50, p.LatencyMs.P99, p.LatencyMs.Max, p.Errors, p.ServerMs.P50, p.ServerMs.P99,
-				p.EmptyPerSec, p.ReadsOverEmpty, x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine, p.TuplesReturnedPerRead, p.GCCycles)
+			fmt.Fprintf(w, "| %d | %.0f | %.2f | %.2f | %.1f | %d | %.0f | %.2f | %.2f / %.2f | %.0f | %.3f | %.0f | %.3f | %.0f | %.0f | %.0f | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f | %.1f | %.0f |\n",
+				p.Concurrency, p.Reads.PerSecond, p.Reads.LatencyMs.P50, p.Reads.LatencyMs.P99, p.Reads.LatencyMs.Max, p.Errors, p.Writes.PerSecond, p.Writes.LatencyMs.P99,
+				p.ServerMs.P50, p.ServerMs.P99, p.Static.PerSecond, p.ReadsOverStatic, p.EmptyPerSec, p.Cache.HitRate, p.Cache.DeltaLoads, p.Cache.Misses,
+				p.Cache.Evictions, p.Cache.ReadsPerCheck, p.Cache.Bytes/(1<<20), x.Dev, x.Postgres, x.ClickHouse, x.Bench, x.Machine, p.TuplesReturnedPerRead, p.GCCycles)
 		}
 		fmt.Fprintln(w)
 		for _, p := range cr.Phases {
-			fmt.Fprintf(w, "- c=%d Postgres waits: %s%s\n", p.Concurrency, shares(p.PostgresWaits, 5), errSuffix(p.PostgresError))
+			fmt.Fprintf(w, "- c=%d: CPU split %s; version check p50/p99 %.2f/%.2f ms; Postgres waits: %s%s\n", p.Concurrency, cpuShares(p.CPU),
+				p.Cache.CheckMs.P50, p.Cache.CheckMs.P99, shares(p.PostgresWaits, 5), errSuffix(p.PostgresError))
 		}
 	}
 	if lq := r.ListQuery; lq != nil {
@@ -113,4 +116,10 @@ func errorsSuffix(ls loadStats) string {
 		return ""
 	}
 	return fmt.Sprintf("; %d failed %v, the first: `%s`", ls.Errors, ls.ErrorsByKind, ls.FirstError)
+}
+
+// cpuShares names where a window's CPU went, in % of one core.
+func cpuShares(s cpuSplit) string {
+	return fmt.Sprintf("dev %.0f%%, postgres %.0f%%, clickhouse %.0f%%, bench %.0f%%, other %.0f%%, machine busy %.0f%% of %d cores",
+		s.DevPct, s.PostgresPct, s.ClickHousePct, s.LoadGenPct, s.OtherPct, s.MachineBusyPct, s.Cores)
 }

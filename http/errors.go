@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -92,6 +93,15 @@ func ruleIDs(err error) []string {
 		out[i] = id.String()
 	}
 	return out
+}
+
+// encodeJSON is body as writeJSON writes it.
+func encodeJSON(body any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(body) //nolint:errcheck // the API's JSON types always encode
+	return b.Bytes()
 }
 
 func writeJSON(w http.ResponseWriter, status int, body any) {

@@ -38,6 +38,9 @@ type Tickets interface {
 	CreateTickets(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.CreateTicket],
 		held *helpdeskflow.HeldIdempotencyKey, respond tickets.Respond[tickets.TicketResult]) (helpdeskflow.IdempotentResponse, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
+	// GetTicketRead is GetTicket with the answer's encoding kept while the
+	// ticket and its customer stay unchanged (TicketRead.Encoded).
+	GetTicketRead(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (tickets.TicketRead, error)
 	UpdateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.UpdateTicket, includeInternal bool) (helpdeskflow.Ticket, error)
 	AddMessage(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, ifMatch *int64, cmd tickets.AddMessage, includeInternal bool) (helpdeskflow.Ticket, error)
 	// TicketAudit lists the changes of versions from..to (to 0: the last).

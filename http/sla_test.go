@@ -3,6 +3,8 @@ package http_test
 import (
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +108,45 @@ func TestSLA_StatusThroughTheAPI(t *testing.T) {
 	}
 	if slaEntries != 2 {
 		t.Errorf("want the policy and the warning in the audit, got %d entries", slaEntries)
+	}
+}
+
+// TestSLA_KeptEncodingShowsStatusAtReadTime: a ticket read twice without
+// a change between is answered from the encoding kept with the cached
+// ticket, yet its SLA status is the one at the time of each read; the rest
+// of the answer is byte for byte the same.
+func TestSLA_KeptEncodingShowsStatusAtReadTime(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	h, _ := newHarness(t).withSLAClock(clock)
+	h.want(h.do("POST", "/v1/sla-policies", h.adminKey, map[string]any{"name": "All",
+		"first_response": map[string]any{"minutes": 30, "warn_before_minutes": 5}, "resolution": map[string]any{"minutes": 120}}), 201, "")
+	r := h.do("POST", "/v1/tickets", h.adminKey, ticketBody("Broken"))
+	h.want(r, 201, "")
+	id := r.body["id"].(string)
+
+	first := h.do("GET", "/v1/tickets/"+id, h.adminKey, nil)
+	if fr := slaTarget(t, first, "first_response"); fr["state"] != "active" {
+		t.Fatalf("at first: %v", fr)
+	}
+	clock.Advance(26 * time.Minute) // past warn_at; no event recorded (no worker ran)
+	second := h.do("GET", "/v1/tickets/"+id, h.adminKey, nil)
+	if fr := slaTarget(t, second, "first_response"); fr["state"] != "warning" {
+		t.Fatalf("after 26 minutes the read shows %v, want the warning state", fr)
+	}
+	if first.header.Get("ETag") != second.header.Get("ETag") {
+		t.Fatalf("the ticket changed between the reads: ETag %s then %s", first.header.Get("ETag"), second.header.Get("ETag"))
+	}
+	withoutSLA := func(raw string) string {
+		i, j := strings.LastIndex(raw, `"sla":`), strings.LastIndex(raw, `,"version":`)
+		if i < 0 || j < i {
+			t.Fatalf("no top-level sla in %s", raw)
+		}
+		return raw[:i] + raw[j:]
+	}
+	if a, b := withoutSLA(first.raw), withoutSLA(second.raw); a != b {
+		t.Fatalf("the answers differ beyond the SLA status:\n%s\n%s", a, b)
+	}
+	if got, want := second.header.Get("Content-Length"), strconv.Itoa(len(second.raw)); got != want {
+		t.Fatalf("Content-Length %s, body %s bytes", got, want)
 	}
 }

@@ -42,6 +42,7 @@ type config struct {
 	KafkaPort          int
 	PostgresMaxConns   int
 	GroupCommitters    int
+	ReadCacheMB        int
 	// dev is set by the dev command (not a flag): dev's defaults apply.
 	dev bool
 }
@@ -101,6 +102,7 @@ func parseConfig(name string, args []string) (config, []string, error) {
 		target    *int
 	}{
 		{"postgres-max-conns", "HDF_POSTGRES_MAX_CONNS", 32, "most Postgres connections per process; more than a few per core only adds contention", &c.PostgresMaxConns},
+		{"read-cache-mb", "HDF_READ_CACHE_MB", 64, "MiB of folded tickets and customers (estimated) the consistent reads keep in memory per process, checked against the event store on every read; least recently used first out; 0 turns the cache off", &c.ReadCacheMB},
 		{"group-committers", "HDF_GROUP_COMMITTERS", 2, "command transactions in flight at once per process, each carrying every command that arrived meanwhile (group commit); 0 runs each command on its own transaction", &c.GroupCommitters},
 	}
 	for _, s := range ints {
@@ -127,6 +129,9 @@ func (c config) validate() error {
 	}
 	if c.GroupCommitters < 0 || c.GroupCommitters > c.PostgresMaxConns/2 {
 		errs = append(errs, fmt.Errorf("HDF_GROUP_COMMITTERS (--group-committers) must be 0 to half of HDF_POSTGRES_MAX_CONNS (%d), got %d", c.PostgresMaxConns/2, c.GroupCommitters))
+	}
+	if c.ReadCacheMB < 0 {
+		errs = append(errs, fmt.Errorf("HDF_READ_CACHE_MB (--read-cache-mb) must be 0 or more, got %d", c.ReadCacheMB))
 	}
 	if c.PostgresMaxConns < 4 {
 		errs = append(errs, fmt.Errorf("HDF_POSTGRES_MAX_CONNS (--postgres-max-conns) must be at least 4, got %d", c.PostgresMaxConns))

@@ -115,7 +115,16 @@ func newProcess(ctx context.Context, cfg config, logger *slog.Logger, brokers []
 	} else {
 		logger.Warn("HDF_SECRET_KEYS is not set: webhooks cannot be created or delivered")
 	}
-	p.services = newCommandServices(p.rooms.events, []tickets.Option{tickets.WithMetrics(commandMetrics)}, outboundOpts)
+	ticketOpts := []tickets.Option{tickets.WithMetrics(commandMetrics)}
+	if cfg.ReadCacheMB > 0 {
+		ticketOpts = append(ticketOpts, tickets.WithReadCache(int64(cfg.ReadCacheMB)<<20))
+	}
+	p.services = newCommandServices(p.rooms.events, ticketOpts, outboundOpts)
+	for _, c := range p.services.tickets.ReadCacheCollectors() {
+		if err := p.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("read cache metrics: %w", err)
+		}
+	}
 	if p.keyring != nil {
 		if p.connections, p.linker, err = integrationsOf(cfg, p.policy, p.keyring, p.rooms.connections, p.services.tickets, logger, p.reg); err != nil {
 			return nil, err

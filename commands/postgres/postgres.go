@@ -73,6 +73,14 @@ func (s ticketStore) LatestEventsOfTypes(ctx context.Context, workspaceID uuid.U
 	return s.events.LatestEventsOfTypes(ctx, workspaceID, streamIDs, types, until)
 }
 
+func (s ticketStore) StreamVersions(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error) {
+	return s.events.StreamVersions(ctx, ids)
+}
+
+func (s ticketStore) LoadAfter(ctx context.Context, workspaceID, id uuid.UUID, version int64) ([]helpdeskflow.Event, error) {
+	return s.events.LoadAfter(ctx, workspaceID, id, version)
+}
+
 func (s ticketStore) RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error) {
 	return s.rules.RuleSet(ctx, workspaceID)
 }

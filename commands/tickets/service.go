@@ -20,6 +20,7 @@ type Service struct {
 	clock   func() time.Time
 	metrics *rules.Metrics
 	rules   rules.Cache
+	cache   *readCache // nil: reads fold from the store each time
 }
 
 // Option configures a Service.

@@ -61,7 +61,7 @@ func (s *Service) CheckSLA(ctx context.Context, workspaceID, id uuid.UUID) error
 			return err
 		}
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		locked, err := lockTicket(ctx, tx, ref)
+		locked, err := s.lockTicket(ctx, tx, ref)
 		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
 			tx.Timers.UnscheduleSLA(ctx, id)
 			return nil

@@ -34,6 +34,9 @@ type history struct {
 	workspace uuid.UUID
 	ticket    helpdeskflow.Ticket
 	customers []uuid.UUID // every customer the ticket had, the current one last
+	// fresh, when set, is a service without a read cache: after each step
+	// the ticket read through svc (cached) must equal its fresh fold.
+	fresh *tickets.Service
 }
 
 // tricky are values JSON and the fold must keep as they are.
@@ -61,6 +64,20 @@ func (h *history) step(i int) {
 	}
 	if err != nil {
 		h.t.Fatalf("step %d: %v", i, err)
+	}
+	if h.fresh != nil {
+		include := i%2 == 0
+		got, err := h.svc.GetTicket(h.ctx, h.workspace, h.ticket.ID, include)
+		if err != nil {
+			h.t.Fatalf("step %d: %v", i, err)
+		}
+		want, err := h.fresh.GetTicket(h.ctx, h.workspace, h.ticket.ID, include)
+		if err != nil {
+			h.t.Fatalf("step %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			h.t.Fatalf("step %d: the cached read differs from a fresh fold:\n got %+v\nwant %+v", i, got, want)
+		}
 	}
 }
 
@@ -205,11 +222,24 @@ func checkStream[S any](t *testing.T, store *eventstore.Store, workspace, id uui
 // and snapshot + tail, and compares them deeply: SLA clocks, messages,
 // tags, custom fields, metadata, linked profiles, merged_into and all. The
 // reads (GetTicket, GetCustomer) load from snapshots and answer the same.
+//
+// With a read cache, every step is read back through it and compared
+// with a fresh fold, and the commands decide on the cached state when it
+// is current (see lockTicket): the snapshots come out the same.
 func TestSnapshots_FoldRoundTrips(t *testing.T) {
+	t.Run("without a cache", func(t *testing.T) { testFoldRoundTrips(t, false) })
+	t.Run("with a read cache", func(t *testing.T) { testFoldRoundTrips(t, true) })
+}
+
+func testFoldRoundTrips(t *testing.T, cached bool) {
 	store := testenv.Store(t)
 	clock := testenv.NewClock(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
 	h := &history{t: t, ctx: context.Background(), svc: tickets.New(postgres.Tickets(store), tickets.WithClock(clock.Now)),
 		clock: clock, rng: rand.New(rand.NewPCG(13, 2)), workspace: uuid.New()}
+	if cached {
+		h.fresh = h.svc
+		h.svc = tickets.New(postgres.Tickets(store), tickets.WithClock(clock.Now), tickets.WithReadCache(0))
+	}
 	policies := rules.New(postgres.Rules(store), rules.WithClock(clock.Now))
 	policy, err := policies.CreateSLAPolicy(h.ctx, h.workspace, md, rules.SLAPolicyWrite{Name: "All",
 		FirstResponse: &helpdeskflow.SLATargetSpec{Minutes: 90, WarnBeforeMinutes: 30}, Resolution: &helpdeskflow.SLATargetSpec{Minutes: 600, WarnBeforeMinutes: 60}})
@@ -242,6 +272,9 @@ func TestSnapshots_FoldRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	if st := h.svc.ReadCacheStats(); cached && st.CommandHits < 100 {
+		t.Errorf("%d commands decided on the cached ticket, want most of them (%+v)", st.CommandHits, st)
+	}
 	ticket := checkStream(t, store, h.workspace, h.ticket.ID, helpdeskflow.ApplyTicket)
 	events, err := store.Load(h.ctx, h.workspace, h.ticket.ID)
 	if err != nil {

@@ -124,6 +124,14 @@ type Store interface {
 	// it has none) and the events after it, read together; ENotFound when
 	// the stream is not in the workspace.
 	LoadTail(ctx context.Context, workspaceID, id uuid.UUID) (helpdeskflow.StreamTail, error)
+	// StreamVersions returns the current version of each existing stream
+	// of ids in one statement (absent ids are no streams); EInternal when
+	// it fails. The read cache checks its entries with it.
+	StreamVersions(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]int64, error)
+	// LoadAfter returns a stream's events after version, in order (none
+	// when there are no later ones); ENotFound when they belong to another
+	// workspace. The read cache repairs a stale entry with it.
+	LoadAfter(ctx context.Context, workspaceID, id uuid.UUID, version int64) ([]helpdeskflow.Event, error)
 	// RuleSet returns every rule record of the workspace and the version.
 	RuleSet(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.RuleSet, error)
 	customerReads

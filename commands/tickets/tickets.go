@@ -2,6 +2,8 @@ package tickets
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -241,15 +243,89 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rulesOf ruleSource,
 }
 
 // GetTicket returns ticket id of the workspace composed from the event
-// store (from its snapshot), so it reflects every acknowledged write.
-// Internal notes are left out unless includeInternal. It returns ENotFound
-// for an id that is not a ticket of this workspace.
+// store (from its snapshot, or the read cache checked against the
+// stream's version, see GetTicketRead), so it reflects every acknowledged
+// write. Internal notes are left out unless includeInternal. It returns
+// ENotFound for an id that is not a ticket of this workspace.
 func (s *Service) GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error) {
-	t, _, err := loadTicket(ctx, storeSource{s.store, workspaceID}, id)
+	r, err := s.GetTicketRead(ctx, workspaceID, id, includeInternal)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err
 	}
-	return s.withCustomerOf(ctx, t, includeInternal)
+	// The cache's slices are shared: the caller gets its own.
+	t := r.Ticket
+	t.Tags, t.Messages, t.CustomFields = slices.Clone(t.Tags), slices.Clone(t.Messages), maps.Clone(t.CustomFields)
+	return t, nil
+}
+
+// TicketRead is a ticket as GetTicketRead answers it. Its Ticket shares
+// memory with the read cache: read it, never change it.
+type TicketRead struct {
+	Ticket helpdeskflow.Ticket
+
+	cache           *readCache
+	entry           *cachedStream // the cached ticket; nil without a cache
+	customerVersion int64
+	includeInternal bool
+}
+
+// GetTicketRead is GetTicket for answering a read: with a read cache (see
+// WithReadCache) the ticket and its customer come from it once a version
+// check of both streams, started after this call and shared with the
+// reads arriving meanwhile (one statement for them all), says they are
+// current; a stale entry is brought up to date with the events after its
+// version, a missing one loaded from its snapshot. Errors as GetTicket's;
+// EInternal when the check fails.
+func (s *Service) GetTicketRead(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (TicketRead, error) {
+	if s.cache == nil {
+		t, _, err := loadTicket(ctx, storeSource{s.store, workspaceID}, id)
+		if err != nil {
+			return TicketRead{}, err
+		}
+		t, err = s.withCustomerOf(ctx, t, includeInternal)
+		return TicketRead{Ticket: t}, err
+	}
+	te, ce, err := s.cache.ticket(ctx, workspaceID, id)
+	if err != nil {
+		return TicketRead{}, err
+	}
+	t := te.ticket.state
+	if !includeInternal {
+		t.Messages = te.ticket.public
+	}
+	c := *ce.customer
+	t.Customer = &c
+	return TicketRead{Ticket: t, cache: s.cache, entry: te, customerVersion: c.Version, includeInternal: includeInternal}, nil
+}
+
+// Encoded returns encode(r.Ticket), kept with the cached ticket while the
+// ticket, its customer and includeInternal stay as they are (its bytes
+// count in the cache's bound), so reads of an unchanged ticket encode it
+// once. encode must depend on nothing but the ticket: nothing that
+// changes with time. Without a read cache it encodes every time.
+func (r TicketRead) Encoded(encode func(helpdeskflow.Ticket) []byte) []byte {
+	if r.entry == nil {
+		return encode(r.Ticket)
+	}
+	slot := &r.entry.ticket.memos[boolIndex(r.includeInternal)]
+	if m := slot.Load(); m != nil && m.customerID == r.Ticket.CustomerID && m.customerVersion == r.customerVersion {
+		return m.body
+	}
+	body := encode(r.Ticket)
+	old := slot.Swap(&memo{customerID: r.Ticket.CustomerID, customerVersion: r.customerVersion, body: body})
+	grown := int64(len(body))
+	if old != nil {
+		grown -= int64(len(old.body))
+	}
+	r.cache.grow(r.entry, grown)
+	return body
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func foldTicket(events []helpdeskflow.Event) (helpdeskflow.Ticket, error) {

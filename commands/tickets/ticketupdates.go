@@ -278,7 +278,7 @@ func (s *Service) changeTicketIn(ctx context.Context, tx Tx, rulesOf ruleSource,
 	var t helpdeskflow.Ticket
 	err := func() error {
 		ref := helpdeskflow.StreamRef{ID: id, WorkspaceID: workspaceID, Type: helpdeskflow.StreamTicket}
-		locked, err := lockTicket(ctx, tx, ref)
+		locked, err := s.lockTicket(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
@@ -368,14 +368,33 @@ func (s *Service) appendToLocked(ctx context.Context, tx Tx, ref helpdeskflow.St
 }
 
 // lockTicket takes ticket ref's stream lock until the transaction ends and
-// loads it from its snapshot; ENotFound for an unknown ticket.
-func lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (lockedTicket, error) {
-	version, history, err := tx.Events.LockTail(ctx, ref)
-	if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
-		return lockedTicket{}, helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
+// loads it from its snapshot; ENotFound for an unknown ticket. With a read
+// cache that holds the ticket (fewer than SnapshotEvery events after its
+// snapshot, so the snapshot rule sees the same tail), the lock is taken
+// alone and, when the cached state is at the locked version (then it is
+// the committed state this transaction sees), used instead of loading and
+// folding the stream; otherwise the stream is loaded after the lock.
+func (s *Service) lockTicket(ctx context.Context, tx Tx, ref helpdeskflow.StreamRef) (lockedTicket, error) {
+	notFound := func(err error) error {
+		if helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound {
+			return helpdeskflow.Errorf(helpdeskflow.ENotFound, "ticket %s not found", ref.ID)
+		}
+		return err
 	}
+	if tail, ok := s.cache.cachedTail(ref); ok && tail < SnapshotEvery {
+		version, err := tx.Events.LockStream(ctx, ref)
+		if err != nil {
+			return lockedTicket{}, notFound(err)
+		}
+		if t, tail, ok := s.cache.lockedState(ref, version); ok {
+			return lockedTicket{version: version, ticket: t, tail: tail}, nil
+		}
+		t, tail, err := loadTicket(ctx, txSource{tx}, ref.ID)
+		return lockedTicket{version: version, ticket: t, tail: tail}, err
+	}
+	version, history, err := tx.Events.LockTail(ctx, ref)
 	if err != nil {
-		return lockedTicket{}, err
+		return lockedTicket{}, notFound(err)
 	}
 	t, tail, err := foldTail(ctx, txSource{tx}, ref.ID, history, helpdeskflow.ApplyTicket)
 	return lockedTicket{version: version, ticket: t, tail: tail}, err
@@ -396,7 +415,16 @@ func applied(t helpdeskflow.Ticket, ref helpdeskflow.StreamRef, version int64, e
 }
 
 // withCustomerOf completes t with its customer, read from the event store.
+// With a read cache, the customer comes from it, checked against its
+// stream's version first.
 func (s *Service) withCustomerOf(ctx context.Context, t helpdeskflow.Ticket, includeInternal bool) (helpdeskflow.Ticket, error) {
+	if s.cache != nil {
+		ce, err := s.cache.customer(ctx, t.WorkspaceID, t.CustomerID, nil)
+		if err != nil {
+			return helpdeskflow.Ticket{}, err
+		}
+		return withCustomer(t, *ce.customer, includeInternal), nil
+	}
 	c, _, err := loadCustomer(ctx, storeSource{s.store, t.WorkspaceID}, t.CustomerID)
 	if err != nil {
 		return helpdeskflow.Ticket{}, err

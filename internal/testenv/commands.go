@@ -31,7 +31,8 @@ type CommandOptions struct {
 	Slack         outbound.SlackVerifier
 }
 
-// NewCommands returns every area's service on store.
+// NewCommands returns every area's service on store; the tickets' consistent
+// reads go through a read cache of the default bound, as in production.
 func NewCommands(store *eventstore.Store, o CommandOptions) *Commands {
 	clock := o.Clock
 	if clock == nil {
@@ -45,7 +46,7 @@ func NewCommands(store *eventstore.Store, o CommandOptions) *Commands {
 		out = append(out, outbound.WithSlack(o.Slack))
 	}
 	return &Commands{
-		Tickets:  tickets.New(postgres.Tickets(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics)),
+		Tickets:  tickets.New(postgres.Tickets(store), tickets.WithClock(clock), tickets.WithMetrics(o.Metrics), tickets.WithReadCache(0)),
 		Rules:    rules.New(postgres.Rules(store), rules.WithClock(clock)),
 		Access:   access.New(postgres.Access(store)),
 		Outbound: outbound.New(postgres.Outbound(store), out...),
