@@ -7,9 +7,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// fullClaimEvery is how often, at most, ClaimDeliveries walks every
-// webhook's claimable deliveries from the start while its cursors find
-// work: what only a full claim finds (a delivery made claimable by
+// fullClaimEvery is how long, at most, ClaimDeliveries claims from
+// cursors before it walks every webhook's claimable deliveries from the
+// start again (a full claim), while its cursors keep finding work: what only a full claim finds (a delivery made claimable by
 // another process with a due time behind this process's cursor, an
 // expired lease of a crashed worker, a webhook new to this process) waits
 // at most this long when the queue is busy.
