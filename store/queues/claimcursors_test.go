@@ -114,3 +114,23 @@ func TestClaimDeliveries_OtherProcessesDeliveryBehindTheCursor(t *testing.T) {
 		t.Fatalf("claimed %v within a second; want this process's %s and the other process's %s", got, mine, early[0].ID)
 	}
 }
+
+// An outcome names its delivery's webhook and stream (the transaction
+// locks and moves heads by them); one without is refused, and nothing of
+// the batch is written.
+func TestFinishAttempts_NeedsWebhookAndStream(t *testing.T) {
+	q := newDeliveryQueue(t)
+	hook := q.webhook(q.ws)
+	q.laterStreams(hook, 2)
+	now := q.at(10 * time.Second)
+	claimed := q.claim(now, 10, 10)
+	fs := q.finished(claimed, helpdeskflow.DeliverySucceeded, time.Time{})
+	fs[1].StreamID = uuid.Nil
+	if err := q.store.FinishAttempts(q.ctx, fs); helpdeskflow.ErrorCode(err) != helpdeskflow.EValidation {
+		t.Fatalf("FinishAttempts without a stream: %v, want %s", err, helpdeskflow.EValidation)
+	}
+	ds, err := q.store.Deliveries(q.ctx, q.ws, hook, helpdeskflow.DeliveryPending, uuid.Nil, 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("pending after the refused batch: %d (%v), want 2", len(ds), err)
+	}
+}

@@ -86,6 +86,14 @@ const (
 				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
+	// promoteHeadsOf is promoteHeads of the (webhook, stream) pairs $1, $2
+	// (FinishAttempts knows them: no delivery to look up).
+	promoteHeadsOf = `UPDATE webhook_deliveries d SET head = true
+		FROM (SELECT DISTINCT webhook_id, stream_id FROM unnest($1::uuid[], $2::uuid[]) AS p(webhook_id, stream_id)) p
+		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
+				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+			AND NOT d.head
+		RETURNING d.webhook_id, d.next_attempt_at`
 )
 
 // beginDeliveryChange starts a one-round-trip transaction that changes
@@ -240,11 +248,15 @@ const asyncCommit = "SET LOCAL synchronous_commit = off"
 // nothing is logged; Attempt.Attempt is the count the claim returned,
 // which fences the release against a worker whose lease ran out.
 type FinishedAttempt struct {
-	DeliveryID    uuid.UUID
-	Attempt       helpdeskflow.DeliveryAttempt
-	Status        string
-	NextAttemptAt *time.Time
-	Released      bool
+	DeliveryID uuid.UUID
+	// WebhookID and StreamID are the delivery's (ClaimedDelivery's),
+	// required but for a release: the outcomes' transaction locks the
+	// webhooks and moves the streams' heads by them.
+	WebhookID, StreamID uuid.UUID
+	Attempt             helpdeskflow.DeliveryAttempt
+	Status              string
+	NextAttemptAt       *time.Time
+	Released            bool
 }
 
 // FinishAttempts records attempts of leased deliveries and their new
@@ -255,12 +267,13 @@ type FinishedAttempt struct {
 // flight, or finished by another worker after this one's lease ran out)
 // unless the attempt succeeded; the attempt is logged either way. A
 // delivery that leaves pending lets the next pending one of its (webhook,
-// stream) be claimed.
+// stream) be claimed. EValidation (nothing written) when an attempt lacks
+// its WebhookID or StreamID.
 func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	var ids, released []uuid.UUID
+	var ids, hooks, streams, released []uuid.UUID
 	var statuses []string
 	var nexts []*time.Time
 	var updated, releasedAt []time.Time
@@ -275,7 +288,11 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 			released, releasedAttempts, releasedAt = append(released, f.DeliveryID), append(releasedAttempts, int32(a.Attempt)), append(releasedAt, a.StartedAt)
 			continue
 		}
+		if f.WebhookID == uuid.Nil || f.StreamID == uuid.Nil {
+			return helpdeskflow.Errorf(helpdeskflow.EValidation, "finished attempt of delivery %s: webhook_id and stream_id are required", f.DeliveryID)
+		}
 		ids, statuses, nexts, updated = append(ids, f.DeliveryID), append(statuses, f.Status), append(nexts, f.NextAttemptAt), append(updated, a.StartedAt.Add(a.Duration))
+		hooks, streams = append(hooks, f.WebhookID), append(streams, f.StreamID)
 		attempts, urls, bodies, classes, errs, started = append(attempts, int32(a.Attempt)), append(urls, a.URL), append(bodies, a.ResponseBody),
 			append(classes, a.ErrorClass), append(errs, a.Error), append(started, a.StartedAt)
 		durations = append(durations, float64(a.Duration)/float64(time.Millisecond))
@@ -299,7 +316,7 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 		s.lowerCursors(ready)
 		return nil
 	}
-	b := beginDeliveryChange(lockWebhooksOf, ids)
+	b := beginDeliveryChange(lockWebhooks, hooks)
 	b.Queue(asyncCommit)
 	// Those that stay pending (retries) are claimable again at their
 	// next_attempt_at.
@@ -315,7 +332,8 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 	if len(released) > 0 {
 		b.Queue(releaseDeliveries, released, releasedAttempts, releasedAt)
 	}
-	endDeliveryChange(b, ids)
+	b.Queue(promoteHeadsOf, hooks, streams)
+	b.Queue("commit")
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	var ready []readyAt
