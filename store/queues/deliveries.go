@@ -73,11 +73,18 @@ const (
 	lockWebhooksOf = `SELECT 1 FROM webhooks WHERE id IN (SELECT webhook_id FROM webhook_deliveries WHERE id = ANY($1))
 		ORDER BY id FOR NO KEY UPDATE`
 	// demoteLaterHeads: the pending deliveries $1 go before later pending
-	// deliveries of their (webhook, stream).
+	// deliveries of their (webhook, stream). Its shape holds whatever the
+	// statistics say: the deliveries $1 by their primary key, then each
+	// one's later pending deliveries through the order index (the OFFSET 0
+	// fences keep the planner from reading either side through a partial
+	// index that statistics taken while the queue was empty make look
+	// tiny: with such a plan, a batch of 1,000 enqueued while 70,000
+	// were pending ran for minutes, a nested loop over every pending head).
 	demoteLaterHeads = `UPDATE webhook_deliveries d SET head = false
-		FROM webhook_deliveries n
-		WHERE n.id = ANY($1) AND n.status = 'pending' AND d.webhook_id = n.webhook_id AND d.stream_id = n.stream_id
-			AND d.status = 'pending' AND d.head AND d.stream_version > n.stream_version`
+		FROM (SELECT n.webhook_id, n.stream_id, n.stream_version, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
+		CROSS JOIN LATERAL (SELECT e.id, e.head FROM webhook_deliveries e WHERE e.webhook_id = n.webhook_id AND e.stream_id = n.stream_id
+			AND e.status = 'pending' AND e.stream_version > n.stream_version OFFSET 0) l
+		WHERE n.status = 'pending' AND l.head AND d.id = l.id`
 	// promoteHeads: the lowest pending delivery of the (webhook, stream)
 	// of each delivery $1 is its head.
 	promoteHeads = `UPDATE webhook_deliveries d SET head = true
