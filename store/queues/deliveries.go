@@ -200,10 +200,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 // they read and where they start reading each (room: id, after, n, and
 // the webhook's url and secrets); $1 now, $2 limit, $3/$6 the room of
 // webhooks the worker holds deliveries of, $4 lease, $5 perWebhook.
-// The earliest due heads of each webhook from after on are the
-// candidates; the earliest of all are locked (rows other workers hold are
-// skipped, the conditions checked again on the locked row) and updated,
-// both through their ctid, with no index lookup.
+// Each webhook's earliest due heads from after on are locked as the
+// index yields them (rows other workers hold are skipped) and updated
+// through their ctid, so a claimed row is fetched once.
 const (
 	claimAll = `WITH RECURSIVE hooks AS (
 			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
@@ -224,24 +223,19 @@ const (
 			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL
 			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = k.id
 		)` + claimTail
-	claimTail = `, candidates AS (
+	claimTail = `, due AS (
 			SELECT c.tid, r.url, r.secret, r.previous_secret, r.previous_secret_until FROM room r
 			CROSS JOIN LATERAL (SELECT d.ctid AS tid, d.next_attempt_at FROM webhook_deliveries d
 				WHERE d.webhook_id = r.id AND d.status = 'pending' AND d.head AND d.next_attempt_at >= r.after AND d.next_attempt_at <= $1
 					AND (d.leased_until IS NULL OR d.leased_until <= $1)
-				ORDER BY d.next_attempt_at LIMIT r.n) c
+				ORDER BY d.next_attempt_at LIMIT least(r.n, $2) FOR UPDATE OF d SKIP LOCKED) c
 			WHERE r.n > 0
 			ORDER BY c.next_attempt_at LIMIT $2
-		), due AS (
-			SELECT d.ctid AS tid FROM webhook_deliveries d
-			WHERE d.ctid = ANY (ARRAY(SELECT tid FROM candidates))
-				AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1 AND (d.leased_until IS NULL OR d.leased_until <= $1)
-			FOR UPDATE OF d SKIP LOCKED
 		)
 		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
-		FROM due, candidates c WHERE d.ctid = due.tid AND c.tid = due.tid
+		FROM due WHERE d.ctid = due.tid
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
-			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, c.url, c.secret, c.previous_secret, c.previous_secret_until`
+			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until`
 )
 
 // asyncCommit lets a transaction of the delivery queue's bookkeeping
