@@ -28,7 +28,7 @@ func (h *harness) failedDelivery(workspace, webhookID uuid.UUID) uuid.UUID {
 		h.t.Fatalf("claim: %v %d", err, len(claimed))
 	}
 	for _, c := range claimed {
-		if err := h.store.FinishAttempts(ctx, []queues.FinishedAttempt{{DeliveryID: c.ID, Status: helpdeskflow.DeliveryFailed,
+		if err := h.store.FinishAttempts(ctx, []queues.FinishedAttempt{{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Status: helpdeskflow.DeliveryFailed,
 			Attempt: helpdeskflow.DeliveryAttempt{Attempt: 1, URL: c.URL, StatusCode: 500, ResponseBody: "boom",
 				ErrorClass: "http_status", StartedAt: now, Duration: 12 * time.Millisecond}}}); err != nil {
 			h.t.Fatal(err)

@@ -197,7 +197,7 @@ func (w *DeliveryWorker) claim(ctx context.Context, limit, perWebhook int, room 
 // release gives c back to the queue unsent: due again now, its claim not
 // counted as an attempt.
 func (w *DeliveryWorker) release(c queues.ClaimedDelivery) queues.FinishedAttempt {
-	return queues.FinishedAttempt{DeliveryID: c.ID, Released: true, Status: helpdeskflow.DeliveryPending,
+	return queues.FinishedAttempt{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Released: true, Status: helpdeskflow.DeliveryPending,
 		Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, StartedAt: w.cfg.Now()}}
 }
 
@@ -234,7 +234,7 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c queues.ClaimedDelivery) 
 			w.m.retries.Inc()
 		}
 	}
-	return queues.FinishedAttempt{DeliveryID: c.ID, Attempt: a, Status: status, NextAttemptAt: next}
+	return queues.FinishedAttempt{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Attempt: a, Status: status, NextAttemptAt: next}
 }
 
 // record writes a batch of finished attempts.

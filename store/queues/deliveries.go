@@ -47,6 +47,11 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return pg.Internal("enqueue deliveries", err)
 	}
+	for _, d := range ds {
+		if d.NextAttemptAt != nil {
+			s.cursors.lower(d.WebhookID, *d.NextAttemptAt)
+		}
+	}
 	return nil
 }
 
@@ -68,18 +73,34 @@ const (
 	lockWebhooksOf = `SELECT 1 FROM webhooks WHERE id IN (SELECT webhook_id FROM webhook_deliveries WHERE id = ANY($1))
 		ORDER BY id FOR NO KEY UPDATE`
 	// demoteLaterHeads: the pending deliveries $1 go before later pending
-	// deliveries of their (webhook, stream).
+	// deliveries of their (webhook, stream). Its shape holds whatever the
+	// statistics say: the deliveries $1 by their primary key, then each
+	// one's later pending deliveries through the order index (the OFFSET 0
+	// fences keep the planner from reading either side through a partial
+	// index that statistics taken while the queue was empty make look
+	// tiny: with such a plan, a batch of 1,000 enqueued while 70,000
+	// were pending ran for minutes, a nested loop over every pending head).
 	demoteLaterHeads = `UPDATE webhook_deliveries d SET head = false
-		FROM webhook_deliveries n
-		WHERE n.id = ANY($1) AND n.status = 'pending' AND d.webhook_id = n.webhook_id AND d.stream_id = n.stream_id
-			AND d.status = 'pending' AND d.head AND d.stream_version > n.stream_version`
+		FROM (SELECT n.webhook_id, n.stream_id, n.stream_version, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
+		CROSS JOIN LATERAL (SELECT e.id, e.head FROM webhook_deliveries e WHERE e.webhook_id = n.webhook_id AND e.stream_id = n.stream_id
+			AND e.status = 'pending' AND e.stream_version > n.stream_version OFFSET 0) l
+		WHERE n.status = 'pending' AND l.head AND d.id = l.id`
 	// promoteHeads: the lowest pending delivery of the (webhook, stream)
 	// of each delivery $1 is its head.
 	promoteHeads = `UPDATE webhook_deliveries d SET head = true
 		FROM (SELECT DISTINCT webhook_id, stream_id FROM webhook_deliveries WHERE id = ANY($1)) p
 		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
 				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
-			AND NOT d.head`
+			AND NOT d.head
+		RETURNING d.webhook_id, d.next_attempt_at`
+	// promoteHeadsOf is promoteHeads of the (webhook, stream) pairs $1, $2
+	// (FinishAttempts knows them: no delivery to look up).
+	promoteHeadsOf = `UPDATE webhook_deliveries d SET head = true
+		FROM (SELECT DISTINCT webhook_id, stream_id FROM unnest($1::uuid[], $2::uuid[]) AS p(webhook_id, stream_id)) p
+		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
+				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+			AND NOT d.head
+		RETURNING d.webhook_id, d.next_attempt_at`
 )
 
 // beginDeliveryChange starts a one-round-trip transaction that changes
@@ -118,46 +139,32 @@ type ClaimedDelivery struct {
 // the same stream is still pending for that webhook, so each (stream,
 // webhook) is delivered in order, and the deliveries held back that way
 // cost a claim nothing. Rows other workers hold are skipped, so many
-// workers share the queue. The claim walks the webhooks that have heads (a
-// skip scan of their index) and reads at most its room's rows of each, so
-// its cost grows with the webhooks that have pending deliveries and with
-// what it returns, never with the backlog behind them.
+// workers share the queue.
+//
+// Most claims start each webhook's scan where this process's last claim
+// of it ended (claimCursors), so they read neither the deliveries in
+// flight nor those finished since the last vacuum, and their cost grows
+// only with the webhooks this process delivers to and with what they
+// return. A delivery that this process made claimable behind a cursor
+// moves the cursor back; one that another process did is found by a full
+// claim, which walks the webhooks that have heads (a skip scan of their
+// index) from their earliest due: when there are no cursors, when the
+// last claim from cursors found nothing, and at least every second
+// (fullClaimEvery) of now.
 func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]ClaimedDelivery, error) {
 	roomIDs, roomN := make([]uuid.UUID, 0, len(room)), make([]int32, 0, len(room))
 	for id, n := range room {
 		roomIDs, roomN = append(roomIDs, id), append(roomN, int32(max(n, 0)))
 	}
+	plan := s.cursors.plan(now)
 	b := &pgx.Batch{}
 	b.Queue("begin")
 	b.Queue(asyncCommit)
-	b.Queue(`WITH RECURSIVE hooks AS (
-			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
-			UNION ALL
-			SELECT (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.head AND d.webhook_id > h.webhook_id
-				ORDER BY d.webhook_id LIMIT 1)
-			FROM hooks h WHERE h.webhook_id IS NOT NULL
-		), room AS (
-			SELECT h.webhook_id AS id, coalesce(r.n, $5::int) AS n FROM hooks h
-			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
-			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = h.webhook_id
-		), candidates AS (
-			SELECT c.id FROM room r
-			CROSS JOIN LATERAL (SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
-				WHERE d.webhook_id = r.id AND d.status = 'pending' AND d.head AND d.next_attempt_at <= $1
-					AND (d.leased_until IS NULL OR d.leased_until <= $1)
-				ORDER BY d.next_attempt_at LIMIT r.n) c
-			WHERE r.n > 0
-			ORDER BY c.next_attempt_at LIMIT $2
-		), due AS (
-			SELECT d.id FROM webhook_deliveries d JOIN candidates c ON c.id = d.id
-			WHERE d.status = 'pending' AND d.head AND d.next_attempt_at <= $1 AND (d.leased_until IS NULL OR d.leased_until <= $1)
-			FOR UPDATE OF d SKIP LOCKED
-		)
-		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
-		FROM due, webhooks w WHERE d.id = due.id AND w.id = d.webhook_id
-		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
-			d.attempts, d.max_attempts, d.created_at, w.url, w.secret, w.previous_secret, w.previous_secret_until`,
-		now, limit, roomIDs, lease, perWebhook, roomN)
+	if plan.full {
+		b.Queue(claimAll, now, limit, roomIDs, lease, perWebhook, roomN)
+	} else {
+		b.Queue(claimFromCursors, now, limit, roomIDs, lease, perWebhook, roomN, plan.ids, plan.after)
+	}
 	b.Queue("commit")
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
@@ -173,7 +180,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
 				var c ClaimedDelivery
 				err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
-					&c.Attempts, &c.MaxAttempts, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+					&c.Attempts, &c.MaxAttempts, &c.NextAttemptAt, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
 				c.Status = helpdeskflow.DeliveryPending
 				return c, err
 			})
@@ -185,8 +192,51 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 	if err != nil {
 		return nil, pg.Internal("claim deliveries", err)
 	}
+	s.cursors.claimed(plan, out, limit, func(id uuid.UUID) bool { n, ok := room[id]; return ok && n <= 0 })
 	return out, nil
 }
+
+// The claim: claimAll and claimFromCursors differ only in the webhooks
+// they read and where they start reading each (room: id, after, n, and
+// the webhook's url and secrets); $1 now, $2 limit, $3/$6 the room of
+// webhooks the worker holds deliveries of, $4 lease, $5 perWebhook.
+// Each webhook's earliest due heads from after on are locked as the
+// index yields them (rows other workers hold are skipped) and updated
+// through their ctid, so a claimed row is fetched once.
+const (
+	claimAll = `WITH RECURSIVE hooks AS (
+			(SELECT webhook_id FROM webhook_deliveries WHERE status = 'pending' AND head ORDER BY webhook_id LIMIT 1)
+			UNION ALL
+			SELECT (SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' AND d.head AND d.webhook_id > h.webhook_id
+				ORDER BY d.webhook_id LIMIT 1)
+			FROM hooks h WHERE h.webhook_id IS NOT NULL
+		), room AS (
+			SELECT h.webhook_id AS id, '-infinity'::timestamptz AS after, coalesce(r.n, $5::int) AS n,
+				w.url, w.secret, w.previous_secret, w.previous_secret_until FROM hooks h
+			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
+			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = h.webhook_id
+		)` + claimTail
+	// claimFromCursors: $7 the webhooks with cursors, $8 their cursors.
+	claimFromCursors = `WITH room AS (
+			SELECT k.id, k.after, coalesce(r.n, $5::int) AS n, w.url, w.secret, w.previous_secret, w.previous_secret_until
+			FROM unnest($7::uuid[], $8::timestamptz[]) AS k(id, after)
+			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL
+			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = k.id
+		)` + claimTail
+	claimTail = `, due AS (
+			SELECT c.tid, r.url, r.secret, r.previous_secret, r.previous_secret_until FROM room r
+			CROSS JOIN LATERAL (SELECT d.ctid AS tid, d.next_attempt_at FROM webhook_deliveries d
+				WHERE d.webhook_id = r.id AND d.status = 'pending' AND d.head AND d.next_attempt_at >= r.after AND d.next_attempt_at <= $1
+					AND (d.leased_until IS NULL OR d.leased_until <= $1)
+				ORDER BY d.next_attempt_at LIMIT least(r.n, $2) FOR UPDATE OF d SKIP LOCKED) c
+			WHERE r.n > 0
+			ORDER BY c.next_attempt_at LIMIT $2
+		)
+		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
+		FROM due WHERE d.ctid = due.tid
+		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
+			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until`
+)
 
 // asyncCommit lets a transaction of the delivery queue's bookkeeping
 // (claims, outcomes) commit without waiting for its WAL flush. Postgres
@@ -205,11 +255,15 @@ const asyncCommit = "SET LOCAL synchronous_commit = off"
 // nothing is logged; Attempt.Attempt is the count the claim returned,
 // which fences the release against a worker whose lease ran out.
 type FinishedAttempt struct {
-	DeliveryID    uuid.UUID
-	Attempt       helpdeskflow.DeliveryAttempt
-	Status        string
-	NextAttemptAt *time.Time
-	Released      bool
+	DeliveryID uuid.UUID
+	// WebhookID and StreamID are the delivery's (ClaimedDelivery's),
+	// required but for a release: the outcomes' transaction locks the
+	// webhooks and moves the streams' heads by them.
+	WebhookID, StreamID uuid.UUID
+	Attempt             helpdeskflow.DeliveryAttempt
+	Status              string
+	NextAttemptAt       *time.Time
+	Released            bool
 }
 
 // FinishAttempts records attempts of leased deliveries and their new
@@ -220,12 +274,13 @@ type FinishedAttempt struct {
 // flight, or finished by another worker after this one's lease ran out)
 // unless the attempt succeeded; the attempt is logged either way. A
 // delivery that leaves pending lets the next pending one of its (webhook,
-// stream) be claimed.
+// stream) be claimed. EValidation (nothing written) when an attempt lacks
+// its WebhookID or StreamID.
 func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	var ids, released []uuid.UUID
+	var ids, hooks, streams, released []uuid.UUID
 	var statuses []string
 	var nexts []*time.Time
 	var updated, releasedAt []time.Time
@@ -240,7 +295,11 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 			released, releasedAttempts, releasedAt = append(released, f.DeliveryID), append(releasedAttempts, int32(a.Attempt)), append(releasedAt, a.StartedAt)
 			continue
 		}
+		if f.WebhookID == uuid.Nil || f.StreamID == uuid.Nil {
+			return helpdeskflow.Errorf(helpdeskflow.EValidation, "finished attempt of delivery %s: webhook_id and stream_id are required", f.DeliveryID)
+		}
 		ids, statuses, nexts, updated = append(ids, f.DeliveryID), append(statuses, f.Status), append(nexts, f.NextAttemptAt), append(updated, a.StartedAt.Add(a.Duration))
+		hooks, streams = append(hooks, f.WebhookID), append(streams, f.StreamID)
 		attempts, urls, bodies, classes, errs, started = append(attempts, int32(a.Attempt)), append(urls, a.URL), append(bodies, a.ResponseBody),
 			append(classes, a.ErrorClass), append(errs, a.Error), append(started, a.StartedAt)
 		durations = append(durations, float64(a.Duration)/float64(time.Millisecond))
@@ -253,17 +312,26 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 	}
 	if len(ids) == 0 {
 		// Releases change no status: no lock, no heads to move.
-		if _, err := s.pool.Exec(ctx, releaseDeliveries, released, releasedAttempts, releasedAt); err != nil {
+		rows, err := s.pool.Query(ctx, releaseDeliveries, released, releasedAttempts, releasedAt)
+		var ready []readyAt
+		if err == nil {
+			ready, err = collectReady(rows, nil)
+		}
+		if err != nil {
 			return pg.Internal("release deliveries", err)
 		}
+		s.lowerCursors(ready)
 		return nil
 	}
-	b := beginDeliveryChange(lockWebhooksOf, ids)
+	b := beginDeliveryChange(lockWebhooks, hooks)
 	b.Queue(asyncCommit)
+	// Those that stay pending (retries) are claimable again at their
+	// next_attempt_at.
 	b.Queue(`UPDATE webhook_deliveries d SET status = u.status, next_attempt_at = u.next, leased_until = NULL, updated_at = u.updated,
 			head = d.head AND u.status = 'pending'
 		FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[]) AS u(id, status, next, updated)
-		WHERE d.id = u.id AND (d.status = 'pending' OR u.status = 'succeeded')`,
+		WHERE d.id = u.id AND (d.status = 'pending' OR u.status = 'succeeded')
+		RETURNING d.webhook_id, CASE WHEN d.status = 'pending' AND d.head THEN d.next_attempt_at END`,
 		ids, statuses, nexts, updated)
 	b.Queue(`INSERT INTO webhook_attempts (delivery_id, attempt, url, status_code, response_body, error_class, error, started_at, duration_ms)
 		SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::float8[])
@@ -271,11 +339,72 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 	if len(released) > 0 {
 		b.Queue(releaseDeliveries, released, releasedAttempts, releasedAt)
 	}
-	endDeliveryChange(b, ids)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	b.Queue(promoteHeadsOf, hooks, streams)
+	b.Queue("commit")
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var ready []readyAt
+	var err error
+	for range 3 { // begin, lock, asyncCommit
+		if err == nil {
+			_, err = br.Exec()
+		}
+	}
+	if err == nil {
+		ready, err = collectReady(br.Query()) // outcomes
+	}
+	if err == nil {
+		_, err = br.Exec() // attempts
+	}
+	if err == nil && len(released) > 0 {
+		ready, err = collectReadyInto(ready, br)
+	}
+	if err == nil {
+		ready, err = collectReadyInto(ready, br) // promoted heads
+	}
+	if err == nil {
+		err = br.Close() // commit
+	}
+	if err != nil {
 		return pg.Internal("record delivery attempts", err)
 	}
+	s.lowerCursors(ready)
 	return nil
+}
+
+// readyAt is a delivery of webhook that became claimable at at (nil: it
+// did not).
+type readyAt struct {
+	webhook uuid.UUID
+	at      *time.Time
+}
+
+// collectReady reads the (webhook_id, next_attempt_at) rows of a
+// statement that made deliveries claimable.
+func collectReady(rows pgx.Rows, err error) ([]readyAt, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (readyAt, error) {
+		var d readyAt
+		return d, r.Scan(&d.webhook, &d.at)
+	})
+}
+
+// collectReadyInto appends the next batch result's rows to ready.
+func collectReadyInto(ready []readyAt, br pgx.BatchResults) ([]readyAt, error) {
+	more, err := collectReady(br.Query())
+	return append(ready, more...), err
+}
+
+// lowerCursors moves the claim cursors back to the deliveries that a
+// committed change made claimable.
+func (s *Store) lowerCursors(ready []readyAt) {
+	for _, d := range ready {
+		if d.at != nil {
+			s.cursors.lower(d.webhook, *d.at)
+		}
+	}
 }
 
 // releaseDeliveries undoes the claims $1 (attempt counts $2, as claimed):
@@ -283,7 +412,8 @@ func (s *Store) FinishAttempts(ctx context.Context, fs []FinishedAttempt) error 
 // pending or was claimed again since (its lease ran out).
 const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts - 1, leased_until = NULL, updated_at = r.at
 	FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS r(id, attempt, at)
-	WHERE d.id = r.id AND d.status = 'pending' AND d.attempts = r.attempt`
+	WHERE d.id = r.id AND d.status = 'pending' AND d.attempts = r.attempt
+	RETURNING d.webhook_id, CASE WHEN d.head THEN d.next_attempt_at END`
 
 // Deliveries lists a webhook's deliveries, newest first, with their
 // attempts: status filters ("" for all), before is the last delivery id
@@ -386,6 +516,7 @@ func (s *Store) Redeliver(ctx context.Context, workspaceID, webhookID, deliveryI
 	if status == helpdeskflow.DeliveryPending {
 		return helpdeskflow.Errorf(helpdeskflow.EConflict, "delivery %s is still pending; it is retried on its schedule", deliveryID)
 	}
+	s.cursors.lower(webhookID, now)
 	return nil
 }
 

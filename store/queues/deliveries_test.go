@@ -98,7 +98,7 @@ func (q *deliveryQueue) finish(claimed []queues.ClaimedDelivery, status string, 
 func (q *deliveryQueue) finished(claimed []queues.ClaimedDelivery, status string, retryAt time.Time) []queues.FinishedAttempt {
 	fs := make([]queues.FinishedAttempt, len(claimed))
 	for i, c := range claimed {
-		fs[i] = queues.FinishedAttempt{DeliveryID: c.ID, Status: status,
+		fs[i] = queues.FinishedAttempt{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Status: status,
 			Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, URL: c.URL, StartedAt: q.t0}}
 		if status == helpdeskflow.DeliveryPending {
 			fs[i].NextAttemptAt = &retryAt

@@ -19,10 +19,12 @@ import (
 // many processes share one queue.
 type Store struct {
 	pool *pgxpool.Pool
+	// cursors are where this process's delivery claims start.
+	cursors *claimCursors
 }
 
 // New returns the queues kept in db.
-func New(db *pg.DB) *Store { return &Store{pool: db.Pool()} }
+func New(db *pg.DB) *Store { return &Store{pool: db.Pool(), cursors: newClaimCursors()} }
 
 // Tx is the queues' view of one transaction: the SLA timers a command
 // schedules with its events.
