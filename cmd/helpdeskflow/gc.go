@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
+	"time"
 )
 
 // The garbage collector's defaults, chosen with `make bench` (see the
@@ -11,12 +14,19 @@ import (
 // of MiB, so Go's default GOGC=100 collects ten times a second under load;
 // gcPercent lets the heap grow further between collections, and
 // memoryLimit keeps the process's memory bounded, collecting more often
-// only when the heap nears it. The operator's GOGC and GOMEMLIMIT win (set
-// GOMEMLIMIT to about 80% of the container's memory).
+// only when the heap nears it. What the read cache holds is added to
+// memoryLimit as it fills (followReadCache): a full cache is live heap the
+// collector would otherwise scan every few MiB of garbage. The operator's
+// GOGC and GOMEMLIMIT win (set GOMEMLIMIT to about 80% of the container's
+// memory).
 const (
 	gcPercent   = 300
 	memoryLimit = 160 << 20
 )
+
+// memoryLimitTuned is set by tuneGC when it applied memoryLimit, so the
+// limit is the process's to follow (see followReadCache).
+var memoryLimitTuned atomic.Bool
 
 // tuneGC applies the defaults above unless GOGC or GOMEMLIMIT is set (the
 // runtime has then applied it already).
@@ -26,5 +36,36 @@ func tuneGC() {
 	}
 	if _, ok := os.LookupEnv("GOMEMLIMIT"); !ok {
 		debug.SetMemoryLimit(memoryLimit)
+		memoryLimitTuned.Store(true)
+	}
+}
+
+// memoryLimitWithCache is the default memory limit of a process whose
+// read cache holds cacheBytes: memoryLimit plus those bytes.
+func memoryLimitWithCache(cacheBytes int64) int64 {
+	return memoryLimit + max(cacheBytes, 0)
+}
+
+// followReadCache sets the memory limit to memoryLimitWithCache of what
+// cacheBytes reports, every interval until ctx ends, when tuneGC applied
+// the default limit (not when the operator set GOMEMLIMIT); it changes
+// the limit only when the cache has grown or shrunk by 1 MiB or more.
+func followReadCache(ctx context.Context, cacheBytes func() int64, interval time.Duration) {
+	if !memoryLimitTuned.Load() {
+		return
+	}
+	var applied int64
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if b := cacheBytes(); b-applied >= 1<<20 || applied-b >= 1<<20 {
+			debug.SetMemoryLimit(memoryLimitWithCache(b))
+			applied = b
+		}
 	}
 }

@@ -73,6 +73,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 			return err
 		}
 	}
+	go followReadCache(runCtx, func() int64 { return p.services.tickets.ReadCacheStats().Bytes }, time.Second)
 	rolesDone := make(chan error, 1)
 	go func() { rolesDone <- runAll(runCtx, runs...) }()
 	serverErr := make(chan error, 1)

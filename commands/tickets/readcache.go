@@ -35,7 +35,7 @@ type readCache struct {
 	lru     list.List                   // front: most recently used
 	bytes   int64
 
-	hits, misses, deltaLoads, evictions, commandHits atomic.Int64
+	hits, misses, deltaLoads, evictions, commandHits, writesKept atomic.Int64
 }
 
 // cachedStream is one folded stream: a ticket (its full state, internal
@@ -282,6 +282,28 @@ func (c *readCache) lockedState(ref helpdeskflow.StreamRef, version int64) (t he
 	return t, e.tail, true
 }
 
+// wrote keeps t, ticket t.ID's state as a command of this process
+// committed it at t.Version, when the cache holds an older state of it
+// and fewer than SnapshotEvery events follow that state's snapshot up to
+// t.Version (so no writer has snapshotted it since and the count of events
+// after the snapshot stays known): the reads that follow then need no
+// delta load. Otherwise it leaves the cache as it is; a read repairs it.
+func (c *readCache) wrote(t helpdeskflow.Ticket) {
+	if c == nil {
+		return
+	}
+	e := c.get(t.ID)
+	if e == nil || e.ticket == nil || e.workspaceID != t.WorkspaceID || e.version >= t.Version {
+		return
+	}
+	tail := e.tail + int(t.Version-e.version)
+	if tail >= SnapshotEvery {
+		return
+	}
+	c.put(newCachedTicket(t, tail))
+	c.writesKept.Add(1)
+}
+
 // cachedTail is how many events follow the snapshot of ticket ref's
 // cached state; ok is false when the cache does not hold it (or there is
 // no cache).
@@ -345,6 +367,9 @@ type ReadCacheStats struct {
 	// CommandHits counts ticket commands that decided on the cached state
 	// (it was at the version they locked) instead of loading the stream.
 	CommandHits int64
+	// WritesKept counts ticket commands of this Service whose committed
+	// state the cache took in place of its older entry (see wrote).
+	WritesKept int64
 	// VersionChecks counts the statements that checked versions, shared by
 	// the reads waiting on them.
 	VersionChecks int64
@@ -367,7 +392,7 @@ func (s *Service) ReadCacheStats() ReadCacheStats {
 	bytes, entries := c.bytes, len(c.entries)
 	c.mu.Unlock()
 	return ReadCacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), DeltaLoads: c.deltaLoads.Load(), Evictions: c.evictions.Load(),
-		CommandHits: c.commandHits.Load(), VersionChecks: c.checks.sent.Load(), WaitingReads: c.checks.waiting(), Bytes: bytes, Entries: entries}
+		CommandHits: c.commandHits.Load(), WritesKept: c.writesKept.Load(), VersionChecks: c.checks.sent.Load(), WaitingReads: c.checks.waiting(), Bytes: bytes, Entries: entries}
 }
 
 // WithReadCache gives the Service's consistent ticket reads a cache of
@@ -385,7 +410,7 @@ func WithReadCache(maxBytes int64) Option {
 
 // ReadCacheCollectors are the read cache's metrics, for the caller to
 // register (none without a cache):
-// helpdeskflow_read_cache_{hits,misses,delta_loads,evictions,command_hits,version_checks}_total,
+// helpdeskflow_read_cache_{hits,misses,delta_loads,evictions,command_hits,writes_kept,version_checks}_total,
 // helpdeskflow_read_cache_version_check_seconds, helpdeskflow_read_cache_bytes
 // and helpdeskflow_read_cache_entries.
 func (s *Service) ReadCacheCollectors() []prometheus.Collector {
@@ -402,6 +427,7 @@ func (s *Service) ReadCacheCollectors() []prometheus.Collector {
 		counter("helpdeskflow_read_cache_delta_loads_total", "Stale read cache entries repaired by loading the events after their version.", &c.deltaLoads),
 		counter("helpdeskflow_read_cache_evictions_total", "Read cache entries dropped to keep the cache within its byte bound.", &c.evictions),
 		counter("helpdeskflow_read_cache_command_hits_total", "Ticket commands that decided on the read cache's state (at the version they locked) instead of loading the stream.", &c.commandHits),
+		counter("helpdeskflow_read_cache_writes_kept_total", "Ticket commands whose committed state the read cache took in place of its older entry, sparing the next read a delta load.", &c.writesKept),
 		counter("helpdeskflow_read_cache_version_checks_total", "Statements that checked the read cache's stream versions, each shared by the reads waiting on it.", &c.checks.sent),
 		c.checks.took,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "helpdeskflow_read_cache_bytes", Help: "Estimated memory the read cache's entries hold."},

@@ -356,3 +356,37 @@ func TestReadCache_CommandsOnCachedState(t *testing.T) {
 	}
 	s.read(t, tk.ID, false)
 }
+
+// TestReadCache_CommandKeepsItsState: a ticket command through the cached
+// service replaces the cached ticket with the state it committed, so the
+// next read is a hit (no delta load) and equals a fresh fold; a write
+// through another service still makes the entry stale and is repaired.
+func TestReadCache_CommandKeepsItsState(t *testing.T) {
+	s := newCacheSetup(t, 0, nil)
+	tk := s.create(t, "ada@example.com", 3)
+	s.read(t, tk.ID, true)
+	before := s.cached.ReadCacheStats()
+	if _, err := s.cached.UpdateTicket(s.ctx, s.workspace, md, tk.ID, nil, tickets.UpdateTicket{Priority: ptr("high")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.cached.AddMessage(s.ctx, s.workspace, md, tk.ID, nil, tickets.AddMessage{Body: "<p>kept</p>", AuthorType: helpdeskflow.AuthorAgent}, true); err != nil {
+		t.Fatal(err)
+	}
+	got := s.read(t, tk.ID, false)
+	if got.Priority != "high" || got.Messages[len(got.Messages)-1].Body != "<p>kept</p>" {
+		t.Fatalf("the read missed the commands: priority %s, last message %q", got.Priority, got.Messages[len(got.Messages)-1].Body)
+	}
+	after := s.cached.ReadCacheStats()
+	if after.DeltaLoads != before.DeltaLoads || after.Misses != before.Misses || after.WritesKept-before.WritesKept != 2 || after.CommandHits-before.CommandHits != 2 {
+		t.Fatalf("stats %+v after %+v: want both commands on the cached state and kept, and the read a hit", after, before)
+	}
+	if _, err := s.writer.UpdateTicket(s.ctx, s.workspace, md, tk.ID, nil, tickets.UpdateTicket{Priority: ptr("low")}, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.read(t, tk.ID, true); got.Priority != "low" {
+		t.Fatalf("priority %s after another service's write, want low", got.Priority)
+	}
+	if n := s.cached.ReadCacheStats().DeltaLoads; n != after.DeltaLoads+1 {
+		t.Fatalf("delta loads %d, want %d: the other service's write is repaired", n, after.DeltaLoads+1)
+	}
+}

@@ -266,6 +266,9 @@ func (s *Service) changeTicket(ctx context.Context, workspaceID uuid.UUID, md he
 		t, err = s.changeTicketIn(ctx, tx, s.rules.Request(ctx, tx.Rules, workspaceID), workspaceID, md, id, ifMatch, decide)
 		return err
 	})
+	if err == nil {
+		s.cache.wrote(t) // committed
+	}
 	return t, err
 }
 
