@@ -75,6 +75,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ func parsePhases(s string) (phaseSet, error) {
 
 func main() {
 	var o options
-	var conc, listConc, phases string
+	var conc, listConc, phases, cpuProfile string
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each load phase")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each HTTP load phase (not measured)")
 	flag.StringVar(&o.out, "out", "bench-results", "directory for results.json, summary.md and logs")
@@ -169,6 +170,7 @@ func main() {
 	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 100_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generators, receivers and in-process workers) to this file")
 	flag.Parse()
 
 	var err error
@@ -193,9 +195,21 @@ func main() {
 		os.Exit(2)
 	}
 
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, o)
 	stop()
+	pprof.StopCPUProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

@@ -101,8 +101,8 @@ func (r *results) printWebhooks(w io.Writer) {
 			fmt.Fprintf(w, "; enqueue %.1f s, first/last arrival %.2f/%.2f s, %d attempts, %.1f commits and %.0f tuples/delivery",
 				p.EnqueueSeconds, p.FirstArrivalSeconds, p.LastArrivalSeconds, p.Attempts, p.CommitsPerDelivery, p.TuplesPerDelivery)
 			if p.ClaimMs != nil && p.FinishMs != nil {
-				fmt.Fprintf(w, "\n      %d claims (%d empty), %.2f deliveries/claim, claim p50/p99 %.2f/%.2f ms, FinishAttempt p50/p99 %.2f/%.2f ms",
-					p.Claims, p.EmptyClaims, p.DeliveriesPerClaim, p.ClaimMs.P50, p.ClaimMs.P99, p.FinishMs.P50, p.FinishMs.P99)
+				fmt.Fprintf(w, "\n      %d claims (%d empty), %.2f deliveries/claim, claim p50/p99 %.2f/%.2f ms, FinishAttempt p50/p99 %.2f/%.2f ms, %.1f outcomes/FinishAttempt",
+					p.Claims, p.EmptyClaims, p.DeliveriesPerClaim, p.ClaimMs.P50, p.ClaimMs.P99, p.FinishMs.P50, p.FinishMs.P99, p.OutcomesPerBatch)
 			}
 		}
 		fmt.Fprintln(w)

@@ -69,6 +69,7 @@ type hookRound struct {
 	Claims             int64           `json:"claims,omitempty"`
 	EmptyClaims        int64           `json:"empty_claims,omitempty"`
 	DeliveriesPerClaim float64         `json:"deliveries_per_claim,omitempty"`
+	OutcomesPerBatch   float64         `json:"outcomes_per_batch,omitempty"`
 	ClaimMs            *latencySummary `json:"claim_ms,omitempty"`
 	FinishMs           *latencySummary `json:"finish_attempt_ms,omitempty"`
 	CommitsPerDelivery float64         `json:"postgres_commits_per_delivery,omitempty"`

@@ -210,6 +210,9 @@ func (b *bench) pipelineRound(ctx context.Context, env *phaseEnv, store webhookS
 	if p.Claims > 0 {
 		p.DeliveriesPerClaim = round3(float64(timed.claimed) / float64(p.Claims))
 	}
+	if len(timed.finish) > 0 {
+		p.OutcomesPerBatch = round3(float64(timed.finished) / float64(len(timed.finish)))
+	}
 	cs, fs := summarize(timed.claims), summarize(timed.finish)
 	p.ClaimMs, p.FinishMs = &cs, &fs
 	timed.mu.Unlock()
@@ -268,6 +271,7 @@ type timedStore struct {
 	pollers.DeliveryStore
 	mu              sync.Mutex
 	claims, finish  []time.Duration
+	finished        int // outcomes written
 	claimed, misses int64
 }
 
@@ -291,6 +295,7 @@ func (s *timedStore) FinishAttempts(ctx context.Context, fs []queues.FinishedAtt
 	d := time.Since(t)
 	s.mu.Lock()
 	s.finish = append(s.finish, d)
+	s.finished += len(fs)
 	s.mu.Unlock()
 	return err
 }
