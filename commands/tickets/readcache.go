@@ -221,8 +221,7 @@ func (c *readCache) current(ctx context.Context, e *cachedStream, versions map[u
 	c.deltaLoads.Add(1)
 	var next *cachedStream
 	if e.ticket != nil {
-		t := e.ticket.state
-		t.Tags, t.CustomFields, t.Messages = slices.Clone(t.Tags), maps.Clone(t.CustomFields), slices.Clip(t.Messages)
+		t := detached(e.ticket.state)
 		for _, ev := range events {
 			if err := helpdeskflow.ApplyTicket(&t, ev); err != nil {
 				return nil, err
@@ -276,10 +275,15 @@ func (c *readCache) lockedState(ref helpdeskflow.StreamRef, version int64) (t he
 	if e == nil || e.ticket == nil || e.workspaceID != ref.WorkspaceID || e.version != version {
 		return helpdeskflow.Ticket{}, 0, false
 	}
-	t = e.ticket.state
-	t.Tags, t.CustomFields, t.Messages = slices.Clone(t.Tags), maps.Clone(t.CustomFields), slices.Clip(t.Messages)
 	c.commandHits.Add(1)
-	return t, e.tail, true
+	return detached(e.ticket.state), e.tail, true
+}
+
+// detached is a copy of cached ticket t that a fold may change and grow
+// (tags, custom fields, messages) without touching the cached state.
+func detached(t helpdeskflow.Ticket) helpdeskflow.Ticket {
+	t.Tags, t.CustomFields, t.Messages = slices.Clone(t.Tags), maps.Clone(t.CustomFields), slices.Clip(t.Messages)
+	return t
 }
 
 // wrote keeps t, ticket t.ID's state as a command of this process
