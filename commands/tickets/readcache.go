@@ -140,13 +140,11 @@ func (c *readCache) ticket(ctx context.Context, workspaceID, id uuid.UUID) (*cac
 	te := c.get(id)
 	if te == nil {
 		c.misses.Add(1)
-		t, tail, err := loadTicket(ctx, storeSource{c.store, workspaceID}, id)
+		te, err := c.loadTicket(ctx, workspaceID, id)
 		if err != nil {
 			return nil, nil, err
 		}
-		te = newCachedTicket(t, tail)
-		c.put(te)
-		ce, err := c.customer(ctx, workspaceID, t.CustomerID, nil)
+		ce, err := c.customer(ctx, workspaceID, te.ticket.state.CustomerID, nil)
 		return te, ce, err
 	}
 	if te.workspaceID != workspaceID || te.ticket == nil {
@@ -178,13 +176,7 @@ func (c *readCache) customer(ctx context.Context, workspaceID, id uuid.UUID, ver
 	ce := c.get(id)
 	if ce == nil {
 		c.misses.Add(1)
-		cu, _, err := loadCustomer(ctx, storeSource{c.store, workspaceID}, id)
-		if err != nil {
-			return nil, err
-		}
-		ce = newCachedCustomer(cu)
-		c.put(ce)
-		return ce, nil
+		return c.loadCustomer(ctx, workspaceID, id)
 	}
 	if ce.workspaceID != workspaceID || ce.customer == nil {
 		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "customer %s not found", id)
@@ -244,23 +236,34 @@ func (c *readCache) current(ctx context.Context, e *cachedStream, versions map[u
 
 // reload folds e's stream afresh and stores it.
 func (c *readCache) reload(ctx context.Context, e *cachedStream) (*cachedStream, error) {
-	src := storeSource{c.store, e.workspaceID}
-	var next *cachedStream
 	if e.ticket != nil {
-		t, tail, err := loadTicket(ctx, src, e.id)
-		if err != nil {
-			return nil, err
-		}
-		next = newCachedTicket(t, tail)
-	} else {
-		cu, _, err := loadCustomer(ctx, src, e.id)
-		if err != nil {
-			return nil, err
-		}
-		next = newCachedCustomer(cu)
+		return c.loadTicket(ctx, e.workspaceID, e.id)
 	}
-	c.put(next)
-	return next, nil
+	return c.loadCustomer(ctx, e.workspaceID, e.id)
+}
+
+// loadTicket folds ticket id of the workspace from the store (from its
+// snapshot) and stores it.
+func (c *readCache) loadTicket(ctx context.Context, workspaceID, id uuid.UUID) (*cachedStream, error) {
+	t, tail, err := loadTicket(ctx, storeSource{c.store, workspaceID}, id)
+	if err != nil {
+		return nil, err
+	}
+	e := newCachedTicket(t, tail)
+	c.put(e)
+	return e, nil
+}
+
+// loadCustomer folds customer id of the workspace from the store and
+// stores it.
+func (c *readCache) loadCustomer(ctx context.Context, workspaceID, id uuid.UUID) (*cachedStream, error) {
+	cu, _, err := loadCustomer(ctx, storeSource{c.store, workspaceID}, id)
+	if err != nil {
+		return nil, err
+	}
+	e := newCachedCustomer(cu)
+	c.put(e)
+	return e, nil
 }
 
 // lockedState returns ticket ref's cached state if it is at version,
