@@ -24,8 +24,10 @@ import (
 
 // The files of deploy/ and docs/ these tests read, from this package's directory.
 const (
-	dashboardFile = "../../deploy/grafana/dashboards/helpdeskflow.json"
-	alertsFile    = "../../deploy/prometheus/alerts.yml"
+	dashboardFile  = "../../deploy/grafana/dashboards/helpdeskflow.json"
+	datasourceFile = "../../deploy/grafana/provisioning/datasources/prometheus.yml"
+	alertsFile     = "../../deploy/prometheus/alerts.yml"
+	runbookFile    = "../../docs/runbook.md"
 )
 
 // TestDeploy_QueriesNameExportedMetrics: Grafana cannot run here, so every
@@ -92,6 +94,74 @@ func TestDeploy_SelectorCheckFindsMistakes(t *testing.T) {
 			t.Errorf("%s: check found %q; want ok = %v", tc.expr, problems, tc.ok)
 		}
 	}
+}
+
+// TestDeploy_AlertsLinkRunbookSections: every alert has a summary and a
+// runbook_url whose anchor is a section of docs/runbook.md (GitHub's
+// heading anchors), the runbook's links to its own sections resolve, and
+// the dashboard queries the datasource Grafana is provisioned with.
+func TestDeploy_AlertsLinkRunbookSections(t *testing.T) {
+	runbook, err := os.ReadFile(runbookFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(runbook), "\n") {
+		if strings.HasPrefix(line, "#") {
+			anchors[headingAnchor(strings.TrimLeft(line, "#"))] = true
+		}
+	}
+	for _, link := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(string(runbook), -1) {
+		if !anchors[link[1]] {
+			t.Errorf("docs/runbook.md links to #%s, which is none of its sections", link[1])
+		}
+	}
+	rules := readAlertRules(t)
+	if len(rules) == 0 {
+		t.Fatal("no alerting rules found")
+	}
+	const base = "https://github.com/helpdeskflow/helpdeskflow/blob/main/docs/runbook.md#"
+	for _, r := range rules {
+		if r.Annotations["summary"] == "" {
+			t.Errorf("alert %s has no summary", r.Alert)
+		}
+		url := r.Annotations["runbook_url"]
+		anchor, ok := strings.CutPrefix(url, base)
+		if !ok || !anchors[anchor] {
+			t.Errorf("alert %s: runbook_url %q is not %s<a section of docs/runbook.md>", r.Alert, url, base)
+		}
+	}
+
+	var provisioned struct {
+		Datasources []struct {
+			UID  string `yaml:"uid"`
+			Type string `yaml:"type"`
+		} `yaml:"datasources"`
+	}
+	readYAML(t, datasourceFile, &provisioned)
+	uids := map[string]bool{}
+	for _, d := range provisioned.Datasources {
+		uids[d.Type+"/"+d.UID] = true
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if ds, ok := v["datasource"].(map[string]any); ok && ds["type"] == "prometheus" {
+				if key := fmt.Sprintf("%v/%v", ds["type"], ds["uid"]); !uids[key] {
+					t.Errorf("the dashboard queries datasource %s, which %s does not provision", key, datasourceFile)
+				}
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(readDashboard(t))
 }
 
 // query is one PromQL expression and where it was found.
@@ -299,6 +369,21 @@ func selectorsOf(expr string) ([]*parser.VectorSelector, error) {
 		return nil
 	})
 	return out, nil
+}
+
+// headingAnchor is GitHub's anchor of a Markdown heading: lower case,
+// punctuation dropped, spaces to hyphens.
+func headingAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func readDashboard(t *testing.T) any {
