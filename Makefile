@@ -8,7 +8,7 @@ GO ?= go
 BIN := bin/helpdeskflow
 SERVICES := scripts/services.sh
 
-.PHONY: run test stop build vet check-deps bench clean-data
+.PHONY: run test stop build vet check-deps check-alerts bench clean-data
 
 build:
 	$(GO) build -o $(BIN) ./cmd/helpdeskflow
@@ -18,11 +18,13 @@ run: build
 	$(SERVICES) start dev
 	eval "$$($(SERVICES) env dev)" && exec $(BIN) dev
 
-## test: Postgres + ClickHouse + Dovecot (test profile), then vet, the import-boundary check and every test with -race.
+## test: Postgres + ClickHouse + Dovecot (test profile), then vet, the import-boundary check, the
+## Prometheus rules (promtool check and unit tests, installing promtool if missing) and every test with -race.
 test:
 	$(SERVICES) start test
 	$(GO) vet ./...
 	scripts/check-deps.sh
+	scripts/check-alerts.sh
 	eval "$$($(SERVICES) env test)" && $(GO) test -race -count=1 -timeout 30m ./...
 
 ## stop: stop every profile's servers (their data is kept).
@@ -40,6 +42,10 @@ bench: build
 
 check-deps:
 	scripts/check-deps.sh
+
+## check-alerts: promtool checks deploy/prometheus/ and runs the alert rules' unit tests.
+check-alerts:
+	scripts/check-alerts.sh
 
 ## clean-data: stop and delete every profile's data.
 clean-data:

@@ -38,7 +38,7 @@ type process struct {
 	logger  *slog.Logger
 	brokers []string
 	roles   map[string]bool
-	reg     *prometheus.Registry
+	reg     *registry
 
 	db       *pg.DB
 	rooms    stores
@@ -58,7 +58,7 @@ type process struct {
 // builds the command areas and, with HDF_SECRET_KEYS, the integrations.
 // On an error it closes what it opened.
 func newProcess(ctx context.Context, cfg config, logger *slog.Logger, brokers []string) (_ *process, err error) {
-	p := &process{cfg: cfg, logger: logger, brokers: brokers, roles: map[string]bool{}, reg: prometheus.NewRegistry()}
+	p := &process{cfg: cfg, logger: logger, brokers: brokers, roles: map[string]bool{}, reg: newRegistry()}
 	defer func() {
 		if err != nil {
 			p.Close()
