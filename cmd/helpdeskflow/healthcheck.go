@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	nethttp "net/http"
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/clients/healthcheck"
 )
 
 // runHealthcheck is `helpdeskflow healthcheck [--url URL] [--timeout D]`,
@@ -29,9 +30,6 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() > 0 {
 		return fmt.Errorf("healthcheck takes no arguments, got %q", fs.Args())
 	}
-	if *timeout <= 0 {
-		return fmt.Errorf("healthcheck: --timeout must be positive, got %s", *timeout)
-	}
 	if *url == "" {
 		u, err := readyzURL()
 		if err != nil {
@@ -39,22 +37,11 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		*url = u
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	req, err := nethttp.NewRequestWithContext(ctx, "GET", *url, nil)
+	status, err := healthcheck.Get(ctx, *url, *timeout)
 	if err != nil {
-		return fmt.Errorf("healthcheck: --url %q: %w", *url, err)
+		return err
 	}
-	client := &nethttp.Client{Transport: &nethttp.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("healthcheck: GET %s answered %s", *url, resp.Status)
-	}
-	fmt.Fprintf(stdout, "%s: %s\n", *url, resp.Status)
+	fmt.Fprintf(stdout, "%s: %s\n", *url, status)
 	return nil
 }
 
