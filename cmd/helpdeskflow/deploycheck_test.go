@@ -758,8 +758,9 @@ func labelsMatch(selector, labels map[string]string) bool {
 }
 
 // checkKafkaTopics checks the topic script: it creates exactly the topics
-// the binary uses, each with a retention, and sets a max.message.bytes
-// that takes the producers' record batches.
+// the binary uses, by default with as many partitions as serve would, each
+// with a retention, and sets a max.message.bytes that takes the producers'
+// record batches.
 func (c *checker) checkKafkaTopics(files deployFiles) {
 	src := string(files[kafkaTopicsScript])
 	var topics []string
@@ -772,6 +773,9 @@ func (c *checker) checkKafkaTopics(files deployFiles) {
 	slices.Sort(topics)
 	if want := []string{kafka.TopicAPIRequests, kafka.TopicEvents}; !slices.Equal(topics, want) {
 		c.problemf("%s: creates topics %q, want the binary's %q", kafkaTopicsScript, topics, want)
+	}
+	if m := regexp.MustCompile(`(?m)^partitions=\$\{PARTITIONS:-(\d+)\}$`).FindStringSubmatch(src); m == nil || m[1] != strconv.Itoa(topicPartitions) {
+		c.problemf("%s: new topics' partitions default %q, want %d as `serve` creates them", kafkaTopicsScript, m, topicPartitions)
 	}
 	m := regexp.MustCompile(`(?m)^max_message_bytes=(\d+)$`).FindStringSubmatch(src)
 	if m == nil {

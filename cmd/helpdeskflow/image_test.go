@@ -79,6 +79,8 @@ func TestImage(t *testing.T) {
 			{kubernetesDir + "/kustomization.yaml", "  - dispatcher.yaml\n", "", "want every manifest"},
 			{kafkaTopicsScript, "topic helpdeskflow.events ", "topic helpdeskflow.event ", "want the binary's"},
 			{kafkaTopicsScript, "max_message_bytes=1048588", "max_message_bytes=100000", "max.message.bytes 100000 is below"},
+			{kafkaTopicsScript, "partitions=${PARTITIONS:-8}", "partitions=${PARTITIONS:-6}", "partitions default"},
+			{kafkaTopicsScript, "topic helpdeskflow.api-requests 259200000", "topic helpdeskflow.api-requests 3d", "keeps records 3d ms"},
 		} {
 			changed := deployFiles{}
 			for k, v := range files {
