@@ -631,30 +631,44 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ httprou
 	return nil
 }
 
-// handleReadyz checks every dependency with a short timeout and answers 503
-// naming the ones that failed ("unavailable"). The public port never shows
-// a dependency's error text (addresses, user names, driver messages): it
-// goes to the log.
+// handleReadyz is the API's /readyz: writeReadiness on Config.Ready.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	writeReadiness(w, r, s.cfg.Ready, s.cfg.Logger)
+	return nil
+}
+
+// ReadyHandler answers as the API's /readyz does, for a process that
+// serves no API (serve's relay, projector and dispatcher roles): 200
+// {"ready":true,"checks":{…}} when every checker returns nil within 2 s,
+// else 503 naming the failed ones "unavailable"; the errors go to logger.
+// It is safe for concurrent use when the checkers are.
+func ReadyHandler(ready map[string]Checker, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeReadiness(w, r, ready, logger) })
+}
+
+// writeReadiness checks every dependency with a short timeout and answers
+// 503 naming the ones that failed ("unavailable"). The public port never
+// shows a dependency's error text (addresses, user names, driver
+// messages): it goes to the log.
+func writeReadiness(w http.ResponseWriter, r *http.Request, ready map[string]Checker, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}
-	ready := true
-	for name, check := range s.cfg.Ready {
+	allReady := true
+	for name, check := range ready {
 		if err := check(ctx); err != nil {
-			s.cfg.Logger.WarnContext(ctx, "readiness check failed", "dependency", name, "err", err)
+			logger.WarnContext(ctx, "readiness check failed", "dependency", name, "err", err)
 			checks[name] = "unavailable"
-			ready = false
+			allReady = false
 		} else {
 			checks[name] = "ok"
 		}
 	}
 	status := http.StatusOK
-	if !ready {
+	if !allReady {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
-	return nil
+	writeJSON(w, status, map[string]any{"ready": allReady, "checks": checks})
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -82,21 +81,24 @@ func runCrashingRelay() int {
 	return 3
 }
 
-// runRoles runs serve with the given roles until the test ends.
-func runRoles(t *testing.T, cfg config, brokers []string, roles string) {
+// runRoles runs serve with the given roles until the test ends and returns
+// the address its HTTP port listens on.
+func runRoles(t *testing.T, cfg config, brokers []string, roles string) string {
 	t.Helper()
 	cfg.Roles = roles
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
+	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	var once sync.Once
-	go func() { done <- serve(ctx, cfg, logger, brokers, func(string) { once.Do(func() { close(ready) }) }) }()
+	go func() { done <- serve(ctx, cfg, logger, brokers, func(addr string) { ready <- addr }) }()
+	var addr string
 	select {
-	case <-ready:
+	case addr = <-ready:
 	case err := <-done:
+		cancel()
 		t.Fatalf("serve %s: %v", roles, err)
 	case <-time.After(60 * time.Second):
+		cancel()
 		t.Fatalf("serve %s did not start", roles)
 	}
 	t.Cleanup(func() {
@@ -105,6 +107,7 @@ func runRoles(t *testing.T, cfg config, brokers []string, roles string) {
 			t.Errorf("serve %s: %v", roles, err)
 		}
 	})
+	return addr
 }
 
 func TestRelay_KilledBetweenCommitAndAck(t *testing.T) {

@@ -27,6 +27,7 @@ commands:
   keys revoke ID           revoke a key; refused everywhere when this returns
   webhook verify --secret S --header H --body-file F
                            check a webhook signature and say why it does not match
+  healthcheck [--url URL]  exit 0 when /readyz on --http-addr (or URL) answers 2xx (the image's HEALTHCHECK)
 
 Run "helpdeskflow <command> -h" for the flags; each has an HDF_* environment variable.
 `
@@ -91,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("usage: helpdeskflow webhook verify --secret S --header 'X-HDF-Signature value' --body-file FILE")
 		}
 		return runWebhookVerify(args[2:], stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

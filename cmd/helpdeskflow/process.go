@@ -15,6 +15,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
+	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/integrations"
 	"github.com/helpdeskflow/helpdeskflow/integrations/linkedprofiles"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -142,6 +143,17 @@ func (p *process) publicMetrics() prometheus.Gatherer {
 		return nil
 	}
 	return p.reg
+}
+
+// readyChecks are the dependencies a process without the API reports on
+// /readyz: Postgres and Kafka, and ClickHouse when it has a connection
+// (the projector runs).
+func (p *process) readyChecks() map[string]http.Checker {
+	checks := map[string]http.Checker{"postgres": p.db.Ping, "kafka": p.producer.Ping}
+	if p.ch != nil {
+		checks["clickhouse"] = p.ch.Ping
+	}
+	return checks
 }
 
 // Close closes the Kafka producer, the ClickHouse connection and the

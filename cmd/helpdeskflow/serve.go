@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/helpdeskflow/helpdeskflow/http"
 )
 
 // role is one of serve's roles (api, relay, projector, dispatcher) built
@@ -108,10 +110,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger, brokers []strin
 
 // newRoles builds the roles p.roles names, in the order relay, projector,
 // dispatcher, api, and returns them with what the HTTP port serves: the
-// API, or for a process without it /healthz (and /metrics). On an error
+// API, or for a process without it /healthz, /readyz (and /metrics). On an error
 // it returns the roles built so far, for the caller to close.
 func newRoles(ctx context.Context, p *process) ([]role, nethttp.Handler, error) {
-	handler := healthHandler(p.publicMetrics())
+	handler := healthHandler(p.publicMetrics(), p.readyChecks(), p.logger)
 	var roles []role
 	for _, chosen := range []struct {
 		name  string
@@ -186,11 +188,13 @@ func serveMetrics(addr string, reg prometheus.Gatherer, logger *slog.Logger) (*n
 	return server, nil
 }
 
-// healthHandler is what roles other than api serve: /healthz, and
-// /metrics when metrics is not nil (no --metrics-addr).
-func healthHandler(metrics prometheus.Gatherer) nethttp.Handler {
+// healthHandler is what roles other than api serve: /healthz, /readyz
+// with the API's answer on ready's checks, and /metrics when metrics is
+// not nil (no --metrics-addr).
+func healthHandler(metrics prometheus.Gatherer, ready map[string]http.Checker, logger *slog.Logger) nethttp.Handler {
 	mux := nethttp.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w nethttp.ResponseWriter, _ *nethttp.Request) { w.Write([]byte(`{"status":"ok"}`)) })
+	mux.Handle("GET /readyz", http.ReadyHandler(ready, logger))
 	if metrics != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	}
