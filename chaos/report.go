@@ -274,7 +274,7 @@ func recoveries(rs []recovery) string {
 	case 0:
 		return "–"
 	case 1:
-		return fmt.Sprintf("%s / %s", rs[0].Ready.Round(10*time.Millisecond), rs[0].CaughtUp.Round(10*time.Millisecond))
+		return fmt.Sprintf("%s / %s", rs[0].Ready.Round(10*time.Millisecond), caughtString(rs[0].CaughtUp))
 	}
 	ready := make([]time.Duration, len(rs))
 	caught := make([]time.Duration, len(rs))
@@ -282,7 +282,20 @@ func recoveries(rs []recovery) string {
 		ready[i], caught[i] = x.Ready, x.CaughtUp
 	}
 	slices.Sort(ready)
-	slices.Sort(caught)
+	// A probe that never caught up sorts last.
+	slices.SortFunc(caught, func(a, b time.Duration) int {
+		if a == notCaughtUp || b == notCaughtUp {
+			return boolInt(a == notCaughtUp) - boolInt(b == notCaughtUp)
+		}
+		return int(a - b)
+	})
 	return fmt.Sprintf("p50 %s, max %s / p50 %s, max %s", ready[len(ready)/2].Round(10*time.Millisecond), ready[len(ready)-1].Round(10*time.Millisecond),
-		caught[len(caught)/2].Round(10*time.Millisecond), caught[len(caught)-1].Round(10*time.Millisecond))
+		caughtString(caught[len(caught)/2]), caughtString(caught[len(caught)-1]))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
