@@ -110,7 +110,7 @@ func (r *run) fail(format string, args ...any) {
 // not be carried out (a server that did not start, say). Every process and
 // server it started is stopped when it returns, whatever happened.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+	if err := freshWorkDir(cfg.WorkDir); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(filepath.Join(cfg.WorkDir, "harness.log"))
@@ -549,4 +549,28 @@ func caughtString(d time.Duration) string {
 		return "more than " + probeLimit.String()
 	}
 	return d.Round(10 * time.Millisecond).String()
+}
+
+// freshWorkDir creates dir, or empties it of what an earlier run left: the
+// broker's data (its topics and consumer offsets belong to the deleted
+// databases), the logs, the summary and the visualisations.
+func freshWorkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "broker")); err != nil {
+		return err
+	}
+	for _, pattern := range []string{"*.log", "summary.md", "linearizability-*.html"} {
+		old, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
