@@ -8,7 +8,7 @@ GO ?= go
 BIN := bin/helpdeskflow
 SERVICES := scripts/services.sh
 
-.PHONY: run test stop build vet check-deps check-alerts bench clean-data
+.PHONY: run test stop build vet check-deps check-alerts bench chaos clean-data
 
 build:
 	$(GO) build -o $(BIN) ./cmd/helpdeskflow
@@ -19,7 +19,8 @@ run: build
 	eval "$$($(SERVICES) env dev)" && exec $(BIN) dev
 
 ## test: Postgres + ClickHouse + Dovecot (test profile), then vet, the import-boundary check, the
-## Prometheus rules (promtool check and unit tests, installing promtool if missing) and every test with -race.
+## Prometheus rules (promtool check and unit tests, installing promtool if missing) and every test with -race
+## (among them the chaos suite's short run, chaos/, on the chaostest profile's own servers).
 test:
 	$(SERVICES) start test
 	$(GO) vet ./...
@@ -32,6 +33,8 @@ stop:
 	$(SERVICES) stop dev
 	$(SERVICES) stop test
 	$(SERVICES) stop bench
+	$(SERVICES) stop chaos
+	$(SERVICES) stop chaostest
 
 ## bench: end-to-end throughput and latency against baselines measured in the same run, on the
 ## bench profile's own servers with production durability (fsync, synchronous_commit and
@@ -39,6 +42,13 @@ stop:
 bench: build
 	$(SERVICES) start bench
 	eval "$$($(SERVICES) env bench)" && $(GO) run ./bench -out bench-results
+
+## chaos: the chaos suite's full run (chaos/, README "Reliability"): the production shape as separate
+## processes on the chaos profile's own servers (its data is deleted first, the servers stopped at the
+## end), 50 kill -9 cycles, the broker and ClickHouse stopped for 60 s, Postgres restarted, a restore
+## drill; exits non-zero on any loss, duplicate or non-linearizable history. Summary: .local/chaos-run/summary.md.
+chaos: build
+	$(GO) run ./cmd/chaos -bin $(BIN) -profile chaos -workdir .local/chaos-run
 
 check-deps:
 	scripts/check-deps.sh
@@ -52,3 +62,5 @@ clean-data:
 	$(SERVICES) clean dev
 	$(SERVICES) clean test
 	$(SERVICES) clean bench
+	$(SERVICES) clean chaos
+	$(SERVICES) clean chaostest

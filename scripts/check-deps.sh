@@ -4,7 +4,9 @@
 # each library (pgx, franz-go, clickhouse-go, httprouter, slack-go, oauth2,
 # the mail libraries), that only clients/ makes outbound HTTP requests, and
 # that the root package and the pure packages keep their few dependencies.
-# cmd/ (the wiring) and bench/ may use all; tests may import more.
+# cmd/ (the wiring) and bench/ may use all; tests may import more. chaos/ (the
+# chaos suite) checks the system from outside: HTTP, pgx and clickhouse-go,
+# and none of the project's rooms but the root package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 module=$(go list -m)
@@ -24,9 +26,9 @@ check() { # package-pattern library allowed-package-regex [nontest]
   done < <(go list -f "$format" ./...)
 }
 
-check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|cmd/.*|internal/testenv)$"
+check ./... github.com/jackc/pgx "^$module/(eventstore|store/.*|cmd/.*|internal/testenv|chaos)$"
 check ./... github.com/twmb/franz-go "^$module/(relay|kafka|internal/testenv)$" nontest
-check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench)$"
+check ./... github.com/ClickHouse/clickhouse-go "^$module/(projections|cmd/.*|bench|chaos)$"
 check ./... github.com/julienschmidt/httprouter "^$module/http$"
 check ./... github.com/slack-go/slack "^$module/clients/slack$"
 check ./... golang.org/x/oauth2 "^$module/clients/(oauth|oauth/oauthtest)$"
@@ -48,6 +50,7 @@ declare -A may=(
   [clients]=""
   [store]="eventstore internal"
   [internal]="eventstore store kafka commands" # commands: testenv's Commands, for tests
+  [chaos]=""                                    # the system from outside only
 )
 while read -r pkg imports; do
   rel=${pkg#"$module"}; rel=${rel#/}
@@ -90,8 +93,9 @@ while read -r pkg imports; do
 done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./commands/...)
 
 # Outbound HTTP requests are made by the clients alone (and by the load
-# generator): everyone else hands them an *http.Client at most.
-if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path './bench/*' ! -path './.*' -print0 |
+# generator and the chaos suite, on loopback): everyone else hands them an
+# *http.Client at most.
+if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path './bench/*' ! -path './chaos/*' ! -path './.*' -print0 |
   xargs -0 grep -nE 'http\.(NewRequest|NewRequestWithContext|Get|Head|Post|PostForm)\(|\.Do\(req\b|RoundTrip\('); then
   echo "check-deps: outbound HTTP requests outside clients/:" >&2
   echo "$out" >&2

@@ -8,12 +8,28 @@
 #   scripts/services.sh env    PROFILE   print `export HDF_...=...` lines: eval "$(scripts/services.sh env dev)"
 #   scripts/services.sh clean  PROFILE   stop and delete the profile's data
 #
-# PROFILE is `dev`, `test` or `bench`:
+# and, for the chaos suite (chaos profiles only; see chaos/ and the README's "Reliability"):
+#
+#   scripts/services.sh restart-postgres PROFILE   restart Postgres with a fast shutdown
+#   scripts/services.sh stop-clickhouse  PROFILE   stop ClickHouse only (`start` brings it back)
+#   scripts/services.sh backup           PROFILE   pg_basebackup into the profile's backup/ directory
+#   scripts/services.sh restore          PROFILE   restore that backup into a new cluster on the
+#                                                  restore port, replaying the WAL archive to its end
+#
+# PROFILE is `dev`, `test`, `bench`, `chaos` or `chaostest`:
 #
 #             Postgres   ClickHouse native   ClickHouse http   ClickHouse interserver   IMAP    IMAPS
 #   dev       15432      19000               18123             19009                    19143   19993
 #   test      25432      29000               28123             29009                    29143   29993
 #   bench     30432      30900               30123             30909                    30143   30993
+#   chaos     31432      31900               31123             31909                    -       -
+#   chaostest 31532      31950               31150             31959                    -       -
+#
+# The chaos profiles (`make chaos`, and the short run in `make test`) have no Dovecot, keep
+# production durability, archive every WAL segment into <postgres area>/wal-archive
+# (archive_command) and allow replication connections on loopback for pg_basebackup; `restore`
+# starts the restored cluster on the next port (31433, 31533). They never reuse a server they did
+# not start: the suite stops and restarts its servers, so a foreign one on their ports is an error.
 #
 # Every port is below 32768, outside Linux's ephemeral range (32768-60999), so an outgoing
 # connection's source port can never hold one when a server starts.
@@ -81,9 +97,15 @@ case $PROFILE in
   dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 ;;
   test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 ;;
   bench) PG_PORT=30432 CH_TCP_PORT=30900 CH_HTTP_PORT=30123 CH_INTERSERVER_PORT=30909 IMAP_PORT=30143 IMAPS_PORT=30993 ;;
-  *) echo "services.sh: unknown profile '$PROFILE' (want dev, test or bench)" >&2; usage ;;
+  chaos) PG_PORT=31432 CH_TCP_PORT=31900 CH_HTTP_PORT=31123 CH_INTERSERVER_PORT=31909 IMAP_PORT="" IMAPS_PORT="" ;;
+  chaostest) PG_PORT=31532 CH_TCP_PORT=31950 CH_HTTP_PORT=31150 CH_INTERSERVER_PORT=31959 IMAP_PORT="" IMAPS_PORT="" ;;
+  *) echo "services.sh: unknown profile '$PROFILE' (want dev, test, bench, chaos or chaostest)" >&2; usage ;;
 esac
 readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT IMAP_PORT IMAPS_PORT
+# The chaos profiles: no Dovecot, WAL archiving, a restore port (see the header).
+CHAOS=""
+if [[ $PROFILE == chaos || $PROFILE == chaostest ]]; then CHAOS=yes; fi
+readonly CHAOS RESTORE_PORT=$((PG_PORT + 1))
 
 readonly LOCAL_DIR="$REPO_DIR/.local/$PROFILE"
 readonly APP_DATA_DIR="$LOCAL_DIR/app"
@@ -196,7 +218,7 @@ ensure_packages() {
   pg_bin_dir >/dev/null || missing+=(postgresql-15)
   [[ -e /usr/share/zoneinfo/UTC ]] || missing+=(tzdata)
   command -v flock >/dev/null || missing+=(util-linux)
-  dovecot_installed || missing+=(dovecot-imapd)
+  [[ -n $CHAOS ]] || dovecot_installed || missing+=(dovecot-imapd)
   command -v openssl >/dev/null || missing+=(openssl)
   ((${#missing[@]} == 0)) && return 0
 
@@ -225,7 +247,7 @@ ensure_packages() {
     as_root /etc/init.d/dovecot stop </dev/null >/dev/null 2>&1 || true
     as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
   fi
-  if ! { ch_server_bin && ch_client_bin && pg_bin_dir && dovecot_installed && command -v openssl; } >/dev/null; then
+  if ! { ch_server_bin && ch_client_bin && pg_bin_dir && { [[ -n $CHAOS ]] || dovecot_installed; } && command -v openssl; } >/dev/null; then
     die "packages installed but binaries still not found"
   fi
 }
@@ -316,6 +338,13 @@ pg_write_config() {
     echo "# Young tables are analyzed within seconds of growing, so the plans prepared while they"
     echo "# were tiny (sequential scans) are replaced in the first minute, not after it."
     echo "autovacuum_naptime = '10s'"
+    if [[ -n $CHAOS ]]; then
+      echo "# The chaos suite's backup drill: every WAL segment archived, pg_basebackup allowed."
+      echo "wal_level = replica"
+      echo "archive_mode = on"
+      echo "archive_command = 'test ! -f $PG_AREA/wal-archive/%f && cp %p $PG_AREA/wal-archive/%f'"
+      echo "max_wal_senders = 4"
+    fi
     if [[ $PROFILE == test ]]; then
       echo "# Throwaway test data: trade durability for speed."
       echo "fsync = off"
@@ -335,6 +364,11 @@ pg_write_config() {
 local   all       all                  trust
 host    all       all   127.0.0.1/32   trust
 EOF
+  if [[ -n $CHAOS ]]; then
+    printf 'local   replication  all                  trust\nhost    replication  all   127.0.0.1/32   trust\n' >>"$PG_DATA/pg_hba.conf"
+    mkdir -p "$PG_AREA/wal-archive"
+    if ((EUID == 0)); then chown "$PG_OS_USER:" "$PG_AREA/wal-archive"; fi
+  fi
   grep -q "^include_if_exists = 'helpdeskflow.conf'" "$PG_DATA/postgresql.conf" \
     || printf "\n# Project settings (scripts/services.sh)\ninclude_if_exists = 'helpdeskflow.conf'\n" >>"$PG_DATA/postgresql.conf"
   if ((EUID == 0)); then chown "$PG_OS_USER:" "$conf" "$PG_DATA/pg_hba.conf"; fi
@@ -359,6 +393,7 @@ start_postgres() {
     log "postgres already running (pid $(pg_postmaster_pid)) on 127.0.0.1:$PG_PORT"
   elif port_open "$PG_PORT"; then
     pg_answers || die "port $PG_PORT is in use by something that is not a PostgreSQL accepting user postgres without a password; free it"
+    [[ -z $CHAOS ]] || die "port $PG_PORT is served by a PostgreSQL this checkout did not start; the chaos suite restarts its own server only: free it"
     log "postgres: port $PG_PORT is served by a PostgreSQL this checkout did not start; reusing it (stop will not touch it)"
   else
     resolve_pg_area yes
@@ -465,6 +500,7 @@ start_clickhouse() {
     log "clickhouse already running (pid $(ch_pid)) on 127.0.0.1:$CH_TCP_PORT"
   elif port_open "$CH_TCP_PORT"; then
     ch_answers || die "port $CH_TCP_PORT is in use by something that is not a ClickHouse accepting user default without a password; free it"
+    [[ -z $CHAOS ]] || die "port $CH_TCP_PORT is served by a ClickHouse this checkout did not start; the chaos suite stops its own server only: free it"
     log "clickhouse: port $CH_TCP_PORT is served by a ClickHouse this checkout did not start; reusing it (stop will not touch it)"
   else
     local p
@@ -749,6 +785,10 @@ cmd_start() {
   take_lock
   start_postgres
   start_clickhouse
+  if [[ -n $CHAOS ]]; then
+    log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME"
+    return 0
+  fi
   start_dovecot
   if [[ $PROFILE == dev ]]; then mkdir -p "$APP_DATA_DIR"; fi
   log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME, imap 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT)"
@@ -758,10 +798,104 @@ cmd_stop() {
   [[ -d $LOCAL_DIR ]] || { log "nothing to stop ($LOCAL_DIR does not exist)"; return 0; }
   take_lock
   local rc=0
-  stop_dovecot || rc=1
+  if [[ -n $CHAOS ]]; then
+    stop_restored || rc=1
+  else
+    stop_dovecot || rc=1
+  fi
   stop_clickhouse || rc=1
   stop_postgres || rc=1
   return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The chaos suite's faults and backup drill (chaos profiles only)
+
+need_chaos() {
+  [[ -n $CHAOS ]] || die "$COMMAND is for the chaos profiles (chaos, chaostest) only"
+}
+
+cmd_restart_postgres() {
+  need_chaos
+  take_lock
+  resolve_pg_area
+  pg_own_running || die "postgres is not running (from this checkout)"
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries found"
+  log "restarting postgres (fast shutdown)"
+  if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -m fast -w -t "$WAIT_SECONDS" restart \
+      >/dev/null 2>"$PG_AREA/pg_ctl.log" 9>&-; then
+    show_logs "$PG_AREA/pg_ctl.log" "$PG_LOG"
+    die "postgres did not restart within ${WAIT_SECONDS}s"
+  fi
+}
+
+cmd_stop_clickhouse() {
+  need_chaos
+  take_lock
+  stop_clickhouse
+}
+
+# A base backup (pg_basebackup, WAL streamed into it) of the running server into <area>/backup;
+# the WAL after it is in <area>/wal-archive.
+cmd_backup() {
+  need_chaos
+  resolve_pg_area
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries found"
+  as_pg_user rm -rf "$PG_AREA/backup"
+  log "pg_basebackup into $PG_AREA/backup"
+  if ! as_pg_user "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$PG_AREA/backup" \
+      --checkpoint=fast -X stream >"$PG_AREA/basebackup.log" 2>&1; then
+    show_logs "$PG_AREA/basebackup.log"
+    die "pg_basebackup failed"
+  fi
+}
+
+restored_running() {
+  [[ -f $PG_AREA/restored/postmaster.pid ]] && pid_alive "$(head -n 1 "$PG_AREA/restored/postmaster.pid")"
+}
+
+# Point-in-time recovery to the end of the WAL archive: the base backup copied into
+# <area>/restored, replaying every archived segment, then promoted; answers on RESTORE_PORT.
+cmd_restore() {
+  need_chaos
+  take_lock
+  resolve_pg_area
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries found"
+  [[ -f $PG_AREA/backup/PG_VERSION ]] || die "no base backup in $PG_AREA/backup (run backup first)"
+  stop_restored
+  as_pg_user rm -rf "$PG_AREA/restored"
+  as_pg_user cp -a "$PG_AREA/backup" "$PG_AREA/restored"
+  as_pg_user chmod 0700 "$PG_AREA/restored"
+  as_pg_user touch "$PG_AREA/restored/recovery.signal"
+  # postgresql.auto.conf is read last, so these win over the copied helpdeskflow.conf.
+  as_pg_user tee -a "$PG_AREA/restored/postgresql.auto.conf" >/dev/null <<CONF
+# Written by scripts/services.sh restore: recover from the archive to its end, then promote.
+port = $RESTORE_PORT
+archive_mode = off
+restore_command = 'cp $PG_AREA/wal-archive/%f %p'
+recovery_target_timeline = 'latest'
+CONF
+  log "restoring the base backup into $PG_AREA/restored (port $RESTORE_PORT, log $PG_AREA/restored.log)"
+  if ! as_pg_user "$PG_BIN/pg_ctl" -D "$PG_AREA/restored" -l "$PG_AREA/restored.log" -t 300 -w start \
+      >/dev/null 2>"$PG_AREA/pg_ctl.log" 9>&-; then
+    show_logs "$PG_AREA/pg_ctl.log" "$PG_AREA/restored.log"
+    die "the restored cluster did not start"
+  fi
+  local i
+  for ((i = 0; i < 300; i++)); do
+    [[ $("$PG_BIN/psql" -X -h 127.0.0.1 -p "$RESTORE_PORT" -U postgres -d postgres -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null) == f ]] && return 0
+    sleep 1
+  done
+  show_logs "$PG_AREA/restored.log"
+  die "the restored cluster did not finish recovery within 300s"
+}
+
+stop_restored() {
+  resolve_pg_area
+  restored_running || return 0
+  PG_BIN=$(pg_bin_dir) || die "no PostgreSQL binaries found"
+  log "stopping the restored cluster"
+  as_pg_user "$PG_BIN/pg_ctl" -D "$PG_AREA/restored" -m fast -w -t "$WAIT_SECONDS" stop >/dev/null 2>&1
 }
 
 cmd_status() {
@@ -784,6 +918,7 @@ cmd_status() {
     printf 'clickhouse  stopped   %-12s 127.0.0.1:%s\n' "" "$CH_TCP_PORT"
     ok=3
   fi
+  [[ -n $CHAOS ]] && return "$ok"
   resolve_dc_area
   if dc_own_running; then
     printf 'dovecot     running   pid %-8s 127.0.0.1:%s  (imaps %s)  data %s\n' "$(dc_pid)" "$IMAP_PORT" "$IMAPS_PORT" "$DC_AREA"
@@ -807,6 +942,10 @@ cmd_env() {
   printf 'export HDF_CLICKHOUSE_DATABASE=%s\n' "$(shell_quote "$DB_NAME")"
   if [[ $PROFILE == dev ]]; then
     printf 'export HDF_DATA_DIR=%s\n' "$(shell_quote "$APP_DATA_DIR")"
+  fi
+  if [[ -n $CHAOS ]]; then
+    printf 'export HDF_CHAOS_RESTORE_URL=%s\n' "$(shell_quote "postgres://postgres@127.0.0.1:$RESTORE_PORT/$DB_NAME?sslmode=disable")"
+    return 0
   fi
   printf 'export HDF_TEST_IMAP_ADDR=%s\n' "$(shell_quote "127.0.0.1:$IMAP_PORT")"
   printf 'export HDF_TEST_IMAPS_ADDR=%s\n' "$(shell_quote "127.0.0.1:$IMAPS_PORT")"
@@ -833,5 +972,9 @@ case $COMMAND in
   status) cmd_status ;;
   env) cmd_env ;;
   clean) cmd_clean ;;
+  restart-postgres) cmd_restart_postgres ;;
+  stop-clickhouse) cmd_stop_clickhouse ;;
+  backup) cmd_backup ;;
+  restore) cmd_restore ;;
   *) echo "services.sh: unknown command '$COMMAND'" >&2; usage ;;
 esac

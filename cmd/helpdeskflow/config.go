@@ -63,7 +63,7 @@ func (c *config) settings() []setting {
 		{"http-addr", "HDF_HTTP_ADDR", "127.0.0.1:8080", "address the HTTP API listens on (and /metrics, unless --metrics-addr is set)", &c.HTTPAddr},
 		{"metrics-addr", "HDF_METRICS_ADDR", "", "if set, serve /metrics only on this address (one Prometheus reaches, not the public port)", &c.MetricsAddr},
 		{"debug-addr", "HDF_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)", &c.DebugAddr},
-		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
+		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key (broker: its data)", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
 		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
 		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
@@ -94,7 +94,7 @@ func parseConfig(name string, args []string) (config, []string, error) {
 		}
 		fs.StringVar(s.target, s.flag, def, fmt.Sprintf("%s (env %s)", s.usage, s.env))
 	}
-	fs.IntVar(&c.KafkaPort, "kafka-port", 0, "dev only: TCP port of the embedded Kafka broker (default: any free port)")
+	fs.IntVar(&c.KafkaPort, "kafka-port", 0, "dev and broker: TCP port of the Kafka broker (default: any free port)")
 	ints := []struct {
 		flag, env string
 		def       int

@@ -19,6 +19,7 @@ const usage = `usage: helpdeskflow <command> [flags]
 commands:
   dev                      every role in one process with an embedded Kafka broker
   serve [--roles ...]      the given roles against HDF_KAFKA_BROKERS
+  broker                   a single-node Kafka broker (kfake) with its data in --data-dir
   migrate                  apply the Postgres and ClickHouse migrations
   workspace create NAME    create a workspace; prints its id and an admin API key
   keys create --workspace ID --role admin|agent [--name NAME]
@@ -66,6 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("serve needs HDF_KAFKA_BROKERS (--kafka-brokers); use `helpdeskflow dev` for an embedded broker")
 		}
 		return serve(ctx, cfg, newLogger(cfg, stderr), cfg.brokers(), nil)
+	case "broker":
+		cfg, _, err := parseConfig("broker", args[1:])
+		if err != nil {
+			return err
+		}
+		return runBroker(ctx, cfg, newLogger(cfg, stderr), stdout)
 	case "migrate":
 		cfg, _, err := parseConfig("migrate", args[1:])
 		if err != nil {
