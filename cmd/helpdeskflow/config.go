@@ -26,6 +26,7 @@ type config struct {
 	DataDir            string
 	Roles              string
 	LogLevel           string
+	LogFormat          string
 	TrustedProxies     string
 	SecretKeys         string
 	OutboundLoopback   string
@@ -69,7 +70,8 @@ func (c *config) settings() []setting {
 		{"debug-addr", "HDF_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)", &c.DebugAddr},
 		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
-		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error (debug adds a line per request, published, projected and dispatched event and webhook attempt)", &c.LogLevel},
+		{"log-format", "HDF_LOG_FORMAT", "text", "text (key=value) or json (one object per line)", &c.LogFormat},
 		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
 		{"secret-keys", "HDF_SECRET_KEYS", "", "keyring sealing webhook secrets and tokens at rest: id:base64-32-byte-key[,…], the first seals (dev: generated into the data dir)", &c.SecretKeys},
 		{"outbound-allow-loopback", "HDF_OUTBOUND_ALLOW_LOOPBACK", "", "true lets connections to hosts users name (webhooks, mail servers, Shopify, Stripe, OAuth token endpoints) reach loopback addresses (dev defaults to true); private networks stay refused", &c.OutboundLoopback},
@@ -148,6 +150,11 @@ func (c config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("HDF_LOG_LEVEL (--log-level) must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("HDF_LOG_FORMAT (--log-format) must be text or json, got %q", c.LogFormat))
 	}
 	if _, err := c.trustedProxies(); err != nil {
 		errs = append(errs, err)
