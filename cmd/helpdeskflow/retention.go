@@ -25,9 +25,9 @@ const (
 // rooms (docs/retention.md): finished webhook deliveries with their
 // attempts, expired Idempotency-Keys (always after idempotency.Retention,
 // the API's replay window), skipped mail records, and the request log's
-// old ClickHouse partitions. close closes the ClickHouse connection the
+// old ClickHouse partitions. closeJob closes the ClickHouse connection the
 // job may have opened; call it after the job stopped.
-func newRetentionJob(p *process) (job *retention.Job, close func(), err error) {
+func newRetentionJob(p *process) (job *retention.Job, closeJob func(), err error) {
 	r, _ := p.cfg.retention() // validated with the config
 	keys := idempotency.New(p.db)
 	requestLog := &requestLogPartitions{p: p}
