@@ -53,9 +53,13 @@ const LockName = "retention"
 // Config configures a Job. Kinds and Lock are required. Interval (between
 // runs) defaults to 10 minutes; each wait is Interval plus or minus up to
 // Jitter (default Interval/5), so the dispatchers of a cluster do not try
-// in step. Batch (rows per statement) defaults to 5,000; Pause (between
-// two batches, so the job never holds the tables for long) to 20 ms. Now
-// defaults to time.Now, Logger to slog.Default(); Registerer may be nil.
+// in step. Batch (rows per statement) defaults to 1,000. Between two
+// batches the job waits Pause (default 20 ms) or as long as the last batch
+// took, whichever is longer, so it spends at most half its time in a
+// transaction: an open transaction holds back the commit horizon the relay
+// publishes below (on a loaded 2-core machine a batch of 1,000 finished
+// deliveries with their attempts took 15–88 ms, one of 5,000 150–293 ms). Now defaults to time.Now, Logger to slog.Default(); Registerer
+// may be nil.
 type Config struct {
 	Kinds      []Kind
 	Lock       Locker
@@ -107,7 +111,7 @@ func New(cfg Config) (*Job, error) {
 		cfg.Jitter = cfg.Interval / 5
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 5000
+		cfg.Batch = 1000
 	}
 	if cfg.Pause <= 0 {
 		cfg.Pause = 20 * time.Millisecond
@@ -173,7 +177,7 @@ func (j *Job) Run(ctx context.Context) error {
 
 // RunOnce takes the lock and, for each kind with a retention, deletes
 // batch after batch of its records older than now minus its Keep until a
-// batch is not full, pausing between batches. ran is false when another
+// batch is not full, pausing between batches (see Config). ran is false when another
 // process holds the lock (nothing is deleted then). A kind that fails is
 // left for the next run and the others still run; the error is the first
 // failure, as returned by its Purge (or the lock's).
@@ -213,11 +217,14 @@ func (j *Job) purge(ctx context.Context, k Kind) error {
 	before := j.cfg.Now().Add(-k.Keep)
 	total := Deleted{}
 	batches := 0
+	var took time.Duration
 	for {
-		if batches > 0 && !poll.Sleep(ctx, j.cfg.Pause) {
+		if batches > 0 && !poll.Sleep(ctx, max(j.cfg.Pause, took)) {
 			return ctx.Err()
 		}
+		start := time.Now()
 		got, err := k.Purge(ctx, before, j.cfg.Batch)
+		took = time.Since(start)
 		batches++
 		for kind, n := range got {
 			j.m.deleted.WithLabelValues(kind).Add(float64(n))
