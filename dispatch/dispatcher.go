@@ -498,8 +498,7 @@ func (b *batch) process(ctx context.Context, interrupt <-chan struct{}) error {
 		e := b.events[b.done]
 		if e.Version <= b.known[e.StreamID] {
 			d.m.duplicates.Inc()
-			d.log.Debug("dispatcher: duplicate event skipped", "event_id", e.ID, "stream_id", e.StreamID,
-				"version", e.Version, "handled_version", b.known[e.StreamID])
+			d.log.Debug("dispatcher: duplicate event skipped", append(helpdeskflow.EventLogAttrs(e), "handled_version", b.known[e.StreamID])...)
 			continue
 		}
 		if err := d.handle(ctx, interrupt, b.handlers, e); err != nil {
@@ -572,9 +571,8 @@ func (d *Dispatcher) handle(ctx context.Context, interrupt <-chan struct{}, hand
 				return ctx.Err() // stopping: the failure is most likely the cancellation
 			}
 			d.m.errors.WithLabelValues(h.name).Inc()
-			d.log.Warn("dispatcher: handler failed; retrying the event", "handler", h.name,
-				"event_id", e.ID, "type", e.Type, "stream_id", e.StreamID, "version", e.Version,
-				"attempt", attempt, "backoff", backoff, "err", err)
+			d.log.Warn("dispatcher: handler failed; retrying the event", append(helpdeskflow.EventLogAttrs(e), "handler", h.name,
+				"attempt", attempt, "backoff", backoff, helpdeskflow.LogError, err)...)
 			failed = append(failed, h)
 		}
 		if len(failed) == 0 {

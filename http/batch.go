@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -129,8 +130,8 @@ func (s *Server) itemResult(r *http.Request, i, status int, err error) batchResu
 		return batchResultJSON{Index: i, Status: status}
 	}
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.EAutomationConflict {
-		s.cfg.Logger.WarnContext(r.Context(), "automation conflict", "method", r.Method, "path", r.URL.Path, "item", i,
-			"request_id", requestIDOf(r.Context()), "rule_ids", ruleIDs(err), "err", helpdeskflow.ErrorMessage(err))
+		logRequest(r.Context(), s.cfg.Logger, slog.LevelWarn, "automation conflict", "method", r.Method, "path", r.URL.Path, "item", i,
+			"rule_ids", ruleIDs(err), helpdeskflow.LogError, helpdeskflow.ErrorMessage(err))
 	}
 	e := toErrorDetail(r, err)
 	return batchResultJSON{Index: i, Status: StatusOf(err), Error: &e}

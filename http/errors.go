@@ -74,13 +74,13 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	// projection_behind is the answer a client asked for (min_position,
 	// max_wait), not a failure to log.
 	if status >= 500 && code != helpdeskflow.EProjectionBehind {
-		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
-			"request_id", requestIDOf(r.Context()), "code", code, "err", err)
+		logRequest(r.Context(), logger, slog.LevelError, "request failed", "method", r.Method, "path", r.URL.Path,
+			"code", code, helpdeskflow.LogError, err)
 	}
 	if code == helpdeskflow.EAutomationConflict {
 		// The guide promises that logs show the rules involved.
-		logger.WarnContext(r.Context(), "automation conflict", "method", r.Method, "path", r.URL.Path,
-			"request_id", requestIDOf(r.Context()), "rule_ids", ruleIDs(err), "err", helpdeskflow.ErrorMessage(err))
+		logRequest(r.Context(), logger, slog.LevelWarn, "automation conflict", "method", r.Method, "path", r.URL.Path,
+			"rule_ids", ruleIDs(err), helpdeskflow.LogError, helpdeskflow.ErrorMessage(err))
 	}
 	writeJSON(w, status, errorBody{Error: toErrorDetail(r, err)})
 }

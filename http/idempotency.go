@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -123,7 +124,8 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 		ctx, cancel := storeCtx()
 		defer cancel()
 		if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
-			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give up the key of a panicked request", "key", key, "err", err)
+			logRequest(r.Context(), s.cfg.Logger, slog.LevelWarn, "idempotency key: could not give up the key of a panicked request",
+				"idempotency_key", key, helpdeskflow.LogError, err)
 		}
 	}()
 	if err := rt.handle(rec, r, p); err != nil {
@@ -146,13 +148,13 @@ func (s *Server) runHandler(w http.ResponseWriter, r *http.Request, rt route, p 
 		// fails the key stays running until its lease ends (retries get
 		// 409), then a retry runs the request again.
 		if err := s.keepResponse(ctx, rec, scope, key, claim.Token, sealingKey(r, workspaceID, key, hash)); err != nil {
-			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not keep the response", "key", key,
-				"request_id", requestIDOf(r.Context()), "err", err)
+			logRequest(r.Context(), s.cfg.Logger, slog.LevelWarn, "idempotency key: could not keep the response",
+				"idempotency_key", key, helpdeskflow.LogError, err)
 		}
 	default:
 		if err := s.cfg.Idempotency.Abandon(ctx, scope, key, claim.Token); err != nil {
-			s.cfg.Logger.WarnContext(ctx, "idempotency key: could not give the key up", "key", key,
-				"request_id", requestIDOf(r.Context()), "err", err)
+			logRequest(r.Context(), s.cfg.Logger, slog.LevelWarn, "idempotency key: could not give the key up",
+				"idempotency_key", key, helpdeskflow.LogError, err)
 		}
 	}
 	w.WriteHeader(rec.status)

@@ -376,7 +376,7 @@ func (s *Server) routes() {
 		// httprouter hands over the request it recovered, without the
 		// context wrap added: the request id is in the response header.
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, w.Header().Get("X-Request-Id")))
-		s.cfg.Logger.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "request_id", requestIDOf(r.Context()), "panic", v)
+		logRequest(r.Context(), s.cfg.Logger, slog.LevelError, "handler panicked", "path", r.URL.Path, "panic", v)
 		writeError(w, r, s.cfg.Logger, helpdeskflow.Errorf(helpdeskflow.EInternal, "internal error"))
 	}
 }
@@ -396,6 +396,16 @@ const (
 func requestIDOf(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
+}
+
+// logRequest logs msg about the request of ctx at level, its request_id
+// and workspace_id (the nil uuid before the key is known) before args.
+func logRequest(ctx context.Context, logger *slog.Logger, level slog.Level, msg string, args ...any) {
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	logger.Log(ctx, level, msg, append([]any{slog.String(helpdeskflow.LogRequestID, requestIDOf(ctx)),
+		slog.String(helpdeskflow.LogWorkspaceID, principalOf(ctx).WorkspaceID.String())}, args...)...)
 }
 
 // accessOf is what the request's key grants (zero on public routes).
@@ -477,6 +487,10 @@ func (s *Server) wrap(rt route) httprouter.Handle {
 		latency := time.Since(start)
 		s.requests.WithLabelValues(r.Method, rt.path, status).Inc()
 		s.latency.WithLabelValues(r.Method, rt.path).Observe(latency.Seconds())
+		// One line per request at debug level: where following a request
+		// through the logs starts (its events carry the same request_id).
+		logRequest(r.Context(), s.cfg.Logger, slog.LevelDebug, "http request", "method", r.Method, "route", rt.path,
+			"status", rec.status, "duration_ms", float64(latency.Microseconds())/1000)
 		if s.cfg.RequestLog != nil {
 			entry.Status, entry.Latency = rec.status, latency
 			s.cfg.RequestLog.Log(entry)

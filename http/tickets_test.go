@@ -202,6 +202,10 @@ func TestServer_EventFeed(t *testing.T) {
 	late := make(chan error, 1)
 	holding := make(chan struct{})
 	release := make(chan struct{})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	// A failure before the release must not leave the transaction open:
+	// the database's cleanup would wait for it for ever.
+	t.Cleanup(releaseOnce)
 	go func() {
 		late <- h.store.DB.Transact(ctx, func(ptx *pg.Tx) error {
 			tx := h.store.In(ptx)
@@ -265,7 +269,7 @@ func TestServer_EventFeed(t *testing.T) {
 	// Workspace events, then the ticket and its customer, then the internal
 	// note; the late transaction and what followed it are held back.
 	readUntil(h.adminKey, "workspace.created api_key.created customer.created ticket.created ticket.message_added")
-	close(release)
+	releaseOnce()
 	if err := <-late; err != nil {
 		t.Fatal(err)
 	}

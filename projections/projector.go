@@ -322,6 +322,12 @@ func (p *Projector) flush(ctx context.Context, b *batch) error {
 		p.m.events.WithLabelValues(typ).Add(float64(n))
 	}
 	p.log.Debug("projector flushed", "events", len(b.events), "records", len(b.records))
+	if p.log.Enabled(ctx, slog.LevelDebug) {
+		// The projector's part of following a request through the logs.
+		for i := range b.events {
+			p.log.DebugContext(ctx, "projector applied event", helpdeskflow.EventLogAttrs(b.events[i])...)
+		}
+	}
 	return nil
 }
 
@@ -458,7 +464,7 @@ func (p *Projector) build(b *batch) {
 		changes, err := helpdeskflow.FieldChanges(*e)
 		if err != nil {
 			p.m.errors.WithLabelValues(errKindApply).Inc()
-			p.log.Error("projector: cannot describe event changes; audit row without them", "event_id", e.ID, "type", e.Type, "err", err)
+			p.log.Error("projector: cannot describe event changes; audit row without them", append(helpdeskflow.EventLogAttrs(*e), helpdeskflow.LogError, err)...)
 			changes = nil
 		}
 		b.audit = append(b.audit, auditRowOf(e, changes))
@@ -523,7 +529,7 @@ func (p *Projector) build(b *batch) {
 func (p *Projector) shouldApply(e *helpdeskflow.Event, found bool, version uint64) bool {
 	if e.Version <= 0 {
 		p.m.errors.WithLabelValues(errKindApply).Inc()
-		p.log.Error("projector: event without a positive version; entity row skipped", "event_id", e.ID, "type", e.Type, "version", e.Version)
+		p.log.Error("projector: event without a positive version; entity row skipped", helpdeskflow.EventLogAttrs(*e)...)
 		return false
 	}
 	if found && uint64(e.Version) <= version {
@@ -532,8 +538,7 @@ func (p *Projector) shouldApply(e *helpdeskflow.Event, found bool, version uint6
 	}
 	if !found && e.Version > 1 {
 		p.m.skipped.WithLabelValues(skipMissingState).Inc()
-		p.log.Warn("projector: event continues a stream that is not projected; entity row skipped",
-			"event_id", e.ID, "type", e.Type, "stream_id", e.StreamID, "version", e.Version)
+		p.log.Warn("projector: event continues a stream that is not projected; entity row skipped", helpdeskflow.EventLogAttrs(*e)...)
 		return false
 	}
 	return true
@@ -544,11 +549,11 @@ func (p *Projector) applyFailed(e *helpdeskflow.Event, err error) {
 	// producer; it is not a broken event.
 	if errors.Is(err, helpdeskflow.ErrUnknownEventType) {
 		p.m.skipped.WithLabelValues(skipUnknownType).Inc()
-		p.log.Debug("projector: event type changes no projected row", "event_id", e.ID, "type", e.Type)
+		p.log.Debug("projector: event type changes no projected row", helpdeskflow.EventLogAttrs(*e)...)
 		return
 	}
 	p.m.errors.WithLabelValues(errKindApply).Inc()
-	p.log.Error("projector: cannot apply event; entity row skipped, audit row kept", "event_id", e.ID, "type", e.Type, "err", err)
+	p.log.Error("projector: cannot apply event; entity row skipped, audit row kept", append(helpdeskflow.EventLogAttrs(*e), helpdeskflow.LogError, err)...)
 }
 
 func (p *Projector) insert(ctx context.Context, b *batch) error {

@@ -251,6 +251,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			cp = next
 			saved.Store(&next)
 			r.published.Add(float64(len(events)))
+			r.logPublished(ctx, events)
 			if marks != nil {
 				marked = watermarked{at: time.Now(), position: next}
 			}
@@ -465,8 +466,19 @@ func (r *Relay) record(e helpdeskflow.Event) *kgo.Record {
 func (r *Relay) claimCheckFor(e helpdeskflow.Event, reason string, size int, err error) {
 	r.claimChecks.WithLabelValues(reason).Inc()
 	r.cfg.Logger.Error("relay: event published as a claim check; consumers load it from Postgres",
-		"relay", r.cfg.Name, "reason", reason, "event_id", e.ID, "type", e.Type, "stream_id", e.StreamID,
-		"version", e.Version, "workspace_id", e.WorkspaceID, "bytes", size, "max_bytes", r.cfg.MaxEventBytes, "err", err)
+		append(helpdeskflow.EventLogAttrs(e), "relay", r.cfg.Name, "reason", reason, "bytes", size, "max_bytes", r.cfg.MaxEventBytes,
+			helpdeskflow.LogError, err)...)
+}
+
+// logPublished logs each event of a batch the broker acknowledged, at
+// debug level: the relay's part of following a request through the logs.
+func (r *Relay) logPublished(ctx context.Context, events []helpdeskflow.Event) {
+	if !r.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	for _, e := range events {
+		r.cfg.Logger.DebugContext(ctx, "relay published event", append(helpdeskflow.EventLogAttrs(e), "relay", r.cfg.Name)...)
+	}
 }
 
 // refusedForGood reports whether a produce error means the broker will

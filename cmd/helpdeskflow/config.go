@@ -26,6 +26,7 @@ type config struct {
 	DataDir            string
 	Roles              string
 	LogLevel           string
+	LogFormat          string
 	TrustedProxies     string
 	SecretKeys         string
 	OutboundLoopback   string
@@ -39,6 +40,10 @@ type config struct {
 	OutlookInterval    string
 	ShopifyAPIURL      string
 	StripeAPIURL       string
+	RetainDeliveries   string
+	RetainMail         string
+	RetainRequestLog   string
+	RetentionInterval  string
 	KafkaPort          int
 	PostgresMaxConns   int
 	GroupCommitters    int
@@ -65,7 +70,8 @@ func (c *config) settings() []setting {
 		{"debug-addr", "HDF_DEBUG_ADDR", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)", &c.DebugAddr},
 		{"data-dir", "HDF_DATA_DIR", ".local/dev/app", "where dev keeps its embedded broker's data and the demo key (broker: its data)", &c.DataDir},
 		{"roles", "HDF_ROLES", "api,relay,projector,dispatcher", "roles serve runs: api, relay, projector, dispatcher", &c.Roles},
-		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error", &c.LogLevel},
+		{"log-level", "HDF_LOG_LEVEL", "info", "debug, info, warn or error (debug adds a line per request, published, projected and dispatched event and webhook attempt)", &c.LogLevel},
+		{"log-format", "HDF_LOG_FORMAT", "text", "text (key=value) or json (one object per line)", &c.LogFormat},
 		{"trusted-proxies", "HDF_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For gives the client IP", &c.TrustedProxies},
 		{"secret-keys", "HDF_SECRET_KEYS", "", "keyring sealing webhook secrets and tokens at rest: id:base64-32-byte-key[,…], the first seals (dev: generated into the data dir)", &c.SecretKeys},
 		{"outbound-allow-loopback", "HDF_OUTBOUND_ALLOW_LOOPBACK", "", "true lets connections to hosts users name (webhooks, mail servers, Shopify, Stripe, OAuth token endpoints) reach loopback addresses (dev defaults to true); private networks stay refused", &c.OutboundLoopback},
@@ -79,6 +85,10 @@ func (c *config) settings() []setting {
 		{"outlook-sync-interval", "HDF_OUTLOOK_SYNC_INTERVAL", "60s", "how often each connected Outlook (IMAP) mailbox is synced", &c.OutlookInterval},
 		{"shopify-api-url", "HDF_SHOPIFY_API_URL", "https://{shop}.myshopify.com", "Shopify Admin API base URL; {shop} stands for the shop's subdomain", &c.ShopifyAPIURL},
 		{"stripe-api-url", "HDF_STRIPE_API_URL", "https://api.stripe.com", "Stripe API base URL", &c.StripeAPIURL},
+		{"retention-webhook-deliveries", "HDF_RETENTION_WEBHOOK_DELIVERIES", "30d", "keep finished webhook deliveries and their attempts this long after their last outcome (0: for ever)", &c.RetainDeliveries},
+		{"retention-mail-records", "HDF_RETENTION_MAIL_RECORDS", "30d", "keep the records of mail that made no ticket this long, at least 8d (0: for ever)", &c.RetainMail},
+		{"retention-request-log", "HDF_RETENTION_REQUEST_LOG", "90d", "keep the request log (ClickHouse api_requests) this long; whole months are dropped (0: for ever)", &c.RetainRequestLog},
+		{"retention-interval", "HDF_RETENTION_INTERVAL", "10m", "how often the dispatcher's retention job runs (±20% jitter)", &c.RetentionInterval},
 	}
 }
 
@@ -141,6 +151,11 @@ func (c config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("HDF_LOG_LEVEL (--log-level) must be debug, info, warn or error, got %q", c.LogLevel))
 	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("HDF_LOG_FORMAT (--log-format) must be text or json, got %q", c.LogFormat))
+	}
 	if _, err := c.trustedProxies(); err != nil {
 		errs = append(errs, err)
 	}
@@ -148,6 +163,9 @@ func (c config) validate() error {
 		errs = append(errs, err)
 	}
 	if _, err := c.syncIntervals(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.retention(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ShopifyAPIURL != "" && !strings.Contains(c.ShopifyAPIURL, "{shop}") {
@@ -275,4 +293,69 @@ func (c config) brokers() []string {
 		}
 	}
 	return brokers
+}
+
+// retentionSettings are the parsed retention flags: how long each kind of
+// record is kept (0: for ever) and how often the job runs.
+type retentionSettings struct {
+	Deliveries, Mail, RequestLog, Interval time.Duration
+}
+
+// minMailRetention is the shortest retention of skipped mail records: a
+// sync reads back at most its window (7 days) and IMAP a day more, and a
+// record must outlive every read that could find its message again.
+const minMailRetention = 8 * 24 * time.Hour
+
+// retention parses the retention flags. A retention is a Go duration
+// (720h) or a number of days (30d); 0 keeps the records for ever; a
+// negative one is an error, as is a mail retention under 8 days (the
+// sync would import skipped mail again).
+func (c config) retention() (retentionSettings, error) {
+	var r retentionSettings
+	var errs []error
+	for _, s := range []struct {
+		env, flag, value string
+		target           *time.Duration
+		min              time.Duration
+	}{
+		{"HDF_RETENTION_WEBHOOK_DELIVERIES", "retention-webhook-deliveries", c.RetainDeliveries, &r.Deliveries, 0},
+		{"HDF_RETENTION_MAIL_RECORDS", "retention-mail-records", c.RetainMail, &r.Mail, minMailRetention},
+		{"HDF_RETENTION_REQUEST_LOG", "retention-request-log", c.RetainRequestLog, &r.RequestLog, 0},
+	} {
+		d, err := parseDays(s.value)
+		switch {
+		case err != nil || d < 0:
+			errs = append(errs, fmt.Errorf("%s (--%s) must be 0 (keep for ever) or a positive duration such as 30d or 720h, got %q", s.env, s.flag, s.value))
+		case d > 0 && d < s.min:
+			errs = append(errs, fmt.Errorf("%s (--%s) must be 0 (keep for ever) or at least %s, got %q", s.env, s.flag, formatDays(s.min), s.value))
+		default:
+			*s.target = d
+		}
+	}
+	d, err := parseDays(c.RetentionInterval)
+	if err != nil || d < time.Second {
+		errs = append(errs, fmt.Errorf("HDF_RETENTION_INTERVAL (--retention-interval) must be a duration of at least 1s such as 10m, got %q", c.RetentionInterval))
+	}
+	r.Interval = d
+	return r, errors.Join(errs...)
+}
+
+// parseDays parses a Go duration or a whole number of days ("30d").
+func parseDays(v string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}
+
+// formatDays writes d as days when it is a whole number of them.
+func formatDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }

@@ -14,9 +14,10 @@ import (
 // handlers.All) and the pollers of the Postgres queues: SLA timers and,
 // with HDF_SECRET_KEYS, webhook deliveries, integration jobs (Slack
 // notifications, Shopify and Stripe lookups) and the mailbox sync and
-// reply workers.
+// reply workers; and the retention job (docs/retention.md).
 type dispatcherRole struct {
-	runs []func(context.Context) error
+	runs   []func(context.Context) error
+	closes []func()
 }
 
 // newDispatcherRole builds the dispatcher and the pollers on the process's
@@ -66,7 +67,12 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.runs = append(r.runs, dispatcher.Run, slaTimers.Run)
+	retain, closeRetain, err := newRetentionJob(p)
+	if err != nil {
+		return nil, err
+	}
+	r.runs = append(r.runs, dispatcher.Run, slaTimers.Run, retain.Run)
+	r.closes = append(r.closes, closeRetain)
 	return r, nil
 }
 
@@ -74,5 +80,10 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 // and commits its batch and the pollers finish (or release) their runs.
 func (r *dispatcherRole) Run(ctx context.Context) error { return runAll(ctx, r.runs...) }
 
-// Close does nothing: the rooms and clients are the process's.
-func (r *dispatcherRole) Close() {}
+// Close closes the ClickHouse connection the retention job opened, if
+// any; the rooms and clients are the process's.
+func (r *dispatcherRole) Close() {
+	for _, c := range r.closes {
+		c()
+	}
+}

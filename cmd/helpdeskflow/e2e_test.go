@@ -64,10 +64,15 @@ func testConfig(t *testing.T) config {
 // read from what it prints, as a user would.
 func startDev(t *testing.T, cfg config) *devInstance {
 	t.Helper()
+	return startDevLogging(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+}
+
+// startDevLogging is startDev with the process's logger.
+func startDevLogging(t *testing.T, cfg config, logger *slog.Logger) *devInstance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, outWriter := io.Pipe()
 	done := make(chan error, 1)
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	go func() { done <- runDev(ctx, cfg, logger, outWriter); outWriter.Close() }()
 	t.Cleanup(func() {
 		cancel()

@@ -19,15 +19,16 @@ type Log struct {
 // Name returns "log".
 func (Log) Name() string { return "log" }
 
-// Handle logs e's id, type, stream, version and workspace at debug level.
-// It always returns nil.
+// Handle logs e at debug level with helpdeskflow.EventLogAttrs (its id,
+// type, workspace, stream, version and the request that made it) and its
+// stream type. It always returns nil.
 func (h Log) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	logger := h.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger.DebugContext(ctx, "dispatch event",
-		"event_id", e.ID, "type", e.Type, "stream_id", e.StreamID, "stream_type", e.StreamType,
-		"version", e.Version, "workspace_id", e.WorkspaceID)
+	if logger.Enabled(ctx, slog.LevelDebug) {
+		logger.DebugContext(ctx, "dispatch event", append(helpdeskflow.EventLogAttrs(e), "stream_type", e.StreamType)...)
+	}
 	return nil
 }

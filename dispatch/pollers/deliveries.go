@@ -234,7 +234,29 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c queues.ClaimedDelivery) 
 			w.m.retries.Inc()
 		}
 	}
+	w.logAttempt(ctx, c, result, status)
 	return queues.FinishedAttempt{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Attempt: a, Status: status, NextAttemptAt: next}
+}
+
+// logAttempt logs an attempt of c at debug level (the dispatcher's part of
+// following a request through the logs: its event's event_id), and a
+// delivery out of attempts at warn. Neither names the URL (its query may
+// hold a token) nor a body.
+func (w *DeliveryWorker) logAttempt(ctx context.Context, c queues.ClaimedDelivery, result webhook.Result, status string) {
+	level := slog.LevelDebug
+	msg := "webhook attempt"
+	if status == helpdeskflow.DeliveryFailed {
+		level, msg = slog.LevelWarn, "webhook delivery failed for good: out of attempts"
+	}
+	if !w.cfg.Logger.Enabled(ctx, level) {
+		return
+	}
+	w.cfg.Logger.Log(ctx, level, msg,
+		slog.String(helpdeskflow.LogDeliveryID, c.ID.String()), slog.String(helpdeskflow.LogWebhookID, c.WebhookID.String()),
+		slog.String(helpdeskflow.LogEventID, c.EventID.String()), slog.String(helpdeskflow.LogEventType, c.EventType),
+		slog.String(helpdeskflow.LogWorkspaceID, c.WorkspaceID.String()), slog.Int("attempt", c.Attempts),
+		slog.String("outcome", status), slog.Int("status_code", result.StatusCode), slog.String("error_class", result.ErrorClass),
+		slog.Float64("duration_ms", float64(result.Duration.Microseconds())/1000))
 }
 
 // record writes a batch of finished attempts.

@@ -240,6 +240,10 @@ func (k *Keys) DeleteExpired(ctx context.Context, limit int) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-const deleteExpiredIdempotencyKeys = `DELETE FROM idempotency_keys WHERE (workspace_id, api_key_id, key) IN (
-	SELECT workspace_id, api_key_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
-	ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`
+// The batch is a CTE, run once: as an IN (subquery) a plan may run the
+// subquery again per row and delete more than the limit.
+const deleteExpiredIdempotencyKeys = `WITH batch AS (
+		SELECT workspace_id, api_key_id, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)
+		ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+	DELETE FROM idempotency_keys k USING batch
+	WHERE k.workspace_id = batch.workspace_id AND k.api_key_id = batch.api_key_id AND k.key = batch.key`

@@ -239,3 +239,26 @@ func (s *Store) MailReplies(ctx context.Context, workspaceID, ticketID uuid.UUID
 	}
 	return out, nil
 }
+
+// PurgeSkippedMail deletes up to limit of the oldest records of mail that
+// made no ticket (skipped) recorded before before, in one statement, and
+// reports how many it deleted. Records tied to a ticket are kept: later
+// mail joins its ticket through them and replies thread on them. A
+// skipped record only keeps a later sync from reading the message again,
+// and a sync reads back at most its window (7 days, a day more for IMAP),
+// so before must lie further back than that; the caller checks it. It uses
+// the index mail_messages_skipped (migration 0025). It returns EInternal
+// (EUnavailable when Postgres cannot be reached) on a database error.
+func (s *Store) PurgeSkippedMail(ctx context.Context, before time.Time, limit int) (int64, error) {
+	// The batch is a CTE, run once: as an IN (subquery) a plan may run
+	// the subquery again per row and delete more than limit.
+	tag, err := s.pool.Exec(ctx, `WITH batch AS (
+			SELECT connection_id, external_id FROM mail_messages WHERE ticket_id IS NULL AND created_at < $1
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		DELETE FROM mail_messages m USING batch
+		WHERE m.connection_id = batch.connection_id AND m.external_id = batch.external_id AND m.ticket_id IS NULL`, before, limit)
+	if err != nil {
+		return 0, pg.Internal("purge skipped mail records", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -532,3 +532,31 @@ func (s *Store) DeliveryQueue(ctx context.Context, now time.Time) (pending int64
 	}
 	return pending, oldest, nil
 }
+
+// PurgeDeliveries deletes up to limit of the oldest finished deliveries
+// (succeeded, failed or cancelled) created and last updated before
+// before, with their attempts, in one statement, and reports how many
+// deliveries and attempts it deleted. A pending delivery is never deleted,
+// so no stream's head or claim is touched; neither is a row another
+// transaction holds (a redelivery, a late outcome): it is skipped, not
+// waited for. A deleted delivery can no longer be listed or redelivered.
+// It uses the index webhook_deliveries_finished (migration 0025). It
+// returns EInternal (EUnavailable when Postgres cannot be reached) on a
+// database error.
+func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time, limit int) (deliveries, attempts int64, err error) {
+	// The batch is a CTE, run once: as an IN (subquery) a plan may run
+	// the subquery again per row and delete more than limit.
+	err = s.pool.QueryRow(ctx, `WITH batch AS (
+			SELECT id FROM webhook_deliveries
+			WHERE status <> 'pending' AND created_at < $1 AND updated_at < $1
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+		gone AS (
+			DELETE FROM webhook_deliveries d USING batch WHERE d.id = batch.id AND d.status <> 'pending'
+			RETURNING d.id),
+		logged AS (DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM gone) RETURNING 1)
+		SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM logged)`, before, limit).Scan(&deliveries, &attempts)
+	if err != nil {
+		return 0, 0, pg.Internal("purge finished webhook deliveries", err)
+	}
+	return deliveries, attempts, nil
+}
