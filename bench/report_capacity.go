@@ -11,7 +11,7 @@ import (
 // multiplied out to a target rate. Its assumptions are constants here and
 // stated under the table in summary.md.
 const (
-	capacityPartitions     = 4    // the broker's partitions per topic in the capacity phase (`helpdeskflow broker`'s default, as dev's)
+	capacityPartitions     = 8    // the broker's partitions per topic (`helpdeskflow broker` creates as many as dev: topicPartitions)
 	modelCoresPerProcess   = 2.0  // a process of a role gets 2 cores
 	modelUtilisation       = 0.6  // and is planned to run at 60% of them, for bursts and a lost node
 	modelClickHouseCores   = 16.0 // cores of one ClickHouse shard
