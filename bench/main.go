@@ -173,7 +173,7 @@ func main() {
 	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 100_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
-	flag.Float64Var(&o.capacityRate, "capacity-rate", 300, "creates/s of the capacity phase (well below saturation: every process's CPU per create is measured)")
+	flag.Float64Var(&o.capacityRate, "capacity-rate", 500, "creates/s of the capacity phase (well below saturation: every process's CPU per create is measured)")
 	flag.Float64Var(&o.capacityReadRate, "capacity-read-rate", 1000, "composite reads/s of the capacity phase")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generators, receivers and in-process workers) to this file")
 	flag.Parse()

@@ -29,7 +29,8 @@ type capacityModelRow struct {
 	ClickHouseShards int                `json:"clickhouse_shards"`
 	PostgresCores    float64            `json:"postgres_cores"`
 	WALMBPerSec      float64            `json:"wal_mb_per_second"`
-	PostgresFits     bool               `json:"one_postgres_primary_fits"`
+	OneStoreFits     bool               `json:"one_event_store_fits"`    // one Postgres primary and its one publishing relay
+	Binding          string             `json:"one_event_store_binding"` // "postgres" or "relay": which runs out first
 }
 
 // capacityModel multiplies the phase's costs out to 10k and 100k creates/s.
@@ -50,7 +51,8 @@ func capacityModel(c *capacityResult, r *results) []capacityModelRow {
 		m.ClickHouseShards = max(1, int(math.Ceil(m.Cores["clickhouse"]/(modelClickHouseCores*modelUtilisation))))
 		m.PostgresCores = m.Cores["postgres"]
 		m.WALMBPerSec = round1(rate * c.WALPerCreate / 1e6)
-		m.PostgresFits = m.PostgresCores <= modelPostgresCores*modelUtilisation && m.Cores["relay"] <= modelCoresPerProcess*modelUtilisation
+		ceiling, binding := c.storeCeiling()
+		m.OneStoreFits, m.Binding = rate <= ceiling, binding
 		rows = append(rows, m)
 	}
 	return rows
@@ -72,6 +74,16 @@ func (c *capacityResult) postgresCeiling() float64 {
 		return 0
 	}
 	return modelPostgresCores * modelUtilisation * 1000 / c.PerCreateMs["postgres"]
+}
+
+// storeCeiling is the creates/s one event store takes (the lower of its
+// relay's and its primary's ceilings) and which of the two binds.
+func (c *capacityResult) storeCeiling() (float64, string) {
+	r, p := c.relayCeiling(), c.postgresCeiling()
+	if r < p {
+		return r, "relay"
+	}
+	return p, "postgres"
 }
 
 func (r *results) markdownCapacity(w io.Writer) {
@@ -103,12 +115,12 @@ func (r *results) markdownCapacity(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n\nThe model (per-create costs above × rate; a role's process gets %.0f cores planned at %.0f%%; a ClickHouse shard %.0f cores at %.0f%%; %.0f× as many Kafka partitions as consumer processes of the larger consumer role):\n\n",
 		modelCoresPerProcess, modelUtilisation*100, modelClickHouseCores, modelUtilisation*100, modelPartitionHeadroom)
-	fmt.Fprintf(w, "| creates/s | events/s | %s | api / relay / projector / dispatcher processes | partitions | ClickHouse shards | WAL MB/s | one Postgres primary |\n|---|---|%s---|---|---|---|---|\n",
+	fmt.Fprintf(w, "| creates/s | events/s | %s | api / relay / projector / dispatcher processes | partitions | ClickHouse shards | WAL MB/s | one event store |\n|---|---|%s---|---|---|---|---|\n",
 		strings.Join(mapStrings(capacityProcs, func(p string) string { return p + " cores" }), " | "), strings.Repeat("---|", len(capacityProcs)))
 	for _, m := range c.Model {
 		fits := "fits"
-		if !m.PostgresFits {
-			fits = "**does not fit**: partition the event store"
+		if !m.OneStoreFits {
+			fits = "**does not fit** (" + m.Binding + "): partition the event store"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %d / %d / %d / %d | %d | %d | %.1f | %s |\n", thousands(int(m.CreatesPerSec)), thousands(int(m.EventsPerSec)),
 			strings.Join(mapStrings(capacityProcs, func(p string) string { return fmt.Sprintf("%.1f", m.Cores[p]) }), " | "),
