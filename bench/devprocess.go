@@ -28,12 +28,15 @@ type devConfig struct {
 	stderrPath     string // where dev's stderr goes
 }
 
-// devProcess is `helpdeskflow dev` running as a child process.
+// devProcess is a helpdeskflow command running as a child process:
+// `helpdeskflow dev`, or a process of the production shape (spawn).
 type devProcess struct {
-	cmd      *exec.Cmd
-	pid      int
-	url, key string
-	stderr   *os.File
+	name      string // "dev", or the role
+	cmd       *exec.Cmd
+	pid       int
+	url, key  string
+	readyPath string // what waitReady polls; "" is /readyz
+	stderr    *os.File
 
 	done     chan struct{} // closed when the process has exited
 	waitErr  error
@@ -114,7 +117,7 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 		stderr.Close()
 		return nil, fmt.Errorf("start %s dev: %w", c.bin, err)
 	}
-	d := &devProcess{cmd: cmd, pid: cmd.Process.Pid, stderr: stderr, done: make(chan struct{})}
+	d := &devProcess{name: "dev", cmd: cmd, pid: cmd.Process.Pid, stderr: stderr, done: make(chan struct{})}
 
 	// The reader parses the URL and key, then keeps draining stdout until
 	// the process closes it; only then may Wait run.
@@ -188,12 +191,16 @@ func childEnv(debug bool, settings ...string) []string {
 	return append(env, settings...)
 }
 
-// waitReady polls /readyz until it answers 200.
+// waitReady polls readyPath (/readyz unless set) until it answers 200.
 func (d *devProcess) waitReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var last string
 	for i := 0; i < 1000 && time.Now().Before(deadline); i++ {
-		req, _ := nethttp.NewRequestWithContext(ctx, "GET", d.url+"/readyz", nil)
+		path := d.readyPath
+		if path == "" {
+			path = "/readyz"
+		}
+		req, _ := nethttp.NewRequestWithContext(ctx, "GET", d.url+path, nil)
 		resp, err := nethttp.DefaultClient.Do(req)
 		if err == nil {
 			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
@@ -209,11 +216,11 @@ func (d *devProcess) waitReady(ctx context.Context, limit time.Duration) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.done:
-			return fmt.Errorf("dev exited while waiting for /readyz: %v", d.waitErr)
+			return fmt.Errorf("%s exited while waiting to be ready: %v\n%s", d.name, d.waitErr, tail(d.stderr.Name(), 2000))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("dev not ready within %s: %s", limit, last)
+	return fmt.Errorf("%s not ready within %s: %s", d.name, limit, last)
 }
 
 func (d *devProcess) exited() bool {
@@ -240,7 +247,7 @@ func (d *devProcess) stop(timeout time.Duration) error {
 	start := time.Now()
 	if !d.exited() {
 		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			logf("SIGTERM to dev: %v", err)
+			logf("SIGTERM to %s: %v", d.name, err)
 		}
 	}
 	select {
@@ -263,10 +270,10 @@ func (d *devProcess) stop(timeout time.Duration) error {
 		r.StderrTail = tail(d.stderr.Name(), 2000)
 	}
 	d.shutdown = r
-	logf("dev exited with status %d after %.2f s", r.ExitCode, r.Seconds)
+	logf("%s exited with status %d after %.2f s", d.name, r.ExitCode, r.Seconds)
 	if !r.Clean {
-		return fmt.Errorf("dev did not exit cleanly after SIGTERM: exit code %d, within %s: %v (wait: %v)\n%s",
-			r.ExitCode, timeout, r.WithinTimeout, d.waitErr, r.StderrTail)
+		return fmt.Errorf("%s did not exit cleanly after SIGTERM: exit code %d, within %s: %v (wait: %v)\n%s",
+			d.name, r.ExitCode, timeout, r.WithinTimeout, d.waitErr, r.StderrTail)
 	}
 	return nil
 }

@@ -105,6 +105,8 @@ type options struct {
 	pacedRate             float64
 	webhookDeliveries     int
 	mailMessages          int
+	capacityRate          float64
+	capacityReadRate      float64
 }
 
 // The phases -phases selects from, in the order they run.
@@ -119,9 +121,10 @@ const (
 	phaseBaselines   = "baselines"   // pgbench and the empty handler at each -concurrency
 	phaseList        = "list"        // GET /v1/tickets over -list-tickets seeded rows at each -list-concurrency
 	phaseMail        = "mail"        // -mail-messages imported from a fake Gmail mailbox by mailsync against direct commands
+	phaseCapacity    = "capacity"    // the production shape (a process per role), CPU per create, per read and per delivery of each at -capacity-rate
 )
 
-var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
+var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail, phaseCapacity}
 
 // phaseSet is the phases to run.
 type phaseSet []string
@@ -170,6 +173,8 @@ func main() {
 	flag.Float64Var(&o.pacedRate, "paced-rate", 0, "maximum creates/s the paced phase takes half of when the creates phase did not run at c=64 (0: that level is skipped)")
 	flag.IntVar(&o.webhookDeliveries, "webhook-deliveries", 100_000, "deliveries of each pipeline round of the webhooks phase (2 rounds; the plain client's 2 rounds last at least -duration/2 each)")
 	flag.IntVar(&o.mailMessages, "mail-messages", mailDefaultMessages, "messages of the mail phase's fake Gmail mailbox, imported in each of its 4 rounds (2 through the mail sync, 2 by direct commands)")
+	flag.Float64Var(&o.capacityRate, "capacity-rate", 500, "creates/s of the capacity phase (well below saturation: every process's CPU per create is measured)")
+	flag.Float64Var(&o.capacityReadRate, "capacity-read-rate", 1000, "composite reads/s of the capacity phase")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (load generators, receivers and in-process workers) to this file")
 	flag.Parse()
 
@@ -188,9 +193,9 @@ func main() {
 	}
 	if o.duration <= 0 || o.duration > time.Hour || o.warmup < 0 || o.lagSamples < 1 || o.lagRate <= 0 || o.listTickets < 1000 || o.listTickets > 100_000_000 ||
 		o.listDuration <= 0 || o.listDuration > time.Hour || o.automationConcurrency < 1 || o.automationConcurrency > 1024 ||
-		o.mixConcurrency < 1 || o.mixConcurrency > 1024 || o.pacedRate < 0 ||
+		o.mixConcurrency < 1 || o.mixConcurrency > 1024 || o.pacedRate < 0 || o.capacityRate <= 0 || o.capacityRate > 10_000 || o.capacityReadRate <= 0 || o.capacityReadRate > 50_000 ||
 		o.webhookDeliveries < 1000 || o.webhookDeliveries > 1_000_000 || o.mailMessages < mailMinMessages || o.mailMessages > mailMaxMessages {
-		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency and -mix-concurrency in 1..1024, -paced-rate ≥ 0, -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
+		fmt.Fprintf(os.Stderr, "bench: -duration and -list-duration must be in (0, 1h], -warmup ≥ 0, -lag-samples ≥ 1, -lag-rate > 0, -list-tickets in [1000, 1e8], -automation-concurrency and -mix-concurrency in 1..1024, -paced-rate ≥ 0, -capacity-rate in (0, 10000], -capacity-read-rate in (0, 50000], -webhook-deliveries in [1000, 1e6], -mail-messages in [%d, %d]\n",
 			mailMinMessages, mailMaxMessages)
 		os.Exit(2)
 	}

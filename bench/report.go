@@ -51,6 +51,7 @@ type results struct {
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`
+	Capacity          *capacityResult     `json:"capacity,omitempty"`
 	Memory            memoryResult        `json:"memory"`
 	ReadModel         readModelCheck      `json:"read_model"`
 	PostgresTables    []map[string]string `json:"postgres_tables_at_end"`
