@@ -12,6 +12,27 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 )
 
+// targetTables names the tables a fold reads previous state from and writes
+// its rows to: the live tables for the projector, the new ones for a
+// rebuild. An empty name is a table not written; its entity is not folded
+// (ticket_messages needs the tickets folded, so it is written only with
+// tickets).
+type targetTables struct {
+	tickets, customers, messages, audit string
+	// ticketCopies get the ticket rows too: the list tables of a rebuild,
+	// which no view feeds yet.
+	ticketCopies []string
+	// ticketsLast inserts a batch's ticket rows only after its other rows
+	// are in, so a ticket row at version v in ClickHouse means the message
+	// rows of its events up to v are in too: a rebuild resumed after a crash
+	// skips the events its loaded rows already hold without losing them.
+	ticketsLast bool
+}
+
+// liveTables are the tables the projector writes (the views of migration
+// 0007 copy tickets into the list tables).
+var liveTables = targetTables{tickets: "tickets", customers: "customers", messages: "ticket_messages", audit: "audit_log"}
+
 // loadState reads from ClickHouse the latest row of every ticket and
 // customer that an event of b continues (version > 1) and that is neither in
 // the cache nor created earlier in b.
@@ -30,17 +51,17 @@ func (p *Projector) loadState(ctx context.Context, b *batch) error {
 		}
 		switch e.StreamType {
 		case helpdeskflow.StreamTicket:
-			if _, ok := p.tickets.get(k); !ok {
+			if _, ok := p.tickets.get(k); !ok && p.tables.tickets != "" {
 				ticketKeys = append(ticketKeys, k)
 			}
 		case helpdeskflow.StreamCustomer:
-			if _, ok := p.customers.get(k); !ok {
+			if _, ok := p.customers.get(k); !ok && p.tables.customers != "" {
 				customerKeys = append(customerKeys, k)
 			}
 		}
 	}
 	tickets := map[streamKey]ticketRow{}
-	err := loadRows(ctx, p.cfg.ClickHouse, "tickets", ticketColumns, "ticket_id", ticketKeys, func(rows driver.Rows) error {
+	err := loadRows(ctx, p.cfg.ClickHouse, p.tables.tickets, ticketColumns, "ticket_id", ticketKeys, func(rows driver.Rows) error {
 		var r ticketRow
 		if err := rows.Scan(r.scanDest()...); err != nil {
 			return err
@@ -52,7 +73,7 @@ func (p *Projector) loadState(ctx context.Context, b *batch) error {
 		return err
 	}
 	customers := map[streamKey]customerRow{}
-	err = loadRows(ctx, p.cfg.ClickHouse, "customers", customerColumns, "customer_id", customerKeys, func(rows driver.Rows) error {
+	err = loadRows(ctx, p.cfg.ClickHouse, p.tables.customers, customerColumns, "customer_id", customerKeys, func(rows driver.Rows) error {
 		var r customerRow
 		if err := rows.Scan(r.scanDest()...); err != nil {
 			return err
@@ -116,17 +137,19 @@ func (p *Projector) build(b *batch) {
 	for i := range b.events {
 		e := &b.events[i]
 		b.eventTypes[e.Type]++
-		changes, err := helpdeskflow.FieldChanges(*e)
-		if err != nil {
-			p.m.errors.WithLabelValues(errKindApply).Inc()
-			p.log.Error("projector: cannot describe event changes; audit row without them", "event_id", e.ID, "type", e.Type, "err", err)
-			changes = nil
+		if p.tables.audit != "" {
+			changes, err := helpdeskflow.FieldChanges(*e)
+			if err != nil {
+				p.m.errors.WithLabelValues(errKindApply).Inc()
+				p.log.Error("projector: cannot describe event changes; audit row without them", "event_id", e.ID, "type", e.Type, "err", err)
+				changes = nil
+			}
+			b.audit = append(b.audit, auditRowOf(e, changes))
 		}
-		b.audit = append(b.audit, auditRowOf(e, changes))
 
 		k := streamKey{e.WorkspaceID, e.StreamID}
-		switch e.StreamType {
-		case helpdeskflow.StreamTicket:
+		switch {
+		case e.StreamType == helpdeskflow.StreamTicket && p.tables.tickets != "":
 			prev, apply := tickets.previous(k, e, p.shouldApply)
 			if !apply {
 				continue
@@ -144,6 +167,9 @@ func (p *Projector) build(b *batch) {
 			added := t.Messages[min(before, len(t.Messages)):]
 			tickets.put(k, ticketRowOf(&t, count+len(added)))
 			for _, m := range added {
+				if p.tables.messages == "" {
+					break
+				}
 				internal := uint8(0)
 				if m.Internal {
 					internal = 1
@@ -154,7 +180,7 @@ func (p *Projector) build(b *batch) {
 					CreatedAtMs: m.CreatedAt.UnixMilli(),
 				})
 			}
-		case helpdeskflow.StreamCustomer:
+		case e.StreamType == helpdeskflow.StreamCustomer && p.tables.customers != "":
 			prev, apply := customers.previous(k, e, p.shouldApply)
 			if !apply {
 				continue
@@ -212,20 +238,41 @@ func (p *Projector) applyFailed(e *helpdeskflow.Event, err error) {
 	p.log.Error("projector: cannot apply event; entity row skipped, audit row kept", "event_id", e.ID, "type", e.Type, "err", err)
 }
 
+// insert writes b's rows to p.tables, each table at most once however
+// often it is retried.
 func (p *Projector) insert(ctx context.Context, b *batch) error {
 	if b.inserted == nil {
 		b.inserted = map[string]bool{}
 	}
-	tables := []struct {
-		name, columns string
-		n             int
-		values        func() []any
-	}{
-		{"tickets", ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }},
-		{"customers", customerColumns, len(b.customers), func() []any { return customerColumnValues(b.customers) }},
-		{"ticket_messages", messageColumns, len(b.messages), func() []any { return messageColumnValues(b.messages) }},
-		{"audit_log", auditColumns, len(b.audit), func() []any { return auditColumnValues(b.audit) }},
+	t := p.tables
+	ticketTables := []tableRows{}
+	for _, name := range append([]string{t.tickets}, t.ticketCopies...) {
+		ticketTables = append(ticketTables, tableRows{name, ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }})
 	}
+	others := []tableRows{
+		{t.customers, customerColumns, len(b.customers), func() []any { return customerColumnValues(b.customers) }},
+		{t.messages, messageColumns, len(b.messages), func() []any { return messageColumnValues(b.messages) }},
+		{t.audit, auditColumns, len(b.audit), func() []any { return auditColumnValues(b.audit) }},
+	}
+	if !t.ticketsLast {
+		return p.insertConcurrently(ctx, b, append(ticketTables, others...))
+	}
+	if err := p.insertConcurrently(ctx, b, others); err != nil {
+		return err
+	}
+	return p.insertConcurrently(ctx, b, ticketTables)
+}
+
+// tableRows are the rows of one table of a batch, column by column.
+type tableRows struct {
+	name, columns string
+	n             int
+	values        func() []any
+}
+
+// insertConcurrently writes the tables of b that have a name, rows and are
+// not written yet.
+func (p *Projector) insertConcurrently(ctx context.Context, b *batch, tables []tableRows) error {
 	// The tables are independent, so they are written concurrently: a
 	// flush takes as long as its slowest insert, not the sum. A table that
 	// made it is not inserted again when the batch is retried.
@@ -238,7 +285,7 @@ func (p *Projector) insert(ctx context.Context, b *batch) error {
 	// goroutines below write b.inserted.
 	pending := tables[:0]
 	for _, t := range tables {
-		if t.n > 0 && !b.inserted[t.name] {
+		if t.name != "" && t.n > 0 && !b.inserted[t.name] {
 			pending = append(pending, t)
 		}
 	}

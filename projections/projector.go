@@ -186,6 +186,7 @@ type Projector struct {
 	m         *metrics
 	tickets   *lru[streamKey, ticketRow]
 	customers *lru[streamKey, customerRow]
+	tables    targetTables // where rows go: liveTables
 
 	// cacheStale is set when partitions are revoked or lost: another member
 	// may project their streams meanwhile, so cached rows can fall behind
@@ -216,6 +217,7 @@ func NewProjector(cfg Config) (*Projector, error) {
 		m:         m,
 		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
 		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
+		tables:    liveTables,
 	}
 	p.consumer = newConsumer("projector", cfg, cfg.MaxBatchBytes, m.errors, m.lag,
 		func() kafka.Batch { return &batch{p: p, applied: appliedPositions{}} }, p.partitionsGone, true)
