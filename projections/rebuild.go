@@ -141,6 +141,10 @@ type RebuildReport struct {
 	// Versions are the definitions' versions in code, by table;
 	// Recorded the versions projection_versions holds (before this run).
 	Versions, Recorded map[string]int
+	// Inserted counts the rows this run inserted, by table (the list
+	// tables' after the swap are copied by their views and not counted).
+	// A ticket or customer gets a row per batch of events that changes it.
+	Inserted map[string]int64
 	// Old are the replaced tables kept (name with the __old suffix);
 	// Dropped the old tables dropped.
 	Old, Dropped []string
@@ -429,6 +433,7 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 			return pos, err
 		}
 		r.report.Events += int64(len(b.events))
+		r.countInserted(b)
 		mu.Lock()
 		inserted++
 		cond.Broadcast()
@@ -446,6 +451,21 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 		return pos, helpdeskflow.Errorf(helpdeskflow.EUnavailable, "the rebuild was interrupted; run it again to continue")
 	}
 	return pos, nil
+}
+
+// countInserted adds b's rows to the report.
+func (r *rebuilder) countInserted(b *batch) {
+	if r.report.Inserted == nil {
+		r.report.Inserted = map[string]int64{}
+	}
+	t := r.p.tables
+	for _, name := range append([]string{t.tickets}, t.ticketCopies...) {
+		r.report.Inserted[strings.TrimSuffix(name, newSuffix)] += int64(len(b.tickets))
+	}
+	r.report.Inserted[strings.TrimSuffix(t.customers, newSuffix)] += int64(len(b.customers))
+	r.report.Inserted[strings.TrimSuffix(t.messages, newSuffix)] += int64(len(b.messages))
+	r.report.Inserted[strings.TrimSuffix(t.audit, newSuffix)] += int64(len(b.audit))
+	delete(r.report.Inserted, "")
 }
 
 // readBudget bounds the bytes of event data one read of a rebuild holds.
