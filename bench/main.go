@@ -119,9 +119,10 @@ const (
 	phaseBaselines   = "baselines"   // pgbench and the empty handler at each -concurrency
 	phaseList        = "list"        // GET /v1/tickets over -list-tickets seeded rows at each -list-concurrency
 	phaseMail        = "mail"        // -mail-messages imported from a fake Gmail mailbox by mailsync against direct commands
+	phaseRebuild     = "rebuild"     // projections rebuild of a SQL-seeded store of 2,000,000 events against ClickHouse's bulk insert of the same rows
 )
 
-var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail}
+var allPhases = []string{phaseCreates, phaseMix, phasePaced, phaseBatch, phaseAutomations, phaseWebhooks, phaseReads, phaseBaselines, phaseList, phaseMail, phaseRebuild}
 
 // phaseSet is the phases to run.
 type phaseSet []string

@@ -2,9 +2,11 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -199,7 +201,11 @@ type rebuilder struct {
 	conn   driver.Conn
 	defs   []tableDefinition // of the selected groups
 	groups []string          // selected, in RebuildTables order
-	p      *Projector        // folds and inserts; tables says where
+	p      *Projector        // inserts; tables says where
+	// shards fold the events of a batch concurrently, each the streams
+	// whose id falls to it (shardOf), with a state cache of its own; p is
+	// the first.
+	shards []*Projector
 	report RebuildReport
 	start  time.Time
 	total  int64
@@ -256,12 +262,17 @@ func newRebuilder(cfg RebuildConfig) (*rebuilder, error) {
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register rebuild metrics", Err: err}
 	}
-	r.p = &Projector{
-		cfg: Config{ClickHouse: cfg.ClickHouse}, m: m,
-		tickets:   newLRU[streamKey, ticketRow](cfg.CacheSize),
-		customers: newLRU[streamKey, customerRow](cfg.CacheSize),
+	n := max(2, runtime.GOMAXPROCS(0))
+	for range n {
+		p := &Projector{
+			cfg: Config{ClickHouse: cfg.ClickHouse}, m: m,
+			tickets:   newLRU[streamKey, ticketRow](max(1, cfg.CacheSize/n)),
+			customers: newLRU[streamKey, customerRow](max(1, cfg.CacheSize/n)),
+		}
+		p.log = cfg.Logger
+		r.shards = append(r.shards, p)
 	}
-	r.p.log = cfg.Logger
+	r.p = r.shards[0]
 	return r, nil
 }
 
@@ -326,7 +337,7 @@ func (r *rebuilder) run(ctx context.Context) (RebuildReport, error) {
 	}
 
 	if cp.phase == phaseBuilding {
-		r.p.tables = r.tables(newSuffix)
+		r.setTables(r.tables(newSuffix))
 		if cp.pos, err = r.fold(ctx, cp, "build", 0); err != nil {
 			return r.report, err
 		}
@@ -350,7 +361,7 @@ func (r *rebuilder) run(ctx context.Context) (RebuildReport, error) {
 	if err != nil {
 		return r.report, err
 	}
-	r.p.tables = r.tables("")
+	r.setTables(r.tables(""))
 	if cp.pos, err = r.fold(ctx, cp, "catch-up", target); err != nil {
 		return r.report, err
 	}
@@ -391,19 +402,18 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 		n := 0
 		for events := range read {
 			n++
-			b := &batch{events: events, decoded: true}
-			if r.missesState(events) {
+			waitInserted := func() {
 				mu.Lock()
+				defer mu.Unlock()
 				for inserted < n-1 && ctx.Err() == nil {
 					cond.Wait()
 				}
-				mu.Unlock()
-				if err := r.p.loadState(ctx, b); err != nil {
-					errs <- err
-					return
-				}
 			}
-			r.p.build(b)
+			b, err := r.build(ctx, events, waitInserted)
+			if err != nil {
+				errs <- err
+				return
+			}
 			select {
 			case built <- b:
 			case <-ctx.Done():
@@ -509,9 +519,68 @@ func (r *rebuilder) read(ctx context.Context, pos helpdeskflow.Position, target 
 	}
 }
 
+// setTables points every shard at t.
+func (r *rebuilder) setTables(t targetTables) {
+	for _, p := range r.shards {
+		p.tables = t
+	}
+}
+
+// shardOf is the shard that folds stream id.
+func (r *rebuilder) shardOf(id [16]byte) int {
+	return int(id[15]^id[7]) % len(r.shards)
+}
+
+// build folds events into one batch of rows, the shards concurrently.
+// A shard that needs state it does not hold calls waitInserted (until the
+// batches before are in ClickHouse) before it reads the state back.
+func (r *rebuilder) build(ctx context.Context, events []helpdeskflow.Event, waitInserted func()) (*batch, error) {
+	parts := make([]*batch, len(r.shards))
+	for i := range parts {
+		parts[i] = &batch{events: make([]helpdeskflow.Event, 0, len(events)/len(r.shards)+16), decoded: true}
+	}
+	for i := range events {
+		k := r.shardOf(events[i].StreamID)
+		parts[k].events = append(parts[k].events, events[i])
+	}
+	missing := false
+	for i, p := range r.shards {
+		missing = missing || missesState(p, parts[i].events)
+	}
+	if missing {
+		waitInserted()
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(r.shards))
+	for i, p := range r.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if missing {
+				if errs[i] = p.loadState(ctx, parts[i]); errs[i] != nil {
+					return
+				}
+			}
+			p.build(parts[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	b := &batch{events: events, decoded: true}
+	for _, part := range parts {
+		b.tickets = append(b.tickets, part.tickets...)
+		b.customers = append(b.customers, part.customers...)
+		b.messages = append(b.messages, part.messages...)
+		b.audit = append(b.audit, part.audit...)
+	}
+	return b, nil
+}
+
 // missesState reports whether an event of events continues a ticket or
-// customer the fold has no state of in memory.
-func (r *rebuilder) missesState(events []helpdeskflow.Event) bool {
+// customer p has no state of in memory.
+func missesState(p *Projector, events []helpdeskflow.Event) bool {
 	for i := range events {
 		e := &events[i]
 		if e.Version <= 1 {
@@ -519,12 +588,12 @@ func (r *rebuilder) missesState(events []helpdeskflow.Event) bool {
 		}
 		k := streamKey{e.WorkspaceID, e.StreamID}
 		switch {
-		case e.StreamType == helpdeskflow.StreamTicket && r.p.tables.tickets != "":
-			if _, ok := r.p.tickets.get(k); !ok {
+		case e.StreamType == helpdeskflow.StreamTicket && p.tables.tickets != "":
+			if _, ok := p.tickets.get(k); !ok {
 				return true
 			}
-		case e.StreamType == helpdeskflow.StreamCustomer && r.p.tables.customers != "":
-			if _, ok := r.p.customers.get(k); !ok {
+		case e.StreamType == helpdeskflow.StreamCustomer && p.tables.customers != "":
+			if _, ok := p.customers.get(k); !ok {
 				return true
 			}
 		}
@@ -718,7 +787,7 @@ func (r *rebuilder) dryRun(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.p.tables = liveTables
+	r.setTables(liveTables)
 	b := &batch{events: sample, decoded: true}
 	r.p.build(b) // in memory only: no state is loaded, nothing inserted
 	elapsed := time.Since(start)

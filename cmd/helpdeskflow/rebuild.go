@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,11 @@ import (
 const projectionsUsage = `usage: helpdeskflow projections rebuild [--tables tickets,customers,ticket_messages,audit_log] [--dry-run] [--drop-old] [--batch-size N]
        helpdeskflow projections drop-old [--tables ...]
 (connections: HDF_POSTGRES_URL, HDF_CLICKHOUSE_ADDR, HDF_CLICKHOUSE_DATABASE, or their flags before "rebuild")`
+
+// rebuildMemoryLimit is the memory limit of `projections rebuild` unless
+// GOMEMLIMIT is set: about 1 KiB per ticket and customer held in memory
+// (2 million of each at most, RebuildConfig.CacheSize) plus the batches.
+const rebuildMemoryLimit = 2 << 30
 
 // projectionsCommand runs `helpdeskflow projections rebuild|drop-old`.
 func projectionsCommand(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
@@ -69,6 +75,12 @@ func projectionsCommand(ctx context.Context, cfg config, args []string, stdout i
 	store, err := eventstore.New(db, nil)
 	if err != nil {
 		return err
+	}
+	if memoryLimitTuned.Load() {
+		// A rebuild keeps the folded state of every ticket and customer
+		// and a few batches of rows in memory: more than the serving
+		// roles' limit, under which the collector would run without pause.
+		debug.SetMemoryLimit(rebuildMemoryLimit)
 	}
 	bar := newProgressBar(stdout)
 	report, err := projections.Rebuild(ctx, projections.RebuildConfig{
