@@ -241,26 +241,32 @@ func (p *Projector) applyFailed(e *helpdeskflow.Event, err error) {
 // insert writes b's rows to p.tables, each table at most once however
 // often it is retried.
 func (p *Projector) insert(ctx context.Context, b *batch) error {
-	if b.inserted == nil {
-		b.inserted = map[string]bool{}
+	if !p.tables.ticketsLast {
+		return p.insertConcurrently(ctx, b, append(p.ticketTables(b), p.otherTables(b)...))
 	}
+	if err := p.insertConcurrently(ctx, b, p.otherTables(b)); err != nil {
+		return err
+	}
+	return p.insertConcurrently(ctx, b, p.ticketTables(b))
+}
+
+// ticketTables are b's ticket rows for tickets and its copies.
+func (p *Projector) ticketTables(b *batch) []tableRows {
+	var out []tableRows
+	for _, name := range append([]string{p.tables.tickets}, p.tables.ticketCopies...) {
+		out = append(out, tableRows{name, ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }})
+	}
+	return out
+}
+
+// otherTables are b's rows of the tables other than tickets'.
+func (p *Projector) otherTables(b *batch) []tableRows {
 	t := p.tables
-	ticketTables := []tableRows{}
-	for _, name := range append([]string{t.tickets}, t.ticketCopies...) {
-		ticketTables = append(ticketTables, tableRows{name, ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }})
-	}
-	others := []tableRows{
+	return []tableRows{
 		{t.customers, customerColumns, len(b.customers), func() []any { return customerColumnValues(b.customers) }},
 		{t.messages, messageColumns, len(b.messages), func() []any { return messageColumnValues(b.messages) }},
 		{t.audit, auditColumns, len(b.audit), func() []any { return auditColumnValues(b.audit) }},
 	}
-	if !t.ticketsLast {
-		return p.insertConcurrently(ctx, b, append(ticketTables, others...))
-	}
-	if err := p.insertConcurrently(ctx, b, others); err != nil {
-		return err
-	}
-	return p.insertConcurrently(ctx, b, ticketTables)
 }
 
 // tableRows are the rows of one table of a batch, column by column.
@@ -281,6 +287,9 @@ func (p *Projector) insertConcurrently(ctx context.Context, b *batch, tables []t
 		mu   sync.Mutex
 		errs []error
 	)
+	if b.inserted == nil {
+		b.inserted = map[string]bool{}
+	}
 	// Which tables to write is decided before any insert starts: the
 	// goroutines below write b.inserted.
 	pending := tables[:0]

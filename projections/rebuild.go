@@ -430,17 +430,22 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 	})
 	defer stopWaiters()
 
+	// A batch's ticket rows go in while the next batch's other rows do
+	// (still after its own other rows: see targetTables.ticketsLast); the
+	// checkpoint follows its ticket rows.
 	pos := cp.pos
-	for b := range built {
-		if err := r.p.insert(ctx, b); err != nil {
-			cancel()
-			return pos, err
+	var pending *batch
+	var pendingDone chan error // nil while no ticket insert runs
+	finish := func(err error) error {
+		b := pending
+		pending, pendingDone = nil, nil
+		if err != nil {
+			return err
 		}
 		pos = b.events[len(b.events)-1].Position
 		cp.pos, cp.events = pos, cp.events+uint64(len(b.events))
 		if err := r.writeCheckpoint(ctx, cp); err != nil {
-			cancel()
-			return pos, err
+			return err
 		}
 		r.report.Events += int64(len(b.events))
 		r.countInserted(b)
@@ -450,6 +455,35 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 		mu.Unlock()
 		if r.cfg.Progress != nil {
 			r.cfg.Progress(RebuildProgress{Phase: phase, Events: r.report.Events, Total: r.total, Elapsed: time.Since(r.start)})
+		}
+		return nil
+	}
+	in := built // nil once closed
+	for in != nil || pending != nil {
+		select {
+		case err := <-pendingDone:
+			if err := finish(err); err != nil {
+				cancel()
+				return pos, err
+			}
+		case b, ok := <-in:
+			if !ok {
+				in = nil
+				continue
+			}
+			if err := r.p.insertConcurrently(ctx, b, r.p.otherTables(b)); err != nil {
+				cancel()
+				return pos, err
+			}
+			if pending != nil {
+				if err := finish(<-pendingDone); err != nil {
+					cancel()
+					return pos, err
+				}
+			}
+			pending, pendingDone = b, make(chan error, 1)
+			done := pendingDone
+			go func() { done <- r.p.insertConcurrently(ctx, b, r.p.ticketTables(b)) }()
 		}
 	}
 	for range 2 {
