@@ -97,9 +97,9 @@ func (b *bench) rebuild(ctx context.Context, res *rebuildResult) error {
 	}
 
 	// The collector as `helpdeskflow projections rebuild` sets it (GOGC
-	// 300; the bench process has no memory limit, nor has the command
-	// below its 2 GiB).
-	defer debug.SetGCPercent(debug.SetGCPercent(300))
+	// 800; the bench process has no memory limit, and the command's 2 GiB
+	// is not reached).
+	defer debug.SetGCPercent(debug.SetGCPercent(800))
 	logf("rebuild: %d events from %s into ClickHouse %s", rebuildEvents, rebuildStoreDB, chDB)
 	cpu0 := b.procs.snap()
 	startRebuild := time.Now()
