@@ -63,6 +63,7 @@ func (b *bench) runPhases(ctx context.Context) error {
 		phaseBaselines:   func() error { return b.runBaselines(ctx, client, bodies) },
 		phaseList:        func() error { return b.runListQuery(ctx, client, metricsClient, bodies) },
 		phaseMail:        func() error { return b.runMail(ctx) },
+		phaseRebuild:     func() error { return b.runRebuild(ctx) },
 		phaseCapacity:    func() error { return b.runCapacity(ctx, bodies) },
 	}
 	for _, name := range allPhases {

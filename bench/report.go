@@ -48,6 +48,7 @@ type results struct {
 	Automations       *automations        `json:"automations,omitempty"`
 	Webhooks          *webhooksResult     `json:"webhooks,omitempty"`
 	Mail              *mailResult         `json:"mail,omitempty"`
+	Rebuild           *rebuildResult      `json:"rebuild,omitempty"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`

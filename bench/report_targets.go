@@ -85,6 +85,9 @@ func (r *results) finish() {
 	if slices.Contains(r.Config.Phases, phaseReads) {
 		r.readTargets(add, detail)
 	}
+	if slices.Contains(r.Config.Phases, phaseRebuild) {
+		r.rebuildTarget(add, detail)
+	}
 	if slices.Contains(r.Config.Phases, phaseList) {
 		byC := map[int]*listPhase{}
 		if r.ListQuery != nil {

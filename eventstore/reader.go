@@ -43,7 +43,12 @@ func (s *Store) readAfter(ctx context.Context, after helpdeskflow.Position, limi
 		query += ` AND workspace_id = $4`
 		args = append(args, workspaceID)
 	}
-	rows, err := s.pool.Query(ctx, query+` ORDER BY tx_id, seq LIMIT $3`, args...)
+	// events.tx_id, not tx_id: the output column tx_id::text::bigint is
+	// also named tx_id, and ORDER BY prefers output names, so the bare name
+	// sorted every matching row by the bigint instead of reading the
+	// primary key in order (13.6 s instead of 0.2 s for a page 300,000
+	// events behind the end of 2,000,000).
+	rows, err := s.pool.Query(ctx, query+` ORDER BY events.tx_id, events.seq LIMIT $3`, args...)
 	if err != nil {
 		return nil, false, pg.Internal("read events", err)
 	}

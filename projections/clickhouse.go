@@ -230,10 +230,11 @@ func (m migration) apply(ctx context.Context, conn driver.Conn) error {
 // Truncate empties the projection tables (tickets, tickets_by_created,
 // tickets_by_customer, customers, ticket_messages, audit_log, and
 // projection_positions, which would otherwise claim what is gone) of conn's
-// database, keeping their schema and schema_migrations. It is the first
-// half of `helpdeskflow projections rebuild`; the caller then resets the
-// projector group's offsets to the start of the topic, with no projector
-// running meanwhile.
+// database, keeping their schema and schema_migrations. The caller then
+// resets the projector group's offsets to the start of the topic, with no
+// projector running meanwhile, to project everything again from Kafka;
+// `helpdeskflow projections rebuild` (Rebuild) rebuilds from the event
+// store instead, without stopping anything.
 //
 // It returns EUnavailable when ClickHouse cannot be reached and EInternal
 // when a table cannot be truncated.

@@ -27,3 +27,21 @@ func RerunMigration(ctx context.Context, conn driver.Conn, version int) error {
 	}
 	return fmt.Errorf("no migration %d", version)
 }
+
+// BeforeSwap makes a rebuild call f once it has caught up, right before
+// the swap.
+func BeforeSwap(cfg *RebuildConfig, f func()) { cfg.beforeSwap = f }
+
+// ChangeDefinition makes a rebuild build table with the definition change
+// makes of the one in code, at version.
+func ChangeDefinition(cfg *RebuildConfig, table string, version int, change func(ddl string) string) {
+	if cfg.definitions == nil {
+		cfg.definitions = append([]tableDefinition(nil), definitions...)
+	}
+	for i, d := range cfg.definitions {
+		if d.name == table {
+			cfg.definitions[i].ddl = change(d.ddl)
+			cfg.definitions[i].version = version
+		}
+	}
+}

@@ -28,6 +28,9 @@ commands:
   keys revoke ID           revoke a key; refused everywhere when this returns
   webhook verify --secret S --header H --body-file F
                            check a webhook signature and say why it does not match
+  projections rebuild [--tables T,...] [--dry-run] [--drop-old]
+                           rebuild the ClickHouse read models from the event store, blue/green
+  projections drop-old     drop the tables a rebuild replaced and kept
   healthcheck [--url URL]  exit 0 when /readyz on --http-addr (or URL) answers 2xx (the image's HEALTHCHECK)
 
 Run "helpdeskflow <command> -h" for the flags; each has an HDF_* environment variable.
@@ -94,6 +97,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return keysCommand(ctx, cfg, rest, stdout)
+	case "projections":
+		cfg, rest, err := parseConfig("projections", args[1:])
+		if err != nil {
+			return err
+		}
+		return projectionsCommand(ctx, cfg, rest, stdout)
 	case "webhook":
 		if len(args) < 2 || args[1] != "verify" {
 			return errors.New("usage: helpdeskflow webhook verify --secret S --header 'X-HDF-Signature value' --body-file FILE")
