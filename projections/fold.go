@@ -22,11 +22,6 @@ type targetTables struct {
 	// ticketCopies get the ticket rows too: the list tables of a rebuild,
 	// which no view feeds yet.
 	ticketCopies []string
-	// ticketsLast inserts a batch's ticket rows only after its other rows
-	// are in, so a ticket row at version v in ClickHouse means the message
-	// rows of its events up to v are in too: a rebuild resumed after a crash
-	// skips the events its loaded rows already hold without losing them.
-	ticketsLast bool
 }
 
 // liveTables are the tables the projector writes (the views of migration
@@ -238,11 +233,13 @@ func (p *Projector) applyFailed(e *helpdeskflow.Event, err error) {
 }
 
 // insert writes b's rows to p.tables, each table at most once however
-// often it is retried.
+// often it is retried. The ticket rows go in only after the other rows are
+// in, so a ticket row at version v in ClickHouse means the message rows of
+// its events up to v are in too: a fold after a crash (the projector's
+// redelivered batch, a resumed rebuild) loads that row and skips the
+// events it holds, and must not lose the messages of an insert the crash
+// cut short.
 func (p *Projector) insert(ctx context.Context, b *batch) error {
-	if !p.tables.ticketsLast {
-		return p.insertConcurrently(ctx, b, append(p.ticketTables(b), p.otherTables(b)...))
-	}
 	if err := p.insertConcurrently(ctx, b, p.otherTables(b)); err != nil {
 		return err
 	}

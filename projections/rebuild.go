@@ -280,7 +280,7 @@ func newRebuilder(cfg RebuildConfig) (*rebuilder, error) {
 // list tables written directly) before the swap, the live ones (list
 // tables fed by their views) after.
 func (r *rebuilder) tables(suffix string) targetTables {
-	t := targetTables{ticketsLast: true}
+	var t targetTables
 	for _, g := range r.groups {
 		switch g {
 		case "tickets":
@@ -431,7 +431,7 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 	defer stopWaiters()
 
 	// A batch's ticket rows go in while the next batch's other rows do
-	// (still after its own other rows: see targetTables.ticketsLast); the
+	// (still after its own other rows: see Projector.insert); the
 	// checkpoint follows its ticket rows.
 	pos := cp.pos
 	var pending *batch
