@@ -300,7 +300,7 @@ func bulkInsert(ctx context.Context, conn driver.Conn, inserted map[string]int64
 				batch, err := conn.PrepareBatch(ctx, "INSERT INTO "+t.name+" ("+t.columns+")")
 				if err == nil {
 					for c, v := range t.values {
-						if err = appendColumn(batch.Column(c), v.Slice(from, from+n).Interface()); err != nil {
+						if err = projections.AppendColumn(batch.Column(c), v.Slice(from, from+n).Interface()); err != nil {
 							break
 						}
 					}
@@ -387,20 +387,4 @@ func (r *results) markdownRebuild(w io.Writer) {
 	fmt.Fprintf(w, "| rebuild | %.1f | %.0f | %.0f | %.0f | %.0f |\n", rb.RebuildSeconds, rb.RebuildPerSec, rb.CPU.LoadGenPct, rb.CPU.PostgresPct, rb.CPU.ClickHousePct)
 	fmt.Fprintf(w, "| bulk insert | %.1f | %.0f | %.0f | %.0f | %.0f |\n", rb.BaselineSeconds, rb.BaselinePerSec, rb.BaselineCPU.LoadGenPct, rb.BaselineCPU.PostgresPct, rb.BaselineCPU.ClickHousePct)
 	fmt.Fprintf(w, "\nRows inserted: %v. **Ratio %.2f (target ≥ %.2f): %s.**\n", rb.Inserted, rb.Ratio, targetRebuildRatio, passMiss(rb.Ratio >= targetRebuildRatio))
-}
-
-// appendColumn appends one column's values as projections' inserts do:
-// an Array(String) column row by row (clickhouse-go takes a [][]string
-// by reflection), the others as one slice.
-func appendColumn(col driver.BatchColumn, values any) error {
-	rows, ok := values.([][]string)
-	if !ok {
-		return col.Append(values)
-	}
-	for _, row := range rows {
-		if err := col.AppendRow(row); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -325,7 +325,7 @@ func insertColumns(ctx context.Context, conn driver.Conn, table, columns string,
 	}
 	defer batch.Close()
 	for i, v := range values {
-		if err := appendColumn(batch.Column(i), v); err != nil {
+		if err := AppendColumn(batch.Column(i), v); err != nil {
 			return chError("insert into "+table, err)
 		}
 	}
@@ -335,12 +335,13 @@ func insertColumns(ctx context.Context, conn driver.Conn, table, columns string,
 	return nil
 }
 
-// appendColumn appends the values of one column, a slice of them, to col.
-// An Array(String) column takes its rows one by one: given the whole
-// [][]string, clickhouse-go walks every row and string by reflection, which
-// took half the insert's CPU in a rebuild's profile; a []string row takes
-// its path without reflection.
-func appendColumn(col driver.BatchColumn, values any) error {
+// AppendColumn appends the values of one column, a slice of them, to col,
+// as every insert of this package does (the bench's bulk-insert baseline
+// uses it to insert the same way). An Array(String) column takes its rows
+// one by one: given the whole [][]string, clickhouse-go walks every row and
+// string by reflection, which took half the insert's CPU in a rebuild's
+// profile; a []string row takes its path without reflection.
+func AppendColumn(col driver.BatchColumn, values any) error {
 	rows, ok := values.([][]string)
 	if !ok {
 		return col.Append(values)
