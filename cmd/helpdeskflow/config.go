@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow/clients/egress"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // config is every setting of the binary. Each flag has an HDF_* environment
@@ -39,6 +40,7 @@ type config struct {
 	OutlookInterval    string
 	ShopifyAPIURL      string
 	StripeAPIURL       string
+	InstanceID         string
 	KafkaPort          int
 	PostgresMaxConns   int
 	GroupCommitters    int
@@ -79,6 +81,7 @@ func (c *config) settings() []setting {
 		{"outlook-sync-interval", "HDF_OUTLOOK_SYNC_INTERVAL", "60s", "how often each connected Outlook (IMAP) mailbox is synced", &c.OutlookInterval},
 		{"shopify-api-url", "HDF_SHOPIFY_API_URL", "https://{shop}.myshopify.com", "Shopify Admin API base URL; {shop} stands for the shop's subdomain", &c.ShopifyAPIURL},
 		{"stripe-api-url", "HDF_STRIPE_API_URL", "https://api.stripe.com", "Stripe API base URL", &c.StripeAPIURL},
+		{"instance-id", "HDF_INSTANCE_ID", "", "static Kafka group membership: this process's id in each consumer group it joins (projector, dispatcher), kept across restarts (e.g. the pod name) so a restarted process takes its partitions back at once; empty: dynamic membership", &c.InstanceID},
 	}
 }
 
@@ -155,6 +158,9 @@ func (c config) validate() error {
 	}
 	if _, _, err := c.loopbackSetting(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := kafka.CheckInstanceID(c.InstanceID); err != nil {
+		errs = append(errs, fmt.Errorf("HDF_INSTANCE_ID (--instance-id): %w", err))
 	}
 	for _, role := range c.roles() {
 		if !knownRoles[role] {
