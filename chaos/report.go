@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,6 +277,11 @@ func (r *Report) Print(w io.Writer, cfg Config) {
 			recoveries(p.Recoveries), linResult(p.Linearizability), p.Linearizability.Operations, p.Linearizability.Unknown)
 	}
 	fmt.Fprintln(w)
+	for _, p := range r.Phases {
+		if byWhat := recoveriesByWhat(p.Recoveries); byWhat != "" {
+			fmt.Fprintf(w, "- %s, recovery by process (ready / caught up): %s\n", p.Name, byWhat)
+		}
+	}
 	var tables []string
 	for _, t := range r.Tables {
 		tables = append(tables, fmt.Sprintf("%s %d/%d", t.Table, t.Rows, t.Final))
@@ -352,6 +358,24 @@ func recoveries(rs []recovery) string {
 	})
 	return fmt.Sprintf("p50 %s, max %s / p50 %s, max %s", ready[len(ready)/2].Round(10*time.Millisecond), ready[len(ready)-1].Round(10*time.Millisecond),
 		caughtString(caught[len(caught)/2]), caughtString(caught[len(caught)-1]))
+}
+
+// recoveriesByWhat sums up the recoveries of a phase with more than one
+// process recovering (the kills) per process, in name order: "projector
+// (12) p50 …"; "" for a phase with one.
+func recoveriesByWhat(rs []recovery) string {
+	by := map[string][]recovery{}
+	for _, x := range rs {
+		by[x.What] = append(by[x.What], x)
+	}
+	if len(by) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, what := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s (%d) %s", what, len(by[what]), recoveries(by[what])))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func boolInt(b bool) int {

@@ -243,12 +243,15 @@ func (r *run) setUp(ctx context.Context) error {
 		return err
 	}
 	for i, role := range []string{"api", "api", "relay", "projector", "dispatcher"} {
-		name := role
+		name, instance := role, role+"-1"
 		if role == "api" {
-			name = fmt.Sprintf("api%d", i+1)
+			name, instance = fmt.Sprintf("api%d", i+1), fmt.Sprintf("api-%d", i+1)
 		}
+		// A stable instance id, as a supervisor or the pod name gives it:
+		// a restarted consumer is a static member that replaces its killed
+		// predecessor in the Kafka group at once.
 		p, err := newProc(name, r.port(i), "/healthz", []string{"serve"},
-			r.env(secretKeys, "HDF_ROLES="+role, "HDF_HTTP_ADDR="+r.port(i), "HDF_METRICS_ADDR="+r.port(i+5)))
+			r.env(secretKeys, "HDF_ROLES="+role, "HDF_HTTP_ADDR="+r.port(i), "HDF_METRICS_ADDR="+r.port(i+5), "HDF_INSTANCE_ID="+instance))
 		if err != nil {
 			return err
 		}
@@ -368,8 +371,8 @@ func (r *run) faults(ctx context.Context) error {
 		if n < 2 { // an API process: its requests may fail until now
 			r.avail.markDown(n, t0, time.Now())
 		}
-		// The next kill does not wait for the catch-up: a killed consumer's
-		// partitions may wait for its group session to time out.
+		// The next kill does not wait for the catch-up: the probes of
+		// successive kills overlap.
 		r.logf("kill -9 %d/%d: %s ready after %s", i+1, cfg.KillCycles, p.name, ready.Round(time.Millisecond))
 		probes.Add(1)
 		go func() {

@@ -143,6 +143,10 @@ type Config struct {
 	// progress write and offset commit, and separately the group leave.
 	// Default DefaultShutdownTimeout (10 s).
 	ShutdownTimeout time.Duration
+	// Membership is how the dispatcher is a member of Group: an instance
+	// id makes it static, so a restarted dispatcher takes its partitions
+	// back at once (kafka.Membership; its defaults apply to zero fields).
+	Membership kafka.Membership
 	// Logger receives the dispatcher's and the Kafka client's logs.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -190,8 +194,8 @@ func (c *Config) setDefaults() {
 // nil. Zero fields that have a default are not problems: Validate checks c
 // as New would use it, after the defaults. The problems it names are a
 // missing Brokers (or an empty address), Pool or Handlers, a nil handler, a
-// handler with an empty or duplicate name, and a MaxRetryBackoff smaller
-// than RetryBackoff.
+// handler with an empty or duplicate name, a MaxRetryBackoff smaller
+// than RetryBackoff, and the problems of Membership (kafka.Membership.Check).
 func (c Config) Validate() error {
 	c.setDefaults()
 	errs := kafka.CheckBrokers(c.Brokers)
@@ -220,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRetryBackoff < c.RetryBackoff {
 		errs = append(errs, fmt.Errorf("max retry backoff: must be at least the retry backoff (%s), got %s", c.RetryBackoff, c.MaxRetryBackoff))
+	}
+	for _, err := range c.Membership.Check() {
+		errs = append(errs, fmt.Errorf("membership: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -308,7 +315,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		FlushInterval: max(cfg.FlushInterval, 0),
 		RetryBackoff:  cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
 		NewBatch: func() kafka.Batch { return &batch{d: d, handled: map[uuid.UUID]int64{}} },
-		Logger:   cfg.Logger, Errors: m.internalErrors, Lag: m.lag, Options: cfg.ExtraOpts,
+		Logger:   cfg.Logger, Errors: m.internalErrors, Lag: m.lag, Membership: cfg.Membership, Options: cfg.ExtraOpts,
 	})
 	return d, nil
 }

@@ -60,7 +60,8 @@ type Batch interface {
 }
 
 // ConsumerConfig configures a Consumer. Every field is required except
-// MaxBatchBytes, FlushInterval, OnPartitionsGone, Watermarks and Options; the
+// MaxBatchBytes, FlushInterval, Membership, OnPartitionsGone, Watermarks and
+// Options; the
 // Consumer's users validate their own configuration and fill this one.
 type ConsumerConfig struct {
 	// Name names the consumer in logs and errors ("projector",
@@ -110,6 +111,11 @@ type ConsumerConfig struct {
 	// committed with the batch they were polled in, and a poll that brings
 	// nothing else makes no Batch and calls no Flush.
 	Watermarks bool
+	// Membership is how the Consumer is a member of Group: static with an
+	// instance id, its session timeout, heartbeat interval and rebalance
+	// timeout. The zero value is dynamic membership with the defaults
+	// (see Membership).
+	Membership Membership
 	// Options are extra franz-go client options, applied after the
 	// Consumer's own, so they can override them.
 	Options []Option
@@ -197,7 +203,8 @@ func (b *pending) flush(ctx context.Context, rebalance <-chan struct{}, final bo
 // Run joins the group and consumes until ctx ends, then flushes and commits
 // what it holds (within ShutdownTimeout), leaves the group (within another
 // ShutdownTimeout, after which it closes without a clean leave) and closes
-// its client.
+// its client. A static member (Membership.InstanceID) does not leave: its
+// partitions wait for its restart, or its session timeout.
 //
 // A Flush that fails is retried with backoff (RetryBackoff doubling up to
 // MaxRetryBackoff); nothing is committed meanwhile, so consumption stalls
@@ -218,7 +225,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	clientCtx, abortClient := context.WithCancel(context.WithoutCancel(ctx))
 	defer abortClient()
 	gone := func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { c.forget(lost[c.cfg.Topic]) }
-	opts := append([]kgo.Opt{
+	opts := append(append([]kgo.Opt{
 		kgo.WithContext(clientCtx),
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ConsumerGroup(c.cfg.Group),
@@ -230,12 +237,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(gone),
 		kgo.OnPartitionsLost(gone),
 		kgo.WithLogger(NewLogger(c.cfg.Logger.With("component", strings.ReplaceAll(c.cfg.Name, " ", "-")+"-kafka"))),
-	}, c.cfg.Options...)
+	}, c.cfg.Membership.options()...), c.cfg.Options...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: c.cfg.Name + ": create Kafka client", Err: err}
 	}
-	c.log.Info(c.cfg.Name+" started", "brokers", c.cfg.Brokers, "batch_size", c.cfg.BatchSize, "flush_interval", c.cfg.FlushInterval)
+	c.log.Info(c.cfg.Name+" started", "brokers", c.cfg.Brokers, "batch_size", c.cfg.BatchSize, "flush_interval", c.cfg.FlushInterval,
+		"instance_id", c.cfg.Membership.InstanceID)
 
 	var b *pending
 	for ctx.Err() == nil {
@@ -399,7 +407,9 @@ func (c *Consumer) shutdown(ctx context.Context, cl *kgo.Client, abortClient con
 	cl.AllowRebalance()
 	// Leaving gets its own time budget: a final flush that used up
 	// ShutdownTimeout must not keep the member in the group until its
-	// session times out, stalling the partitions for everyone else.
+	// session times out, stalling the partitions for everyone else. For a
+	// static member franz-go sends no LeaveGroup (see Membership): this
+	// only stops its group management.
 	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
 	defer lcancel()
 	if err := cl.LeaveGroupContext(lctx); err != nil {

@@ -11,7 +11,8 @@
 //     of `helpdeskflow dev` (StartBroker);
 //   - the one consume loop (Consumer): poll, batch by count, bytes and
 //     time, flush through a Batch, commit after the flush, hold rebalances
-//     back until then, leave the group on stop, lag metrics, and the
+//     back until then, leave the group on stop (unless a static member:
+//     Membership), lag metrics, and the
 //     consumers' shared metrics (NewErrorCounter with the error kinds the
 //     loop and Decode count, NewLagGauge). The projector,
 //     the request-log projector and the dispatcher are Batches plugged into

@@ -41,7 +41,7 @@ func newConsumer(name string, cfg Config, maxBatchBytes int, errs *prometheus.Co
 			BatchSize: cfg.BatchSize, MaxBatchBytes: maxBatchBytes, FlushInterval: cfg.FlushInterval,
 			RetryBackoff: cfg.RetryBackoff, MaxRetryBackoff: cfg.MaxRetryBackoff, ShutdownTimeout: cfg.ShutdownTimeout,
 			NewBatch: newBatch, Logger: cfg.Logger, Errors: errs, Lag: lag, OnPartitionsGone: partitionsGone,
-			Watermarks: watermarks, Options: cfg.KafkaOptions,
+			Watermarks: watermarks, Membership: cfg.Membership, Options: cfg.KafkaOptions,
 		}),
 	}
 }

@@ -67,6 +67,10 @@ type Config struct {
 	// is cancelled, and separately the group leave that follows. Default
 	// DefaultShutdownTimeout (10s).
 	ShutdownTimeout time.Duration
+	// Membership is how the projector is a member of Group: an instance
+	// id makes it static, so a restarted projector takes its partitions
+	// back at once (kafka.Membership; its defaults apply to zero fields).
+	Membership kafka.Membership
 	// ClickHouse is the connection to the projection database, already
 	// migrated (see OpenClickHouse and Migrate). Required; the projector
 	// does not close it.
@@ -164,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	for _, err := range c.Membership.Check() {
+		errs = append(errs, fmt.Errorf("membership: %w", err))
 	}
 	if c.ClickHouse == nil {
 		errs = append(errs, errors.New("clickhouse: a connection is required"))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/helpdeskflow/helpdeskflow/clients/egress"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // config is every setting of the binary. Each flag has an HDF_* environment
@@ -44,6 +45,7 @@ type config struct {
 	RetainMail         string
 	RetainRequestLog   string
 	RetentionInterval  string
+	InstanceID         string
 	KafkaPort          int
 	PostgresMaxConns   int
 	GroupCommitters    int
@@ -89,6 +91,7 @@ func (c *config) settings() []setting {
 		{"retention-mail-records", "HDF_RETENTION_MAIL_RECORDS", "30d", "keep the records of mail that made no ticket this long, at least 8d (0: for ever)", &c.RetainMail},
 		{"retention-request-log", "HDF_RETENTION_REQUEST_LOG", "90d", "keep the request log (ClickHouse api_requests) this long; whole months are dropped (0: for ever)", &c.RetainRequestLog},
 		{"retention-interval", "HDF_RETENTION_INTERVAL", "10m", "how often the dispatcher's retention job runs (±20% jitter)", &c.RetentionInterval},
+		{"instance-id", "HDF_INSTANCE_ID", "", "static Kafka group membership: this process's id in each consumer group it joins (projector, dispatcher), kept across restarts (e.g. the pod name) so a restarted process takes its partitions back at once; empty: dynamic membership", &c.InstanceID},
 	}
 }
 
@@ -173,6 +176,9 @@ func (c config) validate() error {
 	}
 	if _, _, err := c.loopbackSetting(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := kafka.CheckInstanceID(c.InstanceID); err != nil {
+		errs = append(errs, fmt.Errorf("HDF_INSTANCE_ID (--instance-id): %w", err))
 	}
 	for _, role := range c.roles() {
 		if !knownRoles[role] {

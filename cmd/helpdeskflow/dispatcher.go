@@ -8,6 +8,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 )
 
 // dispatcherRole runs the dispatcher (the handlers of Kafka events,
@@ -58,7 +59,8 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 	}
 	dispatcher, err := dispatch.New(dispatch.Config{
 		Brokers: p.brokers, Pool: p.db, Events: p.rooms.events, Logger: p.logger, Registerer: p.reg,
-		Handlers: handlers.All(handlers.Config{Logger: p.logger, Outbound: outbound}),
+		Membership: kafka.Membership{InstanceID: p.cfg.InstanceID}, // static with HDF_INSTANCE_ID
+		Handlers:   handlers.All(handlers.Config{Logger: p.logger, Outbound: outbound}),
 	})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/helpdeskflow/helpdeskflow/kafka"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -15,16 +16,19 @@ type projectorRole struct {
 }
 
 // newProjectorRole builds both projectors on the process's ClickHouse
-// connection.
+// connection, each a static member of its group when HDF_INSTANCE_ID is
+// set (instance ids are per group, so both use it).
 func newProjectorRole(p *process) (*projectorRole, error) {
+	membership := kafka.Membership{InstanceID: p.cfg.InstanceID}
 	events, err := projections.NewProjector(projections.Config{
 		Brokers: p.brokers, ClickHouse: p.ch, Events: p.rooms.events, Logger: p.logger, Registerer: p.reg,
+		Membership: membership,
 	})
 	if err != nil {
 		return nil, err
 	}
 	requests, err := projections.NewRequestLogProjector(projections.RequestLogConfig{
-		Brokers: p.brokers, ClickHouse: p.ch, Logger: p.logger, Registerer: p.reg,
+		Brokers: p.brokers, ClickHouse: p.ch, Logger: p.logger, Registerer: p.reg, Membership: membership,
 	})
 	if err != nil {
 		return nil, err
