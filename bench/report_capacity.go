@@ -126,7 +126,7 @@ func (r *results) markdownCapacity(w io.Writer) {
 			strings.Join(mapStrings(capacityProcs, func(p string) string { return fmt.Sprintf("%.1f", m.Cores[p]) }), " | "),
 			m.Processes["api"], m.Processes["relay"], m.Processes["projector"], m.Processes["dispatcher"], m.Partitions, m.ClickHouseShards, m.WALMBPerSec, fits)
 	}
-	fmt.Fprintf(w, "\nCeilings of one event store: the one publishing relay runs out of its %.0f planned cores at %s creates/s; a %.0f-core Postgres primary at %s creates/s. "+
+	fmt.Fprintf(w, "\nCeilings of one event store: the one publishing relay runs out of its %.1f planned cores at %s creates/s; a %.0f-core Postgres primary at %s creates/s. "+
 		"Broker cores are kfake's, not Kafka's: read them as an upper bound.\n",
 		modelCoresPerProcess*modelUtilisation, thousands(int(c.relayCeiling())), modelPostgresCores, thousands(int(c.postgresCeiling())))
 }
