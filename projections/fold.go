@@ -293,11 +293,13 @@ func (p *Projector) insert(ctx context.Context, b *batch) error {
 	return p.insertConcurrently(ctx, b, p.ticketTables(b))
 }
 
-// ticketTables are b's ticket rows for tickets and its copies.
+// ticketTables are b's ticket rows for tickets and its copies, which share
+// one set of column slices (the inserts only read them).
 func (p *Projector) ticketTables(b *batch) []tableRows {
+	values := sync.OnceValue(func() []any { return ticketColumnValues(b.tickets) })
 	var out []tableRows
 	for _, name := range append([]string{p.tables.tickets}, p.tables.ticketCopies...) {
-		out = append(out, tableRows{name, ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }})
+		out = append(out, tableRows{name, ticketColumns, len(b.tickets), values})
 	}
 	return out
 }
