@@ -8,7 +8,6 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
 	"time"
@@ -324,7 +323,7 @@ func scanEventsUpTo(rows pgx.Rows, maxBytes int) (events []helpdeskflow.Event, c
 		e.Data = data
 		e.OccurredAt = e.OccurredAt.UTC()
 		e.Position.TxID = uint64(txID)
-		if err := json.Unmarshal(md, &e.Metadata); err != nil {
+		if err := decodeMetadata(md, &e.Metadata); err != nil {
 			return nil, false, pg.Internal("decode event metadata", err)
 		}
 		events = append(events, e)

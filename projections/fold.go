@@ -1,11 +1,13 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
@@ -151,8 +153,15 @@ func (p *Projector) build(b *batch) {
 			}
 			var t helpdeskflow.Ticket
 			count := 0
+			// Most events leave the custom fields as they are: those keep
+			// the previous row's JSON rather than decode and re-encode it.
+			keepFields := prev != nil && keepsCustomFields(e)
 			if prev != nil {
-				t, count = prev.ticket(), int(prev.MessageCount)
+				from := *prev
+				if keepFields {
+					from.CustomFields = ""
+				}
+				t, count = from.ticket(), int(prev.MessageCount)
 			}
 			before := len(t.Messages)
 			if err := helpdeskflow.ApplyTicket(&t, *e); err != nil {
@@ -160,7 +169,11 @@ func (p *Projector) build(b *batch) {
 				continue
 			}
 			added := t.Messages[min(before, len(t.Messages)):]
-			tickets.put(k, ticketRowOf(&t, count+len(added)))
+			row := ticketRowOf(&t, count+len(added))
+			if keepFields {
+				row.CustomFields = prev.CustomFields
+			}
+			tickets.put(k, row)
 			for _, m := range added {
 				if p.tables.messages == "" {
 					break
@@ -197,6 +210,40 @@ func (p *Projector) build(b *batch) {
 
 	b.tickets, b.customers = tickets.finish(), customers.finish()
 	b.loadedTickets, b.loadedCustomers = nil, nil
+}
+
+// keepsCustomFields reports whether applying e to a ticket certainly
+// leaves its custom fields as they are: an event type that never changes
+// them, or a ticket.updated whose data cannot name custom_fields: no
+// "field" in any ASCII case, no escape and no byte beyond ASCII
+// (encoding/json matches keys without regard to case, some non-ASCII
+// letters included). Anything else is decoded and applied in full.
+func keepsCustomFields(e *helpdeskflow.Event) bool {
+	switch e.Type {
+	case helpdeskflow.EventTicketMessageAdded, helpdeskflow.EventTicketCustomerChanged,
+		helpdeskflow.EventTicketSLAPolicyApplied, helpdeskflow.EventTicketSLAWarning, helpdeskflow.EventTicketSLABreached,
+		helpdeskflow.EventTicketNotificationRequested:
+		return true
+	case helpdeskflow.EventTicketUpdated:
+		return !bytes.ContainsFunc(e.Data, func(r rune) bool { return r == '\\' || r >= utf8.RuneSelf }) &&
+			!containsFoldASCII(e.Data, "field")
+	}
+	return false
+}
+
+// containsFoldASCII reports whether data contains word (lower-case ASCII)
+// in any ASCII case.
+func containsFoldASCII(data []byte, word string) bool {
+	for i := 0; i+len(word) <= len(data); i++ {
+		j := 0
+		for j < len(word) && data[i+j]|0x20 == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
 }
 
 // shouldApply decides whether e changes its entity row: not when the row
@@ -246,11 +293,13 @@ func (p *Projector) insert(ctx context.Context, b *batch) error {
 	return p.insertConcurrently(ctx, b, p.ticketTables(b))
 }
 
-// ticketTables are b's ticket rows for tickets and its copies.
+// ticketTables are b's ticket rows for tickets and its copies, which share
+// one set of column slices (the inserts only read them).
 func (p *Projector) ticketTables(b *batch) []tableRows {
+	values := sync.OnceValue(func() []any { return ticketColumnValues(b.tickets) })
 	var out []tableRows
 	for _, name := range append([]string{p.tables.tickets}, p.tables.ticketCopies...) {
-		out = append(out, tableRows{name, ticketColumns, len(b.tickets), func() []any { return ticketColumnValues(b.tickets) }})
+		out = append(out, tableRows{name, ticketColumns, len(b.tickets), values})
 	}
 	return out
 }

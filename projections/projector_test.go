@@ -536,3 +536,39 @@ func TestConfig_Validate(t *testing.T) {
 		}
 	}
 }
+
+// The fold keeps a ticket's custom fields JSON for events that cannot
+// change them; every ticket.updated that names custom_fields (in any case,
+// or escaped, as encoding/json still matches it) must still change them.
+func TestProjector_CustomFieldChangesAfterKeptOnes(t *testing.T) {
+	t.Parallel()
+	conn, brokers, s := newScenarioTest(t)
+	updated := func(version int64, data string) helpdeskflow.Event {
+		return s.w.event(helpdeskflow.StreamTicket, s.ticket, version, helpdeskflow.EventTicketUpdated, json.RawMessage(data))
+	}
+	produce(t, brokers, append(s.events(),
+		updated(3, `{"status":{"old":"open","new":"pending"}}`),
+		updated(4, `{"Custom_Fields":{"order":{"old":"A-1","new":"A-2"}}}`),
+		updated(5, `{"priority":{"old":"high","new":"low"}}`),
+		updated(6, `{"custom_\u0066ields":{"amount":{"old":12.5,"new":13}}}`),
+		s.w.event(helpdeskflow.StreamTicket, s.ticket, 7, helpdeskflow.EventTicketMessageAdded,
+			helpdeskflow.MessageAdded{ID: uuid.New(), AuthorType: helpdeskflow.AuthorAgent, Body: "ok", BodyText: "ok"}),
+	)...)
+	startProjector(t, conn, brokers, "g-custom-fields")
+	eventually(t, wait, "the ticket at version 7", func() bool {
+		return queryUint(t, conn, "SELECT max(version) FROM tickets FINAL") == 7
+	})
+	var fields, status, priority string
+	err := conn.QueryRow(context.Background(), `SELECT custom_fields, status, priority FROM tickets FINAL
+		WHERE workspace_id = toUUID(?) AND ticket_id = toUUID(?)`, s.w.workspace.String(), s.ticket.String()).Scan(&fields, &status, &priority)
+	if err != nil {
+		t.Fatalf("select ticket: %v", err)
+	}
+	var cf map[string]any
+	if err := json.Unmarshal([]byte(fields), &cf); err != nil || cf["order"] != "A-2" || cf["amount"] != 13.0 || len(cf) != 2 {
+		t.Errorf("custom_fields = %s (%v), want order A-2 and amount 13", fields, err)
+	}
+	if status != "pending" || priority != "low" {
+		t.Errorf("status, priority = %q %q, want pending low", status, priority)
+	}
+}

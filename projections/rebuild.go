@@ -430,18 +430,13 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 	})
 	defer stopWaiters()
 
-	// A batch's ticket rows go in while the next batch's other rows do
-	// (still after its own other rows: see Projector.insert); the
-	// checkpoint follows its ticket rows.
+	// Up to insertsInFlight batches are inserted at once, each its other
+	// rows, then its ticket rows once the other rows of every batch up to
+	// it are in (see Projector.insert; a later batch's ticket row must not
+	// go in before an earlier batch's message rows). Batches are finished,
+	// checkpoint and all, in order.
 	pos := cp.pos
-	var pending *batch
-	var pendingDone chan error // nil while no ticket insert runs
-	finish := func(err error) error {
-		b := pending
-		pending, pendingDone = nil, nil
-		if err != nil {
-			return err
-		}
+	finish := func(b *batch) error {
 		pos = b.events[len(b.events)-1].Position
 		cp.pos, cp.events = pos, cp.events+uint64(len(b.events))
 		if err := r.writeCheckpoint(ctx, cp); err != nil {
@@ -458,32 +453,38 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 		}
 		return nil
 	}
+	var flights []*insertFlight // in order, oldest first
+	prev := &insertFlight{othersIn: make(chan struct{}), othersOK: true}
+	close(prev.othersIn)
 	in := built // nil once closed
-	for in != nil || pending != nil {
+	for in != nil || len(flights) > 0 {
+		var next <-chan *batch
+		if len(flights) < insertsInFlight {
+			next = in
+		}
+		var oldest <-chan error
+		if len(flights) > 0 {
+			oldest = flights[0].done
+		}
 		select {
-		case err := <-pendingDone:
-			if err := finish(err); err != nil {
+		case err := <-oldest:
+			b := flights[0].b
+			flights = flights[1:]
+			if err == nil {
+				err = finish(b)
+			}
+			if err != nil {
 				cancel()
 				return pos, err
 			}
-		case b, ok := <-in:
+		case b, ok := <-next:
 			if !ok {
 				in = nil
 				continue
 			}
-			if err := r.p.insertConcurrently(ctx, b, r.p.otherTables(b)); err != nil {
-				cancel()
-				return pos, err
-			}
-			if pending != nil {
-				if err := finish(<-pendingDone); err != nil {
-					cancel()
-					return pos, err
-				}
-			}
-			pending, pendingDone = b, make(chan error, 1)
-			done := pendingDone
-			go func() { done <- r.p.insertConcurrently(ctx, b, r.p.ticketTables(b)) }()
+			f := &insertFlight{b: b, othersIn: make(chan struct{}), done: make(chan error, 1)}
+			go r.insertFlight(ctx, f, prev)
+			flights, prev = append(flights, f), f
 		}
 	}
 	for range 2 {
@@ -495,6 +496,37 @@ func (r *rebuilder) fold(ctx context.Context, cp checkpoint, phase string, targe
 		return pos, helpdeskflow.Errorf(helpdeskflow.EUnavailable, "the rebuild was interrupted; run it again to continue")
 	}
 	return pos, nil
+}
+
+// insertsInFlight is how many batches a rebuild inserts at once.
+const insertsInFlight = 2
+
+// insertFlight is a batch being inserted.
+type insertFlight struct {
+	b *batch
+	// othersIn is closed once the other rows of b and of every batch
+	// before it are in or failed; othersOK (set before) says whether all
+	// went in.
+	othersIn chan struct{}
+	othersOK bool
+	// done gets the error of b's insert (nil once every row is in).
+	done chan error
+}
+
+// insertFlight inserts f.b's other rows, then, once prev's other rows (and
+// so all before) are in, its ticket rows.
+func (r *rebuilder) insertFlight(ctx context.Context, f, prev *insertFlight) {
+	err := r.p.insertConcurrently(ctx, f.b, r.p.otherTables(f.b))
+	<-prev.othersIn
+	if err == nil && !prev.othersOK {
+		err = helpdeskflow.Errorf(helpdeskflow.EUnavailable, "an earlier batch's insert failed")
+	}
+	f.othersOK = err == nil
+	close(f.othersIn)
+	if err == nil {
+		err = r.p.insertConcurrently(ctx, f.b, r.p.ticketTables(f.b))
+	}
+	f.done <- err
 }
 
 // countInserted adds b's rows to the report.

@@ -1,0 +1,4 @@
+package eventstore
+
+// DecodeMetadata exports decodeMetadata to the tests.
+var DecodeMetadata = decodeMetadata
