@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/helpdeskflow/helpdeskflow/internal/poll"
 )
 
 // The garbage collector's defaults, chosen with `make bench` (see the
@@ -55,17 +58,12 @@ func followReadCache(ctx context.Context, cacheBytes func() int64, interval time
 		return
 	}
 	var applied int64
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	// The pass never fails, so poll.Every's logger never logs.
+	poll.Every(ctx, interval, slog.Default(), "follow the read cache", func(context.Context) (int, error) {
 		if b := cacheBytes(); b-applied >= 1<<20 || applied-b >= 1<<20 {
 			debug.SetMemoryLimit(memoryLimitWithCache(b))
 			applied = b
 		}
-	}
+		return 0, nil
+	})
 }
