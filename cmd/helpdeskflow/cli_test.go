@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/helpdeskflow/helpdeskflow"
@@ -113,4 +114,22 @@ func TestRun_Keys(t *testing.T) {
 			t.Errorf("%v accepted", args)
 		}
 	}
+}
+
+// parseServeConfig parses serve's flags args (with the environment the test
+// set). With wantErrMsg it requires an error containing it and reports
+// false; otherwise it requires none and returns the configuration.
+func parseServeConfig(t *testing.T, args []string, wantErrMsg string) (config, bool) {
+	t.Helper()
+	cfg, _, err := parseConfig("serve", args)
+	if wantErrMsg != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErrMsg) {
+			t.Fatalf("parseConfig = %v, want an error saying %q", err, wantErrMsg)
+		}
+		return config{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, true
 }

@@ -21,15 +21,9 @@ func TestConfig_InstanceID(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("HDF_INSTANCE_ID", tc.env)
-			cfg, _, err := parseConfig("serve", tc.args)
-			if tc.wantErrMsg != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErrMsg) {
-					t.Fatalf("parseConfig = %v, want an error saying %q", err, tc.wantErrMsg)
-				}
+			cfg, ok := parseServeConfig(t, tc.args, tc.wantErrMsg)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if cfg.InstanceID != tc.want {
 				t.Errorf("InstanceID = %q, want %q", cfg.InstanceID, tc.want)

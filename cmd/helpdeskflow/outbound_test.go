@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"log/slog"
-	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -43,15 +42,9 @@ func TestConfig_OutboundAllowLoopback(t *testing.T) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			cfg, _, err := parseConfig("serve", tc.args)
-			if tc.wantErrMsg != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErrMsg) {
-					t.Fatalf("parseConfig = %v, want an error saying %q", err, tc.wantErrMsg)
-				}
+			cfg, ok := parseServeConfig(t, tc.args, tc.wantErrMsg)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			cfg.dev = tc.dev
 			if got := cfg.outboundPolicy(); got.AllowLoopback != tc.want || got.AllowPrivate || len(got.AllowedNets) > 0 {

@@ -3,7 +3,6 @@ package main
 import (
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,15 +42,9 @@ func TestConfig_Retention(t *testing.T) {
 					os.Unsetenv(env)
 				}
 			}
-			cfg, _, err := parseConfig("serve", tc.args)
-			if tc.wantErrMsg != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErrMsg) {
-					t.Fatalf("parseConfig = %v, want an error saying %q", err, tc.wantErrMsg)
-				}
+			cfg, ok := parseServeConfig(t, tc.args, tc.wantErrMsg)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got, _ := cfg.retention(); got != tc.want {
 				t.Errorf("retention = %+v, want %+v", got, tc.want)
