@@ -83,19 +83,13 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 	if err != nil {
 		return nil, fmt.Errorf("find a free port: %w", err)
 	}
-	stderr, err := os.Create(c.stderrPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(c.bin, "dev")
-	cmd.Dir = c.dir
 	// The dev process gets only the benchmark's own HDF_* settings, except
 	// HDF_GROUP_COMMITTERS and HDF_READ_CACHE_MB (to compare settings;
 	// GOGC and GOMEMLIMIT pass too) and HDF_DEBUG_ADDR, so that it can be profiled
 	// under load:
 	//	HDF_DEBUG_ADDR=127.0.0.1:6060 make bench
 	//	go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10
-	cmd.Env = childEnv(true,
+	env := childEnv(true,
 		"HDF_POSTGRES_URL="+postgresURL,
 		"HDF_CLICKHOUSE_ADDR="+c.clickHouseAddr,
 		"HDF_CLICKHOUSE_DATABASE="+clickHouseDB,
@@ -103,35 +97,12 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 		"HDF_DATA_DIR="+dataDir,
 		"HDF_LOG_LEVEL=warn",
 	)
-	cmd.Stderr = stderr
-	// Its own process group, so a Ctrl-C on the benchmark does not reach it
-	// before the benchmark has stopped it in order; and SIGTERM if the
-	// benchmark dies without cleaning up.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		stderr.Close()
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		stderr.Close()
-		return nil, fmt.Errorf("start %s dev: %w", c.bin, err)
-	}
-	d := &devProcess{name: "dev", cmd: cmd, pid: cmd.Process.Pid, stderr: stderr, done: make(chan struct{})}
-
-	// The reader parses the URL and key, then keeps draining stdout until
-	// the process closes it; only then may Wait run.
+	// The reader parses the URL and key; spawn drains the rest of stdout.
 	found := make(chan struct{})
-	stdoutDone := make(chan struct{})
-	go func() {
-		defer close(stdoutDone)
+	d, err := spawn("dev", c.bin, c.dir, []string{"dev"}, env, c.stderrPath, func(d *devProcess, stdout io.Reader) {
 		sc := bufio.NewScanner(stdout)
 		var u, k string
-		signalled := false
 		for sc.Scan() {
-			if signalled {
-				continue
-			}
 			if m := runningRE.FindStringSubmatch(sc.Text()); m != nil {
 				u = m[1]
 			}
@@ -141,16 +112,13 @@ func startDev(ctx context.Context, c devConfig, postgresURL, clickHouseDB string
 			if u != "" && k != "" {
 				d.url, d.key = u, k
 				close(found)
-				signalled = true
+				return
 			}
 		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() {
-		<-stdoutDone
-		d.waitErr = cmd.Wait()
-		close(d.done)
-	}()
+	})
+	if err != nil {
+		return nil, err
+	}
 
 	fail := func(err error) (*devProcess, error) {
 		return nil, errors.Join(err, d.stop(30*time.Second))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -32,23 +33,37 @@ type shape struct {
 }
 
 // spawn starts bin with args as a child process in dir, with env, its
-// stdout and stderr to stderrPath, in its own process group (SIGTERM if
-// the benchmark dies). name is how logs and errors call it.
-func spawn(name, bin, dir string, args, env []string, stderrPath string) (*devProcess, error) {
+// stderr to stderrPath, in its own process group (so a Ctrl-C on the
+// benchmark does not reach it before the benchmark has stopped it in
+// order), with SIGTERM if the benchmark dies without cleaning up. name is
+// how logs and errors call it. With readStdout, that reads the process's
+// stdout (and the rest is drained until the process closes it, before Wait
+// runs); without, stdout goes to stderrPath too.
+func spawn(name, bin, dir string, args, env []string, stderrPath string, readStdout func(*devProcess, io.Reader)) (*devProcess, error) {
 	stderr, err := os.Create(stderrPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir, cmd.Env = dir, env
-	cmd.Stdout, cmd.Stderr = stderr, stderr
+	cmd.Dir, cmd.Env, cmd.Stderr = dir, env, stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	var stdout io.Reader
+	if readStdout == nil {
+		cmd.Stdout = stderr
+	} else if stdout, err = cmd.StdoutPipe(); err != nil {
+		stderr.Close()
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		stderr.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s %s: %w", bin, name, err)
 	}
 	d := &devProcess{name: name, cmd: cmd, pid: cmd.Process.Pid, stderr: stderr, done: make(chan struct{})}
 	go func() {
+		if readStdout != nil {
+			readStdout(d, stdout)
+			io.Copy(io.Discard, stdout)
+		}
 		d.waitErr = cmd.Wait()
 		close(d.done)
 	}()
@@ -74,7 +89,7 @@ func startShape(ctx context.Context, c devConfig, dir, postgresURL, chDB string)
 	brokerAddr := fmt.Sprintf("127.0.0.1:%d", brokerPort)
 	if s.broker, err = spawn("broker", c.bin, c.dir,
 		[]string{"broker", "--data-dir", filepath.Join(dir, "broker"), "--kafka-port", fmt.Sprint(brokerPort)},
-		childEnv(false, "HDF_LOG_LEVEL=warn"), filepath.Join(dir, "broker.log")); err != nil {
+		childEnv(false, "HDF_LOG_LEVEL=warn"), filepath.Join(dir, "broker.log"), nil); err != nil {
 		return nil, err
 	}
 	if err := waitListening(ctx, s.broker, brokerAddr, 30*time.Second); err != nil {
@@ -100,7 +115,7 @@ func startShape(ctx context.Context, c devConfig, dir, postgresURL, chDB string)
 			"HDF_OUTBOUND_ALLOW_LOOPBACK=true",
 			fmt.Sprintf("HDF_HTTP_ADDR=127.0.0.1:%d", port),
 			"HDF_LOG_LEVEL=warn",
-		), filepath.Join(dir, role+".log"))
+		), filepath.Join(dir, role+".log"), nil)
 		if err != nil {
 			return nil, err
 		}
