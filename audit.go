@@ -34,9 +34,9 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 	case EventTicketMessageAdded:
 		fields = map[string]json.RawMessage{"messages": e.Data}
 	case EventCustomerUpdated:
-		var d CustomerUpdated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		d, err := dataOf[CustomerUpdated](e)
+		if err != nil {
+			return nil, err
 		}
 		return d.fieldChanges(), nil
 	case EventCustomerMerged:
@@ -52,9 +52,9 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 		}
 		return []FieldChange{{Field: "customer_id", Old: mustJSON(d.Old), New: mustJSON(d.New)}}, nil
 	case EventTicketUpdated:
-		var d TicketUpdated
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
+		d, err := dataOf[TicketUpdated](e)
+		if err != nil {
+			return nil, err
 		}
 		return d.fieldChanges(), nil
 	case EventTicketSLAPolicyApplied:

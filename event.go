@@ -135,6 +135,34 @@ func dataOf[T any](e Event) (T, error) {
 	return d, nil
 }
 
+// WithDecodedData returns e with its data decoded once, for a caller that
+// both describes an event (FieldChanges) and folds it (ApplyTicket,
+// ApplyCustomer): both then use the decoded value instead of decoding Data
+// each. Data that does not decode is left as it is, so the call that uses
+// it reports the error; an event already carrying its value, and a type
+// neither needs decoded, are returned unchanged.
+func (e Event) WithDecodedData() Event {
+	if e.decoded != nil {
+		return e
+	}
+	switch e.Type {
+	case EventTicketUpdated:
+		e.decoded = decodedOrNil[TicketUpdated](e)
+	case EventCustomerUpdated:
+		e.decoded = decodedOrNil[CustomerUpdated](e)
+	}
+	return e
+}
+
+// decodedOrNil is e's data as a T, or nil when it does not decode.
+func decodedOrNil[T any](e Event) any {
+	d, err := dataOf[T](e)
+	if err != nil {
+		return nil
+	}
+	return d
+}
+
 // Event is a stored event. Version is its position in its stream, starting
 // at 1 and contiguous. Position orders events across streams in commit order.
 type Event struct {

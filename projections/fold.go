@@ -132,7 +132,9 @@ func (p *Projector) build(b *batch) {
 	b.eventTypes = map[string]int{}
 
 	for i := range b.events {
-		e := &b.events[i]
+		// The audit's description and the fold share one decoding.
+		decoded := b.events[i].WithDecodedData()
+		e := &decoded
 		b.eventTypes[e.Type]++
 		if p.tables.audit != "" {
 			changes, err := helpdeskflow.FieldChanges(*e)
