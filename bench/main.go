@@ -45,7 +45,8 @@
 //     process): events per second rebuilt from a Postgres store of
 //     2,000,000 events seeded by SQL (database bench_rebuild_store_v1, kept
 //     and reused across runs) into a fresh ClickHouse database, against
-//     ClickHouse's own bulk insert of the same rows, and their ratio;
+//     ClickHouse's own bulk insert of the same rows, and their ratio (three
+//     rounds, the median ratio reported);
 //   - two baselines on the same machine: pgbench doing one INSERT + COMMIT
 //     per transaction against the same Postgres server, and an empty
 //     net/http handler hit by the same load generator.
