@@ -28,9 +28,7 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 		// an update shows the new one (old values null: the previous
 		// version is the event before).
 		EventAutomationCreated, EventAutomationUpdated, EventSLAPolicyCreated, EventSLAPolicyUpdated:
-		if err := json.Unmarshal(e.Data, &fields); err != nil {
-			return nil, &Error{Code: EInternal, Message: "decode " + e.Type, Err: err}
-		}
+		return createdFieldChanges(e)
 	case EventTicketMessageAdded:
 		fields = map[string]json.RawMessage{"messages": e.Data}
 	case EventCustomerUpdated:
