@@ -215,7 +215,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	// hangs) shows a growing lag, and the publishing loop never waits for
 	// them: a batch costs one read and one checkpoint write.
 	var saved atomic.Pointer[helpdeskflow.Position]
-	saved.Store(&cp)
+	// A copy: cp itself changes with every batch, while watchLag reads what
+	// saved points to.
+	start := cp
+	saved.Store(&start)
 	var marked watermarked
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
