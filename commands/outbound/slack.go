@@ -39,12 +39,26 @@ func (c *ConnectSlack) Validate() error {
 	case !strings.HasPrefix(c.BotToken, "xoxb-") || len(c.BotToken) > 255:
 		p.Add("bot_token", "must be a Slack bot token (xoxb-…)")
 	}
+	checkSlackChannels(&p, &c.Channels)
+	return p.Err()
+}
+
+// ValidateSlackChannels checks the channels of a Slack integration and
+// trims them in place: EValidation naming each bad channel (channels.*),
+// or channels when none is named.
+func ValidateSlackChannels(channels *helpdeskflow.SlackChannels) error {
+	var p commands.Problems
+	checkSlackChannels(&p, channels)
+	return p.Err()
+}
+
+func checkSlackChannels(p *commands.Problems, channels *helpdeskflow.SlackChannels) {
 	any := false
 	for _, ch := range []struct {
 		field string
 		value *string
-	}{{"channels.new_ticket", &c.Channels.NewTicket}, {"channels.escalation", &c.Channels.Escalation},
-		{"channels.sla_warning", &c.Channels.SLAWarning}, {"channels.sla_breach", &c.Channels.SLABreach}} {
+	}{{"channels.new_ticket", &channels.NewTicket}, {"channels.escalation", &channels.Escalation},
+		{"channels.sla_warning", &channels.SLAWarning}, {"channels.sla_breach", &channels.SLABreach}} {
 		*ch.value = strings.TrimSpace(*ch.value)
 		if *ch.value == "" {
 			continue
@@ -57,7 +71,6 @@ func (c *ConnectSlack) Validate() error {
 	if !any {
 		p.Add("channels", "name at least one channel: new_ticket, escalation, sla_warning or sla_breach")
 	}
-	return p.Err()
 }
 
 // ConnectSlack checks the bot token with Slack, then stores it sealed with
