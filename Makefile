@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. Both start
-# their own private Postgres, ClickHouse and Dovecot (scripts/services.sh), installing
+# their own private Postgres, ClickHouse, Dovecot and Postfix (scripts/services.sh), installing
 # the Debian packages if they are missing; dev and test use separate ports
 # and data directories under .local/.
 SHELL := /bin/bash
@@ -13,12 +13,12 @@ SERVICES := scripts/services.sh
 build:
 	$(GO) build -o $(BIN) ./cmd/helpdeskflow
 
-## run: Postgres + ClickHouse + Dovecot (dev profile), then `helpdeskflow dev` with the embedded Kafka broker.
+## run: Postgres + ClickHouse + Dovecot + Postfix (dev profile), then `helpdeskflow dev` with the embedded Kafka broker.
 run: build
 	$(SERVICES) start dev
 	eval "$$($(SERVICES) env dev)" && exec $(BIN) dev
 
-## test: Postgres + ClickHouse + Dovecot (test profile), then vet, the import-boundary check, the
+## test: Postgres + ClickHouse + Dovecot + Postfix (test profile), then vet, the import-boundary check, the
 ## Prometheus rules (promtool check and unit tests, installing promtool if missing) and every test with -race
 ## (among them the chaos suite's short run, chaos/, on the chaostest profile's own servers).
 test:

@@ -26,7 +26,9 @@ type SlackChannels struct {
 	SLABreach  string `json:"sla_breach"`
 }
 
-// SlackIntegration is a workspace's Slack connection (never its token).
+// SlackIntegration is a workspace's Slack connection (never its token):
+// the one a workspace has, whether its bot token was pasted or installed
+// through OAuth.
 type SlackIntegration struct {
 	WorkspaceID uuid.UUID
 	Channels    SlackChannels
@@ -34,8 +36,30 @@ type SlackIntegration struct {
 	TeamID      string
 	Team        string
 	LastError   string
-	ConnectedAt time.Time
-	UpdatedAt   time.Time
+	// ConnectionID is the OAuth connection the bot token came from
+	// (SlackSourceOAuth); uuid.Nil for a pasted token (SlackSourceToken).
+	ConnectionID uuid.UUID
+	ConnectedAt  time.Time
+	UpdatedAt    time.Time
+}
+
+// Where a Slack integration's bot token came from.
+const (
+	// SlackSourceToken: pasted (PUT /v1/integrations/slack), as for a
+	// self-hosted Slack app.
+	SlackSourceToken = "token"
+	// SlackSourceOAuth: installed through OAuth v2
+	// (POST /v1/integrations/slack/connect and its callback).
+	SlackSourceOAuth = "oauth"
+)
+
+// Source says where the bot token came from: SlackSourceOAuth or
+// SlackSourceToken.
+func (in SlackIntegration) Source() string {
+	if in.ConnectionID != uuid.Nil {
+		return SlackSourceOAuth
+	}
+	return SlackSourceToken
 }
 
 // IntegrationChanged is the data of the integration.* events.

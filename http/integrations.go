@@ -16,6 +16,10 @@ import (
 // Connections runs OAuth connections (integrations.Manager).
 type Connections interface {
 	Connect(ctx context.Context, workspaceID uuid.UUID, provider, shop string) (helpdeskflow.Connection, string, error)
+	// ConnectSlack starts installing Slack through OAuth v2: the
+	// callback's bot token becomes the workspace's Slack integration with
+	// these channels (integrations.Manager.ConnectSlack).
+	ConnectSlack(ctx context.Context, workspaceID uuid.UUID, channels helpdeskflow.SlackChannels) (helpdeskflow.Connection, string, error)
 	Callback(ctx context.Context, provider, state, code, providerError string) (helpdeskflow.Connection, error)
 	Disconnect(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID) error
 	Explain(c helpdeskflow.Connection) string
@@ -230,12 +234,16 @@ type connectStartedJSON struct {
 // provider's authorization URL to send the user to. For outlook the body
 // holds the server settings and app password: 201 with the connection,
 // active, once both servers accepted the login (authorization_url null).
+// For slack the body names the channels ({"channels": {...}}, as for PUT
+// /v1/integrations/slack): the installed bot token becomes the workspace's
+// Slack integration; 409 while one with a pasted token exists.
 func (s *Server) handleIntegrationConnect(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
 	if p.ByName("id") == outlookProvider {
 		return s.handleOutlookConnect(w, r)
 	}
 	var body struct {
-		Shop string `json:"shop"`
+		Shop     string                      `json:"shop"`
+		Channels *helpdeskflow.SlackChannels `json:"channels"`
 	}
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &body); err != nil {
@@ -246,7 +254,21 @@ func (s *Server) handleIntegrationConnect(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	c, authURL, err := cs.Connect(r.Context(), principalOf(r.Context()).WorkspaceID, p.ByName("id"), body.Shop)
+	var c helpdeskflow.Connection
+	var authURL string
+	switch {
+	case p.ByName("id") == slackID:
+		var channels helpdeskflow.SlackChannels
+		if body.Channels != nil {
+			channels = *body.Channels
+		}
+		c, authURL, err = cs.ConnectSlack(r.Context(), principalOf(r.Context()).WorkspaceID, channels)
+	case body.Channels != nil:
+		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the request has invalid fields; see details",
+			Details: []helpdeskflow.FieldProblem{{Field: "channels", Problem: "only Slack takes channels"}}}
+	default:
+		c, authURL, err = cs.Connect(r.Context(), principalOf(r.Context()).WorkspaceID, p.ByName("id"), body.Shop)
+	}
 	if err != nil {
 		return err
 	}

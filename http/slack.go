@@ -27,22 +27,32 @@ type SlackReader interface {
 }
 
 type slackJSON struct {
-	ID          string                     `json:"id"`
-	Provider    string                     `json:"provider"`
-	Status      string                     `json:"status"`
-	TeamID      string                     `json:"team_id"`
-	Team        string                     `json:"team"`
-	Channels    helpdeskflow.SlackChannels `json:"channels"`
-	LastError   *string                    `json:"last_error"`
-	ConnectedAt string                     `json:"connected_at"`
-	UpdatedAt   string                     `json:"updated_at"`
+	ID       string                     `json:"id"`
+	Provider string                     `json:"provider"`
+	Status   string                     `json:"status"`
+	TeamID   string                     `json:"team_id"`
+	Team     string                     `json:"team"`
+	Channels helpdeskflow.SlackChannels `json:"channels"`
+	// Source is where the bot token came from: oauth (installed through
+	// POST /v1/integrations/slack/connect; ConnectionID names that OAuth
+	// connection) or token (pasted with PUT).
+	Source       string  `json:"source"`
+	ConnectionID *string `json:"connection_id"`
+	LastError    *string `json:"last_error"`
+	ConnectedAt  string  `json:"connected_at"`
+	UpdatedAt    string  `json:"updated_at"`
 	// Queue is shown by GET /v1/integrations[/slack] only.
 	Queue *queueJSON `json:"queue,omitempty"`
 }
 
 func toSlackJSON(in helpdeskflow.SlackIntegration) slackJSON {
-	return slackJSON{ID: slackID, Provider: "slack", Status: in.Status, TeamID: in.TeamID, Team: in.Team, Channels: in.Channels,
-		LastError: nonEmpty(in.LastError), ConnectedAt: formatTime(in.ConnectedAt), UpdatedAt: formatTime(in.UpdatedAt)}
+	out := slackJSON{ID: slackID, Provider: "slack", Status: in.Status, TeamID: in.TeamID, Team: in.Team, Channels: in.Channels,
+		Source: in.Source(), LastError: nonEmpty(in.LastError), ConnectedAt: formatTime(in.ConnectedAt), UpdatedAt: formatTime(in.UpdatedAt)}
+	if in.ConnectionID != uuid.Nil {
+		id := in.ConnectionID.String()
+		out.ConnectionID = &id
+	}
+	return out
 }
 
 func writeSlack(w http.ResponseWriter, in helpdeskflow.SlackIntegration) {

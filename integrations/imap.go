@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 
 	"github.com/google/uuid"
 
@@ -29,7 +30,8 @@ const imapKind = "imap"
 //
 // Errors: EValidation naming each bad field, or the field behind a
 // refused check: password for a refused login, imap_security or
-// smtp_security for TLS (and for security none, allowed only to a loopback
+// smtp_security for TLS (a certificate of an authority the clients do not
+// trust says so, and names HDF_EXTRA_CA_FILE; and for security none, allowed only to a loopback
 // server where the outbound address policy allows loopback), mailbox,
 // imap_host or smtp_host for an unreachable server and for an address the
 // policy refuses (class blocked_address; nothing is sent to it),
@@ -93,7 +95,10 @@ func publicSettings(s imapmail.Settings) map[string]any {
 }
 
 // checkError turns a failed check into a validation error naming the
-// setting to fix, one detail per refused server. Its words are the
+// setting to fix, one detail per refused server (an imap_* field for the
+// IMAP server's failure, an smtp_* one for the SMTP server's), and its
+// message names each failure's protocol and class ("imap tls, smtp
+// host_unreachable"). Its words are the
 // imapmail errors' own, which never repeat what a server said.
 func checkError(err error) error {
 	if helpdeskflow.ErrorCode(err) == helpdeskflow.EValidation {
@@ -105,6 +110,7 @@ func checkError(err error) error {
 	}
 	var first *imapmail.Error
 	var details []helpdeskflow.FieldProblem
+	var classes []string
 	for _, err := range errs {
 		var e *imapmail.Error
 		if !errors.As(err, &e) {
@@ -113,6 +119,7 @@ func checkError(err error) error {
 		if first == nil {
 			first = e
 		}
+		classes = append(classes, e.Protocol+" "+e.Kind)
 		field := e.Protocol + "_host"
 		switch {
 		case e.Kind == imapmail.ErrorAuth:
@@ -137,9 +144,9 @@ func checkError(err error) error {
 	if first == nil {
 		return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "checking the mail servers failed", Err: err}
 	}
-	msg := "the mail server refused the settings: " + first.Kind
+	msg := "the mail server refused the settings: " + strings.Join(classes, ", ")
 	if first.Kind == imapmail.ErrorBlocked || errors.Is(first, imapmail.ErrPlaintextRefused) {
-		msg = "HelpDeskFlow does not connect to the mail server as set: " + first.Kind
+		msg = "HelpDeskFlow does not connect to the mail server as set: " + strings.Join(classes, ", ")
 	}
 	return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: msg, Details: details, Err: err}
 }

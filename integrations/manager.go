@@ -2,6 +2,7 @@ package integrations
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 )
 
 // Sealer encrypts tokens at rest and opens them (secretbox.Keyring).
@@ -102,7 +104,51 @@ func (m *Manager) provider(name, shop string) (oauth.Provider, error) {
 // they stopped), and the provider's authorization URL to send the user to.
 // The URL's state is sealed and names the workspace and the connection,
 // with the PKCE verifier inside; it expires after oauth.StateLifetime.
+// Slack is connected with ConnectSlack (it needs its channels).
 func (m *Manager) Connect(ctx context.Context, workspaceID uuid.UUID, provider, shop string) (helpdeskflow.Connection, string, error) {
+	if provider == oauth.Slack {
+		return helpdeskflow.Connection{}, "", &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "connecting Slack needs the channels to notify",
+			Details: []helpdeskflow.FieldProblem{{Field: "channels", Problem: "required"}}}
+	}
+	return m.connect(ctx, workspaceID, provider, shop, "")
+}
+
+// ConnectSlack starts installing the HelpDeskFlow Slack app in the
+// workspace's Slack through OAuth v2, as Connect does for other providers:
+// the callback's bot token becomes the workspace's Slack integration (the
+// one notifications post with, sealed like every token), with these
+// channels (validated as for a pasted token: EValidation naming each bad
+// one). A workspace has one Slack integration: while one with a pasted bot
+// token exists, this is EConflict naming it (disconnect it first; the
+// pasted token stays the way to connect a self-hosted Slack app). A Slack
+// installed through OAuth before is reinstalled (same connection id), its
+// channels replaced.
+func (m *Manager) ConnectSlack(ctx context.Context, workspaceID uuid.UUID, channels helpdeskflow.SlackChannels) (helpdeskflow.Connection, string, error) {
+	if err := outbound.ValidateSlackChannels(&channels); err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	err := m.cfg.Store.Transact(ctx, func(tx Tx) error {
+		existing, _, err := tx.LockSlackIntegration(ctx, workspaceID)
+		switch {
+		case err == nil && existing.Source() == helpdeskflow.SlackSourceToken:
+			return outbound.SlackInstalledConflict(existing)
+		case helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	data, err := json.Marshal(channels)
+	if err != nil {
+		return helpdeskflow.Connection{}, "", err
+	}
+	return m.connect(ctx, workspaceID, oauth.Slack, "", string(data))
+}
+
+// connect is Connect, handing data to the callback in the state.
+func (m *Manager) connect(ctx context.Context, workspaceID uuid.UUID, provider, shop, data string) (helpdeskflow.Connection, string, error) {
 	p, err := m.provider(provider, shop)
 	if err != nil {
 		return helpdeskflow.Connection{}, "", err
@@ -131,7 +177,7 @@ func (m *Manager) Connect(ctx context.Context, workspaceID uuid.UUID, provider, 
 		verifier = oauth.NewVerifier()
 	}
 	state, err := m.states.Sign(oauth.State{WorkspaceID: workspaceID, ConnectionID: c.ID, Provider: provider, Verifier: verifier,
-		Shop: p.Shop, ExpiresAt: now.Add(oauth.StateLifetime)})
+		Shop: p.Shop, Data: data, ExpiresAt: now.Add(oauth.StateLifetime)})
 	if err != nil {
 		return helpdeskflow.Connection{}, "", err
 	}
@@ -143,6 +189,9 @@ func (m *Manager) Connect(ctx context.Context, workspaceID uuid.UUID, provider, 
 // expired); providerError is the redirect's error parameter (the user
 // declined). The code is exchanged for tokens, which are stored sealed;
 // the connection becomes active and integration.connected is recorded.
+// For Slack the bot token also becomes the workspace's Slack integration
+// in the same transaction (see ConnectSlack): EConflict, and nothing
+// stored, if a pasted-token integration appeared meanwhile.
 func (m *Manager) Callback(ctx context.Context, provider, state, code, providerError string) (helpdeskflow.Connection, error) {
 	st, err := m.states.Verify(state, m.cfg.Now())
 	if err != nil {
@@ -191,12 +240,48 @@ func (m *Manager) Callback(ctx context.Context, provider, state, code, providerE
 		if err := tx.StoreTokens(ctx, c, tokens, now); err != nil {
 			return err
 		}
+		if provider == oauth.Slack {
+			if err := m.installSlack(ctx, tx, c, token, st.Data, now); err != nil {
+				return err
+			}
+		}
 		tx.ResumeSync(ctx, c.ID)
 		out = c
 		return appendWorkspaceEvent(ctx, tx, st.WorkspaceID, userMetadata(), helpdeskflow.EventIntegrationConnected,
 			helpdeskflow.IntegrationChanged{Provider: provider, Team: c.Account}, now)
 	})
 	return out, err
+}
+
+// installSlack makes Slack connection c's bot token (token, from the
+// OAuth v2 answer) the workspace's Slack integration, sealed as a pasted
+// one is, with the channels ConnectSlack put in the state (data); it
+// replaces an integration installed through OAuth before, and refuses
+// (EConflict) to replace a pasted one.
+func (m *Manager) installSlack(ctx context.Context, tx Tx, c helpdeskflow.Connection, token oauth.Token, data string, now time.Time) error {
+	existing, _, err := tx.LockSlackIntegration(ctx, c.WorkspaceID)
+	switch {
+	case err == nil && existing.Source() == helpdeskflow.SlackSourceToken:
+		return outbound.SlackInstalledConflict(existing)
+	case err != nil && helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound:
+		return err
+	}
+	in := helpdeskflow.SlackIntegration{WorkspaceID: c.WorkspaceID, Channels: existing.Channels, Status: helpdeskflow.IntegrationActive,
+		ConnectionID: c.ID, ConnectedAt: now, UpdatedAt: now}
+	if data != "" {
+		if err := json.Unmarshal([]byte(data), &in.Channels); err != nil {
+			return &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "the authorization's state holds no Slack channels; start connecting again", Err: err}
+		}
+	}
+	if team, ok := token.Extra["team"].(map[string]any); ok {
+		in.TeamID, _ = team["id"].(string)
+		in.Team, _ = team["name"].(string)
+	}
+	sealed, err := m.cfg.Sealer.Seal([]byte(token.AccessToken), helpdeskflow.SlackTokenAAD(c.WorkspaceID))
+	if err != nil {
+		return &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "seal Slack token", Err: err}
+	}
+	return tx.PutSlackIntegration(ctx, in, sealed)
 }
 
 // accountOf names the connected account from what the token answer said.

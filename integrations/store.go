@@ -39,6 +39,12 @@ type Tx interface {
 	// ResumeSync makes a connection's mailbox due now, with no failures
 	// counted (next statement).
 	ResumeSync(ctx context.Context, id uuid.UUID)
+	// LockSlackIntegration locks the workspace's Slack integration (the
+	// one notifications use) until commit; ENotFound when there is none.
+	LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error)
+	// PutSlackIntegration stores the workspace's Slack integration with
+	// its sealed bot token (next statement).
+	PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error
 }
 
 // Store is the event store as this package uses it.

@@ -2,6 +2,7 @@ package mailsync_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -187,5 +188,39 @@ func TestOutlook_ConnectionErrorsNameTheCause(t *testing.T) {
 	o.sync(o.worker())
 	if len(o.tickets()["Back"]) != 1 || o.imapConnection().Status != helpdeskflow.ConnectionActive {
 		t.Fatalf("not resumed: %+v", o.imapConnection())
+	}
+}
+
+// A connect that both servers refuse names each server's field apart:
+// here the local Dovecot (IMAP over TLS) and Postfix (SMTP with STARTTLS)
+// of the test profile, whose certificate the manager does not trust. Each
+// detail says the certificate's authority is unknown (not a wrong security
+// setting) and how to add a private CA, and the message names both.
+func TestOutlook_RefusedConnectNamesEachServer(t *testing.T) {
+	f := newFixture(t)
+	env := imapmailtest.Env(t)
+	loop := imapmailtest.SMTPEnv(t)
+	box := imapmailtest.NewMailbox(t, env)
+	settings := env.Settings(imapmail.SecurityTLS, box)
+	settings.SMTPHost, settings.SMTPPort, settings.SMTPSecurity = loop.Host, loop.Port, imapmail.SecurityStartTLS
+	untrusting := f.manager(imapmail.WithTLSConfig(&tls.Config{RootCAs: x509.NewCertPool()}))
+	_, err := untrusting.ConnectIMAP(f.ctx, f.workspace, md, settings)
+	d := helpdeskflow.ErrorDetails(err)
+	if helpdeskflow.ErrorCode(err) != helpdeskflow.EValidation || len(d) != 2 || d[0].Field != "imap_security" || d[1].Field != "smtp_security" {
+		t.Fatalf("connect: %v: %+v", err, d)
+	}
+	for _, p := range d {
+		if !strings.Contains(p.Problem, "authority HelpDeskFlow does not trust") || !strings.Contains(p.Problem, "HDF_EXTRA_CA_FILE") {
+			t.Errorf("%s: %s", p.Field, p.Problem)
+		}
+	}
+	if msg := helpdeskflow.ErrorMessage(err); !strings.Contains(msg, "imap tls, smtp tls") {
+		t.Errorf("message %q does not name both servers", msg)
+	}
+
+	// Trusting the profile's CA, the same settings connect.
+	trusting := f.manager(imapmail.WithTLSConfig(imapmailtest.TLSConfig(env.CAPEM)))
+	if c, err := trusting.ConnectIMAP(f.ctx, f.workspace, md, settings); err != nil || c.Status != helpdeskflow.ConnectionActive {
+		t.Fatalf("connect trusting the CA: %+v, %v", c, err)
 	}
 }

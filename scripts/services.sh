@@ -25,6 +25,8 @@
 #   chaos     31432      31900               31123             31909                    -       -
 #   chaostest 31532      31950               31150             31959                    -       -
 #
+# and SMTP (the mail loop, below): dev 19587, test 29587; the other profiles have none.
+#
 # The chaos profiles (`make chaos`, and the short run in `make test`) have no Dovecot, keep
 # production durability, archive every WAL segment into <postgres area>/wal-archive
 # (archive_command) and allow replication connections on loopback for pg_basebackup; `restore`
@@ -73,6 +75,23 @@
 # HDF_TEST_IMAP_CA (PEM of the certificate to trust), HDF_TEST_IMAP_USER and HDF_TEST_IMAP_PASSWORD
 # (the first user above).
 #
+# The mail loop (dev and test only): a private Postfix (Debian's postfix, installed without
+# prompts: debconf is preseeded with "No configuration", so the package sets up no system-wide
+# instance, and the system postfix service is disabled like the other packages' services) listens
+# on 127.0.0.1 at the SMTP port, offers STARTTLS with the Dovecot certificate and AUTH against the
+# IMAP users, accepts mail for example.test only (nothing is relayed elsewhere) and delivers it
+# through LMTP into the same Maildirs the IMAP server serves; user+folder@example.test lands in
+# the folder `folder` (made if missing). The LMTP server is a second Dovecot instance (package
+# dovecot-lmtpd) beside the IMAP one, so the loop starts on a profile whose IMAP server already
+# runs without restarting it. Both run from .local/<profile>/smtp/ (postfix/: configuration rendered
+# from scripts/postfix/*.in on every start and postfix.log; queue/, data/; lmtp/: configuration rendered
+# from scripts/dovecot/lmtp.conf.in, sockets and dovecot.log), never from /etc/postfix; like the others they move to
+# /var/tmp/helpdeskflow-<hash>-<profile>/smtp when the postfix user cannot reach .local/. Postfix
+# needs root (sudo -n is used otherwise). If the SMTP port is served by a server this checkout did
+# not start, it is reused; if the IMAP server is another checkout's, the loop cannot reach its
+# Maildirs and `start` fails. `env` prints HDF_TEST_SMTP_ADDR (host:port, STARTTLS or plain), and
+# for dev HDF_EXTRA_CA_FILE (the certificate of both servers, which `helpdeskflow dev` trusts).
+#
 # Messages go to stderr; only `env` writes to stdout.
 set -euo pipefail
 
@@ -94,14 +113,16 @@ usage() {
 readonly COMMAND=$1 PROFILE=$2
 
 case $PROFILE in
-  dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 ;;
-  test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 ;;
+  dev)  PG_PORT=15432 CH_TCP_PORT=19000 CH_HTTP_PORT=18123 CH_INTERSERVER_PORT=19009 IMAP_PORT=19143 IMAPS_PORT=19993 SMTP_PORT=19587 ;;
+  test) PG_PORT=25432 CH_TCP_PORT=29000 CH_HTTP_PORT=28123 CH_INTERSERVER_PORT=29009 IMAP_PORT=29143 IMAPS_PORT=29993 SMTP_PORT=29587 ;;
   bench) PG_PORT=30432 CH_TCP_PORT=30900 CH_HTTP_PORT=30123 CH_INTERSERVER_PORT=30909 IMAP_PORT=30143 IMAPS_PORT=30993 ;;
   chaos) PG_PORT=31432 CH_TCP_PORT=31900 CH_HTTP_PORT=31123 CH_INTERSERVER_PORT=31909 IMAP_PORT="" IMAPS_PORT="" ;;
   chaostest) PG_PORT=31532 CH_TCP_PORT=31950 CH_HTTP_PORT=31150 CH_INTERSERVER_PORT=31959 IMAP_PORT="" IMAPS_PORT="" ;;
   *) echo "services.sh: unknown profile '$PROFILE' (want dev, test, bench, chaos or chaostest)" >&2; usage ;;
 esac
 readonly PG_PORT CH_TCP_PORT CH_HTTP_PORT CH_INTERSERVER_PORT IMAP_PORT IMAPS_PORT
+# The mail loop (Postfix + LMTP) runs on the profiles with an SMTP port only.
+readonly SMTP_PORT=${SMTP_PORT:-}
 # The chaos profiles: no Dovecot, WAL archiving, a restore port (see the header).
 CHAOS=""
 if [[ $PROFILE == chaos || $PROFILE == chaostest ]]; then CHAOS=yes; fi
@@ -117,6 +138,8 @@ readonly PG_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/postgres"
 readonly DC_LINK="$LOCAL_DIR/dovecot"
 readonly DC_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/dovecot"
 readonly DC_MAIL_USER=hdfmail
+readonly PF_LINK="$LOCAL_DIR/smtp"
+readonly PF_FALLBACK="/var/tmp/helpdeskflow-$REPO_HASH-$PROFILE/smtp"
 # The IMAP test users (see the header); the first is the one `env` prints.
 readonly IMAP_USERS=("agent@example.test:app-password-1" "second@example.test:app-password-2")
 
@@ -192,6 +215,11 @@ dovecot_installed() {
   dovecot_bin >/dev/null && [[ -x /usr/lib/dovecot/imap && -x /usr/lib/dovecot/imap-login ]]
 }
 
+# Postfix's own commands (postfix, postconf) and its daemons.
+postfix_installed() {
+  [[ -x /usr/sbin/postfix && -x /usr/sbin/postconf && -x /usr/lib/postfix/sbin/master ]]
+}
+
 ch_client_bin() {
   local b
   for b in "$(command -v clickhouse-client 2>/dev/null || true)" /usr/bin/clickhouse-client; do
@@ -219,12 +247,20 @@ ensure_packages() {
   [[ -e /usr/share/zoneinfo/UTC ]] || missing+=(tzdata)
   command -v flock >/dev/null || missing+=(util-linux)
   [[ -n $CHAOS ]] || dovecot_installed || missing+=(dovecot-imapd)
+  [[ -z $SMTP_PORT ]] || [[ -x /usr/lib/dovecot/lmtp ]] || missing+=(dovecot-lmtpd)
+  [[ -z $SMTP_PORT ]] || postfix_installed || missing+=(postfix)
   command -v openssl >/dev/null || missing+=(openssl)
   ((${#missing[@]} == 0)) && return 0
 
   command -v apt-get >/dev/null || die "missing ${missing[*]}, and there is no apt-get here: install them by hand"
   log "installing ${missing[*]} with apt-get (log: /tmp/helpdeskflow-apt.log)"
   local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=600)
+  # Postfix would ask what kind of mail server this is: "No configuration" writes no
+  # /etc/postfix/main.cf, so the package's own instance cannot even start.
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections \
+      || die "could not preseed debconf for postfix"
+  fi
   if ! { as_root "${apt[@]}" update && as_root "${apt[@]}" install --no-install-recommends "${missing[@]}"; } \
       </dev/null >/tmp/helpdeskflow-apt.log 2>&1; then
     show_logs /tmp/helpdeskflow-apt.log
@@ -240,14 +276,22 @@ ensure_packages() {
       case $p in
         clickhouse-server) as_root systemctl disable --now clickhouse-server >/dev/null 2>&1 || true ;;
         postgresql-15) as_root systemctl disable --now postgresql >/dev/null 2>&1 || true ;;
-        dovecot-imapd) as_root systemctl disable --now dovecot.socket dovecot.service >/dev/null 2>&1 || true ;;
+        dovecot-imapd | dovecot-lmtpd) as_root systemctl disable --now dovecot.socket dovecot.service >/dev/null 2>&1 || true ;;
+        postfix) as_root systemctl disable --now postfix.service >/dev/null 2>&1 || true ;;
       esac
     done
-  elif [[ " ${missing[*]} " == *" dovecot-imapd "* && -x /etc/init.d/dovecot ]]; then
-    as_root /etc/init.d/dovecot stop </dev/null >/dev/null 2>&1 || true
-    as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
+  else
+    if [[ " ${missing[*]} " == *" dovecot-"* && -x /etc/init.d/dovecot ]]; then
+      as_root /etc/init.d/dovecot stop </dev/null >/dev/null 2>&1 || true
+      as_root update-rc.d dovecot disable >/dev/null 2>&1 || true
+    fi
+    if [[ " ${missing[*]} " == *" postfix "* && -x /etc/init.d/postfix ]]; then
+      as_root /etc/init.d/postfix stop </dev/null >/dev/null 2>&1 || true
+      as_root update-rc.d postfix disable >/dev/null 2>&1 || true
+    fi
   fi
-  if ! { ch_server_bin && ch_client_bin && pg_bin_dir && { [[ -n $CHAOS ]] || dovecot_installed; } && command -v openssl; } >/dev/null; then
+  if ! { ch_server_bin && ch_client_bin && pg_bin_dir && { [[ -n $CHAOS ]] || dovecot_installed; } && command -v openssl; } >/dev/null \
+      || { [[ -n $SMTP_PORT ]] && ! { postfix_installed && [[ -x /usr/lib/dovecot/lmtp ]]; }; }; then
     die "packages installed but binaries still not found"
   fi
 }
@@ -770,6 +814,193 @@ stop_dovecot() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The mail loop: Postfix (SMTP) delivering through a Dovecot LMTP instance (dev and test only)
+
+PF_AREA="" PF_DIR="" PF_LMTP_DIR="" PF_LMTP_RUN="" PF_LMTP_CONF=""
+
+# Decide where the Postfix files live, as resolve_pg_area does for Postgres: the postfix user must
+# reach its queue, and the LMTP instance's sockets need a short path.
+resolve_pf_area() {
+  local creating=${1:-no}
+  if [[ -L $PF_LINK ]]; then
+    PF_AREA=$(readlink "$PF_LINK")
+  elif [[ -d $PF_LINK || $creating != yes ]]; then
+    PF_AREA=$PF_LINK
+  else
+    PF_AREA=$PF_LINK
+    local reason=""
+    if ((EUID == 0)) && ! (cd / && runuser -u postfix -- test -x "$LOCAL_DIR" -a -r "$LOCAL_DIR"); then
+      reason="user postfix cannot traverse $LOCAL_DIR"
+    elif (($(printf '%s' "$PF_LINK/lmtp/run/token-login/tokenlogin" | wc -c) > 100)); then
+      reason="the Unix socket paths under $LOCAL_DIR would be too long"
+    fi
+    if [[ -n $reason ]]; then
+      log "$reason: keeping the Postfix files in $PF_FALLBACK (symlinked from $PF_LINK)"
+      mkdir -p "$PF_FALLBACK"
+      chmod 0755 "$(dirname "$PF_FALLBACK")"
+      ln -sfn "$PF_FALLBACK" "$PF_LINK"
+      PF_AREA=$PF_FALLBACK
+    fi
+  fi
+  PF_DIR="$PF_AREA/postfix"
+  PF_LMTP_DIR="$PF_AREA/lmtp"
+  PF_LMTP_RUN="$PF_LMTP_DIR/run"
+  PF_LMTP_CONF="$PF_LMTP_DIR/dovecot.conf"
+}
+
+# Our Postfix: its master runs with our configuration directory.
+pf_own_running() {
+  [[ -f $PF_DIR/main.cf ]] && as_root /usr/sbin/postfix -c "$PF_DIR" status >/dev/null 2>&1
+}
+
+pf_pid() {
+  tr -dc '0-9' 2>/dev/null <"$PF_AREA/queue/pid/master.pid"
+}
+
+# Our LMTP Dovecot: live pid from its base_dir, started with its config file.
+lmtp_own_running() {
+  local pid
+  pid=$(tr -dc '0-9' 2>/dev/null <"$PF_LMTP_RUN/master.pid") || return 1
+  pid_alive "$pid" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-c $PF_LMTP_CONF"
+}
+
+# True if 127.0.0.1:port greets like an SMTP server and answers EHLO.
+smtp_answers() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 5 bash -c '
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    IFS= read -r -t 4 line <&3 || exit 1
+    [[ $line == 220* ]] || exit 1
+    printf "EHLO localhost\r\n" >&3
+    while IFS= read -r -t 4 line <&3; do
+      case $line in
+        "250 "*) printf "QUIT\r\n" >&3; exit 0 ;;
+        [45]*) exit 1 ;;
+      esac
+    done
+    exit 1' _ "$1" 2>/dev/null
+}
+
+# Render a template: every @NAME@ replaced by the value given as NAME=value.
+render_template() {
+  local template=$1 out=$2 text pair
+  shift 2
+  text=$(<"$template")
+  for pair in "$@"; do
+    text=${text//@${pair%%=*}@/"${pair#*=}"}
+  done
+  [[ ! $text =~ @[A-Z_]+@ ]] || die "unreplaced placeholder in $template"
+  printf '%s\n' "$text" >"$out.tmp"
+  mv -f "$out.tmp" "$out"
+}
+
+start_lmtp() {
+  local mail_user internal_user internal_group login_user i
+  if lmtp_own_running; then
+    log "dovecot lmtp already running (pid $(tr -dc '0-9' <"$PF_LMTP_RUN/master.pid"))"
+    return 0
+  fi
+  if ((EUID == 0)); then
+    mail_user=$DC_MAIL_USER internal_user=dovecot internal_group=dovecot login_user=dovenull
+  else
+    mail_user=$(id -un) internal_user=$(id -un) internal_group=$(id -gn) login_user=$(id -un)
+  fi
+  mkdir -p "$PF_LMTP_DIR/state" "$PF_LMTP_RUN"
+  chmod 0755 "$PF_LMTP_DIR" "$PF_LMTP_RUN"
+  render_template "$SCRIPT_DIR/dovecot/lmtp.conf.in" "$PF_LMTP_CONF" "PROFILE=$PROFILE" "RUN_DIR=$PF_LMTP_RUN" \
+    "STATE_DIR=$PF_LMTP_DIR/state" "LOG=$PF_LMTP_DIR/dovecot.log" "USERS=$DC_AREA/users" "MAIL_DIR=$DC_AREA/mail" \
+    "MAIL_USER=$mail_user" "MAIL_UID=$(id -u "$mail_user")" "MAIL_GID=$(id -g "$mail_user")" \
+    "INTERNAL_USER=$internal_user" "INTERNAL_GROUP=$internal_group" "LOGIN_USER=$login_user"
+  rm -f "$PF_LMTP_RUN/master.pid"
+  log "starting dovecot lmtp (socket $PF_LMTP_RUN/lmtp, log $PF_LMTP_DIR/dovecot.log)"
+  # As start_dovecot: it daemonizes itself; 9>&-: see start_postgres.
+  if ! (cd / && exec setsid "$DC_BIN" -c "$PF_LMTP_CONF") </dev/null >"$PF_LMTP_DIR/start.log" 2>&1 9>&-; then
+    show_logs "$PF_LMTP_DIR/start.log" "$PF_LMTP_DIR/dovecot.log"
+    die "dovecot lmtp did not start"
+  fi
+  for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+    [[ -S $PF_LMTP_RUN/lmtp && -S $PF_LMTP_RUN/auth-smtp ]] && return 0
+    sleep 0.1
+  done
+  show_logs "$PF_LMTP_DIR/start.log" "$PF_LMTP_DIR/dovecot.log"
+  die "dovecot lmtp did not open its sockets within ${WAIT_SECONDS}s"
+}
+
+start_postfix() {
+  local i
+  if pf_own_running; then
+    log "postfix already running (pid $(pf_pid)) on 127.0.0.1:$SMTP_PORT"
+    return 0
+  fi
+  mkdir -p "$PF_DIR" "$PF_AREA/queue" "$PF_AREA/data"
+  render_template "$SCRIPT_DIR/postfix/main.cf.in" "$PF_DIR/main.cf" "PROFILE=$PROFILE" "DIR=$PF_DIR" \
+    "QUEUE_DIR=$PF_AREA/queue" "DATA_DIR=$PF_AREA/data" \
+    "SMTP_PORT=$SMTP_PORT" "LMTP_SOCKET=$PF_LMTP_RUN/lmtp" "AUTH_SOCKET=$PF_LMTP_RUN/auth-smtp" \
+    "CERT=$DC_AREA/cert.pem" "KEY=$DC_AREA/key.pem"
+  render_template "$SCRIPT_DIR/postfix/master.cf.in" "$PF_DIR/master.cf" "SMTP_PORT=$SMTP_PORT"
+  # Postfix wants root-owned configuration and queue top, and makes the rest itself.
+  as_root chown root: "$PF_DIR" "$PF_DIR/main.cf" "$PF_DIR/master.cf" "$PF_AREA/queue"
+  as_root chown postfix: "$PF_AREA/data"
+  chmod 0755 "$PF_DIR" "$PF_AREA/queue"
+  log "starting postfix $(/usr/sbin/postconf -d -h mail_version) on 127.0.0.1:$SMTP_PORT (config $PF_DIR, log $PF_DIR/postfix.log)"
+  # `postfix start` runs the master in the background, in a session of its own. 9>&-: see
+  # start_postgres.
+  if ! (cd / && as_root /usr/sbin/postfix -c "$PF_DIR" start) </dev/null >"$PF_DIR/start.log" 2>&1 9>&-; then
+    show_logs "$PF_DIR/start.log" "$PF_DIR/postfix.log"
+    die "postfix did not start"
+  fi
+  for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+    smtp_answers "$SMTP_PORT" && return 0
+    sleep 0.1
+  done
+  show_logs "$PF_DIR/start.log" "$PF_DIR/postfix.log"
+  die "postfix on port $SMTP_PORT did not answer within ${WAIT_SECONDS}s"
+}
+
+# Start what is missing of the mail loop; what runs is kept.
+start_smtp() {
+  resolve_pf_area
+  resolve_dc_area
+  if pf_own_running && lmtp_own_running; then
+    log "postfix already running (pid $(pf_pid)) on 127.0.0.1:$SMTP_PORT, delivering through dovecot lmtp"
+    return 0
+  fi
+  if ! pf_own_running && port_open "$SMTP_PORT"; then
+    smtp_answers "$SMTP_PORT" || die "port $SMTP_PORT is in use by something that is not an SMTP server; free it"
+    log "smtp: port $SMTP_PORT is served by an SMTP server this checkout did not start; reusing it (stop will not touch it)"
+    return 0
+  fi
+  dc_own_running || die "the IMAP server on port $IMAP_PORT was not started by this checkout, so the local SMTP server cannot deliver into its mailboxes; stop that server (or its checkout's profile) and start again"
+  DC_BIN=$(dovecot_bin) || die "dovecot not found"
+  resolve_pf_area yes
+  mkdir -p "$PF_DIR"
+  start_lmtp
+  start_postfix
+}
+
+stop_smtp() {
+  local pid i
+  resolve_pf_area
+  if pf_own_running; then
+    log "stopping postfix (pid $(pf_pid))"
+    as_root /usr/sbin/postfix -c "$PF_DIR" stop >/dev/null 2>&1 || log "postfix stop failed"
+  else
+    log "postfix not running (from this checkout)"
+  fi
+  if lmtp_own_running; then
+    pid=$(tr -dc '0-9' <"$PF_LMTP_RUN/master.pid")
+    log "stopping dovecot lmtp (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+      pid_alive "$pid" || break
+      sleep 0.1
+    done
+    pid_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Commands
 
 # Serialise start/stop/clean of one profile (two `make test` runs at once, say). Servers started
@@ -790,8 +1021,13 @@ cmd_start() {
     return 0
   fi
   start_dovecot
+  local smtp=""
+  if [[ -n $SMTP_PORT ]]; then
+    start_smtp
+    smtp=", smtp 127.0.0.1:$SMTP_PORT"
+  fi
   if [[ $PROFILE == dev ]]; then mkdir -p "$APP_DATA_DIR"; fi
-  log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME, imap 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT)"
+  log "ready: postgres 127.0.0.1:$PG_PORT, clickhouse 127.0.0.1:$CH_TCP_PORT (http $CH_HTTP_PORT), database $DB_NAME, imap 127.0.0.1:$IMAP_PORT (imaps $IMAPS_PORT)$smtp"
 }
 
 cmd_stop() {
@@ -801,6 +1037,7 @@ cmd_stop() {
   if [[ -n $CHAOS ]]; then
     stop_restored || rc=1
   else
+    if [[ -n $SMTP_PORT ]]; then stop_smtp || rc=1; fi
     stop_dovecot || rc=1
   fi
   stop_clickhouse || rc=1
@@ -928,6 +1165,16 @@ cmd_status() {
     printf 'dovecot     stopped   %-12s 127.0.0.1:%s\n' "" "$IMAP_PORT"
     ok=3
   fi
+  [[ -z $SMTP_PORT ]] && return "$ok"
+  resolve_pf_area
+  if pf_own_running && lmtp_own_running; then
+    printf 'postfix     running   pid %-8s 127.0.0.1:%s  (lmtp %s)  data %s\n' "$(pf_pid)" "$SMTP_PORT" "$PF_LMTP_RUN/lmtp" "$PF_DIR"
+  elif ! pf_own_running && port_open "$SMTP_PORT"; then
+    printf 'postfix     external  %-12s 127.0.0.1:%s  (not started by this checkout)\n' "" "$SMTP_PORT"
+  else
+    printf 'postfix     stopped   %-12s 127.0.0.1:%s\n' "" "$SMTP_PORT"
+    ok=3
+  fi
   return "$ok"
 }
 
@@ -952,13 +1199,20 @@ cmd_env() {
   printf 'export HDF_TEST_IMAP_CA=%s\n' "$(shell_quote "$DC_LINK/ca.pem")"
   printf 'export HDF_TEST_IMAP_USER=%s\n' "$(shell_quote "${IMAP_USERS[0]%%:*}")"
   printf 'export HDF_TEST_IMAP_PASSWORD=%s\n' "$(shell_quote "${IMAP_USERS[0]#*:}")"
+  if [[ -n $SMTP_PORT ]]; then
+    printf 'export HDF_TEST_SMTP_ADDR=%s\n' "$(shell_quote "127.0.0.1:$SMTP_PORT")"
+  fi
+  if [[ $PROFILE == dev ]]; then
+    printf 'export HDF_EXTRA_CA_FILE=%s\n' "$(shell_quote "$DC_LINK/ca.pem")"
+  fi
 }
 
 cmd_clean() {
   cmd_stop
   resolve_pg_area
   resolve_dc_area
-  if [[ $PG_AREA == "$PG_FALLBACK" || $DC_AREA == "$DC_FALLBACK" ]]; then
+  resolve_pf_area
+  if [[ $PG_AREA == "$PG_FALLBACK" || $DC_AREA == "$DC_FALLBACK" || $PF_AREA == "$PF_FALLBACK" ]]; then
     log "deleting $(dirname "$PG_FALLBACK")"
     rm -rf "$(dirname "$PG_FALLBACK")"
   fi

@@ -155,6 +155,11 @@ var kindMeaning = map[string]string{
 	ErrorProtocol:    "the server refused the request or answered in a way this client does not understand",
 }
 
+// untrustedMeaning is what a certificate of an unknown authority means:
+// the security setting is right, the trust is missing.
+const untrustedMeaning = "the server's certificate is signed by an authority HelpDeskFlow does not trust; " +
+	"a server with a certificate of a private CA needs that CA added (HDF_EXTRA_CA_FILE)"
+
 // publicError is a cause whose words are this package's own (no server
 // text): public says them.
 type publicError interface {
@@ -184,11 +189,14 @@ func (e *recipientError) public() string { return "the server refused the recipi
 func publicText(kind string, err error) string {
 	var pe publicError
 	var blocked *egress.BlockedAddressError
+	var untrusted x509.UnknownAuthorityError
 	switch {
 	case errors.As(err, &pe):
 		return pe.public()
 	case errors.As(err, &blocked):
 		return blocked.Error()
+	case errors.As(err, &untrusted):
+		return untrustedMeaning
 	case errors.Is(err, context.Canceled):
 		return "the operation was cancelled"
 	}

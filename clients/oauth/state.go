@@ -36,6 +36,11 @@ type State struct {
 	Verifier string
 	// Shop is the Shopify shop domain ("" for other providers).
 	Shop string
+	// Data is what the start of a connection hands to its callback
+	// besides the above (Slack's channels), opaque here; short, as the
+	// state rides in a URL. Sealed like the rest: nobody without the key
+	// reads or changes it.
+	Data string
 	// ExpiresAt is when the state stops verifying, to the second.
 	ExpiresAt time.Time
 }
@@ -107,6 +112,7 @@ type statePayload struct {
 	Provider   string    `json:"p"`
 	Verifier   string    `json:"v,omitempty"`
 	Shop       string    `json:"s,omitempty"`
+	Data       string    `json:"d,omitempty"`
 	Expires    int64     `json:"e"`
 }
 
@@ -126,7 +132,7 @@ func (s *StateSigner) Sign(st State) (string, error) {
 	}
 	plain, err := json.Marshal(statePayload{
 		Workspace: st.WorkspaceID, Connection: st.ConnectionID, Provider: st.Provider,
-		Verifier: st.Verifier, Shop: st.Shop, Expires: st.ExpiresAt.Unix(),
+		Verifier: st.Verifier, Shop: st.Shop, Data: st.Data, Expires: st.ExpiresAt.Unix(),
 	})
 	if err != nil {
 		return "", err
@@ -167,7 +173,7 @@ func (s *StateSigner) Verify(token string, now time.Time) (State, error) {
 	}
 	st := State{
 		WorkspaceID: p.Workspace, ConnectionID: p.Connection, Provider: p.Provider,
-		Verifier: p.Verifier, Shop: p.Shop, ExpiresAt: time.Unix(p.Expires, 0).UTC(),
+		Verifier: p.Verifier, Shop: p.Shop, Data: p.Data, ExpiresAt: time.Unix(p.Expires, 0).UTC(),
 	}
 	if !now.Before(st.ExpiresAt) {
 		return State{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation,

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +48,7 @@ type config struct {
 	RetainRequestLog   string
 	RetentionInterval  string
 	InstanceID         string
+	ExtraCAFile        string
 	KafkaPort          int
 	PostgresMaxConns   int
 	GroupCommitters    int
@@ -91,6 +94,7 @@ func (c *config) settings() []setting {
 		{"retention-mail-records", "HDF_RETENTION_MAIL_RECORDS", "30d", "keep the records of mail that made no ticket this long, at least 8d (0: for ever)", &c.RetainMail},
 		{"retention-request-log", "HDF_RETENTION_REQUEST_LOG", "90d", "keep the request log (ClickHouse api_requests) this long; whole months are dropped (0: for ever)", &c.RetainRequestLog},
 		{"retention-interval", "HDF_RETENTION_INTERVAL", "10m", "how often the dispatcher's retention job runs (±20% jitter)", &c.RetentionInterval},
+		{"extra-ca-file", "HDF_EXTRA_CA_FILE", "", "PEM file of certificate authorities the mail servers' certificates may also chain to (Outlook's IMAP and SMTP over TLS), besides the system's: a private CA, or the dev profile's own (scripts/services.sh env dev prints it)", &c.ExtraCAFile},
 		{"instance-id", "HDF_INSTANCE_ID", "", "static Kafka group membership: this process's id in each consumer group it joins (projector, dispatcher), kept across restarts (e.g. the pod name) so a restarted process takes its partitions back at once; empty: dynamic membership", &c.InstanceID},
 	}
 }
@@ -175,6 +179,9 @@ func (c config) validate() error {
 		errs = append(errs, fmt.Errorf("HDF_SHOPIFY_API_URL (--shopify-api-url) must contain {shop}, got %q", c.ShopifyAPIURL))
 	}
 	if _, _, err := c.loopbackSetting(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.mailTLS(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := kafka.CheckInstanceID(c.InstanceID); err != nil {
@@ -289,6 +296,28 @@ func (c config) outboundPolicy() egress.Policy {
 		allow = c.dev
 	}
 	return egress.Policy{AllowLoopback: allow}
+}
+
+// mailTLS is the TLS configuration of the mail servers' connections: nil
+// (the system's roots) without HDF_EXTRA_CA_FILE, else the system's roots
+// and the file's certificates. A file that cannot be read or holds no PEM
+// certificate is an error naming the setting.
+func (c config) mailTLS() (*tls.Config, error) {
+	if c.ExtraCAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.ExtraCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("HDF_EXTRA_CA_FILE (--extra-ca-file): %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the file's alone
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("HDF_EXTRA_CA_FILE (--extra-ca-file): %s holds no PEM certificate", c.ExtraCAFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (c config) brokers() []string {

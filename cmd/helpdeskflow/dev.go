@@ -61,7 +61,30 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 			fmt.Fprintf(stdout, "Demo admin API key (from %s):\n  %s\n", filepath.Join(cfg.DataDir, demoKeyFile), key)
 		}
 		fmt.Fprintf(stdout, "Try:\n  curl -s -H 'Authorization: Bearer %s' http://%s/v1/tickets\n\n", key, addr)
+		if cfg.ExtraCAFile != "" {
+			printLocalMail(stdout, key, addr)
+		}
 	})
+}
+
+// The dev profile's mail servers, as scripts/services.sh starts them (keep
+// in step with its port table and users): Dovecot's IMAP over TLS and
+// Postfix's SMTP with STARTTLS, both with a certificate of the profile's
+// own CA (HDF_EXTRA_CA_FILE), and the support mailbox's login.
+const (
+	devIMAPSPort    = 19993
+	devSMTPPort     = 19587
+	devMailUser     = "agent@example.test"
+	devMailPassword = "app-password-1"
+)
+
+// printLocalMail tells how to connect the demo workspace to the dev
+// profile's own mailbox, when dev trusts the profile's CA (make run).
+func printLocalMail(w io.Writer, key, addr string) {
+	fmt.Fprintf(w, "Mail: connect the demo workspace to the local mailbox %s (README: \"Mail on your machine\"):\n", devMailUser)
+	fmt.Fprintf(w, "  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' http://%s/v1/integrations/outlook/connect \\\n", key, addr)
+	fmt.Fprintf(w, "    -d '{\"imap_host\": \"127.0.0.1\", \"imap_port\": %d, \"imap_security\": \"tls\", \"smtp_host\": \"127.0.0.1\", \"smtp_port\": %d, "+
+		"\"smtp_security\": \"starttls\", \"username\": \"%s\", \"password\": \"%s\"}'\n\n", devIMAPSPort, devSMTPPort, devMailUser, devMailPassword)
 }
 
 // secretKeysFile keeps dev's generated keyring under the data directory,

@@ -25,7 +25,8 @@ import (
 // Outlook mailboxes) and the linked-profile linker, with their metrics.
 // Their connections — OAuth token endpoints (Shopify's per shop), the
 // Outlook IMAP and SMTP servers, Shopify and Stripe lookups — go through
-// policy.
+// policy. The mail servers' certificates may also chain to the CAs of
+// HDF_EXTRA_CA_FILE.
 func integrationsOf(cfg config, policy egress.Policy, keyring *secretbox.Keyring, store *connections.Store, service *tickets.Service, logger *slog.Logger,
 	reg prometheus.Registerer) (*integrations.Manager, *linkedprofiles.Linker, error) {
 	providers, err := oauthProviders(cfg.PublicURL)
@@ -36,10 +37,18 @@ func integrationsOf(cfg config, policy egress.Policy, keyring *secretbox.Keyring
 	if err != nil {
 		return nil, nil, err
 	}
+	imapOptions := []imapmail.Option{imapmail.WithPolicy(policy), imapmail.WithLogger(logger)}
+	mailTLS, err := cfg.mailTLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	if mailTLS != nil {
+		imapOptions = append(imapOptions, imapmail.WithTLSConfig(mailTLS))
+	}
 	manager, err := integrations.New(integrations.Config{Store: integrations.AdaptStore(store), Sealer: keyring,
 		Providers: providers, StateKey: stateKey(cfg.SecretKeys), OnRefresh: metrics.Refreshed,
 		HTTPClient:  outboundHTTP(policy, 8*time.Second),
-		IMAPOptions: []imapmail.Option{imapmail.WithPolicy(policy), imapmail.WithLogger(logger)}})
+		IMAPOptions: imapOptions})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/uuid"
@@ -12,6 +14,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/egress"
 	"github.com/helpdeskflow/helpdeskflow/clients/egress/egresstest"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail"
+	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
@@ -88,5 +91,27 @@ func TestIntegrationsOf_OutboundPolicy(t *testing.T) {
 		if n, want := l.Accepted(t), map[bool]int64{false: 0, true: 2}[dev]; n != want {
 			t.Errorf("dev %v: the listener accepted %d connections, want %d", dev, n, want)
 		}
+	}
+}
+
+// HDF_EXTRA_CA_FILE (--extra-ca-file) adds certificate authorities for the
+// mail servers; a file that is missing or holds no certificate is refused
+// at start, naming the setting.
+func TestConfig_ExtraCAFile(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parseServeConfig(t, []string{"--extra-ca-file", filepath.Join(dir, "missing.pem")}, "HDF_EXTRA_CA_FILE (--extra-ca-file)")
+	parseServeConfig(t, []string{"--extra-ca-file", notPEM}, "holds no PEM certificate")
+	env := imapmailtest.Env(t)
+	cfg, _ := parseServeConfig(t, []string{"--extra-ca-file", env.CAFile}, "")
+	tlsConfig, err := cfg.mailTLS()
+	if err != nil || tlsConfig == nil || tlsConfig.RootCAs == nil {
+		t.Fatalf("mailTLS = %v, %v", tlsConfig, err)
+	}
+	if cfg, _ := parseServeConfig(t, nil, ""); cfg.ExtraCAFile != "" {
+		t.Fatalf("default extra CA file %q", cfg.ExtraCAFile)
 	}
 }

@@ -39,12 +39,26 @@ func (c *ConnectSlack) Validate() error {
 	case !strings.HasPrefix(c.BotToken, "xoxb-") || len(c.BotToken) > 255:
 		p.Add("bot_token", "must be a Slack bot token (xoxb-…)")
 	}
+	checkSlackChannels(&p, &c.Channels)
+	return p.Err()
+}
+
+// ValidateSlackChannels checks the channels of a Slack integration and
+// trims them in place: EValidation naming each bad channel (channels.*),
+// or channels when none is named.
+func ValidateSlackChannels(channels *helpdeskflow.SlackChannels) error {
+	var p commands.Problems
+	checkSlackChannels(&p, channels)
+	return p.Err()
+}
+
+func checkSlackChannels(p *commands.Problems, channels *helpdeskflow.SlackChannels) {
 	any := false
 	for _, ch := range []struct {
 		field string
 		value *string
-	}{{"channels.new_ticket", &c.Channels.NewTicket}, {"channels.escalation", &c.Channels.Escalation},
-		{"channels.sla_warning", &c.Channels.SLAWarning}, {"channels.sla_breach", &c.Channels.SLABreach}} {
+	}{{"channels.new_ticket", &channels.NewTicket}, {"channels.escalation", &channels.Escalation},
+		{"channels.sla_warning", &channels.SLAWarning}, {"channels.sla_breach", &channels.SLABreach}} {
 		*ch.value = strings.TrimSpace(*ch.value)
 		if *ch.value == "" {
 			continue
@@ -57,13 +71,15 @@ func (c *ConnectSlack) Validate() error {
 	if !any {
 		p.Add("channels", "name at least one channel: new_ticket, escalation, sla_warning or sla_breach")
 	}
-	return p.Err()
 }
 
 // ConnectSlack checks the bot token with Slack, then stores it sealed with
 // the channels, active, recording integration.connected on the workspace
 // stream (never the token). A token Slack refuses is EValidation naming
-// bot_token and Slack's answer.
+// bot_token and Slack's answer. A workspace has one Slack integration: one
+// installed through OAuth (POST /v1/integrations/slack/connect) is not
+// replaced by a pasted token, EConflict naming it (disconnect it first);
+// a pasted one is replaced.
 func (s *Service) ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd ConnectSlack) (helpdeskflow.SlackIntegration, error) {
 	if err := s.requireSealer(); err != nil {
 		return helpdeskflow.SlackIntegration{}, err
@@ -88,11 +104,33 @@ func (s *Service) ConnectSlack(ctx context.Context, workspaceID uuid.UUID, md he
 	in := helpdeskflow.SlackIntegration{WorkspaceID: workspaceID, Channels: cmd.Channels, Status: helpdeskflow.IntegrationActive,
 		TeamID: teamID, Team: team, ConnectedAt: now, UpdatedAt: now}
 	err = s.onWorkspace(ctx, workspaceID, md, helpdeskflow.EventIntegrationConnected, helpdeskflow.IntegrationChanged{Provider: "slack", Team: team},
-		func(tx Tx) error { return tx.PutSlackIntegration(ctx, in, sealed) })
+		func(tx Tx) error {
+			existing, _, err := tx.LockSlackIntegration(ctx, workspaceID)
+			switch {
+			case err == nil && existing.Source() == helpdeskflow.SlackSourceOAuth:
+				return SlackInstalledConflict(existing)
+			case err != nil && helpdeskflow.ErrorCode(err) != helpdeskflow.ENotFound:
+				return err
+			}
+			return tx.PutSlackIntegration(ctx, in, sealed)
+		})
 	return in, err
 }
 
-// DisconnectSlack forgets the workspace's Slack token and channels;
+// SlackInstalledConflict is the EConflict of a Slack integration that
+// stands in the way of another: a workspace has one, installed through
+// OAuth or with a pasted bot token, and only the same way replaces it.
+func SlackInstalledConflict(existing helpdeskflow.SlackIntegration) error {
+	if existing.Source() == helpdeskflow.SlackSourceOAuth {
+		return helpdeskflow.Errorf(helpdeskflow.EConflict, "Slack is already installed through OAuth in this workspace (integration %s); "+
+			"a workspace has one Slack integration: disconnect it first (DELETE /v1/integrations/slack)", existing.ConnectionID)
+	}
+	return helpdeskflow.Errorf(helpdeskflow.EConflict, "Slack is already connected with a pasted bot token in this workspace; "+
+		"a workspace has one Slack integration: disconnect it first (DELETE /v1/integrations/slack)")
+}
+
+// DisconnectSlack forgets the workspace's Slack token and channels, and
+// the OAuth connection the token came from if it was installed that way;
 // ENotFound when Slack is not connected.
 func (s *Service) DisconnectSlack(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata) error {
 	return s.onWorkspace(ctx, workspaceID, md, helpdeskflow.EventIntegrationDisconnected, helpdeskflow.IntegrationChanged{Provider: "slack"},

@@ -11,10 +11,12 @@ package connections
 import (
 	"context"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
+	"github.com/helpdeskflow/helpdeskflow/store/outbound"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -55,4 +57,17 @@ func (t *Tx) LockStream(ctx context.Context, ref helpdeskflow.StreamRef) (int64,
 // Append is eventstore.Tx.Append in this transaction.
 func (t *Tx) Append(ctx context.Context, ref helpdeskflow.StreamRef, expectedVersion int64, md helpdeskflow.Metadata, events []helpdeskflow.NewEvent) (int64, error) {
 	return t.events.Append(ctx, ref, expectedVersion, md, events)
+}
+
+// LockSlackIntegration is outbound.Tx.LockSlackIntegration in this
+// transaction: a Slack connection installed through OAuth becomes the
+// workspace's Slack integration in the transaction that stores its token.
+func (t *Tx) LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (helpdeskflow.SlackIntegration, []byte, error) {
+	return outbound.In(t.tx).LockSlackIntegration(ctx, workspaceID)
+}
+
+// PutSlackIntegration is outbound.Tx.PutSlackIntegration in this
+// transaction.
+func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error {
+	return outbound.In(t.tx).PutSlackIntegration(ctx, in, sealedToken)
 }

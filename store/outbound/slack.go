@@ -14,17 +14,23 @@ import (
 )
 
 // PutSlackIntegration connects (or reconnects) the workspace's Slack with
-// a sealed token, active (next statement).
+// a sealed token, active, from in.ConnectionID's OAuth install or pasted
+// (uuid.Nil) (next statement).
 func (t *Tx) PutSlackIntegration(ctx context.Context, in helpdeskflow.SlackIntegration, sealedToken []byte) error {
 	channels, err := json.Marshal(in.Channels)
 	if err != nil {
 		return pg.Internal("encode Slack channels", err)
 	}
-	t.tx.Defer(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7)
+	var connectionID *uuid.UUID
+	if in.ConnectionID != uuid.Nil {
+		connectionID = &in.ConnectionID
+	}
+	t.tx.Defer(`INSERT INTO slack_integrations (workspace_id, token, channels, status, team_id, team, last_error, connected_at, updated_at, connection_id)
+		VALUES ($1, $2, $3, $4, $5, $6, '', $7, $7, $8)
 		ON CONFLICT (workspace_id) DO UPDATE SET token = excluded.token, channels = excluded.channels, status = excluded.status,
-			team_id = excluded.team_id, team = excluded.team, last_error = '', connected_at = excluded.connected_at, updated_at = excluded.updated_at`,
-		in.WorkspaceID, sealedToken, channels, in.Status, in.TeamID, in.Team, in.ConnectedAt)
+			team_id = excluded.team_id, team = excluded.team, last_error = '', connected_at = excluded.connected_at, updated_at = excluded.updated_at,
+			connection_id = excluded.connection_id`,
+		in.WorkspaceID, sealedToken, channels, in.Status, in.TeamID, in.Team, in.ConnectedAt, connectionID)
 	return nil
 }
 
@@ -35,23 +41,35 @@ func (t *Tx) LockSlackIntegration(ctx context.Context, workspaceID uuid.UUID) (h
 }
 
 // SetSlackStatus records whether Slack accepts the token, and why not
-// (next statement).
+// (next statement). An OAuth-installed integration's connection takes the
+// same status (active or needs_revalidation) and error, with the class
+// Slack's answer, so GET /v1/integrations shows one state on both.
 func (t *Tx) SetSlackStatus(ctx context.Context, workspaceID uuid.UUID, status, lastError string, now time.Time) {
-	t.tx.Defer(`UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1`,
+	t.tx.Defer(`WITH slack AS (
+			UPDATE slack_integrations SET status = $2, last_error = $3, updated_at = $4 WHERE workspace_id = $1 RETURNING connection_id)
+		UPDATE integration_connections SET status = $2, last_error_class = $3, last_error = $3,
+			last_error_at = CASE WHEN $3 = '' THEN last_error_at ELSE $4 END, next_retry_at = NULL, updated_at = $4
+		WHERE id = (SELECT connection_id FROM slack)`,
 		workspaceID, status, lastError, now)
 }
 
-// DeleteSlackIntegration disconnects Slack (next statement).
+// DeleteSlackIntegration disconnects Slack, and the OAuth connection its
+// token came from, if any (next statement).
 func (t *Tx) DeleteSlackIntegration(ctx context.Context, workspaceID uuid.UUID) {
-	t.tx.Defer(`DELETE FROM slack_integrations WHERE workspace_id = $1`, workspaceID)
+	t.tx.Defer(`WITH slack AS (DELETE FROM slack_integrations WHERE workspace_id = $1 RETURNING connection_id)
+		DELETE FROM integration_connections WHERE id = (SELECT connection_id FROM slack)`, workspaceID)
 }
 
-const slackColumns = `workspace_id, channels, status, team_id, team, last_error, connected_at, updated_at, token`
+const slackColumns = `workspace_id, channels, status, team_id, team, last_error, connected_at, updated_at, token, connection_id`
 
 func scanSlack(row pgx.Row) (helpdeskflow.SlackIntegration, []byte, error) {
 	var in helpdeskflow.SlackIntegration
 	var channels, token []byte
-	err := row.Scan(&in.WorkspaceID, &channels, &in.Status, &in.TeamID, &in.Team, &in.LastError, &in.ConnectedAt, &in.UpdatedAt, &token)
+	var connectionID *uuid.UUID
+	err := row.Scan(&in.WorkspaceID, &channels, &in.Status, &in.TeamID, &in.Team, &in.LastError, &in.ConnectedAt, &in.UpdatedAt, &token, &connectionID)
+	if connectionID != nil {
+		in.ConnectionID = *connectionID
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return in, nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "Slack is not connected to this workspace")
 	}
