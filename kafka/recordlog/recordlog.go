@@ -1,4 +1,4 @@
-// Package requestlog publishes the API request log: one
+// Package recordlog publishes the API request log: one
 // helpdeskflow.APIRequest per request, authenticated or not, to the Kafka
 // topic helpdeskflow.api-requests, off the request path. The projections
 // package's RequestLogProjector writes the topic to ClickHouse's
@@ -12,7 +12,7 @@
 //
 // Its Kafka client comes from package kafka (NewProducer); callers see only
 // *helpdeskflow.Error values.
-package requestlog
+package recordlog
 
 import (
 	"context"
