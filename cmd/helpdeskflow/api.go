@@ -66,11 +66,17 @@ func (r *apiRole) Close() {
 		r.readCH.Close()
 	}
 	if r.requestLog != nil {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.requestLog.Close(closeCtx); err != nil {
-			r.logger.Warn("request log: records dropped at shutdown", "err", err)
-		}
+		closeRecordLog(r.logger, r.requestLog)
+	}
+}
+
+// closeRecordLog closes l, giving its buffered records up to 10 s to reach
+// Kafka, and warns about those it dropped.
+func closeRecordLog(logger *slog.Logger, l *recordlog.Logger) {
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Close(closeCtx); err != nil {
+		logger.Warn("records dropped at shutdown", "err", err)
 	}
 }
 
