@@ -48,7 +48,7 @@ type WebhookAttemptFact struct {
 	// Outcome is AttemptSucceeded, AttemptRetrying or AttemptFailed.
 	Outcome string `json:"outcome"`
 	// ErrorClass names why the attempt failed (the sender's classes:
-	// timeout, http_5xx, …), empty on success.
+	// timeout, http_status, …), empty on success.
 	ErrorClass string `json:"error_class,omitempty"`
 	// StatusCode is the receiver's HTTP status, 0 when none arrived.
 	StatusCode int           `json:"status_code"`
