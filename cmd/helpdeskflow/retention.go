@@ -69,7 +69,7 @@ func (r *requestLogPartitions) purge(ctx context.Context, before time.Time, _ in
 	if err != nil {
 		return nil, err
 	}
-	n, err := projections.DropRequestLogBefore(ctx, conn, before)
+	n, err := projections.DropMonthsBefore(ctx, conn, projections.TableRequestLog, before)
 	return retention.Deleted{retainRequestLog: n}, err
 }
 
