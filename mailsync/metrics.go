@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_mail_sync_runs_total",
 			Help: "Mailbox sync runs by provider and outcome (ok, or the failure class)."}, []string{"provider", "outcome"}),
 		imported: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_mail_items_imported_total",
-			Help: "Mailbox messages handled by sync runs, by result: ticket (made a ticket), message (joined one), duplicate (known), skipped (auto-replies, own mail, unreadable), automation_conflict, failed (its import failed and ended the run)."},
+			Help: "Mailbox messages handled by sync runs, by result: ticket (made a ticket), message (joined one), duplicate (known), skipped (auto-replies, own mail, unreadable), automation_conflict."},
 			[]string{"provider", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "helpdeskflow_mail_sync_errors_total",
 			Help: "Failed mailbox sync runs by provider and error class."}, []string{"provider", "class"}),

@@ -189,6 +189,8 @@ type run struct {
 	state []byte
 	// imported counts what the run made, by result.
 	imported map[string]int
+	// failed counts the messages whose import failed (and ended the run).
+	failed int
 	// token is the access token the run uses, fetched at tokenAt.
 	token   string
 	tokenAt time.Time
@@ -248,7 +250,7 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 		}
 	}
 	w.cfg.Metrics.ran(c, f.class, r.imported, time.Since(start))
-	w.recordResult(c, outcome, r.imported, time.Since(start))
+	w.recordResult(c, outcome, r, time.Since(start))
 	if err != nil {
 		w.cfg.Logger.Warn("mail sync: run failed", "connection", c.ID, "provider", c.Provider, "class", f.class,
 			"next_sync_at", outcome.NextSyncAt, "error", err)
@@ -256,7 +258,7 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 }
 
 // recordResult tells Results how the run of c ended.
-func (w *Worker) recordResult(c helpdeskflow.Connection, o helpdeskflow.SyncOutcome, imported map[string]int, d time.Duration) {
+func (w *Worker) recordResult(c helpdeskflow.Connection, o helpdeskflow.SyncOutcome, r *run, d time.Duration) {
 	if w.cfg.Results == nil {
 		return
 	}
@@ -267,9 +269,10 @@ func (w *Worker) recordResult(c helpdeskflow.Connection, o helpdeskflow.SyncOutc
 	case o.Partial:
 		result = helpdeskflow.SyncPartial
 	}
+	imported := r.imported
 	w.cfg.Results.RecordMailSync(helpdeskflow.MailSyncFact{Time: o.At, RunID: uuid.New(), WorkspaceID: c.WorkspaceID,
 		ConnectionID: c.ID, Provider: c.Provider, Imported: imported["ticket"] + imported["message"] + imported["automation_conflict"],
-		Skipped: imported["skipped"], Duplicates: imported["duplicate"], Failed: imported[importFailed],
+		Skipped: imported["skipped"], Duplicates: imported["duplicate"], Failed: r.failed,
 		Outcome: result, ErrorClass: o.ErrorClass, Duration: d})
 }
 
@@ -335,7 +338,7 @@ func (r *run) importMessage(ctx context.Context, in tickets.ImportMail) error {
 			return err
 		}
 	default:
-		r.imported[importFailed]++
+		r.failed++
 		return fmt.Errorf("import message %s: %w", in.ExternalID, err)
 	}
 	if res.ThreadRefused != "" {
@@ -354,10 +357,6 @@ func (r *run) importMessage(ctx context.Context, in tickets.ImportMail) error {
 	}
 	return nil
 }
-
-// importFailed counts, in run.imported, the messages whose import failed
-// (and ended the run).
-const importFailed = "failed"
 
 // newIDs returns those of ids the mailbox has not recorded, in order.
 func (r *run) newIDs(ctx context.Context, ids []string) ([]string, error) {
