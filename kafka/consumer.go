@@ -19,6 +19,9 @@ import (
 // producers take it (franz-go's kgo.Record).
 type Record = kgo.Record
 
+// RecordHeader is a header of a Record (franz-go's kgo.RecordHeader).
+type RecordHeader = kgo.RecordHeader
+
 // Option is an extra franz-go client option (TLS, SASL, client id, fetch
 // tuning in tests): kgo.Opt.
 type Option = kgo.Opt

@@ -7,6 +7,13 @@ package kafka
 const (
 	TopicEvents      = "helpdeskflow.events"
 	TopicAPIRequests = "helpdeskflow.api-requests"
+	// TopicServiceFacts carries the service facts (helpdeskflow.
+	// WebhookAttemptFact, helpdeskflow.MailSyncFact: the JSON value), the
+	// kind in HeaderFact.
+	TopicServiceFacts = "helpdeskflow.service-facts"
+	// HeaderFact is the kind of a service fact record
+	// (helpdeskflow.FactWebhookAttempt, helpdeskflow.FactMailSync).
+	HeaderFact = "hdf-fact"
 
 	HeaderEventID     = "hdf-event-id"
 	HeaderEventType   = "hdf-event-type"

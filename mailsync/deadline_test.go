@@ -136,15 +136,28 @@ func (s *stallingImporter) ImportMail(ctx context.Context, ws uuid.UUID, md help
 	return s.svc.Tickets.ImportMail(ctx, ws, md, cmd)
 }
 
+// syncResults keeps the results a worker tells it (mailsync.SyncRecorder).
+type syncResults struct {
+	mu  sync.Mutex
+	got []helpdeskflow.MailSyncFact
+}
+
+func (r *syncResults) RecordMailSync(f helpdeskflow.MailSyncFact) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, f)
+}
+
 // The run deadline bounds Gmail runs too. A run that reaches it after
 // importing something is not a failure: it is due again at once, keeps the
 // time of the last full sync (so the window it reads stays the same), and
 // the next runs import the rest, nothing twice. One that imported nothing
-// fails with class timeout.
+// fails with class timeout. Each run's result is told as a service fact.
 func TestGmail_RunDeadline(t *testing.T) {
 	f := newFixture(t)
 	subjects := f.deliverThreads(4, "Deadline")
-	lease := func(c *mailsync.Config) { c.Lease = 2 * time.Second }
+	results := &syncResults{}
+	lease := func(c *mailsync.Config) { c.Lease, c.Results = 2*time.Second, results }
 
 	ctx := safetyContext(t)
 	f.clock.Advance(21 * time.Second)
@@ -164,7 +177,7 @@ func TestGmail_RunDeadline(t *testing.T) {
 	if got := f.tickets(); len(got) == 0 || len(got) == len(subjects) {
 		t.Fatalf("the cut run made %d tickets; want some", len(got))
 	}
-	if n, err := f.worker(nil).SyncDue(f.ctx); err != nil || n != 1 { // due at once, same clock
+	if n, err := f.worker(nil, func(c *mailsync.Config) { c.Results = results }).SyncDue(f.ctx); err != nil || n != 1 { // due at once, same clock
 		t.Fatalf("not due again at once: %d, %v", n, err)
 	}
 	f.checkThreads(subjects)
@@ -180,6 +193,23 @@ func TestGmail_RunDeadline(t *testing.T) {
 	}
 	if c := f.connection(); c.LastErrorClass != mailsync.ClassTimeout || c.SyncFailures != 1 || !strings.Contains(c.LastError, "deadline") {
 		t.Fatalf("after a run that imported nothing: %+v", c)
+	}
+	// The cut run imported 5 messages and failed the sixth; the full run
+	// the rest; the stalled one nothing.
+	if len(results.got) != 3 {
+		t.Fatalf("results told: %+v", results.got)
+	}
+	cut, full, stalled := results.got[0], results.got[1], results.got[2]
+	if cut.Outcome != helpdeskflow.SyncPartial || cut.Imported != 5 || cut.Failed != 1 || cut.ErrorClass != "" ||
+		cut.ConnectionID != f.conn.ID || cut.WorkspaceID != f.workspace || cut.Provider != mailsync.ProviderGmail || cut.RunID == uuid.Nil {
+		t.Errorf("cut run: %+v", cut)
+	}
+	if full.Outcome != helpdeskflow.SyncSucceeded || full.Imported == 0 || full.Failed != 0 || full.RunID == cut.RunID {
+		t.Errorf("full run: %+v", full)
+	}
+	if stalled.Outcome != helpdeskflow.SyncFailed || stalled.ErrorClass != mailsync.ClassTimeout || stalled.Imported != 0 || stalled.Failed != 1 ||
+		!stalled.Time.Equal(f.clock.Now().UTC().Truncate(time.Microsecond)) {
+		t.Errorf("stalled run: %+v (clock %s)", stalled, f.clock.Now())
 	}
 }
 

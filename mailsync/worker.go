@@ -47,6 +47,13 @@ type Tokens interface {
 	ConnectionFailed(ctx context.Context, workspaceID, id uuid.UUID, status, class, message string) error
 }
 
+// SyncRecorder is told how each sync run ended, for the analytics
+// (recordlog.Logger publishes it as a service fact). It must return at
+// once and never fail.
+type SyncRecorder interface {
+	RecordMailSync(helpdeskflow.MailSyncFact)
+}
+
 // Config configures a Worker. Store, Importer and Tokens are required.
 type Config struct {
 	Store    Store
@@ -82,9 +89,12 @@ type Config struct {
 	MaxBackfill int
 	// MaxBackoff caps the wait after failed runs (15 minutes).
 	MaxBackoff time.Duration
-	Metrics    *Metrics
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Results, when not nil, is told how each run ended (runs that
+	// lost their lease or stopped with the worker are not told).
+	Results SyncRecorder
+	Metrics *Metrics
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // Worker syncs mailboxes. It is safe for concurrent use; any number of
@@ -179,6 +189,8 @@ type run struct {
 	state []byte
 	// imported counts what the run made, by result.
 	imported map[string]int
+	// failed counts the messages whose import failed (and ended the run).
+	failed int
 	// token is the access token the run uses, fetched at tokenAt.
 	token   string
 	tokenAt time.Time
@@ -238,10 +250,30 @@ func (w *Worker) sync(ctx context.Context, c helpdeskflow.Connection, lease time
 		}
 	}
 	w.cfg.Metrics.ran(c, f.class, r.imported, time.Since(start))
+	w.recordResult(c, outcome, r, time.Since(start))
 	if err != nil {
 		w.cfg.Logger.Warn("mail sync: run failed", "connection", c.ID, "provider", c.Provider, "class", f.class,
 			"next_sync_at", outcome.NextSyncAt, "error", err)
 	}
+}
+
+// recordResult tells Results how the run of c ended.
+func (w *Worker) recordResult(c helpdeskflow.Connection, o helpdeskflow.SyncOutcome, r *run, d time.Duration) {
+	if w.cfg.Results == nil {
+		return
+	}
+	result := helpdeskflow.SyncSucceeded
+	switch {
+	case o.ErrorClass != "":
+		result = helpdeskflow.SyncFailed
+	case o.Partial:
+		result = helpdeskflow.SyncPartial
+	}
+	imported := r.imported
+	w.cfg.Results.RecordMailSync(helpdeskflow.MailSyncFact{Time: o.At, RunID: uuid.New(), WorkspaceID: c.WorkspaceID,
+		ConnectionID: c.ID, Provider: c.Provider, Imported: imported["ticket"] + imported["message"] + imported["automation_conflict"],
+		Skipped: imported["skipped"], Duplicates: imported["duplicate"], Failed: r.failed,
+		Outcome: result, ErrorClass: o.ErrorClass, Duration: d})
 }
 
 // backoff is the wait after the n-th failed run in a row: the interval
@@ -306,6 +338,7 @@ func (r *run) importMessage(ctx context.Context, in tickets.ImportMail) error {
 			return err
 		}
 	default:
+		r.failed++
 		return fmt.Errorf("import message %s: %w", in.ExternalID, err)
 	}
 	if res.ThreadRefused != "" {

@@ -14,10 +14,16 @@
 // keyed by workspace, key, time and request id, so a redelivered record
 // collapses); RequestLogReader answers "what did this key do".
 //
+// The FactsProjector consumes helpdeskflow.service-facts in its own group and
+// appends each webhook delivery attempt to webhook_attempts and each mailbox
+// sync run to mail_syncs (docs/analytics.md). DropMonthsBefore drops the old
+// monthly partitions of those tables, api_requests and audit_log for the
+// retention job.
+//
 // TicketReader serves GET /v1/tickets from the tickets table. OpenClickHouse,
 // Migrate and Truncate set up, migrate and empty the database.
 //
-// Both projectors are batches (kafka.Batch) plugged into kafka.Consumer, the
+// All three projectors are batches (kafka.Batch) plugged into kafka.Consumer, the
 // one consume loop, which polls, commits after their flush and handles
 // rebalances. The package wraps clickhouse-go; callers see only
 // *helpdeskflow.Error values with EValidation, EUnavailable or EInternal

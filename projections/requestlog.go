@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,7 @@ var requestLogDefaults = consumerDefaults{DefaultRequestLogGroup, kafka.TopicAPI
 type RequestLogProjector struct {
 	consumer
 	cfg RequestLogConfig
-	m   *requestLogMetrics
+	m   *recordProjectorMetrics
 }
 
 // NewRequestLogProjector fills cfg's defaults, validates it and registers
@@ -60,7 +61,7 @@ func NewRequestLogProjector(cfg RequestLogConfig) (*RequestLogProjector, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid request log projector configuration", Err: err}
 	}
-	m, err := newRequestLogMetrics(cfg.Registerer)
+	m, err := newRecordProjectorMetrics(cfg.Registerer, "request_log", "Request log", "api_requests")
 	if err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log projector metrics", Err: err}
 	}
@@ -237,7 +238,11 @@ func (r *apiRequestRow) apiRequest() helpdeskflow.APIRequest {
 	}
 }
 
-type requestLogMetrics struct {
+// recordProjectorMetrics are the metrics of a projector of records that are
+// not events (the request log's, the service facts'):
+// helpdeskflow_<name>_projector_batch_size, _insert_duration_seconds,
+// _consumer_lag, _errors_total and _rows_total.
+type recordProjectorMetrics struct {
 	batchSize      prometheus.Histogram
 	insertDuration prometheus.Histogram
 	lag            *prometheus.GaugeVec
@@ -245,26 +250,31 @@ type requestLogMetrics struct {
 	rows           prometheus.Counter
 }
 
-func newRequestLogMetrics(reg prometheus.Registerer) (*requestLogMetrics, error) {
+// newRecordProjectorMetrics registers the metrics of the projector of the
+// records name ("request_log"), called noun in help texts ("Request log"),
+// that writes tables ("api_requests").
+func newRecordProjectorMetrics(reg prometheus.Registerer, name, noun, tables string) (*recordProjectorMetrics, error) {
 	var err error
-	m := &requestLogMetrics{
+	prefix := "helpdeskflow_" + name + "_projector_"
+	lower := strings.ToLower(noun)
+	m := &recordProjectorMetrics{
 		batchSize: metricreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "helpdeskflow_request_log_projector_batch_size",
-			Help:    "Records per ClickHouse flush of the request log projector.",
+			Name:    prefix + "batch_size",
+			Help:    "Records per ClickHouse flush of the " + lower + " projector.",
 			Buckets: []float64{1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
 		}), &err),
 		insertDuration: metricreg.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "helpdeskflow_request_log_projector_insert_duration_seconds",
-			Help:    "Duration of one ClickHouse insert into api_requests, failed ones included.",
+			Name:    prefix + "insert_duration_seconds",
+			Help:    "Duration of one ClickHouse insert into " + tables + ", failed ones included.",
 			Buckets: prometheus.DefBuckets,
 		}), &err),
-		lag: metricreg.Register(reg, kafka.NewLagGauge("helpdeskflow_request_log_projector_consumer_lag",
-			"Request log records of a partition not yet written and committed: high watermark minus committed offset."), &err),
-		errors: metricreg.Register(reg, kafka.NewErrorCounter("helpdeskflow_request_log_projector_errors_total",
-			"Request log projector errors by kind (fetch, decode, insert, commit).", errKindInsert), &err),
+		lag: metricreg.Register(reg, kafka.NewLagGauge(prefix+"consumer_lag",
+			noun+" records of a partition not yet written and committed: high watermark minus committed offset."), &err),
+		errors: metricreg.Register(reg, kafka.NewErrorCounter(prefix+"errors_total",
+			noun+" projector errors by kind (fetch, decode, insert, commit).", errKindInsert), &err),
 		rows: metricreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "helpdeskflow_request_log_projector_rows_total",
-			Help: "Rows the request log projector wrote to api_requests (redeliveries included).",
+			Name: prefix + "rows_total",
+			Help: "Rows the " + lower + " projector wrote to " + tables + " (redeliveries included).",
 		}), &err),
 	}
 	return m, err

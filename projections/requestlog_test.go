@@ -18,9 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/kafka/recordlog"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
@@ -125,16 +125,16 @@ func selectAPIRequests(t *testing.T, conn driver.Conn) map[string]helpdeskflow.A
 	return got
 }
 
-// Requests logged through requestlog.Logger reach api_requests once each,
+// Requests logged through recordlog.Logger reach api_requests once each,
 // every field intact, and KeyActivity returns a key's requests in time
 // order.
 func TestRequestLogProjector_EndToEnd(t *testing.T) {
 	t.Parallel()
 	conn, _ := newDB(t)
 	_, brokers := testenv.Kafka(t)
-	logger, err := requestlog.New(requestlog.Config{Brokers: brokers})
+	logger, err := recordlog.New(recordlog.Config{Brokers: brokers})
 	if err != nil {
-		t.Fatalf("requestlog.New: %v", err)
+		t.Fatalf("recordlog.New: %v", err)
 	}
 	const n = 60
 	want := map[string]helpdeskflow.APIRequest{}

@@ -10,9 +10,9 @@ import (
 
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
-	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/kafka/recordlog"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
@@ -24,7 +24,7 @@ import (
 type apiRole struct {
 	handler     nethttp.Handler
 	accessCache *access.Cache
-	requestLog  *requestlog.Logger
+	requestLog  *recordlog.Logger
 	readCH      driver.Conn
 	logger      *slog.Logger
 }
@@ -38,7 +38,7 @@ func newAPIRole(ctx context.Context, p *process) (_ *apiRole, err error) {
 			r.Close()
 		}
 	}()
-	if r.requestLog, err = requestlog.New(requestlog.Config{Brokers: p.brokers, Logger: p.logger, Registerer: p.reg,
+	if r.requestLog, err = recordlog.New(recordlog.Config{Brokers: p.brokers, Logger: p.logger, Registerer: p.reg,
 		KafkaOptions: []kafka.Option{kafka.WithLogger(p.logger)}}); err != nil {
 		return nil, err
 	}
@@ -66,11 +66,17 @@ func (r *apiRole) Close() {
 		r.readCH.Close()
 	}
 	if r.requestLog != nil {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := r.requestLog.Close(closeCtx); err != nil {
-			r.logger.Warn("request log: records dropped at shutdown", "err", err)
-		}
+		closeRecordLog(r.logger, r.requestLog)
+	}
+}
+
+// closeRecordLog closes l, giving its buffered records up to 10 s to reach
+// Kafka, and warns about those it dropped.
+func closeRecordLog(logger *slog.Logger, l *recordlog.Logger) {
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.Close(closeCtx); err != nil {
+		logger.Warn("records dropped at shutdown", "err", err)
 	}
 }
 

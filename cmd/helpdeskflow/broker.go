@@ -24,7 +24,7 @@ func runBroker(ctx context.Context, cfg config, logger *slog.Logger, stdout io.W
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	addrs, stop, err := kafka.StartBroker(dir, cfg.KafkaPort, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests)
+	addrs, stop, err := kafka.StartBroker(dir, cfg.KafkaPort, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests, kafka.TopicServiceFacts)
 	if err != nil {
 		return fmt.Errorf("start Kafka broker: %w", err)
 	}

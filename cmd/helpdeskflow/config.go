@@ -46,6 +46,9 @@ type config struct {
 	RetainDeliveries   string
 	RetainMail         string
 	RetainRequestLog   string
+	RetainWebhookFacts string
+	RetainMailFacts    string
+	RetainAuditLog     string
 	RetentionInterval  string
 	InstanceID         string
 	ExtraCAFile        string
@@ -93,6 +96,9 @@ func (c *config) settings() []setting {
 		{"retention-webhook-deliveries", "HDF_RETENTION_WEBHOOK_DELIVERIES", "30d", "keep finished webhook deliveries and their attempts this long after their last outcome (0: for ever)", &c.RetainDeliveries},
 		{"retention-mail-records", "HDF_RETENTION_MAIL_RECORDS", "30d", "keep the records of mail that made no ticket this long, at least 8d (0: for ever)", &c.RetainMail},
 		{"retention-request-log", "HDF_RETENTION_REQUEST_LOG", "90d", "keep the request log (ClickHouse api_requests) this long; whole months are dropped (0: for ever)", &c.RetainRequestLog},
+		{"retention-webhook-facts", "HDF_RETENTION_WEBHOOK_FACTS", "400d", "keep the webhook attempts' analytics (ClickHouse webhook_attempts) this long; whole months are dropped (0: for ever)", &c.RetainWebhookFacts},
+		{"retention-mail-facts", "HDF_RETENTION_MAIL_FACTS", "400d", "keep the mailbox sync runs' analytics (ClickHouse mail_syncs) this long; whole months are dropped (0: for ever)", &c.RetainMailFacts},
+		{"retention-audit-log", "HDF_RETENTION_AUDIT_LOG", "0", "keep the audit history (ClickHouse audit_log) this long; whole months are dropped, and a rebuild writes them back (0: for ever)", &c.RetainAuditLog},
 		{"retention-interval", "HDF_RETENTION_INTERVAL", "10m", "how often the dispatcher's retention job runs (±20% jitter)", &c.RetentionInterval},
 		{"extra-ca-file", "HDF_EXTRA_CA_FILE", "", "PEM file of certificate authorities the mail servers' certificates may also chain to (Outlook's IMAP and SMTP over TLS), besides the system's: a private CA, or the dev profile's own (scripts/services.sh env dev prints it)", &c.ExtraCAFile},
 		{"instance-id", "HDF_INSTANCE_ID", "", "static Kafka group membership: this process's id in each consumer group it joins (projector, dispatcher), kept across restarts (e.g. the pod name) so a restarted process takes its partitions back at once; empty: dynamic membership", &c.InstanceID},
@@ -334,6 +340,9 @@ func (c config) brokers() []string {
 // record is kept (0: for ever) and how often the job runs.
 type retentionSettings struct {
 	Deliveries, Mail, RequestLog, Interval time.Duration
+	// WebhookFacts, MailFacts and AuditLog are ClickHouse's
+	// webhook_attempts, mail_syncs and audit_log.
+	WebhookFacts, MailFacts, AuditLog time.Duration
 }
 
 // minMailRetention is the shortest retention of skipped mail records: a
@@ -356,6 +365,9 @@ func (c config) retention() (retentionSettings, error) {
 		{"HDF_RETENTION_WEBHOOK_DELIVERIES", "retention-webhook-deliveries", c.RetainDeliveries, &r.Deliveries, 0},
 		{"HDF_RETENTION_MAIL_RECORDS", "retention-mail-records", c.RetainMail, &r.Mail, minMailRetention},
 		{"HDF_RETENTION_REQUEST_LOG", "retention-request-log", c.RetainRequestLog, &r.RequestLog, 0},
+		{"HDF_RETENTION_WEBHOOK_FACTS", "retention-webhook-facts", c.RetainWebhookFacts, &r.WebhookFacts, 0},
+		{"HDF_RETENTION_MAIL_FACTS", "retention-mail-facts", c.RetainMailFacts, &r.MailFacts, 0},
+		{"HDF_RETENTION_AUDIT_LOG", "retention-audit-log", c.RetainAuditLog, &r.AuditLog, 0},
 	} {
 		d, err := parseDays(s.value)
 		switch {

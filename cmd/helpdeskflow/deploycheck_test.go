@@ -418,7 +418,7 @@ func (c *checker) checkKafkaTopics(files deployFiles) {
 		}
 	}
 	slices.Sort(topics)
-	if want := []string{kafka.TopicAPIRequests, kafka.TopicEvents}; !slices.Equal(topics, want) {
+	if want := []string{kafka.TopicAPIRequests, kafka.TopicEvents, kafka.TopicServiceFacts}; !slices.Equal(topics, want) {
 		c.problemf("%s: creates topics %q, want the binary's %q", kafkaTopicsScript, topics, want)
 	}
 	if m := regexp.MustCompile(`(?m)^partitions=\$\{PARTITIONS:-(\d+)\}$`).FindStringSubmatch(src); m == nil || m[1] != strconv.Itoa(topicPartitions) {

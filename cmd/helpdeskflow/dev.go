@@ -32,7 +32,7 @@ func runDev(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writ
 	if err := os.MkdirAll(kafkaDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	brokers, stopBroker, err := kafka.StartBroker(kafkaDir, cfg.KafkaPort, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests)
+	brokers, stopBroker, err := kafka.StartBroker(kafkaDir, cfg.KafkaPort, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests, kafka.TopicServiceFacts)
 	if err != nil {
 		return fmt.Errorf("start embedded Kafka broker: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/dispatch/handlers"
 	"github.com/helpdeskflow/helpdeskflow/dispatch/pollers"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/kafka/recordlog"
 )
 
 // dispatcherRole runs the dispatcher (the handlers of Kafka events,
@@ -28,10 +29,20 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 	r := &dispatcherRole{}
 	var outbound *handlers.Outbound
 	if p.keyring != nil {
+		// The service facts (webhook attempts, mailbox sync runs) go to
+		// Kafka off the workers' paths, for the projector to write to
+		// ClickHouse.
+		facts, err := recordlog.New(recordlog.Config{Name: recordlog.NameServiceFacts, Topic: kafka.TopicServiceFacts,
+			Brokers: p.brokers, Logger: p.logger, Registerer: p.reg, KafkaOptions: []kafka.Option{kafka.WithLogger(p.logger)}})
+		if err != nil {
+			return nil, err
+		}
+		r.closes = append(r.closes, func() { closeRecordLog(p.logger, facts) })
 		base, factor, _ := p.cfg.webhookBackoff() // validated with the config
 		deliveries, err := pollers.NewDeliveryWorker(pollers.DeliveryWorkerConfig{
 			Store: webhookRooms{p.rooms.outbound, p.rooms.queues}, Secrets: p.keyring, BackoffBase: base, BackoffFactor: factor,
 			Logger: p.logger, Registerer: p.reg, Sender: webhook.NewSender(webhook.Config{AllowLoopback: p.policy.AllowLoopback}),
+			Outcomes: facts,
 		})
 		if err != nil {
 			return nil, err
@@ -48,7 +59,7 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 		if err != nil {
 			return nil, err
 		}
-		mail, err := mailWorkers(p.cfg, mailRooms{p.rooms.connections, p.rooms.mail}, p.services.tickets, p.connections, p.logger, p.reg)
+		mail, err := mailWorkers(p.cfg, mailRooms{p.rooms.connections, p.rooms.mail}, p.services.tickets, p.connections, facts, p.logger, p.reg)
 		if err != nil {
 			return nil, err
 		}
@@ -82,8 +93,10 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 // and commits its batch and the pollers finish (or release) their runs.
 func (r *dispatcherRole) Run(ctx context.Context) error { return runAll(ctx, r.runs...) }
 
-// Close closes the ClickHouse connection the retention job opened, if
-// any; the rooms and clients are the process's.
+// Close closes the service facts' log (its buffered records get up to 10 s
+// to reach Kafka) and the ClickHouse connection the retention job opened,
+// if any; the rooms and clients are the process's. Call it after Run
+// returned.
 func (r *dispatcherRole) Close() {
 	for _, c := range r.closes {
 		c()

@@ -76,8 +76,8 @@ func outboundHTTP(policy egress.Policy, timeout time.Duration) *http.Client {
 
 // mailWorkers returns the dispatcher role's mailbox sync and reply
 // workers.
-func mailWorkers(cfg config, store mailRooms, service *tickets.Service, manager *integrations.Manager, logger *slog.Logger,
-	reg prometheus.Registerer) ([]func(context.Context) error, error) {
+func mailWorkers(cfg config, store mailRooms, service *tickets.Service, manager *integrations.Manager, results mailsync.SyncRecorder,
+	logger *slog.Logger, reg prometheus.Registerer) ([]func(context.Context) error, error) {
 	intervals, err := cfg.syncIntervals()
 	if err != nil {
 		return nil, err
@@ -87,7 +87,7 @@ func mailWorkers(cfg config, store mailRooms, service *tickets.Service, manager 
 		return nil, err
 	}
 	sync := mailsync.NewWorker(mailsync.Config{Store: store, Importer: service, Tokens: manager, IMAP: manager,
-		GmailBaseURL: cfg.GmailAPIURL, Interval: intervals, Metrics: metrics, Logger: logger})
+		GmailBaseURL: cfg.GmailAPIURL, Interval: intervals, Results: results, Metrics: metrics, Logger: logger})
 	replies := mailsync.NewReplyWorker(mailsync.ReplyConfig{Store: store, Tickets: service, Tokens: manager, IMAP: manager,
 		GmailBaseURL: cfg.GmailAPIURL, MessageIDDomain: hostOf(cfg.PublicURL), Metrics: metrics, Logger: logger})
 	return []func(context.Context) error{sync.Run, replies.Run}, nil

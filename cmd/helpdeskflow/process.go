@@ -95,7 +95,7 @@ func newProcess(ctx context.Context, cfg config, logger *slog.Logger, brokers []
 	if p.producer, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers, Logger: logger, Linger: 2 * time.Millisecond}); err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	if err := kafka.EnsureTopics(ctx, p.producer, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests); err != nil {
+	if err := kafka.EnsureTopics(ctx, p.producer, topicPartitions, kafka.TopicEvents, kafka.TopicAPIRequests, kafka.TopicServiceFacts); err != nil {
 		return nil, err
 	}
 

@@ -19,18 +19,22 @@ const (
 	retainIdempotencyKeys   = "idempotency_keys"
 	retainMailRecords       = "mail_records"
 	retainRequestLog        = "request_log"
+	retainWebhookFacts      = "webhook_facts"
+	retainMailFacts         = "mail_facts"
+	retainAuditLog          = "audit_log"
 )
 
 // newRetentionJob builds the dispatcher's retention job over the process's
 // rooms (docs/retention.md): finished webhook deliveries with their
 // attempts, expired Idempotency-Keys (always after idempotency.Retention,
-// the API's replay window), skipped mail records, and the request log's
-// old ClickHouse partitions. closeJob closes the ClickHouse connection the
-// job may have opened; call it after the job stopped.
+// the API's replay window), skipped mail records, and the old monthly
+// partitions of ClickHouse's request log, service facts and (when asked)
+// audit log. closeJob closes the ClickHouse connection the job may have
+// opened; call it after the job stopped.
 func newRetentionJob(p *process) (job *retention.Job, closeJob func(), err error) {
 	r, _ := p.cfg.retention() // validated with the config
 	keys := idempotency.New(p.db)
-	requestLog := &requestLogPartitions{p: p}
+	months := &clickHouseMonths{p: p}
 	job, err = retention.New(retention.Config{
 		Lock: p.db, Interval: r.Interval, Logger: p.logger, Registerer: p.reg,
 		Kinds: []retention.Kind{
@@ -48,32 +52,39 @@ func newRetentionJob(p *process) (job *retention.Job, closeJob func(), err error
 				n, err := p.rooms.mail.PurgeSkippedMail(ctx, before, limit)
 				return retention.Deleted{retainMailRecords: n}, err
 			}},
-			{Name: retainRequestLog, Keep: r.RequestLog, Purge: requestLog.purge},
+			{Name: retainRequestLog, Keep: r.RequestLog, Purge: months.purge(retainRequestLog, projections.TableRequestLog)},
+			{Name: retainWebhookFacts, Keep: r.WebhookFacts, Purge: months.purge(retainWebhookFacts, projections.TableWebhookAttempts)},
+			{Name: retainMailFacts, Keep: r.MailFacts, Purge: months.purge(retainMailFacts, projections.TableMailSyncs)},
+			{Name: retainAuditLog, Keep: r.AuditLog, Purge: months.purge(retainAuditLog, projections.TableAuditLog)},
 		},
 	})
-	return job, requestLog.Close, err
+	return job, months.Close, err
 }
 
-// requestLogPartitions drops the request log's old partitions on the
+// clickHouseMonths drops old monthly partitions of ClickHouse tables on the
 // process's ClickHouse connection, or, in a process whose roles need no
 // ClickHouse (a dispatcher alone), on one it opens at its first run and
 // keeps: so a dispatcher starts, and dispatches, while ClickHouse is away.
-type requestLogPartitions struct {
+type clickHouseMonths struct {
 	p    *process
 	mu   sync.Mutex
 	conn driver.Conn
 }
 
-func (r *requestLogPartitions) purge(ctx context.Context, before time.Time, _ int) (retention.Deleted, error) {
-	conn, err := r.open(ctx)
-	if err != nil {
-		return nil, err
+// purge is the retention kind's Purge that drops table's months wholly
+// before the cutoff, counting their rows as kind.
+func (r *clickHouseMonths) purge(kind, table string) func(context.Context, time.Time, int) (retention.Deleted, error) {
+	return func(ctx context.Context, before time.Time, _ int) (retention.Deleted, error) {
+		conn, err := r.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		n, err := projections.DropMonthsBefore(ctx, conn, table, before)
+		return retention.Deleted{kind: n}, err
 	}
-	n, err := projections.DropRequestLogBefore(ctx, conn, before)
-	return retention.Deleted{retainRequestLog: n}, err
 }
 
-func (r *requestLogPartitions) open(ctx context.Context) (driver.Conn, error) {
+func (r *clickHouseMonths) open(ctx context.Context) (driver.Conn, error) {
 	if r.p.ch != nil {
 		return r.p.ch, nil
 	}
@@ -90,7 +101,7 @@ func (r *requestLogPartitions) open(ctx context.Context) (driver.Conn, error) {
 }
 
 // Close closes the connection it opened, if any.
-func (r *requestLogPartitions) Close() {
+func (r *clickHouseMonths) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.conn != nil {

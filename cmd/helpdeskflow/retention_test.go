@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,22 +22,29 @@ func TestConfig_Retention(t *testing.T) {
 		want       retentionSettings
 		wantErrMsg string
 	}{
-		{name: "defaults", want: retentionSettings{Deliveries: 30 * day, Mail: 30 * day, RequestLog: 90 * day, Interval: 10 * time.Minute}},
-		{name: "days, hours and 0 (for ever)", env: map[string]string{"HDF_RETENTION_WEBHOOK_DELIVERIES": "7d", "HDF_RETENTION_REQUEST_LOG": "0"},
-			args: []string{"--retention-mail-records=240h", "--retention-interval=1m"},
-			want: retentionSettings{Deliveries: 7 * day, Mail: 10 * day, RequestLog: 0, Interval: time.Minute}},
+		{name: "defaults", want: retentionSettings{Deliveries: 30 * day, Mail: 30 * day, RequestLog: 90 * day, Interval: 10 * time.Minute,
+			WebhookFacts: 400 * day, MailFacts: 400 * day, AuditLog: 0}},
+		{name: "days, hours and 0 (for ever)", env: map[string]string{"HDF_RETENTION_WEBHOOK_DELIVERIES": "7d", "HDF_RETENTION_REQUEST_LOG": "0",
+			"HDF_RETENTION_WEBHOOK_FACTS": "0", "HDF_RETENTION_AUDIT_LOG": "730d"},
+			args: []string{"--retention-mail-records=240h", "--retention-interval=1m", "--retention-mail-facts=2160h"},
+			want: retentionSettings{Deliveries: 7 * day, Mail: 10 * day, RequestLog: 0, Interval: time.Minute, WebhookFacts: 0, MailFacts: 90 * day,
+				AuditLog: 730 * day}},
 		{name: "the flag wins", env: map[string]string{"HDF_RETENTION_WEBHOOK_DELIVERIES": "7d"}, args: []string{"--retention-webhook-deliveries=14d"},
-			want: retentionSettings{Deliveries: 14 * day, Mail: 30 * day, RequestLog: 90 * day, Interval: 10 * time.Minute}},
+			want: retentionSettings{Deliveries: 14 * day, Mail: 30 * day, RequestLog: 90 * day, Interval: 10 * time.Minute,
+				WebhookFacts: 400 * day, MailFacts: 400 * day}},
 		{name: "negative", env: map[string]string{"HDF_RETENTION_WEBHOOK_DELIVERIES": "-1d"},
 			wantErrMsg: "HDF_RETENTION_WEBHOOK_DELIVERIES (--retention-webhook-deliveries) must be 0 (keep for ever) or a positive duration"},
 		{name: "not a duration", env: map[string]string{"HDF_RETENTION_REQUEST_LOG": "three months"},
 			wantErrMsg: "HDF_RETENTION_REQUEST_LOG (--retention-request-log) must be 0"},
 		{name: "mail records shorter than the sync window", env: map[string]string{"HDF_RETENTION_MAIL_RECORDS": "7d"},
 			wantErrMsg: "HDF_RETENTION_MAIL_RECORDS (--retention-mail-records) must be 0 (keep for ever) or at least 8d"},
+		{name: "audit log negative", env: map[string]string{"HDF_RETENTION_AUDIT_LOG": "-30d"},
+			wantErrMsg: "HDF_RETENTION_AUDIT_LOG (--retention-audit-log) must be 0 (keep for ever) or a positive duration"},
 		{name: "interval 0", env: map[string]string{"HDF_RETENTION_INTERVAL": "0"}, wantErrMsg: "HDF_RETENTION_INTERVAL (--retention-interval) must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, env := range []string{"HDF_RETENTION_WEBHOOK_DELIVERIES", "HDF_RETENTION_MAIL_RECORDS", "HDF_RETENTION_REQUEST_LOG", "HDF_RETENTION_INTERVAL"} {
+			for _, env := range []string{"HDF_RETENTION_WEBHOOK_DELIVERIES", "HDF_RETENTION_MAIL_RECORDS", "HDF_RETENTION_REQUEST_LOG", "HDF_RETENTION_INTERVAL",
+				"HDF_RETENTION_WEBHOOK_FACTS", "HDF_RETENTION_MAIL_FACTS", "HDF_RETENTION_AUDIT_LOG"} {
 				t.Setenv(env, tc.env[env]) // restored after the test
 				if tc.env[env] == "" {
 					os.Unsetenv(env)
@@ -56,13 +64,15 @@ func TestConfig_Retention(t *testing.T) {
 // TestRetentionJob_DispatcherAlone runs the retention job as `serve
 // --roles dispatcher` builds it, on real Postgres and ClickHouse: old
 // finished deliveries with their attempts, expired Idempotency-Keys, old
-// skipped mail records and the request log's old months go; pending and
-// young records stay. The dispatcher alone opens ClickHouse only for the
-// job.
+// skipped mail records and the old months of the request log and the
+// service facts go; pending and young records stay, and so does the audit
+// log, kept for ever by default. The dispatcher alone opens ClickHouse only
+// for the job.
 func TestRetentionJob_DispatcherAlone(t *testing.T) {
 	ctx := t.Context()
 	cfg := testConfig(t)
 	cfg.Roles, cfg.RetainDeliveries, cfg.RetainMail, cfg.RetainRequestLog, cfg.RetentionInterval = "dispatcher", "30d", "30d", "90d", "10m"
+	cfg.RetainWebhookFacts, cfg.RetainMailFacts, cfg.RetainAuditLog = "90d", "120d", "0"
 	_, brokers := testenv.Kafka(t)
 	p, err := newProcess(ctx, cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), brokers)
 	if err != nil {
@@ -82,20 +92,26 @@ func TestRetentionJob_DispatcherAlone(t *testing.T) {
 	}
 	now := time.Now().UTC()
 	thisMonth := time.Date(now.Year(), now.Month(), 15, 12, 0, 0, 0, time.UTC)
-	batch, err := ch.PrepareBatch(ctx, "INSERT INTO api_requests (time, request_id)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, row := range []struct {
-		at time.Time
-		id string
-	}{{thisMonth.AddDate(0, -5, 0), "old"}, {thisMonth, "young"}} {
-		if err := batch.Append(row.at, row.id); err != nil {
+	// Each ClickHouse table gets a row of five months ago ("old") and one
+	// of this month ("young"), named in a text column.
+	chTables := map[string]string{"api_requests": "time, request_id", "webhook_attempts": "time, event_type",
+		"mail_syncs": "time, provider", "audit_log": "occurred_at, event_type"}
+	for table, columns := range chTables {
+		batch, err := ch.PrepareBatch(ctx, "INSERT INTO "+table+" ("+columns+")")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := batch.Send(); err != nil {
-		t.Fatal(err)
+		for _, row := range []struct {
+			at time.Time
+			id string
+		}{{thisMonth.AddDate(0, -5, 0), "old"}, {thisMonth, "young"}} {
+			if err := batch.Append(row.at, row.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Send(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	old, young := now.Add(-40*24*time.Hour), now.Add(-time.Hour)
@@ -136,7 +152,7 @@ func TestRetentionJob_DispatcherAlone(t *testing.T) {
 		t.Fatalf("RunOnce = %v, %v; want a run without errors", ran, err)
 	}
 	for kind, want := range map[string]float64{retainWebhookDeliveries: 2, retainWebhookAttempts: 2, retainIdempotencyKeys: 1,
-		retainMailRecords: 1, retainRequestLog: 1} {
+		retainMailRecords: 1, retainRequestLog: 1, retainWebhookFacts: 1, retainMailFacts: 1, retainAuditLog: 0} {
 		if got := testenv.Metric(t, p.reg, "helpdeskflow_retention_deleted_total", "kind", kind); got != want {
 			t.Errorf("deleted %s: %v, want %v", kind, got, want)
 		}
@@ -148,8 +164,20 @@ func TestRetentionJob_DispatcherAlone(t *testing.T) {
 	if statuses != "pending,succeeded" {
 		t.Errorf("deliveries left: %s, want the old pending one and the young one", statuses)
 	}
-	var left uint64
-	if err := ch.QueryRow(ctx, "SELECT count() FROM api_requests WHERE request_id = 'young'").Scan(&left); err != nil || left != 1 {
-		t.Errorf("this month's request log rows: %d, %v; want 1", left, err)
+	for table, columns := range chTables {
+		name := strings.TrimPrefix(columns, "time, ")
+		name = strings.TrimPrefix(name, "occurred_at, ")
+		var left string
+		if err := ch.QueryRow(ctx, "SELECT arrayStringConcat(groupArray("+name+"), ',') FROM (SELECT "+name+" FROM "+table+" ORDER BY "+name+")").
+			Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		want := "young"
+		if table == "audit_log" {
+			want = "old,young"
+		}
+		if left != want {
+			t.Errorf("%s rows left: %q, want %q", table, left, want)
+		}
 	}
 }

@@ -21,6 +21,9 @@
 #   helpdeskflow.api-requests  3 days. The request log on its way to ClickHouse (api_requests); a
 #                              projector stopped for longer loses the oldest records (the request
 #                              log is best effort: helpdeskflow_request_log_dropped_total).
+#   helpdeskflow.service-facts 3 days. Webhook attempts and mailbox sync runs on their way to
+#                              ClickHouse (webhook_attempts, mail_syncs); best effort like the
+#                              request log (helpdeskflow_service_facts_dropped_total).
 set -eu
 bin=${KAFKA_BIN:-/opt/kafka/bin}
 bootstrap=${BOOTSTRAP_SERVER:?set BOOTSTRAP_SERVER, e.g. kafka:9092}
@@ -39,3 +42,4 @@ topic() { # name retention.ms
 
 topic helpdeskflow.events 604800000
 topic helpdeskflow.api-requests 259200000
+topic helpdeskflow.service-facts 259200000

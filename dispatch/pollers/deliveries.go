@@ -36,6 +36,14 @@ type Sender interface {
 	Send(ctx context.Context, r webhook.Request) webhook.Result
 }
 
+// OutcomeRecorder is told how each delivery attempt ended, when the
+// worker knows it (before the outcome is written to the queue), for the
+// analytics (recordlog.Logger publishes it as a service fact). It must
+// return at once and never fail: it is called on the attempt's goroutine.
+type OutcomeRecorder interface {
+	RecordWebhookAttempt(helpdeskflow.WebhookAttemptFact)
+}
+
 // DeliveryWorkerConfig configures a DeliveryWorker. Store, Sender and
 // Secrets are required.
 type DeliveryWorkerConfig struct {
@@ -69,6 +77,8 @@ type DeliveryWorkerConfig struct {
 	PollInterval time.Duration
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
+	// Outcomes, when not nil, is told each attempt's outcome.
+	Outcomes OutcomeRecorder
 }
 
 // DeliveryWorker sends due deliveries from the Postgres queue: each
@@ -235,6 +245,7 @@ func (w *DeliveryWorker) attempt(ctx context.Context, c queues.ClaimedDelivery) 
 		}
 	}
 	w.logAttempt(ctx, c, result, status)
+	w.recordOutcome(c, a, status)
 	return queues.FinishedAttempt{DeliveryID: c.ID, WebhookID: c.WebhookID, StreamID: c.StreamID, Attempt: a, Status: status, NextAttemptAt: next}
 }
 
@@ -257,6 +268,25 @@ func (w *DeliveryWorker) logAttempt(ctx context.Context, c queues.ClaimedDeliver
 		slog.String(helpdeskflow.LogWorkspaceID, c.WorkspaceID.String()), slog.Int("attempt", c.Attempts),
 		slog.String("outcome", status), slog.Int("status_code", result.StatusCode), slog.String("error_class", result.ErrorClass),
 		slog.Float64("duration_ms", float64(result.Duration.Microseconds())/1000))
+}
+
+// recordOutcome tells Outcomes how attempt a of c ended (status is the
+// delivery's after it).
+func (w *DeliveryWorker) recordOutcome(c queues.ClaimedDelivery, a helpdeskflow.DeliveryAttempt, status string) {
+	if w.cfg.Outcomes == nil {
+		return
+	}
+	outcome := helpdeskflow.AttemptSucceeded
+	switch {
+	case a.ErrorClass == "":
+	case status == helpdeskflow.DeliveryFailed:
+		outcome = helpdeskflow.AttemptFailed
+	default:
+		outcome = helpdeskflow.AttemptRetrying
+	}
+	w.cfg.Outcomes.RecordWebhookAttempt(helpdeskflow.WebhookAttemptFact{Time: a.StartedAt.UTC(), WorkspaceID: c.WorkspaceID,
+		WebhookID: c.WebhookID, DeliveryID: c.ID, EventID: c.EventID, EventType: c.EventType, Endpoint: helpdeskflow.WebhookEndpoint(c.URL),
+		Attempt: a.Attempt, Outcome: outcome, ErrorClass: a.ErrorClass, StatusCode: a.StatusCode, Duration: a.Duration})
 }
 
 // record writes a batch of finished attempts.

@@ -131,7 +131,7 @@ func StoreOn(t testing.TB, db *pg.DB) *eventstore.Store {
 // options (such as kfake.DataDir) are passed on.
 func Kafka(t testing.TB, opts ...kfake.Opt) (*kfake.Cluster, []string) {
 	t.Helper()
-	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents, kafka.TopicAPIRequests)}, opts...)
+	opts = append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(4, kafka.TopicEvents, kafka.TopicAPIRequests, kafka.TopicServiceFacts)}, opts...)
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("start embedded Kafka: %v", err)

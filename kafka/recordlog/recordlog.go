@@ -1,18 +1,21 @@
-// Package requestlog publishes the API request log: one
-// helpdeskflow.APIRequest per request, authenticated or not, to the Kafka
-// topic helpdeskflow.api-requests, off the request path. The projections
-// package's RequestLogProjector writes the topic to ClickHouse's
-// api_requests table.
+// Package recordlog publishes best-effort record logs to Kafka, off the hot
+// path of whoever logs: the API request log (one helpdeskflow.APIRequest per
+// request, authenticated or not, on helpdeskflow.api-requests; Log) and the
+// service facts (webhook delivery attempts and mailbox sync runs on
+// helpdeskflow.service-facts; RecordWebhookAttempt, RecordMailSync). The
+// projections package's RequestLogProjector and FactsProjector write them to
+// ClickHouse.
 //
 // A Logger owns its own Kafka client, so its buffer is independent of the
-// event relay's: a burst of request logs never delays events, and a full
-// request log buffer never blocks anything. The buffer is bounded; when it is
+// event relay's: a burst of records never delays events, and a full
+// buffer never blocks anything. The buffer is bounded; when it is
 // full, or a record cannot be delivered at all, the record is dropped and
-// counted in helpdeskflow_request_log_dropped_total{reason}.
+// counted in helpdeskflow_<Name>_dropped_total{reason}
+// (helpdeskflow_request_log_dropped_total for the request log).
 //
 // Its Kafka client comes from package kafka (NewProducer); callers see only
 // *helpdeskflow.Error values.
-package requestlog
+package recordlog
 
 import (
 	"context"
@@ -20,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +74,10 @@ const (
 type Config struct {
 	// Brokers are the Kafka seed brokers ("host:port"). Required.
 	Brokers []string
+	// Name names the log in its metrics (helpdeskflow_<Name>_queue_depth,
+	// _records_total, _dropped_total) and warnings. Default NameRequestLog
+	// ("request_log"); the service facts' is NameServiceFacts.
+	Name string
 	// Topic is where records go. Default kafka.TopicAPIRequests. The
 	// Logger does not create it; the wiring does (and the client fails
 	// records for a topic that still does not exist after a few metadata
@@ -98,7 +107,16 @@ type Config struct {
 	KafkaOptions []kafka.Option
 }
 
+// Names of the two logs (Config.Name).
+const (
+	NameRequestLog   = "request_log"
+	NameServiceFacts = "service_facts"
+)
+
 func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = NameRequestLog
+	}
 	if c.Topic == "" {
 		c.Topic = kafka.TopicAPIRequests
 	}
@@ -117,6 +135,9 @@ func (c *Config) setDefaults() {
 // nil. It checks c as given: New fills the defaults before it validates.
 func (c Config) Validate() error {
 	errs := kafka.CheckBrokers(c.Brokers)
+	if !validName.MatchString(c.Name) {
+		errs = append(errs, fmt.Errorf("name: must be lower-case letters and underscores, got %q", c.Name))
+	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("topic: required"))
 	}
@@ -129,12 +150,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Logger publishes API request records to Kafka without ever blocking or
-// failing the request that logs them.
+// validName is what a Config.Name may be: it goes into metric names.
+var validName = regexp.MustCompile(`^[a-z][a-z_]*$`)
+
+// Logger publishes records to Kafka without ever blocking or failing the
+// caller that logs them (an API request, a webhook attempt, a sync run).
 //
 // Log is safe for concurrent use by any number of goroutines, and so is
 // Close (which runs once; later calls wait for it and return its result).
-// Log may be called after Close: the record is dropped and counted.
+// Log and the Record methods may be called after Close: the record is
+// dropped and counted.
 //
 // Trade-off: records are buffered in memory, not on disk. A broker outage
 // shorter than MaxBuffered records' worth of traffic loses nothing; a longer
@@ -143,6 +168,7 @@ func (c Config) Validate() error {
 // loses what was buffered.
 type Logger struct {
 	cfg    Config
+	noun   string // Name with spaces, for messages
 	log    *slog.Logger
 	client *kafka.Client
 	m      *metrics
@@ -180,24 +206,26 @@ func New(cfg Config) (*Logger, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "invalid request log configuration", Err: err}
 	}
-	m, err := newMetrics(cfg.Registerer)
+	noun := strings.ReplaceAll(cfg.Name, "_", " ")
+	m, err := newMetrics(cfg.Registerer, cfg.Name, noun)
 	if err != nil {
-		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register request log metrics", Err: err}
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register " + noun + " metrics", Err: err}
 	}
 	client, err := kafka.NewProducer(kafka.ProducerConfig{
 		Brokers:          cfg.Brokers,
 		DefaultTopic:     cfg.Topic,
 		MaxBuffered:      cfg.MaxBuffered,
 		MaxBufferedBytes: cfg.MaxBufferedBytes,
-		Logger:           cfg.Logger.With("component", "request-log-kafka"),
+		Logger:           cfg.Logger.With("component", strings.ReplaceAll(cfg.Name, "_", "-")+"-kafka"),
 		Options:          cfg.KafkaOptions,
 	})
 	if err != nil {
-		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "request log: create Kafka client", Err: err}
+		return nil, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: noun + ": create Kafka client", Err: err}
 	}
 	return &Logger{
 		cfg:    cfg,
-		log:    cfg.Logger.With("component", "request-log", "topic", cfg.Topic),
+		noun:   noun,
+		log:    cfg.Logger.With("component", strings.ReplaceAll(cfg.Name, "_", "-"), "topic", cfg.Topic),
 		client: client,
 		m:      m,
 	}, nil
@@ -210,6 +238,14 @@ func New(cfg Config) (*Logger, error) {
 // record is never too large for the broker) and its timestamp r.Time. When the buffer is full or the Logger is closed, r is
 // dropped and counted instead.
 func (l *Logger) Log(r helpdeskflow.APIRequest) {
+	r = bounded(r)
+	l.publish([]byte(r.RequestID), r.Time, nil, func() ([]byte, error) { return json.Marshal(r) })
+}
+
+// publish hands a record to the Kafka client unless the Logger is closed
+// or its buffer full (then it counts the drop). encode makes the value; it
+// runs only when the record has room, so a full buffer costs no encoding.
+func (l *Logger) publish(key []byte, ts time.Time, headers []kafka.RecordHeader, encode func() ([]byte, error)) {
 	if l.closed.Load() {
 		l.dropped(DropClosed, nil)
 		return
@@ -228,14 +264,14 @@ func (l *Logger) Log(r helpdeskflow.APIRequest) {
 		l.dropped(DropBufferFull, nil)
 		return
 	}
-	value, err := json.Marshal(bounded(r))
+	value, err := encode()
 	if err != nil {
 		// Only a time outside years 0-9999 fails to encode.
 		l.pending.Add(-1)
 		l.dropped(DropProduceFailed, err)
 		return
 	}
-	rec := &kafka.Record{Key: []byte(r.RequestID), Value: value, Timestamp: r.Time}
+	rec := &kafka.Record{Key: key, Value: value, Timestamp: ts, Headers: headers}
 	size := int64(len(rec.Key) + len(rec.Value))
 	if l.pendingBytes.Add(size) > int64(l.cfg.MaxBufferedBytes) {
 		l.pendingBytes.Add(-size)
@@ -302,12 +338,12 @@ func (l *Logger) dropped(reason string, err error) {
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
-	l.log.Warn("request log: records dropped (counted in helpdeskflow_request_log_dropped_total); more drops are summarised every "+WarnInterval.String(), attrs...)
+	l.log.Warn(l.noun+": records dropped (counted in helpdeskflow_"+l.cfg.Name+"_dropped_total); more drops are summarised every "+WarnInterval.String(), attrs...)
 }
 
 // QueueDepth returns the number of records accepted by Log that the broker
 // has not acknowledged yet (and that have not failed): the value of
-// helpdeskflow_request_log_queue_depth for this Logger.
+// helpdeskflow_<Name>_queue_depth for this Logger.
 func (l *Logger) QueueDepth() int {
 	return int(l.pending.Load())
 }
@@ -346,7 +382,7 @@ func (l *Logger) close(ctx context.Context) error {
 		return nil
 	}
 	return &helpdeskflow.Error{Code: helpdeskflow.EUnavailable,
-		Message: fmt.Sprintf("request log closed with %d records not delivered", lost), Err: flushErr}
+		Message: fmt.Sprintf("%s closed with %d records not delivered", l.noun, lost), Err: flushErr}
 }
 
 type metrics struct {
@@ -355,18 +391,19 @@ type metrics struct {
 	drops   map[string]prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, name, noun string) (*metrics, error) {
+	noun = strings.ToUpper(noun[:1]) + noun[1:]
 	depth := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "helpdeskflow_request_log_queue_depth",
-		Help: "Request log records accepted but not yet acknowledged by Kafka (nor dropped).",
+		Name: "helpdeskflow_" + name + "_queue_depth",
+		Help: noun + " records accepted but not yet acknowledged by Kafka (nor dropped).",
 	})
 	records := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "helpdeskflow_request_log_records_total",
-		Help: "Request log records acknowledged by Kafka.",
+		Name: "helpdeskflow_" + name + "_records_total",
+		Help: noun + " records acknowledged by Kafka.",
 	})
 	drops := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "helpdeskflow_request_log_dropped_total",
-		Help: "Request log records dropped, by reason (buffer_full, closed, produce_failed).",
+		Name: "helpdeskflow_" + name + "_dropped_total",
+		Help: noun + " records dropped, by reason (buffer_full, closed, produce_failed).",
 	}, []string{"reason"})
 	var err error
 	if reg != nil {

@@ -1,4 +1,4 @@
-package requestlog_test
+package recordlog_test
 
 import (
 	"bytes"
@@ -21,23 +21,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/helpdeskflow/helpdeskflow"
-	"github.com/helpdeskflow/helpdeskflow/http/requestlog"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/kafka"
+	"github.com/helpdeskflow/helpdeskflow/kafka/recordlog"
 )
 
 const wait = 20 * time.Second
 
 // testLogger is a Logger of a test with its own metrics registry.
 type testLogger struct {
-	*requestlog.Logger
+	*recordlog.Logger
 	reg *prometheus.Registry
 }
 
-func newLogger(t *testing.T, brokers []string, tweak ...func(*requestlog.Config)) *testLogger {
+func newLogger(t *testing.T, brokers []string, tweak ...func(*recordlog.Config)) *testLogger {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	cfg := requestlog.Config{
+	cfg := recordlog.Config{
 		Brokers:    brokers,
 		Registerer: reg,
 		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: testLogLevel})),
@@ -45,7 +45,7 @@ func newLogger(t *testing.T, brokers []string, tweak ...func(*requestlog.Config)
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	l, err := requestlog.New(cfg)
+	l, err := recordlog.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -271,7 +271,7 @@ func TestLogger_BufferFull(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	const maxBuffered, n = 10, 100_000
-	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *requestlog.Config) {
+	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *recordlog.Config) {
 		c.MaxBuffered = maxBuffered
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
@@ -333,7 +333,7 @@ func TestLogger_BufferFullBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := len(r.RequestID) + len(value)
-	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *requestlog.Config) {
+	l := newLogger(t, []string{fmt.Sprintf("127.0.0.1:%d", freePort(t))}, func(c *recordlog.Config) {
 		c.MaxBufferedBytes = 3*size + size/2
 	})
 	for i := range 10 {
@@ -358,7 +358,7 @@ func TestLogger_ProduceFailed(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	var logs syncBuffer
-	l := newLogger(t, cluster.ListenAddrs(), func(c *requestlog.Config) {
+	l := newLogger(t, cluster.ListenAddrs(), func(c *recordlog.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		// franz-go gives up on an unknown topic after 4 metadata
 		// refreshes, which it may space by the minimum metadata age (5s).
@@ -463,7 +463,7 @@ func TestNew_SharesMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
 	for range 2 {
-		l, err := requestlog.New(requestlog.Config{Brokers: []string{"127.0.0.1:1"}, Registerer: reg})
+		l, err := recordlog.New(recordlog.Config{Brokers: []string{"127.0.0.1:1"}, Registerer: reg})
 		if err != nil {
 			t.Fatalf("New: %v", err)
 		}
@@ -473,7 +473,7 @@ func TestNew_SharesMetrics(t *testing.T) {
 
 func TestNew_InvalidConfig(t *testing.T) {
 	t.Parallel()
-	_, err := requestlog.New(requestlog.Config{Brokers: []string{" "}, MaxBuffered: -1, MaxBufferedBytes: -1})
+	_, err := recordlog.New(recordlog.Config{Brokers: []string{" "}, MaxBuffered: -1, MaxBufferedBytes: -1})
 	if got, want := helpdeskflow.ErrorCode(err), helpdeskflow.EValidation; got != want {
 		t.Fatalf("ErrorCode = %q, want %q (%v)", got, want, err)
 	}
@@ -482,7 +482,7 @@ func TestNew_InvalidConfig(t *testing.T) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
 	}
-	if err := (requestlog.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "brokers") || !strings.Contains(err.Error(), "topic") {
+	if err := (recordlog.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "brokers") || !strings.Contains(err.Error(), "topic") {
 		t.Errorf("Validate of an empty Config = %v", err)
 	}
 }
@@ -503,7 +503,7 @@ func BenchmarkLogger_Log(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			reg := prometheus.NewRegistry()
-			l, err := requestlog.New(requestlog.Config{Brokers: cluster.ListenAddrs(), Registerer: reg, MaxBuffered: 4 << 20})
+			l, err := recordlog.New(recordlog.Config{Brokers: cluster.ListenAddrs(), Registerer: reg, MaxBuffered: 4 << 20})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -536,7 +536,7 @@ func BenchmarkLogger_Log(b *testing.B) {
 	}
 	// What a request pays while Kafka is down and the buffer is full.
 	b.Run("buffer_full", func(b *testing.B) {
-		l, err := requestlog.New(requestlog.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(b))}, MaxBuffered: 1})
+		l, err := recordlog.New(recordlog.Config{Brokers: []string{fmt.Sprintf("127.0.0.1:%d", freePort(b))}, MaxBuffered: 1})
 		if err != nil {
 			b.Fatal(err)
 		}
