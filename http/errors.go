@@ -55,8 +55,8 @@ type errorDetail struct {
 	Message    string                      `json:"message"`
 	RuleIDs    []string                    `json:"rule_ids,omitempty"`
 	ExistingID string                      `json:"existing_id,omitempty"`
-	Details   []helpdeskflow.FieldProblem `json:"details,omitempty"`
-	RequestID string                      `json:"request_id"`
+	Details    []helpdeskflow.FieldProblem `json:"details,omitempty"`
+	RequestID  string                      `json:"request_id"`
 }
 
 // toErrorDetail is err as the error object of an answer to r.
