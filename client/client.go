@@ -293,10 +293,11 @@ func retryable(err error) bool {
 }
 
 // wait is how long to wait before try attempt (from 1) after err: the
-// Retry-After the answer named, else the jittered exponential backoff.
+// Retry-After the answer named, else (also for a 429 without one) the
+// jittered exponential backoff.
 func (c *Client) wait(attempt int, err error) time.Duration {
 	var e *Error
-	if errors.As(err, &e) && (e.Status == http.StatusTooManyRequests || e.RetryAfter > 0) {
+	if errors.As(err, &e) && e.RetryAfter > 0 {
 		return e.RetryAfter
 	}
 	d := c.backoff << (attempt - 1)

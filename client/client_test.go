@@ -119,6 +119,18 @@ func TestRetries_RateLimitedThenUnavailable(t *testing.T) {
 	}
 }
 
+// A 429 without Retry-After waits the backoff, not nothing.
+func TestRetries_RateLimitedWithoutRetryAfter(t *testing.T) {
+	s := newScript(t, status(429, "", `{"error": {"code": "rate_limited", "message": "slow down", "request_id": "req_1"}}`), status(200, "", ticketJSON))
+	c, waits := newClient(t, s.srv.URL, client.WithBackoff(100*time.Millisecond, time.Second))
+	if _, err := c.GetTicket(context.Background(), "x", false); err != nil {
+		t.Fatal(err)
+	}
+	if len(*waits) != 1 || (*waits)[0] < 50*time.Millisecond || (*waits)[0] > 100*time.Millisecond {
+		t.Errorf("waits %v, want one backoff of 50 to 100 ms", *waits)
+	}
+}
+
 // Attempts are bounded: the last answer comes back as *client.Error with
 // the code, message, details and request id the API sent. GETs carry no
 // Idempotency-Key.
