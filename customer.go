@@ -12,10 +12,13 @@ import (
 // Customer is the whole state of one customer. MergedInto is set once the
 // customer was merged into another: its id then resolves to that one.
 type Customer struct {
-	ID             uuid.UUID
-	WorkspaceID    uuid.UUID
-	Email          string
-	Name           string
+	ID          uuid.UUID
+	WorkspaceID uuid.UUID
+	Email       string
+	Name        string
+	// ExternalID is the integrator's own id of the customer ("" when
+	// none), unique per workspace.
+	ExternalID     string
 	Tags           []string
 	CustomFields   map[string]any
 	Metadata       map[string]any
@@ -43,6 +46,7 @@ type LinkedProfile struct {
 type CustomerCreated struct {
 	Email          string          `json:"email"`
 	Name           string          `json:"name"`
+	ExternalID     string          `json:"external_id,omitempty"`
 	Tags           []string        `json:"tags,omitempty"`
 	CustomFields   map[string]any  `json:"custom_fields,omitempty"`
 	Metadata       map[string]any  `json:"metadata,omitempty"`
@@ -56,6 +60,7 @@ type CustomerCreated struct {
 type CustomerUpdated struct {
 	Email          *Change[string]          `json:"email,omitempty"`
 	Name           *Change[string]          `json:"name,omitempty"`
+	ExternalID     *Change[string]          `json:"external_id,omitempty"`
 	Tags           *Change[[]string]        `json:"tags,omitempty"`
 	CustomFields   map[string]Change[any]   `json:"custom_fields,omitempty"`
 	Metadata       map[string]Change[any]   `json:"metadata,omitempty"`
@@ -65,7 +70,7 @@ type CustomerUpdated struct {
 
 // Empty reports whether u changes nothing.
 func (u CustomerUpdated) Empty() bool {
-	return u.Email == nil && u.Name == nil && u.Tags == nil && len(u.CustomFields) == 0 && len(u.Metadata) == 0 &&
+	return u.Email == nil && u.Name == nil && u.ExternalID == nil && u.Tags == nil && len(u.CustomFields) == 0 && len(u.Metadata) == 0 &&
 		u.LinkedProfiles == nil && u.MergedFrom == nil
 }
 
@@ -98,7 +103,7 @@ func ApplyCustomer(c *Customer, e Event) error {
 			return err
 		}
 		*c = Customer{
-			ID: e.StreamID, WorkspaceID: e.WorkspaceID, Email: d.Email, Name: d.Name,
+			ID: e.StreamID, WorkspaceID: e.WorkspaceID, Email: d.Email, Name: d.Name, ExternalID: d.ExternalID,
 			Tags: nonNil(d.Tags), CustomFields: orEmpty(d.CustomFields), Metadata: orEmpty(d.Metadata),
 			LinkedProfiles: d.LinkedProfiles, CreatedAt: e.OccurredAt,
 		}
@@ -115,6 +120,9 @@ func ApplyCustomer(c *Customer, e Event) error {
 		}
 		if d.Name != nil {
 			c.Name = d.Name.New
+		}
+		if d.ExternalID != nil {
+			c.ExternalID = d.ExternalID.New
 		}
 		if d.Tags != nil {
 			c.Tags = nonNil(d.Tags.New)

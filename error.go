@@ -60,14 +60,16 @@ type FieldProblem struct {
 // Error is the application error. Code is one of the E* constants, Message is
 // safe to show to API clients, Details lists per-field problems for
 // EValidation (and the conflicting fields of EAutomationConflict), RuleIDs
-// names the automation rules of an EAutomationConflict, and Err keeps the
-// underlying cause for logs (never shown).
+// names the automation rules of an EAutomationConflict, ExistingID names
+// the ticket or customer that already holds an external id (EConflict of a
+// create), and Err keeps the underlying cause for logs (never shown).
 type Error struct {
-	Code    string
-	Message string
-	Details []FieldProblem
-	RuleIDs []uuid.UUID
-	Err     error
+	Code       string
+	Message    string
+	Details    []FieldProblem
+	RuleIDs    []uuid.UUID
+	ExistingID uuid.UUID
+	Err        error
 }
 
 // Error implements the error interface.
@@ -126,4 +128,15 @@ func ErrorRuleIDs(err error) []uuid.UUID {
 		return e.RuleIDs
 	}
 	return nil
+}
+
+// ErrorExistingID returns the id of the ticket or customer that already
+// holds an external id, named by the first *Error in err's chain (set on
+// the EConflict of a create), and whether there is one.
+func ErrorExistingID(err error) (uuid.UUID, bool) {
+	var e *Error
+	if errors.As(err, &e) && e.ExistingID != uuid.Nil {
+		return e.ExistingID, true
+	}
+	return uuid.Nil, false
 }

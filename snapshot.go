@@ -12,8 +12,9 @@ import (
 // functions change what a fold produces: loads ignore snapshots of any
 // other format and fold the whole stream instead, so an old snapshot can
 // never stand in for a state the current code would fold differently. A
-// test lists the fields each format holds.
-const SnapshotFormat = 1
+// test lists the fields each format holds. Format 2 added
+// Customer.ExternalID.
+const SnapshotFormat = 2
 
 // Snapshot is a stream's folded state at Version, kept so that a load
 // folds only the events after it. State is the encoding (EncodeSnapshot)

@@ -2,6 +2,7 @@ package helpdeskflow_test
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,11 @@ var snapshotFields = map[int][]string{
 		"SLAClock.BreachedAt *time.Time ",
 		`SLATargetSpec.Minutes int json:"minutes"`, `SLATargetSpec.WarnBeforeMinutes int json:"warn_before_minutes"`,
 	},
+}
+
+func init() {
+	// Format 2: format 1 and the customer's external id.
+	snapshotFields[2] = append(slices.Clone(snapshotFields[1]), "Customer.ExternalID string ")
 }
 
 // structFields lists the fields of t and of every struct type of this

@@ -17,6 +17,7 @@ type customerJSON struct {
 	ID             uuid.UUID                    `json:"id"`
 	Email          string                       `json:"email"`
 	Name           string                       `json:"name"`
+	ExternalID     *string                      `json:"external_id"`
 	Tags           []string                     `json:"tags"`
 	CustomFields   map[string]any               `json:"custom_fields"`
 	Metadata       map[string]any               `json:"metadata"`
@@ -30,6 +31,9 @@ type customerJSON struct {
 func toCustomerJSON(c helpdeskflow.Customer) customerJSON {
 	out := customerJSON{ID: c.ID, Email: c.Email, Name: c.Name, Tags: c.Tags, CustomFields: c.CustomFields, Metadata: c.Metadata,
 		LinkedProfiles: c.LinkedProfiles, Version: c.Version, CreatedAt: formatTime(c.CreatedAt), UpdatedAt: formatTime(c.UpdatedAt)}
+	if c.ExternalID != "" {
+		out.ExternalID = &c.ExternalID
+	}
 	if out.Tags == nil {
 		out.Tags = []string{}
 	}
@@ -63,12 +67,19 @@ func writeCustomer(w http.ResponseWriter, status int, c helpdeskflow.Customer) {
 }
 
 // handleCustomerUpsert is POST /v1/customers: 201 when the normalized email
-// is new, 200 when that customer existed (and took the other fields).
+// is new, 200 when that customer existed (and took the other fields). An
+// external_id a customer holds already is 409 conflict naming it
+// (existing_id); with ?upsert=true that customer takes the fields (200).
 func (s *Server) handleCustomerUpsert(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var cmd tickets.UpsertCustomer
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
+	upsert, err := upsertParam(r)
+	if err != nil {
+		return err
+	}
+	cmd.Upsert = upsert
 	c, created, err := s.cfg.Customers.UpsertCustomer(r.Context(), principalOf(r.Context()).WorkspaceID, metadata(r), cmd)
 	if err != nil {
 		return err
@@ -101,9 +112,9 @@ func (s *Server) handleCustomerGet(w http.ResponseWriter, r *http.Request, p htt
 	return nil
 }
 
-// handleCustomerFind is GET /v1/customers. With ?email= or
-// ?provider=&external_id= it finds the one matching customer in the event
-// store (consistent); otherwise it lists customers from the read model,
+// handleCustomerFind is GET /v1/customers. With ?email=, ?external_id=
+// (the integrator's own id) or ?provider=&external_id= it finds the one
+// matching customer in the event store (consistent); otherwise it lists customers from the read model,
 // newest first, filtered by ?tag= and ?custom_fields.<name>=<value>, with
 // ?limit= and ?cursor=.
 func (s *Server) handleCustomerFind(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {

@@ -48,12 +48,15 @@ type errorBody struct {
 
 // errorDetail is the error object of an answer. RuleIDs is set on
 // automation_conflict only: the rules involved, beside the code.
+// ExistingID is set on the conflict of a create whose external_id a
+// ticket or customer holds already: that one's id.
 type errorDetail struct {
-	Code      string                      `json:"code"`
-	Message   string                      `json:"message"`
-	RuleIDs   []string                    `json:"rule_ids,omitempty"`
-	Details   []helpdeskflow.FieldProblem `json:"details,omitempty"`
-	RequestID string                      `json:"request_id"`
+	Code       string                      `json:"code"`
+	Message    string                      `json:"message"`
+	RuleIDs    []string                    `json:"rule_ids,omitempty"`
+	ExistingID string                      `json:"existing_id,omitempty"`
+	Details    []helpdeskflow.FieldProblem `json:"details,omitempty"`
+	RequestID  string                      `json:"request_id"`
 }
 
 // toErrorDetail is err as the error object of an answer to r.
@@ -62,6 +65,9 @@ func toErrorDetail(r *http.Request, err error) errorDetail {
 		Details: helpdeskflow.ErrorDetails(err), RequestID: requestIDOf(r.Context())}
 	if d.Code == helpdeskflow.EAutomationConflict {
 		d.RuleIDs = ruleIDs(err)
+	}
+	if id, ok := helpdeskflow.ErrorExistingID(err); ok {
+		d.ExistingID = id.String()
 	}
 	return d
 }

@@ -38,6 +38,8 @@ type Tickets interface {
 	CreateTickets(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, items []tickets.Item[tickets.CreateTicket],
 		held *helpdeskflow.HeldIdempotencyKey, respond tickets.Respond[tickets.TicketResult]) (helpdeskflow.IdempotentResponse, error)
 	GetTicket(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (helpdeskflow.Ticket, error)
+	// FindTicket is GetTicket of the ticket holding an external id.
+	FindTicket(ctx context.Context, workspaceID uuid.UUID, externalID string, includeInternal bool) (helpdeskflow.Ticket, error)
 	// GetTicketRead is GetTicket with the answer's encoding kept while the
 	// ticket and its customer stay unchanged (TicketRead.Encoded).
 	GetTicketRead(ctx context.Context, workspaceID, id uuid.UUID, includeInternal bool) (tickets.TicketRead, error)

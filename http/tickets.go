@@ -126,13 +126,47 @@ func (s *Server) writeTicket(w http.ResponseWriter, status int, t helpdeskflow.T
 // handleTicketCreate is POST /v1/tickets: 201 with the ticket as GET shows it.
 // With an Idempotency-Key the answer is kept in the transaction that
 // creates the ticket (see runHandler), so a crash between the two cannot
-// make a retry create it twice.
+// make a retry create it twice. An external_id another ticket holds is 409
+// conflict naming it (existing_id); with ?upsert=true that ticket is
+// updated instead (tickets.CreateTicket.UpsertChanges) and the answer is
+// 200 with it.
 func (s *Server) handleTicketCreate(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	var cmd tickets.CreateTicket
 	if err := decodeJSON(r, &cmd); err != nil {
 		return err
 	}
+	upsert, err := upsertParam(r)
+	if err != nil {
+		return err
+	}
 	workspaceID, md := principalOf(r.Context()).WorkspaceID, metadata(r)
+	err = s.createTicket(w, r, workspaceID, md, cmd)
+	if existing, ok := helpdeskflow.ErrorExistingID(err); ok && upsert {
+		t, err := s.cfg.Tickets.UpdateTicket(r.Context(), workspaceID, md, existing, nil, cmd.UpsertChanges(), true)
+		if err != nil {
+			return err
+		}
+		s.writeTicket(w, http.StatusOK, t)
+		return nil
+	}
+	return err
+}
+
+// upsertParam reads ?upsert= (true or false; absent: false).
+func upsertParam(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("upsert")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, queryError([]helpdeskflow.FieldProblem{{Field: "upsert", Problem: "must be true or false"}})
+	}
+	return b, nil
+}
+
+// createTicket creates cmd's ticket and answers 201 (see handleTicketCreate).
+func (s *Server) createTicket(w http.ResponseWriter, r *http.Request, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd tickets.CreateTicket) error {
 	if held := heldKeyOf(r); held != nil {
 		resp, err := s.cfg.Tickets.CreateTicketKept(r.Context(), workspaceID, md, cmd, held.key,
 			func(t helpdeskflow.Ticket) (helpdeskflow.IdempotentResponse, error) {
@@ -211,9 +245,14 @@ func (s *Server) writeTicketRead(w http.ResponseWriter, read tickets.TicketRead)
 }
 
 // handleTicketList is GET /v1/tickets, from the read model (eventually
-// consistent, within the projection lag).
+// consistent, within the projection lag). With ?external_id= it finds the
+// one ticket holding the integrator's id from the write side's index
+// instead (consistent, no position, no other filters).
 func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q := r.URL.Query()
+	if q.Has("external_id") {
+		return s.handleTicketFind(w, r, q.Get("external_id"))
+	}
 	filter := helpdeskflow.TicketFilter{
 		Status: q.Get("status"), Priority: q.Get("priority"), Tag: q.Get("tag"), Team: q.Get("team"), Cursor: q.Get("cursor"),
 	}
@@ -251,6 +290,30 @@ func (s *Server) handleTicketList(w http.ResponseWriter, r *http.Request, _ http
 	}
 	now := s.cfg.Now
 	writeListOf(w, page.Tickets, func(t helpdeskflow.Ticket) ticketJSON { return toTicketJSON(t, now()) }, page.NextCursor)
+	return nil
+}
+
+// handleTicketFind is GET /v1/tickets?external_id=: a list of the one
+// ticket holding the external id (exact match), or an empty list. Internal
+// notes are left out unless include_internal=true (admin).
+func (s *Server) handleTicketFind(w http.ResponseWriter, r *http.Request, externalID string) error {
+	if externalID == "" {
+		return queryError([]helpdeskflow.FieldProblem{{Field: "external_id", Problem: "must not be empty"}})
+	}
+	include, err := includeInternal(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.cfg.Tickets.FindTicket(r.Context(), principalOf(r.Context()).WorkspaceID, externalID, include)
+	data := []ticketJSON{}
+	switch {
+	case helpdeskflow.ErrorCode(err) == helpdeskflow.ENotFound:
+	case err != nil:
+		return err
+	default:
+		data = append(data, toTicketJSON(t, s.cfg.Now()))
+	}
+	writeList(w, data, "")
 	return nil
 }
 

@@ -2,7 +2,8 @@
 # The import rules of the README's "How the code is laid out": which rooms
 # each room may import (nothing imports upward in the flow), which rooms own
 # each library (pgx, franz-go, clickhouse-go, httprouter, slack-go, oauth2,
-# the mail libraries), that only clients/ makes outbound HTTP requests, and
+# the mail libraries), that only clients/ (and client/, the API's Go client)
+# makes outbound HTTP requests, and
 # that the root package and the pure packages keep their few dependencies.
 # cmd/ (the wiring) and bench/ may use all; tests may import more. chaos/ (the
 # chaos suite) checks the system from outside: HTTP, pgx and clickhouse-go,
@@ -93,9 +94,10 @@ while read -r pkg imports; do
 done < <(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./commands/...)
 
 # Outbound HTTP requests are made by the clients alone (and by the load
-# generator and the chaos suite, on loopback): everyone else hands them an
-# *http.Client at most.
-if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path './bench/*' ! -path './chaos/*' ! -path './.*' -print0 |
+# generator and the chaos suite, on loopback, and by client/, the API's own
+# Go client, which calls the API it is pointed at): everyone else hands
+# them an *http.Client at most.
+if out=$(find . -name '*.go' ! -name '*_test.go' ! -path './clients/*' ! -path './client/*' ! -path './bench/*' ! -path './chaos/*' ! -path './.*' -print0 |
   xargs -0 grep -nE 'http\.(NewRequest|NewRequestWithContext|Get|Head|Post|PostForm)\(|\.Do\(req\b|RoundTrip\('); then
   echo "check-deps: outbound HTTP requests outside clients/:" >&2
   echo "$out" >&2
@@ -127,6 +129,9 @@ pure "the root package" "$module" "$module" 'github.com/google/uuid*'
 # standard library alone, so every client of a user-named host can use it.
 pure clients/egress "$module/clients/egress" "$module/clients/egress"
 pure clients/webhook "$module/clients/webhook" "$module/clients/egress" "$module/clients/webhook"
+# The API's Go client is for integrators' programs: the standard library and
+# the webhook signature check alone, none of the server's rooms.
+pure client "$module/client" "$module/client" "$module/clients/webhook" "$module/clients/egress"
 # The rule engine is pure: the standard library, uuid and the root package.
 pure automation "$module/commands/automation" "$module" "$module/commands/automation" 'github.com/google/uuid*'
 # SLA policies are as pure: the rule engine's conditions and nothing else.

@@ -359,7 +359,7 @@ func bodyVariants(body []byte) []bodyVariant {
 var bom = []byte{0xEF, 0xBB, 0xBF}
 
 // envelopeKeys is the order of a delivery's top-level keys.
-var envelopeKeys = []string{"id", "type", "workspace_id", "occurred_at", "data"}
+var envelopeKeys = []string{"id", "type", "schema_version", "workspace_id", "occurred_at", "data"}
 
 type jsonStyle struct {
 	escapeHTML    bool

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
@@ -186,36 +188,43 @@ func TestDev_TicketTravelsTheWholeWay(t *testing.T) {
 	}
 
 	// A second ticket for the same (differently written) email reuses the customer.
-	_, _, second := call(t, "POST", dev.url+"/v1/tickets", dev.key, []byte(`{"subject": "Again",
-		"customer": {"email": "ada@example.com"}, "message": {"body": "hi"}}`))
-	if c2, _ := second["customer"].(map[string]any); c2["id"] != customer["id"] {
-		t.Errorf("second ticket's customer %v, want the same customer %v", c2["id"], customer["id"])
+	c := newAPIClient(t, dev)
+	ctx := context.Background()
+	second, _, err := c.CreateTicket(ctx, client.TicketCreate{Subject: "Again", Customer: client.TicketCustomer{Email: "ada@example.com"},
+		Message: client.TicketMessage{Body: "hi"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Customer == nil || second.Customer.ID != customer["id"] {
+		t.Errorf("second ticket's customer %+v, want the same customer %v", second.Customer, customer["id"])
 	}
 
-	status, _, got := call(t, "GET", dev.url+"/v1/tickets/"+id, dev.key, nil)
-	if status != 200 || got["subject"] != "Refund for order 1042" || got["version"] != float64(1) {
-		t.Fatalf("read back: status %d, body %v", status, got)
+	got, err := c.GetTicket(ctx, id, false)
+	if err != nil || got.Subject != "Refund for order 1042" || got.Version != 1 {
+		t.Fatalf("read back: %+v, %v", got, err)
 	}
-	if got["created_at"] != created["created_at"] || fmt.Sprint(got["messages"]) != fmt.Sprint(created["messages"]) {
-		t.Errorf("read back %v / %v, created %v / %v: the write's answer and the read must agree",
-			got["created_at"], got["messages"], created["created_at"], created["messages"])
+	// The write's answer and the read must agree.
+	if at := got.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"); at != created["created_at"] {
+		t.Errorf("read back created_at %s, created %v", at, created["created_at"])
 	}
-	if tags := fmt.Sprint(got["tags"]); tags != "[refund billing]" {
+	if len(got.Messages) != 1 || got.Messages[0].ID != messages[0].(map[string]any)["id"] || got.Messages[0].Body != messages[0].(map[string]any)["body"] {
+		t.Errorf("read back messages %+v, created %v", got.Messages, messages)
+	}
+	if tags := fmt.Sprint(got.Tags); tags != "[refund billing]" {
 		t.Errorf("tags = %s, want normalized [refund billing]", tags)
 	}
 
 	// The list comes from ClickHouse, within the projection lag.
 	testenv.Eventually(t, 20*time.Second, func() error {
-		status, _, list := call(t, "GET", dev.url+"/v1/tickets?tag=refund", dev.key, nil)
-		if status != 200 {
-			return fmt.Errorf("list: status %d, body %v", status, list)
+		var ids []string
+		for tk, err := range c.ListTickets(ctx, client.TicketFilter{Tag: "refund"}) {
+			if err != nil {
+				return err
+			}
+			ids = append(ids, tk.ID)
 		}
-		data, _ := list["data"].([]any)
-		if len(data) != 1 {
-			return fmt.Errorf("list has %d tickets tagged refund, want 1", len(data))
-		}
-		if row, _ := data[0].(map[string]any); row["id"] != id {
-			return fmt.Errorf("list has %v, want %s", row["id"], id)
+		if len(ids) != 1 || ids[0] != id {
+			return fmt.Errorf("list has %v tagged refund, want [%s]", ids, id)
 		}
 		return nil
 	})
@@ -314,11 +323,11 @@ func TestDev_RequestLog(t *testing.T) {
 	}
 	key := keys["data"].([]any)[0].(map[string]any)
 	keyID, workspaceID := uuid.MustParse(key["id"].(string)), uuid.Nil
-	status, hdr, _ := call(t, "GET", dev.url+"/v1/tickets/"+uuid.NewString(), dev.key, nil)
-	if status != 404 {
-		t.Fatalf("unknown ticket: %d", status)
+	var notFound *client.Error
+	if _, err := newAPIClient(t, dev).GetTicket(context.Background(), uuid.NewString(), false); !errors.As(err, &notFound) || notFound.Status != 404 {
+		t.Fatalf("unknown ticket: %v", err)
 	}
-	notFoundID := hdr.Get("X-Request-Id")
+	notFoundID := notFound.RequestID
 	if status, _, _ := call(t, "GET", dev.url+"/v1/tickets", "", nil); status != 401 {
 		t.Fatalf("no key: %d", status)
 	}
@@ -370,33 +379,47 @@ func TestDev_RequestLog(t *testing.T) {
 // ClickHouse read model by tag and custom field; a merged one drops out.
 func TestDev_CustomerList(t *testing.T) {
 	dev := startDev(t, testConfig(t))
+	c, ctx := newAPIClient(t, dev), context.Background()
 	ids := map[string]string{}
-	for _, c := range []struct{ email, tier string }{{"gold@example.com", "gold"}, {"silver@example.com", "silver"}, {"gold2@example.com", "gold"}} {
-		status, _, body := call(t, "POST", dev.url+"/v1/customers", dev.key, []byte(fmt.Sprintf(
-			`{"email": %q, "tags": ["vip"], "custom_fields": {"tier": %q, "seats": 5}}`, c.email, c.tier)))
-		if status != 201 {
-			t.Fatalf("create %s: %d %v", c.email, status, body)
+	for _, cu := range []struct{ email, tier string }{{"gold@example.com", "gold"}, {"silver@example.com", "silver"}, {"gold2@example.com", "gold"}} {
+		got, w, err := c.UpsertCustomer(ctx, client.CustomerUpsert{Email: cu.email, Tags: []string{"vip"}, CustomFields: map[string]any{"tier": cu.tier, "seats": 5}})
+		if err != nil || !w.Created {
+			t.Fatalf("create %s: %+v %v", cu.email, w, err)
 		}
-		ids[c.email] = body["id"].(string)
+		ids[cu.email] = got.ID
 	}
+	// Merges are not in the client: the raw call.
 	if status, _, body := call(t, "POST", dev.url+"/v1/customers/"+ids["gold@example.com"]+"/merge", dev.key,
 		[]byte(`{"source_customer_id": "`+ids["gold2@example.com"]+`"}`)); status != 200 {
 		t.Fatalf("merge: %d %v", status, body)
 	}
-	list := func(query string) []string {
-		_, _, body := call(t, "GET", dev.url+"/v1/customers?"+query, dev.key, nil)
+	list := func(f client.CustomerFilter) ([]string, error) {
 		var out []string
-		for _, c := range body["data"].([]any) {
-			out = append(out, c.(map[string]any)["email"].(string))
+		for cu, err := range c.ListCustomers(ctx, f) {
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, cu.Email)
 		}
-		return out
+		return out, nil
 	}
 	testenv.Eventually(t, 20*time.Second, func() error {
-		if got := fmt.Sprint(list("custom_fields.tier=gold")); got != "[gold@example.com]" {
+		// The custom-field filter of the API, as a raw query: the client
+		// filters by tag.
+		_, _, body := call(t, "GET", dev.url+"/v1/customers?custom_fields.tier=gold", dev.key, nil)
+		var gold []string
+		for _, cu := range body["data"].([]any) {
+			gold = append(gold, cu.(map[string]any)["email"].(string))
+		}
+		if got := fmt.Sprint(gold); got != "[gold@example.com]" {
 			return fmt.Errorf("tier=gold lists %s, want the merge target only", got)
 		}
-		if got := fmt.Sprint(list("tag=vip&custom_fields.seats=5")); got != "[silver@example.com gold@example.com]" {
-			return fmt.Errorf("vip with 5 seats lists %s", got)
+		vip, err := list(client.CustomerFilter{Tag: "vip", PageSize: 1})
+		if err != nil {
+			return err
+		}
+		if got := fmt.Sprint(vip); got != "[silver@example.com gold@example.com]" {
+			return fmt.Errorf("vip lists %s", got)
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/smtp"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/clients/gmail/gmailtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/imapmail/imapmailtest"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
@@ -55,29 +57,25 @@ func TestDev_GmailMailBecomesATicket(t *testing.T) {
 	thread := mailbox.Deliver([]byte("From: Ann <ann@example.com>\r\nTo: support@acme.test\r\nSubject: Where is my order?\r\n"+
 		"Message-ID: <o1@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nOrder 1001 has not arrived.\r\n"), "")
 
+	c, ctx := newAPIClient(t, dev), context.Background()
 	var ticketID string
 	testenv.Eventually(t, 30*time.Second, func() error {
-		status, _, list := call(t, "GET", dev.url+"/v1/customers?email=ann@example.com", dev.key, nil)
-		if status != 200 {
-			return fmt.Errorf("customer: %d %v", status, list)
+		ann, ok, err := c.FindCustomerByEmail(ctx, "ann@example.com")
+		if err != nil || !ok {
+			return fmt.Errorf("no customer yet: %v", err)
 		}
-		data, _ := list["data"].([]any)
-		if len(data) != 1 {
-			return fmt.Errorf("no customer yet: %v", list)
+		if len(ann.TicketIDs) != 1 {
+			return fmt.Errorf("tickets of ann: %v", ann.TicketIDs)
 		}
-		ids, _ := data[0].(map[string]any)["ticket_ids"].([]any)
-		if len(ids) != 1 {
-			return fmt.Errorf("tickets of ann: %v", list)
-		}
-		ticketID = ids[0].(string)
+		ticketID = ann.TicketIDs[0]
 		return nil
 	})
-	status, _, ticket := call(t, "GET", dev.url+"/v1/tickets/"+ticketID, dev.key, nil)
-	if status != 200 || ticket["subject"] != "Where is my order?" || ticket["channel"] != "email" {
-		t.Fatalf("ticket: %d %v", status, ticket)
+	ticket, err := c.GetTicket(ctx, ticketID, false)
+	if err != nil || ticket.Subject != "Where is my order?" || ticket.Channel != "email" {
+		t.Fatalf("ticket: %+v %v", ticket, err)
 	}
-	if status, _, body := call(t, "POST", dev.url+"/v1/tickets/"+ticketID+"/messages", dev.key, []byte(`{"body": "It ships today."}`)); status != 201 {
-		t.Fatalf("reply: %d %v", status, body)
+	if _, _, err := c.AddMessage(ctx, ticketID, client.MessageCreate{Body: "It ships today."}); err != nil {
+		t.Fatalf("reply: %v", err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		if sent := mailbox.Sent(); len(sent) != 1 || sent[0].RequestThreadID != thread {

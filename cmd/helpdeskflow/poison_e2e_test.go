@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
@@ -46,8 +47,9 @@ func TestDev_PoisonEventStopsNobody(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(receiver.Close)
-	if status, _, body := call(t, "POST", dev.url+"/v1/webhooks", dev.key, []byte(fmt.Sprintf(`{"url": %q, "event_types": ["ticket.created"]}`, receiver.URL))); status != 201 {
-		t.Fatalf("create webhook: %d %v", status, body)
+	c, ctx := newAPIClient(t, dev), context.Background()
+	if _, err := c.CreateWebhook(ctx, client.WebhookCreate{URL: receiver.URL, EventTypes: []string{"ticket.created"}}); err != nil {
+		t.Fatalf("create webhook: %v", err)
 	}
 
 	pool, err := pg.Connect(ctx, cfg.PostgresURL, 2)
@@ -81,9 +83,9 @@ func TestDev_PoisonEventStopsNobody(t *testing.T) {
 
 	const later = 3
 	for i := range later {
-		body := fmt.Sprintf(`{"subject": "after %d", "customer": {"email": "c%d@example.com"}, "message": {"body": "hi"}}`, i, i)
-		if status, _, created := call(t, "POST", dev.url+"/v1/tickets", dev.key, []byte(body)); status != 201 {
-			t.Fatalf("create ticket: %d %v", status, created)
+		if _, _, err := c.CreateTicket(ctx, client.TicketCreate{Subject: fmt.Sprintf("after %d", i),
+			Customer: client.TicketCustomer{Email: fmt.Sprintf("c%d@example.com", i)}, Message: client.TicketMessage{Body: "hi"}}); err != nil {
+			t.Fatalf("create ticket: %v", err)
 		}
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {

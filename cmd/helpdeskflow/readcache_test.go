@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -31,31 +32,35 @@ func TestReadCache_TwoAPIProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	urls := []string{startAPIProcess(t, cfg, brokers), startAPIProcess(t, cfg, brokers)}
-	status, _, body := call(t, "POST", urls[0]+"/v1/tickets", admin.Secret,
-		[]byte(`{"subject":"Cached","customer":{"email":"ada@example.com"},"message":{"body":"hi"}}`))
-	if status != 201 {
-		t.Fatalf("create: %d %v", status, body)
+	clients := make([]*client.Client, len(urls))
+	for i, url := range urls {
+		if clients[i], err = client.New(url, admin.Secret); err != nil {
+			t.Fatal(err)
+		}
 	}
-	path := "/v1/tickets/" + body["id"].(string)
+	created, _, err := clients[0].CreateTicket(ctx, client.TicketCreate{Subject: "Cached", Customer: client.TicketCustomer{Email: "ada@example.com"},
+		Message: client.TicketMessage{Body: "hi"}})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
 
 	for round := range 6 {
-		for _, url := range urls { // both have it cached
-			if status, _, body := call(t, "GET", url+path, admin.Secret, nil); status != 200 {
-				t.Fatalf("GET: %d %v", status, body)
+		for _, c := range clients { // both have it cached
+			if _, err := c.GetTicket(ctx, created.ID, false); err != nil {
+				t.Fatalf("GET: %v", err)
 			}
 		}
-		writer, reader := urls[round%2], urls[1-round%2]
+		writer, reader := clients[round%2], clients[1-round%2]
 		priority := []string{"low", "high", "urgent"}[round%3]
-		if status, _, body := call(t, "PATCH", writer+path, admin.Secret, []byte(`{"priority":"`+priority+`"}`)); status != 200 {
-			t.Fatalf("PATCH: %d %v", status, body)
+		if _, _, err := writer.UpdateTicket(ctx, created.ID, client.TicketUpdate{Priority: &priority}); err != nil {
+			t.Fatalf("PATCH: %v", err)
 		}
-		if status, _, body := call(t, "POST", writer+path+"/messages", admin.Secret, []byte(fmt.Sprintf(`{"body":"reply %d"}`, round))); status != 201 {
-			t.Fatalf("add a message: %d %v", status, body)
+		if _, _, err := writer.AddMessage(ctx, created.ID, client.MessageCreate{Body: fmt.Sprintf("reply %d", round)}); err != nil {
+			t.Fatalf("add a message: %v", err)
 		}
-		status, _, got := call(t, "GET", reader+path, admin.Secret, nil)
-		messages, _ := got["messages"].([]any)
-		if status != 200 || got["priority"] != priority || len(messages) != round+2 {
-			t.Fatalf("round %d: the other process answered %d with priority %v and %d messages, want %s and %d", round, status, got["priority"], len(messages), priority, round+2)
+		got, err := reader.GetTicket(ctx, created.ID, false)
+		if err != nil || got.Priority != priority || len(got.Messages) != round+2 {
+			t.Fatalf("round %d: the other process answered %v with priority %v and %d messages, want %s and %d", round, err, got.Priority, len(got.Messages), priority, round+2)
 		}
 	}
 	for _, url := range urls {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth"
 	"github.com/helpdeskflow/helpdeskflow/clients/oauth/oauthtest"
 	plt "github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
@@ -82,17 +83,23 @@ func TestDev_SlowPartnersDelayNobodyElse(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(receiver.Close)
-	if status, _, body := call(t, "POST", dev.url+"/v1/webhooks", keyB, []byte(fmt.Sprintf(`{"url": %q, "event_types": ["ticket.created"]}`, receiver.URL))); status != 201 {
-		t.Fatalf("create B's webhook: %d %v", status, body)
+	ctx := context.Background()
+	clientA := newAPIClient(t, dev)
+	clientB, err := client.New(dev.url, keyB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientB.CreateWebhook(ctx, client.WebhookCreate{URL: receiver.URL, EventTypes: []string{"ticket.created"}}); err != nil {
+		t.Fatalf("create B's webhook: %v", err)
 	}
 
 	// A's tickets: each new customer is looked up in the hung shop, each
 	// ticket is posted to the slow Slack; more of them than the
 	// per-connection slots, so calls stay outstanding for a while.
 	for i := range 6 {
-		if status, _, body := call(t, "POST", dev.url+"/v1/tickets", dev.key, []byte(fmt.Sprintf(
-			`{"subject": "order %d", "customer": {"email": "a%d@example.com"}, "message": {"body": "hi"}}`, i, i))); status != 201 {
-			t.Fatalf("A's ticket: %d %v", status, body)
+		if _, _, err := clientA.CreateTicket(ctx, client.TicketCreate{Subject: fmt.Sprintf("order %d", i),
+			Customer: client.TicketCustomer{Email: fmt.Sprintf("a%d@example.com", i)}, Message: client.TicketMessage{Body: "hi"}}); err != nil {
+			t.Fatalf("A's ticket: %v", err)
 		}
 	}
 	testenv.Eventually(t, 60*time.Second, func() error {
@@ -103,9 +110,9 @@ func TestDev_SlowPartnersDelayNobodyElse(t *testing.T) {
 	})
 
 	// B's ticket is delivered and projected while A's calls hang.
-	status, _, ticketB := call(t, "POST", dev.url+"/v1/tickets", keyB, []byte(`{"subject": "meanwhile in B", "customer": {"email": "b@example.com"}, "message": {"body": "hi"}}`))
-	if status != 201 {
-		t.Fatalf("B's ticket: %d %v", status, ticketB)
+	if _, _, err := clientB.CreateTicket(ctx, client.TicketCreate{Subject: "meanwhile in B", Customer: client.TicketCustomer{Email: "b@example.com"},
+		Message: client.TicketMessage{Body: "hi"}}); err != nil {
+		t.Fatalf("B's ticket: %v", err)
 	}
 	outstanding := func(what string) {
 		t.Helper()
@@ -123,9 +130,15 @@ func TestDev_SlowPartnersDelayNobodyElse(t *testing.T) {
 	})
 	outstanding("B's webhook was delivered")
 	testenv.Eventually(t, 60*time.Second, func() error {
-		_, _, list := call(t, "GET", dev.url+"/v1/tickets", keyB, nil)
-		if data, _ := list["data"].([]any); len(data) != 1 {
-			return fmt.Errorf("B's list: %v", list)
+		var listed []string
+		for tk, err := range clientB.ListTickets(ctx, client.TicketFilter{}) {
+			if err != nil {
+				return err
+			}
+			listed = append(listed, tk.Subject)
+		}
+		if len(listed) != 1 {
+			return fmt.Errorf("B's list: %v", listed)
 		}
 		return nil
 	})

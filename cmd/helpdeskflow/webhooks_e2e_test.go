@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	nethttp "net/http"
@@ -9,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
+	"github.com/helpdeskflow/helpdeskflow/client"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
 )
 
@@ -29,20 +30,23 @@ func TestDev_WebhookDelivered(t *testing.T) {
 	}))
 	t.Cleanup(receiver.Close)
 
-	status, _, hook := call(t, "POST", dev.url+"/v1/webhooks", dev.key, []byte(fmt.Sprintf(`{"url": %q, "event_types": ["ticket.created", "ticket.sla_policy_applied"]}`, receiver.URL)))
-	if status != 201 {
-		t.Fatalf("create webhook: %d %v", status, hook)
+	c, ctx := newAPIClient(t, dev), context.Background()
+	hook, err := c.CreateWebhook(ctx, client.WebhookCreate{URL: receiver.URL, EventTypes: []string{"ticket.created", "ticket.sla_policy_applied"}})
+	if err != nil {
+		t.Fatalf("create webhook: %v", err)
 	}
-	secret, _ := hook["secret"].(string)
+	secret := hook.Secret
+	// Rules and policies are not in the client: raw calls.
 	if status, _, body := call(t, "POST", dev.url+"/v1/automations", dev.key, []byte(`{"name": "refunds", "conditions": {"all": [{"field": "ticket.subject", "operator": "contains", "value": "refund"}]}, "actions": [{"type": "set_priority", "value": "urgent"}]}`)); status != 201 {
 		t.Fatalf("create rule: %d %v", status, body)
 	}
 	if status, _, body := call(t, "POST", dev.url+"/v1/sla-policies", dev.key, []byte(`{"name": "urgent", "conditions": {"all": [{"field": "ticket.priority", "operator": "is", "value": "urgent"}]}, "first_response": {"minutes": 30}}`)); status != 201 {
 		t.Fatalf("create policy: %d %v", status, body)
 	}
-	status, _, ticket := call(t, "POST", dev.url+"/v1/tickets", dev.key, []byte(`{"subject": "refund please", "customer": {"email": "a@example.com"}, "message": {"body": "hi"}}`))
-	if status != 201 || ticket["priority"] != "urgent" || ticket["sla"] == nil {
-		t.Fatalf("create ticket: %d %v", status, ticket)
+	ticket, _, err := c.CreateTicket(ctx, client.TicketCreate{Subject: "refund please", Customer: client.TicketCustomer{Email: "a@example.com"},
+		Message: client.TicketMessage{Body: "hi"}})
+	if err != nil || ticket.Priority != "urgent" || ticket.SLA == nil {
+		t.Fatalf("create ticket: %+v %v", ticket, err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
 		mu.Lock()
@@ -57,7 +61,7 @@ func TestDev_WebhookDelivered(t *testing.T) {
 	types := map[string]bool{}
 	for i, r := range got {
 		types[r.Header.Get("X-HDF-Event-Type")] = true
-		if err := webhook.Verify(r.Header.Get("X-HDF-Signature"), bodies[i], secret, time.Minute, time.Now()); err != nil {
+		if err := client.VerifyWebhook(r.Header.Get("X-HDF-Signature"), bodies[i], secret, time.Now()); err != nil {
 			t.Errorf("delivery %d: %v", i, err)
 		}
 	}

@@ -97,6 +97,10 @@ func (s ticketStore) CustomerByProfile(ctx context.Context, workspaceID uuid.UUI
 	return s.lookups.CustomerByProfile(ctx, workspaceID, provider, externalID)
 }
 
+func (s ticketStore) ByExternalID(ctx context.Context, workspaceID uuid.UUID, streamType, externalID string) (uuid.UUID, error) {
+	return s.lookups.ByExternalID(ctx, workspaceID, streamType, externalID)
+}
+
 // Rules returns the rule commands' store: a transaction is the event
 // store, the rule sets and the SLA timers on one *pg.Tx; RuleSet reads the
 // rule sets.

@@ -34,13 +34,23 @@ var providerPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 // or created by normalized email, then given the other fields (tags and
 // linked profiles are added, custom fields and metadata merged key by key,
 // a null value removing a key; name replaced when given).
+//
+// ExternalID is the integrator's own id of the customer, unique per
+// workspace: a new customer gets it, and so does an existing one without
+// one. When another customer holds it, or the customer holds it already,
+// the upsert is EConflict naming that customer (ExistingID) unless Upsert
+// is set: then that customer takes the other fields (not the email).
 type UpsertCustomer struct {
 	Email          string                       `json:"email"`
 	Name           *string                      `json:"name"`
+	ExternalID     *string                      `json:"external_id"`
 	Tags           []string                     `json:"tags"`
 	CustomFields   map[string]any               `json:"custom_fields"`
 	Metadata       map[string]any               `json:"metadata"`
 	LinkedProfiles []helpdeskflow.LinkedProfile `json:"linked_profiles"`
+	// Upsert (POST /v1/customers?upsert=true) updates the customer that
+	// holds ExternalID instead of answering EConflict.
+	Upsert bool `json:"-"`
 }
 
 // UpdateCustomer is the body of PATCH /v1/customers/{id}: like
@@ -58,6 +68,8 @@ type UpdateCustomer struct {
 // customerChanges is what both bodies ask for besides the email.
 type customerChanges struct {
 	name           *string
+	externalID     *string
+	upsert         bool
 	tags           []string
 	customFields   map[string]any
 	metadata       map[string]any
@@ -70,6 +82,10 @@ type customerChanges struct {
 func (c *customerChanges) validate(p *commands.Problems) {
 	if c.name != nil {
 		*c.name = p.Line("name", *c.name, false, commands.MaxNameLen)
+	}
+	if c.externalID != nil {
+		p.Text("external_id", *c.externalID, true, commands.MaxExternalIDLen)
+		p.Plain("external_id", *c.externalID, "an external id")
 	}
 	c.tags = p.Tags("tags", c.tags)
 	p.CustomFields("custom_fields", c.customFields)
@@ -123,6 +139,9 @@ func (ch customerChanges) apply(c helpdeskflow.Customer) helpdeskflow.CustomerUp
 	var u helpdeskflow.CustomerUpdated
 	if ch.name != nil && *ch.name != c.Name {
 		u.Name = &helpdeskflow.Change[string]{Old: c.Name, New: *ch.name}
+	}
+	if ch.externalID != nil && c.ExternalID == "" {
+		u.ExternalID = &helpdeskflow.Change[string]{Old: "", New: *ch.externalID}
 	}
 	if tags := unionTags(c.Tags, ch.tags); !slices.Equal(tags, c.Tags) {
 		u.Tags = &helpdeskflow.Change[[]string]{Old: nonNilTags(c.Tags), New: tags}
@@ -189,7 +208,10 @@ func customerRef(workspaceID, id uuid.UUID) helpdeskflow.StreamRef {
 // race-free (concurrent upserts of one email create one customer), and
 // applies the other fields. It returns the customer as GetCustomer does
 // and whether it was created; EValidation naming every bad field;
-// EConflict when a linked profile belongs to another customer;
+// EConflict when a linked profile belongs to another customer, or when a
+// customer holds cmd's external id already (ExistingID names it; with
+// cmd.Upsert that customer is updated instead), or when the customer
+// has another external id;
 // ELimitExceeded when the customer would pass a total (see
 // MaxCustomerTags).
 func (s *Service) UpsertCustomer(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd UpsertCustomer) (helpdeskflow.Customer, bool, error) {
@@ -220,10 +242,30 @@ func upsertCustomerIn(ctx context.Context, tx Tx, workspaceID uuid.UUID, md help
 	if err != nil {
 		return helpdeskflow.Customer{}, false, err
 	}
+	if ch.externalID != nil {
+		owner, err := tx.Customers.ClaimExternalID(ctx, workspaceID, helpdeskflow.StreamCustomer, *ch.externalID, holder)
+		if err != nil {
+			return helpdeskflow.Customer{}, false, err
+		}
+		if owner != holder && !ch.upsert {
+			return helpdeskflow.Customer{}, false, externalIDTaken(helpdeskflow.StreamCustomer, *ch.externalID, owner)
+		}
+		if owner != holder {
+			// Upsert: the holder of the external id takes the changes;
+			// a reservation made for a new customer is given back.
+			if isNew {
+				tx.Customers.ReleaseCustomerEmails(ctx, workspaceID, []string{email}, []uuid.UUID{holder})
+			}
+			holder, isNew = owner, false
+		}
+	}
 	ref := customerRef(workspaceID, holder)
 	if !isNew {
 		l, err := lockCustomer(ctx, tx, ref, nil)
 		if err != nil {
+			return helpdeskflow.Customer{}, false, err
+		}
+		if err := checkExternalID(l.customer, ch); err != nil {
 			return helpdeskflow.Customer{}, false, err
 		}
 		if err := l.change(ctx, tx, md, ch, byRequest); err != nil {
@@ -235,7 +277,11 @@ func upsertCustomerIn(ctx context.Context, tx Tx, workspaceID uuid.UUID, md help
 	if ch.name != nil {
 		name = *ch.name
 	}
-	data := helpdeskflow.CustomerCreated{Email: email, Name: name, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
+	var externalID string
+	if ch.externalID != nil {
+		externalID = *ch.externalID
+	}
+	data := helpdeskflow.CustomerCreated{Email: email, Name: name, ExternalID: externalID, Tags: ch.tags, CustomFields: withoutNulls(ch.customFields),
 		Metadata: withoutNulls(ch.metadata), LinkedProfiles: mergeProfiles(nil, ch.linkedProfiles)}
 	e, err := helpdeskflow.NewEventOf(helpdeskflow.EventCustomerCreated, data)
 	if err != nil {
@@ -256,6 +302,24 @@ func upsertCustomerIn(ctx context.Context, tx Tx, workspaceID uuid.UUID, md help
 	return c, true, err
 }
 
+// checkExternalID refuses the changes of an upsert with an external id to
+// an existing customer c: EConflict naming c when c holds that id already
+// (unless the upsert asked to update it), EConflict naming the field when
+// c has another one (an external id does not change).
+func checkExternalID(c helpdeskflow.Customer, ch customerChanges) error {
+	switch {
+	case ch.externalID == nil || c.ExternalID == "":
+		return nil
+	case c.ExternalID == *ch.externalID && ch.upsert:
+		return nil
+	case c.ExternalID == *ch.externalID:
+		return externalIDTaken(helpdeskflow.StreamCustomer, c.ExternalID, c.ID)
+	}
+	return &helpdeskflow.Error{Code: helpdeskflow.EConflict,
+		Message: fmt.Sprintf("customer %s has external_id %q; an external id does not change", c.ID, c.ExternalID),
+		Details: []helpdeskflow.FieldProblem{{Field: "external_id", Problem: fmt.Sprintf("the customer with this email has external_id %q", c.ExternalID)}}}
+}
+
 // wallClock is the time the event store stamps an event that has none (the
 // wall clock, at the microsecond precision Postgres keeps): customer events
 // carry it from the start, so the customer a command folds in memory shows
@@ -273,7 +337,7 @@ func (cmd *UpsertCustomer) Validate() error {
 func (cmd *UpsertCustomer) validated() (string, customerChanges, error) {
 	var p commands.Problems
 	email := p.Email("email", cmd.Email)
-	ch := customerChanges{name: cmd.Name, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
+	ch := customerChanges{name: cmd.Name, externalID: cmd.ExternalID, upsert: cmd.Upsert, tags: cmd.Tags, customFields: cmd.CustomFields, metadata: cmd.Metadata, linkedProfiles: cmd.LinkedProfiles}
 	ch.validate(&p)
 	cmd.Tags = ch.tags
 	return email, ch, p.Err()
@@ -456,7 +520,8 @@ func (s *Service) GetCustomer(ctx context.Context, workspaceID, id uuid.UUID) (h
 }
 
 // FindCustomer returns the customer with the normalized email, or linked
-// to provider's externalID; ENotFound when none is.
+// to provider's externalID, or (without provider) holding the
+// integrator's own externalID (matched exactly); ENotFound when none is.
 func (s *Service) FindCustomer(ctx context.Context, workspaceID uuid.UUID, email, provider, externalID string) (helpdeskflow.Customer, error) {
 	var id uuid.UUID
 	var err error
@@ -465,9 +530,11 @@ func (s *Service) FindCustomer(ctx context.Context, workspaceID uuid.UUID, email
 		id, err = s.store.CustomerByEmail(ctx, workspaceID, helpdeskflow.NormalizeEmail(email))
 	case provider != "" && externalID != "":
 		id, err = s.store.CustomerByProfile(ctx, workspaceID, strings.ToLower(strings.TrimSpace(provider)), strings.TrimSpace(externalID))
+	case provider == "" && externalID != "":
+		id, err = s.store.ByExternalID(ctx, workspaceID, helpdeskflow.StreamCustomer, externalID)
 	default:
-		return helpdeskflow.Customer{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "give email, or provider and external_id",
-			Details: []helpdeskflow.FieldProblem{{Field: "email", Problem: "required unless provider and external_id are given"}}}
+		return helpdeskflow.Customer{}, &helpdeskflow.Error{Code: helpdeskflow.EValidation, Message: "give email, or external_id (with provider for a linked profile)",
+			Details: []helpdeskflow.FieldProblem{{Field: "email", Problem: "required unless external_id is given"}}}
 	}
 	if err != nil {
 		return helpdeskflow.Customer{}, err

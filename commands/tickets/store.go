@@ -97,6 +97,10 @@ type CustomerIndexTx interface {
 	// ChangeCustomerEmail moves an email reservation; EConflict (with the
 	// holder) when another customer has the new email.
 	ChangeCustomerEmail(ctx context.Context, workspaceID, customerID uuid.UUID, old, new string) (uuid.UUID, error)
+	// ClaimExternalID makes a ticket or customer (by stream type) the
+	// holder of an integrator's external id unless another holds it; it
+	// returns the holder. Concurrent claims of one id: one wins.
+	ClaimExternalID(ctx context.Context, workspaceID uuid.UUID, streamType, externalID string, id uuid.UUID) (uuid.UUID, error)
 }
 
 // SLATimerTx is the SLA timer queue in a transaction.
@@ -146,6 +150,9 @@ type customerReads interface {
 	// when none matches.
 	CustomerByEmail(ctx context.Context, workspaceID uuid.UUID, email string) (uuid.UUID, error)
 	CustomerByProfile(ctx context.Context, workspaceID uuid.UUID, provider, externalID string) (uuid.UUID, error)
+	// ByExternalID finds the ticket or customer (by stream type) holding
+	// an integrator's external id; ENotFound when none does.
+	ByExternalID(ctx context.Context, workspaceID uuid.UUID, streamType, externalID string) (uuid.UUID, error)
 }
 
 // fieldNamingStore gives every transaction an Append whose size refusal

@@ -2,6 +2,7 @@ package tickets
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -88,7 +89,10 @@ func (c *CreateTicket) created(customerID uuid.UUID, channel, body string) helpd
 // CreateTicket validates and sanitizes cmd, upserts its customer by
 // normalized email and creates the ticket, all in one transaction. It
 // returns the ticket as GetTicket would (with internal notes), or
-// EValidation listing every invalid field.
+// EValidation listing every invalid field, or EConflict when another
+// ticket of the workspace has cmd's external id (the error's ExistingID
+// names it; see helpdeskflow.ErrorExistingID). Of two concurrent creates
+// with one external id, one creates and the other gets EConflict.
 func (s *Service) CreateTicket(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, cmd CreateTicket) (helpdeskflow.Ticket, error) {
 	return s.createTicket(ctx, workspaceID, md, cmd, nil)
 }
@@ -148,6 +152,57 @@ func (s *Service) createTicket(ctx context.Context, workspaceID uuid.UUID, md he
 	return t, nil
 }
 
+// UpsertChanges is the update that a create with an external id that
+// already exists asks of the existing ticket (POST /v1/tickets?upsert=true):
+// the subject, status, priority and custom fields it gives, and its tags
+// added. Its customer and message are not used.
+func (c CreateTicket) UpsertChanges() UpdateTicket {
+	u := UpdateTicket{TagsAdd: c.Tags, CustomFields: c.CustomFields}
+	if c.Subject != "" {
+		u.Subject = &c.Subject
+	}
+	if c.Status != "" {
+		u.Status = &c.Status
+	}
+	if c.Priority != "" {
+		u.Priority = &c.Priority
+	}
+	return u
+}
+
+// claimExternalID makes stream id of streamType the holder of externalID
+// in tx; EConflict naming the holder (ExistingID) when another stream
+// holds it.
+func claimExternalID(ctx context.Context, tx Tx, workspaceID uuid.UUID, streamType, externalID string, id uuid.UUID) error {
+	holder, err := tx.Customers.ClaimExternalID(ctx, workspaceID, streamType, externalID, id)
+	if err != nil {
+		return err
+	}
+	if holder != id {
+		return externalIDTaken(streamType, externalID, holder)
+	}
+	return nil
+}
+
+// externalIDTaken is the EConflict of a create whose external id stream
+// holder of streamType holds.
+func externalIDTaken(streamType, externalID string, holder uuid.UUID) error {
+	return &helpdeskflow.Error{Code: helpdeskflow.EConflict, ExistingID: holder,
+		Message: fmt.Sprintf("%s %s already has external_id %q", streamType, holder, externalID),
+		Details: []helpdeskflow.FieldProblem{{Field: "external_id", Problem: "already used by " + streamType + " " + holder.String()}}}
+}
+
+// FindTicket returns the ticket of the workspace that holds the
+// integrator's external id, as GetTicket does (consistent: from the write
+// side's index and the event store); ENotFound when none does.
+func (s *Service) FindTicket(ctx context.Context, workspaceID uuid.UUID, externalID string, includeInternal bool) (helpdeskflow.Ticket, error) {
+	id, err := s.store.ByExternalID(ctx, workspaceID, helpdeskflow.StreamTicket, externalID)
+	if err != nil {
+		return helpdeskflow.Ticket{}, err
+	}
+	return s.GetTicket(ctx, workspaceID, id, includeInternal)
+}
+
 // ruleSource gives a command the workspace's rules: a *rules.Pending
 // (requested with the command's first statement) or rules already read.
 type ruleSource interface {
@@ -169,6 +224,11 @@ func (s *Service) createTicketIn(ctx context.Context, tx Tx, rulesOf ruleSource,
 	cmd *CreateTicket, body string) (ticketEvents []helpdeskflow.Event, customer helpdeskflow.Customer, err error) {
 	ticketID := uuid.New()
 	err = func() error {
+		if cmd.ExternalID != nil {
+			if err := claimExternalID(ctx, tx, workspaceID, helpdeskflow.StreamTicket, *cmd.ExternalID, ticketID); err != nil {
+				return err
+			}
+		}
 		customerID, created, history, err := tx.Customers.ReserveCustomerEmail(ctx, workspaceID, cmd.Customer.Email, uuid.New())
 		if err != nil {
 			return err

@@ -33,13 +33,15 @@ type Webhooks struct {
 // Name implements dispatch.Handler.
 func (h Webhooks) Name() string { return "webhooks" }
 
-// payload is the body of a delivery.
+// payload is the body of a delivery (schema <Type>Event of the OpenAPI
+// document's webhooks section).
 type payload struct {
-	ID          uuid.UUID       `json:"id"`
-	Type        string          `json:"type"`
-	WorkspaceID uuid.UUID       `json:"workspace_id"`
-	OccurredAt  string          `json:"occurred_at"`
-	Data        json.RawMessage `json:"data"`
+	ID            uuid.UUID       `json:"id"`
+	Type          string          `json:"type"`
+	SchemaVersion int             `json:"schema_version"`
+	WorkspaceID   uuid.UUID       `json:"workspace_id"`
+	OccurredAt    string          `json:"occurred_at"`
+	Data          json.RawMessage `json:"data"`
 }
 
 // Handle implements dispatch.Handler: e as a batch of its own.
@@ -70,7 +72,7 @@ func (b *webhookBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	if helpdeskflow.IsInternalNote(e) || len(hooks) == 0 {
 		return nil
 	}
-	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
+	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, WorkspaceID: e.WorkspaceID,
 		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
 	if err != nil {
 		return err

@@ -96,10 +96,11 @@ func (t *Tx) ClaimProfiles(ctx context.Context, workspaceID, customerID uuid.UUI
 }
 
 // MoveCustomerLookups points everything that names customer from (its
-// emails and linked profiles) at customer to, for a merge.
+// emails, linked profiles and external id) at customer to, for a merge.
 func (t *Tx) MoveCustomerLookups(ctx context.Context, from, to uuid.UUID) {
 	t.tx.Defer(`UPDATE customer_emails SET customer_id = $2 WHERE customer_id = $1`, from, to)
 	t.tx.Defer(`UPDATE customer_profiles SET customer_id = $2 WHERE customer_id = $1`, from, to)
+	t.tx.Defer(`UPDATE external_ids SET stream_id = $2 WHERE stream_id = $1`, from, to)
 }
 
 // ChangeCustomerEmail moves customer's email reservation from old to new.
