@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/helpdeskflow/helpdeskflow"
+	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
 	"github.com/helpdeskflow/helpdeskflow/store/queues"
 )
 
@@ -53,6 +54,11 @@ func TestWebhooks_API(t *testing.T) {
 	if !strings.HasPrefix(secret, "whsec_") || len(secret) < 40 || r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("created: %s", r.raw)
 	}
+	// The secret is as the Standard Webhooks spec writes one, which its
+	// libraries accept: whsec_ and 32 bytes of standard base64.
+	if !webhook.IsStandardSecret(secret) {
+		t.Errorf("the new secret %s… is not whsec_ and standard base64", secret[:12])
+	}
 	// The secret is never shown again.
 	for _, path := range []string{"/v1/webhooks/" + id, "/v1/webhooks"} {
 		if g := h.do("GET", path, h.adminKey, nil); g.status != 200 || strings.Contains(g.raw, secret) || strings.Contains(g.raw, `"secret"`) {
@@ -67,6 +73,9 @@ func TestWebhooks_API(t *testing.T) {
 	h.want(r, 200, "")
 	if r.body["secret"] == secret || r.body["previous_secret_until"] == nil {
 		t.Errorf("rotated: %s", r.raw)
+	}
+	if rotated, _ := r.body["secret"].(string); !webhook.IsStandardSecret(rotated) {
+		t.Errorf("the rotated secret %.12s… is not whsec_ and standard base64", rotated)
 	}
 	h.want(h.do("POST", "/v1/webhooks/"+id+"/rotate-secret", h.adminKey, map[string]any{"overlap_seconds": -1}), 400, "validation_failed")
 

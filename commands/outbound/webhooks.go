@@ -2,8 +2,6 @@ package outbound
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,12 +61,14 @@ type NewWebhook struct {
 	Secret string
 }
 
+// newSecret is a new webhook secret as the Standard Webhooks spec writes
+// one (webhook.NewSecret: whsec_ and standard base64).
 func newSecret() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	s, err := webhook.NewSecret()
+	if err != nil {
 		return "", &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "generate webhook secret", Err: err}
 	}
-	return "whsec_" + base64.RawURLEncoding.EncodeToString(b), nil
+	return s, nil
 }
 
 func (s *Service) requireSealer() error {

@@ -281,12 +281,18 @@ func (w *DeliveryWorker) send(ctx context.Context, c queues.ClaimedDelivery, now
 		return webhook.Result{ErrorClass: "secret_unavailable", Err: err}
 	}
 	// The keys are in canonical form (textproto.CanonicalMIMEHeaderKey).
+	// webhook-id is the event id, the same on every retry and replay, as
+	// Standard Webhooks receivers drop duplicates by it.
+	eventID := c.EventID.String()
 	header := http.Header{
 		"X-Hdf-Signature":   {webhook.Sign(secrets, now, c.Payload)},
-		"X-Hdf-Event-Id":    {c.EventID.String()},
+		"X-Hdf-Event-Id":    {eventID},
 		"X-Hdf-Event-Type":  {c.EventType},
 		"X-Hdf-Delivery-Id": {c.ID.String()},
 		"X-Hdf-Attempt":     {strconv.Itoa(c.Attempts)},
+		"Webhook-Id":        {eventID},
+		"Webhook-Timestamp": {strconv.FormatInt(now.Unix(), 10)},
+		"Webhook-Signature": {webhook.SignStandard(secrets, eventID, now, c.Payload)},
 		"User-Agent":        {"HelpDeskFlow-Webhooks/1"},
 	}
 	return w.cfg.Sender.Send(ctx, webhook.Request{URL: c.URL, Body: c.Payload, Header: header})
