@@ -16,13 +16,23 @@ const (
 )
 
 // Delivery statuses. A cancelled delivery belonged to a webhook deleted
-// before it was sent; it is never attempted.
+// before it was sent; it is never attempted. A held delivery is a pending
+// one of a paused webhook (the log shows it so; it is stored pending and
+// sent once the webhook is resumed). A dropped delivery was held beyond
+// MaxHeldDeliveries and pushed out by newer ones; it is never attempted,
+// and a replay recovers its event.
 const (
 	DeliveryPending   = "pending"
 	DeliverySucceeded = "succeeded"
 	DeliveryFailed    = "failed"
 	DeliveryCancelled = "cancelled"
+	DeliveryHeld      = "held"
+	DeliveryDropped   = "dropped"
 )
+
+// MaxHeldDeliveries is how many pending deliveries a paused webhook
+// collects; past it the oldest are dropped.
+const MaxHeldDeliveries = 10_000
 
 // Webhook is a subscription: events of EventTypes ("*" for all) are
 // POSTed to URL, signed with the subscription's secret. The secret itself
@@ -36,15 +46,22 @@ type Webhook struct {
 	EventTypes          []string
 	Active              bool
 	PreviousSecretUntil *time.Time
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
+	// DroppedDeliveries counts the deliveries dropped while it was paused
+	// (see DeliveryDropped).
+	DroppedDeliveries int64
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
-// Matches reports whether the webhook wants events of type eventType.
+// Matches reports whether the webhook wants events of type eventType now:
+// it is active and subscribes to them.
 func (w Webhook) Matches(eventType string) bool {
-	if !w.Active {
-		return false
-	}
+	return w.Active && w.Subscribes(eventType)
+}
+
+// Subscribes reports whether the webhook's event types include eventType
+// ("*" includes every type), active or paused.
+func (w Webhook) Subscribes(eventType string) bool {
 	for _, t := range w.EventTypes {
 		if t == "*" || t == eventType {
 			return true
@@ -92,6 +109,9 @@ type Delivery struct {
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	Log           []DeliveryAttempt
+	// Held marks a delivery being recorded for a paused webhook: recording
+	// it checks the webhook's held cap (MaxHeldDeliveries).
+	Held bool
 }
 
 // DeliveryAttempt is one try of a delivery, for the failure log.

@@ -649,6 +649,8 @@ func TestOpenAPI_ResponsesMatchTheDocument(t *testing.T) {
 	c.want(c.do("PATCH", "/v1/webhooks/"+hookID, admin, map[string]any{"active": false}), 200, "")
 	c.want(c.doInvalid("PATCH", "/v1/webhooks/"+hookID, admin, map[string]any{"active": "no"}), 400, "validation_failed")
 	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/rotate-secret", admin, map[string]any{"overlap_seconds": 60}), 200, "")
+	c.want(c.do("GET", "/v1/webhooks/"+hookID+"/deliveries?status=held", admin, nil), 200, "")
+	c.want(c.do("PATCH", "/v1/webhooks/"+hookID, admin, map[string]any{"active": true}), 200, "")
 	deliveryID := h.failedDelivery(h.workspace, uuid.MustParse(hookID))
 	c.want(c.do("GET", "/v1/webhooks/"+hookID+"/deliveries?status=failed", admin, nil), 200, "")
 	c.want(c.do("POST", "/v1/webhooks/"+hookID+"/deliveries/"+deliveryID.String()+"/redeliver", admin, nil), 202, "")

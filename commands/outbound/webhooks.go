@@ -184,8 +184,8 @@ func (cmd UpdateWebhook) Validate() error {
 }
 
 // UpdateWebhook changes webhook id's URL, event types or active flag
-// (pausing it: no deliveries are recorded while inactive), recording
-// webhook.updated. Validation is as for CreateWebhook; ENotFound when
+// (pausing it: its deliveries are recorded and held, none sent, until it
+// is resumed, which sends them in order), recording webhook.updated. Validation is as for CreateWebhook; ENotFound when
 // unknown.
 func (s *Service) UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd UpdateWebhook) (helpdeskflow.Webhook, error) {
 	var out helpdeskflow.Webhook

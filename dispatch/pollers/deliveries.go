@@ -24,6 +24,7 @@ type DeliveryStore interface {
 	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error)
 	FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error
 	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
+	DroppedDeliveries(ctx context.Context) (int64, error)
 }
 
 // Opener opens sealed secrets (secretbox.Keyring).
@@ -94,6 +95,7 @@ type deliveryMetrics struct {
 	failed         prometheus.Counter
 	pending        prometheus.Gauge
 	oldestPending  prometheus.Gauge
+	dropped        prometheus.Gauge
 	internalErrors prometheus.Counter
 }
 
@@ -103,7 +105,9 @@ type deliveryMetrics struct {
 // helpdeskflow_webhook_retries_scheduled_total,
 // helpdeskflow_webhook_deliveries_failed_total (permanently),
 // helpdeskflow_webhook_pending_deliveries,
-// helpdeskflow_webhook_oldest_pending_seconds and
+// helpdeskflow_webhook_oldest_pending_seconds,
+// helpdeskflow_webhook_dropped_deliveries (dropped from paused webhooks
+// over their held cap, all processes together) and
 // helpdeskflow_webhook_queue_errors_total.
 func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	if cfg.Store == nil || cfg.Sender == nil || cfg.Secrets == nil {
@@ -156,6 +160,8 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 			Help: "Webhook deliveries waiting for an attempt or a retry."}), &err),
 		oldestPending: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_oldest_pending_seconds",
 			Help: "Age of the oldest pending webhook delivery."}), &err),
+		dropped: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_dropped_deliveries",
+			Help: "Webhook deliveries dropped so far from paused webhooks over their held cap (read from Postgres: the total of all processes)."}), &err),
 		internalErrors: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_queue_errors_total",
 			Help: "Failures reading or writing the delivery queue (retried)."}), &err),
 	}
@@ -201,11 +207,14 @@ func (w *DeliveryWorker) release(c queues.ClaimedDelivery) queues.FinishedAttemp
 		Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, StartedAt: w.cfg.Now()}}
 }
 
-// queueStats updates the pending gauges.
+// queueStats updates the pending and dropped gauges.
 func (w *DeliveryWorker) queueStats(ctx context.Context) {
 	if pending, oldest, err := w.cfg.Store.DeliveryQueue(ctx, w.cfg.Now()); err == nil {
 		w.m.pending.Set(float64(pending))
 		w.m.oldestPending.Set(oldest.Seconds())
+	}
+	if dropped, err := w.cfg.Store.DroppedDeliveries(ctx); err == nil {
+		w.m.dropped.Set(float64(dropped))
 	}
 }
 

@@ -15,7 +15,12 @@ import (
 // EnqueueDeliveries records deliveries before any attempt; a delivery of
 // an event a webhook already has is left alone (a Kafka redelivery). A
 // delivery to a deleted (or unknown) webhook is recorded as cancelled and
-// never attempted. Each recorded delivery waits behind any pending
+// never attempted. A paused webhook's deliveries are recorded pending and
+// held (claims skip paused webhooks); when a delivery is marked Held and
+// its webhook is paused, past the Store's held cap
+// (helpdeskflow.MaxHeldDeliveries unless WithHeldCap) the webhook's oldest
+// pending deliveries not in flight are marked dropped and counted in its
+// dropped_deliveries. Each recorded delivery waits behind any pending
 // delivery of an earlier event of its stream to its webhook; one of an
 // earlier event than those pending (recorded out of order) goes first. The
 // deliveries, of any webhooks and events, are recorded in one transaction
@@ -43,6 +48,9 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 		ON CONFLICT (webhook_id, event_id) DO NOTHING`,
 		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at)
 	b.Queue(demoteLaterHeads, ids)
+	if held := heldWebhooks(ds); len(held) > 0 {
+		b.Queue(dropOverHeldCap, held, s.heldCap, time.Now())
+	}
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return pg.Internal("enqueue deliveries", err)
@@ -102,6 +110,43 @@ const (
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
 )
+
+// heldWebhooks returns the webhooks of the deliveries recorded as held
+// (for a paused webhook), whose held cap the enqueue checks.
+func heldWebhooks(ds []helpdeskflow.Delivery) []uuid.UUID {
+	var out []uuid.UUID
+	for _, d := range ds {
+		if d.Held {
+			out = append(out, d.WebhookID)
+		}
+	}
+	return out
+}
+
+// dropOverHeldCap: of each paused webhook among $1 with more than $2
+// pending deliveries, the oldest pending ones not leased at $3 (in
+// flight) are dropped until $2 remain, counted on the webhook, and their
+// streams' next pending deliveries become heads (the last statement's
+// snapshot does not see the drop, hence NOT IN dropped).
+const dropOverHeldCap = `WITH over AS (
+		SELECT w.id, (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending') - $2::int AS excess
+		FROM webhooks w WHERE w.id IN (SELECT DISTINCT unnest($1::uuid[])) AND NOT w.active AND w.deleted_at IS NULL
+	), dropped AS (
+		UPDATE webhook_deliveries d SET status = 'dropped', head = false, next_attempt_at = NULL, updated_at = $3
+		FROM over o CROSS JOIN LATERAL (SELECT e.id FROM webhook_deliveries e
+			WHERE e.webhook_id = o.id AND e.status = 'pending' AND (e.leased_until IS NULL OR e.leased_until <= $3) AND o.excess > 0
+			ORDER BY e.created_at, e.stream_version LIMIT greatest(o.excess, 0)) v
+		WHERE d.id = v.id
+		RETURNING d.id, d.webhook_id, d.stream_id
+	), counted AS (
+		UPDATE webhooks w SET dropped_deliveries = w.dropped_deliveries + c.n
+		FROM (SELECT webhook_id, count(*) AS n FROM dropped GROUP BY webhook_id) c WHERE w.id = c.webhook_id
+	)
+	UPDATE webhook_deliveries d SET head = true
+	FROM (SELECT DISTINCT webhook_id, stream_id FROM dropped) p
+	WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
+			AND e.status = 'pending' AND e.id NOT IN (SELECT id FROM dropped) ORDER BY e.stream_version LIMIT 1)
+		AND NOT d.head`
 
 // beginDeliveryChange starts a one-round-trip transaction that changes
 // deliveries: BEGIN, then lock (lockWebhooks or lockWebhooksOf) with ids.
@@ -213,14 +258,14 @@ const (
 		), room AS (
 			SELECT h.webhook_id AS id, '-infinity'::timestamptz AS after, coalesce(r.n, $5::int) AS n,
 				w.url, w.secret, w.previous_secret, w.previous_secret_until FROM hooks h
-			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
+			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL AND w.active
 			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = h.webhook_id
 		)` + claimTail
 	// claimFromCursors: $7 the webhooks with cursors, $8 their cursors.
 	claimFromCursors = `WITH room AS (
 			SELECT k.id, k.after, coalesce(r.n, $5::int) AS n, w.url, w.secret, w.previous_secret, w.previous_secret_until
 			FROM unnest($7::uuid[], $8::timestamptz[]) AS k(id, after)
-			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL
+			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL AND w.active
 			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = k.id
 		)` + claimTail
 	claimTail = `, due AS (
@@ -416,18 +461,28 @@ const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts
 	RETURNING d.webhook_id, CASE WHEN d.head THEN d.next_attempt_at END`
 
 // Deliveries lists a webhook's deliveries, newest first, with their
-// attempts: status filters ("" for all), before is the last delivery id
+// attempts: status filters ("" for all; a paused webhook's pending
+// deliveries are listed as helpdeskflow.DeliveryHeld, and only they), before is the last delivery id
 // of the previous page (uuid.Nil for the first). A deleted webhook's log
 // stays readable (its pending deliveries were cancelled); ENotFound for a
 // webhook the workspace never had.
 func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID, status string, before uuid.UUID, limit int) ([]helpdeskflow.Delivery, error) {
-	var known bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND workspace_id = $2)`,
-		webhookID, workspaceID).Scan(&known); err != nil {
+	var paused bool
+	err := s.pool.QueryRow(ctx, `SELECT NOT active AND deleted_at IS NULL FROM webhooks WHERE id = $1 AND workspace_id = $2`,
+		webhookID, workspaceID).Scan(&paused)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", webhookID)
+	}
+	if err != nil {
 		return nil, pg.Internal("read webhook", err)
 	}
-	if !known {
-		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", webhookID)
+	// A paused webhook's pending deliveries are held: stored pending,
+	// listed (and filtered) as held.
+	switch {
+	case status == helpdeskflow.DeliveryHeld && paused:
+		status = helpdeskflow.DeliveryPending
+	case status == helpdeskflow.DeliveryHeld, status == helpdeskflow.DeliveryPending && paused:
+		return []helpdeskflow.Delivery{}, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, status,
 			attempts, max_attempts, next_attempt_at, created_at, updated_at
@@ -443,6 +498,9 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 		var d helpdeskflow.Delivery
 		err := r.Scan(&d.ID, &d.WebhookID, &d.WorkspaceID, &d.EventID, &d.EventType, &d.StreamID, &d.StreamVersion, &d.Status,
 			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt)
+		if paused && d.Status == helpdeskflow.DeliveryPending {
+			d.Status = helpdeskflow.DeliveryHeld
+		}
 		return d, err
 	})
 	if err != nil || len(ds) == 0 {
@@ -531,6 +589,18 @@ func (s *Store) DeliveryQueue(ctx context.Context, now time.Time) (pending int64
 		oldest = now.Sub(*first)
 	}
 	return pending, oldest, nil
+}
+
+// DroppedDeliveries returns how many deliveries have been dropped from
+// paused webhooks over their held cap, all webhooks together (deleted ones
+// too, so the total never goes down), for the metric. Errors are
+// EInternal.
+func (s *Store) DroppedDeliveries(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(dropped_deliveries), 0)::bigint FROM webhooks`).Scan(&n); err != nil {
+		return 0, pg.Internal("count dropped deliveries", err)
+	}
+	return n, nil
 }
 
 // PurgeDeliveries deletes up to limit of the oldest finished deliveries
