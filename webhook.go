@@ -1,6 +1,7 @@
 package helpdeskflow
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -130,4 +131,20 @@ type DeliveryAttempt struct {
 // with, so a sealed secret copied to another webhook does not open.
 func WebhookSecretAAD(workspaceID, webhookID uuid.UUID) []byte {
 	return []byte("webhook-secret:" + workspaceID.String() + ":" + webhookID.String())
+}
+
+// webhookBody is the body of a delivery.
+type webhookBody struct {
+	ID          uuid.UUID       `json:"id"`
+	Type        string          `json:"type"`
+	WorkspaceID uuid.UUID       `json:"workspace_id"`
+	OccurredAt  string          `json:"occurred_at"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// WebhookBody returns the body a webhook delivery of e POSTs:
+// {"id", "type", "workspace_id", "occurred_at", "data"}.
+func WebhookBody(e Event) ([]byte, error) {
+	return MarshalJSON(webhookBody{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
+		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
 }

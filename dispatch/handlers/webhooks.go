@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,15 +34,6 @@ type Webhooks struct {
 // Name implements dispatch.Handler.
 func (h Webhooks) Name() string { return "webhooks" }
 
-// payload is the body of a delivery.
-type payload struct {
-	ID          uuid.UUID       `json:"id"`
-	Type        string          `json:"type"`
-	WorkspaceID uuid.UUID       `json:"workspace_id"`
-	OccurredAt  string          `json:"occurred_at"`
-	Data        json.RawMessage `json:"data"`
-}
-
 // Handle implements dispatch.Handler: e as a batch of its own.
 func (h Webhooks) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	return handleAlone(ctx, h, e)
@@ -72,8 +62,7 @@ func (b *webhookBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	if helpdeskflow.IsInternalNote(e) || len(hooks) == 0 {
 		return nil
 	}
-	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, WorkspaceID: e.WorkspaceID,
-		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
+	body, err := helpdeskflow.WebhookBody(e)
 	if err != nil {
 		return err
 	}
