@@ -113,6 +113,43 @@ type Delivery struct {
 	// Held marks a delivery being recorded for a paused webhook: recording
 	// it checks the webhook's held cap (MaxHeldDeliveries).
 	Held bool
+	// ReplayID is the replay that made the delivery (uuid.Nil for a live
+	// one); its attempts carry X-HDF-Replay: true.
+	ReplayID uuid.UUID
+}
+
+// MaxReplayEvents is how many events one webhook replay may re-send.
+const MaxReplayEvents = 100_000
+
+// EventRange selects a workspace's events in commit order: those after
+// After (the zero Position: from the first) up to Upto, inclusive, whose
+// occurred_at is at or after From and before To (nil: unbounded), of
+// Types (nil: every type). Internal notes are never part of a range
+// (webhooks never send them).
+type EventRange struct {
+	WorkspaceID uuid.UUID
+	After, Upto Position
+	From, To    *time.Time
+	Types       []string
+}
+
+// WebhookReplay is a range of events re-sent to a webhook as new
+// deliveries (ReplayID set). From, To and EventTypes are as requested;
+// Range is what they select, fixed at creation (Total events). Enqueued
+// counts the deliveries recorded so far, Cursor is the last event they
+// reached; the other counts are of its deliveries by status.
+type WebhookReplay struct {
+	ID, WebhookID, WorkspaceID uuid.UUID
+	From, To                   string
+	EventTypes                 []string
+	Range                      EventRange
+	Total, Enqueued            int
+	Cursor                     Position
+	Done                       bool // every delivery recorded
+	Delivered, Failed, Pending int
+	Dropped, Cancelled         int
+	CreatedAt                  time.Time
+	EnqueuedAt                 *time.Time
 }
 
 // DeliveryAttempt is one try of a delivery, for the failure log.

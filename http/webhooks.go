@@ -194,6 +194,7 @@ type deliveryJSON struct {
 	NextAttemptAt *string       `json:"next_attempt_at"`
 	CreatedAt     string        `json:"created_at"`
 	UpdatedAt     string        `json:"updated_at"`
+	ReplayID      *uuid.UUID    `json:"replay_id"`
 	Log           []attemptJSON `json:"attempt_log"`
 }
 
@@ -237,6 +238,9 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p ht
 		data[i] = deliveryJSON{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
 			Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, NextAttemptAt: optionalTime(d.NextAttemptAt),
 			CreatedAt: formatTime(d.CreatedAt), UpdatedAt: formatTime(d.UpdatedAt), Log: []attemptJSON{}}
+		if d.ReplayID != uuid.Nil {
+			data[i].ReplayID = &ds[i].ReplayID
+		}
 		for _, a := range d.Log {
 			aj := attemptJSON{Attempt: a.Attempt, URL: a.URL, ResponseBody: a.ResponseBody, StartedAt: formatTime(a.StartedAt),
 				DurationMs: float64(a.Duration.Microseconds()) / 1000, ErrorClass: nonEmpty(a.ErrorClass), Error: nonEmpty(a.Error)}

@@ -304,6 +304,9 @@ func (w *DeliveryWorker) send(ctx context.Context, c queues.ClaimedDelivery, now
 		"Webhook-Signature": {webhook.SignStandard(secrets, eventID, now, c.Payload)},
 		"User-Agent":        {"HelpDeskFlow-Webhooks/1"},
 	}
+	if c.ReplayID != uuid.Nil {
+		header["X-Hdf-Replay"] = []string{"true"}
+	}
 	return w.cfg.Sender.Send(ctx, webhook.Request{URL: c.URL, Body: c.Payload, Header: header})
 }
 

@@ -32,21 +32,27 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 	n := len(ds)
 	ids, hooks, workspaces, events, streams := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 	types, versions, payloads, maxAttempts, at := make([]string, n), make([]int64, n), make([][]byte, n), make([]int32, n), make([]*time.Time, n)
+	replays := make([]*uuid.UUID, n)
 	for i, d := range ds {
 		ids[i], hooks[i], workspaces[i], events[i], streams[i] = d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.StreamID
 		types[i], versions[i], payloads[i], maxAttempts[i], at[i] = d.EventType, d.StreamVersion, d.Payload, int32(d.MaxAttempts), d.NextAttemptAt
+		if d.ReplayID != uuid.Nil {
+			replays[i] = &ds[i].ReplayID
+		}
 	}
 	b := beginDeliveryChange(lockWebhooks, hooks)
+	// ON CONFLICT without a target: a live delivery is unique per
+	// (webhook, event), a replay's per (replay, event) (migration 0027).
 	b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
-			payload, status, max_attempts, next_attempt_at, created_at, updated_at)
+			payload, status, max_attempts, next_attempt_at, created_at, updated_at, replay_id)
 		SELECT d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload, s.status,
-			d.max_attempts, CASE WHEN s.status = 'pending' THEN d.at END, d.at, d.at
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::bytea[], $9::int[], $10::timestamptz[])
-			AS d(id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, payload, max_attempts, at)
+			d.max_attempts, CASE WHEN s.status = 'pending' THEN d.at END, d.at, d.at, d.replay_id
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::bytea[], $9::int[], $10::timestamptz[], $11::uuid[])
+			AS d(id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, payload, max_attempts, at, replay_id)
 		CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.deleted_at IS NULL)
 			THEN 'pending' ELSE 'cancelled' END AS status) s
-		ON CONFLICT (webhook_id, event_id) DO NOTHING`,
-		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at)
+		ON CONFLICT DO NOTHING`,
+		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at, replays)
 	b.Queue(demoteLaterHeads, ids)
 	if held := heldWebhooks(ds); len(held) > 0 {
 		b.Queue(dropOverHeldCap, held, s.heldCap, time.Now())
@@ -75,6 +81,8 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 // pair's lowest pending delivery (promoteHeads). Under the lock each
 // statement sees what the previous holder committed, so a successor
 // recorded while its predecessor finishes is never left without a head.
+// Deliveries of one event (a live one and a replay's) are ordered by
+// creation, then id, so a pair has one head.
 const (
 	lockWebhooks = `SELECT 1 FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 	// lockWebhooksOf locks the webhooks of the deliveries $1.
@@ -89,16 +97,16 @@ const (
 	// tiny: with such a plan, a batch of 1,000 enqueued while 70,000
 	// were pending ran for minutes, a nested loop over every pending head).
 	demoteLaterHeads = `UPDATE webhook_deliveries d SET head = false
-		FROM (SELECT n.webhook_id, n.stream_id, n.stream_version, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
+		FROM (SELECT n.id, n.webhook_id, n.stream_id, n.stream_version, n.created_at, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
 		CROSS JOIN LATERAL (SELECT e.id, e.head FROM webhook_deliveries e WHERE e.webhook_id = n.webhook_id AND e.stream_id = n.stream_id
-			AND e.status = 'pending' AND e.stream_version > n.stream_version OFFSET 0) l
+			AND e.status = 'pending' AND e.stream_version >= n.stream_version AND (e.stream_version, e.created_at, e.id) > (n.stream_version, n.created_at, n.id) OFFSET 0) l
 		WHERE n.status = 'pending' AND l.head AND d.id = l.id`
 	// promoteHeads: the lowest pending delivery of the (webhook, stream)
 	// of each delivery $1 is its head.
 	promoteHeads = `UPDATE webhook_deliveries d SET head = true
 		FROM (SELECT DISTINCT webhook_id, stream_id FROM webhook_deliveries WHERE id = ANY($1)) p
 		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
-				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+				AND e.status = 'pending' ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
 	// promoteHeadsOf is promoteHeads of the (webhook, stream) pairs $1, $2
@@ -106,7 +114,7 @@ const (
 	promoteHeadsOf = `UPDATE webhook_deliveries d SET head = true
 		FROM (SELECT DISTINCT webhook_id, stream_id FROM unnest($1::uuid[], $2::uuid[]) AS p(webhook_id, stream_id)) p
 		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
-				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+				AND e.status = 'pending' ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
 )
@@ -145,7 +153,7 @@ const dropOverHeldCap = `WITH over AS (
 	UPDATE webhook_deliveries d SET head = true
 	FROM (SELECT DISTINCT webhook_id, stream_id FROM dropped) p
 	WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
-			AND e.status = 'pending' AND e.id NOT IN (SELECT id FROM dropped) ORDER BY e.stream_version LIMIT 1)
+			AND e.status = 'pending' AND e.id NOT IN (SELECT id FROM dropped) ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
 		AND NOT d.head`
 
 // beginDeliveryChange starts a one-round-trip transaction that changes
@@ -224,9 +232,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 		if err == nil {
 			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
 				var c ClaimedDelivery
+				var replay *uuid.UUID
 				err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
-					&c.Attempts, &c.MaxAttempts, &c.NextAttemptAt, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+					&c.Attempts, &c.MaxAttempts, &c.NextAttemptAt, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil, &replay)
 				c.Status = helpdeskflow.DeliveryPending
+				if replay != nil {
+					c.ReplayID = *replay
+				}
 				return c, err
 			})
 		}
@@ -280,7 +292,7 @@ const (
 		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
 		FROM due WHERE d.ctid = due.tid
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
-			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until`
+			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until, d.replay_id`
 )
 
 // asyncCommit lets a transaction of the delivery queue's bookkeeping
@@ -485,7 +497,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 		return []helpdeskflow.Delivery{}, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, status,
-			attempts, max_attempts, next_attempt_at, created_at, updated_at
+			attempts, max_attempts, next_attempt_at, created_at, updated_at, coalesce(replay_id, '00000000-0000-0000-0000-000000000000')
 		FROM webhook_deliveries d
 		WHERE webhook_id = $1 AND workspace_id = $2 AND ($3 = '' OR status = $3)
 			AND ($4 = '00000000-0000-0000-0000-000000000000'::uuid
@@ -497,7 +509,7 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Delivery, error) {
 		var d helpdeskflow.Delivery
 		err := r.Scan(&d.ID, &d.WebhookID, &d.WorkspaceID, &d.EventID, &d.EventType, &d.StreamID, &d.StreamVersion, &d.Status,
-			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt)
+			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.ReplayID)
 		if paused && d.Status == helpdeskflow.DeliveryPending {
 			d.Status = helpdeskflow.DeliveryHeld
 		}
