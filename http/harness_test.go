@@ -25,6 +25,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/clients/profilelookup/profilelookuptest"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack"
 	"github.com/helpdeskflow/helpdeskflow/clients/slack/slacktest"
+	"github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
@@ -39,6 +40,13 @@ import (
 )
 
 // recordingLog is a RequestLog that keeps what it is given.
+// webhookReplays are the harness's webhook replays: started by the
+// outbound command, their progress read from the queues.
+type webhookReplays struct {
+	*outbound.Replays
+	*testenv.QueueStore
+}
+
 type recordingLog struct {
 	mu      sync.Mutex
 	entries []helpdeskflow.APIRequest
@@ -146,6 +154,7 @@ func newHarness(t testing.TB, trustedProxies ...netip.Prefix) *harness {
 		Tickets: service.Tickets, Customers: service.Tickets, CustomerLister: projections.NewCustomerReader(ch), Lister: projections.NewTicketReader(ch), Events: store, Auth: accessCache,
 		Admin: service.Access, AdminReader: store, Automations: service.Rules, Simulator: service.Tickets, SLAPolicies: service.Rules, Webhooks: service.Outbound, WebhookReader: store, Slack: service.Outbound, SlackReader: store, Connections: connections, ConnectionReader: store,
 		LinkedProfiles: linker, Limiter: limiter, RequestLog: log,
+		WebhookReplays: webhookReplays{outbound.NewReplays(store, nil), store.QueueStore},
 		TrustedProxies: trustedProxies, Registerer: reg, Gatherer: reg,
 		Idempotency: idempotency.New(store.DB),
 		// No projector feeds ch: the read model stays where it is (see

@@ -88,6 +88,7 @@ func TestServer_TenantIsolation(t *testing.T) {
 		"PUT /v1/automations/:id":       map[string]any{"name": "pwned"},
 		"POST /v1/webhooks":             map[string]any{"url": "https://mine.example.com/h", "event_types": []string{"*"}},
 		"PATCH /v1/webhooks/:id":        map[string]any{"active": false},
+		"POST /v1/webhooks/:id/replay":  map[string]any{"from": "2000-01-01T00:00:00Z"},
 		"POST /v1/sla-policies":         map[string]any{"name": "mine", "first_response": map[string]any{"minutes": 30}},
 		"PUT /v1/sla-policies/:id":      map[string]any{"name": "pwned", "first_response": map[string]any{"minutes": 1}},
 		// Bodies for routes with an id, so that only the id can fail them.

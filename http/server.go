@@ -148,6 +148,8 @@ type Config struct {
 	// LinkedProfiles looks customers up in Shopify and Stripe; nil (no
 	// HDF_SECRET_KEYS) answers 503.
 	LinkedProfiles LinkedProfiles
+	// WebhookReplays starts and reads webhook replays; nil answers 503.
+	WebhookReplays WebhookReplays
 	Limiter        *ratelimit.Limiter
 	// UnauthenticatedLimit is each client IP's budget of requests without
 	// a valid key (see unauthenticated.go). Default
@@ -322,6 +324,8 @@ func (s *Server) table() []route {
 		{method: "POST", path: "/v1/webhooks/:id/rotate-secret", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookRotate},
 		{method: "GET", path: "/v1/webhooks/:id/deliveries", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleDeliveryList},
 		{method: "POST", path: "/v1/webhooks/:id/deliveries/:delivery_id/redeliver", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleRedeliver},
+		{method: "POST", path: "/v1/webhooks/:id/replay", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookReplay},
+		{method: "GET", path: "/v1/webhooks/:id/replays/:replay_id", admin: true, category: helpdeskflow.RateAdmin, idKind: IDWebhook, handle: s.handleWebhookReplayGet},
 		{method: "GET", path: "/v1/integrations", admin: true, category: helpdeskflow.RateAdmin, handle: s.handleIntegrationList},
 		{method: "POST", path: "/v1/integrations/:id/connect", admin: true, category: helpdeskflow.RateAdmin, idKind: IDIntegration, handle: s.handleIntegrationConnect},
 		{method: "GET", path: "/v1/integrations/:id/callback", public: true, handle: s.handleIntegrationCallback},

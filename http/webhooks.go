@@ -36,13 +36,14 @@ type webhookJSON struct {
 	Active              bool      `json:"active"`
 	Secret              string    `json:"secret,omitempty"`
 	PreviousSecretUntil *string   `json:"previous_secret_until"`
+	DroppedDeliveries   int64     `json:"dropped_deliveries"`
 	CreatedAt           string    `json:"created_at"`
 	UpdatedAt           string    `json:"updated_at"`
 }
 
 func toWebhookJSON(w helpdeskflow.Webhook) webhookJSON {
-	return webhookJSON{ID: w.ID, URL: w.URL, EventTypes: w.EventTypes, Active: w.Active,
-		PreviousSecretUntil: optionalTime(w.PreviousSecretUntil), CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt)}
+	return webhookJSON{ID: w.ID, URL: w.URL, EventTypes: w.EventTypes, Active: w.Active, PreviousSecretUntil: optionalTime(w.PreviousSecretUntil),
+		DroppedDeliveries: w.DroppedDeliveries, CreatedAt: formatTime(w.CreatedAt), UpdatedAt: formatTime(w.UpdatedAt)}
 }
 
 // handleWebhookCreate is POST /v1/webhooks (admin): 201 with the secret,
@@ -193,6 +194,7 @@ type deliveryJSON struct {
 	NextAttemptAt *string       `json:"next_attempt_at"`
 	CreatedAt     string        `json:"created_at"`
 	UpdatedAt     string        `json:"updated_at"`
+	ReplayID      *uuid.UUID    `json:"replay_id"`
 	Log           []attemptJSON `json:"attempt_log"`
 }
 
@@ -209,8 +211,8 @@ type attemptJSON struct {
 
 // handleDeliveryList is GET /v1/webhooks/{id}/deliveries (admin): the
 // delivery log, newest first, each with its attempts; ?status=pending,
-// succeeded, failed or cancelled; ?limit= and ?cursor=. A deleted
-// webhook's log stays readable.
+// held (a paused webhook's pending ones), succeeded, failed, cancelled or
+// dropped; ?limit= and ?cursor=. A deleted webhook's log stays readable.
 func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p httprouter.Params) error {
 	id, err := pathID(p, "id", "webhook")
 	if err != nil {
@@ -218,9 +220,10 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p ht
 	}
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", helpdeskflow.DeliveryPending, helpdeskflow.DeliverySucceeded, helpdeskflow.DeliveryFailed, helpdeskflow.DeliveryCancelled:
+	case "", helpdeskflow.DeliveryPending, helpdeskflow.DeliveryHeld, helpdeskflow.DeliverySucceeded, helpdeskflow.DeliveryFailed,
+		helpdeskflow.DeliveryCancelled, helpdeskflow.DeliveryDropped:
 	default:
-		return fieldError("status", "must be pending, succeeded, failed or cancelled")
+		return fieldError("status", "must be pending, held, succeeded, failed, cancelled or dropped")
 	}
 	limit, before, err := pageParams(r)
 	if err != nil {
@@ -235,6 +238,9 @@ func (s *Server) handleDeliveryList(w http.ResponseWriter, r *http.Request, p ht
 		data[i] = deliveryJSON{ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
 			Attempts: d.Attempts, MaxAttempts: d.MaxAttempts, NextAttemptAt: optionalTime(d.NextAttemptAt),
 			CreatedAt: formatTime(d.CreatedAt), UpdatedAt: formatTime(d.UpdatedAt), Log: []attemptJSON{}}
+		if d.ReplayID != uuid.Nil {
+			data[i].ReplayID = &ds[i].ReplayID
+		}
 		for _, a := range d.Log {
 			aj := attemptJSON{Attempt: a.Attempt, URL: a.URL, ResponseBody: a.ResponseBody, StartedAt: formatTime(a.StartedAt),
 				DurationMs: float64(a.Duration.Microseconds()) / 1000, ErrorClass: nonEmpty(a.ErrorClass), Error: nonEmpty(a.Error)}

@@ -150,17 +150,50 @@ func Diagnose(header string, body []byte, secret string, tolerance time.Duration
 		d.Finding, d.Problem = FindingMalformedHeader, ve.Detail
 		return d
 	}
-	d.Timestamp = h.time()
-	d.Age = now.Sub(d.Timestamp)
-	d.Stale = d.Age > tolerance || d.Age < -tolerance
 	d.Signatures = len(h.v1)
+	return diagnoseMatch(d, h.time(), now, body, secret, h.match)
+}
+
+// DiagnoseStandard is Diagnose for the Standard Webhooks headers (the
+// values of webhook-id, webhook-timestamp and webhook-signature), as
+// VerifyStandard would decide them, with the same variants of the body and
+// the secret. It adds a hint when the secret is not one the Standard
+// Webhooks libraries accept (a secret issued before HelpDeskFlow followed
+// the spec: rotate it).
+func DiagnoseStandard(msgID, timestamp, signature string, body []byte, secret string, tolerance time.Duration, now time.Time) Diagnosis {
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	d := Diagnosis{Tolerance: tolerance}
+	h, err := parseStandard(msgID, timestamp, signature)
+	if err != nil {
+		var ve *VerifyError
+		errors.As(err, &ve)
+		d.Finding, d.Problem = FindingMalformedHeader, ve.Detail
+		return d
+	}
+	d.Signatures = len(h.v1)
+	d = diagnoseMatch(d, time.Unix(h.unix, 0), now, body, secret, h.match)
+	if t := strings.TrimSpace(secret); t != "" && !IsStandardSecret(t) {
+		d.Hints = append(d.Hints, "the secret is not "+SecretPrefix+" followed by standard base64, which the Standard Webhooks libraries require: a secret issued before HelpDeskFlow followed the spec; rotate it (POST /v1/webhooks/{id}/rotate-secret)")
+	}
+	return d
+}
+
+// diagnoseMatch completes d (the parsed signature count set) for a
+// signature signed at signed: match returns the 1-based index of the
+// signature that body signed with secret matches, or 0.
+func diagnoseMatch(d Diagnosis, signed, now time.Time, body []byte, secret string, match func(secret string, body []byte) int) Diagnosis {
+	d.Timestamp = signed
+	d.Age = now.Sub(d.Timestamp)
+	d.Stale = d.Age > d.Tolerance || d.Age < -d.Tolerance
 	d.Hints = secretHints(secret)
 	if len(body) == 0 {
 		d.Hints = append(d.Hints, "the body is empty: was the request body read (or parsed) before it was verified?")
 	}
 
 	if secret != "" {
-		if d.Matched = h.match(secret, body); d.Matched > 0 {
+		if d.Matched = match(secret, body); d.Matched > 0 {
 			d.Finding = FindingOK
 			if d.Stale {
 				d.Finding = FindingStaleTimestamp
@@ -174,7 +207,7 @@ func Diagnose(header string, body []byte, secret string, tolerance time.Duration
 			if s.fix == "" && v.change == "" {
 				continue // checked above
 			}
-			if n := h.match(s.secret, v.body); n > 0 {
+			if n := match(s.secret, v.body); n > 0 {
 				d.Matched, d.BodyChange, d.SecretFix = n, v.change, s.fix
 				d.Finding = FindingBodyChanged
 				if s.fix != "" {

@@ -11,6 +11,19 @@
 // explains to a human why a signature does not verify (the `helpdeskflow
 // webhook verify` command prints it).
 //
+// Every delivery also carries the Standard Webhooks headers
+// (https://www.standardwebhooks.com):
+//
+//	webhook-id:        the event id
+//	webhook-timestamp: <unix seconds>
+//	webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<raw body>")>
+//
+// with one space-separated v1 entry per secret in use, where the key is
+// the base64 text after the secret's whsec_ prefix, decoded (StandardKey).
+// NewSecret makes secrets the spec's libraries accept; SignStandard,
+// VerifyStandard and DiagnoseStandard are this scheme's Sign, Verify and
+// Diagnose.
+//
 // Delivering: a Sender POSTs one attempt and classifies its failure
 // (ErrorClassTimeout, ErrorClassTLSCertificateExpired, …). It refuses to
 // connect to loopback, private, link-local and other internal addresses

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	commandsoutbound "github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/http"
 	"github.com/helpdeskflow/helpdeskflow/http/ratelimit"
 	"github.com/helpdeskflow/helpdeskflow/internal/secretbox"
@@ -116,6 +117,7 @@ func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
 		Connections:      connections,
 		ConnectionReader: connectionRooms{rooms.connections, rooms.queues},
 		LinkedProfiles:   linker,
+		WebhookReplays:   webhookReplays{commandsoutbound.NewReplays(replayRooms{rooms.events, rooms.outbound, rooms.queues}, nil), rooms.queues},
 		Limiter:          limiter,
 		RequestLog:       r.requestLog,
 		Idempotency:      idempotency.New(rooms.db),

@@ -65,7 +65,14 @@ func newDispatcherRole(p *process) (*dispatcherRole, error) {
 		}
 		outbound = &handlers.Outbound{Webhooks: webhookRooms{p.rooms.outbound, p.rooms.queues}, Slack: p.rooms.outbound,
 			Jobs: p.rooms.queues, Linker: p.linker}
-		r.runs = append(r.runs, deliveries.Run, jobs.Run)
+		// Replays record their deliveries beside the consume loop, in
+		// bounded batches.
+		replays, err := pollers.NewReplayWorker(pollers.ReplayWorkerConfig{Store: p.rooms.queues, Events: p.rooms.events,
+			Logger: p.logger, Registerer: p.reg})
+		if err != nil {
+			return nil, err
+		}
+		r.runs = append(r.runs, deliveries.Run, jobs.Run, replays.Run)
 		r.runs = append(r.runs, mail...)
 	}
 	dispatcher, err := dispatch.New(dispatch.Config{

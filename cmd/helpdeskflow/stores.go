@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	commandsoutbound "github.com/helpdeskflow/helpdeskflow/commands/outbound"
 	"github.com/helpdeskflow/helpdeskflow/eventstore"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/connections"
@@ -43,6 +44,21 @@ type webhookRooms struct {
 	*queueStore
 }
 
+// replayRooms are what a webhook replay reads and records: the webhook,
+// the event store's range of events and the replay and its deliveries.
+type replayRooms struct {
+	*eventStore
+	*outboundStore
+	*queueStore
+}
+
+// webhookReplays are the API's webhook replays: started by the outbound
+// command, their progress read from the queues.
+type webhookReplays struct {
+	*commandsoutbound.Replays
+	*queueStore
+}
+
 // connectionRooms are the OAuth connections and their job queues, which
 // the API's integration status reads together.
 type connectionRooms struct {
@@ -64,4 +80,5 @@ type (
 	connectionStore = connections.Store
 	mailStore       = mail.Store
 	outboundStore   = outbound.Store
+	eventStore      = eventstore.Store
 )

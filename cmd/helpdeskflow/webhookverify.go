@@ -13,13 +13,40 @@ import (
 )
 
 const webhookVerifyUsage = `usage: helpdeskflow webhook verify --secret S --header 'X-HDF-Signature value' --body-file PATH [--tolerance 5m] [--now UNIX]
+       helpdeskflow webhook verify --secret S --header 'webhook-id: …' --header 'webhook-timestamp: …' --header 'webhook-signature: v1,…' --body-file PATH
 
 Checks a webhook delivery's signature the way a receiver should, and says in
 words why it does not verify: a malformed header, a stale timestamp, a body
 that changed on the way (a trailing newline, CRLF line endings, a byte order
-mark, re-encoded JSON) or the wrong secret. Exits 1 when it does not verify.
+mark, re-encoded JSON) or the wrong secret. --header may be given several
+times, each "Name: value": X-HDF-Signature (a value without a name is one),
+and the Standard Webhooks headers webhook-id, webhook-timestamp and
+webhook-signature; each signature given is checked. Exits 1 when one does
+not verify.
 
 `
+
+// headerFlags collects repeated --header flags, each "Name: value" of a
+// header the command knows, or a bare X-HDF-Signature value.
+type headerFlags map[string]string
+
+func (h headerFlags) String() string { return "" }
+
+// Set implements flag.Value.
+func (h headerFlags) Set(v string) error {
+	v = strings.TrimSpace(v)
+	for _, name := range []string{webhook.HeaderSignature, webhook.HeaderWebhookID, webhook.HeaderWebhookTimestamp, webhook.HeaderWebhookSignature} {
+		if len(v) > len(name) && strings.EqualFold(v[:len(name)+1], name+":") {
+			h[name] = strings.TrimSpace(v[len(name)+1:])
+			return nil
+		}
+	}
+	if name, _, ok := strings.Cut(v, ":"); ok && !strings.ContainsAny(name, "=, ") {
+		return fmt.Errorf("unknown header %q: give X-HDF-Signature, webhook-id, webhook-timestamp or webhook-signature", name)
+	}
+	h[webhook.HeaderSignature] = v
+	return nil
+}
 
 // runWebhookVerify runs `helpdeskflow webhook verify`; args are the
 // arguments after "webhook" ("verify" and its flags). It prints the
@@ -50,7 +77,8 @@ func webhookVerify(args []string, stdin io.Reader, getenv func(string) string, s
 		fs.PrintDefaults()
 	}
 	secret := fs.String("secret", "", "the webhook's signing secret, whsec_… (default $HDF_WEBHOOK_SECRET)")
-	header := fs.String("header", "", `the X-HDF-Signature header's value, t=…,v1=… (a leading "X-HDF-Signature:" is allowed)`)
+	headers := headerFlags{}
+	fs.Var(headers, "header", `a header as received, "Name: value" (repeatable): X-HDF-Signature (t=…,v1=…; the name may be left out), webhook-id, webhook-timestamp, webhook-signature`)
 	bodyFile := fs.String("body-file", "", "file holding the raw request body exactly as received; - for standard input")
 	tolerance := fs.Duration("tolerance", webhook.DefaultTolerance, "how far the signed time may be from now")
 	nowUnix := fs.Int64("now", 0, "check as of this Unix time (seconds) instead of the clock")
@@ -68,12 +96,10 @@ func webhookVerify(args []string, stdin io.Reader, getenv func(string) string, s
 	if *secret == "" {
 		problems = append(problems, "--secret is required (or HDF_WEBHOOK_SECRET)")
 	}
-	value := strings.TrimSpace(*header)
-	if len(value) >= len(webhook.HeaderSignature)+1 && strings.EqualFold(value[:len(webhook.HeaderSignature)+1], webhook.HeaderSignature+":") {
-		value = strings.TrimSpace(value[len(webhook.HeaderSignature)+1:])
-	}
-	if value == "" {
-		problems = append(problems, "--header is required: the X-HDF-Signature value, t=…,v1=…")
+	value := headers[webhook.HeaderSignature]
+	standard := headers[webhook.HeaderWebhookID] != "" || headers[webhook.HeaderWebhookTimestamp] != "" || headers[webhook.HeaderWebhookSignature] != ""
+	if value == "" && !standard {
+		problems = append(problems, "--header is required: the X-HDF-Signature value, t=…,v1=…, or the webhook-id, webhook-timestamp and webhook-signature headers")
 	}
 	if *bodyFile == "" {
 		problems = append(problems, "--body-file is required (- for standard input)")
@@ -103,10 +129,30 @@ func webhookVerify(args []string, stdin io.Reader, getenv func(string) string, s
 		now = time.Unix(*nowUnix, 0)
 	}
 
-	d := webhook.Diagnose(value, body, *secret, *tolerance, now)
-	fmt.Fprintln(stdout, d.String())
-	if !d.OK() {
-		return fmt.Errorf("webhook verify: the signature does not verify (%s)", d.Finding)
+	type check struct {
+		name string
+		d    webhook.Diagnosis
+	}
+	var checks []check
+	if value != "" {
+		checks = append(checks, check{webhook.HeaderSignature, webhook.Diagnose(value, body, *secret, *tolerance, now)})
+	}
+	if standard {
+		checks = append(checks, check{webhook.HeaderWebhookSignature, webhook.DiagnoseStandard(headers[webhook.HeaderWebhookID],
+			headers[webhook.HeaderWebhookTimestamp], headers[webhook.HeaderWebhookSignature], body, *secret, *tolerance, now)})
+	}
+	var failed []string
+	for _, c := range checks {
+		if len(checks) > 1 {
+			fmt.Fprintf(stdout, "%s: ", c.name)
+		}
+		fmt.Fprintln(stdout, c.d.String())
+		if !c.d.OK() {
+			failed = append(failed, fmt.Sprintf("%s: %s", c.name, c.d.Finding))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("webhook verify: the signature does not verify (%s)", strings.Join(failed, "; "))
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ func TestRunWebhookVerify(t *testing.T) {
 		}
 		return p
 	}
+	const stdSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	stdSig := webhook.SignStandard([]string{stdSecret}, "evt_1", signedAt, []byte(body))
+	stdHDF := webhook.Sign([]string{stdSecret}, signedAt, []byte(body))
+	std := []string{"--header", "webhook-id: evt_1", "--header", "Webhook-Timestamp: " + at(0), "--header", "webhook-signature: " + stdSig}
 	exact := file("exact.json", body)
 	withNewline := file("newline.json", body+"\n")
 
@@ -58,6 +62,18 @@ func TestRunWebhookVerify(t *testing.T) {
 			"malformed header: v1 signature 1 is not 64 hex digits (3 characters: \"abc\")", true},
 		{"flags without the subcommand", []string{"--secret", secret, "--header", header, "--body-file", exact, "--now", at(0)},
 			"signature OK", false},
+		{"Standard Webhooks headers", append([]string{"verify", "--secret", stdSecret, "--body-file", exact, "--now", at(0)}, std...),
+			"signature OK", false},
+		{"Standard Webhooks headers, body changed", append([]string{"verify", "--secret", stdSecret, "--body-file", withNewline, "--now", at(0)}, std...),
+			"body changed: a trailing newline was added", true},
+		{"Standard Webhooks headers, stale", append([]string{"verify", "--secret", stdSecret, "--body-file", exact, "--now", at(time.Hour)}, std...),
+			"stale timestamp: signed 1h ago, tolerance 5m0s", true},
+		{"Standard Webhooks headers without webhook-id", []string{"verify", "--secret", stdSecret, "--body-file", exact, "--now", at(0),
+			"--header", "webhook-timestamp: " + at(0), "--header", "webhook-signature: " + stdSig},
+			"malformed header: the webhook-id header is empty", true},
+		{"both schemes: each is checked", append([]string{"verify", "--secret", stdSecret, "--body-file", exact, "--now", at(0), "--header", stdHDF}, std...),
+			"X-HDF-Signature: signature OK", false},
+		{"an unknown header name", []string{"verify", "--secret", secret, "--header", "X-Other: 1", "--body-file", exact}, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,6 @@ package outbound
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,12 +61,14 @@ type NewWebhook struct {
 	Secret string
 }
 
+// newSecret is a new webhook secret as the Standard Webhooks spec writes
+// one (webhook.NewSecret: whsec_ and standard base64).
 func newSecret() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
+	s, err := webhook.NewSecret()
+	if err != nil {
 		return "", &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "generate webhook secret", Err: err}
 	}
-	return "whsec_" + base64.RawURLEncoding.EncodeToString(b), nil
+	return s, nil
 }
 
 func (s *Service) requireSealer() error {
@@ -184,8 +184,8 @@ func (cmd UpdateWebhook) Validate() error {
 }
 
 // UpdateWebhook changes webhook id's URL, event types or active flag
-// (pausing it: no deliveries are recorded while inactive), recording
-// webhook.updated. Validation is as for CreateWebhook; ENotFound when
+// (pausing it: its deliveries are recorded and held, none sent, until it
+// is resumed, which sends them in order), recording webhook.updated. Validation is as for CreateWebhook; ENotFound when
 // unknown.
 func (s *Service) UpdateWebhook(ctx context.Context, workspaceID uuid.UUID, md helpdeskflow.Metadata, id uuid.UUID, cmd UpdateWebhook) (helpdeskflow.Webhook, error) {
 	var out helpdeskflow.Webhook

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,16 +13,18 @@ import (
 // WebhookQueue is the webhooks and their delivery queue in Postgres
 // (store/outbound and store/queues) as the webhook handler uses them.
 type WebhookQueue interface {
-	ActiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error)
+	LiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error)
 	EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Delivery) error
 }
 
 // Webhooks is the dispatcher handler that records a delivery for
-// every active webhook an event matches, before any attempt, so a
+// every webhook subscribed to an event, before any attempt, so a
 // redelivered event never sends twice (deliveries are unique per webhook
-// and event). Internal notes are never sent. It is a dispatch.BatchHandler:
-// a batch reads the active webhooks of all its workspaces in one query
-// and records its deliveries together.
+// and event). A paused webhook's deliveries are recorded too: claims hold
+// them until it is resumed (up to helpdeskflow.MaxHeldDeliveries, see
+// queues.Store.EnqueueDeliveries). Internal notes are never sent. It is a
+// dispatch.BatchHandler: a batch reads the webhooks of all its workspaces
+// in one query and records its deliveries together.
 type Webhooks struct {
 	Store       WebhookQueue
 	MaxAttempts int              // default 3
@@ -33,26 +34,15 @@ type Webhooks struct {
 // Name implements dispatch.Handler.
 func (h Webhooks) Name() string { return "webhooks" }
 
-// payload is the body of a delivery (schema <Type>Event of the OpenAPI
-// document's webhooks section).
-type payload struct {
-	ID            uuid.UUID       `json:"id"`
-	Type          string          `json:"type"`
-	SchemaVersion int             `json:"schema_version"`
-	WorkspaceID   uuid.UUID       `json:"workspace_id"`
-	OccurredAt    string          `json:"occurred_at"`
-	Data          json.RawMessage `json:"data"`
-}
-
 // Handle implements dispatch.Handler: e as a batch of its own.
 func (h Webhooks) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	return handleAlone(ctx, h, e)
 }
 
-// Begin implements dispatch.BatchHandler: it reads the active webhooks of
-// the workspaces of events that are not internal notes.
+// Begin implements dispatch.BatchHandler: it reads the webhooks (active
+// or paused) of the workspaces of events that are not internal notes.
 func (h Webhooks) Begin(ctx context.Context, events []helpdeskflow.Event) (dispatch.HandlerBatch, error) {
-	hooks, err := h.Store.ActiveWebhooks(ctx, workspacesOf(events, func(e helpdeskflow.Event) bool { return !helpdeskflow.IsInternalNote(e) }))
+	hooks, err := h.Store.LiveWebhooks(ctx, workspacesOf(events, func(e helpdeskflow.Event) bool { return !helpdeskflow.IsInternalNote(e) }))
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +62,7 @@ func (b *webhookBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	if helpdeskflow.IsInternalNote(e) || len(hooks) == 0 {
 		return nil
 	}
-	body, err := helpdeskflow.MarshalJSON(payload{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, WorkspaceID: e.WorkspaceID,
-		OccurredAt: e.OccurredAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Data: e.Data})
+	body, err := helpdeskflow.WebhookBody(e)
 	if err != nil {
 		return err
 	}
@@ -87,11 +76,12 @@ func (b *webhookBatch) Handle(ctx context.Context, e helpdeskflow.Event) error {
 	}
 	at := now()
 	for _, w := range hooks {
-		if !w.Matches(e.Type) {
+		if !w.Subscribes(e.Type) {
 			continue
 		}
 		b.ds = append(b.ds, helpdeskflow.Delivery{ID: uuid.New(), WebhookID: w.ID, WorkspaceID: e.WorkspaceID, EventID: e.ID,
-			EventType: e.Type, StreamID: e.StreamID, StreamVersion: e.Version, Payload: body, MaxAttempts: maxAttempts, NextAttemptAt: &at})
+			EventType: e.Type, StreamID: e.StreamID, StreamVersion: e.Version, Payload: body, MaxAttempts: maxAttempts, NextAttemptAt: &at,
+			Held: !w.Active})
 	}
 	return nil
 }

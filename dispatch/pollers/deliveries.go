@@ -24,6 +24,7 @@ type DeliveryStore interface {
 	ClaimDeliveries(ctx context.Context, now time.Time, limit, perWebhook int, room map[uuid.UUID]int, lease time.Duration) ([]queues.ClaimedDelivery, error)
 	FinishAttempts(ctx context.Context, fs []queues.FinishedAttempt) error
 	DeliveryQueue(ctx context.Context, now time.Time) (pending int64, oldest time.Duration, err error)
+	DroppedDeliveries(ctx context.Context) (int64, error)
 }
 
 // Opener opens sealed secrets (secretbox.Keyring).
@@ -104,6 +105,7 @@ type deliveryMetrics struct {
 	failed         prometheus.Counter
 	pending        prometheus.Gauge
 	oldestPending  prometheus.Gauge
+	dropped        prometheus.Gauge
 	internalErrors prometheus.Counter
 }
 
@@ -113,7 +115,9 @@ type deliveryMetrics struct {
 // helpdeskflow_webhook_retries_scheduled_total,
 // helpdeskflow_webhook_deliveries_failed_total (permanently),
 // helpdeskflow_webhook_pending_deliveries,
-// helpdeskflow_webhook_oldest_pending_seconds and
+// helpdeskflow_webhook_oldest_pending_seconds,
+// helpdeskflow_webhook_dropped_deliveries (dropped from paused webhooks
+// over their held cap, all processes together) and
 // helpdeskflow_webhook_queue_errors_total.
 func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 	if cfg.Store == nil || cfg.Sender == nil || cfg.Secrets == nil {
@@ -166,6 +170,8 @@ func NewDeliveryWorker(cfg DeliveryWorkerConfig) (*DeliveryWorker, error) {
 			Help: "Webhook deliveries waiting for an attempt or a retry."}), &err),
 		oldestPending: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_oldest_pending_seconds",
 			Help: "Age of the oldest pending webhook delivery."}), &err),
+		dropped: metricreg.Register(cfg.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{Name: "helpdeskflow_webhook_dropped_deliveries",
+			Help: "Webhook deliveries dropped so far from paused webhooks over their held cap (read from Postgres: the total of all processes)."}), &err),
 		internalErrors: metricreg.Register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{Name: "helpdeskflow_webhook_queue_errors_total",
 			Help: "Failures reading or writing the delivery queue (retried)."}), &err),
 	}
@@ -211,11 +217,14 @@ func (w *DeliveryWorker) release(c queues.ClaimedDelivery) queues.FinishedAttemp
 		Attempt: helpdeskflow.DeliveryAttempt{Attempt: c.Attempts, StartedAt: w.cfg.Now()}}
 }
 
-// queueStats updates the pending gauges.
+// queueStats updates the pending and dropped gauges.
 func (w *DeliveryWorker) queueStats(ctx context.Context) {
 	if pending, oldest, err := w.cfg.Store.DeliveryQueue(ctx, w.cfg.Now()); err == nil {
 		w.m.pending.Set(float64(pending))
 		w.m.oldestPending.Set(oldest.Seconds())
+	}
+	if dropped, err := w.cfg.Store.DroppedDeliveries(ctx); err == nil {
+		w.m.dropped.Set(float64(dropped))
 	}
 }
 
@@ -311,13 +320,22 @@ func (w *DeliveryWorker) send(ctx context.Context, c queues.ClaimedDelivery, now
 		return webhook.Result{ErrorClass: "secret_unavailable", Err: err}
 	}
 	// The keys are in canonical form (textproto.CanonicalMIMEHeaderKey).
+	// webhook-id is the event id, the same on every retry and replay, as
+	// Standard Webhooks receivers drop duplicates by it.
+	eventID := c.EventID.String()
 	header := http.Header{
 		"X-Hdf-Signature":   {webhook.Sign(secrets, now, c.Payload)},
-		"X-Hdf-Event-Id":    {c.EventID.String()},
+		"X-Hdf-Event-Id":    {eventID},
 		"X-Hdf-Event-Type":  {c.EventType},
 		"X-Hdf-Delivery-Id": {c.ID.String()},
 		"X-Hdf-Attempt":     {strconv.Itoa(c.Attempts)},
+		"Webhook-Id":        {eventID},
+		"Webhook-Timestamp": {strconv.FormatInt(now.Unix(), 10)},
+		"Webhook-Signature": {webhook.SignStandard(secrets, eventID, now, c.Payload)},
 		"User-Agent":        {"HelpDeskFlow-Webhooks/1"},
+	}
+	if c.ReplayID != uuid.Nil {
+		header["X-Hdf-Replay"] = []string{"true"}
 	}
 	return w.cfg.Sender.Send(ctx, webhook.Request{URL: c.URL, Body: c.Payload, Header: header})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
@@ -480,5 +481,19 @@ func TestWebhooks_RotatedSecretSignsTheNextDelivery(t *testing.T) {
 	}
 	if n := strings.Count(got[1].Signature, "v1="); n != 2 {
 		t.Errorf("after the rotation: %d signatures, want the new secret's and the previous one's", n)
+	}
+	// webhook-signature too holds one v1 per valid secret, space-separated,
+	// and the Standard Webhooks library accepts either secret.
+	if n := len(strings.Fields(got[1].Header.Get("webhook-signature"))); n != 2 {
+		t.Errorf("after the rotation: webhook-signature %q has %d entries, want 2", got[1].Header.Get("webhook-signature"), n)
+	}
+	for name, secret := range map[string]string{"new": rotated.Secret, "previous": hook.Secret} {
+		lib, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatalf("the library refuses the %s secret: %v", name, err)
+		}
+		if err := lib.Verify(got[1].Body, got[1].Header); err != nil {
+			t.Errorf("after the rotation, the library with the %s secret: %v", name, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/helpdeskflow/helpdeskflow"
 	"github.com/helpdeskflow/helpdeskflow/clients/webhook"
@@ -43,6 +44,7 @@ type received struct {
 	Version                              int64
 	Ticket                               string // the test events' stream
 	Status                               int    // the answer
+	Header                               http.Header
 }
 
 func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
@@ -51,7 +53,8 @@ func newReceiver(t *testing.T, answer func(n int, r received) int) *receiver {
 		body, _ := io.ReadAll(r.Body)
 		attempt, _ := strconv.Atoi(r.Header.Get("X-HDF-Attempt"))
 		got := received{EventID: r.Header.Get("X-HDF-Event-Id"), Type: r.Header.Get("X-HDF-Event-Type"),
-			DeliveryID: r.Header.Get("X-HDF-Delivery-Id"), Signature: r.Header.Get("X-HDF-Signature"), Attempt: attempt, Body: body}
+			DeliveryID: r.Header.Get("X-HDF-Delivery-Id"), Signature: r.Header.Get("X-HDF-Signature"), Attempt: attempt, Body: body,
+			Header: r.Header.Clone()}
 		var p struct {
 			Data struct {
 				Version int64  `json:"version"`
@@ -198,6 +201,25 @@ func TestWebhooks_SignedDeliveryRetriedUntilItSucceeds(t *testing.T) {
 		}
 		if err := webhook.Verify(r.Signature, r.Body, hook.Secret, time.Minute, time.Now()); err != nil {
 			t.Errorf("request %d signature: %v", i, err)
+		}
+		// The Standard Webhooks headers: webhook-id is the event id on
+		// every attempt, and the spec's own library verifies the signature.
+		if got := r.Header.Get("webhook-id"); got != e.ID.String() {
+			t.Errorf("request %d: webhook-id %q, want the event id %s", i, got, e.ID)
+		}
+		lib, err := standardwebhooks.NewWebhook(hook.Secret)
+		if err != nil {
+			t.Fatalf("the Standard Webhooks library refuses the secret: %v", err)
+		}
+		if err := lib.Verify(r.Body, r.Header); err != nil {
+			t.Errorf("request %d: the Standard Webhooks library: %v", i, err)
+		}
+		if err := webhook.VerifyStandard(r.Header.Get("webhook-id"), r.Header.Get("webhook-timestamp"), r.Header.Get("webhook-signature"),
+			r.Body, hook.Secret, time.Minute, time.Now()); err != nil {
+			t.Errorf("request %d: VerifyStandard: %v", i, err)
+		}
+		if r.Header.Get(webhook.HeaderReplay) != "" {
+			t.Errorf("request %d: a live delivery is marked %s", i, webhook.HeaderReplay)
 		}
 	}
 	var body map[string]any

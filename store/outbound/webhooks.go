@@ -12,11 +12,11 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-const webhookColumns = `id, workspace_id, url, event_types, active, previous_secret_until, created_at, updated_at`
+const webhookColumns = `id, workspace_id, url, event_types, active, previous_secret_until, dropped_deliveries, created_at, updated_at`
 
 func scanWebhook(row pgx.Row) (helpdeskflow.Webhook, error) {
 	var w helpdeskflow.Webhook
-	err := row.Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.CreatedAt, &w.UpdatedAt)
+	err := row.Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.DroppedDeliveries, &w.CreatedAt, &w.UpdatedAt)
 	w.CreatedAt, w.UpdatedAt = w.CreatedAt.UTC(), w.UpdatedAt.UTC()
 	if w.PreviousSecretUntil != nil {
 		u := w.PreviousSecretUntil.UTC()
@@ -39,7 +39,7 @@ func (t *Tx) LockWebhook(ctx context.Context, workspaceID, id uuid.UUID) (helpde
 	var s helpdeskflow.WebhookSecrets
 	err := t.tx.QueryRow(ctx, `SELECT `+webhookColumns+`, secret, previous_secret FROM webhooks
 		WHERE id = $1 AND workspace_id = $2 AND deleted_at IS NULL FOR UPDATE`, id, workspaceID).
-		Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.CreatedAt, &w.UpdatedAt, &s.Current, &s.Previous)
+		Scan(&w.ID, &w.WorkspaceID, &w.URL, &w.EventTypes, &w.Active, &w.PreviousSecretUntil, &w.DroppedDeliveries, &w.CreatedAt, &w.UpdatedAt, &s.Current, &s.Previous)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, s, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", id)
 	}
@@ -105,22 +105,23 @@ func (s *Store) Webhooks(ctx context.Context, workspaceID, after uuid.UUID, limi
 	return out, nil
 }
 
-// ActiveWebhooks returns the active webhooks of each of workspaceIDs that
-// has any, for matching events, in one query (workspaces without one are
-// left out of the map). Errors are EInternal.
-func (s *Store) ActiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error) {
+// LiveWebhooks returns the webhooks, active or paused, of each of
+// workspaceIDs that has any, for matching events (a paused webhook's
+// deliveries are recorded and held), in one query (workspaces without one
+// are left out of the map). Errors are EInternal.
+func (s *Store) LiveWebhooks(ctx context.Context, workspaceIDs []uuid.UUID) (map[uuid.UUID][]helpdeskflow.Webhook, error) {
 	out := map[uuid.UUID][]helpdeskflow.Webhook{}
 	if len(workspaceIDs) == 0 {
 		return out, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+webhookColumns+` FROM webhooks
-		WHERE workspace_id = ANY($1) AND deleted_at IS NULL AND active ORDER BY created_at, id`, workspaceIDs)
+		WHERE workspace_id = ANY($1) AND deleted_at IS NULL ORDER BY created_at, id`, workspaceIDs)
 	if err != nil {
-		return nil, pg.Internal("read active webhooks", err)
+		return nil, pg.Internal("read webhooks", err)
 	}
 	hooks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Webhook, error) { return scanWebhook(r) })
 	if err != nil {
-		return nil, pg.Internal("read active webhooks", err)
+		return nil, pg.Internal("read webhooks", err)
 	}
 	for _, w := range hooks {
 		out[w.WorkspaceID] = append(out[w.WorkspaceID], w)

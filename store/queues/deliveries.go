@@ -15,7 +15,12 @@ import (
 // EnqueueDeliveries records deliveries before any attempt; a delivery of
 // an event a webhook already has is left alone (a Kafka redelivery). A
 // delivery to a deleted (or unknown) webhook is recorded as cancelled and
-// never attempted. Each recorded delivery waits behind any pending
+// never attempted. A paused webhook's deliveries are recorded pending and
+// held (claims skip paused webhooks); when a delivery is marked Held and
+// its webhook is paused, past the Store's held cap
+// (helpdeskflow.MaxHeldDeliveries unless WithHeldCap) the webhook's oldest
+// pending deliveries not in flight are marked dropped and counted in its
+// dropped_deliveries. Each recorded delivery waits behind any pending
 // delivery of an earlier event of its stream to its webhook; one of an
 // earlier event than those pending (recorded out of order) goes first. The
 // deliveries, of any webhooks and events, are recorded in one transaction
@@ -27,22 +32,31 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 	n := len(ds)
 	ids, hooks, workspaces, events, streams := make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
 	types, versions, payloads, maxAttempts, at := make([]string, n), make([]int64, n), make([][]byte, n), make([]int32, n), make([]*time.Time, n)
+	replays := make([]*uuid.UUID, n)
 	for i, d := range ds {
 		ids[i], hooks[i], workspaces[i], events[i], streams[i] = d.ID, d.WebhookID, d.WorkspaceID, d.EventID, d.StreamID
 		types[i], versions[i], payloads[i], maxAttempts[i], at[i] = d.EventType, d.StreamVersion, d.Payload, int32(d.MaxAttempts), d.NextAttemptAt
+		if d.ReplayID != uuid.Nil {
+			replays[i] = &ds[i].ReplayID
+		}
 	}
 	b := beginDeliveryChange(lockWebhooks, hooks)
+	// ON CONFLICT without a target: a live delivery is unique per
+	// (webhook, event), a replay's per (replay, event) (migration 0027).
 	b.Queue(`INSERT INTO webhook_deliveries (id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version,
-			payload, status, max_attempts, next_attempt_at, created_at, updated_at)
+			payload, status, max_attempts, next_attempt_at, created_at, updated_at, replay_id)
 		SELECT d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload, s.status,
-			d.max_attempts, CASE WHEN s.status = 'pending' THEN d.at END, d.at, d.at
-		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::bytea[], $9::int[], $10::timestamptz[])
-			AS d(id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, payload, max_attempts, at)
+			d.max_attempts, CASE WHEN s.status = 'pending' THEN d.at END, d.at, d.at, d.replay_id
+		FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::uuid[], $7::bigint[], $8::bytea[], $9::int[], $10::timestamptz[], $11::uuid[])
+			AS d(id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, payload, max_attempts, at, replay_id)
 		CROSS JOIN LATERAL (SELECT CASE WHEN EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.deleted_at IS NULL)
 			THEN 'pending' ELSE 'cancelled' END AS status) s
-		ON CONFLICT (webhook_id, event_id) DO NOTHING`,
-		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at)
+		ON CONFLICT DO NOTHING`,
+		ids, hooks, workspaces, events, types, streams, versions, payloads, maxAttempts, at, replays)
 	b.Queue(demoteLaterHeads, ids)
+	if held := heldWebhooks(ds); len(held) > 0 {
+		b.Queue(dropOverHeldCap, held, s.heldCap, time.Now())
+	}
 	endDeliveryChange(b, ids)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return pg.Internal("enqueue deliveries", err)
@@ -67,6 +81,8 @@ func (s *Store) EnqueueDeliveries(ctx context.Context, ds []helpdeskflow.Deliver
 // pair's lowest pending delivery (promoteHeads). Under the lock each
 // statement sees what the previous holder committed, so a successor
 // recorded while its predecessor finishes is never left without a head.
+// Deliveries of one event (a live one and a replay's) are ordered by
+// creation, then id, so a pair has one head.
 const (
 	lockWebhooks = `SELECT 1 FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`
 	// lockWebhooksOf locks the webhooks of the deliveries $1.
@@ -81,16 +97,16 @@ const (
 	// tiny: with such a plan, a batch of 1,000 enqueued while 70,000
 	// were pending ran for minutes, a nested loop over every pending head).
 	demoteLaterHeads = `UPDATE webhook_deliveries d SET head = false
-		FROM (SELECT n.webhook_id, n.stream_id, n.stream_version, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
+		FROM (SELECT n.id, n.webhook_id, n.stream_id, n.stream_version, n.created_at, n.status FROM webhook_deliveries n WHERE n.id = ANY($1) OFFSET 0) n
 		CROSS JOIN LATERAL (SELECT e.id, e.head FROM webhook_deliveries e WHERE e.webhook_id = n.webhook_id AND e.stream_id = n.stream_id
-			AND e.status = 'pending' AND e.stream_version > n.stream_version OFFSET 0) l
+			AND e.status = 'pending' AND e.stream_version >= n.stream_version AND (e.stream_version, e.created_at, e.id) > (n.stream_version, n.created_at, n.id) OFFSET 0) l
 		WHERE n.status = 'pending' AND l.head AND d.id = l.id`
 	// promoteHeads: the lowest pending delivery of the (webhook, stream)
 	// of each delivery $1 is its head.
 	promoteHeads = `UPDATE webhook_deliveries d SET head = true
 		FROM (SELECT DISTINCT webhook_id, stream_id FROM webhook_deliveries WHERE id = ANY($1)) p
 		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
-				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+				AND e.status = 'pending' ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
 	// promoteHeadsOf is promoteHeads of the (webhook, stream) pairs $1, $2
@@ -98,10 +114,47 @@ const (
 	promoteHeadsOf = `UPDATE webhook_deliveries d SET head = true
 		FROM (SELECT DISTINCT webhook_id, stream_id FROM unnest($1::uuid[], $2::uuid[]) AS p(webhook_id, stream_id)) p
 		WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
-				AND e.status = 'pending' ORDER BY e.stream_version LIMIT 1)
+				AND e.status = 'pending' ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
 			AND NOT d.head
 		RETURNING d.webhook_id, d.next_attempt_at`
 )
+
+// heldWebhooks returns the webhooks of the deliveries recorded as held
+// (for a paused webhook), whose held cap the enqueue checks.
+func heldWebhooks(ds []helpdeskflow.Delivery) []uuid.UUID {
+	var out []uuid.UUID
+	for _, d := range ds {
+		if d.Held {
+			out = append(out, d.WebhookID)
+		}
+	}
+	return out
+}
+
+// dropOverHeldCap: of each paused webhook among $1 with more than $2
+// pending deliveries, the oldest pending ones not leased at $3 (in
+// flight) are dropped until $2 remain, counted on the webhook, and their
+// streams' next pending deliveries become heads (the last statement's
+// snapshot does not see the drop, hence NOT IN dropped).
+const dropOverHeldCap = `WITH over AS (
+		SELECT w.id, (SELECT count(*) FROM webhook_deliveries d WHERE d.webhook_id = w.id AND d.status = 'pending') - $2::int AS excess
+		FROM webhooks w WHERE w.id IN (SELECT DISTINCT unnest($1::uuid[])) AND NOT w.active AND w.deleted_at IS NULL
+	), dropped AS (
+		UPDATE webhook_deliveries d SET status = 'dropped', head = false, next_attempt_at = NULL, updated_at = $3
+		FROM over o CROSS JOIN LATERAL (SELECT e.id FROM webhook_deliveries e
+			WHERE e.webhook_id = o.id AND e.status = 'pending' AND (e.leased_until IS NULL OR e.leased_until <= $3) AND o.excess > 0
+			ORDER BY e.created_at, e.stream_version LIMIT greatest(o.excess, 0)) v
+		WHERE d.id = v.id
+		RETURNING d.id, d.webhook_id, d.stream_id
+	), counted AS (
+		UPDATE webhooks w SET dropped_deliveries = w.dropped_deliveries + c.n
+		FROM (SELECT webhook_id, count(*) AS n FROM dropped GROUP BY webhook_id) c WHERE w.id = c.webhook_id
+	)
+	UPDATE webhook_deliveries d SET head = true
+	FROM (SELECT DISTINCT webhook_id, stream_id FROM dropped) p
+	WHERE d.id = (SELECT e.id FROM webhook_deliveries e WHERE e.webhook_id = p.webhook_id AND e.stream_id = p.stream_id
+			AND e.status = 'pending' AND e.id NOT IN (SELECT id FROM dropped) ORDER BY e.stream_version, e.created_at, e.id LIMIT 1)
+		AND NOT d.head`
 
 // beginDeliveryChange starts a one-round-trip transaction that changes
 // deliveries: BEGIN, then lock (lockWebhooks or lockWebhooksOf) with ids.
@@ -179,9 +232,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, now time.Time, limit, perWe
 		if err == nil {
 			out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ClaimedDelivery, error) {
 				var c ClaimedDelivery
+				var replay *uuid.UUID
 				err := r.Scan(&c.ID, &c.WebhookID, &c.WorkspaceID, &c.EventID, &c.EventType, &c.StreamID, &c.StreamVersion, &c.Payload,
-					&c.Attempts, &c.MaxAttempts, &c.NextAttemptAt, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil)
+					&c.Attempts, &c.MaxAttempts, &c.NextAttemptAt, &c.CreatedAt, &c.URL, &c.Secrets.Current, &c.Secrets.Previous, &c.Secrets.PreviousSecretUntil, &replay)
 				c.Status = helpdeskflow.DeliveryPending
+				if replay != nil {
+					c.ReplayID = *replay
+				}
 				return c, err
 			})
 		}
@@ -213,14 +270,14 @@ const (
 		), room AS (
 			SELECT h.webhook_id AS id, '-infinity'::timestamptz AS after, coalesce(r.n, $5::int) AS n,
 				w.url, w.secret, w.previous_secret, w.previous_secret_until FROM hooks h
-			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL
+			JOIN webhooks w ON w.id = h.webhook_id AND w.deleted_at IS NULL AND w.active
 			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = h.webhook_id
 		)` + claimTail
 	// claimFromCursors: $7 the webhooks with cursors, $8 their cursors.
 	claimFromCursors = `WITH room AS (
 			SELECT k.id, k.after, coalesce(r.n, $5::int) AS n, w.url, w.secret, w.previous_secret, w.previous_secret_until
 			FROM unnest($7::uuid[], $8::timestamptz[]) AS k(id, after)
-			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL
+			JOIN webhooks w ON w.id = k.id AND w.deleted_at IS NULL AND w.active
 			LEFT JOIN unnest($3::uuid[], $6::int[]) AS r(id, n) ON r.id = k.id
 		)` + claimTail
 	claimTail = `, due AS (
@@ -235,7 +292,7 @@ const (
 		UPDATE webhook_deliveries d SET leased_until = $1::timestamptz + $4::interval, attempts = d.attempts + 1, updated_at = $1
 		FROM due WHERE d.ctid = due.tid
 		RETURNING d.id, d.webhook_id, d.workspace_id, d.event_id, d.event_type, d.stream_id, d.stream_version, d.payload,
-			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until`
+			d.attempts, d.max_attempts, d.next_attempt_at, d.created_at, due.url, due.secret, due.previous_secret, due.previous_secret_until, d.replay_id`
 )
 
 // asyncCommit lets a transaction of the delivery queue's bookkeeping
@@ -416,21 +473,31 @@ const releaseDeliveries = `UPDATE webhook_deliveries d SET attempts = d.attempts
 	RETURNING d.webhook_id, CASE WHEN d.head THEN d.next_attempt_at END`
 
 // Deliveries lists a webhook's deliveries, newest first, with their
-// attempts: status filters ("" for all), before is the last delivery id
+// attempts: status filters ("" for all; a paused webhook's pending
+// deliveries are listed as helpdeskflow.DeliveryHeld, and only they), before is the last delivery id
 // of the previous page (uuid.Nil for the first). A deleted webhook's log
 // stays readable (its pending deliveries were cancelled); ENotFound for a
 // webhook the workspace never had.
 func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID, status string, before uuid.UUID, limit int) ([]helpdeskflow.Delivery, error) {
-	var known bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND workspace_id = $2)`,
-		webhookID, workspaceID).Scan(&known); err != nil {
-		return nil, pg.Internal("read webhook", err)
-	}
-	if !known {
+	var paused bool
+	err := s.pool.QueryRow(ctx, `SELECT NOT active AND deleted_at IS NULL FROM webhooks WHERE id = $1 AND workspace_id = $2`,
+		webhookID, workspaceID).Scan(&paused)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, helpdeskflow.Errorf(helpdeskflow.ENotFound, "webhook %s not found", webhookID)
 	}
+	if err != nil {
+		return nil, pg.Internal("read webhook", err)
+	}
+	// A paused webhook's pending deliveries are held: stored pending,
+	// listed (and filtered) as held.
+	switch {
+	case status == helpdeskflow.DeliveryHeld && paused:
+		status = helpdeskflow.DeliveryPending
+	case status == helpdeskflow.DeliveryHeld, status == helpdeskflow.DeliveryPending && paused:
+		return []helpdeskflow.Delivery{}, nil
+	}
 	rows, err := s.pool.Query(ctx, `SELECT id, webhook_id, workspace_id, event_id, event_type, stream_id, stream_version, status,
-			attempts, max_attempts, next_attempt_at, created_at, updated_at
+			attempts, max_attempts, next_attempt_at, created_at, updated_at, coalesce(replay_id, '00000000-0000-0000-0000-000000000000')
 		FROM webhook_deliveries d
 		WHERE webhook_id = $1 AND workspace_id = $2 AND ($3 = '' OR status = $3)
 			AND ($4 = '00000000-0000-0000-0000-000000000000'::uuid
@@ -442,7 +509,10 @@ func (s *Store) Deliveries(ctx context.Context, workspaceID, webhookID uuid.UUID
 	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (helpdeskflow.Delivery, error) {
 		var d helpdeskflow.Delivery
 		err := r.Scan(&d.ID, &d.WebhookID, &d.WorkspaceID, &d.EventID, &d.EventType, &d.StreamID, &d.StreamVersion, &d.Status,
-			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt)
+			&d.Attempts, &d.MaxAttempts, &d.NextAttemptAt, &d.CreatedAt, &d.UpdatedAt, &d.ReplayID)
+		if paused && d.Status == helpdeskflow.DeliveryPending {
+			d.Status = helpdeskflow.DeliveryHeld
+		}
 		return d, err
 	})
 	if err != nil || len(ds) == 0 {
@@ -531,6 +601,18 @@ func (s *Store) DeliveryQueue(ctx context.Context, now time.Time) (pending int64
 		oldest = now.Sub(*first)
 	}
 	return pending, oldest, nil
+}
+
+// DroppedDeliveries returns how many deliveries have been dropped from
+// paused webhooks over their held cap, all webhooks together (deleted ones
+// too, so the total never goes down), for the metric. Errors are
+// EInternal.
+func (s *Store) DroppedDeliveries(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(sum(dropped_deliveries), 0)::bigint FROM webhooks`).Scan(&n); err != nil {
+		return 0, pg.Internal("count dropped deliveries", err)
+	}
+	return n, nil
 }
 
 // PurgeDeliveries deletes up to limit of the oldest finished deliveries

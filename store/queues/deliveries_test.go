@@ -373,23 +373,31 @@ func TestDeleteWebhook_CancelsPendingDeliveries(t *testing.T) {
 	}
 }
 
-// A paused webhook records no deliveries for new events (the dispatcher
-// skips it), but those already recorded keep their schedule.
-func TestClaimDeliveries_PausedWebhookFinishesWhatItHas(t *testing.T) {
+// A paused webhook's deliveries, those recorded before the pause too,
+// are held: no claim takes them until the webhook is resumed.
+func TestClaimDeliveries_PausedWebhookHoldsWhatItHas(t *testing.T) {
 	q := newDeliveryQueue(t)
 	hook := q.webhook(q.ws)
 	id := q.enqueue(hook, uuid.New(), 1, 1, q.t0)[1]
-	if err := q.db.Transact(q.ctx, func(ptx *pg.Tx) error {
-		tx := outbound.In(ptx)
-		w, _, err := tx.LockWebhook(q.ctx, q.ws, hook)
-		w.Active, w.UpdatedAt = false, q.t0
-		tx.UpdateWebhook(q.ctx, w)
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	setActive := func(active bool) {
+		t.Helper()
+		if err := q.db.Transact(q.ctx, func(ptx *pg.Tx) error {
+			tx := outbound.In(ptx)
+			w, _, err := tx.LockWebhook(q.ctx, q.ws, hook)
+			w.Active, w.UpdatedAt = active, q.t0
+			tx.UpdateWebhook(q.ctx, w)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := q.claim(q.at(time.Second), 10, 10); len(got) != 1 || got[0].ID != id {
-		t.Fatalf("want the paused webhook's recorded delivery claimed, got %d", len(got))
+	setActive(false)
+	if got := q.claim(q.at(time.Second), 10, 10); len(got) != 0 {
+		t.Fatalf("a paused webhook's delivery was claimed (%d)", len(got))
+	}
+	setActive(true)
+	if got := q.claim(q.at(2*time.Second), 10, 10); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("want the resumed webhook's held delivery claimed, got %d", len(got))
 	}
 }
 

@@ -11,6 +11,8 @@ package queues
 import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/helpdeskflow/helpdeskflow"
+
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
@@ -21,10 +23,25 @@ type Store struct {
 	pool *pgxpool.Pool
 	// cursors are where this process's delivery claims start.
 	cursors *claimCursors
+	// heldCap is how many pending deliveries a paused webhook keeps.
+	heldCap int
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithHeldCap makes a paused webhook keep up to n pending deliveries
+// instead of helpdeskflow.MaxHeldDeliveries (tests use a small cap).
+func WithHeldCap(n int) Option { return func(s *Store) { s.heldCap = max(n, 1) } }
+
 // New returns the queues kept in db.
-func New(db *pg.DB) *Store { return &Store{pool: db.Pool(), cursors: newClaimCursors()} }
+func New(db *pg.DB, opts ...Option) *Store {
+	s := &Store{pool: db.Pool(), cursors: newClaimCursors(), heldCap: helpdeskflow.MaxHeldDeliveries}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
 
 // Tx is the queues' view of one transaction: the SLA timers a command
 // schedules with its events.
