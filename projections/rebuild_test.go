@@ -108,14 +108,14 @@ type liveProjection struct {
 	published helpdeskflow.Position
 	count     int
 	messages  int
-	versions  map[uuid.UUID]int64 // the latest of each stream published
-	tickets   map[uuid.UUID]bool  // the ticket streams
+	versions  map[uuid.UUID]int64  // the latest of each stream published
+	types     map[uuid.UUID]string // the type of each stream
 }
 
 func startLiveProjection(t *testing.T, s *eventstore.Store, conn driver.Conn) *liveProjection {
 	brokers := newKafka(t)
 	startProjector(t, conn, brokers, "g-"+uuid.NewString()[:8], func(c *projections.Config) { c.Events = s })
-	return &liveProjection{t: t, s: s, conn: conn, brokers: brokers, tickets: map[uuid.UUID]bool{}}
+	return &liveProjection{t: t, s: s, conn: conn, brokers: brokers, types: map[uuid.UUID]string{}}
 }
 
 // publish publishes the events appended since the last call and waits
@@ -153,16 +153,15 @@ func (l *liveProjection) publish() {
 			if e.Type == helpdeskflow.EventTicketCreated || e.Type == helpdeskflow.EventTicketMessageAdded {
 				l.messages++
 			}
-			if e.StreamType == helpdeskflow.StreamTicket {
-				l.tickets[e.StreamID] = true
-			}
+			l.types[e.StreamID] = e.StreamType
 		}
 	}
 	var ticketSum, customerSum uint64
 	for id, v := range l.versions {
-		if l.tickets[id] {
+		switch l.types[id] {
+		case helpdeskflow.StreamTicket:
 			ticketSum += uint64(v)
-		} else {
+		case helpdeskflow.StreamCustomer:
 			customerSum += uint64(v)
 		}
 	}
