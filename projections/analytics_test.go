@@ -22,6 +22,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/commands/rules"
 	"github.com/helpdeskflow/helpdeskflow/commands/tickets"
 	"github.com/helpdeskflow/helpdeskflow/internal/testenv"
+	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
 // analyticsDoc is the analysts' guide whose every sql block the test runs.
@@ -772,4 +773,53 @@ func (w *analyticsWorld) subjectOf(m *modelTicket) string {
 		w.t.Fatal(err)
 	}
 	return tk.Subject
+}
+
+// analyticsTables are the tables of migration 0010.
+var analyticsTables = []string{"ticket_history", "ticket_service", "automation_firings"}
+
+// TestAnalyticsBackfillByRebuild: a deployment that projected events
+// before migration 0010 existed (here: the analytics tables emptied after
+// a live projection) gets the same analytics rows as a live projection of
+// the whole history from `projections rebuild --tables ticket_history`,
+// and the views keep filling the swapped-in tables afterwards.
+func TestAnalyticsBackfillByRebuild(t *testing.T) {
+	old, _ := newBareDB(t)
+	ctx := context.Background()
+	if err := projections.MigrateUpTo(ctx, old, 9); err != nil {
+		t.Fatal(err)
+	}
+	if err := projections.Migrate(ctx, old); err != nil {
+		t.Fatalf("migration 0010 on a database of migration 0009: %v", err)
+	}
+
+	conn, _ := newDB(t)
+	s := testenv.Store(t)
+	ws := uuid.New()
+	tickets, _ := history(t, s, ws, 12)
+	touch(t, s, ws, tickets[:5], 3, "Changed")
+	live := startLiveProjection(t, s, conn)
+	live.publish()
+	want := snapshot(t, conn, analyticsTables)
+	if len(want["ticket_history"]) != 12*3+5 || len(want["automation_firings"]) != 5 || len(want["ticket_service"]) != 12 {
+		t.Fatalf("the live projection wrote %d history, %d firing and %d service rows; want 41, 5, 12",
+			len(want["ticket_history"]), len(want["automation_firings"]), len(want["ticket_service"]))
+	}
+	for _, table := range analyticsTables {
+		if err := conn.Exec(ctx, "TRUNCATE TABLE "+table); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	report := rebuild(t, projections.RebuildConfig{ClickHouse: conn, Events: s, Tables: []string{"ticket_history"}, DropOld: true})
+	if !slices.Contains(report.Tables, "ticket_service") || !slices.Contains(report.Tables, "tickets") {
+		t.Errorf("--tables ticket_history rebuilt %v; want tickets and the analytics tables", report.Tables)
+	}
+	sameContents(t, "after the backfill", snapshot(t, conn, analyticsTables), want)
+
+	more, _ := history(t, s, ws, 1)
+	live.publish()
+	eventually(t, wait, "the views to fill the swapped-in tables", func() bool {
+		return queryUint(t, conn, "SELECT count() FROM ("+projections.ServiceFactsQuery()+") WHERE ticket_id = toUUID('"+more[0].String()+"')") == 1
+	})
 }
