@@ -247,6 +247,9 @@ func makeHistory(t *testing.T, w *analyticsWorld) {
 	// Week 1.
 	w.at(0, 8, 0)
 	t1 := w.create("T1", "alice@example.com", "Refund for order 1", "urgent", apiMD, "order")
+	w.at(0, 8, 25)
+	agent := "agent-7"
+	w.update(t1, agentMD, tickets.UpdateTicket{AssigneeID: commands.Nullable[string]{Set: true, Value: &agent}})
 	w.at(0, 8, 30)
 	w.message(t1, helpdeskflow.AuthorAgent, false)
 	w.at(0, 9, 0)
@@ -693,8 +696,12 @@ func analyticsChecks(w *analyticsWorld) map[string]func(*testing.T, result) {
 			if second["rule_id"] != w.rule.String() || second["team"] != "billing" || second["event_channel"] != "automation" {
 				t.Errorf("second row %v, want the rule's assignment to billing", second)
 			}
-			if last["status"] != "closed" || last["team"] != "billing" || last["priority"] != "urgent" {
-				t.Errorf("last row %v, want closed, billing, urgent", last)
+			if last["status"] != "closed" || last["team"] != "billing" || last["priority"] != "urgent" || last["assignee_id"] != "agent-7" {
+				t.Errorf("last row %v, want closed, billing, urgent, agent-7", last)
+			}
+			assigned := slices.IndexFunc(r, func(row map[string]string) bool { return row["assignee_id"] != "" })
+			if assigned < 2 || r[assigned]["event_channel"] != "agent" || r[assigned-1]["assignee_id"] != "" {
+				t.Errorf("the assignment should show as of the agent's update, after rows without assignee: %v", r.project("version", "assignee_id", "event_channel"))
 			}
 			for i := 1; i < len(r); i++ {
 				if r[i]["version"] <= r[i-1]["version"] && len(r[i]["version"]) == len(r[i-1]["version"]) {
