@@ -158,10 +158,14 @@ func (b *bench) projectAnalytics(ctx context.Context, conn driver.Conn, storeURL
 		logf("analytics: reusing the projected ClickHouse database %s (%d ticket events)", analyticsCHDB, have)
 		return nil
 	}
+	// Live tables of an earlier, incomplete run are emptied (a rebuild
+	// under way keeps its own __v2 tables and checkpoint, and continues).
 	if err := projections.Truncate(ctx, conn); err != nil {
 		return err
 	}
-	_ = conn.Exec(ctx, "TRUNCATE TABLE IF EXISTS api_requests")
+	if err := conn.Exec(ctx, "TRUNCATE TABLE IF EXISTS api_requests"); err != nil {
+		return err
+	}
 	if _, err := projections.DropOldTables(ctx, conn, nil); err != nil {
 		return err
 	}
@@ -177,9 +181,20 @@ func (b *bench) projectAnalytics(ctx context.Context, conn driver.Conn, storeURL
 	defer debug.SetGCPercent(debug.SetGCPercent(800))
 	logf("analytics: projecting %d events from %s into ClickHouse %s", analyticsEvents, analyticsStoreDB, analyticsCHDB)
 	start := time.Now()
-	report, err := projections.Rebuild(ctx, projections.RebuildConfig{ClickHouse: conn, Events: store, DropOld: true})
-	if err != nil {
-		return err
+	// A rebuild that loses ClickHouse (the machine is shared and a
+	// ClickHouse busy merging millions of rows can stop answering for a
+	// while) continues from its checkpoint when run again.
+	var report projections.RebuildReport
+	for attempt := 1; ; attempt++ {
+		report, err = projections.Rebuild(ctx, projections.RebuildConfig{ClickHouse: conn, Events: store, DropOld: true})
+		if err == nil {
+			break
+		}
+		if helpdeskflow.ErrorCode(err) != helpdeskflow.EUnavailable || attempt == 5 || ctx.Err() != nil {
+			return err
+		}
+		logf("analytics: projection interrupted (%v); continuing from its checkpoint in 10 s", err)
+		time.Sleep(10 * time.Second)
 	}
 	// The request log: two million requests of 10 keys over the 12 weeks,
 	// every 20th an error.
