@@ -64,6 +64,7 @@ func (b *bench) runPhases(ctx context.Context) error {
 		phaseList:        func() error { return b.runListQuery(ctx, client, metricsClient, bodies) },
 		phaseMail:        func() error { return b.runMail(ctx) },
 		phaseRebuild:     func() error { return b.runRebuild(ctx) },
+		phaseAnalytics:   func() error { return b.runAnalytics(ctx) },
 		phaseCapacity:    func() error { return b.runCapacity(ctx, bodies) },
 	}
 	for _, name := range allPhases {

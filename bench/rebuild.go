@@ -82,7 +82,7 @@ func (b *bench) runRebuild(ctx context.Context) error {
 
 func (b *bench) rebuild(ctx context.Context, res *rebuildResult) error {
 	start := time.Now()
-	storeURL, reused, err := seedRebuildStore(ctx, b.cfg.postgresURL)
+	storeURL, reused, err := seedStore(ctx, b.cfg.postgresURL, rebuildStoreDB, rebuildEvents, rebuildSeedSQL())
 	if err != nil {
 		return err
 	}
@@ -165,23 +165,25 @@ func (b *bench) rebuildRound(ctx context.Context, store *eventstore.Store, n int
 	return round, report.Events, nil
 }
 
-// seedRebuildStore makes sure the store database holds the seeded events:
-// reused when a complete seed is there, else (re)created, migrated and
-// seeded by SQL. It returns the database's URL and whether it was reused.
-func seedRebuildStore(ctx context.Context, serverURL string) (string, bool, error) {
+// seedStore makes sure the store database name holds the events seeded
+// by the statements seed (the last of which records their number, events,
+// in bench_seed): reused when a complete seed is there, else (re)created,
+// migrated and seeded by SQL. It returns the database's URL and whether it
+// was reused. The rebuild and analytics phases seed their stores with it.
+func seedStore(ctx context.Context, serverURL, name string, events int64, seed []string) (string, bool, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		return "", false, err
 	}
 	admin, store := *u, *u
-	admin.Path, store.Path = "/postgres", "/"+rebuildStoreDB
+	admin.Path, store.Path = "/postgres", "/"+name
 	adminDB, err := pg.Connect(ctx, admin.String(), 1)
 	if err != nil {
 		return "", false, err
 	}
 	defer adminDB.Close()
 	var exists bool
-	if err := adminDB.Pool().QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", rebuildStoreDB).Scan(&exists); err != nil {
+	if err := adminDB.Pool().QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return "", false, err
 	}
 	if exists {
@@ -192,15 +194,15 @@ func seedRebuildStore(ctx context.Context, serverURL string) (string, bool, erro
 		var n int64
 		err = db.Pool().QueryRow(ctx, "SELECT events FROM bench_seed").Scan(&n)
 		db.Close()
-		if err == nil && n == rebuildEvents {
-			logf("rebuild: reusing the seeded store %s (%d events)", rebuildStoreDB, n)
+		if err == nil && n == events {
+			logf("reusing the seeded store %s (%d events)", name, n)
 			return store.String(), true, nil
 		}
-		if _, err := adminDB.Pool().Exec(ctx, "DROP DATABASE "+rebuildStoreDB+" WITH (FORCE)"); err != nil {
+		if _, err := adminDB.Pool().Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
 			return "", false, err
 		}
 	}
-	if _, err := adminDB.Pool().Exec(ctx, "CREATE DATABASE "+rebuildStoreDB); err != nil {
+	if _, err := adminDB.Pool().Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", false, err
 	}
 	db, err := pg.Connect(ctx, store.String(), 1)
@@ -211,14 +213,14 @@ func seedRebuildStore(ctx context.Context, serverURL string) (string, bool, erro
 	if err := pg.Migrate(ctx, db); err != nil {
 		return "", false, err
 	}
-	logf("rebuild: seeding %s with %d events by SQL", rebuildStoreDB, rebuildEvents)
+	logf("seeding %s with %d events by SQL", name, events)
 	start := time.Now()
-	for _, stmt := range rebuildSeedSQL() {
+	for _, stmt := range seed {
 		if _, err := db.Pool().Exec(ctx, stmt); err != nil {
-			return "", false, fmt.Errorf("seed the rebuild store: %w", err)
+			return "", false, fmt.Errorf("seed %s: %w", name, err)
 		}
 	}
-	logf("rebuild: seeded in %.0f s", time.Since(start).Seconds())
+	logf("seeded %s in %.0f s", name, time.Since(start).Seconds())
 	return store.String(), false, nil
 }
 

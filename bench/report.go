@@ -49,6 +49,7 @@ type results struct {
 	Webhooks          *webhooksResult     `json:"webhooks,omitempty"`
 	Mail              *mailResult         `json:"mail,omitempty"`
 	Rebuild           *rebuildResult      `json:"rebuild,omitempty"`
+	Analytics         *analyticsResult    `json:"analytics,omitempty"`
 	ProjectionLag     []lagResult         `json:"projection_lag"`
 	CompositeRead     *compositeRead      `json:"composite_read,omitempty"`
 	ListQuery         *listQuery          `json:"list_query,omitempty"`

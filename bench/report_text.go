@@ -224,6 +224,7 @@ func (r *results) markdown(w io.Writer) {
 	r.markdownReadSide(w)
 	r.markdownMail(w)
 	r.markdownRebuild(w)
+	r.markdownAnalytics(w)
 	r.markdownCapacity(w)
 	m := r.Memory
 	fmt.Fprintf(w, "\n## Memory of the dev process\n\nstart %s · peak during load %s · after load %s · at end %s · VmHWM %s\n",

@@ -27,7 +27,8 @@ var migrationFiles embed.FS
 
 // projectionTables are the tables Truncate empties: everything the projector
 // builds, but not schema_migrations.
-var projectionTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log", positionsTable}
+var projectionTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log",
+	"ticket_history", "ticket_service", "automation_firings", positionsTable}
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -228,7 +229,8 @@ func (m migration) apply(ctx context.Context, conn driver.Conn) error {
 }
 
 // Truncate empties the projection tables (tickets, tickets_by_created,
-// tickets_by_customer, customers, ticket_messages, audit_log, and
+// tickets_by_customer, customers, ticket_messages, audit_log, the analytics
+// tables ticket_history, ticket_service and automation_firings, and
 // projection_positions, which would otherwise claim what is gone) of conn's
 // database, keeping their schema and schema_migrations. The caller then
 // resets the projector group's offsets to the start of the topic, with no

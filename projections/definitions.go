@@ -17,7 +17,7 @@ type tableDefinition struct {
 }
 
 // definitions are the tables a rebuild builds, in the order it creates
-// and swaps them. They are what migrations 0001–0008 left (version 1); a
+// and swaps them. They are what migrations 0001–0008 and 0010 left (version 1); a
 // schema change edits a definition here, bumps its version and ships with
 // a rebuild (projections/README.md, "Rebuild").
 var definitions = []tableDefinition{
@@ -82,6 +82,26 @@ ORDER BY (workspace_id, ticket_id, message_id)`},
 ) ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (workspace_id, stream_id, version)`},
+	{name: "ticket_history", group: "ticket_history", version: 1, ddl: `CREATE TABLE %s (
+` + historyColumnDefs + `) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (workspace_id, ticket_id, version)`},
+	{name: "ticket_service", group: "ticket_history", version: 1, ddl: `CREATE TABLE %s (
+` + serviceColumnDefs() + `) ENGINE = AggregatingMergeTree()
+ORDER BY (workspace_id, ticket_id)`},
+	{name: "automation_firings", group: "ticket_history", version: 1, ddl: `CREATE TABLE %s (
+    workspace_id   UUID,
+    rule_id        String,
+    ticket_id      UUID,
+    version        UInt64,
+    event_type     String,
+    occurred_at    DateTime,
+    occurred_at_ms Int64,
+    request_id     String,
+    causation_id   String
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (workspace_id, rule_id, ticket_id, version)`},
 }
 
 // ticketColumnDefs are the columns of tickets and of the list tables.

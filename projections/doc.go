@@ -7,7 +7,11 @@
 // event of every stream. Every table is a ReplacingMergeTree keyed by the
 // entity (or by stream and version for audit_log) with the event version as
 // its version column, so a redelivered or replayed event collapses onto the
-// row it already wrote; queries read them with FINAL.
+// row it already wrote; queries read them with FINAL. It writes the
+// analytics model too (history.go, docs/analytics.md): ticket_history, one
+// row per ticket event holding the ticket as the event left it, from which
+// materialized views keep ticket_service (the service facts per ticket,
+// an AggregatingMergeTree) and automation_firings.
 //
 // The RequestLogProjector consumes helpdeskflow.api-requests in its own
 // group and appends each API request to api_requests (a ReplacingMergeTree

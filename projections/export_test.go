@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
@@ -44,4 +45,15 @@ func ChangeDefinition(cfg *RebuildConfig, table string, version int, change func
 			cfg.definitions[i].version = version
 		}
 	}
+}
+
+// ServiceFactsQuery reads ticket_service with every fact merged, one row
+// per ticket, the facts in their table order.
+func ServiceFactsQuery() string {
+	exprs := []string{"workspace_id", "ticket_id"}
+	for _, f := range serviceFacts {
+		fn := strings.TrimSpace(strings.Split(strings.TrimPrefix(f.typ, "AggregateFunction("), ",")[0])
+		exprs = append(exprs, fn+"Merge("+f.name+") AS "+f.name)
+	}
+	return "SELECT " + strings.Join(exprs, ", ") + " FROM ticket_service GROUP BY workspace_id, ticket_id"
 }

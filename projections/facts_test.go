@@ -6,17 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,31 +35,28 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/projections"
 )
 
-// docQueries returns the named ```sql blocks of docs/analytics.md (a
-// block's first line is "-- name: <name>"), by name.
-func docQueries(t *testing.T) map[string]string {
-	t.Helper()
-	doc, err := os.ReadFile("../docs/analytics.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, m := range regexp.MustCompile("(?s)```sql\n-- name: ([^\n]+)\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
-		out[m[1]] = m[2]
-	}
-	return out
-}
-
 // Webhook attempts made by the real delivery worker against receivers on
 // 127.0.0.1, and mailbox sync runs of the real mail sync worker against the
 // test Dovecot, reach ClickHouse through recordlog, kfake and the
 // FactsProjector, over two days of an injected clock; the two queries of
 // docs/analytics.md's "Delivery and mailbox facts" answer what happened.
 func TestServiceFacts_DocQueriesOnRealDeliveriesAndSyncs(t *testing.T) {
-	queries := docQueries(t)
-	failureRate, mailVolume := queries["webhook failure rate per endpoint"], queries["mail import volume per mailbox"]
-	if failureRate == "" || mailVolume == "" {
-		t.Fatalf("docs/analytics.md lacks the named queries; has %d", len(queries))
+	var failureRate, mailVolume docQuery
+	for _, q := range readDocQueries(t) {
+		if q.section != factsSection {
+			continue
+		}
+		switch q.name {
+		case "webhook_failure_rate_per_endpoint":
+			failureRate = q
+		case "mail_import_volume_per_mailbox":
+			mailVolume = q
+		default:
+			t.Errorf("%s: query %q of %q has no check here", analyticsDoc, q.name, factsSection)
+		}
+	}
+	if failureRate.sql == "" || mailVolume.sql == "" {
+		t.Fatalf("%s lacks the queries of %q", analyticsDoc, factsSection)
 	}
 	conn, _ := newDB(t)
 	_, brokers := testenv.Kafka(t)
@@ -215,9 +210,9 @@ func TestServiceFacts_DocQueriesOnRealDeliveriesAndSyncs(t *testing.T) {
 		return d.Format(time.DateOnly)
 	}
 	d1, d2 := dayOf(day1), dayOf(day2At)
-	params := []any{clickhouse.Named("workspace_id", ws.String()),
-		clickhouse.Named("from", day1.Add(-48*time.Hour).UTC().Format(time.DateTime)),
-		clickhouse.Named("to", day2At.Add(48*time.Hour).UTC().Format(time.DateTime))}
+	params := map[string]string{"workspace": "toUUID('" + ws.String() + "')",
+		"from": "toDate('" + day1.Add(-48*time.Hour).UTC().Format(time.DateOnly) + "')",
+		"to":   "toDate('" + day2At.Add(48*time.Hour).UTC().Format(time.DateOnly) + "')"}
 
 	type rateRow struct {
 		Day                      string
@@ -228,7 +223,7 @@ func TestServiceFacts_DocQueriesOnRealDeliveriesAndSyncs(t *testing.T) {
 		DeliveriesFailed         uint64
 	}
 	var rates []rateRow
-	queryRows(t, conn, failureRate, params, func(rows driver.Rows) error {
+	queryRows(t, conn, bindParameters(t, failureRate, params), func(rows driver.Rows) error {
 		var r rateRow
 		var day time.Time
 		err := rows.Scan(&day, &r.Webhook, &r.Endpoint, &r.Attempts, &r.FailedAttempts, &r.Rate, &r.DeliveriesFailed)
@@ -266,7 +261,7 @@ func TestServiceFacts_DocQueriesOnRealDeliveriesAndSyncs(t *testing.T) {
 		Imported, Skipped, Failed uint64
 	}
 	var volumes []volumeRow
-	queryRows(t, conn, mailVolume, params, func(rows driver.Rows) error {
+	queryRows(t, conn, bindParameters(t, mailVolume, params), func(rows driver.Rows) error {
 		var r volumeRow
 		var day time.Time
 		err := rows.Scan(&day, &r.Connection, &r.Provider, &r.Runs, &r.FailedRuns, &r.Imported, &r.Skipped, &r.Failed)
@@ -282,14 +277,15 @@ func TestServiceFacts_DocQueriesOnRealDeliveriesAndSyncs(t *testing.T) {
 		t.Errorf("mail import volume per mailbox:\n got %+v\nwant %+v", volumes, wantVolumes)
 	}
 	// Another workspace sees nothing.
-	other := append([]any{clickhouse.Named("workspace_id", uuid.NewString())}, params[1:]...)
-	queryRows(t, conn, failureRate, other, func(driver.Rows) error { return fmt.Errorf("a row of another workspace") })
+	other := maps.Clone(params)
+	other["workspace"] = "toUUID('" + uuid.NewString() + "')"
+	queryRows(t, conn, bindParameters(t, failureRate, other), func(driver.Rows) error { return fmt.Errorf("a row of another workspace") })
 }
 
 // queryRows runs query with params and calls scan for each row.
-func queryRows(t *testing.T, conn driver.Conn, query string, params []any, scan func(driver.Rows) error) {
+func queryRows(t *testing.T, conn driver.Conn, query string, scan func(driver.Rows) error) {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), query, params...)
+	rows, err := conn.Query(context.Background(), query)
 	if err != nil {
 		t.Fatalf("query: %v\n%s", err, query)
 	}

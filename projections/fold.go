@@ -21,6 +21,9 @@ import (
 // tickets).
 type targetTables struct {
 	tickets, customers, messages, audit string
+	// history is ticket_history, written only with tickets (a row holds
+	// the ticket as its event left it).
+	history string
 	// ticketCopies get the ticket rows too: the list tables of a rebuild,
 	// which no view feeds yet.
 	ticketCopies []string
@@ -28,7 +31,7 @@ type targetTables struct {
 
 // liveTables are the tables the projector writes (the views of migration
 // 0007 copy tickets into the list tables).
-var liveTables = targetTables{tickets: "tickets", customers: "customers", messages: "ticket_messages", audit: "audit_log"}
+var liveTables = targetTables{tickets: "tickets", customers: "customers", messages: "ticket_messages", audit: "audit_log", history: "ticket_history"}
 
 // loadState reads from ClickHouse the latest row of every ticket and
 // customer that an event of b continues (version > 1) and that is neither in
@@ -154,7 +157,7 @@ func (p *Projector) build(b *batch) {
 				continue
 			}
 			var t helpdeskflow.Ticket
-			count := 0
+			count, statusBefore := 0, ""
 			// Most events leave the custom fields as they are: those keep
 			// the previous row's JSON rather than decode and re-encode it.
 			keepFields := prev != nil && keepsCustomFields(e)
@@ -163,7 +166,7 @@ func (p *Projector) build(b *batch) {
 				if keepFields {
 					from.CustomFields = ""
 				}
-				t, count = from.ticket(), int(prev.MessageCount)
+				t, count, statusBefore = from.ticket(), int(prev.MessageCount), prev.Status
 			}
 			before := len(t.Messages)
 			if err := helpdeskflow.ApplyTicket(&t, *e); err != nil {
@@ -176,6 +179,9 @@ func (p *Projector) build(b *batch) {
 				row.CustomFields = prev.CustomFields
 			}
 			tickets.put(k, row)
+			if p.tables.history != "" {
+				b.history = append(b.history, historyRowOf(e, &t, statusBefore, added))
+			}
 			for _, m := range added {
 				if p.tables.messages == "" {
 					break
@@ -313,6 +319,7 @@ func (p *Projector) otherTables(b *batch) []tableRows {
 		{t.customers, customerColumns, len(b.customers), func() []any { return customerColumnValues(b.customers) }},
 		{t.messages, messageColumns, len(b.messages), func() []any { return messageColumnValues(b.messages) }},
 		{t.audit, auditColumns, len(b.audit), func() []any { return auditColumnValues(b.audit) }},
+		{t.history, historyColumns, len(b.history), func() []any { return historyColumnValues(b.history) }},
 	}
 }
 

@@ -278,6 +278,7 @@ type batch struct {
 	customers  []customerRow
 	messages   []messageRow
 	audit      []auditRow
+	history    []historyRow
 	eventTypes map[string]int
 
 	inserted map[string]bool

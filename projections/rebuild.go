@@ -22,9 +22,11 @@ import (
 // events. tickets stands for tickets and its list tables
 // (tickets_by_created, tickets_by_customer); ticket_messages is built with
 // tickets (a message row comes from folding its ticket), so naming it
-// rebuilds tickets too. api_requests is not built from events and is never
+// rebuilds tickets too; so is ticket_history, which stands for the
+// analytics tables (ticket_history, and ticket_service and
+// automation_firings, filled from it by their views). api_requests is not built from events and is never
 // rebuilt; projection_positions belongs to the live projector.
-var RebuildTables = []string{"tickets", "customers", "ticket_messages", "audit_log"}
+var RebuildTables = []string{"tickets", "customers", "ticket_messages", "audit_log", "ticket_history"}
 
 // Defaults of RebuildConfig.
 const (
@@ -241,7 +243,7 @@ func newRebuilder(cfg RebuildConfig) (*rebuilder, error) {
 			selected[t] = true
 		}
 	}
-	if selected["ticket_messages"] {
+	if selected["ticket_messages"] || selected["ticket_history"] {
 		selected["tickets"] = true
 	}
 	r := &rebuilder{cfg: cfg, conn: cfg.ClickHouse}
@@ -296,6 +298,8 @@ func (r *rebuilder) tables(suffix string) targetTables {
 			t.messages = "ticket_messages" + suffix
 		case "audit_log":
 			t.audit = "audit_log" + suffix
+		case "ticket_history":
+			t.history = "ticket_history" + suffix
 		}
 	}
 	return t
@@ -541,6 +545,7 @@ func (r *rebuilder) countInserted(b *batch) {
 	r.report.Inserted[strings.TrimSuffix(t.customers, newSuffix)] += int64(len(b.customers))
 	r.report.Inserted[strings.TrimSuffix(t.messages, newSuffix)] += int64(len(b.messages))
 	r.report.Inserted[strings.TrimSuffix(t.audit, newSuffix)] += int64(len(b.audit))
+	r.report.Inserted[strings.TrimSuffix(t.history, newSuffix)] += int64(len(b.history))
 	delete(r.report.Inserted, "")
 }
 
@@ -640,6 +645,7 @@ func (r *rebuilder) build(ctx context.Context, events []helpdeskflow.Event, wait
 		b.customers = append(b.customers, part.customers...)
 		b.messages = append(b.messages, part.messages...)
 		b.audit = append(b.audit, part.audit...)
+		b.history = append(b.history, part.history...)
 	}
 	return b, nil
 }
@@ -683,7 +689,8 @@ func (r *rebuilder) createNewTables(ctx context.Context) error {
 
 // swap renames the live tables to name__old and the new ones to the live
 // names in one statement (unless an interrupted run did already), then
-// re-creates the list tables' views on the new tickets: a view follows its
+// re-creates the list tables' views on the new tickets (and ticket_history's
+// views, whose new targets it fills before the RENAME): a view follows its
 // source and target by name on ClickHouse 18.16 and by identity on current
 // releases, so only a view created after the RENAME copies the new tickets
 // into the new list tables on both. Then it records the versions built.
@@ -701,6 +708,9 @@ func (r *rebuilder) swap(ctx context.Context) error {
 			}
 			pairs = append(pairs, d.name+newSuffix+" TO "+d.name)
 		}
+		if err := r.fillHistoryViews(ctx); err != nil {
+			return err
+		}
 		if err := r.conn.Exec(ctx, "RENAME TABLE "+strings.Join(pairs, ", ")); err != nil {
 			return chError("swap the rebuilt tables in", err)
 		}
@@ -715,6 +725,16 @@ func (r *rebuilder) swap(ctx context.Context) error {
 			}
 		}
 	}
+	if slices.Contains(r.groups, "ticket_history") {
+		for _, v := range historyViews {
+			if err := r.conn.Exec(ctx, "DROP TABLE IF EXISTS "+v.name); err != nil {
+				return chError("drop view "+v.name, err)
+			}
+			if err := r.conn.Exec(ctx, historyViewDDL(v.name, v.target, v.query)); err != nil {
+				return chError("create view "+v.name, err)
+			}
+		}
+	}
 	var names []string
 	var versions []uint32
 	var times []time.Time
@@ -724,6 +744,22 @@ func (r *rebuilder) swap(ctx context.Context) error {
 		times = append(times, time.Now().UTC().Truncate(time.Second))
 	}
 	return insertColumns(ctx, r.conn, "projection_versions", "table_name, version, built_at", []any{names, versions, times})
+}
+
+// fillHistoryViews fills the new targets of ticket_history's views from
+// the new ticket_history, as the views would have (no view feeds them
+// while they are built). Their aggregates and keys make a row that comes
+// twice (a run interrupted after this) harmless.
+func (r *rebuilder) fillHistoryViews(ctx context.Context) error {
+	if !slices.Contains(r.groups, "ticket_history") {
+		return nil
+	}
+	for _, v := range historyViews {
+		if err := r.conn.Exec(ctx, "INSERT INTO "+v.target+newSuffix+" "+v.query("ticket_history"+newSuffix)); err != nil {
+			return chError("fill "+v.target+newSuffix, err)
+		}
+	}
+	return nil
 }
 
 // existing returns which tables of the database exist.
@@ -867,6 +903,10 @@ func (r *rebuilder) dryRun(ctx context.Context) error {
 			r.report.Rows[d.name] = streams[helpdeskflow.StreamCustomer]
 		case "audit_log":
 			r.report.Rows[d.name] = events
+		case "ticket_history":
+			if d.name == "ticket_history" && len(sample) > 0 {
+				r.report.Rows[d.name] = events * int64(len(b.history)) / int64(len(sample))
+			}
 		case "ticket_messages":
 			if len(sample) > 0 {
 				r.report.Rows[d.name] = events * int64(len(b.messages)) / int64(len(sample))

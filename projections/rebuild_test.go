@@ -22,7 +22,8 @@ import (
 )
 
 // rebuiltTables are the tables a full rebuild replaces.
-var rebuiltTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log"}
+var rebuiltTables = []string{"tickets", "tickets_by_created", "tickets_by_customer", "customers", "ticket_messages", "audit_log",
+	"ticket_history", "ticket_service", "automation_firings"}
 
 // history appends to s, in workspace ws, n customers with a ticket each,
 // and per ticket an update and a message, in one transaction per ticket;
@@ -67,16 +68,19 @@ func history(t *testing.T, s *eventstore.Store, ws uuid.UUID, n int) (tickets, c
 	return tickets, customers
 }
 
-// touch appends to each ticket (at version from) an update of its subject.
+// touch appends to each ticket (at version from) an update of its subject,
+// as an automation rule (so automation_firings has rows).
 func touch(t *testing.T, s *eventstore.Store, ws uuid.UUID, tickets []uuid.UUID, from int64, subject string) {
 	t.Helper()
+	md := testenv.SystemMetadata
+	md.Actor, md.Channel, md.RuleID = helpdeskflow.Actor{Type: helpdeskflow.ActorRule, ID: "rule-touch"}, helpdeskflow.ChannelAutomation, "rule-touch"
 	for _, id := range tickets {
 		err := s.Transact(context.Background(), func(tx *eventstore.Tx) error {
 			e := newEvent(t, helpdeskflow.EventTicketUpdated, helpdeskflow.TicketUpdated{
 				Subject: &helpdeskflow.Change[string]{Old: "", New: subject},
 			})
 			_, err := tx.Append(context.Background(), helpdeskflow.StreamRef{ID: id, WorkspaceID: ws, Type: helpdeskflow.StreamTicket},
-				from, testenv.SystemMetadata, []helpdeskflow.NewEvent{e})
+				from, md, []helpdeskflow.NewEvent{e})
 			return err
 		})
 		if err != nil {
@@ -104,14 +108,14 @@ type liveProjection struct {
 	published helpdeskflow.Position
 	count     int
 	messages  int
-	versions  map[uuid.UUID]int64 // the latest of each stream published
-	tickets   map[uuid.UUID]bool  // the ticket streams
+	versions  map[uuid.UUID]int64  // the latest of each stream published
+	types     map[uuid.UUID]string // the type of each stream
 }
 
 func startLiveProjection(t *testing.T, s *eventstore.Store, conn driver.Conn) *liveProjection {
 	brokers := newKafka(t)
 	startProjector(t, conn, brokers, "g-"+uuid.NewString()[:8], func(c *projections.Config) { c.Events = s })
-	return &liveProjection{t: t, s: s, conn: conn, brokers: brokers, tickets: map[uuid.UUID]bool{}}
+	return &liveProjection{t: t, s: s, conn: conn, brokers: brokers, types: map[uuid.UUID]string{}}
 }
 
 // publish publishes the events appended since the last call and waits
@@ -149,16 +153,15 @@ func (l *liveProjection) publish() {
 			if e.Type == helpdeskflow.EventTicketCreated || e.Type == helpdeskflow.EventTicketMessageAdded {
 				l.messages++
 			}
-			if e.StreamType == helpdeskflow.StreamTicket {
-				l.tickets[e.StreamID] = true
-			}
+			l.types[e.StreamID] = e.StreamType
 		}
 	}
 	var ticketSum, customerSum uint64
 	for id, v := range l.versions {
-		if l.tickets[id] {
+		switch l.types[id] {
+		case helpdeskflow.StreamTicket:
 			ticketSum += uint64(v)
-		} else {
+		case helpdeskflow.StreamCustomer:
 			customerSum += uint64(v)
 		}
 	}
@@ -176,7 +179,11 @@ func (l *liveProjection) publish() {
 // sorted.
 func contents(t *testing.T, conn driver.Conn, table string) []string {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), "SELECT * FROM "+table+" FINAL")
+	query := "SELECT * FROM " + table + " FINAL"
+	if table == "ticket_service" { // aggregate states: their merged values
+		query = projections.ServiceFactsQuery()
+	}
+	rows, err := conn.Query(context.Background(), query)
 	if err != nil {
 		t.Fatalf("read %s: %v", table, err)
 	}

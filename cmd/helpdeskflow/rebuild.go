@@ -17,7 +17,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/store/pg"
 )
 
-const projectionsUsage = `usage: helpdeskflow projections rebuild [--tables tickets,customers,ticket_messages,audit_log] [--dry-run] [--drop-old] [--batch-size N]
+const projectionsUsage = `usage: helpdeskflow projections rebuild [--tables tickets,customers,ticket_messages,audit_log,ticket_history] [--dry-run] [--drop-old] [--batch-size N]
        helpdeskflow projections drop-old [--tables ...]
 (connections: HDF_POSTGRES_URL, HDF_CLICKHOUSE_ADDR, HDF_CLICKHOUSE_DATABASE, or their flags before "rebuild")`
 
@@ -37,7 +37,7 @@ func projectionsCommand(ctx context.Context, cfg config, args []string, stdout i
 		return errors.New(projectionsUsage)
 	}
 	fs := flag.NewFlagSet("projections "+args[0], flag.ContinueOnError)
-	tables := fs.String("tables", strings.Join(projections.RebuildTables, ","), "comma-separated tables to rebuild (tickets includes its list tables; ticket_messages includes tickets)")
+	tables := fs.String("tables", strings.Join(projections.RebuildTables, ","), "comma-separated tables to rebuild (tickets includes its list tables; ticket_messages and ticket_history include tickets; ticket_history includes ticket_service and automation_firings)")
 	var dryRun, dropOld *bool
 	var batchSize *int
 	if args[0] == "rebuild" {
