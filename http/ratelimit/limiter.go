@@ -74,7 +74,8 @@ type Config struct {
 	// when they work again. Default: slog.Default().
 	Logger *slog.Logger
 	// Registerer receives helpdeskflow_rate_limited_requests_total{category},
-	// helpdeskflow_soft_throttled_workspaces and
+	// helpdeskflow_soft_throttled_workspaces,
+	// helpdeskflow_rate_limit_syncs_total and
 	// helpdeskflow_rate_limit_sync_failures_total; nil registers nothing.
 	Registerer prometheus.Registerer
 }
@@ -199,6 +200,7 @@ type Limiter struct {
 
 	denials      *prometheus.CounterVec
 	throttled    prometheus.Gauge
+	syncs        prometheus.Counter
 	syncFailures prometheus.Counter
 	syncMu       sync.Mutex // one exchange at a time
 }
@@ -253,9 +255,10 @@ func (ws *workspaceState) unlock()    { ws.mu.Unlock() }
 // workspaces this process holds in soft-throttle mode. The gauge rises when
 // a workspace enters the mode and falls when a call for it (Allow,
 // SoftThrottled), an exchange or the sweep of its shard notices that
-// Recovery has passed. helpdeskflow_rate_limit_sync_failures_total counts
-// exchanges through Config.Shared that failed (the Limiter then goes on
-// with what it knows: its own counts and the others' last known ones).
+// Recovery has passed. helpdeskflow_rate_limit_syncs_total and
+// helpdeskflow_rate_limit_sync_failures_total count the exchanges through
+// Config.Shared that succeeded and failed (after a failure the Limiter goes
+// on with what it knows: its own counts and the others' last known ones).
 func New(cfg Config) (*Limiter, error) {
 	cfg.setDefaults()
 	base := cfg.Now()
@@ -272,6 +275,10 @@ func New(cfg Config) (*Limiter, error) {
 			Name: "helpdeskflow_soft_throttled_workspaces",
 			Help: "Workspaces in soft-throttle mode (their keys kept exceeding their rate limits).",
 		}),
+		syncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "helpdeskflow_rate_limit_syncs_total",
+			Help: "Exchanges of rate limit counts with the other API processes (through Postgres) that succeeded.",
+		}),
 		syncFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "helpdeskflow_rate_limit_sync_failures_total",
 			Help: "Exchanges of rate limit counts with the other API processes (through Postgres) that failed; the process then limits with the counts it has.",
@@ -284,7 +291,7 @@ func New(cfg Config) (*Limiter, error) {
 		l.denials.WithLabelValues(category) // export zeros for every category
 	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{l.denials, l.throttled, l.syncFailures} {
+		for _, c := range []prometheus.Collector{l.denials, l.throttled, l.syncs, l.syncFailures} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, &helpdeskflow.Error{Code: helpdeskflow.EInternal, Message: "register rate limit metrics", Err: err}
 			}

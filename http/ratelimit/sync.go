@@ -140,6 +140,7 @@ func (l *Limiter) Sync(ctx context.Context) error {
 		return err
 	}
 	l.takeIn(ex, got)
+	l.syncs.Inc()
 	return nil
 }
 
