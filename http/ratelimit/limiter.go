@@ -341,7 +341,9 @@ func (l *Limiter) AllowN(workspace, key uuid.UUID, category string, limit helpde
 	if !d.Allowed {
 		ws.deny(wt, l.cfg.StreakGap)
 	}
-	l.evaluateLocked(ws, now, wt)
+	if ws.throttled || ws.streak || len(ws.others) > 0 { // otherwise nothing to evaluate
+		l.evaluateLocked(ws, now, wt)
+	}
 	d.SoftThrottled = ws.throttled
 	ws.unlock()
 	return d
