@@ -60,14 +60,7 @@ func newAPIRole(ctx context.Context, p *process) (_ *apiRole, err error) {
 // the other API processes until ctx ends; serve's HTTP server serves the
 // handler.
 func (r *apiRole) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	go func() { r.limiter.Run(ctx); close(done) }() //nolint:errcheck // returns nil when ctx ends
-	err := r.accessCache.Run(ctx)
-	cancel()
-	<-done
-	return err
+	return runAll(ctx, r.accessCache.Run, r.limiter.Run)
 }
 
 // Close closes the read-model connections, then the request log, whose
@@ -88,9 +81,12 @@ func (r *apiRole) Close() {
 
 // apiHandler is the public API.
 func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
-	// Every API process shares its counts through Postgres, so a key's
-	// limit holds across them (see the README's rate limit section).
-	limiter, err := ratelimit.New(ratelimit.Config{Shared: ratelimits.New(p.rooms.db), Logger: p.logger, Registerer: p.reg})
+	// Every API process shares its keys' counts through Postgres, so a
+	// key's limit holds across them (see the README's rate limit section);
+	// the client IPs' budgets without a key stay per process, so a flood
+	// from many addresses does not grow every exchange.
+	limiter, err := ratelimit.New(ratelimit.Config{Shared: ratelimits.New(p.rooms.db), Unshared: []string{http.RateUnauthenticated},
+		Logger: p.logger, Registerer: p.reg})
 	if err != nil {
 		return nil, err
 	}

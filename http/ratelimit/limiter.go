@@ -65,6 +65,10 @@ type Config struct {
 	// limits and soft throttle hold across them; nil keeps everything in
 	// this process.
 	Shared Shared
+	// Unshared are categories whose buckets stay in this process, never
+	// exchanged: budgets of many short-lived buckets (per client IP, for
+	// example) that would make every exchange large.
+	Unshared []string
 	// SyncEvery is how often Run exchanges through Shared. Default:
 	// DefaultSyncEvery (100 ms).
 	SyncEvery time.Duration

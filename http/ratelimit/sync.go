@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -93,6 +94,9 @@ func (l *Limiter) Sync(ctx context.Context) error {
 			ks.mu.Lock()
 			kt := ks.observe(t)
 			for _, b := range ks.buckets {
+				if slices.Contains(l.cfg.Unshared, b.category) {
+					continue
+				}
 				b.advance(kt)
 				window := time.Duration(b.window)
 				oldest := b.head - slotsPerWindow

@@ -222,3 +222,33 @@ func TestShared_failureFallsBackToLocalCounts(t *testing.T) {
 		t.Errorf("sync failures %v, want 1", got)
 	}
 }
+
+// TestShared_unsharedCategories: buckets of Config.Unshared categories
+// stay in their process.
+func TestShared_unsharedCategories(t *testing.T) {
+	shared := ratelimits.New(testenv.Postgres(t))
+	clock := &fakeClock{now: start}
+	limiters := make([]*ratelimit.Limiter, 2)
+	for i := range limiters {
+		l, err := ratelimit.New(ratelimit.Config{Now: clock.Now, Shared: shared, Unshared: []string{"per-ip"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		limiters[i] = l
+	}
+	workspace, key := uuid.New(), uuid.New()
+	limit := helpdeskflow.RateLimit{Limit: 1, Window: time.Minute}
+	for _, l := range limiters {
+		l.Allow(workspace, key, "per-ip", limit)
+		l.Allow(workspace, key, helpdeskflow.RateTicketsRead, limit)
+	}
+	syncAll(t, limiters)
+	for i, l := range limiters {
+		if u := l.Usage(key, "per-ip", limit); u.Used != 1 {
+			t.Errorf("process %d: unshared category used %d, want its own 1", i, u.Used)
+		}
+		if u := l.Usage(key, helpdeskflow.RateTicketsRead, limit); u.Used != 2 {
+			t.Errorf("process %d: shared category used %d, want 2", i, u.Used)
+		}
+	}
+}
