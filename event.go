@@ -85,8 +85,11 @@ type Actor struct {
 // Metadata travels with every event: who did it, through which channel, and
 // the request, causation and correlation ids that tie events together.
 type Metadata struct {
-	Actor         Actor  `json:"actor"`
-	Channel       string `json:"channel"`
+	Actor   Actor  `json:"actor"`
+	Channel string `json:"channel"`
+	// APIKeyID is the API key that made the request when the actor is not
+	// the key itself: an agent the key acted for (X-HDF-On-Behalf-Of).
+	APIKeyID      string `json:"api_key_id,omitempty"`
 	RequestID     string `json:"request_id,omitempty"`
 	RuleID        string `json:"rule_id,omitempty"`
 	RuleVersion   int64  `json:"rule_version,omitempty"`

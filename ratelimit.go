@@ -3,6 +3,8 @@ package helpdeskflow
 import (
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Rate limit categories. Each API route belongs to one; every API key has
@@ -87,4 +89,63 @@ func (l RateLimit) Validate() error {
 		return fmt.Errorf("window must be a whole number of seconds")
 	}
 	return nil
+}
+
+// RateLimitExchange is what one API process sends when it shares its rate
+// limit state with the others (http/ratelimit's Shared, kept in Postgres by
+// store/ratelimits). Times are nanoseconds since the processes' common
+// origin (the Unix epoch unless configured otherwise); slot k of a window W
+// is [k·g, (k+1)·g) with g = ⌈W/60⌉.
+type RateLimitExchange struct {
+	// Node identifies the process (its limiter).
+	Node uuid.UUID
+	// Now is the process's time.
+	Now int64
+	// Counts are Node's counts that changed since its last exchange.
+	Counts []RateLimitSlot
+	// Buckets are the buckets whose other nodes' counts Node wants.
+	Buckets []RateLimitBucket
+	// Streaks are Node's denial streaks that changed since its last
+	// exchange.
+	Streaks []RateLimitStreak
+	// Workspaces are the workspaces whose other nodes' streaks Node wants.
+	Workspaces []uuid.UUID
+}
+
+// RateLimitExchanged is what an exchange returns: the other nodes' counts
+// (summed per bucket and slot) and streaks (one per node and workspace).
+type RateLimitExchanged struct {
+	Counts  []RateLimitSlot
+	Streaks []RateLimitStreak
+}
+
+// RateLimitSlot is a bucket's (key, category, window) admissions in one
+// slot.
+type RateLimitSlot struct {
+	Key      uuid.UUID
+	Category string
+	Window   time.Duration
+	Slot     int64
+	Count    int64
+	// Expires is when the slot stops counting.
+	Expires int64
+}
+
+// RateLimitBucket names a bucket and the oldest of its slots that still
+// counts.
+type RateLimitBucket struct {
+	Key      uuid.UUID
+	Category string
+	Window   time.Duration
+	FromSlot int64
+}
+
+// RateLimitStreak is a run of a workspace's denials on one process: the
+// first at Start, the latest at LastDenial.
+type RateLimitStreak struct {
+	Workspace         uuid.UUID
+	Start, LastDenial int64
+	// Expires is when the streak stops mattering (its last denial is older
+	// than the streak gap and the recovery time).
+	Expires int64
 }

@@ -61,6 +61,8 @@ func metadataString(md *helpdeskflow.Metadata, key string) *string {
 	switch key {
 	case "channel":
 		return &md.Channel
+	case "api_key_id":
+		return &md.APIKeyID
 	case "request_id":
 		return &md.RequestID
 	case "rule_id":

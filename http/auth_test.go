@@ -315,8 +315,19 @@ func TestServer_SoftThrottle(t *testing.T) {
 	if r.header.Get("X-HDF-Soft-Throttle-Delay-Ms") != "5" || !strings.Contains(r.raw, `"soft_throttle":{"active":true`) {
 		t.Errorf("rate-limits while throttled: %v %s", r.header, r.raw)
 	}
-	if testenv.Metric(t, h.reg, "helpdeskflow_soft_throttled_keys") != 1 {
-		t.Error("soft_throttled_keys is not 1")
+	if testenv.Metric(t, h.reg, "helpdeskflow_soft_throttled_workspaces") != 1 {
+		t.Error("soft_throttled_workspaces is not 1")
+	}
+	// Soft throttle follows the workspace: its other keys, new ones
+	// included, are throttled too; another workspace's are not.
+	other := h.agentKey()
+	r = h.do("GET", "/v1/rate-limits", other, nil)
+	if r.header.Get("X-HDF-Soft-Throttle-Delay-Ms") != "5" || !strings.Contains(r.raw, `"soft_throttle":{"active":true`) {
+		t.Errorf("another key of the throttled workspace: %v %s", r.header, r.raw)
+	}
+	_, stranger := h.newWorkspace()
+	if r := h.do("GET", "/v1/rate-limits", stranger, nil); r.header.Get("X-HDF-Soft-Throttle-Delay-Ms") != "" {
+		t.Errorf("another workspace's key is throttled: %v", r.header)
 	}
 	// Under the limit for a while: back to normal.
 	h.clock.Advance(6 * time.Minute)

@@ -247,14 +247,20 @@ func idempotencyKey(values []string) (string, error) {
 // requestHash is what makes a request the same request for its
 // Idempotency-Key: the method, the path (not the route pattern: a PATCH of
 // another ticket is another request), the query, If-Match and the raw
-// body, each length-prefixed. The API key is not part of it: keys are per
-// workspace.
+// body, each length-prefixed, and X-HDF-On-Behalf-Of when sent (the same
+// key for another agent is another request; without the header the hash
+// is what it was before the header existed). The API key is not part of
+// it: keys are per workspace.
 func requestHash(r *http.Request, body []byte) []byte {
 	h := sha256.New()
-	for _, part := range [][]byte{
+	parts := [][]byte{
 		[]byte(r.Method), []byte(r.URL.Path), []byte(r.URL.RawQuery),
 		[]byte(strings.Join(r.Header.Values("If-Match"), ",")), body,
-	} {
+	}
+	if agent := agentOf(r.Context()); agent != "" {
+		parts = append(parts, []byte(agent))
+	}
+	for _, part := range parts {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
 		h.Write(n[:])

@@ -46,7 +46,7 @@ func (s *Server) rateLimit(w http.ResponseWriter, access helpdeskflow.Access, ca
 	if !ok {
 		return 0, nil
 	}
-	d := s.cfg.Limiter.AllowN(access.KeyID, category, limit, cost)
+	d := s.cfg.Limiter.AllowN(access.WorkspaceID, access.KeyID, category, limit, cost)
 	var delay time.Duration
 	if d.SoftThrottled {
 		delay = access.RateLimits.SoftThrottleDelay
@@ -103,8 +103,9 @@ type rateLimitsJSON struct {
 }
 
 // handleRateLimitsGet is GET /v1/rate-limits: the calling key's limits and
-// current usage per category (this request included), and whether it is
-// soft-throttled. Usage is per API process (see the README).
+// current usage per category (this request included), and whether its
+// workspace is soft-throttled. Usage is shared by the API processes as the
+// README's rate limit section says.
 func (s *Server) handleRateLimitsGet(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	writeJSON(w, http.StatusOK, s.rateLimitsView(accessOf(r.Context()), accessOf(r.Context()).RateLimits))
 	return nil
@@ -119,7 +120,7 @@ func (s *Server) rateLimitsView(access helpdeskflow.Access, policy helpdeskflow.
 			Used: u.Used, Remaining: u.Remaining, ResetSeconds: ceilSeconds(u.Reset),
 		})
 	}
-	throttled, since := s.cfg.Limiter.SoftThrottled(access.KeyID)
+	throttled, since := s.cfg.Limiter.SoftThrottled(access.WorkspaceID)
 	out.SoftThrottle = softThrottleJSON{Active: throttled, DelayMs: policy.SoftThrottleDelay.Milliseconds()}
 	if throttled {
 		t := formatTime(since)

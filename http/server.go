@@ -553,6 +553,16 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, rt route, entry *
 		s.authFailures.WithLabelValues("forbidden").Inc()
 		return helpdeskflow.Errorf(helpdeskflow.EForbidden, "%s %s needs an admin API key; this key's role is %s", rt.method, rt.path, access.Role)
 	}
+	agent, err := onBehalfOf(r, access)
+	if err != nil {
+		if e, ok := err.(*helpdeskflow.Error); ok && e.Code == helpdeskflow.EForbidden {
+			s.authFailures.WithLabelValues("forbidden").Inc()
+		}
+		return err
+	}
+	if agent != "" {
+		*r = *r.WithContext(context.WithValue(r.Context(), onBehalfOfKey{}, agent))
+	}
 	return nil
 }
 
@@ -636,9 +646,19 @@ func bearerKey(values []string) (key, reason string, err error) {
 	return key, "", nil
 }
 
-// metadata is the event metadata of a command made by this request.
+// metadata is the event metadata of a command made by this request: the
+// API key as actor on channel "api", or, with X-HDF-On-Behalf-Of, the agent
+// it names as actor on channel "agent" and the key in APIKeyID.
 func metadata(r *http.Request) helpdeskflow.Metadata {
 	p := principalOf(r.Context())
+	if agent := agentOf(r.Context()); agent != "" {
+		return helpdeskflow.Metadata{
+			Actor:     helpdeskflow.Actor{Type: helpdeskflow.ActorAgent, ID: agent},
+			Channel:   helpdeskflow.ChannelAgent,
+			APIKeyID:  p.KeyID.String(),
+			RequestID: requestIDOf(r.Context()),
+		}
+	}
 	return helpdeskflow.Metadata{
 		Actor:     helpdeskflow.Actor{Type: helpdeskflow.ActorAPIKey, ID: p.KeyID.String()},
 		Channel:   helpdeskflow.ChannelAPI,

@@ -136,6 +136,7 @@ type auditEntryJSON struct {
 	Changes     []helpdeskflow.FieldChange `json:"changes"`
 	Actor       helpdeskflow.Actor         `json:"actor"`
 	Channel     string                     `json:"channel"`
+	APIKeyID    *string                    `json:"api_key_id,omitempty"`
 	RuleID      *string                    `json:"rule_id"`
 	RuleVersion *int64                     `json:"rule_version"`
 	RequestID   *string                    `json:"request_id"`
@@ -162,7 +163,7 @@ func (s *Server) handleTicketAudit(w http.ResponseWriter, r *http.Request, p htt
 	data := make([]auditEntryJSON, len(entries))
 	for i, e := range entries {
 		data[i] = auditEntryJSON{EventID: e.EventID.String(), EventType: e.EventType, Version: e.Version, Changes: e.Changes,
-			Actor: e.Metadata.Actor, Channel: e.Metadata.Channel, RuleID: nonEmpty(e.Metadata.RuleID), RuleVersion: nonZero(e.Metadata.RuleVersion),
+			Actor: e.Metadata.Actor, Channel: e.Metadata.Channel, APIKeyID: nonEmpty(e.Metadata.APIKeyID), RuleID: nonEmpty(e.Metadata.RuleID), RuleVersion: nonZero(e.Metadata.RuleVersion),
 			RequestID: nonEmpty(e.Metadata.RequestID), OccurredAt: formatTime(e.OccurredAt)}
 		if data[i].Changes == nil {
 			data[i].Changes = []helpdeskflow.FieldChange{}

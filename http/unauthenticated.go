@@ -47,7 +47,8 @@ func (s *Server) unauthenticatedLimit() helpdeskflow.RateLimit {
 // for a public route) while within budget, and ERateLimited (with the
 // rate limit headers) once over it.
 func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request, refusal error) error {
-	d := s.cfg.Limiter.Allow(unauthenticatedKey(r), RateUnauthenticated, s.unauthenticatedLimit())
+	key := unauthenticatedKey(r)
+	d := s.cfg.Limiter.Allow(key, key, RateUnauthenticated, s.unauthenticatedLimit()) // the client IP is its own workspace
 	if !d.Allowed {
 		return limitAnswer(w, RateUnauthenticated, "client IP without a valid API key", d)
 	}

@@ -44,7 +44,7 @@ func NewRecord(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
 			Err: fmt.Errorf("occurred_at: year %d outside 0–9999", y)}
 	}
 	md := e.Metadata
-	w := newHeaderWriter(e, len(md.Actor.Type)+len(md.Actor.ID)+len(md.Channel)+len(md.RequestID)+len(md.RuleID)+
+	w := newHeaderWriter(e, len(md.Actor.Type)+len(md.Actor.ID)+len(md.Channel)+len(md.APIKeyID)+len(md.RequestID)+len(md.RuleID)+
 		len(md.CausationID)+len(md.CorrelationID)+len(time.RFC3339Nano)+2*20+1+20)
 	w.buf = e.OccurredAt.UTC().AppendFormat(w.buf, time.RFC3339Nano)
 	w.end(HeaderOccurredAt)
@@ -53,6 +53,7 @@ func NewRecord(topic string, e helpdeskflow.Event) (*kgo.Record, error) {
 	w.text(HeaderActorType, md.Actor.Type)
 	w.text(HeaderActorID, md.Actor.ID)
 	w.text(HeaderChannel, md.Channel)
+	w.text(HeaderAPIKeyID, md.APIKeyID)
 	w.text(HeaderRequestID, md.RequestID)
 	w.text(HeaderRuleID, md.RuleID)
 	if md.RuleVersion != 0 {
@@ -315,6 +316,8 @@ func decodeHeaders(headers []kgo.RecordHeader, e *helpdeskflow.Event) error {
 			e.Metadata.Actor.ID = string(v)
 		case HeaderChannel:
 			e.Metadata.Channel = known(v)
+		case HeaderAPIKeyID:
+			e.Metadata.APIKeyID = string(v)
 		case HeaderRequestID:
 			e.Metadata.RequestID = string(v)
 		case HeaderRuleID:

@@ -46,6 +46,7 @@ const (
 	HeaderActorType     = "hdf-actor-type"
 	HeaderActorID       = "hdf-actor-id"
 	HeaderChannel       = "hdf-channel"
+	HeaderAPIKeyID      = "hdf-api-key-id"
 	HeaderRequestID     = "hdf-request-id"
 	HeaderRuleID        = "hdf-rule-id"
 	HeaderRuleVersion   = "hdf-rule-version"

@@ -17,6 +17,7 @@ import (
 	"github.com/helpdeskflow/helpdeskflow/projections"
 	"github.com/helpdeskflow/helpdeskflow/store/access"
 	"github.com/helpdeskflow/helpdeskflow/store/idempotency"
+	"github.com/helpdeskflow/helpdeskflow/store/ratelimits"
 )
 
 // apiRole is the public HTTP API: its handler (which serve's HTTP server
@@ -27,6 +28,7 @@ type apiRole struct {
 	accessCache *access.Cache
 	requestLog  *recordlog.Logger
 	readCH      driver.Conn
+	limiter     *ratelimit.Limiter
 	logger      *slog.Logger
 }
 
@@ -55,9 +57,12 @@ func newAPIRole(ctx context.Context, p *process) (_ *apiRole, err error) {
 	return r, nil
 }
 
-// Run keeps the access cache fresh until ctx ends; serve's HTTP server
-// serves the handler.
-func (r *apiRole) Run(ctx context.Context) error { return r.accessCache.Run(ctx) }
+// Run keeps the access cache fresh and exchanges the rate limit counts with
+// the other API processes until ctx ends; serve's HTTP server serves the
+// handler.
+func (r *apiRole) Run(ctx context.Context) error {
+	return runAll(ctx, r.accessCache.Run, r.limiter.Run)
+}
 
 // Close closes the read-model connections, then the request log, whose
 // buffered records get up to 10 s to reach Kafka. Call it after the HTTP
@@ -83,10 +88,16 @@ func closeRecordLog(logger *slog.Logger, l *recordlog.Logger) {
 
 // apiHandler is the public API.
 func apiHandler(p *process, r *apiRole) (nethttp.Handler, error) {
-	limiter, err := ratelimit.New(ratelimit.Config{Registerer: p.reg})
+	// Every API process shares its keys' counts through Postgres, so a
+	// key's limit holds across them (see the README's rate limit section);
+	// the client IPs' budgets without a key stay per process, so a flood
+	// from many addresses does not grow every exchange.
+	limiter, err := ratelimit.New(ratelimit.Config{Shared: ratelimits.New(p.rooms.db), Unshared: []string{http.RateUnauthenticated},
+		Logger: p.logger, Registerer: p.reg})
 	if err != nil {
 		return nil, err
 	}
+	r.limiter = limiter
 	proxies, _ := p.cfg.trustedProxies() // validated in parseConfig
 	var connections http.Connections
 	var linker http.LinkedProfiles

@@ -32,7 +32,7 @@ func BenchmarkAllow(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				now = now.Add(100 * time.Microsecond)
-				l.Allow(key, helpdeskflow.RateTicketsCreate, bc.limit)
+				l.Allow(key, key, helpdeskflow.RateTicketsCreate, bc.limit)
 			}
 		})
 	}
@@ -52,7 +52,7 @@ func BenchmarkAllowParallel(b *testing.B) {
 	}
 	limit := helpdeskflow.RateLimit{Limit: helpdeskflow.MaxRateLimit, Window: time.Second}
 	for _, key := range keys {
-		l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
+		l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
 	}
 	var next atomic.Uint64
 	var denied atomic.Int64
@@ -62,7 +62,7 @@ func BenchmarkAllowParallel(b *testing.B) {
 		i := int(next.Add(1) * 7919)
 		for pb.Next() {
 			i++
-			if !l.Allow(keys[i%len(keys)], helpdeskflow.RateTicketsCreate, limit).Allowed {
+			if !l.Allow(keys[i%len(keys)], keys[i%len(keys)], helpdeskflow.RateTicketsCreate, limit).Allowed {
 				denied.Add(1)
 			}
 		}

@@ -1,8 +1,10 @@
 // Package ratelimit enforces the API's rate limits in memory: per API key and
 // per category (helpdeskflow.RateLimitCategories), each pair its own bucket,
 // with a sliding window whose count decreases gradually instead of resetting
-// at a window boundary, an exact Retry-After, and a per-key soft-throttle mode
-// for keys that keep exceeding their limits.
+// at a window boundary, an exact Retry-After, and a per-workspace
+// soft-throttle mode for workspaces whose keys keep exceeding their limits.
+// With Config.Shared the API processes exchange their counts and denial
+// streaks every 100 ms, so limits and soft throttle hold across them.
 //
 // # Algorithm
 //
@@ -31,11 +33,37 @@
 // constant work: expiring the slots that time left behind (at most 61), and
 // on a denial a scan of at most 61 counters to compute the exact RetryAfter.
 //
-// # Deployment
+// # Several processes
 //
-// State is per process. A deployment with several API nodes must either route
-// every request of one key to the same node (consistent hashing on the key id
-// at the load balancer), or give each node the limit divided by the node
-// count, or move the counters to a shared store; otherwise a key gets up to
-// its limit on every node. A restart forgets every count and streak.
+// Every request is decided in memory. With Config.Shared, Run makes an
+// exchange every SyncEvery (P, 100 ms by default): the process sends the
+// counts of its slots that changed and receives, for every bucket it
+// holds, the other processes' counts per slot, which then count with its
+// own (in Allow, Usage, RetryAfter and Reset alike) and expire with their
+// slots. Slots are counted from Config.Origin (the Unix epoch), so every
+// process's slot k is the same interval, up to the clocks' difference.
+//
+// Bound: an admission on process p at t counts every admission of p and
+// every other process's admission that was exchanged before p's last
+// exchange; another process's admission at a is exchanged by a+P (plus
+// the exchange's duration d) and p takes it in at its next exchange, by
+// a+2P+d. So the argument of the guarantee above gives: no interval of
+// length W holds more than Limit plus what the other processes admitted
+// in the 2P+d (about 200 ms) before its last admission. A process that
+// serves a key for the first time (or after its bucket was swept) knows
+// the others' counts from its next exchange, within P, and so does a
+// process whose exchanges fail (Postgres unreachable): it limits with its
+// own counts and the others' last known ones, which expire with their
+// slots, and counts each failure in
+// helpdeskflow_rate_limit_sync_failures_total.
+//
+// Soft throttle follows the workspace: a denial of any of its keys, on
+// any process, extends its streak. Each process exchanges its own streak
+// (first and latest denial) per workspace; the workspace's streak is the
+// run of the processes' streaks each starting at most StreakGap after the
+// previous ended, so every process puts the workspace in the mode, and
+// takes it out, within an exchange of the others. Without Config.Shared
+// state is per process. A restart forgets this process's counts and
+// streaks; what it exchanged counts on the other processes until it
+// expires.
 package ratelimit

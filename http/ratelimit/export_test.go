@@ -3,10 +3,10 @@ package ratelimit
 // Held returns how many keys and buckets l holds, for the tests of the
 // sweep.
 func Held(l *Limiter) (keys, buckets int) {
-	for i := range l.shards {
-		sh := &l.shards[i]
+	for i := range l.keys.shards {
+		sh := &l.keys.shards[i]
 		sh.mu.RLock()
-		for _, ks := range sh.keys {
+		for _, ks := range sh.m {
 			ks.mu.Lock()
 			keys++
 			buckets += len(ks.buckets)

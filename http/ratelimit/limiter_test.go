@@ -53,7 +53,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func newLimiter(t testing.TB, reg prometheus.Registerer) (*ratelimit.Limiter, *fakeClock) {
 	t.Helper()
 	clock := &fakeClock{now: start}
-	l, err := ratelimit.New(ratelimit.Config{Now: clock.Now, Registerer: reg})
+	l, err := ratelimit.New(ratelimit.Config{Origin: start, Now: clock.Now, Registerer: reg})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -138,12 +138,12 @@ func TestLimiter_Allow(t *testing.T) {
 			l, clock := newLimiter(t, nil)
 			for _, at := range tt.prior {
 				clock.At(at)
-				if d := l.Allow(key, helpdeskflow.RateTicketsCreate, tt.limit); !d.Allowed {
+				if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, tt.limit); !d.Allowed {
 					t.Fatalf("prior request at %v denied: %+v", at, d)
 				}
 			}
 			clock.At(tt.at)
-			got := l.Allow(key, helpdeskflow.RateTicketsCreate, tt.limit)
+			got := l.Allow(key, key, helpdeskflow.RateTicketsCreate, tt.limit)
 			if got != tt.want {
 				t.Fatalf("Allow at %v\n got %+v\nwant %+v", tt.at, got, tt.want)
 			}
@@ -154,11 +154,11 @@ func TestLimiter_Allow(t *testing.T) {
 			// (a denial is not counted), one that waits exactly RetryAfter
 			// is admitted.
 			clock.At(tt.at + got.RetryAfter - time.Millisecond)
-			if d := l.Allow(key, helpdeskflow.RateTicketsCreate, tt.limit); d.Allowed {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, tt.limit); d.Allowed {
 				t.Errorf("admitted 1 ms before RetryAfter: %+v", d)
 			}
 			clock.At(tt.at + got.RetryAfter)
-			if d := l.Allow(key, helpdeskflow.RateTicketsCreate, tt.limit); !d.Allowed {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, tt.limit); !d.Allowed {
 				t.Errorf("denied after exactly RetryAfter: %+v", d)
 			}
 		})
@@ -171,7 +171,7 @@ func TestLimiter_Allow_remainingCountsDown(t *testing.T) {
 	limit := helpdeskflow.RateLimit{Limit: 5, Window: 10 * time.Second}
 	for i := range 5 {
 		clock.At(ms(100 * i))
-		d := l.Allow(key, helpdeskflow.RateAdmin, limit)
+		d := l.Allow(key, key, helpdeskflow.RateAdmin, limit)
 		if !d.Allowed {
 			t.Fatalf("request %d denied", i)
 		}
@@ -179,7 +179,7 @@ func TestLimiter_Allow_remainingCountsDown(t *testing.T) {
 			t.Errorf("request %d: Remaining = %d, want %d", i, got, want)
 		}
 	}
-	if d := l.Allow(key, helpdeskflow.RateAdmin, limit); d.Allowed || d.Remaining != 0 {
+	if d := l.Allow(key, key, helpdeskflow.RateAdmin, limit); d.Allowed || d.Remaining != 0 {
 		t.Errorf("sixth request: %+v, want denied with Remaining 0", d)
 	}
 }
@@ -193,7 +193,7 @@ func TestLimiter_gradualDecrease(t *testing.T) {
 	for s := range 10 {
 		for range 6 {
 			clock.At(time.Duration(s)*time.Second + ms(500))
-			if d := l.Allow(key, helpdeskflow.RateTicketsUpdate, limit); !d.Allowed {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsUpdate, limit); !d.Allowed {
 				t.Fatalf("request at %ds denied: %+v", s, d)
 			}
 		}
@@ -240,7 +240,7 @@ func TestLimiter_Allow_neverExceedsLimitInAnyWindow(t *testing.T) {
 				now += time.Duration(rng.Int64N(int64(limit.Window) / int64(limit.Limit)))
 			}
 			clock.At(now)
-			if d := l.Allow(key, helpdeskflow.RateTicketsRead, limit); d.Allowed {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsRead, limit); d.Allowed {
 				admitted = append(admitted, now)
 			} else {
 				denied = append(denied, now)
@@ -289,7 +289,7 @@ func TestLimiter_Allow_concurrentOneKey(t *testing.T) {
 		for range goroutines {
 			wg.Go(func() {
 				for range callsPerRound {
-					d := l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
+					d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
 					if d.Allowed {
 						n.Add(1)
 					}
@@ -354,7 +354,7 @@ func TestLimiter_concurrentMixed(t *testing.T) {
 				case 1:
 					l.SoftThrottled(key)
 				default:
-					if d := l.Allow(key, category, limit); d.Remaining < 0 || d.Remaining >= limit.Limit {
+					if d := l.Allow(key, key, category, limit); d.Remaining < 0 || d.Remaining >= limit.Limit {
 						t.Errorf("Allow = %+v", d)
 					}
 				}
@@ -370,12 +370,12 @@ func TestLimiter_Allow_categoriesAreIndependent(t *testing.T) {
 	l, _ := newLimiter(t, nil)
 	key := uuid.New()
 	limit := helpdeskflow.RateLimit{Limit: 2, Window: time.Minute}
-	l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
-	l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
-	if d := l.Allow(key, helpdeskflow.RateTicketsCreate, limit); d.Allowed {
+	l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
+	l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
+	if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit); d.Allowed {
 		t.Fatalf("third create admitted: %+v", d)
 	}
-	d := l.Allow(key, helpdeskflow.RateTicketsRead, limit)
+	d := l.Allow(key, key, helpdeskflow.RateTicketsRead, limit)
 	if !d.Allowed || d.Remaining != 1 {
 		t.Fatalf("first read after creates ran out: %+v, want admitted with Remaining 1", d)
 	}
@@ -385,11 +385,11 @@ func TestLimiter_Allow_keysAreIndependent(t *testing.T) {
 	l, _ := newLimiter(t, nil)
 	a, b := uuid.New(), uuid.New()
 	limit := helpdeskflow.RateLimit{Limit: 1, Window: time.Minute}
-	l.Allow(a, helpdeskflow.RateTicketsCreate, limit)
-	if d := l.Allow(a, helpdeskflow.RateTicketsCreate, limit); d.Allowed {
+	l.Allow(a, a, helpdeskflow.RateTicketsCreate, limit)
+	if d := l.Allow(a, a, helpdeskflow.RateTicketsCreate, limit); d.Allowed {
 		t.Fatalf("key a admitted over its limit: %+v", d)
 	}
-	if d := l.Allow(b, helpdeskflow.RateTicketsCreate, limit); !d.Allowed {
+	if d := l.Allow(b, b, helpdeskflow.RateTicketsCreate, limit); !d.Allowed {
 		t.Fatalf("key b denied because of key a: %+v", d)
 	}
 }
@@ -399,14 +399,14 @@ func TestLimiter_Allow_windowChangeResets(t *testing.T) {
 	key := uuid.New()
 	old := helpdeskflow.RateLimit{Limit: 3, Window: time.Minute}
 	for range 3 {
-		l.Allow(key, helpdeskflow.RateCustomersWrite, old)
+		l.Allow(key, key, helpdeskflow.RateCustomersWrite, old)
 	}
 	clock.At(ms(200))
 	changed := helpdeskflow.RateLimit{Limit: 3, Window: 30 * time.Second}
 	if u := l.Usage(key, helpdeskflow.RateCustomersWrite, changed); u.Used != 0 || u.Remaining != 3 {
 		t.Errorf("Usage under the new window = %+v, want nothing used", u)
 	}
-	d := l.Allow(key, helpdeskflow.RateCustomersWrite, changed)
+	d := l.Allow(key, key, helpdeskflow.RateCustomersWrite, changed)
 	if !d.Allowed || d.Remaining != 2 || d.Window != 30*time.Second {
 		t.Fatalf("first request under the new window: %+v, want admitted with Remaining 2", d)
 	}
@@ -421,15 +421,15 @@ func TestLimiter_Allow_limitChangeKeepsCounts(t *testing.T) {
 	key := uuid.New()
 	for i := range 3 { // one request in each of slots 0, 1 and 2
 		clock.At(time.Duration(i) * time.Second)
-		l.Allow(key, helpdeskflow.RateEventsRead, helpdeskflow.RateLimit{Limit: 3, Window: time.Minute})
+		l.Allow(key, key, helpdeskflow.RateEventsRead, helpdeskflow.RateLimit{Limit: 3, Window: time.Minute})
 	}
 	clock.At(3 * time.Second)
 	raised := helpdeskflow.RateLimit{Limit: 5, Window: time.Minute}
-	if d := l.Allow(key, helpdeskflow.RateEventsRead, raised); !d.Allowed || d.Remaining != 1 {
+	if d := l.Allow(key, key, helpdeskflow.RateEventsRead, raised); !d.Allowed || d.Remaining != 1 {
 		t.Fatalf("after raising the limit to 5: %+v, want admitted with Remaining 1", d)
 	}
 	lowered := helpdeskflow.RateLimit{Limit: 2, Window: time.Minute}
-	d := l.Allow(key, helpdeskflow.RateEventsRead, lowered)
+	d := l.Allow(key, key, helpdeskflow.RateEventsRead, lowered)
 	// Four requests count; below 2 takes slots 0, 1 and 2 expiring, at
 	// 60 s + 3 s, while the oldest alone leaves at 60 s + 1 s.
 	want := ratelimit.Decision{Limit: 2, Window: time.Minute, RetryAfter: 60 * time.Second, Reset: 58 * time.Second}
@@ -440,11 +440,11 @@ func TestLimiter_Allow_limitChangeKeepsCounts(t *testing.T) {
 		t.Errorf("Usage = %+v, want 4 used and none remaining", u)
 	}
 	clock.At(63*time.Second - time.Millisecond)
-	if d := l.Allow(key, helpdeskflow.RateEventsRead, lowered); d.Allowed {
+	if d := l.Allow(key, key, helpdeskflow.RateEventsRead, lowered); d.Allowed {
 		t.Errorf("admitted 1 ms before RetryAfter: %+v", d)
 	}
 	clock.At(63 * time.Second)
-	if d := l.Allow(key, helpdeskflow.RateEventsRead, lowered); !d.Allowed {
+	if d := l.Allow(key, key, helpdeskflow.RateEventsRead, lowered); !d.Allowed {
 		t.Errorf("denied after exactly RetryAfter: %+v", d)
 	}
 }
@@ -458,8 +458,8 @@ func TestLimiter_Usage(t *testing.T) {
 		t.Fatalf("Usage of an unknown key = %+v, want %+v", u, want)
 	}
 	clock.At(ms(2_300))
-	l.Allow(key, helpdeskflow.RateTicketsRead, limit)
-	l.Allow(key, helpdeskflow.RateTicketsRead, limit)
+	l.Allow(key, key, helpdeskflow.RateTicketsRead, limit)
+	l.Allow(key, key, helpdeskflow.RateTicketsRead, limit)
 	clock.At(10 * time.Second)
 	want = ratelimit.Usage{Limit: 10, Window: time.Minute, Used: 2, Remaining: 8, Reset: 53 * time.Second}
 	for range 3 { // Usage counts nothing
@@ -479,7 +479,7 @@ func throttleSetup(t *testing.T) (*ratelimit.Limiter, *fakeClock, *prometheus.Re
 	reg := prometheus.NewPedanticRegistry()
 	l, clock := newLimiter(t, reg)
 	key := uuid.New()
-	if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); !d.Allowed {
+	if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); !d.Allowed {
 		t.Fatalf("first request denied: %+v", d)
 	}
 	return l, clock, reg, key
@@ -489,10 +489,10 @@ var hourly = helpdeskflow.RateLimit{Limit: 1, Window: time.Hour}
 
 func assertThrottledGauge(t *testing.T, reg *prometheus.Registry, want int) {
 	t.Helper()
-	expected := "# HELP helpdeskflow_soft_throttled_keys API keys in soft-throttle mode (they kept exceeding their rate limits).\n" +
-		"# TYPE helpdeskflow_soft_throttled_keys gauge\n" +
-		"helpdeskflow_soft_throttled_keys " + strconv.Itoa(want) + "\n"
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "helpdeskflow_soft_throttled_keys"); err != nil {
+	expected := "# HELP helpdeskflow_soft_throttled_workspaces Workspaces in soft-throttle mode (their keys kept exceeding their rate limits).\n" +
+		"# TYPE helpdeskflow_soft_throttled_workspaces gauge\n" +
+		"helpdeskflow_soft_throttled_workspaces " + strconv.Itoa(want) + "\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expected), "helpdeskflow_soft_throttled_workspaces"); err != nil {
 		t.Error(err)
 	}
 }
@@ -503,7 +503,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 		// Denials every 30 s from 0 to 9:30: a streak of 9.5 minutes.
 		for s := 0; s < 600; s += 30 {
 			clock.At(time.Duration(s) * time.Second)
-			if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); d.Allowed || d.SoftThrottled {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); d.Allowed || d.SoftThrottled {
 				t.Fatalf("at %ds: %+v, want denied, not throttled", s, d)
 			}
 		}
@@ -513,7 +513,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 		assertThrottledGauge(t, reg, 0)
 
 		clock.At(10 * time.Minute)
-		if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); !d.SoftThrottled {
+		if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); !d.SoftThrottled {
 			t.Fatalf("denial at 10:00: %+v, want SoftThrottled", d)
 		}
 		throttled, since := l.SoftThrottled(key)
@@ -523,23 +523,23 @@ func TestLimiter_softThrottle(t *testing.T) {
 		assertThrottledGauge(t, reg, 1)
 
 		// The mode covers every category of the key, admitted or not.
-		if d := l.Allow(key, helpdeskflow.RateTicketsRead, hourly); !d.Allowed || !d.SoftThrottled {
+		if d := l.Allow(key, key, helpdeskflow.RateTicketsRead, hourly); !d.Allowed || !d.SoftThrottled {
 			t.Errorf("read of a throttled key: %+v, want admitted and SoftThrottled", d)
 		}
 		// Other keys are not throttled.
-		if d := l.Allow(uuid.New(), helpdeskflow.RateTicketsCreate, hourly); d.SoftThrottled {
+		if d := l.Allow(uuid.New(), uuid.New(), helpdeskflow.RateTicketsCreate, hourly); d.SoftThrottled {
 			t.Errorf("another key: %+v, want not SoftThrottled", d)
 		}
 	})
 
 	t.Run("streak spans categories", func(t *testing.T) {
 		l, clock, _, key := throttleSetup(t)
-		l.Allow(key, helpdeskflow.RateTicketsRead, hourly)
+		l.Allow(key, key, helpdeskflow.RateTicketsRead, hourly)
 		categories := []string{helpdeskflow.RateTicketsCreate, helpdeskflow.RateTicketsRead}
 		var d ratelimit.Decision
 		for i, s := 0, 0; s <= 600; i, s = i+1, s+50 {
 			clock.At(time.Duration(s) * time.Second)
-			d = l.Allow(key, categories[i%2], hourly)
+			d = l.Allow(key, key, categories[i%2], hourly)
 		}
 		if !d.SoftThrottled {
 			t.Fatalf("denials alternating between categories for ten minutes: %+v, want SoftThrottled", d)
@@ -551,7 +551,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 		var d ratelimit.Decision
 		for s := 0; s <= 600; s += 60 {
 			clock.At(time.Duration(s) * time.Second)
-			d = l.Allow(key, helpdeskflow.RateTicketsCreate, hourly)
+			d = l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly)
 		}
 		if !d.SoftThrottled {
 			t.Fatalf("denials every 60 s for ten minutes: %+v, want SoftThrottled", d)
@@ -562,7 +562,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 		l, clock, reg, key := throttleSetup(t)
 		for s := 0; s <= 1800; s += 61 {
 			clock.At(time.Duration(s) * time.Second)
-			if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); d.Allowed || d.SoftThrottled {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); d.Allowed || d.SoftThrottled {
 				t.Fatalf("at %ds: %+v, want denied, not throttled", s, d)
 			}
 		}
@@ -573,7 +573,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 		l, clock, reg, key := throttleSetup(t)
 		for s := 0; s <= 720; s += 30 { // throttled at 10:00, last denial 12:00
 			clock.At(time.Duration(s) * time.Second)
-			l.Allow(key, helpdeskflow.RateTicketsCreate, hourly)
+			l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly)
 		}
 		assertThrottledGauge(t, reg, 1)
 
@@ -582,7 +582,7 @@ func TestLimiter_softThrottle(t *testing.T) {
 			t.Fatal("left the mode before Recovery")
 		}
 		// An admitted request is no denial and does not stop the recovery.
-		if d := l.Allow(key, helpdeskflow.RateTicketsRead, hourly); !d.Allowed || !d.SoftThrottled {
+		if d := l.Allow(key, key, helpdeskflow.RateTicketsRead, hourly); !d.Allowed || !d.SoftThrottled {
 			t.Fatalf("read during recovery: %+v, want admitted and SoftThrottled", d)
 		}
 		clock.At(17 * time.Minute)
@@ -594,12 +594,12 @@ func TestLimiter_softThrottle(t *testing.T) {
 		// Re-entering takes another ten minutes of denials.
 		for s := 17 * 60; s <= 26*60; s += 30 {
 			clock.At(time.Duration(s) * time.Second)
-			if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); d.SoftThrottled {
+			if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); d.SoftThrottled {
 				t.Fatalf("at %ds: throttled again after %ds of denials", s, s-17*60)
 			}
 		}
 		clock.At(27 * time.Minute)
-		if d := l.Allow(key, helpdeskflow.RateTicketsCreate, hourly); !d.SoftThrottled {
+		if d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly); !d.SoftThrottled {
 			t.Fatalf("denial at 27:00: %+v, want SoftThrottled again", d)
 		}
 		assertThrottledGauge(t, reg, 1)
@@ -609,10 +609,10 @@ func TestLimiter_softThrottle(t *testing.T) {
 		l, clock, _, key := throttleSetup(t)
 		for s := 0; s <= 600; s += 30 {
 			clock.At(time.Duration(s) * time.Second)
-			l.Allow(key, helpdeskflow.RateTicketsCreate, hourly)
+			l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly)
 		}
 		clock.At(14 * time.Minute)
-		l.Allow(key, helpdeskflow.RateTicketsCreate, hourly)
+		l.Allow(key, key, helpdeskflow.RateTicketsCreate, hourly)
 		clock.At(18 * time.Minute)
 		if throttled, _ := l.SoftThrottled(key); !throttled {
 			t.Fatal("left the mode 4 minutes after a denial")
@@ -625,16 +625,16 @@ func TestLimiter_softThrottle(t *testing.T) {
 
 	t.Run("custom settings", func(t *testing.T) {
 		clock := &fakeClock{now: start}
-		l, err := ratelimit.New(ratelimit.Config{Now: clock.Now, SoftThrottleAfter: time.Minute, StreakGap: 5 * time.Second, Recovery: 10 * time.Second})
+		l, err := ratelimit.New(ratelimit.Config{Origin: start, Now: clock.Now, SoftThrottleAfter: time.Minute, StreakGap: 5 * time.Second, Recovery: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		key := uuid.New()
-		l.Allow(key, helpdeskflow.RateAdmin, hourly)
+		l.Allow(key, key, helpdeskflow.RateAdmin, hourly)
 		var d ratelimit.Decision
 		for s := 0; s <= 60; s += 5 {
 			clock.At(time.Duration(s) * time.Second)
-			d = l.Allow(key, helpdeskflow.RateAdmin, hourly)
+			d = l.Allow(key, key, helpdeskflow.RateAdmin, hourly)
 		}
 		if !d.SoftThrottled {
 			t.Fatalf("after a minute of denials 5 s apart: %+v, want SoftThrottled", d)
@@ -652,10 +652,10 @@ func TestLimiter_denialMetric(t *testing.T) {
 	key := uuid.New()
 	limit := helpdeskflow.RateLimit{Limit: 1, Window: time.Minute}
 	for range 3 {
-		l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
+		l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
 	}
-	l.Allow(key, helpdeskflow.RateAdmin, limit)
-	l.Allow(key, helpdeskflow.RateAdmin, limit)
+	l.Allow(key, key, helpdeskflow.RateAdmin, limit)
+	l.Allow(key, key, helpdeskflow.RateAdmin, limit)
 	expected := `# HELP helpdeskflow_rate_limited_requests_total Requests denied by a rate limit, by rate limit category.
 # TYPE helpdeskflow_rate_limited_requests_total counter
 helpdeskflow_rate_limited_requests_total{category="admin"} 1
@@ -690,16 +690,16 @@ func TestLimiter_sweep(t *testing.T) {
 	l, clock := newLimiter(t, reg)
 	limit := helpdeskflow.RateLimit{Limit: 5, Window: time.Minute}
 	for range 1000 {
-		l.Allow(uuid.New(), helpdeskflow.RateTicketsCreate, limit)
+		l.Allow(uuid.New(), uuid.New(), helpdeskflow.RateTicketsCreate, limit)
 	}
 	throttled := uuid.New()
-	l.Allow(throttled, helpdeskflow.RateAdmin, hourly)
+	l.Allow(throttled, throttled, helpdeskflow.RateAdmin, hourly)
 	if keys, buckets := ratelimit.Held(l); keys != 1001 || buckets != 1001 {
 		t.Fatalf("Held = %d keys, %d buckets; want 1001, 1001", keys, buckets)
 	}
 	for s := 0; s <= 600; s += 30 {
 		clock.At(time.Duration(s) * time.Second)
-		l.Allow(throttled, helpdeskflow.RateAdmin, hourly)
+		l.Allow(throttled, throttled, helpdeskflow.RateAdmin, hourly)
 	}
 	assertThrottledGauge(t, reg, 1)
 
@@ -709,7 +709,7 @@ func TestLimiter_sweep(t *testing.T) {
 	other := uuid.New()
 	for i := range 480 {
 		clock.At(10*time.Minute + time.Duration(i)*ms(250))
-		l.Allow(other, helpdeskflow.RateTicketsRead, limit)
+		l.Allow(other, other, helpdeskflow.RateTicketsRead, limit)
 	}
 	if keys, buckets := ratelimit.Held(l); keys != 2 || buckets != 2 {
 		t.Fatalf("Held = %d keys, %d buckets; want 2, 2 (the throttled key and the caller)", keys, buckets)
@@ -717,7 +717,7 @@ func TestLimiter_sweep(t *testing.T) {
 	// The throttled key recovers without being called; the sweep notices.
 	for i := range 480 {
 		clock.At(16*time.Minute + time.Duration(i)*ms(250))
-		l.Allow(other, helpdeskflow.RateTicketsRead, limit)
+		l.Allow(other, other, helpdeskflow.RateTicketsRead, limit)
 	}
 	assertThrottledGauge(t, reg, 0)
 	if u := l.Usage(throttled, helpdeskflow.RateAdmin, hourly); u.Used != 1 {
@@ -732,18 +732,18 @@ func TestLimiter_Allow_noAllocations(t *testing.T) {
 	l, clock := newLimiter(t, nil)
 	key := uuid.New()
 	roomy := helpdeskflow.RateLimit{Limit: helpdeskflow.MaxRateLimit, Window: time.Hour}
-	l.Allow(key, helpdeskflow.RateTicketsRead, roomy)
+	l.Allow(key, key, helpdeskflow.RateTicketsRead, roomy)
 	if n := testing.AllocsPerRun(1000, func() {
 		clock.Advance(time.Millisecond)
-		l.Allow(key, helpdeskflow.RateTicketsRead, roomy)
+		l.Allow(key, key, helpdeskflow.RateTicketsRead, roomy)
 	}); n != 0 {
 		t.Errorf("admitted: %v allocations per Allow, want 0", n)
 	}
 	tight := helpdeskflow.RateLimit{Limit: 1, Window: time.Hour}
-	l.Allow(key, helpdeskflow.RateAdmin, tight)
+	l.Allow(key, key, helpdeskflow.RateAdmin, tight)
 	if n := testing.AllocsPerRun(1000, func() {
 		clock.Advance(time.Millisecond)
-		l.Allow(key, helpdeskflow.RateAdmin, tight)
+		l.Allow(key, key, helpdeskflow.RateAdmin, tight)
 	}); n != 0 {
 		t.Errorf("denied: %v allocations per Allow, want 0", n)
 	}
@@ -754,11 +754,11 @@ func TestLimiter_clockGoingBack(t *testing.T) {
 	key := uuid.New()
 	limit := helpdeskflow.RateLimit{Limit: 2, Window: time.Minute}
 	clock.At(30 * time.Second)
-	l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
-	l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
+	l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
+	l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
 	// The key's time stays at 30 s: the requests still count.
 	clock.At(-time.Hour)
-	d := l.Allow(key, helpdeskflow.RateTicketsCreate, limit)
+	d := l.Allow(key, key, helpdeskflow.RateTicketsCreate, limit)
 	if d.Allowed || d.RetryAfter != 61*time.Second {
 		t.Fatalf("after the clock went back: %+v, want denied with RetryAfter 61s", d)
 	}
@@ -771,15 +771,15 @@ func TestLimiter_AllowN(t *testing.T) {
 	key := uuid.New()
 	limit := helpdeskflow.RateLimit{Limit: 10, Window: 60 * time.Second}
 	clock.At(0)
-	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 4); !d.Allowed || d.Remaining != 6 {
+	if d := l.AllowN(key, key, helpdeskflow.RateTicketsCreate, limit, 4); !d.Allowed || d.Remaining != 6 {
 		t.Fatalf("4 of 10: %+v, want admitted with 6 remaining", d)
 	}
 	clock.At(30 * time.Second)
-	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 6); !d.Allowed || d.Remaining != 0 {
+	if d := l.AllowN(key, key, helpdeskflow.RateTicketsCreate, limit, 6); !d.Allowed || d.Remaining != 0 {
 		t.Fatalf("6 more: %+v, want admitted with 0 remaining", d)
 	}
 	clock.At(31 * time.Second)
-	d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3)
+	d := l.AllowN(key, key, helpdeskflow.RateTicketsCreate, limit, 3)
 	if d.Allowed {
 		t.Fatalf("3 more over the limit: %+v, want denied", d)
 	}
@@ -790,14 +790,14 @@ func TestLimiter_AllowN(t *testing.T) {
 		t.Fatalf("RetryAfter %v, want about 30 s (until the first 4 leave the window)", wait)
 	}
 	clock.At(31*time.Second + wait - time.Nanosecond)
-	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3); d.Allowed {
+	if d := l.AllowN(key, key, helpdeskflow.RateTicketsCreate, limit, 3); d.Allowed {
 		t.Fatalf("a nanosecond before RetryAfter: admitted")
 	}
 	clock.At(31*time.Second + wait)
-	if d := l.AllowN(key, helpdeskflow.RateTicketsCreate, limit, 3); !d.Allowed || d.Remaining != 1 {
+	if d := l.AllowN(key, key, helpdeskflow.RateTicketsCreate, limit, 3); !d.Allowed || d.Remaining != 1 {
 		t.Fatalf("at RetryAfter: %+v, want admitted with 1 remaining", d)
 	}
-	if d := l.AllowN(uuid.New(), helpdeskflow.RateTicketsCreate, limit, 11); d.Allowed || d.RetryAfter != limit.Window {
+	if d := l.AllowN(uuid.New(), uuid.New(), helpdeskflow.RateTicketsCreate, limit, 11); d.Allowed || d.RetryAfter != limit.Window {
 		t.Fatalf("11 items under a limit of 10: %+v, want denied with RetryAfter the window", d)
 	}
 }
