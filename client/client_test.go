@@ -1,11 +1,14 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -217,6 +220,47 @@ func TestNew_RefusesABadURL(t *testing.T) {
 		if _, err := client.New(u, "k"); err == nil {
 			t.Errorf("New(%q) accepted", u)
 		}
+	}
+}
+
+// TestReadWebhook_StandardWebhooks: a delivery with the Standard Webhooks
+// headers is verified by them (the spec's test vector, then a signature
+// of the wrong secret and a changed body refused); one with only
+// X-HDF-Signature by that.
+func TestReadWebhook_StandardWebhooks(t *testing.T) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	body := []byte(`{"test": 2432232314}`)
+	request := func(body []byte, h map[string]string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/hook", bytes.NewReader(body))
+		for k, v := range h {
+			r.Header.Set(k, v)
+		}
+		return r
+	}
+	signed := time.Now()
+	std := map[string]string{
+		"webhook-id":        "msg_p5jXN8AQM9LWM0D4loKWxJek",
+		"webhook-timestamp": strconv.FormatInt(signed.Unix(), 10),
+		"webhook-signature": webhook.SignStandard([]string{secret}, "msg_p5jXN8AQM9LWM0D4loKWxJek", signed, body),
+	}
+	if got, err := client.ReadWebhook(request(body, std), secret, 1<<10); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("Standard Webhooks delivery: %q, %v", got, err)
+	}
+	if err := client.VerifyStandardWebhook(request(body, std).Header, body, "whsec_"+base64.StdEncoding.EncodeToString([]byte("another key")), signed); !errors.Is(err, webhook.ErrNoMatchingSignature) {
+		t.Errorf("wrong secret: %v", err)
+	}
+	if _, err := client.ReadWebhook(request(append(body, ' '), std), secret, 1<<10); !errors.Is(err, webhook.ErrNoMatchingSignature) {
+		t.Errorf("changed body: %v", err)
+	}
+	// The spec's vector, at its own time.
+	vector := map[string]string{"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek", "webhook-timestamp": "1614265330",
+		"webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="}
+	if err := client.VerifyStandardWebhook(request(body, vector).Header, body, secret, time.Unix(1614265330, 0)); err != nil {
+		t.Errorf("the spec's test vector: %v", err)
+	}
+	hdf := map[string]string{"X-HDF-Signature": webhook.Sign([]string{secret}, signed, body)}
+	if _, err := client.ReadWebhook(request(body, hdf), secret, 1<<10); err != nil {
+		t.Errorf("X-HDF-Signature only: %v", err)
 	}
 }
 

@@ -75,9 +75,24 @@ func VerifyWebhook(header string, body []byte, secret string, now time.Time) err
 	return webhook.Verify(header, body, secret, webhook.DefaultTolerance, now)
 }
 
+// VerifyStandardWebhook checks a delivery's Standard Webhooks headers
+// (webhook-id, webhook-timestamp, webhook-signature) against its raw body
+// with the webhook's secret (whsec_ and base64), allowing
+// webhook.DefaultTolerance between the signed time and now; a signature of
+// either secret of a rotation matches. It returns the error of
+// clients/webhook's VerifyStandard (errors.Is webhook.ErrMalformedHeader,
+// ErrStaleTimestamp or ErrNoMatchingSignature) when it does not match.
+func VerifyStandardWebhook(h http.Header, body []byte, secret string, now time.Time) error {
+	return webhook.VerifyStandard(h.Get(webhook.HeaderWebhookID), h.Get(webhook.HeaderWebhookTimestamp), h.Get(webhook.HeaderWebhookSignature),
+		body, secret, webhook.DefaultTolerance, now)
+}
+
 // ReadWebhook reads a delivery request (at most maxBody bytes of body),
-// verifies its signature with secret (VerifyWebhook, at time.Now) and
-// returns its raw body. Handlers answer 2xx quickly and work afterwards.
+// verifies its signature with secret at time.Now and returns its raw
+// body: the Standard Webhooks signature (VerifyStandardWebhook) when the
+// request has a webhook-signature header, as every delivery does, else
+// X-HDF-Signature (VerifyWebhook). Handlers answer 2xx quickly and work
+// afterwards.
 func ReadWebhook(r *http.Request, secret string, maxBody int64) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -86,7 +101,11 @@ func ReadWebhook(r *http.Request, secret string, maxBody int64) ([]byte, error) 
 	if int64(len(body)) > maxBody {
 		return nil, fmt.Errorf("client: webhook body over %d bytes", maxBody)
 	}
-	if err := VerifyWebhook(r.Header.Get(webhook.HeaderSignature), body, secret, time.Now()); err != nil {
+	verify := func() error { return VerifyWebhook(r.Header.Get(webhook.HeaderSignature), body, secret, time.Now()) }
+	if r.Header.Get(webhook.HeaderWebhookSignature) != "" {
+		verify = func() error { return VerifyStandardWebhook(r.Header, body, secret, time.Now()) }
+	}
+	if err := verify(); err != nil {
 		return nil, err
 	}
 	return body, nil
