@@ -48,7 +48,7 @@ bench: build
 ## leaves it out.
 bench-analytics: build
 	$(SERVICES) start bench
-	eval "$$($(SERVICES) env bench)" && $(GO) run ./bench -phases analytics -out bench-results
+	eval "$$($(SERVICES) env bench)" && $(GO) run ./bench -phases analytics -out bench-results/analytics
 
 ## chaos: the chaos suite's full run (chaos/, README "Reliability"): the production shape as separate
 ## processes on the chaos profile's own servers (its data is deleted first, the servers stopped at the
