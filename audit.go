@@ -21,7 +21,6 @@ type FieldChange struct {
 // empty list, so the audit history never fails on an event it cannot
 // describe.
 func FieldChanges(e Event) ([]FieldChange, error) {
-	var fields map[string]json.RawMessage
 	switch e.Type {
 	case EventTicketCreated, EventCustomerCreated, EventWorkspaceCreated, EventAPIKeyCreated, EventAPIKeyRevoked,
 		// Rules and policies carry their whole definition in every version;
@@ -30,7 +29,7 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 		EventAutomationCreated, EventAutomationUpdated, EventSLAPolicyCreated, EventSLAPolicyUpdated:
 		return createdFieldChanges(e)
 	case EventTicketMessageAdded:
-		fields = map[string]json.RawMessage{"messages": e.Data}
+		return []FieldChange{{Field: "messages", Old: json.RawMessage("null"), New: e.Data}}, nil
 	case EventCustomerUpdated:
 		d, err := dataOf[CustomerUpdated](e)
 		if err != nil {
@@ -98,12 +97,6 @@ func FieldChanges(e Event) ([]FieldChange, error) {
 	default:
 		return []FieldChange{}, nil
 	}
-	changes := make([]FieldChange, 0, len(fields))
-	for name, value := range fields {
-		changes = append(changes, FieldChange{Field: name, Old: json.RawMessage("null"), New: value})
-	}
-	sort.Slice(changes, func(i, j int) bool { return changes[i].Field < changes[j].Field })
-	return changes, nil
 }
 
 // mustJSON encodes values that always encode (plain data types).
