@@ -180,7 +180,7 @@ func (b *bench) projectAnalytics(ctx context.Context, conn driver.Conn, storeURL
 	if err != nil {
 		return err
 	}
-	defer debug.SetGCPercent(debug.SetGCPercent(800))
+	defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent)) // as the rebuild command
 	logf("analytics: projecting %d events from %s into ClickHouse %s", analyticsEvents, analyticsStoreDB, analyticsCHDB)
 	start := time.Now()
 	// A rebuild that loses ClickHouse (the machine is shared and a

@@ -96,10 +96,10 @@ func (b *bench) rebuild(ctx context.Context, res *rebuildResult) error {
 	if err != nil {
 		return err
 	}
-	// The collector as `helpdeskflow projections rebuild` sets it (GOGC
-	// 800; the bench process has no memory limit, and the command's 2 GiB
-	// is not reached).
-	defer debug.SetGCPercent(debug.SetGCPercent(800))
+	// The collector as `helpdeskflow projections rebuild` sets it (the
+	// bench process has no memory limit, and the command's 2 GiB is not
+	// reached).
+	defer debug.SetGCPercent(debug.SetGCPercent(projections.RebuildGCPercent))
 	for i := range rebuildRounds {
 		round, events, err := b.rebuildRound(ctx, store, i+1)
 		if err != nil {

@@ -26,11 +26,6 @@ const projectionsUsage = `usage: helpdeskflow projections rebuild [--tables tick
 // (2 million of each at most, RebuildConfig.CacheSize) plus the batches.
 const rebuildMemoryLimit = 2 << 30
 
-// rebuildGCPercent is the GOGC of `projections rebuild` unless GOGC is set:
-// with GOGC 300 the collector took about 15% of a rebuild's CPU in `make
-// bench`.
-const rebuildGCPercent = 800
-
 // projectionsCommand runs `helpdeskflow projections rebuild|drop-old`.
 func projectionsCommand(ctx context.Context, cfg config, args []string, stdout io.Writer) error {
 	if len(args) == 0 || (args[0] != "rebuild" && args[0] != "drop-old") {
@@ -89,7 +84,7 @@ func projectionsCommand(ctx context.Context, cfg config, args []string, stdout i
 		// further between collections than a server's (GOGC wins if set).
 		debug.SetMemoryLimit(rebuildMemoryLimit)
 		if _, ok := os.LookupEnv("GOGC"); !ok {
-			debug.SetGCPercent(rebuildGCPercent)
+			debug.SetGCPercent(projections.RebuildGCPercent)
 		}
 	}
 	bar := newProgressBar(stdout)
